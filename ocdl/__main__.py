@@ -1,0 +1,3 @@
+from ocdl.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""``ocdl`` entry point: builds the sub-command tree, applies ``--config``, maps errors to exit codes.
+
+Exit codes: 0 success, 2 bad input, 3 solver failure or divergence, 130 interrupted.
+"""
+import importlib
+import os
+import sys
+import tomllib
+import traceback
+
+from ocdl import __version__
+from ocdl.cli.common import Parser
+from ocdl.errors import InputError, OcdlError
+
+# (command, module); each module defines ``register(subparsers)``.
+COMMANDS = [
+    ("train", "ocdl.cli.train"),
+    ("predict", "ocdl.cli.predict"),
+    ("gradcheck", "ocdl.cli.gradcheck"),
+    ("compare", "ocdl.cli.compare"),
+    ("integrators", "ocdl.cli.integrators"),
+    ("forces", "ocdl.cli.forces"),
+    ("meanfield", "ocdl.cli.meanfield"),
+    ("bench", "ocdl.cli.bench"),
+    ("sweep", "ocdl.cli.sweep"),
+]
+
+
+def build_parser():
+    parser = Parser(prog="ocdl", description="Residual networks as controlled ODEs, trained by optimal control.")
+    parser.add_argument("--version", action="version", version=f"ocdl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:  # command not built yet
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def _subparsers(p):
+    for action in p._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            return action
+    return None
+
+
+def apply_config(parser, argv):
+    """Insert the flags of a ``--config FILE.toml`` right after the sub-command words.
+
+    Later flags override earlier ones in argparse, so flags on the command line win.
+    """
+    path = None
+    for i, tok in enumerate(argv):
+        if tok == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif tok.startswith("--config="):
+            path = tok.split("=", 1)[1]
+    if path is None:
+        return argv
+    if not os.path.isfile(path):
+        raise InputError(f"config file '{path}' not found")
+    try:
+        with open(path, "rb") as fh:
+            cfg = tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"config file '{path}' is not valid TOML ({exc})") from None
+    p, i = parser, 0
+    while i < len(argv) and (sub := _subparsers(p)) is not None and argv[i] in sub.choices:
+        p = sub.choices[argv[i]]
+        i += 1
+    options = {s: a for a in p._actions for s in a.option_strings}
+    tokens = []
+    for key, value in cfg.items():
+        flag = "--" + key.replace("_", "-")
+        action = options.get(flag) or options.get("--" + key)
+        if action is None or flag in ("--config", "--help"):
+            valid = sorted(s[2:] for s in options if s.startswith("--") and s not in ("--config", "--help"))
+            raise InputError(f"config file '{path}': unknown key '{key}' for 'ocdl {' '.join(argv[:i])}' "
+                             f"(valid: {', '.join(valid)})")
+        if action.nargs == 0:
+            if value is True:
+                tokens.append(action.option_strings[-1])
+            continue
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        tokens += [action.option_strings[-1], str(value)]
+    return argv[:i] + tokens + argv[i:]
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        argv = apply_config(parser, argv)
+        args = parser.parse_args(argv)
+        func = getattr(args, "func", None)
+        if func is None:
+            p, i = parser, 0
+            while i < len(argv) and (sub := _subparsers(p)) is not None and argv[i] in sub.choices:
+                p = sub.choices[argv[i]]
+                i += 1
+            p.print_help(sys.stderr)
+            return 2
+        rc = func(args)
+        return 0 if rc is None else int(rc)
+    except OcdlError as exc:
+        if debug:
+            traceback.print_exc()
+        msg = " ".join(str(exc).split("\n"))
+        print(f"ocdl: error: {msg}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ocdl: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
+        if debug:
+            traceback.print_exc()
+        msg = " ".join(str(exc).split("\n"))[:300]
+        print(f"ocdl: internal error: {type(exc).__name__}: {msg} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""Error types and the exit codes the command line maps them to.
+
+* :class:`InputError` — bad input (file, number, name); exit code 2.
+* :class:`SolverError` — a solver failed or diverged; exit code 3.
+
+Messages are one line, name the problem and say how to fix it.
+"""
+import difflib
+
+
+class OcdlError(Exception):
+    exit_code = 1
+
+
+class InputError(OcdlError, ValueError):
+    exit_code = 2
+
+
+class SolverError(OcdlError, RuntimeError):
+    exit_code = 3
+
+
+def unknown_name(kind, name, valid):
+    """An :class:`InputError` for an unknown ``kind`` name, listing valid ones and the closest."""
+    valid = list(valid)
+    close = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return InputError(f"unknown {kind} '{name}' (valid: {', '.join(valid)}){hint}")
+
+
+def check_choice(kind, name, valid):
+    """Return ``name`` if it is in ``valid``; raise the :func:`unknown_name` error otherwise."""
+    if name not in valid:
+        raise unknown_name(kind, name, valid)
+    return name
