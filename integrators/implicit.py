@@ -1,0 +1,111 @@
+"""Options for implicit stages, and the fixed-point iteration's convergence test.
+
+Implicit stage equations ``Z = G(Z)`` (e.g. ``Z_i = h Σ_j a_ij F(t + c_j h, y + Z_j)``) are solved
+by fixed-point iteration ``Z ← G(Z)``, vectorised over the whole batch. The iteration stops when,
+for every state component ``k``,
+
+    max |Z_k^{new} − Z_k| ≤ rtol · max(|y_k|, |Z_k|) + atol        (max over the batch and stages)
+
+with ``rtol = 1e-14`` by default (raised to ``8 ε`` for dtypes coarser than float64). The map
+contracts with factor about ``|h| L ‖A‖_∞`` (``L`` a Lipschitz constant of ``F``), so the
+iteration converges for small enough steps; when it does not, :class:`IntegratorError` says so
+and asks for more steps. This is the step-size guard: divergence (the increment grows three
+iterations running, or becomes non-finite) is reported at once instead of after ``max_iter``.
+
+Autograd (torch inputs): the iteration runs on the autograd graph, so the derivative of the
+computed stages is the derivative of the iteration. That derivative obeys the linearised
+iteration and converges at the same rate as the values, lagging by a factor of about the
+iteration count; ``grad_iter`` (default 2) further iterations after the values converge make it
+converged too. The result is the derivative of the exact stage solution to round-off.
+"""
+from dataclasses import dataclass
+
+from integrators import backend
+from integrators.errors import IntegratorError
+
+
+@dataclass
+class Options:
+    """Implicit-stage and problem options shared by every method.
+
+    rtol, atol  stopping rule of the fixed-point iteration (see the module docstring)
+    max_iter    iterations before :class:`IntegratorError`
+    grad_iter   extra iterations when the state is a torch tensor that requires grad
+    separable   the caller promises ``fq`` depends only on ``(t, p)`` and ``fp`` only on
+                ``(t, q)`` (``H = T(p) + V(q)``): the splitting methods (symplectic Euler,
+                Störmer–Verlet, Yoshida) are then explicit and skip the (trivial) iteration.
+                Without the promise they iterate, which for a separable system converges in
+                one extra evaluation, so ``separable`` is only a speed-up.
+    """
+
+    rtol: float = 1e-14
+    atol: float = 0.0
+    max_iter: int = 100
+    grad_iter: int = 2
+    separable: bool = False
+
+    def validate(self):
+        for name in ("rtol", "atol"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v >= 0 and v == v and v != float("inf")):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.rtol == 0 and self.atol == 0:
+            raise ValueError("rtol and atol cannot both be 0 (the iteration could never stop)")
+        for name in ("max_iter", "grad_iter"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "max_iter" else 0):
+                raise ValueError(f"{name} must be an integer >= {1 if name == 'max_iter' else 0}, got {v!r}")
+        return self
+
+
+def _max_abs(a):
+    if isinstance(a, (list, tuple)):
+        return max(backend.max_abs(x) for x in a)
+    return backend.max_abs(a)
+
+
+class FixedPoint:
+    """Tracks one fixed-point solve: call :meth:`done` after every iteration."""
+
+    def __init__(self, opts, method, t, h, y):
+        self.opts, self.method, self.t, self.h = opts, method, t, h
+        first = y[0]
+        self.rtol = max(opts.rtol, 8 * backend.eps(first)) if backend.eps(first) > 1e-15 else opts.rtol
+        self.scale = [backend.max_abs(a) for a in y]
+        self.grad = backend.is_torch(first) and any(a.requires_grad for a in y)
+        self.it = 0
+        self.extra = None
+        self.history = []
+
+    def done(self, increments, stages):
+        """``increments[k]``: the changes of component ``k`` in this iteration (an array or a list
+        of arrays, one per stage); ``stages[k]``: likewise the current stage increments ``Z``
+        (for the scale, with the state). Returns True when the iteration should stop."""
+        self.it += 1
+        if self.extra is not None:  # converged already; extra iterations for the derivative
+            self.extra -= 1
+            return self.extra <= 0
+        err = 0.0
+        for k, d in enumerate(increments):
+            tol = self.rtol * max(self.scale[k], _max_abs(stages[k])) + self.opts.atol
+            dk = _max_abs(d)
+            if not dk == dk or dk == float("inf"):
+                self._fail("the iteration produced non-finite values")
+            err = max(err, dk / tol if tol > 0 else (0.0 if dk == 0 else float("inf")))
+        self.history.append(err)
+        if err <= 1.0:
+            if self.grad and self.opts.grad_iter > 0:
+                self.extra = self.opts.grad_iter
+                return False
+            return True
+        hist = self.history
+        if len(hist) >= 4 and hist[-1] > hist[-2] > hist[-3] > hist[-4]:
+            self._fail(f"the iteration diverges (increment/tolerance grew to {err:.2e})")
+        if self.it >= self.opts.max_iter:
+            self._fail(f"no convergence after {self.it} iterations (increment/tolerance {err:.2e})")
+        return False
+
+    def _fail(self, why):
+        raise IntegratorError(
+            f"{self.method}: implicit stage equations not solved at t={self.t:.6g}, h={self.h:.3g}: {why}; "
+            f"use a smaller step (more steps), or loosen rtol={self.opts.rtol:g} / raise max_iter={self.opts.max_iter}")

@@ -1,0 +1,308 @@
+"""The one-step methods: small objects with a ``step(system, t, state, h, opts)``.
+
+``state`` is a tuple of arrays — ``(y,)`` or ``(q, p)`` — and ``step`` returns the state at
+``t + h``. Runge–Kutta methods (explicit, Gauss) treat all components alike; the partitioned
+methods (symplectic Euler, Störmer–Verlet, Lobatto IIIA–IIIB, compositions) need ``(q, p)``.
+One stepping loop (:mod:`integrators.solve`) drives them all.
+
+Sign and time conventions are stated per class; ``h`` may be negative (integration backwards).
+"""
+import numpy as np
+
+from integrators import tableaux
+from integrators.implicit import FixedPoint
+
+
+def _terms(row, scale=1.0):
+    """Non-zero ``(j, scale·a_j)`` pairs of a tableau row, as Python floats."""
+    return [(j, float(scale * a)) for j, a in enumerate(row) if a != 0.0]
+
+
+def _comb(base, terms, K, h):
+    """``base + h Σ_j a_j K_j`` for a list of arrays ``K`` (``base`` may be None for 0)."""
+    acc = None
+    for j, a in terms:
+        term = (h * a) * K[j]
+        acc = term if acc is None else acc + term
+    if acc is None:
+        return base
+    return acc if base is None else base + acc
+
+
+class Method:
+    """A one-step method. ``order`` is the classical order; the flags say which structure it keeps."""
+
+    name = ""
+    order = 0
+    partitioned = False   # needs a (q, p) state
+    implicit = False      # solves stage equations (for general right-hand sides)
+    symplectic = False    # the one-step map of a Hamiltonian system is symplectic
+    symmetric = False     # Φ_{-h} ∘ Φ_h = id (time-reversible)
+    description = ""
+
+    def step(self, system, t, state, h, opts):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r}, order {self.order}>"
+
+
+class ExplicitRK(Method):
+    """Explicit Runge–Kutta ``(A, b, c)``, ``a_ij = 0`` for ``j ≥ i``:
+
+        K_i = F(t + c_i h, y + h Σ_{j<i} a_ij K_j),    y_{n+1} = y + h Σ_i b_i K_i.
+    """
+
+    def __init__(self, name, A, b, c, order, description=""):
+        self.name, self.order, self.description = name, order, description
+        self.A, self.b, self.c = (np.asarray(x, dtype=float) for x in (A, b, c))
+        if np.any(np.triu(self.A) != 0):
+            raise ValueError(f"{name}: an explicit tableau must be strictly lower triangular")
+        self._rows = [_terms(self.A[i, :i]) for i in range(len(self.b))]
+        self._b = _terms(self.b)
+
+    def step(self, system, t, state, h, opts):
+        K = []  # K[i] is a tuple over components
+        for i, row in enumerate(self._rows):
+            Y = tuple(_comb(y, row, [Kj[k] for Kj in K], h) for k, y in enumerate(state))
+            K.append(system.f(t + self.c[i] * h, Y))
+        return tuple(_comb(y, self._b, [Ki[k] for Ki in K], h) for k, y in enumerate(state))
+
+
+class ImplicitRK(Method):
+    """Implicit Runge–Kutta ``(A, b, c)`` (here the Gauss–Legendre collocation methods).
+
+    Stage increments ``Z_i = Y_i − y`` solve ``Z_i = h Σ_j a_ij F(t + c_j h, y + Z_j)`` by
+    fixed-point iteration from ``Z_i = c_i h F(t, y)`` (see :mod:`integrators.implicit`); then
+    ``y_{n+1} = y + h Σ_i b_i F(t + c_i h, y + Z_i)`` with the last evaluated ``F`` (its
+    stages differ from the converged ones by less than the tolerance).
+    Gauss methods with ``s`` stages have order ``2s``, are symplectic, symmetric, and conserve
+    every quadratic invariant of ``F`` exactly (up to the stage tolerance and round-off).
+    """
+
+    implicit = True
+
+    def __init__(self, name, A, b, c, order, symplectic=False, symmetric=False, description=""):
+        self.name, self.order, self.description = name, order, description
+        self.symplectic, self.symmetric = symplectic, symmetric
+        self.A, self.b, self.c = (np.asarray(x, dtype=float) for x in (A, b, c))
+        self._rows = [_terms(r) for r in self.A]
+        self._b = _terms(self.b)
+        self._c = [float(x) for x in self.c]
+
+    def step(self, system, t, state, h, opts):
+        s, ncomp = len(self._c), len(state)
+        F0 = system.f(t, state)
+        Z = [tuple(ci * h * F0[k] for k in range(ncomp)) for ci in self._c]
+        fp = FixedPoint(opts, self.name, t, h, state)
+        while True:
+            F = [system.f(t + self._c[j] * h, tuple(y + z for y, z in zip(state, Z[j]))) for j in range(s)]
+            Znew = [tuple(_comb(None, row, [Fj[k] for Fj in F], h) for k in range(ncomp)) for row in self._rows]
+            incr = [[Znew[i][k] - Z[i][k] for i in range(s)] for k in range(ncomp)]
+            Z = Znew
+            if fp.done(incr, [[Z[i][k] for i in range(s)] for k in range(ncomp)]):
+                break
+        return tuple(_comb(y, self._b, [Fj[k] for Fj in F], h) for k, y in enumerate(state))
+
+
+class SymplecticEuler(Method):
+    """Symplectic Euler, q explicit and p implicit (Hairer–Lubich–Wanner VI.(3.1)):
+
+        p_{n+1} = p_n + h Fp(t_n, q_n, p_{n+1}),    q_{n+1} = q_n + h Fq(t_n, q_n, p_{n+1}).
+
+    Explicit Euler for ``q`` paired with implicit Euler for ``p`` (the tableaux ``[[0]]`` and
+    ``[[1]]``, adjoint partners of each other). Explicit when ``Fp`` does not depend on ``p``
+    (``H = T(p) + V(q)``; and in the PMP costate sweep ``p' = −(∂f/∂x)ᵀ p`` it is linear in
+    ``p``). Order 1, symplectic, not symmetric.
+    """
+
+    order, partitioned, implicit, symplectic = 1, True, True, True
+
+    def __init__(self, name="symplectic_euler"):
+        self.name = name
+        self.description = "q explicit Euler, p implicit Euler"
+
+    def step(self, system, t, state, h, opts):
+        q, p = state
+        P = p + h * system.fp(t, q, p)
+        if not opts.separable:
+            fpt = FixedPoint(opts, self.name, t, h, state)
+            while True:
+                Pn = p + h * system.fp(t, q, P)
+                d, P = Pn - P, Pn
+                if fpt.done([d], [P - p]):
+                    break
+        return q + h * system.fq(t, q, P), P
+
+
+class SymplecticEulerB(Method):
+    """Symplectic Euler, the other variant (q implicit, p explicit; the adjoint of ``symplectic_euler``):
+
+        q_{n+1} = q_n + h Fq(t_{n+1}, q_{n+1}, p_n),    p_{n+1} = p_n + h Fp(t_{n+1}, q_{n+1}, p_n).
+
+    Explicit when ``Fq`` does not depend on ``q``. Order 1, symplectic, not symmetric.
+    """
+
+    order, partitioned, implicit, symplectic = 1, True, True, True
+
+    def __init__(self, name="symplectic_euler_b"):
+        self.name = name
+        self.description = "q implicit Euler, p explicit Euler"
+
+    def step(self, system, t, state, h, opts):
+        q, p = state
+        t1 = t + h
+        Q = q + h * system.fq(t1, q, p)
+        if not opts.separable:
+            fpt = FixedPoint(opts, self.name, t, h, state)
+            while True:
+                Qn = q + h * system.fq(t1, Q, p)
+                d, Q = Qn - Q, Qn
+                if fpt.done([d], [Q - q]):
+                    break
+        return Q, p + h * system.fp(t1, Q, p)
+
+
+class StormerVerlet(Method):
+    """Störmer–Verlet, **position form** (half step in q, full step in p, half step in q;
+    Hairer–Lubich–Wanner VI.(3.5)), with all evaluations at the midpoint time ``t_{n+1/2}``:
+
+        q_{n+1/2} = q_n + (h/2) Fq(t_{n+1/2}, q_{n+1/2}, p_n)
+        p_{n+1}   = p_n + (h/2) [Fp(t_{n+1/2}, q_{n+1/2}, p_n) + Fp(t_{n+1/2}, q_{n+1/2}, p_{n+1})]
+        q_{n+1}   = q_{n+1/2} + (h/2) Fq(t_{n+1/2}, q_{n+1/2}, p_{n+1})
+
+    i.e. ``symplectic_euler(h/2) ∘ symplectic_euler_b(h/2)``. The first two lines are implicit
+    for general ``Fq``/``Fp`` and explicit for ``H = T(p) + V(q)`` (where it is leapfrog:
+    drift h/2, kick h, drift h/2). Order 2, symplectic, symmetric.
+    """
+
+    order, partitioned, implicit, symplectic, symmetric = 2, True, True, True, True
+
+    def __init__(self, name="verlet"):
+        self.name = name
+        self.description = "Störmer–Verlet, position form (q half, p full, q half)"
+
+    def step(self, system, t, state, h, opts):
+        q, p = state
+        tm, hh = t + 0.5 * h, 0.5 * h
+        Q = q + hh * system.fq(tm, q, p)
+        if not opts.separable:
+            fpt = FixedPoint(opts, self.name, t, h, state)
+            while True:
+                Qn = q + hh * system.fq(tm, Q, p)
+                d, Q = Qn - Q, Qn
+                if fpt.done([d], [Q - q]):
+                    break
+        fp0 = system.fp(tm, Q, p)
+        P = p + h * fp0
+        if not opts.separable:
+            base = p + hh * fp0
+            fpt = FixedPoint(opts, self.name, t, h, state)
+            while True:
+                Pn = base + hh * system.fp(tm, Q, P)
+                d, P = Pn - P, Pn
+                if fpt.done([d], [P - p]):
+                    break
+        return Q + hh * system.fq(tm, Q, P), P
+
+
+class PartitionedRK(Method):
+    """Partitioned Runge–Kutta: ``(A, b, c)`` for q and ``(Â, b̂, ĉ)`` for p,
+
+        Q_i = q + h Σ_j a_ij Fq(t + c_j h, Q_j, P_j),   P_i = p + h Σ_j â_ij Fp(t + ĉ_j h, Q_j, P_j),
+        q_{n+1} = q + h Σ_i b_i Fq(t + c_i h, Q_i, P_i),  p_{n+1} = p + h Σ_i b̂_i Fp(t + ĉ_i h, Q_i, P_i).
+
+    Stages solved by fixed-point iteration on all of them (explicit rows settle after a few
+    sweeps). With ``(Â, b̂) = adjoint_partner(A, b)`` the pair is symplectic; for a linear
+    ``p``-equation ``p' = −(∂Fq/∂q)ᵀ p`` it is the exact discrete adjoint of ``(A, b)``.
+    ``c``/``ĉ`` default to the row sums.
+    """
+
+    partitioned, implicit = True, True
+
+    def __init__(self, A, b, A_hat, b_hat, c=None, c_hat=None, order=None, name="prk",
+                 symplectic=False, symmetric=False, description=""):
+        self.name, self.description = name, description
+        self.A, self.b = np.asarray(A, dtype=float), np.asarray(b, dtype=float)
+        self.A_hat, self.b_hat = np.asarray(A_hat, dtype=float), np.asarray(b_hat, dtype=float)
+        s = len(self.b)
+        if self.A.shape != (s, s) or self.A_hat.shape != (s, s) or self.b_hat.shape != (s,):
+            raise ValueError(f"{name}: tableau shapes do not match: A {self.A.shape}, b {self.b.shape}, "
+                             f"A_hat {self.A_hat.shape}, b_hat {self.b_hat.shape}")
+        self.c = self.A.sum(axis=1) if c is None else np.asarray(c, dtype=float)
+        self.c_hat = self.A_hat.sum(axis=1) if c_hat is None else np.asarray(c_hat, dtype=float)
+        self.order = order
+        self.symplectic, self.symmetric = symplectic, symmetric
+        self._rows = [_terms(r) for r in self.A]
+        self._rows_hat = [_terms(r) for r in self.A_hat]
+        self._b, self._b_hat = _terms(self.b), _terms(self.b_hat)
+
+    def step(self, system, t, state, h, opts):
+        q, p = state
+        s = len(self.b)
+        fq0, fp0 = system.fq(t, q, p), system.fp(t, q, p)
+        Zq = [float(ci) * h * fq0 for ci in self.c]
+        Zp = [float(ci) * h * fp0 for ci in self.c_hat]
+        fpt = FixedPoint(opts, self.name, t, h, state)
+        while True:
+            Q = [q + z for z in Zq]
+            P = [p + z for z in Zp]
+            Fq = [system.fq(t + float(self.c[j]) * h, Q[j], P[j]) for j in range(s)]
+            Fp = [system.fp(t + float(self.c_hat[j]) * h, Q[j], P[j]) for j in range(s)]
+            Zq_new = [_comb(None, row, Fq, h) for row in self._rows]
+            Zp_new = [_comb(None, row, Fp, h) for row in self._rows_hat]
+            Zq_new = [q * 0 if z is None else z for z in Zq_new]
+            Zp_new = [p * 0 if z is None else z for z in Zp_new]
+            dq = [a - b for a, b in zip(Zq_new, Zq)]
+            dp = [a - b for a, b in zip(Zp_new, Zp)]
+            Zq, Zp = Zq_new, Zp_new
+            if fpt.done([dq, dp], [Zq, Zp]):
+                break
+        return _comb(q, self._b, Fq, h), _comb(p, self._b_hat, Fp, h)
+
+
+class Composition(Method):
+    """Composition ``Φ_{γ_m h} ∘ … ∘ Φ_{γ_1 h}`` of a base method (``Σ γ_i = 1``), each sub-step
+    starting at the time the previous one ended."""
+
+    def __init__(self, name, base, gammas, order, description=""):
+        self.name, self.base, self.order, self.description = name, base, order, description
+        self.gammas = [float(g) for g in gammas]
+        self.partitioned, self.implicit = base.partitioned, base.implicit
+        self.symplectic = base.symplectic
+        self.symmetric = base.symmetric and self.gammas == self.gammas[::-1]
+
+    def step(self, system, t, state, h, opts):
+        for g in self.gammas:
+            state = self.base.step(system, t, state, g * h, opts)
+            t = t + g * h
+        return state
+
+
+def _build():
+    E, G = tableaux.EXPLICIT, tableaux.GAUSS
+    verlet = StormerVerlet()
+    methods = [
+        ExplicitRK("euler", *E["euler"], order=1, description="explicit Euler"),
+        ExplicitRK("heun", *E["heun"], order=2, description="Heun (explicit trapezoidal)"),
+        ExplicitRK("rk4", *E["rk4"], order=4, description="classical Runge–Kutta"),
+        SymplecticEuler(),
+        SymplecticEulerB(),
+        verlet,
+        ImplicitRK("implicit_midpoint", *G["implicit_midpoint"], order=2, symplectic=True, symmetric=True,
+                   description="implicit midpoint (1-stage Gauss)"),
+        ImplicitRK("gauss2", *G["gauss2"], order=4, symplectic=True, symmetric=True,
+                   description="2-stage Gauss–Legendre"),
+        ImplicitRK("gauss3", *G["gauss3"], order=6, symplectic=True, symmetric=True,
+                   description="3-stage Gauss–Legendre"),
+        Composition("yoshida4", verlet, tableaux.YOSHIDA4, order=4,
+                    description="triple-jump composition of Störmer–Verlet"),
+        PartitionedRK(*tableaux.LOBATTO_IIIA3[:2], *tableaux.LOBATTO_IIIB3[:2],
+                      c=tableaux.LOBATTO_IIIA3[2], c_hat=tableaux.LOBATTO_IIIB3[2], order=4,
+                      name="lobatto3ab", symplectic=True, symmetric=True,
+                      description="3-stage Lobatto IIIA (q) – IIIB (p) pair"),
+    ]
+    return {m.name: m for m in methods}
+
+
+METHODS = _build()
