@@ -4,21 +4,26 @@ States are tuples of arrays (one entry for ``y' = F(t, y)``, two for ``(q, p)``)
 else is plain ``+`` and ``*`` on those arrays, which numpy and torch share. Torch tensors are
 never detached, so autograd flows through every step.
 """
+import sys
+
 import numpy as np
 
-try:  # torch is a dependency of ocdl, but the integrators work without it
-    import torch
-except ImportError:  # pragma: no cover
-    torch = None
+
+def _torch():
+    """The torch module if it has been imported (a tensor cannot exist otherwise); else None.
+    Keeps ``import integrators`` light for numpy-only use."""
+    return sys.modules.get("torch")
 
 
 def is_torch(a):
+    torch = _torch()
     return torch is not None and isinstance(a, torch.Tensor)
 
 
 def as_state_array(a, name):
     """Return ``a`` as a floating numpy array or torch tensor (integers become float64)."""
     if is_torch(a):
+        torch = _torch()
         if not torch.is_floating_point(a):
             a = a.to(torch.float64)
         return a
@@ -33,7 +38,7 @@ def as_state_array(a, name):
 def eps(a):
     """Machine epsilon of the array's dtype."""
     if is_torch(a):
-        return torch.finfo(a.dtype).eps
+        return _torch().finfo(a.dtype).eps
     return float(np.finfo(a.dtype).eps)
 
 
@@ -43,25 +48,25 @@ def max_abs(a):
         return 0.0
     if is_torch(a):
         return float(a.detach().abs().max())
-    return float(np.max(np.abs(a)))
+    return float(abs(a).max())
 
 
 def all_finite(a):
     if is_torch(a):
-        return bool(torch.isfinite(a.detach()).all())
+        return bool(_torch().isfinite(a.detach()).all())
     return bool(np.isfinite(a).all())
 
 
 def concat_last(a, b):
     if is_torch(a):
-        return torch.cat([a, b], dim=-1)
+        return _torch().cat([a, b], dim=-1)
     return np.concatenate([a, b], axis=-1)
 
 
 def stack(items):
     """Stack a list of arrays along a new leading axis (keeps the autograd graph for torch)."""
     if is_torch(items[0]):
-        return torch.stack(items)
+        return _torch().stack(items)
     return np.stack(items)
 
 
@@ -77,3 +82,18 @@ def check_like(value, like, what):
     if tuple(value.shape) != tuple(like.shape):
         raise ValueError(f"{what} returned shape {tuple(value.shape)}; expected the state's shape {tuple(like.shape)}")
     return value
+
+
+_torch_mats = {}
+
+
+def mix(M, F):
+    """``Σ_j M_ij F_j`` for a float matrix ``M`` (m × s, numpy) and stacked stages ``F`` (s, *shape)."""
+    s = F.shape[0]
+    if is_torch(F):
+        key = (id(M), F.dtype, F.device)
+        Mt = _torch_mats.get(key)
+        if Mt is None:
+            Mt = _torch_mats[key] = (_torch().as_tensor(M, dtype=F.dtype, device=F.device), M)
+        return (Mt[0] @ F.reshape(s, -1)).reshape((M.shape[0],) + tuple(F.shape[1:]))
+    return (M @ F.reshape(s, -1)).reshape((M.shape[0],) + F.shape[1:])

@@ -4,12 +4,14 @@ Implicit stage equations ``Z = G(Z)`` (e.g. ``Z_i = h Σ_j a_ij F(t + c_j h, y +
 by fixed-point iteration ``Z ← G(Z)``, vectorised over the whole batch. The iteration stops when,
 for every state component ``k``,
 
-    max |Z_k^{new} − Z_k| ≤ rtol · max(|y_k|, |Z_k|) + atol        (max over the batch and stages)
+    max |Z_k^{new} − Z_k| ≤ rtol · max(|y_k|, |Z_k^{(0)}|) + atol     (max over the batch and stages)
 
-with ``rtol = 1e-14`` by default (raised to ``8 ε`` for dtypes coarser than float64). The map
+where ``Z^{(0)}`` is the first guess (stage values for the splitting methods), with ``rtol = 1e-14`` by default (raised to ``8 ε`` for dtypes coarser than float64). The map
 contracts with factor about ``|h| L ‖A‖_∞`` (``L`` a Lipschitz constant of ``F``), so the
 iteration converges for small enough steps; when it does not, :class:`IntegratorError` says so
-and asks for more steps. This is the step-size guard: divergence (the increment grows three
+and asks for more steps. With ``polish`` (default) the iteration then continues while the
+increment still halves, at most 4 more times, so the stages end at round-off level (what
+long-time conservation of quadratic invariants needs). This is the step-size guard: divergence (the increment grows three
 iterations running, or becomes non-finite) is reported at once instead of after ``max_iter``.
 
 Autograd (torch inputs): the iteration runs on the autograd graph, so the derivative of the
@@ -31,6 +33,9 @@ class Options:
     rtol, atol  stopping rule of the fixed-point iteration (see the module docstring)
     max_iter    iterations before :class:`IntegratorError`
     grad_iter   extra iterations when the state is a torch tensor that requires grad
+    polish      after the tolerance is met, keep iterating while the increment still halves
+                (at most 4 more): the stages then reach round-off, so quadratic invariants
+                (Gauss methods) and pᵀδq (adjoint pairs) hold to round-off over long runs
     separable   the caller promises ``fq`` depends only on ``(t, p)`` and ``fp`` only on
                 ``(t, q)`` (``H = T(p) + V(q)``): the splitting methods (symplectic Euler,
                 Störmer–Verlet, Yoshida) are then explicit and skip the (trivial) iteration.
@@ -42,6 +47,7 @@ class Options:
     atol: float = 0.0
     max_iter: int = 100
     grad_iter: int = 2
+    polish: bool = True
     separable: bool = False
 
     def validate(self):
@@ -65,47 +71,53 @@ def _max_abs(a):
 
 
 class FixedPoint:
-    """Tracks one fixed-point solve: call :meth:`done` after every iteration."""
+    """Tracks one fixed-point solve: call :meth:`done` after every iteration.
 
-    def __init__(self, opts, method, t, h, y):
+    ``scale_arrays[k]``: arrays whose largest magnitude sets component ``k``'s scale (the state
+    and the first guess of its stages).
+    """
+
+    def __init__(self, opts, method, t, h, scale_arrays, grad=False):
         self.opts, self.method, self.t, self.h = opts, method, t, h
-        first = y[0]
-        self.rtol = max(opts.rtol, 8 * backend.eps(first)) if backend.eps(first) > 1e-15 else opts.rtol
-        self.scale = [backend.max_abs(a) for a in y]
-        self.grad = backend.is_torch(first) and any(a.requires_grad for a in y)
+        e = backend.eps(scale_arrays[0] if not isinstance(scale_arrays[0], (list, tuple)) else scale_arrays[0][0])
+        self.rtol = max(opts.rtol, 8 * e) if e > 1e-15 else opts.rtol
+        self.tol = [self.rtol * _max_abs(a) + opts.atol for a in scale_arrays]
+        self.grad = grad
         self.it = 0
-        self.extra = None
+        self.converged_at = None
         self.history = []
 
-    def done(self, increments, stages):
-        """``increments[k]``: the changes of component ``k`` in this iteration (an array or a list
-        of arrays, one per stage); ``stages[k]``: likewise the current stage increments ``Z``
-        (for the scale, with the state). Returns True when the iteration should stop."""
+    def done(self, increments):
+        """``increments[k]``: the change of component ``k`` in this iteration (an array or a list
+        of arrays). Returns True when the iteration should stop."""
         self.it += 1
-        if self.extra is not None:  # converged already; extra iterations for the derivative
-            self.extra -= 1
-            return self.extra <= 0
         err = 0.0
-        for k, d in enumerate(increments):
-            tol = self.rtol * max(self.scale[k], _max_abs(stages[k])) + self.opts.atol
+        for d, tol in zip(increments, self.tol):
             dk = _max_abs(d)
             if not dk == dk or dk == float("inf"):
                 self._fail("the iteration produced non-finite values")
             err = max(err, dk / tol if tol > 0 else (0.0 if dk == 0 else float("inf")))
         self.history.append(err)
-        if err <= 1.0:
-            if self.grad and self.opts.grad_iter > 0:
-                self.extra = self.opts.grad_iter
+        if self.converged_at is None:
+            if err > 1.0:
+                hist = self.history
+                if len(hist) >= 4 and hist[-1] > hist[-2] > hist[-3] > hist[-4]:
+                    self._fail(f"the iteration diverges (increment/tolerance grew to {err:.2e})")
+                if self.it >= self.opts.max_iter:
+                    self._fail(f"no convergence after {self.it} iterations (increment/tolerance {err:.2e})")
                 return False
-            return True
-        hist = self.history
-        if len(hist) >= 4 and hist[-1] > hist[-2] > hist[-3] > hist[-4]:
-            self._fail(f"the iteration diverges (increment/tolerance grew to {err:.2e})")
-        if self.it >= self.opts.max_iter:
-            self._fail(f"no convergence after {self.it} iterations (increment/tolerance {err:.2e})")
-        return False
+            self.converged_at = self.it
+            return not ((self.opts.polish and err > 0) or (self.grad and self.opts.grad_iter > 0))
+        extra = self.it - self.converged_at
+        polishing = self.opts.polish and 0 < err < 0.5 * self.history[-2] and extra < 4
+        gradding = self.grad and extra < self.opts.grad_iter
+        return not (polishing or gradding)
 
     def _fail(self, why):
         raise IntegratorError(
             f"{self.method}: implicit stage equations not solved at t={self.t:.6g}, h={self.h:.3g}: {why}; "
             f"use a smaller step (more steps), or loosen rtol={self.opts.rtol:g} / raise max_iter={self.opts.max_iter}")
+
+
+def needs_grad(state):
+    return backend.is_torch(state[0]) and any(a.requires_grad for a in state)

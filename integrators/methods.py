@@ -10,7 +10,8 @@ Sign and time conventions are stated per class; ``h`` may be negative (integrati
 import numpy as np
 
 from integrators import tableaux
-from integrators.implicit import FixedPoint
+from integrators.backend import max_abs, mix, stack
+from integrators.implicit import FixedPoint, needs_grad
 
 
 def _terms(row, scale=1.0):
@@ -86,23 +87,47 @@ class ImplicitRK(Method):
         self.name, self.order, self.description = name, order, description
         self.symplectic, self.symmetric = symplectic, symmetric
         self.A, self.b, self.c = (np.asarray(x, dtype=float) for x in (A, b, c))
-        self._rows = [_terms(r) for r in self.A]
-        self._b = _terms(self.b)
+        self._bmat = self.b[None, :].copy()
         self._c = [float(x) for x in self.c]
+        self._extrap = _extrapolation(self.c)
 
     def step(self, system, t, state, h, opts):
-        s, ncomp = len(self._c), len(state)
-        F0 = system.f(t, state)
-        Z = [tuple(ci * h * F0[k] for k in range(ncomp)) for ci in self._c]
-        fp = FixedPoint(opts, self.name, t, h, state)
+        c, s = self._c, len(self._c)
+        # stage increments, stacked per component: Z[k] has shape (s, *state[k].shape)
+        memo = getattr(system, "memo", None)
+        prev = memo.get(self.name) if memo is not None else None
+        if prev is not None and prev[0] == h and prev[1] == t:
+            # extrapolate the previous step's collocation polynomial (error O(h^{s+1}))
+            Z = [mix(self._extrap, z) for z in prev[2]]
+        else:
+            F0 = system.f(t, state)
+            Z = [stack([ci * h * f for ci in c]) for f in F0]
+        fpt = FixedPoint(opts, self.name, t, h, [[y, z] for y, z in zip(state, Z)], needs_grad(state))
         while True:
-            F = [system.f(t + self._c[j] * h, tuple(y + z for y, z in zip(state, Z[j]))) for j in range(s)]
-            Znew = [tuple(_comb(None, row, [Fj[k] for Fj in F], h) for k in range(ncomp)) for row in self._rows]
-            incr = [[Znew[i][k] - Z[i][k] for i in range(s)] for k in range(ncomp)]
+            F = [system.f(t + c[j] * h, tuple(y + z[j] for y, z in zip(state, Z))) for j in range(s)]
+            F = [stack([Fj[k] for Fj in F]) for k in range(len(state))]
+            Znew = [h * mix(self.A, Fk) for Fk in F]
+            incr = [zn - z for zn, z in zip(Znew, Z)]
             Z = Znew
-            if fp.done(incr, [[Z[i][k] for i in range(s)] for k in range(ncomp)]):
+            if fpt.done(incr):
                 break
-        return tuple(_comb(y, self._b, [Fj[k] for Fj in F], h) for k, y in enumerate(state))
+        if memo is not None:
+            memo[self.name] = (h, t + h, Z)
+        return tuple(y + h * mix(self._bmat, Fk)[0] for y, Fk in zip(state, F))
+
+
+def _extrapolation(c):
+    """``E`` with ``Z_new,i ≈ Σ_j E_ij Z_j``: the collocation polynomial ``u`` through ``(0, 0)`` and
+    ``(c_j, Z_j)`` (in units of ``h``, relative to ``y_n``) evaluated at ``1 + c_i``, minus its
+    value at 1 (≈ ``y_{n+1} − y_n``). A starting guess for the next step's stages."""
+    nodes = np.concatenate([[0.0], c])
+
+    def lagrange(j, x):  # basis polynomial of node j+1 (node 0 carries the value 0)
+        others = np.delete(nodes, j + 1)
+        return np.prod((x - others) / (nodes[j + 1] - others))
+
+    s = len(c)
+    return np.array([[lagrange(j, 1.0 + c[i]) - lagrange(j, 1.0) for j in range(s)] for i in range(s)])
 
 
 class SymplecticEuler(Method):
@@ -126,11 +151,11 @@ class SymplecticEuler(Method):
         q, p = state
         P = p + h * system.fp(t, q, p)
         if not opts.separable:
-            fpt = FixedPoint(opts, self.name, t, h, state)
+            fpt = FixedPoint(opts, self.name, t, h, [[p, P]], needs_grad(state))
             while True:
                 Pn = p + h * system.fp(t, q, P)
                 d, P = Pn - P, Pn
-                if fpt.done([d], [P - p]):
+                if fpt.done([d]):
                     break
         return q + h * system.fq(t, q, P), P
 
@@ -154,11 +179,11 @@ class SymplecticEulerB(Method):
         t1 = t + h
         Q = q + h * system.fq(t1, q, p)
         if not opts.separable:
-            fpt = FixedPoint(opts, self.name, t, h, state)
+            fpt = FixedPoint(opts, self.name, t, h, [[q, Q]], needs_grad(state))
             while True:
                 Qn = q + h * system.fq(t1, Q, p)
                 d, Q = Qn - Q, Qn
-                if fpt.done([d], [Q - q]):
+                if fpt.done([d]):
                     break
         return Q, p + h * system.fp(t1, Q, p)
 
@@ -187,21 +212,21 @@ class StormerVerlet(Method):
         tm, hh = t + 0.5 * h, 0.5 * h
         Q = q + hh * system.fq(tm, q, p)
         if not opts.separable:
-            fpt = FixedPoint(opts, self.name, t, h, state)
+            fpt = FixedPoint(opts, self.name, t, h, [[q, Q]], needs_grad(state))
             while True:
                 Qn = q + hh * system.fq(tm, Q, p)
                 d, Q = Qn - Q, Qn
-                if fpt.done([d], [Q - q]):
+                if fpt.done([d]):
                     break
         fp0 = system.fp(tm, Q, p)
         P = p + h * fp0
         if not opts.separable:
             base = p + hh * fp0
-            fpt = FixedPoint(opts, self.name, t, h, state)
+            fpt = FixedPoint(opts, self.name, t, h, [[p, P]], needs_grad(state))
             while True:
                 Pn = base + hh * system.fp(tm, Q, P)
                 d, P = Pn - P, Pn
-                if fpt.done([d], [P - p]):
+                if fpt.done([d]):
                     break
         return Q + hh * system.fq(tm, Q, P), P
 
@@ -233,32 +258,26 @@ class PartitionedRK(Method):
         self.c_hat = self.A_hat.sum(axis=1) if c_hat is None else np.asarray(c_hat, dtype=float)
         self.order = order
         self.symplectic, self.symmetric = symplectic, symmetric
-        self._rows = [_terms(r) for r in self.A]
-        self._rows_hat = [_terms(r) for r in self.A_hat]
-        self._b, self._b_hat = _terms(self.b), _terms(self.b_hat)
+        self._bmat, self._bmat_hat = self.b[None, :].copy(), self.b_hat[None, :].copy()
+        self._c, self._c_hat = [float(x) for x in self.c], [float(x) for x in self.c_hat]
 
     def step(self, system, t, state, h, opts):
         q, p = state
-        s = len(self.b)
+        s, c, ch = len(self.b), self._c, self._c_hat
         fq0, fp0 = system.fq(t, q, p), system.fp(t, q, p)
-        Zq = [float(ci) * h * fq0 for ci in self.c]
-        Zp = [float(ci) * h * fp0 for ci in self.c_hat]
-        fpt = FixedPoint(opts, self.name, t, h, state)
+        Zq = stack([ci * h * fq0 for ci in c])
+        Zp = stack([ci * h * fp0 for ci in ch])
+        fpt = FixedPoint(opts, self.name, t, h, [[q, Zq], [p, Zp]], needs_grad(state))
         while True:
-            Q = [q + z for z in Zq]
-            P = [p + z for z in Zp]
-            Fq = [system.fq(t + float(self.c[j]) * h, Q[j], P[j]) for j in range(s)]
-            Fp = [system.fp(t + float(self.c_hat[j]) * h, Q[j], P[j]) for j in range(s)]
-            Zq_new = [_comb(None, row, Fq, h) for row in self._rows]
-            Zp_new = [_comb(None, row, Fp, h) for row in self._rows_hat]
-            Zq_new = [q * 0 if z is None else z for z in Zq_new]
-            Zp_new = [p * 0 if z is None else z for z in Zp_new]
-            dq = [a - b for a, b in zip(Zq_new, Zq)]
-            dp = [a - b for a, b in zip(Zp_new, Zp)]
+            Q, P = q + Zq, p + Zp
+            Fq = stack([system.fq(t + c[j] * h, Q[j], P[j]) for j in range(s)])
+            Fp = stack([system.fp(t + ch[j] * h, Q[j], P[j]) for j in range(s)])
+            Zq_new, Zp_new = h * mix(self.A, Fq), h * mix(self.A_hat, Fp)
+            dq, dp = Zq_new - Zq, Zp_new - Zp
             Zq, Zp = Zq_new, Zp_new
-            if fpt.done([dq, dp], [Zq, Zp]):
+            if fpt.done([dq, dp]):
                 break
-        return _comb(q, self._b, Fq, h), _comb(p, self._b_hat, Fp, h)
+        return q + h * mix(self._bmat, Fq)[0], p + h * mix(self._bmat_hat, Fp)[0]
 
 
 class Composition(Method):

@@ -58,6 +58,7 @@ def _options(kwargs):
 def _loop(method, system, state, t0, t1, steps, opts):
     """Advance ``state`` (a tuple of arrays) ``steps`` times; return a tuple of trajectories."""
     h = (t1 - t0) / steps
+    system.memo = {}  # per-solve scratch space of the methods (e.g. starting guesses)
     torch_path = backend.is_torch(state[0])
     if torch_path:
         out = [[a] for a in state]
@@ -94,7 +95,7 @@ def solve(method, rhs, y0, t0, t1, steps, **options):
     ``(q', p')`` in the same layout.
 
     Options (keywords): ``rtol=1e-14``, ``atol=0``, ``max_iter=100``, ``grad_iter=2``,
-    ``separable=False`` — see :class:`integrators.implicit.Options`.
+    ``polish=True``, ``separable=False`` — see :class:`integrators.implicit.Options`.
     Raises :class:`UnknownMethodError` for an unknown name and :class:`IntegratorError` when
     implicit stages do not converge or the solution becomes non-finite.
     """
