@@ -120,4 +120,6 @@ class FixedPoint:
 
 
 def needs_grad(state):
-    return backend.is_torch(state[0]) and any(a.requires_grad for a in state)
+    """Torch state with autograd on: the right-hand side may carry parameters that need
+    gradients even when the state itself does not (yet) require grad."""
+    return backend.is_torch(state[0]) and backend._torch().is_grad_enabled()

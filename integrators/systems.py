@@ -37,6 +37,7 @@ class PartitionedSystem(_Checked):
     """``q' = fq(t, q, p)``, ``p' = fp(t, q, p)`` with state ``(q, p)``."""
 
     ncomp = 2
+    gauss_seidel = True  # fq and fp are separate functions: stage sweeps may update q before p
 
     def __init__(self, fq, fp):
         self._fq, self._fp = fq, fp
