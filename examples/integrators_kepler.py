@@ -57,16 +57,17 @@ def main(argv=None):
     ax0.set_aspect("equal")
     ax0.set_title(f"last 3 of {args.orbits} orbits ({args.steps_per_orbit} steps per orbit)\n"
                   "symplectic: right shape, precessed (phase error); rk4: shrunk", fontsize=10)
-    ax0.legend(fontsize=8)
-    ax1.set_title("energy error (running max): bounded vs linear drift")
+    ax0.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
+    ax1.set_title("energy error (running max):\nbounded for symplectic methods, linear drift for rk4", fontsize=10)
     ax1.set_xlabel("t / period")
     ax1.set_ylabel(r"$\max_{s\leq t}\,|H(s) - H(0)|$")
-    ax2.set_title("angular momentum error (running max): round-off\nfor the symplectic PRK methods, drift for rk4")
+    ax2.set_title("angular momentum error (running max):\nround-off for the symplectic methods, drift for rk4", fontsize=10)
     ax2.set_xlabel("t / period")
     ax2.set_ylabel(r"$\max_{s\leq t}\,|L(s) - L(0)|$")
     for ax in (ax1, ax2):
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8)
+    fig.tight_layout()
     save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
