@@ -1,24 +1,31 @@
 """Options for implicit stages, and the fixed-point iteration's convergence test.
 
-Implicit stage equations ``Z = G(Z)`` (e.g. ``Z_i = h Σ_j a_ij F(t + c_j h, y + Z_j)``) are solved
-by fixed-point iteration ``Z ← G(Z)``, vectorised over the whole batch. The iteration stops when,
-for every state component ``k``,
+Implicit stage equations ``Z = G(Z)`` (e.g. ``Z_i = h Σ_j a_ij F(t + c_j h, y + Z_j)``) are
+solved by fixed-point iteration ``Z ← G(Z)``, vectorised over the whole batch. The iteration
+meets its tolerance when, for every state component ``k``,
 
-    max |Z_k^{new} − Z_k| ≤ rtol · max(|y_k|, |Z_k^{(0)}|) + atol     (max over the batch and stages)
+    max |Z_k^{new} − Z_k| ≤ rtol · max(|y_k|, |Z_k^{(0)}|) + atol   (max over batch and stages)
 
-where ``Z^{(0)}`` is the first guess (stage values for the splitting methods), with ``rtol = 1e-14`` by default (raised to ``8 ε`` for dtypes coarser than float64). The map
-contracts with factor about ``|h| L ‖A‖_∞`` (``L`` a Lipschitz constant of ``F``), so the
-iteration converges for small enough steps; when it does not, :class:`IntegratorError` says so
-and asks for more steps. With ``polish`` (default) the iteration then continues while the
-increment still halves, at most 4 more times, so the stages end at round-off level (what
-long-time conservation of quadratic invariants needs). This is the step-size guard: divergence (the increment grows three
-iterations running, or becomes non-finite) is reported at once instead of after ``max_iter``.
+where ``Z^{(0)}`` is the first guess (the first stage values for the splitting methods), with
+``rtol = 1e-14`` by default (raised to ``8 ε`` for dtypes coarser than float64).
+
+With ``polish`` (default) the iteration then continues while the increment still halves, at
+most 4 more times, so the stages end at round-off level — what long-time conservation of
+quadratic invariants needs (angular momentum of Kepler to ~1e-14 over 10⁴ steps instead of
+~3e-13 when stopping at 1e-14).
+
+Step-size guard: the map contracts with factor about ``|h| L ‖A‖`` (``L`` a Lipschitz constant
+of ``F``), so the iteration converges for small enough steps. Divergence (the increment grows
+three iterations running, or becomes non-finite) raises :class:`IntegratorError` at once, and
+so does missing the tolerance after ``max_iter`` iterations; the message names the method,
+``t`` and ``h`` and asks for a smaller step.
 
 Autograd (torch inputs): the iteration runs on the autograd graph, so the derivative of the
 computed stages is the derivative of the iteration. That derivative obeys the linearised
 iteration and converges at the same rate as the values, lagging by a factor of about the
-iteration count; ``grad_iter`` (default 2) further iterations after the values converge make it
-converged too. The result is the derivative of the exact stage solution to round-off.
+iteration count; ``grad_iter`` (default 2) further iterations after the values converge make
+it converged too. The result is the derivative of the exact stage solution to round-off
+(checked in the tests by ``MᵀJM = J`` to 1e-12 and against finite differences).
 """
 from dataclasses import dataclass
 

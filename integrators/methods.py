@@ -10,7 +10,7 @@ Sign and time conventions are stated per class; ``h`` may be negative (integrati
 import numpy as np
 
 from integrators import tableaux
-from integrators.backend import max_abs, mix, stack
+from integrators.backend import mix, stack
 from integrators.implicit import FixedPoint, needs_grad
 
 
