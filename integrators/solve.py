@@ -31,6 +31,23 @@ def get_method(method):
     raise unknown_method(method, available())
 
 
+def adjoint_pair(method):
+    """The partitioned method ``(A, b)`` for q and ``adjoint_partner(A, b)`` for p, for a Runge–Kutta
+    method given by name (``euler``, ``heun``, ``rk4``, ``implicit_midpoint``, ``gauss2``, ``gauss3``).
+
+    Integrating ``x' = f(x)`` (and tangents ``δx' = f'(x) δx``) as q and the costate
+    ``λ' = −f'(x)ᵀ λ`` as p with this pair keeps ``λᵀ δx`` constant to round-off, so the costate
+    is the exact gradient of the discretised problem (see docs/integrators.md).
+    """
+    from integrators.methods import PartitionedRK
+    from integrators.tableaux import adjoint_partner, tableau
+    m = get_method(method)
+    A, b, c = tableau(m.name)
+    A_hat, b_hat = adjoint_partner(A, b)
+    return PartitionedRK(A, b, A_hat, b_hat, c=c, c_hat=c, order=m.order, name=f"{m.name}+adjoint",
+                         symplectic=True, description=f"{m.name} for q, its adjoint partner for p")
+
+
 def order(method):
     """The classical order of a method (by name or object)."""
     return get_method(method).order
