@@ -39,7 +39,8 @@ class Options:
 
     rtol, atol  stopping rule of the fixed-point iteration (see the module docstring)
     max_iter    iterations before :class:`IntegratorError`
-    grad_iter   extra iterations when the state is a torch tensor that requires grad
+    grad_iter   extra iterations for torch states while autograd is enabled (parameters of the
+                right-hand side may need gradients even when the state does not)
     polish      after the tolerance is met, keep iterating while the increment still halves
                 (at most 4 more): the stages then reach round-off, so quadratic invariants
                 (Gauss methods) and pᵀδq (adjoint pairs) hold to round-off over long runs

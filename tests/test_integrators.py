@@ -390,6 +390,18 @@ def test_autograd_through_solve_matches_finite_differences(method):
     np.testing.assert_allclose(yt.grad.numpy(), g_y, rtol=1e-7)
 
 
+@pytest.mark.parametrize("method", ["gauss2", "verlet", "lobatto3ab"])
+def test_batch_equals_one_by_one(method):
+    """Vectorised over the batch: each batch element's path is the path it has alone (the stage
+    iteration stops on the batch-wide maximum, then polishes to round-off, hence 1e-14)."""
+    q0, p0 = np.array([0.4, -1.2, 2.5]), np.array([0.9, 0.3, -0.6])
+    Q, P = integrators.solve_partitioned(method, mixed_fq, mixed_fp, q0, p0, 0.0, 2.0, 10)
+    for i in range(3):
+        Qi, Pi = integrators.solve_partitioned(method, mixed_fq, mixed_fp, q0[i:i + 1], p0[i:i + 1], 0.0, 2.0, 10)
+        np.testing.assert_allclose(Qi[:, 0], Q[:, i], rtol=0, atol=1e-14)
+        np.testing.assert_allclose(Pi[:, 0], P[:, i], rtol=0, atol=1e-14)
+
+
 # --- API details and errors --------------------------------------------------------------------
 
 def test_solve_with_partitioned_method_splits_halves():
