@@ -1,0 +1,124 @@
+"""``ocdl meanfield ...``: Fokker–Planck, particles, drift-as-control, NLS, Langevin study.
+
+Thin layer over :mod:`ocdl.meanfield`; conventions and signs are in docs/meanfield.md:
+SDE ``dX = f dt + ν dW`` ⇔ Fokker–Planck ``∂ρ/∂t = −∂x(fρ) + (ν²/2)∂xxρ``.
+"""
+import re
+import sys
+
+import numpy as np
+
+from ocdl.cli import common
+from ocdl.errors import InputError
+
+
+def _compile_field(text, what="--drift"):
+    from ocdl.expr import compile_expr
+    uses_t = re.search(r"\bt\b", text or "") is not None
+    fn = compile_expr(text, ("x", "t"))
+
+    def field(x, t=0.0):
+        val = np.asarray(fn(x, t), dtype=float)
+        return np.broadcast_to(val, np.shape(x)).copy()
+    field.autonomous = not uses_t
+    field.text = text
+    return field
+
+
+def _domain(args, field, T):
+    """Default domain: where 2000 probe particles go, widened by 8 spreads."""
+    from ocdl.meanfield.particles import euler_maruyama
+    if args.xmin is not None and args.xmax is not None:
+        lo, hi = args.xmin, args.xmax
+    else:
+        rng = np.random.default_rng(0)
+        x0 = args.mean + args.std * rng.standard_normal(2000)
+        xT = euler_maruyama(field, x0, 0.0, T, 100, rng)
+        spread = max(args.std, args.nu * np.sqrt(T))
+        lo = min(x0.min(), xT.min()) - 8 * spread if args.xmin is None else args.xmin
+        hi = max(x0.max(), xT.max()) + 8 * spread if args.xmax is None else args.xmax
+    if not hi > lo:
+        raise InputError(f"--xmax ({hi:g}) must be greater than --xmin ({lo:g})")
+    return lo, hi
+
+
+def _fp_common(p, steps=200):
+    p.add_argument("--nu", type=common.nonnegative, required=True, help="noise level ν ≥ 0 (dX = f dt + ν dW)")
+    p.add_argument("--mean", type=common.real, required=True, help="mean of the Gaussian initial density")
+    p.add_argument("--std", type=common.positive, required=True, help="std of the Gaussian initial density (> 0)")
+    p.add_argument("--T", type=common.positive, required=True, help="final time T > 0")
+
+
+def cmd_fokker_planck(args):
+    from ocdl.io import write_csv
+    from ocdl.meanfield import gaussian_density, make_grid, solve_fokker_planck
+    from ocdl.progress import Progress
+    f = _compile_field(args.drift)
+    lo, hi = _domain(args, f, args.T)
+    g = make_grid(lo, hi, args.cells)
+    if args.std < 2 * g.h[0]:
+        raise InputError(f"--std {args.std:g} is below two cells ({2 * g.h[0]:.3g}); raise --cells or narrow the domain")
+    rho0 = gaussian_density(g, args.mean, args.std)
+    prog = Progress(args.steps, "fokker-planck", args.quiet)
+    res = solve_fokker_planck(g, rho0, lambda pts, t: f(pts[:, 0], t), args.nu, args.T, args.steps,
+                              scheme=args.scheme, autonomous=f.autonomous, progress=prog)
+    prog.close()
+    edge = max(res.rho[0], res.rho[-1]) / max(res.rho.max(), 1e-300)
+    if edge > 1e-6 and not args.quiet:
+        print(f"ocdl: note: density at the domain wall is {edge:.1e} of its peak; the no-flux wall "
+              "affects the result — widen --xmin/--xmax", file=sys.stderr)
+    write_csv(args.out, ["x", "rho"], np.column_stack([res.x, res.rho]))
+    return 0
+
+
+def cmd_particles(args):
+    from ocdl.io import write_csv
+    from ocdl.meanfield import euler_maruyama
+    f = _compile_field(args.drift)
+    rng = np.random.default_rng(args.seed)
+    x0 = args.mean + args.std * rng.standard_normal(args.particles)
+    x = euler_maruyama(f, x0, args.nu, args.T, args.steps, rng)
+    write_csv(args.out, ["x"], x[:, None])
+    return 0
+
+
+# Values such as ``--drift -(x-1)`` start with '-': let argparse read any single-dash token other
+# than '-h' as a value (all options of these commands are long '--' options).
+_VALUE_WITH_DASH = re.compile(r"^-(?!-|h$)")
+
+
+def _command(sub, *a, **k):
+    p = common.add_command(sub, *a, **k)
+    p._negative_number_matcher = _VALUE_WITH_DASH
+    return p
+
+
+def register(subparsers):
+    top = common.add_command(subparsers, "meanfield", "stochastic ResNets: Fokker–Planck, particles, "
+                             "mean-field control, NLS / Madelung, Langevin learning",
+                             "ocdl meanfield fokker-planck --drift '-(x-1)' --nu 0.8 --mean -1 --std 0.4 --T 1 --out rho.csv")
+    sub = top.add_subparsers(dest="meanfield_command", metavar="SUBCOMMAND")
+
+    p = _command(sub, "fokker-planck",
+                           "1-D Fokker–Planck ∂ρ/∂t = −∂x(fρ) + (ν²/2)∂xxρ from a Gaussian; CSV x,rho at T",
+                           "ocdl meanfield fokker-planck --drift '-(x-1)' --nu 0.8 --mean -1 --std 0.4 --T 1 --out rho.csv",
+                           cmd_fokker_planck)
+    p.add_argument("--drift", required=True, metavar="EXPR", help="drift f(x) (may use t), e.g. '-(x-1)'")
+    _fp_common(p)
+    p.add_argument("--xmin", type=common.real, help="left wall (default: from a particle probe)")
+    p.add_argument("--xmax", type=common.real, help="right wall (default: from a particle probe)")
+    p.add_argument("--cells", type=common.positive_int, default=400, help="finite-volume cells (default 400)")
+    p.add_argument("--steps", type=common.positive_int, default=200, help="time steps (default 200)")
+    p.add_argument("--scheme", type=common.choice("scheme", ["cn", "euler"]), default="cn",
+                   help="cn (Crank–Nicolson, 2nd order; default) or euler (backward Euler, 1st order, ρ ≥ 0 exactly)")
+    common.add_outputs(p, json=False, plot=False, out="required", seed=False, out_help="CSV x,rho")
+
+    p = _command(sub, "particles", "Euler–Maruyama ensemble of dX = f dt + ν dW; CSV x at T",
+                           "ocdl meanfield particles --drift '-(x-1)' --nu 0.8 --mean -1 --std 0.4 --T 1 "
+                           "--particles 10000 --seed 0 --out x.csv", cmd_particles)
+    p.add_argument("--drift", required=True, metavar="EXPR", help="drift f(x) (may use t)")
+    _fp_common(p)
+    p.add_argument("--particles", type=common.positive_int, required=True, help="number of particles P")
+    p.add_argument("--steps", type=common.positive_int, default=200, help="time steps (default 200)")
+    common.add_outputs(p, json=False, plot=False, out="required", seed=True, out_help="CSV x")
+    return top
