@@ -82,6 +82,48 @@ def cmd_particles(args):
     return 0
 
 
+def cmd_control(args):
+    from ocdl.expr import compile_expr
+    from ocdl.io import write_csv, write_json
+    from ocdl.meanfield import gaussian_density, make_grid
+    from ocdl.meanfield.control import solve_hopf_cole, solve_sweep
+    from ocdl.progress import Progress
+    if args.nu <= 0:
+        raise InputError("--nu must be > 0 for the drift-as-control problem")
+    phi_fn = compile_expr(args.terminal, ("x",))
+    spread = max(args.std, args.nu * np.sqrt(args.T))
+    if args.xmin is None or args.xmax is None:
+        probe = np.linspace(args.mean - 30 * (spread + 1), args.mean + 30 * (spread + 1), 4001)
+        vals = np.broadcast_to(np.asarray(phi_fn(probe), dtype=float), probe.shape)
+        z = probe[np.nanargmin(np.where(np.isfinite(vals), vals, np.inf))]
+        lo = min(args.mean, z) - 8 * spread if args.xmin is None else args.xmin
+        hi = max(args.mean, z) + 8 * spread if args.xmax is None else args.xmax
+    else:
+        lo, hi = args.xmin, args.xmax
+    if not hi > lo:
+        raise InputError(f"--xmax ({hi:g}) must be greater than --xmin ({lo:g})")
+    g = make_grid(lo, hi, args.cells)
+    x = g.centres[:, 0]
+    Phi = np.broadcast_to(np.asarray(phi_fn(x), dtype=float), x.shape).copy()
+    rho0 = gaussian_density(g, args.mean, args.std)
+    if args.method == "hopf-cole":
+        res = solve_hopf_cole(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g)
+    else:
+        prog = Progress(args.maxiter, "control sweep", args.quiet)
+        res = solve_sweep(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g, maxiter=args.maxiter,
+                          tol=args.tol, progress=prog)
+        prog.close()
+        if not res.success and not args.quiet:
+            print(f"ocdl: note: sweep stopped after {res.nit} iterations with residual {res.residual:.2e}",
+                  file=sys.stderr)
+    write_csv(args.out, ["x", "rho"], np.column_stack([x, res.rho]))
+    if args.json:
+        write_json(args.json, {"iterations": res.nit, "residual": res.residual, "cost": res.cost,
+                               "method": args.method, "success": res.success, "message": res.message,
+                               "nu": args.nu, "g": args.g, "T": args.T, "cells": args.cells, "steps": args.steps})
+    return 0
+
+
 # Values such as ``--drift -(x-1)`` start with '-': let argparse read any single-dash token other
 # than '-h' as a value (all options of these commands are long '--' options).
 _VALUE_WITH_DASH = re.compile(r"^-(?!-|h$)")
@@ -121,4 +163,21 @@ def register(subparsers):
     p.add_argument("--particles", type=common.positive_int, required=True, help="number of particles P")
     p.add_argument("--steps", type=common.positive_int, default=200, help="time steps (default 200)")
     common.add_outputs(p, json=False, plot=False, out="required", seed=True, out_help="CSV x")
+
+    p = _command(sub, "control",
+                 "drift-as-control: min ∫ρ|a|²/2 + (g/2)∫ρ² + ∫Φρ(T) s.t. Fokker–Planck; CSV x,rho at T",
+                 "ocdl meanfield control --terminal '(x-1.5)**2' --nu 0.6 --mean -1 --std 0.5 --T 1 "
+                 "--method hopf-cole --out rho.csv --json control.json", cmd_control)
+    p.add_argument("--terminal", required=True, metavar="EXPR", help="terminal cost Φ(x), e.g. '(x-1.5)**2'")
+    _fp_common(p)
+    p.add_argument("--g", type=common.nonnegative, default=0.0, help="congestion weight g ≥ 0 (default 0)")
+    p.add_argument("--method", type=common.choice("method", ["sweep", "hopf-cole"]), default="sweep",
+                   help="sweep (FP + HJB policy iteration) or hopf-cole (imaginary-time Schrödinger; g = 0 only)")
+    p.add_argument("--xmin", type=common.real, help="left wall (default: around ρ0 and argmin Φ)")
+    p.add_argument("--xmax", type=common.real, help="right wall")
+    p.add_argument("--cells", type=common.positive_int, default=600, help="cells (default 600)")
+    p.add_argument("--steps", type=common.positive_int, default=300, help="Crank–Nicolson steps (default 300)")
+    p.add_argument("--maxiter", type=common.positive_int, default=200, help="sweep iterations (default 200)")
+    p.add_argument("--tol", type=common.positive, default=1e-9, help="sweep tolerance on the drift change")
+    common.add_outputs(p, json=True, plot=False, out="required", seed=False, out_help="CSV x,rho at T")
     return top

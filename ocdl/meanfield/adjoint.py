@@ -32,8 +32,8 @@ from dataclasses import dataclass, field as dc_field
 import numpy as np
 
 from ocdl.errors import InputError, SolverError
-from ocdl.meanfield.fokker_planck import (SCHEMES, ThetaStepper, assemble_from_coefficients,
-                                          flux_coefficient_derivatives, flux_coefficients)
+from ocdl.meanfield.fokker_planck import (SCHEMES, flux_coefficient_derivatives, flux_coefficients,
+                                          make_stepper)
 from ocdl.meanfield.grid import Grid
 
 
@@ -101,7 +101,7 @@ class MeanFieldControl:
 
     def _stepper(self, theta_k):
         cL, cR = flux_coefficients(self._face_drift(theta_k), self.D, self.grid.spacing)
-        return ThetaStepper(assemble_from_coefficients(self.grid, cL, cR), self.dt, self.theta_s)
+        return make_stepper(self.grid, cL, cR, self.dt, self.theta_s)
 
     def _reshape(self, theta):
         theta = np.asarray(theta, dtype=float).reshape(self.layers, self.field.size)
@@ -142,13 +142,13 @@ class MeanFieldControl:
         for n in range(self.layers * self.spl - 1, -1, -1):
             k = n // self.spl
             st = steppers[k]
-            w = st.lu.solve(np.ascontiguousarray(u), trans="T")
+            w = st.solve_T(u)
             rbar = (1 - self.theta_s) * rho[n] + self.theta_s * rho[n + 1]
             dcL, dcR = flux_coefficient_derivatives(self._face_drift(theta[k]), self.D, g.spacing)
             dF = dcL[:, None] * rbar[g.left] - dcR[:, None] * rbar[g.right]          # (faces, C)
             dw = (w[g.right] - w[g.left]) / g.spacing[:, None]
             grad[k] += g.volume * self.dt * (np.sum(dF * dw, axis=1) @ jac[k])
-            u = w if st.B is None else st.B.T @ w
+            u = st.BT(w)
             costates.append(u)
         return J, grad, costates[::-1]
 

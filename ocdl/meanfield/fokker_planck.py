@@ -150,10 +150,74 @@ class ThetaStepper:
         rhs = rho if self.B is None else self.B @ rho
         return self.lu.solve(np.ascontiguousarray(rhs))
 
+    def solve_T(self, u):
+        """``A^{-T} u``."""
+        return self.lu.solve(np.ascontiguousarray(u), trans="T")
+
+    def BT(self, w):
+        """``Bᵀ w``."""
+        return w if self.B is None else self.B.T @ w
+
     def backward(self, u):
         """The transpose step ``u^n = Bᵀ A^{-T} u^{n+1}`` (discrete backward Kolmogorov)."""
-        w = self.lu.solve(np.ascontiguousarray(u), trans="T")
-        return w if self.B is None else self.B.T @ w
+        return self.BT(self.solve_T(u))
+
+
+class TridiagonalStepper(ThetaStepper):
+    """The same θ-step for a 1-D no-flux grid, with banded (tridiagonal) solves."""
+
+    def __init__(self, cL, cR, h, dt, theta):
+        from scipy.linalg import solve_banded
+        self._solve = solve_banded
+        n = cL.size + 1
+        lo, up = cL / h, cR / h                 # L[j+1, j] and L[j, j+1]
+        diag = np.zeros(n)
+        diag[:-1] -= lo
+        diag[1:] -= up
+        self.L3 = (lo, diag, up)
+        self.theta, self.dt = theta, dt
+        self.ab = np.zeros((3, n))
+        self.ab[0, 1:] = -theta * dt * up
+        self.ab[1] = 1.0 - theta * dt * diag
+        self.ab[2, :-1] = -theta * dt * lo
+        self.abT = np.zeros((3, n))
+        self.abT[0, 1:] = self.ab[2, :-1]
+        self.abT[1] = self.ab[1]
+        self.abT[2, :-1] = self.ab[0, 1:]
+        self.B = None if theta == 1 else True
+
+    def _mul(self, v, transpose=False):
+        lo, diag, up = self.L3
+        if transpose:
+            lo, up = up, lo
+        c = (1.0 - self.theta) * self.dt
+        out = v + c * diag.reshape((-1,) + (1,) * (v.ndim - 1)) * v
+        sh = (-1,) + (1,) * (v.ndim - 1)
+        out[:-1] += c * up.reshape(sh) * v[1:]
+        out[1:] += c * lo.reshape(sh) * v[:-1]
+        return out
+
+    def forward(self, rho):
+        rhs = rho if self.B is None else self._mul(rho)
+        return self._solve((1, 1), self.ab, rhs, check_finite=False)
+
+    def solve_T(self, u):
+        return self._solve((1, 1), self.abT, u, check_finite=False)
+
+    def BT(self, w):
+        return w if self.B is None else self._mul(w, transpose=True)
+
+
+def make_stepper(grid: Grid, cL, cR, dt, theta):
+    """A θ-stepper for flux coefficients ``cL, cR``: banded in 1-D no-flux, sparse LU otherwise."""
+    if grid.dim == 1 and grid.boundary == "noflux":
+        return TridiagonalStepper(cL, cR, grid.spacing, dt, theta)
+    return ThetaStepper(assemble_from_coefficients(grid, cL, cR), dt, theta)
+
+
+def stepper_for_drift(grid: Grid, drift_normal, nu, dt, theta):
+    cL, cR = flux_coefficients(drift_normal, 0.5 * nu * nu, grid.spacing)
+    return make_stepper(grid, cL, cR, dt, theta)
 
 
 def solve_fokker_planck(grid: Grid, rho0, drift, nu, T, steps, scheme="cn", autonomous=True,
@@ -182,7 +246,7 @@ def solve_fokker_planck(grid: Grid, rho0, drift, nu, T, steps, scheme="cn", auto
     for n in range(steps):
         if stepper is None or not autonomous:
             f = face_normal_drift(grid, drift, (n + theta) * dt)
-            stepper = ThetaStepper(generator(grid, f, nu), dt, theta)
+            stepper = stepper_for_drift(grid, f, nu, dt, theta)
         rho = stepper.forward(rho)
         mass.append(grid.mass(rho))
         if store_every and (n + 1) % store_every == 0:
