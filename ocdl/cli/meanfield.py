@@ -178,6 +178,65 @@ def cmd_nls(args):
     return 0
 
 
+def plot_langevin(r, path, title=""):
+    from ocdl.plotting import plt, save_figure
+    g = r["grid"]
+    if g.dim == 1:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        x = g.centres[:, 0]
+        nb = max(g.ncells // 8, 10)
+        ax.hist(r["particles_T"][:, 0], bins=nb, range=(g.lower[0], g.upper[0]), density=True, alpha=0.4,
+                label=f"ensemble of {len(r['particles_T'])} Langevin-trained neurons")
+        ax.plot(x, r["rho_fp"], "k-", lw=2, label="Fokker–Planck at T")
+        ax.plot(x, r["rho_stationary"], "r--", lw=1.5, label="exp(−γL/D) (stationary)")
+        ax.set_xlabel("w (trainable weight)")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+    else:
+        fig, axs = plt.subplots(1, 3, figsize=(13, 4))
+        ext = [g.lower[0], g.upper[0], g.lower[1], g.upper[1]]
+        H = r["p_hist"].reshape(g.shape) / g.volume
+        F = r["rho_fp"].reshape(g.shape)
+        vmax = max(H.max(), F.max())
+        axs[0].imshow(H.T, origin="lower", extent=ext, aspect="auto", vmax=vmax)
+        axs[0].set_title("ensemble histogram at T")
+        axs[1].imshow(F.T, origin="lower", extent=ext, aspect="auto", vmax=vmax)
+        axs[1].contour(r["rho_stationary"].reshape(g.shape).T, extent=ext, colors="r", linewidths=0.8)
+        axs[1].set_title("Fokker–Planck at T (red: exp(−γL/D))")
+        for a in axs[:2]:
+            a.set_xlabel("w")
+            a.set_ylabel("b")
+        w = g.axes()[0]
+        axs[2].plot(w, H.sum(1) * g.h[1], "C0.", ms=3, label="ensemble (marginal of w)")
+        axs[2].plot(w, F.sum(1) * g.h[1], "k-", label="Fokker–Planck")
+        axs[2].plot(w, r["rho_stationary"].reshape(g.shape).sum(1) * g.h[1], "r--", label="stationary")
+        axs[2].set_xlabel("w")
+        axs[2].legend(fontsize=8)
+    fig.suptitle(title or f"Langevin learning: L1(histogram, FP) = {r['histogram_fp_l1']:.3f} "
+                 f"(Monte-Carlo level {r['mc_expected_l1']:.3f})", fontsize=10)
+    save_figure(fig, path)
+
+
+def cmd_langevin(args):
+    from ocdl.io import write_json
+    from ocdl.meanfield.langevin import langevin_study
+    r = langevin_study(params=int(args.params), gamma=args.gamma, D=args.D, T=args.T, particles=args.particles,
+                       steps=args.steps, seed=args.seed, cells=args.cells, weight_decay=args.weight_decay)
+    keys = ("histogram_fp_l1", "histogram_stationary_l1", "fp_stationary_l1", "mc_expected_l1",
+            "outside_fraction", "fp_mass_drift")
+    out = {k: r[k] for k in keys}
+    out.update(params=int(args.params), gamma=args.gamma, D=args.D, T=args.T, particles=args.particles,
+               steps=args.steps, seed=args.seed, cells=list(r["grid"].shape), weight_decay=args.weight_decay,
+               sde="dq = -gamma grad L dt + sqrt(2 D) dW", stationary="exp(-gamma L / D)")
+    if args.json:
+        write_json(args.json, out)
+    if args.plot:
+        plot_langevin(r, args.plot)
+    if not args.json:
+        print(" ".join(f"{k}={out[k]:.4g}" for k in keys))
+    return 0
+
+
 # Values such as ``--drift -(x-1)`` start with '-': let argparse read any single-dash token other
 # than '-h' as a value (all options of these commands are long '--' options).
 _VALUE_WITH_DASH = re.compile(r"^-(?!-|h$)")
@@ -254,4 +313,20 @@ def register(subparsers):
     p.add_argument("--dt", type=common.positive, default=0.005, help="time step (default 0.005)")
     common.add_outputs(p, json=True, plot=False, out="required", seed=False,
                        out_help="NPZ with x, psi (complex, at T), t, mass, energy")
+
+    p = _command(sub, "langevin", "noisy learning: ensemble of one-neuron nets trained by dq = −γ∇L dt + √(2D) dW "
+                 "vs the Fokker–Planck law of the parameters and exp(−γL/D)",
+                 "ocdl meanfield langevin --params 2 --gamma 5 --D 0.1 --T 6 --particles 5000 "
+                 "--plot langevin.png --json langevin.json", cmd_langevin)
+    p.add_argument("--params", type=common.choice("number of trainable variables", ["1", "2"]), default="1",
+                   help="1 (w) or 2 (w, b) trainable variables (default 1)")
+    p.add_argument("--gamma", type=common.positive, default=5.0, help="learning rate γ (default 5)")
+    p.add_argument("--D", type=common.positive, default=0.1, help="noise strength D (default 0.1)")
+    p.add_argument("--T", type=common.positive, default=6.0, help="training time (default 6)")
+    p.add_argument("--particles", type=common.positive_int, default=5000, help="ensemble size (default 5000)")
+    p.add_argument("--steps", type=common.positive_int, default=600, help="Euler–Maruyama steps (default 600)")
+    p.add_argument("--cells", type=common.positive_int, help="FP cells per axis (default 400 in 1-D, 70 in 2-D)")
+    p.add_argument("--weight-decay", type=common.positive, default=0.05, help="λ in L (default 0.05)")
+    common.add_outputs(p, json=True, plot=True, out=False, seed=True)
+    p.set_defaults(_langevin=True)
     return top
