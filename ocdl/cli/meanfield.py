@@ -96,8 +96,8 @@ def cmd_control(args):
         probe = np.linspace(args.mean - 30 * (spread + 1), args.mean + 30 * (spread + 1), 4001)
         vals = np.broadcast_to(np.asarray(phi_fn(probe), dtype=float), probe.shape)
         z = probe[np.nanargmin(np.where(np.isfinite(vals), vals, np.inf))]
-        lo = min(args.mean, z) - 8 * spread if args.xmin is None else args.xmin
-        hi = max(args.mean, z) + 8 * spread if args.xmax is None else args.xmax
+        lo = min(args.mean, z) - 6 * spread if args.xmin is None else args.xmin
+        hi = max(args.mean, z) + 6 * spread if args.xmax is None else args.xmax
     else:
         lo, hi = args.xmin, args.xmax
     if not hi > lo:
@@ -288,8 +288,8 @@ def register(subparsers):
                    help="sweep (FP + HJB policy iteration) or hopf-cole (imaginary-time Schrödinger; g = 0 only)")
     p.add_argument("--xmin", type=common.real, help="left wall (default: around ρ0 and argmin Φ)")
     p.add_argument("--xmax", type=common.real, help="right wall")
-    p.add_argument("--cells", type=common.positive_int, default=600, help="cells (default 600)")
-    p.add_argument("--steps", type=common.positive_int, default=300, help="Crank–Nicolson steps (default 300)")
+    p.add_argument("--cells", type=common.positive_int, default=800, help="cells (default 800)")
+    p.add_argument("--steps", type=common.positive_int, default=400, help="Crank–Nicolson steps (default 400)")
     p.add_argument("--maxiter", type=common.positive_int, default=200, help="sweep iterations (default 200)")
     p.add_argument("--tol", type=common.positive, default=1e-9, help="sweep tolerance on the drift change")
     common.add_outputs(p, json=True, plot=False, out="required", seed=False, out_help="CSV x,rho at T")
