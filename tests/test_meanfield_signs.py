@@ -57,3 +57,19 @@ def test_madelung_signs_real_time_nls():
     lhs = lhs.subs({sp.Derivative(rho, t): rho_t, sp.Derivative(S, t): S_t})
     rhs = -hbar**2 / 2 * sp.diff(psi, x, 2) + V * psi + g * rho * psi
     assert sp.simplify(sp.expand((lhs - rhs) / psi)) == 0
+
+
+def test_control_madelung_split_has_imaginary_hbar():
+    # a = v + (ν²/2)∂x log ρ, Σ = S − (ν²/2) log ρ: FP → continuity, HJB → quantum HJ with the Bohm
+    # term of ħ² = −ν⁴, i.e. Σ_t + Σ_x²/2 + (ν⁴/2)(√ρ)_xx/√ρ = 0 (the opposite sign of real time)
+    S = sp.Function("S")(x, t)
+    rho = sp.Function("rho", positive=True)(x, t)
+    S_t = -sp.diff(S, x) ** 2 / 2 - nu**2 / 2 * sp.diff(S, x, 2)
+    rho_t = -sp.diff(rho * sp.diff(S, x), x) + nu**2 / 2 * sp.diff(rho, x, 2)
+    Sig = S - nu**2 / 2 * sp.log(rho)
+    v = sp.diff(Sig, x)
+    Sig_t = sp.diff(Sig, t).subs({sp.Derivative(S, t): S_t, sp.Derivative(rho, t): rho_t})
+    assert sp.simplify(rho_t + sp.diff(rho * v, x)) == 0
+    Q_imag = -(-nu**4) / 2 * sp.diff(sp.sqrt(rho), x, 2) / sp.sqrt(rho)     # −(ħ²/2)(√ρ)''/√ρ, ħ² = −ν⁴
+    assert sp.simplify(Sig_t + v**2 / 2 + Q_imag) == 0
+    assert sp.simplify(Sig_t + v**2 / 2 - Q_imag) != 0                       # real ħ² = ν⁴ fails
