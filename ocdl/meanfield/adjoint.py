@@ -132,6 +132,7 @@ class MeanFieldControl:
         """``(J, ∂J/∂θ (layers, p), costates u^n)`` by the transpose (backward Kolmogorov) sweep."""
         theta = self._reshape(theta)
         rho, steppers = self.forward(theta)
+        self.last_rho = rho
         g = self.grid
         J = self.cost(theta, rho)
         grad = self.h * self.alpha * theta.copy()
