@@ -199,6 +199,65 @@ def cmd_langevin(args):
     return 0
 
 
+def cmd_train(args):
+    import time
+    from ocdl.io import read_labelled, write_json
+    from ocdl.meanfield import training as tr
+    from ocdl.meanfield.grid import make_grid
+    from ocdl.progress import Progress
+    if args.data == "spirals":
+        X, y = tr.spirals(args.points, noise=args.noise, seed=args.seed)
+        Xt, yt = tr.spirals(args.points, noise=args.noise, seed=args.seed + 1000)
+    elif args.data.endswith(".csv"):
+        X, y = read_labelled(args.data)
+        Xt, yt = read_labelled(args.test) if args.test else (None, None)
+    else:
+        raise InputError(f"unknown data '{args.data}' (valid: spirals or a CSV file x1,x2,label)")
+    if X.shape[1] != 2:
+        raise InputError(f"meanfield train needs 2-D inputs (got {X.shape[1]} columns)")
+    method = "grid" if args.grid is not None else "particles"
+    prog = Progress(args.iterations, f"meanfield train ({method})", args.quiet)
+    t0 = time.perf_counter()
+    res = tr.train_stochastic_resnet(X, y, method=method, nu=args.nu, layers=args.layers, T=args.T,
+                                     particles=args.particles or 1000, grid_cells=args.grid or 64,
+                                     alpha=args.alpha, alpha_head=args.alpha, iterations=args.iterations,
+                                     lr=args.lr, seed=args.seed, substeps=args.substeps, progress=prog)
+    prog.close()
+    wall = time.perf_counter() - t0
+    P = res.x
+    acc = lambda A, b: float(np.mean((tr.predict_proba(P, A, args.nu, args.T, args.substeps, 16, args.seed) > 0.5)  # noqa: E731
+                                     == (b == 1)))
+    out = {"solver": "particle-pmp" if method == "particles" else "density-fp", "field": "outer",
+           "integrator": "euler-maruyama" if method == "particles" else "fokker-planck-cn",
+           "layers": args.layers, "T": args.T, "train_loss": res.fun, "train_accuracy": acc(X, y),
+           "test_accuracy": acc(Xt, yt) if Xt is not None else None, "iterations": res.nit,
+           "wall_time_s": wall, "history": res.history, "nu": args.nu, "method": method,
+           "particles": args.particles or 1000 if method == "particles" else None,
+           "grid": args.grid if method == "grid" else None}
+    if args.json:
+        write_json(args.json, out)
+    if args.plot:
+        from ocdl.meanfield.plots import plot_class_densities
+        grid, path, clouds = res.grid, res.rho_path, None
+        if grid is None:                         # particle training: show particle clouds of the trained net
+            rng = np.random.default_rng(args.seed)
+            idx = rng.integers(0, len(y), 4000)
+            noise = rng.standard_normal((args.layers * args.substeps, idx.size, 2)) if args.nu > 0 else None
+            traj = tr.particle_forward(P, X[idx], args.nu, args.T, args.substeps, noise)[::args.substeps]
+            allx = np.concatenate(traj)
+            lo, hi = np.percentile(allx, 0.5, axis=0), np.percentile(allx, 99.5, axis=0)
+            pad = 0.1 * (hi - lo).max()
+            grid = make_grid(lo - pad, hi + pad, [8, 8])
+            clouds = (traj, y[idx])
+        plot_class_densities(grid, path, args.layers, 1, P, res.history, args.plot,
+                             f"{out['solver']}, ν = {args.nu:g}: class densities through the layers "
+                             f"(test accuracy {out['test_accuracy'] or float('nan'):.2f})", particles=clouds)
+    if not args.json:
+        print(f"train_loss={res.fun:.4g} train_accuracy={out['train_accuracy']:.3f} "
+              f"test_accuracy={out['test_accuracy'] if out['test_accuracy'] is None else round(out['test_accuracy'], 3)}")
+    return 0
+
+
 # Values such as ``--drift -(x-1)`` start with '-': let argparse read any single-dash token other
 # than '-h' as a value (all options of these commands are long '--' options).
 _VALUE_WITH_DASH = re.compile(r"^-(?!-|h$)")
@@ -291,4 +350,24 @@ def register(subparsers):
     p.add_argument("--weight-decay", type=common.positive, default=0.05, help="λ in L (default 0.05)")
     common.add_outputs(p, json=True, plot=True, out=False, seed=True)
     p.set_defaults(_langevin=True)
+
+    p = _command(sub, "train", "train a stochastic ResNet dX = (K tanh X + b) dt + ν dW by particle PMP "
+                 "(--particles) or the density / Fokker–Planck method (--grid)",
+                 ["ocdl meanfield train --data spirals --nu 0.05 --particles 1000 --json mf.json --plot mf.png",
+                  "ocdl meanfield train --data spirals --nu 0.05 --grid 64 --json mf.json --plot mf.png"], cmd_train)
+    p.add_argument("--data", default="spirals", help="spirals (default) or a CSV x1,x2,label (labels 0/1)")
+    p.add_argument("--test", help="test CSV (with a CSV --data)")
+    p.add_argument("--nu", type=common.nonnegative, required=True, help="noise level ν ≥ 0")
+    grp = p.add_mutually_exclusive_group()
+    grp.add_argument("--particles", type=common.positive_int, help="particle PMP with P particles per iteration (default, P = 1000)")
+    grp.add_argument("--grid", type=common.positive_int, help="density method on an N×N finite-volume grid")
+    p.add_argument("--layers", type=common.positive_int, default=10, help="layers N (default 10)")
+    p.add_argument("--T", type=common.positive, default=2.0, help="depth T (default 2)")
+    p.add_argument("--iterations", type=common.positive_int, default=300, help="Adam iterations (default 300)")
+    p.add_argument("--lr", type=common.positive, default=0.05, help="Adam learning rate (default 0.05)")
+    p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (layers and head)")
+    p.add_argument("--points", type=common.positive_int, default=200, help="spirals: points per class")
+    p.add_argument("--noise", type=common.nonnegative, default=0.02, help="spirals: data noise")
+    p.add_argument("--substeps", type=common.positive_int, default=1, help="Euler–Maruyama sub-steps per layer")
+    common.add_outputs(p, json=True, plot=True, out=False, seed=True)
     return top
