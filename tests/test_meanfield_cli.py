@@ -79,3 +79,18 @@ def test_bad_input_one_line_exit_2_no_output(ocdl_cli, tmp_path, args, needle):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr
     assert not out.exists()
+
+
+TRAIN_KEYS = {"solver", "field", "integrator", "layers", "T", "train_loss", "train_accuracy", "test_accuracy",
+              "iterations", "wall_time_s", "history", "nu"}
+
+
+@pytest.mark.parametrize("method", [["--particles", "300"], ["--grid", "24"]])
+def test_train_cli_json_and_plot(ocdl_cli, tmp_path, method):
+    js, png = tmp_path / "t.json", tmp_path / "t.png"
+    r = ocdl_cli("meanfield", "train", "--data", "spirals", "--nu", "0.05", *method, "--iterations", "15",
+                 "--layers", "4", "--points", "60", "--json", js, "--plot", png, "--quiet")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(js.read_text())
+    assert TRAIN_KEYS <= set(d) and d["nu"] == 0.05 and d["iterations"] == 15 and len(d["history"]) == 15
+    assert 0 <= d["train_accuracy"] <= 1 and np.isfinite(d["train_loss"]) and png.stat().st_size > 0

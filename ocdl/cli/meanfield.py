@@ -216,6 +216,8 @@ def cmd_train(args):
     if X.shape[1] != 2:
         raise InputError(f"meanfield train needs 2-D inputs (got {X.shape[1]} columns)")
     method = "grid" if args.grid is not None else "particles"
+    if args.iterations is None:
+        args.iterations = 300 if method == "grid" else 1500
     prog = Progress(args.iterations, f"meanfield train ({method})", args.quiet)
     t0 = time.perf_counter()
     res = tr.train_stochastic_resnet(X, y, method=method, nu=args.nu, layers=args.layers, T=args.T,
@@ -363,7 +365,8 @@ def register(subparsers):
     grp.add_argument("--grid", type=common.positive_int, help="density method on an N×N finite-volume grid")
     p.add_argument("--layers", type=common.positive_int, default=10, help="layers N (default 10)")
     p.add_argument("--T", type=common.positive, default=2.0, help="depth T (default 2)")
-    p.add_argument("--iterations", type=common.positive_int, default=300, help="Adam iterations (default 300)")
+    p.add_argument("--iterations", type=common.positive_int,
+                   help="Adam iterations (default 1500 with --particles, 300 with --grid)")
     p.add_argument("--lr", type=common.positive, default=0.05, help="Adam learning rate (default 0.05)")
     p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (layers and head)")
     p.add_argument("--points", type=common.positive_int, default=200, help="spirals: points per class")
