@@ -230,7 +230,7 @@ def cmd_train(args):
     acc = lambda A, b: float(np.mean((tr.predict_proba(P, A, args.nu, args.T, args.substeps, 16, args.seed) > 0.5)  # noqa: E731
                                      == (b == 1)))
     out = {"solver": "particle-pmp" if method == "particles" else "density-fp", "field": "outer",
-           "integrator": "euler-maruyama" if method == "particles" else "fokker-planck-cn",
+           "integrator": "euler-maruyama" if method == "particles" else "fokker-planck-implicit-euler",
            "layers": args.layers, "T": args.T, "train_loss": res.fun, "train_accuracy": acc(X, y),
            "test_accuracy": acc(Xt, yt) if Xt is not None else None, "iterations": res.nit,
            "wall_time_s": wall, "history": res.history, "nu": args.nu, "method": method,

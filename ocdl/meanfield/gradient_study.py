@@ -28,7 +28,8 @@ def study_params():
 def density_gradient(P, nu, cells=1000, steps_per_layer=20):
     g = make_grid(-4, 4, cells)
     rho0 = np.stack([gaussian_density(g, MEANS[c], STDS[c]) for c in (0, 1)], 1)
-    return DensityProblem(g, rho0, [0.5, 0.5], nu, T, LAYERS, steps_per_layer=steps_per_layer).value_and_grad(P)[1].flatten()
+    prob = DensityProblem(g, rho0, [0.5, 0.5], nu, T, LAYERS, steps_per_layer=steps_per_layer, scheme="cn")
+    return prob.value_and_grad(P)[1].flatten()
 
 
 def deterministic_gradient(P, nodes=4000, substeps=400):

@@ -139,10 +139,15 @@ def gaussian_deposit(grid, X, width):
 
 
 class DensityProblem:
-    """The density-method cost on a grid for ``C = 2`` class densities ``rho0`` (ncells, 2)."""
+    """The density-method cost on a grid for ``C = 2`` class densities ``rho0`` (ncells, 2).
+
+    Default ``scheme="euler"`` (backward Euler): its M-matrix keeps ``ρ ≥ 0`` for any drift, which
+    training needs — with Crank–Nicolson, large trained drifts give negative densities and the
+    optimiser exploits them (the loss can go below zero). ``"cn"`` is for accuracy studies.
+    """
 
     def __init__(self, grid, rho0, class_weights, nu, T, layers, alpha=0.0, alpha_head=0.0,
-                 steps_per_layer=1, scheme="cn"):
+                 steps_per_layer=1, scheme="euler"):
         self.grid, self.w = grid, np.asarray(class_weights, dtype=float)
         self.alpha_head, self.layers, self.T, self.h = alpha_head, layers, T, T / layers
         self.mfc = MeanFieldControl(grid, OuterField(grid.dim), nu, T, layers, rho0, np.zeros_like(rho0),
