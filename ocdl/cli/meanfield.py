@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from ocdl.cli import common
-from ocdl.errors import InputError
+from ocdl.errors import InputError, SolverError
 
 
 def _compile_field(text, what="--drift"):
@@ -33,7 +33,11 @@ def _domain(args, field, T):
     else:
         rng = np.random.default_rng(0)
         x0 = args.mean + args.std * rng.standard_normal(2000)
-        xT = euler_maruyama(field, x0, 0.0, T, 100, rng)
+        try:
+            xT = euler_maruyama(field, x0, 0.0, T, 100, rng)
+        except SolverError:
+            raise InputError("the drift is not finite along probe trajectories from the initial density; "
+                             "check --drift or give --xmin/--xmax") from None
         spread = max(args.std, args.nu * np.sqrt(T))
         lo = min(x0.min(), xT.min()) - 8 * spread if args.xmin is None else args.xmin
         hi = max(x0.max(), xT.max()) + 8 * spread if args.xmax is None else args.xmax
@@ -42,7 +46,7 @@ def _domain(args, field, T):
     return lo, hi
 
 
-def _fp_common(p, steps=200):
+def _fp_common(p):
     p.add_argument("--nu", type=common.nonnegative, required=True, help="noise level ν ≥ 0 (dX = f dt + ν dW)")
     p.add_argument("--mean", type=common.real, required=True, help="mean of the Gaussian initial density")
     p.add_argument("--std", type=common.positive, required=True, help="std of the Gaussian initial density (> 0)")

@@ -217,7 +217,7 @@ class TrainResult:
 
 def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, particles=2000, grid_cells=64,
                             alpha=1e-3, alpha_head=1e-3, iterations=200, lr=0.05, seed=0, substeps=1,
-                            steps_per_layer=1, smoothing=None, progress=None):
+                            steps_per_layer=1, smoothing=None, padding=0.75, progress=None):
     """Train by particle PMP (``method="particles"``) or the density method (``"grid"``)."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y).astype(int)
@@ -238,7 +238,7 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
         grid = None
     elif method == "grid":
         lo, hi = X.min(0), X.max(0)
-        pad = 0.75 * (hi - lo).max()
+        pad = padding * (hi - lo).max()
         grid = make_grid(lo - pad, hi + pad, [grid_cells] * d)
         width = smoothing if smoothing is not None else 1.5 * grid.h.max()
         rho0 = np.stack([gaussian_deposit(grid, X[y == c], width) for c in (0, 1)], 1)
