@@ -227,7 +227,8 @@ def cmd_train(args):
     res = tr.train_stochastic_resnet(X, y, method=method, nu=args.nu, layers=args.layers, T=args.T,
                                      particles=args.particles or 1000, grid_cells=args.grid or 64,
                                      alpha=args.alpha, alpha_head=args.alpha, iterations=args.iterations,
-                                     lr=args.lr, seed=args.seed, substeps=args.substeps, progress=prog)
+                                     lr=args.lr, seed=args.seed, substeps=args.substeps,
+                                     steps_per_layer=args.steps_per_layer, padding=args.padding, progress=prog)
     prog.close()
     wall = time.perf_counter() - t0
     P = res.x
@@ -255,7 +256,8 @@ def cmd_train(args):
             pad = 0.1 * (hi - lo).max()
             grid = make_grid(lo - pad, hi + pad, [8, 8])
             clouds = (traj, y[idx])
-        plot_class_densities(grid, path, args.layers, 1, P, res.history, args.plot,
+        plot_class_densities(grid, path, args.layers, args.steps_per_layer if clouds is None else 1, P,
+                             res.history, args.plot,
                              f"{out['solver']}, ν = {args.nu:g}: class densities through the layers "
                              f"(test accuracy {out['test_accuracy'] or float('nan'):.2f})", particles=clouds)
     if not args.json:
@@ -376,5 +378,9 @@ def register(subparsers):
     p.add_argument("--points", type=common.positive_int, default=200, help="spirals: points per class")
     p.add_argument("--noise", type=common.nonnegative, default=0.02, help="spirals: data noise")
     p.add_argument("--substeps", type=common.positive_int, default=1, help="Euler–Maruyama sub-steps per layer")
+    p.add_argument("--steps-per-layer", type=common.positive_int, default=1,
+                   help="--grid: implicit Fokker–Planck steps per layer (more = less numerical diffusion, slower)")
+    p.add_argument("--padding", type=common.nonnegative, default=0.75,
+                   help="--grid: domain = data box widened by this fraction of its size on each side")
     common.add_outputs(p, json=True, plot=True, out=False, seed=True)
     return top
