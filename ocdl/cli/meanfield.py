@@ -216,10 +216,14 @@ def cmd_train(args):
         X, y = read_labelled(args.data)
         Xt, yt = read_labelled(args.test) if args.test else (None, None)
     else:
-        raise InputError(f"unknown data '{args.data}' (valid: spirals or a CSV file x1,x2,label)")
+        from ocdl.errors import unknown_name
+        err = unknown_name("data set", args.data, ["spirals"])
+        raise InputError(f"{err} — or give a CSV file x1,x2,label")
     if X.shape[1] != 2:
         raise InputError(f"meanfield train needs 2-D inputs (got {X.shape[1]} columns)")
     method = "grid" if args.grid is not None else "particles"
+    if method == "grid" and args.grid < 8:
+        raise InputError(f"--grid {args.grid} is too coarse; use at least 8 (e.g. --grid 48)")
     if args.iterations is None:
         args.iterations = 300 if method == "grid" else 1500
     prog = Progress(args.iterations, f"meanfield train ({method})", args.quiet)

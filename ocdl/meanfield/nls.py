@@ -168,7 +168,7 @@ def soliton(x, t, eta, velocity, x0, g, hbar, L=None):
     if L is not None:
         xi = (xi + L / 2) % L - L / 2
     A = hbar * eta / np.sqrt(-g)
-    return A / np.cosh(eta * xi) * np.exp(1j * (k * (x - 0 * xi) - 0.5 * hbar * (k * k - eta * eta) * t))
+    return A / np.cosh(eta * xi) * np.exp(1j * (k * x - 0.5 * hbar * (k * k - eta * eta) * t))
 
 
 def gaussian_packet(x, x0, width, velocity, hbar):
