@@ -32,17 +32,19 @@ def test_hjb_is_value_function_equation_for_lq_problem():
     assert sp.simplify(sp.diff(S, t) + sp.diff(S, x) ** 2 / 2 + nu**2 / 2 * sp.diff(S, x, 2)) == 0
 
 
-def test_hopf_cole_signs():
+def test_hopf_cole_signs_with_and_without_congestion():
     S = sp.Function("S")(x, t)
     rho = sp.Function("rho")(x, t)
-    S_t = -sp.diff(S, x) ** 2 / 2 - nu**2 / 2 * sp.diff(S, x, 2)          # HJB
+    S_t = -sp.diff(S, x) ** 2 / 2 - nu**2 / 2 * sp.diff(S, x, 2) + g * rho   # HJB (+ congestion gρ)
     rho_t = -sp.diff(rho * sp.diff(S, x), x) + nu**2 / 2 * sp.diff(rho, x, 2)  # FP with a = S_x
     phi = sp.exp(S / nu**2)
     phi_t = sp.diff(phi, t).subs(sp.Derivative(S, t), S_t)
-    assert sp.simplify(phi_t + nu**2 / 2 * sp.diff(phi, x, 2)) == 0       # backward heat
+    # backward heat equation with potential: φ_t = −(ν²/2)φ_xx + (g/ν²)ρφ
+    assert sp.simplify(phi_t + nu**2 / 2 * sp.diff(phi, x, 2) - g / nu**2 * rho * phi) == 0
     phihat = rho / phi
     phihat_t = sp.diff(phihat, t).subs({sp.Derivative(S, t): S_t, sp.Derivative(rho, t): rho_t})
-    assert sp.simplify(phihat_t - nu**2 / 2 * sp.diff(phihat, x, 2)) == 0  # forward heat
+    # forward heat equation with potential: φ̂_t = (ν²/2)φ̂_xx − (g/ν²)ρφ̂
+    assert sp.simplify(phihat_t - nu**2 / 2 * sp.diff(phihat, x, 2) + g / nu**2 * rho * phihat) == 0
 
 
 def test_madelung_signs_real_time_nls():

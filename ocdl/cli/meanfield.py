@@ -111,7 +111,13 @@ def cmd_control(args):
     Phi = np.broadcast_to(np.asarray(phi_fn(x), dtype=float), x.shape).copy()
     rho0 = gaussian_density(g, args.mean, args.std)
     if args.method == "hopf-cole":
-        res = solve_hopf_cole(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g)
+        prog = Progress(args.maxiter if args.g else 1, "hopf-cole", args.quiet)
+        res = solve_hopf_cole(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g, maxiter=args.maxiter,
+                              tol=args.tol, progress=prog)
+        prog.close()
+        if not res.success and not args.quiet:
+            print(f"ocdl: note: Hopf–Cole fixed point stopped after {res.nit} iterations with residual "
+                  f"{res.residual:.2e}", file=sys.stderr)
     else:
         prog = Progress(args.maxiter, "control sweep", args.quiet)
         res = solve_sweep(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g, maxiter=args.maxiter,
@@ -318,13 +324,16 @@ def register(subparsers):
     _fp_common(p)
     p.add_argument("--g", type=common.nonnegative, default=0.0, help="congestion weight g ≥ 0 (default 0)")
     p.add_argument("--method", type=common.choice("method", ["sweep", "hopf-cole"]), default="sweep",
-                   help="sweep (FP + HJB policy iteration) or hopf-cole (imaginary-time Schrödinger; g = 0 only)")
+                   help="sweep (FP + HJB policy iteration) or hopf-cole (imaginary-time Schrödinger pair; "
+                        "with g > 0 a damped fixed point on ρ)")
     p.add_argument("--xmin", type=common.real, help="left wall (default: around ρ0 and argmin Φ)")
     p.add_argument("--xmax", type=common.real, help="right wall")
     p.add_argument("--cells", type=common.positive_int, default=800, help="cells (default 800)")
     p.add_argument("--steps", type=common.positive_int, default=400, help="Crank–Nicolson steps (default 400)")
-    p.add_argument("--maxiter", type=common.positive_int, default=200, help="sweep iterations (default 200)")
-    p.add_argument("--tol", type=common.positive, default=1e-9, help="sweep tolerance on the drift change")
+    p.add_argument("--maxiter", type=common.positive_int, default=200,
+                   help="sweep / congested Hopf–Cole iterations (default 200)")
+    p.add_argument("--tol", type=common.positive, default=1e-9,
+                   help="tolerance on the drift change (sweep) or density change (congested Hopf–Cole)")
     common.add_outputs(p, json=True, plot=False, out="required", seed=False, out_help="CSV x,rho at T")
 
     p = _command(sub, "nls", "split-step Fourier NLS iħψ_t = −(ħ²/2)ψ_xx + Vψ + g|ψ|²ψ (periodic); NPZ + Madelung residuals",

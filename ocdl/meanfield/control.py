@@ -18,8 +18,9 @@ Equivalently, with ``S = −V`` (DESIGN.md's convention, which is right):
    equation ``∂φ/∂t = −(ν²/2)Δφ``, ``φ(T) = e^{−Φ/ν²}``, and ``φ̂ = ρ/φ`` the forward heat
    equation ``∂φ̂/∂t = +(ν²/2)Δφ̂``, ``φ̂(0) = ρ_0/φ(0)``; then ``ρ = φ φ̂``, ``a = ν²∇log φ``.
    This is the Schrödinger system in *imaginary* time (linear). With ``g ≠ 0`` it becomes
-   ``∂φ/∂t = −(ν²/2)Δφ + (g/ν²)ρφ``, ``∂φ̂/∂t = (ν²/2)Δφ̂ − (g/ν²)ρφ̂`` (a cubic imaginary-time
-   NLS in ``(φ, φ̂)``) — not implemented here: ``g ≠ 0`` raises InputError (use the sweep).
+   ``∂φ/∂t = −(ν²/2)Δφ + (g/ν²)ρφ``, ``∂φ̂/∂t = (ν²/2)Δφ̂ − (g/ν²)ρφ̂``, ``ρ = φφ̂`` (a cubic
+   imaginary-time NLS in ``(φ, φ̂)``), solved by a damped fixed point on the density path ``ρ``:
+   with ``ρ`` frozen both equations are linear (heat equations with potential ``(g/ν²)ρ``).
 
 The expected cost is ``∫ ρ_0 V(·, 0)``; Hopf–Cole gives it as ``−ν² ∫ ρ_0 log φ(·, 0)``.
 """
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field as dc_field
 import numpy as np
 
 from ocdl.errors import InputError, SolverError
-from ocdl.meanfield.fokker_planck import SCHEMES, stepper_for_drift
+from ocdl.meanfield.fokker_planck import SCHEMES, TridiagonalStepper, flux_coefficients, stepper_for_drift
 from ocdl.meanfield.grid import Grid
 
 
@@ -126,38 +127,69 @@ def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn"
                          history=hist, rho_path=rho)
 
 
-def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn"):
-    """Hopf–Cole / imaginary-time Schrödinger system (two linear heat equations; ``g = 0`` only)."""
-    if g != 0:
-        raise InputError("--method hopf-cole needs --g 0 (with congestion the imaginary-time system is "
-                         "nonlinear); use --method sweep for g ≠ 0")
+def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=0.5,
+                    maxiter=200, tol=1e-9, progress=None):
+    """Hopf–Cole / imaginary-time Schrödinger system (see module docstring).
+
+    ``g = 0``: two linear heat solves (``nit = 1``, ``residual`` = mass defect of ``φφ̂``).
+    ``g > 0``: damped fixed point on the density path; ``residual`` = max change of ``ρ``.
+    """
     Phi = _check(grid, rho0, terminal, nu, T, steps)
+    if g < 0:
+        raise InputError("--g must be ≥ 0")
+    if g != 0 and grid.boundary != "noflux":
+        raise InputError("Hopf–Cole with congestion is implemented for no-flux 1-D grids only")
     th = SCHEMES[scheme]
     dt = T / steps
-    heat = stepper_for_drift(grid, np.zeros(grid.left.size), nu, dt, th)
+    zero = np.zeros(grid.left.size)
+    cL, cR = flux_coefficients(zero, 0.5 * nu * nu, grid.spacing)
     shift = Phi.min()
-    phi = [None] * (steps + 1)
-    phi[steps] = np.exp(-(Phi - shift) / nu**2)               # φ(T) = e^{−Φ/ν²} (scaled)
-    for n in range(steps - 1, -1, -1):                          # ∂φ/∂t = −(ν²/2)Δφ, backward
-        phi[n] = heat.backward(phi[n + 1])
     rho0 = np.asarray(rho0, dtype=float)
-    if np.any((phi[0] <= 0) & (rho0 > 0)):
-        raise SolverError("Hopf–Cole underflow: e^{−Φ/ν²} vanishes where ρ0 > 0; use --method sweep or a larger --nu")
-    phihat = np.where(rho0 > 0, rho0 / np.where(phi[0] > 0, phi[0], 1.0), 0.0)
-    rho_path = [rho0]
-    for n in range(steps):                                      # ∂φ̂/∂t = +(ν²/2)Δφ̂, forward
-        phihat = heat.forward(phihat)
-        rho_path.append(phi[n + 1] * phihat)
-    rho = rho_path[-1]
+    path = [rho0.copy() for _ in range(steps + 1)]          # initial guess of ρ(t)
+    hist = []
+    for it in range(1, (maxiter if g != 0 else 1) + 1):
+        if g == 0:
+            steppers = [stepper_for_drift(grid, zero, nu, dt, th)] * steps
+        else:                                               # potential −(g/ν²)ρ on the diagonal
+            steppers = [TridiagonalStepper(cL, cR, grid.spacing, dt, th,
+                                           -(g / nu**2) * ((1 - th) * path[n] + th * path[n + 1]))
+                        if grid.dim == 1 and grid.boundary == "noflux" else None for n in range(steps)]
+        phi = [None] * (steps + 1)
+        phi[steps] = np.exp(-(Phi - shift) / nu**2)         # φ(T) = e^{−Φ/ν²} (scaled)
+        for n in range(steps - 1, -1, -1):                  # ∂φ/∂t = −(ν²/2)Δφ + (g/ν²)ρφ, backward
+            phi[n] = steppers[n].backward(phi[n + 1])
+        if np.any((phi[0] <= 0) & (rho0 > 0)) or not np.all(np.isfinite(phi[0])):
+            raise SolverError("Hopf–Cole underflow: e^{−Φ/ν²} vanishes where ρ0 > 0; use --method sweep or a larger --nu")
+        phihat = np.where(rho0 > 0, rho0 / np.where(phi[0] > 0, phi[0], 1.0), 0.0)
+        new = [rho0]
+        for n in range(steps):                              # ∂φ̂/∂t = (ν²/2)Δφ̂ − (g/ν²)ρφ̂, forward
+            phihat = steppers[n].forward(phihat)
+            new.append(phi[n + 1] * phihat)
+        res = max(float(np.max(np.abs(a - b))) for a, b in zip(new, path))
+        path = new if g == 0 else [(1 - damping) * a + damping * b for a, b in zip(path, new)]
+        hist.append({"iteration": it, "residual": res})
+        if progress is not None:
+            progress.update(it, kkt=res)
+        if not np.isfinite(res):
+            raise SolverError("Hopf–Cole fixed point diverged; lower --g or use --method sweep")
+        if g != 0 and res < tol:
+            break
+    rho = path[-1]
     mass = grid.mass(rho)
     with np.errstate(divide="ignore"):
-        V0 = -nu**2 * np.log(phi[0]) + shift                    # V = −ν² log φ
+        V0 = -nu**2 * np.log(phi[0]) + shift                # V = −ν² log φ
     drift = [nu**2 * _face_grad(grid, np.log(np.maximum(0.5 * (phi[n] + phi[n + 1]), 1e-300)))
              for n in range(steps)]
-    cost = grid.volume * float(np.sum(np.where(rho0 > 0, rho0 * V0, 0.0)))
-    return ControlResult(x=grid.centres[:, 0], rho=rho / mass, value0=V0, drift=drift, cost=cost, nit=1,
-                         residual=abs(mass - 1.0), success=True,
-                         message="mass defect of ρ = φφ̂ reported as residual", rho_path=rho_path)
+    if g == 0:
+        cost = grid.volume * float(np.sum(np.where(rho0 > 0, rho0 * V0, 0.0)))
+        residual, success, msg = abs(mass - 1.0), True, "mass defect of ρ = φφ̂ reported as residual"
+    else:                                                   # evaluate the cost of the drift directly
+        cost = solve_sweep(grid, rho0, Phi, nu, T, steps, g=g, scheme=scheme, maxiter=1,
+                           initial_drift=drift).cost
+        residual, success = res, res < tol
+        msg = "converged" if success else "maximum iterations reached"
+    return ControlResult(x=grid.centres[:, 0], rho=rho / mass, value0=V0, drift=drift, cost=cost, nit=it,
+                         residual=residual, success=success, message=msg, history=hist, rho_path=path)
 
 
 def lq_gaussian(mean0, std0, nu, T, c, z):

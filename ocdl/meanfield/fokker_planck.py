@@ -164,14 +164,17 @@ class ThetaStepper:
 
 
 class TridiagonalStepper(ThetaStepper):
-    """The same θ-step for a 1-D no-flux grid, with banded (tridiagonal) solves."""
+    """The same θ-step for a 1-D no-flux grid, with banded (tridiagonal) solves.
 
-    def __init__(self, cL, cR, h, dt, theta):
+    ``diag_extra`` (optional, per cell) is added to the diagonal of ``L`` (a potential term).
+    """
+
+    def __init__(self, cL, cR, h, dt, theta, diag_extra=None):
         from scipy.linalg import solve_banded
         self._solve = solve_banded
         n = cL.size + 1
         lo, up = cL / h, cR / h                 # L[j+1, j] and L[j, j+1]
-        diag = np.zeros(n)
+        diag = np.zeros(n) if diag_extra is None else np.array(diag_extra, dtype=float)
         diag[:-1] -= lo
         diag[1:] -= up
         self.L3 = (lo, diag, up)
