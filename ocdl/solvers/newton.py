@@ -39,7 +39,7 @@ import numpy as np
 from ocdl.errors import SolverError
 from ocdl.progress import Progress
 from ocdl.solvers._result import History, lifted, make_result
-from ocdl.solvers.casadi_kkt import GradientOnly, MultipleShootingNLP, ReducedProblem, spec_from_model
+from ocdl.solvers.casadi_kkt import GradientOnly, MultipleShootingNLP, spec_from_model
 
 
 def _trust_region_step(g, lam, V, Delta):
@@ -66,8 +66,45 @@ def _trust_region_step(g, lam, V, Delta):
     return step(hi), hi
 
 
+def steihaug_cg(g, hvp, Delta, rtol, maxiter):
+    """Truncated CG (Steihaug–Toint) for ``min_s gᵀs + ½ sᵀHs, ‖s‖ ≤ Δ`` using ``hvp(v) = Hv``.
+
+    Stops at ``‖Hs + g‖ ≤ rtol``, at the boundary, or along a direction of negative curvature
+    (then it steps to the boundary: that is how a saddle is escaped). Returns ``(s, n_hvp, why)``.
+    """
+    s = np.zeros_like(g)
+    r = g.copy()
+    d = -r
+    rr = float(r @ r)
+    if np.sqrt(rr) <= rtol:
+        return s, 0, "small"
+
+    def to_boundary(s, d):
+        a, b, c = d @ d, 2 * s @ d, s @ s - Delta ** 2
+        tau = (-b + np.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a)
+        return s + tau * d
+
+    for j in range(maxiter):
+        Hd = hvp(d)
+        dHd = float(d @ Hd)
+        if dHd <= 0:
+            return to_boundary(s, d), j + 1, "negative curvature"
+        a = rr / dHd
+        s_new = s + a * d
+        if np.linalg.norm(s_new) >= Delta:
+            return to_boundary(s, d), j + 1, "boundary"
+        r = r + a * Hd
+        rr_new = float(r @ r)
+        s = s_new
+        if np.sqrt(rr_new) <= rtol:
+            return s, j + 1, "converged"
+        d = -r + (rr_new / rr) * d
+        rr = rr_new
+    return s, maxiter, "maxiter"
+
+
 def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
-           warm_iterations=1000, lr=0.02, delta0=1.0, threads=1, **unused):
+           warm_iterations=1000, lr=0.02, delta0=1.0, cg_maxiter=500, threads=1, **unused):
     """Reduced-space trust-region Newton on the discrete PMP system (see module docstring).
 
     ``warm_iterations`` Adam steps with the exact costate gradient, then trust-region Newton
@@ -81,7 +118,6 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     X0 = lifted(model, X)
     progress = Progress(warm_iterations + iterations, "newton", quiet)
     hist = History(callback, progress)
-    P = ReducedProblem(spec, X0, y, threads=threads)
     G = GradientOnly(spec, X0, y, threads=threads)
     build_s = hist.elapsed()
     z = model.flatten(params0).astype(float)
@@ -104,27 +140,26 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         hist.add(it, J, res, phase="adam")
         if res <= tol:
             break
-    # ---------------- trust-region Newton with the exact reduced Hessian
+    # ---------------- trust-region Newton–CG with exact Hessian-vector products
     Delta = float(delta0)
-    n_hessians = 0
+    n_hvp = 0
     converged = res <= tol
-    need_hessian = True
     k = 0
     while not converged and k < iterations:
-        if need_hessian:
-            J, g, H = P.evaluate(z)
-            n_hessians += 1
-            lam, V = np.linalg.eigh(H)
-        s, _shift = _trust_region_step(g, lam, V, Delta)
+        gnorm = float(np.linalg.norm(g))
+        rtol = min(0.5, np.sqrt(gnorm)) * gnorm            # forcing term: superlinear convergence
+        s, nh, why = steihaug_cg(g, lambda v: G.hvp(z, v), Delta, rtol, cg_maxiter)
+        Hs = G.hvp(z, s)
+        n_hvp += nh + 1
         snorm = float(np.linalg.norm(s))
-        pred = -(g @ s + 0.5 * s @ (H @ s))
+        pred = -(g @ s + 0.5 * s @ Hs)
         Jn, gn = G.evaluate(z + s)
         ared = J - Jn
         if not np.isfinite(Jn):
             rho = -1.0
         elif abs(ared) <= 1e-14 * max(1.0, abs(J)):
             # decrease at round-off level: judge the step by the gradient instead
-            rho = 1.0 if np.linalg.norm(gn) < np.linalg.norm(g) else -1.0
+            rho = 1.0 if np.linalg.norm(gn) < gnorm else -1.0
         else:
             rho = ared / pred if pred > 0 else -1.0
         if rho < 0.25:
@@ -137,12 +172,10 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
             z = z + s
             J, g = Jn, gn
             res = G.stationarity_residual(g)
-            need_hessian = True
-            hist.add(it, J, res, phase="newton", step=snorm, lambda_min=float(lam[0]))
+            hist.add(it, J, res, phase="newton", step=snorm, cg_iterations=nh, cg_stop=why)
             converged = res <= tol
         else:
-            need_hessian = False          # same point: keep H and its eigen-decomposition
-            hist.add(it, J, res, phase="reject", step=snorm)
+            hist.add(it, J, res, phase="reject", step=snorm, cg_iterations=nh, cg_stop=why)
         if Delta < 1e-14:
             break
     progress.close()
@@ -150,8 +183,8 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     msg = (f"converged: KKT residual {res:.2e} <= {tol:g}" if converged
            else f"stopped after {k} Newton steps (KKT residual {res:.2e})")
     return make_result(model, params, J, converged, msg, it, hist.rows, kkt=float(res),
-                       n_hessians=n_hessians, build_time_s=build_s,
-                       formulation="reduced-space trust-region Newton (states/costates eliminated by exact sweeps)")
+                       n_hvp=n_hvp, build_time_s=build_s,
+                       formulation="reduced-space trust-region Newton-CG, exact Hessian-vector products (states/costates eliminated by exact sweeps)")
 
 
 def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
