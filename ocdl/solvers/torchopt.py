@@ -32,8 +32,8 @@ def _setup(params, X, device):
 def adam(model, params0, X, y, *, iterations=2000, callback=None, quiet=True, lr=0.05, schedule="cosine",
          betas=(0.9, 0.999), eps=1e-8, device="cpu", state0=None, checkpoint=None, checkpoint_every=None,
          should_stop=None, **_):
-    loop = Loop("adam", model, iterations, quiet, callback, state0, checkpoint, checkpoint_every, should_stop)
     torch, tp, Xt = _setup(state0["params"] if state0 else params0, X, device)
+    loop = Loop("adam", model, iterations, quiet, callback, state0, checkpoint, checkpoint_every, should_stop)
     order = [tp[k] for k in KEYS]
     opt = torch.optim.Adam(order, lr=lr, betas=tuple(betas), eps=eps, foreach=False)
     if state0:
@@ -72,8 +72,8 @@ def adam(model, params0, X, y, *, iterations=2000, callback=None, quiet=True, lr
 
 def lbfgs(model, params0, X, y, *, iterations=1000, callback=None, quiet=True, lr=1.0, history_size=20,
           device="cpu", state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, **_):
-    loop = Loop("lbfgs", model, iterations, quiet, callback, state0, checkpoint, checkpoint_every, should_stop)
     torch, tp, Xt = _setup(state0["params"] if state0 else params0, X, device)
+    loop = Loop("lbfgs", model, iterations, quiet, callback, state0, checkpoint, checkpoint_every, should_stop)
     opt = torch.optim.LBFGS([tp[k] for k in KEYS], lr=lr, max_iter=1, history_size=history_size,
                             max_eval=25, line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-16)
     message = "finished all iterations"
