@@ -50,6 +50,13 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
     X, y = model.check_data(X, y)
     params0 = model.init(seed=seed)
     options = options or {}
+    for name in solvers:
+        if name in ("adam", "lbfgs"):
+            # torch's first call costs seconds (import, kernel set-up); do it outside the clock
+            SOLVERS[name](model, {k: v.copy() for k, v in params0.items()}, X[:4], y[:4], iterations=1,
+                          callback=None, quiet=True)
+    if any(s in ("newton", "ipopt", "shooting") for s in solvers):
+        import casadi  # noqa: F401
     out = {}
     for name in solvers:
         its = iterations.get(name) if isinstance(iterations, dict) else iterations

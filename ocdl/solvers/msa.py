@@ -85,6 +85,16 @@ def _head_hessian(model, params, xN, y):
     return H
 
 
+def layer_step(model, params, states, costates, grads, rho):
+    """Closed-form minimiser ``(K_k, b_k)`` of the augmented Hamiltonian for every layer (β = 0
+    or neighbours frozen); ``grads`` are the exact ∂J/∂θ from the same sweep."""
+    N, m = model.layers, model.m
+    G = np.concatenate([grads["K"].reshape(N, m * m), grads["b"]], axis=1)
+    M = _layer_metrics(model, states, costates, rho)
+    delta = -np.linalg.solve(M, G[:, :, None])[:, :, 0]
+    return params["K"] + delta[:, :m * m].reshape(N, m, m), params["b"] + delta[:, m * m:]
+
+
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=1.0, rho_min=1e-6,
         tol=1e-10, max_retries=40, **unused):
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring."""
@@ -107,17 +117,14 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     message = ""
     while it < iterations and not converged:
         states, costates = pmp.costate(model, params, X, y)
-        G = np.concatenate([grads["K"].reshape(N, m * m), grads["b"]], axis=1)       # (N, m²+m)
         gh = np.concatenate([grads["W"].ravel(), grads["mu"]])
         Hh = _head_hessian(model, params, states[-1], y)
         lam_bar = np.trace(Hh) / Hh.shape[0]
         for _ in range(max_retries):
-            M = _layer_metrics(model, states, costates, rho)
-            delta = -np.linalg.solve(M, G[:, :, None])[:, :, 0]
+            K_new, b_new = layer_step(model, params, states, costates, grads, rho)
             dh = -np.linalg.solve(Hh + rho * lam_bar * np.eye(Hh.shape[0]), gh)
             C, d = params["W"].shape
-            trial = {"K": params["K"] + delta[:, :m * m].reshape(N, m, m),
-                     "b": params["b"] + delta[:, m * m:],
+            trial = {"K": K_new, "b": b_new,
                      "W": params["W"] + dh[:C * d].reshape(C, d),
                      "mu": params["mu"] + dh[C * d:]}
             Jt = pmp.cost(model, trial, X, y)

@@ -39,7 +39,6 @@ import numpy as np
 from ocdl.errors import SolverError
 from ocdl.progress import Progress
 from ocdl.solvers._result import History, lifted, make_result
-from ocdl.solvers.casadi_kkt import GradientOnly, MultipleShootingNLP, spec_from_model
 
 
 def _trust_region_step(g, lam, V, Delta):
@@ -113,6 +112,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     """
     if unused:
         raise SolverError(f"newton: unknown option(s) {', '.join(sorted(unused))}")
+    from ocdl.solvers.casadi_kkt import GradientOnly, spec_from_model
     iterations = 300 if iterations is None else int(iterations)
     spec = spec_from_model(model)
     X0 = lifted(model, X)
@@ -191,6 +191,7 @@ def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, t
           print_level=0, linear_solver="mumps", **unused):
     """IPOPT on the full-space multiple-shooting NLP; ``result.costates`` are its multipliers."""
     import casadi as ca
+    from ocdl.solvers.casadi_kkt import GradientOnly, MultipleShootingNLP, spec_from_model
     if unused:
         raise SolverError(f"ipopt: unknown option(s) {', '.join(sorted(unused))}")
     iterations = 500 if iterations is None else int(iterations)

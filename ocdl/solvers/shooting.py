@@ -23,8 +23,11 @@ Unknowns: ``P(0) = p_0`` (all samples) and the head ``(W, μ)``; with ``segments
 conditions, ``p_N − (1/n)∇_xΦ(W x_N + μ)``, and the head stationarity
 ``(1/n) Σ_i ∇_sΦ_i x_{N,i}ᵀ + α_head W = 0``, ``(1/n) Σ_i ∇_sΦ_i = 0``. Costates are scaled,
 ``q = n p``, so all unknowns are O(1); ``boundary_residual`` is ``‖residual‖∞`` in these units.
-Solved by Levenberg–Marquardt with the exact (sparse) Jacobian. The initial guess comes from
-``warm_iterations`` Adam steps with the exact costate gradient (``p_0`` from the costate sweep).
+Solved by Levenberg–Marquardt with the exact (sparse) Jacobian. The initial guess (``p_0`` and the
+interior ``(x, p)`` from the costate sweep) comes from ``warm_start="newton"`` — the reduced Newton
+solver stopped at the loose tolerance ``warm_tol`` — or ``"adam"``: ``warm_iterations`` Adam steps.
+From a point far from stationarity (e.g. a few hundred Adam steps) LM stalls in a local minimum of
+``‖residual‖²`` at T = 5 even with 20 segments (measured; docs/compare.md).
 """
 import numpy as np
 
@@ -58,14 +61,14 @@ def _build(model, X0, y, segments):
     R = thm - ca.vertcat(ca.vec(Kst.T), bst)
     Rf = ca.Function("R", [thm, xm, qm], [R])
     root = ca.rootfinder("layer", "newton", Rf, {"abstol": 1e-14, "max_iter": 60, "error_on_fail": False})
-    # guess: stationarity with q_k in place of q_{k+1}
-    Kg = -ca.mtimes(qm, ca.tanh(xm).T) / (n * alpha)
-    guess = ca.vertcat(ca.vec(Kg.T), -ca.sum2(qm) / (n * alpha))
+    # the initial guess of the inner Newton iteration is an input (the previous outer iterate's θ_k):
+    # Stat amplifies errors by 1/α, so a guess built from q_k instead of q_{k+1} is far too crude
+    guess = ca.MX.sym("guess", m * m + m)
     thk = root(guess, xm, qm)
     Qn_k = qnext(thk, xm, qm)
     Kk = ca.reshape(thk[:m * m], m, m).T
     Xn_k = xm + h * (ca.mtimes(Kk, ca.tanh(xm)) + ca.repmat(thk[m * m:], 1, n))
-    layer = ca.Function("layer", [xm, qm], [Xn_k, Qn_k, thk])
+    layer = ca.Function("layer", [xm, qm, guess], [Xn_k, Qn_k, thk])
     # ---- terminal: ∇_x Φ per sample (scaled q) and head stationarity
     xs = ca.SX.sym("x", d)
     Wf = ca.SX.sym("W", C * d)
@@ -84,10 +87,11 @@ def _build(model, X0, y, segments):
     u = ca.vertcat(ca.vec(q0), *[ca.vertcat(ca.vec(a), ca.vec(b)) for a, b in inner], Wm, mum)
     starts = [(ca.DM(X0.T), q0)] + inner
     res, thetas = [], []
+    Th = ca.MX.sym("theta_guess", m * m + m, N)
     for j in range(segments):
         x, q = starts[j]
         for k in range(bounds[j], bounds[j + 1]):
-            x, q, t = layer(x, q)
+            x, q, t = layer(x, q, Th[:, k])
             thetas.append(t)
         if j < segments - 1:
             res += [ca.vec(x - inner[j][0]), ca.vec(q - inner[j][1])]
@@ -96,13 +100,13 @@ def _build(model, X0, y, segments):
     headres = gh / n + ca.vertcat(spec.alpha_head * Wm, ca.DM.zeros(C))
     res += [ca.vec(q - gx), headres]
     r = ca.vertcat(*res)
-    F = ca.Function("shoot", [u], [r, ca.horzcat(*thetas)])
-    Jf = ca.Function("shoot_jac", [u], [ca.jacobian(r, u)])
+    F = ca.Function("shoot", [u, Th], [r, ca.horzcat(*thetas)])
+    Jf = ca.Function("shoot_jac", [u, Th], [ca.jacobian(r, u)])
     return spec, F, Jf, bounds, u.numel()
 
 
-def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True, segments=1, tol=1e-10,
-             warm_iterations=300, lr=0.02, lm_lambda=1e-3, **unused):
+def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True, segments=1, tol=1e-9,
+             warm_start="newton", warm_tol=1e-8, warm_iterations=300, lr=0.02, lm_lambda=1e-10, **unused):
     """Levenberg–Marquardt shooting on the reduced Hamiltonian BVP (see module docstring)."""
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
@@ -121,8 +125,15 @@ def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True
     n, N = X0.shape[0], model.layers
     progress = Progress(iterations, "shooting", quiet)
     hist = History(callback, progress)
-    # ---- warm start: Adam with the exact costate gradient
     params = {k: np.array(v, dtype=float) for k, v in params0.items()}
+    if warm_start == "newton":
+        # homotopy start: the reduced Newton solver to a loose tolerance, then shooting polishes
+        from ocdl.solvers.newton import newton
+        params = newton(model, params, X, y, tol=warm_tol, quiet=True).x
+        warm_iterations = 0
+    elif warm_start != "adam":
+        raise SolverError(f"shooting: unknown warm_start '{warm_start}' (valid: newton, adam)")
+    # ---- warm start: Adam with the exact costate gradient
     mom = {k: np.zeros_like(v) for k, v in params.items()}
     sec = {k: np.zeros_like(v) for k, v in params.items()}
     for t in range(1, warm_iterations + 1):
@@ -143,11 +154,13 @@ def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True
     parts += [params["W"].ravel(), params["mu"]]
     u = np.concatenate(parts)
 
-    def residual(u):
-        r, th = F(u)
+    th = np.stack([np.concatenate([params["K"][k].ravel(), params["b"][k]]) for k in range(N)], axis=1)
+
+    def residual(u, guess):
+        r, th = F(u, guess)
         return np.asarray(r).ravel(), np.asarray(th)
 
-    r, th = residual(u)
+    r, th = residual(u, th)
     rn = float(np.max(np.abs(r))) if np.all(np.isfinite(r)) else np.inf
     if not np.isfinite(rn):
         raise SolverError("shooting: the initial trajectory is not finite (try --segments or more warm-up)")
@@ -165,26 +178,27 @@ def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True
     cur = to_params(u, th)
     hist.add(0, pmp.cost(model, cur, X, y), pmp.kkt_residual(model, cur, X, y), boundary_residual=rn)
     while it < iterations and not converged:
-        Jd = Jf(u)
+        Jd = Jf(u, th)
         Jm = sp.csc_matrix(Jd.sparse()) if segments > 1 else np.asarray(Jd)
         JtJ = Jm.T @ Jm
         Jtr = Jm.T @ r
+        scale = float(JtJ.diagonal().mean())           # λ is relative to the mean curvature
         accepted = False
         for _ in range(30):
             if segments > 1:
-                du = -spla.spsolve(sp.csc_matrix(JtJ + lam * sp.identity(nu)), Jtr)
+                du = -spla.spsolve(sp.csc_matrix(JtJ + lam * scale * sp.identity(nu)), Jtr)
             else:
-                du = -np.linalg.solve(JtJ + lam * np.eye(nu), Jtr)
-            rt, tht = residual(u + du)
+                du = -np.linalg.solve(JtJ + lam * scale * np.eye(nu), Jtr)
+            rt, tht = residual(u + du, th)
             if np.all(np.isfinite(rt)) and np.linalg.norm(rt) < np.linalg.norm(r):
                 accepted = True
                 break
-            lam *= 4.0
+            lam = max(lam * 10.0, 1e-14)
         it += 1
         if not accepted:
             break
         u, r, th = u + du, rt, tht
-        lam = max(lam / 3.0, 1e-15)
+        lam = lam / 10.0
         rn = float(np.max(np.abs(r)))
         cur = to_params(u, th)
         hist.add(it, pmp.cost(model, cur, X, y), pmp.kkt_residual(model, cur, X, y), boundary_residual=rn,
