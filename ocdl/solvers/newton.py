@@ -16,18 +16,19 @@
 
     Globalisation (a bare Newton from a random start finds saddles or stalls, DESIGN.md §5):
 
-    1. Adam steps with the exact costate gradient (no autograd) move into a basin — the first
-       ``warm_iterations``, then ``probe_every`` more at a time;
-    2. a probe evaluates the Hessian; when it is positive definite and the Newton step is short
-       (``‖s‖ ≤ probe_radius``) — i.e. inside the region of quadratic convergence — a
-       trust-region Newton phase starts (eigen-decomposition of the small dense Hessian; the
-       step solves ``(H + λI) s = −g`` with ``λ ≥ max(0, −λ_min)`` chosen so ``‖s‖ ≤ Δ``
-       (Moré–Sorensen); acceptance by the ratio actual/predicted decrease of ``J``);
-    3. if a Newton phase does not converge within ``newton_phase`` iterations, Adam resumes
-       from its best point.
+    1. warm start: ``warm_iterations`` Adam steps with the exact costate gradient (default), or
+       L-BFGS until the KKT residual is below ``warm_tol`` (``warm_start="lbfgs"``);
+    2. trust-region Newton–CG (Steihaug–Toint): the step approximately minimises the quadratic
+       model ``gᵀs + ½ sᵀ∇²J s`` in ``‖s‖ ≤ Δ`` by conjugate gradients with exact Hessian-vector
+       products; negative curvature (a saddle) sends the step to the trust-region boundary;
+       the forcing term ``‖∇²J s + g‖ ≤ min(0.5, √‖g‖)‖g‖`` gives superlinear convergence; steps are
+       accepted by the ratio of actual to predicted decrease of ``J`` (at round-off level by
+       the decrease of ‖g‖).
 
-    The linear algebra is the dense symmetric eigen-solve of the ``n_θ × n_θ`` reduced Hessian
-    (indefinite-safe; no Cholesky); ``n_θ = N(m² + m) + C'(d + 1)`` (123 for N = 20, d = 2).
+    No matrix is ever formed or factorised (no Cholesky: the reduced Hessian may be
+    indefinite); each product ``∇²J v`` costs about two gradients. A dense per-sample SX Hessian
+    was measured to cost 56 s to build and 2.6 s per evaluation at width 4 (405 parameters,
+    n = 400), which is why it is not used.
 
 ``ipopt`` — full-space multiple-shooting NLP ``min J s.t. S_h(x_k, θ_k) − x_{k+1} = 0`` with all
     states as unknowns, solved by IPOPT (exact Hessian of the Lagrangian, MUMPS LDLᵀ with
@@ -39,30 +40,6 @@ import numpy as np
 from ocdl.errors import SolverError
 from ocdl.progress import Progress
 from ocdl.solvers._result import History, lifted, make_result
-
-
-def _trust_region_step(g, lam, V, Delta):
-    """``s = −(H + σI)⁻¹ g`` with ``σ ≥ max(0, −λ_min)`` minimal such that ``‖s‖ ≤ Δ``."""
-    gt = V.T @ g
-
-    def step(shift):
-        return -V @ (gt / (lam + shift))
-
-    lo = max(0.0, -lam[0])
-    if lam[0] > 0:
-        s = step(0.0)
-        if np.linalg.norm(s) <= Delta:
-            return s, 0.0
-    hi = lo + np.linalg.norm(g) / Delta + abs(lam[-1]) + 1.0
-    for _ in range(80):                     # bisection on the secular equation ‖s(σ)‖ = Δ
-        mid = 0.5 * (lo + hi)
-        if np.linalg.norm(step(mid)) > Delta:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * max(1.0, hi):
-            break
-    return step(hi), hi
 
 
 def steihaug_cg(g, hvp, Delta, rtol, maxiter):
@@ -103,7 +80,8 @@ def steihaug_cg(g, hvp, Delta, rtol, maxiter):
 
 
 def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
-           warm_iterations=1000, lr=0.02, delta0=1.0, cg_maxiter=500, threads=1, **unused):
+           warm_start="adam", warm_iterations=1000, warm_tol=1e-4, lr=0.02, delta0=1.0, cg_maxiter=500,
+           threads=1, **unused):
     """Reduced-space trust-region Newton on the discrete PMP system (see module docstring).
 
     ``warm_iterations`` Adam steps with the exact costate gradient, then trust-region Newton
@@ -127,8 +105,44 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     res = G.stationarity_residual(g)
     hist.add(0, J, res, phase="start")
     it = 0
-    # ---------------- warm start: Adam with the exact costate gradient
-    for t in range(1, warm_iterations + 1):
+    stopped = False
+    # ---------------- warm start: Adam or L-BFGS with the exact costate gradient
+    if warm_start not in ("adam", "lbfgs", "none"):
+        raise SolverError(f"newton: unknown warm_start '{warm_start}' (valid: adam, lbfgs, none)")
+    if warm_start == "lbfgs":
+        from scipy.optimize import minimize
+
+        class _Done(Exception):
+            pass
+
+        box = {"z": z, "it": 0}
+
+        def fun(zz):
+            Jz, gz = G.evaluate(zz)
+            box["last"] = (zz.copy(), Jz, gz)
+            return Jz, gz
+
+        def cb(zz):
+            box["it"] += 1
+            zl, Jz, gz = box["last"]
+            if not np.array_equal(zl, zz):
+                Jz, gz = G.evaluate(zz)
+            rz = G.stationarity_residual(gz)
+            box["z"] = zz.copy()
+            hist.add(box["it"], Jz, rz, phase="lbfgs")
+            if rz <= warm_tol:
+                raise _Done
+
+        try:
+            minimize(fun, z, jac=True, method="L-BFGS-B", callback=cb,
+                     options={"maxiter": warm_iterations, "maxcor": 20, "gtol": 0.0, "ftol": 0.0})
+        except _Done:
+            pass
+        z = box["z"]
+        it = box["it"]
+        J, g = G.evaluate(z)
+        res = G.stationarity_residual(g)
+    for t in range(1, (warm_iterations if warm_start == "adam" else 0) + 1):
         m1 = 0.9 * m1 + 0.1 * g
         m2 = 0.999 * m2 + 0.001 * g * g
         z = z - lr * (m1 / (1 - 0.9 ** t)) / (np.sqrt(m2 / (1 - 0.999 ** t)) + 1e-8)
@@ -138,6 +152,9 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         it += 1
         res = G.stationarity_residual(g)
         hist.add(it, J, res, phase="adam")
+        if callback is not None and callback(it, model.unflatten(z), J):
+            stopped = True
+            break
         if res <= tol:
             break
     # ---------------- trust-region Newton–CG with exact Hessian-vector products
@@ -145,7 +162,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     n_hvp = 0
     converged = res <= tol
     k = 0
-    while not converged and k < iterations:
+    while not converged and not stopped and k < iterations:
         gnorm = float(np.linalg.norm(g))
         rtol = min(0.5, np.sqrt(gnorm)) * gnorm            # forcing term: superlinear convergence
         s, nh, why = steihaug_cg(g, lambda v: G.hvp(z, v), Delta, rtol, cg_maxiter)
@@ -174,6 +191,8 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
             res = G.stationarity_residual(g)
             hist.add(it, J, res, phase="newton", step=snorm, cg_iterations=nh, cg_stop=why)
             converged = res <= tol
+            if callback is not None and callback(it, model.unflatten(z), J):
+                stopped = True
         else:
             hist.add(it, J, res, phase="reject", step=snorm, cg_iterations=nh, cg_stop=why)
         if Delta < 1e-14:
@@ -181,6 +200,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     progress.close()
     params = model.unflatten(z)
     msg = (f"converged: KKT residual {res:.2e} <= {tol:g}" if converged
+           else "stopped by callback" if stopped
            else f"stopped after {k} Newton steps (KKT residual {res:.2e})")
     return make_result(model, params, J, converged, msg, it, hist.rows, kkt=float(res),
                        n_hvp=n_hvp, build_time_s=build_s,
