@@ -11,7 +11,8 @@ def make_result(model, params, fun, success, message, nit, history, **extra):
     except ImportError:  # pragma: no cover - only while the models branch is not merged
         TrainResult = None
     kw = dict(x=params, fun=float(fun), success=bool(success), message=str(message), nit=int(nit),
-              history=history, model=model)
+              history=history, model=model, solver=extra.pop("solver", None),
+              wall_time_s=float(extra.pop("wall_time_s", history[-1]["time_s"] if history else 0.0)))
     if TrainResult is None:
         from types import SimpleNamespace
         res = SimpleNamespace(**kw)
@@ -57,3 +58,22 @@ class History:
 
 def lifted(model, X):
     return np.asarray(model.lift(np.asarray(X, dtype=float)), dtype=float)
+
+
+def pop_loop_options(name, options):
+    """Accept the generic loop options ``ocdl train`` passes to every solver.
+
+    ``should_stop`` (a callable; checked every iteration) is returned; resuming (``state0``) and
+    checkpoints are not supported by the Pontryagin solvers and raise a one-line error.
+    """
+    from ocdl.errors import SolverError
+    state0 = options.pop("state0", None)
+    should_stop = options.pop("should_stop", None)
+    checkpoint = options.pop("checkpoint", None)
+    options.pop("checkpoint_every", None)
+    options.pop("device", None)
+    if state0 is not None:
+        raise SolverError(f"{name} cannot resume from a checkpoint (--resume); rerun it from the start")
+    if checkpoint is not None:
+        raise SolverError(f"{name} does not write checkpoints; drop --checkpoint for this solver")
+    return should_stop

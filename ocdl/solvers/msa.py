@@ -31,7 +31,7 @@ import numpy as np
 from ocdl import pmp
 from ocdl.errors import SolverError
 from ocdl.progress import Progress
-from ocdl.solvers._result import History, make_result
+from ocdl.solvers._result import pop_loop_options, History, make_result
 
 
 def _layer_metrics(model, states, costates, rho):
@@ -98,6 +98,7 @@ def layer_step(model, params, states, costates, grads, rho):
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=1.0, rho_min=1e-6,
         tol=1e-10, max_retries=40, **unused):
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring."""
+    should_stop = pop_loop_options("msa", unused)
     if unused:
         raise SolverError(f"msa: unknown option(s) {', '.join(sorted(unused))}")
     if model.field != "outer" or model.integrator != "euler":
@@ -140,7 +141,7 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
         J, grads = pmp.value_and_grad(model, params, X, y)
         res = pmp.kkt_residual(model, params, X, y, grads=grads)
         hist.add(it, J, res, rho=rho, params=None)
-        if callback is not None and callback(it, params, J):
+        if (callback is not None and callback(it, params, J)) or (should_stop is not None and should_stop()):
             message = "stopped by callback"
             break
         converged = res <= tol
@@ -148,4 +149,5 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     if not message:
         message = (f"converged: KKT residual {res:.2e} <= {tol:g}" if converged
                    else f"iteration limit {iterations} reached (KKT residual {res:.2e})")
-    return make_result(model, params, J, converged, message, it, hist.rows, kkt=float(res), rho=rho)
+    return make_result(model, params, J, converged, message, it, hist.rows, kkt=float(res), rho=rho,
+                       solver="msa", wall_time_s=hist.elapsed())

@@ -42,7 +42,7 @@ import numpy as np
 
 from ocdl.errors import SolverError
 from ocdl.progress import Progress
-from ocdl.solvers._result import History, lifted, make_result
+from ocdl.solvers._result import pop_loop_options, History, lifted, make_result
 
 
 def steihaug_cg(g, hvp, Delta, rtol, maxiter):
@@ -92,6 +92,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     steps until ``kkt_residual ≤ tol`` or ``iterations`` Newton steps (default 300).
     History rows: iteration, loss, time_s, kkt (= ‖F(z)‖∞), phase ("adam" | "newton" | "reject").
     """
+    should_stop = pop_loop_options("newton", unused)
     if unused:
         raise SolverError(f"newton: unknown option(s) {', '.join(sorted(unused))}")
     from ocdl.solvers.casadi_kkt import GradientOnly, spec_from_model
@@ -164,7 +165,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         it += 1
         res = G.stationarity_residual(g)
         hist.add(it, J, res, phase="adam")
-        if callback is not None and callback(it, model.unflatten(z), J):
+        if (callback is not None and callback(it, model.unflatten(z), J)) or (should_stop is not None and should_stop()):
             stopped = True
             break
         if res <= tol:
@@ -220,7 +221,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
             res = G.stationarity_residual(g)
             hist.add(it, J, res, phase="newton", step=snorm, cg_iterations=nh, cg_stop=why)
             converged = res <= tol
-            if callback is not None and callback(it, model.unflatten(z), J):
+            if (callback is not None and callback(it, model.unflatten(z), J)) or (should_stop is not None and should_stop()):
                 stopped = True
         else:
             hist.add(it, J, res, phase="reject", step=snorm, cg_iterations=nh, cg_stop=why)
@@ -233,7 +234,9 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
            else f"stopped after {k} Newton steps (KKT residual {res:.2e})")
     return make_result(model, params, J, converged, msg, it, hist.rows, kkt=float(res),
                        n_hvp=n_hvp, n_fd_newton_steps=n_fd_steps, build_time_s=build_s,
-                       formulation="reduced-space trust-region Newton-CG, exact Hessian-vector products (states/costates eliminated by exact sweeps)")
+                       formulation="reduced-space trust-region Newton-CG, exact Hessian-vector products "
+                                   "(states/costates eliminated by exact sweeps)",
+                       solver="newton", wall_time_s=hist.elapsed())
 
 
 def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
@@ -241,6 +244,7 @@ def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, t
     """IPOPT on the full-space multiple-shooting NLP; ``result.costates`` are its multipliers."""
     import casadi as ca
     from ocdl.solvers.casadi_kkt import GradientOnly, MultipleShootingNLP, spec_from_model
+    pop_loop_options("ipopt", unused)
     if unused:
         raise SolverError(f"ipopt: unknown option(s) {', '.join(sorted(unused))}")
     iterations = 500 if iterations is None else int(iterations)
@@ -306,4 +310,5 @@ def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, t
     return make_result(model, params, Jr, bool(stats["success"]), str(stats["return_status"]),
                        int(stats["iter_count"]), hist.rows, kkt=float(res),
                        costates=nlp.costates(sol["lam_g"]),
-                       formulation="full-space multiple-shooting NLP (IPOPT)")
+                       formulation="full-space multiple-shooting NLP (IPOPT)", solver="ipopt",
+                       wall_time_s=hist.elapsed())

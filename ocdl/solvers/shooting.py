@@ -34,7 +34,7 @@ import numpy as np
 from ocdl import pmp
 from ocdl.errors import SolverError
 from ocdl.progress import Progress
-from ocdl.solvers._result import History, lifted, make_result
+from ocdl.solvers._result import pop_loop_options, History, lifted, make_result
 
 
 def _build(model, X0, y, segments):
@@ -110,6 +110,7 @@ def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True
     """Levenberg–Marquardt shooting on the reduced Hamiltonian BVP (see module docstring)."""
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
+    pop_loop_options("shooting", unused)
     if unused:
         raise SolverError(f"shooting: unknown option(s) {', '.join(sorted(unused))}")
     if model.field != "outer" or model.integrator != "euler" or model.beta != 0 or model.alpha <= 0:
@@ -210,4 +211,5 @@ def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True
     msg = (f"converged: boundary residual {rn:.2e} <= {tol:g}" if converged
            else f"stopped after {it} Levenberg–Marquardt steps (boundary residual {rn:.2e})")
     return make_result(model, params, J, converged, msg, it, hist.rows, boundary_residual=rn,
-                       kkt=pmp.kkt_residual(model, params, X, y), segments=segments, build_time_s=build_s)
+                       kkt=pmp.kkt_residual(model, params, X, y), segments=segments, build_time_s=build_s,
+                       solver="shooting", wall_time_s=hist.elapsed())
