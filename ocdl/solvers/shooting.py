@@ -105,8 +105,8 @@ def _build(model, X0, y, segments):
     return spec, F, Jf, bounds, u.numel()
 
 
-def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True, segments=1, tol=1e-9,
-             warm_start="newton", warm_tol=1e-8, warm_iterations=300, lr=0.02, lm_lambda=1e-10, **unused):
+def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True, segments=1, tol=1e-8,
+             warm_start="newton", warm_tol=1e-10, warm_iterations=300, lr=0.02, lm_lambda=1e-10, **unused):
     """Levenberg–Marquardt shooting on the reduced Hamiltonian BVP (see module docstring)."""
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
