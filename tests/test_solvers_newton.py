@@ -43,3 +43,19 @@ def test_ipopt_multipliers_are_the_costates():
     scale = np.abs(costates[1:]).max()
     # IPOPT stops at tol 1e-10 (scaled); the multipliers agree with the costate sweep to ~1e-9 rel.
     assert np.abs(lam - costates[1:]).max() <= 1e-7 * scale
+
+
+def test_full_space_residual_of_newton_point_is_tiny(spirals_small):
+    """The reduced-space solver's claim checked on the full-space system built in CasADi."""
+    from ocdl.solvers.casadi_kkt import full_space_residual
+    X, y = spirals_small
+    model = make_model(X, y, layers=8, T=3.0, width=2, alpha=1e-2)
+    res = train(X, y, solver="newton", model=model, seed=0, iterations=200, warm_iterations=300)
+    F = full_space_residual(model, res.x, X, y)
+    # state/costate/boundary blocks: round-off of the sweeps (~1e-16 relative to O(1) states)
+    assert max(F["state"], F["costate"], F["boundary"]) <= 1e-13
+    assert F["max"] <= 1e-8
+    # and a non-stationary point shows up in the stationarity block only
+    F0 = full_space_residual(model, model.init(seed=0), X, y)
+    assert F0["max"] > 1e-3 and max(F0["state"], F0["costate"], F0["boundary"]) <= 1e-13
+    assert F0["max"] == pytest.approx(pmp.kkt_residual(model, model.init(seed=0), X, y), rel=1e-9)
