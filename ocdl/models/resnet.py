@@ -5,9 +5,11 @@ and a linear head.
 
 ``Ψ_h`` is one step of the chosen integrator for ``ẋ = f(x, θ_k)`` with θ_k = (K_k, b_k) held
 constant on layer k. Explicit Runge–Kutta methods (``euler`` = the classic ResNet, ``heun``,
-``rk4``) apply to every field; the splitting methods ``symplectic_euler``, ``verlet`` and
-``yoshida4`` apply to the separable ``hamiltonian`` field (drift ``q += c h F_q(p)``, kick
-``p += c h F_p(q)``).
+``rk4``) apply to every field; the splitting methods apply to the separable ``hamiltonian``
+field (drift ``q += c h F_q(p)``, kick ``p += c h F_p(q)``), with the conventions of the
+``integrators`` package: ``symplectic_euler`` = kick h then drift h (p explicit with the old q),
+``symplectic_euler_b`` = drift then kick, ``verlet`` = position form (drift h/2, kick h,
+drift h/2), ``yoshida4`` = triple-jump composition of that Verlet step.
 
 Discrete cost (the one definition every solver uses; see ``cost``):
 
@@ -28,9 +30,10 @@ _W0 = 1.0 - 2.0 * _W1
 #: splitting methods for the separable hamiltonian field: sequence of ("drift"|"kick", fraction of h)
 SPLITTINGS = {
     "symplectic_euler": [("kick", 1.0), ("drift", 1.0)],
-    "verlet": [("kick", 0.5), ("drift", 1.0), ("kick", 0.5)],
-    "yoshida4": [("kick", 0.5 * _W1), ("drift", _W1), ("kick", 0.5 * (_W1 + _W0)), ("drift", _W0),
-                 ("kick", 0.5 * (_W0 + _W1)), ("drift", _W1), ("kick", 0.5 * _W1)],
+    "symplectic_euler_b": [("drift", 1.0), ("kick", 1.0)],
+    "verlet": [("drift", 0.5), ("kick", 1.0), ("drift", 0.5)],
+    "yoshida4": [("drift", 0.5 * _W1), ("kick", _W1), ("drift", 0.5 * (_W1 + _W0)), ("kick", _W0),
+                 ("drift", 0.5 * (_W0 + _W1)), ("kick", _W1), ("drift", 0.5 * _W1)],
 }
 EXPLICIT_METHODS = tuple(EXPLICIT)
 PARAM_KEYS = ("K", "b", "W", "mu")
