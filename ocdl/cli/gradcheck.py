@@ -38,7 +38,9 @@ def run(args):
         write_json(args.json, out)
     else:
         print(json.dumps(to_jsonable(out)))
-    log(f"costate vs autograd {out['rel_error_costate_vs_autograd']:.2e}, continuous adjoint vs autograd "
+    ce = out["rel_error_costate_vs_autograd"]
+    log(f"costate vs autograd {'n/a (no exact costate for this integrator)' if ce is None else f'{ce:.2e}'}, "
+        f"continuous adjoint vs autograd "
         f"{out['rel_error_continuous_adjoint_vs_autograd']:.2e}, autograd vs finite differences "
         f"{out['rel_error_autograd_vs_finite_difference']:.2e}", args.quiet)
     return 0

@@ -39,9 +39,30 @@ EXPLICIT_METHODS = tuple(EXPLICIT)
 PARAM_KEYS = ("K", "b", "W", "mu")
 
 
-def integrators_for(field):
-    """The integrator names a field supports (with exact costate gradients)."""
+def exact_integrators(field):
+    """Integrators with an exact costate sweep for ``field`` (explicit RK; splittings for hamiltonian)."""
     return EXPLICIT_METHODS + (tuple(SPLITTINGS) if field == "hamiltonian" else ())
+
+
+def general_integrators(field):
+    """Other ``integrators`` methods (implicit ones) the forward pass can use through
+    ``integrators.solve``: non-partitioned ones for every field, partitioned ones (Lobatto
+    IIIA–IIIB) only for the (q, p) layout of ``hamiltonian``. Gradients: torch autograd."""
+    import integrators
+    exact = exact_integrators(field)
+    out = []
+    for name in integrators.available():
+        if name in exact:
+            continue
+        if getattr(integrators.get_method(name), "partitioned", False) and field != "hamiltonian":
+            continue
+        out.append(name)
+    return tuple(out)
+
+
+def integrators_for(field):
+    """Every integrator name a field accepts (exact costate first, then the general ones)."""
+    return exact_integrators(field) + general_integrators(field)
 
 
 class ResNetODE:
@@ -160,6 +181,14 @@ class ResNetODE:
             for i in range(s):
                 out = out + (h * bw[i]) * Fs[i]
             return out
+        if self.integrator not in SPLITTINGS:       # general method through integrators.solve
+            import integrators
+            from integrators.errors import IntegratorError
+            try:
+                return integrators.solve(self.integrator, lambda t, z: self.F.f(z, K, b), x, 0.0, h, 1)[-1]
+            except IntegratorError as exc:
+                from ocdl.errors import SolverError
+                raise SolverError(f"{self.integrator} layer failed ({exc}); try a smaller --T or more --layers") from None
         m = self.m
         q, p = x[:, :m], x[:, m:]
         for kind, c in SPLITTINGS[self.integrator]:
