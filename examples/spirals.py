@@ -1,7 +1,7 @@
 """Two spirals, trained through the Pontryagin costate: writes spirals.png (the README picture).
 
 Same as ``ocdl train --data spirals --solver pmp-adam --plot spirals.png`` (default settings:
-outer field, explicit Euler = classic ResNet, 20 layers, T = 5, width 4, 2000 Adam steps on the
+outer field, explicit Euler = classic ResNet, 20 layers, T = 5, width 6, 3000 Adam steps on the
 exact costate gradient), plus a held-out test set. Runs in a few seconds.
 
     python examples/spirals.py [OUT.png]

@@ -236,3 +236,14 @@ def test_cli_spirals_bar(ocdl_cli, tmp_path, solver, seed):
                  "--json", tmp_path / "o.json", "--quiet")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "o.json").read_text())["test_accuracy"] >= 0.97
+
+
+def test_cli_divergence_exit_3_saves_last_good(ocdl_cli, tmp_path):
+    r = ocdl_cli("train", "--data", "spirals", "--points", "30", "--solver", "pmp-adam", "--lr", "10000",
+                 "--iterations", "200", "--T", "10", "--layers", "10", "--save", tmp_path / "m.npz",
+                 "--json", tmp_path / "o.json", "--quiet")
+    assert r.returncode == 3, r.stderr
+    assert "diverged" in r.stderr and "saved to" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.json").exists()
+    _, params, info = load_model(tmp_path / "m.npz")
+    assert info["status"] == "diverged"

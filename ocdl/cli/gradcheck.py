@@ -16,7 +16,7 @@ def register(sub):
                    help="layer map (default euler)")
     p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
     p.add_argument("--T", type=common.positive, default=5.0, help="final time (default 5.0)")
-    p.add_argument("--width", type=common.positive_int, default=None, help="state dimension (default 2 × 2 = 4)")
+    p.add_argument("--width", type=common.positive_int, default=None, help="state dimension (default 3 × 2 = 6)")
     p.add_argument("--points", type=common.positive_int, default=50, help="spiral points per class (default 50)")
     common.add_outputs(p, json=True, plot=False, seed=True)
     return p
