@@ -198,9 +198,9 @@ def test_cli_kill_and_resume(tmp_path):
     X, y = _small(40, seed=8)
     _csv(tmp_path / "tr.csv", X, y)
     base = [sys.executable, "-m", "ocdl", "train", "--data", str(tmp_path / "tr.csv"), "--solver", "pmp-adam",
-            "--iterations", "3000", "--layers", "8", "--quiet"]
+            "--iterations", "400", "--layers", "6", "--quiet"]
     ck = tmp_path / "ck"
-    p = subprocess.Popen(base + ["--checkpoint", str(ck), "--checkpoint-every", "20", "--save", str(tmp_path / "a.npz")],
+    p = subprocess.Popen(base + ["--checkpoint", str(ck), "--checkpoint-every", "10", "--save", str(tmp_path / "a.npz")],
                          env=_cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not (ck / "checkpoint.npz").exists() and time.time() - t0 < 60 and p.poll() is None:
@@ -210,7 +210,7 @@ def test_cli_kill_and_resume(tmp_path):
     assert p.returncode == 130, err
     assert not (tmp_path / "a.npz").exists()
     it = load_checkpoint(ck)["iteration"]
-    assert 0 < it < 3000
+    assert 0 < it < 400
     r = subprocess.run(base + ["--checkpoint", str(ck), "--resume", "--save", str(tmp_path / "a.npz")],
                        env=_cli_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -236,3 +236,14 @@ def test_cli_spirals_bar(ocdl_cli, tmp_path, solver, seed):
                  "--json", tmp_path / "o.json", "--quiet")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "o.json").read_text())["test_accuracy"] >= 0.97
+
+
+def test_cli_divergence_exit_3_saves_last_good(ocdl_cli, tmp_path):
+    r = ocdl_cli("train", "--data", "spirals", "--points", "30", "--solver", "pmp-adam", "--lr", "10000",
+                 "--iterations", "200", "--T", "10", "--layers", "10", "--save", tmp_path / "m.npz",
+                 "--json", tmp_path / "o.json", "--quiet")
+    assert r.returncode == 3, r.stderr
+    assert "diverged" in r.stderr and "saved to" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.json").exists()
+    _, params, info = load_model(tmp_path / "m.npz")
+    assert info["status"] == "diverged"

@@ -12,7 +12,8 @@ from ocdl.errors import InputError, SolverError
 from ocdl.progress import log
 
 FIELDS = ["inner", "outer", "hamiltonian"]
-INTEGRATORS = ["euler", "heun", "rk4", "symplectic_euler", "verlet", "yoshida4"]
+INTEGRATORS = ["euler", "heun", "rk4", "symplectic_euler", "symplectic_euler_b", "verlet", "yoshida4",
+               "implicit_midpoint", "gauss2", "gauss3", "lobatto3ab"]
 DATASETS = ["spirals", "circles", "moons"]
 
 
@@ -30,15 +31,16 @@ def register(sub):
                    help="vector field: inner σ(Kx+b), outer Kσ(x)+b, hamiltonian (default outer)")
     p.add_argument("--integrator", type=common.choice("integrator", INTEGRATORS), default="euler",
                    help="layer map: euler (classic ResNet), heun, rk4; hamiltonian also symplectic_euler, "
-                        "verlet, yoshida4 (default euler)")
+                        "symplectic_euler_b, verlet, yoshida4; implicit ones (implicit_midpoint, gauss2, gauss3, "
+                        "lobatto3ab) with the autograd solvers only (default euler)")
     p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
     p.add_argument("--T", type=common.positive, default=5.0, help="final time T; step h = T/N (default 5.0)")
     p.add_argument("--width", type=common.positive_int, default=None,
-                   help="state dimension d ≥ input dimension (default 2 × input dimension)")
+                   help="state dimension d ≥ input dimension (default 3 × input dimension; hamiltonian: rounded up to even)")
     p.add_argument("--solver", type=common.choice("solver", list(SOLVERS)), default="adam",
                    help="optimiser (default adam)")
     p.add_argument("--iterations", type=common.positive_int, default=None,
-                   help="iterations (default 2000 for adam/pmp-adam/pmp-gd, 1000 for lbfgs/pmp-lbfgs)")
+                   help="iterations (default 3000 for adam/pmp-adam/pmp-gd, 1000 for lbfgs/pmp-lbfgs)")
     p.add_argument("--lr", type=common.positive, default=None,
                    help="learning rate for adam/pmp-adam (default 0.05, cosine decay) or pmp-gd's first step")
     p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (default 1e-3)")

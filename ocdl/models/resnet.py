@@ -5,9 +5,11 @@ and a linear head.
 
 ``Ψ_h`` is one step of the chosen integrator for ``ẋ = f(x, θ_k)`` with θ_k = (K_k, b_k) held
 constant on layer k. Explicit Runge–Kutta methods (``euler`` = the classic ResNet, ``heun``,
-``rk4``) apply to every field; the splitting methods ``symplectic_euler``, ``verlet`` and
-``yoshida4`` apply to the separable ``hamiltonian`` field (drift ``q += c h F_q(p)``, kick
-``p += c h F_p(q)``).
+``rk4``) apply to every field; the splitting methods apply to the separable ``hamiltonian``
+field (drift ``q += c h F_q(p)``, kick ``p += c h F_p(q)``), with the conventions of the
+``integrators`` package: ``symplectic_euler`` = kick h then drift h (p explicit with the old q),
+``symplectic_euler_b`` = drift then kick, ``verlet`` = position form (drift h/2, kick h,
+drift h/2), ``yoshida4`` = triple-jump composition of that Verlet step.
 
 Discrete cost (the one definition every solver uses; see ``cost``):
 
@@ -28,17 +30,39 @@ _W0 = 1.0 - 2.0 * _W1
 #: splitting methods for the separable hamiltonian field: sequence of ("drift"|"kick", fraction of h)
 SPLITTINGS = {
     "symplectic_euler": [("kick", 1.0), ("drift", 1.0)],
-    "verlet": [("kick", 0.5), ("drift", 1.0), ("kick", 0.5)],
-    "yoshida4": [("kick", 0.5 * _W1), ("drift", _W1), ("kick", 0.5 * (_W1 + _W0)), ("drift", _W0),
-                 ("kick", 0.5 * (_W0 + _W1)), ("drift", _W1), ("kick", 0.5 * _W1)],
+    "symplectic_euler_b": [("drift", 1.0), ("kick", 1.0)],
+    "verlet": [("drift", 0.5), ("kick", 1.0), ("drift", 0.5)],
+    "yoshida4": [("drift", 0.5 * _W1), ("kick", _W1), ("drift", 0.5 * (_W1 + _W0)), ("kick", _W0),
+                 ("drift", 0.5 * (_W0 + _W1)), ("kick", _W1), ("drift", 0.5 * _W1)],
 }
 EXPLICIT_METHODS = tuple(EXPLICIT)
 PARAM_KEYS = ("K", "b", "W", "mu")
 
 
-def integrators_for(field):
-    """The integrator names a field supports (with exact costate gradients)."""
+def exact_integrators(field):
+    """Integrators with an exact costate sweep for ``field`` (explicit RK; splittings for hamiltonian)."""
     return EXPLICIT_METHODS + (tuple(SPLITTINGS) if field == "hamiltonian" else ())
+
+
+def general_integrators(field):
+    """Other ``integrators`` methods (implicit ones) the forward pass can use through
+    ``integrators.solve``: non-partitioned ones for every field, partitioned ones (Lobatto
+    IIIA–IIIB) only for the (q, p) layout of ``hamiltonian``. Gradients: torch autograd."""
+    import integrators
+    exact = exact_integrators(field)
+    out = []
+    for name in integrators.available():
+        if name in exact:
+            continue
+        if getattr(integrators.get_method(name), "partitioned", False) and field != "hamiltonian":
+            continue
+        out.append(name)
+    return tuple(out)
+
+
+def integrators_for(field):
+    """Every integrator name a field accepts (exact costate first, then the general ones)."""
+    return exact_integrators(field) + general_integrators(field)
 
 
 class ResNetODE:
@@ -157,6 +181,14 @@ class ResNetODE:
             for i in range(s):
                 out = out + (h * bw[i]) * Fs[i]
             return out
+        if self.integrator not in SPLITTINGS:       # general method through integrators.solve
+            import integrators
+            from integrators.errors import IntegratorError
+            try:
+                return integrators.solve(self.integrator, lambda t, z: self.F.f(z, K, b), x, 0.0, h, 1)[-1]
+            except IntegratorError as exc:
+                from ocdl.errors import SolverError
+                raise SolverError(f"{self.integrator} layer failed ({exc}); try a smaller --T or more --layers") from None
         m = self.m
         q, p = x[:, :m], x[:, m:]
         for kind, c in SPLITTINGS[self.integrator]:

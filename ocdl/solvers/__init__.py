@@ -28,16 +28,22 @@ from ocdl.solvers.shooting import shooting as _shooting  # noqa: E402
 SOLVERS.update({"newton": _newton, "ipopt": _ipopt, "msa": _msa, "shooting": _shooting})
 
 #: iterations used when ``iterations=None``
-DEFAULT_ITERATIONS = {"adam": 2000, "pmp-adam": 2000, "pmp-gd": 2000, "lbfgs": 1000, "pmp-lbfgs": 1000}
+DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000}
 
 
 def default_width(field, d_in):
-    """Width used when ``width=None``: 2 × input dimension (4 for planar data) for every field.
+    """Width used when ``width=None``: 3 × input dimension (6 for planar data), rounded up to
+    even for the hamiltonian field (whose state is (q, p)).
 
     A planar flow can untangle two spirals only with difficulty (it is a homeomorphism of the
-    plane); two extra dimensions make the classes separable easily and robustly.
+    plane); extra dimensions make the classes separable easily. Measured on two spirals
+    (1.5 turns, noise 0.03, 150 points per class, 12 seeds, pmp-adam): width 4 → worst held-out
+    accuracy 97.8 % after 4000 steps, width 6 → 97.8 % worst / 99.6 % mean after 3000 steps.
     """
-    return 2 * int(d_in)
+    d_in = int(d_in)
+    if field == "hamiltonian":
+        return 2 * ((3 * d_in + 1) // 2)
+    return 3 * d_in
 
 
 def make_model(X, y, field="outer", integrator="euler", layers=20, T=5.0, width=None, alpha=1e-3,

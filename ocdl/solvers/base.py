@@ -4,8 +4,8 @@ Every solver runs ``iterations`` steps and records, per iteration, ``{"iteration
 "time_s"}`` (+ ``"kkt"`` where the costate sweep gives it for free). The loop also
 
 * reports progress on stderr (``ocdl.progress.Progress``, silenced by ``quiet``);
-* stops on divergence — a non-finite loss or gradient, or an exploding state
-  (``max |x_N| > STATE_LIMIT``) — with a :class:`SolverError` whose ``result`` attribute holds a
+* stops on divergence — a non-finite loss or gradient, an exploding state
+  (``max |x_N| > STATE_LIMIT``) or an exploding loss (``> LOSS_GROWTH_LIMIT × max(J_0, 1)``) — with a :class:`SolverError` whose ``result`` attribute holds a
   :class:`TrainResult` with the last good parameters (``success=False``);
 * calls ``checkpoint(state)`` every ``checkpoint_every`` iterations and when ``should_stop()``
   turns true (then raises ``KeyboardInterrupt`` after saving); ``state`` is a dict with
@@ -21,6 +21,7 @@ from ocdl.errors import SolverError
 from ocdl.progress import Progress
 
 STATE_LIMIT = 1e6
+LOSS_GROWTH_LIMIT = 1e6     # loss > this × max(first loss, 1) counts as divergence
 
 
 class TrainResult(dict):
@@ -69,6 +70,7 @@ class Loop:
         self.t0 = time.perf_counter()
         self.progress = Progress(self.iterations, name, quiet)
         self.last_good = None
+        self.first_loss = self.history[0]["loss"] if self.history else None
         self.stopped_by_callback = False
 
     def elapsed(self):
@@ -77,8 +79,12 @@ class Loop:
     def check(self, it, loss, params, grads=None, state_max=None):
         """Raise SolverError (with the last good params) if this iterate diverged."""
         what = None
+        if self.first_loss is None and math.isfinite(loss):
+            self.first_loss = loss
         if not math.isfinite(loss):
             what = f"loss became {loss}"
+        elif loss > LOSS_GROWTH_LIMIT * max(self.first_loss, 1.0):
+            what = f"loss exploded ({loss:.3g}, first {self.first_loss:.3g})"
         elif grads is not None and not all(np.all(np.isfinite(g)) for g in grads.values()):
             what = "gradient became non-finite"
         elif state_max is not None and not (state_max <= STATE_LIMIT):

@@ -22,7 +22,7 @@ def _evaluate(model, params, X, y, loop, it):
     return J, grads
 
 
-def pmp_adam(model, params0, X, y, *, iterations=2000, callback=None, quiet=True, lr=0.05,
+def pmp_adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr=0.05,
              schedule="cosine", betas=(0.9, 0.999), eps=1e-8, state0=None, checkpoint=None,
              checkpoint_every=None, should_stop=None, **_):
     loop = Loop("pmp-adam", model, iterations, quiet, callback, state0, checkpoint, checkpoint_every, should_stop)

@@ -29,7 +29,7 @@ def _setup(params, X, device):
     return torch, tp, Xt
 
 
-def adam(model, params0, X, y, *, iterations=2000, callback=None, quiet=True, lr=0.05, schedule="cosine",
+def adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr=0.05, schedule="cosine",
          betas=(0.9, 0.999), eps=1e-8, device="cpu", state0=None, checkpoint=None, checkpoint_every=None,
          should_stop=None, **_):
     torch, tp, Xt = _setup(state0["params"] if state0 else params0, X, device)
