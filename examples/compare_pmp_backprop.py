@@ -1,7 +1,7 @@
 """Pontryagin solvers against backprop on two spirals: loss and KKT residual against wall time.
 
 Runs ``adam``, ``pmp-lbfgs``, ``msa`` and ``newton`` on the same data, model (outer field, euler,
-N = 20, T = 5, α = 1e-3), initialisation and cost, prints the table and writes
+N = 20, T = 5, α = 1e-3, width 4), initialisation and cost, prints the table and writes
 ``compare_pmp_backprop.png`` (and ``.json``). Takes well under a minute on 2 idle cores.
 
     python examples/compare_pmp_backprop.py [OUT.png]
@@ -21,7 +21,7 @@ def main(out="compare_pmp_backprop.png"):
     X, y = make_dataset("spirals", seed=0, points_per_class=100)
     Xt, yt = make_dataset("spirals", seed=1000, points_per_class=100)
     result = compare(X, y, ["adam", "pmp-lbfgs", "msa", "newton"], X_test=Xt, y_test=yt,
-                     layers=20, T=5.0, alpha=1e-3, seed=0,
+                     layers=20, T=5.0, alpha=1e-3, width=4, seed=0,
                      iterations={"adam": 2000, "pmp-lbfgs": 1000, "msa": 300, "newton": 300})
     print(table(result))
     plot(result, out)
