@@ -76,6 +76,10 @@ def run(args):
     result["settings"]["data"] = args.data
     result["settings"]["test"] = args.test or (f"{args.data} seed {args.seed + 1000}" if Xt is not None else None)
     print(table(result))
+    errors = [r.get("error") for r in result["solvers"].values()]
+    if all(errors):
+        from ocdl.errors import SolverError
+        raise SolverError(f"every solver failed; first: {errors[0]}")
     if args.json:
         write_json(args.json, result)
     if args.plot:

@@ -129,6 +129,9 @@ def table(result):
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    for name, r in result["solvers"].items():
+        if r.get("error"):
+            lines.append(f"{name} failed: {r['error']}")
     tgt = result["settings"].get("target_loss")
     if tgt is not None:
         lines.append(f"target loss {tgt:.6g} (1.05 × best loss reached unless given)")
