@@ -247,3 +247,18 @@ def test_cli_divergence_exit_3_saves_last_good(ocdl_cli, tmp_path):
     assert not (tmp_path / "o.json").exists()
     _, params, info = load_model(tmp_path / "m.npz")
     assert info["status"] == "diverged"
+
+
+def test_range_normalisation_makes_training_scale_invariant():
+    # the same spirals, scaled ×50 and shifted, train to the same predictions (CLI default
+    # normalisation = bounding box into [−1, 1]²; differences only from round-off in the map)
+    from ocdl.solvers import range_normalisation
+    X, y = _small(30, seed=9)
+    Xs = 50.0 * X + np.array([100.0, -20.0])
+    shift, scale = range_normalisation(Xs)
+    assert np.abs((Xs - shift) / scale).max() == pytest.approx(1.0)
+    kw = dict(solver="pmp-adam", layers=5, iterations=40, seed=0)
+    a = train(X, y, model=make_model(X, y, normalize=True, layers=5), **kw)
+    b = train(Xs, y, model=make_model(Xs, y, normalize=True, layers=5), **kw)
+    np.testing.assert_allclose(b.fun, a.fun, rtol=1e-9)
+    np.testing.assert_array_equal(b.model.predict(b.x, Xs), a.model.predict(a.x, X))

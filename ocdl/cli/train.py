@@ -45,6 +45,9 @@ def register(sub):
                    help="learning rate for adam/pmp-adam (default 0.05, cosine decay) or pmp-gd's first step")
     p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (default 1e-3)")
     p.add_argument("--beta", type=common.nonnegative, default=0.0, help="smoothness across layers β (default 0)")
+    p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
+                   help="input map stored in the model: range = shift/scale the training data's bounding box "
+                        "into [-1, 1]^d (≈ identity for the built-in sets), none (default range)")
     p.add_argument("--save", metavar="MODEL", help="write the trained model to exactly this path")
     p.add_argument("--checkpoint", metavar="DIR", help="save resumable state in DIR periodically and on Ctrl-C")
     p.add_argument("--checkpoint-every", type=common.positive_int, default=100, metavar="K",
@@ -125,7 +128,7 @@ def run(args):
     device = common.resolve_device(args.device, args.quiet)
     X, y, Xt, yt = load_data(args)
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
-                       width=args.width, alpha=args.alpha, beta=args.beta)
+                       width=args.width, alpha=args.alpha, beta=args.beta, normalize=args.normalize == "range")
     options = {}
     if args.lr is not None:
         options["lr"] = args.lr

@@ -69,7 +69,8 @@ class ResNetODE:
     """A residual network as a controlled ODE (see the module docstring for the equations)."""
 
     def __init__(self, field="outer", d_in=2, width=None, n_classes=2, layers=20, T=5.0,
-                 integrator="euler", alpha=1e-3, beta=0.0, alpha_head=None, activation="tanh"):
+                 integrator="euler", alpha=1e-3, beta=0.0, alpha_head=None, activation="tanh",
+                 input_shift=None, input_scale=None):
         check_choice("field", field, list(FIELDS))
         check_choice("integrator", integrator, list(integrators_for(field)))
         if activation != "tanh":
@@ -101,6 +102,13 @@ class ResNetODE:
         self.m = width // 2 if field == "hamiltonian" else width
         self.alpha, self.beta = float(alpha), float(beta)
         self.alpha_head = float(alpha if alpha_head is None else alpha_head)
+        # optional fixed input normalisation (X − shift) / scale before the lift (None: identity)
+        self.input_shift = None if input_shift is None else [float(v) for v in np.ravel(input_shift)]
+        self.input_scale = None if input_scale is None else float(input_scale)
+        if self.input_shift is not None and len(self.input_shift) != d_in:
+            raise InputError(f"input_shift needs {d_in} entries (got {len(self.input_shift)})")
+        if self.input_scale is not None and not (np.isfinite(self.input_scale) and self.input_scale > 0):
+            raise InputError(f"input_scale must be a finite number > 0 (got {input_scale})")
         self.n_out = 1 if n_classes == 2 else n_classes
 
     # ------------------------------------------------------------------ bookkeeping
@@ -112,7 +120,8 @@ class ResNetODE:
         """The constructor arguments (JSON-able); ``ResNetODE(**model.config())`` rebuilds it."""
         return dict(field=self.field, d_in=self.d_in, width=self.d, n_classes=self.n_classes,
                     layers=self.layers, T=self.T, integrator=self.integrator, alpha=self.alpha,
-                    beta=self.beta, alpha_head=self.alpha_head, activation=self.activation)
+                    beta=self.beta, alpha_head=self.alpha_head, activation=self.activation,
+                    input_shift=self.input_shift, input_scale=self.input_scale)
 
     def shapes(self):
         N, m = self.layers, self.m
@@ -153,10 +162,18 @@ class ResNetODE:
 
     # ------------------------------------------------------------------ forward
     def lift(self, X):
-        """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0)."""
+        """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0), after
+        the optional fixed normalisation ``(X − input_shift) / input_scale``."""
         n, d_in = X.shape
         if d_in != self.d_in:
             raise InputError(f"data have {d_in} features, model expects {self.d_in}")
+        if self.input_shift is not None or self.input_scale is not None:
+            shift = np.zeros(d_in) if self.input_shift is None else np.asarray(self.input_shift)
+            scale = 1.0 if self.input_scale is None else self.input_scale
+            if is_torch(X):
+                import torch
+                shift = torch.as_tensor(shift, dtype=X.dtype, device=X.device)
+            X = (X - shift) / scale
         if self.d == d_in:
             return X if not isinstance(X, np.ndarray) else np.asarray(X, dtype=float)
         return concat([X, zeros_like_shape(X, (n, self.d - d_in))], axis=1)

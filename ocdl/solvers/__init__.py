@@ -46,9 +46,23 @@ def default_width(field, d_in):
     return 3 * d_in
 
 
-def make_model(X, y, field="outer", integrator="euler", layers=20, T=5.0, width=None, alpha=1e-3,
-               beta=0.0, n_classes=None, **model_options):
+def range_normalisation(X):
+    """``(shift, scale)`` mapping the training inputs' bounding box into [−1, 1]^d: shift = the
+    box centre, scale = the largest half-width (one scale for all features, so shapes keep their
+    aspect ratio). For data already in the unit disc (the built-in data sets) it is ≈ identity."""
     X = np.asarray(X, dtype=float)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    scale = float(np.max(hi - lo) / 2)
+    return ((lo + hi) / 2).tolist(), (scale if scale > 0 else 1.0)
+
+
+def make_model(X, y, field="outer", integrator="euler", layers=20, T=5.0, width=None, alpha=1e-3,
+               beta=0.0, n_classes=None, normalize=False, **model_options):
+    """A :class:`ResNetODE` sized for ``(X, y)``; ``normalize=True`` adds the fixed input map of
+    :func:`range_normalisation` (stored in the model, so predictions apply it too)."""
+    X = np.asarray(X, dtype=float)
+    if normalize:
+        model_options["input_shift"], model_options["input_scale"] = range_normalisation(X)
     if X.ndim != 2:
         raise InputError(f"data must be an (n, d) array (got shape {X.shape})")
     if n_classes is None:
