@@ -8,20 +8,21 @@ from ocdl.solvers import make_model
 from ocdl.solvers.casadi_kkt import GradientOnly, ReducedProblem, spec_from_model
 
 
-def _problem(field, integrator, classes=2, width=None, n=12, layers=4):
+def _problem(field, integrator, classes=2, width=None, n=12, layers=4, normalize=False):
     rng = np.random.default_rng(3)
-    X = rng.normal(size=(n, 2))
+    X = 3.0 * rng.normal(size=(n, 2)) + 5.0
     y = rng.integers(0, classes, size=n)
     y[:classes] = np.arange(classes)
     model = make_model(X, y, field=field, integrator=integrator, layers=layers, T=1.5, width=width,
-                       alpha=1e-2, beta=0.05)
+                       alpha=1e-2, beta=0.05, normalize=normalize)
     return model, X, y
 
 
-@pytest.mark.parametrize("field,integrator,classes", [
-    ("outer", "euler", 2), ("outer", "rk4", 3), ("inner", "heun", 2), ("hamiltonian", "euler", 3)])
-def test_reduced_cost_and_gradient_match_costate_sweep(field, integrator, classes):
-    model, X, y = _problem(field, integrator, classes)
+@pytest.mark.parametrize("field,integrator,classes,normalize", [
+    ("outer", "euler", 2, True), ("outer", "rk4", 3, False), ("inner", "heun", 2, True),
+    ("hamiltonian", "euler", 3, True)])
+def test_reduced_cost_and_gradient_match_costate_sweep(field, integrator, classes, normalize):
+    model, X, y = _problem(field, integrator, classes, normalize=normalize)
     params = model.init(seed=1)
     G = GradientOnly(spec_from_model(model), model.lift(X), y)
     J, g = G.evaluate(model.flatten(params))

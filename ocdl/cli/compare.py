@@ -36,6 +36,8 @@ def register(sub):
                    help="iterations for every solver (default: each solver's own default)")
     p.add_argument("--target", type=common.positive, default=None,
                    help="target loss for time_to_target_s (default 1.05 × best loss reached)")
+    p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
+                   help="fixed input map into [-1, 1]^d stored in the model: range (default) or none")
     p.add_argument("--segments", type=common.positive_int, default=1, help="shooting segments (default 1)")
     p.add_argument("--points", type=common.positive_int, default=200, help="points per class for built-in sets (default 200)")
     p.add_argument("--noise", type=common.nonnegative, default=None, help="noise of built-in data sets")
@@ -72,6 +74,7 @@ def run(args):
     result = compare(X, y, args.solvers, X_test=Xt, y_test=yt, field=args.field, integrator=args.integrator,
                      layers=args.layers, T=args.T, alpha=args.alpha, width=args.width, seed=args.seed,
                      iterations=args.iterations, target=args.target, options=options, quiet=args.quiet,
+                     normalize=args.normalize == "range",
                      log=lambda msg: log(msg, args.quiet))
     result["settings"]["data"] = args.data
     result["settings"]["test"] = args.test or (f"{args.data} seed {args.seed + 1000}" if Xt is not None else None)

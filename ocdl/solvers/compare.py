@@ -34,10 +34,11 @@ def time_to_target(history, target):
 
 def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="outer", integrator="euler",
             layers=20, T=5.0, alpha=1e-3, beta=0.0, width=None, seed=0, iterations=None, target=None,
-            options=None, quiet=True, log=None):
+            options=None, quiet=True, log=None, normalize=False):
     """Run ``solvers`` and return ``{"solvers": {name: summary}, "settings": {...}}``.
 
-    ``iterations``: None, an int for all, or a dict per solver. ``options``: dict solver -> kwargs.
+    ``iterations``: None, an int for all, or a dict per solver. ``normalize=True``: the model's fixed
+    input range normalisation (as ``ocdl train --normalize range``). ``options``: dict solver -> kwargs.
     A solver that fails (SolverError) is reported with ``"error"`` and null numbers.
     """
     from ocdl.solvers import DEFAULT_ITERATIONS, SOLVERS, make_model
@@ -46,7 +47,7 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
         raise InputError(f"unknown solver(s) {', '.join(unknown)} (valid: {', '.join(SOLVERS)})")
     X = np.asarray(X, dtype=float)
     model = make_model(X, y, field=field, integrator=integrator, layers=layers, T=T, width=width,
-                       alpha=alpha, beta=beta)
+                       alpha=alpha, beta=beta, normalize=normalize)
     X, y = model.check_data(X, y)
     params0 = model.init(seed=seed)
     options = options or {}
@@ -111,7 +112,7 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
                 "alpha": float(alpha), "beta": float(beta), "width": int(model.d), "seed": int(seed),
                 "n_train": int(X.shape[0]), "n_test": None if X_test is None else int(np.asarray(X_test).shape[0]),
                 "target_loss": tgt, "best_loss": best, "solvers": list(solvers),
-                "n_params": int(model.n_params())}
+                "n_params": int(model.n_params()), "normalize": bool(normalize)}
     return {"solvers": out, "settings": settings}
 
 
