@@ -111,3 +111,41 @@ def test_predict_accuracy_and_multiclass():
 def test_bad_model_arguments(kwargs, needle):
     with pytest.raises(InputError, match=needle):
         ResNetODE(**kwargs)
+
+
+@pytest.mark.parametrize("field,method", [("outer", "rk4"), ("inner", "heun"), ("hamiltonian", "verlet"),
+                                          ("hamiltonian", "yoshida4"), ("hamiltonian", "symplectic_euler"),
+                                          ("hamiltonian", "symplectic_euler_b")])
+def test_layer_map_equals_integrators_package(field, method):
+    # the network's own stepping (needed for the costate sweep) against the integrators package
+    import integrators
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((7, 2))
+    m = ResNetODE(field=field, integrator=method, layers=3, T=1.2)
+    p = m.init(seed=5)
+    x = m.lift(X)
+    for k in range(3):
+        K, b = p["K"][k], p["b"][k]
+        if method in integrators.EXPLICIT:
+            x = integrators.solve(method, lambda t, z: m.F.f(z, K, b), x, 0.0, m.h, 1)[-1]
+        else:
+            q, pp = integrators.solve_partitioned(method, lambda t, q, pp: m.F.fq(pp, K, b),
+                                                  lambda t, q, pp: m.F.fp(q, K, b), x[:, :2], x[:, 2:], 0.0, m.h, 1,
+                                                  separable=True)
+            x = np.concatenate([q[-1], pp[-1]], axis=1)
+    np.testing.assert_allclose(m.forward(p, X)[-1], x, rtol=0, atol=1e-13)
+
+
+def test_input_normalisation_is_part_of_the_model():
+    # (X − shift)/scale before the lift: a model on scaled/shifted data with the matching map
+    # computes exactly what the plain model computes on the original data
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((9, 2))
+    m = ResNetODE(layers=3)
+    p = m.init(seed=0)
+    shift, scale = np.array([3.0, -2.0]), 7.0
+    ms = ResNetODE(layers=3, input_shift=shift, input_scale=scale)
+    np.testing.assert_allclose(ms.forward(p, X * scale + shift), m.forward(p, X), atol=1e-14)
+    t = ms.forward(to_torch(p), torch.tensor(X * scale + shift))
+    np.testing.assert_allclose(t.numpy(), m.forward(p, X), atol=1e-13)
+    assert ResNetODE(**ms.config()).config() == ms.config()

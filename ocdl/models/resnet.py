@@ -5,9 +5,11 @@ and a linear head.
 
 ``Ψ_h`` is one step of the chosen integrator for ``ẋ = f(x, θ_k)`` with θ_k = (K_k, b_k) held
 constant on layer k. Explicit Runge–Kutta methods (``euler`` = the classic ResNet, ``heun``,
-``rk4``) apply to every field; the splitting methods ``symplectic_euler``, ``verlet`` and
-``yoshida4`` apply to the separable ``hamiltonian`` field (drift ``q += c h F_q(p)``, kick
-``p += c h F_p(q)``).
+``rk4``) apply to every field; the splitting methods apply to the separable ``hamiltonian``
+field (drift ``q += c h F_q(p)``, kick ``p += c h F_p(q)``), with the conventions of the
+``integrators`` package: ``symplectic_euler`` = kick h then drift h (p explicit with the old q),
+``symplectic_euler_b`` = drift then kick, ``verlet`` = position form (drift h/2, kick h,
+drift h/2), ``yoshida4`` = triple-jump composition of that Verlet step.
 
 Discrete cost (the one definition every solver uses; see ``cost``):
 
@@ -28,24 +30,47 @@ _W0 = 1.0 - 2.0 * _W1
 #: splitting methods for the separable hamiltonian field: sequence of ("drift"|"kick", fraction of h)
 SPLITTINGS = {
     "symplectic_euler": [("kick", 1.0), ("drift", 1.0)],
-    "verlet": [("kick", 0.5), ("drift", 1.0), ("kick", 0.5)],
-    "yoshida4": [("kick", 0.5 * _W1), ("drift", _W1), ("kick", 0.5 * (_W1 + _W0)), ("drift", _W0),
-                 ("kick", 0.5 * (_W0 + _W1)), ("drift", _W1), ("kick", 0.5 * _W1)],
+    "symplectic_euler_b": [("drift", 1.0), ("kick", 1.0)],
+    "verlet": [("drift", 0.5), ("kick", 1.0), ("drift", 0.5)],
+    "yoshida4": [("drift", 0.5 * _W1), ("kick", _W1), ("drift", 0.5 * (_W1 + _W0)), ("kick", _W0),
+                 ("drift", 0.5 * (_W0 + _W1)), ("kick", _W1), ("drift", 0.5 * _W1)],
 }
 EXPLICIT_METHODS = tuple(EXPLICIT)
 PARAM_KEYS = ("K", "b", "W", "mu")
 
 
-def integrators_for(field):
-    """The integrator names a field supports (with exact costate gradients)."""
+def exact_integrators(field):
+    """Integrators with an exact costate sweep for ``field`` (explicit RK; splittings for hamiltonian)."""
     return EXPLICIT_METHODS + (tuple(SPLITTINGS) if field == "hamiltonian" else ())
+
+
+def general_integrators(field):
+    """Other ``integrators`` methods (implicit ones) the forward pass can use through
+    ``integrators.solve``: non-partitioned ones for every field, partitioned ones (Lobatto
+    IIIA–IIIB) only for the (q, p) layout of ``hamiltonian``. Gradients: torch autograd."""
+    import integrators
+    exact = exact_integrators(field)
+    out = []
+    for name in integrators.available():
+        if name in exact:
+            continue
+        if getattr(integrators.get_method(name), "partitioned", False) and field != "hamiltonian":
+            continue
+        out.append(name)
+    return tuple(out)
+
+
+def integrators_for(field):
+    """Every integrator name a field accepts (exact costate first, then the general ones)."""
+    return exact_integrators(field) + general_integrators(field)
 
 
 class ResNetODE:
     """A residual network as a controlled ODE (see the module docstring for the equations)."""
 
     def __init__(self, field="outer", d_in=2, width=None, n_classes=2, layers=20, T=5.0,
-                 integrator="euler", alpha=1e-3, beta=0.0, alpha_head=None, activation="tanh"):
+                 integrator="euler", alpha=1e-3, beta=0.0, alpha_head=None, activation="tanh",
+                 input_shift=None, input_scale=None):
         check_choice("field", field, list(FIELDS))
         check_choice("integrator", integrator, list(integrators_for(field)))
         if activation != "tanh":
@@ -77,6 +102,13 @@ class ResNetODE:
         self.m = width // 2 if field == "hamiltonian" else width
         self.alpha, self.beta = float(alpha), float(beta)
         self.alpha_head = float(alpha if alpha_head is None else alpha_head)
+        # optional fixed input normalisation (X − shift) / scale before the lift (None: identity)
+        self.input_shift = None if input_shift is None else [float(v) for v in np.ravel(input_shift)]
+        self.input_scale = None if input_scale is None else float(input_scale)
+        if self.input_shift is not None and len(self.input_shift) != d_in:
+            raise InputError(f"input_shift needs {d_in} entries (got {len(self.input_shift)})")
+        if self.input_scale is not None and not (np.isfinite(self.input_scale) and self.input_scale > 0):
+            raise InputError(f"input_scale must be a finite number > 0 (got {input_scale})")
         self.n_out = 1 if n_classes == 2 else n_classes
 
     # ------------------------------------------------------------------ bookkeeping
@@ -88,7 +120,8 @@ class ResNetODE:
         """The constructor arguments (JSON-able); ``ResNetODE(**model.config())`` rebuilds it."""
         return dict(field=self.field, d_in=self.d_in, width=self.d, n_classes=self.n_classes,
                     layers=self.layers, T=self.T, integrator=self.integrator, alpha=self.alpha,
-                    beta=self.beta, alpha_head=self.alpha_head, activation=self.activation)
+                    beta=self.beta, alpha_head=self.alpha_head, activation=self.activation,
+                    input_shift=self.input_shift, input_scale=self.input_scale)
 
     def shapes(self):
         N, m = self.layers, self.m
@@ -129,10 +162,18 @@ class ResNetODE:
 
     # ------------------------------------------------------------------ forward
     def lift(self, X):
-        """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0)."""
+        """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0), after
+        the optional fixed normalisation ``(X − input_shift) / input_scale``."""
         n, d_in = X.shape
         if d_in != self.d_in:
             raise InputError(f"data have {d_in} features, model expects {self.d_in}")
+        if self.input_shift is not None or self.input_scale is not None:
+            shift = np.zeros(d_in) if self.input_shift is None else np.asarray(self.input_shift)
+            scale = 1.0 if self.input_scale is None else self.input_scale
+            if is_torch(X):
+                import torch
+                shift = torch.as_tensor(shift, dtype=X.dtype, device=X.device)
+            X = (X - shift) / scale
         if self.d == d_in:
             return X if not isinstance(X, np.ndarray) else np.asarray(X, dtype=float)
         return concat([X, zeros_like_shape(X, (n, self.d - d_in))], axis=1)
@@ -157,6 +198,14 @@ class ResNetODE:
             for i in range(s):
                 out = out + (h * bw[i]) * Fs[i]
             return out
+        if self.integrator not in SPLITTINGS:       # general method through integrators.solve
+            import integrators
+            from integrators.errors import IntegratorError
+            try:
+                return integrators.solve(self.integrator, lambda t, z: self.F.f(z, K, b), x, 0.0, h, 1)[-1]
+            except IntegratorError as exc:
+                from ocdl.errors import SolverError
+                raise SolverError(f"{self.integrator} layer failed ({exc}); try a smaller --T or more --layers") from None
         m = self.m
         q, p = x[:, :m], x[:, m:]
         for kind, c in SPLITTINGS[self.integrator]:

@@ -97,6 +97,10 @@ def _layer_adjoint_split(model, subs, K, b, lam):
 
 def _sweep(model, params, X, y):
     params, X, y = _as_numpy(model, params, X, y)
+    if model.integrator not in EXPLICIT and model.integrator not in SPLITTINGS:
+        raise InputError(f"no exact costate sweep for integrator '{model.integrator}' (it has one for "
+                         f"euler, heun, rk4 and, on the hamiltonian field, {', '.join(SPLITTINGS)}); "
+                         f"use the autograd solvers adam/lbfgs for it")
     keep = []
     states = model.forward(params, X, keep=keep)
     s = model.head(params, states[-1])
@@ -108,8 +112,6 @@ def _sweep(model, params, X, y):
     gK = np.zeros_like(params["K"])
     gb = np.zeros_like(params["b"])
     coef = _partner(model.integrator) if model.integrator in EXPLICIT else None
-    if coef is None and model.integrator not in SPLITTINGS:
-        raise InputError(f"no exact costate for integrator '{model.integrator}'")
     for k in reversed(range(model.layers)):
         K, b = params["K"][k], params["b"][k]
         if coef is not None:
@@ -122,6 +124,11 @@ def _sweep(model, params, X, y):
     grads = {"K": gK + rg["K"], "b": gb + rg["b"],
              "W": g.T @ states[-1] + rg["W"], "mu": g.sum(axis=0) + rg["mu"]}
     return float(data + reg), grads, states, np.stack(costates)
+
+
+def sweep(model, params, X, y):
+    """``(J, grads, states, costates)`` from one forward and one backward sweep."""
+    return _sweep(model, params, X, y)
 
 
 def cost(model, params, X, y):
