@@ -7,6 +7,7 @@ Network (contract §models): ``x_0 = lift(X)`` (zero padding; hamiltonian: X int
 row form (one sample per row)
 
     outer        f(x) = σ(x) Kᵀ + b
+    inner        f(x) = σ(x Kᵀ + b)
     hamiltonian  q̇ = σ(p Kᵀ + b),  ṗ = −σ(q K + b)          (x = (q, p), σ = tanh)
 
 ``Ψ_h`` = explicit Euler ``x + h f(x)`` or, for hamiltonian only, Störmer–Verlet in kick–drift–kick
@@ -40,8 +41,8 @@ class Problem:
 
     def __init__(self, field="outer", depth=16, samples=512, width=8, T=5.0, alpha=1e-3,
                  integrator="euler", seed=0):
-        if field not in ("outer", "hamiltonian"):
-            raise ValueError(f"benchmark field must be outer or hamiltonian, not {field!r}")
+        if field not in ("outer", "hamiltonian", "inner"):
+            raise ValueError(f"benchmark field must be outer, hamiltonian or inner, not {field!r}")
         if integrator == "verlet" and field != "hamiltonian":
             raise ValueError("verlet needs the hamiltonian field")
         self.field, self.depth, self.samples, self.width = field, int(depth), int(samples), int(width)
@@ -79,6 +80,8 @@ def field_torch(field, x, K, b):
     import torch
     if field == "outer":
         return torch.tanh(x) @ K.T + b
+    if field == "inner":
+        return torch.tanh(x @ K.T + b)
     m = K.shape[0]
     q, p = x[:, :m], x[:, m:]
     return torch.cat([torch.tanh(p @ K.T + b), -torch.tanh(q @ K + b)], dim=1)
