@@ -240,7 +240,8 @@ def machine_info():
                     break
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "cpu": cpu or platform.processor(), "python": platform.python_version(),
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"nproc": os.cpu_count(), "cpus_usable": usable, "cpu": cpu or platform.processor(), "python": platform.python_version(),
             "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
             "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
@@ -296,7 +297,7 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
             run = {"method": method, "field": field, "depth": depth, "forward_s": res["forward_s"],
                    "gradient_s": res["gradient_s"], "peak_mib": res["peak_mib"], "rel_error": rel,
                    "integrator": integ, "cost_abs_error": abs(res["J"] - J_ref),
-                   "process_peak_mib": res["process_peak_mib"]}
+                   "process_peak_mib": res["process_peak_mib"], "gradient_mib": g.nbytes / 2 ** 20}
             if "reconstruction_error" in res:
                 run["reconstruction_error"] = res["reconstruction_error"]
             if not res.get("peak_reset", True):
@@ -333,6 +334,11 @@ def plot_gradient_bench(result, path):
                        label=label)
         axes[2].loglog(d, [max(r["rel_error"], 1e-17) for r in rs], ls=dashes[field], marker=marker,
                        color=color, label=label)
+    gm = sorted({(r["depth"], r["gradient_mib"]) for r in runs if r["field"] == fields[-1] and "gradient_mib" in r})
+    if gm:
+        line, = axes[1].loglog([d for d, _ in gm], [v for _, v in gm], color="0.4", lw=0.8,
+                               label=f"size of the gradient vector itself ({fields[-1]})")
+        axes[1].legend(handles=[line], fontsize=7, loc="lower right")
     axes[0].set_title("gradient time (best of %d)" % result.get("settings", {}).get("repeats", 1))
     axes[0].set_ylabel("seconds")
     axes[1].set_title("peak memory of one gradient (RSS delta)")
