@@ -15,8 +15,9 @@ A sweep file (TOML) has three tables::
     iterations = 300
     alpha = 1e-3
 
-    [data]                       # optional: options of the dataset generator (e.g. noise)
-    noise = 0.03
+    [data]                       # optional: options of the dataset generator (e.g. noise),
+    noise = 0.03                 # and test = "PATH.csv" or test = true (held-out set, seed + 10000)
+    test = true
 
 Every grid key is optional (defaults: data "spirals", solver "adam", field "outer",
 integrator "euler", layers 20, seed 0); a scalar counts as a one-element list. A run is named
@@ -154,12 +155,30 @@ def run_name(run):
 # --------------------------------------------------------------------------------------------
 # executing one run
 
+TEST_SEED_OFFSET = 10_000
+
+
 def load_data(name, seed, options):
-    """``(X, y)`` of a dataset name or a CSV path; the generated sets use ``seed``."""
+    """``(X, y)`` of a dataset name (generated with ``seed`` and ``options``) or a CSV path."""
+    options = {k: v for k, v in options.items() if k != "test"}
     if str(name).lower().endswith(".csv"):
         return read_labelled(name)
-    from ocdl import data as datasets  # provided by the models work (issue 3)
-    return datasets.load(name, seed=seed, **options)
+    from ocdl.data.datasets import make_dataset  # spirals, circles, moons (issue 3)
+    try:
+        return make_dataset(name, seed=seed, **options)
+    except TypeError as exc:  # an option the generator does not take
+        raise InputError(f"dataset '{name}': bad [data] option ({exc})") from None
+
+
+def load_test(run):
+    """Held-out data of a run, or None: ``[data] test = "PATH.csv"`` or ``test = true`` (the same
+    generator with seed + 10000)."""
+    test = run["data_options"].get("test")
+    if not test:
+        return None
+    if isinstance(test, str):
+        return read_labelled(test)
+    return load_data(run["data"], run["seed"] + TEST_SEED_OFFSET, run["data_options"])
 
 
 def train_run(run):
@@ -168,18 +187,14 @@ def train_run(run):
 
     from ocdl.solvers import train
     X, y = load_data(run["data"], run["seed"], run["data_options"])
+    test = load_test(run)
     res = train(X, y, solver=run["solver"], field=run["field"], integrator=run["integrator"],
                 layers=run["layers"], seed=run["seed"], quiet=True, **run["settings"])
+    model = res.model
     out = {"train_loss": float(res.fun), "iterations": int(res.nit), "success": bool(res.success),
-           "message": str(res.message),
+           "message": str(res.message), "train_accuracy": float(np.mean(model.predict(res.x, X) == y)),
+           "test_accuracy": None if test is None else float(np.mean(model.predict(res.x, test[0]) == test[1])),
            "history": [{k: h[k] for k in ("iteration", "loss", "time_s") if k in h} for h in res.history]}
-    model = getattr(res, "model", None)
-    if model is not None:
-        out["train_accuracy"] = float(model.accuracy(res.x, X, y))
-    test = run["data_options"].get("test")
-    if test:
-        Xt, yt = read_labelled(test)
-        out["test_accuracy"] = float(np.mean(model.predict(res.x, Xt) == yt)) if model is not None else None
     return out
 
 
