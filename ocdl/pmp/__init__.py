@@ -5,14 +5,7 @@ of the forward method — no autograd tape — and returns the exact gradient of
 (see :mod:`ocdl.pmp.costate`). ``continuous_value_and_grad`` is the optimise-then-discretise
 alternative, accurate only to O(h^q).
 """
-from ocdl.pmp.costate import cost, costate, kkt_residual, value_and_grad  # noqa: F401
+from ocdl.pmp.costate import cost, costate, kkt_residual, sweep, value_and_grad  # noqa: F401
 from ocdl.pmp.continuous import continuous_value_and_grad  # noqa: F401
 from ocdl.pmp.reference import autograd_value_and_grad, finite_difference_directional  # noqa: F401
-
-
-def rel_error(a, b):
-    """``‖a − b‖ / ‖b‖`` over all parameter arrays of two gradient dicts."""
-    import numpy as np
-    num = sum(float(np.sum((np.asarray(a[k]) - np.asarray(b[k])) ** 2)) for k in b)
-    den = sum(float(np.sum(np.asarray(b[k]) ** 2)) for k in b)
-    return (num / den) ** 0.5 if den > 0 else num ** 0.5
+from ocdl.pmp.gradcheck import gradcheck, rel_error  # noqa: F401

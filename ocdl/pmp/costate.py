@@ -124,6 +124,11 @@ def _sweep(model, params, X, y):
     return float(data + reg), grads, states, np.stack(costates)
 
 
+def sweep(model, params, X, y):
+    """``(J, grads, states, costates)`` from one forward and one backward sweep."""
+    return _sweep(model, params, X, y)
+
+
 def cost(model, params, X, y):
     """The discrete cost J (float)."""
     params, X, y = _as_numpy(model, params, X, y)
