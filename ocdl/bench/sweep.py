@@ -33,6 +33,7 @@ end ``OUT/summary.csv`` and ``OUT/summary.md`` tabulate every run of the grid.
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import time
@@ -289,7 +290,7 @@ def _run_dask(todo, store, scheduler, workers, run_fn, processes):
                 raise InputError(f"cannot connect to dask scheduler '{scheduler}' ({exc})") from None
         else:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                                   dashboard_address=None)
+                                   dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
         with client:
             futures = [client.submit(execute, run, run_fn, key=f"ocdl-sweep-{run['name']}", pure=False)
