@@ -22,6 +22,10 @@ SOLVERS = {
     "pmp-lbfgs": pmp_lbfgs,
     "pmp-gd": pmp_gd,
 }
+from ocdl.solvers.newton import newton as _newton, ipopt as _ipopt  # noqa: E402
+from ocdl.solvers.msa import msa as _msa  # noqa: E402
+from ocdl.solvers.shooting import shooting as _shooting  # noqa: E402
+SOLVERS.update({"newton": _newton, "ipopt": _ipopt, "msa": _msa, "shooting": _shooting})
 
 #: iterations used when ``iterations=None``
 DEFAULT_ITERATIONS = {"adam": 2000, "pmp-adam": 2000, "pmp-gd": 2000, "lbfgs": 1000, "pmp-lbfgs": 1000}
