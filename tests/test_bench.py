@@ -126,15 +126,17 @@ def test_time_to_target_and_train_bench_with_stand_in():
     assert time_to_target(hist, 0.25) == (pytest.approx(0.3), 3)
     assert time_to_target(hist, 0.01) == (None, None)
 
-    class Res:
-        def __init__(self, seed, solver):
-            self.fun, self.nit, self.success, self.message = 0.05, 10, True, "ok"
-            rate = 1.0 if solver == "fast" else 0.25
-            self.history = [{"iteration": i, "loss": 1.0 / (1 + rate * i), "time_s": 0.1 * i + seed}
-                            for i in range(10)]
+    def fake_compare(X, y, solvers, seed, target, **kw):
+        out = {}
+        for name in solvers:
+            rate = 1.0 if name == "fast" else 0.25
+            hist = [{"iteration": i, "loss": 1.0 / (1 + rate * i), "time_s": 0.1 * i + seed} for i in range(10)]
+            out[name] = {"history": hist, "final_loss": hist[-1]["loss"], "iterations": 10, "wall_time_s": 1.0}
+        return {"solvers": out}
 
-    result = run_train_bench(["fast", "slow"], [0, 1], 0.2, train_fn=lambda X, y, solver, seed, **kw: Res(seed, solver),
+    result = run_train_bench(["fast", "slow"], [0, 1], 0.2, compare_fn=fake_compare,
                              load_fn=lambda name, seed, opts: (None, None), quiet=True)
     s = {x["solver"]: x for x in result["summary"]}
+    # fast: loss 1/(1+i) ≤ 0.2 first at i = 4, time 0.4 + seed → median over seeds 0, 1 = 0.9
     assert s["fast"]["reached"] == 2 and s["fast"]["median_time_to_target_s"] == pytest.approx(0.4 + 0.5)
     assert s["slow"]["reached"] == 0 and s["slow"]["median_time_to_target_s"] is None

@@ -146,6 +146,17 @@ def test_cli_bad_sweep_file_one_line(tmp_path, capsys):
     assert "may not set 'layers'" in str(exc.value)
 
 
+def test_names_checked_against_the_library(tmp_path):
+    pytest.importorskip("ocdl.solvers")
+    for text, words in [("[grid]\nsolver = ['adma']\n", "unknown solver 'adma'"),
+                        ("[grid]\nfield = ['outer']\nintegrator = ['verlet']\n", "'verlet' does not apply"),
+                        ("[grid]\ndata = ['spiral']\n", "unknown dataset 'spiral'"),
+                        ("[grid]\ndata = ['nope.csv']\n", "'nope.csv' not found")]:
+        with pytest.raises(InputError, match=words):
+            sw.validate_names(sw.load_sweep(write(tmp_path, text)))
+    sw.validate_names(sw.load_sweep(write(tmp_path, SWEEP)))  # the good file passes
+
+
 def _main_honours_own_config():
     from ocdl.cli import main
     return "own_config" in inspect.getsource(main)

@@ -141,6 +141,30 @@ def _check_plain(table, source, name):
     return dict(table)
 
 
+def validate_names(sweep):
+    """Check the grid's solver, field, integrator and dataset names against the library
+    (InputError naming the first bad one), so a typo stops the sweep before any run."""
+    from ocdl.data.datasets import DATASETS
+    from ocdl.errors import check_choice
+    from ocdl.models import FIELDS
+    from ocdl.models.resnet import integrators_for
+    from ocdl.solvers import SOLVERS
+    for s in sweep.grid["solver"]:
+        check_choice("solver", s, list(SOLVERS))
+    for f in sweep.grid["field"]:
+        check_choice("field", f, list(FIELDS))
+        for m in sweep.grid["integrator"]:
+            if m not in integrators_for(f):
+                raise InputError(f"sweep file '{sweep.source}': integrator '{m}' does not apply to field '{f}' "
+                                 f"(valid: {', '.join(integrators_for(f))})")
+    for d in sweep.grid["data"]:
+        if str(d).lower().endswith(".csv"):
+            if not os.path.isfile(d):
+                raise InputError(f"sweep file '{sweep.source}': data file '{d}' not found")
+        else:
+            check_choice("dataset", d, list(DATASETS))
+
+
 def run_name(run):
     """Stable, readable file name of a run: ``data-solver-field-integrator-L<layers>-s<seed>-<hash>``."""
     key = {k: run[k] for k in GRID_KEYS}

@@ -1,12 +1,10 @@
 """``ocdl bench train``: time-to-target of the training solvers over a few seeds.
 
-For every (solver, seed), ``ocdl.solvers.train`` runs on the same data and settings (the runs
-``ocdl compare`` makes); the time-to-target is the ``time_s`` of the first history entry with
+For every seed, ``ocdl compare`` (``ocdl.solvers.compare.compare``) runs the solvers on that
+seed's data and initialisation, with the given target loss; the time-to-target is the ``time_s`` of the first history entry with
 ``loss ≤ target`` (``None`` if never reached). The per-solver summary gives the median over the
 seeds that reached the target and how many did.
 """
-import time
-
 import numpy as np
 
 from ocdl.errors import InputError
@@ -22,51 +20,54 @@ def time_to_target(history, target):
 
 
 def run_train_bench(solvers, seeds, target, data="spirals", field="outer", integrator="euler", layers=20,
-                    T=5.0, alpha=1e-3, iterations=None, device="cpu", train_fn=None, load_fn=None,
+                    T=5.0, alpha=1e-3, iterations=None, device="cpu", compare_fn=None, load_fn=None,
                     quiet=False):
-    """Run every (solver, seed); return ``{"runs": [...], "summary": [...]}``."""
+    """``ocdl compare`` (``ocdl.solvers.compare.compare``) once per seed, with a fixed target loss;
+    return ``{"runs": [...], "summary": [...], "settings": {...}}``.
+
+    ``device`` is passed to the torch solvers (adam, lbfgs); the others run on the CPU."""
     from ocdl.progress import Progress
     if not target > 0:
         raise InputError(f"--target must be > 0 (got {target})")
-    if train_fn is None:
-        try:
-            from ocdl.solvers import SOLVERS
-            from ocdl.solvers import train as train_fn
-        except ImportError:
-            raise InputError("ocdl bench train needs ocdl.solvers (the solvers work is not in this tree yet)") \
-                from None
-        for name in solvers:
-            if name not in SOLVERS:
-                from ocdl.errors import unknown_name
-                raise unknown_name("solver", name, SOLVERS)
     if not solvers or not seeds:
         raise InputError("need at least one solver and one seed")
+    if compare_fn is None:
+        try:
+            from ocdl.solvers.compare import compare as compare_fn
+        except ImportError:
+            raise InputError("ocdl bench train needs ocdl.solvers.compare (the solvers work is not in this "
+                             "tree yet)") from None
     if load_fn is None:
         from ocdl.bench.sweep import load_data as load_fn
+    options = {s: {"device": device} for s in solvers if s in ("adam", "lbfgs") and device != "cpu"}
     runs = []
-    bar = Progress(len(solvers) * len(seeds), "bench train", quiet)
-    for seed in seeds:
+    bar = Progress(len(seeds), "bench train", quiet)
+    for i, seed in enumerate(seeds):
+        bar.update(i, force=True, seed=seed)
         X, y = load_fn(data, seed, {})
-        for solver in solvers:
-            bar.update(len(runs), force=True, solver=solver, seed=seed)
-            t0 = time.perf_counter()
-            res = train_fn(X, y, solver=solver, field=field, integrator=integrator, layers=layers, T=T,
-                           alpha=alpha, iterations=iterations, seed=seed, quiet=True, device=device)
-            wall = time.perf_counter() - t0
-            tt, it = time_to_target(res.history, target)
-            runs.append({"solver": solver, "seed": seed, "target": target, "time_to_target_s": tt,
-                         "iterations_to_target": it, "reached": tt is not None, "final_loss": float(res.fun),
-                         "iterations": int(res.nit), "wall_time_s": wall, "success": bool(res.success),
-                         "message": str(res.message)})
-    bar.update(len(runs), force=True)
+        result = compare_fn(X, y, list(solvers), field=field, integrator=integrator, layers=layers, T=T,
+                            alpha=alpha, seed=seed, iterations=iterations, target=target, options=options,
+                            quiet=True)
+        for name in solvers:
+            r = result["solvers"][name]
+            tt, it = time_to_target(r.get("history") or [], target)
+            runs.append({"solver": name, "seed": seed, "target": target, "time_to_target_s": tt,
+                         "iterations_to_target": it, "reached": tt is not None,
+                         "final_loss": r.get("final_loss"), "kkt_residual": r.get("kkt_residual"),
+                         "iterations": r.get("iterations"), "wall_time_s": r.get("wall_time_s"),
+                         "train_accuracy": r.get("train_accuracy"), "error": r.get("error")})
+    bar.update(len(seeds), force=True)
     bar.close()
     summary = []
     for solver in solvers:
         rs = [r for r in runs if r["solver"] == solver]
         times = [r["time_to_target_s"] for r in rs if r["reached"]]
+        losses = [r["final_loss"] for r in rs if r["final_loss"] is not None]
         summary.append({"solver": solver, "reached": len(times), "runs": len(rs),
                         "median_time_to_target_s": float(np.median(times)) if times else None,
-                        "median_final_loss": float(np.median([r["final_loss"] for r in rs]))})
+                        "median_final_loss": float(np.median(losses)) if losses else None,
+                        "median_wall_time_s": float(np.median([r["wall_time_s"] for r in rs
+                                                               if r["wall_time_s"] is not None] or [np.nan]))})
     return {"runs": runs, "summary": summary,
             "settings": {"data": data, "field": field, "integrator": integrator, "layers": layers, "T": T,
                          "alpha": alpha, "iterations": iterations, "target": target, "seeds": list(seeds),
