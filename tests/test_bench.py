@@ -126,7 +126,7 @@ def test_time_to_target_and_train_bench_with_stand_in():
     assert time_to_target(hist, 0.25) == (pytest.approx(0.3), 3)
     assert time_to_target(hist, 0.01) == (None, None)
 
-    def fake_compare(X, y, solvers, seed, target, **kw):
+    def fake_compare(X, y, solvers, seed, target, log=None, **kw):
         out = {}
         for name in solvers:
             rate = 1.0 if name == "fast" else 0.25

@@ -26,7 +26,7 @@ def run_train_bench(solvers, seeds, target, data="spirals", field="outer", integ
     return ``{"runs": [...], "summary": [...], "settings": {...}}``.
 
     ``device`` is passed to the torch solvers (adam, lbfgs); the others run on the CPU."""
-    from ocdl.progress import Progress
+    from ocdl.progress import Progress, log
     if not target > 0:
         raise InputError(f"--target must be > 0 (got {target})")
     if not solvers or not seeds:
@@ -47,7 +47,7 @@ def run_train_bench(solvers, seeds, target, data="spirals", field="outer", integ
         X, y = load_fn(data, seed, {})
         result = compare_fn(X, y, list(solvers), field=field, integrator=integrator, layers=layers, T=T,
                             alpha=alpha, seed=seed, iterations=iterations, target=target, options=options,
-                            quiet=True)
+                            quiet=True, log=lambda msg: log(f"seed {seed}: {msg}", quiet))
         for name in solvers:
             r = result["solvers"][name]
             tt, it = time_to_target(r.get("history") or [], target)
