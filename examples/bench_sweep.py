@@ -1,5 +1,6 @@
 """A tiny grid sweep through the library (what `ocdl sweep --config FILE --out DIR` runs):
-two solvers × two fields × two seeds on two spirals, then the loss histories from the run
+two solvers (costate-gradient Adam and L-BFGS, the fast ones on a CPU) × two fields ×
+two seeds on two spirals, then the loss histories from the run
 files. Rerunning skips the finished runs. Writes examples/bench_sweep.png (the run files go
 to $TMPDIR/ocdl-bench-sweep/). ~30 s on 2 cores.
 
@@ -16,7 +17,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from ocdl.bench.sweep import Sweep, run_sweep  # noqa: E402
 from ocdl.plotting import plt, save_figure  # noqa: E402
 
-GRID = {"data": ["spirals"], "solver": ["adam", "pmp-lbfgs"], "field": ["outer", "hamiltonian"],
+GRID = {"data": ["spirals"], "solver": ["pmp-adam", "pmp-lbfgs"], "field": ["outer", "hamiltonian"],
         "layers": [20], "seed": [0, 1]}
 SETTINGS = {"iterations": 300}
 DATA = {"points_per_class": 100, "test": True}
@@ -31,14 +32,14 @@ def main(backend="local"):
     for rec in res["records"]:
         if rec["status"] != "ok":
             continue
-        color = {"adam": "C0", "pmp-lbfgs": "C1"}[rec["solver"]]
+        color = {"pmp-adam": "C0", "pmp-lbfgs": "C1"}[rec["solver"]]
         ls = "-" if rec["field"] == "outer" else "--"
         h = rec["history"]
         label = f"{rec['solver']} {rec['field']} s{rec['seed']}"
         ax[0].semilogy([r["iteration"] for r in h], [r["loss"] for r in h], ls=ls, color=color, label=label)
         ax[1].bar(len(ax[1].patches), rec["test_accuracy"], color=color, hatch="" if ls == "-" else "//")
     names = [f"{r['solver']}\n{r['field'][:3]} s{r['seed']}" for r in res["records"] if r["status"] == "ok"]
-    ax[1].set_xticks(range(len(names)), names, fontsize=7)
+    ax[1].set_xticks(range(len(names)), names, fontsize=7, rotation=30)
     ax[1].set_ylim(0.5, 1.0)
     ax[1].set_ylabel("held-out accuracy")
     ax[0].set_xlabel("iteration")
