@@ -46,7 +46,7 @@ def test_reversible_reconstruction_error_small_at_depth():
 
 
 def test_reversible_matches_ocdl_pmp_verlet():
-    """Same network and cost as ocdl.models' verlet (kick–drift–kick) through ocdl.pmp."""
+    """Same network and cost as ocdl.models' verlet (position form, drift–kick–drift) through ocdl.pmp."""
     pmp = pytest.importorskip("ocdl.pmp")
     from ocdl.models import ResNetODE
     pr = pb.Problem("hamiltonian", 10, samples=40, width=6, integrator="verlet")

@@ -10,7 +10,7 @@ row form (one sample per row)
     inner        f(x) = σ(x Kᵀ + b)
     hamiltonian  q̇ = σ(p Kᵀ + b),  ṗ = −σ(q K + b)          (x = (q, p), σ = tanh)
 
-``Ψ_h`` = explicit Euler ``x + h f(x)`` or, for hamiltonian only, Störmer–Verlet in kick–drift–kick
+``Ψ_h`` = explicit Euler ``x + h f(x)`` or, for hamiltonian only, Störmer–Verlet in position form (drift–kick–drift)
 form ``p ← p + (h/2) F_p(q); q ← q + h F_q(p); p ← p + (h/2) F_p(q)``. Cost (two classes, β = 0)
 
     J = (1/n) Σ_i log(1 + exp(−(2c_i − 1) s_i)) + h Σ_k (α/2)(‖K_k‖² + |b_k|²) + (α/2)‖W‖²,
@@ -97,10 +97,10 @@ def forward_torch(problem, P, x):
         return x
     m = problem.m
     q, p = x[:, :m], x[:, m:]
-    for k in range(problem.depth):   # verlet, kick–drift–kick
-        p = p - 0.5 * h * torch.tanh(q @ K[k] + b[k])
-        q = q + h * torch.tanh(p @ K[k].T + b[k])
-        p = p - 0.5 * h * torch.tanh(q @ K[k] + b[k])
+    for k in range(problem.depth):   # verlet, position form (drift–kick–drift)
+        q = q + 0.5 * h * torch.tanh(p @ K[k].T + b[k])
+        p = p - h * torch.tanh(q @ K[k] + b[k])
+        q = q + 0.5 * h * torch.tanh(p @ K[k].T + b[k])
     return torch.cat([q, p], dim=1)
 
 

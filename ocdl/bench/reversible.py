@@ -1,19 +1,20 @@
 """Constant-memory exact gradient of the reversible network: ``hamiltonian`` field + Verlet.
 
-Forward (layer k, θ_k = (K_k, b_k), rows = samples, F_q(p) = σ(p Kᵀ + b), F_p(q) = −σ(q K + b)):
+Forward (layer k, θ_k = (K_k, b_k), rows = samples, F_q(p) = σ(p Kᵀ + b), F_p(q) = −σ(q K + b)),
+Störmer–Verlet in position form, as ``integrators``' ``verlet`` and ``ocdl.models``:
 
-    a       = p_k + (h/2) F_p(q_k)          (kick)
-    q_{k+1} = q_k + h F_q(a)                (drift)
-    p_{k+1} = a   + (h/2) F_p(q_{k+1})      (kick)
+    a       = q_k + (h/2) F_q(p_k)          (half drift)
+    p_{k+1} = p_k + h F_p(a)                (kick)
+    q_{k+1} = a   + (h/2) F_q(p_{k+1})      (half drift)
 
 Only the final state is kept. The backward sweep runs the same three sub-steps in reverse,
-``a = p_{k+1} − (h/2) F_p(q_{k+1})``, ``q_k = q_{k+1} − h F_q(a)``, ``p_k = a − (h/2) F_p(q_k)``
+``a = q_{k+1} − (h/2) F_q(p_{k+1})``, ``p_k = p_{k+1} − h F_p(a)``, ``q_k = a − (h/2) F_q(p_k)``
 (Verlet is exactly invertible, up to round-off), and alongside it the discrete costate of each
 sub-step (reverse-mode by hand, no tape), with ``λ = ∂J/∂(q, p)``:
 
-    λ_q ← λ_q + (h/2) (∂F_p/∂q(q_{k+1}))ᵀ λ_p ;   g_θ += (h/2) (∂F_p/∂θ(q_{k+1}))ᵀ λ_p
-    λ_a = λ_p + h (∂F_q/∂p(a))ᵀ λ_q           ;   g_θ += h (∂F_q/∂θ(a))ᵀ λ_q
-    λ_q ← λ_q + (h/2) (∂F_p/∂q(q_k))ᵀ λ_a     ;   g_θ += (h/2) (∂F_p/∂θ(q_k))ᵀ λ_a ;  λ_p = λ_a
+    λ_p ← λ_p + (h/2) (∂F_q/∂p(p_{k+1}))ᵀ λ_q ;   g_θ += (h/2) (∂F_q/∂θ(p_{k+1}))ᵀ λ_q ;  λ_a = λ_q
+    λ_a ← λ_a + h (∂F_p/∂q(a))ᵀ λ_p           ;   g_θ += h (∂F_p/∂θ(a))ᵀ λ_p
+    λ_p ← λ_p + (h/2) (∂F_q/∂p(p_k))ᵀ λ_a     ;   g_θ += (h/2) (∂F_q/∂θ(p_k))ᵀ λ_a ;  λ_q = λ_a
 
 starting from ``λ_N = (1/n) ∇_x Φ``; then ``∂J/∂θ_k = g_θ + h α θ_k``. This is the exact
 gradient of the discrete cost (it is the chain rule of the discrete map), computed in
@@ -38,9 +39,9 @@ def forward(x0, K, b, h):
     q, p = x0[:, :m].copy(), x0[:, m:].copy()
     for k in range(K.shape[0]):
         Kk, bk = K[k], b[k]
-        p -= 0.5 * h * np.tanh(q @ Kk + bk)
-        q += h * np.tanh(p @ Kk.T + bk)
-        p -= 0.5 * h * np.tanh(q @ Kk + bk)
+        q += 0.5 * h * np.tanh(p @ Kk.T + bk)
+        p -= h * np.tanh(q @ Kk + bk)
+        q += 0.5 * h * np.tanh(p @ Kk.T + bk)
     return np.concatenate([q, p], axis=1)
 
 
@@ -73,28 +74,29 @@ def value_and_grad(x0, y, params, h, alpha):
     hh = 0.5 * h
     for k in range(K.shape[0] - 1, -1, -1):
         Kk, bk = K[k], b[k]
-        # last kick: p' = a + (h/2) F_p(q'),  F_p(q) = −tanh(q K + b)
-        s3 = np.tanh(q @ Kk + bk)
-        a = p + hh * s3
-        u = -(1.0 - s3 * s3) * lp                   # (∂F_p/∂u)ᵀ λ_p
-        gKk = hh * (q.T @ u)
-        gbk = hh * u.sum(axis=0)
-        lq += hh * (u @ Kk.T)
-        # drift: q' = q + h F_q(a),  F_q(a) = tanh(a Kᵀ + b)
-        s2 = np.tanh(a @ Kk.T + bk)
-        q = q - h * s2
-        v = (1.0 - s2 * s2) * lq
-        gKk += h * (v.T @ a)
-        gbk += h * v.sum(axis=0)
-        la = lp + h * (v @ Kk)
-        # first kick: a = p + (h/2) F_p(q)
-        s1 = np.tanh(q @ Kk + bk)
-        p = a + hh * s1
-        u = -(1.0 - s1 * s1) * la
-        gKk += hh * (q.T @ u)
-        gbk += hh * u.sum(axis=0)
-        lq += hh * (u @ Kk.T)
-        lp = la
+        # last half drift: q' = a + (h/2) F_q(p'),  F_q(p) = tanh(p Kᵀ + b)
+        s3 = np.tanh(p @ Kk.T + bk)
+        a = q - hh * s3
+        v = (1.0 - s3 * s3) * lq                    # (∂F_q/∂z)ᵀ λ_q
+        gKk = hh * (v.T @ p)
+        gbk = hh * v.sum(axis=0)
+        lp += hh * (v @ Kk)
+        la = lq
+        # kick: p' = p + h F_p(a),  F_p(a) = −tanh(a K + b)
+        s2 = np.tanh(a @ Kk + bk)
+        p = p + h * s2
+        u = -(1.0 - s2 * s2) * lp
+        gKk += h * (a.T @ u)
+        gbk += h * u.sum(axis=0)
+        la = la + h * (u @ Kk.T)
+        # first half drift: a = q + (h/2) F_q(p)
+        s1 = np.tanh(p @ Kk.T + bk)
+        q = a - hh * s1
+        v = (1.0 - s1 * s1) * la
+        gKk += hh * (v.T @ p)
+        gbk += hh * v.sum(axis=0)
+        lp += hh * (v @ Kk)
+        lq = la
         gK[k] = gKk + h * alpha * Kk
         gb[k] = gbk + h * alpha * bk
     x0_rec = np.concatenate([q, p], axis=1)
