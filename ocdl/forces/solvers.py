@@ -191,11 +191,13 @@ def reg_matrix(problem, lam):
 
 
 def levenberg_marquardt(residual, jacobian, x0, maxiter=100, quiet=True, label="newton", gtol=1e-13,
-                        on_iterate=None):
+                        on_iterate=None, ftol=1e-10):
     """Minimise ``|r(x)|²`` by Levenberg–Marquardt (Gauss–Newton with adaptive damping μ):
 
         (JᵀJ + μ diag(JᵀJ)) δ = −Jᵀ r,   accept if the cost falls (μ ← μ/3), else μ ← 4μ.
 
+    Stops when the gradient ``Jᵀr`` is negligible, no damped step decreases the cost, or the
+    relative decrease stays below ``ftol`` for 3 accepted steps.
     Returns ``(x, cost, nit, message, success, history)``.
     """
     t0 = time.perf_counter()
@@ -206,7 +208,7 @@ def levenberg_marquardt(residual, jacobian, x0, maxiter=100, quiet=True, label="
         raise SolverError("the residual is non-finite at the starting point")
     history = [{"iteration": 0, "loss": cost, "time_s": 0.0}]
     prog = Progress(maxiter, label, quiet)
-    mu, message, success, it = None, "maximum number of iterations reached", False, 0
+    mu, message, success, it, stalled = None, "maximum number of iterations reached", False, 0, 0
     for it in range(1, maxiter + 1):
         J = jacobian(x)
         g = J.T @ r
@@ -238,8 +240,9 @@ def levenberg_marquardt(residual, jacobian, x0, maxiter=100, quiet=True, label="
         if on_iterate:
             on_iterate(it, x)
         prog.update(it, loss=cost)
-        if rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x).max()):
-            message, success = "cost and step stalled at round-off (converged)", True
+        stalled = stalled + 1 if rel < ftol else 0
+        if stalled >= 3 or (rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x).max())):
+            message, success = f"relative cost decrease below {ftol:g} (converged)", True
             break
     prog.close()
     return x, cost, it, message, success, history
