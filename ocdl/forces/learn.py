@@ -38,13 +38,26 @@ def covered_range(problem, theta):
     return problem.covered
 
 
-def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, truth=None, quiet=True):
-    """Solve for the force table; ``lam='auto'`` applies the λ rule. Returns ``(result, summary)``."""
+def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, truth=None, quiet=True,
+                continuation=False):
+    """Solve for the force table; ``lam='auto'`` applies the λ rule. ``continuation`` first solves
+    with larger λ (1e-1, 1e-3, 1e-5 down to λ) and warm-starts from each (newton / pmp-lbfgs).
+    Returns ``(result, summary)``; ``iterations`` in the summary counts the whole path."""
     t0 = time.perf_counter()
     sweep = None
     if lam == "auto":
         lam, sweep = choose_lambda(problem, solver, quiet=quiet, iterations=iterations, lr=lr)
-    res = solve(problem, solver, lam, iterations=iterations, lr=lr, quiet=quiet)
+    theta0, path = None, []
+    if continuation and solver in ("newton", "pmp-lbfgs"):
+        # globalisation: warm starts down a λ path 1e-1, 1e-3, ... > λ (a stiff table first)
+        for mu in (1e-1, 1e-3, 1e-5):
+            if mu > 10 * lam:
+                r = solve(problem, solver, mu, theta0=theta0, iterations=iterations, quiet=quiet, label=f"λ={mu:.0e}")
+                theta0 = r.x
+                path.append({"lambda": mu, "iterations": r.nit, "final_loss": r.final_loss})
+    res = solve(problem, solver, lam, theta0=theta0, iterations=iterations, lr=lr, quiet=quiet)
+    if path:
+        res.nit += sum(q["iterations"] for q in path)
     wall = time.perf_counter() - t0
     lo, hi = covered_range(problem, res.x)
     nodes, prof = problem.profile(res.x)
@@ -58,6 +71,8 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
         "history": thin_history(res.history),
     }
     summary.update(res.extra)
+    if path:
+        summary["continuation"] = path
     if sweep is not None:
         summary["lambda_sweep"] = [{k: v for k, v in s.items() if k != "table"} for s in sweep]
         summary["lambda_rule"] = "smallest held-out data error (every 5th sample by input held out), refit on all"

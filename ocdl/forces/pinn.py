@@ -75,8 +75,8 @@ def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=5
         opt.step()
         if it % 50 == 0:
             history.append({"iteration": it, "loss": lv, "data_loss": float(data.detach()),
-                            "time_s": time.perf_counter() - t0, "gamma": float(params[0]),
-                            "omega0": float(params[1])})
+                            "time_s": time.perf_counter() - t0, "gamma": float(params[0].detach()),
+                            "omega0": float(params[1].detach())})
         prog.update(it, loss=lv)
     lbfgs = torch.optim.LBFGS(list(net.parameters()) + [params], lr=1.0, max_iter=lbfgs_steps,
                               tolerance_grad=1e-12, tolerance_change=1e-16, history_size=50,
@@ -95,7 +95,7 @@ def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=5
     if not math.isfinite(lv):
         raise SolverError("PINN loss became non-finite during L-BFGS")
     history.append({"iteration": adam_steps + lbfgs_steps, "loss": lv, "data_loss": float(data.detach()),
-                    "time_s": time.perf_counter() - t0, "gamma": float(params[0]), "omega0": float(params[1])})
+                    "time_s": time.perf_counter() - t0, "gamma": float(params[0].detach()), "omega0": float(params[1].detach())})
     prog.close()
     x = params.detach().numpy().copy()
     with torch.no_grad():
