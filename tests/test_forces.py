@@ -238,17 +238,21 @@ def test_cli_unsafe_force_expression_in_simulate(ocdl_cli, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
+def _oscillator_csv(path, seed=0):
+    t, x = simulate_oscillator(1.0, 20.0, 1.0, 0.0, 1.0, 40, 0.04, seed=seed)
+    path.write_text("t,x\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(t, x)))
+    return path
+
+
 def test_cli_divergence_is_exit_3(ocdl_cli, tmp_path):
-    data = tmp_path / "o.csv"
-    assert ocdl_cli("forces", "simulate", "oscillator", "--out", data).returncode == 0
+    data = _oscillator_csv(tmp_path / "o.csv")
     r = ocdl_cli("forces", "learn", "oscillator", "--data", data, "--solver", "adam", "--lr", "1000",
                  "--iterations", "50", "--quiet")
     assert r.returncode == 3 and "diverged" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_cli_oscillator_json_has_parameters(ocdl_cli, tmp_path):
-    data, js = tmp_path / "o.csv", tmp_path / "o.json"
-    assert ocdl_cli("forces", "simulate", "oscillator", "--seed", "1", "--out", data).returncode == 0
+    data, js = _oscillator_csv(tmp_path / "o.csv", seed=1), tmp_path / "o.json"
     r = ocdl_cli("forces", "learn", "oscillator", "--data", data, "--json", js, "--quiet")
     assert r.returncode == 0, r.stderr
     out = json.loads(js.read_text())

@@ -200,8 +200,7 @@ def _finite(a, name):
 
 
 def _learn_table(args):
-    from ocdl.forces.learn import learn_table
-    from ocdl.forces.problems import DragProblem, PositionProblem
+    from ocdl.forces import checks
     from ocdl.io import read_table, write_csv, write_json
     from ocdl.progress import log
     for path in (args.json, args.plot, args.profile):
@@ -210,16 +209,23 @@ def _learn_table(args):
     truth = _expr(args.truth, (("v",) if args.problem == "drag" else ("x",))) if args.truth else None
     if args.problem == "drag":
         d = read_table(args.data, ["v0", "vT"])
+        checks.drag_data(d["v0"], d["vT"], args.T, args.g, args.vmax, args.grid_step)
+    else:
+        d = read_table(args.data, ["x0", "v0", "kind", "vT"], allow_empty=("vT",))
+        checks.position_data(d["x0"], d["v0"], d["kind"], d["vT"], args.T, args.target, args.eps,
+                             args.xmin, args.xmax, args.grid_step)
+    # validated: now the heavy imports (torch, CasADi)
+    from ocdl.forces.learn import learn_table
+    from ocdl.forces.problems import DragProblem, PositionProblem
+    if args.problem == "drag":
         problem = DragProblem(d["v0"], d["vT"], args.T, args.g, args.vmax, args.grid_step, args.steps,
                               args.integrator, args.c0)
     else:
-        d = read_table(args.data, ["x0", "v0", "kind", "vT"], allow_empty=("vT",))
         problem = PositionProblem(d["x0"], d["v0"], d["kind"], d["vT"], args.T, args.target, args.eps,
                                   args.xmin, args.xmax, args.grid_step, args.steps, args.integrator,
                                   args.kind_scale, args.c1, args.c2)
-    if args.solver == "newton" and args.lr != 0.5:
-        pass
-    res, summary = learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth, args.quiet)
+    res, summary = learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth, args.quiet,
+                               continuation=(problem.name == "position"))
     summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)

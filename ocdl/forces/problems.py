@@ -19,22 +19,11 @@ import numpy as np
 import torch
 
 from ocdl.errors import InputError
+from ocdl.forces import checks
 from ocdl.forces.network import DragField, PositionField, check_method, costate_gradient, propagate
 from ocdl.forces.table import ForceGrid, difference_matrix
 
 DTYPE = torch.float64
-
-
-def _check_positive(name, value):
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise InputError(f"{name} must be a finite number > 0 (got {value})")
-
-
-def _check_grid(kind, lo, hi, step, flag):
-    cells = (hi - lo) / step
-    if cells < 3:
-        raise InputError(f"grid too coarse for the data range: the data cover {kind} [{lo:g}, {hi:g}], "
-                         f"only {cells:.2g} cells of --grid-step {step:g}; use --grid-step ≤ {(hi - lo) / 4:.3g}")
 
 
 class _TableProblem:
@@ -110,20 +99,8 @@ class DragProblem(_TableProblem):
     variable = "v"
 
     def __init__(self, v0, vT, T, g, vmax=None, grid_step=1.0, steps=50, method="rk4", c0=1.0):
-        _check_positive("--T", T)
-        _check_positive("--grid-step", grid_step)
-        if not math.isfinite(g):
-            raise InputError("--g must be finite")
+        self.covered, vmax = checks.drag_data(v0, vT, T, g, vmax, grid_step)
         v0, vT = np.asarray(v0, float), np.asarray(vT, float)
-        if np.any(v0 < 0) or np.any(vT < 0):
-            raise InputError("drag data must have speeds v0, vT ≥ 0 (downward speed)")
-        lo_c, hi_c = float(min(v0.min(), vT.min())), float(max(v0.max(), vT.max()))
-        self.covered = (lo_c, hi_c)
-        if vmax is None:
-            vmax = math.ceil(hi_c / grid_step - 1e-9) * grid_step
-        elif vmax < hi_c:
-            raise InputError(f"the data reach speed {hi_c:g} > --vmax {vmax:g}; raise --vmax")
-        _check_grid("speeds", lo_c, hi_c, grid_step, "--grid-step")
         self.grid = ForceGrid.covering(0.0, vmax, grid_step)
         self.zero_index = 0
         self.field = DragField(self.grid, g)
@@ -166,26 +143,10 @@ class PositionProblem(_TableProblem):
 
     def __init__(self, x0, v0, kind, vT, T, target, eps, xmin=None, xmax=None, grid_step=1.0,
                  steps=50, method="verlet", kind_scale=0.2, c1=1.0, c2=1.0):
-        _check_positive("--T", T)
-        _check_positive("--eps", eps)
-        _check_positive("--grid-step", grid_step)
+        (lo_d, hi_d), (xmin, xmax) = checks.position_data(x0, v0, kind, vT, T, target, eps, xmin, xmax,
+                                                          grid_step)
         x0, v0, kind, vT = (np.asarray(a, float) for a in (x0, v0, kind, vT))
-        if np.any((kind != 0) & (kind != 1)):
-            raise InputError("column 'kind' must be 1 (positive) or 0 (negative)")
         pos = kind == 1
-        if pos.sum() == 0:
-            raise InputError("no positive data points (kind = 1); the force cannot be learned")
-        if np.any(~np.isfinite(vT[pos])):
-            raise InputError("every positive data point (kind = 1) needs a finite vT")
-        lo_d = float(min(x0.min(), target - eps))
-        hi_d = float(max(x0.max(), target + eps))
-        if xmin is None:
-            xmin = math.floor(lo_d / grid_step) * grid_step - grid_step
-        if xmax is None:
-            xmax = math.ceil(hi_d / grid_step) * grid_step + grid_step
-        if not xmax > xmin:
-            raise InputError(f"--xmax ({xmax:g}) must be greater than --xmin ({xmin:g})")
-        _check_grid("positions", xmin, xmax, grid_step, "--grid-step")
         self.grid = ForceGrid.covering(xmin, xmax, grid_step)
         self.field = PositionField(self.grid)
         self.method = check_method(self.field, method)
