@@ -51,7 +51,7 @@ def test_adam_recovers_drag_law():
     assert s["rel_l2_error"] <= 0.02, s["rel_l2_error"]
 
 
-ADAM_ITERATIONS = 4000
+ADAM_ITERATIONS = 2000   # measured: 1.4 % at 1,000 steps, 0.6 % at 3,000
 
 
 def test_pinn_baseline_reaches_the_eom_network_accuracy():

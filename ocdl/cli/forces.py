@@ -225,7 +225,7 @@ def _learn_table(args):
                                   args.xmin, args.xmax, args.grid_step, args.steps, args.integrator,
                                   args.kind_scale, args.c1, args.c2)
     res, summary = learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth, args.quiet,
-                               continuation=(problem.name == "position"))
+                               continuation=True)
     summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)

@@ -39,7 +39,7 @@ def covered_range(problem, theta):
 
 
 def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, truth=None, quiet=True,
-                continuation=False):
+                continuation=True):
     """Solve for the force table; ``lam='auto'`` applies the λ rule. ``continuation`` first solves
     with larger λ (1e-1, 1e-3, 1e-5 down to λ) and warm-starts from each (newton / pmp-lbfgs).
     Returns ``(result, summary)``; ``iterations`` in the summary counts the whole path."""

@@ -251,7 +251,7 @@ def levenberg_marquardt(residual, jacobian, x0, maxiter=100, quiet=True, label="
         prog.update(it, loss=cost)
         stalled = stalled + 1 if rel < ftol else 0
         if stalled >= 3 or (rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x).max())):
-            message, success = f"relative cost decrease below {ftol:g} (converged)", True
+            message, success = f"relative cost decrease below {ftol:g} for 3 steps (converged or stalled)", True
             break
     prog.close()
     return x, cost, it, message, success, history
