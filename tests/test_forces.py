@@ -55,6 +55,22 @@ def _random_problem(kind, method, seed=0):
     return field, theta, y0, target
 
 
+try:
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=60, deadline=None)
+    @given(lo=st.floats(-50, 50), step=st.floats(0.01, 5), size=st.integers(2, 40),
+           u=st.lists(st.floats(-200, 200), min_size=1, max_size=30), seed=st.integers(0, 2 ** 16))
+    def test_table_interpolation_property(lo, step, size, u, seed):
+        grid = ForceGrid(lo, step, size)
+        table = np.random.default_rng(seed).normal(size=size)
+        got = grid.value(torch.tensor(table, dtype=D), torch.tensor(u, dtype=D)).numpy()
+        # same as numpy's interpolation with end values held; tolerance: a few ulps of the table
+        assert np.allclose(got, np.interp(u, grid.nodes, table), rtol=0, atol=1e-12 * (1 + np.abs(table).max()))
+except ImportError:  # hypothesis is a test extra
+    pass
+
+
 CASES = [("drag", m) for m in ("euler", "heun", "rk4")] + \
         [("position", m) for m in ("euler", "rk4", "verlet", "gauss2")] + [("oscillator", "rk4")]
 

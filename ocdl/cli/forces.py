@@ -257,6 +257,8 @@ def _learn_oscillator(args):
             _check_out(path)
     d = read_table(args.data, ["t", "x"])
     problem = OscillatorProblem(d["t"], d["x"], args.x0, args.v0, args.steps, args.integrator)
+    if args.lbfgs_steps < 0:
+        raise InputError("--lbfgs-steps must be ≥ 0")
     kw = {}
     if args.solver == "pinn":
         kw = {"adam_steps": args.adam_steps, "lbfgs_steps": args.lbfgs_steps, "hidden": args.hidden,
