@@ -38,7 +38,7 @@ def main():
     v0, vT = simulate_drag(F, T=1.0, g=10.0, samples=50, vmin=0.0, vmax=40.0)
     make = lambda: DragProblem(v0, vT, T=1.0, g=10.0, steps=20, method="rk4")  # noqa: E731
     runs = {}
-    for solver, kw in (("newton", {}), ("pmp-lbfgs", {"iterations": 3000}),
+    for solver, kw in (("newton", {}), ("pmp-lbfgs", {"iterations": 400, "continuation": False}),
                        ("adam", {"iterations": args.adam_iterations, "lr": 0.5})):
         p = make()
         res, s = learn_table(p, solver, 1e-6, truth=F, **kw)

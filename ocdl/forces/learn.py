@@ -56,10 +56,18 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
             if mu > 10 * lam:
                 r = solve(problem, solver, mu, theta0=theta0, iterations=iterations, quiet=quiet, label=f"λ={mu:.0e}")
                 theta0 = r.x
-                path.append({"lambda": mu, "iterations": r.nit, "final_loss": r.final_loss})
+                path.append({"lambda": mu, "iterations": r.nit, "final_loss": r.final_loss, "result": r})
     res = solve(problem, solver, lam, theta0=theta0, iterations=iterations, lr=lr, quiet=quiet)
     if path:
-        res.nit += sum(q["iterations"] for q in path)
+        # one history / snapshot list over the whole λ path (iterations and times offset)
+        hist, snaps, it0, tt0 = [], [], 0, 0.0
+        for r in [q.pop("result") for q in path] + [res]:
+            lam_r = next((q["lambda"] for q in path if q["final_loss"] == r.final_loss), lam)
+            hist += [dict(h, iteration=h["iteration"] + it0, time_s=h["time_s"] + tt0, **{"lambda": lam_r})
+                     for h in r.history]
+            snaps += [(it + it0, th) for it, th in r.snapshots]
+            it0, tt0 = it0 + r.nit, tt0 + r.wall_time_s
+        res.history, res.snapshots, res.nit = hist, snaps, it0
     wall = time.perf_counter() - t0
     lo, hi = covered_range(problem, res.x)
     nodes, prof = problem.profile(res.x)
