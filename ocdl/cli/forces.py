@@ -3,7 +3,6 @@
 Thin layer: parses flags, reads/writes files, calls :mod:`ocdl.forces`.
 """
 import argparse
-import math
 
 import numpy as np
 

@@ -8,7 +8,6 @@ with a truth expression, ``rel_l2_error`` over the data-covered range.
 import time
 
 import numpy as np
-import torch
 
 from ocdl.forces.solvers import choose_lambda, solve
 

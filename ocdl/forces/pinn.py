@@ -11,7 +11,6 @@ fixed, makes the residual O(x)). Adam, then L-BFGS, as in the slides.
 import math
 import time
 
-import numpy as np
 import torch
 
 from ocdl.errors import SolverError

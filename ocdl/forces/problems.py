@@ -18,10 +18,9 @@ import math
 import numpy as np
 import torch
 
-from ocdl.errors import InputError
 from ocdl.forces import checks
 from ocdl.forces.network import DragField, PositionField, check_method, costate_gradient, propagate
-from ocdl.forces.table import ForceGrid, difference_matrix
+from ocdl.forces.table import ForceGrid
 
 DTYPE = torch.float64
 
@@ -30,12 +29,6 @@ class _TableProblem:
     """Shared machinery: regulariser residuals, loss / costate gradient, CasADi residual."""
 
     c0 = 0.0
-
-    def reg_residual_np(self, theta, lam):
-        out = [np.sqrt(lam) * (difference_matrix(self.grid.size) @ theta)]
-        if self.c0 > 0:
-            out.insert(0, np.array([np.sqrt(self.c0) * theta[self.zero_index]]))
-        return np.concatenate(out)
 
     def reg_torch(self, theta, lam):
         d = theta[1:] - theta[:-1]

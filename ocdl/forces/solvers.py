@@ -43,12 +43,6 @@ def _snapshot_due(it):
     return it in (0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000, 30000)
 
 
-def _check_finite(loss, it, last_good):
-    if not math.isfinite(loss):
-        raise SolverError(f"loss became non-finite at iteration {it} (diverged); try a smaller "
-                          "--lr, more --steps, or a larger --lambda", ) from None
-
-
 def solve(problem, method="newton", lam=1e-4, theta0=None, iterations=None, lr=0.1, subset=None,
           quiet=True, label=""):
     """Minimise the problem's cost over the force table; returns a :class:`ForceResult`."""
