@@ -223,8 +223,17 @@ def _learn_table(args):
         problem = PositionProblem(d["x0"], d["v0"], d["kind"], d["vT"], args.T, args.target, args.eps,
                                   args.xmin, args.xmax, args.grid_step, args.steps, args.integrator,
                                   args.kind_scale, args.c1, args.c2)
-    res, summary = learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth, args.quiet,
-                               continuation=True)
+    from ocdl.errors import SolverError
+    try:
+        res, summary = learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth, args.quiet,
+                                   continuation=True)
+    except SolverError as exc:
+        last = getattr(exc, "last_good", None)
+        if last is not None and args.profile:   # keep the last good table
+            nodes, prof = problem.profile(last)
+            write_csv(args.profile, [problem.variable, "F"], np.stack([nodes, prof], 1))
+            raise SolverError(f"{exc}; last good table written to {args.profile}") from None
+        raise
     summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)

@@ -176,7 +176,11 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=T
             loss = (r * r).sum()
             lv = float(loss.detach())
             if not math.isfinite(lv):
-                raise SolverError(f"loss became non-finite at iteration {it} (diverged); try a smaller --lr")
+                last = ", ".join(f"{k} {v:.6g}" for k, v in zip(problem.names, best[1]))
+                err = SolverError(f"loss became non-finite at iteration {it} (diverged); try a smaller --lr "
+                                  f"(last good: {last})")
+                err.last_good = best[1]
+                raise err
             if lv < best[0]:
                 best = (lv, theta.detach().numpy().copy())
             history.append({"iteration": it, "loss": lv, "data_loss": lv, "time_s": time.perf_counter() - t0})

@@ -76,9 +76,10 @@ def _adam(problem, lam, theta0, iterations, lr, subset, quiet, label, costate, d
             loss, data = problem.loss_torch(theta, lam, subset)
         lv, dv = float(loss.detach()), float(data.detach())
         if not math.isfinite(lv):
-            problem.last_good = best[1]
-            raise SolverError(f"loss became non-finite at iteration {it} (diverged); try a smaller --lr, "
+            err = SolverError(f"loss became non-finite at iteration {it} (diverged); try a smaller --lr, "
                               "more --steps or a larger --lambda")
+            err.last_good = best[1]
+            raise err
         if lv < best[0]:
             best = (lv, theta.detach().numpy().copy(), dv)
         history.append({"iteration": it, "loss": lv, "data_loss": dv, "time_s": time.perf_counter() - t0})
