@@ -69,3 +69,23 @@ def adjoint_partner(A, b):
         raise ValueError("adjoint_partner needs all weights b_i != 0")
     A_hat = b[None, :] - b[None, :] * A.T / b[:, None]
     return A_hat, b.copy()
+
+
+# Lobatto IIIA (for q) and IIIB (for p), 3 stages: a symplectic partitioned pair of order 4
+# (Hairer, Lubich & Wanner, Geometric Numerical Integration, §II.1.4 and Table II.1.3).
+# IIIB is the adjoint partner of IIIA: adjoint_partner(*LOBATTO_IIIA3[:2]) == LOBATTO_IIIB3[:2].
+LOBATTO_IIIA3 = (
+    np.array([[0.0, 0.0, 0.0], [5.0 / 24.0, 1.0 / 3.0, -1.0 / 24.0], [1.0 / 6.0, 2.0 / 3.0, 1.0 / 6.0]]),
+    np.array([1.0, 4.0, 1.0]) / 6.0,
+    np.array([0.0, 0.5, 1.0]),
+)
+LOBATTO_IIIB3 = (
+    np.array([[1.0 / 6.0, -1.0 / 6.0, 0.0], [1.0 / 6.0, 1.0 / 3.0, 0.0], [1.0 / 6.0, 5.0 / 6.0, 0.0]]),
+    np.array([1.0, 4.0, 1.0]) / 6.0,
+    np.array([0.0, 0.5, 1.0]),
+)
+
+# Triple jump (Yoshida 1990; Suzuki 1990): Φ_{γ1 h} ∘ Φ_{γ2 h} ∘ Φ_{γ1 h} of a symmetric
+# second-order method is of order 4 when 2γ1 + γ2 = 1 and 2γ1³ + γ2³ = 0.
+_cbrt2 = 2.0 ** (1.0 / 3.0)
+YOSHIDA4 = (1.0 / (2.0 - _cbrt2), -_cbrt2 / (2.0 - _cbrt2), 1.0 / (2.0 - _cbrt2))

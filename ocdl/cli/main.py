@@ -72,6 +72,8 @@ def apply_config(parser, argv):
     while i < len(argv) and (sub := _subparsers(p)) is not None and argv[i] in sub.choices:
         p = sub.choices[argv[i]]
         i += 1
+    if p.get_default("own_config"):  # the command reads --config itself (e.g. a sweep file)
+        return argv
     options = {s: a for a in p._actions for s in a.option_strings}
     tokens = []
     for key, value in cfg.items():

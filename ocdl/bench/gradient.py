@@ -1,0 +1,362 @@
+"""``ocdl bench gradient``: time, memory and accuracy of five ways to get ∂J/∂θ, against depth.
+
+Methods (all float64, same discrete network, same cost — see :mod:`ocdl.bench.problem`):
+
+* ``autograd``             torch backprop through the discrete Euler network (tape of all layers);
+* ``costate``              ``ocdl.pmp.value_and_grad``: forward sweep storing states, costate sweep;
+* ``costate-reversible``   hamiltonian field + Verlet, states reconstructed backwards
+                           (:mod:`ocdl.bench.reversible`); its network is the Verlet one;
+* ``torchdiffeq-adjoint``  ``torchdiffeq.odeint_adjoint``, fixed-grid Euler on the same grid
+                           (continuous adjoint integrated backwards: an O(h) gradient error);
+* ``torchdiffeq-direct``   ``torchdiffeq.odeint`` with the same grid, backprop through the solver.
+
+Reference: the float64 autograd gradient of the same discrete network (Euler, or Verlet for
+``costate-reversible``), computed in the driving process; ``rel_error = ‖g − g_ref‖₂/‖g_ref‖₂``
+over all parameters (K, b, W, μ). The ``autograd`` method repeats that computation in its own
+process, so its error is 0 by construction.
+
+How it is measured. Every (method, field, depth) runs in a fresh Python process, so one
+method's allocations cannot hide in another's heap. In that process: build the problem, do one
+warm-up gradient at depth 2 (loads code paths), then reset the kernel's peak-RSS counter
+(``echo 5 > /proc/self/clear_refs``), note ``VmRSS``, compute one value-and-gradient at full
+depth, read ``VmHWM``: ``peak_mib = (VmHWM − VmRSS_before) / 2^20`` is the extra resident memory
+the gradient needed (tracemalloc does not see torch's allocations; RSS does). Its resolution is
+a page, and memory the allocator kept from the warm-up is reused without showing up, so
+values below ~0.1 MiB mean "nothing measurable". ``process_peak_mib`` (extra key) is the whole
+process's VmHWM (interpreter + torch + data + gradient). Then
+``forward_s`` = best of ``repeats`` cost-only evaluations (no tape, no stored states where the
+method allows: ``torch.no_grad`` / ``pmp.cost`` / the reversible forward) and ``gradient_s`` = best
+of ``repeats`` value-and-gradient evaluations. Best-of-R is the usual estimate on a shared
+machine (other load only ever adds time). On CUDA, ``peak_mib`` is
+``torch.cuda.max_memory_allocated`` instead.
+"""
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from ocdl.errors import InputError, SolverError
+
+METHODS = ("autograd", "costate", "costate-reversible", "torchdiffeq-adjoint", "torchdiffeq-direct")
+FIELDS = ("outer", "hamiltonian", "inner")
+
+
+def integrator_of(method):
+    return "verlet" if method == "costate-reversible" else "euler"
+
+
+def applicable(method, field):
+    return method != "costate-reversible" or field == "hamiltonian"
+
+
+# ------------------------------------------------------------------------------------------
+# one method on one problem: (forward(), value_and_grad()) closures
+
+def prepare(method, problem, device="cpu"):
+    """Return ``(forward, value_and_grad)``: ``forward() -> J``; ``value_and_grad() -> (J, flat
+    gradient as float64 numpy (K, b, W, μ order), extra dict)``."""
+    if method == "costate":
+        from ocdl import pmp
+        from ocdl.models import ResNetODE
+        model = ResNetODE(field=problem.field, d_in=problem.X.shape[1], width=problem.width, n_classes=2,
+                          layers=problem.depth, T=problem.T, integrator=problem.integrator,
+                          alpha=problem.alpha, beta=0.0)
+        X, y, params = problem.X, problem.y, problem.params
+
+        def forward():
+            return float(pmp.cost(model, params, X, y))
+
+        def value_and_grad():
+            J, g = pmp.value_and_grad(model, params, X, y)
+            return float(J), problem.flat(g), {}
+        return forward, value_and_grad
+
+    if method == "costate-reversible":
+        from ocdl.bench import reversible
+        x0, y, params = problem.x0(), problem.y, problem.params
+
+        def forward():
+            return reversible.cost(x0, y, params, problem.h, problem.alpha)
+
+        def value_and_grad():
+            J, g, info = reversible.value_and_grad(x0, y, params, problem.h, problem.alpha)
+            return J, problem.flat(g), info
+        return forward, value_and_grad
+
+    import torch
+
+    from ocdl.bench import problem as pb
+    P = pb.torch_params(problem, device)
+    x0 = torch.tensor(problem.x0(), dtype=torch.float64, device=device)
+    y = torch.tensor(problem.y, dtype=torch.float64, device=device)
+
+    def flat_grad():
+        return problem.flat({k: P[k].grad.detach().cpu().numpy() for k in pb.PARAM_KEYS})
+
+    def clear():
+        for v in P.values():
+            v.grad = None
+
+    if method == "autograd":
+        def forward():
+            with torch.no_grad():
+                return float(pb.cost_torch(problem, P, x0, y))
+
+        def value_and_grad():
+            clear()
+            J = pb.cost_torch(problem, P, x0, y)
+            J.backward()
+            return J.item(), flat_grad(), {}
+        return forward, value_and_grad
+
+    if method in ("torchdiffeq-adjoint", "torchdiffeq-direct"):
+        try:
+            import torchdiffeq  # noqa: F401
+        except ImportError:
+            raise InputError("method torchdiffeq-* needs torchdiffeq: pip install torchdiffeq") from None
+        adjoint = method == "torchdiffeq-adjoint"
+        grid = pb.time_grid(problem, device)
+        func = pb.piecewise_field(problem.field, P["K"], P["b"], grid)
+
+        def J_of(xN):
+            return pb.terminal_cost_torch(problem, P, xN, y) + pb.running_cost_torch(problem, P)
+
+        def forward():
+            with torch.no_grad():
+                return float(J_of(pb.odeint_final(problem, func, x0, grid, adjoint=False)))
+
+        def value_and_grad():
+            clear()
+            J = J_of(pb.odeint_final(problem, func, x0, grid, adjoint, adjoint_params=(P["K"], P["b"])))
+            J.backward()
+            return J.item(), flat_grad(), {}
+        return forward, value_and_grad
+    raise InputError(f"unknown method '{method}' (valid: {', '.join(METHODS)})")
+
+
+# ------------------------------------------------------------------------------------------
+# measurement inside a fresh process
+
+def _status_kib(key):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def _reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def measure(spec):
+    """Run one (method, field, depth) measurement in this process; return the result dict and
+    write the gradient to ``spec['grad_path']`` (npz)."""
+    import torch
+    torch.set_num_threads(1)
+    from ocdl.bench.problem import Problem
+    method, device = spec["method"], spec.get("device", "cpu")
+    kw = dict(field=spec["field"], samples=spec["samples"], width=spec["width"], T=spec["T"],
+              alpha=spec["alpha"], integrator=integrator_of(method), seed=spec["seed"])
+    # warm-up on a 2-layer copy: imports, kernels, allocator pools
+    f, g = prepare(method, Problem(depth=2, **kw), device)
+    f(), g()
+    del f, g
+    problem = Problem(depth=spec["depth"], **kw)
+    forward, value_and_grad = prepare(method, problem, device)
+    gc.collect()
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base_cuda = torch.cuda.memory_allocated()
+    reset_ok = _reset_peak()
+    base = _status_kib("VmRSS")
+    J, grad, extra = value_and_grad()
+    peak = _status_kib("VmHWM")
+    peak_mib = (peak - base) / 1024.0
+    if cuda:
+        torch.cuda.synchronize()
+        peak_mib = (torch.cuda.max_memory_allocated() - base_cuda) / 2 ** 20
+
+    def best(fn):
+        times = []
+        for _ in range(spec["repeats"]):
+            t0 = time.perf_counter()
+            fn()
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    forward_s = best(forward)
+    gradient_s = best(value_and_grad)
+    np.save(spec["grad_path"], grad)
+    out = {"forward_s": forward_s, "gradient_s": gradient_s, "peak_mib": peak_mib, "J": J,
+           "peak_reset": reset_ok, "process_peak_mib": peak / 1024.0}
+    out.update(extra)
+    return out
+
+
+def _worker_main(argv):
+    spec = json.loads(argv[0])
+    out = measure(spec)
+    sys.stdout.write("OCDL-BENCH-RESULT " + json.dumps(out) + "\n")
+
+
+# ------------------------------------------------------------------------------------------
+# the driver
+
+def reference_gradient(problem):
+    """float64 autograd gradient of the discrete network (in this process)."""
+    import torch
+
+    from ocdl.bench import problem as pb
+    P = pb.torch_params(problem)
+    J = pb.cost_torch(problem, P, torch.tensor(problem.x0()), torch.tensor(problem.y, dtype=torch.float64))
+    J.backward()
+    return J.item(), problem.flat({k: P[k].grad.numpy() for k in pb.PARAM_KEYS})
+
+
+def machine_info():
+    import torch
+    cpu = None
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"nproc": os.cpu_count(), "cpus_usable": usable, "cpu": cpu or platform.processor(), "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
+            "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 1024, 4096), samples=512,
+                       width=8, repeats=3, device="cpu", methods=METHODS, T=5.0, alpha=1e-3, seed=0,
+                       quiet=False, timeout=1800):
+    """Measure every applicable (method, field, depth); return ``{"runs": [...], ...}``."""
+    from ocdl.bench.problem import Problem
+    from ocdl.progress import Progress
+    for f in fields:
+        if f not in FIELDS:
+            raise InputError(f"unknown field '{f}' (valid: {', '.join(FIELDS)})")
+        if f == "hamiltonian" and (width % 2 or width < 4):
+            raise InputError(f"the hamiltonian field needs an even --width ≥ 4 (got {width})")
+        if width < 2:
+            raise InputError(f"--width must be ≥ 2, the input dimension (got {width})")
+    for m in methods:
+        if m not in METHODS:
+            raise InputError(f"unknown method '{m}' (valid: {', '.join(METHODS)})")
+    if samples < 2:
+        raise InputError(f"--samples must be ≥ 2 (got {samples})")
+    cases = [(f, d, m) for f in fields for d in depths for m in methods if applicable(m, f)]
+    if not cases:
+        raise InputError("no (method, field) pair applies: costate-reversible needs the hamiltonian field")
+    bar = Progress(len(cases), "bench gradient", quiet)
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    runs, refs = [], {}
+    with tempfile.TemporaryDirectory(prefix="ocdl-bench-") as tmp:
+        for i, (field, depth, method) in enumerate(cases):
+            integ = integrator_of(method)
+            if (field, depth, integ) not in refs:
+                prob = Problem(field=field, depth=depth, samples=samples, width=width, T=T, alpha=alpha,
+                               integrator=integ, seed=seed)
+                refs[(field, depth, integ)] = reference_gradient(prob)
+                del prob
+            J_ref, g_ref = refs[(field, depth, integ)]
+            spec = {"method": method, "field": field, "depth": depth, "samples": samples, "width": width,
+                    "T": T, "alpha": alpha, "seed": seed, "repeats": repeats, "device": device,
+                    "grad_path": os.path.join(tmp, f"g{i}.npy")}
+            bar.update(i, force=True, method=method, field=field, depth=depth)
+            proc = subprocess.run([sys.executable, "-m", "ocdl.bench.gradient", json.dumps(spec)],
+                                  env=env, capture_output=True, text=True, timeout=timeout)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("OCDL-BENCH-RESULT ")), None)
+            if proc.returncode != 0 or line is None:
+                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                raise SolverError(f"bench worker for {method}/{field}/depth {depth} failed: {last}")
+            res = json.loads(line.split(" ", 1)[1])
+            g = np.load(spec["grad_path"])
+            rel = float(np.linalg.norm(g - g_ref) / np.linalg.norm(g_ref))
+            run = {"method": method, "field": field, "depth": depth, "forward_s": res["forward_s"],
+                   "gradient_s": res["gradient_s"], "peak_mib": res["peak_mib"], "rel_error": rel,
+                   "integrator": integ, "cost_abs_error": abs(res["J"] - J_ref),
+                   "process_peak_mib": res["process_peak_mib"], "gradient_mib": g.nbytes / 2 ** 20}
+            if "reconstruction_error" in res:
+                run["reconstruction_error"] = res["reconstruction_error"]
+            if not res.get("peak_reset", True):
+                run["peak_note"] = "peak RSS counter could not be reset; peak_mib is an upper bound"
+            runs.append(run)
+        bar.update(len(cases), force=True)
+    bar.close()
+    return {"runs": runs,
+            "settings": {"fields": list(fields), "depths": list(depths), "samples": samples, "width": width,
+                         "repeats": repeats, "device": device, "T": T, "alpha": alpha, "seed": seed,
+                         "methods": list(methods)},
+            "machine": machine_info(),
+            "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
+
+
+STYLE = {"autograd": ("C0", "o"), "costate": ("C1", "s"), "costate-reversible": ("C2", "^"),
+         "torchdiffeq-adjoint": ("C3", "v"), "torchdiffeq-direct": ("C4", "D")}
+
+
+def plot_gradient_bench(result, path):
+    """Gradient time (and forward time, dotted) and peak memory against depth, log–log."""
+    from ocdl.plotting import plt, save_figure
+    runs = result["runs"]
+    fields = list(dict.fromkeys(r["field"] for r in runs))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    dashes = {f: ls for f, ls in zip(fields, ["-", "--", ":"])}
+    for (method, field) in dict.fromkeys((r["method"], r["field"]) for r in runs):
+        rs = sorted((r for r in runs if r["method"] == method and r["field"] == field), key=lambda r: r["depth"])
+        d = [r["depth"] for r in rs]
+        color, marker = STYLE.get(method, ("k", "x"))
+        label = f"{method} ({field})"
+        axes[0].loglog(d, [r["gradient_s"] for r in rs], ls=dashes[field], marker=marker, color=color, label=label)
+        axes[1].loglog(d, [max(r["peak_mib"], 1e-2) for r in rs], ls=dashes[field], marker=marker, color=color,
+                       label=label)
+        axes[2].loglog(d, [max(r["rel_error"], 1e-17) for r in rs], ls=dashes[field], marker=marker,
+                       color=color, label=label)
+    gm = sorted({(r["depth"], r["gradient_mib"]) for r in runs if r["field"] == fields[-1] and "gradient_mib" in r})
+    if gm:
+        line, = axes[1].loglog([d for d, _ in gm], [v for _, v in gm], color="0.4", lw=0.8,
+                               label=f"size of the gradient vector itself ({fields[-1]})")
+        axes[1].legend(handles=[line], fontsize=7, loc="lower right")
+    axes[0].set_title("gradient time (best of %d)" % result.get("settings", {}).get("repeats", 1))
+    axes[0].set_ylabel("seconds")
+    axes[1].set_title("peak memory of one gradient (RSS delta)")
+    axes[1].set_ylabel("MiB (floored at 0.01)")
+    axes[2].set_title("relative gradient error vs float64 autograd")
+    axes[2].set_ylabel("‖g − g_ref‖ / ‖g_ref‖ (floored at 1e-17)")
+    for ax in axes:
+        ax.set_xlabel("depth N (layers)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    s = result.get("settings", {})
+    fig.suptitle(f"ocdl bench gradient: n = {s.get('samples')}, width = {s.get('width')}, float64, "
+                 f"{s.get('device', 'cpu')}; line style by field: "
+                 + ", ".join(f"{f} {'solid' if ls == '-' else 'dashed' if ls == '--' else 'dotted'}"
+                             for f, ls in dashes.items()), fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    _worker_main(sys.argv[1:])

@@ -1,0 +1,399 @@
+"""``ocdl meanfield ...``: Fokker–Planck, particles, drift-as-control, NLS, Langevin study.
+
+Thin layer over :mod:`ocdl.meanfield`; conventions and signs are in docs/meanfield.md:
+SDE ``dX = f dt + ν dW`` ⇔ Fokker–Planck ``∂ρ/∂t = −∂x(fρ) + (ν²/2)∂xxρ``.
+"""
+import re
+import sys
+
+import numpy as np
+
+from ocdl.cli import common
+from ocdl.errors import InputError, SolverError
+
+
+def _compile_field(text, what="--drift"):
+    from ocdl.expr import compile_expr
+    uses_t = re.search(r"\bt\b", text or "") is not None
+    fn = compile_expr(text, ("x", "t"))
+
+    def field(x, t=0.0):
+        val = np.asarray(fn(x, t), dtype=float)
+        return np.broadcast_to(val, np.shape(x)).copy()
+    field.autonomous = not uses_t
+    field.text = text
+    return field
+
+
+def _domain(args, field, T):
+    """Default domain: where 2000 probe particles go, widened by 8 spreads."""
+    from ocdl.meanfield.particles import euler_maruyama
+    if args.xmin is not None and args.xmax is not None:
+        lo, hi = args.xmin, args.xmax
+    else:
+        rng = np.random.default_rng(0)
+        x0 = args.mean + args.std * rng.standard_normal(2000)
+        try:
+            xT = euler_maruyama(field, x0, 0.0, T, 100, rng)
+        except SolverError:
+            raise InputError("the drift is not finite along probe trajectories from the initial density; "
+                             "check --drift or give --xmin/--xmax") from None
+        spread = max(args.std, args.nu * np.sqrt(T))
+        lo = min(x0.min(), xT.min()) - 8 * spread if args.xmin is None else args.xmin
+        hi = max(x0.max(), xT.max()) + 8 * spread if args.xmax is None else args.xmax
+    if not hi > lo:
+        raise InputError(f"--xmax ({hi:g}) must be greater than --xmin ({lo:g})")
+    return lo, hi
+
+
+def _fp_common(p):
+    p.add_argument("--nu", type=common.nonnegative, required=True, help="noise level ν ≥ 0 (dX = f dt + ν dW)")
+    p.add_argument("--mean", type=common.real, required=True, help="mean of the Gaussian initial density")
+    p.add_argument("--std", type=common.positive, required=True, help="std of the Gaussian initial density (> 0)")
+    p.add_argument("--T", type=common.positive, required=True, help="final time T > 0")
+
+
+def cmd_fokker_planck(args):
+    from ocdl.io import write_csv
+    from ocdl.meanfield import gaussian_density, make_grid, solve_fokker_planck
+    from ocdl.progress import Progress
+    f = _compile_field(args.drift)
+    lo, hi = _domain(args, f, args.T)
+    g = make_grid(lo, hi, args.cells)
+    if args.std < 2 * g.h[0]:
+        raise InputError(f"--std {args.std:g} is below two cells ({2 * g.h[0]:.3g}); raise --cells or narrow the domain")
+    rho0 = gaussian_density(g, args.mean, args.std)
+    prog = Progress(args.steps, "fokker-planck", args.quiet)
+    res = solve_fokker_planck(g, rho0, lambda pts, t: f(pts[:, 0], t), args.nu, args.T, args.steps,
+                              scheme=args.scheme, autonomous=f.autonomous, progress=prog)
+    prog.close()
+    edge = max(res.rho[0], res.rho[-1]) / max(res.rho.max(), 1e-300)
+    if edge > 1e-6 and not args.quiet:
+        print(f"ocdl: note: density at the domain wall is {edge:.1e} of its peak; the no-flux wall "
+              "affects the result — widen --xmin/--xmax", file=sys.stderr)
+    write_csv(args.out, ["x", "rho"], np.column_stack([res.x, res.rho]))
+    return 0
+
+
+def cmd_particles(args):
+    from ocdl.io import write_csv
+    from ocdl.meanfield import euler_maruyama
+    f = _compile_field(args.drift)
+    rng = np.random.default_rng(args.seed)
+    x0 = args.mean + args.std * rng.standard_normal(args.particles)
+    x = euler_maruyama(f, x0, args.nu, args.T, args.steps, rng)
+    write_csv(args.out, ["x"], x[:, None])
+    return 0
+
+
+def cmd_control(args):
+    from ocdl.expr import compile_expr
+    from ocdl.io import write_csv, write_json
+    from ocdl.meanfield import gaussian_density, make_grid
+    from ocdl.meanfield.control import solve_hopf_cole, solve_sweep
+    from ocdl.progress import Progress
+    if args.nu <= 0:
+        raise InputError("--nu must be > 0 for the drift-as-control problem")
+    phi_fn = compile_expr(args.terminal, ("x",))
+    spread = max(args.std, args.nu * np.sqrt(args.T))
+    if args.xmin is None or args.xmax is None:
+        probe = np.linspace(args.mean - 30 * (spread + 1), args.mean + 30 * (spread + 1), 4001)
+        vals = np.broadcast_to(np.asarray(phi_fn(probe), dtype=float), probe.shape)
+        z = probe[np.nanargmin(np.where(np.isfinite(vals), vals, np.inf))]
+        lo = min(args.mean, z) - 6 * spread if args.xmin is None else args.xmin
+        hi = max(args.mean, z) + 6 * spread if args.xmax is None else args.xmax
+    else:
+        lo, hi = args.xmin, args.xmax
+    if not hi > lo:
+        raise InputError(f"--xmax ({hi:g}) must be greater than --xmin ({lo:g})")
+    g = make_grid(lo, hi, args.cells)
+    x = g.centres[:, 0]
+    Phi = np.broadcast_to(np.asarray(phi_fn(x), dtype=float), x.shape).copy()
+    rho0 = gaussian_density(g, args.mean, args.std)
+    if args.method == "hopf-cole":
+        prog = Progress(args.maxiter if args.g else 1, "hopf-cole", args.quiet)
+        res = solve_hopf_cole(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g, maxiter=args.maxiter,
+                              tol=args.tol, progress=prog)
+        prog.close()
+        if not res.success and not args.quiet:
+            print(f"ocdl: note: Hopf–Cole fixed point stopped after {res.nit} iterations with residual "
+                  f"{res.residual:.2e}", file=sys.stderr)
+    else:
+        prog = Progress(args.maxiter, "control sweep", args.quiet)
+        res = solve_sweep(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g, maxiter=args.maxiter,
+                          tol=args.tol, progress=prog)
+        prog.close()
+        if not res.success and not args.quiet:
+            print(f"ocdl: note: sweep stopped after {res.nit} iterations with residual {res.residual:.2e}",
+                  file=sys.stderr)
+    write_csv(args.out, ["x", "rho"], np.column_stack([x, res.rho]))
+    if args.json:
+        write_json(args.json, {"iterations": res.nit, "residual": res.residual, "cost": res.cost,
+                               "method": args.method, "success": res.success, "message": res.message,
+                               "nu": args.nu, "g": args.g, "T": args.T, "cells": args.cells, "steps": args.steps})
+    return 0
+
+
+def cmd_nls(args):
+    from ocdl.expr import compile_expr
+    from ocdl.io import write_json, write_npz
+    from ocdl.meanfield import nls
+    from ocdl.progress import Progress
+    hbar = args.hbar
+    g = args.g if args.g is not None else (-1.0 if args.psi0 == "soliton" else 0.0)
+    box = nls.PeriodicBox(args.L, args.points)
+    x = box.x[0]
+    if args.potential is not None:
+        V = np.broadcast_to(np.asarray(compile_expr(args.potential, ("x",))(x), dtype=float), x.shape).copy()
+        if not np.all(np.isfinite(V)):
+            raise InputError("--potential is not finite on the grid; check the expression")
+    elif args.psi0 == "coherent":
+        V = 0.5 * args.omega ** 2 * x ** 2
+    else:
+        V = np.zeros_like(x)
+    eta = 1.0 if args.eta is None else args.eta
+    width = 1.0 if args.width is None else args.width
+    if args.psi0 == "soliton":
+        if args.potential is not None and not args.quiet:
+            print("ocdl: note: the soliton is exact only for V = 0", file=sys.stderr)
+        psi0 = nls.soliton(x, 0.0, eta, args.velocity, args.x0, g, hbar, args.L)
+    elif args.psi0 == "gaussian":
+        psi0 = nls.gaussian_packet(x, args.x0, width, args.velocity, hbar)
+    else:
+        psi0 = nls.coherent_state(x, args.x0, args.velocity, args.omega, hbar)
+    steps = max(1, int(round(args.T / args.dt)))
+    dt = args.T / steps
+    if abs(dt - args.dt) > 1e-12 * args.dt and not args.quiet:
+        print(f"ocdl: note: using dt = {dt:.6g} so that T/dt is an integer ({steps} steps)", file=sys.stderr)
+    prog = Progress(steps, "nls", args.quiet)
+    res = nls.split_step(box, psi0, V, g, hbar, dt, steps, record_every=max(1, steps // 1000), progress=prog)
+    prog.close()
+    cont, hj = nls.madelung_residuals(box, res.previous[0], res.previous[1], res.psi, dt, V, g, hbar)
+    write_npz(args.out, x=x, psi=res.psi, t=res.t, mass=res.mass, energy=res.energy)
+    out = {"mass_drift": float(np.max(np.abs(res.mass - res.mass[0]))),
+           "energy_drift": float(np.max(np.abs(res.energy - res.energy[0]))),
+           "madelung_continuity_residual": cont, "madelung_hj_residual": hj,
+           "psi0": args.psi0, "g": g, "hbar": hbar, "T": args.T, "dt": dt, "points": args.points, "L": args.L,
+           "mass": float(res.mass[-1]), "energy": float(res.energy[-1])}
+    if args.psi0 == "soliton" and args.potential is None:
+        out["max_error_vs_analytic"] = float(np.max(np.abs(
+            res.psi - nls.soliton(x, args.T, eta, args.velocity, args.x0, g, hbar, args.L))))
+    if args.psi0 == "coherent" and args.potential is None and g == 0:
+        w, t = args.omega, args.T
+        X = args.x0 * np.cos(w * t) + args.velocity / w * np.sin(w * t)
+        out["max_density_error_vs_analytic"] = float(np.max(np.abs(
+            np.abs(res.psi) ** 2 - np.abs(nls.coherent_state(x, X, 0.0, w, hbar)) ** 2)))
+    if args.json:
+        write_json(args.json, out)
+    return 0
+
+
+def cmd_langevin(args):
+    from ocdl.io import write_json
+    from ocdl.meanfield.langevin import langevin_study
+    r = langevin_study(params=int(args.params), gamma=args.gamma, D=args.D, T=args.T, particles=args.particles,
+                       steps=args.steps, seed=args.seed, cells=args.cells, weight_decay=args.weight_decay)
+    keys = ("histogram_fp_l1", "histogram_stationary_l1", "fp_stationary_l1", "mc_expected_l1",
+            "outside_fraction", "fp_mass_drift")
+    out = {k: r[k] for k in keys}
+    out.update(params=int(args.params), gamma=args.gamma, D=args.D, T=args.T, particles=args.particles,
+               steps=args.steps, seed=args.seed, cells=list(r["grid"].shape), weight_decay=args.weight_decay,
+               sde="dq = -gamma grad L dt + sqrt(2 D) dW", stationary="exp(-gamma L / D)")
+    if args.json:
+        write_json(args.json, out)
+    if args.plot:
+        from ocdl.meanfield.plots import plot_langevin
+        plot_langevin(r, args.plot)
+    if not args.json:
+        print(" ".join(f"{k}={out[k]:.4g}" for k in keys))
+    return 0
+
+
+def cmd_train(args):
+    import time
+    from ocdl.io import read_labelled, write_json
+    from ocdl.meanfield import training as tr
+    from ocdl.meanfield.grid import make_grid
+    from ocdl.progress import Progress
+    if args.data == "spirals":
+        X, y = tr.spirals(args.points, noise=args.noise, seed=args.seed)
+        Xt, yt = tr.spirals(args.points, noise=args.noise, seed=args.seed + 1000)
+    elif args.data.endswith(".csv"):
+        X, y = read_labelled(args.data)
+        Xt, yt = read_labelled(args.test) if args.test else (None, None)
+    else:
+        from ocdl.errors import unknown_name
+        err = unknown_name("data set", args.data, ["spirals"])
+        raise InputError(f"{err} — or give a CSV file x1,x2,label")
+    if X.shape[1] != 2:
+        raise InputError(f"meanfield train needs 2-D inputs (got {X.shape[1]} columns)")
+    method = "grid" if args.grid is not None else "particles"
+    if method == "grid" and args.grid < 8:
+        raise InputError(f"--grid {args.grid} is too coarse; use at least 8 (e.g. --grid 48)")
+    if args.iterations is None:
+        args.iterations = 300 if method == "grid" else 1500
+    prog = Progress(args.iterations, f"meanfield train ({method})", args.quiet)
+    t0 = time.perf_counter()
+    res = tr.train_stochastic_resnet(X, y, method=method, nu=args.nu, layers=args.layers, T=args.T,
+                                     particles=args.particles or 1000, grid_cells=args.grid or 64,
+                                     alpha=args.alpha, alpha_head=args.alpha, iterations=args.iterations,
+                                     lr=args.lr, seed=args.seed, substeps=args.substeps,
+                                     steps_per_layer=args.steps_per_layer, padding=args.padding, progress=prog)
+    prog.close()
+    wall = time.perf_counter() - t0
+    P = res.x
+    acc = lambda A, b: float(np.mean((tr.predict_proba(P, A, args.nu, args.T, args.substeps, 16, args.seed) > 0.5)  # noqa: E731
+                                     == (b == 1)))
+    out = {"solver": "particle-pmp" if method == "particles" else "density-fp", "field": "outer",
+           "integrator": "euler-maruyama" if method == "particles" else "fokker-planck-implicit-euler",
+           "layers": args.layers, "T": args.T, "train_loss": res.fun, "train_accuracy": acc(X, y),
+           "test_accuracy": acc(Xt, yt) if Xt is not None else None, "iterations": res.nit,
+           "wall_time_s": wall, "history": res.history, "nu": args.nu, "method": method,
+           "particles": args.particles or 1000 if method == "particles" else None,
+           "grid": args.grid if method == "grid" else None}
+    if args.json:
+        write_json(args.json, out)
+    if args.plot:
+        from ocdl.meanfield.plots import plot_class_densities
+        grid, path, clouds = res.grid, res.rho_path, None
+        if grid is None:                         # particle training: show particle clouds of the trained net
+            rng = np.random.default_rng(args.seed)
+            idx = rng.integers(0, len(y), 4000)
+            noise = rng.standard_normal((args.layers * args.substeps, idx.size, 2)) if args.nu > 0 else None
+            traj = tr.particle_forward(P, X[idx], args.nu, args.T, args.substeps, noise)[::args.substeps]
+            allx = np.concatenate(traj)
+            lo, hi = np.percentile(allx, 0.5, axis=0), np.percentile(allx, 99.5, axis=0)
+            pad = 0.1 * (hi - lo).max()
+            grid = make_grid(lo - pad, hi + pad, [8, 8])
+            clouds = (traj, y[idx])
+        plot_class_densities(grid, path, args.layers, args.steps_per_layer if clouds is None else 1, P,
+                             res.history, args.plot,
+                             f"{out['solver']}, ν = {args.nu:g}: class densities through the layers "
+                             f"(test accuracy {out['test_accuracy'] or float('nan'):.2f})", particles=clouds)
+    if not args.json:
+        print(f"train_loss={res.fun:.4g} train_accuracy={out['train_accuracy']:.3f} "
+              f"test_accuracy={out['test_accuracy'] if out['test_accuracy'] is None else round(out['test_accuracy'], 3)}")
+    return 0
+
+
+# Values such as ``--drift -(x-1)`` start with '-': let argparse read any single-dash token other
+# than '-h' as a value (all options of these commands are long '--' options).
+_VALUE_WITH_DASH = re.compile(r"^-(?!-|h$)")
+
+
+def _command(sub, *a, **k):
+    p = common.add_command(sub, *a, **k)
+    p._negative_number_matcher = _VALUE_WITH_DASH
+    return p
+
+
+def register(subparsers):
+    top = common.add_command(subparsers, "meanfield", "stochastic ResNets: Fokker–Planck, particles, "
+                             "mean-field control, NLS / Madelung, Langevin learning",
+                             "ocdl meanfield fokker-planck --drift '-(x-1)' --nu 0.8 --mean -1 --std 0.4 --T 1 --out rho.csv")
+    sub = top.add_subparsers(dest="meanfield_command", metavar="SUBCOMMAND")
+
+    p = _command(sub, "fokker-planck",
+                           "1-D Fokker–Planck ∂ρ/∂t = −∂x(fρ) + (ν²/2)∂xxρ from a Gaussian; CSV x,rho at T",
+                           "ocdl meanfield fokker-planck --drift '-(x-1)' --nu 0.8 --mean -1 --std 0.4 --T 1 --out rho.csv",
+                           cmd_fokker_planck)
+    p.add_argument("--drift", required=True, metavar="EXPR", help="drift f(x) (may use t), e.g. '-(x-1)'")
+    _fp_common(p)
+    p.add_argument("--xmin", type=common.real, help="left wall (default: from a particle probe)")
+    p.add_argument("--xmax", type=common.real, help="right wall (default: from a particle probe)")
+    p.add_argument("--cells", type=common.positive_int, default=400, help="finite-volume cells (default 400)")
+    p.add_argument("--steps", type=common.positive_int, default=200, help="time steps (default 200)")
+    p.add_argument("--scheme", type=common.choice("scheme", ["cn", "euler"]), default="cn",
+                   help="cn (Crank–Nicolson, 2nd order; default) or euler (backward Euler, 1st order, ρ ≥ 0 exactly)")
+    common.add_outputs(p, json=False, plot=False, out="required", seed=False, out_help="CSV x,rho")
+
+    p = _command(sub, "particles", "Euler–Maruyama ensemble of dX = f dt + ν dW; CSV x at T",
+                           "ocdl meanfield particles --drift '-(x-1)' --nu 0.8 --mean -1 --std 0.4 --T 1 "
+                           "--particles 10000 --seed 0 --out x.csv", cmd_particles)
+    p.add_argument("--drift", required=True, metavar="EXPR", help="drift f(x) (may use t)")
+    _fp_common(p)
+    p.add_argument("--particles", type=common.positive_int, required=True, help="number of particles P")
+    p.add_argument("--steps", type=common.positive_int, default=200, help="time steps (default 200)")
+    common.add_outputs(p, json=False, plot=False, out="required", seed=True, out_help="CSV x")
+
+    p = _command(sub, "control",
+                 "drift-as-control: min ∫ρ|a|²/2 + (g/2)∫ρ² + ∫Φρ(T) s.t. Fokker–Planck; CSV x,rho at T",
+                 "ocdl meanfield control --terminal '(x-1.5)**2' --nu 0.6 --mean -1 --std 0.5 --T 1 "
+                 "--method hopf-cole --out rho.csv --json control.json", cmd_control)
+    p.add_argument("--terminal", required=True, metavar="EXPR", help="terminal cost Φ(x), e.g. '(x-1.5)**2'")
+    _fp_common(p)
+    p.add_argument("--g", type=common.nonnegative, default=0.0, help="congestion weight g ≥ 0 (default 0)")
+    p.add_argument("--method", type=common.choice("method", ["sweep", "hopf-cole"]), default="sweep",
+                   help="sweep (FP + HJB policy iteration) or hopf-cole (imaginary-time Schrödinger pair; "
+                        "with g > 0 a damped fixed point on ρ)")
+    p.add_argument("--xmin", type=common.real, help="left wall (default: around ρ0 and argmin Φ)")
+    p.add_argument("--xmax", type=common.real, help="right wall")
+    p.add_argument("--cells", type=common.positive_int, default=800, help="cells (default 800)")
+    p.add_argument("--steps", type=common.positive_int, default=400, help="Crank–Nicolson steps (default 400)")
+    p.add_argument("--maxiter", type=common.positive_int, default=200,
+                   help="sweep / congested Hopf–Cole iterations (default 200)")
+    p.add_argument("--tol", type=common.positive, default=1e-9,
+                   help="tolerance on the drift change (sweep) or density change (congested Hopf–Cole)")
+    common.add_outputs(p, json=True, plot=False, out="required", seed=False, out_help="CSV x,rho at T")
+
+    p = _command(sub, "nls", "split-step Fourier NLS iħψ_t = −(ħ²/2)ψ_xx + Vψ + g|ψ|²ψ (periodic); NPZ + Madelung residuals",
+                 "ocdl meanfield nls --psi0 soliton --eta 1 --velocity 1 --g -1 --T 1 --dt 0.005 "
+                 "--out psi.npz --json nls.json", cmd_nls)
+    p.add_argument("--psi0", type=common.choice("initial state", ["soliton", "gaussian", "coherent"]), required=True,
+                   help="soliton (bright, needs g < 0), gaussian packet, or coherent state of V = ω²x²/2")
+    p.add_argument("--eta", type=common.positive, help="soliton inverse width η (default 1)")
+    p.add_argument("--velocity", type=common.real, default=0.0, help="group velocity v (k = v/ħ; default 0)")
+    p.add_argument("--x0", type=common.real, default=0.0, help="initial centre (default 0)")
+    p.add_argument("--width", type=common.positive, help="gaussian: std of |ψ|² (default 1)")
+    p.add_argument("--omega", type=common.positive, default=1.0, help="coherent: trap frequency ω (default 1)")
+    p.add_argument("--potential", metavar="EXPR", help="V(x) (default 0; coherent: ω²x²/2)")
+    p.add_argument("--g", type=common.real, help="nonlinearity g (default −1 for soliton, else 0)")
+    p.add_argument("--hbar", type=common.positive, default=1.0, help="ħ (default 1)")
+    p.add_argument("--T", type=common.positive, required=True, help="final time")
+    p.add_argument("--L", type=common.positive, default=40.0, help="periodic box length, x ∈ [−L/2, L/2) (default 40)")
+    p.add_argument("--points", type=common.positive_int, default=512, help="grid points (default 512)")
+    p.add_argument("--dt", type=common.positive, default=0.005, help="time step (default 0.005)")
+    common.add_outputs(p, json=True, plot=False, out="required", seed=False,
+                       out_help="NPZ with x, psi (complex, at T), t, mass, energy")
+
+    p = _command(sub, "langevin", "noisy learning: ensemble of one-neuron nets trained by dq = −γ∇L dt + √(2D) dW "
+                 "vs the Fokker–Planck law of the parameters and exp(−γL/D)",
+                 "ocdl meanfield langevin --params 2 --gamma 5 --D 0.1 --T 6 --particles 5000 "
+                 "--plot langevin.png --json langevin.json", cmd_langevin)
+    p.add_argument("--params", type=common.choice("number of trainable variables", ["1", "2"]), default="1",
+                   help="1 (w) or 2 (w, b) trainable variables (default 1)")
+    p.add_argument("--gamma", type=common.positive, default=5.0, help="learning rate γ (default 5)")
+    p.add_argument("--D", type=common.positive, default=0.1, help="noise strength D (default 0.1)")
+    p.add_argument("--T", type=common.positive, default=6.0, help="training time (default 6)")
+    p.add_argument("--particles", type=common.positive_int, default=5000, help="ensemble size (default 5000)")
+    p.add_argument("--steps", type=common.positive_int, default=600, help="Euler–Maruyama steps (default 600)")
+    p.add_argument("--cells", type=common.positive_int, help="FP cells per axis (default 400 in 1-D, 70 in 2-D)")
+    p.add_argument("--weight-decay", type=common.positive, default=0.05, help="λ in L (default 0.05)")
+    common.add_outputs(p, json=True, plot=True, out=False, seed=True)
+    p.set_defaults(_langevin=True)
+
+    p = _command(sub, "train", "train a stochastic ResNet dX = (K tanh X + b) dt + ν dW by particle PMP "
+                 "(--particles) or the density / Fokker–Planck method (--grid)",
+                 ["ocdl meanfield train --data spirals --nu 0.05 --particles 1000 --json mf.json --plot mf.png",
+                  "ocdl meanfield train --data spirals --nu 0.05 --grid 64 --json mf.json --plot mf.png"], cmd_train)
+    p.add_argument("--data", default="spirals", help="spirals (default) or a CSV x1,x2,label (labels 0/1)")
+    p.add_argument("--test", help="test CSV (with a CSV --data)")
+    p.add_argument("--nu", type=common.nonnegative, required=True, help="noise level ν ≥ 0")
+    grp = p.add_mutually_exclusive_group()
+    grp.add_argument("--particles", type=common.positive_int, help="particle PMP with P particles per iteration (default, P = 1000)")
+    grp.add_argument("--grid", type=common.positive_int, help="density method on an N×N finite-volume grid")
+    p.add_argument("--layers", type=common.positive_int, default=10, help="layers N (default 10)")
+    p.add_argument("--T", type=common.positive, default=2.0, help="depth T (default 2)")
+    p.add_argument("--iterations", type=common.positive_int,
+                   help="Adam iterations (default 1500 with --particles, 300 with --grid)")
+    p.add_argument("--lr", type=common.positive, default=0.05, help="Adam learning rate (default 0.05)")
+    p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (layers and head)")
+    p.add_argument("--points", type=common.positive_int, default=200, help="spirals: points per class")
+    p.add_argument("--noise", type=common.nonnegative, default=0.02, help="spirals: data noise")
+    p.add_argument("--substeps", type=common.positive_int, default=1, help="Euler–Maruyama sub-steps per layer")
+    p.add_argument("--steps-per-layer", type=common.positive_int, default=1,
+                   help="--grid: implicit Fokker–Planck steps per layer (more = less numerical diffusion, slower)")
+    p.add_argument("--padding", type=common.nonnegative, default=0.75,
+                   help="--grid: domain = data box widened by this fraction of its size on each side")
+    common.add_outputs(p, json=True, plot=True, out=False, seed=True)
+    return top

@@ -1,0 +1,189 @@
+"""``ocdl train`` — train a ResNet-ODE classifier (thin layer over :func:`ocdl.solvers.train`)."""
+import hashlib
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+
+from ocdl.cli import common
+from ocdl.errors import InputError, SolverError
+from ocdl.progress import log
+
+FIELDS = ["inner", "outer", "hamiltonian"]
+INTEGRATORS = ["euler", "heun", "rk4", "symplectic_euler", "symplectic_euler_b", "verlet", "yoshida4",
+               "implicit_midpoint", "gauss2", "gauss3", "lobatto3ab"]
+DATASETS = ["spirals", "circles", "moons"]
+
+
+def register(sub):
+    from ocdl.solvers import SOLVERS
+    p = common.add_command(
+        sub, "train", "train a ResNet-ODE classifier (backprop or Pontryagin costate)",
+        ["ocdl train --data spirals --solver pmp-adam --plot spirals.png --json out.json --save model.npz",
+         "ocdl train --data train.csv --test test.csv --field hamiltonian --integrator verlet"],
+        run)
+    p.add_argument("--data", required=True, metavar="{spirals,circles,moons,PATH.csv}",
+                   help="a built-in data set or a CSV file with header x1,...,xd,label")
+    p.add_argument("--test", metavar="PATH.csv", help="held-out labelled CSV for test_accuracy")
+    p.add_argument("--field", type=common.choice("field", FIELDS), default="outer",
+                   help="vector field: inner σ(Kx+b), outer Kσ(x)+b, hamiltonian (default outer)")
+    p.add_argument("--integrator", type=common.choice("integrator", INTEGRATORS), default="euler",
+                   help="layer map: euler (classic ResNet), heun, rk4; hamiltonian also symplectic_euler, "
+                        "symplectic_euler_b, verlet, yoshida4; implicit ones (implicit_midpoint, gauss2, gauss3, "
+                        "lobatto3ab) with the autograd solvers only (default euler)")
+    p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
+    p.add_argument("--T", type=common.positive, default=5.0, help="final time T; step h = T/N (default 5.0)")
+    p.add_argument("--width", type=common.positive_int, default=None,
+                   help="state dimension d ≥ input dimension (default 3 × input dimension; hamiltonian: rounded up to even)")
+    p.add_argument("--solver", type=common.choice("solver", list(SOLVERS)), default="adam",
+                   help="optimiser (default adam)")
+    p.add_argument("--iterations", type=common.positive_int, default=None,
+                   help="iterations (default 3000 for adam/pmp-adam/pmp-gd, 1000 for lbfgs/pmp-lbfgs)")
+    p.add_argument("--lr", type=common.positive, default=None,
+                   help="learning rate for adam/pmp-adam (default 0.05, cosine decay) or pmp-gd's first step")
+    p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (default 1e-3)")
+    p.add_argument("--beta", type=common.nonnegative, default=0.0, help="smoothness across layers β (default 0)")
+    p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
+                   help="input map stored in the model: range = shift/scale the training data's bounding box "
+                        "into [-1, 1]^d (≈ identity for the built-in sets), none (default range)")
+    p.add_argument("--save", metavar="MODEL", help="write the trained model to exactly this path")
+    p.add_argument("--checkpoint", metavar="DIR", help="save resumable state in DIR periodically and on Ctrl-C")
+    p.add_argument("--checkpoint-every", type=common.positive_int, default=100, metavar="K",
+                   help="iterations between checkpoints (default 100)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
+    p.add_argument("--points", type=common.positive_int, default=200,
+                   help="points per class for built-in data sets (default 200)")
+    p.add_argument("--noise", type=common.nonnegative, default=None,
+                   help="noise of built-in data sets (default: spirals 0.02, circles 0.05, moons 0.1)")
+    p.add_argument("--turns", type=common.positive, default=1.5, help="spiral turns (default 1.5)")
+    common.add_outputs(p, json=True, plot=True, seed=True, device=True)
+    return p
+
+
+def load_data(args):
+    """(X, y, X_test, y_test, description) from --data / --test."""
+    from ocdl.data import make_dataset
+    from ocdl.io import read_labelled
+    if args.data in DATASETS:
+        kw = {"points_per_class": args.points}
+        if args.noise is not None:
+            kw["noise"] = args.noise
+        if args.data == "spirals":
+            kw["turns"] = args.turns
+        X, y = make_dataset(args.data, seed=args.seed, **kw)
+    elif os.path.splitext(args.data)[1].lower() == ".csv" or os.path.exists(args.data):
+        X, y = read_labelled(args.data)
+    else:
+        raise InputError(f"--data '{args.data}' is neither a built-in data set ({', '.join(DATASETS)}) "
+                         f"nor an existing CSV file")
+    Xt = yt = None
+    if args.test:
+        Xt, yt = read_labelled(args.test, min_classes=1)
+        if Xt.shape[1] != X.shape[1]:
+            raise InputError(f"--test has {Xt.shape[1]} features but --data has {X.shape[1]}; "
+                             f"both need the same columns x1,...,x{X.shape[1]}")
+        C = int(y.max()) + 1
+        if int(yt.max()) >= C:
+            raise InputError(f"--test has label {int(yt.max())} but the training data have only classes 0..{C - 1}")
+    return X, y, Xt, yt
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the solver checkpoints and stops at the next iteration."""
+
+    def __init__(self):
+        self.set = False
+        self.old = {}
+
+    def __call__(self):
+        return self.set
+
+    def install(self):
+        def handler(signum, frame):
+            if self.set:                      # second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self.set = True
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.old[sig] = signal.signal(sig, handler)
+
+    def restore(self):
+        for sig, h in self.old.items():
+            signal.signal(sig, h)
+
+
+def run(args):
+    from ocdl.data import load_checkpoint, save_checkpoint, save_model
+    from ocdl.io import write_json
+    from ocdl.solvers import make_model, train
+    if args.resume and not args.checkpoint:
+        raise InputError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
+    if args.checkpoint and os.path.exists(args.checkpoint) and not os.path.isdir(args.checkpoint):
+        raise InputError(f"--checkpoint '{args.checkpoint}' exists and is not a directory")
+    for flag in ("json", "plot", "save"):
+        path = getattr(args, flag)
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise InputError(f"--{flag}: directory of '{path}' does not exist; create it first")
+    device = common.resolve_device(args.device, args.quiet)
+    X, y, Xt, yt = load_data(args)
+    model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
+                       width=args.width, alpha=args.alpha, beta=args.beta, normalize=args.normalize == "range")
+    options = {}
+    if args.lr is not None:
+        options["lr"] = args.lr
+    settings = {"solver": args.solver, "model": model.config(), "iterations": args.iterations, "seed": args.seed,
+                "lr": args.lr, "data": hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()[:16]}
+    state0 = None
+    if args.checkpoint:
+        if args.resume:
+            state0 = load_checkpoint(args.checkpoint, settings)
+            if state0 is None:
+                log(f"ocdl: note: no checkpoint in '{args.checkpoint}' yet; starting from the beginning", args.quiet)
+            else:
+                log(f"ocdl: resuming from iteration {state0['iteration']}", args.quiet)
+        options.update(checkpoint=lambda st: save_checkpoint(args.checkpoint, st, settings),
+                       checkpoint_every=args.checkpoint_every)
+    stop = StopFlag()
+    stop.install()
+    try:
+        res = train(X, y, solver=args.solver, model=model, iterations=args.iterations, seed=args.seed,
+                    quiet=args.quiet, device=device, state0=state0, should_stop=stop, **options)
+    except SolverError as exc:
+        bad = getattr(exc, "result", None)
+        if bad is not None and args.save and np.isfinite(bad.fun):
+            save_model(args.save, model, bad.x, info={"status": "diverged", "message": bad.message,
+                                                      "solver": args.solver})
+            raise SolverError(f"{exc}; last good parameters saved to {args.save}") from None
+        raise
+    finally:
+        stop.restore()
+    params = res.x
+    out = {
+        "solver": args.solver, "field": args.field, "integrator": args.integrator, "layers": args.layers,
+        "T": args.T, "width": model.d, "alpha": args.alpha, "beta": args.beta, "seed": args.seed,
+        "train_loss": res.fun, "train_accuracy": model.accuracy(params, X, y),
+        "test_accuracy": model.accuracy(params, Xt, yt) if Xt is not None else None,
+        "iterations": res.nit, "wall_time_s": res.wall_time_s, "success": res.success, "message": res.message,
+        "kkt_residual": res.get("kkt"),
+        "history": [{"iteration": h["iteration"], "loss": h["loss"], "time_s": h["time_s"]} for h in res.history],
+    }
+    if args.save:
+        save_model(args.save, model, params, info={k: out[k] for k in (
+            "solver", "train_loss", "train_accuracy", "test_accuracy", "iterations", "wall_time_s", "seed")})
+    if args.plot:
+        from ocdl.models.plotting import plot_classifier
+        from ocdl.plotting import save_figure
+        title = (f"ocdl train --solver {args.solver} --field {args.field} --integrator {args.integrator} "
+                 f"--layers {args.layers} --T {args.T:g}: loss {res.fun:.4f}, train {100 * out['train_accuracy']:.1f} %"
+                 + (f", test {100 * out['test_accuracy']:.1f} %" if Xt is not None else ""))
+        save_figure(plot_classifier(model, params, X, y, title=title), args.plot)
+    if args.json:
+        write_json(args.json, out)
+    else:
+        from ocdl.io import to_jsonable
+        print(json.dumps(to_jsonable({k: v for k, v in out.items() if k != "history"})))
+    log(f"{args.solver}: loss {res.fun:.5f}, train accuracy {100 * out['train_accuracy']:.1f} %"
+        + (f", test accuracy {100 * out['test_accuracy']:.1f} %" if Xt is not None else "")
+        + f", {res.nit} iterations in {res.wall_time_s:.1f} s", args.quiet)
+    return 0

@@ -1,0 +1,206 @@
+r"""Drift-as-control (Schrödinger-bridge-like) problem, solved two independent ways.
+
+Problem. Minimise over drifts ``a(x, t)``
+
+    J(a) = ∫_0^T ∫ ρ |a|²/2 dx dt + (g/2) ∫_0^T ∫ ρ² dx dt + ∫ Φ ρ(·, T) dx,
+    ∂ρ/∂t = −∇·(a ρ) + (ν²/2) Δρ,   ρ(0) = ρ_0.
+
+Optimality (derived and checked symbolically in tests/test_meanfield_signs.py). With the value
+(cost-to-go) ``V``:  ``−∂V/∂t = −|∇V|²/2 + (ν²/2)ΔV + gρ``, ``V(T) = Φ``, ``a = −∇V``.
+Equivalently, with ``S = −V`` (DESIGN.md's convention, which is right):
+``∂S/∂t + |∇S|²/2 + (ν²/2)ΔS = gρ``, ``S(T) = −Φ``, ``a = ∇S``.
+
+1. :func:`solve_sweep` — forward Fokker–Planck / backward HJB sweep (policy iteration): given
+   face drifts ``a^n``, solve FP forward for ``ρ``, solve the *linear* backward equation
+   ``−∂V/∂t = a·∇V + (ν²/2)ΔV + |a|²/2 + gρ`` (the discrete transpose of the FP step plus the
+   running cost: the cost-to-go of the current policy), set ``a ← (1−ω)a − ω∇V``; repeat.
+2. :func:`solve_hopf_cole` — for ``g = 0``: ``φ = e^{S/ν²} = e^{−V/ν²}`` solves the backward heat
+   equation ``∂φ/∂t = −(ν²/2)Δφ``, ``φ(T) = e^{−Φ/ν²}``, and ``φ̂ = ρ/φ`` the forward heat
+   equation ``∂φ̂/∂t = +(ν²/2)Δφ̂``, ``φ̂(0) = ρ_0/φ(0)``; then ``ρ = φ φ̂``, ``a = ν²∇log φ``.
+   This is the Schrödinger system in *imaginary* time (linear). With ``g ≠ 0`` it becomes
+   ``∂φ/∂t = −(ν²/2)Δφ + (g/ν²)ρφ``, ``∂φ̂/∂t = (ν²/2)Δφ̂ − (g/ν²)ρφ̂``, ``ρ = φφ̂`` (a cubic
+   imaginary-time NLS in ``(φ, φ̂)``), solved by a damped fixed point on the density path ``ρ``:
+   with ``ρ`` frozen both equations are linear (heat equations with potential ``(g/ν²)ρ``).
+
+The expected cost is ``∫ ρ_0 V(·, 0)``; Hopf–Cole gives it as ``−ν² ∫ ρ_0 log φ(·, 0)``.
+"""
+from dataclasses import dataclass, field as dc_field
+
+import numpy as np
+
+from ocdl.errors import InputError, SolverError
+from ocdl.meanfield.fokker_planck import SCHEMES, TridiagonalStepper, flux_coefficients, stepper_for_drift
+from ocdl.meanfield.grid import Grid
+
+
+@dataclass
+class ControlResult:
+    x: np.ndarray            # cell centres
+    rho: np.ndarray          # density at T
+    value0: np.ndarray       # V(·, 0)
+    drift: list              # face drifts a^n, n = 0..steps−1
+    cost: float
+    nit: int
+    residual: float
+    success: bool
+    message: str
+    history: list = dc_field(default_factory=list)
+    rho_path: list = dc_field(default_factory=list)
+
+
+def _face_grad(grid, V):
+    return (V[grid.right] - V[grid.left]) / grid.spacing
+
+
+def _cell_kinetic(grid, a):
+    """Cell value of ``|a|²/2`` from face drifts: the mean over a cell's faces per axis, summed."""
+    acc = np.zeros(grid.ncells)
+    np.add.at(acc, grid.left, 0.25 * a * a)
+    np.add.at(acc, grid.right, 0.25 * a * a)
+    return acc
+
+
+def _check(grid, rho0, terminal, nu, T, steps):
+    if grid.dim != 1:
+        raise InputError("the drift-as-control solvers are 1-D")
+    if not nu > 0:
+        raise InputError("--nu must be > 0 for the drift-as-control problem")
+    if not T > 0 or steps < 1:
+        raise InputError("need --T > 0 and --steps ≥ 1")
+    Phi = np.asarray(terminal, dtype=float)
+    if Phi.shape != (grid.ncells,) or not np.all(np.isfinite(Phi)):
+        raise InputError("terminal cost is not finite on the grid; check --terminal and the domain")
+    return Phi
+
+
+def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=None,
+                maxiter=200, tol=1e-9, progress=None, initial_drift=None):
+    """FP forward / HJB backward policy iteration (see module docstring).
+
+    ``residual`` is the max change of the face drift in the last iteration; ``cost`` is the
+    discrete cost of the last drift iterate (with ``maxiter=1`` and ``initial_drift`` it
+    evaluates the cost of a given policy).
+    """
+    Phi = _check(grid, rho0, terminal, nu, T, steps)
+    th = SCHEMES[scheme]
+    dt = T / steps
+    omega = (1.0 if g == 0 else 0.5) if damping is None else float(damping)
+    nf = grid.left.size
+    a = ([np.zeros(nf) for _ in range(steps)] if initial_drift is None
+         else [np.array(d, dtype=float) for d in initial_drift])
+    hist = []
+    vol = grid.volume
+    for it in range(1, maxiter + 1):
+        # forward Fokker–Planck
+        steppers = [stepper_for_drift(grid, a[n], nu, dt, th) for n in range(steps)]
+        rho = [np.asarray(rho0, dtype=float)]
+        for n in range(steps):
+            rho.append(steppers[n].forward(rho[-1]))
+        # backward: cost-to-go of the current policy (exact discrete transpose + running cost)
+        V = [None] * (steps + 1)
+        V[steps] = Phi.copy()
+        cost = vol * Phi @ rho[-1]
+        for n in range(steps - 1, -1, -1):
+            st = steppers[n]
+            rbar = (1 - th) * rho[n] + th * rho[n + 1]
+            c = _cell_kinetic(grid, a[n]) + g * rbar
+            V[n] = st.BT(st.solve_T(V[n + 1] + th * dt * c)) + (1 - th) * dt * c
+            cost += dt * vol * (_cell_kinetic(grid, a[n]) + 0.5 * g * rbar) @ rbar
+        # policy improvement a = −∇V at the scheme's time level
+        res = 0.0
+        for n in range(steps):
+            Vm = (1 - th) * V[n] + th * V[n + 1] if th < 1 else V[n]
+            new = -_face_grad(grid, Vm)
+            res = max(res, float(np.max(np.abs(new - a[n]))))
+            a[n] = (1 - omega) * a[n] + omega * new
+        hist.append({"iteration": it, "residual": res, "cost": float(cost)})
+        if progress is not None:
+            progress.update(it, loss=float(cost), kkt=res)
+        if not np.isfinite(res) or not np.isfinite(cost):
+            raise SolverError("FP–HJB sweep diverged; raise --nu, lower --g or use more --steps")
+        if res < tol:
+            break
+    success = res < tol
+    return ControlResult(x=grid.centres[:, 0], rho=rho[-1], value0=V[0], drift=a, cost=float(cost), nit=it,
+                         residual=res, success=success,
+                         message="converged" if success else "maximum iterations reached",
+                         history=hist, rho_path=rho)
+
+
+def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=0.5,
+                    maxiter=200, tol=1e-9, progress=None):
+    """Hopf–Cole / imaginary-time Schrödinger system (see module docstring).
+
+    ``g = 0``: two linear heat solves (``nit = 1``, ``residual`` = mass defect of ``φφ̂``).
+    ``g > 0``: damped fixed point on the density path; ``residual`` = max change of ``ρ``.
+    """
+    Phi = _check(grid, rho0, terminal, nu, T, steps)
+    if g < 0:
+        raise InputError("--g must be ≥ 0")
+    if g != 0 and grid.boundary != "noflux":
+        raise InputError("Hopf–Cole with congestion is implemented for no-flux 1-D grids only")
+    th = SCHEMES[scheme]
+    dt = T / steps
+    zero = np.zeros(grid.left.size)
+    cL, cR = flux_coefficients(zero, 0.5 * nu * nu, grid.spacing)
+    shift = Phi.min()
+    rho0 = np.asarray(rho0, dtype=float)
+    path = [rho0.copy() for _ in range(steps + 1)]          # initial guess of ρ(t)
+    hist = []
+    for it in range(1, (maxiter if g != 0 else 1) + 1):
+        if g == 0:
+            steppers = [stepper_for_drift(grid, zero, nu, dt, th)] * steps
+        else:                                               # potential −(g/ν²)ρ on the diagonal
+            steppers = [TridiagonalStepper(cL, cR, grid.spacing, dt, th,
+                                           -(g / nu**2) * ((1 - th) * path[n] + th * path[n + 1]))
+                        if grid.dim == 1 and grid.boundary == "noflux" else None for n in range(steps)]
+        phi = [None] * (steps + 1)
+        phi[steps] = np.exp(-(Phi - shift) / nu**2)         # φ(T) = e^{−Φ/ν²} (scaled)
+        for n in range(steps - 1, -1, -1):                  # ∂φ/∂t = −(ν²/2)Δφ + (g/ν²)ρφ, backward
+            phi[n] = steppers[n].backward(phi[n + 1])
+        if np.any((phi[0] <= 0) & (rho0 > 0)) or not np.all(np.isfinite(phi[0])):
+            raise SolverError("Hopf–Cole underflow: e^{−Φ/ν²} vanishes where ρ0 > 0; use --method sweep or a larger --nu")
+        phihat = np.where(rho0 > 0, rho0 / np.where(phi[0] > 0, phi[0], 1.0), 0.0)
+        new = [rho0]
+        for n in range(steps):                              # ∂φ̂/∂t = (ν²/2)Δφ̂ − (g/ν²)ρφ̂, forward
+            phihat = steppers[n].forward(phihat)
+            new.append(phi[n + 1] * phihat)
+        res = max(float(np.max(np.abs(a - b))) for a, b in zip(new, path))
+        path = new if g == 0 else [(1 - damping) * a + damping * b for a, b in zip(path, new)]
+        hist.append({"iteration": it, "residual": res})
+        if progress is not None:
+            progress.update(it, kkt=res)
+        if not np.isfinite(res):
+            raise SolverError("Hopf–Cole fixed point diverged; lower --g or use --method sweep")
+        if g != 0 and res < tol:
+            break
+    rho = path[-1]
+    mass = grid.mass(rho)
+    with np.errstate(divide="ignore"):
+        V0 = -nu**2 * np.log(phi[0]) + shift                # V = −ν² log φ
+    drift = [nu**2 * _face_grad(grid, np.log(np.maximum(0.5 * (phi[n] + phi[n + 1]), 1e-300)))
+             for n in range(steps)]
+    if g == 0:
+        cost = grid.volume * float(np.sum(np.where(rho0 > 0, rho0 * V0, 0.0)))
+        residual, success, msg = abs(mass - 1.0), True, "mass defect of ρ = φφ̂ reported as residual"
+    else:                                                   # evaluate the cost of the drift directly
+        cost = solve_sweep(grid, rho0, Phi, nu, T, steps, g=g, scheme=scheme, maxiter=1,
+                           initial_drift=drift).cost
+        residual, success = res, res < tol
+        msg = "converged" if success else "maximum iterations reached"
+    return ControlResult(x=grid.centres[:, 0], rho=rho / mass, value0=V0, drift=drift, cost=cost, nit=it,
+                         residual=residual, success=success, message=msg, history=hist, rho_path=path)
+
+
+def lq_gaussian(mean0, std0, nu, T, c, z):
+    """Closed form for ``Φ = (c/2)(x − z)²`` from ``N(mean0, std0²)``: ``(mean_T, var_T, cost)``.
+
+    ``V = (P/2)(x − z)² + (ν²/2) log(1 + c(T − t))``, ``P = 1/(1/c + T − t)``, ``a = −P(x − z)``;
+    mean ``z + (m0 − z)/(1 + cT)``; variance ``ν² w + A w²`` with ``w = 1/c + T − t``.
+    """
+    w0 = 1.0 / c + T
+    meanT = z + (mean0 - z) / (1 + c * T)
+    A = (std0**2 - nu**2 * w0) / w0**2
+    varT = nu**2 / c + A / c**2
+    cost = 0.5 / w0 * ((mean0 - z) ** 2 + std0**2) + 0.5 * nu**2 * np.log(1 + c * T)
+    return meanT, varT, cost

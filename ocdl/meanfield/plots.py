@@ -1,0 +1,84 @@
+"""Pictures for the mean-field studies (matplotlib, Agg; written atomically)."""
+
+
+def plot_langevin(r, path, title=""):
+    from ocdl.plotting import plt, save_figure
+    g = r["grid"]
+    if g.dim == 1:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        x = g.centres[:, 0]
+        nb = max(g.ncells // 8, 10)
+        ax.hist(r["particles_T"][:, 0], bins=nb, range=(g.lower[0], g.upper[0]), density=True, alpha=0.4,
+                label=f"ensemble of {len(r['particles_T'])} Langevin-trained neurons")
+        ax.plot(x, r["rho_fp"], "k-", lw=2, label="Fokker–Planck at T")
+        ax.plot(x, r["rho_stationary"], "r--", lw=1.5, label="exp(−γL/D) (stationary)")
+        ax.set_xlabel("w (trainable weight)")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+    else:
+        fig, axs = plt.subplots(1, 3, figsize=(13, 4))
+        ext = [g.lower[0], g.upper[0], g.lower[1], g.upper[1]]
+        H = r["p_hist"].reshape(g.shape) / g.volume
+        F = r["rho_fp"].reshape(g.shape)
+        vmax = max(H.max(), F.max())
+        axs[0].imshow(H.T, origin="lower", extent=ext, aspect="auto", vmax=vmax)
+        axs[0].set_title("ensemble histogram at T")
+        axs[1].imshow(F.T, origin="lower", extent=ext, aspect="auto", vmax=vmax)
+        axs[1].contour(r["rho_stationary"].reshape(g.shape).T, extent=ext, colors="r", linewidths=0.8)
+        axs[1].set_title("Fokker–Planck at T (red: exp(−γL/D))")
+        for a in axs[:2]:
+            a.set_xlabel("w")
+            a.set_ylabel("b")
+        w = g.axes()[0]
+        axs[2].plot(w, H.sum(1) * g.h[1], "C0.", ms=3, label="ensemble (marginal of w)")
+        axs[2].plot(w, F.sum(1) * g.h[1], "k-", label="Fokker–Planck")
+        axs[2].plot(w, r["rho_stationary"].reshape(g.shape).sum(1) * g.h[1], "r--", label="stationary")
+        axs[2].set_xlabel("w")
+        axs[2].legend(fontsize=8)
+    fig.suptitle(title or f"Langevin learning: L1(histogram, FP) = {r['histogram_fp_l1']:.3f} "
+                 f"(Monte-Carlo level {r['mc_expected_l1']:.3f})", fontsize=10)
+    save_figure(fig, path)
+
+
+def plot_class_densities(grid, rho_path, layers, steps_per_layer, P, history, path, title="", particles=None):
+    """Class densities (red: class 0, blue: class 1) at several layers, decision line at T, loss.
+
+    With ``particles = (states per layer, labels)`` the empirical class densities (particle
+    clouds) are drawn instead of the grid densities."""
+    import numpy as np
+    from ocdl.plotting import plt, save_figure
+    picks = sorted(set(int(round(f * layers)) for f in (0, 0.25, 0.5, 0.75, 1.0)))
+    fig, axs = plt.subplots(1, len(picks) + 1, figsize=(3.3 * (len(picks) + 1), 3.4))
+    ext = [grid.lower[0], grid.upper[0], grid.lower[1], grid.upper[1]]
+    for ax, k in zip(axs, picks):
+        if particles is not None:
+            xs_k, lab = particles[0][k], particles[1]
+            for c, col in ((0, "tab:red"), (1, "tab:blue")):
+                ax.scatter(xs_k[lab == c, 0], xs_k[lab == c, 1], s=2, c=col, alpha=0.4, lw=0)
+            ax.set_facecolor("black")
+            ax.set_xlim(ext[0], ext[1])
+            ax.set_ylim(ext[2], ext[3])
+            if k == layers and abs(P.W[1]) > 1e-12:
+                xs = np.linspace(ext[0], ext[1], 50)
+                ax.plot(xs, -(P.W[0] * xs + P.mu) / P.W[1], "w--", lw=1)
+                ax.set_ylim(ext[2], ext[3])
+            ax.set_title(f"layer {k} (t = {k / layers:.2f} T)", fontsize=9)
+            continue
+        r = rho_path[k * steps_per_layer]
+        img = np.zeros(tuple(grid.shape[::-1]) + (3,))
+        for c, ch in ((0, 0), (1, 2)):
+            d = np.maximum(r[:, c].reshape(grid.shape).T, 0)
+            img[..., ch] = np.clip(d / max(np.percentile(d, 99.5), 1e-300), 0, 1)
+        img[..., 1] = 0.15 * (img[..., 0] + img[..., 2])
+        ax.imshow(img, origin="lower", extent=ext, aspect="equal")
+        ax.set_title(f"layer {k} (t = {k / layers:.2f} T)", fontsize=9)
+        if k == layers and abs(P.W[1]) > 1e-12:
+            xs = np.linspace(ext[0], ext[1], 50)
+            ax.plot(xs, -(P.W[0] * xs + P.mu) / P.W[1], "w--", lw=1)
+            ax.set_ylim(ext[2], ext[3])
+    axs[-1].semilogy([h["loss"] for h in history])
+    axs[-1].set_xlabel("iteration")
+    axs[-1].set_title("training loss", fontsize=9)
+    fig.suptitle(title or "class densities flowing through the stochastic ResNet (red: class 0, blue: class 1)",
+                 fontsize=10)
+    save_figure(fig, path)

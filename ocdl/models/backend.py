@@ -1,0 +1,45 @@
+"""Tiny array-namespace helpers so the same model code runs on numpy arrays and torch tensors.
+
+numpy in → numpy out (float64); torch in → torch out (autograd flows through). No torch import
+happens unless a tensor is passed in.
+"""
+import numpy as np
+
+
+def is_torch(x):
+    return type(x).__module__.startswith("torch")
+
+
+def tanh(z):
+    return np.tanh(z) if isinstance(z, np.ndarray) or np.isscalar(z) else z.tanh()
+
+
+def swap(K):
+    """Transpose the last two axes (K.T for a matrix)."""
+    return np.swapaxes(K, -1, -2) if isinstance(K, np.ndarray) else K.transpose(-1, -2)
+
+
+def concat(parts, axis=-1):
+    if is_torch(parts[0]):
+        import torch
+        return torch.cat(parts, dim=axis)
+    return np.concatenate(parts, axis=axis)
+
+
+def stack(parts):
+    if is_torch(parts[0]):
+        import torch
+        return torch.stack(parts)
+    return np.stack(parts)
+
+
+def zeros_like_shape(x, shape):
+    if is_torch(x):
+        import torch
+        return torch.zeros(shape, dtype=x.dtype, device=x.device)
+    return np.zeros(shape, dtype=x.dtype)
+
+
+def total(x):
+    """Sum of all entries as a scalar of the same library."""
+    return x.sum()

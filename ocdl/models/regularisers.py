@@ -1,0 +1,34 @@
+"""Regularisers of the discrete cost (numpy or torch), with their numpy gradients.
+
+``R(θ) = h Σ_k (α/2)(‖K_k‖_F² + |b_k|²) + (β/2) Σ_{k=0}^{N-2} (‖K_{k+1} − K_k‖_F² + |b_{k+1} − b_k|²)/h
+        + (α_head/2) ‖W‖_F²``     (μ is not regularised).
+"""
+
+
+def _sq(a):
+    return (a * a).sum()
+
+
+def regulariser(params, h, alpha, beta, alpha_head):
+    K, b, W = params["K"], params["b"], params["W"]
+    r = 0.5 * alpha * h * (_sq(K) + _sq(b)) + 0.5 * alpha_head * _sq(W)
+    if beta and K.shape[0] > 1:
+        r = r + 0.5 * beta / h * (_sq(K[1:] - K[:-1]) + _sq(b[1:] - b[:-1]))
+    return r
+
+
+def regulariser_grad(params, h, alpha, beta, alpha_head):
+    """Gradients of ``regulariser`` as a dict with keys K, b, W, mu (numpy)."""
+    K, b, W = params["K"], params["b"], params["W"]
+    gK = alpha * h * K
+    gb = alpha * h * b
+    if beta and K.shape[0] > 1:
+        dK = (beta / h) * (K[1:] - K[:-1])
+        db = (beta / h) * (b[1:] - b[:-1])
+        gK = gK.copy()
+        gb = gb.copy()
+        gK[1:] += dK
+        gK[:-1] -= dK
+        gb[1:] += db
+        gb[:-1] -= db
+    return {"K": gK, "b": gb, "W": alpha_head * W, "mu": 0.0 * params["mu"]}

@@ -1,0 +1,105 @@
+"""Training entry point and the solver registry.
+
+``train(X, y, solver=...)`` builds a :class:`~ocdl.models.ResNetODE`, initialises it (or takes
+``params0``) and runs ``SOLVERS[solver](model, params0, X, y, iterations=..., callback=...,
+quiet=..., **options)``, which returns a :class:`TrainResult`.
+
+Solvers here: ``adam``, ``lbfgs`` (torch autograd) and ``pmp-adam``, ``pmp-lbfgs``, ``pmp-gd``
+(costate gradient, no autograd tape). Others register themselves in ``SOLVERS`` (one line each).
+"""
+import numpy as np
+
+from ocdl.errors import InputError, check_choice
+from ocdl.models import ResNetODE
+from ocdl.solvers.base import TrainResult  # noqa: F401
+from ocdl.solvers.pmpopt import pmp_adam, pmp_gd, pmp_lbfgs
+from ocdl.solvers.torchopt import adam, lbfgs
+
+SOLVERS = {
+    "adam": adam,
+    "lbfgs": lbfgs,
+    "pmp-adam": pmp_adam,
+    "pmp-lbfgs": pmp_lbfgs,
+    "pmp-gd": pmp_gd,
+}
+from ocdl.solvers.newton import newton as _newton, ipopt as _ipopt  # noqa: E402
+from ocdl.solvers.msa import msa as _msa  # noqa: E402
+from ocdl.solvers.shooting import shooting as _shooting  # noqa: E402
+SOLVERS.update({"newton": _newton, "ipopt": _ipopt, "msa": _msa, "shooting": _shooting})
+
+#: iterations used when ``iterations=None``
+DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000}
+
+
+def default_width(field, d_in):
+    """Width used when ``width=None``: 3 × input dimension (6 for planar data), rounded up to
+    even for the hamiltonian field (whose state is (q, p)).
+
+    A planar flow can untangle two spirals only with difficulty (it is a homeomorphism of the
+    plane); extra dimensions make the classes separable easily. Measured on two spirals
+    (1.5 turns, noise 0.03, 150 points per class, 12 seeds, pmp-adam): width 4 → worst held-out
+    accuracy 97.8 % after 4000 steps, width 6 → 97.8 % worst / 99.6 % mean after 3000 steps.
+    """
+    d_in = int(d_in)
+    if field == "hamiltonian":
+        return 2 * ((3 * d_in + 1) // 2)
+    return 3 * d_in
+
+
+def range_normalisation(X):
+    """``(shift, scale)`` mapping the training inputs' bounding box into [−1, 1]^d: shift = the
+    box centre, scale = the largest half-width (one scale for all features, so shapes keep their
+    aspect ratio). For data already in the unit disc (the built-in data sets) it is ≈ identity."""
+    X = np.asarray(X, dtype=float)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    scale = float(np.max(hi - lo) / 2)
+    return ((lo + hi) / 2).tolist(), (scale if scale > 0 else 1.0)
+
+
+def make_model(X, y, field="outer", integrator="euler", layers=20, T=5.0, width=None, alpha=1e-3,
+               beta=0.0, n_classes=None, normalize=False, **model_options):
+    """A :class:`ResNetODE` sized for ``(X, y)``; ``normalize=True`` adds the fixed input map of
+    :func:`range_normalisation` (stored in the model, so predictions apply it too)."""
+    X = np.asarray(X, dtype=float)
+    if normalize:
+        model_options["input_shift"], model_options["input_scale"] = range_normalisation(X)
+    if X.ndim != 2:
+        raise InputError(f"data must be an (n, d) array (got shape {X.shape})")
+    if n_classes is None:
+        n_classes = max(int(np.max(y)) + 1, 2)
+    if width is None:
+        width = default_width(field, X.shape[1])
+    return ResNetODE(field=field, d_in=X.shape[1], width=width, n_classes=n_classes, layers=layers, T=T,
+                     integrator=integrator, alpha=alpha, beta=beta, **model_options)
+
+
+def train(X, y, solver="adam", field="outer", integrator="euler", layers=20, T=5.0, width=None, alpha=1e-3,
+          beta=0.0, iterations=None, seed=0, params0=None, callback=None, quiet=True, device="cpu",
+          model=None, **options):
+    """Train a ResNet-ODE classifier on ``(X, y)``; returns a :class:`TrainResult`.
+
+    ``solver`` is a key of ``SOLVERS``; ``iterations=None`` uses ``DEFAULT_ITERATIONS``;
+    ``seed`` fixes the initial parameters (``model.init(seed)``) unless ``params0`` is given.
+    ``callback(iteration, params, loss)`` is called every iteration; returning True stops.
+    Solver options go by name (e.g. ``lr``, ``schedule``, ``checkpoint``, ``checkpoint_every``,
+    ``should_stop``, ``state0``). Divergence raises :class:`~ocdl.errors.SolverError` whose
+    ``result`` holds the last good parameters.
+    """
+    check_choice("solver", solver, list(SOLVERS))
+    if model is None:
+        model = make_model(X, y, field=field, integrator=integrator, layers=layers, T=T, width=width,
+                           alpha=alpha, beta=beta, n_classes=options.pop("n_classes", None))
+    X, y = model.check_data(X, y)
+    if iterations is None:
+        iterations = DEFAULT_ITERATIONS.get(solver, 1000)
+    if int(iterations) < 0:
+        raise InputError(f"--iterations must be ≥ 0 (got {iterations})")
+    if params0 is None:
+        params0 = model.init(seed=seed)
+    else:
+        params0 = {k: np.array(v, dtype=float) for k, v in params0.items()}
+        model.check_params(params0)
+    if solver in ("adam", "lbfgs"):
+        options["device"] = device
+    return SOLVERS[solver](model, params0, X, y, iterations=int(iterations), callback=callback,
+                           quiet=quiet, **options)

@@ -1,0 +1,170 @@
+"""Run several solvers on the same data, model, initialisation and cost; summarise and plot.
+
+Every solver gets the same :class:`~ocdl.models.ResNetODE` and the same ``params0 =
+model.init(seed)``. The KKT residual of the returned point is evaluated for every solver by the
+one shared function :func:`ocdl.pmp.kkt_residual` (‖F(z)‖∞ of the discrete PMP system), never
+by the solver's own report. Histories without a ``kkt`` entry (the torch solvers) are given one
+after the run from parameter snapshots taken at ~40 log-spaced iterations by the callback
+(snapshots are copies; the KKT evaluations happen after the clock has stopped).
+
+``time_to_target_s``: wall time of the first history entry with ``loss ≤ target``; the default
+target is ``1.05 ×`` the best loss any solver reached (``None`` if a solver never got there).
+"""
+import time
+
+import numpy as np
+
+from ocdl import pmp
+from ocdl.errors import InputError, SolverError
+
+DEFAULT_SOLVERS = ("adam", "lbfgs", "pmp-lbfgs", "msa", "shooting", "newton")
+
+
+def _snapshot_iterations(total, count=40):
+    total = max(int(total), 1)
+    return set(np.unique(np.geomspace(1, total, count).astype(int)).tolist()) | {total}
+
+
+def time_to_target(history, target):
+    for row in history:
+        if row["loss"] <= target:
+            return float(row["time_s"])
+    return None
+
+
+def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="outer", integrator="euler",
+            layers=20, T=5.0, alpha=1e-3, beta=0.0, width=None, seed=0, iterations=None, target=None,
+            options=None, quiet=True, log=None, normalize=False):
+    """Run ``solvers`` and return ``{"solvers": {name: summary}, "settings": {...}}``.
+
+    ``iterations``: None, an int for all, or a dict per solver. ``normalize=True``: the model's fixed
+    input range normalisation (as ``ocdl train --normalize range``). ``options``: dict solver -> kwargs.
+    A solver that fails (SolverError) is reported with ``"error"`` and null numbers.
+    """
+    from ocdl.solvers import DEFAULT_ITERATIONS, SOLVERS, make_model
+    unknown = [s for s in solvers if s not in SOLVERS]
+    if unknown:
+        raise InputError(f"unknown solver(s) {', '.join(unknown)} (valid: {', '.join(SOLVERS)})")
+    X = np.asarray(X, dtype=float)
+    model = make_model(X, y, field=field, integrator=integrator, layers=layers, T=T, width=width,
+                       alpha=alpha, beta=beta, normalize=normalize)
+    X, y = model.check_data(X, y)
+    params0 = model.init(seed=seed)
+    options = options or {}
+    for name in solvers:
+        if name in ("adam", "lbfgs"):
+            # torch's first call costs seconds (import, kernel set-up); do it outside the clock
+            SOLVERS[name](model, {k: v.copy() for k, v in params0.items()}, X[:4], y[:4], iterations=1,
+                          callback=None, quiet=True)
+    if any(s in ("newton", "ipopt", "shooting") for s in solvers):
+        import casadi  # noqa: F401
+    out = {}
+    for name in solvers:
+        its = iterations.get(name) if isinstance(iterations, dict) else iterations
+        if its is None:
+            its = DEFAULT_ITERATIONS.get(name, {"newton": 300, "ipopt": 500, "msa": 200, "shooting": 50}.get(name, 1000))
+        snaps = {}
+        wanted = _snapshot_iterations(its if name not in ("newton",) else its + 1000)
+
+        def callback(it, params, loss, snaps=snaps, wanted=wanted):
+            if it in wanted:
+                snaps[it] = {k: np.array(v, dtype=float, copy=True) for k, v in params.items()}
+            return False
+
+        if log:
+            log(f"compare: running {name} ...")
+        t0 = time.perf_counter()
+        try:
+            res = SOLVERS[name](model, {k: v.copy() for k, v in params0.items()}, X, y, iterations=int(its),
+                                callback=callback, quiet=quiet, **options.get(name, {}))
+        except SolverError as exc:
+            out[name] = {"error": str(exc), "final_loss": None, "train_accuracy": None, "test_accuracy": None,
+                         "iterations": None, "wall_time_s": time.perf_counter() - t0, "kkt_residual": None,
+                         "time_to_target_s": None, "history": []}
+            continue
+        wall = time.perf_counter() - t0
+        history = [dict(r) for r in res.history]
+        for row in history:                      # fill KKT from snapshots where the solver had none
+            if "kkt" not in row and row["iteration"] in snaps:
+                row["kkt"] = pmp.kkt_residual(model, snaps[row["iteration"]], X, y)
+        params = res.x
+        out[name] = {
+            "final_loss": float(pmp.cost(model, params, X, y)),
+            "train_accuracy": float(model.accuracy(params, X, y)),
+            "test_accuracy": (float(model.accuracy(params, np.asarray(X_test, dtype=float), np.asarray(y_test)))
+                              if X_test is not None else None),
+            "iterations": int(res.nit),
+            "wall_time_s": float(wall),
+            "kkt_residual": float(pmp.kkt_residual(model, params, X, y)),
+            "success": bool(res.success),
+            "message": str(res.message),
+            "history": history,
+        }
+        if name == "shooting" and "boundary_residual" in res:
+            out[name]["boundary_residual"] = float(res["boundary_residual"])
+    losses = [r["final_loss"] for r in out.values() if r["final_loss"] is not None]
+    losses += [row["loss"] for r in out.values() for row in r["history"]]
+    best = min(losses) if losses else None
+    tgt = float(target) if target is not None else (1.05 * best if best is not None else None)
+    for r in out.values():
+        r["time_to_target_s"] = time_to_target(r["history"], tgt) if tgt is not None and r["history"] else None
+    settings = {"field": field, "integrator": integrator, "layers": int(layers), "T": float(T),
+                "alpha": float(alpha), "beta": float(beta), "width": int(model.d), "seed": int(seed),
+                "n_train": int(X.shape[0]), "n_test": None if X_test is None else int(np.asarray(X_test).shape[0]),
+                "target_loss": tgt, "best_loss": best, "solvers": list(solvers),
+                "n_params": int(model.n_params()), "normalize": bool(normalize)}
+    return {"solvers": out, "settings": settings}
+
+
+def table(result):
+    """The terminal table (one row per solver)."""
+    head = ("solver", "final_loss", "train_acc", "test_acc", "iters", "wall_s", "kkt", "t_target_s")
+    rows = []
+    for name, r in result["solvers"].items():
+        def f(v, fmt):
+            return "—" if v is None else format(v, fmt)
+        rows.append((name, f(r["final_loss"], ".6g"), f(r["train_accuracy"], ".3f"), f(r["test_accuracy"], ".3f"),
+                     f(r["iterations"], "d"), f(r["wall_time_s"], ".2f"), f(r["kkt_residual"], ".1e"),
+                     f(r["time_to_target_s"], ".2f")))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    for name, r in result["solvers"].items():
+        if r.get("error"):
+            lines.append(f"{name} failed: {r['error']}")
+    tgt = result["settings"].get("target_loss")
+    if tgt is not None:
+        lines.append(f"target loss {tgt:.6g} (1.05 × best loss reached unless given)")
+    return "\n".join(lines)
+
+
+def plot(result, path):
+    """Loss and KKT residual against wall time (log–log), one curve per solver."""
+    from ocdl.plotting import plt, save_figure
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, r in result["solvers"].items():
+        h = [row for row in r["history"] if row["time_s"] > 0]
+        if not h:
+            continue
+        t = np.array([row["time_s"] for row in h])
+        line, = a1.plot(t, [row["loss"] for row in h], label=name, lw=1.4)
+        hk = [row for row in h if "kkt" in row and row["kkt"] > 0]
+        if hk:
+            a2.plot([row["time_s"] for row in hk], [row["kkt"] for row in hk], label=name, lw=1.4,
+                    color=line.get_color(), marker="." if len(hk) < 60 else None)
+    tgt = result["settings"].get("target_loss")
+    if tgt:
+        a1.axhline(tgt, color="gray", ls=":", lw=1, label="target")
+    for a, lab in ((a1, "loss J"), (a2, "KKT residual ‖F(z)‖∞")):
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel("wall time [s]")
+        a.set_ylabel(lab)
+        a.grid(True, which="both", alpha=0.3)
+        a.legend(fontsize=8)
+    s = result["settings"]
+    fig.suptitle(f"{s['field']} field, {s['integrator']}, N={s['layers']}, T={s['T']:g}, α={s['alpha']:g}, "
+                 f"n={s['n_train']}, {s['n_params']} parameters")
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,64 @@
+"""ocdl compare: same problem for every solver, shared KKT measure, JSON keys, plot, errors."""
+import json
+
+import numpy as np
+import pytest
+
+from ocdl import pmp
+from ocdl.data import make_dataset
+from ocdl.solvers import make_model
+from ocdl.solvers.compare import compare, time_to_target
+
+KEYS = {"final_loss", "train_accuracy", "test_accuracy", "iterations", "wall_time_s", "kkt_residual",
+        "time_to_target_s", "history"}
+
+
+def test_time_to_target_is_first_crossing():
+    hist = [{"loss": 1.0, "time_s": 0.1}, {"loss": 0.5, "time_s": 0.2}, {"loss": 0.4, "time_s": 0.3}]
+    assert time_to_target(hist, 0.5) == 0.2
+    assert time_to_target(hist, 0.1) is None
+
+
+def test_compare_library_reports_shared_kkt_and_target(monkeypatch):
+    X, y = make_dataset("moons", seed=0, points_per_class=15)
+    Xt, yt = make_dataset("moons", seed=5, points_per_class=15)
+    captured = {}
+    import ocdl.solvers as S
+    real = S.SOLVERS["pmp-lbfgs"]
+
+    def spy(model, params0, X_, y_, **kw):
+        res = real(model, params0, X_, y_, **kw)
+        captured["x"], captured["model"] = res.x, model
+        return res
+
+    monkeypatch.setitem(S.SOLVERS, "pmp-lbfgs", spy)
+    out = compare(X, y, ["pmp-lbfgs", "msa"], X_test=Xt, y_test=yt, layers=5, T=2.0, width=2,
+                  iterations=30)
+    assert set(out) == {"solvers", "settings"}
+    for r in out["solvers"].values():
+        assert KEYS <= set(r)
+    r = out["solvers"]["pmp-lbfgs"]
+    # the reported KKT residual is the shared function at the returned point
+    assert r["kkt_residual"] == pytest.approx(pmp.kkt_residual(captured["model"], captured["x"], X, y), rel=1e-12)
+    # the best solver reaches the default target (1.05 × best loss) by definition
+    best = min(out["solvers"].values(), key=lambda v: v["final_loss"])
+    assert best["time_to_target_s"] is not None
+    assert out["settings"]["target_loss"] == pytest.approx(1.05 * out["settings"]["best_loss"])
+
+
+def test_compare_cli_writes_json_and_plot(ocdl_cli, tmp_path):
+    js, png = tmp_path / "c.json", tmp_path / "c.png"
+    r = ocdl_cli("compare", "--data", "spirals", "--points", "15", "--solvers", "pmp-lbfgs,msa",
+                 "--layers", "4", "--T", "2", "--iterations", "10", "--json", str(js), "--plot", str(png), "--quiet")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(js.read_text())
+    assert set(data["solvers"]) == {"pmp-lbfgs", "msa"}
+    assert KEYS <= set(data["solvers"]["msa"])
+    assert png.stat().st_size > 1000
+    assert "kkt" in r.stdout and "msa" in r.stdout
+
+
+def test_compare_cli_unknown_solver_is_one_line_error(ocdl_cli):
+    r = ocdl_cli("compare", "--data", "spirals", "--solvers", "adam,newtn")
+    assert r.returncode == 2
+    assert "newtn" in r.stderr and "newton" in r.stderr
