@@ -72,7 +72,7 @@ def main():
     ax[2].legend(fontsize=8)
     for method, (p, res, s) in runs.items():
         ax[3].semilogy([q["iteration"] for q in res.history], [q["loss"] for q in res.history], label=method)
-    ax[3].set(xlabel="Gauss–Newton iteration (final λ)", ylabel="cost J", title="(d) cost")
+    ax[3].set(xlabel="Gauss–Newton iteration (λ path 1e-1 → 1e-3 → 1e-5)", ylabel="cost J", title="(d) cost (drops at each λ switch)")
     ax[3].legend(fontsize=8)
     fig.suptitle(f"position: F(x) = {LAW}; T = 2, x* = 5, ε = 0.5, grid step 0.5")
     save_figure(fig, args.out)
