@@ -1,0 +1,298 @@
+"""``ocdl forces simulate|learn {drag,position,oscillator}``: learn forces from equations of motion.
+
+Thin layer: parses flags, reads/writes files, calls :mod:`ocdl.forces`.
+"""
+import argparse
+
+import numpy as np
+
+from ocdl.cli import common
+from ocdl.errors import InputError
+
+PROBLEMS = ("drag", "position", "oscillator")
+
+
+def _lambda(text):
+    if text == "auto":
+        return "auto"
+    try:
+        return common.nonnegative(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--lambda must be a number ≥ 0 or 'auto' (got '{text}')") from None
+
+
+def register(subparsers):
+    p = subparsers.add_parser("forces", help="learn forces from equations of motion (optimal control)",
+                              description="Learn unknown forces from initial/final data through the "
+                                          "discretised equation of motion (the force is the control).")
+    common.add_global(p)
+    sub = p.add_subparsers(dest="forces_command", metavar="{simulate,learn}")
+    ps = sub.add_parser("simulate", help="synthetic data from solve_ivp (DOP853, rtol 1e-10)")
+    common.add_global(ps)
+    pl = sub.add_parser("learn", help="learn the force from a data CSV")
+    common.add_global(pl)
+    ss, sl = ps.add_subparsers(dest="problem", metavar="{drag,position,oscillator}"), \
+        pl.add_subparsers(dest="problem", metavar="{drag,position,oscillator}")
+
+    # ---- simulate ----------------------------------------------------------------------------
+    q = common.add_command(ss, "drag", "falling body: v' = g − F(v); writes v0,vT",
+                           "ocdl forces simulate drag --force '0.01*v**2+0.05*v' --T 1 --g 10 --samples 50 "
+                           "--vmax 40 --out drag.csv", _simulate)
+    q.add_argument("--force", required=True, metavar="EXPR", help="drag law F(v), e.g. '0.01*v**2'")
+    q.add_argument("--T", type=common.positive, default=1.0, help="flight time (default 1)")
+    q.add_argument("--g", type=common.real, default=10.0, help="gravitational acceleration (default 10)")
+    q.add_argument("--samples", type=common.positive_int, default=50, help="number of pairs (default 50)")
+    q.add_argument("--vmin", type=common.nonnegative, default=0.0, help="smallest v0 (default 0)")
+    q.add_argument("--vmax", type=common.positive, default=40.0, help="largest v0; v0 evenly spaced (default 40)")
+    q.add_argument("--noise", type=common.nonnegative, default=0.0, help="Gaussian noise std added to vT")
+    common.add_outputs(q, json=False, plot=False, out="required", out_help="output CSV (v0,vT)")
+
+    q = common.add_command(ss, "position", "x' = v, v' = F(x); writes x0,v0,kind,vT (half positive)",
+                           "ocdl forces simulate position --force '2*sin(x)-0.3*(x-5)' --T 2 --target 5 "
+                           "--eps 0.5 --samples 2000 --out pos.csv", _simulate)
+    q.add_argument("--force", required=True, metavar="EXPR", help="force law F(x)")
+    q.add_argument("--T", type=common.positive, default=2.0, help="final time (default 2)")
+    q.add_argument("--target", type=common.real, required=True, help="target position x*")
+    q.add_argument("--eps", type=common.positive, required=True, help="positive when |x(T) − x*| < eps")
+    q.add_argument("--samples", type=common.positive_int, default=2000, help="data points (default 2000)")
+    q.add_argument("--positive-fraction", type=common.positive, default=0.5, help="share of positives (default 0.5)")
+    q.add_argument("--xmin", type=common.real, default=0.0, help="x0 window (default 0..10)")
+    q.add_argument("--xmax", type=common.real, default=10.0)
+    q.add_argument("--vmin", type=common.real, default=-5.0, help="v0 window (default −5..5)")
+    q.add_argument("--vmax", type=common.real, default=5.0)
+    q.add_argument("--noise", type=common.nonnegative, default=0.0, help="Gaussian noise std added to vT")
+    common.add_outputs(q, json=False, plot=False, out="required", out_help="output CSV (x0,v0,kind,vT)")
+
+    q = common.add_command(ss, "oscillator", "x'' + 2γx' + ω0²x = 0 sampled with noise; writes t,x",
+                           "ocdl forces simulate oscillator --gamma 1 --omega0 20 --samples 40 --noise 0.04 "
+                           "--out osc.csv", _simulate)
+    q.add_argument("--force", metavar="EXPR", help="optional acceleration x''(x, v) replacing −2γv − ω0²x")
+    q.add_argument("--gamma", type=common.nonnegative, default=1.0, help="damping γ (default 1)")
+    q.add_argument("--omega0", type=common.positive, default=20.0, help="natural frequency ω0 (default 20)")
+    q.add_argument("--x0", type=common.real, default=1.0, help="x(0) (default 1)")
+    q.add_argument("--v0", type=common.real, default=0.0, help="x'(0) (default 0)")
+    q.add_argument("--T", type=common.positive, default=1.0, help="samples evenly spaced in [0, T] (default 1)")
+    q.add_argument("--samples", type=common.positive_int, default=40, help="number of samples (default 40)")
+    q.add_argument("--noise", type=common.nonnegative, default=0.04, help="Gaussian noise std (default 0.04)")
+    common.add_outputs(q, json=False, plot=False, out="required", out_help="output CSV (t,x)")
+
+    # ---- learn ------------------------------------------------------------------------------
+    def shared(q, integrators, default_integrator, default_steps, default_lambda):
+        q.add_argument("--data", required=True, metavar="CSV", help="data file")
+        q.add_argument("--solver", type=common.choice("solver", ("newton", "adam", "pmp-adam", "pmp-lbfgs")),
+                       default="newton", help="newton (CasADi Gauss–Newton, default) | adam | pmp-adam | pmp-lbfgs")
+        q.add_argument("--integrator", type=common.choice("integrator", integrators), default=default_integrator,
+                       help=f"{' | '.join(integrators)} (default {default_integrator})")
+        q.add_argument("--steps", type=common.positive_int, default=default_steps,
+                       help=f"network depth N (layers, h = T/N; default {default_steps})")
+        q.add_argument("--lambda", dest="lam", type=_lambda, default=default_lambda,
+                       help=f"smoothness weight λ, or 'auto' (held-out sweep; default {default_lambda:g})")
+        q.add_argument("--grid-step", type=common.positive, default=1.0, help="force-table spacing (default 1)")
+        q.add_argument("--iterations", type=common.positive_int,
+                       help="max iterations (default: newton 100, adam 3000, pmp-lbfgs 5000)")
+        q.add_argument("--lr", type=common.positive, default=0.5,
+                       help="Adam learning rate, decaying ×0.01 over the run (default 0.5)")
+        q.add_argument("--truth", metavar="EXPR", help="true force law: adds rel_l2_error and the truth curve")
+        q.add_argument("--profile", metavar="CSV", help="write the learned table on the covered range")
+        common.add_outputs(q)
+
+    q = common.add_command(sl, "drag", "learn F(v) from (v0, vT) pairs",
+                           "ocdl forces learn drag --data drag.csv --T 1 --g 10 --solver newton --lambda auto "
+                           "--json drag.json --profile drag_F.csv --plot drag.png --truth '0.01*v**2+0.05*v'",
+                           _learn_table)
+    q.add_argument("--T", type=common.positive, required=True, help="flight time T")
+    q.add_argument("--g", type=common.real, required=True, help="gravitational acceleration g")
+    q.add_argument("--vmax", type=common.positive, help="table upper speed (default: the data's maximum)")
+    q.add_argument("--c0", type=common.nonnegative, default=1.0, help="weight of c0·F(0)² (default 1)")
+    shared(q, ("euler", "heun", "rk4"), "rk4", 50, 1e-6)
+
+    q = common.add_command(sl, "position", "learn F(x) from positive/negative shots",
+                           "ocdl forces learn position --data pos.csv --T 2 --target 5 --eps 0.5 --grid-step 0.5 "
+                           "--integrator verlet --json pos.json --plot pos.png --truth '2*sin(x)-0.3*(x-5)'",
+                           _learn_table)
+    q.add_argument("--T", type=common.positive, required=True, help="final time T")
+    q.add_argument("--target", type=common.real, required=True, help="target position x*")
+    q.add_argument("--eps", type=common.positive, required=True, help="positive radius ε")
+    q.add_argument("--xmin", type=common.real, help="table range (default: data range ± one grid step)")
+    q.add_argument("--xmax", type=common.real)
+    q.add_argument("--kind-scale", type=common.positive, default=0.2,
+                   help="kind map k̄ = σ((ε² − (x̄T − x*)²)/(kind_scale·ε²)) (default 0.2)")
+    q.add_argument("--c1", type=common.nonnegative, default=1.0, help="weight of the kind error (default 1)")
+    q.add_argument("--c2", type=common.nonnegative, default=1.0, help="weight of the vT error (default 1)")
+    shared(q, ("euler", "rk4", "verlet", "gauss2"), "verlet", 50, 1e-5)
+
+    q = common.add_command(sl, "oscillator", "learn γ, ω0 (and x(0), x'(0) unless given) from noisy (t, x)",
+                           "ocdl forces learn oscillator --data osc.csv --x0 1 --v0 0 --solver newton --json osc.json",
+                           _learn_oscillator)
+    q.add_argument("--data", required=True, metavar="CSV", help="data file (t,x)")
+    q.add_argument("--x0", type=common.real, help="x(0) if known (estimated otherwise)")
+    q.add_argument("--v0", type=common.real, help="x'(0) if known (estimated otherwise)")
+    q.add_argument("--solver", type=common.choice("solver", ("newton", "adam", "pinn")), default="newton",
+                   help="newton (default) | adam | pinn")
+    q.add_argument("--integrator", type=common.choice("integrator", ("euler", "heun", "rk4")), default="rk4")
+    q.add_argument("--steps", type=common.positive_int, default=200, help="network depth over [0, t_max] (default 200)")
+    q.add_argument("--iterations", type=common.positive_int, help="newton max iterations / adam steps")
+    q.add_argument("--lr", type=common.positive, help="Adam learning rate (adam 0.01, pinn 0.002)")
+    q.add_argument("--adam-steps", type=common.positive_int, default=6000, help="PINN Adam steps (default 6000)")
+    q.add_argument("--lbfgs-steps", type=common.integer, default=500, help="PINN L-BFGS iterations (default 500)")
+    q.add_argument("--hidden", type=common.positive_int, default=32, help="PINN width (default 32, 3 layers)")
+    q.add_argument("--true-gamma", type=common.real, help="report gamma_rel_error against this value")
+    q.add_argument("--true-omega0", type=common.real, help="report omega0_rel_error against this value")
+    common.add_outputs(q)
+
+
+# ----------------------------------------------------------------------------------------------
+def _expr(text, variables):
+    from ocdl.expr import compile_expr
+    return compile_expr(text, variables)
+
+
+def _check_out(path):
+    import os
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise InputError(f"output directory '{d}' does not exist; create it first")
+
+
+def _simulate(args):
+    from ocdl.forces import simulate as sim
+    from ocdl.io import write_csv
+    from ocdl.progress import log
+    _check_out(args.out)
+    if args.problem == "drag":
+        if args.vmax <= args.vmin:
+            raise InputError("--vmax must be greater than --vmin")
+        F = _expr(args.force, ("v",))
+        v0, vT = sim.simulate_drag(F, args.T, args.g, args.samples, args.vmin, args.vmax, args.noise, args.seed)
+        _finite(vT, "vT")
+        write_csv(args.out, ["v0", "vT"], np.stack([v0, vT], 1))
+    elif args.problem == "position":
+        if args.xmax <= args.xmin or args.vmax < args.vmin:
+            raise InputError("the window needs --xmin < --xmax and --vmin ≤ --vmax")
+        if not args.positive_fraction < 1:
+            raise InputError("--positive-fraction must be in (0, 1)")
+        F = _expr(args.force, ("x",))
+        x0, v0, kind, vT = sim.simulate_position(F, args.T, args.target, args.eps, args.samples, args.xmin,
+                                                 args.xmax, args.vmin, args.vmax, args.positive_fraction,
+                                                 args.noise, args.seed)
+        _finite(vT[kind == 1], "vT")
+        rows = [[a, b, int(k), (c if k == 1 else None)] for a, b, k, c in zip(x0, v0, kind, vT)]
+        write_csv(args.out, ["x0", "v0", "kind", "vT"], rows)
+    else:
+        if args.force:
+            acc = _expr(args.force, ("x", "v"))
+            t = np.linspace(0, args.T, args.samples)
+            y = sim.flow(lambda y: np.array([y[1], float(acc(x=y[0], v=y[1]))]), [args.x0, args.v0], args.T, t)
+            x = y[0] + (np.random.default_rng(args.seed).normal(0, args.noise, args.samples) if args.noise else 0)
+        else:
+            t, x = sim.simulate_oscillator(args.gamma, args.omega0, args.x0, args.v0, args.T, args.samples,
+                                           args.noise, args.seed)
+        _finite(x, "x")
+        write_csv(args.out, ["t", "x"], np.stack([t, x], 1))
+    log(f"wrote {args.out}", args.quiet)
+    return 0
+
+
+def _finite(a, name):
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"simulation produced non-finite {name}; the force blows up in this range")
+
+
+def _learn_table(args):
+    from ocdl.forces import checks
+    from ocdl.io import read_table, write_csv, write_json
+    from ocdl.progress import log
+    for path in (args.json, args.plot, args.profile):
+        if path:
+            _check_out(path)
+    truth = _expr(args.truth, (("v",) if args.problem == "drag" else ("x",))) if args.truth else None
+    if args.problem == "drag":
+        d = read_table(args.data, ["v0", "vT"])
+        checks.drag_data(d["v0"], d["vT"], args.T, args.g, args.vmax, args.grid_step)
+    else:
+        d = read_table(args.data, ["x0", "v0", "kind", "vT"], allow_empty=("vT",))
+        checks.position_data(d["x0"], d["v0"], d["kind"], d["vT"], args.T, args.target, args.eps,
+                             args.xmin, args.xmax, args.grid_step)
+    # validated: now the heavy imports (torch, CasADi)
+    from ocdl.forces.learn import learn_table
+    from ocdl.forces.problems import DragProblem, PositionProblem
+    if args.problem == "drag":
+        problem = DragProblem(d["v0"], d["vT"], args.T, args.g, args.vmax, args.grid_step, args.steps,
+                              args.integrator, args.c0)
+    else:
+        problem = PositionProblem(d["x0"], d["v0"], d["kind"], d["vT"], args.T, args.target, args.eps,
+                                  args.xmin, args.xmax, args.grid_step, args.steps, args.integrator,
+                                  args.kind_scale, args.c1, args.c2)
+    from ocdl.errors import SolverError
+    try:
+        res, summary = learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth, args.quiet,
+                                   continuation=True)
+    except SolverError as exc:
+        last = getattr(exc, "last_good", None)
+        if last is not None and args.profile:   # keep the last good table
+            nodes, prof = problem.profile(last)
+            write_csv(args.profile, [problem.variable, "F"], np.stack([nodes, prof], 1))
+            raise SolverError(f"{exc}; last good table written to {args.profile}") from None
+        raise
+    summary["data"] = args.data
+    if args.json:
+        write_json(args.json, summary)
+    if args.profile:
+        nodes, prof = problem.profile(res.x)
+        write_csv(args.profile, [problem.variable, "F"], np.stack([nodes, prof], 1))
+    if args.plot:
+        from ocdl.forces.plots import plot_drag, plot_position
+        title = f"{problem.name}: {args.solver}, {problem.method}, N={problem.steps}, λ={summary['lambda']:g}"
+        if "rel_l2_error" in summary:
+            title += f", rel. L2 error {summary['rel_l2_error']:.2%}"
+        (plot_drag if problem.name == "drag" else plot_position)(args.plot, problem, res, truth, title)
+    msg = (f"{problem.name}: {args.solver} ({problem.method}) final loss {summary['final_loss']:.3e} after "
+           f"{summary['iterations']} iterations, {summary['wall_time_s']:.2f}s")
+    if "rel_l2_error" in summary:
+        msg += f"; rel. L2 error {summary['rel_l2_error']:.3%} on {problem.variable} ∈ " \
+               f"[{summary['covered_range'][0]:.3g}, {summary['covered_range'][1]:.3g}]"
+    log(msg, args.quiet)
+    return 0
+
+
+def _learn_oscillator(args):
+    from ocdl.forces.learn import thin_history
+    from ocdl.forces.oscillator import OscillatorProblem, solve_oscillator
+    from ocdl.io import read_table, write_json
+    from ocdl.progress import log
+    for path in (args.json, args.plot):
+        if path:
+            _check_out(path)
+    d = read_table(args.data, ["t", "x"])
+    problem = OscillatorProblem(d["t"], d["x"], args.x0, args.v0, args.steps, args.integrator)
+    if args.lbfgs_steps < 0:
+        raise InputError("--lbfgs-steps must be ≥ 0")
+    kw = {}
+    if args.solver == "pinn":
+        kw = {"adam_steps": args.adam_steps, "lbfgs_steps": args.lbfgs_steps, "hidden": args.hidden,
+              "lr": args.lr or 2e-3}
+    else:
+        kw = {"lr": args.lr or 0.01, "iterations": args.iterations}
+    res = solve_oscillator(problem, args.solver, quiet=args.quiet, seed=args.seed, **kw)
+    e = res.extra
+    summary = {"problem": "oscillator", "solver": args.solver,
+               "integrator": "pinn-autograd" if args.solver == "pinn" else problem.method,
+               "final_loss": res.final_loss, "iterations": res.nit, "wall_time_s": res.wall_time_s,
+               "success": res.success, "message": res.message, "gamma": e["gamma"], "omega0": e["omega0"],
+               "x0": e["x0"], "v0": e["v0"], "steps": problem.steps, "n_samples": problem.n,
+               "initial_guess": e["initial_guess"], "history": thin_history(res.history), "data": args.data}
+    for k in ("gamma_stderr", "omega0_stderr", "x0_stderr", "v0_stderr"):
+        if k in e:
+            summary[k] = e[k]
+    if args.true_gamma is not None:
+        summary["gamma_rel_error"] = abs(e["gamma"] - args.true_gamma) / max(abs(args.true_gamma), 1e-300)
+    if args.true_omega0 is not None:
+        summary["omega0_rel_error"] = abs(e["omega0"] - args.true_omega0) / max(abs(args.true_omega0), 1e-300)
+    if args.json:
+        write_json(args.json, summary)
+    if args.plot:
+        from ocdl.forces.plots import plot_oscillator
+        plot_oscillator(args.plot, problem, {args.solver: res})
+    log(f"oscillator: {args.solver} γ = {e['gamma']:.6g}, ω0 = {e['omega0']:.6g} "
+        f"({res.nit} iterations, {res.wall_time_s:.2f}s)", args.quiet)
+    return 0

@@ -1,0 +1,93 @@
+"""High-level entry points: build a problem from data, solve it, and summarise (JSON-ready).
+
+``learn_table(problem, solver, lam, ...)`` serves ``drag`` and ``position``; the oscillator goes
+through :func:`ocdl.forces.oscillator.solve_oscillator`. The summary holds the keys the command
+line writes: ``problem, solver, integrator, final_loss, iterations, wall_time_s, history`` and,
+with a truth expression, ``rel_l2_error`` over the data-covered range.
+"""
+import time
+
+import numpy as np
+
+from ocdl.forces.solvers import choose_lambda, solve
+
+MAX_HISTORY = 400
+
+
+def thin_history(history, keep=MAX_HISTORY):
+    """At most ``keep`` entries, always including the first and the last."""
+    if len(history) <= keep:
+        return list(history)
+    idx = np.unique(np.r_[np.linspace(0, len(history) - 1, keep).astype(int), len(history) - 1])
+    return [history[i] for i in idx]
+
+
+def rel_l2(learned, true):
+    den = np.linalg.norm(true)
+    return float(np.linalg.norm(learned - true) / (den if den > 0 else 1.0))
+
+
+def covered_range(problem, theta):
+    """The range where ``F`` is identifiable: speeds between ``v0`` and ``vT`` (drag, exact: 1-D
+    trajectories are monotone) / positions visited by the positives' fitted trajectories
+    (position), clipped to the table."""
+    if problem.name == "position":
+        lo, hi = problem.visited_range(theta)
+        problem.covered = (max(lo, problem.grid.lo), min(hi, problem.grid.hi))
+    return problem.covered
+
+
+def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, truth=None, quiet=True,
+                continuation=True):
+    """Solve for the force table; ``lam='auto'`` applies the λ rule. ``continuation`` first solves
+    with larger λ (1e-1, 1e-3, 1e-5 down to λ) and warm-starts from each (newton / pmp-lbfgs).
+    Returns ``(result, summary)``; ``iterations`` in the summary counts the whole path."""
+    t0 = time.perf_counter()
+    sweep = None
+    if lam == "auto":
+        lam, sweep = choose_lambda(problem, solver, quiet=quiet, iterations=iterations, lr=lr)
+    theta0, path = None, []
+    if sweep is not None:   # warm start from the best λ's fit on 4/5 of the data
+        theta0 = next(s["table"] for s in sweep if s["lambda"] == lam)
+    elif continuation and solver in ("newton", "pmp-lbfgs"):
+        # globalisation: warm starts down a λ path 1e-1, 1e-3, ... > λ (a stiff table first)
+        for mu in (1e-1, 1e-3, 1e-5):
+            if mu > 10 * lam:
+                r = solve(problem, solver, mu, theta0=theta0, iterations=iterations, quiet=quiet, label=f"λ={mu:.0e}")
+                theta0 = r.x
+                path.append({"lambda": mu, "iterations": r.nit, "final_loss": r.final_loss, "result": r})
+    res = solve(problem, solver, lam, theta0=theta0, iterations=iterations, lr=lr, quiet=quiet)
+    if path:
+        # one history / snapshot list over the whole λ path (iterations and times offset)
+        hist, snaps, it0, tt0 = [], [], 0, 0.0
+        for r in [q.pop("result") for q in path] + [res]:
+            lam_r = next((q["lambda"] for q in path if q["final_loss"] == r.final_loss), lam)
+            hist += [dict(h, iteration=h["iteration"] + it0, time_s=h["time_s"] + tt0, **{"lambda": lam_r})
+                     for h in r.history]
+            snaps += [(it + it0, th) for it, th in r.snapshots]
+            it0, tt0 = it0 + r.nit, tt0 + r.wall_time_s
+        res.history, res.snapshots, res.nit = hist, snaps, it0
+    wall = time.perf_counter() - t0
+    lo, hi = covered_range(problem, res.x)
+    nodes, prof = problem.profile(res.x)
+    summary = {
+        "problem": problem.name, "solver": solver, "integrator": problem.method,
+        "final_loss": res.final_loss, "data_loss": res.data_loss, "iterations": res.nit,
+        "wall_time_s": wall, "solve_time_s": res.wall_time_s, "success": res.success, "message": res.message,
+        "lambda": lam, "steps": problem.steps, "T": problem.T, "grid_step": problem.grid.step,
+        "grid": [problem.grid.lo, problem.grid.hi, problem.grid.size], "n_samples": problem.n,
+        "covered_range": [lo, hi], "profile": {problem.variable: nodes, "F": prof},
+        "history": thin_history(res.history),
+    }
+    summary.update(res.extra)
+    if path:
+        summary["continuation"] = path
+    if sweep is not None:
+        summary["lambda_sweep"] = [{k: v for k, v in s.items() if k != "table"} for s in sweep]
+        summary["lambda_rule"] = "smallest held-out data error (every 5th sample by input held out), refit on all"
+    if truth is not None:
+        true = np.broadcast_to(truth(nodes), nodes.shape).astype(float)
+        summary["rel_l2_error"] = rel_l2(prof, true)
+        summary["snapshot_rel_l2_error"] = [
+            {"iteration": it, "rel_l2_error": rel_l2(problem.profile(th)[1], true)} for it, th in res.snapshots]
+    return res, summary
