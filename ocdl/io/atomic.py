@@ -24,6 +24,9 @@ def atomic_write(path, mode="w", **kwargs):
     if not os.path.isdir(directory):
         raise InputError(f"output directory '{directory}' does not exist; create it first")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
