@@ -15,6 +15,9 @@ import numpy as np
 
 from ocdl.errors import InputError
 
+_UMASK = os.umask(0o022)  # read the process umask once, at import (os.umask can only read by setting)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_write(path, mode="w", **kwargs):
@@ -24,9 +27,7 @@ def atomic_write(path, mode="w", **kwargs):
     if not os.path.isdir(directory):
         raise InputError(f"output directory '{directory}' does not exist; create it first")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
