@@ -119,3 +119,5 @@ def test_bad_input(case, inputs, tmp_path, ocdl_cli):
 def test_unknown_name_suggests_closest(ocdl_cli, tmp_path):
     r = ocdl_cli("train", "--data", "spirals", "--solver", "adma", "--json", tmp_path / "o.json")
     assert r.returncode == 2 and "adam" in r.stderr and "pmp-adam" in r.stderr
+    r = ocdl_cli("forces", "simulate", "drug", "--force", "v", "--out", tmp_path / "f.csv")
+    assert r.returncode == 2 and "did you mean 'drag'" in r.stderr

@@ -7,6 +7,7 @@ unknown names into one-line errors (exit 2) that list the valid names and sugges
 import argparse
 import difflib
 import math
+import re
 import sys
 
 EXAMPLE_PREFIX = "example:\n  "
@@ -16,6 +17,12 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr and exit code 2."""
 
     def error(self, message):
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:  # sub-command names: suggest the closest, like the choice() argument type does
+            valid = re.findall(r"'([^']*)'", m.group(2)) or [v.strip() for v in m.group(2).split(",")]
+            close = difflib.get_close_matches(m.group(1), valid, n=1, cutoff=0.5)
+            if close:
+                message += f"; did you mean '{close[0]}'?"
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         raise SystemExit(2)
 
