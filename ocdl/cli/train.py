@@ -18,7 +18,7 @@ DATASETS = ["spirals", "circles", "moons"]
 
 
 def register(sub):
-    from ocdl.solvers import SOLVERS
+    from ocdl.solvers import CLI_ALPHA, SOLVERS
     p = common.add_command(
         sub, "train", "train a ResNet-ODE classifier (backprop or Pontryagin costate)",
         ["ocdl train --data spirals --solver pmp-adam --plot spirals.png --json out.json --save model.npz",
@@ -43,7 +43,7 @@ def register(sub):
                    help="iterations (default 3000 for adam/pmp-adam/pmp-gd, 1000 for lbfgs/pmp-lbfgs)")
     p.add_argument("--lr", type=common.positive, default=None,
                    help="learning rate for adam/pmp-adam (default 0.05, cosine decay) or pmp-gd's first step")
-    p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (default 1e-3)")
+    p.add_argument("--alpha", type=common.nonnegative, default=CLI_ALPHA, help=f"weight decay α (default {CLI_ALPHA:g})")
     p.add_argument("--beta", type=common.nonnegative, default=0.0, help="smoothness across layers β (default 0)")
     p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
                    help="input map stored in the model: range = shift/scale the training data's bounding box "

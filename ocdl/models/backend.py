@@ -43,3 +43,19 @@ def zeros_like_shape(x, shape):
 def total(x):
     """Sum of all entries as a scalar of the same library."""
     return x.sum()
+
+
+def affine(x, K, b):
+    """``x Kᵀ + b`` (rows of x); one fused op (``torch.addmm``) on 2-D torch tensors."""
+    if is_torch(x) and x.dim() == 2:
+        import torch
+        return torch.addmm(b, x, K.transpose(0, 1))
+    return x @ swap(K) + b
+
+
+def axpy(x, a, y):
+    """``x + a y`` with a Python float ``a``; one op (``torch.add(alpha=a)``) on torch tensors."""
+    if is_torch(x):
+        import torch
+        return torch.add(x, y, alpha=a)
+    return x + a * y

@@ -14,7 +14,7 @@ Each field gives three vectorised pieces (x has shape (n, d), the costate ``p`` 
 """
 import numpy as np
 
-from ocdl.models.backend import concat, swap, tanh
+from ocdl.models.backend import affine, concat, swap, tanh
 
 
 class InnerField:
@@ -22,7 +22,7 @@ class InnerField:
 
     @staticmethod
     def f(x, K, b):
-        return tanh(x @ swap(K) + b)
+        return tanh(affine(x, K, b))
 
     @staticmethod
     def vjp_x(x, K, b, p):
@@ -41,7 +41,7 @@ class OuterField:
 
     @staticmethod
     def f(x, K, b):
-        return tanh(x) @ swap(K) + b
+        return affine(tanh(x), K, b)
 
     @staticmethod
     def vjp_x(x, K, b, p):
@@ -64,11 +64,11 @@ class HamiltonianField:
     # --- the two halves -------------------------------------------------------------------
     @staticmethod
     def fq(pp, K, b):
-        return tanh(pp @ swap(K) + b)
+        return tanh(affine(pp, K, b))
 
     @staticmethod
     def fp(q, K, b):
-        return -tanh(q @ K + b)
+        return -tanh(affine(q, swap(K), b))
 
     @staticmethod
     def fq_vjp(pp, K, b, lam):

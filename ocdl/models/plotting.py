@@ -4,8 +4,9 @@
 
 1. *input space* — decision regions of the trained network over a grid, with the data;
 2. *hidden-state trajectories* — every sample's path ``x_0 → x_N`` through the layers,
-   projected on the two leading principal axes of all hidden states, coloured by class:
-   how the flow pulls the interleaved classes apart;
+   projected on the head direction W (horizontal) and the leading principal axis of the hidden
+   states orthogonal to W (vertical; for more than two classes: the two leading principal
+   axes), coloured by class: how the flow pulls the interleaved classes apart;
 3. *output layer* — the final states in coordinates (logit ``s = W x_N + μ``, leading principal
    axis orthogonal to W): the classes end linearly separable, on either side of ``s = 0``.
 """
@@ -52,7 +53,7 @@ def plot_classifier(model, params, X, y, title=None, max_paths=300, grid=200):
     ax.scatter(X[:, 0], X[:, 1] if X.shape[1] > 1 else np.zeros(len(X)), c=COLORS[y % len(COLORS)],
                s=10, edgecolors="white", linewidths=0.3)
     acc = model.accuracy(params, X, y)
-    ax.set_title(f"input space: decision regions (accuracy {100 * acc:.1f} %)")
+    ax.set_title(f"decision regions (accuracy {100 * acc:.1f} %)")
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     ax.set_aspect("equal", adjustable="box")
@@ -60,7 +61,12 @@ def plot_classifier(model, params, X, y, title=None, max_paths=300, grid=200):
     states = model.forward(params, X)                  # (N+1, n, d)
     N1, n, d = states.shape
     flat = states.reshape(-1, d)
-    V = _proj(flat)
+    if params["W"].shape[0] == 1:                      # axes: head direction W, then the leading
+        w = params["W"][0] / (np.linalg.norm(params["W"][0]) + 1e-300)   # principal axis orthogonal to W
+        R = flat - np.outer(flat @ w, w)
+        V = np.stack([w, _proj(R, 1)[:, 0]], axis=1)
+    else:
+        V = _proj(flat)
     mean = flat.mean(axis=0)
     Q = (states - mean) @ V                            # (N+1, n, 2)
     ax = axes[1]
@@ -72,9 +78,9 @@ def plot_classifier(model, params, X, y, title=None, max_paths=300, grid=200):
             ax.plot(path[:, 0], path[:, 1], color=COLORS[c % len(COLORS)], lw=0.4, alpha=0.35)
         ax.scatter(Q[0, sel, 0], Q[0, sel, 1], s=5, color=COLORS[c % len(COLORS)], alpha=0.6, marker="o")
         ax.scatter(Q[-1, sel, 0], Q[-1, sel, 1], s=14, color=COLORS[c % len(COLORS)], marker="x")
-    ax.set_title(f"hidden-state trajectories through {model.layers} layers\n(o start, x end; PCA of states, d = {d})")
-    ax.set_xlabel("principal axis 1")
-    ax.set_ylabel("principal axis 2")
+    ax.set_title(f"hidden states through {model.layers} layers (d = {d})\no start, x end")
+    ax.set_xlabel("head direction W" if params["W"].shape[0] == 1 else "principal axis 1")
+    ax.set_ylabel("principal axis orthogonal to W" if params["W"].shape[0] == 1 else "principal axis 2")
     # 3. output layer
     ax = axes[2]
     xN = states[-1]
@@ -93,7 +99,7 @@ def plot_classifier(model, params, X, y, title=None, max_paths=300, grid=200):
         ax.scatter(S2[:, 0], S2[:, 1], c=COLORS[y % len(COLORS)], s=10)
         ax.set_xlabel("logits: principal axis 1")
         ax.set_ylabel("logits: principal axis 2")
-    ax.set_title("output layer: the flow made the classes linearly separable")
+    ax.set_title("output layer: linearly separable")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

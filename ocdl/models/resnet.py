@@ -20,7 +20,7 @@ import numpy as np
 
 from integrators.tableaux import EXPLICIT, tableau
 from ocdl.errors import InputError, check_choice
-from ocdl.models.backend import concat, is_torch, stack, zeros_like_shape
+from ocdl.models.backend import axpy, concat, is_torch, stack, zeros_like_shape
 from ocdl.models.fields import FIELDS
 from ocdl.models.losses import mean_loss
 from ocdl.models.regularisers import regulariser
@@ -190,13 +190,13 @@ class ResNetODE:
                 Y = x
                 for j in range(i):
                     if A[i, j] != 0.0:
-                        Y = Y + (h * A[i, j]) * Fs[j]
+                        Y = axpy(Y, float(h * A[i, j]), Fs[j])
                 if keep is not None:
                     keep.append(Y)
                 Fs.append(self.F.f(Y, K, b))
             out = x
             for i in range(s):
-                out = out + (h * bw[i]) * Fs[i]
+                out = axpy(out, float(h * bw[i]), Fs[i])
             return out
         if self.integrator not in SPLITTINGS:       # general method through integrators.solve
             import integrators
@@ -212,9 +212,9 @@ class ResNetODE:
             if keep is not None:
                 keep.append((q, p))
             if kind == "drift":
-                q = q + (c * h) * self.F.fq(p, K, b)
+                q = axpy(q, float(c * h), self.F.fq(p, K, b))
             else:
-                p = p + (c * h) * self.F.fp(q, K, b)
+                p = axpy(p, float(c * h), self.F.fp(q, K, b))
         return concat([q, p], axis=1)
 
     def forward(self, params, X, keep=None):

@@ -27,6 +27,11 @@ from ocdl.solvers.msa import msa as _msa  # noqa: E402
 from ocdl.solvers.shooting import shooting as _shooting  # noqa: E402
 SOLVERS.update({"newton": _newton, "ipopt": _ipopt, "msa": _msa, "shooting": _shooting})
 
+#: weight decay α of the ``ocdl train`` command (the library default stays 1e-3): on two spirals
+#: (1.5 turns, noise 0.03, 150 points per class, range normalisation, 12 seeds, pmp-adam) the
+#: worst held-out accuracy was 96.0 % with α = 1e-3, 98.5 % with 3e-3 and 98.75 % with 1e-2.
+CLI_ALPHA = 3e-3
+
 #: iterations used when ``iterations=None``
 DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000}
 

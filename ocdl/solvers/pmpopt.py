@@ -1,7 +1,9 @@
 """Solvers driven by the costate gradient (``ocdl.pmp.value_and_grad``; no autograd tape).
 
-* ``pmp-adam``  — Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) on the exact discrete gradient, cosine
-  learning-rate decay by default; its moments are part of the checkpoint state, so a resumed
+* ``pmp-adam``  — Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8, AMSGrad by default: the second-moment
+  estimate never decreases, which prevents the catastrophic late loss spikes plain Adam showed
+  on the spirals) on the exact discrete gradient, cosine learning-rate decay by default —
+  the same update as ``torch.optim.Adam(amsgrad=True)``; its moments are part of the checkpoint state, so a resumed
   run reproduces an uninterrupted one exactly.
 * ``pmp-gd``    — gradient descent with Armijo backtracking (step halves until
   ``J(θ − s g) ≤ J(θ) − 1e-4 s |g|²``, then grows ×1.5 for the next iteration).
@@ -23,7 +25,7 @@ def _evaluate(model, params, X, y, loop, it):
 
 
 def pmp_adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr=0.05,
-             schedule="cosine", betas=(0.9, 0.999), eps=1e-8, state0=None, checkpoint=None,
+             schedule="cosine", betas=(0.9, 0.999), eps=1e-8, amsgrad=True, state0=None, checkpoint=None,
              checkpoint_every=None, should_stop=None, **_):
     loop = Loop("pmp-adam", model, iterations, quiet, callback, state0, checkpoint, checkpoint_every, should_stop)
     b1, b2 = betas
@@ -31,10 +33,12 @@ def pmp_adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True
         params = {k: np.array(v, dtype=float) for k, v in state0["params"].items()}
         m = {k: np.array(state0["opt"]["m_" + k], dtype=float) for k in KEYS}
         v = {k: np.array(state0["opt"]["v_" + k], dtype=float) for k in KEYS}
+        vmax = {k: np.array(state0["opt"].get("vmax_" + k, v[k]), dtype=float) for k in KEYS}
     else:
         params = {k: np.array(p, dtype=float) for k, p in params0.items()}
         m = {k: np.zeros_like(params[k]) for k in KEYS}
         v = {k: np.zeros_like(params[k]) for k in KEYS}
+        vmax = {k: np.zeros_like(params[k]) for k in KEYS}
     for it in range(loop.start_iteration + 1, iterations + 1):
         J, g = _evaluate(model, params, X, y, loop, it)
         loop.record(it, J, params, kkt=pmp.kkt_residual(model, params, X, y, grads=g))
@@ -44,8 +48,12 @@ def pmp_adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True
         for k in KEYS:
             m[k] = b1 * m[k] + (1 - b1) * g[k]
             v[k] = b2 * v[k] + (1 - b2) * g[k] * g[k]
-            params[k] = params[k] - a * (m[k] / (1 - b1 ** it)) / (np.sqrt(v[k] / (1 - b2 ** it)) + eps)
-        loop.after_step(it, params, lambda: {**{"m_" + k: m[k] for k in KEYS}, **{"v_" + k: v[k] for k in KEYS}})
+            if amsgrad:
+                vmax[k] = np.maximum(vmax[k], v[k])
+            vv = vmax[k] if amsgrad else v[k]
+            params[k] = params[k] - (a / (1 - b1 ** it)) * m[k] / (np.sqrt(vv) / np.sqrt(1 - b2 ** it) + eps)
+        loop.after_step(it, params, lambda: {**{"m_" + k: m[k] for k in KEYS}, **{"v_" + k: v[k] for k in KEYS},
+                                             **{"vmax_" + k: vmax[k] for k in KEYS}})
     return _finish(loop, model, params, X, y)
 
 

@@ -1,7 +1,8 @@
 """Baseline solvers: torch reverse-mode autograd through the discrete network (float64).
 
-* ``adam``  — ``torch.optim.Adam`` (β = (0.9, 0.999), ε = 1e-8), cosine learning-rate decay by
-  default; its moment estimates and step count are part of the checkpoint state, so a resumed
+* ``adam``  — ``torch.optim.Adam`` (β = (0.9, 0.999), ε = 1e-8, ``amsgrad=True`` by default — it
+  prevents the catastrophic late loss spikes plain Adam showed on the spirals), cosine
+  learning-rate decay by default; its moment estimates and step count are part of the checkpoint state, so a resumed
   run reproduces an uninterrupted one exactly.
 * ``lbfgs`` — ``torch.optim.LBFGS`` with a strong-Wolfe line search, one L-BFGS iteration per
   recorded iteration (checkpoints hold parameters only; a resumed run restarts the memory).
@@ -30,17 +31,19 @@ def _setup(params, X, device):
 
 
 def adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr=0.05, schedule="cosine",
-         betas=(0.9, 0.999), eps=1e-8, device="cpu", state0=None, checkpoint=None, checkpoint_every=None,
+         betas=(0.9, 0.999), eps=1e-8, amsgrad=True, device="cpu", state0=None, checkpoint=None, checkpoint_every=None,
          should_stop=None, **_):
     torch, tp, Xt = _setup(state0["params"] if state0 else params0, X, device)
     loop = Loop("adam", model, iterations, quiet, callback, state0, checkpoint, checkpoint_every, should_stop)
     order = [tp[k] for k in KEYS]
-    opt = torch.optim.Adam(order, lr=lr, betas=tuple(betas), eps=eps, foreach=False)
+    opt = torch.optim.Adam(order, lr=lr, betas=tuple(betas), eps=eps, amsgrad=amsgrad, foreach=False)
     if state0:
         sd = opt.state_dict()
         sd["state"] = {i: {"step": torch.tensor(float(state0["opt"]["step_" + k])),
                            "exp_avg": torch.tensor(state0["opt"]["m_" + k], dtype=torch.float64, device=device),
-                           "exp_avg_sq": torch.tensor(state0["opt"]["v_" + k], dtype=torch.float64, device=device)}
+                           "exp_avg_sq": torch.tensor(state0["opt"]["v_" + k], dtype=torch.float64, device=device),
+                           **({"max_exp_avg_sq": torch.tensor(state0["opt"]["vmax_" + k], dtype=torch.float64,
+                                                              device=device)} if amsgrad else {})}
                        for i, k in enumerate(KEYS)}
         opt.load_state_dict(sd)
 
@@ -51,6 +54,8 @@ def adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr
             out["step_" + k] = np.array(float(st["step"]))
             out["m_" + k] = st["exp_avg"].detach().cpu().numpy()
             out["v_" + k] = st["exp_avg_sq"].detach().cpu().numpy()
+            if amsgrad:
+                out["vmax_" + k] = st["max_exp_avg_sq"].detach().cpu().numpy()
         return out
 
     for it in range(loop.start_iteration + 1, iterations + 1):
