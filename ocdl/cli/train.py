@@ -43,6 +43,8 @@ def register(sub):
                    help="iterations (default 3000 for adam/pmp-adam/pmp-gd, 1000 for lbfgs/pmp-lbfgs)")
     p.add_argument("--lr", type=common.positive, default=None,
                    help="learning rate for adam/pmp-adam (default 0.05, cosine decay) or pmp-gd's first step")
+    p.add_argument("--segments", type=common.positive_int, default=None,
+                   help="shooting: number of multiple-shooting segments (default 1)")
     p.add_argument("--alpha", type=common.nonnegative, default=CLI_ALPHA, help=f"weight decay α (default {CLI_ALPHA:g})")
     p.add_argument("--beta", type=common.nonnegative, default=0.0, help="smoothness across layers β (default 0)")
     p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
@@ -132,6 +134,10 @@ def run(args):
     options = {}
     if args.lr is not None:
         options["lr"] = args.lr
+    if args.segments is not None:
+        if args.solver != "shooting":
+            raise InputError("--segments applies to --solver shooting only")
+        options["segments"] = args.segments
     settings = {"solver": args.solver, "model": model.config(), "iterations": args.iterations, "seed": args.seed,
                 "lr": args.lr, "data": hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()[:16]}
     state0 = None
