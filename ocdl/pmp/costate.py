@@ -35,6 +35,7 @@ import numpy as np
 
 from integrators.tableaux import EXPLICIT, adjoint_partner, tableau
 from ocdl.errors import InputError
+from ocdl.pmp import fused
 from ocdl.models.losses import mean_loss, mean_loss_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
 from ocdl.models.resnet import SPLITTINGS
@@ -101,6 +102,8 @@ def _sweep(model, params, X, y):
         raise InputError(f"no exact costate sweep for integrator '{model.integrator}' (it has one for "
                          f"euler, heun, rk4 and, on the hamiltonian field, {', '.join(SPLITTINGS)}); "
                          f"use the autograd solvers adam/lbfgs for it")
+    if model.integrator in EXPLICIT:
+        return _sweep_fused(model, params, X, y)
     keep = []
     states = model.forward(params, X, keep=keep)
     s = model.head(params, states[-1])
@@ -124,6 +127,23 @@ def _sweep(model, params, X, y):
     grads = {"K": gK + rg["K"], "b": gb + rg["b"],
              "W": g.T @ states[-1] + rg["W"], "mu": g.sum(axis=0) + rg["mu"]}
     return float(data + reg), grads, states, np.stack(costates)
+
+
+def _sweep_fused(model, params, X, y):
+    """Explicit Runge–Kutta layers: the fused sweep of :mod:`ocdl.pmp.fused` (same equations)."""
+    fw = fused.forward(model, params, X, store=True)
+    states = fw["Xa"][:, :model.d, :].transpose(0, 2, 1)       # (N+1, n, d) view
+    xN = states[-1]
+    s = model.head(params, xN)
+    data = mean_loss(s, y)
+    g = mean_loss_grad(s, y)
+    lamN = g @ params["W"]                      # p_N = (1/n) ∇_x Φ
+    P, gK, gb = fused.costate_sweep(model, params, fw, lamN)
+    reg = regulariser(params, model.h, model.alpha, model.beta, model.alpha_head)
+    rg = regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head)
+    grads = {"K": gK + rg["K"], "b": gb + rg["b"],
+             "W": g.T @ xN + rg["W"], "mu": g.sum(axis=0) + rg["mu"]}
+    return float(data + reg), grads, states, P.transpose(0, 2, 1)
 
 
 def sweep(model, params, X, y):
