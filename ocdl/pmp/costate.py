@@ -96,14 +96,14 @@ def _layer_adjoint_split(model, subs, K, b, lam):
     return np.concatenate([lq, lp], axis=1), gK, gb
 
 
-def _sweep(model, params, X, y):
+def _sweep(model, params, X, y, trajectories=True):
     params, X, y = _as_numpy(model, params, X, y)
     if model.integrator not in EXPLICIT and model.integrator not in SPLITTINGS:
         raise InputError(f"no exact costate sweep for integrator '{model.integrator}' (it has one for "
                          f"euler, heun, rk4 and, on the hamiltonian field, {', '.join(SPLITTINGS)}); "
                          f"use the autograd solvers adam/lbfgs for it")
     if model.integrator in EXPLICIT:
-        return _sweep_fused(model, params, X, y)
+        return _sweep_fused(model, params, X, y, trajectories)
     keep = []
     states = model.forward(params, X, keep=keep)
     s = model.head(params, states[-1])
@@ -129,21 +129,31 @@ def _sweep(model, params, X, y):
     return float(data + reg), grads, states, np.stack(costates)
 
 
-def _sweep_fused(model, params, X, y):
-    """Explicit Runge–Kutta layers: the fused sweep of :mod:`ocdl.pmp.fused` (same equations)."""
-    fw = fused.forward(model, params, X, store=True)
-    states = fw["Xa"][:, :model.d, :].transpose(0, 2, 1)       # (N+1, n, d) view
-    xN = states[-1]
-    s = model.head(params, xN)
-    data = mean_loss(s, y)
-    g = mean_loss_grad(s, y)
-    lamN = g @ params["W"]                      # p_N = (1/n) ∇_x Φ
-    P, gK, gb = fused.costate_sweep(model, params, fw, lamN)
+def _sweep_fused(model, params, X, y, trajectories=True):
+    """Explicit Runge–Kutta layers: the fused sweep of :mod:`ocdl.pmp.fused` (same equations).
+    ``trajectories=False`` skips assembling the (N+1, n, d) state and costate arrays."""
+    W = params["W"]
+
+    def terminal(xN):
+        s = model.head(params, xN)
+        g = mean_loss_grad(s, y)
+        return mean_loss(s, y), g @ W, g        # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s
+
+    if model.integrator == "euler":
+        data, gK, gb, xN, g, states, costates = fused.euler_value_and_grad(
+            model, params, X, terminal, trajectories=trajectories)
+    else:
+        fw = fused.forward(model, params, X, store=True, states=trajectories)
+        xN = np.array(fw["xN"].T)
+        data, lamN, g = terminal(xN)
+        P, gK, gb = fused.costate_sweep(model, params, fw, lamN, costates=trajectories)
+        states = fw["X"][:, :model.d, :].transpose(0, 2, 1) if trajectories else None
+        costates = P.transpose(0, 2, 1) if trajectories else None
     reg = regulariser(params, model.h, model.alpha, model.beta, model.alpha_head)
     rg = regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head)
     grads = {"K": gK + rg["K"], "b": gb + rg["b"],
              "W": g.T @ xN + rg["W"], "mu": g.sum(axis=0) + rg["mu"]}
-    return float(data + reg), grads, states, P.transpose(0, 2, 1)
+    return float(data + reg), grads, states, costates
 
 
 def sweep(model, params, X, y):
@@ -154,6 +164,10 @@ def sweep(model, params, X, y):
 def cost(model, params, X, y):
     """The discrete cost J (float)."""
     params, X, y = _as_numpy(model, params, X, y)
+    if model.integrator in EXPLICIT:            # fused forward, only x_N kept
+        xN = fused.forward(model, params, X, store=False)["xN"].T
+        return float(mean_loss(model.head(params, xN), y)
+                     + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
     return float(model.cost(params, X, y))
 
 
@@ -165,7 +179,7 @@ def costate(model, params, X, y):
 
 def value_and_grad(model, params, X, y):
     """``(J, grads)`` with grads a dict of the same keys/shapes as params, from the costate sweep."""
-    J, grads, _, _ = _sweep(model, params, X, y)
+    J, grads, _, _ = _sweep(model, params, X, y, trajectories=False)
     return J, grads
 
 

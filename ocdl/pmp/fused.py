@@ -16,12 +16,19 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
 
   so ``q̇ = σ(K p + b)``, ``ṗ = −σ(Kᵀ q + b)`` exactly; its gradient is read off the full one:
   ``∂J/∂K = G̃[:m, m:] − G̃[m:, :m]ᵀ``, ``∂J/∂b = g̃[:m] − g̃[m:]``.
+* **Memory.** Fresh memory costs page faults (on this machine a fresh ``(N, d+1, n)`` array
+  costs more to touch than the tanh written into it, and glibc returns freed heap to the OS
+  between calls). The Euler gradient (:func:`euler_value_and_grad`, behind
+  ``pmp.value_and_grad``) therefore keeps its caches in a per-model *workspace* reused from
+  call to call (``O(N d n)`` floats, freed with the model or by :func:`release`); states and
+  costates handed back by ``sweep`` / ``costate`` are always fresh arrays. The other explicit
+  methods keep per-layer blocks.
 * **What the forward sweep computes is kept and reused.** Per layer and stage the forward
   stores ``σ(Y_i)`` (outer) or ``σ(M [Y_i; 1])`` (inner); the backward sweep forms
   ``σ' = 1 − σ²`` from it — no ``tanh`` is evaluated in the backward sweep. Per stage one
   shared intermediate ``U_i`` (outer: ``U_i = P_i``; inner: ``U_i = σ'_i ⊙ P_i``) gives both the
   x-contraction ``(∂f/∂x)ᵀ P_i`` (outer ``σ'_i ⊙ (Kᵀ P_i)``, inner ``K̃ᵀ U_i``) and, after the
-  loop, the θ-contraction of *all* layers at once (one batched matmul per stage):
+  loop, the θ-contraction (one small matmul per stage, against the stored ``[a; 1]``):
 
       ∂J/∂[K_k | b_k] = h Σ_i b_i U_{k,i} [a_{k,i}; 1]ᵀ  (+ regulariser),
 
@@ -34,6 +41,9 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   ``h`` is folded into the matrices used there; preallocated arrays and ``out=`` everywhere;
   no Python loop over samples.
 """
+import threading
+import weakref
+
 import numpy as np
 
 from integrators.tableaux import adjoint_partner, tableau
@@ -69,9 +79,15 @@ def _theta_grads(model, gM):
     return np.ascontiguousarray(gM[:, :, :d]), np.ascontiguousarray(gM[:, :, d])
 
 
-def forward(model, params, X, store=True):
-    """Fused forward sweep. ``store=False``: only ``x_N`` (two rotating buffers, for the cost).
-    ``store=True``: returns a dict of everything the costate sweep reuses."""
+def forward(model, params, X, store=True, states=False):
+    """Fused forward sweep, feature-major. Returns a dict with ``xN`` (d, n), ``M``, and
+
+    * ``cache`` (``store=True``): per layer, per stage ``(a_aug, sig)`` — outer: ``a_aug = [σ(Y_i); 1]``,
+      ``sig = σ(Y_i)``; inner: ``a_aug = [Y_i; 1]``, ``sig = σ(M [Y_i; 1])``;
+    * ``X`` (``states=True``): the states ``(N+1, d+1, n)`` (last row ones).
+
+    ``store=False, states=False`` keeps nothing but rotating buffers (the cost-only forward).
+    """
     A, bw, _ = tableau(model.integrator)
     s = len(bw)
     h = model.h
@@ -81,125 +97,144 @@ def forward(model, params, X, store=True):
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
     hM = h * M if kind == "outer" else None
-    if store:
-        # states augmented by a row of ones: [x_k; 1] is stage 0's input (inner) for free
-        Xa = np.empty((N + 1, d + 1, n))
-        Xa[:, d, :] = 1.0
-        X_ = Xa[:, :d, :]
-        # per layer/stage: a_aug = [σ(Y); 1] (outer) or σ(M [Y; 1]) (inner)
-        if kind == "outer":
-            Sa = np.empty((N, s, d + 1, n))
-            Sa[:, :, d, :] = 1.0
-        else:
-            Sa = np.empty((N, s, d, n))
-        Ya = None
-        if kind == "inner" and s > 1:          # stage inputs beyond stage 0 (= x_k)
-            Ya = np.empty((N, s - 1, d + 1, n))
-            Ya[:, :, d, :] = 1.0
+
+    def aug():
+        a = np.empty((d + 1, n))
+        a[d] = 1.0
+        return a
+
+    keep_state = store and kind == "inner"      # inner: [x_k; 1] is stage 0's cached input
+    Xs = None
+    if states:
+        Xs = np.empty((N + 1, d + 1, n))
+        Xs[:, d, :] = 1.0
+        xa = Xs[0]
+    elif keep_state:
+        xa = aug()
     else:
-        X_ = np.empty((2, d, n))
-        Sa = np.empty((1, s, d + 1, n)) if kind == "outer" else np.empty((1, s, d, n))
-        if kind == "outer":
-            Sa[:, :, d, :] = 1.0
-        Ya = np.empty((1, max(s - 1, 1), d + 1, n))
-        Ya[:, :, d, :] = 1.0
-        xa0 = np.empty((d + 1, n))
-        xa0[d, :] = 1.0
-    X_[0] = x0.T
+        rot = (aug(), aug())
+        xa = rot[0]
+    xa[:d] = x0.T
+    cache = [] if store else None
+    scratch = None if store else [(aug(), np.empty((d, n))) for _ in range(s)]
     hF = np.empty((s, d, n))            # h f(Y_i) of the current layer
     Y = np.empty((d, n))
     tmp = np.empty((d, n))
     for k in range(N):
-        kk = k if store else 0
-        x = X_[k] if store else X_[k % 2]
-        nxt = X_[k + 1] if store else X_[(k + 1) % 2]
-        for i in range(s):
-            if i == 0:
-                Yi = x
-            else:
-                Yi = Ya[kk, i - 1, :d] if (kind == "inner") else Y
-                np.copyto(Yi, x)
-                for j in range(i):
-                    if A[i, j] != 0.0:
-                        np.multiply(hF[j], A[i, j], out=tmp)
-                        np.add(Yi, tmp, out=Yi)
-            if kind == "outer":
-                np.tanh(Yi, out=Sa[kk, i, :d])
-                np.matmul(hM[k], Sa[kk, i], out=hF[i])
-            else:
-                if i == 0:
-                    if store:
-                        ya = Xa[k]
-                    else:
-                        np.copyto(xa0[:d], x)
-                        ya = xa0
-                else:
-                    ya = Ya[kk, i - 1]
-                sig = Sa[kk, i]
-                np.matmul(M[k], ya, out=sig)
-                np.tanh(sig, out=sig)
-                np.multiply(sig, h, out=hF[i])
-        if s == 1:
-            np.add(x, hF[0], out=nxt)
+        if Xs is not None:
+            nxt = Xs[k + 1]
+        elif keep_state:
+            nxt = aug()
         else:
-            np.copyto(nxt, x)
+            nxt = rot[(k + 1) % 2]
+        x = xa[:d]
+        layer = []
+        for i in range(s):
+            if kind == "outer":
+                if i == 0:
+                    Yi = x
+                else:
+                    Yi = Y
+                    np.copyto(Yi, x)
+                a = aug() if store else scratch[i][0]
+            else:
+                a = xa if i == 0 else (aug() if store else scratch[i][0])
+                Yi = a[:d]
+                if i > 0:
+                    np.copyto(Yi, x)
+            for j in range(i):
+                if A[i, j] != 0.0:
+                    np.multiply(hF[j], A[i, j], out=tmp)
+                    np.add(Yi, tmp, out=Yi)
+            if kind == "outer":
+                sig = a[:d]
+                np.tanh(Yi, out=sig)
+                np.matmul(hM[k], a, out=hF[i])          # h (K σ(Y) + b)
+            else:
+                sig = np.empty((d, n)) if store else scratch[i][1]
+                np.matmul(M[k], a, out=sig)
+                np.tanh(sig, out=sig)                   # σ(K Y + b)
+                np.multiply(sig, h, out=hF[i])
+            layer.append((a, sig))
+        xn = nxt[:d]
+        if s == 1:
+            np.add(x, hF[0], out=xn)
+        else:
+            np.copyto(xn, x)
             for i in range(s):
                 np.multiply(hF[i], bw[i], out=tmp)
-                np.add(nxt, tmp, out=nxt)
-    if not store:
-        return X_[N % 2].T
-    return {"M": M, "Xa": Xa, "S": Sa, "Ya": Ya, "kind": kind, "s": s}
+                np.add(xn, tmp, out=xn)
+        if store:
+            cache.append(layer)
+        xa = nxt
+    return {"xN": xa[:d], "M": M, "cache": cache, "X": Xs, "n": n}
 
 
-def costate_sweep(model, params, fw, lamN):
-    """Backward sweep from ``p_N = lamN`` ((n, d)); returns ``(costates (N+1, d, n), gK, gb)``
-    (gK, gb without the regulariser)."""
+def costate_sweep(model, params, fw, lamN, costates=False):
+    """Backward sweep from ``p_N = lamN`` ((n, d)) over the cached forward ``fw``; returns
+    ``(P, gK, gb)``: ``P`` the costates ``(N+1, d, n)`` if ``costates`` else ``None``; ``gK, gb``
+    without the regulariser."""
     A, bw, _ = tableau(model.integrator)
     A_hat, b_hat = adjoint_partner(A, bw)
     C = A_hat - b_hat[None, :]
     s = len(bw)
     h = model.h
     N, d = model.layers, model.d
-    kind = fw["kind"]
-    M, Xa, Sa, Ya = fw["M"], fw["Xa"], fw["S"], fw["Ya"]
-    n = Xa.shape[2]
+    kind = _kind(model.field)
+    M, cache, n = fw["M"], fw["cache"], fw["n"]
     hKT = h * np.ascontiguousarray(np.swapaxes(M[:, :, :d], 1, 2))   # h (∂(affine)/∂a)ᵀ, (N, d, d)
-    P = np.empty((N + 1, d, n))
-    P[N] = lamN.T
-    # the shared intermediate U_{k,i} (outer Euler: U = p_{k+1} itself, nothing to store)
-    U = None if (kind == "outer" and s == 1) else np.empty((N, s, d, n))
+    if costates:
+        P = np.empty((N + 1, d, n))
+        lam = P[N]
+    else:
+        P = None
+        rot = (np.empty((d, n)), np.empty((d, n)))
+        lam = rot[N % 2]
+    lam[...] = lamN.T
+    gM = np.empty((N, d, d + 1))
     hG = np.empty((s, d, n))            # h (∂f/∂x(Y_i))ᵀ P_i of the current layer
-    Pi_buf = np.empty((s, d, n))
+    Pbuf = np.empty((s, d, n))
+    U = np.empty((s, d, n))
     sq = np.empty((d, n))
     tmp = np.empty((d, n))
+    contr = np.empty((d, d + 1))
     for k in range(N - 1, -1, -1):
-        lam = P[k + 1]
+        out = P[k] if P is not None else rot[k % 2]
+        layer = cache[k]
         for i in range(s - 1, -1, -1):
             if i == s - 1:
                 Pi = lam
             else:
-                Pi = Pi_buf[i]
+                Pi = Pbuf[i]
                 np.copyto(Pi, lam)
                 for j in range(i + 1, s):
                     if C[i, j] != 0.0:
                         np.multiply(hG[j], -C[i, j], out=tmp)
                         np.add(Pi, tmp, out=Pi)
-            sig = Sa[k, i, :d]
+            a, sig = layer[i]
             np.multiply(sig, sig, out=sq)                # σ² → σ' = 1 − σ²
             if kind == "outer":
-                # h σ'(Y) ⊙ (Kᵀ P) = T − σ² ⊙ T with T = h Kᵀ P
+                # h σ'(Y) ⊙ (Kᵀ P) = T − σ² ⊙ T with T = h Kᵀ P;  U = P
                 g = hG[i]
                 np.matmul(hKT[k], Pi, out=g)
                 np.multiply(sq, g, out=sq)
                 np.subtract(g, sq, out=g)
-                if U is not None:
-                    np.copyto(U[k, i], Pi)
+                Ui = Pi
             else:
-                u = U[k, i]
+                Ui = U[i]
                 np.multiply(sq, Pi, out=sq)
-                np.subtract(Pi, sq, out=u)               # U = σ' ⊙ P
-                np.matmul(hKT[k], u, out=hG[i])          # h K̃ᵀ U
-        out = P[k]
+                np.subtract(Pi, sq, out=Ui)              # U = σ' ⊙ P
+                np.matmul(hKT[k], Ui, out=hG[i])         # h K̃ᵀ U
+            # θ-contraction of this stage, Σ_samples U [a; 1]ᵀ (times h b_i below)
+            if s == 1:
+                np.matmul(Ui, a.T, out=gM[k])
+            else:
+                np.matmul(Ui, a.T, out=contr)
+                if i == s - 1:
+                    np.multiply(contr, bw[i], out=gM[k])
+                else:
+                    contr *= bw[i]
+                    gM[k] += contr
         if s == 1:
             np.add(lam, hG[0], out=out)
         else:
@@ -207,14 +242,161 @@ def costate_sweep(model, params, fw, lamN):
             for i in range(s):
                 np.multiply(hG[i], bw[i], out=tmp)
                 np.add(out, tmp, out=out)
-    # θ-contraction of all layers at once: gM_k = h Σ_i b_i U_{k,i} [a_{k,i}; 1]ᵀ
-    gM = np.zeros((N, d, d + 1))
-    for i in range(s):
-        Ui = P[1:] if U is None else U[:, i]
-        if kind == "outer":
-            Ai = Sa[:, i]
-        else:
-            Ai = Xa[:N] if i == 0 else Ya[:, i - 1]
-        gM += (h * bw[i]) * np.matmul(Ui, np.swapaxes(Ai, 1, 2))
+        lam = out
+    gM *= h
     gK, gb = _theta_grads(model, gM)
     return P, gK, gb
+
+
+# ------------------------------------------------------------------------------------------
+# Euler, the common case: tight loops over a reusable workspace
+
+_WORKSPACES = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+class _Workspace:
+    def __init__(self):
+        self.arrays = {}
+
+    def get(self, name, shape, ones_row=False):
+        """An array of ``shape`` (contents undefined; ``ones_row``: last row of axis −2 is 1)."""
+        a = self.arrays.get(name)
+        if a is None or a.shape != shape:
+            a = np.empty(shape)
+            if ones_row:
+                a[..., -1, :] = 1.0
+            self.arrays[name] = a
+        return a
+
+
+def release(model):
+    """Free the workspace the fused Euler sweep keeps for ``model`` (it is also freed with it)."""
+    with _LOCK:
+        _WORKSPACES.pop(model, None)
+
+
+class _borrow:
+    """The model's workspace, or a throw-away one if another thread is using it."""
+
+    def __init__(self, model):
+        self.model = model
+        self.locked = False
+
+    def __enter__(self):
+        with _LOCK:
+            ws = _WORKSPACES.get(self.model)
+            if ws is None:
+                ws = _WORKSPACES[self.model] = _Workspace()
+                ws.busy = False
+            if ws.busy:
+                return _Workspace()
+            ws.busy = self.locked = True
+            self.ws = ws
+            return ws
+
+    def __exit__(self, *exc):
+        if self.locked:
+            with _LOCK:
+                self.ws.busy = False
+        return False
+
+
+def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
+    """Euler layers: forward keeping σ, costate sweep reusing it, batched θ-contraction.
+
+    ``lam_of_xN(xN) -> (J_data, lamN, extra)`` gives the terminal costate from ``x_N`` ((n, d)).
+    Returns ``(J_data, gK, gb, xN, extra, states, costates)``; ``states``/``costates`` are fresh
+    ``(N+1, n, d)`` arrays (transposed views of feature-major arrays) if ``trajectories`` else None.
+
+        forward   outer: S_k = σ(x_k),  x_{k+1} = x_k + h (K_k S_k + b_k)
+                  inner: Σ_k = σ(M_k [x_k; 1]),  x_{k+1} = x_k + h Σ_k
+        backward  outer: p_k = p_{k+1} + h (1 − S_k²) ⊙ K_kᵀ p_{k+1}
+                  inner: U_k = (1 − Σ_k²) ⊙ p_{k+1},  p_k = p_{k+1} + h M̃_kᵀ U_k
+        gradient  ∂J/∂M_k = h U_k [a_k; 1]ᵀ  (outer U = p_{k+1}, a = S;  inner a = x)
+    """
+    h = model.h
+    N, d = model.layers, model.d
+    kind = _kind(model.field)
+    M = _affine(model, params)
+    x0 = np.asarray(model.lift(X), dtype=float)
+    n = x0.shape[0]
+    matmul, tanh, add, multiply, subtract = np.matmul, np.tanh, np.add, np.multiply, np.subtract
+    with _borrow(model) as ws:
+        if kind == "outer":
+            S = ws.get("S", (N, d + 1, n), ones_row=True)         # [σ(x_k); 1]
+            if trajectories:
+                Xs = np.empty((N + 1, d, n))
+            else:
+                Xs = ws.get("rot", (2, d, n))
+            hM = h * M
+            x = Xs[0]
+            x[...] = x0.T
+            for k in range(N):
+                a = S[k]
+                tanh(x, out=a[:d])
+                nxt = Xs[k + 1] if trajectories else Xs[(k + 1) % 2]
+                matmul(hM[k], a, out=nxt)                      # h (K σ + b)
+                add(nxt, x, out=nxt)
+                x = nxt
+            states = Xs if trajectories else None
+        else:
+            if trajectories:
+                Xa = np.empty((N + 1, d + 1, n))
+                Xa[:, d, :] = 1.0
+            else:
+                Xa = ws.get("Xa", (N + 1, d + 1, n), ones_row=True)   # [x_k; 1]
+            Sg = ws.get("Sg", (N, d, n))                               # σ(M [x_k; 1])
+            Xa[0, :d] = x0.T
+            for k in range(N):
+                sig = Sg[k]
+                matmul(M[k], Xa[k], out=sig)
+                tanh(sig, out=sig)
+                x = Xa[k + 1, :d]
+                multiply(sig, h, out=x)
+                add(x, Xa[k, :d], out=x)
+            x = Xa[N, :d]
+            states = Xa[:, :d] if trajectories else None
+        xN = x.T
+        Jd, lamN, extra = lam_of_xN(xN)
+        hKT = h * np.ascontiguousarray(np.swapaxes(M[:, :, :d], 1, 2))
+        if trajectories:
+            P = np.empty((N + 1, d, n))
+        else:
+            P = ws.get("P", (N + 1, d, n)) if kind == "outer" else ws.get("rotP", (2, d, n))
+        top = N if (trajectories or kind == "outer") else N % 2
+        lam = P[top]
+        lam[...] = lamN.T
+        sq = ws.get("sq", (d, n))
+        g = ws.get("g", (d, n))
+        if kind == "outer":
+            for k in range(N - 1, -1, -1):
+                sig = S[k, :d]
+                multiply(sig, sig, out=sq)
+                matmul(hKT[k], lam, out=g)                     # h Kᵀ p
+                multiply(sq, g, out=sq)
+                subtract(g, sq, out=g)                         # h σ'(x) ⊙ Kᵀ p
+                out = P[k]
+                add(lam, g, out=out)
+                lam = out
+            # all layers at once: ∂J/∂M_k = h p_{k+1} [σ(x_k); 1]ᵀ
+            gM = matmul(P[1:], np.swapaxes(S, 1, 2))
+        else:
+            U = ws.get("U", (N, d, n))
+            for k in range(N - 1, -1, -1):
+                sig = Sg[k]
+                u = U[k]
+                multiply(sig, sig, out=sq)
+                multiply(sq, lam, out=sq)
+                subtract(lam, sq, out=u)                       # U = σ' ⊙ p
+                matmul(hKT[k], u, out=g)                       # h M̃ᵀ U
+                out = P[k] if trajectories else P[k % 2]
+                add(lam, g, out=out)
+                lam = out
+            gM = matmul(U, np.swapaxes(Xa[:N], 1, 2))
+        gM *= h
+        gK, gb = _theta_grads(model, gM)
+        gK, gb = np.array(gK), np.array(gb)
+        if trajectories:
+            return Jd, gK, gb, np.array(xN), extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
+        return Jd, gK, gb, np.array(xN), extra, None, None
