@@ -30,10 +30,13 @@ For Verlet this is again a (kick, drift, kick) Verlet step of the adjoint system
 its own adjoint partner (symplectic, so ``λᵀ δx`` is conserved exactly).
 
 No autograd tape is involved anywhere: everything is numpy, vectorised over samples.
+Explicit Runge–Kutta layers run the fused sweep of :mod:`ocdl.pmp.fused` (the same equations,
+with σ kept from the forward pass, a feature-major layout and batched θ-contractions);
+``cost`` runs its forward without storing states.
 """
 import numpy as np
 
-from integrators.tableaux import EXPLICIT, adjoint_partner, tableau
+from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
 from ocdl.pmp import fused
 from ocdl.models.losses import mean_loss, mean_loss_grad
@@ -46,37 +49,6 @@ def _as_numpy(model, params, X, y):
     model.check_params(params)
     X = np.asarray(X, dtype=float)
     return params, X, np.asarray(y)
-
-
-def _partner(method):
-    A, b, _ = tableau(method)
-    A_hat, b_hat = adjoint_partner(A, b)
-    return A, b_hat, A_hat - b_hat[None, :]     # last: â_ij − b_j (strictly upper for explicit A)
-
-
-def _layer_adjoint_rk(model, stages, K, b, lam, coef):
-    """Costate back through one RK layer: returns (p_k, gK, gb) given p_{k+1} = lam."""
-    F, h = model.F, model.h
-    _, bw, C = coef
-    s = len(bw)
-    P = [None] * s
-    G = [None] * s          # (∂f/∂x(Y_i))ᵀ P_i  (= −G_i in the docstring's notation)
-    gK = np.zeros_like(K)
-    gb = np.zeros_like(b)
-    for i in reversed(range(s)):
-        Pi = lam
-        for j in range(i + 1, s):
-            if C[i, j] != 0.0:
-                Pi = Pi - (h * C[i, j]) * G[j]
-        P[i] = Pi
-        G[i] = F.vjp_x(stages[i], K, b, Pi)
-        tK, tb = F.vjp_theta(stages[i], K, b, Pi)
-        gK += (h * bw[i]) * tK
-        gb += (h * bw[i]) * tb
-    out = lam
-    for i in range(s):
-        out = out + (h * bw[i]) * G[i]
-    return out, gK, gb
 
 
 def _layer_adjoint_split(model, subs, K, b, lam):
@@ -104,7 +76,7 @@ def _sweep(model, params, X, y, trajectories=True):
                          f"use the autograd solvers adam/lbfgs for it")
     if model.integrator in EXPLICIT:
         return _sweep_fused(model, params, X, y, trajectories)
-    keep = []
+    keep = []                                   # splittings on the hamiltonian field
     states = model.forward(params, X, keep=keep)
     s = model.head(params, states[-1])
     data = mean_loss(s, y)
@@ -114,13 +86,8 @@ def _sweep(model, params, X, y, trajectories=True):
     costates[-1] = lam
     gK = np.zeros_like(params["K"])
     gb = np.zeros_like(params["b"])
-    coef = _partner(model.integrator) if model.integrator in EXPLICIT else None
     for k in reversed(range(model.layers)):
-        K, b = params["K"][k], params["b"][k]
-        if coef is not None:
-            lam, gK[k], gb[k] = _layer_adjoint_rk(model, keep[k], K, b, lam, coef)
-        else:
-            lam, gK[k], gb[k] = _layer_adjoint_split(model, keep[k], K, b, lam)
+        lam, gK[k], gb[k] = _layer_adjoint_split(model, keep[k], params["K"][k], params["b"][k], lam)
         costates[k] = lam
     reg = regulariser(params, model.h, model.alpha, model.beta, model.alpha_head)
     rg = regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head)
