@@ -19,7 +19,8 @@ from ocdl.models.losses import mean_loss
 from ocdl.models.resnet import to_torch
 
 CASES = [("outer", "euler"), ("inner", "euler"), ("hamiltonian", "euler"),
-         ("outer", "rk4"), ("inner", "heun"), ("hamiltonian", "heun")]
+         ("outer", "rk4"), ("inner", "heun"), ("hamiltonian", "heun"), ("hamiltonian", "verlet"),
+         ("hamiltonian", "yoshida4"), ("hamiltonian", "symplectic_euler")]
 
 
 def _data(n, C=2, seed=0):
@@ -68,12 +69,13 @@ def test_every_costate_is_the_autograd_state_derivative(field, method):
                 <= 1e-10 * np.linalg.norm(ref_costates[k]))
 
 
-@pytest.mark.parametrize("field", ["outer", "inner", "hamiltonian"])
-def test_reused_workspace_never_leaks(field):
+@pytest.mark.parametrize("field,method", [("outer", "euler"), ("inner", "euler"), ("hamiltonian", "euler"),
+                                          ("hamiltonian", "verlet")])
+def test_reused_workspace_never_leaks(field, method):
     # Same model, calls with other parameters and other sample counts in between: results of
     # a repeated call are bit-identical, earlier returned arrays are untouched, and a call
     # with a new sample count still equals autograd (1e-10 relative, as in test_pmp.py).
-    model = _model(field, "euler")
+    model = _model(field, method)
     p1, p2 = model.init(seed=1), model.init(seed=2)
     X1, y1 = _data(40)
     X2, y2 = _data(17, seed=5)

@@ -30,9 +30,10 @@ For Verlet this is again a (kick, drift, kick) Verlet step of the adjoint system
 its own adjoint partner (symplectic, so ``λᵀ δx`` is conserved exactly).
 
 No autograd tape is involved anywhere: everything is numpy, vectorised over samples.
-Explicit Runge–Kutta layers run the fused sweep of :mod:`ocdl.pmp.fused` (the same equations,
-with σ kept from the forward pass, a feature-major layout and batched θ-contractions);
-``cost`` runs its forward without storing states.
+Both families run the fused sweeps of :mod:`ocdl.pmp.fused` (the same equations, with σ kept
+from the forward pass, a feature-major layout and batched θ-contractions); ``cost`` runs the
+fused forward without storing anything. ``_sweep_split_reference`` keeps the plain per-sub-step
+splitting sweep through the fields' vjp functions.
 """
 import numpy as np
 
@@ -74,8 +75,13 @@ def _sweep(model, params, X, y, trajectories=True):
         raise InputError(f"no exact costate sweep for integrator '{model.integrator}' (it has one for "
                          f"euler, heun, rk4 and, on the hamiltonian field, {', '.join(SPLITTINGS)}); "
                          f"use the autograd solvers adam/lbfgs for it")
-    if model.integrator in EXPLICIT:
-        return _sweep_fused(model, params, X, y, trajectories)
+    return _sweep_fused(model, params, X, y, trajectories)
+
+
+def _sweep_split_reference(model, params, X, y):
+    """The per-sub-step splitting sweep through the field's vjp functions (kept as a reference
+    for the fused one in the tests)."""
+    params, X, y = _as_numpy(model, params, X, y)
     keep = []                                   # splittings on the hamiltonian field
     states = model.forward(params, X, keep=keep)
     s = model.head(params, states[-1])
@@ -109,6 +115,9 @@ def _sweep_fused(model, params, X, y, trajectories=True):
     if model.integrator == "euler":
         data, gK, gb, xN, g, states, costates = fused.euler_value_and_grad(
             model, params, X, terminal, trajectories=trajectories)
+    elif model.integrator in SPLITTINGS:
+        data, gK, gb, xN, g, states, costates = fused.split_value_and_grad(
+            model, params, X, terminal, SPLITTINGS[model.integrator], trajectories=trajectories)
     else:
         fw = fused.forward(model, params, X, store=True, states=trajectories)
         xN = np.array(fw["xN"].T)
@@ -133,6 +142,10 @@ def cost(model, params, X, y):
     params, X, y = _as_numpy(model, params, X, y)
     if model.integrator in EXPLICIT:            # fused forward, only x_N kept
         xN = fused.forward(model, params, X, store=False)["xN"].T
+        return float(mean_loss(model.head(params, xN), y)
+                     + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
+    if model.integrator in SPLITTINGS:
+        xN = fused.split_forward(model, params, X, SPLITTINGS[model.integrator])
         return float(mean_loss(model.head(params, xN), y)
                      + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
     return float(model.cost(params, X, y))

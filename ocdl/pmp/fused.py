@@ -400,3 +400,140 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
         if trajectories:
             return Jd, gK, gb, np.array(xN), extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
         return Jd, gK, gb, np.array(xN), extra, None, None
+
+
+# ------------------------------------------------------------------------------------------
+# splittings on the hamiltonian field (symplectic_euler[_b], verlet, yoshida4)
+
+def split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=False):
+    """Drift/kick splittings, feature-major, σ kept from the forward pass.
+
+    State ``[q; p; 1]`` (rows). With full-width matrices ``D = [0, K, b]`` and
+    ``Q = [−Kᵀ, 0, −b]`` (σ odd: ``σ(Q [q; p; 1]) = −σ(Kᵀq + b) = F_p(q)``):
+
+        drift (c):  q ← q + c h σ(D [q; p; 1]),   kick (c):  p ← p + c h σ(Q [q; p; 1]).
+
+    Backwards, per sub-step in reverse order, ``U = (1 − σ²) ⊙ λ_q`` (drift) or ``⊙ λ_p`` (kick):
+
+        drift:  λ_p ← λ_p + c h Kᵀ U,     kick:  λ_q ← λ_q − c h K U,
+
+    and ``∂J/∂[D or Q]_k = c h U [q; p; 1]ᵀ`` (batched over layers per sub-step), from which
+    ``∂J/∂K = G_D[:, m:2m] − G_Qᵀ[:m]``-style reads give the gradient of K and b.
+    ``subs`` is the list of ``(kind, c)``. Returns like :func:`euler_value_and_grad`; the
+    costates of the returned trajectory are those at the layer boundaries.
+    """
+    h = model.h
+    N, d, m = model.layers, model.d, model.m
+    K, b = params["K"], params["b"]
+    L = len(subs)
+    A = np.zeros((N, L, m, d + 1))              # the full-width matrix of each sub-step
+    for j, (kind, c) in enumerate(subs):
+        if kind == "drift":
+            A[:, j, :, m:d] = K
+            A[:, j, :, d] = b
+        else:
+            A[:, j, :, :m] = -np.swapaxes(K, 1, 2)
+            A[:, j, :, d] = -b
+    ch = np.array([c * h for _, c in subs])
+    x0 = np.asarray(model.lift(X), dtype=float)
+    n = x0.shape[0]
+    matmul, tanh, add, multiply, subtract = np.matmul, np.tanh, np.add, np.multiply, np.subtract
+    with _borrow(model) as ws:
+        Z = ws.get("Zs", (N, L, d + 1, n), ones_row=True)      # [q; p; 1] entering sub-step j
+        Sg = ws.get("Ss", (N, L, m, n))                         # σ(A [q; p; 1])
+        if trajectories:
+            Xs = np.empty((N + 1, d, n))
+        cur = ws.get("cur", (d + 1, n), ones_row=True)
+        t = ws.get("t", (m, n))
+        cur[:d] = x0.T
+        if trajectories:
+            Xs[0] = x0.T
+        for k in range(N):
+            for j in range(L):
+                z = Z[k, j]
+                z[:d] = cur[:d]
+                sig = Sg[k, j]
+                matmul(A[k, j], z, out=sig)
+                tanh(sig, out=sig)
+                part = cur[:m] if subs[j][0] == "drift" else cur[m:d]
+                multiply(sig, ch[j], out=t)
+                add(part, t, out=part)
+            if trajectories:
+                Xs[k + 1] = cur[:d]
+        xN = np.array(cur[:d].T)
+        Jd, lamN, extra = lam_of_xN(xN)
+        U = ws.get("Us", (N, L, m, n))
+        lam = ws.get("lam", (d, n))
+        lam[...] = lamN.T
+        if trajectories:
+            P = np.empty((N + 1, d, n))
+            P[N] = lam
+        chK = ch[None, :, None, None] * K[:, None]              # c h K  (N, L, m, m)
+        chKT = np.ascontiguousarray(np.swapaxes(chK, 2, 3))
+        sq = ws.get("sqs", (m, n))
+        for k in range(N - 1, -1, -1):
+            for j in range(L - 1, -1, -1):
+                sig = Sg[k, j]
+                u = U[k, j]
+                multiply(sig, sig, out=sq)
+                if subs[j][0] == "drift":
+                    lq = lam[:m]
+                    multiply(sq, lq, out=sq)
+                    subtract(lq, sq, out=u)                     # U = σ' ⊙ λ_q
+                    matmul(chKT[k, j], u, out=t)                # c h Kᵀ U
+                    add(lam[m:], t, out=lam[m:])
+                else:
+                    lp = lam[m:]
+                    multiply(sq, lp, out=sq)
+                    subtract(lp, sq, out=u)                     # U = σ' ⊙ λ_p
+                    matmul(chK[k, j], u, out=t)                 # c h K U
+                    subtract(lam[:m], t, out=lam[:m])
+            if trajectories:
+                P[k] = lam
+        G = matmul(U, np.swapaxes(Z, 2, 3))                     # (N, L, m, d+1)
+        G *= ch[None, :, None, None]
+        gK = np.zeros_like(K)
+        gb = np.zeros_like(b)
+        for j, (kind, _) in enumerate(subs):
+            if kind == "drift":
+                gK += G[:, j, :, m:d]
+                gb += G[:, j, :, d]
+            else:
+                gK -= np.swapaxes(G[:, j, :, :m], 1, 2)
+                gb -= G[:, j, :, d]
+        if trajectories:
+            return Jd, gK, gb, xN, extra, Xs.transpose(0, 2, 1), P.transpose(0, 2, 1)
+        return Jd, gK, gb, xN, extra, None, None
+
+
+def split_forward(model, params, X, subs):
+    """``x_N`` ((n, d)) of a splitting network by the sub-steps of :func:`split_value_and_grad`,
+    nothing stored (the cost-only forward)."""
+    h = model.h
+    N, d, m = model.layers, model.d, model.m
+    K, b = params["K"], params["b"]
+    KT = np.swapaxes(K, 1, 2)
+    x0 = np.asarray(model.lift(X), dtype=float)
+    n = x0.shape[0]
+    cur = np.empty((d + 1, n))
+    cur[d] = 1.0
+    cur[:d] = x0.T
+    Dm = np.concatenate([K, b[:, :, None]], axis=2)              # [K | b] on [p; 1]
+    Qm = -np.concatenate([KT, b[:, :, None]], axis=2)            # [−Kᵀ | −b] on [q; 1]
+    qa = np.empty((m + 1, n))
+    qa[m] = 1.0
+    sig = np.empty((m, n))
+    for k in range(N):
+        for kind, c in subs:
+            if kind == "drift":
+                np.matmul(Dm[k], cur[m:], out=sig)
+                np.tanh(sig, out=sig)
+                sig *= c * h
+                np.add(cur[:m], sig, out=cur[:m])
+            else:
+                qa[:m] = cur[:m]
+                np.matmul(Qm[k], qa, out=sig)
+                np.tanh(sig, out=sig)
+                sig *= c * h
+                np.add(cur[m:d], sig, out=cur[m:d])
+    return np.array(cur[:d].T)
