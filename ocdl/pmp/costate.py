@@ -32,8 +32,7 @@ its own adjoint partner (symplectic, so ``λᵀ δx`` is conserved exactly).
 No autograd tape is involved anywhere: everything is numpy, vectorised over samples.
 Both families run the fused sweeps of :mod:`ocdl.pmp.fused` (the same equations, with σ kept
 from the forward pass, a feature-major layout and batched θ-contractions); ``cost`` runs the
-fused forward without storing anything. ``_sweep_split_reference`` keeps the plain per-sub-step
-splitting sweep through the fields' vjp functions.
+fused forward without storing anything.
 """
 import numpy as np
 
@@ -52,23 +51,6 @@ def _as_numpy(model, params, X, y):
     return params, X, np.asarray(y)
 
 
-def _layer_adjoint_split(model, subs, K, b, lam):
-    F, h, m = model.F, model.h, model.m
-    lq, lp = lam[:, :m], lam[:, m:]
-    gK = np.zeros_like(K)
-    gb = np.zeros_like(b)
-    for (kind, c), (q, p) in zip(reversed(SPLITTINGS[model.integrator]), reversed(subs)):
-        if kind == "drift":
-            vx, (tK, tb) = F.fq_vjp(p, K, b, lq)
-            lp = lp + (c * h) * vx
-        else:
-            vx, (tK, tb) = F.fp_vjp(q, K, b, lp)
-            lq = lq + (c * h) * vx
-        gK += (c * h) * tK
-        gb += (c * h) * tb
-    return np.concatenate([lq, lp], axis=1), gK, gb
-
-
 def _sweep(model, params, X, y, trajectories=True):
     params, X, y = _as_numpy(model, params, X, y)
     if model.integrator not in EXPLICIT and model.integrator not in SPLITTINGS:
@@ -78,32 +60,8 @@ def _sweep(model, params, X, y, trajectories=True):
     return _sweep_fused(model, params, X, y, trajectories)
 
 
-def _sweep_split_reference(model, params, X, y):
-    """The per-sub-step splitting sweep through the field's vjp functions (kept as a reference
-    for the fused one in the tests)."""
-    params, X, y = _as_numpy(model, params, X, y)
-    keep = []                                   # splittings on the hamiltonian field
-    states = model.forward(params, X, keep=keep)
-    s = model.head(params, states[-1])
-    data = mean_loss(s, y)
-    g = mean_loss_grad(s, y)
-    lam = g @ params["W"]                       # p_N = (1/n) ∇_x Φ
-    costates = [None] * (model.layers + 1)
-    costates[-1] = lam
-    gK = np.zeros_like(params["K"])
-    gb = np.zeros_like(params["b"])
-    for k in reversed(range(model.layers)):
-        lam, gK[k], gb[k] = _layer_adjoint_split(model, keep[k], params["K"][k], params["b"][k], lam)
-        costates[k] = lam
-    reg = regulariser(params, model.h, model.alpha, model.beta, model.alpha_head)
-    rg = regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head)
-    grads = {"K": gK + rg["K"], "b": gb + rg["b"],
-             "W": g.T @ states[-1] + rg["W"], "mu": g.sum(axis=0) + rg["mu"]}
-    return float(data + reg), grads, states, np.stack(costates)
-
-
 def _sweep_fused(model, params, X, y, trajectories=True):
-    """Explicit Runge–Kutta layers: the fused sweep of :mod:`ocdl.pmp.fused` (same equations).
+    """The fused sweeps of :mod:`ocdl.pmp.fused` (Euler, other explicit RK, splittings).
     ``trajectories=False`` skips assembling the (N+1, n, d) state and costate arrays."""
     W = params["W"]
 
