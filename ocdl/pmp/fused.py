@@ -383,12 +383,11 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
             gM = matmul(P[1:], np.swapaxes(S, 1, 2))
         else:
             U = ws.get("U", (N, d, n))
+            multiply(Sg, Sg, out=Sg)                           # σ' = 1 − σ², all layers at once
+            subtract(1.0, Sg, out=Sg)
             for k in range(N - 1, -1, -1):
-                sig = Sg[k]
                 u = U[k]
-                multiply(sig, sig, out=sq)
-                multiply(sq, lam, out=sq)
-                subtract(lam, sq, out=u)                       # U = σ' ⊙ p
+                multiply(Sg[k], lam, out=u)                    # U = σ' ⊙ p
                 matmul(hKT[k], u, out=g)                       # h M̃ᵀ U
                 out = P[k] if trajectories else P[k % 2]
                 add(lam, g, out=out)
