@@ -45,6 +45,47 @@ from ocdl.progress import Progress
 from ocdl.solvers._result import pop_loop_options, History, lifted, make_result
 
 
+FORMULATIONS = ("reduced", "full")
+
+
+def lbfgs_phase(vg, z, hist, it, maxiter, tol, stationarity_residual):
+    """L-BFGS (scipy) on J with the exact costate gradient ``vg`` until the KKT residual ≤ ``tol``.
+
+    Returns ``(z, J, g, res, it)``; every iteration is a history row (phase "lbfgs").
+    """
+    from scipy.optimize import minimize
+
+    class _Done(Exception):
+        pass
+
+    box = {"z": z, "it": it}
+
+    def fun(zz):
+        Jz, gz = vg(zz)
+        box["last"] = (zz.copy(), Jz, gz)
+        return Jz, gz
+
+    def cb(zz):
+        box["it"] += 1
+        zl, Jz, gz = box["last"]
+        if not np.array_equal(zl, zz):
+            Jz, gz = vg(zz)
+        rz = stationarity_residual(gz)
+        box["z"] = zz.copy()
+        hist.add(box["it"], Jz, rz, phase="lbfgs")
+        if rz <= tol:
+            raise _Done
+
+    try:
+        minimize(fun, z, jac=True, method="L-BFGS-B", callback=cb,
+                 options={"maxiter": maxiter, "maxcor": 20, "gtol": 0.0, "ftol": 0.0})
+    except _Done:
+        pass
+    z = box["z"]
+    J, g = vg(z)
+    return z, J, g, stationarity_residual(g), box["it"]
+
+
 def steihaug_cg(g, hvp, Delta, rtol, maxiter):
     """Truncated CG (Steihaug–Toint) for ``min_s gᵀs + ½ sᵀHs, ‖s‖ ≤ Δ`` using ``hvp(v) = Hv``.
 
@@ -83,8 +124,8 @@ def steihaug_cg(g, hvp, Delta, rtol, maxiter):
 
 
 def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
-           warm_start="adam", warm_iterations=1000, warm_tol=1e-4, lr=0.02, delta0=1.0, cg_maxiter=500,
-           exact_below=1e-5,
+           warm_start=None, warm_iterations=1000, warm_tol=1e-4, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
+           exact_below=1e-5, formulation="reduced", linear_solver="superlu",
            threads=1, **unused):
     """Reduced-space trust-region Newton on the discrete PMP system (see module docstring).
 
@@ -95,8 +136,10 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     should_stop = pop_loop_options("newton", unused)
     if unused:
         raise SolverError(f"newton: unknown option(s) {', '.join(sorted(unused))}")
+    if formulation not in FORMULATIONS:
+        raise SolverError(f"newton: unknown formulation '{formulation}' (valid: {', '.join(FORMULATIONS)})")
     from ocdl.solvers.casadi_kkt import GradientOnly, spec_from_model
-    iterations = 300 if iterations is None else int(iterations)
+    iterations = (300 if formulation == "reduced" else 50) if iterations is None else int(iterations)
     spec = spec_from_model(model)
     X0 = lifted(model, X)
     progress = Progress(warm_iterations + iterations, "newton", quiet)
@@ -120,41 +163,12 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     it = 0
     stopped = False
     # ---------------- warm start: Adam or L-BFGS with the exact costate gradient
+    if warm_start is None:
+        warm_start = "adam" if formulation == "reduced" else "lbfgs"
     if warm_start not in ("adam", "lbfgs", "none"):
         raise SolverError(f"newton: unknown warm_start '{warm_start}' (valid: adam, lbfgs, none)")
     if warm_start == "lbfgs":
-        from scipy.optimize import minimize
-
-        class _Done(Exception):
-            pass
-
-        box = {"z": z, "it": 0}
-
-        def fun(zz):
-            Jz, gz = vg(zz)
-            box["last"] = (zz.copy(), Jz, gz)
-            return Jz, gz
-
-        def cb(zz):
-            box["it"] += 1
-            zl, Jz, gz = box["last"]
-            if not np.array_equal(zl, zz):
-                Jz, gz = vg(zz)
-            rz = G.stationarity_residual(gz)
-            box["z"] = zz.copy()
-            hist.add(box["it"], Jz, rz, phase="lbfgs")
-            if rz <= warm_tol:
-                raise _Done
-
-        try:
-            minimize(fun, z, jac=True, method="L-BFGS-B", callback=cb,
-                     options={"maxiter": warm_iterations, "maxcor": 20, "gtol": 0.0, "ftol": 0.0})
-        except _Done:
-            pass
-        z = box["z"]
-        it = box["it"]
-        J, g = vg(z)
-        res = G.stationarity_residual(g)
+        z, J, g, res, it = lbfgs_phase(vg, z, hist, it, warm_iterations, warm_tol, G.stationarity_residual)
     for t in range(1, (warm_iterations if warm_start == "adam" else 0) + 1):
         m1 = 0.9 * m1 + 0.1 * g
         m2 = 0.999 * m2 + 0.001 * g * g
@@ -170,6 +184,41 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
             break
         if res <= tol:
             break
+    if formulation == "full" and not stopped and res > tol:
+        from ocdl.solvers.newton_full import newton_full
+        restarts = 0
+        tot = {"newton_steps": 0, "build_time_s": 0.0, "jacobian_time_s": 0.0, "lu_time_s": 0.0}
+        while True:
+            out = newton_full(model, z, X, y, hist, it, tol=tol, iterations=iterations - tot["newton_steps"],
+                              threads=threads, callback=callback, should_stop=should_stop,
+                              linear_solver=linear_solver)
+            it = out["it"]
+            for key in tot:
+                tot[key] += out[key]
+            if not out["stalled"] or restarts >= max_restarts or tot["newton_steps"] >= iterations:
+                break
+            # the line search on ½‖F‖² stalled (a near-singular KKT matrix: far from a regular
+            # solution). Go back to L-BFGS on J from the last full-space iterate's parameters
+            # until the KKT residual is 100× below the one at which Newton was started.
+            restarts += 1
+            warm_tol = warm_tol / 100
+            z = model.flatten(out["params"])
+            z, J, g, res, it = lbfgs_phase(vg, z, hist, it, warm_iterations, warm_tol, G.stationarity_residual)
+        progress.close()
+        params = out["params"]
+        J = pmp.cost(model, params, Xn, y)
+        ok = out["converged"]
+        msg = (f"converged: full-space ‖F(z)‖∞ {out['kkt']:.2e} <= {tol:g}" if ok
+               else "stopped by callback" if out["stopped"]
+               else f"stopped after {tot['newton_steps']} full-space Newton steps and {restarts} L-BFGS "
+                    f"restarts (‖F(z)‖∞ {out['kkt']:.2e})")
+        return make_result(model, params, J, ok, msg, out["it"], hist.rows, kkt=float(out["kkt"]),
+                           build_time_s=tot["build_time_s"], jacobian_time_s=tot["jacobian_time_s"],
+                           lu_time_s=tot["lu_time_s"], unknowns=out["unknowns"], lu_nnz=out["lu_nnz"],
+                           newton_steps=tot["newton_steps"], restarts=restarts,
+                           formulation=f"full-space Newton on F(z) = 0 (states, costates, θ, head), "
+                                       f"sparse LU ({linear_solver}), Armijo line search on ½‖F‖²",
+                           solver="newton", wall_time_s=hist.elapsed())
     # ---------------- trust-region Newton–CG with exact Hessian-vector products
     Delta = float(delta0)
     n_hvp = 0
