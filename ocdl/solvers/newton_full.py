@@ -238,7 +238,8 @@ def sparse_lu_solve(A, rhs, linear_solver="superlu", permc_spec="MMD_AT_PLUS_A",
     ``superlu``: :func:`scipy.sparse.linalg.splu` (ordering ``permc_spec``; MMD on AᵀA+A suits the
     symmetric KKT pattern: 6× less fill than COLAMD measured at width 4).
     ``mumps``: CasADi's MUMPS interface (multifrontal LU, unsymmetric mode) — 3× faster than
-    SuperLU at width 4. Returns ``(s, nnz of the factors or -1)``.
+    SuperLU at width 4; its solution is checked (residual) and SuperLU is used when it fails.
+    Returns ``(s, nnz of the factors or -1)``.
     """
     if linear_solver == "superlu":
         try:
@@ -253,8 +254,14 @@ def sparse_lu_solve(A, rhs, linear_solver="superlu", permc_spec="MMD_AT_PLUS_A",
         sps = ca.Sparsity(A.shape[0], A.shape[1], A.indptr.tolist(), A.indices.tolist())
         M = ca.DM(sps, A.data)
         L = ca.Linsol("kkt", "mumps", sps, {"symmetric": False})
-        L.sfact(M)
-        return np.asarray(L.solve(M, rhs)).ravel(), -1
+        # Linsol.solve(A, b) analyses and factorises A itself (measured: an explicit sfact
+        # without nfact before it made solve return b unchanged; sfact + nfact factorises twice)
+        x = np.asarray(L.solve(M, rhs)).ravel()
+        # CasADi does not surface MUMPS error codes (measured: on a 1971-unknown KKT matrix it
+        # silently returned b): check the solve and fall back to SuperLU when it is not one
+        if np.all(np.isfinite(x)) and np.abs(A @ x - rhs).max() <= 1e-8 * (1.0 + np.abs(rhs).max()):
+            return x, -1
+        return sparse_lu_solve(A, rhs, "superlu", permc_spec)
     raise SolverError(f"newton: unknown linear_solver '{linear_solver}' (valid: {', '.join(LINEAR_SOLVERS)})")
 
 
