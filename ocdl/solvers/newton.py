@@ -133,7 +133,7 @@ def steihaug_cg(g, hvp, Delta, rtol, maxiter):
 
 
 def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
-           warm_start=None, warm_iterations=1000, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
+           warm_start=None, warm_iterations=None, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
            exact_below=1e-5, formulation="reduced", linear_solver="mumps",
            threads=1, **unused):
     """Newton on the discrete PMP system (see module docstring): ``formulation="reduced"``
@@ -148,6 +148,17 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         raise SolverError(f"newton: unknown option(s) {', '.join(sorted(unused))}")
     if formulation not in FORMULATIONS:
         raise SolverError(f"newton: unknown formulation '{formulation}' (valid: {', '.join(FORMULATIONS)})")
+    if warm_start is None:
+        warm_start = "adam" if formulation == "reduced" else "lbfgs"
+    if warm_iterations is None:
+        # (full space: an L-BFGS warm start that stops at its iteration cap far above warm_tol
+        # wastes a factorisation on a stalled line search; its cap is therefore high)
+        warm_iterations = 1000 if formulation == "reduced" else 5000
+    if warm_tol is None:
+        # full space: every Newton step is a sparse LU of ~10⁵ unknowns (~10 s at width 6, n = 400),
+        # so start it close; measured on two spirals (n = 400, width 6): starts at KKT 1.4e-4 and
+        # 7e-4 stalled the line search, starts at ≤ 1e-6 converged in two steps
+        warm_tol = 1e-4 if formulation == "reduced" else 1e-6
     from ocdl.solvers.casadi_kkt import GradientOnly, spec_from_model
     iterations = (300 if formulation == "reduced" else 50) if iterations is None else int(iterations)
     spec = spec_from_model(model)
@@ -173,13 +184,6 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     it = 0
     stopped = False
     # ---------------- warm start: Adam or L-BFGS with the exact costate gradient
-    if warm_start is None:
-        warm_start = "adam" if formulation == "reduced" else "lbfgs"
-    if warm_tol is None:
-        # full space: every Newton step is a sparse LU of ~10⁵ unknowns (~10 s at width 6, n = 400),
-        # so start it close; measured on two spirals (n = 400, width 6) a start at KKT 1.4e-4
-        # stalled the line search, a start at 1.4e-6 converged in two steps
-        warm_tol = 1e-4 if formulation == "reduced" else 1e-6
     if warm_start not in ("adam", "lbfgs", "none"):
         raise SolverError(f"newton: unknown warm_start '{warm_start}' (valid: adam, lbfgs, none)")
     if warm_start == "lbfgs":

@@ -231,26 +231,6 @@ class FullSpaceKKT:
 LINEAR_SOLVERS = ("mumps", "superlu")
 
 
-class _quiet_stdout:
-    """Send file descriptor 1 to /dev/null inside the block (C libraries writing to stdout)."""
-
-    def __enter__(self):
-        import os
-        import sys
-        sys.stdout.flush()
-        self._saved = os.dup(1)
-        self._null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(self._null, 1)
-        return self
-
-    def __exit__(self, *exc):
-        import os
-        os.dup2(self._saved, 1)
-        os.close(self._saved)
-        os.close(self._null)
-        return False
-
-
 def sparse_lu_solve(A, rhs, linear_solver="superlu", permc_spec="MMD_AT_PLUS_A"):
     """Solve ``A s = rhs`` by a sparse LU factorisation (the KKT matrix is indefinite: no Cholesky).
 
@@ -272,12 +252,11 @@ def sparse_lu_solve(A, rhs, linear_solver="superlu", permc_spec="MMD_AT_PLUS_A")
         A.sort_indices()
         sps = ca.Sparsity(A.shape[0], A.shape[1], A.indptr.tolist(), A.indices.tolist())
         M = ca.DM(sps, A.data)
-        with _quiet_stdout():            # MUMPS prints a banner on stdout when it is released
-            L = ca.Linsol("kkt", "mumps", sps, {"symmetric": False})
-            # Linsol.solve(A, b) analyses and factorises A itself (measured: an explicit sfact
-            # without nfact before it made solve return b unchanged; sfact + nfact factorises twice)
-            x = np.asarray(L.solve(M, rhs)).ravel()
-            del L
+        # (known wart: MUMPS prints a two-line banner on stdout when CasADi releases it at exit)
+        L = ca.Linsol("kkt", "mumps", sps, {"symmetric": False})
+        # Linsol.solve(A, b) analyses and factorises A itself (measured: an explicit sfact
+        # without nfact before it made solve return b unchanged; sfact + nfact factorises twice)
+        x = np.asarray(L.solve(M, rhs)).ravel()
         # CasADi does not surface MUMPS error codes (measured: on a 1971-unknown KKT matrix it
         # silently returned b): check the solve and fall back to SuperLU when it is not one
         if np.all(np.isfinite(x)) and np.abs(A @ x - rhs).max() <= 1e-8 * (1.0 + np.abs(rhs).max()):
