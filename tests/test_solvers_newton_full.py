@@ -114,3 +114,12 @@ def test_bad_options_raise_one_line_errors(spirals_small):
     with pytest.raises(SolverError, match="linear_solver"):
         train(X, y, solver="newton", model=model, formulation="full", linear_solver="cholesky",
               warm_iterations=5)
+
+
+def test_stalled_line_search_falls_back_to_lbfgs_and_still_converges(spirals_small):
+    """From a rough start (KKT ≤ 1e-2) the merit line search stalls (measured: step < 0.1 on the
+    first Newton step); the solver returns to L-BFGS and then converges to the KKT point."""
+    model, X, y = spirals_small
+    res = train(X, y, solver="newton", model=model, seed=0, formulation="full", warm_tol=1e-2)
+    assert res.restarts >= 1
+    assert res.success and pmp.kkt_residual(model, res.x, X, y) <= 1e-8
