@@ -45,6 +45,8 @@ def register(sub):
                    help="learning rate for adam/pmp-adam (default 0.05, cosine decay) or pmp-gd's first step")
     p.add_argument("--segments", type=common.positive_int, default=None,
                    help="shooting: number of multiple-shooting segments (default 1)")
+    p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default=None,
+                   help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
     p.add_argument("--alpha", type=common.nonnegative, default=CLI_ALPHA, help=f"weight decay α (default {CLI_ALPHA:g})")
     p.add_argument("--beta", type=common.nonnegative, default=0.0, help="smoothness across layers β (default 0)")
     p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
@@ -134,6 +136,10 @@ def run(args):
     options = {}
     if args.lr is not None:
         options["lr"] = args.lr
+    if args.newton_formulation is not None:
+        if args.solver != "newton":
+            raise InputError("--newton-formulation applies to --solver newton only")
+        options["formulation"] = args.newton_formulation
     if args.segments is not None:
         if args.solver != "shooting":
             raise InputError("--segments applies to --solver shooting only")

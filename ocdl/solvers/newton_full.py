@@ -27,6 +27,10 @@ the index arrays are built with numpy (no Python loop over samples). The Newton 
 an Armijo backtracking line search on the merit ``½‖F‖²`` (the Newton direction is a descent
 direction of the merit: its directional derivative is ``−‖F‖²``).
 """
+import atexit
+import os
+import sys
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -231,6 +235,24 @@ class FullSpaceKKT:
 LINEAR_SOLVERS = ("mumps", "superlu")
 
 
+_EXIT_HOOK = []
+
+
+def _banner_to_stderr_at_exit():
+    """Once: at interpreter exit, after all Python output, point fd 1 at /dev/null (MUMPS's banner)."""
+    if _EXIT_HOOK:
+        return
+
+    def hook():
+        sys.stdout.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+    atexit.register(hook)
+    _EXIT_HOOK.append(hook)
+
+
 def sparse_lu_solve(A, rhs, linear_solver="superlu", permc_spec="MMD_AT_PLUS_A"):
     """Solve ``A s = rhs`` by a sparse LU factorisation (the KKT matrix is indefinite: no Cholesky).
 
@@ -252,7 +274,10 @@ def sparse_lu_solve(A, rhs, linear_solver="superlu", permc_spec="MMD_AT_PLUS_A")
         A.sort_indices()
         sps = ca.Sparsity(A.shape[0], A.shape[1], A.indptr.tolist(), A.indices.tolist())
         M = ca.DM(sps, A.data)
-        # (known wart: MUMPS prints a two-line banner on stdout when CasADi releases it at exit)
+        # MUMPS prints a banner on stdout when CasADi releases it (at interpreter exit); stdout
+        # is for machine-readable output (and test runners' closing lines), so once all Python
+        # output is done fd 1 is pointed at /dev/null.
+        _banner_to_stderr_at_exit()
         L = ca.Linsol("kkt", "mumps", sps, {"symmetric": False})
         # Linsol.solve(A, b) analyses and factorises A itself (measured: an explicit sfact
         # without nfact before it made solve return b unchanged; sfact + nfact factorises twice)
