@@ -39,6 +39,7 @@ def register(sub):
     p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
                    help="fixed input map into [-1, 1]^d stored in the model: range (default) or none")
     p.add_argument("--segments", type=common.positive_int, default=1, help="shooting segments (default 1)")
+    p.add_argument("--device", default="cpu", help="torch device for adam/lbfgs: cpu (default) or cuda")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default="reduced",
                    help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
     p.add_argument("--points", type=common.positive_int, default=200, help="points per class for built-in sets (default 200)")
@@ -72,7 +73,9 @@ def run(args):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise InputError(f"--{flag}: directory of '{path}' does not exist; create it first")
     X, y, Xt, yt = load(args)
-    options = {"shooting": {"segments": args.segments}, "newton": {"formulation": args.newton_formulation}}
+    device = common.resolve_device(args.device, args.quiet)
+    options = {"shooting": {"segments": args.segments}, "newton": {"formulation": args.newton_formulation},
+               "adam": {"device": device}, "lbfgs": {"device": device}}
     result = compare(X, y, args.solvers, X_test=Xt, y_test=yt, field=args.field, integrator=args.integrator,
                      layers=args.layers, T=args.T, alpha=args.alpha, width=args.width, seed=args.seed,
                      iterations=args.iterations, target=args.target, options=options, quiet=args.quiet,
