@@ -137,13 +137,17 @@ class RunControl:
     ``rc.state0`` is the state to resume (None for a fresh run); :meth:`stage` gives the same for
     one stage of a multi-stage run (its own sub-directory ``DIR/<name>``)."""
 
-    def __init__(self, args, settings):
+    def __init__(self, args, settings, staged=False):
         from ocdl.progress import log
         check_flags(args)
         self.directory, self.every, self.settings = args.checkpoint, args.checkpoint_every, settings
         self.resume, self.quiet, self.stop = bool(args.resume), args.quiet, StopFlag()
-        self.state0 = self.load()
-        if self.resume:
+        self.state0 = None if staged else self.load()
+        if self.resume and staged and not any(
+                os.path.exists(os.path.join(self.directory, n, "checkpoint.npz"))
+                for n in (os.listdir(self.directory) if os.path.isdir(self.directory) else ())):
+            log(f"ocdl: note: no checkpoint in '{self.directory}' yet; starting from the beginning", self.quiet)
+        if self.resume and not staged:
             if self.state0 is None:
                 log(f"ocdl: note: no checkpoint in '{self.directory}' yet; starting from the beginning", self.quiet)
             else:
@@ -169,7 +173,12 @@ class RunControl:
 
     def stage(self, name):
         """Options of the same kind for stage ``name`` of a multi-stage run."""
-        return {"state0": self.load(name),
+        from ocdl.progress import log
+        state0 = self.load(name)
+        if state0 is not None:
+            log(f"ocdl: stage {name}: " + ("finished; restored" if state0.get("meta", {}).get("finished") else
+                                           f"resuming from iteration {state0['iteration']}"), self.quiet)
+        return {"state0": state0,
                 "checkpoint": (lambda st: self.save(st, name)) if self.directory else None,
                 "checkpoint_every": self.every if self.directory else None, "should_stop": self.stop}
 

@@ -251,7 +251,7 @@ def _learn_table(args):
     from ocdl.errors import SolverError
     arrays = [d[k] for k in sorted(d)]
     try:
-        with runctl.RunControl(args, _settings(args, *arrays)) as rc:
+        with runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
             res, summary = learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth, args.quiet,
                                        continuation=True, stages=rc.stage if args.checkpoint else None)
     except SolverError as exc:
