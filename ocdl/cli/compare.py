@@ -51,17 +51,12 @@ def register(sub):
 
 def load(args):
     """Training data and test data (a second draw for built-in data sets without --test)."""
-    from ocdl.cli.train import load_data
+    from ocdl.cli.train import builtin_options, load_data
     from ocdl.data import make_dataset
     from ocdl.data.datasets import DATASETS
     X, y, Xt, yt = load_data(args)
     if Xt is None and args.data in DATASETS:
-        kw = {"points_per_class": args.points}
-        if args.noise is not None:
-            kw["noise"] = args.noise
-        if args.data == "spirals":
-            kw["turns"] = args.turns
-        Xt, yt = make_dataset(args.data, seed=args.seed + 1000, **kw)
+        Xt, yt = make_dataset(args.data, seed=args.seed + 1000, **builtin_options(args))
     return X, y, Xt, yt
 
 

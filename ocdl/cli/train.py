@@ -62,17 +62,22 @@ def register(sub):
     return p
 
 
+def builtin_options(args):
+    """Generator options of a built-in data set from --points, --noise, --turns."""
+    kw = {"points_per_class": args.points}
+    if args.noise is not None:
+        kw["noise"] = args.noise
+    if args.data == "spirals":
+        kw["turns"] = args.turns
+    return kw
+
+
 def load_data(args):
     """(X, y, X_test, y_test, description) from --data / --test."""
     from ocdl.data import make_dataset
     from ocdl.io import read_labelled
     if args.data in DATASETS:
-        kw = {"points_per_class": args.points}
-        if args.noise is not None:
-            kw["noise"] = args.noise
-        if args.data == "spirals":
-            kw["turns"] = args.turns
-        X, y = make_dataset(args.data, seed=args.seed, **kw)
+        X, y = make_dataset(args.data, seed=args.seed, **builtin_options(args))
     elif os.path.splitext(args.data)[1].lower() == ".csv" or os.path.exists(args.data):
         X, y = read_labelled(args.data)
     else:
