@@ -4,9 +4,12 @@ Implicit stage equations ``Z = G(Z)`` (e.g. ``Z_i = h Σ_j a_ij F(t + c_j h, y +
 solved by fixed-point iteration ``Z ← G(Z)``, vectorised over the whole batch. The iteration
 meets its tolerance when, for every state component ``k``,
 
-    max |Z_k^{new} − Z_k| ≤ rtol · max(|y_k|, |Z_k^{(0)}|) + atol   (max over batch and stages)
+    max |Z_k^{new} − Z_k| ≤ rtol · max(|y_k|, |Z_k^{(0)}|, |Z_k^{(1)} − Z_k^{(0)}|) + atol
+                                                                (max over batch and stages)
 
-where ``Z^{(0)}`` is the first guess (the first stage values for the splitting methods), with
+where ``Z^{(0)}`` is the first guess (the first stage values for the splitting methods) and the
+first increment ``Z^{(1)} − Z^{(0)}`` measures the stages' own size (so a state near zero with
+stages of size ``h F`` does not demand an unattainable absolute accuracy), with
 ``rtol = 1e-14`` by default (raised to ``8 ε`` for dtypes coarser than float64).
 
 With ``polish`` (default) the iteration then continues while the increment still halves, at
@@ -99,6 +102,8 @@ class FixedPoint:
         """``increments[k]``: the change of component ``k`` in this iteration (an array or a list
         of arrays). Returns True when the iteration should stop."""
         self.it += 1
+        if self.it == 1:  # the first increment is the scale of the stages themselves
+            self.tol = [max(tol, self.rtol * _max_abs(d)) for d, tol in zip(increments, self.tol)]
         err = 0.0
         for d, tol in zip(increments, self.tol):
             dk = _max_abs(d)

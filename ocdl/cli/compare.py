@@ -39,6 +39,9 @@ def register(sub):
     p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
                    help="fixed input map into [-1, 1]^d stored in the model: range (default) or none")
     p.add_argument("--segments", type=common.positive_int, default=1, help="shooting segments (default 1)")
+    p.add_argument("--device", default="cpu", help="torch device for adam/lbfgs: cpu (default) or cuda")
+    p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default="reduced",
+                   help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
     p.add_argument("--points", type=common.positive_int, default=200, help="points per class for built-in sets (default 200)")
     p.add_argument("--noise", type=common.nonnegative, default=None, help="noise of built-in data sets")
     p.add_argument("--turns", type=common.positive, default=1.5, help="spiral turns (default 1.5)")
@@ -48,17 +51,12 @@ def register(sub):
 
 def load(args):
     """Training data and test data (a second draw for built-in data sets without --test)."""
-    from ocdl.cli.train import load_data
+    from ocdl.cli.train import builtin_options, load_data
     from ocdl.data import make_dataset
     from ocdl.data.datasets import DATASETS
     X, y, Xt, yt = load_data(args)
     if Xt is None and args.data in DATASETS:
-        kw = {"points_per_class": args.points}
-        if args.noise is not None:
-            kw["noise"] = args.noise
-        if args.data == "spirals":
-            kw["turns"] = args.turns
-        Xt, yt = make_dataset(args.data, seed=args.seed + 1000, **kw)
+        Xt, yt = make_dataset(args.data, seed=args.seed + 1000, **builtin_options(args))
     return X, y, Xt, yt
 
 
@@ -70,7 +68,9 @@ def run(args):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise InputError(f"--{flag}: directory of '{path}' does not exist; create it first")
     X, y, Xt, yt = load(args)
-    options = {"shooting": {"segments": args.segments}}
+    device = common.resolve_device(args.device, args.quiet)
+    options = {"shooting": {"segments": args.segments}, "newton": {"formulation": args.newton_formulation},
+               "adam": {"device": device}, "lbfgs": {"device": device}}
     result = compare(X, y, args.solvers, X_test=Xt, y_test=yt, field=args.field, integrator=args.integrator,
                      layers=args.layers, T=args.T, alpha=args.alpha, width=args.width, seed=args.seed,
                      iterations=args.iterations, target=args.target, options=options, quiet=args.quiet,

@@ -3,9 +3,11 @@
 Thin layer: parses flags, reads/writes files, calls :mod:`ocdl.forces`.
 """
 import argparse
+import os
 
 import numpy as np
 
+from ocdl import checkpoint as runctl
 from ocdl.cli import common
 from ocdl.errors import InputError
 
@@ -94,6 +96,7 @@ def register(subparsers):
                        help="Adam learning rate, decaying ×0.01 over the run (default 0.5)")
         q.add_argument("--truth", metavar="EXPR", help="true force law: adds rel_l2_error and the truth curve")
         q.add_argument("--profile", metavar="CSV", help="write the learned table on the covered range")
+        runctl.add_flags(q, every=100)
         common.add_outputs(q)
 
     q = common.add_command(sl, "drag", "learn F(v) from (v0, vT) pairs",
@@ -138,6 +141,7 @@ def register(subparsers):
     q.add_argument("--hidden", type=common.positive_int, default=32, help="PINN width (default 32, 3 layers)")
     q.add_argument("--true-gamma", type=common.real, help="report gamma_rel_error against this value")
     q.add_argument("--true-omega0", type=common.real, help="report omega0_rel_error against this value")
+    runctl.add_flags(q, every=100, unit="Adam steps")
     common.add_outputs(q)
 
 
@@ -152,6 +156,26 @@ def _check_out(path):
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise InputError(f"output directory '{d}' does not exist; create it first")
+
+
+# flags that do not change the result (outputs, verbosity, the checkpoint flags themselves)
+_NOT_SETTINGS = {"json", "plot", "profile", "quiet", "debug", "config", "checkpoint", "checkpoint_every", "resume",
+                 "truth", "true_gamma", "true_omega0", "data", "func"}
+
+
+def _settings(args, *arrays):
+    """What a resumed run must share with the interrupted one: every result-changing flag + the data."""
+    out = {k: v for k, v in sorted(vars(args).items())
+           if k not in _NOT_SETTINGS and not k.startswith("_") and (v is None or isinstance(v, (int, float, str)))}
+    out["data"] = runctl.digest(*arrays)
+    return out
+
+
+def _refuse_newton(args):
+    runctl.check_flags(args)
+    if args.solver == "newton" and (args.checkpoint or args.resume):
+        raise InputError("--checkpoint/--resume apply to the iterative solvers (adam, pmp-adam, pmp-lbfgs, pinn); "
+                         "newton (Gauss–Newton) runs in seconds — drop the flags or choose another --solver")
 
 
 def _simulate(args):
@@ -205,6 +229,7 @@ def _learn_table(args):
     for path in (args.json, args.plot, args.profile):
         if path:
             _check_out(path)
+    _refuse_newton(args)
     truth = _expr(args.truth, (("v",) if args.problem == "drag" else ("x",))) if args.truth else None
     if args.problem == "drag":
         d = read_table(args.data, ["v0", "vT"])
@@ -224,15 +249,22 @@ def _learn_table(args):
                                   args.xmin, args.xmax, args.grid_step, args.steps, args.integrator,
                                   args.kind_scale, args.c1, args.c2)
     from ocdl.errors import SolverError
+    arrays = [d[k] for k in sorted(d)]
     try:
-        res, summary = learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth, args.quiet,
-                                   continuation=True)
+        with runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
+            res, summary = learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth, args.quiet,
+                                       continuation=True, stages=rc.stage if args.checkpoint else None)
     except SolverError as exc:
         last = getattr(exc, "last_good", None)
-        if last is not None and args.profile:   # keep the last good table
+        # keep the last good table: DIR/last_good.csv with --checkpoint, and the --profile path
+        paths = [p for p in (rc.path("last_good.csv") if args.checkpoint else None, args.profile) if p]
+        if last is not None and paths:
             nodes, prof = problem.profile(last)
-            write_csv(args.profile, [problem.variable, "F"], np.stack([nodes, prof], 1))
-            raise SolverError(f"{exc}; last good table written to {args.profile}") from None
+            for path in paths:
+                write_csv(path, [problem.variable, "F"], np.stack([nodes, prof], 1))
+            raise SolverError(f"{exc}; last good table written to {' and '.join(paths)}") from None
+        if last is not None:
+            raise SolverError(f"{exc} (give --checkpoint DIR or --profile CSV to keep the last good table)") from None
         raise
     summary["data"] = args.data
     if args.json:
@@ -263,6 +295,7 @@ def _learn_oscillator(args):
     for path in (args.json, args.plot):
         if path:
             _check_out(path)
+    _refuse_newton(args)
     d = read_table(args.data, ["t", "x"])
     problem = OscillatorProblem(d["t"], d["x"], args.x0, args.v0, args.steps, args.integrator)
     if args.lbfgs_steps < 0:
@@ -273,7 +306,18 @@ def _learn_oscillator(args):
               "lr": args.lr or 2e-3}
     else:
         kw = {"lr": args.lr or 0.01, "iterations": args.iterations}
-    res = solve_oscillator(problem, args.solver, quiet=args.quiet, seed=args.seed, **kw)
+    from ocdl.errors import SolverError
+    try:
+        with runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
+            res = solve_oscillator(problem, args.solver, quiet=args.quiet, seed=args.seed, **kw, **rc.options())
+    except SolverError as exc:
+        last = getattr(exc, "last_good", None)
+        if last is not None and args.checkpoint:       # keep the last good parameters
+            path = rc.path("last_good.json")
+            write_json(path, {"status": "diverged", "message": str(exc),
+                              **{k: float(v) for k, v in zip(problem.names, last)}})
+            raise SolverError(f"{exc}; last good parameters written to {path}") from None
+        raise
     e = res.extra
     summary = {"problem": "oscillator", "solver": args.solver,
                "integrator": "pinn-autograd" if args.solver == "pinn" else problem.method,

@@ -232,13 +232,31 @@ def cmd_train(args):
         raise InputError(f"--grid {args.grid} is too coarse; use at least 8 (e.g. --grid 48)")
     if args.iterations is None:
         args.iterations = 300 if method == "grid" else 1500
+    from ocdl import checkpoint as runctl
+    runctl.check_flags(args)
+    settings = {k: getattr(args, k) for k in ("nu", "particles", "grid", "layers", "T", "iterations", "lr", "alpha",
+                                              "substeps", "steps_per_layer", "padding", "seed")}
+    settings["data"] = runctl.digest(X, y)
     prog = Progress(args.iterations, f"meanfield train ({method})", args.quiet)
     t0 = time.perf_counter()
-    res = tr.train_stochastic_resnet(X, y, method=method, nu=args.nu, layers=args.layers, T=args.T,
-                                     particles=args.particles or 1000, grid_cells=args.grid or 64,
-                                     alpha=args.alpha, alpha_head=args.alpha, iterations=args.iterations,
-                                     lr=args.lr, seed=args.seed, substeps=args.substeps,
-                                     steps_per_layer=args.steps_per_layer, padding=args.padding, progress=prog)
+    try:
+        with runctl.RunControl(args, settings) as rc:
+            res = tr.train_stochastic_resnet(X, y, method=method, nu=args.nu, layers=args.layers, T=args.T,
+                                             particles=args.particles or 1000, grid_cells=args.grid or 64,
+                                             alpha=args.alpha, alpha_head=args.alpha, iterations=args.iterations,
+                                             lr=args.lr, seed=args.seed, substeps=args.substeps,
+                                             steps_per_layer=args.steps_per_layer, padding=args.padding,
+                                             progress=prog, **rc.options())
+    except SolverError as exc:
+        last = getattr(exc, "last_good", None)
+        if last is not None and args.checkpoint:       # keep the last good parameters
+            from ocdl.io import write_npz
+            path = rc.path("last_good.npz")
+            write_npz(path, K=last.K, b=last.b, W=last.W, mu=np.array(last.mu))
+            raise SolverError(f"{exc}; last good parameters saved to {path}") from None
+        if last is not None:
+            raise SolverError(f"{exc} (give --checkpoint DIR to keep the last good parameters)") from None
+        raise
     prog.close()
     wall = time.perf_counter() - t0
     P = res.x
@@ -395,5 +413,7 @@ def register(subparsers):
                    help="--grid: implicit Fokker–Planck steps per layer (more = less numerical diffusion, slower)")
     p.add_argument("--padding", type=common.nonnegative, default=0.75,
                    help="--grid: domain = data box widened by this fraction of its size on each side")
+    from ocdl import checkpoint as runctl
+    runctl.add_flags(p, every=100)
     common.add_outputs(p, json=True, plot=True, out=False, seed=True)
     return top

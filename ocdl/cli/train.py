@@ -2,11 +2,10 @@
 import hashlib
 import json
 import os
-import signal
-import sys
 
 import numpy as np
 
+from ocdl import checkpoint as runctl
 from ocdl.cli import common
 from ocdl.errors import InputError, SolverError
 from ocdl.progress import log
@@ -45,16 +44,15 @@ def register(sub):
                    help="learning rate for adam/pmp-adam (default 0.05, cosine decay) or pmp-gd's first step")
     p.add_argument("--segments", type=common.positive_int, default=None,
                    help="shooting: number of multiple-shooting segments (default 1)")
+    p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default=None,
+                   help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
     p.add_argument("--alpha", type=common.nonnegative, default=CLI_ALPHA, help=f"weight decay α (default {CLI_ALPHA:g})")
     p.add_argument("--beta", type=common.nonnegative, default=0.0, help="smoothness across layers β (default 0)")
     p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
                    help="input map stored in the model: range = shift/scale the training data's bounding box "
                         "into [-1, 1]^d (≈ identity for the built-in sets), none (default range)")
     p.add_argument("--save", metavar="MODEL", help="write the trained model to exactly this path")
-    p.add_argument("--checkpoint", metavar="DIR", help="save resumable state in DIR periodically and on Ctrl-C")
-    p.add_argument("--checkpoint-every", type=common.positive_int, default=100, metavar="K",
-                   help="iterations between checkpoints (default 100)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
+    runctl.add_flags(p, every=100)
     p.add_argument("--points", type=common.positive_int, default=200,
                    help="points per class for built-in data sets (default 200)")
     p.add_argument("--noise", type=common.nonnegative, default=None,
@@ -64,17 +62,22 @@ def register(sub):
     return p
 
 
+def builtin_options(args):
+    """Generator options of a built-in data set from --points, --noise, --turns."""
+    kw = {"points_per_class": args.points}
+    if args.noise is not None:
+        kw["noise"] = args.noise
+    if args.data == "spirals":
+        kw["turns"] = args.turns
+    return kw
+
+
 def load_data(args):
     """(X, y, X_test, y_test, description) from --data / --test."""
     from ocdl.data import make_dataset
     from ocdl.io import read_labelled
     if args.data in DATASETS:
-        kw = {"points_per_class": args.points}
-        if args.noise is not None:
-            kw["noise"] = args.noise
-        if args.data == "spirals":
-            kw["turns"] = args.turns
-        X, y = make_dataset(args.data, seed=args.seed, **kw)
+        X, y = make_dataset(args.data, seed=args.seed, **builtin_options(args))
     elif os.path.splitext(args.data)[1].lower() == ".csv" or os.path.exists(args.data):
         X, y = read_labelled(args.data)
     else:
@@ -92,37 +95,11 @@ def load_data(args):
     return X, y, Xt, yt
 
 
-class StopFlag:
-    """Set by SIGINT/SIGTERM; the solver checkpoints and stops at the next iteration."""
-
-    def __init__(self):
-        self.set = False
-        self.old = {}
-
-    def __call__(self):
-        return self.set
-
-    def install(self):
-        def handler(signum, frame):
-            if self.set:                      # second Ctrl-C: stop now
-                raise KeyboardInterrupt
-            self.set = True
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self.old[sig] = signal.signal(sig, handler)
-
-    def restore(self):
-        for sig, h in self.old.items():
-            signal.signal(sig, h)
-
-
 def run(args):
-    from ocdl.data import load_checkpoint, save_checkpoint, save_model
+    from ocdl.data import save_model
     from ocdl.io import write_json
     from ocdl.solvers import make_model, train
-    if args.resume and not args.checkpoint:
-        raise InputError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
-    if args.checkpoint and os.path.exists(args.checkpoint) and not os.path.isdir(args.checkpoint):
-        raise InputError(f"--checkpoint '{args.checkpoint}' exists and is not a directory")
+    runctl.check_flags(args)
     for flag in ("json", "plot", "save"):
         path = getattr(args, flag)
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
@@ -134,27 +111,21 @@ def run(args):
     options = {}
     if args.lr is not None:
         options["lr"] = args.lr
+    if args.newton_formulation is not None:
+        if args.solver != "newton":
+            raise InputError("--newton-formulation applies to --solver newton only")
+        options["formulation"] = args.newton_formulation
     if args.segments is not None:
         if args.solver != "shooting":
             raise InputError("--segments applies to --solver shooting only")
         options["segments"] = args.segments
     settings = {"solver": args.solver, "model": model.config(), "iterations": args.iterations, "seed": args.seed,
                 "lr": args.lr, "data": hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()[:16]}
-    state0 = None
-    if args.checkpoint:
-        if args.resume:
-            state0 = load_checkpoint(args.checkpoint, settings)
-            if state0 is None:
-                log(f"ocdl: note: no checkpoint in '{args.checkpoint}' yet; starting from the beginning", args.quiet)
-            else:
-                log(f"ocdl: resuming from iteration {state0['iteration']}", args.quiet)
-        options.update(checkpoint=lambda st: save_checkpoint(args.checkpoint, st, settings),
-                       checkpoint_every=args.checkpoint_every)
-    stop = StopFlag()
-    stop.install()
     try:
-        res = train(X, y, solver=args.solver, model=model, iterations=args.iterations, seed=args.seed,
-                    quiet=args.quiet, device=device, state0=state0, should_stop=stop, **options)
+        with runctl.RunControl(args, settings) as rc:
+            options.update(rc.options())
+            res = train(X, y, solver=args.solver, model=model, iterations=args.iterations, seed=args.seed,
+                        quiet=args.quiet, device=device, **options)
     except SolverError as exc:
         bad = getattr(exc, "result", None)
         if bad is not None and args.save and np.isfinite(bad.fun):
@@ -162,8 +133,6 @@ def run(args):
                                                       "solver": args.solver})
             raise SolverError(f"{exc}; last good parameters saved to {args.save}") from None
         raise
-    finally:
-        stop.restore()
     params = res.x
     out = {
         "solver": args.solver, "field": args.field, "integrator": args.integrator, "layers": args.layers,

@@ -12,8 +12,9 @@ Read it without ocdl: ``z = numpy.load(path); json.loads(bytes(z["__meta__"]))``
 
 Checkpoints (``--checkpoint DIR``) are ``DIR/checkpoint.npz`` in the same container with
 ``format = "ocdl-checkpoint"``: parameter arrays ``param_*``, optimiser-state arrays ``opt_*``
-(e.g. Adam's moments), and in the metadata the iteration, the loss history and the run's
-settings (a resumed run must use the same ones).
+(e.g. Adam's moments), and in the metadata the iteration, the loss history, the run's
+settings (a resumed run must use the same ones) and optional JSON extras ``extra`` (e.g. the
+state of a random generator; ``state["meta"]`` on save and load).
 """
 import io
 import json
@@ -98,6 +99,8 @@ def save_checkpoint(directory, state, settings):
             "history": state["history"], "settings": settings, "opt_keys": sorted(state["opt"])}
     arrays = {"param_" + k: np.asarray(v, dtype=float) for k, v in state["params"].items()}
     arrays.update({"opt_" + k: np.asarray(v, dtype=float) for k, v in state["opt"].items()})
+    if state.get("meta"):
+        meta["extra"] = state["meta"]          # JSON-able extras (e.g. a random generator's state)
     write_npz(checkpoint_path(directory), __meta__=_meta_array(meta), **arrays)
 
 
@@ -115,4 +118,5 @@ def load_checkpoint(directory, settings=None):
                          f"use the same flags, or another --checkpoint directory")
     return {"iteration": meta["iteration"], "history": meta["history"],
             "params": {k[6:]: v for k, v in arrays.items() if k.startswith("param_")},
-            "opt": {k[4:]: v for k, v in arrays.items() if k.startswith("opt_")}}
+            "opt": {k[4:]: v for k, v in arrays.items() if k.startswith("opt_")},
+            "meta": meta.get("extra", {})}

@@ -38,14 +38,18 @@ def covered_range(problem, theta):
 
 
 def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, truth=None, quiet=True,
-                continuation=True):
+                continuation=True, stages=None):
     """Solve for the force table; ``lam='auto'`` applies the λ rule. ``continuation`` first solves
     with larger λ (1e-1, 1e-3, 1e-5 down to λ) and warm-starts from each (newton / pmp-lbfgs).
+    ``stages(name)`` (optional, e.g. :meth:`ocdl.checkpoint.RunControl.stage`) gives every solve of
+    the run — named ``sweep-1e-03``, ``path-1e-01``, ``final`` — its checkpoint options (``state0``,
+    ``checkpoint``, ``checkpoint_every``, ``should_stop``); a finished stage is restored, not re-run.
     Returns ``(result, summary)``; ``iterations`` in the summary counts the whole path."""
     t0 = time.perf_counter()
     sweep = None
+    stage = stages or (lambda name: {})
     if lam == "auto":
-        lam, sweep = choose_lambda(problem, solver, quiet=quiet, iterations=iterations, lr=lr)
+        lam, sweep = choose_lambda(problem, solver, quiet=quiet, iterations=iterations, lr=lr, stages=stages)
     theta0, path = None, []
     if sweep is not None:   # warm start from the best λ's fit on 4/5 of the data
         theta0 = next(s["table"] for s in sweep if s["lambda"] == lam)
@@ -53,10 +57,11 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
         # globalisation: warm starts down a λ path 1e-1, 1e-3, ... > λ (a stiff table first)
         for mu in (1e-1, 1e-3, 1e-5):
             if mu > 10 * lam:
-                r = solve(problem, solver, mu, theta0=theta0, iterations=iterations, quiet=quiet, label=f"λ={mu:.0e}")
+                r = solve(problem, solver, mu, theta0=theta0, iterations=iterations, quiet=quiet, label=f"λ={mu:.0e}",
+                          **stage(f"path-{mu:.0e}"))
                 theta0 = r.x
                 path.append({"lambda": mu, "iterations": r.nit, "final_loss": r.final_loss, "result": r})
-    res = solve(problem, solver, lam, theta0=theta0, iterations=iterations, lr=lr, quiet=quiet)
+    res = solve(problem, solver, lam, theta0=theta0, iterations=iterations, lr=lr, quiet=quiet, **stage("final"))
     if path:
         # one history / snapshot list over the whole λ path (iterations and times offset)
         hist, snaps, it0, tt0 = [], [], 0, 0.0

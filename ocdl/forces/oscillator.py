@@ -142,11 +142,18 @@ class OscillatorProblem:
         return ca.Function("residual", [th], [r]), ca.Function("residual_jacobian", [th], [ca.jacobian(r, th)])
 
 
-def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=True, seed=0, **pinn_kw):
+def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=True, seed=0, state0=None,
+                     checkpoint=None, checkpoint_every=None, should_stop=None, **pinn_kw):
     """Fit the oscillator by ``newton`` | ``adam`` | ``pinn``; returns a :class:`ForceResult` whose
-    ``x`` holds the unknowns in ``problem.names`` order and ``extra`` gamma/omega0 (+ stderr)."""
+    ``x`` holds the unknowns in ``problem.names`` order and ``extra`` gamma/omega0 (+ stderr).
+
+    ``adam`` and ``pinn`` take the checkpoint options of :mod:`ocdl.checkpoint` (``state0``,
+    ``checkpoint``, ``checkpoint_every``, ``should_stop``; Adam's moments are saved, so a resumed run
+    ends bit for bit where an uninterrupted one does); ``newton`` (seconds) ignores them."""
+    from ocdl.checkpoint import Checkpointer, load_torch_adam_state, torch_adam_state
     t0 = time.perf_counter()
     theta0 = problem.initial_guess()
+    ck = Checkpointer(checkpoint, checkpoint_every, should_stop)
     if method == "newton":
         rf, jf = problem.casadi_functions()
         residual = lambda th: np.asarray(rf(th)).ravel()  # noqa: E731
@@ -169,14 +176,29 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=T
         iterations = iterations or 3000
         theta = torch.tensor(theta0, dtype=DTYPE, requires_grad=True)
         opt = torch.optim.Adam([theta], lr=lr)
-        history, prog, best = [], Progress(iterations, "adam", quiet), (math.inf, theta0)
-        for it in range(iterations + 1):
+        history, best, start = [], (math.inf, theta0), 0
+        if state0 is not None:
+            start, history = int(state0["iteration"]), list(state0["history"])
+            with torch.no_grad():
+                theta.copy_(torch.as_tensor(state0["params"]["theta"], dtype=DTYPE))
+            load_torch_adam_state(opt, [theta], state0["opt"])
+            best = (float(state0["opt"]["best_loss"]), np.array(state0["params"]["best"], float))
+            t0 -= history[-1]["time_s"] if history else 0.0
+        prog = Progress(iterations, "adam", quiet)
+
+        def state(n):
+            return {"iteration": n, "history": list(history), "meta": {},
+                    "params": {"theta": theta.detach().numpy().copy(), "best": np.array(best[1], float)},
+                    "opt": {**torch_adam_state(opt, [theta]), "best_loss": np.array(best[0])}}
+
+        for it in range(start, iterations + 1):
             opt.zero_grad()
             r = problem.residual_torch(theta)
             loss = (r * r).sum()
             lv = float(loss.detach())
             if not math.isfinite(lv):
                 last = ", ".join(f"{k} {v:.6g}" for k, v in zip(problem.names, best[1]))
+                prog.close()
                 err = SolverError(f"loss became non-finite at iteration {it} (diverged); try a smaller --lr "
                                   f"(last good: {last})")
                 err.last_good = best[1]
@@ -189,12 +211,13 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=T
                 break
             loss.backward()
             opt.step()
+            ck.after_step(it + 1, lambda: state(it + 1), prog, "adam")
         prog.close()
         res = ForceResult(best[1], True, f"{iterations} Adam steps (lr {lr:g})", iterations, best[0], best[0],
                           time.perf_counter() - t0, history, [])
     elif method == "pinn":
         from ocdl.forces.pinn import fit_pinn
-        res = fit_pinn(problem, theta0, quiet=quiet, seed=seed, **pinn_kw)
+        res = fit_pinn(problem, theta0, quiet=quiet, seed=seed, state0=state0, ck=ck, **pinn_kw)
     else:
         from ocdl.errors import unknown_name
         raise unknown_name("solver", method, ("newton", "adam", "pinn"))

@@ -7,6 +7,10 @@ An MLP ``x_φ(t)`` (tanh, input ``2t/t_max − 1``) with trainable ``γ, ω0`` m
 
 on ``m`` collocation points ``τ_j`` evenly spaced in ``[0, t_max]`` (``ω_ref`` = the initial ω0,
 fixed, makes the residual O(x)). Adam, then L-BFGS, as in the slides.
+
+Checkpoints (``ck``, :class:`ocdl.checkpoint.Checkpointer`) hold the network, ``γ, ω0`` and Adam's
+moments during the Adam phase, and the state at its end; an interrupt during L-BFGS stops the run
+and a resume restarts L-BFGS from the end of Adam (which is where it starts anyway: same result).
 """
 import math
 import time
@@ -20,7 +24,8 @@ DTYPE = torch.float64
 
 
 def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=500, lr=2e-3,
-             collocation=256, weight=1.0, quiet=True, seed=0):
+             collocation=256, weight=1.0, quiet=True, seed=0, state0=None, ck=None):
+    from ocdl.checkpoint import load_torch_adam_state, torch_adam_state
     from ocdl.forces.solvers import ForceResult
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -61,15 +66,34 @@ def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=5
                 loss = loss + ((v0 - problem.fixed["v0"]) / omega_ref) ** 2
         return loss, data
 
-    history = []
-    opt = torch.optim.Adam(list(net.parameters()) + [params], lr=lr)
+    history, start = [], 0
+    tensors = list(net.parameters()) + [params]
+    opt = torch.optim.Adam(tensors, lr=lr)
+    if state0 is not None:
+        start, history = int(state0["iteration"]), list(state0["history"])
+        with torch.no_grad():
+            for i, t in enumerate(tensors):
+                t.copy_(torch.as_tensor(state0["params"][f"p{i}"], dtype=DTYPE).reshape(t.shape))
+        load_torch_adam_state(opt, tensors, state0["opt"])
+        t0 -= history[-1]["time_s"] if history else 0.0
+
+    def state(n):
+        return {"iteration": n, "history": list(history), "meta": {},
+                "params": {f"p{i}": t.detach().numpy().copy() for i, t in enumerate(tensors)},
+                "opt": torch_adam_state(opt, tensors)}
+
     prog = Progress(adam_steps + lbfgs_steps, "pinn", quiet)
-    for it in range(adam_steps):
+    good = None
+    for it in range(start, adam_steps):
         opt.zero_grad()
         loss, data = loss_fn()
         lv = float(loss.detach())
         if not math.isfinite(lv):
-            raise SolverError(f"PINN loss became non-finite at Adam step {it}; try a smaller --lr")
+            prog.close()
+            err = SolverError(f"PINN loss became non-finite at Adam step {it} (diverged); try a smaller --lr")
+            err.last_good = good
+            raise err
+        good = params.detach().numpy().copy()          # γ, ω0 (, x0, v0) with a finite loss
         loss.backward()
         opt.step()
         if it % 50 == 0:
@@ -77,11 +101,18 @@ def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=5
                             "time_s": time.perf_counter() - t0, "gamma": float(params[0].detach()),
                             "omega0": float(params[1].detach())})
         prog.update(it, loss=lv)
+        if ck is not None:
+            ck.after_step(it + 1, lambda: state(it + 1), prog, "pinn")
+    if ck is not None and start < adam_steps:
+        ck.save(lambda: state(adam_steps))            # the end of the Adam phase
     lbfgs = torch.optim.LBFGS(list(net.parameters()) + [params], lr=1.0, max_iter=lbfgs_steps,
                               tolerance_grad=1e-12, tolerance_change=1e-16, history_size=50,
                               line_search_fn="strong_wolfe")
 
     def closure():
+        if ck is not None and ck.should_stop is not None and ck.should_stop():
+            prog.close("pinn: interrupted during L-BFGS; a resume restarts L-BFGS from the end of Adam")
+            raise KeyboardInterrupt
         lbfgs.zero_grad()
         loss, _ = loss_fn()
         loss.backward()

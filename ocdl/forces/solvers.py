@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ocdl.checkpoint import Checkpointer, load_torch_adam_state, torch_adam_state
 from ocdl.errors import InputError, SolverError
 from ocdl.progress import Progress
 
@@ -44,31 +45,83 @@ def _snapshot_due(it):
 
 
 def solve(problem, method="newton", lam=1e-4, theta0=None, iterations=None, lr=0.1, subset=None,
-          quiet=True, label=""):
-    """Minimise the problem's cost over the force table; returns a :class:`ForceResult`."""
+          quiet=True, label="", state0=None, checkpoint=None, checkpoint_every=None, should_stop=None):
+    """Minimise the problem's cost over the force table; returns a :class:`ForceResult`.
+
+    The iterative solvers take the checkpoint options of :mod:`ocdl.checkpoint`: ``checkpoint(state)``
+    every ``checkpoint_every`` iterations and on ``should_stop()`` (then ``KeyboardInterrupt``);
+    ``state0`` continues such a state. A state whose ``meta["finished"]`` is true is a completed
+    solve: it is returned as it was, without iterating. Adam's moments and its learning rate are in
+    the state (a resumed run ends where an uninterrupted one does, bit for bit); pmp-lbfgs restarts
+    its memory on resume. ``newton`` ignores these options (it runs in seconds).
+    """
     if method not in SOLVERS:
         from ocdl.errors import unknown_name
         raise unknown_name("solver", method, SOLVERS)
+    if state0 is not None and state0.get("meta", {}).get("finished"):
+        return result_from_state(state0)
+    ck = Checkpointer(checkpoint, checkpoint_every, should_stop)
     theta0 = problem.zero_theta() if theta0 is None else np.asarray(theta0, float)
     if method == "newton":
-        return _newton(problem, lam, theta0, iterations or 100, subset, quiet, label)
-    if method == "pmp-lbfgs":
-        return _lbfgs(problem, lam, theta0, iterations or 5000, subset, quiet, label)
-    return _adam(problem, lam, theta0, iterations or 3000, lr, subset, quiet, label,
-                 costate=(method == "pmp-adam"))
+        res = _newton(problem, lam, theta0, iterations or 100, subset, quiet, label)
+    elif method == "pmp-lbfgs":
+        res = _lbfgs(problem, lam, theta0, iterations or 5000, subset, quiet, label, state0=state0, ck=ck)
+    else:
+        res = _adam(problem, lam, theta0, iterations or 3000, lr, subset, quiet, label,
+                    costate=(method == "pmp-adam"), state0=state0, ck=ck)
+    if method != "newton":
+        ck.save(lambda: state_from_result(res))      # a completed stage: resume skips it
+    return res
 
 
-def _adam(problem, lam, theta0, iterations, lr, subset, quiet, label, costate, decay=1e-2):
-    t0 = time.perf_counter()
+def state_from_result(res):
+    """A checkpoint state holding a finished :class:`ForceResult` (``meta["finished"] = True``)."""
+    params = {"x": res.x, **{f"snap_{i}": th for i, (_, th) in enumerate(res.snapshots)}}
+    meta = {"finished": True, "success": bool(res.success), "message": res.message,
+            "final_loss": float(res.final_loss), "data_loss": float(res.data_loss),
+            "wall_time_s": float(res.wall_time_s), "snapshot_iterations": [int(it) for it, _ in res.snapshots]}
+    return {"iteration": int(res.nit), "params": params, "opt": {}, "history": res.history, "meta": meta}
+
+
+def result_from_state(st):
+    m = st["meta"]
+    snaps = [(it, np.asarray(st["params"][f"snap_{i}"], float)) for i, it in enumerate(m["snapshot_iterations"])]
+    return ForceResult(np.asarray(st["params"]["x"], float), m["success"], m["message"], int(st["iteration"]),
+                       m["final_loss"], m["data_loss"], m["wall_time_s"], list(st["history"]), snaps)
+
+
+def _adam(problem, lam, theta0, iterations, lr, subset, quiet, label, costate, decay=1e-2, state0=None, ck=None):
+    """Adam with geometric learning-rate decay; ``state0`` / ``ck``: see :func:`solve`."""
     theta = torch.tensor(theta0, dtype=DTYPE, requires_grad=not costate)
     opt = torch.optim.Adam([theta], lr=lr)
     # learning rate decays geometrically to lr·decay over the run (the table needs large early
     # steps to reach forces of order g, and small late steps to resolve the ill-conditioned tail)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=decay ** (1.0 / max(iterations, 1)))
-    history, snaps = [], []
-    prog = Progress(iterations, label or ("pmp-adam" if costate else "adam"), quiet)
+    history, snaps, start = [], [], 0
     best = (math.inf, theta0.copy(), 0.0)
-    for it in range(iterations + 1):
+    if state0 is not None:                         # continue a checkpoint, bit for bit
+        start = int(state0["iteration"])
+        P, O = state0["params"], state0["opt"]
+        with torch.no_grad():
+            theta.copy_(torch.as_tensor(P["theta"], dtype=DTYPE))
+        load_torch_adam_state(opt, [theta], O)
+        sched.last_epoch = start
+        best = (float(O["best_loss"]), np.array(P["best"], float), float(O["best_data"]))
+        history = list(state0["history"])
+        snaps = [(it, np.array(P[f"snap_{i}"], float)) for i, it in enumerate(state0["meta"]["snapshot_iterations"])]
+    t0 = time.perf_counter() - (history[-1]["time_s"] if history else 0.0)
+    name = label or ("pmp-adam" if costate else "adam")
+    prog = Progress(iterations, name, quiet)
+
+    def state(n):
+        return {"iteration": n, "history": list(history),
+                "params": {"theta": theta.detach().numpy().copy(), "best": best[1],
+                           **{f"snap_{i}": th for i, (_, th) in enumerate(snaps)}},
+                "opt": {**torch_adam_state(opt, [theta]), "best_loss": np.array(best[0]),
+                        "best_data": np.array(best[2])},
+                "meta": {"snapshot_iterations": [int(it) for it, _ in snaps]}}
+
+    for it in range(start, iterations + 1):
         if costate:
             loss, data, grad = problem.loss_costate(theta.detach(), lam, subset)
         else:
@@ -76,6 +129,7 @@ def _adam(problem, lam, theta0, iterations, lr, subset, quiet, label, costate, d
             loss, data = problem.loss_torch(theta, lam, subset)
         lv, dv = float(loss.detach()), float(data.detach())
         if not math.isfinite(lv):
+            prog.close()
             err = SolverError(f"loss became non-finite at iteration {it} (diverged); try a smaller --lr, "
                               "more --steps or a larger --lambda")
             err.last_good = best[1]
@@ -94,19 +148,23 @@ def _adam(problem, lam, theta0, iterations, lr, subset, quiet, label, costate, d
             loss.backward()
         opt.step()
         sched.step()
+        if ck is not None:
+            ck.after_step(it + 1, lambda: state(it + 1), prog, name)
     prog.close()
     snaps.append((iterations, best[1].copy()))
     return ForceResult(best[1], True, f"{iterations} Adam steps (lr {lr:g} decaying to {lr * decay:g}); best iterate returned",
                        iterations, best[0], best[2], time.perf_counter() - t0, history, snaps)
 
 
-def _lbfgs(problem, lam, theta0, iterations, subset, quiet, label, chunk=20):
+def _lbfgs(problem, lam, theta0, iterations, subset, quiet, label, chunk=20, state0=None, ck=None):
     """L-BFGS (torch, strong-Wolfe line search) driven by the costate gradient.
 
     The cost is only piecewise smooth (states cross table nodes), which defeats scipy's
     L-BFGS-B line search; the strong-Wolfe search copes. Runs in chunks of ``chunk``
-    iterations to record history and snapshots."""
-    t0 = time.perf_counter()
+    iterations to record history and snapshots; checkpoints (``ck``) between chunks hold the
+    table, history and snapshots — a resumed run restarts the L-BFGS memory."""
+    if state0 is not None:
+        theta0 = np.array(state0["params"]["theta"], float)
     theta = torch.tensor(theta0, dtype=DTYPE)
     theta.requires_grad_(True)
     opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=chunk, max_eval=3 * chunk, tolerance_grad=1e-12,
@@ -123,15 +181,37 @@ def _lbfgs(problem, lam, theta0, iterations, subset, quiet, label, chunk=20):
         return loss
 
     closure()
-    history = [{"iteration": 0, "loss": cache["loss"], "data_loss": cache["data"], "time_s": 0.0}]
-    snaps = [(0, theta0.copy())]
-    prog = Progress(iterations, label or "pmp-lbfgs", quiet)
-    done, message, success = 0, "maximum number of iterations reached", False
+    if state0 is not None:
+        history = list(state0["history"])
+        snaps = [(it, np.array(state0["params"][f"snap_{i}"], float))
+                 for i, it in enumerate(state0["meta"]["snapshot_iterations"])]
+        done = int(state0["iteration"])
+    else:
+        history = [{"iteration": 0, "loss": cache["loss"], "data_loss": cache["data"], "time_s": 0.0}]
+        snaps = [(0, theta0.copy())]
+        done = 0
+    t0 = time.perf_counter() - history[-1]["time_s"]
+    name = label or "pmp-lbfgs"
+    prog = Progress(iterations, name, quiet)
+    message, success, base = "maximum number of iterations reached", False, done
+
+    def state():
+        return {"iteration": done, "history": list(history), "opt": {},
+                "params": {"theta": theta.detach().numpy().copy(),
+                           **{f"snap_{i}": th for i, (_, th) in enumerate(snaps)}},
+                "meta": {"snapshot_iterations": [int(it) for it, _ in snaps]}}
+
     while done < iterations:
         before = cache["loss"]
+        last, x_last = done, theta.detach().numpy().copy()
         opt.param_groups[0]["max_iter"] = min(chunk, iterations - done)
-        opt.step(closure)
-        n_iter = opt.state[theta]["n_iter"]
+        try:
+            opt.step(closure)
+        except SolverError as err:
+            prog.close()
+            err.last_good = x_last            # the iterate at the end of the last good chunk
+            raise
+        n_iter = base + opt.state[theta]["n_iter"]
         step_iters, done = n_iter - done, n_iter
         closure()
         history.append({"iteration": done, "loss": cache["loss"], "data_loss": cache["data"],
@@ -142,6 +222,17 @@ def _lbfgs(problem, lam, theta0, iterations, subset, quiet, label, chunk=20):
         if step_iters < opt.param_groups[0]["max_iter"] or cache["loss"] >= before:
             message, success = "L-BFGS converged (gradient or change below tolerance)", True
             break
+        if ck is not None:
+            every = ck.every
+            crossed = bool(every) and done // every > last // every
+            stop = ck.should_stop is not None and ck.should_stop()
+            if crossed or stop:
+                if ck.checkpoint is not None:
+                    ck.checkpoint(state())
+                if stop:
+                    prog.close(f"{name}: interrupted after iteration {done}; checkpoint saved"
+                               if ck.checkpoint is not None else f"{name}: interrupted after iteration {done}")
+                    raise KeyboardInterrupt
     prog.close()
     x = theta.detach().numpy().copy()
     snaps.append((done, x.copy()))
@@ -295,9 +386,10 @@ def heldout_split(n, fold=5):
     return train, held
 
 
-def choose_lambda(problem, method, candidates=None, quiet=True, **kw):
+def choose_lambda(problem, method, candidates=None, quiet=True, stages=None, **kw):
     """The λ rule: sweep λ (large → small, warm starts) on 4/5 of the data, pick the λ with the
-    smallest held-out data error, refit on all data. Returns ``(λ, sweep)``."""
+    smallest held-out data error, refit on all data. Returns ``(λ, sweep)``. ``stages(name)``
+    (optional) gives each sweep solve its checkpoint options (see :func:`solve`)."""
     if candidates is None:
         candidates = [10.0 ** k for k in range(0, -9, -1)]
     order = np.argsort(problem.y0.numpy()[:, 0], kind="stable")
@@ -308,7 +400,7 @@ def choose_lambda(problem, method, candidates=None, quiet=True, **kw):
     sweep, theta = [], None
     for lam in sorted(candidates, reverse=True):
         res = solve(problem, method, lam, theta0=theta, subset=train, quiet=quiet,
-                    label=f"λ={lam:.0e}", **kw)
+                    label=f"λ={lam:.0e}", **kw, **(stages(f"sweep-{lam:.0e}") if stages else {}))
         theta = res.x
         with torch.no_grad():
             yN = problem.final_state(torch.as_tensor(theta, dtype=DTYPE), held)

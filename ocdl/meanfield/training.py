@@ -169,17 +169,36 @@ class DensityProblem:
         return float(J), Params(G[:, :d * d].reshape(self.layers, d, d), G[:, d * d:], gW, float(np.sum(ws)))
 
 
-def adam(fun_grad, x0, iterations, lr=0.05, progress=None, callback=None):
-    """Plain Adam; ``fun_grad(x, it)`` → ``(J, g)``. Returns ``(x, history)``."""
+def adam(fun_grad, x0, iterations, lr=0.05, progress=None, callback=None, state0=None, ck=None, meta=None):
+    """Plain Adam; ``fun_grad(x, it)`` → ``(J, g)``. Returns ``(x, history)``.
+
+    Checkpoints: ``ck`` (:class:`ocdl.checkpoint.Checkpointer`) receives after step ``n`` the state
+    ``{iteration n, params {"x"}, opt {"m", "v"}, history, meta: meta()}``; ``state0`` continues one
+    (the caller restores what ``meta`` saved, e.g. its random generator) — bit for bit. Divergence
+    raises :class:`SolverError` with ``last_good`` = the last iterate with a finite loss and gradient."""
     x = np.array(x0, dtype=float)
     m = np.zeros_like(x)
     v = np.zeros_like(x)
-    hist = []
-    t0 = time.perf_counter()
-    for it in range(1, iterations + 1):
-        J, g = fun_grad(x, it)
+    hist, start = [], 1
+    if state0 is not None:
+        x = np.array(state0["params"]["x"], dtype=float)
+        m, v = np.array(state0["opt"]["m"], dtype=float), np.array(state0["opt"]["v"], dtype=float)
+        hist, start = list(state0["history"]), int(state0["iteration"]) + 1
+    t0 = time.perf_counter() - (hist[-1]["time_s"] if hist else 0.0)
+
+    def state(n):
+        return {"iteration": n, "params": {"x": x.copy()}, "opt": {"m": m.copy(), "v": v.copy()},
+                "history": list(hist), "meta": meta() if meta else {}}
+
+    for it in range(start, iterations + 1):
+        with np.errstate(over="ignore", invalid="ignore"):      # overflow is reported as divergence below
+            J, g = fun_grad(x, it)
         if not (np.isfinite(J) and np.all(np.isfinite(g))):
-            raise SolverError(f"training diverged at iteration {it} (non-finite loss); lower --lr or --T")
+            if progress is not None:
+                progress.close()
+            err = SolverError(f"training diverged at iteration {it} (non-finite loss); lower --lr or --T")
+            err.last_good = x.copy() if np.all(np.isfinite(x)) else None
+            raise err
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
         x = x - lr * (m / (1 - 0.9 ** it)) / (np.sqrt(v / (1 - 0.999 ** it)) + 1e-8)
@@ -188,6 +207,8 @@ def adam(fun_grad, x0, iterations, lr=0.05, progress=None, callback=None):
             progress.update(it, loss=float(J))
         if callback is not None:
             callback(it, x)
+        if ck is not None:
+            ck.after_step(it, lambda: state(it), progress, "meanfield train")
     return x, hist
 
 
@@ -217,8 +238,16 @@ class TrainResult:
 
 def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, particles=2000, grid_cells=64,
                             alpha=1e-3, alpha_head=1e-3, iterations=200, lr=0.05, seed=0, substeps=1,
-                            steps_per_layer=1, smoothing=None, padding=0.75, progress=None):
-    """Train by particle PMP (``method="particles"``) or the density method (``"grid"``)."""
+                            steps_per_layer=1, smoothing=None, padding=0.75, progress=None, state0=None,
+                            checkpoint=None, checkpoint_every=None, should_stop=None):
+    """Train by particle PMP (``method="particles"``) or the density method (``"grid"``).
+
+    Checkpoint options as in :mod:`ocdl.checkpoint`: ``checkpoint(state)`` every ``checkpoint_every``
+    iterations and on ``should_stop()`` (then ``KeyboardInterrupt``); the state holds the parameters,
+    Adam's moments and the particle sampler's generator state, so ``state0`` continues a run to the
+    same parameters, bit for bit. Divergence: :class:`SolverError` whose ``last_good`` is a
+    :class:`Params` (the last iterate with a finite loss), or None."""
+    from ocdl.checkpoint import Checkpointer
     X = np.asarray(X, dtype=float)
     y = np.asarray(y).astype(int)
     if set(np.unique(y)) != {0, 1}:
@@ -249,7 +278,16 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
             return J, G.flatten()
     else:
         raise InputError(f"unknown method '{method}' (valid: particles, grid)")
-    v, hist = adam(fg, P0.flatten(), iterations, lr, progress)
+    if state0 is not None and state0.get("meta", {}).get("rng"):
+        rng.bit_generator.state = state0["meta"]["rng"]
+    ck = Checkpointer(checkpoint, checkpoint_every, should_stop)
+    try:
+        v, hist = adam(fg, P0.flatten(), iterations, lr, progress, state0=state0, ck=ck,
+                       meta=lambda: {"rng": rng.bit_generator.state})
+    except SolverError as err:
+        last = getattr(err, "last_good", None)
+        err.last_good = None if last is None else Params.unflatten(last, layers, d)
+        raise
     P = Params.unflatten(v, layers, d)
     res = TrainResult(x=P, fun=hist[-1]["loss"], success=True, message="iterations completed", nit=iterations,
                       history=hist, grid=grid)

@@ -33,6 +33,15 @@
     was measured to cost 56 s to build and 2.6 s per evaluation at width 4 (405 parameters,
     n = 400), which is why it is not used.
 
+``newton(formulation="full")`` — *full-space* Newton on ``F(z) = 0`` with every state and costate
+    an unknown (:mod:`ocdl.solvers.newton_full`): sparse KKT Jacobian assembled from CasADi
+    per-(sample, layer) blocks, sparse LU (``linear_solver="mumps"`` (CasADi's MUMPS, default) or
+    ``"superlu"`` (scipy ``splu``, ~3× slower)), Armijo line search on ``½‖F‖²``. Warm start: L-BFGS with the costate gradient
+    until the KKT residual is ≤ ``warm_tol`` (default 1e-6 here); when the line search
+    stalls (step < 0.1: far from a regular solution, near-singular KKT matrix) it returns to L-BFGS
+    with ``warm_tol/100`` (at most ``max_restarts`` times). ``‖F(z)‖∞`` of the full-space iterate is
+    ``kkt`` in every Newton row; ``kkt_reduced`` is the shared residual at its parameters.
+
 ``ipopt`` — full-space multiple-shooting NLP ``min J s.t. S_h(x_k, θ_k) − x_{k+1} = 0`` with all
     states as unknowns, solved by IPOPT (exact Hessian of the Lagrangian, MUMPS LDLᵀ with
     inertia correction). The constraint multipliers returned by IPOPT are the costates
@@ -43,6 +52,47 @@ import numpy as np
 from ocdl.errors import SolverError
 from ocdl.progress import Progress
 from ocdl.solvers._result import pop_loop_options, History, lifted, make_result
+
+
+FORMULATIONS = ("reduced", "full")
+
+
+def lbfgs_phase(vg, z, hist, it, maxiter, tol, stationarity_residual):
+    """L-BFGS (scipy) on J with the exact costate gradient ``vg`` until the KKT residual ≤ ``tol``.
+
+    Returns ``(z, J, g, res, it)``; every iteration is a history row (phase "lbfgs").
+    """
+    from scipy.optimize import minimize
+
+    class _Done(Exception):
+        pass
+
+    box = {"z": z, "it": it}
+
+    def fun(zz):
+        Jz, gz = vg(zz)
+        box["last"] = (zz.copy(), Jz, gz)
+        return Jz, gz
+
+    def cb(zz):
+        box["it"] += 1
+        zl, Jz, gz = box["last"]
+        if not np.array_equal(zl, zz):
+            Jz, gz = vg(zz)
+        rz = stationarity_residual(gz)
+        box["z"] = zz.copy()
+        hist.add(box["it"], Jz, rz, phase="lbfgs")
+        if rz <= tol:
+            raise _Done
+
+    try:
+        minimize(fun, z, jac=True, method="L-BFGS-B", callback=cb,
+                 options={"maxiter": maxiter, "maxcor": 20, "gtol": 0.0, "ftol": 0.0})
+    except _Done:
+        pass
+    z = box["z"]
+    J, g = vg(z)
+    return z, J, g, stationarity_residual(g), box["it"]
 
 
 def steihaug_cg(g, hvp, Delta, rtol, maxiter):
@@ -83,10 +133,11 @@ def steihaug_cg(g, hvp, Delta, rtol, maxiter):
 
 
 def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
-           warm_start="adam", warm_iterations=1000, warm_tol=1e-4, lr=0.02, delta0=1.0, cg_maxiter=500,
-           exact_below=1e-5,
+           warm_start=None, warm_iterations=None, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
+           exact_below=1e-5, formulation="reduced", linear_solver="mumps",
            threads=1, **unused):
-    """Reduced-space trust-region Newton on the discrete PMP system (see module docstring).
+    """Newton on the discrete PMP system (see module docstring): ``formulation="reduced"``
+    (default; trust-region Newton–CG on ∇J = 0) or ``"full"`` (full-space Newton, sparse LU).
 
     ``warm_iterations`` Adam steps with the exact costate gradient, then trust-region Newton
     steps until ``kkt_residual ≤ tol`` or ``iterations`` Newton steps (default 300).
@@ -95,8 +146,21 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     should_stop = pop_loop_options("newton", unused)
     if unused:
         raise SolverError(f"newton: unknown option(s) {', '.join(sorted(unused))}")
+    if formulation not in FORMULATIONS:
+        raise SolverError(f"newton: unknown formulation '{formulation}' (valid: {', '.join(FORMULATIONS)})")
+    if warm_start is None:
+        warm_start = "adam" if formulation == "reduced" else "lbfgs"
+    if warm_iterations is None:
+        # (full space: an L-BFGS warm start that stops at its iteration cap far above warm_tol
+        # wastes a factorisation on a stalled line search; its cap is therefore high)
+        warm_iterations = 1000 if formulation == "reduced" else 5000
+    if warm_tol is None:
+        # full space: every Newton step is a sparse LU of ~10⁵ unknowns (~10 s at width 6, n = 400),
+        # so start it close; measured on two spirals (n = 400, width 6): starts at KKT 1.4e-4 and
+        # 7e-4 stalled the line search, starts at ≤ 1e-6 converged in two steps
+        warm_tol = 1e-4 if formulation == "reduced" else 1e-6
     from ocdl.solvers.casadi_kkt import GradientOnly, spec_from_model
-    iterations = 300 if iterations is None else int(iterations)
+    iterations = (300 if formulation == "reduced" else 50) if iterations is None else int(iterations)
     spec = spec_from_model(model)
     X0 = lifted(model, X)
     progress = Progress(warm_iterations + iterations, "newton", quiet)
@@ -123,38 +187,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     if warm_start not in ("adam", "lbfgs", "none"):
         raise SolverError(f"newton: unknown warm_start '{warm_start}' (valid: adam, lbfgs, none)")
     if warm_start == "lbfgs":
-        from scipy.optimize import minimize
-
-        class _Done(Exception):
-            pass
-
-        box = {"z": z, "it": 0}
-
-        def fun(zz):
-            Jz, gz = vg(zz)
-            box["last"] = (zz.copy(), Jz, gz)
-            return Jz, gz
-
-        def cb(zz):
-            box["it"] += 1
-            zl, Jz, gz = box["last"]
-            if not np.array_equal(zl, zz):
-                Jz, gz = vg(zz)
-            rz = G.stationarity_residual(gz)
-            box["z"] = zz.copy()
-            hist.add(box["it"], Jz, rz, phase="lbfgs")
-            if rz <= warm_tol:
-                raise _Done
-
-        try:
-            minimize(fun, z, jac=True, method="L-BFGS-B", callback=cb,
-                     options={"maxiter": warm_iterations, "maxcor": 20, "gtol": 0.0, "ftol": 0.0})
-        except _Done:
-            pass
-        z = box["z"]
-        it = box["it"]
-        J, g = vg(z)
-        res = G.stationarity_residual(g)
+        z, J, g, res, it = lbfgs_phase(vg, z, hist, it, warm_iterations, warm_tol, G.stationarity_residual)
     for t in range(1, (warm_iterations if warm_start == "adam" else 0) + 1):
         m1 = 0.9 * m1 + 0.1 * g
         m2 = 0.999 * m2 + 0.001 * g * g
@@ -170,6 +203,42 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
             break
         if res <= tol:
             break
+    if formulation == "full" and not stopped and res > tol:
+        from ocdl.solvers.newton_full import newton_full
+        restarts = 0
+        tot = {"newton_steps": 0, "build_time_s": 0.0, "jacobian_time_s": 0.0, "lu_time_s": 0.0}
+        while True:
+            out = newton_full(model, z, X, y, hist, it, tol=tol, iterations=iterations - tot["newton_steps"],
+                              threads=threads, callback=callback, should_stop=should_stop,
+                              linear_solver=linear_solver)
+            it = out["it"]
+            for key in tot:
+                tot[key] += out[key]
+            if not out["stalled"] or restarts >= max_restarts or tot["newton_steps"] >= iterations:
+                break
+            # the line search on ½‖F‖² stalled (a near-singular KKT matrix: far from a regular
+            # solution). Go back to L-BFGS on J from the last full-space iterate's parameters
+            # until the KKT residual is 100× below the one at which Newton was started.
+            restarts += 1
+            warm_tol = warm_tol / 100
+            z = model.flatten(out["params"])
+            z, J, g, res, it = lbfgs_phase(vg, z, hist, it, warm_iterations, warm_tol, G.stationarity_residual)
+        progress.close()
+        params = out["params"]
+        J = pmp.cost(model, params, Xn, y)
+        ok = out["converged"]
+        msg = (f"converged: full-space ‖F(z)‖∞ {out['kkt']:.2e} <= {tol:g}" if ok
+               else "stopped by callback" if out["stopped"]
+               else f"stopped after {tot['newton_steps']} full-space Newton steps and {restarts} L-BFGS "
+                    f"restarts (‖F(z)‖∞ {out['kkt']:.2e})")
+        return make_result(model, params, J, ok, msg, out["it"], hist.rows,
+                           kkt=pmp.kkt_residual(model, params, Xn, y), kkt_full=float(out["kkt"]),
+                           build_time_s=tot["build_time_s"], jacobian_time_s=tot["jacobian_time_s"],
+                           lu_time_s=tot["lu_time_s"], unknowns=out["unknowns"], lu_nnz=out["lu_nnz"],
+                           newton_steps=tot["newton_steps"], restarts=restarts,
+                           formulation=f"full-space Newton on F(z) = 0 (states, costates, θ, head), "
+                                       f"sparse LU ({linear_solver}), Armijo line search on ½‖F‖²",
+                           solver="newton", wall_time_s=hist.elapsed())
     # ---------------- trust-region Newton–CG with exact Hessian-vector products
     Delta = float(delta0)
     n_hvp = 0
