@@ -22,6 +22,8 @@ Integrators: ``euler``, ``heun``, ``rk4`` (explicit tableaux from ``integrators.
 written stage by stage for each method, so it is the exact gradient of the discrete cost
 (the time-invariant control's gradient is the sum over all layers).
 """
+import contextlib
+
 import numpy as np
 import torch
 
@@ -140,18 +142,7 @@ def _gauss2_stages(field, theta, x, v, h, tol=1e-14, maxiter=60):
         th = theta.detach()
         K = torch.stack([field.accel(x + h * _C2[i] * v, th) for i in range(2)], dim=1)
         for _ in range(maxiter):
-            X = torch.stack([x + h * _C2[i] * v + h * h * (_A2SQ[i, 0] * K[:, 0] + _A2SQ[i, 1] * K[:, 1])
-                             for i in range(2)], dim=1)
-            G = K - torch.stack([field.accel(X[:, i], th) for i in range(2)], dim=1)
-            s = torch.stack([field.accel_slope(X[:, i], th) for i in range(2)], dim=1)
-            M00 = 1 - h * h * s[:, 0] * _A2SQ[0, 0]
-            M01 = -h * h * s[:, 0] * _A2SQ[0, 1]
-            M10 = -h * h * s[:, 1] * _A2SQ[1, 0]
-            M11 = 1 - h * h * s[:, 1] * _A2SQ[1, 1]
-            det = M00 * M11 - M01 * M10
-            d0 = (M11 * G[:, 0] - M01 * G[:, 1]) / det
-            d1 = (-M10 * G[:, 0] + M00 * G[:, 1]) / det
-            K = K - torch.stack([d0, d1], dim=1)
+            K, G = _gauss2_newton(field, th, x, v, h, K)
             if float(G.abs().max()) <= tol * (1 + float(K.abs().max())):
                 break
         else:
@@ -161,25 +152,33 @@ def _gauss2_stages(field, theta, x, v, h, tol=1e-14, maxiter=60):
     return K
 
 
+def _gauss2_newton(field, theta, x, v, h, K, jacobian_grad=True):
+    """One Newton step on the gauss2 stage equations ``G(K) = K − a(x + c_i h v + h² Σ_j (A²)_ij K_j) = 0``
+    (the 2×2 Jacobian per sample solved in closed form); returns ``(K_new, G(K))``.
+    ``jacobian_grad=False`` keeps the Jacobian out of autograd (the differentiable polish step)."""
+    import contextlib
+    X = torch.stack([x + h * _C2[i] * v + h * h * (_A2SQ[i, 0] * K[:, 0] + _A2SQ[i, 1] * K[:, 1])
+                     for i in range(2)], dim=1)
+    G = K - torch.stack([field.accel(X[:, i], theta) for i in range(2)], dim=1)
+    with contextlib.nullcontext() if jacobian_grad else torch.no_grad():
+        s = torch.stack([field.accel_slope(X[:, i], theta) for i in range(2)], dim=1)
+        M00 = 1 - h * h * s[:, 0] * _A2SQ[0, 0]
+        M01 = -h * h * s[:, 0] * _A2SQ[0, 1]
+        M10 = -h * h * s[:, 1] * _A2SQ[1, 0]
+        M11 = 1 - h * h * s[:, 1] * _A2SQ[1, 1]
+        det = M00 * M11 - M01 * M10
+    d0 = (M11 * G[:, 0] - M01 * G[:, 1]) / det
+    d1 = (-M10 * G[:, 0] + M00 * G[:, 1]) / det
+    return K - torch.stack([d0, d1], dim=1), G
+
+
 def _gauss2_step(field, theta, y, h):
     x, v = y[:, 0], y[:, 1]
     K = _gauss2_stages(field, theta, x, v, h)
     if theta.requires_grad or x.requires_grad:
         # one Newton step from the converged stages, differentiable: at the solution its
         # derivative is exactly the implicit-function derivative of the stages.
-        X = torch.stack([x + h * _C2[i] * v + h * h * (_A2SQ[i, 0] * K[:, 0] + _A2SQ[i, 1] * K[:, 1])
-                         for i in range(2)], dim=1)
-        G = K - torch.stack([field.accel(X[:, i], theta) for i in range(2)], dim=1)
-        with torch.no_grad():
-            s = torch.stack([field.accel_slope(X[:, i], theta) for i in range(2)], dim=1)
-            M00 = 1 - h * h * s[:, 0] * _A2SQ[0, 0]
-            M01 = -h * h * s[:, 0] * _A2SQ[0, 1]
-            M10 = -h * h * s[:, 1] * _A2SQ[1, 0]
-            M11 = 1 - h * h * s[:, 1] * _A2SQ[1, 1]
-            det = M00 * M11 - M01 * M10
-        d0 = (M11 * G[:, 0] - M01 * G[:, 1]) / det
-        d1 = (-M10 * G[:, 0] + M00 * G[:, 1]) / det
-        K = K - torch.stack([d0, d1], dim=1)
+        K, _ = _gauss2_newton(field, theta, x, v, h, K, jacobian_grad=False)
     x_new = x + h * v + h * h * (_BTA[0] * K[:, 0] + _BTA[1] * K[:, 1])
     v_new = v + h * (_B2[0] * K[:, 0] + _B2[1] * K[:, 1])
     return torch.stack([x_new, v_new], dim=1)
