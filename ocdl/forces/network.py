@@ -156,7 +156,6 @@ def _gauss2_newton(field, theta, x, v, h, K, jacobian_grad=True):
     """One Newton step on the gauss2 stage equations ``G(K) = K − a(x + c_i h v + h² Σ_j (A²)_ij K_j) = 0``
     (the 2×2 Jacobian per sample solved in closed form); returns ``(K_new, G(K))``.
     ``jacobian_grad=False`` keeps the Jacobian out of autograd (the differentiable polish step)."""
-    import contextlib
     X = torch.stack([x + h * _C2[i] * v + h * h * (_A2SQ[i, 0] * K[:, 0] + _A2SQ[i, 1] * K[:, 1])
                      for i in range(2)], dim=1)
     G = K - torch.stack([field.accel(X[:, i], theta) for i in range(2)], dim=1)
