@@ -108,7 +108,11 @@ def check_method(field, method):
 
 # ----------------------------------------------------------------------------------------------
 # one step of each method (torch, differentiable)
-def _rk_step(field, theta, y, h, method):
+def rk_step(f, y, h, method):
+    """One explicit Runge–Kutta step ``y + h Σ_i b_i f(Y_i)``, ``Y_i = y + h Σ_j a_ij f(Y_j)``.
+
+    Pure arithmetic on ``y``: serves torch tensors (differentiable) and CasADi expressions alike.
+    """
     A, b, _ = EXPLICIT[method]
     K = []
     for i in range(len(b)):
@@ -116,7 +120,7 @@ def _rk_step(field, theta, y, h, method):
         for j in range(i):
             if A[i, j] != 0:
                 Y = Y + (h * A[i, j]) * K[j]
-        K.append(field.f(Y, theta))
+        K.append(f(Y))
     out = y
     for i in range(len(b)):
         out = out + (h * b[i]) * K[i]
@@ -186,7 +190,7 @@ def _gauss2_step(field, theta, y, h):
 def step(field, theta, y, h, method):
     """One layer ``y_{k+1} = Ψ_h(y_k; θ)``."""
     if method in EXPLICIT_METHODS:
-        return _rk_step(field, theta, y, h, method)
+        return rk_step(lambda Y: field.f(Y, theta), y, h, method)
     if method == "verlet":
         return _verlet_step(field, theta, y, h)
     if method == "gauss2":

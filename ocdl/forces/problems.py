@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ocdl.forces import checks
-from ocdl.forces.network import DragField, PositionField, check_method, costate_gradient, propagate
+from ocdl.forces.network import DragField, PositionField, check_method, costate_gradient, propagate, rk_step
 from ocdl.forces.table import ForceGrid
 
 DTYPE = torch.float64
@@ -118,7 +118,7 @@ class DragProblem(_TableProblem):
 
     # CasADi: one sample's step, then the residual of a batch
     def casadi_step(self, ca, y, theta, h):
-        return _casadi_rk(ca, lambda u: self.g - self.grid.value_casadi(theta, u), y, h, self.method)
+        return rk_step(lambda u: self.g - self.grid.value_casadi(theta, u), y, h, self.method)
 
     def casadi_sample_data(self, subset):
         """Per-sample constants for :meth:`casadi_sample_residual`: rows ``vT``, weight."""
@@ -209,7 +209,7 @@ class PositionProblem(_TableProblem):
             return ca.vertcat(x + h * v + h * h * (_BTA[0] * K[0] + _BTA[1] * K[1]),
                               v + h * (_B2[0] * K[0] + _B2[1] * K[1]))
         f = lambda yy: ca.vertcat(yy[1], acc(yy[0]))  # noqa: E731
-        return _casadi_rk(ca, f, y, h, self.method)
+        return rk_step(f, y, h, self.method)
 
     def casadi_sample_data(self, subset):
         """Per-sample constants: rows ``kind``, ``vT`` (0 for negatives), kind weight, vT weight
@@ -224,19 +224,3 @@ class PositionProblem(_TableProblem):
     def casadi_sample_residual(self, ca, yN, data):
         kbar = 0.5 * (1 + ca.tanh(0.5 * (self.eps ** 2 - (yN[0] - self.xstar) ** 2) / self.scale))  # σ, overflow-free
         return ca.vertcat((kbar - data[0]) * data[2], (yN[1] - data[1]) * data[3])
-
-
-def _casadi_rk(ca, f, y, h, method):
-    from integrators.tableaux import EXPLICIT
-    A, b, _ = EXPLICIT[method]
-    K = []
-    for i in range(len(b)):
-        Y = y
-        for j in range(i):
-            if A[i, j] != 0:
-                Y = Y + h * A[i, j] * K[j]
-        K.append(f(Y))
-    out = y
-    for i in range(len(b)):
-        out = out + h * b[i] * K[i]
-    return out
