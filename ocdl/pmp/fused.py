@@ -49,6 +49,17 @@ import numpy as np
 from integrators.tableaux import adjoint_partner, tableau
 
 
+
+def _combine(base, terms, weights, out, tmp):
+    """``out = base + Σ_i weights_i terms_i`` in place (one stage: weight 1, a single add)."""
+    if len(terms) == 1:
+        np.add(base, terms[0], out=out)
+        return
+    np.copyto(out, base)
+    for term, w in zip(terms, weights):
+        np.multiply(term, w, out=tmp)
+        np.add(out, tmp, out=out)
+
 def _kind(field):
     return "outer" if field == "outer" else "inner"
 
@@ -157,13 +168,7 @@ def forward(model, params, X, store=True, states=False):
                 np.multiply(sig, h, out=hF[i])
             layer.append((a, sig))
         xn = nxt[:d]
-        if s == 1:
-            np.add(x, hF[0], out=xn)
-        else:
-            np.copyto(xn, x)
-            for i in range(s):
-                np.multiply(hF[i], bw[i], out=tmp)
-                np.add(xn, tmp, out=xn)
+        _combine(x, hF, bw, xn, tmp)
         if store:
             cache.append(layer)
         xa = nxt
@@ -235,13 +240,7 @@ def costate_sweep(model, params, fw, lamN, costates=False):
                 else:
                     contr *= bw[i]
                     gM[k] += contr
-        if s == 1:
-            np.add(lam, hG[0], out=out)
-        else:
-            np.copyto(out, lam)
-            for i in range(s):
-                np.multiply(hG[i], bw[i], out=tmp)
-                np.add(out, tmp, out=out)
+        _combine(lam, hG, bw, out, tmp)
         lam = out
     gM *= h
     gK, gb = _theta_grads(model, gM)
