@@ -132,6 +132,15 @@ class FixedPoint:
             f"use a smaller step (more steps), or loosen rtol={self.opts.rtol:g} / raise max_iter={self.opts.max_iter}")
 
 
+def iterate(fpt, G, X):
+    """Fixed-point iteration ``X ← G(X)`` until ``fpt`` (a :class:`FixedPoint`) says stop; returns ``X``."""
+    while True:
+        Xn = G(X)
+        d, X = Xn - X, Xn
+        if fpt.done([d]):
+            return X
+
+
 def needs_grad(state):
     """Torch state with autograd on: the right-hand side may carry parameters that need
     gradients even when the state itself does not (yet) require grad."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from integrators import tableaux
 from integrators.backend import mix, stack
-from integrators.implicit import FixedPoint, needs_grad
+from integrators.implicit import FixedPoint, iterate, needs_grad
 
 
 def _terms(row, scale=1.0):
@@ -166,11 +166,7 @@ class SymplecticEuler(Method):
         P = p + h * system.fp(t, q, p)
         if not opts.separable:
             fpt = FixedPoint(opts, self.name, t, h, [[p, P]], needs_grad(state))
-            while True:
-                Pn = p + h * system.fp(t, q, P)
-                d, P = Pn - P, Pn
-                if fpt.done([d]):
-                    break
+            P = iterate(fpt, lambda P: p + h * system.fp(t, q, P), P)
         return q + h * system.fq(t, q, P), P
 
 
@@ -194,11 +190,7 @@ class SymplecticEulerB(Method):
         Q = q + h * system.fq(t1, q, p)
         if not opts.separable:
             fpt = FixedPoint(opts, self.name, t, h, [[q, Q]], needs_grad(state))
-            while True:
-                Qn = q + h * system.fq(t1, Q, p)
-                d, Q = Qn - Q, Qn
-                if fpt.done([d]):
-                    break
+            Q = iterate(fpt, lambda Q: q + h * system.fq(t1, Q, p), Q)
         return Q, p + h * system.fp(t1, Q, p)
 
 
@@ -227,21 +219,13 @@ class StormerVerlet(Method):
         Q = q + hh * system.fq(tm, q, p)
         if not opts.separable:
             fpt = FixedPoint(opts, self.name, t, h, [[q, Q]], needs_grad(state))
-            while True:
-                Qn = q + hh * system.fq(tm, Q, p)
-                d, Q = Qn - Q, Qn
-                if fpt.done([d]):
-                    break
+            Q = iterate(fpt, lambda Q: q + hh * system.fq(tm, Q, p), Q)
         fp0 = system.fp(tm, Q, p)
         P = p + h * fp0
         if not opts.separable:
             base = p + hh * fp0
             fpt = FixedPoint(opts, self.name, t, h, [[p, P]], needs_grad(state))
-            while True:
-                Pn = base + hh * system.fp(tm, Q, P)
-                d, P = Pn - P, Pn
-                if fpt.done([d]):
-                    break
+            P = iterate(fpt, lambda P: base + hh * system.fp(tm, Q, P), P)
         return Q + hh * system.fq(tm, Q, P), P
 
 
