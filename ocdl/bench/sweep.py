@@ -37,11 +37,10 @@ import logging
 import os
 import re
 import time
-import tomllib
 import traceback
 
 from ocdl.errors import InputError
-from ocdl.io import read_labelled, write_csv, write_json
+from ocdl.io import read_labelled, read_toml, write_csv, write_json
 from ocdl.progress import Progress, log
 
 GRID_KEYS = ("data", "solver", "field", "integrator", "layers", "seed")
@@ -81,13 +80,7 @@ class Sweep:
 
 def load_sweep(path):
     """Read and validate a sweep TOML file (see the module docstring); raise InputError if bad."""
-    if not os.path.isfile(path):
-        raise InputError(f"sweep file '{path}' not found")
-    try:
-        with open(path, "rb") as fh:
-            cfg = tomllib.load(fh)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"sweep file '{path}' is not valid TOML ({exc})") from None
+    cfg = read_toml(path, "sweep")
     unknown = [k for k in cfg if k not in TABLES]
     if unknown:
         raise InputError(f"sweep file '{path}': unknown key '{unknown[0]}' at top level "

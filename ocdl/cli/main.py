@@ -3,14 +3,13 @@
 Exit codes: 0 success, 2 bad input, 3 solver failure or divergence, 130 interrupted.
 """
 import importlib
-import os
 import sys
-import tomllib
 import traceback
 
 from ocdl import __version__
 from ocdl.cli.common import Parser
 from ocdl.errors import InputError, OcdlError
+from ocdl.io import read_toml
 
 # (command, module); each module defines ``register(subparsers)``.
 COMMANDS = [
@@ -61,13 +60,7 @@ def apply_config(parser, argv):
             path = tok.split("=", 1)[1]
     if path is None:
         return argv
-    if not os.path.isfile(path):
-        raise InputError(f"config file '{path}' not found")
-    try:
-        with open(path, "rb") as fh:
-            cfg = tomllib.load(fh)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"config file '{path}' is not valid TOML ({exc})") from None
+    cfg = read_toml(path, "config")
     p, i = parser, 0
     while i < len(argv) and (sub := _subparsers(p)) is not None and argv[i] in sub.choices:
         p = sub.choices[argv[i]]
