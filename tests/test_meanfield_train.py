@@ -1,15 +1,13 @@
 """Stochastic-ResNet training: particle-PMP gradient = ocdl.pmp at ν = 0; density gradient exact
 (finite differences) and consistent with the particle gradient."""
 import numpy as np
-import pytest
-
+from ocdl import pmp
 from ocdl.meanfield import make_grid
 from ocdl.meanfield.training import (DensityProblem, Params, gaussian_deposit, particle_value_and_grad, spirals)
+from ocdl.models import ResNetODE
 
 
 def test_particle_pmp_matches_ocdl_pmp_at_zero_noise():
-    pmp = pytest.importorskip("ocdl.pmp")
-    from ocdl.models import ResNetODE
     X, y = spirals(20, seed=3)
     m = ResNetODE(field="outer", d_in=2, n_classes=2, layers=5, T=2.0, integrator="euler", alpha=0.01,
                   beta=0.0, alpha_head=0.02)
@@ -18,9 +16,11 @@ def test_particle_pmp_matches_ocdl_pmp_at_zero_noise():
     J_ref, g_ref = pmp.value_and_grad(m, p, X, y)
     P = Params(p["K"], p["b"], p["W"][0], float(p["mu"][0]))
     J, G = particle_value_and_grad(P, X, y, np.full(len(y), 1 / len(y)), 0.0, 2.0, 0.01, 0.02)
-    assert abs(J - J_ref) < 1e-12
+    # the same discrete gradient in another order of operations: round-off (measured: J identical,
+    # blocks ≤ 5.6e-17 absolute with entries ~0.1); bar 1e-13
+    assert abs(J - J_ref) < 1e-13
     for a, b in ((G.K, g_ref["K"]), (G.b, g_ref["b"]), (G.W, g_ref["W"][0]), (G.mu, g_ref["mu"][0])):
-        assert np.max(np.abs(np.asarray(a) - b)) < 1e-12
+        assert np.max(np.abs(np.asarray(a) - b)) < 1e-13
 
 
 def test_density_gradient_matches_finite_differences_including_head():

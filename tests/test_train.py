@@ -164,7 +164,7 @@ def test_cli_train_predict_gradcheck(ocdl_cli, tmp_path):
     r = ocdl_cli("gradcheck", "--field", "inner", "--integrator", "heun", "--layers", "5", "--json", tmp_path / "g.json")
     assert r.returncode == 0, r.stderr
     g = json.loads((tmp_path / "g.json").read_text())
-    assert g["rel_error_costate_vs_autograd"] < 1e-10
+    assert g["rel_error_costate_vs_autograd"] < 1e-13   # round-off (measured 2.9e-16)
     assert 1e-8 < g["rel_error_continuous_adjoint_vs_autograd"] < 0.5
     assert g["rel_error_autograd_vs_finite_difference"] < 1e-6
 

@@ -79,6 +79,9 @@ def run(args):
     result["settings"]["data"] = args.data
     result["settings"]["test"] = args.test or (f"{args.data} seed {args.seed + 1000}" if Xt is not None else None)
     print(table(result))
+    for name, r in result["solvers"].items():
+        if not r.get("error"):                   # failures are listed under the table already
+            common.warn_not_converged(name, r["converged"], r["message"])
     errors = [r.get("error") for r in result["solvers"].values()]
     if all(errors):
         from ocdl.errors import SolverError
