@@ -71,7 +71,7 @@ def main():
     ax[1].plot(nodes, rn.x, "k--", lw=1.5, label=f"Gauss–Newton ({sn['rel_l2_error']:.2%}, {sn['wall_time_s']:.1f}s)")
     ax[1].set(xlabel="v", ylabel="F(v)", title="(b) learned drag force", ylim=(-2, 20))
     ax[1].legend(fontsize=8)
-    for solver, (p, res, s) in runs.items():
+    for solver, (_, res, s) in runs.items():
         h = res.history
         ax[2].semilogy([q["time_s"] for q in h], [q["loss"] for q in h], label=f"{solver} ({s['iterations']} it.)")
     ax[2].set(xlabel="wall time [s]", ylabel="cost J", title="(c) cost against time")

@@ -6,7 +6,6 @@ import pytest
 
 from ocdl import pmp
 from ocdl.data import make_dataset
-from ocdl.solvers import make_model
 from ocdl.solvers.compare import compare, time_to_target
 
 KEYS = {"final_loss", "train_accuracy", "test_accuracy", "iterations", "wall_time_s", "kkt_residual",

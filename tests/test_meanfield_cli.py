@@ -57,13 +57,15 @@ def test_nls_cli(ocdl_cli, tmp_path):
 
 
 BAD = [
-    (["fokker-planck", "--drift", "__import__('os')", "--nu", "1", "--mean", "0", "--std", "1", "--T", "1"], "expression"),
+    (["fokker-planck", "--drift", "__import__('os')", "--nu", "1", "--mean", "0", "--std", "1", "--T", "1"],
+     "expression"),
     (["fokker-planck", "--drift", "-x", "--nu", "-1", "--mean", "0", "--std", "1", "--T", "1"], "--nu"),
     (["fokker-planck", "--drift", "-x", "--nu", "1", "--mean", "0", "--std", "0", "--T", "1"], "--std"),
     (["fokker-planck", "--drift", "-x", "--nu", "1", "--mean", "0", "--std", "1", "--T", "0"], "--T"),
     (["fokker-planck", "--drift", "-x", "--nu", "1", "--mean", "0", "--std", "1", "--T", "1", "--xmin", "2",
       "--xmax", "1"], "--xmax"),
-    (["particles", "--drift", "-x", "--nu", "nan", "--mean", "0", "--std", "1", "--T", "1", "--particles", "10"], "--nu"),
+    (["particles", "--drift", "-x", "--nu", "nan", "--mean", "0", "--std", "1", "--T", "1", "--particles", "10"],
+     "--nu"),
     (["control", "--terminal", "x**2", "--nu", "0.5", "--mean", "0", "--std", "1", "--T", "1", "--method",
       "hopf-cole", "--g", "-1"], "--g"),
     (["control", "--terminal", "x**2", "--nu", "0", "--mean", "0", "--std", "1", "--T", "1"], "--nu"),

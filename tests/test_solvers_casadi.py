@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from ocdl import pmp
-from ocdl.data import make_dataset
 from ocdl.solvers import make_model
 from ocdl.solvers.casadi_kkt import GradientOnly, ReducedProblem, spec_from_model
 

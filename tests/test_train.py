@@ -161,7 +161,8 @@ def test_cli_train_predict_gradcheck(ocdl_cli, tmp_path):
     assert len(pred["predictions"]) == 60 and set(pred["predictions"]) <= {0, 1}
     r = ocdl_cli("predict", "--model", tmp_path / "m.bin", "--data", tmp_path / "nolabel.csv")
     assert r.returncode == 0 and json.loads(r.stdout)["accuracy"] is None
-    r = ocdl_cli("gradcheck", "--field", "inner", "--integrator", "heun", "--layers", "5", "--json", tmp_path / "g.json")
+    r = ocdl_cli("gradcheck", "--field", "inner", "--integrator", "heun", "--layers", "5",
+                 "--json", tmp_path / "g.json")
     assert r.returncode == 0, r.stderr
     g = json.loads((tmp_path / "g.json").read_text())
     assert g["rel_error_costate_vs_autograd"] < 1e-13   # round-off (measured 2.9e-16)
@@ -201,7 +202,8 @@ def test_cli_kill_and_resume(tmp_path):
     base = [sys.executable, "-m", "ocdl", "train", "--data", str(tmp_path / "tr.csv"), "--solver", "pmp-adam",
             "--iterations", "400", "--layers", "6", "--quiet"]
     ck = tmp_path / "ck"
-    p = subprocess.Popen(base + ["--checkpoint", str(ck), "--checkpoint-every", "10", "--save", str(tmp_path / "a.npz")],
+    p = subprocess.Popen(base + ["--checkpoint", str(ck), "--checkpoint-every", "10",
+                                 "--save", str(tmp_path / "a.npz")],
                          env=_cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not (ck / "checkpoint.npz").exists() and time.time() - t0 < 60 and p.poll() is None:

@@ -65,7 +65,8 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
     for name in solvers:
         its = iterations.get(name) if isinstance(iterations, dict) else iterations
         if its is None:
-            its = DEFAULT_ITERATIONS.get(name, {"newton": 300, "ipopt": 500, "msa": 200, "shooting": 50}.get(name, 1000))
+            its = DEFAULT_ITERATIONS.get(name, {"newton": 300, "ipopt": 500, "msa": 200,
+                                                "shooting": 50}.get(name, 1000))
         snaps = {}
         wanted = _snapshot_iterations(its if name not in ("newton",) else its + 1000)
 
