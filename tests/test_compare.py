@@ -8,8 +8,8 @@ from ocdl import pmp
 from ocdl.data import make_dataset
 from ocdl.solvers.compare import compare, time_to_target
 
-KEYS = {"final_loss", "train_accuracy", "test_accuracy", "iterations", "wall_time_s", "kkt_residual",
-        "time_to_target_s", "history"}
+KEYS = {"final_loss", "train_accuracy", "test_accuracy", "iterations", "wall_time_s", "kkt_residual", "converged",
+        "message", "time_to_target_s", "history"}
 
 
 def test_time_to_target_is_first_crossing():

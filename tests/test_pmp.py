@@ -100,10 +100,11 @@ def test_kkt_residual_definition():
     X, y = _data()
     model = ResNetODE(layers=4, T=2.0)
     params = model.init(seed=0)
-    _, g = pmp.value_and_grad(model, params, X, y)
+    # the stationarity max(‖∂J/∂θ_k‖∞/h, ‖∂J/∂(W, μ)‖∞) from an independent (torch autograd) gradient
+    _, g = pmp.autograd_value_and_grad(model, params, X, y)
     expect = max(np.abs(g["K"]).max() / model.h, np.abs(g["b"]).max() / model.h,
                  np.abs(g["W"]).max(), np.abs(g["mu"]).max())
-    assert pmp.kkt_residual(model, params, X, y) == pytest.approx(expect, rel=1e-14)
+    assert pmp.kkt_residual(model, params, X, y) == pytest.approx(expect, rel=1e-13)
 
 
 def test_implicit_integrator_autograd_only():
