@@ -130,7 +130,8 @@ def test_time_to_target_and_train_bench_with_stand_in():
         for name in solvers:
             rate = 1.0 if name == "fast" else 0.25
             hist = [{"iteration": i, "loss": 1.0 / (1 + rate * i), "time_s": 0.1 * i + seed} for i in range(10)]
-            out[name] = {"history": hist, "final_loss": hist[-1]["loss"], "iterations": 10, "wall_time_s": 1.0}
+            out[name] = {"history": hist, "final_loss": hist[-1]["loss"], "iterations": 10, "wall_time_s": 1.0,
+                         "converged": False, "message": "iteration limit reached (10)"}
         return {"solvers": out}
 
     result = run_train_bench(["fast", "slow"], [0, 1], 0.2, compare_fn=fake_compare,
@@ -139,3 +140,4 @@ def test_time_to_target_and_train_bench_with_stand_in():
     # fast: loss 1/(1+i) ≤ 0.2 first at i = 4, time 0.4 + seed → median over seeds 0, 1 = 0.9
     assert s["fast"]["reached"] == 2 and s["fast"]["median_time_to_target_s"] == pytest.approx(0.4 + 0.5)
     assert s["slow"]["reached"] == 0 and s["slow"]["median_time_to_target_s"] is None
+    assert all(r["converged"] is False and r["message"] == "iteration limit reached (10)" for r in result["runs"])

@@ -55,7 +55,8 @@ def run_train_bench(solvers, seeds, target, data="spirals", field="outer", integ
                          "iterations_to_target": it, "reached": tt is not None,
                          "final_loss": r.get("final_loss"), "kkt_residual": r.get("kkt_residual"),
                          "iterations": r.get("iterations"), "wall_time_s": r.get("wall_time_s"),
-                         "train_accuracy": r.get("train_accuracy"), "error": r.get("error")})
+                         "train_accuracy": r.get("train_accuracy"), "converged": r.get("converged"),
+                         "message": r.get("message"), "error": r.get("error")})
     bar.update(len(seeds), force=True)
     bar.close()
     summary = []
