@@ -52,7 +52,7 @@ def main():
 
     fig, ax = plt.subplots(1, 4, figsize=(21, 4.6))
     pn, rn, sn = runs["newton"]
-    pa, ra, sa = runs["adam"]
+    pa, ra, _ = runs["adam"]
     ax[0].plot(v0, vT, "o", color="0.6", ms=8, label="data (solve_ivp)")
     for it, th in [ra.snapshots[1], ra.snapshots[len(ra.snapshots) // 2], ra.snapshots[-1]]:
         with torch.no_grad():
