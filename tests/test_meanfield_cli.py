@@ -51,7 +51,7 @@ def test_nls_cli(ocdl_cli, tmp_path):
     d = np.load(tmp_path / "psi.npz")
     assert set(d.files) >= {"x", "psi", "t", "mass", "energy"} and np.iscomplexobj(d["psi"])
     js = json.loads((tmp_path / "nls.json").read_text())
-    assert js["mass_drift"] < 1e-12 and js["max_error_vs_analytic"] < 1e-4
+    assert js["mass_drift"] < 1e-13 and js["max_error_vs_analytic"] < 1e-4   # mass: round-off (measured 1.2e-14)
     assert js["madelung_continuity_residual"] < 1e-4 and js["madelung_hj_residual"] < 1e-4
     assert js["energy_drift"] < 1e-8
 
