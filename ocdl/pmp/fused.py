@@ -90,7 +90,7 @@ def _theta_grads(model, gM):
     return np.ascontiguousarray(gM[:, :, :d]), np.ascontiguousarray(gM[:, :, d])
 
 
-def forward(model, params, X, store=True, states=False):
+def forward(model, params, X, store=True, states=False, increments=None):
     """Fused forward sweep, feature-major. Returns a dict with ``xN`` (d, n), ``M``, and
 
     * ``cache`` (``store=True``): per layer, per stage ``(a_aug, sig)`` — outer: ``a_aug = [σ(Y_i); 1]``,
@@ -98,6 +98,8 @@ def forward(model, params, X, store=True, states=False):
     * ``X`` (``states=True``): the states ``(N+1, d+1, n)`` (last row ones).
 
     ``store=False, states=False`` keeps nothing but rotating buffers (the cost-only forward).
+    ``increments`` ((N, n, d) or None): additive state-independent increments ``ξ_k``, so
+    ``x_{k+1} = Ψ_h(x_k; θ_k) + ξ_k`` (Euler–Maruyama with additive noise when Ψ is Euler).
     """
     A, bw, _ = tableau(model.integrator)
     s = len(bw)
@@ -169,6 +171,8 @@ def forward(model, params, X, store=True, states=False):
             layer.append((a, sig))
         xn = nxt[:d]
         _combine(x, hF, bw, xn, tmp)
+        if increments is not None:
+            np.add(xn, increments[k].T, out=xn)
         if store:
             cache.append(layer)
         xa = nxt
@@ -301,12 +305,14 @@ class _borrow:
         return False
 
 
-def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
+def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increments=None):
     """Euler layers: forward keeping σ, costate sweep reusing it, batched θ-contraction.
 
     ``lam_of_xN(xN) -> (J_data, lamN, extra)`` gives the terminal costate from ``x_N`` ((n, d)).
     Returns ``(J_data, gK, gb, xN, extra, states, costates)``; ``states``/``costates`` are fresh
     ``(N+1, n, d)`` arrays (transposed views of feature-major arrays) if ``trajectories`` else None.
+    ``increments`` ((N, n, d) or None): additive increments, ``x_{k+1} = x_k + h f(x_k, θ_k) + ξ_k``;
+    being state- and θ-independent they leave the backward sweep and the gradient formula unchanged.
 
         forward   outer: S_k = σ(x_k),  x_{k+1} = x_k + h (K_k S_k + b_k)
                   inner: Σ_k = σ(M_k [x_k; 1]),  x_{k+1} = x_k + h Σ_k
@@ -337,6 +343,8 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
                 nxt = Xs[k + 1] if trajectories else Xs[(k + 1) % 2]
                 matmul(hM[k], a, out=nxt)                      # h (K σ + b)
                 add(nxt, x, out=nxt)
+                if increments is not None:
+                    add(nxt, increments[k].T, out=nxt)         # + ξ_k
                 x = nxt
             states = Xs if trajectories else None
         else:
@@ -354,6 +362,8 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
                 x = Xa[k + 1, :d]
                 multiply(sig, h, out=x)
                 add(x, Xa[k, :d], out=x)
+                if increments is not None:
+                    add(x, increments[k].T, out=x)             # + ξ_k
             x = Xa[N, :d]
             states = Xa[:, :d] if trajectories else None
         xN = x.T
