@@ -21,7 +21,8 @@ import numpy as np
 from integrators.tableaux import EXPLICIT, tableau
 from ocdl.errors import InputError, check_choice
 from ocdl.models.backend import axpy, concat, is_torch, stack, zeros_like_shape
-from ocdl.models.fields import FIELDS
+from ocdl.models.activations import ACTIVATIONS
+from ocdl.models.fields import FIELDS, get_field
 from ocdl.models.losses import mean_loss
 from ocdl.models.regularisers import regulariser
 
@@ -73,8 +74,7 @@ class ResNetODE:
                  input_shift=None, input_scale=None):
         check_choice("field", field, list(FIELDS))
         check_choice("integrator", integrator, list(integrators_for(field)))
-        if activation != "tanh":
-            raise InputError(f"unknown activation '{activation}' (valid: tanh)")
+        check_choice("activation", activation, list(ACTIVATIONS))
         d_in, n_classes, layers = int(d_in), int(n_classes), int(layers)
         if d_in < 1:
             raise InputError(f"input dimension must be ≥ 1 (got {d_in})")
@@ -97,7 +97,7 @@ class ResNetODE:
         elif width < d_in:
             raise InputError(f"--width must be ≥ input dimension {d_in} (got {width})")
         self.field, self.integrator, self.activation = field, integrator, activation
-        self.F = FIELDS[field]
+        self.F = get_field(field, activation)         # the field object (with its σ)
         self.d_in, self.d, self.n_classes, self.layers, self.T = d_in, width, n_classes, layers, float(T)
         self.m = width // 2 if field == "hamiltonian" else width
         self.alpha, self.beta = float(alpha), float(beta)
