@@ -7,7 +7,8 @@
 
 ReLU is not differentiable at z = 0; its derivative there is taken as **0** (``σ' = [z > 0]``),
 the same convention as torch autograd, so costate gradients agree with autograd exactly.
-Softplus is evaluated overflow-free as ``max(z, 0) + log1p(e^{−|z|})``.
+Softplus is evaluated overflow-free as ``logaddexp(z, 0)`` (numpy and torch: smooth, so autograd
+gives σ'(0) = 1/2 exactly where the zero-padded lift puts states at 0); CasADi ``log1p(e^z)``.
 
 Each activation provides, on numpy arrays with ``out=`` buffers (the fused sweeps' kernels):
 
@@ -78,13 +79,7 @@ class Softplus(Activation):
 
     @staticmethod
     def apply(z, out):
-        t = np.abs(z)
-        np.negative(t, out=t)
-        np.exp(t, out=t)
-        np.log1p(t, out=t)                       # log1p(e^{−|z|})
-        np.maximum(z, 0.0, out=out)
-        np.add(out, t, out=out)
-        return out
+        return np.logaddexp(z, 0.0, out=out)     # log(e^z + e^0), overflow-free
 
     @staticmethod
     def deriv_inplace(s):
@@ -104,12 +99,14 @@ class Softplus(Activation):
     @staticmethod
     def torch(z):
         import torch
-        return torch.clamp(z, min=0.0) + torch.log1p(torch.exp(-z.abs()))
+        return torch.logaddexp(z, torch.zeros_like(z))      # autograd: σ'(z) = 1/(1 + e^{−z}) everywhere
 
     @staticmethod
     def casadi(z):
+        # smooth everywhere (a max/abs form would give a wrong derivative at z = 0, which the
+        # zero-padded lift hits exactly); overflows to inf only for z > 709
         import casadi as ca
-        return ca.fmax(z, 0) + ca.log1p(ca.exp(-ca.fabs(z)))
+        return ca.log1p(ca.exp(z))
 
 
 class ReLU(Activation):
@@ -138,7 +135,7 @@ class ReLU(Activation):
     @staticmethod
     def casadi(z):
         import casadi as ca
-        return ca.fmax(z, 0)
+        return ca.if_else(z > 0, z, 0)          # derivative at 0 is 0, as in the numpy/torch forms
 
 
 ACTIVATIONS = {a.name: a for a in (Tanh(), Softplus(), ReLU())}
