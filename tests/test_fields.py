@@ -300,3 +300,33 @@ def test_module_field_bad_input():
     with pytest.raises(InputError, match="increments"):
         pmp.module_value_and_grad(layers, torch.zeros(3, 2, dtype=torch.float64), lambda x: x.sum(), 0.1,
                                   increments=torch.zeros(2, 3, 3))
+
+
+# ---------------------------------------------------------------- CLI
+
+def test_cli_activation_flag(ocdl_cli, tmp_path):
+    r = ocdl_cli("train", "--data", "spirals", "--activation", "swish", "--json", tmp_path / "o.json")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "valid: tanh, softplus, relu" in lines[0]
+    assert not (tmp_path / "o.json").exists()
+    r = ocdl_cli("train", "--data", "spirals", "--points", "20", "--activation", "softplus", "--solver",
+                 "pmp-adam", "--iterations", "3", "--layers", "4", "--quiet", "--save", tmp_path / "m.npz")
+    assert r.returncode == 0, r.stderr
+    from ocdl.data import load_model
+    model, _, _ = load_model(tmp_path / "m.npz")
+    assert model.activation == "softplus" and model.F.act.name == "softplus"
+
+
+def test_module_objective_flat_gradient_matches_finite_differences():
+    # the flat objective for a vector optimiser: its gradient against central differences of
+    # its own value (O(ε²) truncation + O(1e-16/ε) round-off ≈ 1e-10 at ε = 1e-5)
+    X, y = _data(n=20, d_in=2)
+    layers, loss = _mlp_layers(4, 2, seed=3), _head_loss(2, y)
+    objective, theta0 = pmp.module_objective(layers, torch.tensor(X), loss, 0.25)
+    assert theta0.size == sum(v.numel() for m in list(layers) + [loss] for v in m.parameters())
+    J, g = objective(theta0)
+    v = np.random.default_rng(0).standard_normal(theta0.size)
+    eps = 1e-5
+    fd = (objective(theta0 + eps * v)[0] - objective(theta0 - eps * v)[0]) / (2 * eps)
+    assert abs(fd - g @ v) <= 1e-8 * max(abs(g @ v), 1e-3)
+    assert objective(theta0)[0] == J              # the modules hold theta0 again

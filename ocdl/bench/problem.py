@@ -53,7 +53,7 @@ class Problem:
         self.field, self.depth, self.samples, self.width = field, int(depth), int(samples), int(width)
         self.T, self.alpha, self.integrator, self.seed = float(T), float(alpha), integrator, seed
         self.h = self.T / self.depth
-        self.m = self.width // 2 if field == "hamiltonian" else self.width
+        self.m = self.F.param_width(self.width)
         self.X, self.y = spirals(samples, seed=seed)
         rng = np.random.default_rng(seed + 1)
         m, d = self.m, self.width

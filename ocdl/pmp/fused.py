@@ -9,13 +9,18 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
 * **Bias in the matmul.** Each field is written as ``σ`` and an affine map ``M [a; 1]`` with
   ``M = [K | b]`` acting on an input augmented by a row of ones, so ``K a + b`` is one BLAS call
   and the θ-gradient of a stage is one contraction ``U [a; 1]ᵀ = [Σ U aᵀ | Σ U]``.
-* **Two kinds of field.** ``outer``  f = M [σ(x); 1] (``σ`` on the state, then affine);
-  ``inner``  f = σ(M [x; 1]). The ``hamiltonian`` field is ``inner`` with the structured matrix
-
-      K̃ = [[0, K], [−Kᵀ, 0]],   b̃ = [b; −b]     (σ odd:  −σ(Kᵀq + b) = σ(−Kᵀq − b)),
-
-  so ``q̇ = σ(K p + b)``, ``ṗ = −σ(Kᵀ q + b)`` exactly; its gradient is read off the full one:
-  ``∂J/∂K = G̃[:m, m:] − G̃[m:, :m]ᵀ``, ``∂J/∂b = g̃[:m] − g̃[m:]``.
+* **Two fused forms, declared by the field object** (``model.F``, :mod:`ocdl.models.fields`;
+  the sweeps read ``F.form``, ``F.embed``, ``F.out_sign``, ``F.theta_grads``, ``F.act`` and
+  never a field's name): form ``outer``  f = M [σ(x); 1] (``σ`` on the state, then affine);
+  form ``inner``  f = D ⊙ σ(M [x; 1]) with fixed output signs D (None = ones). The
+  ``hamiltonian`` field is ``inner`` with ``M = [[0, K, b], [Kᵀ, 0, b]]`` and ``D = [1; −1]``, so
+  ``q̇ = σ(K p + b)``, ``ṗ = −σ(Kᵀ q + b)`` for any σ; its gradient is read off the full one:
+  ``∂J/∂K = G̃[:m, m:] + G̃[m:, :m]ᵀ``, ``∂J/∂b = g̃[:m] + g̃[m:]`` with ``G̃ = D ⊙ h Σ U [a; 1]ᵀ``.
+  With D diagonal, ``(∂f/∂x)ᵀ p = M_xᵀ D (σ' ⊙ p)``: D is folded into the x-contraction matrix.
+* **The activation is an object too** (``F.act``, :mod:`ocdl.models.activations`): the sweeps
+  call ``act.apply`` (σ into a buffer), ``act.mul_deriv`` (σ' ⊙ v from the stored σ) and
+  ``act.deriv_inplace`` (σ → σ' for all layers at once); for tanh these are exactly the
+  historical kernels (``v − σ² v`` and ``1 − σ²``), so tanh numbers are unchanged.
 * **Memory.** Fresh memory costs page faults (on this machine a fresh ``(N, d+1, n)`` array
   costs more to touch than the tanh written into it, and glibc returns freed heap to the OS
   between calls). The Euler gradient (:func:`euler_value_and_grad`, behind
@@ -25,9 +30,9 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   methods keep per-layer blocks.
 * **What the forward sweep computes is kept and reused.** Per layer and stage the forward
   stores ``σ(Y_i)`` (outer) or ``σ(M [Y_i; 1])`` (inner); the backward sweep forms
-  ``σ' = 1 − σ²`` from it — no ``tanh`` is evaluated in the backward sweep. Per stage one
+  σ' from it (tanh ``1 − σ²``) — σ is never re-evaluated in the backward sweep. Per stage one
   shared intermediate ``U_i`` (outer: ``U_i = P_i``; inner: ``U_i = σ'_i ⊙ P_i``) gives both the
-  x-contraction ``(∂f/∂x)ᵀ P_i`` (outer ``σ'_i ⊙ (Kᵀ P_i)``, inner ``K̃ᵀ U_i``) and, after the
+  x-contraction ``(∂f/∂x)ᵀ P_i`` (outer ``σ'_i ⊙ (Kᵀ P_i)``, inner ``K̃ᵀ D U_i``) and, after the
   loop, the θ-contraction (one small matmul per stage, against the stored ``[a; 1]``):
 
       ∂J/∂[K_k | b_k] = h Σ_i b_i U_{k,i} [a_{k,i}; 1]ᵀ  (+ regulariser),

@@ -103,6 +103,26 @@ def module_value_and_grad(layers, x0, loss, h, integrator="euler", increments=No
     return out + (X,) if states else out
 
 
+def module_objective(layers, x0, loss, h, integrator="euler"):
+    """``(objective, theta0)`` for a flat-vector optimiser (``ocdl.optim.minimize``):
+    ``objective(theta, batch=None) -> (J, g)`` with ``theta`` the float64 numpy vector of all
+    parameters (``layers[0..N−1]`` then ``loss`` if it is a module, each in ``named_parameters``
+    order), ``g`` the exact costate gradient of :func:`module_value_and_grad`; ``theta`` is
+    written into the modules before each evaluation. ``theta0`` is their current value."""
+    import torch
+    mods = list(layers) + ([loss] if isinstance(loss, torch.nn.Module) else [])
+    tensors = [v for mod in mods for v in mod.parameters()]
+
+    def objective(theta, batch=None):
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(torch.as_tensor(np.asarray(theta, dtype=float)).to(
+                tensors[0]), tensors)
+        J, grads, lgrads = module_value_and_grad(layers, x0, loss, h, integrator=integrator)
+        return J, np.concatenate([flat(grads)] + ([flat([lgrads])] if lgrads else []))
+
+    return objective, torch.nn.utils.parameters_to_vector(tensors).detach().cpu().numpy().astype(float)
+
+
 def set_grads(modules_and_grads):
     """Write returned gradients into ``.grad``: ``[(module, {name: grad}), ...]``."""
     for module, g in modules_and_grads:

@@ -75,7 +75,7 @@ def spec_from_model(model):
     """Read a :class:`ocdl.models.ResNetODE` (duck-typed) into a :class:`Spec`."""
     field = _get(model, "field")
     d = int(_get(model, "width", "d"))
-    m = d // 2 if field == "hamiltonian" else d
+    m = get_field(field).param_width(d)
     n_classes = int(_get(model, "n_classes", default=2))
     alpha = float(_get(model, "alpha", default=0.0))
     alpha_head = _get(model, "alpha_head", default=None)
