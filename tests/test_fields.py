@@ -330,3 +330,15 @@ def test_module_objective_flat_gradient_matches_finite_differences():
     fd = (objective(theta0 + eps * v)[0] - objective(theta0 - eps * v)[0]) / (2 * eps)
     assert abs(fd - g @ v) <= 1e-8 * max(abs(g @ v), 1e-3)
     assert objective(theta0)[0] == J              # the modules hold theta0 again
+
+
+def test_module_field_trains_with_the_optimisation_core():
+    # the flat objective runs under ocdl.optim.minimize (the one optimisation core): Adam on the
+    # costate gradient of a torch-module field lowers the loss substantially
+    from ocdl.optim import Adam, minimize
+    X, y = _data(n=40, d_in=2)
+    layers, loss = _mlp_layers(5, 2, seed=4), _head_loss(2, y)
+    objective, theta0 = pmp.module_objective(layers, torch.tensor(X), loss, 0.4)
+    res = minimize(objective, theta0, Adam(lr=0.05, schedule="constant"), iterations=60, name="module")
+    assert res.nit == 60 and res.history[0]["loss"] > 0
+    assert res.fun < 0.7 * res.history[0]["loss"]
