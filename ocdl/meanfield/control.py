@@ -204,3 +204,24 @@ def lq_gaussian(mean0, std0, nu, T, c, z):
     varT = nu**2 / c + A / c**2
     cost = 0.5 / w0 * ((mean0 - z) ** 2 + std0**2) + 0.5 * nu**2 * np.log(1 + c * T)
     return meanT, varT, cost
+
+
+def control_domain(terminal, mean, std, nu, T, xmin=None, xmax=None, spreads=6.0):
+    """A 1-D domain ``(lo, hi)`` for the drift-as-control problem from ``N(mean, std²)``.
+
+    A given wall is kept; a missing one is placed ``spreads · max(std, ν√T)`` beyond both the
+    initial mean and ``z = argmin Φ`` (``terminal`` a callable Φ(x), minimised over 4001 probe points
+    within ``±30 (spread + 1)`` of the mean; non-finite values are skipped)."""
+    spread = max(std, nu * np.sqrt(T))
+    if xmin is None or xmax is None:
+        probe = np.linspace(mean - 30 * (spread + 1), mean + 30 * (spread + 1), 4001)
+        with np.errstate(all="ignore"):
+            vals = np.broadcast_to(np.asarray(terminal(probe), dtype=float), probe.shape)
+        z = probe[np.nanargmin(np.where(np.isfinite(vals), vals, np.inf))]
+        lo = min(mean, z) - spreads * spread if xmin is None else xmin
+        hi = max(mean, z) + spreads * spread if xmax is None else xmax
+    else:
+        lo, hi = xmin, xmax
+    if not hi > lo:
+        raise InputError(f"--xmax ({hi:g}) must be greater than --xmin ({lo:g})")
+    return lo, hi
