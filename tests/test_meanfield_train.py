@@ -80,3 +80,18 @@ def test_particle_gradients_converge_to_density_gradient_at_mc_rate():
     slope = np.polyfit(np.log(sizes), np.log(rms), 1)[0]
     # RMS over 8 seeds of a P^{-1/2} quantity; measured slope −0.56 (ratios 1.9–2.4 per ×4)
     assert -0.65 < slope < -0.4, (slope, rms)
+
+
+def test_training_result_iteration_cap_and_divergence():
+    from ocdl.errors import SolverError
+    from ocdl.meanfield.training import train_stochastic_resnet
+    X, y = spirals(20, seed=0)
+    res = train_stochastic_resnet(X, y, nu=0.05, layers=3, particles=50, iterations=5)
+    # Adam has no convergence test: a capped run is not a success and says why
+    assert res.success is False and res.status == 1 and "iteration limit" in res.message
+    assert res.nit == 5 and len(res.history) == 5 and set(res.x) == {"K", "b", "W", "mu"}
+    with pytest.raises(SolverError) as e:
+        train_stochastic_resnet(X, y, nu=0.05, layers=3, particles=50, iterations=20, lr=1e200)
+    r = e.value.result
+    assert r.status == -1 and r.success is False and "diverged" in r.message
+    assert r.x["K"].shape == (3, 2, 2) and all(np.all(np.isfinite(r.x[k])) for k in r.x)

@@ -147,11 +147,9 @@ def cmd_langevin(args):
 
 
 def cmd_train(args):
-    import time
     from ocdl.data.datasets import spirals
     from ocdl.io import read_labelled, write_json
     from ocdl.meanfield import training as tr
-    from ocdl.progress import Progress
     if args.data == "spirals":
         X, y = spirals(args.points, noise=args.noise, seed=args.seed)
         Xt, yt = spirals(args.points, noise=args.noise, seed=args.seed + 1000)
@@ -175,8 +173,6 @@ def cmd_train(args):
     settings = {k: getattr(args, k) for k in ("nu", "particles", "grid", "layers", "T", "iterations", "lr", "alpha",
                                               "substeps", "steps_per_layer", "padding", "seed")}
     settings["data"] = runctl.digest(X, y)
-    prog = Progress(args.iterations, f"meanfield train ({method})", args.quiet)
-    t0 = time.perf_counter()
     try:
         with runctl.RunControl(args, settings) as rc:
             res = tr.train_stochastic_resnet(X, y, method=method, nu=args.nu, layers=args.layers, T=args.T,
@@ -184,9 +180,9 @@ def cmd_train(args):
                                              alpha=args.alpha, alpha_head=args.alpha, iterations=args.iterations,
                                              lr=args.lr, seed=args.seed, substeps=args.substeps,
                                              steps_per_layer=args.steps_per_layer, padding=args.padding,
-                                             progress=prog, **rc.options())
+                                             quiet=args.quiet, **rc.options())
     except SolverError as exc:
-        last = getattr(exc, "last_good", None)
+        last = exc.result.x if getattr(exc, "result", None) is not None else None
         if last is not None and args.checkpoint:       # keep the last good parameters
             from ocdl.io import write_npz
             path = rc.path("last_good.npz")
@@ -195,11 +191,8 @@ def cmd_train(args):
         if last is not None:
             raise SolverError(f"{exc} (give --checkpoint DIR to keep the last good parameters)") from None
         raise
-    prog.close()
-    wall = time.perf_counter() - t0
     out = tr.train_report(res, method, X, y, Xt, yt, nu=args.nu, layers=args.layers, T=args.T,
                           substeps=args.substeps, particles=particles, grid=args.grid, seed=args.seed)
-    out["wall_time_s"] = wall
     if args.json:
         write_json(args.json, out)
     if args.plot:

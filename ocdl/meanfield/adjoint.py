@@ -27,8 +27,6 @@ cost ``J = |cell| Σ_c Φ_cᵀ ρ_c^N + h Σ_k r(θ_k)`` is exact:
 
 the discrete form of ``∫ ρ (∂f/∂θ)ᵀ ∇u``.
 """
-from dataclasses import dataclass, field as dc_field
-
 import numpy as np
 
 from ocdl.errors import InputError, SolverError
@@ -61,17 +59,6 @@ class OuterField:
             J[:, i, i * d:(i + 1) * d] = s
             J[:, i, d * d + i] = 1.0
         return J
-
-
-@dataclass
-class MeanFieldResult:
-    x: np.ndarray              # optimal θ, shape (layers, p)
-    fun: float
-    success: bool
-    message: str
-    nit: int
-    history: list = dc_field(default_factory=list)
-    jac: np.ndarray = None
 
 
 class MeanFieldControl:
@@ -157,19 +144,17 @@ class MeanFieldControl:
         """Max-norm of ``∂J/∂θ`` (zero at a mean-field optimum)."""
         return float(np.max(np.abs(self.value_and_gradient(theta)[1])))
 
-    def solve(self, theta0, maxiter=200, tol=1e-8, progress=None):
-        """Minimise ``J`` with L-BFGS on the exact discrete gradient."""
-        from scipy.optimize import minimize
-        hist = []
+    def solve(self, theta0, maxiter=200, tol=1e-8, quiet=True):
+        """Minimise ``J`` with scipy's L-BFGS-B (``gtol = tol``) on the exact discrete gradient through
+        :func:`ocdl.optim.minimize`; an :class:`ocdl.optim.OptimizeResult` with ``x`` of shape
+        ``(layers, p)`` and ``grad_norm`` = max |∂J/∂θ| in the history."""
+        from ocdl.optim import LBFGS, minimize
 
-        def fg(th):
+        def objective(th, batch):
             J, G, _ = self.value_and_gradient(th)
-            hist.append({"cost": float(J), "grad_norm": float(np.max(np.abs(G)))})
-            if progress is not None:
-                progress.update(len(hist), loss=float(J))
-            return J, G.ravel()
-        r = minimize(fg, np.asarray(theta0, dtype=float).ravel(), jac=True, method="L-BFGS-B",
-                     options={"maxiter": maxiter, "gtol": tol})
-        return MeanFieldResult(x=r.x.reshape(self.layers, -1), fun=float(r.fun), success=bool(r.success),
-                               message=str(r.message), nit=int(r.nit), history=hist,
-                               jac=r.jac.reshape(self.layers, -1))
+            return J, G.ravel(), {"grad_norm": float(np.max(np.abs(G)))}
+        res = minimize(objective, np.asarray(theta0, dtype=float).ravel(),
+                       LBFGS(gtol=tol, ftol=2.220446049250313e-09, maxcor=10), maxiter,
+                       name="mean-field control (L-BFGS)", quiet=quiet)
+        res.x = res.x.reshape(self.layers, -1)
+        return res

@@ -22,9 +22,6 @@ with ``w_c = n_c/n`` (so ``Σ_c w_c E_c = (1/n) Σ_i`` for empirical class measu
   (transpose / backward-Kolmogorov sweep) plus the head gradient
   ``∂J/∂W = Σ_c w_c ∫ ρ_c(T) Φ'(s, c) xᵀ dx + α_head W``.
 """
-import time
-from dataclasses import dataclass, field as dc_field
-
 import numpy as np
 from scipy.special import expit, log_expit, ndtr
 
@@ -181,49 +178,6 @@ def particle_clouds(params, X, y, nu, T, substeps=1, count=4000, seed=0):
     return make_grid(lo - pad, hi + pad, [8] * d), traj, np.asarray(y)[idx]
 
 
-def adam(fun_grad, x0, iterations, lr=0.05, progress=None, callback=None, state0=None, ck=None, meta=None):
-    """Plain Adam; ``fun_grad(x, it)`` → ``(J, g)``. Returns ``(x, history)``.
-
-    Checkpoints: ``ck`` (:class:`ocdl.checkpoint.Checkpointer`) receives after step ``n`` the state
-    ``{iteration n, params {"x"}, opt {"m", "v"}, history, meta: meta()}``; ``state0`` continues one
-    (the caller restores what ``meta`` saved, e.g. its random generator) — bit for bit. Divergence
-    raises :class:`SolverError` with ``last_good`` = the last iterate with a finite loss and gradient."""
-    x = np.array(x0, dtype=float)
-    m = np.zeros_like(x)
-    v = np.zeros_like(x)
-    hist, start = [], 1
-    if state0 is not None:
-        x = np.array(state0["params"]["x"], dtype=float)
-        m, v = np.array(state0["opt"]["m"], dtype=float), np.array(state0["opt"]["v"], dtype=float)
-        hist, start = list(state0["history"]), int(state0["iteration"]) + 1
-    t0 = time.perf_counter() - (hist[-1]["time_s"] if hist else 0.0)
-
-    def state(n):
-        return {"iteration": n, "params": {"x": x.copy()}, "opt": {"m": m.copy(), "v": v.copy()},
-                "history": list(hist), "meta": meta() if meta else {}}
-
-    for it in range(start, iterations + 1):
-        with np.errstate(over="ignore", invalid="ignore"):      # overflow is reported as divergence below
-            J, g = fun_grad(x, it)
-        if not (np.isfinite(J) and np.all(np.isfinite(g))):
-            if progress is not None:
-                progress.close()
-            err = SolverError(f"training diverged at iteration {it} (non-finite loss); lower --lr or --T")
-            err.last_good = x.copy() if np.all(np.isfinite(x)) else None
-            raise err
-        m = 0.9 * m + 0.1 * g
-        v = 0.999 * v + 0.001 * g * g
-        x = x - lr * (m / (1 - 0.9 ** it)) / (np.sqrt(v / (1 - 0.999 ** it)) + 1e-8)
-        hist.append({"iteration": it, "loss": float(J), "time_s": time.perf_counter() - t0})
-        if progress is not None:
-            progress.update(it, loss=float(J))
-        if callback is not None:
-            callback(it, x)
-        if ck is not None:
-            ck.after_step(it, lambda: state(it), progress, "meanfield train")
-    return x, hist
-
-
 class ParticleSampler:
     """The particle method's random draws: per iteration ``particles`` training indices (with
     replacement) and, at ``ν > 0``, their standard-normal noise path ``(steps, particles, d)`` —
@@ -245,40 +199,33 @@ class ParticleSampler:
         self.rng.bit_generator.state = st
 
 
-@dataclass
-class TrainResult:
-    x: dict
-    fun: float
-    success: bool
-    message: str
-    nit: int
-    history: list = dc_field(default_factory=list)
-    grid: object = None
-    rho_path: list = None
-
-
 def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, particles=2000, grid_cells=64,
                             alpha=1e-3, alpha_head=1e-3, iterations=200, lr=0.05, seed=0, substeps=1,
-                            steps_per_layer=1, smoothing=None, padding=0.75, progress=None, state0=None,
+                            steps_per_layer=1, smoothing=None, padding=0.75, quiet=True, state0=None,
                             checkpoint=None, checkpoint_every=None, should_stop=None):
-    """Train by particle PMP (``method="particles"``) or the density method (``"grid"``).
+    """Train by particle PMP (``method="particles"``) or the density method (``"grid"``) with Adam
+    (constant rate ``lr``) through :func:`ocdl.optim.minimize`.
 
-    Checkpoint options as in :mod:`ocdl.checkpoint`: ``checkpoint(state)`` every ``checkpoint_every``
-    iterations and on ``should_stop()`` (then ``KeyboardInterrupt``); the state holds the parameters,
-    Adam's moments and the particle sampler's generator state, so ``state0`` continues a run to the
-    same parameters, bit for bit. Divergence: :class:`SolverError` whose ``last_good`` is a
-    parameter dict (the last iterate with a finite loss), or None."""
-    from ocdl.checkpoint import Checkpointer
+    Returns an :class:`ocdl.optim.OptimizeResult` whose ``x`` is the parameter dict; Adam has no
+    convergence test, so ``success`` is False and ``message`` says the iteration limit was reached.
+    Extras: ``grid`` and ``rho_path`` (the class densities through the layers; density method).
+    The particle method draws its particles and noise from a :class:`ParticleSampler` (seed
+    ``seed + 1``) whose generator state is part of the checkpoint, so ``state0`` continues a run to
+    the same parameters, bit for bit (checkpoint options as in :func:`ocdl.optim.minimize`).
+    Divergence: :class:`SolverError` whose ``result.x`` is the last good parameter dict."""
+    from ocdl.optim import Adam, minimize
     X = np.asarray(X, dtype=float)
     y = np.asarray(y).astype(int)
     if set(np.unique(y)) != {0, 1}:
         raise InputError("meanfield train supports two classes labelled 0 and 1")
     n, d = X.shape
     shape_model = layer_model(layers, d, T)
-    sampler = ParticleSampler(n, particles, layers * substeps, d, nu, seed + 1)
+    sampler = None
     if method == "particles":
-        def fg(v, it):
-            idx, noise = sampler.draw()
+        sampler = ParticleSampler(n, particles, layers * substeps, d, nu, seed + 1)
+
+        def objective(v, batch):
+            idx, noise = batch
             J, G = particle_value_and_grad(shape_model.unflatten(v), X[idx], y[idx], nu, T, alpha, alpha_head,
                                            substeps, noise)
             return J, shape_model.flatten(G)
@@ -292,26 +239,25 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
         cw = np.array([np.mean(y == 0), np.mean(y == 1)])
         prob = DensityProblem(grid, rho0, cw, nu, T, layers, alpha, alpha_head, steps_per_layer)
 
-        def fg(v, it):
+        def objective(v, batch):
             J, G = prob.value_and_grad(shape_model.unflatten(v))
             return J, shape_model.flatten(G)
     else:
         raise InputError(f"unknown method '{method}' (valid: particles, grid)")
-    if state0 is not None and state0.get("meta", {}).get("rng"):
-        sampler.load_state(state0["meta"]["rng"])
-    ck = Checkpointer(checkpoint, checkpoint_every, should_stop)
     try:
-        v, hist = adam(fg, shape_model.flatten(init_params(layers, d, seed)), iterations, lr, progress,
-                       state0=state0, ck=ck, meta=lambda: {"rng": sampler.state()})
+        res = minimize(objective, shape_model.flatten(init_params(layers, d, seed)),
+                       Adam(lr=lr, schedule="constant", amsgrad=False), iterations,
+                       name=f"meanfield train ({method})", quiet=quiet, sampler=sampler, state0=state0,
+                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, should_stop=should_stop,
+                       hint="lower --lr or --T")
     except SolverError as err:
-        last = getattr(err, "last_good", None)
-        err.last_good = None if last is None else shape_model.unflatten(last)
+        if err.result.x is not None:
+            err.result.x = shape_model.unflatten(err.result.x)
         raise
-    P = shape_model.unflatten(v)
-    res = TrainResult(x=P, fun=hist[-1]["loss"], success=True, message="iterations completed", nit=iterations,
-                      history=hist, grid=grid)
+    res.x = shape_model.unflatten(res.x)
+    res.grid, res.rho_path = grid, None
     if grid is not None:
-        prob.value_and_grad(P)
+        prob.value_and_grad(res.x)
         res.rho_path = prob.mfc.last_rho
     return res
 
@@ -332,5 +278,6 @@ def train_report(res, method, X, y, Xt=None, yt=None, nu=0.1, layers=10, T=2.0, 
             "integrator": "euler-maruyama" if particle else "fokker-planck-implicit-euler",
             "layers": layers, "T": T, "train_loss": res.fun, "train_accuracy": acc(X, y),
             "test_accuracy": acc(Xt, yt) if Xt is not None else None, "iterations": res.nit,
-            "wall_time_s": None, "history": res.history, "nu": nu, "method": method,
+            "wall_time_s": res.wall_time_s, "success": res.success, "message": res.message,
+            "history": res.history, "nu": nu, "method": method,
             "particles": particles if particle else None, "grid": grid if not particle else None}
