@@ -88,10 +88,8 @@ def cmd_control(args):
             print(f"ocdl: note: Hopf–Cole fixed point stopped after {res.nit} iterations with residual "
                   f"{res.residual:.2e}", file=sys.stderr)
     else:
-        prog = Progress(args.maxiter, "control sweep", args.quiet)
         res = solve_sweep(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g, maxiter=args.maxiter,
-                          tol=args.tol, progress=prog)
-        prog.close()
+                          tol=args.tol, quiet=args.quiet)
         if not res.success and not args.quiet:
             print(f"ocdl: note: sweep stopped after {res.nit} iterations with residual {res.residual:.2e}",
                   file=sys.stderr)
