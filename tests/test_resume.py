@@ -189,6 +189,10 @@ def test_meanfield_interrupt_and_resume_is_bit_for_bit(method, kw, tmp_path):
         tr.train_stochastic_resnet(X, y, checkpoint=lambda st: saved.update(st=st), checkpoint_every=3,
                                    should_stop=_stop_at(7), **common)
     assert saved["st"]["iteration"] == 7
+    # the driver's state: flat parameters, Adam's moments, the particle sampler's generator
+    n_params = sum(np.size(v) for v in full.x.values())
+    assert set(saved["st"]["opt"]) == {"m", "v"} and saved["st"]["params"]["x"].shape == (n_params,)
+    assert ("rng" in saved["st"]["meta"]) == (method == "particles")
     _through_files(tmp_path, saved)
     res = tr.train_stochastic_resnet(X, y, state0=saved["st"], **common)
     for k in full.x:
