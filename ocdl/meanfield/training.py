@@ -27,7 +27,7 @@ from scipy.special import expit, log_expit, ndtr
 
 from ocdl import pmp
 from ocdl.errors import InputError, SolverError
-from ocdl.meanfield.adjoint import MeanFieldControl, OuterField
+from ocdl.meanfield.adjoint import MeanFieldControl
 from ocdl.meanfield.grid import make_grid
 from ocdl.models import ResNetODE
 from ocdl.pmp import fused
@@ -123,7 +123,7 @@ class DensityProblem:
                  steps_per_layer=1, scheme="euler"):
         self.grid, self.w = grid, np.asarray(class_weights, dtype=float)
         self.alpha_head, self.layers, self.T, self.h = alpha_head, layers, T, T / layers
-        self.mfc = MeanFieldControl(grid, OuterField(grid.dim), nu, T, layers, rho0, np.zeros_like(rho0),
+        self.mfc = MeanFieldControl(grid, "outer", nu, T, layers, rho0, np.zeros_like(rho0),
                                     alpha=alpha, steps_per_layer=steps_per_layer, scheme=scheme)
 
     def value_and_grad(self, params):
