@@ -125,22 +125,18 @@ def cmd_nls(args):
 
 def cmd_langevin(args):
     from ocdl.io import write_json
-    from ocdl.meanfield.langevin import langevin_study
+    from ocdl.meanfield.langevin import DISTANCES, langevin_report, langevin_study
     r = langevin_study(params=int(args.params), gamma=args.gamma, D=args.D, T=args.T, particles=args.particles,
                        steps=args.steps, seed=args.seed, cells=args.cells, weight_decay=args.weight_decay)
-    keys = ("histogram_fp_l1", "histogram_stationary_l1", "fp_stationary_l1", "mc_expected_l1",
-            "outside_fraction", "fp_mass_drift")
-    out = {k: r[k] for k in keys}
-    out.update(params=int(args.params), gamma=args.gamma, D=args.D, T=args.T, particles=args.particles,
-               steps=args.steps, seed=args.seed, cells=list(r["grid"].shape), weight_decay=args.weight_decay,
-               sde="dq = -gamma grad L dt + sqrt(2 D) dW", stationary="exp(-gamma L / D)")
+    out = langevin_report(r, args.params, args.gamma, args.D, args.T, args.particles, args.steps, args.seed,
+                          args.weight_decay)
     if args.json:
         write_json(args.json, out)
     if args.plot:
         from ocdl.meanfield.plots import plot_langevin
         plot_langevin(r, args.plot)
     if not args.json:
-        print(" ".join(f"{k}={out[k]:.4g}" for k in keys))
+        print(" ".join(f"{k}={out[k]:.4g}" for k in DISTANCES))
     return 0
 
 
