@@ -37,7 +37,7 @@ def register(sub):
     t.add_argument("--solvers", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
                    default=["adam", "lbfgs", "pmp-lbfgs", "msa", "shooting", "newton"],
                    help="comma-separated solver names (default adam,lbfgs,pmp-lbfgs,msa,shooting,newton)")
-    t.add_argument("--seeds", type=lambda s: [common.integer(x) for x in s.split(",") if x.strip()],
+    t.add_argument("--seeds", type=lambda s: [common.seed_int(x) for x in s.split(",") if x.strip()],
                    default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
     t.add_argument("--target", type=common.positive, default=0.02, help="target loss J (default 0.02)")
     t.add_argument("--data", default="spirals", help="dataset name or CSV (default spirals)")

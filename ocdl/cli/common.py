@@ -7,14 +7,25 @@ unknown names into one-line errors (exit 2) that list the valid names and sugges
 import argparse
 import difflib
 import math
+import os
 import re
 import sys
 
 EXAMPLE_PREFIX = "example:\n  "
 
+# Values such as ``--force -0.1*v`` or ``--drift -(x-1)`` start with '-': every parser reads any
+# single-dash token other than '-h' as a value (all options are long '--' options); the form
+# ``--force=-0.1*v`` works too.
+_VALUE_WITH_DASH = re.compile(r"^-(?!-|h$)")
+
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
+    """An ArgumentParser whose errors are one line on stderr and exit code 2, and which reads a
+    token starting with a single '-' (a negative number or expression) as a value."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _VALUE_WITH_DASH
 
     def error(self, message):
         m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
@@ -53,7 +64,7 @@ def add_outputs(p, json=True, plot=True, out=False, seed=True, device=False, out
     if out:
         p.add_argument("--out", metavar="PATH", required=out == "required", help=out_help)
     if seed:
-        p.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
+        p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     if device:
         p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
 
@@ -119,6 +130,14 @@ def integer(text):
     return _number(text, "integer", int)
 
 
+def seed_int(text):
+    """argparse type: a random seed, an integer in 0 .. 2**63 - 1 (numpy and torch both take it)."""
+    v = _number(text, "seed (an integer ≥ 0)", int, 0)
+    if v >= 2 ** 63:
+        raise argparse.ArgumentTypeError(f"'{text}' is too large for a seed (must be < 2**63)")
+    return v
+
+
 def positive_int(text):
     return _number(text, "integer", int, 0, strict=True)
 
@@ -157,3 +176,75 @@ def resolve_device(name, quiet=False):
                   file=sys.stderr)
         return "cpu"
     raise InputError(f"unknown device '{name}' (valid: cpu, cuda, cuda:N)")
+
+
+#: flags naming files a command reads, and files / directories it writes (any command, any level)
+INPUT_FLAGS = ("data", "test", "model", "config")
+OUTPUT_FLAGS = ("json", "plot", "save", "out", "profile", "checkpoint")
+#: picture formats ``--plot`` accepts (matplotlib's Agg/PDF/SVG/PS writers)
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp", "pgf",
+                "raw", "rgba")
+
+
+def _same(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _writable_dir(flag, path, create=False):
+    """InputError unless files can be created in directory ``path`` (with ``create``: its nearest
+    existing ancestor, since the command makes the missing levels)."""
+    from ocdl.errors import InputError
+    path = os.path.abspath(path)
+    if create:
+        while not os.path.exists(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise InputError(f"--{flag}: directory '{path}' does not exist; create it first")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"--{flag}: directory '{path}' is not writable; choose another location")
+
+
+def check_paths(args, directories=()):
+    """Check every output path of a parsed command line before any work (InputError, exit 2).
+
+    Output files (``--json --plot --save --out --profile``) must lie in an existing writable
+    directory, not be a directory, not be one of the inputs (``--data --test --model --config``)
+    and not coincide with another output; ``--plot`` needs a picture extension. ``directories``
+    names the output flags that are directories (``--checkpoint`` always is): they must be (or
+    become) writable directories. Called once by ``ocdl.cli.main`` for every
+    command, right after parsing."""
+    from ocdl.errors import InputError
+    inputs = [(f, getattr(args, f)) for f in INPUT_FLAGS
+              if isinstance(getattr(args, f, None), str) and os.path.isfile(getattr(args, f))]
+    outputs = [(f, getattr(args, f)) for f in OUTPUT_FLAGS if isinstance(getattr(args, f, None), str)]
+    directories = set(directories) | {"checkpoint"}
+    for flag, path in outputs:
+        if not path.strip():
+            raise InputError(f"--{flag}: empty path")
+        if flag in directories:
+            if os.path.exists(path) and not os.path.isdir(path):
+                raise InputError(f"--{flag} '{path}' exists and is not a directory")
+            _writable_dir(flag, path, create=True)
+            continue
+        if os.path.isdir(path):
+            raise InputError(f"--{flag} '{path}' is a directory; give a file name")
+        _writable_dir(flag, os.path.dirname(os.path.abspath(path)))
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise InputError(f"--{flag}: '{path}' exists and is read-only; choose another name")
+        for iflag, ipath in inputs:
+            if _same(path, ipath):
+                raise InputError(f"--{flag} '{path}' is the --{iflag} input file; writing it would replace "
+                                 f"the input — choose another name")
+        if flag == "plot":
+            ext = os.path.splitext(path)[1].lstrip(".").lower()
+            if ext and ext not in PLOT_FORMATS:
+                raise InputError(f"--plot '{path}': unsupported picture format '.{ext}' "
+                                 f"(use one of: {', '.join('.' + e for e in PLOT_FORMATS[:6])})")
+    files = [(f, p) for f, p in outputs if f not in directories]
+    for i, (fa, pa) in enumerate(files):
+        for fb, pb in files[i + 1:]:
+            if _same(pa, pb):
+                raise InputError(f"--{fa} and --{fb} are the same file '{pa}'; give each output its own name")

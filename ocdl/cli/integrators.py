@@ -34,7 +34,7 @@ def register(sub):
     p.add_argument("--methods", type=common.choice_list("method", integrators.available()),
                    default=None, help="comma-separated subset of methods (default: all)")
     common.add_outputs(p, json=True, plot=True, seed=False)
-    p.add_argument("--seed", type=common.integer, default=0,
+    p.add_argument("--seed", type=common.seed_int, default=0,
                    help="accepted for uniformity with the other commands; these runs are deterministic")
     return p
 

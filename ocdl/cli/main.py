@@ -1,13 +1,14 @@
 """``ocdl`` entry point: builds the sub-command tree, applies ``--config``, maps errors to exit codes.
 
-Exit codes: 0 success, 2 bad input, 3 solver failure or divergence, 130 interrupted.
+Exit codes: 0 success, 2 bad input, 3 solver failure or divergence, 130 interrupted; 1 only for
+an internal error (a bug in ocdl: see "Exit codes" in README.md for how to report it).
 """
 import importlib
 import sys
 import traceback
 
 from ocdl import __version__
-from ocdl.cli.common import Parser
+from ocdl.cli.common import Parser, check_paths
 from ocdl.errors import InputError, OcdlError
 from ocdl.io import read_toml
 
@@ -80,21 +81,28 @@ def apply_config(parser, argv):
     return argv[:i] + tokens + argv[i:]
 
 
+def _leaf(parser, argv):
+    p, i = parser, 0
+    while i < len(argv) and (sub := _subparsers(p)) is not None and argv[i] in sub.choices:
+        p = sub.choices[argv[i]]
+        i += 1
+    return p
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
         parser = build_parser()
         argv = apply_config(parser, argv)
+        debug = "--debug" in argv  # also `debug = true` in a --config file
         args = parser.parse_args(argv)
         func = getattr(args, "func", None)
         if func is None:
-            p, i = parser, 0
-            while i < len(argv) and (sub := _subparsers(p)) is not None and argv[i] in sub.choices:
-                p = sub.choices[argv[i]]
-                i += 1
-            p.print_help(sys.stderr)
+            _leaf(parser, argv).print_help(sys.stderr)
             return 2
+        # every output path is checked before any work: writable, not an input, not another output
+        check_paths(args, [a.dest for a in _leaf(parser, argv)._actions if a.metavar == "DIR"])
         rc = func(args)
         return 0 if rc is None else int(rc)
     except OcdlError as exc:
@@ -106,6 +114,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("ocdl: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        if debug:
+            traceback.print_exc()
+        print("ocdl: error: out of memory; reduce the problem size (--layers, --width, --points, "
+              "--particles, --samples or the data)", file=sys.stderr)
+        return 2
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
