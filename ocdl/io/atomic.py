@@ -1,14 +1,18 @@
 """Atomic output: write to a temporary file beside the target, then ``os.replace``.
 
 A failed or interrupted run never leaves a half-written file, and an existing file is only
-ever replaced whole.
+ever replaced whole. The temporary file is named ``.tmp-<pid>-<random>-<name>``; one left
+behind by a process that no longer exists (killed with SIGKILL) is removed by the next write of
+the same target.
 """
 import contextlib
 import csv
+import glob
 import io
 import json
 import math
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -26,7 +30,12 @@ def atomic_write(path, mode="w", **kwargs):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise InputError(f"output directory '{directory}' does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
+    remove_stale_temporaries(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix="-" + os.path.basename(path),
+                                   dir=directory)
+    except OSError as exc:
+        raise InputError(f"cannot write '{path}' ({exc.strerror}); choose a writable location") from None
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
@@ -34,10 +43,38 @@ def atomic_write(path, mode="w", **kwargs):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, InputError):
+            raise InputError(f"cannot write '{path}' ({exc.strerror or exc})") from None
         raise
+
+
+_TEMP = re.compile(r"\.tmp-(\d+)-")
+
+
+def remove_stale_temporaries(path):
+    """Delete ``.tmp-<pid>-*-<name>`` files beside ``path`` whose writing process has exited."""
+    directory, name = os.path.split(os.path.abspath(path))
+    for tmp in glob.glob(os.path.join(glob.escape(directory), ".tmp-*-" + glob.escape(name))):
+        m = _TEMP.match(os.path.basename(tmp))
+        if m is None or _alive(int(m.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def to_jsonable(obj):
