@@ -31,6 +31,7 @@ failed run is recorded with ``"status": "failed"`` and retried on the next invoc
 end ``OUT/summary.csv`` and ``OUT/summary.md`` tabulate every run of the grid.
 """
 import hashlib
+import inspect
 import itertools
 import json
 import logging
@@ -156,6 +157,83 @@ def validate_names(sweep):
                 raise InputError(f"sweep file '{sweep.source}': data file '{d}' not found")
         else:
             check_choice("dataset", d, list(DATASETS))
+
+
+#: solver keywords the CLI plumbing passes (objects, not settable from a file)
+_PLUMBING = {"model", "params0", "X", "y", "callback", "quiet", "state0", "checkpoint", "checkpoint_every",
+             "should_stop", "options", "unused", "kwargs"}
+#: train's own keywords whose default (None) says nothing about their type
+_INT_SETTINGS = {"width": 1, "iterations": 0}
+
+
+def settable(solver):
+    """``{name: default}`` of the [settings] keys a run of ``solver`` accepts: the named keyword
+    arguments of ``ocdl.solvers.train`` and of the solver function (their real signatures), minus
+    the grid keys and the objects the CLI passes."""
+    from ocdl.solvers import SOLVERS, train
+    out = {}
+    for fn in (train, SOLVERS[solver]):
+        for name, par in inspect.signature(fn).parameters.items():
+            if par.kind in (par.POSITIONAL_OR_KEYWORD, par.KEYWORD_ONLY) and name not in _PLUMBING \
+                    and name not in RESERVED_SETTINGS:
+                out.setdefault(name, par.default)
+    return out
+
+
+def validate_settings(sweep):
+    """Check every [settings] key against the real signatures of ``train`` and of each grid solver
+    (a typo is an InputError with did-you-mean), each value against its default's type and sign
+    (a number whose default is > 0 must be > 0, ≥ 0 must be ≥ 0), and build each grid point's
+    model once on a two-point data set — all before any run, so a bad value is not retried."""
+    import numpy as np
+
+    from ocdl.errors import unknown_name
+    from ocdl.solvers import make_model
+    src = sweep.source
+    for solver in sweep.grid["solver"]:
+        accepted = settable(solver)
+        for key, value in sweep.settings.items():
+            if key not in accepted:
+                err = unknown_name(f"[settings] key for solver '{solver}'", key, sorted(accepted))
+                raise InputError(f"sweep file '{src}': {err}")
+            _check_value(src, key, value, _INT_SETTINGS.get(key, accepted[key]))
+    model_keys = {k: v for k, v in sweep.settings.items() if k in ("T", "width", "alpha", "beta")}
+    X, y = np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([0, 1])
+    for field in sweep.grid["field"]:
+        for integrator in sweep.grid["integrator"]:
+            for layers in sweep.grid["layers"]:
+                try:
+                    make_model(X, y, field=field, integrator=integrator, layers=layers, **model_keys)
+                except InputError as exc:
+                    raise InputError(f"sweep file '{src}': [settings]/[grid] give an invalid model ({exc})") from None
+
+
+def _check_value(src, key, value, default):
+    where = f"sweep file '{src}': [settings] {key} = {value!r}"
+    if default is None or default is inspect.Parameter.empty:
+        return
+    number = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise InputError(f"{where} must be true or false")
+    elif number:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{where} must be a number (like the default {default!r})")
+        if isinstance(default, int) and not isinstance(value, int):
+            raise InputError(f"{where} must be an integer")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InputError(f"{where} must be finite")
+        if default > 0 and value <= 0:
+            raise InputError(f"{where} must be > 0")
+        if default >= 0 and value < 0:
+            raise InputError(f"{where} must be ≥ 0")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise InputError(f"{where} must be a string (like the default {default!r})")
+    elif isinstance(default, tuple):
+        if not isinstance(value, list) or len(value) != len(default) or \
+                any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+            raise InputError(f"{where} must be a list of {len(default)} numbers")
 
 
 def run_name(run):

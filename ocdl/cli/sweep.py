@@ -25,12 +25,13 @@ def register(sub):
 
 
 def run(args):
-    from ocdl.bench.sweep import load_sweep, run_sweep, validate_names
+    from ocdl.bench.sweep import load_sweep, run_sweep, validate_names, validate_settings
     from ocdl.errors import InputError, SolverError
     if not args.config:
         raise InputError("ocdl sweep needs --config SWEEP.toml (the sweep file; see docs/sweep.md)")
     sweep = load_sweep(args.config)
     validate_names(sweep)
+    validate_settings(sweep)  # typos and bad values stop the sweep before any run
     result = run_sweep(sweep, args.out, backend=args.backend, scheduler=args.scheduler,
                        workers=args.workers, quiet=args.quiet)
     print(f"{len(result['records'])} runs ({result['ran']} run now, {result['skipped']} skipped, "
