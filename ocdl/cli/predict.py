@@ -1,5 +1,6 @@
 """``ocdl predict`` — classify a CSV with a saved model."""
 import json
+import sys
 
 import numpy as np
 
@@ -21,7 +22,10 @@ def register(sub):
 def run(args):
     from ocdl.data import load_model
     from ocdl.io import read_labelled, to_jsonable, write_json
-    model, params, _ = load_model(args.model)
+    model, params, info = load_model(args.model)
+    if info.get("status") == "diverged":
+        print(f"ocdl: warning: model '{args.model}' holds the last good parameters of a run that diverged "
+              f"({info.get('message', 'no message')}); its predictions may be poor", file=sys.stderr)
     X, y = read_labelled(args.data, require_labels=False, min_classes=1)
     if X.shape[1] != model.d_in:
         raise InputError(f"{args.data} has {X.shape[1]} feature columns but the model expects {model.d_in} "

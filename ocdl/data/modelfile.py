@@ -45,8 +45,13 @@ def _read_container(path, fmt, what):
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
+        _check_members(raw, path, what)
         z = np.load(io.BytesIO(raw), allow_pickle=False)
         arrays = {k: z[k] for k in z.files}
+    except InputError:
+        raise
+    except PermissionError as exc:
+        raise InputError(f"{what} file '{path}' cannot be read ({exc.strerror}); check its permissions") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise InputError(f"{what} file '{path}' is corrupt or not an ocdl {what} file ({type(exc).__name__})") from None
     if "__meta__" not in arrays:
@@ -64,6 +69,35 @@ def _read_container(path, fmt, what):
     return arrays, meta
 
 
+#: declared uncompressed size allowed per byte of file (np.savez stores arrays uncompressed, so
+#: an honest file is ≈ 1×; a zip bomb declares thousands)
+MAX_INFLATION = 16
+
+
+def _check_members(raw, path, what):
+    """Before anything is inflated: refuse members whose declared uncompressed sizes add up to
+    more than ``MAX_INFLATION`` × the file size (+1 MB), and ``.npy`` members whose header
+    declares a non-numeric dtype or more data than the member holds (numpy would allocate the
+    declared shape before reading)."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        infos = zf.infolist()
+        declared = sum(i.file_size for i in infos)
+        if declared > MAX_INFLATION * len(raw) + (1 << 20):
+            raise InputError(f"{what} file '{path}' declares {declared / 2**20:.0f} MB of uncompressed data in "
+                             f"{len(raw) / 2**10:.0f} KB; refusing it (not an ocdl {what} file)")
+        for info in infos:
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(fh)
+            name = info.filename.removesuffix(".npy")
+            if dtype.kind not in "biuf" or dtype.hasobject:
+                raise InputError(f"{what} file '{path}': array '{name}' has dtype {dtype}; expected real numbers")
+            if int(np.prod(shape, dtype=object)) * dtype.itemsize > info.file_size:
+                raise InputError(f"{what} file '{path}': array '{name}' declares shape {shape} but holds less data")
+
+
 def save_model(path, model, params, info=None):
     """Write ``model`` + ``params`` to ``path`` atomically (format above)."""
     meta = {"format": MODEL_FORMAT, "version": VERSION, "model": model.config(), "info": info or {}}
@@ -78,7 +112,7 @@ def load_model(path):
         model = ResNetODE(**meta["model"])
         params = {k: np.asarray(arrays[k], dtype=float) for k in PARAM_KEYS}
         model.check_params(params)
-    except (KeyError, TypeError, InputError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise InputError(f"model file '{os.fspath(path)}' is inconsistent ({exc}); re-save it") from None
     if not all(np.all(np.isfinite(v)) for v in params.values()):
         raise InputError(f"model file '{os.fspath(path)}' holds non-finite parameters")

@@ -4,6 +4,7 @@ Every problem with a file becomes one :class:`~ocdl.errors.InputError` line nami
 the row or column, and the fix: missing / empty file, header only, missing or duplicate
 columns, ragged rows, non-numeric cells, NaN / inf, bad labels.
 """
+import collections
 import csv
 import math
 import os
@@ -11,6 +12,9 @@ import os
 import numpy as np
 
 from ocdl.errors import InputError
+
+#: more columns than this is refused (before any per-column work): no ocdl model reads that many
+MAX_COLUMNS = 10_000
 
 
 def _read_rows(path):
@@ -20,8 +24,10 @@ def _read_rows(path):
     if os.path.isdir(path):
         raise InputError(f"{path}: is a directory, expected a CSV file")
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: a byte-order mark is accepted
             rows = [r for r in csv.reader(fh)]
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text CSV file (could not decode as UTF-8)") from None
     except csv.Error as exc:
@@ -30,9 +36,10 @@ def _read_rows(path):
     if not rows:
         raise InputError(f"{path}: file is empty; expected a header line and data rows")
     header = [c.strip() for c in rows[0]]
+    _check_width(path, max(len(r) for r in rows))
     if any(h == "" for h in header):
         raise InputError(f"{path}: header has an empty column name")
-    dup = sorted({h for h in header if header.count(h) > 1})
+    dup = sorted(h for h, n in collections.Counter(header).items() if n > 1)
     if dup:
         raise InputError(f"{path}: duplicate column name(s) in header: {', '.join(dup)}")
     if len(rows) == 1:
@@ -56,7 +63,8 @@ def read_table(path, columns=None, optional=(), allow_empty=()):
         wanted = list(columns) + [c for c in optional if c in header]
     else:
         wanted = header
-    idx = [header.index(c) for c in wanted]
+    position = {h: k for k, h in enumerate(header)}
+    idx = [position[c] for c in wanted]
     data = np.empty((len(body), len(wanted)))
     for i, row in enumerate(body, start=2):
         if len(row) != len(header):
@@ -101,12 +109,29 @@ def read_labelled(path, require_labels=True, min_classes=2):
     if np.any(lab != np.round(lab)) or np.any(lab < 0):
         bad = lab[(lab != np.round(lab)) | (lab < 0)][0]
         raise InputError(f"{path}: label {bad:g} is not a non-negative integer; labels must be 0..C-1")
+    _check_label_range(path, lab)
     y = lab.astype(np.int64)
     C = int(y.max()) + 1
     present = np.unique(y)
     if len(present) != C:
-        missing = sorted(set(range(C)) - set(present.tolist()))
-        raise InputError(f"{path}: labels must be 0..C-1 with every class present; missing {missing}")
+        missing = np.setdiff1d(np.arange(C), present)
+        shown = ", ".join(map(str, missing[:10].tolist())) + (", ..." if len(missing) > 10 else "")
+        raise InputError(f"{path}: labels must be 0..C-1 with every class present; missing {shown}")
     if C < min_classes:
         raise InputError(f"{path}: only one class present; classification needs at least {min_classes}")
     return X, y
+
+
+def _check_width(path, ncols):
+    """Refuse a table wider than :data:`MAX_COLUMNS` before any per-column work."""
+    if ncols > MAX_COLUMNS:
+        raise InputError(f"{path}: {ncols} columns; at most {MAX_COLUMNS} are supported")
+
+
+def _check_label_range(path, lab):
+    """Labels 0..C-1 with every class present need C ≤ number of rows: refuse a larger label at
+    once (before building anything of size C)."""
+    if len(lab) and lab.max() >= len(lab):
+        top = lab.max()
+        raise InputError(f"{path}: label {int(top) if top == round(top) else top} but only {len(lab)} rows; labels must be 0..C-1 "
+                         f"with every class present")

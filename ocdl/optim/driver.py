@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from ocdl.errors import SolverError
+from ocdl.errors import InputError, SolverError
 from ocdl.optim.result import CONVERGED, DIVERGED, ITERATION_CAP, STALLED, STOPPED, OptimizeResult
 from ocdl.progress import Progress
 
@@ -243,6 +243,9 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
                   keep_best, snapshots, sampler, checkpoint, checkpoint_every, should_stop, state_limit,
                   loss_growth, extra_state, hint, state0, epoch_callback)
     x = np.array(state0["params"]["x"], dtype=float) if state0 is not None else _copy(x0)
+    if state0 is not None and x.shape != np.shape(x0):
+        raise InputError(f"the checkpoint holds {x.size} parameters but this run has {np.size(x0)}; "
+                         "it was made for another model — use another --checkpoint directory")
     if not hasattr(x, "clone"):
         x = np.asarray(x, dtype=float)
     ctx._x_now = x
