@@ -64,6 +64,8 @@ def _g(v, fmt=".3g"):
 def run_gradient(args):
     from ocdl.bench.gradient import plot_gradient_bench, run_gradient_bench
     from ocdl.io import write_json
+    common.check_memory(common.resnet_bytes(max(args.depths), args.width, args.samples),
+                        f"--depths {max(args.depths)} --width {args.width} --samples {args.samples}")
     device = common.resolve_device(args.device, args.quiet)
     result = run_gradient_bench(fields=args.fields, depths=args.depths, samples=args.samples, width=args.width,
                                 repeats=args.repeats, device=device, methods=args.methods, T=args.T,

@@ -248,3 +248,41 @@ def check_paths(args, directories=()):
         for fb, pb in files[i + 1:]:
             if _same(pa, pb):
                 raise InputError(f"--{fa} and --{fb} are the same file '{pa}'; give each output its own name")
+
+
+def available_memory():
+    """Bytes of memory available to this process (MemAvailable of /proc/meminfo; 8 GB if unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 8 << 30
+
+
+def check_memory(nbytes, flags):
+    """InputError (exit 2) naming ``flags`` (e.g. "--layers 10 --width 100000") when a run would need
+    about ``nbytes`` bytes, more than half the available memory — checked before allocating."""
+    from ocdl.errors import InputError
+    limit = available_memory() // 2
+    if nbytes > limit:
+        raise InputError(f"{flags} would need about {nbytes / 2**30:.3g} GB of memory "
+                         f"(available: {limit / 2**30:.3g} GB); reduce them")
+
+
+def resnet_bytes(layers, width, samples, classes=2):
+    """Rough float64 memory of training a ResNet-ODE: parameters K (N, d, d), b (N, d) with a few
+    optimiser copies (gradient, two Adam moments), and the states x_0..x_N of all samples kept
+    for the backward sweep (with the costates and autograd's tape: ≈ 4 copies)."""
+    params = layers * width * (width + 1) + classes * (width + 1)
+    return 8 * (4 * params + 4 * (layers + 1) * samples * width)
+
+
+def check_model_size(args, n_features, samples):
+    """:func:`check_memory` for a ResNet-ODE of ``--layers`` × ``--width`` (default width 3 × features)
+    on ``samples`` points."""
+    width = getattr(args, "width", None) or 3 * int(n_features)
+    flags = f"--layers {args.layers} --width {width}" + ("" if getattr(args, "width", None) else " (default)")
+    check_memory(resnet_bytes(args.layers, width, samples), flags)

@@ -70,6 +70,7 @@ def run(args):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise InputError(f"--{flag}: directory of '{path}' does not exist; create it first")
     X, y, Xt, yt = load(args)
+    common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
     device = common.resolve_device(args.device, args.quiet)
     options = {"shooting": {"segments": args.segments}, "newton": {"formulation": args.newton_formulation},
                "adam": {"device": device}, "lbfgs": {"device": device}}

@@ -28,6 +28,7 @@ def run(args):
     from ocdl.pmp import gradcheck
     from ocdl.solvers import make_model
     X, y = spirals(args.points, seed=args.seed)
+    common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
                        width=args.width)
     params = model.init(seed=args.seed)

@@ -111,6 +111,7 @@ def run(args):
             raise InputError(f"--{flag}: directory of '{path}' does not exist; create it first")
     device = common.resolve_device(args.device, args.quiet)
     X, y, Xt, yt = load_data(args)
+    common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
                        width=args.width, alpha=args.alpha, beta=args.beta, normalize=args.normalize == "range",
                        activation=args.activation)
