@@ -20,3 +20,24 @@ def run_ocdl(*args, cwd=None, timeout=600, input=None):
 @pytest.fixture
 def ocdl_cli():
     return run_ocdl
+
+
+def run_ocdl_inprocess(*args):
+    """Run ``ocdl.cli.main.main(ARGS)`` in this process; return ``(exit code, stdout, stderr)``.
+    Much faster than :func:`run_ocdl` (no interpreter start, torch already imported)."""
+    import contextlib
+    import io
+
+    from ocdl.cli.main import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse errors and --help
+            rc = exc.code if isinstance(exc.code, int) else 1
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def ocdl_main():
+    return run_ocdl_inprocess
