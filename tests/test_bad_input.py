@@ -217,3 +217,96 @@ def test_unknown_name_suggests_closest(ocdl_cli, tmp_path):
     assert r.returncode == 2 and "adam" in r.stderr and "pmp-adam" in r.stderr
     r = ocdl_cli("forces", "simulate", "drug", "--force", "v", "--out", tmp_path / "f.csv")
     assert r.returncode == 2 and "did you mean 'drag'" in r.stderr
+
+
+# ---- issue 12: what must work, and the leftovers ------------------------------------------------
+
+def test_byte_order_mark_accepted(tmp_path, ocdl_main):
+    """A UTF-8 byte-order mark at the start of a CSV or TOML file is accepted (not an invisible
+    character in an error message)."""
+    data, cfg = tmp_path / "bom.csv", tmp_path / "bom.toml"
+    data.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    cfg.write_bytes(b"\xef\xbb\xbflayers = 2\niterations = 1\n")
+    rc, out, err = ocdl_main("train", "--data", data, "--config", cfg, "--quiet")
+    assert rc == 0, err
+    assert json.loads(out)["layers"] == 2
+
+
+@pytest.mark.parametrize("form", ["separate", "equals"])
+def test_expression_with_leading_minus(form, tmp_path, ocdl_main):
+    """``--force -0.1*v`` is a value in every command, as ``--force=-0.1*v`` is."""
+    out = tmp_path / "f.csv"
+    force = ["--force", "-0.1*v"] if form == "separate" else ["--force=-0.1*v"]
+    rc, _, err = ocdl_main("forces", "simulate", "drag", *force, "--T", "1", "--g", "9.8", "--samples", "3",
+                           "--noise", "0", "--out", out, "--quiet")
+    assert rc == 0, err
+    v0, vT = np.loadtxt(out, delimiter=",", skiprows=1).T
+    # v' = g + 0.1 v has the solution v(T) = (v0 + g/0.1) e^{0.1 T} − g/0.1 (independent reference)
+    assert np.allclose(vT, (v0 + 98.0) * np.exp(0.1) - 98.0, rtol=1e-8)
+
+
+def test_debug_in_config_shows_traceback(tmp_path, ocdl_main):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("debug = true\n")
+    rc, _, err = ocdl_main("train", "--data", tmp_path / "nope.csv", "--config", cfg)
+    assert rc == 2 and "Traceback" in err
+
+
+def test_predict_warns_about_diverged_model(tmp_path, ocdl_main):
+    from ocdl.data import save_model
+    from ocdl.solvers import make_model
+    X = np.array([[0.0, 0.0], [1.0, 1.0]])
+    model = make_model(X, np.array([0, 1]), layers=2)
+    save_model(tmp_path / "m.npz", model, model.init(seed=0), info={"status": "diverged", "message": "loss nan"})
+    (tmp_path / "d.csv").write_text(GOOD)
+    rc, _, err = ocdl_main("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "d.csv")
+    assert rc == 0 and "warning" in err and "diverged" in err
+
+
+def test_stale_temporaries_removed(tmp_path):
+    """A ``.tmp-<pid>-*`` file of a dead process (SIGKILL during a write) goes at the next write of
+    the same target; one of a live process stays."""
+    import subprocess
+    import sys
+
+    from ocdl.io import write_json
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".tmp-{dead}-abc-checkpoint.npz"
+    live = tmp_path / f".tmp-{os.getpid()}-abc-checkpoint.npz"
+    other = tmp_path / f".tmp-{dead}-abc-other.json"
+    for p in (stale, live, other):
+        p.write_text("partial")
+    write_json(tmp_path / "checkpoint.npz", {})
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_unreadable_files(tmp_path, monkeypatch, ocdl_main):
+    """Unreadable --data / --config (PermissionError) are exit 2 (simulated: the tests run as root)."""
+    import builtins
+    real_open = builtins.open
+
+    def denying_open(path, *a, **k):
+        if str(path).endswith(("locked.csv", "locked.toml")):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    for name in ("locked.csv", "locked.toml"):
+        (tmp_path / name).write_text(GOOD if name.endswith("csv") else "layers = 2\n")
+    monkeypatch.setattr(builtins, "open", denying_open)
+    for args in (["--data", tmp_path / "locked.csv"], ["--data", "spirals", "--config", tmp_path / "locked.toml"]):
+        rc, _, err = ocdl_main("train", "--iterations", "1", *args)
+        assert rc == 2 and "cannot be read" in err and "Traceback" not in err, err
+
+
+def test_atomic_write_failure_names_target(tmp_path, monkeypatch):
+    """A failing write (disk full) is one InputError naming the target, and leaves no temporary."""
+    from ocdl.errors import InputError
+    from ocdl.io import write_json
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(InputError, match="o.json"):
+        write_json(tmp_path / "o.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []
