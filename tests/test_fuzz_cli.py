@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from conftest import run_ocdl_inprocess
 
 DEFAULT_CASES = int(os.environ.get("OCDL_FUZZ_CASES", 200))
-SLOW_CASES = 5000
+SLOW_CASES = int(os.environ.get("OCDL_FUZZ_SLOW_CASES", 5000))
 CASE_SECONDS = 30
 PEAK_MB = 6000
 
