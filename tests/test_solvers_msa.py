@@ -38,12 +38,15 @@ def test_msa_decreases_loss_monotonically_on_spirals():
     X, y = make_dataset("spirals", seed=0, points_per_class=50)
     model = make_model(X, y, layers=10, T=5.0, alpha=1e-3)
     res = train(X, y, solver="msa", model=model, seed=0, iterations=150)
-    loss = np.array([row["loss"] for row in res.history])
-    assert len(loss) == 151
+    # one history row per iterate before each of the 150 steps, then the final iterate (res.fun)
+    assert len(res.history) == 150 and res.nit == 150
+    loss = np.array([row["loss"] for row in res.history] + [res.fun])
     assert np.all(np.diff(loss) < 0)
     assert loss[-1] < 0.5 * loss[0]
+    assert res.fun == pytest.approx(pmp.cost(model, res.x, X, y), rel=1e-12)
+    assert res.status == 1 and not res.success and "iteration limit" in res.message
     # the solver's reported KKT residual is the shared one
-    assert res.history[-1]["kkt"] == pytest.approx(pmp.kkt_residual(model, res.x, X, y), rel=1e-12)
+    assert res.kkt == pytest.approx(pmp.kkt_residual(model, res.x, X, y), rel=1e-12)
 
 
 def test_msa_rejects_fields_without_closed_form():
