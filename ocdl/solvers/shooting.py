@@ -34,7 +34,7 @@ import numpy as np
 from ocdl import pmp
 from ocdl.errors import SolverError
 from ocdl.progress import Progress
-from ocdl.solvers._result import pop_loop_options, History, lifted, make_result
+from ocdl.solvers._result import History, lifted, make_result, pop_loop_options
 
 
 def _build(model, X0, y, segments):
