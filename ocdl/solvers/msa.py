@@ -35,6 +35,7 @@ from ocdl import pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
 from ocdl.solvers.gradient import _run
+from ocdl.solvers.newton import check_options
 
 
 def _layer_metrics(model, states, costates, rho):
@@ -154,13 +155,14 @@ class MSARule:
 
 
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=1.0, rho_min=1e-6,
-        tol=1e-10, max_retries=40, state0=None, checkpoint=None, checkpoint_every=None, should_stop=None):
+        tol=1e-10, max_retries=40, state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, **unknown):
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring.
 
     ``iterations`` MSA steps at most (default 200); converged (``success``) when the shared KKT
     residual is ≤ ``tol``. History rows: iteration, loss, time_s, kkt, rho. Checkpoints hold the
     parameters and ρ, so ``state0`` resumes bit for bit.
     """
+    check_options("msa", unknown)
     if model.field != "outer" or model.integrator != "euler":
         raise SolverError(f"msa has the closed-form layer step for field 'outer' with integrator 'euler' "
                           f"only (got field '{model.field}', integrator '{model.integrator}')")

@@ -60,6 +60,12 @@ FORMULATIONS = ("reduced", "full")
 WARM_STARTS = ("adam", "lbfgs", "none")
 
 
+def check_options(name, unknown):
+    """One-line error for options a solver does not have (``ocdl train --lr`` with ``--solver msa``)."""
+    if unknown:
+        raise SolverError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
+
+
 def refuse_checkpoints(name, state0, checkpoint):
     """The multi-phase CasADi solvers do not resume: a one-line error for ``--resume``/``--checkpoint``."""
     if state0 is not None:
@@ -289,7 +295,7 @@ def _cap_message(res, what, n, tol, key="kkt"):
 def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
            warm_start=None, warm_iterations=None, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
            exact_below=1e-5, formulation="reduced", linear_solver="mumps", threads=1, state0=None,
-           checkpoint=None, checkpoint_every=None, should_stop=None):
+           checkpoint=None, checkpoint_every=None, should_stop=None, **unknown):
     """Newton on the discrete PMP system (see module docstring): ``formulation="reduced"``
     (default; trust-region Newton–CG on ∇J = 0) or ``"full"`` (full-space Newton, sparse LU).
 
@@ -300,6 +306,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     (= ‖F(z)‖∞), phase ("adam" | "lbfgs" | "newton" | "newton-full"), and for Newton rows the step
     taken from that iterate.
     """
+    check_options("newton", unknown)
     refuse_checkpoints("newton", state0, checkpoint)
     if formulation not in FORMULATIONS:
         raise SolverError(f"newton: unknown formulation '{formulation}' (valid: {', '.join(FORMULATIONS)})")
@@ -452,9 +459,10 @@ class IpoptRun:
 
 def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
           print_level=0, linear_solver="mumps", state0=None, checkpoint=None, checkpoint_every=None,
-          should_stop=None):
+          should_stop=None, **unknown):
     """IPOPT on the full-space multiple-shooting NLP; ``result.costates`` are its multipliers.
     ``success`` is IPOPT's own (``Solve_Succeeded``: scaled NLP error ≤ ``tol``)."""
+    check_options("ipopt", unknown)
     import casadi as ca
     from ocdl.solvers.casadi_kkt import GradientOnly, MultipleShootingNLP, spec_from_model
     refuse_checkpoints("ipopt", state0, checkpoint)
