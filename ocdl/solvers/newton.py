@@ -435,6 +435,7 @@ class IpoptRun:
         return self.stopped or self.interrupted
 
     def run(self, ctx, x0, start, iterations):
+        """``iterations`` = IPOPT's ``max_iter`` + 1 (its starting point is a row)."""
         self.error, self.stopped, self.interrupted, self.ctx = None, False, False, ctx
         self.sol = self.solver(x0=self.x0_full, lbg=0, ubg=0)
         if self.error is not None:
@@ -451,7 +452,8 @@ class IpoptRun:
         elif stats["success"]:
             code, message = CONVERGED, f"converged: {status}"
         elif status == "Maximum_Iterations_Exceeded":
-            code, message = ITERATION_CAP, f"iteration limit reached ({iterations}) before convergence ({status})"
+            code, message = ITERATION_CAP, (f"iteration limit reached ({iterations - 1} IPOPT iterations) before "
+                                            f"convergence ({status})")
         else:
             code, message = STALLED, f"not converged: {status}"
         return w[:self.n_params], None, {}, code, message
