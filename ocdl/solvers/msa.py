@@ -159,8 +159,9 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring.
 
     ``iterations`` MSA steps at most (default 200); converged (``success``) when the shared KKT
-    residual is ≤ ``tol``. History rows: iteration, loss, time_s, kkt, rho. Checkpoints hold the
-    parameters and ρ, so ``state0`` resumes bit for bit.
+    residual is ≤ ``tol``. History rows: iteration, loss, time_s, kkt, rho; ``result.kkt`` and
+    ``result.rho`` are those of the final iterate. Checkpoints hold the parameters and ρ, so
+    ``state0`` resumes bit for bit.
     """
     check_options("msa", unknown)
     if model.field != "outer" or model.integrator != "euler":
@@ -171,7 +172,6 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     rule = MSARule(model, X, y, rho, rho_min, tol, max_retries)
     res = _run("msa", model, params0, rule.objective, rule, iterations, callback, quiet, None, state0, checkpoint,
                checkpoint_every, should_stop)
-    res.rho = rule.rho
     if res.status == ITERATION_CAP:
         res.message = (f"iteration limit reached ({iterations}) before convergence "
                        f"(KKT residual {res.kkt:.2e} > tol {tol:g})")

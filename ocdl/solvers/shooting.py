@@ -119,8 +119,9 @@ class ShootingLM:
     sparse for several). Converged (status 0) when the boundary residual ``‖r‖∞`` and the shared
     KKT residual of the iterate (both in its history row) are ≤ ``tol``; no decrease of ‖r‖ in 30
     tries → stalled (status 3). The core's :class:`ocdl.optim.LevenbergMarquardt` damps with
-    ``diag(JᵀJ)`` and solves densely: on this badly conditioned Jacobian (cond ~1e11 at T = 1)
-    it needed 30 steps where this needs 5 (measured), hence this rule."""
+    ``diag(JᵀJ)`` (factors 1/3 and 4, μ ≥ 1e-12) and solves densely: on this badly conditioned
+    Jacobian (cond ~1e11 at T = 1, one segment, n = 40, from ``newton`` at KKT 1e-8) it had not
+    converged after 30 steps where this rule needs 6 (measured), hence this rule."""
     name = "shooting"
 
     def __init__(self, problem, tol, lam0=1e-10):
