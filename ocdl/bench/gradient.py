@@ -122,7 +122,7 @@ def prepare(method, problem, device="cpu"):
             raise InputError("method torchdiffeq-* needs torchdiffeq: pip install torchdiffeq") from None
         adjoint = method == "torchdiffeq-adjoint"
         grid = pb.time_grid(problem, device)
-        func = pb.piecewise_field(problem.field, P["K"], P["b"], grid)
+        func = pb.piecewise_field(problem.F, P["K"], P["b"], grid)
 
         def J_of(xN):
             return pb.terminal_cost_torch(problem, P, xN, y) + pb.running_cost_torch(problem, P)

@@ -32,6 +32,9 @@ def register(sub):
                    help="layer map: euler (classic ResNet), heun, rk4; hamiltonian also symplectic_euler, "
                         "symplectic_euler_b, verlet, yoshida4; implicit ones (implicit_midpoint, gauss2, gauss3, "
                         "lobatto3ab) with the autograd solvers only (default euler)")
+    from ocdl.models.activations import ACTIVATIONS
+    p.add_argument("--activation", type=common.choice("activation", list(ACTIVATIONS)), default="tanh",
+                   help="activation σ of the field: tanh, softplus, relu (relu' (0) taken as 0) (default tanh)")
     p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
     p.add_argument("--T", type=common.positive, default=5.0, help="final time T; step h = T/N (default 5.0)")
     p.add_argument("--width", type=common.positive_int, default=None,
@@ -107,7 +110,8 @@ def run(args):
     device = common.resolve_device(args.device, args.quiet)
     X, y, Xt, yt = load_data(args)
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
-                       width=args.width, alpha=args.alpha, beta=args.beta, normalize=args.normalize == "range")
+                       width=args.width, alpha=args.alpha, beta=args.beta, normalize=args.normalize == "range",
+                       activation=args.activation)
     options = {}
     if args.lr is not None:
         options["lr"] = args.lr
