@@ -69,3 +69,27 @@ def test_full_space_residual_of_newton_point_is_tiny(spirals_small):
     F0 = full_space_residual(model, model.init(seed=0), X, y)
     assert F0["max"] > 1e-3 and max(F0["state"], F0["costate"], F0["boundary"]) <= 1e-13
     assert F0["max"] == pytest.approx(pmp.kkt_residual(model, model.init(seed=0), X, y), rel=1e-9)
+
+
+def test_newton_history_is_one_run_and_the_iteration_cap_is_not_success(spirals_small):
+    X, y = spirals_small
+    model = make_model(X, y, layers=8, T=3.0, width=2, alpha=1e-2)
+    res = train(X, y, solver="newton", model=model, seed=0, iterations=3, warm_iterations=20)
+    # one history over the phases (Adam warm start, then Newton), numbered 1..nit
+    assert [r["iteration"] for r in res.history] == list(range(1, res.nit + 1))
+    assert [r["phase"] for r in res.history] == ["adam"] * 20 + ["newton"] * 3
+    assert res.status == 1 and not res.success and "iteration limit" in res.message
+    assert res.kkt == pytest.approx(pmp.kkt_residual(model, res.x, X, y), rel=1e-12) and res.kkt > 1e-10
+    seen = []
+    res = train(X, y, solver="newton", model=model, seed=0, warm_iterations=20,
+                callback=lambda it, p, f: seen.append((it, f, p["K"].shape)) or it == 5)
+    assert res.status == 2 and not res.success and res.nit == 5 and len(seen) == 5
+    assert seen[-1][1] == res.history[-1]["loss"] and seen[-1][2] == model.init(seed=0)["K"].shape
+
+
+def test_ipopt_iteration_cap_is_not_success():
+    X, y = make_dataset("spirals", seed=1, points_per_class=12)
+    model = make_model(X, y, layers=5, T=2.0, width=2, alpha=1e-2)
+    res = train(X, y, solver="ipopt", model=model, seed=0, iterations=3)
+    assert res.status == 1 and not res.success and "iteration limit" in res.message
+    assert len(res.history) == 4                    # IPOPT's starting point and 3 iterations
