@@ -124,7 +124,8 @@ class UntilKKT:
 class Phases:
     """The phases of one multi-phase solve (warm start, Newton, restarts) on :func:`ocdl.optim.minimize`:
     each phase continues the previous one's iteration count, history and clock (it is started from
-    that phase's state), so the result has one history. ``to_params`` maps the phase's flat ``x``
+    that phase's state), so the result has one history whose ``time_s`` is measured from the
+    solver's start (time between phases included). ``to_params`` maps the phase's flat ``x``
     to the parameter dict (for the callback and for ``err.result`` of a divergence)."""
 
     def __init__(self, name, model, callback, quiet, should_stop):
@@ -145,16 +146,26 @@ class Phases:
             return bool(stop_test is not None and stop_test(xx))
 
         start = 0 if prev is None else prev.nit
+        # the driver's clock continues from the last row's time; the time spent outside the
+        # phases (CasADi builds, a warm start by another solver) is added to this phase's rows
+        before = prev.history if prev is not None else []
+        gap = time.perf_counter() - self.t0 - (before[-1]["time_s"] if before else 0.0)
+
+        def shift(history):
+            for row in history[len(before):]:
+                row["time_s"] += gap
         try:
             res = optim.minimize(objective, x, rule, start + int(iterations), name=self.name, callback=cb,
                                  quiet=self.quiet, state0=state0, should_stop=self.should_stop,
                                  state_limit=STATE_LIMIT, hint=HINT)
         except SolverError as err:
             if getattr(err, "result", None) is not None:
+                shift(err.result.history)
                 if err.result.x is not None:
                     err.result.x = to_params(np.asarray(err.result.x, dtype=float))
                 err.result.update(model=self.model, solver=self.name)
             raise
+        shift(res.history)
         self.last = res
         return res
 
