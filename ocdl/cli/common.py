@@ -98,11 +98,18 @@ def choice_list(kind, valid):
     return parse
 
 
-def _number(text, kind, cast, low=None, strict=False):
+#: largest count (layers, steps, samples, iterations ...) a flag accepts: beyond it numpy cannot even
+#: index the arrays, and no run of that size finishes
+MAX_COUNT = 2 ** 31 - 1
+
+
+def _number(text, kind, cast, low=None, strict=False, high=MAX_COUNT):
     try:
         v = cast(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a valid {kind}") from None
+    if cast is int and high is not None and abs(v) > high:
+        raise argparse.ArgumentTypeError(f"'{text}' is too large (at most {high})")
     if cast is float and not math.isfinite(v):
         raise argparse.ArgumentTypeError(f"'{text}' is not finite; give a finite number")
     if low is not None and (v <= low if strict else v < low):
@@ -132,7 +139,7 @@ def integer(text):
 
 def seed_int(text):
     """argparse type: a random seed, an integer in 0 .. 2**63 - 1 (numpy and torch both take it)."""
-    v = _number(text, "seed (an integer ≥ 0)", int, 0)
+    v = _number(text, "seed (an integer ≥ 0)", int, 0, high=None)
     if v >= 2 ** 63:
         raise argparse.ArgumentTypeError(f"'{text}' is too large for a seed (must be < 2**63)")
     return v
@@ -148,6 +155,8 @@ def int_list(text):
         items = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of integers") from None
+    if any(i > MAX_COUNT for i in items):
+        raise argparse.ArgumentTypeError(f"'{text}': {max(items)} is too large (at most {MAX_COUNT})")
     if not items or any(i <= 0 for i in items):
         raise argparse.ArgumentTypeError(f"'{text}' must list positive integers")
     return items

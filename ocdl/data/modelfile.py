@@ -57,7 +57,9 @@ def _read_container(path, fmt, what):
     if "__meta__" not in arrays:
         raise InputError(f"{what} file '{path}' has no ocdl metadata; it is not an ocdl {what} file")
     try:
-        meta = json.loads(bytes(arrays.pop("__meta__").astype(np.uint8)).decode("utf-8"))
+        if arrays["__meta__"].dtype != np.uint8:
+            raise ValueError("metadata is not bytes")
+        meta = json.loads(bytes(arrays.pop("__meta__")).decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise InputError(f"{what} file '{path}' has corrupt metadata") from None
     if not isinstance(meta, dict) or meta.get("format") != fmt:
