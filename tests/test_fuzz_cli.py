@@ -20,7 +20,6 @@ as ``--points 10**7`` are legitimate long runs, not bugs. The commands run in-pr
 """
 import hashlib
 import io
-import json
 import os
 import resource
 import signal
@@ -73,7 +72,8 @@ def expr_grammar(var):
 
     def grow(inner):
         return st.one_of(
-            st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "**", "%"]), inner).map(lambda t: f"({t[0]}{t[1]}{t[2]})"),
+            st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "**", "%"]), inner)
+              .map(lambda t: f"({t[0]}{t[1]}{t[2]})"),
             st.tuples(st.sampled_from(["-", "+"]), inner).map("".join),
             st.tuples(st.sampled_from(funcs), st.lists(inner, min_size=0, max_size=3))
               .map(lambda t: f"{t[0]}({', '.join(t[1])})"))
@@ -132,7 +132,7 @@ def toml_text(draw):
     if kind == "sweep":
         grid_solver = draw(st.sampled_from(["\"adam\"", "\"pmp-adam\"", "\"adma\"", "1"]))
         lines += ["[grid]", f"solver = [{grid_solver}]", "layers = [2]",
-                  "data = [%s]" % draw(st.sampled_from(['"spirals"', '"moons"', '"nope.csv"', '"spirls"'])),
+                  "data = [{}]".format(draw(st.sampled_from(['"spirals"', '"moons"', '"nope.csv"', '"spirls"']))),
                   "[settings]", "iterations = 1"]
         for _ in range(draw(st.integers(0, 3))):
             key = draw(st.sampled_from(["T", "lr", "alpha", "iteratons", "width", "amsgrad", "schedule", "betas",
@@ -140,7 +140,8 @@ def toml_text(draw):
             if key != "iterations":
                 lines.append(f"{key} = {draw(st.sampled_from(TOML_VALUES))}")
         if draw(st.booleans()):
-            lines += ["[data]", "points_per_class = %s" % draw(st.sampled_from(["5", "0", "-1", "nan", '"x"']))]
+            per_class = draw(st.sampled_from(["5", "0", "-1", "nan", '"x"']))
+            lines += ["[data]", f"points_per_class = {per_class}"]
     else:
         for key in draw(st.lists(st.sampled_from(FLAG_KEYS), max_size=4, unique=True)):
             lines.append(f"{key} = {draw(st.sampled_from(TOML_VALUES))}")

@@ -1,8 +1,5 @@
 """``ocdl compare``: several solvers on the same data, model, initialisation and cost."""
-import os
-
 from ocdl.cli import common
-from ocdl.errors import InputError
 from ocdl.progress import log
 
 DEFAULT = "adam,lbfgs,pmp-lbfgs,msa,shooting,newton"
@@ -65,10 +62,6 @@ def load(args):
 def run(args):
     from ocdl.io import write_json
     from ocdl.solvers.compare import compare, plot, table
-    for flag in ("json", "plot"):
-        path = getattr(args, flag)
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise InputError(f"--{flag}: directory of '{path}' does not exist; create it first")
     X, y, Xt, yt = load(args)
     common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
     device = common.resolve_device(args.device, args.quiet)

@@ -105,10 +105,6 @@ def run(args):
     from ocdl.io import write_json
     from ocdl.solvers import make_model, train
     runctl.check_flags(args)
-    for flag in ("json", "plot", "save"):
-        path = getattr(args, flag)
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise InputError(f"--{flag}: directory of '{path}' does not exist; create it first")
     device = common.resolve_device(args.device, args.quiet)
     X, y, Xt, yt = load_data(args)
     common.check_model_size(args, X.shape[1], len(X))  # before allocating the model

@@ -133,5 +133,5 @@ def _check_label_range(path, lab):
     once (before building anything of size C)."""
     if len(lab) and lab.max() >= len(lab):
         top = lab.max()
-        raise InputError(f"{path}: label {int(top) if top == round(top) else top} but only {len(lab)} rows; labels must be 0..C-1 "
-                         f"with every class present")
+        raise InputError(f"{path}: label {int(top) if top == round(top) else top} but only {len(lab)} rows; "
+                         f"labels must be 0..C-1 with every class present")
