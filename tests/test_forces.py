@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ocdl.expr import compile_expr
-from ocdl.forces.network import (DragField, OscillatorField, PositionField, costate_gradient, propagate)
+from ocdl.forces.network import DragField, PositionField, costate_gradient, propagate
 from ocdl.forces.oscillator import OscillatorProblem, solve_oscillator
 from ocdl.forces.problems import DragProblem, PositionProblem
 from ocdl.forces.simulate import flow, simulate_drag, simulate_oscillator, simulate_position
@@ -33,6 +33,20 @@ def test_table_matches_numpy_interp_and_scatter_is_its_adjoint():
     cot = torch.tensor(rng.normal(size=200), dtype=D)
     (g,) = torch.autograd.grad((val * cot).sum(), table)
     assert torch.allclose(grid.scatter(u, cot), g, rtol=0, atol=1e-13)
+
+
+class OscillatorField:
+    """``ẋ = v``, ``v̇ = −2γ v − ω0² x`` with ``θ = (γ, ω0)``: a field with a non-table θ."""
+    dim, separable = 2, False
+
+    def f(self, y, theta):
+        return torch.stack([y[:, 1], -2 * theta[0] * y[:, 1] - theta[1] ** 2 * y[:, 0]], dim=1)
+
+    def vjp_y(self, y, theta, lam):
+        return torch.stack([-theta[1] ** 2 * lam[:, 1], lam[:, 0] - 2 * theta[0] * lam[:, 1]], dim=1)
+
+    def vjp_theta(self, y, theta, lam):
+        return torch.stack([(-2 * y[:, 1] * lam[:, 1]).sum(), (-2 * theta[1] * y[:, 0] * lam[:, 1]).sum()])
 
 
 def _random_problem(kind, method, seed=0):
