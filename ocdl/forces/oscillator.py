@@ -225,3 +225,34 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=T
     res.extra.update({"gamma": float(g), "omega0": float(w), "x0": float(x0), "v0": float(v0),
                       "initial_guess": dict(zip(problem.names, map(float, theta0)))})
     return res
+
+
+def summarize(problem, res, solver, true_gamma=None, true_omega0=None):
+    """The JSON-ready summary of an oscillator fit (the keys the command line writes), with
+    relative errors against the true parameters when given."""
+    from ocdl.forces.learn import thin_history
+    e = res.extra
+    summary = {"problem": "oscillator", "solver": solver,
+               "integrator": "pinn-autograd" if solver == "pinn" else problem.method,
+               "final_loss": res.final_loss, "iterations": res.nit, "wall_time_s": res.wall_time_s,
+               "success": res.success, "message": res.message, "gamma": e["gamma"], "omega0": e["omega0"],
+               "x0": e["x0"], "v0": e["v0"], "steps": problem.steps, "n_samples": problem.n,
+               "initial_guess": e["initial_guess"], "history": thin_history(res.history)}
+    for k in ("gamma_stderr", "omega0_stderr", "x0_stderr", "v0_stderr"):
+        if k in e:
+            summary[k] = e[k]
+    if true_gamma is not None:
+        summary["gamma_rel_error"] = abs(e["gamma"] - true_gamma) / max(abs(true_gamma), 1e-300)
+    if true_omega0 is not None:
+        summary["omega0_rel_error"] = abs(e["omega0"] - true_omega0) / max(abs(true_omega0), 1e-300)
+    return summary
+
+
+def describe(summary):
+    return (f"oscillator: {summary['solver']} γ = {summary['gamma']:.6g}, ω0 = {summary['omega0']:.6g} "
+            f"({summary['iterations']} iterations, {summary['wall_time_s']:.2f}s)")
+
+
+def last_good_record(problem, x, message):
+    """The JSON record of the last good parameters after a divergence."""
+    return {"status": "diverged", "message": message, **{k: float(v) for k, v in zip(problem.names, x)}}
