@@ -28,7 +28,12 @@ def test_every_solver_decreases_the_loss(solver):
     X, y = _small()
     res = train(X, y, solver=solver, layers=6, T=2.0, iterations=30, seed=1)
     h = res.history
-    assert res.success and res.nit == len(h) <= 30
+    assert res.nit == len(h) <= 30
+    # success means the solver's own convergence test passed; 30 iterations cannot reach it here
+    # except for L-BFGS's own tolerance tests, and a capped run says so
+    assert res.success == (res.status == 0)
+    if not res.success:
+        assert res.status == 1 and "iteration limit" in res.message
     assert set(h[0]) >= {"iteration", "loss", "time_s"}
     assert all(b["time_s"] >= a["time_s"] for a, b in zip(h, h[1:]))
     assert res.fun < 0.9 * h[0]["loss"]

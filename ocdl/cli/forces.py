@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from ocdl import checkpoint as runctl
+from ocdl.cli import runcontrol as runctl
 from ocdl.cli import common
 from ocdl.errors import InputError
 

@@ -232,7 +232,7 @@ def cmd_train(args):
         raise InputError(f"--grid {args.grid} is too coarse; use at least 8 (e.g. --grid 48)")
     if args.iterations is None:
         args.iterations = 300 if method == "grid" else 1500
-    from ocdl import checkpoint as runctl
+    from ocdl.cli import runcontrol as runctl
     runctl.check_flags(args)
     settings = {k: getattr(args, k) for k in ("nu", "particles", "grid", "layers", "T", "iterations", "lr", "alpha",
                                               "substeps", "steps_per_layer", "padding", "seed")}
@@ -413,7 +413,7 @@ def register(subparsers):
                    help="--grid: implicit Fokker–Planck steps per layer (more = less numerical diffusion, slower)")
     p.add_argument("--padding", type=common.nonnegative, default=0.75,
                    help="--grid: domain = data box widened by this fraction of its size on each side")
-    from ocdl import checkpoint as runctl
+    from ocdl.cli import runcontrol as runctl
     runctl.add_flags(p, every=100)
     common.add_outputs(p, json=True, plot=True, out=False, seed=True)
     return top

@@ -11,9 +11,8 @@ import numpy as np
 
 from ocdl.errors import InputError, check_choice
 from ocdl.models import ResNetODE
-from ocdl.solvers.base import TrainResult  # noqa: F401
-from ocdl.solvers.pmpopt import pmp_adam, pmp_gd, pmp_lbfgs
-from ocdl.solvers.torchopt import adam, lbfgs
+from ocdl.optim import OptimizeResult as TrainResult  # noqa: F401  (the one result type, by its old name)
+from ocdl.solvers.gradient import adam, lbfgs, pmp_adam, pmp_gd, pmp_lbfgs
 
 SOLVERS = {
     "adam": adam,

@@ -1,0 +1,21 @@
+"""The one optimisation core of ocdl: one driver, one result type, pluggable step rules.
+
+``minimize(objective, x0, rule, iterations, ...)`` works on ``objective(x, batch) → (f, g[, info])``
+over a flat float64 vector, whatever computes the gradient (the costate sweep, torch autograd,
+CasADi). Rules: :class:`Adam`, :class:`GradientDescent` (Armijo), :class:`LBFGS` (scipy
+L-BFGS-B), :class:`TorchLBFGS` (strong Wolfe), :class:`LevenbergMarquardt` (Gauss–Newton).
+Every run returns an :class:`OptimizeResult` (``x, fun, success, status, message, nit,
+history``); ``success`` means the rule's convergence test passed.
+"""
+from ocdl.optim.batches import Batches
+from ocdl.optim.driver import (CONVERGED, DIVERGED, ITERATION_CAP, STALLED, STOPPED, StopRun, minimize,
+                               result_from_state)
+from ocdl.optim.lbfgs import LBFGS, TorchLBFGS
+from ocdl.optim.lm import LevenbergMarquardt
+from ocdl.optim.result import OptimizeResult
+from ocdl.optim.rules import Adam, GradientDescent
+from ocdl.optim.schedules import SCHEDULES, learning_rate
+
+__all__ = ["minimize", "OptimizeResult", "StopRun", "result_from_state", "Adam", "GradientDescent", "LBFGS",
+           "TorchLBFGS", "LevenbergMarquardt", "Batches", "learning_rate", "SCHEDULES", "CONVERGED",
+           "ITERATION_CAP", "STOPPED", "STALLED", "DIVERGED"]

@@ -1,0 +1,290 @@
+"""The one iteration driver: ``minimize(objective, x0, rule, iterations, ...)``.
+
+Every optimisation loop in ocdl — the classifier solvers, the force tables, the PINN, the
+mean-field training — runs here. One iteration ``it`` (1-based) is
+
+1. ``f, g[, info] = objective(x, batch)`` (``batch`` from the ``sampler``, else None);
+2. the divergence test: f or g non-finite, ``f > loss_growth · max(f_first, 1)``, or
+   ``info["state_max"] > state_limit`` → :class:`~ocdl.errors.SolverError` whose ``result`` holds
+   the last good iterate (status −1);
+3. a history row ``{"iteration": it, "loss": f, "time_s", **info}``, the progress line, the
+   ``callback(it, x, f)`` (True stops: status 2), snapshots and the best iterate;
+4. the convergence test ``max |g| ≤ gtol`` (status 0), if ``gtol`` is given;
+5. ``x ← rule.step(it, x, f, g, ctx)`` — a rule ends the run by raising :class:`StopRun`;
+6. a checkpoint every ``checkpoint_every`` iterations and when ``should_stop()`` turns true
+   (then ``KeyboardInterrupt``: the caller exits 130 and ``state0=`` resumes bit for bit).
+
+A rule that drives its own loop (scipy's L-BFGS-B) implements ``run(ctx, x, start, iterations)``
+and calls ``ctx.evaluate`` / ``ctx.record`` / ``ctx.after_step`` itself: the bookkeeping above is
+the same code either way.
+
+Checkpoint state (the container is :func:`ocdl.data.save_checkpoint`)::
+
+    {"iteration": it, "params": {"x": x, "best": …, "snap_i": …}, "opt": rule.state(),
+     "history": [...], "meta": {"rng": sampler.state(), "extra": extra_state(), "best_loss": …,
+                                 "snapshot_iterations": [...], "finished": bool, "result": {...}}}
+
+When the run ends and ``checkpoint`` is given, the final state is saved with ``finished=True``; a
+``state0`` marked finished is returned as its result without iterating (multi-stage runs skip
+the stages they already completed).
+"""
+import math
+import time
+
+import numpy as np
+
+from ocdl.errors import SolverError
+from ocdl.optim.result import CONVERGED, DIVERGED, ITERATION_CAP, STALLED, STOPPED, OptimizeResult
+from ocdl.progress import Progress
+
+LOSS_GROWTH = 1e6
+
+
+class StopRun(Exception):
+    """Raised by a rule's ``step`` to end the run: ``StopRun(message, status)`` (0 = converged)."""
+
+    def __init__(self, message, status=CONVERGED):
+        super().__init__(message)
+        self.message, self.status = message, int(status)
+
+
+def _copy(x):
+    return x.clone() if hasattr(x, "clone") else np.array(x, dtype=float, copy=True)
+
+
+def _numpy(x):
+    return x.detach().cpu().numpy().astype(float) if hasattr(x, "detach") else np.asarray(x, dtype=float)
+
+
+def _finite(a):
+    if hasattr(a, "detach"):
+        import torch
+        return bool(torch.isfinite(a).all())
+    return bool(np.all(np.isfinite(a)))
+
+
+def _maxabs(a):
+    return float(a.abs().max()) if hasattr(a, "detach") else float(np.max(np.abs(a))) if np.size(a) else 0.0
+
+
+class Context:
+    """The bookkeeping of one run (history, progress, divergence, checkpoints); what rules see."""
+
+    def __init__(self, objective, name, iterations, quiet, callback, gtol, keep_best, snapshots, sampler,
+                 checkpoint, checkpoint_every, should_stop, state_limit, loss_growth, extra_state, hint,
+                 state0, epoch_callback):
+        self.objective, self.name, self.iterations = objective, name, int(iterations)
+        self.callback, self.gtol, self.keep_best = callback, gtol, keep_best
+        self.snap_at, self.sampler = set(int(s) for s in snapshots), sampler
+        self.checkpoint, self.every, self.should_stop = checkpoint, checkpoint_every, should_stop
+        self.state_limit, self.loss_growth, self.extra_state, self.hint = state_limit, loss_growth, extra_state, hint
+        self.epoch_callback = epoch_callback
+        st = state0 or {}
+        meta = st.get("meta", {}) or {}
+        self.history = list(st.get("history", []))
+        self.start = int(st.get("iteration", 0))
+        self.first_loss = self.history[0]["loss"] if self.history else None
+        self.snapshots = [(int(i), np.array(st["params"][f"snap_{j}"], dtype=float))
+                          for j, i in enumerate(meta.get("snapshot_iterations", []))]
+        self.best = None
+        if "best" in st.get("params", {}):
+            self.best = (float(meta["best_loss"]), np.array(st["params"]["best"], dtype=float),
+                         dict(meta.get("best_info", {})))
+        if sampler is not None and meta.get("rng") is not None:
+            sampler.load_state(meta["rng"])
+        self.time_offset = self.history[-1]["time_s"] if self.history else 0.0
+        self.t0 = time.perf_counter()
+        self.progress = Progress(self.iterations, name, quiet)
+        self.last_good = None        # (f, x, info) of the last recorded iterate
+
+    # ---------------------------------------------------------------- evaluation and checks
+    def elapsed(self):
+        return self.time_offset + time.perf_counter() - self.t0
+
+    def call(self, x, batch=None):
+        """``(f, g, info)`` of the objective at ``x`` — no checks, no recording (line searches)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = self.objective(x, batch)
+        f, g = float(out[0]), out[1]
+        info = dict(out[2]) if len(out) > 2 and out[2] else {}
+        return f, g, info
+
+    def evaluate(self, it, x, batch=None):
+        """Evaluate at iterate ``it`` and apply the divergence test."""
+        if batch is None and self.sampler is not None:
+            batch = self.sampler.draw()
+        f, g, info = self.call(x, batch)
+        what = None
+        if self.first_loss is None and math.isfinite(f):
+            self.first_loss = f
+        if not math.isfinite(f):
+            what = f"loss became {f}"
+        elif f > self.loss_growth * max(self.first_loss, 1.0):
+            what = f"loss exploded ({f:.3g}, first {self.first_loss:.3g})"
+        elif g is not None and not _finite(g):
+            what = "gradient became non-finite"
+        elif self.state_limit is not None and not (info.get("state_max", 0.0) <= self.state_limit):
+            what = f"hidden state exploded (max |x_N| = {info['state_max']:.3g} > {self.state_limit:g})"
+        if what is not None:
+            self.diverged(it, what)
+        return f, g, info
+
+    def diverged(self, it, what):
+        good = self.last_good
+        if good is None and _finite(self._x_now):
+            good = (float("nan"), _copy(self._x_now), {})
+        res = self.result(good[1] if good else None, good[0] if good else float("nan"), DIVERGED,
+                          f"diverged at iteration {it}: {what}", good[2] if good else {})
+        self.progress.close()
+        err = SolverError(f"{self.name} diverged at iteration {it}: {what}" + (f"; {self.hint}" if self.hint else ""))
+        err.result = res
+        raise err
+
+    # ---------------------------------------------------------------- recording
+    def record(self, it, x, f, info=None):
+        """History row, progress, snapshots, best iterate, callback; True when the callback stops."""
+        info = {k: v for k, v in (info or {}).items() if k != "state_max"}
+        row = {"iteration": int(it), "loss": float(f), "time_s": self.elapsed()}
+        row.update({k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) and v is not None
+                        and not isinstance(v, bool) else v) for k, v in info.items()})
+        if self.sampler is not None and getattr(self.sampler, "epoch_done", False):
+            row["epoch"] = int(self.sampler.epoch)
+            if self.epoch_callback is not None:
+                row.update(self.epoch_callback(int(self.sampler.epoch), x) or {})
+        self.history.append(row)
+        self.last_good = (float(f), _copy(x), info)
+        if self.keep_best and (self.best is None or f < self.best[0]):
+            self.best = (float(f), _numpy(x).copy(), info)
+        if it in self.snap_at:
+            self.snapshots.append((int(it), _numpy(x).copy()))
+        self.progress.update(it, loss=float(f), **{k: v for k, v in info.items() if isinstance(v, float)})
+        return bool(self.callback is not None and self.callback(it, x, f))
+
+    # ---------------------------------------------------------------- checkpoints
+    def state(self, it, x, rule, finished=None):
+        params = {"x": _numpy(x)}
+        meta = {"snapshot_iterations": [i for i, _ in self.snapshots]}
+        params.update({f"snap_{j}": s for j, (_, s) in enumerate(self.snapshots)})
+        if self.best is not None:
+            params["best"] = self.best[1]
+            meta["best_loss"], meta["best_info"] = self.best[0], _jsonable(self.best[2])
+        if self.sampler is not None:
+            meta["rng"] = self.sampler.state()
+        if self.extra_state is not None:
+            meta["extra"] = self.extra_state()
+        if finished is not None:
+            meta["finished"] = True
+            meta["result"] = {k: finished[k] for k in ("fun", "success", "status", "message", "nit", "wall_time_s")}
+            meta["result_extra"] = _jsonable({k: v for k, v in finished.items() if k not in (
+                "x", "fun", "success", "status", "message", "nit", "wall_time_s", "history", "snapshots", "best")})
+            params["x"] = _numpy(finished["x"])
+        opt = {k: _numpy(v) for k, v in (rule.state() if rule is not None and finished is None else {}).items()}
+        return {"iteration": int(it), "params": params, "opt": opt, "history": list(self.history), "meta": meta}
+
+    def after_step(self, it, x, rule):
+        """Checkpoint on schedule or on interrupt (``x`` is the iterate *after* step ``it``)."""
+        stop = self.should_stop is not None and bool(self.should_stop())
+        due = bool(self.every) and it % self.every == 0
+        if self.checkpoint is not None and (stop or due):
+            self.checkpoint(self.state(it, x, rule))
+        if stop:
+            self.progress.close(f"{self.name}: interrupted at iteration {it}"
+                                + ("; checkpoint saved" if self.checkpoint is not None else ""))
+            raise KeyboardInterrupt
+
+    # ---------------------------------------------------------------- the result
+    def result(self, x, f, status, message, info=None):
+        nit = self.history[-1]["iteration"] if self.history else self.start
+        res = OptimizeResult(x=x, fun=float(f), success=status == CONVERGED, status=int(status),
+                             message=str(message), nit=int(nit), history=self.history,
+                             wall_time_s=self.elapsed())
+        for k, v in (info or {}).items():
+            if k != "state_max":
+                res[k] = v
+        if self.snap_at:
+            res["snapshots"] = list(self.snapshots)
+        return res
+
+
+def _jsonable(d):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, (bool, int, float, str)) or v is None:
+            out[k] = v
+        elif isinstance(v, (np.floating, np.integer)):
+            out[k] = v.item()
+    return out
+
+
+def result_from_state(st):
+    """The :class:`OptimizeResult` stored in a finished checkpoint state."""
+    meta = st["meta"]
+    res = OptimizeResult(x=np.array(st["params"]["x"], dtype=float), history=list(st["history"]),
+                         **meta["result"], **meta.get("result_extra", {}))
+    if meta.get("snapshot_iterations"):
+        res["snapshots"] = [(int(i), np.array(st["params"][f"snap_{j}"], dtype=float))
+                            for j, i in enumerate(meta["snapshot_iterations"])]
+    return res
+
+
+def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=True, gtol=None,
+             keep_best=False, snapshots=(), sampler=None, epoch_callback=None, state0=None, checkpoint=None,
+             checkpoint_every=None, should_stop=None, state_limit=None, loss_growth=LOSS_GROWTH,
+             extra_state=None, hint=""):
+    """Minimise ``objective`` from ``x0`` with ``rule`` for at most ``iterations`` iterations.
+
+    Returns an :class:`~ocdl.optim.OptimizeResult` whose ``x`` is a flat float64 array (the best
+    recorded iterate with ``keep_best``). See the module docstring for the iteration, the
+    checkpoint state and the meaning of ``status``.
+    """
+    if state0 is not None and (state0.get("meta") or {}).get("finished"):
+        return result_from_state(state0)
+    ctx = Context(objective, name or getattr(rule, "name", "minimize"), iterations, quiet, callback, gtol,
+                  keep_best, snapshots, sampler, checkpoint, checkpoint_every, should_stop, state_limit,
+                  loss_growth, extra_state, hint, state0, epoch_callback)
+    x = np.array(state0["params"]["x"], dtype=float) if state0 is not None else _copy(x0)
+    if not hasattr(x, "clone"):
+        x = np.asarray(x, dtype=float)
+    ctx._x_now = x
+    rule.start(x, (state0 or {}).get("opt") if state0 is not None else None, ctx)
+    if hasattr(rule, "run"):
+        x, f, info, status, message = rule.run(ctx, x, ctx.start, ctx.iterations)
+    else:
+        x, f, info, status, message = _loop(ctx, rule, x)
+    if f is None:                    # the last step was taken but not evaluated (iteration cap)
+        f, _, info = ctx.evaluate(ctx.history[-1]["iteration"] + 1 if ctx.history else 1, x)
+    if keep_best and ctx.best is not None and ctx.best[0] <= f:
+        f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]
+    ctx.progress.close()
+    res = ctx.result(_numpy(x) if not hasattr(x, "clone") else x, f, status, message, info)
+    if keep_best:
+        res["best"] = True
+    if ctx.snap_at:
+        res["snapshots"].append((res.nit, _numpy(x).copy()))
+    if checkpoint is not None:
+        checkpoint(ctx.state(res.nit, x, rule, finished=res))
+    return res
+
+
+def _loop(ctx, rule, x):
+    """The stepping loop (rules with a ``step`` method)."""
+    f, info = None, {}
+    for it in range(ctx.start + 1, ctx.iterations + 1):
+        ctx._x_now = x
+        f, g, info = ctx.evaluate(it, x)
+        if ctx.record(it, x, f, info):
+            return x, f, info, STOPPED, f"stopped by the callback at iteration {it}"
+        if ctx.gtol is not None and _maxabs(g) <= ctx.gtol:
+            return x, f, info, CONVERGED, f"converged: max |gradient| {_maxabs(g):.2e} ≤ gtol {ctx.gtol:g}"
+        try:
+            x = rule.step(it, x, f, g, ctx)
+        except StopRun as stop:
+            return x, f, info, stop.status, stop.message
+        ctx.after_step(it, x, rule)
+    n = ctx.iterations
+    test = f"max |gradient| ≤ {ctx.gtol:g}" if ctx.gtol is not None else "no convergence test for this rule"
+    return x, None, info, ITERATION_CAP, f"iteration limit reached ({n}) before convergence ({test})"
+
+
+__all__ = ["minimize", "StopRun", "Context", "result_from_state", "CONVERGED", "ITERATION_CAP", "STOPPED",
+           "STALLED", "DIVERGED"]

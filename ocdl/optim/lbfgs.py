@@ -1,0 +1,108 @@
+"""Quasi-Newton rules: scipy's L-BFGS-B (``LBFGS``) and torch's L-BFGS with a strong-Wolfe line
+search (``TorchLBFGS``). Both take the objective's gradient whatever computes it (costate,
+autograd, CasADi); neither keeps its curvature memory across a resume (checkpoints hold x).
+"""
+import numpy as np
+
+from ocdl.optim.driver import StopRun
+from ocdl.optim.result import CONVERGED, ITERATION_CAP, STALLED, STOPPED
+
+
+class LBFGS:
+    """scipy.optimize L-BFGS-B on ``(f, ∇f)``; scipy drives the loop and reports each iterate to
+    the driver (history, progress, divergence, checkpoints). ``success`` is scipy's own flag
+    (projected gradient ≤ ``gtol`` or relative decrease ≤ ``ftol``)."""
+    name = "L-BFGS-B"
+
+    def __init__(self, gtol=1e-9, ftol=1e-15, maxcor=20, maxls=20):
+        self.options = {"gtol": float(gtol), "ftol": float(ftol), "maxcor": int(maxcor), "maxls": int(maxls)}
+
+    def start(self, x, saved, ctx):
+        pass
+
+    def state(self):
+        return {}
+
+    def run(self, ctx, x0, start, iterations):
+        from scipy.optimize import minimize as scipy_minimize
+        counter = {"it": start, "last": None, "stopped": False}
+
+        def fun(v):
+            f, g, info = ctx.evaluate(counter["it"] + 1, v)
+            counter["last"] = (v.copy(), f, info)
+            return f, np.asarray(g, dtype=float)
+
+        def callback(intermediate_result):
+            counter["it"] += 1
+            it, v, f = counter["it"], intermediate_result.x, float(intermediate_result.fun)
+            last = counter["last"]
+            info = last[2] if last is not None and np.array_equal(last[0], v) else {}
+            if ctx.record(it, v, f, info):
+                counter["stopped"] = True
+                raise StopIteration
+            ctx.after_step(it, v, self)
+
+        if iterations - start <= 0:
+            return x0, None, {}, ITERATION_CAP, f"iteration limit reached ({iterations})"
+        r = scipy_minimize(fun, np.asarray(x0, dtype=float), jac=True, method="L-BFGS-B", callback=callback,
+                           options={**self.options, "maxiter": iterations - start})
+        if counter["stopped"]:
+            return r.x, None, {}, STOPPED, f"stopped by the callback at iteration {counter['it']}"
+        if r.success:
+            return r.x, None, {}, CONVERGED, f"converged: {r.message}"
+        if r.nit >= iterations - start:
+            return r.x, None, {}, ITERATION_CAP, f"iteration limit reached ({iterations}) before convergence " \
+                                                 f"(L-BFGS-B: {r.message})"
+        return r.x, None, {}, STALLED, f"not converged: {r.message}"
+
+
+class TorchLBFGS:
+    """torch.optim.LBFGS (strong-Wolfe line search) fed the objective's gradient; ``max_iter``
+    L-BFGS iterations per driver iteration, at most ``max_eval`` evaluations in them (default
+    ``max(25, 3 max_iter)``: torch's own default, ``1.25 max_iter``, starves the line search). Converged when an iteration ends early: the gradient
+    fell below ``tolerance_grad`` or the change below ``tolerance_change``."""
+    name = "L-BFGS"
+
+    def __init__(self, max_iter=1, history_size=20, max_eval=None, lr=1.0, line_search_fn="strong_wolfe",
+                 tolerance_grad=1e-12, tolerance_change=1e-16):
+        max_eval = max(25, 3 * int(max_iter)) if max_eval is None else int(max_eval)
+        self.options = dict(lr=lr, max_iter=int(max_iter), history_size=int(history_size),
+                            max_eval=max_eval, line_search_fn=line_search_fn,
+                            tolerance_grad=tolerance_grad, tolerance_change=tolerance_change)
+
+    def start(self, x, saved, ctx):
+        import torch
+        self.torch = torch
+        self.param = torch.tensor(np.asarray(x, dtype=float), dtype=torch.float64, requires_grad=True)
+        self.opt = torch.optim.LBFGS([self.param], **self.options)
+        self.stop_next = False
+
+    def state(self):
+        return {}
+
+    def step(self, it, x, f, g, ctx):
+        if self.stop_next:
+            raise StopRun("converged: L-BFGS ended its iterations early (gradient or change at tolerance)",
+                          CONVERGED)
+        torch = self.torch
+        with torch.no_grad():
+            self.param.copy_(torch.as_tensor(np.asarray(x, dtype=float)))
+        first = [True]
+
+        def closure():
+            if first[0]:                         # the driver already evaluated the objective at x
+                first[0] = False
+                fv, gv = f, g
+            else:
+                fv, gv, _ = ctx.call(self.param.detach().numpy().copy())
+            self.param.grad = torch.as_tensor(np.array(gv, dtype=float))
+            return torch.tensor(fv, dtype=torch.float64)
+
+        before = self.opt.state[self.param].get("n_iter", 0)
+        self.opt.step(closure)
+        done = self.opt.state[self.param].get("n_iter", 0) - before
+        x_new = self.param.detach().numpy().copy()
+        if np.array_equal(x_new, np.asarray(x)):
+            raise StopRun("converged: no further progress (gradient or change at tolerance)", CONVERGED)
+        self.stop_next = done < self.options["max_iter"]       # ended early: x_new is recorded, then stop
+        return x_new

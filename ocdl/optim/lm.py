@@ -1,0 +1,79 @@
+"""Levenberg–Marquardt / Gauss–Newton for least squares ``J(x) = |r(x)|²``.
+
+    (JᵀJ + μ diag(JᵀJ)) δ = −Jᵀ r,   accept if the cost does not rise (μ ← μ/3), else μ ← 4μ.
+
+Use ``rule.objective`` as the driver's objective (it caches ``r`` and the Jacobian for the step).
+Converged (status 0) when the gradient ``Jᵀr`` is negligible (``gtol`` relative to
+``|r| · max √diag(JᵀJ)``), when no damped step lowers the cost (the minimum to round-off), or when
+the relative decrease stays below ``ftol`` for 3 accepted steps.
+"""
+import math
+
+import numpy as np
+
+from ocdl.optim.driver import StopRun
+from ocdl.optim.result import CONVERGED
+
+
+class LevenbergMarquardt:
+    name = "Levenberg–Marquardt"
+
+    def __init__(self, residual, jacobian, gtol=1e-13, ftol=1e-10, mu0=1e-4):
+        self.residual, self.jacobian = residual, jacobian
+        self.gtol, self.ftol, self.mu0 = float(gtol), float(ftol), float(mu0)
+        self._r = None      # (x, r)
+        self._J = None      # (x, J)
+
+    def _res(self, x):
+        if self._r is None or not np.array_equal(self._r[0], x):
+            self._r = (np.array(x, dtype=float), np.asarray(self.residual(x), dtype=float))
+        return self._r[1]
+
+    def _jac(self, x):
+        if self._J is None or not np.array_equal(self._J[0], x):
+            self._J = (np.array(x, dtype=float), np.asarray(self.jacobian(x), dtype=float))
+        return self._J[1]
+
+    def objective(self, x, batch=None):
+        """``(|r|², 2 Jᵀ r)``."""
+        r = self._res(x)
+        return float(r @ r), 2.0 * (self._jac(x).T @ r)
+
+    def start(self, x, saved, ctx):
+        self.mu = float(saved["mu"]) if saved else self.mu0
+        self.stalled = int(saved["stalled"]) if saved else 0
+        self.stop_reason = None
+
+    def state(self):
+        return {"mu": np.array(self.mu), "stalled": np.array(float(self.stalled))}
+
+    def step(self, it, x, f, g, ctx):
+        if self.stop_reason:
+            raise StopRun(self.stop_reason, CONVERGED)
+        r, J = self._res(x), self._jac(x)
+        gv = J.T @ r
+        H = J.T @ J
+        dH = np.maximum(np.diag(H), 1e-12 * max(np.diag(H).max(), 1e-300))
+        if np.abs(gv).max() <= self.gtol * max(f, 1e-300) ** 0.5 * max(np.sqrt(np.diag(H)).max(), 1.0):
+            raise StopRun("converged: gradient below tolerance (Gauss–Newton)", CONVERGED)
+        for _ in range(40):
+            try:
+                delta = np.linalg.solve(H + self.mu * np.diag(dH), -gv)
+            except np.linalg.LinAlgError:
+                self.mu *= 4
+                continue
+            x_new = x + delta
+            r_new = np.asarray(self.residual(x_new), dtype=float)
+            c_new = float(r_new @ r_new)
+            if math.isfinite(c_new) and c_new <= f:
+                break
+            self.mu *= 4
+        else:
+            raise StopRun("converged: no damped Gauss–Newton step lowers the cost (minimum to round-off)", CONVERGED)
+        self._r = (x_new, r_new)
+        rel = (f - c_new) / max(f, 1e-300)
+        self.mu = max(self.mu / 3, 1e-12)
+        self.stalled = self.stalled + 1 if rel < self.ftol else 0
+        if self.stalled >= 3 or (rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x_new).max())):
+            self.stop_reason = f"converged: relative cost decrease below {self.ftol:g} for 3 steps"
+        return x_new

@@ -1,0 +1,148 @@
+"""The optimisation core (ocdl.optim): each rule against an independent reference, the status
+semantics, divergence, checkpoint/resume and mini-batches."""
+import numpy as np
+import pytest
+import torch
+
+from ocdl.errors import SolverError
+from ocdl.optim import (Adam, Batches, GradientDescent, LBFGS, LevenbergMarquardt, TorchLBFGS, minimize)
+
+A = np.array([[3.0, 1.0], [1.0, 2.0]])
+B = np.array([1.0, -2.0])
+X_STAR = np.linalg.solve(A, B)           # analytic minimiser of ½xᵀAx − bᵀx
+
+
+def quadratic(x, batch=None):
+    return 0.5 * x @ A @ x - B @ x, A @ x - B
+
+
+def rosenbrock_residual(x):
+    return np.array([1.0 - x[0], 10.0 * (x[1] - x[0] ** 2)])
+
+
+def rosenbrock_jacobian(x):
+    return np.array([[-1.0, 0.0], [-20.0 * x[0], 10.0]])
+
+
+def rosenbrock(x, batch=None):
+    r, J = rosenbrock_residual(x), rosenbrock_jacobian(x)
+    return float(r @ r), 2 * J.T @ r
+
+
+@pytest.mark.parametrize("amsgrad", [True, False])
+def test_adam_iterates_equal_torch_adam(amsgrad):
+    # torch.optim.Adam is an independent implementation of the same update; it writes the first
+    # moment as a lerp, so the iterates agree to round-off (observed ≤ 1e-15), not bit for bit
+    x0 = np.array([2.0, -1.0])
+    res = minimize(quadratic, x0, Adam(lr=0.1, schedule="constant", amsgrad=amsgrad), 50)
+    t = torch.tensor(x0, requires_grad=True)
+    opt = torch.optim.Adam([t], lr=0.1, amsgrad=amsgrad, foreach=False)
+    for _ in range(50):
+        opt.zero_grad()
+        t.grad = torch.tensor(quadratic(t.detach().numpy())[1])
+        opt.step()
+    np.testing.assert_allclose(res.x, t.detach().numpy(), rtol=0, atol=1e-13)
+    assert res.status == 1 and not res.success and "iteration limit" in res.message
+
+
+# Armijo backtracking sees a decrease only while s|g|² exceeds the round-off of f (~1e-16·|f|),
+# so gradient descent is asked for |g| ≤ 1e-7; the others reach 1e-10.
+@pytest.mark.parametrize("rule,gtol", [(Adam(lr=0.05, schedule="constant"), 1e-10), (GradientDescent(lr=1.0), 1e-7),
+                                       (LBFGS(gtol=1e-12), 1e-10), (TorchLBFGS(), 1e-10)],
+                         ids=["adam", "gd", "scipy-lbfgs", "torch-lbfgs"])
+def test_rules_reach_the_analytic_minimiser(rule, gtol):
+    res = minimize(quadratic, np.array([2.0, -1.0]), rule, 2000, gtol=gtol)
+    assert res.success and res.status == 0 and "converged" in res.message
+    np.testing.assert_allclose(res.x, X_STAR, atol=10 * gtol)       # |x − x*| ≤ |g| / λ_min(A), λ_min > 0.1
+    assert res.nit == len(res.history)
+    np.testing.assert_allclose(res.fun, quadratic(X_STAR)[0], rtol=1e-14)
+
+
+def test_levenberg_marquardt_and_lbfgs_solve_rosenbrock():
+    lm = LevenbergMarquardt(rosenbrock_residual, rosenbrock_jacobian)
+    res = minimize(lm.objective, np.array([-1.2, 1.0]), lm, 100)
+    assert res.success and res.nit < 100
+    np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-10)
+    res = minimize(rosenbrock, np.array([-1.2, 1.0]), LBFGS(gtol=1e-12), 500)
+    assert res.success
+    np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-6)
+
+
+def test_callback_stop_and_divergence_keep_the_last_good_iterate():
+    res = minimize(quadratic, np.zeros(2), Adam(), 100, callback=lambda it, x, f: it == 5)
+    assert res.status == 2 and not res.success and res.nit == 5
+
+    def exploding(x, batch=None):
+        f, g = quadratic(x)
+        return (f if x[0] < 0.5 else float("nan")), g
+
+    with pytest.raises(SolverError, match="diverged") as info:      # Adam's first step moves x₀ by lr = 1
+        minimize(exploding, np.zeros(2), Adam(lr=1.0, schedule="constant"), 100, name="t")
+    bad = info.value.result
+    assert bad.status == -1 and not bad.success and np.array_equal(bad.x, [0.0, 0.0]) and np.isfinite(bad.fun)
+    assert bad.fun == bad.history[-1]["loss"]
+
+
+def test_state_limit_counts_as_divergence():
+    def obj(x, batch=None):
+        return 1.0, -np.ones(2), {"state_max": 10.0 ** x[0]}
+    with pytest.raises(SolverError, match="hidden state exploded"):
+        minimize(obj, np.zeros(2), GradientDescent(lr=1.0, armijo=-1.0), 50, state_limit=1e6)
+
+
+def _noisy(x, batch):
+    """A stochastic quadratic: the batch picks rows of a fixed design (mini-batch least squares)."""
+    rng = np.random.default_rng(0)
+    M, t = rng.standard_normal((40, 2)), rng.standard_normal(40)
+    Mb, tb = M[batch], t[batch]
+    r = Mb @ x - tb
+    return float(r @ r) / len(batch), 2 * Mb.T @ r / len(batch)
+
+
+@pytest.mark.parametrize("sampler", [None, 7])
+def test_interrupt_and_resume_bit_for_bit(sampler):
+    def run(**kw):
+        smp = Batches(40, sampler, seed=3) if sampler else None
+        obj = _noisy if sampler else (lambda x, b=None: quadratic(x))
+        return minimize(obj, np.array([2.0, -1.0]), Adam(lr=0.1), 30, sampler=smp, keep_best=True,
+                        snapshots=(1, 3, 10), **kw)
+
+    full = run()
+    saved = []
+    with pytest.raises(KeyboardInterrupt):
+        run(checkpoint=saved.append, checkpoint_every=4, should_stop=lambda: len(saved) >= 2)
+    assert saved[-1]["iteration"] == 9          # the interrupt saves the state it stops in
+    resumed = run(state0=saved[-1])
+    assert np.array_equal(full.x, resumed.x) and full.fun == resumed.fun
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    assert [i for i, _ in full.snapshots] == [i for i, _ in resumed.snapshots] == [1, 3, 10, 30]
+    # keep_best returns the lowest recorded loss
+    assert full.fun == min(h["loss"] for h in full.history) or full.fun <= min(h["loss"] for h in full.history)
+
+
+def test_finished_state_is_returned_without_iterating():
+    saved = []
+    res = minimize(quadratic, np.zeros(2), LBFGS(gtol=1e-12), 100, checkpoint=saved.append)
+    calls = []
+    again = minimize(lambda x, b=None: calls.append(1) or quadratic(x), np.zeros(2), LBFGS(), 100,
+                     state0=saved[-1])
+    assert calls == [] and np.array_equal(again.x, res.x) and again.success and again.nit == res.nit
+
+
+def test_batches_cover_every_sample_once_per_epoch():
+    b = Batches(10, 4, seed=0)
+    epoch = [b.draw() for _ in range(3)]
+    assert [len(e) for e in epoch] == [4, 4, 2] and b.epoch == 1 and b.epoch_done
+    assert sorted(np.concatenate(epoch).tolist()) == list(range(10))
+    second = np.concatenate([b.draw() for _ in range(3)])
+    assert sorted(second.tolist()) == list(range(10)) and b.epoch == 2
+
+
+def test_adam_runs_on_torch_tensors_as_on_numpy():
+    # the same rule steps torch tensors (e.g. a device backend): iterates equal the numpy run
+    At, Bt = torch.tensor(A), torch.tensor(B)
+    res_t = minimize(lambda x, b=None: (float(0.5 * x @ At @ x - Bt @ x), At @ x - Bt), torch.tensor([2.0, -1.0], dtype=torch.float64),
+                     Adam(lr=0.1), 40)
+    res_n = minimize(quadratic, np.array([2.0, -1.0]), Adam(lr=0.1), 40)
+    assert isinstance(res_t.x, torch.Tensor)
+    np.testing.assert_allclose(res_t.x.numpy(), res_n.x, rtol=0, atol=1e-15)
