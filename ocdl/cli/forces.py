@@ -250,7 +250,9 @@ def _learn_table(args):
 
 
 def _last_good(exc):
-    return getattr(exc, "last_good", None)
+    """The last good parameters of a diverged run (``err.result.x``), or None."""
+    res = getattr(exc, "result", None)
+    return None if res is None else res.x
 
 
 def _learn_oscillator(args):

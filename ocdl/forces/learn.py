@@ -60,16 +60,16 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
                 r = solve(problem, solver, mu, theta0=theta0, iterations=iterations, quiet=quiet, label=f"λ={mu:.0e}",
                           **stage(f"path-{mu:.0e}"))
                 theta0 = r.x
-                path.append({"lambda": mu, "iterations": r.nit, "final_loss": r.final_loss, "result": r})
+                path.append({"lambda": mu, "iterations": r.nit, "final_loss": r.fun, "result": r})
     res = solve(problem, solver, lam, theta0=theta0, iterations=iterations, lr=lr, quiet=quiet, **stage("final"))
     if path:
         # one history / snapshot list over the whole λ path (iterations and times offset)
         hist, snaps, it0, tt0 = [], [], 0, 0.0
-        for r in [q.pop("result") for q in path] + [res]:
-            lam_r = next((q["lambda"] for q in path if q["final_loss"] == r.final_loss), lam)
+        for q, r in [(q, q.pop("result")) for q in path] + [(None, res)]:
+            lam_r = lam if q is None else q["lambda"]
             hist += [dict(h, iteration=h["iteration"] + it0, time_s=h["time_s"] + tt0, **{"lambda": lam_r})
                      for h in r.history]
-            snaps += [(it + it0, th) for it, th in r.snapshots]
+            snaps += [(it + it0, th) for it, th in r.get("snapshots", [])]
             it0, tt0 = it0 + r.nit, tt0 + r.wall_time_s
         res.history, res.snapshots, res.nit = hist, snaps, it0
     wall = time.perf_counter() - t0
@@ -77,14 +77,15 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
     nodes, prof = problem.profile(res.x)
     summary = {
         "problem": problem.name, "solver": solver, "integrator": problem.method,
-        "final_loss": res.final_loss, "data_loss": res.data_loss, "iterations": res.nit,
+        "final_loss": res.fun, "data_loss": res.data_loss, "iterations": res.nit,
         "wall_time_s": wall, "solve_time_s": res.wall_time_s, "success": res.success, "message": res.message,
         "lambda": lam, "steps": problem.steps, "T": problem.T, "grid_step": problem.grid.step,
         "grid": [problem.grid.lo, problem.grid.hi, problem.grid.size], "n_samples": problem.n,
         "covered_range": [lo, hi], "profile": {problem.variable: nodes, "F": prof},
         "history": thin_history(res.history),
     }
-    summary.update(res.extra)
+    if "casadi_build_s" in res:
+        summary["casadi_build_s"] = res.casadi_build_s
     if path:
         summary["continuation"] = path
     if sweep is not None:
@@ -94,7 +95,7 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
         true = np.broadcast_to(truth(nodes), nodes.shape).astype(float)
         summary["rel_l2_error"] = rel_l2(prof, true)
         summary["snapshot_rel_l2_error"] = [
-            {"iteration": it, "rel_l2_error": rel_l2(problem.profile(th)[1], true)} for it, th in res.snapshots]
+            {"iteration": it, "rel_l2_error": rel_l2(problem.profile(th)[1], true)} for it, th in res.get("snapshots", [])]
     return res, summary
 
 

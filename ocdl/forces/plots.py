@@ -91,7 +91,7 @@ def plot_oscillator(path, problem, results, truth=None, title=""):
     ax.plot(problem.t, problem.x, "o", color="0.5", label="noisy data")
     tt = np.linspace(0, problem.tmax, 600)
     for k, (label, res) in enumerate(results.items()):
-        e = res.extra
+        e = res
         dense = OscillatorProblem(tt, np.zeros_like(tt), e["x0"], e["v0"], steps=max(problem.steps, 600))
         with torch.no_grad():
             xs = dense.predict_torch(torch.tensor([e["gamma"], e["omega0"]], dtype=torch.float64)).numpy()
