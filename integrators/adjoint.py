@@ -24,8 +24,9 @@ stage values ``Y_i`` of the forward step, ``J_i = ∂f/∂y(Y_i)`` and ``G_i = �
 Explicit: ``â_ij − b_j = −b_j a_ji / b_i`` vanishes for ``j ≤ i``, so the stages are solved
 ``i = s..1`` in turn. Implicit: the linear stage equations are solved by fixed-point iteration
 (the tolerance rule of :mod:`integrators.implicit`); for Gauss methods ``Â = A`` (a Gauss
-method is its own partner). Stage values are those of the method's own ``step`` (recorded
-while it runs), so the sweep is the adjoint of exactly the map :func:`integrators.solve` uses.
+method is its own partner). The forward pass runs the method's own ``step`` and records its
+stage values, so the sweep is the adjoint of exactly the map :func:`integrators.solve` uses
+(implicit stages: up to the stage tolerance, i.e. round-off).
 
 **Splitting methods** on a separable field (``q`` = first half of the last axis, ``p`` = the
 second; ``f_q`` depends on ``p`` only and ``f_p`` on ``q`` only): ``symplectic_euler``,
@@ -42,6 +43,7 @@ for torch tensors).
 import numpy as np
 
 from integrators import backend
+from integrators.errors import IntegratorError
 from integrators.implicit import FixedPoint
 from integrators.methods import Composition, ExplicitRK, ImplicitRK, StormerVerlet, SymplecticEuler, SymplecticEulerB
 from integrators.solve import _check_times, _options, get_method, solve
@@ -80,12 +82,19 @@ class _Recorder:
         return (self.field.f(state[0], self.theta),)
 
 
-def _stages(method, field, theta, y, h, opts):
-    """Stage values ``Y_1..Y_s`` of one step of a Runge–Kutta method from ``y`` (the last ``s``
-    evaluation points of the method's own step)."""
-    rec = _Recorder(field, theta)
-    method.step(rec, 0.0, (y,), h, opts)
-    return rec.points[-len(method.b):]
+def _rk_forward(method, field, theta, y0, t0, h, steps, opts):
+    """The forward pass of a Runge–Kutta method by its own ``step``: the trajectory and, per step,
+    the stage values ``Y_1..Y_s`` (the last ``s`` evaluation points of the step)."""
+    y, Y, stages = y0, [y0], []
+    for k in range(steps):
+        rec = _Recorder(field, theta)
+        (y,) = method.step(rec, t0 + k * h, (y,), h, opts)
+        if not backend.all_finite(y):
+            raise IntegratorError(f"{method.name}: the solution became non-finite in the step from "
+                                  f"t={t0 + k * h:.6g} (h={h:.3g}); use more steps")
+        stages.append(rec.points[-len(method.b):])
+        Y.append(y)
+    return backend.stack(Y), stages
 
 
 def _mask(lam, half, which):
@@ -94,19 +103,18 @@ def _mask(lam, half, which):
     return backend.concat_last(lo, 0 * hi) if which == "q" else backend.concat_last(0 * lo, hi)
 
 
-def _rk_costate(method, field, theta, y, lam, h, opts, grad):
-    A, b = method.A, method.b
-    D = b[None, :] - adjoint_partner(A, b)[0]          # b_j − â_ij: P_i = λ + h Σ_j (b_j − â_ij) J_jᵀ P_j
-    s = len(b)
-    Y = _stages(method, field, theta, y, h, opts)
+def _rk_costate(method, D, field, theta, Y, lam, h, opts, grad):
+    """One backward step; ``D = b_j − â_ij`` (``P_i = λ + h Σ_j D_ij J_jᵀ P_j``), ``Y`` the stages."""
+    b, s = method.b, len(method.b)
     if isinstance(method, ExplicitRK):
-        P = [None] * s
+        P, JP = [None] * s, [None] * s
         for i in reversed(range(s)):
             acc = lam
             for j in range(i + 1, s):
                 if D[i, j] != 0:
-                    acc = acc + (h * D[i, j]) * field.vjp_y(Y[j], theta, P[j])
+                    acc = acc + (h * D[i, j]) * JP[j]
             P[i] = acc
+            JP[i] = field.vjp_y(Y[i], theta, acc)
     else:   # implicit stages, by fixed-point iteration
         P = [lam] * s
         fpt = FixedPoint(opts, f"{method.name} (costate)", 0.0, h, [[lam]])
@@ -117,9 +125,10 @@ def _rk_costate(method, field, theta, y, lam, h, opts, grad):
             P = new
             if fpt.done([incr]):
                 break
+        JP = [field.vjp_y(Y[j], theta, P[j]) for j in range(s)]
     out = lam
     for i in range(s):
-        out = out + (h * b[i]) * field.vjp_y(Y[i], theta, P[i])
+        out = out + (h * b[i]) * JP[i]
         grad = grad + (h * b[i]) * field.vjp_theta(Y[i], theta, P[i])
     return out, grad
 
@@ -160,13 +169,18 @@ def costate_sweep(method, field, theta, y0, t0, t1, steps, terminal, **options):
                          "(pass separable=True: f_q depends on p only, f_p on q only)")
     if seq is None and np.any(m.b == 0):
         raise ValueError(f"'{m.name}' has a zero weight b_i: no adjoint-partner tableau")
-    Y = solve(m, lambda t, y: field.f(y, theta), y0, t0, t1, steps, **options)
     h = (t1 - t0) / steps
+    y0 = backend.as_state_array(y0, "y0")
+    if seq is None:
+        Y, stages = _rk_forward(m, field, theta, y0, t0, h, steps, opts)
+        D = m.b[None, :] - adjoint_partner(m.A, m.b)[0]
+    else:
+        Y = solve(m, lambda t, y: field.f(y, theta), y0, t0, t1, steps, **options)
     phi, lam = terminal(Y[-1])
     grad = 0 * theta
     for k in reversed(range(steps)):
         if seq is None:
-            lam, grad = _rk_costate(m, field, theta, Y[k], lam, h, opts, grad)
+            lam, grad = _rk_costate(m, D, field, theta, stages[k], lam, h, opts, grad)
         else:
             lam, grad = _split_costate(seq, field, theta, Y[k], lam, h, grad)
     return phi, grad, lam, Y

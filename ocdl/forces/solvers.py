@@ -36,10 +36,11 @@ HINT = "try a smaller --lr, more --steps or a larger --lambda"
 
 
 def solve(problem, method="newton", lam=1e-4, theta0=None, iterations=None, lr=0.1, subset=None,
-          quiet=True, label="", state0=None, checkpoint=None, checkpoint_every=None, should_stop=None):
+          quiet=True, label="", state0=None, checkpoint=None, checkpoint_every=None, should_stop=None,
+          decay=1e-2):
     """Minimise the problem's cost over the force table; returns an :class:`~ocdl.optim.OptimizeResult`.
 
-    ``iterations``: Adam steps (default 3000), L-BFGS iterations (default 5000, run in chunks of
+    ``iterations``: Adam steps (default 3000; learning rate ``lr`` decaying to ``lr·decay``), L-BFGS iterations (default 5000, run in chunks of
     ``LBFGS_CHUNK``), Gauss–Newton steps (default 100). The checkpoint options (``state0``,
     ``checkpoint``, ``checkpoint_every``, ``should_stop``) are those of :func:`ocdl.optim.minimize`:
     a state whose ``meta["finished"]`` is true is returned as it was, without iterating; Adam
@@ -60,7 +61,7 @@ def solve(problem, method="newton", lam=1e-4, theta0=None, iterations=None, lr=0
                         name=label or method, **ck)
     # the learning rate decays geometrically to lr·decay over the run (the table needs large early
     # steps to reach forces of order g, and small late steps to resolve the ill-conditioned tail)
-    rule = Adam(lr=lr, schedule="exponential", decay=1e-2, amsgrad=False)
+    rule = Adam(lr=lr, schedule="exponential", decay=decay, amsgrad=False)
     return minimize(objective, theta0, rule, iterations or 3000, name=label or method, keep_best=True, **ck)
 
 
@@ -165,10 +166,17 @@ def heldout_split(n, fold=5):
     return train, held
 
 
-def choose_lambda(problem, method, candidates=None, quiet=True, stages=None, **kw):
+def choose_lambda(problem, method, candidates=None, quiet=True, stages=None, iterations=None, lr=0.1, **kw):
     """The λ rule: sweep λ (large → small, warm starts) on 4/5 of the data, pick the λ with the
     smallest held-out data error, refit on all data. Returns ``(λ, sweep)``. ``stages(name)``
-    (optional) gives each sweep solve its checkpoint options (see :func:`solve`)."""
+    (optional) gives each sweep solve its checkpoint options (see :func:`solve`).
+
+    ``newton`` and ``pmp-lbfgs`` solve every λ to convergence (each warm-started from the previous
+    λ's table). ``adam`` and ``pmp-adam`` share one budget along the path: the ``iterations`` of
+    one fixed-λ run are split evenly over the λ values, each λ continuing from the previous λ's
+    table with the next stretch of one exponential learning-rate schedule (``lr`` → ``lr·0.01``
+    over the whole path), so the sweep costs about one fixed-λ run (measured in docs/forces.md).
+    """
     if candidates is None:
         candidates = [10.0 ** k for k in range(0, -9, -1)]
     order = np.argsort(problem.y0.numpy()[:, 0], kind="stable")
@@ -176,15 +184,24 @@ def choose_lambda(problem, method, candidates=None, quiet=True, stages=None, **k
     train, held = np.sort(order[train]), np.sort(order[held])
     if len(held) < 2:
         raise InputError("--lambda auto needs at least 10 data points (a fifth is held out)")
+    lams = sorted(candidates, reverse=True)
+    path = method in ("adam", "pmp-adam")
+    per = max((iterations or 3000) // len(lams), 1) if path else iterations
     sweep, theta = [], None
-    for lam in sorted(candidates, reverse=True):
-        res = solve(problem, method, lam, theta0=theta, subset=train, quiet=quiet,
-                    label=f"λ={lam:.0e}", **kw, **(stages(f"sweep-{lam:.0e}") if stages else {}))
+    for k, lam in enumerate(lams):
+        opts = stages(f"sweep-{lam:.0e}") if stages else {}
+        if path:    # the k-th stretch of one exponential schedule lr → lr·0.01 over the path
+            opts["lr"] = lr * 1e-2 ** (k / len(lams))
+            opts["decay"] = 1e-2 ** (1 / len(lams))
+        else:
+            opts["lr"] = lr
+        res = solve(problem, method, lam, theta0=theta, subset=train, quiet=quiet, iterations=per,
+                    label=f"λ={lam:.0e}", **kw, **opts)
         theta = res.x
         with torch.no_grad():
             yN = problem.final_state(torch.as_tensor(theta, dtype=DTYPE), held)
             held_err = float(problem.data_loss(yN, held))
         sweep.append({"lambda": lam, "train_data_loss": res.data_loss, "heldout_data_loss": held_err,
-                      "table": theta.copy()})
+                      "iterations": res.nit, "table": theta.copy()})
     best = min(sweep, key=lambda s: s["heldout_data_loss"])
     return best["lambda"], sweep
