@@ -215,6 +215,33 @@ def test_pmp_lbfgs_and_newton_reach_the_same_minimum():
     assert np.abs(a.x - b.x).max() <= 1e-3 * np.abs(a.x).max()
 
 
+def test_success_is_the_solvers_own_convergence_test_and_divergence_keeps_the_last_good_table():
+    from ocdl.errors import SolverError
+    F = compile_expr("12*tanh(v/15)", ("v",))
+    v0, vT = simulate_drag(F, 1.0, 10.0, 20, 0, 40)
+    p = DragProblem(v0, vT, 1.0, 10.0, steps=5, method="rk4", grid_step=4.0)
+    newton = solve(p, "newton", 1e-3)
+    assert newton.success and newton.status == 0
+    adam = solve(p, "adam", 1e-3, iterations=20, lr=0.5)         # no convergence test: capped
+    assert not adam.success and adam.status == 1 and "iteration limit" in adam.message
+    assert adam.fun <= min(h["loss"] for h in adam.history)       # the best iterate (incl. the last)
+    with pytest.raises(SolverError, match="diverged") as info:
+        solve(p, "pmp-adam", 1e-3, iterations=20, lr=1e200)
+    res = info.value.result
+    assert res.status == -1 and not res.success and np.all(np.isfinite(res.x))
+
+
+def test_lambda_auto_with_adam_shares_one_budget_along_the_path():
+    F = compile_expr("12*tanh(v/15)", ("v",))
+    v0, vT = simulate_drag(F, 1.0, 10.0, 30, 0, 40)
+    p = DragProblem(v0, vT, 1.0, 10.0, steps=5, method="rk4", grid_step=4.0)
+    lam, sweep = choose_lambda(p, "pmp-adam", candidates=[1.0, 1e-2, 1e-4, 1e-6], iterations=200, lr=0.5)
+    assert [s["lambda"] for s in sweep] == [1.0, 1e-2, 1e-4, 1e-6]
+    assert sum(s["iterations"] for s in sweep) == 200                  # one fixed-λ run's budget
+    errs = {s["lambda"]: s["heldout_data_loss"] for s in sweep}
+    assert lam == min(errs, key=errs.get) and errs[1.0] > 10 * errs[lam]
+
+
 def test_oscillator_newton_is_within_its_standard_errors():
     t, x = simulate_oscillator(1.0, 20.0, 1.0, 0.0, 1.0, 40, 0.04, seed=0)
     res = solve_oscillator(OscillatorProblem(t, x, 1.0, 0.0, steps=200), "newton")

@@ -70,11 +70,6 @@ class _TableProblem:
             (g,) = torch.autograd.grad(phi, y)
         return phi.detach(), g
 
-    def data_residual_np(self, theta, subset=None):
-        with torch.no_grad():
-            return self.data_residual(self.final_state(torch.as_tensor(theta, dtype=DTYPE), subset),
-                                      subset).numpy()
-
     def zero_theta(self):
         return np.zeros(self.grid.size)
 
