@@ -12,6 +12,7 @@ errors from ``σ̂² (JᵀJ)⁻¹``), ``adam`` (autograd), ``pinn`` (:mod:`ocdl.
 from the same initial guess, :func:`initial_guess` — a grid search of damped sinusoids.
 """
 import math
+import time
 
 import numpy as np
 import torch
@@ -149,6 +150,7 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=T
     ``newton``: Levenberg–Marquardt (converges by its own test). ``adam``: constant learning rate,
     the best iterate returned (no convergence test: ``success`` is False). The checkpoint options
     are those of :func:`ocdl.optim.minimize` (Adam resumes bit for bit)."""
+    t0 = time.perf_counter()
     theta0 = problem.initial_guess()
     ck = {"state0": state0, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every,
           "should_stop": should_stop, "quiet": quiet}
@@ -171,6 +173,7 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=T
         except np.linalg.LinAlgError:
             stderr = np.full(len(x), np.nan)
         res.update({f"{k}_stderr": float(s) for k, s in zip(problem.names, stderr)})
+        res.wall_time_s = time.perf_counter() - t0          # including CasADi's graph construction
     elif method == "adam":
         def objective(x, batch=None):
             th = torch.tensor(x, dtype=DTYPE, requires_grad=True)

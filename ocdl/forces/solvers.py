@@ -155,6 +155,7 @@ def _newton(problem, lam, theta0, iterations, subset, label, ck):
 
     res = minimize(objective, theta0, rule, iterations, name=label, **ck)
     res["casadi_build_s"] = build
+    res.wall_time_s = time.perf_counter() - t0            # including the CasADi build
     return res
 
 
