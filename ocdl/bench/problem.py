@@ -1,6 +1,8 @@
-"""The benchmark problem, written out independently of ``ocdl.models`` (so it can serve as the
-reference): two-spiral data, random parameters, the discrete network in torch and the same
-field as a function of time for torchdiffeq.
+"""The benchmark problem: two-spiral data, random parameters, the discrete network in torch
+(autograd through it is the reference the costate gradients are timed and checked against) and
+the same field as a function of time for torchdiffeq. The fields are the field objects of
+:mod:`ocdl.models.fields` (their torch forward); the network loop, the Verlet step and the cost
+are written out here, independently of ``ocdl.models.resnet`` and ``ocdl.pmp``.
 
 Network (contract §models): ``x_0 = lift(X)`` (zero padding; hamiltonian: X into ``q``),
 ``x_{k+1} = Ψ_h(x_k; θ_k)``, ``θ_k = (K_k, b_k)`` constant on layer ``k``, ``h = T/N``; fields, in
@@ -8,7 +10,7 @@ row form (one sample per row)
 
     outer        f(x) = σ(x) Kᵀ + b
     inner        f(x) = σ(x Kᵀ + b)
-    hamiltonian  q̇ = σ(p Kᵀ + b),  ṗ = −σ(q K + b)          (x = (q, p), σ = tanh)
+    hamiltonian  q̇ = σ(p Kᵀ + b),  ṗ = −σ(q K + b)          (x = (q, p), σ = tanh by default)
 
 ``Ψ_h`` = explicit Euler ``x + h f(x)`` or, for hamiltonian only, Störmer–Verlet in position form (drift–kick–drift)
 form ``p ← p + (h/2) F_p(q); q ← q + h F_q(p); p ← p + (h/2) F_p(q)``. Cost (two classes, β = 0)
@@ -40,15 +42,18 @@ class Problem:
     """Data, parameters and settings of one benchmark case (everything float64 numpy)."""
 
     def __init__(self, field="outer", depth=16, samples=512, width=8, T=5.0, alpha=1e-3,
-                 integrator="euler", seed=0):
-        if field not in ("outer", "hamiltonian", "inner"):
-            raise ValueError(f"benchmark field must be outer, hamiltonian or inner, not {field!r}")
+                 integrator="euler", seed=0, activation="tanh"):
+        from ocdl.models.fields import FIELDS, get_field
+        if field not in FIELDS:
+            raise ValueError(f"benchmark field must be one of {', '.join(FIELDS)}, not {field!r}")
+        self.F = get_field(field, activation)
+        self.activation = activation
         if integrator == "verlet" and field != "hamiltonian":
             raise ValueError("verlet needs the hamiltonian field")
         self.field, self.depth, self.samples, self.width = field, int(depth), int(samples), int(width)
         self.T, self.alpha, self.integrator, self.seed = float(T), float(alpha), integrator, seed
         self.h = self.T / self.depth
-        self.m = self.width // 2 if field == "hamiltonian" else self.width
+        self.m = self.F.param_width(self.width)
         self.X, self.y = spirals(samples, seed=seed)
         rng = np.random.default_rng(seed + 1)
         m, d = self.m, self.width
@@ -76,31 +81,20 @@ def torch_params(problem, device="cpu", requires_grad=True):
             for k, v in problem.params.items()}
 
 
-def field_torch(field, x, K, b):
-    import torch
-    if field == "outer":
-        return torch.tanh(x) @ K.T + b
-    if field == "inner":
-        return torch.tanh(x @ K.T + b)
-    m = K.shape[0]
-    q, p = x[:, :m], x[:, m:]
-    return torch.cat([torch.tanh(p @ K.T + b), -torch.tanh(q @ K + b)], dim=1)
-
-
 def forward_torch(problem, P, x):
     """x_N of the discrete network (torch; differentiable)."""
     import torch
-    h, K, b = problem.h, P["K"], P["b"]
+    h, K, b, F = problem.h, P["K"], P["b"], problem.F
     if problem.integrator == "euler":
         for k in range(problem.depth):
-            x = x + h * field_torch(problem.field, x, K[k], b[k])
+            x = x + h * F.f(x, K[k], b[k])
         return x
     m = problem.m
     q, p = x[:, :m], x[:, m:]
     for k in range(problem.depth):   # verlet, position form (drift–kick–drift)
-        q = q + 0.5 * h * torch.tanh(p @ K[k].T + b[k])
-        p = p - h * torch.tanh(q @ K[k] + b[k])
-        q = q + 0.5 * h * torch.tanh(p @ K[k].T + b[k])
+        q = q + 0.5 * h * F.fq(p, K[k], b[k])
+        p = p + h * F.fp(q, K[k], b[k])
+        q = q + 0.5 * h * F.fq(p, K[k], b[k])
     return torch.cat([q, p], dim=1)
 
 
@@ -120,7 +114,7 @@ def cost_torch(problem, P, x0, y):
     return terminal_cost_torch(problem, P, forward_torch(problem, P, x0), y) + running_cost_torch(problem, P)
 
 
-def piecewise_field(field, K, b, grid):
+def piecewise_field(F, K, b, grid):
     """``f(t, x)`` (a torch Module) with ``θ(t) = θ_k`` for ``t ∈ [t_k, t_{k+1})``, ``t_k = grid[k]``.
 
     torchdiffeq's fixed-grid solvers with ``perturb=True`` evaluate a step's first stage just
@@ -140,7 +134,7 @@ def piecewise_field(field, K, b, grid):
             self.nfe += 1
             k = int(torch.searchsorted(grid, t.reshape(1), right=True)[0]) - 1
             k = min(max(k, 0), K.shape[0] - 1)
-            return field_torch(field, x, K[k], b[k])
+            return F.f(x, K[k], b[k])
 
     return PiecewiseField()
 

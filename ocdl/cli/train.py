@@ -32,10 +32,14 @@ def register(sub):
                    help="layer map: euler (classic ResNet), heun, rk4; hamiltonian also symplectic_euler, "
                         "symplectic_euler_b, verlet, yoshida4; implicit ones (implicit_midpoint, gauss2, gauss3, "
                         "lobatto3ab) with the autograd solvers only (default euler)")
+    from ocdl.models.activations import ACTIVATIONS
+    p.add_argument("--activation", type=common.choice("activation", list(ACTIVATIONS)), default="tanh",
+                   help="activation σ of the field: tanh, softplus, relu (relu' (0) taken as 0) (default tanh)")
     p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
     p.add_argument("--T", type=common.positive, default=5.0, help="final time T; step h = T/N (default 5.0)")
     p.add_argument("--width", type=common.positive_int, default=None,
-                   help="state dimension d ≥ input dimension (default 3 × input dimension; hamiltonian: rounded up to even)")
+                   help="state dimension d ≥ input dimension "
+                        "(default 3 × input dimension; hamiltonian: rounded up to even)")
     p.add_argument("--solver", type=common.choice("solver", list(SOLVERS)), default="adam",
                    help="optimiser (default adam)")
     p.add_argument("--iterations", type=common.positive_int, default=None,
@@ -46,7 +50,8 @@ def register(sub):
                    help="shooting: number of multiple-shooting segments (default 1)")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default=None,
                    help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
-    p.add_argument("--alpha", type=common.nonnegative, default=CLI_ALPHA, help=f"weight decay α (default {CLI_ALPHA:g})")
+    p.add_argument("--alpha", type=common.nonnegative, default=CLI_ALPHA,
+                   help=f"weight decay α (default {CLI_ALPHA:g})")
     p.add_argument("--beta", type=common.nonnegative, default=0.0, help="smoothness across layers β (default 0)")
     p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
                    help="input map stored in the model: range = shift/scale the training data's bounding box "
@@ -107,7 +112,8 @@ def run(args):
     device = common.resolve_device(args.device, args.quiet)
     X, y, Xt, yt = load_data(args)
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
-                       width=args.width, alpha=args.alpha, beta=args.beta, normalize=args.normalize == "range")
+                       width=args.width, alpha=args.alpha, beta=args.beta, normalize=args.normalize == "range",
+                       activation=args.activation)
     options = {}
     if args.lr is not None:
         options["lr"] = args.lr
@@ -161,4 +167,5 @@ def run(args):
     log(f"{args.solver}: loss {res.fun:.5f}, train accuracy {100 * out['train_accuracy']:.1f} %"
         + (f", test accuracy {100 * out['test_accuracy']:.1f} %" if Xt is not None else "")
         + f", {res.nit} iterations in {res.wall_time_s:.1f} s", args.quiet)
+    common.warn_not_converged(args.solver, res.success, res.message)
     return 0

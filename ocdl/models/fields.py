@@ -1,108 +1,215 @@
-"""Vector fields ``f(x, θ)`` with ``θ = (K, b)``, batched over samples (rows of ``x``).
+"""Vector fields ``f(x, θ)`` with ``θ = (K, b)`` — one object per field, everything about it here.
 
-Each field gives three vectorised pieces (x has shape (n, d), the costate ``p`` too):
+A field object (``FIELDS[name](activation)``) carries its activation σ (:mod:`ocdl.models.activations`)
+and gives, batched over samples (rows of ``x``, shape (n, d); the costate ``p`` too):
 
-* ``f(x, K, b)``                     the field itself (numpy or torch);
-* ``vjp_x(x, K, b, p)``              ``(∂f/∂x)ᵀ p`` row by row, shape (n, d);
-* ``vjp_theta(x, K, b, p)``          ``Σ_i (∂f/∂θ(x_i))ᵀ p_i`` as ``(gK (m, m), gb (m,))``.
+* ``f(x, K, b)``                the field itself (numpy or torch, by the argument's type);
+* ``vjp_x(x, K, b, p)``         ``(∂f/∂x)ᵀ p`` row by row, shape (n, d)            (numpy);
+* ``vjp_theta(x, K, b, p)``     ``Σ_i (∂f/∂θ(x_i))ᵀ p_i`` as ``(gK (m, m), gb (m,))``  (numpy);
+* ``casadi(x, K, b)``           ``f`` for one sample (a column) as a CasADi expression;
+* the **fused form** the fast sweeps of :mod:`ocdl.pmp.fused` run on, with ``M_k = [K̃_k | b̃_k]``
+  (``embed``) acting on an input augmented by a row of ones:
 
-σ = tanh, σ' = 1 − tanh². Fields (DESIGN.md §2):
+      form "outer":  f(x) = M [σ(x); 1]            form "inner":  f(x) = D ⊙ σ(M [x; 1])
 
-* ``inner``        f = σ(K x + b)
-* ``outer``        f = K σ(x) + b
-* ``hamiltonian``  x = (q, p), q̇ = σ(K p + b), ṗ = −σ(Kᵀ q + b)   (K, b of size m = d/2)
+  (``D`` a fixed ±1 vector or None = ones), and ``theta_grads(gM)`` mapping ``∂J/∂M`` back to
+  ``(∂J/∂K, ∂J/∂b)``. The sweeps dispatch on ``form``, ``embed``, ``out_sign(d)`` and
+  ``theta_grads`` — never on the field's name; a field without a fused form has ``form = None``.
+
+Fields (DESIGN.md §2):
+
+* ``inner``        f = σ(K x + b)                                   form inner, M = [K | b]
+* ``outer``        f = K σ(x) + b                                   form outer, M = [K | b]
+* ``hamiltonian``  x = (q, p), q̇ = σ(K p + b), ṗ = −σ(Kᵀ q + b)  (K, b of size m = d/2)
+                   form inner with M = [[0, K, b], [Kᵀ, 0, b]], D = [1; −1]
+                   (no oddness of σ is used, so every activation works).
 """
 import numpy as np
 
-from ocdl.models.backend import affine, concat, swap, tanh
+from ocdl.models.activations import get_activation
+from ocdl.models.backend import affine, concat, swap
 
 
-class InnerField:
+class Field:
+    """Base class: ``name``, ``form`` (``"outer"``, ``"inner"`` or None), the activation ``act``."""
+    name = None
+    form = None
+    separable = False
+
+    def __init__(self, activation="tanh"):
+        self.act = get_activation(activation)
+
+    def state_width(self, m):
+        """State width d from the parameter width m."""
+        return m
+
+    def param_width(self, d):
+        return d
+
+    def out_sign(self, d):
+        """``D`` of the inner form, (d,) ±1, or None (all ones)."""
+        return None
+
+    def embed(self, K, b):
+        """``M`` (N, d, d+1) = ``[K | b]`` per layer (fields with a structured M override)."""
+        N, m = b.shape
+        M = np.empty((N, m, m + 1))
+        M[:, :, :m] = K
+        M[:, :, m] = b
+        return M
+
+    def theta_grads(self, gM):
+        d = gM.shape[1]
+        return np.ascontiguousarray(gM[:, :, :d]), np.ascontiguousarray(gM[:, :, d])
+
+    def __repr__(self):
+        return f"<field {self.name} σ={self.act.name}>"
+
+
+class InnerField(Field):
     name = "inner"
+    form = "inner"
 
-    @staticmethod
-    def f(x, K, b):
-        return tanh(affine(x, K, b))
+    def f(self, x, K, b):
+        return self.act(affine(x, K, b))
 
-    @staticmethod
-    def vjp_x(x, K, b, p):
-        s = np.tanh(x @ K.T + b)
-        return ((1.0 - s * s) * p) @ K
+    def vjp_x(self, x, K, b, p):
+        return (self.act.deriv(x @ K.T + b) * p) @ K
 
-    @staticmethod
-    def vjp_theta(x, K, b, p):
-        s = np.tanh(x @ K.T + b)
-        u = (1.0 - s * s) * p
+    def vjp_theta(self, x, K, b, p):
+        u = self.act.deriv(x @ K.T + b) * p
         return u.T @ x, u.sum(axis=0)
 
+    def casadi(self, x, K, b):
+        import casadi as ca
+        return self.act.casadi(ca.mtimes(K, x) + b)
 
-class OuterField:
+
+class OuterField(Field):
     name = "outer"
+    form = "outer"
 
-    @staticmethod
-    def f(x, K, b):
-        return affine(tanh(x), K, b)
+    def f(self, x, K, b):
+        return affine(self.act(x), K, b)
 
-    @staticmethod
-    def vjp_x(x, K, b, p):
-        s = np.tanh(x)
-        return (1.0 - s * s) * (p @ K)
+    def vjp_x(self, x, K, b, p):
+        return self.act.deriv(x) * (p @ K)
 
-    @staticmethod
-    def vjp_theta(x, K, b, p):
-        return p.T @ np.tanh(x), p.sum(axis=0)
+    def vjp_theta(self, x, K, b, p):
+        return p.T @ self.act(x), p.sum(axis=0)
+
+    def casadi(self, x, K, b):
+        import casadi as ca
+        return ca.mtimes(K, self.act.casadi(x)) + b
 
 
-class HamiltonianField:
+class HamiltonianField(Field):
     """Haber–Ruthotto field on x = (q, p): ``q̇ = F_q(p) = σ(K p + b)``, ``ṗ = F_p(q) = −σ(Kᵀ q + b)``.
 
     Separable, so partitioned / splitting methods (Verlet) apply; the two halves are exposed as
-    ``fq(p)``, ``fp(q)`` with their own vector-Jacobian products.
+    ``fq(p)``, ``fp(q)`` with their own vector-Jacobian products, and for the fused splitting
+    sweeps as ``halves(K, b)``: drift ``q += c h σ(A_q [q; p; 1])``, kick
+    ``p += c h (−1) σ(A_p [q; p; 1])`` with ``A_q = [0, K, b]``, ``A_p = [Kᵀ, 0, b]``.
     """
     name = "hamiltonian"
+    form = "inner"
+    separable = True
+
+    def state_width(self, m):
+        return 2 * m
+
+    def param_width(self, d):
+        return d // 2
 
     # --- the two halves -------------------------------------------------------------------
-    @staticmethod
-    def fq(pp, K, b):
-        return tanh(affine(pp, K, b))
+    def fq(self, pp, K, b):
+        return self.act(affine(pp, K, b))
 
-    @staticmethod
-    def fp(q, K, b):
-        return -tanh(affine(q, swap(K), b))
+    def fp(self, q, K, b):
+        return -self.act(affine(q, swap(K), b))
 
-    @staticmethod
-    def fq_vjp(pp, K, b, lam):
+    def fq_vjp(self, pp, K, b, lam):
         """(∂F_q/∂p)ᵀ λ and Σ (∂F_q/∂θ)ᵀ λ for F_q = σ(K p + b)."""
-        s = np.tanh(pp @ K.T + b)
-        u = (1.0 - s * s) * lam
+        u = self.act.deriv(pp @ K.T + b) * lam
         return u @ K, (u.T @ pp, u.sum(axis=0))
 
-    @staticmethod
-    def fp_vjp(q, K, b, lam):
+    def fp_vjp(self, q, K, b, lam):
         """(∂F_p/∂q)ᵀ λ and Σ (∂F_p/∂θ)ᵀ λ for F_p = −σ(Kᵀ q + b)."""
-        s = np.tanh(q @ K + b)
-        u = -(1.0 - s * s) * lam
+        u = -self.act.deriv(q @ K + b) * lam
         return u @ K.T, (q.T @ u, u.sum(axis=0))
 
     # --- the whole field ------------------------------------------------------------------
-    @classmethod
-    def f(cls, x, K, b):
+    def f(self, x, K, b):
         m = x.shape[-1] // 2
-        return concat([cls.fq(x[..., m:], K, b), cls.fp(x[..., :m], K, b)])
+        return concat([self.fq(x[..., m:], K, b), self.fp(x[..., :m], K, b)])
 
-    @classmethod
-    def vjp_x(cls, x, K, b, lam):
+    def vjp_x(self, x, K, b, lam):
         m = x.shape[-1] // 2
-        gp, _ = cls.fq_vjp(x[:, m:], K, b, lam[:, :m])
-        gq, _ = cls.fp_vjp(x[:, :m], K, b, lam[:, m:])
+        gp, _ = self.fq_vjp(x[:, m:], K, b, lam[:, :m])
+        gq, _ = self.fp_vjp(x[:, :m], K, b, lam[:, m:])
         return np.concatenate([gq, gp], axis=1)
 
-    @classmethod
-    def vjp_theta(cls, x, K, b, lam):
+    def vjp_theta(self, x, K, b, lam):
         m = x.shape[-1] // 2
-        _, (gK1, gb1) = cls.fq_vjp(x[:, m:], K, b, lam[:, :m])
-        _, (gK2, gb2) = cls.fp_vjp(x[:, :m], K, b, lam[:, m:])
+        _, (gK1, gb1) = self.fq_vjp(x[:, m:], K, b, lam[:, :m])
+        _, (gK2, gb2) = self.fp_vjp(x[:, :m], K, b, lam[:, m:])
         return gK1 + gK2, gb1 + gb2
+
+    def casadi(self, x, K, b):
+        import casadi as ca
+        m = K.shape[0]
+        q, p = x[:m], x[m:]
+        return ca.vertcat(self.act.casadi(ca.mtimes(K, p) + b), -self.act.casadi(ca.mtimes(K.T, q) + b))
+
+    # --- fused forms ----------------------------------------------------------------------
+    def out_sign(self, d):
+        return np.concatenate([np.ones(d // 2), -np.ones(d // 2)])
+
+    def embed(self, K, b):
+        N, m = b.shape
+        d = 2 * m
+        M = np.zeros((N, d, d + 1))
+        M[:, :m, m:d] = K
+        M[:, :m, d] = b
+        M[:, m:, :m] = np.swapaxes(K, 1, 2)
+        M[:, m:, d] = b
+        return M
+
+    def theta_grads(self, gM):
+        """From ``∂J/∂M`` of the embedding: ``∂J/∂K = G[:m, m:] + G[m:, :m]ᵀ``, ``∂J/∂b = g[:m] + g[m:]``."""
+        m = gM.shape[1] // 2
+        d = 2 * m
+        return gM[:, :m, m:d] + np.swapaxes(gM[:, m:, :m], 1, 2), gM[:, :m, d] + gM[:, m:, d]
+
+    def halves(self, K, b):
+        """Per layer the full-width matrices on ``[q; p; 1]`` and signs of the two sub-steps:
+        ``{"drift": (A_q (N, m, d+1), +1), "kick": (A_p, −1)}`` (see the class docstring)."""
+        N, m = b.shape
+        d = 2 * m
+        Aq = np.zeros((N, m, d + 1))
+        Aq[:, :, m:d] = K
+        Aq[:, :, d] = b
+        Ap = np.zeros((N, m, d + 1))
+        Ap[:, :, :m] = np.swapaxes(K, 1, 2)
+        Ap[:, :, d] = b
+        return {"drift": (Aq, 1.0), "kick": (Ap, -1.0)}
+
+    @staticmethod
+    def half_theta_grads(kind, G):
+        """``(∂J/∂K, ∂J/∂b)`` from ``G = ∂J/∂A`` (N, m, d+1) of one sub-step's matrix of :meth:`halves`."""
+        m = G.shape[1]
+        if kind == "drift":
+            return G[:, :, m:2 * m], G[:, :, 2 * m]
+        return np.swapaxes(G[:, :, :m], 1, 2), G[:, :, 2 * m]
 
 
 FIELDS = {"inner": InnerField, "outer": OuterField, "hamiltonian": HamiltonianField}
+
+
+def get_field(field, activation="tanh"):
+    """A field object from its name (or a field object, returned as is)."""
+    if isinstance(field, Field):
+        return field
+    from ocdl.errors import check_choice
+    check_choice("field", field, list(FIELDS))
+    return FIELDS[field](activation)

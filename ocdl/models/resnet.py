@@ -21,7 +21,8 @@ import numpy as np
 from integrators.tableaux import EXPLICIT, tableau
 from ocdl.errors import InputError, check_choice
 from ocdl.models.backend import axpy, concat, is_torch, stack, zeros_like_shape
-from ocdl.models.fields import FIELDS
+from ocdl.models.activations import ACTIVATIONS
+from ocdl.models.fields import FIELDS, get_field
 from ocdl.models.losses import mean_loss
 from ocdl.models.regularisers import regulariser
 
@@ -41,7 +42,7 @@ PARAM_KEYS = ("K", "b", "W", "mu")
 
 def exact_integrators(field):
     """Integrators with an exact costate sweep for ``field`` (explicit RK; splittings for hamiltonian)."""
-    return EXPLICIT_METHODS + (tuple(SPLITTINGS) if field == "hamiltonian" else ())
+    return EXPLICIT_METHODS + (tuple(SPLITTINGS) if FIELDS[field].separable else ())
 
 
 def general_integrators(field):
@@ -54,7 +55,7 @@ def general_integrators(field):
     for name in integrators.available():
         if name in exact:
             continue
-        if getattr(integrators.get_method(name), "partitioned", False) and field != "hamiltonian":
+        if getattr(integrators.get_method(name), "partitioned", False) and not FIELDS[field].separable:
             continue
         out.append(name)
     return tuple(out)
@@ -73,8 +74,8 @@ class ResNetODE:
                  input_shift=None, input_scale=None):
         check_choice("field", field, list(FIELDS))
         check_choice("integrator", integrator, list(integrators_for(field)))
-        if activation != "tanh":
-            raise InputError(f"unknown activation '{activation}' (valid: tanh)")
+        check_choice("activation", activation, list(ACTIVATIONS))
+        F = get_field(field, activation)
         d_in, n_classes, layers = int(d_in), int(n_classes), int(layers)
         if d_in < 1:
             raise InputError(f"input dimension must be ≥ 1 (got {d_in})")
@@ -88,18 +89,18 @@ class ResNetODE:
             if not (np.isfinite(v) and v >= 0):
                 raise InputError(f"--{name} must be a finite number ≥ 0 (got {v})")
         if width is None:
-            width = 2 * d_in if field == "hamiltonian" else d_in
+            width = F.state_width(d_in)
         width = int(width)
-        if field == "hamiltonian":
+        if F.separable:
             if width % 2 or width // 2 < d_in:
-                raise InputError(f"hamiltonian field needs an even --width ≥ 2 × input dimension "
+                raise InputError(f"{field} field needs an even --width ≥ 2 × input dimension "
                                  f"= {2 * d_in} (got {width})")
         elif width < d_in:
             raise InputError(f"--width must be ≥ input dimension {d_in} (got {width})")
         self.field, self.integrator, self.activation = field, integrator, activation
-        self.F = FIELDS[field]
+        self.F = F                                  # the field object (with its σ)
         self.d_in, self.d, self.n_classes, self.layers, self.T = d_in, width, n_classes, layers, float(T)
-        self.m = width // 2 if field == "hamiltonian" else width
+        self.m = self.F.param_width(width)
         self.alpha, self.beta = float(alpha), float(beta)
         self.alpha_head = float(alpha if alpha_head is None else alpha_head)
         # optional fixed input normalisation (X − shift) / scale before the lift (None: identity)

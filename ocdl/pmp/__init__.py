@@ -9,3 +9,4 @@ from ocdl.pmp.costate import cost, costate, kkt_residual, sweep, value_and_grad 
 from ocdl.pmp.continuous import continuous_value_and_grad  # noqa: F401
 from ocdl.pmp.reference import autograd_value_and_grad, finite_difference_directional  # noqa: F401
 from ocdl.pmp.gradcheck import gradcheck, rel_error  # noqa: F401
+from ocdl.pmp.module import module_objective, module_value_and_grad  # noqa: F401

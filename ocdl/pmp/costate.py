@@ -51,16 +51,33 @@ def _as_numpy(model, params, X, y):
     return params, X, np.asarray(y)
 
 
-def _sweep(model, params, X, y, trajectories=True):
+def _check_increments(model, increments, n):
+    """Validate additive increments ξ (N, n, d) (None passes through) → float64 array."""
+    if increments is None:
+        return None
+    if model.integrator not in EXPLICIT:
+        raise InputError(f"additive increments need an explicit Runge–Kutta integrator "
+                         f"({', '.join(EXPLICIT)}); got '{model.integrator}'")
+    xi = np.asarray(increments, dtype=float)
+    shape = (model.layers, n, model.d)
+    if xi.shape != shape:
+        raise InputError(f"increments have shape {xi.shape}, need (layers, samples, width) = {shape}")
+    if not np.all(np.isfinite(xi)):
+        raise InputError("increments contain NaN or inf")
+    return xi
+
+
+def _sweep(model, params, X, y, trajectories=True, increments=None):
     params, X, y = _as_numpy(model, params, X, y)
+    increments = _check_increments(model, increments, X.shape[0])
     if model.integrator not in EXPLICIT and model.integrator not in SPLITTINGS:
         raise InputError(f"no exact costate sweep for integrator '{model.integrator}' (it has one for "
                          f"euler, heun, rk4 and, on the hamiltonian field, {', '.join(SPLITTINGS)}); "
                          f"use the autograd solvers adam/lbfgs for it")
-    return _sweep_fused(model, params, X, y, trajectories)
+    return _sweep_fused(model, params, X, y, trajectories, increments)
 
 
-def _sweep_fused(model, params, X, y, trajectories=True):
+def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
     """The fused sweeps of :mod:`ocdl.pmp.fused` (Euler, other explicit RK, splittings).
     ``trajectories=False`` skips assembling the (N+1, n, d) state and costate arrays."""
     W = params["W"]
@@ -72,12 +89,12 @@ def _sweep_fused(model, params, X, y, trajectories=True):
 
     if model.integrator == "euler":
         data, gK, gb, xN, g, states, costates = fused.euler_value_and_grad(
-            model, params, X, terminal, trajectories=trajectories)
+            model, params, X, terminal, trajectories=trajectories, increments=increments)
     elif model.integrator in SPLITTINGS:
         data, gK, gb, xN, g, states, costates = fused.split_value_and_grad(
             model, params, X, terminal, SPLITTINGS[model.integrator], trajectories=trajectories)
     else:
-        fw = fused.forward(model, params, X, store=True, states=trajectories)
+        fw = fused.forward(model, params, X, store=True, states=trajectories, increments=increments)
         xN = np.array(fw["xN"].T)
         data, lamN, g = terminal(xN)
         P, gK, gb = fused.costate_sweep(model, params, fw, lamN, costates=trajectories)
@@ -90,16 +107,23 @@ def _sweep_fused(model, params, X, y, trajectories=True):
     return float(data + reg), grads, states, costates
 
 
-def sweep(model, params, X, y):
-    """``(J, grads, states, costates)`` from one forward and one backward sweep."""
-    return _sweep(model, params, X, y)
+def sweep(model, params, X, y, increments=None):
+    """``(J, grads, states, costates)`` from one forward and one backward sweep.
+
+    ``increments`` (optional, (N, n, d), explicit Runge–Kutta only): additive state-independent
+    increments ``ξ_k`` in the forward, ``x_{k+1} = Ψ_h(x_k; θ_k) + ξ_k`` (Euler: the
+    Euler–Maruyama step of an SDE with additive noise, ξ drawn by the caller). ``∂x_{k+1}/∂x_k``
+    and ``∂x_{k+1}/∂θ_k`` do not involve ξ, so the costate sweep and the gradient formula are
+    unchanged; only the forward (hence the states the costates are evaluated at) differs."""
+    return _sweep(model, params, X, y, increments=increments)
 
 
-def cost(model, params, X, y):
-    """The discrete cost J (float)."""
+def cost(model, params, X, y, increments=None):
+    """The discrete cost J (float); ``increments`` as in :func:`sweep`."""
     params, X, y = _as_numpy(model, params, X, y)
+    increments = _check_increments(model, increments, X.shape[0])
     if model.integrator in EXPLICIT:            # fused forward, only x_N kept
-        xN = fused.forward(model, params, X, store=False)["xN"].T
+        xN = fused.forward(model, params, X, store=False, increments=increments)["xN"].T
         return float(mean_loss(model.head(params, xN), y)
                      + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
     if model.integrator in SPLITTINGS:
@@ -109,15 +133,16 @@ def cost(model, params, X, y):
     return float(model.cost(params, X, y))
 
 
-def costate(model, params, X, y):
+def costate(model, params, X, y, increments=None):
     """``(states, costates)``, both ``(N+1, n, d)``; ``costates[k] = ∂J/∂x_k``."""
-    _, _, states, costates = _sweep(model, params, X, y)
+    _, _, states, costates = _sweep(model, params, X, y, increments=increments)
     return states, costates
 
 
-def value_and_grad(model, params, X, y):
-    """``(J, grads)`` with grads a dict of the same keys/shapes as params, from the costate sweep."""
-    J, grads, _, _ = _sweep(model, params, X, y, trajectories=False)
+def value_and_grad(model, params, X, y, increments=None):
+    """``(J, grads)`` with grads a dict of the same keys/shapes as params, from the costate sweep
+    (``increments`` as in :func:`sweep`)."""
+    J, grads, _, _ = _sweep(model, params, X, y, trajectories=False, increments=increments)
     return J, grads
 
 

@@ -9,13 +9,18 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
 * **Bias in the matmul.** Each field is written as ``σ`` and an affine map ``M [a; 1]`` with
   ``M = [K | b]`` acting on an input augmented by a row of ones, so ``K a + b`` is one BLAS call
   and the θ-gradient of a stage is one contraction ``U [a; 1]ᵀ = [Σ U aᵀ | Σ U]``.
-* **Two kinds of field.** ``outer``  f = M [σ(x); 1] (``σ`` on the state, then affine);
-  ``inner``  f = σ(M [x; 1]). The ``hamiltonian`` field is ``inner`` with the structured matrix
-
-      K̃ = [[0, K], [−Kᵀ, 0]],   b̃ = [b; −b]     (σ odd:  −σ(Kᵀq + b) = σ(−Kᵀq − b)),
-
-  so ``q̇ = σ(K p + b)``, ``ṗ = −σ(Kᵀ q + b)`` exactly; its gradient is read off the full one:
-  ``∂J/∂K = G̃[:m, m:] − G̃[m:, :m]ᵀ``, ``∂J/∂b = g̃[:m] − g̃[m:]``.
+* **Two fused forms, declared by the field object** (``model.F``, :mod:`ocdl.models.fields`;
+  the sweeps read ``F.form``, ``F.embed``, ``F.out_sign``, ``F.theta_grads``, ``F.act`` and
+  never a field's name): form ``outer``  f = M [σ(x); 1] (``σ`` on the state, then affine);
+  form ``inner``  f = D ⊙ σ(M [x; 1]) with fixed output signs D (None = ones). The
+  ``hamiltonian`` field is ``inner`` with ``M = [[0, K, b], [Kᵀ, 0, b]]`` and ``D = [1; −1]``, so
+  ``q̇ = σ(K p + b)``, ``ṗ = −σ(Kᵀ q + b)`` for any σ; its gradient is read off the full one:
+  ``∂J/∂K = G̃[:m, m:] + G̃[m:, :m]ᵀ``, ``∂J/∂b = g̃[:m] + g̃[m:]`` with ``G̃ = D ⊙ h Σ U [a; 1]ᵀ``.
+  With D diagonal, ``(∂f/∂x)ᵀ p = M_xᵀ D (σ' ⊙ p)``: D is folded into the x-contraction matrix.
+* **The activation is an object too** (``F.act``, :mod:`ocdl.models.activations`): the sweeps
+  call ``act.apply`` (σ into a buffer), ``act.mul_deriv`` (σ' ⊙ v from the stored σ) and
+  ``act.deriv_inplace`` (σ → σ' for all layers at once); for tanh these are exactly the
+  historical kernels (``v − σ² v`` and ``1 − σ²``), so tanh numbers are unchanged.
 * **Memory.** Fresh memory costs page faults (on this machine a fresh ``(N, d+1, n)`` array
   costs more to touch than the tanh written into it, and glibc returns freed heap to the OS
   between calls). The Euler gradient (:func:`euler_value_and_grad`, behind
@@ -25,9 +30,9 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   methods keep per-layer blocks.
 * **What the forward sweep computes is kept and reused.** Per layer and stage the forward
   stores ``σ(Y_i)`` (outer) or ``σ(M [Y_i; 1])`` (inner); the backward sweep forms
-  ``σ' = 1 − σ²`` from it — no ``tanh`` is evaluated in the backward sweep. Per stage one
+  σ' from it (tanh ``1 − σ²``) — σ is never re-evaluated in the backward sweep. Per stage one
   shared intermediate ``U_i`` (outer: ``U_i = P_i``; inner: ``U_i = σ'_i ⊙ P_i``) gives both the
-  x-contraction ``(∂f/∂x)ᵀ P_i`` (outer ``σ'_i ⊙ (Kᵀ P_i)``, inner ``K̃ᵀ U_i``) and, after the
+  x-contraction ``(∂f/∂x)ᵀ P_i`` (outer ``σ'_i ⊙ (Kᵀ P_i)``, inner ``K̃ᵀ D U_i``) and, after the
   loop, the θ-contraction (one small matmul per stage, against the stored ``[a; 1]``):
 
       ∂J/∂[K_k | b_k] = h Σ_i b_i U_{k,i} [a_{k,i}; 1]ᵀ  (+ regulariser),
@@ -60,37 +65,45 @@ def _combine(base, terms, weights, out, tmp):
         np.multiply(term, w, out=tmp)
         np.add(out, tmp, out=out)
 
-def _kind(field):
-    return "outer" if field == "outer" else "inner"
+def _form(model):
+    """The model's field object and its fused form (``"outer"`` / ``"inner"``); a field without
+    one cannot run these sweeps."""
+    F = model.F
+    if F.form not in ("outer", "inner"):
+        from ocdl.errors import InputError
+        raise InputError(f"field '{F.name}' has no fused form; use pmp.module_value_and_grad "
+                         f"or the autograd solvers for it")
+    return F, F.form
 
 
-def _affine(model, params):
-    """``M`` (N, d, d+1): the per-layer affine map on ``[a; 1]`` (hamiltonian: the embedding K̃, b̃)."""
-    K, b = params["K"], params["b"]
-    N, d, m = model.layers, model.d, model.m
-    M = np.zeros((N, d, d + 1))
-    if model.field == "hamiltonian":
-        M[:, :m, m:d] = K
-        M[:, :m, d] = b
-        M[:, m:, :m] = -np.swapaxes(K, 1, 2)
-        M[:, m:, d] = -b
-    else:
-        M[:, :, :d] = K
-        M[:, :, d] = b
-    return M
+def _embed(model, params):
+    """``(M, D)``: ``M`` (N, d, d+1) the per-layer affine map on ``[a; 1]`` (the field's
+    embedding of K, b) and ``D`` ((d, 1) output signs of the inner form, or None)."""
+    F = model.F
+    M = F.embed(params["K"], params["b"])
+    D = F.out_sign(model.d)
+    return M, (None if D is None else D[:, None])
 
 
-def _theta_grads(model, gM):
-    """Split the gradient of ``M = [K̃ | b̃]`` into ``(gK, gb)`` of the model's own parameters."""
-    d, m = model.d, model.m
-    if model.field == "hamiltonian":
-        gK = gM[:, :m, m:d] - np.swapaxes(gM[:, m:, :m], 1, 2)
-        gb = gM[:, :m, d] - gM[:, m:, d]
-        return gK, gb
-    return np.ascontiguousarray(gM[:, :, :d]), np.ascontiguousarray(gM[:, :, d])
+def _hKT(model, M, D):
+    """``h (∂(affine)/∂a)ᵀ D``, (N, d, d): the x-contraction matrix of the backward sweeps
+    (``(∂f/∂x)ᵀ p = M_xᵀ D (σ' ⊙ p)`` for the inner form, D diagonal)."""
+    d = model.d
+    hKT = model.h * np.ascontiguousarray(np.swapaxes(M[:, :, :d], 1, 2))
+    if D is not None:
+        hKT *= D[:, 0][None, None, :]
+    return hKT
 
 
-def forward(model, params, X, store=True, states=False):
+def _theta_grads(model, gM, D):
+    """Split the gradient of ``M = [K̃ | b̃]`` into ``(gK, gb)`` of the model's own parameters
+    (rows first scaled by the output signs D: ``∂J/∂M = D ⊙ h Σ U [a; 1]ᵀ``)."""
+    if D is not None:
+        gM *= D[None]
+    return model.F.theta_grads(gM)
+
+
+def forward(model, params, X, store=True, states=False, increments=None):
     """Fused forward sweep, feature-major. Returns a dict with ``xN`` (d, n), ``M``, and
 
     * ``cache`` (``store=True``): per layer, per stage ``(a_aug, sig)`` — outer: ``a_aug = [σ(Y_i); 1]``,
@@ -98,13 +111,17 @@ def forward(model, params, X, store=True, states=False):
     * ``X`` (``states=True``): the states ``(N+1, d+1, n)`` (last row ones).
 
     ``store=False, states=False`` keeps nothing but rotating buffers (the cost-only forward).
+    ``increments`` ((N, n, d) or None): additive state-independent increments ``ξ_k``, so
+    ``x_{k+1} = Ψ_h(x_k; θ_k) + ξ_k`` (Euler–Maruyama with additive noise when Ψ is Euler).
     """
     A, bw, _ = tableau(model.integrator)
     s = len(bw)
     h = model.h
     N, d = model.layers, model.d
-    kind = _kind(model.field)
-    M = _affine(model, params)
+    F, kind = _form(model)
+    act = F.act
+    M, D = _embed(model, params)
+    hD = h if D is None else h * D
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
     hM = h * M if kind == "outer" else None
@@ -159,20 +176,22 @@ def forward(model, params, X, store=True, states=False):
                     np.add(Yi, tmp, out=Yi)
             if kind == "outer":
                 sig = a[:d]
-                np.tanh(Yi, out=sig)
+                act.apply(Yi, sig)
                 np.matmul(hM[k], a, out=hF[i])          # h (K σ(Y) + b)
             else:
                 sig = np.empty((d, n)) if store else scratch[i][1]
                 np.matmul(M[k], a, out=sig)
-                np.tanh(sig, out=sig)                   # σ(K Y + b)
-                np.multiply(sig, h, out=hF[i])
+                act.apply(sig, sig)                     # σ(K Y + b)
+                np.multiply(sig, hD, out=hF[i])         # h D σ
             layer.append((a, sig))
         xn = nxt[:d]
         _combine(x, hF, bw, xn, tmp)
+        if increments is not None:
+            np.add(xn, increments[k].T, out=xn)
         if store:
             cache.append(layer)
         xa = nxt
-    return {"xN": xa[:d], "M": M, "cache": cache, "X": Xs, "n": n}
+    return {"xN": xa[:d], "M": M, "D": D, "cache": cache, "X": Xs, "n": n}
 
 
 def costate_sweep(model, params, fw, lamN, costates=False):
@@ -185,9 +204,10 @@ def costate_sweep(model, params, fw, lamN, costates=False):
     s = len(bw)
     h = model.h
     N, d = model.layers, model.d
-    kind = _kind(model.field)
-    M, cache, n = fw["M"], fw["cache"], fw["n"]
-    hKT = h * np.ascontiguousarray(np.swapaxes(M[:, :, :d], 1, 2))   # h (∂(affine)/∂a)ᵀ, (N, d, d)
+    F, kind = _form(model)
+    act = F.act
+    M, D, cache, n = fw["M"], fw["D"], fw["cache"], fw["n"]
+    hKT = _hKT(model, M, D)
     if costates:
         P = np.empty((N + 1, d, n))
         lam = P[N]
@@ -217,19 +237,16 @@ def costate_sweep(model, params, fw, lamN, costates=False):
                         np.multiply(hG[j], -C[i, j], out=tmp)
                         np.add(Pi, tmp, out=Pi)
             a, sig = layer[i]
-            np.multiply(sig, sig, out=sq)                # σ² → σ' = 1 − σ²
             if kind == "outer":
-                # h σ'(Y) ⊙ (Kᵀ P) = T − σ² ⊙ T with T = h Kᵀ P;  U = P
+                # h σ'(Y) ⊙ (Kᵀ P);  U = P
                 g = hG[i]
                 np.matmul(hKT[k], Pi, out=g)
-                np.multiply(sq, g, out=sq)
-                np.subtract(g, sq, out=g)
+                act.mul_deriv(sig, g, g, sq)
                 Ui = Pi
             else:
                 Ui = U[i]
-                np.multiply(sq, Pi, out=sq)
-                np.subtract(Pi, sq, out=Ui)              # U = σ' ⊙ P
-                np.matmul(hKT[k], Ui, out=hG[i])         # h K̃ᵀ U
+                act.mul_deriv(sig, Pi, Ui, sq)           # U = σ' ⊙ P
+                np.matmul(hKT[k], Ui, out=hG[i])         # h K̃ᵀ D U
             # θ-contraction of this stage, Σ_samples U [a; 1]ᵀ (times h b_i below)
             if s == 1:
                 np.matmul(Ui, a.T, out=gM[k])
@@ -243,7 +260,7 @@ def costate_sweep(model, params, fw, lamN, costates=False):
         _combine(lam, hG, bw, out, tmp)
         lam = out
     gM *= h
-    gK, gb = _theta_grads(model, gM)
+    gK, gb = _theta_grads(model, gM, D)
     return P, gK, gb
 
 
@@ -301,12 +318,14 @@ class _borrow:
         return False
 
 
-def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
+def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increments=None):
     """Euler layers: forward keeping σ, costate sweep reusing it, batched θ-contraction.
 
     ``lam_of_xN(xN) -> (J_data, lamN, extra)`` gives the terminal costate from ``x_N`` ((n, d)).
     Returns ``(J_data, gK, gb, xN, extra, states, costates)``; ``states``/``costates`` are fresh
     ``(N+1, n, d)`` arrays (transposed views of feature-major arrays) if ``trajectories`` else None.
+    ``increments`` ((N, n, d) or None): additive increments, ``x_{k+1} = x_k + h f(x_k, θ_k) + ξ_k``;
+    being state- and θ-independent they leave the backward sweep and the gradient formula unchanged.
 
         forward   outer: S_k = σ(x_k),  x_{k+1} = x_k + h (K_k S_k + b_k)
                   inner: Σ_k = σ(M_k [x_k; 1]),  x_{k+1} = x_k + h Σ_k
@@ -316,11 +335,13 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
     """
     h = model.h
     N, d = model.layers, model.d
-    kind = _kind(model.field)
-    M = _affine(model, params)
+    F, kind = _form(model)
+    act = F.act
+    M, D = _embed(model, params)
+    hD = h if D is None else h * D
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
-    matmul, tanh, add, multiply, subtract = np.matmul, np.tanh, np.add, np.multiply, np.subtract
+    matmul, add, multiply = np.matmul, np.add, np.multiply
     with _borrow(model) as ws:
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)         # [σ(x_k); 1]
@@ -333,10 +354,12 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
             x[...] = x0.T
             for k in range(N):
                 a = S[k]
-                tanh(x, out=a[:d])
+                act.apply(x, a[:d])
                 nxt = Xs[k + 1] if trajectories else Xs[(k + 1) % 2]
                 matmul(hM[k], a, out=nxt)                      # h (K σ + b)
                 add(nxt, x, out=nxt)
+                if increments is not None:
+                    add(nxt, increments[k].T, out=nxt)         # + ξ_k
                 x = nxt
             states = Xs if trajectories else None
         else:
@@ -350,15 +373,17 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
             for k in range(N):
                 sig = Sg[k]
                 matmul(M[k], Xa[k], out=sig)
-                tanh(sig, out=sig)
+                act.apply(sig, sig)
                 x = Xa[k + 1, :d]
-                multiply(sig, h, out=x)
+                multiply(sig, hD, out=x)
                 add(x, Xa[k, :d], out=x)
+                if increments is not None:
+                    add(x, increments[k].T, out=x)             # + ξ_k
             x = Xa[N, :d]
             states = Xa[:, :d] if trajectories else None
         xN = x.T
         Jd, lamN, extra = lam_of_xN(xN)
-        hKT = h * np.ascontiguousarray(np.swapaxes(M[:, :, :d], 1, 2))
+        hKT = _hKT(model, M, D)
         if trajectories:
             P = np.empty((N + 1, d, n))
         else:
@@ -370,11 +395,8 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
         g = ws.get("g", (d, n))
         if kind == "outer":
             for k in range(N - 1, -1, -1):
-                sig = S[k, :d]
-                multiply(sig, sig, out=sq)
                 matmul(hKT[k], lam, out=g)                     # h Kᵀ p
-                multiply(sq, g, out=sq)
-                subtract(g, sq, out=g)                         # h σ'(x) ⊙ Kᵀ p
+                act.mul_deriv(S[k, :d], g, g, sq)              # h σ'(x) ⊙ Kᵀ p
                 out = P[k]
                 add(lam, g, out=out)
                 lam = out
@@ -382,18 +404,17 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
             gM = matmul(P[1:], np.swapaxes(S, 1, 2))
         else:
             U = ws.get("U", (N, d, n))
-            multiply(Sg, Sg, out=Sg)                           # σ' = 1 − σ², all layers at once
-            subtract(1.0, Sg, out=Sg)
+            act.deriv_inplace(Sg)                              # σ → σ', all layers at once
             for k in range(N - 1, -1, -1):
                 u = U[k]
                 multiply(Sg[k], lam, out=u)                    # U = σ' ⊙ p
-                matmul(hKT[k], u, out=g)                       # h M̃ᵀ U
+                matmul(hKT[k], u, out=g)                       # h M̃ᵀ D U
                 out = P[k] if trajectories else P[k % 2]
                 add(lam, g, out=out)
                 lam = out
             gM = matmul(U, np.swapaxes(Xa[:N], 1, 2))
         gM *= h
-        gK, gb = _theta_grads(model, gM)
+        gK, gb = _theta_grads(model, gM, D)
         gK, gb = np.array(gK), np.array(gb)
         if trajectories:
             return Jd, gK, gb, np.array(xN), extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
@@ -403,39 +424,41 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False):
 # ------------------------------------------------------------------------------------------
 # splittings on the hamiltonian field (symplectic_euler[_b], verlet, yoshida4)
 
+def _split_setup(model, params, subs):
+    """Per sub-step j of a splitting: the full-width matrix ``A_j`` on ``[q; p; 1]`` (N, L, m, d+1)
+    and the signed step ``ch_j = c_j h s_j`` from the field's :meth:`halves`."""
+    halves = model.F.halves(params["K"], params["b"])
+    A = np.stack([halves[kind][0] for kind, _ in subs], axis=1)
+    ch = np.array([c * model.h * halves[kind][1] for kind, c in subs])
+    return A, ch
+
+
 def split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=False):
-    """Drift/kick splittings, feature-major, σ kept from the forward pass.
+    """Drift/kick splittings on a separable field, feature-major, σ kept from the forward pass.
 
-    State ``[q; p; 1]`` (rows). With full-width matrices ``D = [0, K, b]`` and
-    ``Q = [−Kᵀ, 0, −b]`` (σ odd: ``σ(Q [q; p; 1]) = −σ(Kᵀq + b) = F_p(q)``):
+    State ``[q; p; 1]`` (rows). With the field's full-width matrices and signs (hamiltonian:
+    ``A_q = [0, K, b]``, s = +1 and ``A_p = [Kᵀ, 0, b]``, s = −1) and ``ch = c h s``:
 
-        drift (c):  q ← q + c h σ(D [q; p; 1]),   kick (c):  p ← p + c h σ(Q [q; p; 1]).
+        drift (c):  q ← q + ch σ(A_q [q; p; 1]),   kick (c):  p ← p + ch σ(A_p [q; p; 1]).
 
-    Backwards, per sub-step in reverse order, ``U = (1 − σ²) ⊙ λ_q`` (drift) or ``⊙ λ_p`` (kick):
+    Backwards, per sub-step in reverse order, ``U = σ' ⊙ λ_q`` (drift) or ``σ' ⊙ λ_p`` (kick):
 
-        drift:  λ_p ← λ_p + c h Kᵀ U,     kick:  λ_q ← λ_q − c h K U,
+        drift:  λ_p ← λ_p + ch A_q[:, p-cols]ᵀ U = λ_p + ch Kᵀ U,
+        kick:   λ_q ← λ_q + ch A_p[:, q-cols]ᵀ U = λ_q + ch K U,
 
-    and ``∂J/∂[D or Q]_k = c h U [q; p; 1]ᵀ`` (batched over layers per sub-step), from which
-    ``∂J/∂K = G_D[:, m:2m] − G_Qᵀ[:m]``-style reads give the gradient of K and b.
+    and ``∂J/∂A_{k,j} = ch_j U [q; p; 1]ᵀ`` (batched over layers per sub-step), mapped to
+    ``(∂J/∂K, ∂J/∂b)`` by the field's ``half_theta_grads``.
     ``subs`` is the list of ``(kind, c)``. Returns like :func:`euler_value_and_grad`; the
     costates of the returned trajectory are those at the layer boundaries.
     """
-    h = model.h
     N, d, m = model.layers, model.d, model.m
-    K, b = params["K"], params["b"]
+    act = model.F.act
     L = len(subs)
-    A = np.zeros((N, L, m, d + 1))              # the full-width matrix of each sub-step
-    for j, (kind, c) in enumerate(subs):
-        if kind == "drift":
-            A[:, j, :, m:d] = K
-            A[:, j, :, d] = b
-        else:
-            A[:, j, :, :m] = -np.swapaxes(K, 1, 2)
-            A[:, j, :, d] = -b
-    ch = np.array([c * h for _, c in subs])
+    A, ch = _split_setup(model, params, subs)
+    drift = [kind == "drift" for kind, _ in subs]
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
-    matmul, tanh, add, multiply, subtract = np.matmul, np.tanh, np.add, np.multiply, np.subtract
+    matmul, add, multiply = np.matmul, np.add, np.multiply
     with _borrow(model) as ws:
         Z = ws.get("Zs", (N, L, d + 1, n), ones_row=True)      # [q; p; 1] entering sub-step j
         Sg = ws.get("Ss", (N, L, m, n))                         # σ(A [q; p; 1])
@@ -452,8 +475,8 @@ def split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=False):
                 z[:d] = cur[:d]
                 sig = Sg[k, j]
                 matmul(A[k, j], z, out=sig)
-                tanh(sig, out=sig)
-                part = cur[:m] if subs[j][0] == "drift" else cur[m:d]
+                act.apply(sig, sig)
+                part = cur[:m] if drift[j] else cur[m:d]
                 multiply(sig, ch[j], out=t)
                 add(part, t, out=part)
             if trajectories:
@@ -466,39 +489,33 @@ def split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=False):
         if trajectories:
             P = np.empty((N + 1, d, n))
             P[N] = lam
-        chK = ch[None, :, None, None] * K[:, None]              # c h K  (N, L, m, m)
-        chKT = np.ascontiguousarray(np.swapaxes(chK, 2, 3))
+        # ch_j (∂ sub-step input)ᵀ: drift reads p (columns m:d), kick reads q (columns :m)
+        chAT = np.empty((N, L, m, m))
+        for j in range(L):
+            cols = slice(m, d) if drift[j] else slice(0, m)
+            chAT[:, j] = ch[j] * np.swapaxes(A[:, j, :, cols], 1, 2)
         sq = ws.get("sqs", (m, n))
         for k in range(N - 1, -1, -1):
             for j in range(L - 1, -1, -1):
-                sig = Sg[k, j]
                 u = U[k, j]
-                multiply(sig, sig, out=sq)
-                if subs[j][0] == "drift":
-                    lq = lam[:m]
-                    multiply(sq, lq, out=sq)
-                    subtract(lq, sq, out=u)                     # U = σ' ⊙ λ_q
-                    matmul(chKT[k, j], u, out=t)                # c h Kᵀ U
+                if drift[j]:
+                    act.mul_deriv(Sg[k, j], lam[:m], u, sq)     # U = σ' ⊙ λ_q
+                    matmul(chAT[k, j], u, out=t)                # ch Kᵀ U
                     add(lam[m:], t, out=lam[m:])
                 else:
-                    lp = lam[m:]
-                    multiply(sq, lp, out=sq)
-                    subtract(lp, sq, out=u)                     # U = σ' ⊙ λ_p
-                    matmul(chK[k, j], u, out=t)                 # c h K U
-                    subtract(lam[:m], t, out=lam[:m])
+                    act.mul_deriv(Sg[k, j], lam[m:], u, sq)     # U = σ' ⊙ λ_p
+                    matmul(chAT[k, j], u, out=t)                # ch K U
+                    add(lam[:m], t, out=lam[:m])
             if trajectories:
                 P[k] = lam
         G = matmul(U, np.swapaxes(Z, 2, 3))                     # (N, L, m, d+1)
         G *= ch[None, :, None, None]
-        gK = np.zeros_like(K)
-        gb = np.zeros_like(b)
+        gK = np.zeros_like(params["K"])
+        gb = np.zeros_like(params["b"])
         for j, (kind, _) in enumerate(subs):
-            if kind == "drift":
-                gK += G[:, j, :, m:d]
-                gb += G[:, j, :, d]
-            else:
-                gK -= np.swapaxes(G[:, j, :, :m], 1, 2)
-                gb -= G[:, j, :, d]
+            tK, tb = model.F.half_theta_grads(kind, G[:, j])
+            gK += tK
+            gb += tb
         if trajectories:
             return Jd, gK, gb, xN, extra, Xs.transpose(0, 2, 1), P.transpose(0, 2, 1)
         return Jd, gK, gb, xN, extra, None, None
@@ -507,31 +524,20 @@ def split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=False):
 def split_forward(model, params, X, subs):
     """``x_N`` ((n, d)) of a splitting network by the sub-steps of :func:`split_value_and_grad`,
     nothing stored (the cost-only forward)."""
-    h = model.h
     N, d, m = model.layers, model.d, model.m
-    K, b = params["K"], params["b"]
-    KT = np.swapaxes(K, 1, 2)
+    act = model.F.act
+    A, ch = _split_setup(model, params, subs)
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
     cur = np.empty((d + 1, n))
     cur[d] = 1.0
     cur[:d] = x0.T
-    Dm = np.concatenate([K, b[:, :, None]], axis=2)              # [K | b] on [p; 1]
-    Qm = -np.concatenate([KT, b[:, :, None]], axis=2)            # [−Kᵀ | −b] on [q; 1]
-    qa = np.empty((m + 1, n))
-    qa[m] = 1.0
     sig = np.empty((m, n))
     for k in range(N):
-        for kind, c in subs:
-            if kind == "drift":
-                np.matmul(Dm[k], cur[m:], out=sig)
-                np.tanh(sig, out=sig)
-                sig *= c * h
-                np.add(cur[:m], sig, out=cur[:m])
-            else:
-                qa[:m] = cur[:m]
-                np.matmul(Qm[k], qa, out=sig)
-                np.tanh(sig, out=sig)
-                sig *= c * h
-                np.add(cur[m:d], sig, out=cur[m:d])
+        for j, (kind, _) in enumerate(subs):
+            np.matmul(A[k, j], cur, out=sig)
+            act.apply(sig, sig)
+            sig *= ch[j]
+            part = cur[:m] if kind == "drift" else cur[m:d]
+            np.add(part, sig, out=part)
     return np.array(cur[:d].T)

@@ -1,6 +1,6 @@
-"""CasADi construction of the contract's discrete cost and of its Pontryagin (KKT) system.
+"""CasADi construction of the discrete cost and of its Pontryagin (KKT) system.
 
-The discrete problem (CONTRACT.md) for ``N`` layers, ``h = T/N``, an explicit Runge–Kutta
+The discrete problem (the cost of :mod:`ocdl.models.resnet`) for ``N`` layers, ``h = T/N``, an explicit Runge–Kutta
 step ``x_{k+1} = S_h(x_k, θ_k)`` (``euler``: ``S_h(x, θ) = x + h f(x, θ)``) and the head
 ``(W, μ)`` is
 
@@ -28,8 +28,7 @@ import casadi as ca
 import numpy as np
 
 from ocdl.errors import SolverError
-
-FIELDS = ("inner", "outer", "hamiltonian")
+from ocdl.models.fields import get_field
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,11 @@ class Spec:
         return self.T / self.N
 
     @property
+    def F(self):
+        """The field object (with its activation) whose ``casadi`` form builds ``f``."""
+        return get_field(self.field, self.activation)
+
+    @property
     def n_theta(self):
         return self.N * (self.m * self.m + self.m)
 
@@ -71,7 +75,7 @@ def spec_from_model(model):
     """Read a :class:`ocdl.models.ResNetODE` (duck-typed) into a :class:`Spec`."""
     field = _get(model, "field")
     d = int(_get(model, "width", "d"))
-    m = d // 2 if field == "hamiltonian" else d
+    m = get_field(field).param_width(d)
     n_classes = int(_get(model, "n_classes", default=2))
     alpha = float(_get(model, "alpha", default=0.0))
     alpha_head = _get(model, "alpha_head", default=None)
@@ -123,28 +127,10 @@ def _split_sym(spec, z):
 
 # ---------------------------------------------------------------- symbolic pieces
 
-def _act(name, u):
-    if name == "tanh":
-        return ca.tanh(u)
-    if name == "sigmoid":
-        return 1.0 / (1.0 + ca.exp(-u))
-    if name in ("softplus",):
-        return ca.log1p(ca.exp(u))
-    raise SolverError(f"activation '{name}' is not available in the CasADi solvers (use tanh)")
-
-
 def field_sym(spec, x, K, b):
-    """``f(x, θ)`` for one sample, symbolic (signs as in CONTRACT.md)."""
-    a = lambda u: _act(spec.activation, u)  # noqa: E731
-    if spec.field == "inner":
-        return a(ca.mtimes(K, x) + b)
-    if spec.field == "outer":
-        return ca.mtimes(K, a(x)) + b
-    if spec.field == "hamiltonian":
-        m = spec.m
-        q, p = x[:m], x[m:]
-        return ca.vertcat(a(ca.mtimes(K, p) + b), -a(ca.mtimes(K.T, q) + b))
-    raise SolverError(f"unknown field '{spec.field}' (valid: {', '.join(FIELDS)})")
+    """``f(x, θ)`` for one sample (a column), symbolic: the field object's ``casadi`` form
+    (:mod:`ocdl.models.fields`, activation from :mod:`ocdl.models.activations`)."""
+    return spec.F.casadi(x, K, b)
 
 
 def step_sym(spec, x, K, b):
@@ -318,7 +304,7 @@ class MultipleShootingNLP:
 
     With CasADi's Lagrangian ``f + λᵀ g`` the multiplier of ``g_k`` satisfies
     ``λ_N = ∂J/∂x_N = (1/n)∇Φ`` and ``λ_k = (∂S_h/∂x_k)ᵀ λ_{k+1}``: it *is* the costate
-    ``p_{k+1}`` of CONTRACT.md (sign included).  Unknowns ``w = [θ, W, μ, x_1, ..., x_N]``
+    ``p_{k+1}`` of :mod:`ocdl.pmp.costate` (sign included).  Unknowns ``w = [θ, W, μ, x_1, ..., x_N]``
     (each ``x_k`` a ``d × n`` block, column per sample).
     """
 
