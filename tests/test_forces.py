@@ -335,3 +335,12 @@ def test_cli_oscillator_json_has_parameters(ocdl_cli, tmp_path):
     assert {"problem", "solver", "integrator", "final_loss", "iterations", "wall_time_s", "history",
             "gamma", "omega0"} <= set(out)
     assert abs(out["omega0"] - 20) / 20 < 0.005
+    assert out["success"] and "did not converge" not in r.stderr          # Gauss–Newton converged
+
+
+def test_cli_capped_adam_warns_that_it_did_not_converge(ocdl_cli, tmp_path):
+    data, js = _oscillator_csv(tmp_path / "o.csv", seed=1), tmp_path / "o.json"
+    r = ocdl_cli("forces", "learn", "oscillator", "--data", data, "--solver", "adam", "--iterations", "5",
+                 "--json", js, "--quiet")
+    assert r.returncode == 0, r.stderr                 # results written; a warning, not an error
+    assert "ocdl: warning: adam did not converge" in r.stderr and not json.loads(js.read_text())["success"]
