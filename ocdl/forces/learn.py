@@ -95,7 +95,8 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
         true = np.broadcast_to(truth(nodes), nodes.shape).astype(float)
         summary["rel_l2_error"] = rel_l2(prof, true)
         summary["snapshot_rel_l2_error"] = [
-            {"iteration": it, "rel_l2_error": rel_l2(problem.profile(th)[1], true)} for it, th in res.get("snapshots", [])]
+            {"iteration": it, "rel_l2_error": rel_l2(problem.profile(th)[1], true)}
+            for it, th in res.get("snapshots", [])]
     return res, summary
 
 
