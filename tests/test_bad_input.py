@@ -46,7 +46,7 @@ CASES = {
     "test label unseen in training": TRAIN + ["--data", "{d}/good.csv", "--test", "{d}/gap.csv"],
     "single class": TRAIN + ["--data", "{d}/single.csv"],
     "duplicate header": TRAIN + ["--data", "{d}/dup.csv"],
-    "train/test dimension mismatch": TRAIN + ["--data", "{d}/good.csv", "--test", "{d}/three.csv"],
+    "test lacks a feature column": TRAIN + ["--data", "{d}/three.csv", "--test", "{d}/good.csv"],
     "test without labels": TRAIN + ["--data", "{d}/good.csv", "--test", "{d}/unlabelled.csv"],
     # model files
     "missing model": ["predict", "--model", "{d}/nope.npz", "--data", "{d}/good.csv", "--json", "{out}/p.json"],
