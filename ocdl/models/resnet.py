@@ -114,7 +114,8 @@ class ResNetODE:
                 raise InputError(f"input_scale needs 1 or {d_in} entries (got {len(self.input_scale)})")
         if self.input_shift is not None and len(self.input_shift) != d_in:
             raise InputError(f"input_shift needs {d_in} entries (got {len(self.input_shift)})")
-        if self.input_scale is not None and not np.all(np.isfinite(self.input_scale) & (np.asarray(self.input_scale) > 0)):
+        sc = None if self.input_scale is None else np.asarray(self.input_scale)
+        if sc is not None and not np.all(np.isfinite(sc) & (sc > 0)):
             raise InputError(f"input_scale must hold finite numbers > 0 (got {input_scale})")
         self.n_out = 1 if n_classes == 2 else n_classes
 
