@@ -152,3 +152,39 @@ def test_cli_standard_normalisation_equals_standardscaler(tmp_path, ocdl_cli):
     np.testing.assert_allclose(model.input_shift, ref.mean_, rtol=1e-13)
     np.testing.assert_allclose(model.input_scale, ref.scale_, rtol=1e-13)
     np.testing.assert_allclose(model.lift(X)[:, :3], ref.transform(X), rtol=0, atol=1e-12)
+
+
+def test_classifier_picture_titles_are_true_and_legends_name_classes():
+    from ocdl.models.plotting import plot_classifier
+    from ocdl.plotting import plt
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    m = ResNetODE(d_in=3, n_classes=2, layers=2)
+    p = m.init(seed=1)                                 # untrained: some points are on the wrong side
+    s = m.logits(p, X)[:, 0]
+    wrong = int(np.sum((s > 0).astype(int) != y))
+    assert wrong > 0
+    fig = plot_classifier(m, p, X, y, classes=["neg", "pos"], features=["a", "b", "c"])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert f"{wrong} of 40 points on the wrong side" in titles[2]
+    assert "a–b slice" in titles[0] and "other 1 features at their means" in titles[0]
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel()
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["neg", "pos"]
+    plt.close(fig)
+
+
+def test_untangle_ticks_removes_overlap():
+    from ocdl.plotting import _overlap, plt, untangle_ticks
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([1e6, 1.00002e6], [0, 1])
+    ax.xaxis.set_major_locator(__import__("matplotlib.ticker").ticker.MaxNLocator(nbins=12))
+    ax.ticklabel_format(useOffset=False, style="plain")
+    fig.canvas.draw()
+    assert _overlap(ax.get_xticklabels(), fig.canvas.get_renderer())
+    assert untangle_ticks(fig) == 1
+    fig.canvas.draw()
+    labels = ax.get_xticklabels()
+    assert not _overlap(labels, fig.canvas.get_renderer()) or labels[0].get_rotation() == 35
+    plt.close(fig)

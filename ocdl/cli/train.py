@@ -174,7 +174,8 @@ def run(args):
         title = (f"ocdl train --solver {args.solver} --field {args.field} --integrator {args.integrator} "
                  f"--layers {args.layers} --T {args.T:g}: loss {res.fun:.4f}, train {100 * out['train_accuracy']:.1f} %"
                  + (f", test {100 * out['test_accuracy']:.1f} %" if Xt is not None else ""))
-        save_figure(plot_classifier(model, params, X, y, title=title), args.plot)
+        names = {} if table is None else {"classes": table.classes, "features": table.features}
+        save_figure(plot_classifier(model, params, X, y, title=title, **names), args.plot)
     if args.json:
         write_json(args.json, out)
     else:
