@@ -88,11 +88,11 @@ def load_data(args):
     from ocdl.io import read_classification
     table = None
     if args.data in DATASETS:
-        if args.label_column is not None:
+        if getattr(args, "label_column", None) is not None:
             raise InputError("--label-column applies to CSV data only")
         X, y = make_dataset(args.data, seed=args.seed, **builtin_options(args))
     elif os.path.splitext(args.data)[1].lower() == ".csv" or os.path.exists(args.data):
-        table = read_classification(args.data, label_column=args.label_column)
+        table = read_classification(args.data, label_column=getattr(args, "label_column", None))
         X, y = table.X, table.y
     else:
         raise InputError(f"--data '{args.data}' is neither a built-in data set ({', '.join(DATASETS)}) "
