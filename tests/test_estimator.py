@@ -110,18 +110,6 @@ def test_standard_normalisation_matches_standardscaler():
     np.testing.assert_allclose(m.lift(X)[:, X.shape[1]:], 0.0)
 
 
-def test_train_refuses_unknown_keywords():
-    X, y = _iris()
-    with pytest.raises(TypeError, match="lrr"):
-        ocdl.train(X, (y == "setosa").astype(int), lrr=0.1, iterations=1)
-    with pytest.raises(TypeError, match="rho"):
-        ocdl.train(X, (y == "setosa").astype(int), solver="adam", rho=1.0, iterations=1)
-    import inspect
-    params = inspect.signature(ocdl.train).parameters
-    assert {"solver", "field", "integrator", "layers", "T", "width", "alpha", "beta", "normalize",
-            "iterations", "seed"} <= set(params)
-
-
 def test_save_load_round_trip_keeps_classes(tmp_path):
     X, y = _iris()
     clf = ResNetODEClassifier(**FAST).fit(X, y)
