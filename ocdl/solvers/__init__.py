@@ -2,7 +2,7 @@
 
 ``train(X, y, solver=...)`` builds a :class:`~ocdl.models.ResNetODE`, initialises it (or takes
 ``params0``) and runs ``SOLVERS[solver](model, params0, X, y, iterations=..., callback=...,
-quiet=..., **options)``, which returns a :class:`TrainResult`.
+quiet=..., **options)``, which returns an :class:`ocdl.optim.OptimizeResult`.
 
 Solvers here: ``adam``, ``lbfgs`` (torch autograd) and ``pmp-adam``, ``pmp-lbfgs``, ``pmp-gd``
 (costate gradient, no autograd tape). Others register themselves in ``SOLVERS`` (one line each).
@@ -11,7 +11,6 @@ import numpy as np
 
 from ocdl.errors import InputError, check_choice
 from ocdl.models import ResNetODE
-from ocdl.optim import OptimizeResult as TrainResult  # noqa: F401  (the one result type, by its old name)
 from ocdl.solvers.gradient import adam, lbfgs, pmp_adam, pmp_gd, pmp_lbfgs
 
 SOLVERS = {
