@@ -188,3 +188,13 @@ def test_untangle_ticks_removes_overlap():
     labels = ax.get_xticklabels()
     assert not _overlap(labels, fig.canvas.get_renderer()) or labels[0].get_rotation() == 35
     plt.close(fig)
+
+
+def test_known_integer_classes_keep_their_index_when_some_are_absent(tmp_path):
+    # a test file holding only class 1 of a two-class model: y must be 1, not re-indexed to 0
+    p = tmp_path / "t.csv"
+    p.write_text("x1,x2,label\n0.1,0.2,1\n0.3,0.1,1\n")
+    np.testing.assert_array_equal(read_classification(p, classes=[0, 1]).y, [1, 1])
+    p.write_text("x1,x2,label\n0.1,0.2,5\n")
+    with pytest.raises(InputError, match="label 5 is not one of the classes"):
+        read_classification(p, classes=[0, 1])

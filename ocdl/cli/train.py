@@ -100,11 +100,9 @@ def load_data(args):
     Xt = yt = None
     if args.test:
         if table is None:
-            Xt, yt = read_classification(args.test, min_classes=1)[:2]
+            Xt, yt = read_classification(args.test, classes=list(range(int(y.max()) + 1)))[:2]
             if Xt.shape[1] != X.shape[1]:
                 raise InputError(f"--test has {Xt.shape[1]} features but --data has {X.shape[1]}")
-            if int(yt.max()) > int(y.max()):
-                raise InputError(f"--test has a label the training data do not have (classes 0..{int(y.max())})")
         else:
             test = read_classification(args.test, label_column=table.label_column, features=table.features,
                                        classes=table.classes)

@@ -187,7 +187,7 @@ def read_classification(path, label_column=None, features=None, classes=None, re
         k = index.get(label_key(v))
         if k is None:
             shown = ", ".join(repr(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
-            raise InputError(f"{path}: line {i + 2}: label {v!r} is not one of the model's classes ({shown})")
+            raise InputError(f"{path}: line {i + 2}: label {v!r} is not one of the classes the model knows ({shown})")
         y[i] = k
     return LabelledTable(X, y, features, label_column, list(classes))
 
