@@ -54,8 +54,9 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
     (the :class:`~ocdl.optim.OptimizeResult`: ``success``, ``message``, ``fun``, ``history``),
     ``n_iter_``.
 
-    Not converging within ``iterations`` is not an error (``result_.success`` says it), as for
-    scikit-learn's iterative estimators; divergence raises :class:`~ocdl.errors.SolverError`.
+    Not converging within ``iterations`` is not an error: ``result_.success`` is False and ``fit``
+    warns with scikit-learn's ``ConvergenceWarning``, as its iterative estimators do; divergence
+    raises :class:`~ocdl.errors.SolverError`.
     Skipped ``check_estimator`` checks: :data:`SKIPPED_CHECKS`.
     """
 
@@ -97,6 +98,10 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
                     iterations=self.iterations, seed=self.seed, device=self.device, quiet=True, **options)
         self.model_, self.params_, self.result_ = res.model, res.x, res
         self.n_iter_ = int(res.nit)
+        if not res.success:
+            import warnings
+            from sklearn.exceptions import ConvergenceWarning
+            warnings.warn(f"{self.solver} did not converge: {res.message}", ConvergenceWarning, stacklevel=2)
         return self
 
     def _check(self, X):
