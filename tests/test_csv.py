@@ -198,3 +198,14 @@ def test_known_integer_classes_keep_their_index_when_some_are_absent(tmp_path):
     p.write_text("x1,x2,label\n0.1,0.2,5\n")
     with pytest.raises(InputError, match="label 5 is not one of the classes"):
         read_classification(p, classes=[0, 1])
+
+
+def test_read_labelled_keeps_integer_labels_as_indices(tmp_path):
+    # the (X, y) reader of meanfield/sweep reads train and test files separately: integer labels are
+    # indices (0..C-1, all present), never re-numbered per file; names map in sorted order
+    p = tmp_path / "t.csv"
+    p.write_text("u,v,label\n1,2,0\n3,4,2\n")
+    with pytest.raises(InputError, match="0..C-1"):
+        read_labelled(p)
+    p.write_text("u,v,kind\n1,2,b\n3,4,a\n")
+    np.testing.assert_array_equal(read_labelled(p)[1], [1, 0])

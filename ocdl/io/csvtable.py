@@ -193,8 +193,16 @@ def read_classification(path, label_column=None, features=None, classes=None, re
 
 
 def read_labelled(path, require_labels=True, min_classes=2, label_column=None):
-    """``(X, y)`` of :func:`read_classification` (``y`` class indices 0..C−1 in sorted label order;
-    None when the file has no label column and labels are not required)."""
+    """``(X, y)`` of :func:`read_classification` for callers that index classes by the labels
+    themselves (training and test files read separately): integer labels must be ``0..C−1`` with
+    every class present and are kept as they are (so a second file with the same labels gets the
+    same indices); named labels map to 0..C−1 in sorted order. ``y`` is None when the file has no
+    label column and labels are not required."""
     t = read_classification(path, label_column=label_column, require_labels=require_labels,
                             min_classes=min_classes)
+    if t.y is None or not all(isinstance(c, int) for c in t.classes):
+        return t.X, t.y
+    if t.classes != list(range(len(t.classes))):
+        raise InputError(f"{os.fspath(path)}: integer labels must be 0..C-1 with every class present "
+                         f"(found {', '.join(map(str, t.classes))})")
     return t.X, t.y
