@@ -56,7 +56,7 @@ def load(args):
     from ocdl.cli.train import builtin_options, load_data
     from ocdl.data import make_dataset
     from ocdl.data.datasets import DATASETS
-    X, y, Xt, yt = load_data(args)
+    X, y, Xt, yt, _ = load_data(args)
     if Xt is None and args.data in DATASETS:
         Xt, yt = make_dataset(args.data, seed=args.seed + 1000, **builtin_options(args))
     return X, y, Xt, yt

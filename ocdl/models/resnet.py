@@ -104,12 +104,19 @@ class ResNetODE:
         self.alpha, self.beta = float(alpha), float(beta)
         self.alpha_head = float(alpha if alpha_head is None else alpha_head)
         # optional fixed input normalisation (X − shift) / scale before the lift (None: identity)
+        # input_scale: one number for every feature (range normalisation) or one per feature (standard)
         self.input_shift = None if input_shift is None else [float(v) for v in np.ravel(input_shift)]
-        self.input_scale = None if input_scale is None else float(input_scale)
+        if input_scale is None or np.ndim(input_scale) == 0:
+            self.input_scale = None if input_scale is None else float(input_scale)
+        else:
+            self.input_scale = [float(v) for v in np.ravel(input_scale)]
+            if len(self.input_scale) != d_in:
+                raise InputError(f"input_scale needs 1 or {d_in} entries (got {len(self.input_scale)})")
         if self.input_shift is not None and len(self.input_shift) != d_in:
             raise InputError(f"input_shift needs {d_in} entries (got {len(self.input_shift)})")
-        if self.input_scale is not None and not (np.isfinite(self.input_scale) and self.input_scale > 0):
-            raise InputError(f"input_scale must be a finite number > 0 (got {input_scale})")
+        sc = None if self.input_scale is None else np.asarray(self.input_scale)
+        if sc is not None and not np.all(np.isfinite(sc) & (sc > 0)):
+            raise InputError(f"input_scale must hold finite numbers > 0 (got {input_scale})")
         self.n_out = 1 if n_classes == 2 else n_classes
 
     # ------------------------------------------------------------------ bookkeeping
@@ -164,16 +171,18 @@ class ResNetODE:
     # ------------------------------------------------------------------ forward
     def lift(self, X):
         """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0), after
-        the optional fixed normalisation ``(X − input_shift) / input_scale``."""
+        the optional fixed normalisation ``(X − input_shift) / input_scale`` (``input_scale`` one
+        number for all features, or one per feature, divided column-wise)."""
         n, d_in = X.shape
         if d_in != self.d_in:
             raise InputError(f"data have {d_in} features, model expects {self.d_in}")
         if self.input_shift is not None or self.input_scale is not None:
             shift = np.zeros(d_in) if self.input_shift is None else np.asarray(self.input_shift)
-            scale = 1.0 if self.input_scale is None else self.input_scale
+            scale = np.asarray(1.0 if self.input_scale is None else self.input_scale, dtype=float)
             if is_torch(X):
                 import torch
                 shift = torch.as_tensor(shift, dtype=X.dtype, device=X.device)
+                scale = torch.as_tensor(scale, dtype=X.dtype, device=X.device)
             X = (X - shift) / scale
         if self.d == d_in:
             return X if not isinstance(X, np.ndarray) else np.asarray(X, dtype=float)
@@ -219,7 +228,17 @@ class ResNetODE:
         return concat([q, p], axis=1)
 
     def forward(self, params, X, keep=None):
-        """States ``(N+1, n, d)`` from the lifted inputs; numpy in → numpy out, torch in → torch out."""
+        """States ``(N+1, n, d)``: ``x_0 = lift(X)``, ``x_{k+1} = Ψ_h(x_k; K_k, b_k)``; numpy in →
+        numpy out, torch in → torch out. ``states[-1]`` is x_N, the input of the head.
+
+        ``keep=True`` returns ``(states, stages)`` where ``stages[k]`` lists what layer k computed
+        inside its step (Runge–Kutta stage values Y_i, or the splitting's sub-step ``(q, p)``), the
+        values the costate sweep needs; a list passed as ``keep`` is filled with the same."""
+        if keep is True:
+            stages = []
+            return self.forward(params, X, keep=stages), stages
+        if keep is False:
+            keep = None
         x = self.lift(X)
         states = [x]
         K, b = params["K"], params["b"]
@@ -232,19 +251,35 @@ class ResNetODE:
         return stack(states)
 
     def head(self, params, xT):
+        """Logits ``s = x_N Wᵀ + μ`` (n, C'): C' = 1 for two classes, C' = C otherwise."""
         W, mu = params["W"], params["mu"]
         return xT @ (W.T if isinstance(W, np.ndarray) else W.transpose(0, 1)) + mu
 
     def logits(self, params, X):
+        """``s = W x_N + μ`` for inputs X (n, d_in): the forward pass, then the head."""
         return self.head(params, self.forward(params, X)[-1])
 
+    def predict_proba(self, params, X):
+        """Class probabilities (n, C), rows summing to 1, the model the loss Φ is the negative
+        log-likelihood of: two classes ``P(c=1) = 1/(1 + e^{−s})``, ``P(c=0) = 1 − P(c=1)``;
+        C > 2 classes ``P(c) = softmax(s)_c = e^{s_c} / Σ_j e^{s_j}``."""
+        s = np.asarray(self.logits(params, np.asarray(X, dtype=float)), dtype=float)
+        if s.shape[1] == 1:
+            p1 = np.exp(-np.logaddexp(0.0, -s[:, 0]))          # logistic σ(s), overflow-free
+            return np.stack([1.0 - p1, p1], axis=1)
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
     def predict(self, params, X):
+        """Class indices 0..C−1 (int64): two classes ``s > 0``, otherwise ``argmax_c s_c`` — the
+        argmax of :meth:`predict_proba` (ties at s = 0 go to class 0)."""
         s = self.logits(params, np.asarray(X, dtype=float))
         if s.shape[1] == 1:
             return (s[:, 0] > 0).astype(np.int64)
         return np.argmax(s, axis=1).astype(np.int64)
 
     def accuracy(self, params, X, y):
+        """Fraction of samples with ``predict(params, X) == y``."""
         return float(np.mean(self.predict(params, X) == np.asarray(y)))
 
     # ------------------------------------------------------------------ cost
