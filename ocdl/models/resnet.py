@@ -71,11 +71,22 @@ class ResNetODE:
 
     def __init__(self, field="outer", d_in=2, width=None, n_classes=2, layers=20, T=5.0,
                  integrator="euler", alpha=1e-3, beta=0.0, alpha_head=None, activation="tanh",
-                 input_shift=None, input_scale=None):
+                 input_shift=None, input_scale=None, channels=None, kernel=None):
         check_choice("field", field, list(FIELDS))
         check_choice("integrator", integrator, list(integrators_for(field)))
         check_choice("activation", activation, list(ACTIVATIONS))
-        F = get_field(field, activation)
+        is_conv = getattr(FIELDS[field], "conv", False)
+        if is_conv:             # C channels × L = d_in positions; width follows (C L, or 2 C L)
+            F = FIELDS[field](activation, channels=8 if channels is None else channels,
+                              kernel=5 if kernel is None else kernel, length=int(d_in))
+            if width is not None and int(width) != F.state_width():
+                raise InputError(f"--width does not apply to the {field} field (its state is --channels × "
+                                 f"input length = {F.state_width()}); leave it out")
+            width = F.state_width()
+        elif channels is not None or kernel is not None:
+            raise InputError(f"--channels/--kernel apply to the conv fields only (not '{field}')")
+        else:
+            F = get_field(field, activation)
         d_in, n_classes, layers = int(d_in), int(n_classes), int(layers)
         if d_in < 1:
             raise InputError(f"input dimension must be ≥ 1 (got {d_in})")
@@ -91,7 +102,9 @@ class ResNetODE:
         if width is None:
             width = F.state_width(d_in)
         width = int(width)
-        if F.separable:
+        if is_conv:
+            pass
+        elif F.separable:
             if width % 2 or width // 2 < d_in:
                 raise InputError(f"{field} field needs an even --width ≥ 2 × input dimension "
                                  f"= {2 * d_in} (got {width})")
@@ -122,18 +135,19 @@ class ResNetODE:
         return dict(field=self.field, d_in=self.d_in, width=self.d, n_classes=self.n_classes,
                     layers=self.layers, T=self.T, integrator=self.integrator, alpha=self.alpha,
                     beta=self.beta, alpha_head=self.alpha_head, activation=self.activation,
-                    input_shift=self.input_shift, input_scale=self.input_scale)
+                    input_shift=self.input_shift, input_scale=self.input_scale,
+                    **({"channels": self.F.C, "kernel": self.F.k} if getattr(self.F, "conv", False) else {}))
 
     def shapes(self):
-        N, m = self.layers, self.m
-        return {"K": (N, m, m), "b": (N, m), "W": (self.n_out, self.d), "mu": (self.n_out,)}
+        return {**self.F.param_shapes(self.layers, self.m), "W": (self.n_out, self.d), "mu": (self.n_out,)}
 
     def init(self, seed=0, scale=1.0):
-        """Random float64 parameters: K ~ N(0, scale²/m), b ~ N(0, 0.1²), W ~ N(0, 1/d), μ = 0."""
+        """Random float64 parameters: K ~ N(0, scale²/m) (conv: scale²/(C k)), b ~ N(0, 0.1²),
+        W ~ N(0, 1/d), μ = 0."""
         rng = np.random.default_rng(seed)
         N, m, d = self.layers, self.m, self.d
-        return {"K": rng.standard_normal((N, m, m)) * (scale / np.sqrt(m)),
-                "b": 0.1 * rng.standard_normal((N, m)),
+        K, b = self.F.init_theta(rng, N, m, scale)
+        return {"K": K, "b": b,
                 "W": rng.standard_normal((self.n_out, d)) / np.sqrt(d),
                 "mu": np.zeros(self.n_out)}
 
@@ -207,7 +221,7 @@ class ResNetODE:
             except IntegratorError as exc:
                 from ocdl.errors import SolverError
                 raise SolverError(f"{self.integrator} layer failed ({exc}); try a smaller --T or more --layers") from None
-        m = self.m
+        m = self.d // 2                             # q = x[:, :d/2], p = x[:, d/2:]
         q, p = x[:, :m], x[:, m:]
         for kind, c in SPLITTINGS[self.integrator]:
             if keep is not None:

@@ -1,0 +1,303 @@
+"""Convolutional fields on 1-D signals (Ruthotto–Haber's parabolic and hyperbolic CNNs).
+
+The state of one sample is C channels × L positions, flattened channel-major (index ``c L + l``,
+the layout of ``torch`` ``(n, C, L)``), so the model's ``(n, d)`` rows hold ``d = C L``
+(``conv``) or ``d = 2 C L`` (``hamiltonian-conv``: q then p, C channels each).
+
+**Convolution.** ``K`` (C_out, C_in, k) with k odd, r = (k − 1)/2, same-size output, zero
+padding (positions outside 0..L−1 read as 0), cross-correlation as in ``torch.conv1d``:
+
+    (K ∗ x)[o, l] = Σ_c Σ_j K[o, c, j] x[c, l + j − r].
+
+Its adjoint (the transposed convolution) is the same operation with the kernel flipped and its
+channels swapped, ``Kᵀ[c, o, j] = K[o, c, k−1−j]`` (exact because k is odd):
+
+    (Kᵀ ∗ u)[c, l] = Σ_o Σ_j K[o, c, j] u[o, l − j + r],
+
+and the kernel gradient of ``Σ ⟨u, K ∗ x⟩`` is the correlation of u with x summed over samples
+and positions: ``∂/∂K[o, c, j] = Σ_i Σ_l u_i[o, l] x_i[c, l + j − r]``.
+
+**Fields** (b one bias per channel, broadcast along positions):
+
+* ``conv``              f(x) = σ(K ∗ x + b)                              (K: C × C × k, b: C)
+* ``hamiltonian-conv``  x = (q, p):  q̇ = σ(K ∗ p + b),  ṗ = −σ(Kᵀ ∗ q + b)   (same K, b),
+  the convolutional form of the ``hamiltonian`` field (``K p`` → ``K ∗ p``, ``Kᵀ q`` → ``Kᵀ ∗ q``),
+  separable, so the splitting methods (Verlet) apply and the network is reversible.
+
+**Lift, padding and head.** The input row (one channel of length d_in = L) goes into channel 0
+(of q for ``hamiltonian-conv``), the other channels start at 0 — the zero-padding lift every
+field uses. The head is the model's linear head ``W x_N + μ`` on the whole final state (all
+channels and positions; no pooling).
+
+The numpy kernels work feature-major, on ``(C, L, n)`` arrays (samples last, as in
+:mod:`ocdl.pmp.fused`): tap j of the correlation is one BLAS matmul ``K[:, :, j] (C_in, L' n)``
+on a shifted slice of positions (a view, no padding copy), so a convolution is k matmuls and
+no Python loop runs over samples or positions.
+"""
+import numpy as np
+
+from ocdl.errors import InputError
+
+
+def check_kernel(kernel, channels):
+    kernel, channels = int(kernel), int(channels)
+    if channels < 1:
+        raise InputError(f"--channels must be ≥ 1 (got {channels})")
+    if kernel < 1 or kernel % 2 == 0:
+        raise InputError(f"--kernel must be an odd integer ≥ 1 (same-size zero padding needs it; got {kernel})")
+    return kernel, channels
+
+
+def flip_swap(K):
+    """``Kᵀ[c, o, j] = K[o, c, k−1−j]`` for K (..., O, C, k): the transposed convolution's kernel."""
+    return np.ascontiguousarray(np.swapaxes(K, -3, -2)[..., ::-1])
+
+
+def _taps(k, L):
+    """Per tap j: (offset s = j − r, output slice, input slice) along positions."""
+    r = (k - 1) // 2
+    out = []
+    for j in range(k):
+        s = j - r
+        lo, hi = max(0, -s), L - max(0, s)
+        if hi > lo:
+            out.append((j, slice(lo, hi), slice(lo + s, hi + s)))
+    return out
+
+
+def corr(K, x, out=None, tmp=None):
+    """``K ∗ x`` for x (C_in, L, n) feature-major, K (C_out, C_in, k) → (C_out, L, n)."""
+    O = K.shape[0]
+    C, L, n = x.shape
+    k = K.shape[2]
+    if out is None:
+        out = np.empty((O, L, n))
+    r = (k - 1) // 2
+    np.matmul(K[:, :, r], x.reshape(C, L * n), out=out.reshape(O, L * n))
+    if tmp is None:
+        tmp = np.empty((O, L * n))
+    for j, so, si in _taps(k, L):
+        if j == r:
+            continue
+        w = (so.stop - so.start) * n
+        t = tmp.reshape(-1)[:O * w].reshape(O, w)
+        np.matmul(K[:, :, j], x[:, si, :].reshape(C, w), out=t)
+        o = out[:, so, :]
+        o += t.reshape(O, so.stop - so.start, n)
+    return out
+
+
+def corr_T(K, u, out=None, tmp=None):
+    """``Kᵀ ∗ u`` (the adjoint of :func:`corr`): u (C_out, L, n) → (C_in, L, n)."""
+    O, C, k = K.shape
+    _, L, n = u.shape
+    if out is None:
+        out = np.empty((C, L, n))
+    r = (k - 1) // 2
+    np.matmul(K[:, :, r].T, u.reshape(O, L * n), out=out.reshape(C, L * n))
+    if tmp is None:
+        tmp = np.empty((C, L * n))
+    for j, so, si in _taps(k, L):
+        if j == r:
+            continue
+        # out[c, l + s] += Σ_o K[o, c, j] u[o, l] for the forward pair (l ∈ so, l + s ∈ si)
+        w = (so.stop - so.start) * n
+        t = tmp.reshape(-1)[:C * w].reshape(C, w)
+        np.matmul(K[:, :, j].T, u[:, so, :].reshape(O, w), out=t)
+        o = out[:, si, :]
+        o += t.reshape(C, so.stop - so.start, n)
+    return out
+
+
+def corr_grad(u, x, k):
+    """``∂/∂K Σ ⟨u, K ∗ x⟩`` = Σ over samples and positions of u[o, l] x[c, l + j − r]:
+    u (C_out, L, n), x (C_in, L, n) → (C_out, C_in, k)."""
+    O, L, n = u.shape
+    C = x.shape[0]
+    g = np.zeros((O, C, k))
+    for j, so, si in _taps(k, L):
+        w = (so.stop - so.start) * n
+        g[:, :, j] = u[:, so, :].reshape(O, w) @ x[:, si, :].reshape(C, w).T
+    return g
+
+
+# ------------------------------------------------------------------------------------------
+# batch-major conversions (the model's (n, d) rows ↔ feature-major (C, L, n))
+
+def to_fm(x, C, L):
+    return np.ascontiguousarray(np.asarray(x, dtype=float).reshape(-1, C, L).transpose(1, 2, 0))
+
+
+def from_fm(a):
+    C, L, n = a.shape
+    return np.ascontiguousarray(a.transpose(2, 0, 1)).reshape(n, C * L)
+
+
+def torch_corr(x, K, b):
+    """``K ∗ x + b`` for torch x (n, C, L) (``conv1d``, same-size zero padding)."""
+    import torch.nn.functional as tf
+    return tf.conv1d(x, K, b, padding=(K.shape[-1] - 1) // 2)
+
+
+def torch_corr_T(x, K, b):
+    """``Kᵀ ∗ x + b`` (transposed convolution, same size) for torch x (n, C, L)."""
+    import torch.nn.functional as tf
+    return tf.conv_transpose1d(x, K, b, padding=(K.shape[-1] - 1) // 2)
+
+
+# ------------------------------------------------------------------------------------------
+# the field objects
+
+from ocdl.models.fields import Field  # noqa: E402
+
+
+class ConvField(Field):
+    """``f(x) = σ(K ∗ x + b)`` on C channels × L positions (see the module docstring).
+
+    Fused form ``"conv"``: the sweeps of :mod:`ocdl.pmp.fused` call, feature-major
+    ((C_tot, L, n) arrays), ``fm_stage(K, b, Y) -> (f, cache)`` and
+    ``fm_vjp(K, cache, P) -> ((∂f/∂x)ᵀ P, Σ (∂f/∂K)ᵀ P, Σ (∂f/∂b)ᵀ P)``:
+
+        U = σ'(K ∗ Y + b) ⊙ P,   (∂f/∂x)ᵀ P = Kᵀ ∗ U,   ∂/∂K = corr_grad(U, Y),   ∂/∂b = Σ_{l, i} U.
+    """
+    name = "conv"
+    form = "conv"
+    conv = True
+    halves_per_state = 1
+
+    def __init__(self, activation="tanh", channels=8, kernel=5, length=1):
+        super().__init__(activation)
+        self.k, self.C = check_kernel(kernel, channels)
+        self.L = int(length)
+
+    def __repr__(self):
+        return f"<field {self.name} C={self.C} k={self.k} L={self.L} σ={self.act.name}>"
+
+    @property
+    def channels_total(self):
+        return self.C * self.halves_per_state
+
+    def state_width(self, m=None):
+        return self.channels_total * self.L
+
+    def param_width(self, d):
+        return self.C
+
+    def param_shapes(self, N, m):
+        return {"K": (N, self.C, self.C, self.k), "b": (N, self.C)}
+
+    def init_theta(self, rng, N, m, scale):
+        """K ~ N(0, scale²/(C k)) (fan-in), b ~ N(0, 0.1²)."""
+        return (rng.standard_normal((N, self.C, self.C, self.k)) * (scale / np.sqrt(self.C * self.k)),
+                0.1 * rng.standard_normal((N, self.C)))
+
+    # --- feature-major kernels (the fused sweeps) -------------------------------------------
+    def fm_stage(self, K, b, Y):
+        S = corr(K, Y)
+        S += b[:, None, None]
+        self.act.apply(S, S)
+        return S, (Y, S)
+
+    def fm_vjp(self, K, cache, P):
+        Y, S = cache
+        U = np.empty_like(P)
+        self.act.mul_deriv(S, P, U, np.empty_like(P))
+        return corr_T(K, U), corr_grad(U, Y, self.k), U.sum(axis=(1, 2))
+
+    # --- row layout (forward, continuous adjoint) -------------------------------------------
+    def f(self, x, K, b):
+        from ocdl.models.backend import is_torch
+        n = x.shape[0]
+        if is_torch(x):
+            return self.act(torch_corr(x.reshape(n, self.C, self.L), K, b)).reshape(n, -1)
+        return from_fm(self.fm_stage(K, b, to_fm(x, self.C, self.L))[0])
+
+    def vjp_x(self, x, K, b, p):
+        g, _, _ = self.fm_vjp(K, self.fm_stage(K, b, to_fm(x, self.C, self.L))[1], to_fm(p, self.C, self.L))
+        return from_fm(g)
+
+    def vjp_theta(self, x, K, b, p):
+        _, gK, gb = self.fm_vjp(K, self.fm_stage(K, b, to_fm(x, self.C, self.L))[1], to_fm(p, self.C, self.L))
+        return gK, gb
+
+    def casadi(self, x, K, b):
+        raise InputError(f"field '{self.name}' has no CasADi form; train it with adam, lbfgs or the pmp-* solvers")
+
+
+class HamiltonianConvField(ConvField):
+    """``q̇ = F_q(p) = σ(K ∗ p + b)``, ``ṗ = F_p(q) = −σ(Kᵀ ∗ q + b)`` on x = (q, p), C channels each.
+
+    ``Kᵀ ∗`` is the transposed convolution (:func:`corr` with :func:`flip_swap` (K)), so this is
+    the ``hamiltonian`` field with ``K p`` → ``K ∗ p`` and ``Kᵀ q`` → ``Kᵀ ∗ q``. Separable: the
+    splitting sweeps use ``half_stage(kind, K, b, z)`` (drift reads p, kick reads q) with
+    ``half_vjp`` and the kernel map of :meth:`half_kernel`; the ∂/∂K of a kick sub-step (taken
+    w.r.t. its kernel Kᵀ) maps back by ``flip_swap`` again.
+    """
+    name = "hamiltonian-conv"
+    separable = True
+    halves_per_state = 2
+
+    def _split(self, x):
+        C = self.C
+        return x[:C], x[C:]
+
+    def half_kernel(self, kind, K):
+        return K if kind == "drift" else flip_swap(K)
+
+    def fm_stage(self, K, b, Y):
+        q, p = self._split(Y)
+        Sq = corr(K, p)
+        Sq += b[:, None, None]
+        self.act.apply(Sq, Sq)
+        Sp = corr(flip_swap(K), q)
+        Sp += b[:, None, None]
+        self.act.apply(Sp, Sp)
+        return np.concatenate([Sq, -Sp]), (Y, Sq, Sp)
+
+    def fm_vjp(self, K, cache, P):
+        Y, Sq, Sp = cache
+        q, p = self._split(Y)
+        Pq, Pp = self._split(P)
+        Uq = np.empty_like(Pq)
+        self.act.mul_deriv(Sq, Pq, Uq, np.empty_like(Pq))
+        Up = np.empty_like(Pp)
+        self.act.mul_deriv(Sp, Pp, Up, np.empty_like(Pp))
+        Up *= -1.0
+        KT = flip_swap(K)
+        g = np.concatenate([corr_T(KT, Up), corr_T(K, Uq)])
+        gK = corr_grad(Uq, p, self.k) + flip_swap(corr_grad(Up, q, self.k))
+        return g, gK, Uq.sum(axis=(1, 2)) + Up.sum(axis=(1, 2))
+
+    # --- the two halves, row layout (ResNetODE.step's splittings) ---------------------------
+    def fq(self, pp, K, b):
+        from ocdl.models.backend import is_torch
+        n = pp.shape[0]
+        if is_torch(pp):
+            return self.act(torch_corr(pp.reshape(n, self.C, self.L), K, b)).reshape(n, -1)
+        S = corr(K, to_fm(pp, self.C, self.L))
+        S += b[:, None, None]
+        return from_fm(self.act(S))
+
+    def fp(self, q, K, b):
+        from ocdl.models.backend import is_torch
+        n = q.shape[0]
+        if is_torch(q):
+            return -self.act(torch_corr_T(q.reshape(n, self.C, self.L), K, b)).reshape(n, -1)
+        S = corr(flip_swap(K), to_fm(q, self.C, self.L))
+        S += b[:, None, None]
+        return -from_fm(self.act(S))
+
+    def f(self, x, K, b):
+        from ocdl.models.backend import concat
+        h = x.shape[-1] // 2
+        return concat([self.fq(x[..., h:], K, b), self.fp(x[..., :h], K, b)])
+
+    def vjp_x(self, x, K, b, p):
+        Y = to_fm(x, 2 * self.C, self.L)
+        g, _, _ = self.fm_vjp(K, self.fm_stage(K, b, Y)[1], to_fm(p, 2 * self.C, self.L))
+        return from_fm(g)
+
+    def vjp_theta(self, x, K, b, p):
+        Y = to_fm(x, 2 * self.C, self.L)
+        _, gK, gb = self.fm_vjp(K, self.fm_stage(K, b, Y)[1], to_fm(p, 2 * self.C, self.L))
+        return gK, gb
