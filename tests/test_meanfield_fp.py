@@ -1,7 +1,6 @@
 """Fokker–Planck (finite volume, Scharfetter–Gummel) and Euler–Maruyama particles against the
 exact Ornstein–Uhlenbeck transient density."""
 import numpy as np
-import pytest
 
 from ocdl.meanfield import euler_maruyama, gaussian_density, make_grid, ou_exact, solve_fokker_planck
 
