@@ -301,3 +301,12 @@ class HamiltonianConvField(ConvField):
         Y = to_fm(x, 2 * self.C, self.L)
         _, gK, gb = self.fm_vjp(K, self.fm_stage(K, b, Y)[1], to_fm(p, 2 * self.C, self.L))
         return gK, gb
+
+
+CONV_FIELDS = ("conv", "hamiltonian-conv")
+
+
+def conv_defaults(length):
+    """Defaults of the conv fields for signals of ``length`` positions (``make_model`` and the
+    CLI use these; measured on MNIST-1D, see docs/conv.md): channels C, kernel k, layers N, T."""
+    return {"channels": 16, "kernel": 5, "layers": 8, "T": 4.0}

@@ -77,8 +77,10 @@ class ResNetODE:
         check_choice("activation", activation, list(ACTIVATIONS))
         is_conv = getattr(FIELDS[field], "conv", False)
         if is_conv:             # C channels × L = d_in positions; width follows (C L, or 2 C L)
-            F = FIELDS[field](activation, channels=8 if channels is None else channels,
-                              kernel=5 if kernel is None else kernel, length=int(d_in))
+            from ocdl.models.conv import conv_defaults
+            dflt = conv_defaults(d_in)
+            F = FIELDS[field](activation, channels=dflt["channels"] if channels is None else channels,
+                              kernel=dflt["kernel"] if kernel is None else kernel, length=int(d_in))
             if width is not None and int(width) != F.state_width():
                 raise InputError(f"--width does not apply to the {field} field (its state is --channels × "
                                  f"input length = {F.state_width()}); leave it out")
@@ -177,7 +179,8 @@ class ResNetODE:
 
     # ------------------------------------------------------------------ forward
     def lift(self, X):
-        """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0), after
+        """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0; conv: the
+        signal is channel 0 (of q), the other channels start at 0), after
         the optional fixed normalisation ``(X − input_shift) / input_scale``."""
         n, d_in = X.shape
         if d_in != self.d_in:

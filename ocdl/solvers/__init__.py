@@ -11,6 +11,7 @@ import numpy as np
 
 from ocdl.errors import InputError, check_choice
 from ocdl.models import ResNetODE
+from ocdl.models.conv import CONV_FIELDS, conv_defaults
 from ocdl.optim import OptimizeResult as TrainResult  # noqa: F401  (the one result type, by its old name)
 from ocdl.solvers.gradient import adam, lbfgs, pmp_adam, pmp_gd, pmp_lbfgs
 
@@ -33,6 +34,18 @@ CLI_ALPHA = 3e-3
 
 #: iterations used when ``iterations=None``
 DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000}
+
+
+#: solvers that train the conv fields (gradient-based: autograd or the costate sweep); the
+#: others build per-layer dense blocks or CasADi expressions of a fully connected K
+CONV_SOLVERS = ("adam", "lbfgs", "pmp-adam", "pmp-lbfgs", "pmp-gd")
+
+
+def check_solver_for_model(solver, model):
+    """InputError (one line) if ``solver`` cannot train ``model``'s field."""
+    if getattr(model.F, "conv", False) and solver not in CONV_SOLVERS:
+        raise InputError(f"solver '{solver}' is not supported for the {model.field} field "
+                         f"(use one of {', '.join(CONV_SOLVERS)})")
 
 
 def default_width(field, d_in):
@@ -60,10 +73,12 @@ def range_normalisation(X):
     return ((lo + hi) / 2).tolist(), (scale if scale > 0 else 1.0)
 
 
-def make_model(X, y, field="outer", integrator="euler", layers=20, T=5.0, width=None, alpha=1e-3,
+def make_model(X, y, field="outer", integrator="euler", layers=None, T=None, width=None, alpha=1e-3,
                beta=0.0, n_classes=None, normalize=False, **model_options):
     """A :class:`ResNetODE` sized for ``(X, y)``; ``normalize=True`` adds the fixed input map of
-    :func:`range_normalisation` (stored in the model, so predictions apply it too)."""
+    :func:`range_normalisation` (stored in the model, so predictions apply it too).
+    ``layers``/``T`` None: 20 and 5.0, or for the conv fields (with ``channels``, ``kernel``)
+    :func:`ocdl.models.conv.conv_defaults` of the signal length — the one place they are set."""
     X = np.asarray(X, dtype=float)
     if normalize:
         model_options["input_shift"], model_options["input_scale"] = range_normalisation(X)
@@ -71,7 +86,14 @@ def make_model(X, y, field="outer", integrator="euler", layers=20, T=5.0, width=
         raise InputError(f"data must be an (n, d) array (got shape {X.shape})")
     if n_classes is None:
         n_classes = max(int(np.max(y)) + 1, 2)
-    if width is None:
+    # layers/T None: the field's defaults (conv: with channels and kernel, from the signal length)
+    defaults = conv_defaults(X.shape[1]) if field in CONV_FIELDS else {"layers": 20, "T": 5.0}
+    layers = defaults.pop("layers") if layers is None else layers
+    T = defaults.pop("T") if T is None else T
+    for k in ("channels", "kernel"):
+        if k in defaults and model_options.get(k) is None:
+            model_options[k] = defaults[k]
+    if width is None and field not in CONV_FIELDS:
         width = default_width(field, X.shape[1])
     return ResNetODE(field=field, d_in=X.shape[1], width=width, n_classes=n_classes, layers=layers, T=T,
                      integrator=integrator, alpha=alpha, beta=beta, **model_options)
@@ -94,6 +116,7 @@ def train(X, y, solver="adam", field="outer", integrator="euler", layers=20, T=5
         model = make_model(X, y, field=field, integrator=integrator, layers=layers, T=T, width=width,
                            alpha=alpha, beta=beta, n_classes=options.pop("n_classes", None))
     X, y = model.check_data(X, y)
+    check_solver_for_model(solver, model)
     if iterations is None:
         iterations = DEFAULT_ITERATIONS.get(solver, 1000)
     if int(iterations) < 0:
