@@ -183,3 +183,18 @@ def test_cli_conv_bad_flags_exit_2(ocdl_cli, tmp_path, extra, match):
     r = ocdl_cli("train", "--data", data, "--iterations", "2", "--quiet", *extra)
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and match in r.stderr, r.stderr
+
+
+def test_cli_conv_model_saves_and_predicts(ocdl_cli, tmp_path):
+    # the saved configuration carries channels/kernel: predict rebuilds the same network
+    data = tmp_path / "sig.csv"
+    X, y = _signals(n=12, L=6, C=2)
+    np.savetxt(data, np.column_stack([X, y]), delimiter=",", comments="",
+               header=",".join([f"x{i + 1}" for i in range(6)] + ["label"]), fmt="%.6f")
+    r = ocdl_cli("train", "--data", data, "--field", "conv", "--channels", "3", "--kernel", "3", "--layers", "2",
+                 "--solver", "pmp-adam", "--iterations", "3", "--save", tmp_path / "m.npz", "--quiet")
+    assert r.returncode == 0, r.stderr
+    train_acc = json.loads(r.stdout)["train_accuracy"]
+    r = ocdl_cli("predict", "--model", tmp_path / "m.npz", "--data", data, "--json", tmp_path / "p.json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "p.json").read_text())["accuracy"] == train_acc
