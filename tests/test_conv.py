@@ -45,6 +45,22 @@ def test_corr_kernels_match_torch(k):
     np.testing.assert_allclose(corr_T(K, fm(u)), corr(flip_swap(K), fm(u)), rtol=1e-13, atol=1e-13)
 
 
+def test_corr_kernels_2d_match_torch():
+    # images: K ∗ x vs conv2d, Kᵀ ∗ u vs conv_transpose2d and autograd, kernel gradient vs autograd
+    rng = np.random.default_rng(7)
+    n, Ci, Co, H, W, k = 3, 2, 3, 5, 4, 3
+    x, u, K = rng.standard_normal((n, Ci, H, W)), rng.standard_normal((n, Co, H, W)), rng.standard_normal((Co, Ci, k, k))
+    xt, Kt = torch.tensor(x, requires_grad=True), torch.tensor(K, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, Kt, padding=1)
+    (yt * torch.tensor(u)).sum().backward()
+    fm = lambda a: np.ascontiguousarray(np.moveaxis(a, 0, -1))      # noqa: E731
+    np.testing.assert_allclose(corr(K, fm(x)), fm(yt.detach().numpy()), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(corr_T(K, fm(u)), fm(xt.grad.numpy()), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(corr_grad(fm(u), fm(x), k), Kt.grad.numpy(), rtol=1e-13, atol=1e-13)
+    tT = torch.nn.functional.conv_transpose2d(torch.tensor(u), torch.tensor(K), padding=1)
+    np.testing.assert_allclose(corr_T(K, fm(u)), fm(tT.numpy()), rtol=1e-13, atol=1e-13)
+
+
 # ---------------------------------------------------------------- costate vs autograd
 
 COMBOS = [(f, m) for f in CONV for m in exact_integrators(f)]
@@ -64,6 +80,22 @@ def test_conv_costate_equals_autograd(field, method, act):
     Ja, ga = pmp.autograd_value_and_grad(model, params, X, y)
     assert abs(J - Ja) <= 1e-12 * abs(Ja)
     assert abs(pmp.cost(model, params, X, y) - Ja) <= 1e-12 * abs(Ja)
+    for k in ga:
+        assert np.linalg.norm(g[k] - ga[k]) <= 1e-12 * np.linalg.norm(ga[k]), k
+
+
+@pytest.mark.parametrize("field,method", [("conv", "euler"), ("conv", "heun"), ("hamiltonian-conv", "verlet"),
+                                          ("hamiltonian-conv", "yoshida4")])
+def test_conv_2d_costate_equals_autograd(field, method):
+    # 2-D images (--shape H,W): 12 features as 4 × 3 images; same bar as the 1-D case
+    X, y = _signals(n=8, L=12)
+    model = ResNetODE(field=field, d_in=12, n_classes=3, integrator=method, layers=3, T=1.0,
+                      channels=2, kernel=3, shape=(4, 3), alpha=1e-2, beta=0.1)
+    assert model.shapes()["K"] == (3, 2, 2, 3, 3)
+    params = model.init(seed=4)
+    J, g = pmp.value_and_grad(model, params, X, y)
+    Ja, ga = pmp.autograd_value_and_grad(model, params, X, y)
+    assert abs(J - Ja) <= 1e-12 * abs(Ja)
     for k in ga:
         assert np.linalg.norm(g[k] - ga[k]) <= 1e-12 * np.linalg.norm(ga[k]), k
 
@@ -133,7 +165,8 @@ def test_conv_model_shapes_and_lift():
 
 
 @pytest.mark.parametrize("kw,match", [({"kernel": 4}, "odd"), ({"channels": 0}, "channels"),
-                                      ({"width": 7}, "--width")])
+                                      ({"width": 7}, "--width"), ({"shape": (3, 4)}, "positions"),
+                                      ({"shape": (2, 1, 5)}, "one or two")])
 def test_conv_bad_shapes_are_input_errors(kw, match):
     with pytest.raises(InputError, match=match):
         ResNetODE(field="conv", d_in=10, n_classes=2, **kw)
@@ -159,9 +192,11 @@ def test_pmp_adam_and_adam_agree_on_conv():
 
 # ---------------------------------------------------------------- CLI
 
-@pytest.mark.parametrize("field,method", [("conv", "euler"), ("hamiltonian-conv", "verlet")])
-def test_cli_gradcheck_conv(ocdl_cli, field, method):
-    r = ocdl_cli("gradcheck", "--field", field, "--integrator", method, "--layers", "4", "--points", "10", "--quiet")
+@pytest.mark.parametrize("field,method,extra", [("conv", "euler", []), ("hamiltonian-conv", "verlet", []),
+                                                ("conv", "rk4", ["--shape", "3,4"])])
+def test_cli_gradcheck_conv(ocdl_cli, field, method, extra):
+    r = ocdl_cli("gradcheck", "--field", field, "--integrator", method, "--layers", "4", "--points", "10", "--quiet",
+                 *extra)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["rel_error_costate_vs_autograd"] <= 1e-12
@@ -174,6 +209,7 @@ def test_cli_gradcheck_conv(ocdl_cli, field, method):
     (["--field", "conv", "--solver", "newton"], "not supported"),
     (["--field", "conv", "--width", "9"], "--width"),
     (["--field", "outer", "--channels", "4"], "conv fields only"),
+    (["--field", "conv", "--shape", "4,2"], "positions"),
 ])
 def test_cli_conv_bad_flags_exit_2(ocdl_cli, tmp_path, extra, match):
     data = tmp_path / "sig.csv"

@@ -20,7 +20,7 @@ def register(sub):
     p.add_argument("--points", type=common.positive_int, default=50,
                    help="spiral points per class (default 50); conv fields: that many random signals per class")
     p.add_argument("--length", type=common.positive_int, default=12,
-                   help="conv fields: signal length L of the random signals (default 12)")
+                   help="conv fields: signal length L of the random signals (default 12; with --shape H,W: H·W)")
     add_conv_flags(p)
     common.add_outputs(p, json=True, plot=False, seed=True)
     return p
@@ -36,6 +36,7 @@ def conv_signals(X, y, length, seed):
 
 
 def run(args):
+    import numpy as np
     from ocdl.data import spirals
     from ocdl.io import to_jsonable, write_json
     from ocdl.pmp import gradcheck
@@ -44,7 +45,8 @@ def run(args):
     conv = conv_options(args)
     if args.field in ("conv", "hamiltonian-conv"):
         # 1-D signals: two classes of random signals (smooth vs. rough), L positions each
-        X = conv_signals(X, y, args.length, args.seed)
+        length = args.length if args.shape is None else int(np.prod(args.shape))
+        X = conv_signals(X, y, length, args.seed)
         conv.setdefault("channels", 3)
         conv.setdefault("kernel", 3)
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,

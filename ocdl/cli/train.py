@@ -77,11 +77,14 @@ def add_conv_flags(p):
                    help="conv fields: channels C of the state C × L (default: docs/conv.md)")
     p.add_argument("--kernel", type=common.positive_int, default=None,
                    help="conv fields: odd kernel size k, same-size zero padding (default: docs/conv.md)")
+    p.add_argument("--shape", type=common.int_list, default=None, metavar="H,W",
+                   help="conv fields: 2-D images, each row an H × W image stored row-major (H·W = number of "
+                        "features); default: one 1-D signal")
 
 
 def conv_options(args):
-    """``{channels, kernel}`` given on the command line (for make_model)."""
-    return {k: getattr(args, k) for k in ("channels", "kernel") if getattr(args, k, None) is not None}
+    """``{channels, kernel, shape}`` given on the command line (for make_model)."""
+    return {k: getattr(args, k) for k in ("channels", "kernel", "shape") if getattr(args, k, None) is not None}
 
 
 def builtin_options(args):

@@ -37,6 +37,8 @@ matmuls without a copy and im2col + one matmul are within 10 % of each other, bo
 ``sliding_window_view`` + ``einsum``; under a loaded machine with 2 BLAS threads, im2col's one
 large matmul per convolution is several times faster — see docs/conv.md.)
 """
+import itertools
+
 import numpy as np
 
 from ocdl.errors import InputError
@@ -51,90 +53,101 @@ def check_kernel(kernel, channels):
     return kernel, channels
 
 
-def flip_swap(K):
-    """``Kᵀ[c, o, j] = K[o, c, k−1−j]`` for K (..., O, C, k): the transposed convolution's kernel."""
-    return np.ascontiguousarray(np.swapaxes(K, -3, -2)[..., ::-1])
+def flip_swap(K, D=1):
+    """``Kᵀ[c, o, j] = K[o, c, k−1−j]`` (every one of the D spatial kernel axes flipped) for K
+    (..., O, C, k, …): the transposed convolution's kernel."""
+    flip = (Ellipsis,) + (slice(None, None, -1),) * D
+    return np.ascontiguousarray(np.swapaxes(K, -D - 2, -D - 1)[flip])
 
 
 def _taps(k, L):
-    """Per tap j: (offset s = j − r, output slice, input slice) along positions."""
+    """Per tap j: (offset s = j − r, output slice, input slice) along one spatial axis."""
     r = (k - 1) // 2
     out = []
     for j in range(k):
         s = j - r
         lo, hi = max(0, -s), L - max(0, s)
-        if hi > lo:
-            out.append((j, slice(lo, hi), slice(lo + s, hi + s)))
+        out.append((j, slice(lo, max(lo, hi)), slice(lo + s, max(lo, hi) + s)))
     return out
 
 
 def im2col(x, k, out=None):
-    """The zero-padded windows of x (C, L, n): ``cols[c, j, l, i] = x[c, l + j − r, i]`` (0 outside),
-    shape (C, k, L, n) — one copy, so a convolution is a single BLAS matmul on ``(C k, L n)``."""
-    C, L, n = x.shape
+    """The zero-padded windows of x (C, *S, n) (S the D spatial sizes):
+    ``cols[c, j_1..j_D, l_1..l_D, i] = x[c, l_1 + j_1 − r, …, i]`` (0 outside), shape
+    (C, k, …, k, *S, n) — one copy, so a convolution is one BLAS matmul on ``(C k^D, |S| n)``."""
+    C, *S, n = x.shape
+    D = len(S)
     if out is None:
-        out = np.empty((C, k, L, n))
-    for j, so, si in _taps(k, L):
-        out[:, j, so, :] = x[:, si, :]
-        out[:, j, :so.start, :] = 0.0
-        out[:, j, so.stop:, :] = 0.0
-    for j in range(k):                          # taps reading only padding (k > 2L − 1)
-        if not any(t[0] == j for t in _taps(k, L)):
-            out[:, j] = 0.0
+        out = np.empty((C,) + (k,) * D + tuple(S) + (n,))
+    for taps in itertools.product(*(_taps(k, L) for L in S)):
+        js = tuple(t[0] for t in taps)
+        dst = out[(slice(None),) + js]                          # (*S, n) view of this tap
+        dst[(slice(None),) + tuple(t[1] for t in taps)] = x[(slice(None),) + tuple(t[2] for t in taps)]
+        for a, (_, so, _) in enumerate(taps):                   # zero padding outside, axis by axis
+            pre = (slice(None),) * (a + 1)
+            dst[pre + (slice(0, so.start),)] = 0.0
+            dst[pre + (slice(so.stop, None),)] = 0.0
     return out
 
 
 def corr(K, x, out=None, cols=None):
-    """``K ∗ x`` for x (C_in, L, n) feature-major, K (C_out, C_in, k) → (C_out, L, n):
-    ``K.reshape(C_out, C_in k) @ im2col(x)`` (``cols``: optional precomputed windows of x)."""
-    O, C, k = K.shape
-    _, L, n = x.shape
+    """``K ∗ x`` for x (C_in, *S, n) feature-major, K (C_out, C_in, k, …) → (C_out, *S, n):
+    ``K.reshape(C_out, C_in k^D) @ im2col(x)`` (``cols``: optional precomputed windows of x)."""
+    O, k = K.shape[0], K.shape[-1]
     if cols is None:
         cols = im2col(x, k)
+    m = x[0].size
     if out is None:
-        out = np.empty((O, L, n))
-    np.matmul(K.reshape(O, C * k), cols.reshape(C * k, L * n), out=out.reshape(O, L * n))
+        out = np.empty((O,) + x.shape[1:])
+    np.matmul(K.reshape(O, -1), cols.reshape(-1, m), out=out.reshape(O, m))
     return out
 
 
 def corr_T(K, u, out=None):
-    """``Kᵀ ∗ u`` (the adjoint of :func:`corr`): u (C_out, L, n) → (C_in, L, n), the correlation
+    """``Kᵀ ∗ u`` (the adjoint of :func:`corr`): u (C_out, *S, n) → (C_in, *S, n), the correlation
     with the flipped, channel-swapped kernel (exact for odd k)."""
-    return corr(flip_swap(K), u, out=out)
+    return corr(flip_swap(K, u.ndim - 2), u, out=out)
 
 
 def corr_grad(u, x, k, cols=None):
     """``∂/∂K Σ ⟨u, K ∗ x⟩`` = Σ over samples and positions of u[o, l] x[c, l + j − r]:
-    u (C_out, L, n), x (C_in, L, n) → (C_out, C_in, k), one matmul ``u (C_out, L n) @ im2col(x)ᵀ``."""
-    O, L, n = u.shape
-    C = x.shape[0]
+    u (C_out, *S, n), x (C_in, *S, n) → (C_out, C_in, k, …), one matmul ``u @ im2col(x)ᵀ``."""
+    O, C, D = u.shape[0], x.shape[0], u.ndim - 2
     if cols is None:
         cols = im2col(x, k)
-    return (u.reshape(O, L * n) @ cols.reshape(C * k, L * n).T).reshape(O, C, k)
+    m = u[0].size
+    return (u.reshape(O, m) @ cols.reshape(-1, m).T).reshape((O, C) + (k,) * D)
 
 
 # ------------------------------------------------------------------------------------------
-# batch-major conversions (the model's (n, d) rows ↔ feature-major (C, L, n))
+# batch-major conversions (the model's (n, d) rows ↔ feature-major (C, *S, n))
 
-def to_fm(x, C, L):
-    return np.ascontiguousarray(np.asarray(x, dtype=float).reshape(-1, C, L).transpose(1, 2, 0))
+def to_fm(x, C, shape):
+    x = np.asarray(x, dtype=float).reshape((-1, C) + tuple(shape))
+    return np.ascontiguousarray(np.moveaxis(x, 0, -1))
 
 
 def from_fm(a):
-    C, L, n = a.shape
-    return np.ascontiguousarray(a.transpose(2, 0, 1)).reshape(n, C * L)
+    n = a.shape[-1]
+    return np.ascontiguousarray(np.moveaxis(a, -1, 0)).reshape(n, -1)
+
+
+def _tconv(x, transpose=False):
+    import torch.nn.functional as tf
+    D = x.dim() - 2
+    if transpose:
+        return {1: tf.conv_transpose1d, 2: tf.conv_transpose2d}[D]
+    return {1: tf.conv1d, 2: tf.conv2d}[D]
 
 
 def torch_corr(x, K, b):
-    """``K ∗ x + b`` for torch x (n, C, L) (``conv1d``, same-size zero padding)."""
-    import torch.nn.functional as tf
-    return tf.conv1d(x, K, b, padding=(K.shape[-1] - 1) // 2)
+    """``K ∗ x + b`` for torch x (n, C, *S) (``conv1d``/``conv2d``, same-size zero padding)."""
+    return _tconv(x)(x, K, b, padding=(K.shape[-1] - 1) // 2)
 
 
 def torch_corr_T(x, K, b):
-    """``Kᵀ ∗ x + b`` (transposed convolution, same size) for torch x (n, C, L)."""
-    import torch.nn.functional as tf
-    return tf.conv_transpose1d(x, K, b, padding=(K.shape[-1] - 1) // 2)
+    """``Kᵀ ∗ x + b`` (transposed convolution, same size) for torch x (n, C, *S)."""
+    return _tconv(x, transpose=True)(x, K, b, padding=(K.shape[-1] - 1) // 2)
 
 
 # ------------------------------------------------------------------------------------------
@@ -157,13 +170,17 @@ class ConvField(Field):
     conv = True
     halves_per_state = 1
 
-    def __init__(self, activation="tanh", channels=8, kernel=5, length=1):
+    def __init__(self, activation="tanh", channels=8, kernel=5, length=1, shape=None):
         super().__init__(activation)
         self.k, self.C = check_kernel(kernel, channels)
-        self.L = int(length)
+        self.shape = (int(length),) if shape is None else tuple(int(v) for v in shape)
+        if len(self.shape) not in (1, 2) or min(self.shape) < 1:
+            raise InputError(f"--shape must be one or two positive sizes (got {self.shape})")
+        self.D = len(self.shape)                    # spatial dimensions: 1 (signals) or 2 (images)
+        self.L = int(np.prod(self.shape))           # positions
 
     def __repr__(self):
-        return f"<field {self.name} C={self.C} k={self.k} L={self.L} σ={self.act.name}>"
+        return f"<field {self.name} C={self.C} k={self.k} shape={self.shape} σ={self.act.name}>"
 
     @property
     def channels_total(self):
@@ -176,17 +193,26 @@ class ConvField(Field):
         return self.C
 
     def param_shapes(self, N, m):
-        return {"K": (N, self.C, self.C, self.k), "b": (N, self.C)}
+        return {"K": (N, self.C, self.C) + (self.k,) * self.D, "b": (N, self.C)}
 
     def init_theta(self, rng, N, m, scale):
-        """K ~ N(0, scale²/(C k)) (fan-in), b ~ N(0, 0.1²)."""
-        return (rng.standard_normal((N, self.C, self.C, self.k)) * (scale / np.sqrt(self.C * self.k)),
+        """K ~ N(0, scale²/(C k^D)) (fan-in), b ~ N(0, 0.1²)."""
+        return (rng.standard_normal((N, self.C, self.C) + (self.k,) * self.D)
+                * (scale / np.sqrt(self.C * self.k ** self.D)),
                 0.1 * rng.standard_normal((N, self.C)))
 
     # --- feature-major kernels (the fused sweeps) -------------------------------------------
+    def _bias(self, b):
+        """b (C,) broadcast over positions and samples of a (C, *S, n) array."""
+        return b.reshape((-1,) + (1,) * (self.D + 1))
+
+    def _sum(self, U):
+        """Σ over positions and samples: (C, *S, n) → (C,)."""
+        return U.reshape(U.shape[0], -1).sum(axis=1)
+
     def fm_stage(self, K, b, Y):
         S = corr(K, Y)
-        S += b[:, None, None]
+        S += self._bias(b)
         self.act.apply(S, S)
         return S, (Y, S)
 
@@ -194,22 +220,22 @@ class ConvField(Field):
         Y, S = cache
         U = np.empty_like(P)
         self.act.mul_deriv(S, P, U, np.empty_like(P))
-        return corr_T(K, U), corr_grad(U, Y, self.k), U.sum(axis=(1, 2))
+        return corr_T(K, U), corr_grad(U, Y, self.k), self._sum(U)
 
     # --- row layout (forward, continuous adjoint) -------------------------------------------
     def f(self, x, K, b):
         from ocdl.models.backend import is_torch
         n = x.shape[0]
         if is_torch(x):
-            return self.act(torch_corr(x.reshape(n, self.C, self.L), K, b)).reshape(n, -1)
-        return from_fm(self.fm_stage(K, b, to_fm(x, self.C, self.L))[0])
+            return self.act(torch_corr(x.reshape((n, self.C) + self.shape), K, b)).reshape(n, -1)
+        return from_fm(self.fm_stage(K, b, to_fm(x, self.C, self.shape))[0])
 
     def vjp_x(self, x, K, b, p):
-        g, _, _ = self.fm_vjp(K, self.fm_stage(K, b, to_fm(x, self.C, self.L))[1], to_fm(p, self.C, self.L))
+        g, _, _ = self.fm_vjp(K, self.fm_stage(K, b, to_fm(x, self.C, self.shape))[1], to_fm(p, self.C, self.shape))
         return from_fm(g)
 
     def vjp_theta(self, x, K, b, p):
-        _, gK, gb = self.fm_vjp(K, self.fm_stage(K, b, to_fm(x, self.C, self.L))[1], to_fm(p, self.C, self.L))
+        _, gK, gb = self.fm_vjp(K, self.fm_stage(K, b, to_fm(x, self.C, self.shape))[1], to_fm(p, self.C, self.shape))
         return gK, gb
 
     def casadi(self, x, K, b):
@@ -234,15 +260,15 @@ class HamiltonianConvField(ConvField):
         return x[:C], x[C:]
 
     def half_kernel(self, kind, K):
-        return K if kind == "drift" else flip_swap(K)
+        return K if kind == "drift" else flip_swap(K, self.D)
 
     def fm_stage(self, K, b, Y):
         q, p = self._split(Y)
         Sq = corr(K, p)
-        Sq += b[:, None, None]
+        Sq += self._bias(b)
         self.act.apply(Sq, Sq)
-        Sp = corr(flip_swap(K), q)
-        Sp += b[:, None, None]
+        Sp = corr(flip_swap(K, self.D), q)
+        Sp += self._bias(b)
         self.act.apply(Sp, Sp)
         return np.concatenate([Sq, -Sp]), (Y, Sq, Sp)
 
@@ -255,28 +281,28 @@ class HamiltonianConvField(ConvField):
         Up = np.empty_like(Pp)
         self.act.mul_deriv(Sp, Pp, Up, np.empty_like(Pp))
         Up *= -1.0
-        KT = flip_swap(K)
+        KT = flip_swap(K, self.D)
         g = np.concatenate([corr_T(KT, Up), corr_T(K, Uq)])
-        gK = corr_grad(Uq, p, self.k) + flip_swap(corr_grad(Up, q, self.k))
-        return g, gK, Uq.sum(axis=(1, 2)) + Up.sum(axis=(1, 2))
+        gK = corr_grad(Uq, p, self.k) + flip_swap(corr_grad(Up, q, self.k), self.D)
+        return g, gK, self._sum(Uq) + self._sum(Up)
 
     # --- the two halves, row layout (ResNetODE.step's splittings) ---------------------------
     def fq(self, pp, K, b):
         from ocdl.models.backend import is_torch
         n = pp.shape[0]
         if is_torch(pp):
-            return self.act(torch_corr(pp.reshape(n, self.C, self.L), K, b)).reshape(n, -1)
-        S = corr(K, to_fm(pp, self.C, self.L))
-        S += b[:, None, None]
+            return self.act(torch_corr(pp.reshape((n, self.C) + self.shape), K, b)).reshape(n, -1)
+        S = corr(K, to_fm(pp, self.C, self.shape))
+        S += self._bias(b)
         return from_fm(self.act(S))
 
     def fp(self, q, K, b):
         from ocdl.models.backend import is_torch
         n = q.shape[0]
         if is_torch(q):
-            return -self.act(torch_corr_T(q.reshape(n, self.C, self.L), K, b)).reshape(n, -1)
-        S = corr(flip_swap(K), to_fm(q, self.C, self.L))
-        S += b[:, None, None]
+            return -self.act(torch_corr_T(q.reshape((n, self.C) + self.shape), K, b)).reshape(n, -1)
+        S = corr(flip_swap(K, self.D), to_fm(q, self.C, self.shape))
+        S += self._bias(b)
         return -from_fm(self.act(S))
 
     def f(self, x, K, b):
@@ -285,13 +311,13 @@ class HamiltonianConvField(ConvField):
         return concat([self.fq(x[..., h:], K, b), self.fp(x[..., :h], K, b)])
 
     def vjp_x(self, x, K, b, p):
-        Y = to_fm(x, 2 * self.C, self.L)
-        g, _, _ = self.fm_vjp(K, self.fm_stage(K, b, Y)[1], to_fm(p, 2 * self.C, self.L))
+        Y = to_fm(x, 2 * self.C, self.shape)
+        g, _, _ = self.fm_vjp(K, self.fm_stage(K, b, Y)[1], to_fm(p, 2 * self.C, self.shape))
         return from_fm(g)
 
     def vjp_theta(self, x, K, b, p):
-        Y = to_fm(x, 2 * self.C, self.L)
-        _, gK, gb = self.fm_vjp(K, self.fm_stage(K, b, Y)[1], to_fm(p, 2 * self.C, self.L))
+        Y = to_fm(x, 2 * self.C, self.shape)
+        _, gK, gb = self.fm_vjp(K, self.fm_stage(K, b, Y)[1], to_fm(p, 2 * self.C, self.shape))
         return gK, gb
 
 

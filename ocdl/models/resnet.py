@@ -71,7 +71,7 @@ class ResNetODE:
 
     def __init__(self, field="outer", d_in=2, width=None, n_classes=2, layers=20, T=5.0,
                  integrator="euler", alpha=1e-3, beta=0.0, alpha_head=None, activation="tanh",
-                 input_shift=None, input_scale=None, channels=None, kernel=None):
+                 input_shift=None, input_scale=None, channels=None, kernel=None, shape=None):
         check_choice("field", field, list(FIELDS))
         check_choice("integrator", integrator, list(integrators_for(field)))
         check_choice("activation", activation, list(ACTIVATIONS))
@@ -79,14 +79,18 @@ class ResNetODE:
         if is_conv:             # C channels × L = d_in positions; width follows (C L, or 2 C L)
             from ocdl.models.conv import conv_defaults
             dflt = conv_defaults(d_in)
+            if shape is not None and int(np.prod(shape)) != int(d_in):
+                raise InputError(f"--shape {','.join(str(int(v)) for v in shape)} has {int(np.prod(shape))} "
+                                 f"positions but the data have {int(d_in)} features")
             F = FIELDS[field](activation, channels=dflt["channels"] if channels is None else channels,
-                              kernel=dflt["kernel"] if kernel is None else kernel, length=int(d_in))
+                              kernel=dflt["kernel"] if kernel is None else kernel, length=int(d_in),
+                              shape=shape)
             if width is not None and int(width) != F.state_width():
                 raise InputError(f"--width does not apply to the {field} field (its state is --channels × "
                                  f"input length = {F.state_width()}); leave it out")
             width = F.state_width()
-        elif channels is not None or kernel is not None:
-            raise InputError(f"--channels/--kernel apply to the conv fields only (not '{field}')")
+        elif channels is not None or kernel is not None or shape is not None:
+            raise InputError(f"--channels/--kernel/--shape apply to the conv fields only (not '{field}')")
         else:
             F = get_field(field, activation)
         d_in, n_classes, layers = int(d_in), int(n_classes), int(layers)
@@ -138,7 +142,8 @@ class ResNetODE:
                     layers=self.layers, T=self.T, integrator=self.integrator, alpha=self.alpha,
                     beta=self.beta, alpha_head=self.alpha_head, activation=self.activation,
                     input_shift=self.input_shift, input_scale=self.input_scale,
-                    **({"channels": self.F.C, "kernel": self.F.k} if getattr(self.F, "conv", False) else {}))
+                    **({"channels": self.F.C, "kernel": self.F.k, "shape": list(self.F.shape)}
+                       if getattr(self.F, "conv", False) else {}))
 
     def shapes(self):
         return {**self.F.param_shapes(self.layers, self.m), "W": (self.n_out, self.d), "mu": (self.n_out,)}
@@ -180,7 +185,7 @@ class ResNetODE:
     # ------------------------------------------------------------------ forward
     def lift(self, X):
         """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0; conv: the
-        signal is channel 0 (of q), the other channels start at 0), after
+        signal (or image, row-major) is channel 0 (of q), the other channels start at 0), after
         the optional fixed normalisation ``(X − input_shift) / input_scale``."""
         n, d_in = X.shape
         if d_in != self.d_in:

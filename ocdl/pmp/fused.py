@@ -548,9 +548,9 @@ def split_forward(model, params, X, subs):
 
 def _conv_setup(model, X):
     F = model.F
-    Ct, L = F.channels_total, F.L
+    Ct, S = F.channels_total, F.shape
     from ocdl.models.conv import to_fm
-    return F, Ct, L, to_fm(model.lift(np.asarray(X, dtype=float)), Ct, L)
+    return F, Ct, S, to_fm(model.lift(np.asarray(X, dtype=float)), Ct, S)
 
 
 def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, store=True):
@@ -570,7 +570,7 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
     C = A_hat - b_hat[None, :]
     s = len(bw)
     h, N = model.h, model.layers
-    F, Ct, L, x = _conv_setup(model, X)
+    F, Ct, S_, x = _conv_setup(model, X)
     K, b = params["K"], params["b"]
     caches = []
     Xs = [x] if trajectories else None
@@ -599,7 +599,7 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
         return xN
     Jd, lamN, extra = lam_of_xN(xN)
     from ocdl.models.conv import to_fm
-    lam = to_fm(lamN, Ct, L)
+    lam = to_fm(lamN, Ct, S_)
     Ps = [lam] if trajectories else None
     gK = np.zeros_like(K)
     gb = np.zeros_like(b)
@@ -647,11 +647,11 @@ def conv_split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=Fa
     :func:`ocdl.pmp.costate`)."""
     from ocdl.models.conv import corr, corr_T, corr_grad, flip_swap, from_fm, to_fm
     h, N = model.h, model.layers
-    F, Ct, L, x = _conv_setup(model, X)
+    F, Ct, S_, x = _conv_setup(model, X)
     act = F.act
     Cc = F.C
     K, b = params["K"], params["b"]
-    KT = flip_swap(K)
+    KT = flip_swap(K, F.D)
     q, p = x[:Cc].copy(), x[Cc:].copy()
     S = np.empty_like(q)
     Xs = [np.concatenate([q, p])] if trajectories else None
@@ -659,7 +659,7 @@ def conv_split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=Fa
     def sub(kind, k):
         """σ(pre-activation) of a sub-step into S (drift reads p, kick reads q)."""
         corr(K[k] if kind == "drift" else KT[k], p if kind == "drift" else q, out=S)
-        np.add(S, b[k][:, None, None], out=S)
+        np.add(S, F._bias(b[k]), out=S)
         act.apply(S, S)
 
     for k in range(N):
@@ -675,7 +675,7 @@ def conv_split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=Fa
     if not store:
         return xN
     Jd, lamN, extra = lam_of_xN(xN)
-    lam = to_fm(lamN, Ct, L)
+    lam = to_fm(lamN, Ct, S_)
     lq, lp = lam[:Cc], lam[Cc:]
     Ps = [lam.copy()] if trajectories else None
     gK = np.zeros_like(K)
@@ -698,10 +698,10 @@ def conv_split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=Fa
                 U *= -1.0                                    # U = −σ' ⊙ λ_p
                 lq += ch * corr_T(KT[k], U)
                 gKT[k] += ch * corr_grad(U, q, F.k)
-            gb[k] += ch * U.sum(axis=(1, 2))
+            gb[k] += ch * F._sum(U)
         if trajectories:
             Ps.append(lam.copy())
-    gK += flip_swap(gKT)
+    gK += flip_swap(gKT, F.D)
     if trajectories:
         states = np.stack([from_fm(a) for a in Xs])
         costates = np.stack([from_fm(a) for a in Ps[::-1]])

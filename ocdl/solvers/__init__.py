@@ -89,7 +89,7 @@ def make_model(X, y, field="outer", integrator="euler", layers=None, T=None, wid
     defaults = conv_defaults(X.shape[1]) if field in CONV_FIELDS else {"layers": 20, "T": 5.0}
     layers = defaults.pop("layers") if layers is None else layers
     T = defaults.pop("T") if T is None else T
-    for k in ("channels", "kernel"):
+    for k in ("channels", "kernel"):         # (shape: None = one signal of d positions)
         if k in defaults and model_options.get(k) is None:
             model_options[k] = defaults[k]
     if width is None and field not in CONV_FIELDS:
