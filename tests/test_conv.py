@@ -153,6 +153,25 @@ def test_reversible_sweep_memory_independent_of_depth():
     assert stored > shallow + 3e6
 
 
+@pytest.mark.parametrize("field", CONV)
+@pytest.mark.parametrize("shape", [(7,), (3, 4)])
+def test_conv_reference_vjps_match_autograd(field, shape):
+    # the row-layout (∂f/∂x)ᵀp and (∂f/∂θ)ᵀp of the field objects (used by the continuous adjoint)
+    from ocdl.models.fields import FIELDS
+    rng = np.random.default_rng(2)
+    F = FIELDS[field]("softplus", channels=2, kernel=3, shape=shape)
+    d = F.state_width()
+    x, p = rng.standard_normal((5, d)), rng.standard_normal((5, d))
+    K, b = rng.standard_normal(F.param_shapes(1, F.C)["K"][1:]), rng.standard_normal(F.C)
+    xt, Kt, bt = (torch.tensor(v, requires_grad=True) for v in (x, K, b))
+    (F.f(xt, Kt, bt) * torch.tensor(p)).sum().backward()
+    np.testing.assert_allclose(F.f(x, K, b), F.f(xt, Kt, bt).detach().numpy(), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(F.vjp_x(x, K, b, p), xt.grad.numpy(), rtol=1e-13, atol=1e-14)
+    gK, gb = F.vjp_theta(x, K, b, p)
+    np.testing.assert_allclose(gK, Kt.grad.numpy(), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(gb, bt.grad.numpy(), rtol=1e-13, atol=1e-14)
+
+
 def test_conv_model_shapes_and_lift():
     X, y = _signals(n=4, L=10)
     model = ResNetODE(field="hamiltonian-conv", d_in=10, n_classes=3, channels=3, kernel=5, layers=2)
