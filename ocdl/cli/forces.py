@@ -231,7 +231,7 @@ def _learn_table(args):
         with runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
             res, summary = learn.learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth,
                                              args.quiet, continuation=True,
-                                             stages=rc.stage)     # Ctrl-C / SIGTERM stop the run even without --checkpoint
+                                             stages=rc.stage)  # Ctrl-C / SIGTERM stop it even without --checkpoint
     except SolverError as exc:
         # keep the last good table: DIR/last_good.csv with --checkpoint, and the --profile path
         paths = [p for p in (rc.path("last_good.csv") if args.checkpoint else None, args.profile) if p]

@@ -41,7 +41,7 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
                 continuation=True, stages=None):
     """Solve for the force table; ``lam='auto'`` applies the λ rule. ``continuation`` first solves
     with larger λ (1e-1, 1e-3, 1e-5 down to λ) and warm-starts from each (newton / pmp-lbfgs).
-    ``stages(name)`` (optional, e.g. :meth:`ocdl.checkpoint.RunControl.stage`) gives every solve of
+    ``stages(name)`` (optional, e.g. :meth:`ocdl.cli.runcontrol.RunControl.stage`) gives every solve of
     the run — named ``sweep-1e-03``, ``path-1e-01``, ``final`` — its checkpoint options (``state0``,
     ``checkpoint``, ``checkpoint_every``, ``should_stop``); a finished stage is restored, not re-run.
     Returns ``(result, summary)``; ``iterations`` in the summary counts the whole path."""
@@ -95,7 +95,8 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
         true = np.broadcast_to(truth(nodes), nodes.shape).astype(float)
         summary["rel_l2_error"] = rel_l2(prof, true)
         summary["snapshot_rel_l2_error"] = [
-            {"iteration": it, "rel_l2_error": rel_l2(problem.profile(th)[1], true)} for it, th in res.get("snapshots", [])]
+            {"iteration": it, "rel_l2_error": rel_l2(problem.profile(th)[1], true)}
+            for it, th in res.get("snapshots", [])]
     return res, summary
 
 

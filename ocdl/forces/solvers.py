@@ -40,11 +40,11 @@ def solve(problem, method="newton", lam=1e-4, theta0=None, iterations=None, lr=0
           decay=1e-2):
     """Minimise the problem's cost over the force table; returns an :class:`~ocdl.optim.OptimizeResult`.
 
-    ``iterations``: Adam steps (default 3000; learning rate ``lr`` decaying to ``lr·decay``), L-BFGS iterations (default 5000, run in chunks of
-    ``LBFGS_CHUNK``), Gauss–Newton steps (default 100). The checkpoint options (``state0``,
-    ``checkpoint``, ``checkpoint_every``, ``should_stop``) are those of :func:`ocdl.optim.minimize`:
-    a state whose ``meta["finished"]`` is true is returned as it was, without iterating; Adam
-    resumes bit for bit, L-BFGS restarts its memory.
+    ``iterations``: Adam steps (default 3000; learning rate ``lr`` decaying to ``lr·decay``), L-BFGS
+    iterations (default 5000, run in chunks of ``LBFGS_CHUNK``), Gauss–Newton steps (default 100).
+    The checkpoint options (``state0``, ``checkpoint``, ``checkpoint_every``, ``should_stop``) are
+    those of :func:`ocdl.optim.minimize`: a state whose ``meta["finished"]`` is true is returned as
+    it was, without iterating; Adam resumes bit for bit, L-BFGS restarts its memory.
     """
     if method not in SOLVERS:
         from ocdl.errors import unknown_name
