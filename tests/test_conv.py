@@ -49,7 +49,8 @@ def test_corr_kernels_2d_match_torch():
     # images: K ∗ x vs conv2d, Kᵀ ∗ u vs conv_transpose2d and autograd, kernel gradient vs autograd
     rng = np.random.default_rng(7)
     n, Ci, Co, H, W, k = 3, 2, 3, 5, 4, 3
-    x, u, K = rng.standard_normal((n, Ci, H, W)), rng.standard_normal((n, Co, H, W)), rng.standard_normal((Co, Ci, k, k))
+    x, u = rng.standard_normal((n, Ci, H, W)), rng.standard_normal((n, Co, H, W))
+    K = rng.standard_normal((Co, Ci, k, k))
     xt, Kt = torch.tensor(x, requires_grad=True), torch.tensor(K, requires_grad=True)
     yt = torch.nn.functional.conv2d(xt, Kt, padding=1)
     (yt * torch.tensor(u)).sum().backward()

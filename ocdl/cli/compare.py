@@ -28,7 +28,8 @@ def register(sub):
                    help="vector field (default outer)")
     p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)),
                    default="euler", help="layer map (default euler)")
-    p.add_argument("--layers", type=common.positive_int, default=None, help="number of layers N (default 20; conv fields 8)")
+    p.add_argument("--layers", type=common.positive_int, default=None,
+                   help="number of layers N (default 20; conv fields 8)")
     p.add_argument("--T", type=common.positive, default=None, help="final time T (default 5; conv fields 4)")
     from ocdl.cli.train import add_conv_flags
     add_conv_flags(p)

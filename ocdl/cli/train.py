@@ -176,7 +176,8 @@ def run(args):
         from ocdl.models.plotting import plot_classifier
         from ocdl.plotting import save_figure
         title = (f"ocdl train --solver {args.solver} --field {args.field} --integrator {args.integrator} "
-                 f"--layers {model.layers} --T {model.T:g}: loss {res.fun:.4f}, train {100 * out['train_accuracy']:.1f} %"
+                 f"--layers {model.layers} --T {model.T:g}: loss {res.fun:.4f}, "
+                 f"train {100 * out['train_accuracy']:.1f} %"
                  + (f", test {100 * out['test_accuracy']:.1f} %" if Xt is not None else ""))
         save_figure(plot_classifier(model, params, X, y, title=title), args.plot)
     if args.json:
