@@ -10,7 +10,7 @@ from ocdl.cli import common
 from ocdl.errors import InputError, SolverError
 from ocdl.progress import log
 
-FIELDS = ["inner", "outer", "hamiltonian"]
+FIELDS = ["inner", "outer", "hamiltonian", "conv", "hamiltonian-conv"]
 INTEGRATORS = ["euler", "heun", "rk4", "symplectic_euler", "symplectic_euler_b", "verlet", "yoshida4",
                "implicit_midpoint", "gauss2", "gauss3", "lobatto3ab"]
 DATASETS = ["spirals", "circles", "moons"]
@@ -30,7 +30,9 @@ def register(sub):
                    help="label column of the CSV (default: 'label' if present, else the last column)")
     p.add_argument("--test", metavar="PATH.csv", help="held-out labelled CSV for test_accuracy (same columns)")
     p.add_argument("--field", type=common.choice("field", FIELDS), default="outer",
-                   help="vector field: inner σ(Kx+b), outer Kσ(x)+b, hamiltonian (default outer)")
+                   help="vector field: inner σ(Kx+b), outer Kσ(x)+b, hamiltonian, conv σ(K∗x+b) and "
+                        "hamiltonian-conv on 1-D signals (docs/conv.md) (default outer)")
+    add_conv_flags(p)
     p.add_argument("--integrator", type=common.choice("integrator", INTEGRATORS), default="euler",
                    help="layer map: euler (classic ResNet), heun, rk4; hamiltonian also symplectic_euler, "
                         "symplectic_euler_b, verlet, yoshida4; implicit ones (implicit_midpoint, gauss2, gauss3, "
@@ -38,8 +40,10 @@ def register(sub):
     from ocdl.models.activations import ACTIVATIONS
     p.add_argument("--activation", type=common.choice("activation", list(ACTIVATIONS)), default="tanh",
                    help="activation σ of the field: tanh, softplus, relu (relu' (0) taken as 0) (default tanh)")
-    p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
-    p.add_argument("--T", type=common.positive, default=5.0, help="final time T; step h = T/N (default 5.0)")
+    p.add_argument("--layers", type=common.positive_int, default=None,
+                   help="number of layers N (default 20; conv fields 8)")
+    p.add_argument("--T", type=common.positive, default=None,
+                   help="final time T; step h = T/N (default 5.0; conv fields 4.0)")
     p.add_argument("--width", type=common.positive_int, default=None,
                    help="state dimension d ≥ input dimension "
                         "(default 3 × input dimension; hamiltonian: rounded up to even)")
@@ -69,6 +73,22 @@ def register(sub):
     p.add_argument("--turns", type=common.positive, default=1.5, help="spiral turns (default 1.5)")
     common.add_outputs(p, json=True, plot=True, seed=True, device=True)
     return p
+
+
+def add_conv_flags(p):
+    """``--channels``, ``--kernel`` of the conv fields (train, compare, gradcheck)."""
+    p.add_argument("--channels", type=common.positive_int, default=None,
+                   help="conv fields: channels C of the state C × L (default: docs/conv.md)")
+    p.add_argument("--kernel", type=common.positive_int, default=None,
+                   help="conv fields: odd kernel size k, same-size zero padding (default: docs/conv.md)")
+    p.add_argument("--shape", type=common.int_list, default=None, metavar="H,W",
+                   help="conv fields: 2-D images, each row an H × W image stored row-major (H·W = number of "
+                        "features); default: one 1-D signal")
+
+
+def conv_options(args):
+    """``{channels, kernel, shape}`` given on the command line (for make_model)."""
+    return {k: getattr(args, k) for k in ("channels", "kernel", "shape") if getattr(args, k, None) is not None}
 
 
 def builtin_options(args):
@@ -123,7 +143,8 @@ def run(args):
     normalize = args.normalize or ("range" if table is None else DEFAULT_NORMALIZE)
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
                        width=args.width, alpha=args.alpha, beta=args.beta, normalize=normalize,
-                       activation=args.activation, n_classes=None if table is None else len(table.classes))
+                       activation=args.activation, n_classes=None if table is None else len(table.classes),
+                       **conv_options(args))
     data_meta = None if table is None else {"features": table.features, "label_column": table.label_column,
                                             "classes": table.classes}
     options = {}
@@ -153,8 +174,8 @@ def run(args):
         raise
     params = res.x
     out = {
-        "solver": args.solver, "field": args.field, "integrator": args.integrator, "layers": args.layers,
-        "T": args.T, "width": model.d, "alpha": args.alpha, "beta": args.beta, "normalize": normalize,
+        "solver": args.solver, "field": args.field, "integrator": args.integrator, "layers": model.layers,
+        "T": model.T, "width": model.d, "alpha": args.alpha, "beta": args.beta, "normalize": normalize,
         "seed": args.seed,
         "train_loss": res.fun, "train_accuracy": model.accuracy(params, X, y),
         "test_accuracy": model.accuracy(params, Xt, yt) if Xt is not None else None,
@@ -170,7 +191,8 @@ def run(args):
         from ocdl.models.plotting import plot_classifier
         from ocdl.plotting import save_figure
         title = (f"ocdl train --solver {args.solver} --field {args.field} --integrator {args.integrator} "
-                 f"--layers {args.layers} --T {args.T:g}: loss {res.fun:.4f}, train {100 * out['train_accuracy']:.1f} %"
+                 f"--layers {model.layers} --T {model.T:g}: loss {res.fun:.4f}, "
+                 f"train {100 * out['train_accuracy']:.1f} %"
                  + (f", test {100 * out['test_accuracy']:.1f} %" if Xt is not None else ""))
         names = {} if table is None else {"classes": table.classes, "features": table.features}
         save_figure(plot_classifier(model, params, X, y, title=title, **names), args.plot)

@@ -71,11 +71,28 @@ class ResNetODE:
 
     def __init__(self, field="outer", d_in=2, width=None, n_classes=2, layers=20, T=5.0,
                  integrator="euler", alpha=1e-3, beta=0.0, alpha_head=None, activation="tanh",
-                 input_shift=None, input_scale=None):
+                 input_shift=None, input_scale=None, channels=None, kernel=None, shape=None):
         check_choice("field", field, list(FIELDS))
         check_choice("integrator", integrator, list(integrators_for(field)))
         check_choice("activation", activation, list(ACTIVATIONS))
-        F = get_field(field, activation)
+        is_conv = getattr(FIELDS[field], "conv", False)
+        if is_conv:             # C channels × L = d_in positions; width follows (C L, or 2 C L)
+            from ocdl.models.conv import conv_defaults
+            dflt = conv_defaults(d_in)
+            if shape is not None and int(np.prod(shape)) != int(d_in):
+                raise InputError(f"--shape {','.join(str(int(v)) for v in shape)} has {int(np.prod(shape))} "
+                                 f"positions but the data have {int(d_in)} features")
+            F = FIELDS[field](activation, channels=dflt["channels"] if channels is None else channels,
+                              kernel=dflt["kernel"] if kernel is None else kernel, length=int(d_in),
+                              shape=shape)
+            if width is not None and int(width) != F.state_width():
+                raise InputError(f"--width does not apply to the {field} field (its state is --channels × "
+                                 f"input length = {F.state_width()}); leave it out")
+            width = F.state_width()
+        elif channels is not None or kernel is not None or shape is not None:
+            raise InputError(f"--channels/--kernel/--shape apply to the conv fields only (not '{field}')")
+        else:
+            F = get_field(field, activation)
         d_in, n_classes, layers = int(d_in), int(n_classes), int(layers)
         if d_in < 1:
             raise InputError(f"input dimension must be ≥ 1 (got {d_in})")
@@ -91,7 +108,9 @@ class ResNetODE:
         if width is None:
             width = F.state_width(d_in)
         width = int(width)
-        if F.separable:
+        if is_conv:
+            pass
+        elif F.separable:
             if width % 2 or width // 2 < d_in:
                 raise InputError(f"{field} field needs an even --width ≥ 2 × input dimension "
                                  f"= {2 * d_in} (got {width})")
@@ -129,18 +148,20 @@ class ResNetODE:
         return dict(field=self.field, d_in=self.d_in, width=self.d, n_classes=self.n_classes,
                     layers=self.layers, T=self.T, integrator=self.integrator, alpha=self.alpha,
                     beta=self.beta, alpha_head=self.alpha_head, activation=self.activation,
-                    input_shift=self.input_shift, input_scale=self.input_scale)
+                    input_shift=self.input_shift, input_scale=self.input_scale,
+                    **({"channels": self.F.C, "kernel": self.F.k, "shape": list(self.F.shape)}
+                       if getattr(self.F, "conv", False) else {}))
 
     def shapes(self):
-        N, m = self.layers, self.m
-        return {"K": (N, m, m), "b": (N, m), "W": (self.n_out, self.d), "mu": (self.n_out,)}
+        return {**self.F.param_shapes(self.layers, self.m), "W": (self.n_out, self.d), "mu": (self.n_out,)}
 
     def init(self, seed=0, scale=1.0):
-        """Random float64 parameters: K ~ N(0, scale²/m), b ~ N(0, 0.1²), W ~ N(0, 1/d), μ = 0."""
+        """Random float64 parameters: K ~ N(0, scale²/m) (conv: scale²/(C k)), b ~ N(0, 0.1²),
+        W ~ N(0, 1/d), μ = 0."""
         rng = np.random.default_rng(seed)
         N, m, d = self.layers, self.m, self.d
-        return {"K": rng.standard_normal((N, m, m)) * (scale / np.sqrt(m)),
-                "b": 0.1 * rng.standard_normal((N, m)),
+        K, b = self.F.init_theta(rng, N, m, scale)
+        return {"K": K, "b": b,
                 "W": rng.standard_normal((self.n_out, d)) / np.sqrt(d),
                 "mu": np.zeros(self.n_out)}
 
@@ -170,7 +191,8 @@ class ResNetODE:
 
     # ------------------------------------------------------------------ forward
     def lift(self, X):
-        """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0), after
+        """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0; conv: the
+        signal (or image, row-major) is channel 0 (of q), the other channels start at 0), after
         the optional fixed normalisation ``(X − input_shift) / input_scale`` (``input_scale`` one
         number for all features, or one per feature, divided column-wise)."""
         n, d_in = X.shape
@@ -215,8 +237,9 @@ class ResNetODE:
                 return integrators.solve(self.integrator, lambda t, z: self.F.f(z, K, b), x, 0.0, h, 1)[-1]
             except IntegratorError as exc:
                 from ocdl.errors import SolverError
-                raise SolverError(f"{self.integrator} layer failed ({exc}); try a smaller --T or more --layers") from None
-        m = self.m
+                raise SolverError(f"{self.integrator} layer failed ({exc}); "
+                                  "try a smaller --T or more --layers") from None
+        m = self.d // 2                             # q = x[:, :d/2], p = x[:, d/2:]
         q, p = x[:, :m], x[:, m:]
         for kind, c in SPLITTINGS[self.integrator]:
             if keep is not None:

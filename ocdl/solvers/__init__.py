@@ -11,6 +11,7 @@ import numpy as np
 
 from ocdl.errors import InputError, check_choice
 from ocdl.models import ResNetODE
+from ocdl.models.conv import CONV_FIELDS, conv_defaults
 from ocdl.solvers.gradient import adam, lbfgs, pmp_adam, pmp_gd, pmp_lbfgs
 
 SOLVERS = {
@@ -41,6 +42,18 @@ DEFAULT_NORMALIZE = "standard"
 
 #: iterations used when ``iterations=None``
 DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000}
+
+
+#: solvers that train the conv fields (gradient-based: autograd or the costate sweep); the
+#: others build per-layer dense blocks or CasADi expressions of a fully connected K
+CONV_SOLVERS = ("adam", "lbfgs", "pmp-adam", "pmp-lbfgs", "pmp-gd")
+
+
+def check_solver_for_model(solver, model):
+    """InputError (one line) if ``solver`` cannot train ``model``'s field."""
+    if getattr(model.F, "conv", False) and solver not in CONV_SOLVERS:
+        raise InputError(f"solver '{solver}' is not supported for the {model.field} field "
+                         f"(use one of {', '.join(CONV_SOLVERS)})")
 
 
 def default_width(field, d_in):
@@ -94,12 +107,14 @@ def normalisation(X, kind):
     return None, None
 
 
-def make_model(X, y, field="outer", integrator="euler", layers=20, T=5.0, width=None, alpha=1e-3,
+def make_model(X, y, field="outer", integrator="euler", layers=None, T=None, width=None, alpha=1e-3,
                beta=0.0, n_classes=None, normalize=False, **model_options):
     """A :class:`ResNetODE` sized for ``(X, y)`` (``n_classes = max(y) + 1`` unless given, width
     :func:`default_width`); ``normalize`` (``"standard"``, ``"range"``/True, ``"none"``/False) adds the
     fixed input map of :func:`normalisation`, computed from X and stored in the model, so
-    predictions apply it too. ``model_options`` go to :class:`ResNetODE` (e.g. ``activation``)."""
+    predictions apply it too. ``model_options`` go to :class:`ResNetODE` (e.g. ``activation``).
+    ``layers``/``T`` None: 20 and 5.0, or for the conv fields (with ``channels``, ``kernel``)
+    :func:`ocdl.models.conv.conv_defaults` of the signal length — the one place they are set."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
         raise InputError(f"data must be an (n, d) array (got shape {X.shape})")
@@ -108,7 +123,14 @@ def make_model(X, y, field="outer", integrator="euler", layers=20, T=5.0, width=
         model_options["input_shift"], model_options["input_scale"] = shift, scale
     if n_classes is None:
         n_classes = max(int(np.max(y)) + 1, 2)
-    if width is None:
+    # layers/T None: the field's defaults (conv: with channels and kernel, from the signal length)
+    defaults = conv_defaults(X.shape[1]) if field in CONV_FIELDS else {"layers": 20, "T": 5.0}
+    layers = defaults.pop("layers") if layers is None else layers
+    T = defaults.pop("T") if T is None else T
+    for k in ("channels", "kernel"):         # (shape: None = one signal of d positions)
+        if k in defaults and model_options.get(k) is None:
+            model_options[k] = defaults[k]
+    if width is None and field not in CONV_FIELDS:
         width = default_width(field, X.shape[1])
     return ResNetODE(field=field, d_in=X.shape[1], width=width, n_classes=n_classes, layers=layers, T=T,
                      integrator=integrator, alpha=alpha, beta=beta, **model_options)
@@ -129,7 +151,7 @@ def solver_options(solver):
                                                                          if o not in sig.parameters]
 
 
-def train(X, y, solver="adam", *, field="outer", integrator="euler", activation="tanh", layers=20, T=5.0,
+def train(X, y, solver="adam", *, field="outer", integrator="euler", activation="tanh", layers=None, T=None,
           width=None, alpha=DEFAULT_ALPHA, beta=0.0, normalize=DEFAULT_NORMALIZE, n_classes=None,
           iterations=None, seed=0, params0=None, model=None, callback=None, quiet=True, device="cpu",
           **options):
@@ -144,8 +166,9 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
 
     over θ = (K_k, b_k)_{k<N}, W, μ.
 
-    Model (ignored when ``model`` is given): ``field`` (inner, outer, hamiltonian), ``integrator``,
-    ``activation``, ``layers`` = N, ``T``, ``width`` (None: :func:`default_width`), ``alpha`` = α,
+    Model (ignored when ``model`` is given): ``field`` (inner, outer, hamiltonian, conv,
+    hamiltonian-conv), ``integrator``, ``activation``, ``layers`` = N and ``T`` (None: 20 and 5.0, or
+    the conv defaults of :func:`make_model`), ``width`` (None: :func:`default_width`), ``alpha`` = α,
     ``beta`` = β, ``n_classes`` (None: max(y) + 1), ``normalize`` = the fixed input map stored in
     the model (:func:`normalisation`: ``"standard"`` per-feature mean/std — the default, as in
     ``ocdl train`` on CSV data and in :class:`ocdl.ResNetODEClassifier` —, ``"range"``, ``"none"``).
@@ -171,6 +194,7 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
                            alpha=alpha, beta=beta, n_classes=n_classes, normalize=normalize,
                            activation=activation)
     X, y = model.check_data(X, y)
+    check_solver_for_model(solver, model)
     if iterations is None:
         iterations = DEFAULT_ITERATIONS.get(solver, 1000)
     if int(iterations) < 0:
