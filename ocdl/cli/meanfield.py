@@ -156,7 +156,11 @@ def cmd_train(args):
         raise InputError(f"{err} — or give a CSV file x1,x2,label")
     if X.shape[1] != 2:
         raise InputError(f"meanfield train needs 2-D inputs (got {X.shape[1]} columns)")
-    method = "grid" if args.grid is not None else "particles"
+    method = args.method or ("grid" if args.grid is not None else "particles")
+    if (method == "grid") != (args.grid is not None) or (args.particles is not None and method != "particles"):
+        raise InputError(f"--method {method} does not go with "
+                         f"{'--grid' if args.grid is not None else '--particles' if args.particles else 'no --grid'}: "
+                         "--grid N is the Eulerian method, --particles P the particle method")
     if method == "grid" and args.grid < 8:
         raise InputError(f"--grid {args.grid} is too coarse; use at least 8 (e.g. --grid 48)")
     if args.iterations is None:
@@ -167,6 +171,8 @@ def cmd_train(args):
     settings = {k: getattr(args, k) for k in ("nu", "particles", "grid", "layers", "T", "iterations", "lr", "alpha",
                                               "substeps", "steps_per_layer", "padding", "seed")}
     settings["data"] = runctl.digest(X, y)
+    if method == "density":                      # (kept out of the other methods' settings: old checkpoints resume)
+        settings.update(method=method, smoothing=args.smoothing)
     try:
         with runctl.RunControl(args, settings) as rc:
             res = tr.train_stochastic_resnet(X, y, method=method, nu=args.nu, layers=args.layers, T=args.T,
@@ -174,6 +180,7 @@ def cmd_train(args):
                                              alpha=args.alpha, alpha_head=args.alpha, iterations=args.iterations,
                                              lr=args.lr, seed=args.seed, substeps=args.substeps,
                                              steps_per_layer=args.steps_per_layer, padding=args.padding,
+                                             smoothing=args.smoothing,
                                              quiet=args.quiet, **rc.options())
     except SolverError as exc:
         last = exc.result.x if getattr(exc, "result", None) is not None else None
@@ -192,10 +199,13 @@ def cmd_train(args):
     if args.plot:
         from ocdl.meanfield.plots import plot_class_densities
         grid, path, clouds = res.grid, res.rho_path, None
-        if grid is None:                         # particle training: show particle clouds of the trained net
+        if method == "density":
+            from ocdl.meanfield.lagrangian import blob_density_path
+            grid, path = blob_density_path(res.x, X, y, args.nu, args.T, args.substeps, args.smoothing or 0.0)
+        elif grid is None:                         # particle training: show particle clouds of the trained net
             grid, traj, labels = tr.particle_clouds(res.x, X, y, args.nu, args.T, args.substeps, 4000, args.seed)
             clouds = (traj, labels)
-        plot_class_densities(grid, path, args.layers, args.steps_per_layer if clouds is None else 1, res.x,
+        plot_class_densities(grid, path, args.layers, args.steps_per_layer if method == "grid" else 1, res.x,
                              res.history, args.plot,
                              f"{out['solver']}, ν = {args.nu:g}: class densities through the layers "
                              f"(test accuracy {out['test_accuracy'] or float('nan'):.2f})", particles=clouds)
@@ -302,24 +312,32 @@ def register(subparsers):
     p.set_defaults(_langevin=True)
 
     p = _command(sub, "train", "train a stochastic ResNet dX = (K tanh X + b) dt + ν dW by particle PMP "
-                 "(--particles) or the density / Fokker–Planck method (--grid)",
+                 "(--particles), the Lagrangian density method (--method density) or the Eulerian "
+                 "Fokker–Planck grid (--grid)",
                  ["ocdl meanfield train --data spirals --nu 0.05 --particles 1000 --json mf.json --plot mf.png",
+                  "ocdl meanfield train --data spirals --nu 0.05 --method density --json mfd.json --plot mfd.png",
                   "ocdl meanfield train --data spirals --nu 0.05 --grid 64 --json mf.json --plot mf.png"], cmd_train)
     p.add_argument("--data", default="spirals", help="spirals (default) or a CSV x1,x2,label (labels 0/1)")
     p.add_argument("--test", help="test CSV (with a CSV --data)")
     p.add_argument("--nu", type=common.nonnegative, required=True, help="noise level ν ≥ 0")
+    p.add_argument("--method", type=common.choice("method", ["particles", "density", "grid"]),
+                   help="particles (default; particle PMP), density (Lagrangian Gaussian blobs carried by the "
+                        "flow, exact adjoint) or grid (Eulerian Fokker–Planck on --grid N cells)")
+    p.add_argument("--smoothing", type=common.nonnegative,
+                   help="initial density = data smoothed by a Gaussian of this width (density: default 0; "
+                        "grid: default 1.5 cells)")
     grp = p.add_mutually_exclusive_group()
     grp.add_argument("--particles", type=common.positive_int, help="particle PMP with P particles per iteration (default, P = 1000)")
     grp.add_argument("--grid", type=common.positive_int, help="density method on an N×N finite-volume grid")
     p.add_argument("--layers", type=common.positive_int, default=10, help="layers N (default 10)")
     p.add_argument("--T", type=common.positive, default=2.0, help="depth T (default 2)")
     p.add_argument("--iterations", type=common.positive_int,
-                   help="Adam iterations (default 1500 with --particles, 300 with --grid)")
+                   help="Adam iterations (default 1500; 300 with --grid)")
     p.add_argument("--lr", type=common.positive, default=0.05, help="Adam learning rate (default 0.05)")
     p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (layers and head)")
     p.add_argument("--points", type=common.positive_int, default=200, help="spirals: points per class")
     p.add_argument("--noise", type=common.nonnegative, default=0.02, help="spirals: data noise")
-    p.add_argument("--substeps", type=common.positive_int, default=1, help="Euler–Maruyama sub-steps per layer")
+    p.add_argument("--substeps", type=common.positive_int, default=1, help="Euler(–Maruyama) sub-steps per layer (particles and density)")
     p.add_argument("--steps-per-layer", type=common.positive_int, default=1,
                    help="--grid: implicit Fokker–Planck steps per layer (more = less numerical diffusion, slower)")
     p.add_argument("--padding", type=common.nonnegative, default=0.75,
