@@ -215,6 +215,22 @@ def cmd_train(args):
     return 0
 
 
+def cmd_limit(args):
+    from ocdl.io import write_json
+    from ocdl.meanfield.limit import limit_study, limit_table, plot_limit
+    if args.max_particles < 400:
+        raise InputError(f"--max-particles {args.max_particles} is too small for a slope; use at least 400")
+    sizes = [int(p) for p in np.unique(np.round(np.geomspace(100, args.max_particles, 4) / 2) * 2)]
+    r = limit_study(sizes=sizes, seeds=args.seeds, nus=tuple(args.nus), nu_particles=args.nu)
+    if args.json:
+        write_json(args.json, r)
+    if args.plot:
+        plot_limit(r, args.plot)
+    if not args.quiet:
+        print(limit_table(r))
+    return 0
+
+
 # Values such as ``--drift -(x-1)`` start with '-': let argparse read any single-dash token other
 # than '-h' as a value (all options of these commands are long '--' options).
 _VALUE_WITH_DASH = re.compile(r"^-(?!-|h$)")
@@ -310,6 +326,17 @@ def register(subparsers):
     p.add_argument("--weight-decay", type=common.positive, default=0.05, help="λ in L (default 0.05)")
     common.add_outputs(p, json=True, plot=True, out=False, seed=True)
     p.set_defaults(_langevin=True)
+
+    p = _command(sub, "limit", "the mean-field limit measured: particles → density as P → ∞ (slope), stochastic "
+                 "optimum → deterministic PMP optimum as ν → 0 (rate), stationarity residuals; table, JSON, picture",
+                 "ocdl meanfield limit --json limit.json --plot limit.png", cmd_limit)
+    p.add_argument("--nu", type=common.positive, default=0.3, help="noise of the P → ∞ study (default 0.3)")
+    p.add_argument("--max-particles", type=common.positive_int, default=100000,
+                   help="largest P; four sizes from 100 on a log scale (default 100000)")
+    p.add_argument("--seeds", type=common.positive_int, default=6, help="seeds per P (default 6)")
+    p.add_argument("--nus", type=common.positive, nargs="+", default=[0.4, 0.2, 0.1],
+                   help="noise levels of the ν → 0 study (default 0.4 0.2 0.1)")
+    common.add_outputs(p, json=True, plot=True, out=False, seed=False)
 
     p = _command(sub, "train", "train a stochastic ResNet dX = (K tanh X + b) dt + ν dW by particle PMP "
                  "(--particles), the Lagrangian density method (--method density) or the Eulerian "
