@@ -73,6 +73,14 @@ def cmd_control(args):
     from ocdl.progress import Progress
     if args.nu <= 0:
         raise InputError("--nu must be > 0 for the drift-as-control problem")
+    if args.cells is None:
+        args.cells = 80 if args.dim == 2 else 800
+    if args.steps is None:
+        args.steps = 80 if args.dim == 2 else 400
+    if args.dim == 2:
+        return _control_2d(args)
+    if args.plot or args.mean_y is not None:
+        raise InputError("--plot and --mean-y need --dim 2")
     phi_fn = compile_expr(args.terminal, ("x",))
     lo, hi = control_domain(phi_fn, args.mean, args.std, args.nu, args.T, args.xmin, args.xmax)
     g = make_grid(lo, hi, args.cells)
@@ -98,6 +106,42 @@ def cmd_control(args):
         write_json(args.json, {"iterations": res.nit, "residual": res.residual, "cost": res.cost,
                                "method": args.method, "success": res.success, "message": res.message,
                                "nu": args.nu, "g": args.g, "T": args.T, "cells": args.cells, "steps": args.steps})
+    return 0
+
+
+def _control_2d(args):
+    """``--dim 2``: Φ(x, y), initial ``N((mean, mean-y), std² I)``; both solvers run (CSV x,y,rho of
+    --method; JSON and picture compare them)."""
+    from ocdl.expr import compile_expr
+    from ocdl.io import write_csv, write_json
+    from ocdl.meanfield.control import control_box_2d, solve_hopf_cole, solve_sweep
+    if args.g:
+        raise InputError("--dim 2 supports --g 0 only (congested Hopf–Cole is 1-D)")
+    phi_fn = compile_expr(args.terminal, ("x", "y"))
+    m0 = np.array([args.mean, args.mean if args.mean_y is None else args.mean_y])
+    g = control_box_2d(phi_fn, m0, args.std, args.nu, args.T, args.cells, args.xmin, args.xmax)
+    X = g.centres
+    Phi = np.broadcast_to(np.asarray(phi_fn(X[:, 0], X[:, 1]), dtype=float), (g.ncells,)).copy()
+    rho0 = np.exp(-0.5 * np.sum((X - m0) ** 2, 1) / args.std ** 2)
+    rho0 /= g.mass(rho0)
+    hc = solve_hopf_cole(g, rho0, Phi, args.nu, args.T, steps=args.steps)
+    sw = solve_sweep(g, rho0, Phi, args.nu, args.T, steps=args.steps, maxiter=args.maxiter, tol=args.tol,
+                     quiet=args.quiet)
+    if not sw.success and not args.quiet:
+        print(f"ocdl: note: sweep stopped after {sw.nit} iterations with residual {sw.residual:.2e}", file=sys.stderr)
+    res = hc if args.method == "hopf-cole" else sw
+    write_csv(args.out, ["x", "y", "rho"], np.column_stack([X, res.rho]))
+    l1 = float(g.volume * np.sum(np.abs(sw.rho - hc.rho)))
+    if args.json:
+        write_json(args.json, {"dim": 2, "method": args.method, "cost": res.cost, "residual": res.residual,
+                               "iterations": res.nit, "success": res.success, "sweep_cost": sw.cost,
+                               "hopf_cole_cost": hc.cost, "sweep_hopf_cole_l1": l1, "sweep_success": sw.success,
+                               "nu": args.nu, "T": args.T, "cells": args.cells, "steps": args.steps})
+    if args.plot:
+        from ocdl.meanfield.plots import plot_control_2d
+        plot_control_2d(g, rho0, sw, hc, Phi, args.plot)
+    if not args.quiet and not args.json:
+        print(f"cost sweep {sw.cost:.6g} hopf-cole {hc.cost:.6g}; L1(sweep, hopf-cole) at T = {l1:.2e}")
     return 0
 
 
@@ -281,15 +325,18 @@ def register(subparsers):
     p.add_argument("--method", type=common.choice("method", ["sweep", "hopf-cole"]), default="sweep",
                    help="sweep (FP + HJB policy iteration) or hopf-cole (imaginary-time Schrödinger pair; "
                         "with g > 0 a damped fixed point on ρ)")
-    p.add_argument("--xmin", type=common.real, help="left wall (default: around ρ0 and argmin Φ)")
+    p.add_argument("--dim", type=int, choices=[1, 2], default=1,
+                   help="1 (default) or 2: Φ(x, y), both solvers run, --plot draws them")
+    p.add_argument("--mean-y", type=common.real, help="--dim 2: second coordinate of the initial mean (default --mean)")
+    p.add_argument("--xmin", type=common.real, help="left wall (default: around ρ0 and argmin Φ; --dim 2: both axes)")
     p.add_argument("--xmax", type=common.real, help="right wall")
-    p.add_argument("--cells", type=common.positive_int, default=800, help="cells (default 800)")
-    p.add_argument("--steps", type=common.positive_int, default=400, help="Crank–Nicolson steps (default 400)")
+    p.add_argument("--cells", type=common.positive_int, help="cells (default 800; --dim 2: 80 per axis)")
+    p.add_argument("--steps", type=common.positive_int, help="Crank–Nicolson steps (default 400; --dim 2: 80)")
     p.add_argument("--maxiter", type=common.positive_int, default=200,
                    help="sweep / congested Hopf–Cole iterations (default 200)")
     p.add_argument("--tol", type=common.positive, default=1e-9,
                    help="tolerance on the drift change (sweep) or density change (congested Hopf–Cole)")
-    common.add_outputs(p, json=True, plot=False, out="required", seed=False, out_help="CSV x,rho at T")
+    common.add_outputs(p, json=True, plot=True, out="required", seed=False, out_help="CSV x,rho (x,y,rho) at T")
 
     p = _command(sub, "nls", "split-step Fourier NLS iħψ_t = −(ħ²/2)ψ_xx + Vψ + g|ψ|²ψ (periodic); NPZ + Madelung residuals",
                  "ocdl meanfield nls --psi0 soliton --eta 1 --velocity 1 --g -1 --T 1 --dt 0.005 "

@@ -61,8 +61,8 @@ def _cell_kinetic(grid, a):
 
 
 def _check(grid, rho0, terminal, nu, T, steps):
-    if grid.dim != 1:
-        raise InputError("the drift-as-control solvers are 1-D")
+    if grid.dim not in (1, 2):
+        raise InputError("the drift-as-control solvers are 1-D or 2-D")
     if not nu > 0:
         raise InputError("--nu must be > 0 for the drift-as-control problem")
     if not T > 0 or steps < 1:
@@ -251,3 +251,14 @@ def control_domain(terminal, mean, std, nu, T, xmin=None, xmax=None, spreads=6.0
     if not hi > lo:
         raise InputError(f"--xmax ({hi:g}) must be greater than --xmin ({lo:g})")
     return lo, hi
+
+
+def control_box_2d(terminal, mean, std, nu, T, cells, xmin=None, xmax=None, spreads=4.0):
+    """A square ``cells × cells`` grid for the 2-D problem from ``N(mean, std² I)`` and ``Φ(x, y)``:
+    per axis, :func:`control_domain` of Φ on the line through the initial mean; ``xmin``/``xmax``
+    (both axes) override."""
+    from ocdl.meanfield.grid import make_grid
+    mean = np.asarray(mean, dtype=float)
+    lx = control_domain(lambda x: terminal(x, np.full_like(x, mean[1])), mean[0], std, nu, T, xmin, xmax, spreads)
+    ly = control_domain(lambda y: terminal(np.full_like(y, mean[0]), y), mean[1], std, nu, T, xmin, xmax, spreads)
+    return make_grid([lx[0], ly[0]], [lx[1], ly[1]], [cells, cells])
