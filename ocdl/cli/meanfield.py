@@ -150,7 +150,8 @@ def cmd_nls(args):
     from ocdl.io import write_json, write_npz
     from ocdl.meanfield import nls
     from ocdl.progress import Progress
-    potential = compile_expr(args.potential, ("x",)) if args.potential is not None else None
+    potential = (compile_expr(args.potential, ("x", "y") if args.dim == 2 else ("x",))
+                 if args.potential is not None else None)
     if args.psi0 == "soliton" and potential is not None and not args.quiet:
         print("ocdl: note: the soliton is exact only for V = 0", file=sys.stderr)
     steps, dt = nls.time_steps(args.T, args.dt)
@@ -159,7 +160,7 @@ def cmd_nls(args):
     prog = Progress(steps, "nls", args.quiet)
     x, res, out = nls.run_case(args.psi0, args.T, steps, L=args.L, points=args.points, g=args.g, hbar=args.hbar,
                                eta=args.eta, velocity=args.velocity, x0=args.x0, width=args.width,
-                               omega=args.omega, potential=potential, progress=prog)
+                               omega=args.omega, potential=potential, progress=prog, dim=args.dim)
     prog.close()
     write_npz(args.out, x=x, psi=res.psi, t=res.t, mass=res.mass, energy=res.energy)
     if args.json:
@@ -275,6 +276,13 @@ def cmd_limit(args):
     return 0
 
 
+def _psi0(text):
+    """--psi0: a built-in state or a .csv / .npz file (read on the command's grid)."""
+    if text.endswith((".csv", ".npz")):
+        return text
+    return common.choice("initial state", ["soliton", "gaussian", "coherent"])(text)
+
+
 # Values such as ``--drift -(x-1)`` start with '-': let argparse read any single-dash token other
 # than '-h' as a value (all options of these commands are long '--' options).
 _VALUE_WITH_DASH = re.compile(r"^-(?!-|h$)")
@@ -341,8 +349,9 @@ def register(subparsers):
     p = _command(sub, "nls", "split-step Fourier NLS iħψ_t = −(ħ²/2)ψ_xx + Vψ + g|ψ|²ψ (periodic); NPZ + Madelung residuals",
                  "ocdl meanfield nls --psi0 soliton --eta 1 --velocity 1 --g -1 --T 1 --dt 0.005 "
                  "--out psi.npz --json nls.json", cmd_nls)
-    p.add_argument("--psi0", type=common.choice("initial state", ["soliton", "gaussian", "coherent"]), required=True,
-                   help="soliton (bright, needs g < 0), gaussian packet, or coherent state of V = ω²x²/2")
+    p.add_argument("--psi0", type=_psi0, required=True,
+                   help="soliton (bright, needs g < 0), gaussian packet, coherent state of V = ω²x²/2, or a file: "
+                        "CSV x,re,im (2-D: x,y,re,im) or .npz with psi (and x) on the command's grid")
     p.add_argument("--eta", type=common.positive, help="soliton inverse width η (default 1)")
     p.add_argument("--velocity", type=common.real, default=0.0, help="group velocity v (k = v/ħ; default 0)")
     p.add_argument("--x0", type=common.real, default=0.0, help="initial centre (default 0)")
@@ -351,6 +360,8 @@ def register(subparsers):
     p.add_argument("--potential", metavar="EXPR", help="V(x) (default 0; coherent: ω²x²/2)")
     p.add_argument("--g", type=common.real, help="nonlinearity g (default −1 for soliton, else 0)")
     p.add_argument("--hbar", type=common.positive, default=1.0, help="ħ (default 1)")
+    p.add_argument("--dim", type=int, choices=[1, 2], default=1,
+                   help="1 (default) or 2 (periodic square box, points² grid; --potential may use x and y)")
     p.add_argument("--T", type=common.positive, required=True, help="final time")
     p.add_argument("--L", type=common.positive, default=40.0, help="periodic box length, x ∈ [−L/2, L/2) (default 40)")
     p.add_argument("--points", type=common.positive_int, default=512, help="grid points (default 512)")
