@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ocdl.data.datasets import spirals
-from ocdl.meanfield.lagrangian import _nodes, blob_forward, blob_value_and_grad
+from ocdl.meanfield.lagrangian import CLOSURE_NODES, _nodes, blob_forward, blob_value_and_grad
 from ocdl.meanfield.training import init_params, particle_states, particle_value_and_grad
 
 
@@ -27,11 +27,16 @@ def test_blob_gradient_matches_torch_autograd():
     m, n, dt = torch.tensor(X), len(y), T / layers / sub
     eye = torch.eye(2, dtype=torch.float64)
     S = eye.repeat(n, 1, 1) * s0 ** 2
+    zc, wc = (torch.tensor(a) for a in _nodes(CLOSURE_NODES))
     for i in range(layers * sub):
         K, b = tp["K"][i // sub], tp["b"][i // sub]
+        sd = torch.diagonal(S, dim1=1, dim2=2).sqrt()
+        xq = m[..., None] + sd[..., None] * zc               # Gauss–Hermite points of each marginal
         step = lambda x: x + dt * (torch.tanh(x) @ K.T + b)  # noqa: E731
-        A = torch.func.vmap(torch.func.jacrev(step))(m)      # Jacobian of the Euler step by autograd
-        m, S = step(m), A @ S @ A.transpose(1, 2) + nu ** 2 * dt * eye
+        # E[Jacobian of the Euler step] by autograd at every node, averaged with the weights
+        A = sum(wc[q] * torch.func.vmap(torch.func.jacrev(step))(xq[..., q]) for q in range(len(wc)))
+        Ef = (torch.tanh(xq) * wc).sum(-1) @ K.T + b
+        m, S = m + dt * Ef, A @ S @ A.transpose(1, 2) + nu ** 2 * dt * eye
     W = tp["W"][0]
     s = (m @ W + tp["mu"][0])[:, None] + torch.einsum("a,jab,b->j", W, S, W).sqrt()[:, None] * torch.tensor(_nodes(Q)[0])
     sign = torch.tensor(2.0 * y - 1.0)[:, None]
@@ -55,24 +60,25 @@ def test_point_blobs_without_noise_are_deterministic_pmp():
 
 
 def test_blob_covariance_is_transported_by_the_flow_map_jacobian():
-    """ν = 0: S(T) = σ₀² (I + dt ∂f)…(I + dt ∂f) products = σ₀² D Dᵀ, D = ∂x(T)/∂x(0) of the Euler
-    flow; D by central differences of the particle forward. Also d log det S = 2 log det A ≈ 2 dt div f."""
+    """ν = 0, narrow blobs: S(T) → σ₀² D Dᵀ, D = ∂x(T)/∂x(0) of the Euler flow (by central
+    differences of the particle forward), and the centres follow the characteristics; the Gaussian
+    closure's curvature terms are O(σ₀²) = 1e-8 relative here."""
     X = np.array([[0.3, -0.2], [-0.5, 0.8]])
-    P, T, s0 = _params(5, seed=4, scale=1.0), 2.0, 0.05
+    P, T, s0 = _params(5, seed=4, scale=1.0), 2.0, 1e-4
     ms, Ss = blob_forward(P, X, 0.0, T, substeps=2, sigma0=s0)
     eps = 1e-6
     D = np.stack([(particle_states(P, X + eps * e, 0.0, T, 2)[-1] - particle_states(P, X - eps * e, 0.0, T, 2)[-1])
                   / (2 * eps) for e in np.eye(2)], 2)                   # (points, out, in)
-    assert np.max(np.abs(ms[-1] - particle_states(P, X, 0.0, T, 2)[-1])) < 1e-14
+    assert np.max(np.abs(ms[-1] - particle_states(P, X, 0.0, T, 2)[-1])) < 1e-7
     ref = s0 ** 2 * D @ D.transpose(0, 2, 1)
-    assert np.max(np.abs(Ss[-1] - ref)) < 1e-9 * np.max(np.abs(ref)) + 1e-14   # FD truncation ~1e-10 relative
+    assert np.max(np.abs(Ss[-1] - ref)) < 1e-6 * np.max(np.abs(ref))
 
 
 def test_blob_diffusion_matches_monte_carlo_to_the_closure_error():
-    """The noise contribution J(ν) − J(0) of the blobs against Euler–Maruyama Monte Carlo (80 000 paths)
-    at ν = 0.3. The linearised closure misses the curvature drift ½∇²f:S, an O(ν²) share of the
-    effect (a few tenths of it at most for these θ; measured 0.00130 vs 0.00146 ± 0.00019); the bound
-    allows 35 % + 4 Monte-Carlo sigma."""
+    """The noise contribution J(ν) − J(0) of the blobs against Euler–Maruyama Monte Carlo (40 000 paths)
+    at ν = 0.3. The Gaussian closure (exact mean and Stein cross-covariance of each step under the
+    blob) gets the O(ν²) term right; what is left is non-Gaussianity. Measured 0.001454 vs
+    0.00146 ± 0.00019; the bound allows 15 % + 3 Monte-Carlo sigma."""
     X, y = spirals(20, seed=2)
     P, T, nu, sub = _params(4, seed=3, scale=0.8), 1.0, 0.3, 4
     J0 = blob_value_and_grad(P, X, y, 0.0, T, substeps=sub)[0]
@@ -85,7 +91,7 @@ def test_blob_diffusion_matches_monte_carlo_to_the_closure_error():
     loss = np.logaddexp(0.0, -(2.0 * yr - 1.0) * s).reshape(-1, R)
     Jmc, se = loss.mean(), loss.mean(0).std() / np.sqrt(R)      # per-replica means: independent paths
     assert Jmc - J0 > 5 * se                                     # the effect is resolved
-    assert abs((Jb - J0) - (Jmc - J0)) < 0.35 * (Jmc - J0) + 4 * se
+    assert abs((Jb - J0) - (Jmc - J0)) < 0.15 * (Jmc - J0) + 3 * se
 
 
 def test_density_training_reaches_particle_accuracy_on_a_small_spiral():
@@ -93,7 +99,7 @@ def test_density_training_reaches_particle_accuracy_on_a_small_spiral():
     X, y = spirals(100, seed=0)
     Xt, yt = spirals(100, seed=1000)
     res = train_stochastic_resnet(X, y, method="density", nu=0.05, iterations=400, lr=0.05, seed=0)
-    # measured: held-out 0.905 (train 0.945); the Eulerian grid stalls near 0.6 on spirals
+    # measured: held-out 0.915 (train 0.95); the Eulerian grid stalls near 0.6 on spirals
     assert accuracy(res.x, Xt, yt, 0.05, 2.0) >= 0.85
 
 
