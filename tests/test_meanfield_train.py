@@ -45,7 +45,7 @@ def test_particle_cost_and_gradient_match_torch_autograd(nu, substeps):
     assert abs(J - Jt.item()) < 1e-13 * abs(J)
     for k in ("K", "b", "W", "mu"):
         ref = tp[k].grad.numpy().reshape(np.shape(G[k]))
-        assert np.max(np.abs(G[k] - ref)) < 1e-12 * max(1.0, np.max(np.abs(ref))), k
+        assert np.max(np.abs(G[k] - ref)) < 1e-13 * max(1.0, np.max(np.abs(ref))), k
 
 
 def test_density_gradient_matches_finite_differences_including_head():

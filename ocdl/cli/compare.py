@@ -24,7 +24,8 @@ def register(sub):
                    help="held-out labelled CSV (default for built-in sets: a fresh draw with seed + 1000)")
     p.add_argument("--solvers", type=common.choice_list("solver", list(SOLVERS)), default=DEFAULT,
                    help=f"comma-separated solvers (default {DEFAULT})")
-    p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer", help="vector field (default outer)")
+    p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer",
+                   help="vector field (default outer)")
     p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)),
                    default="euler", help="layer map (default euler)")
     p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
@@ -42,7 +43,8 @@ def register(sub):
     p.add_argument("--device", default="cpu", help="torch device for adam/lbfgs: cpu (default) or cuda")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default="reduced",
                    help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
-    p.add_argument("--points", type=common.positive_int, default=200, help="points per class for built-in sets (default 200)")
+    p.add_argument("--points", type=common.positive_int, default=200,
+                   help="points per class for built-in sets (default 200)")
     p.add_argument("--noise", type=common.nonnegative, default=None, help="noise of built-in data sets")
     p.add_argument("--turns", type=common.positive, default=1.5, help="spiral turns (default 1.5)")
     common.add_outputs(p, json=True, plot=True, seed=True)
@@ -79,6 +81,9 @@ def run(args):
     result["settings"]["data"] = args.data
     result["settings"]["test"] = args.test or (f"{args.data} seed {args.seed + 1000}" if Xt is not None else None)
     print(table(result))
+    for name, r in result["solvers"].items():
+        if not r.get("error"):                   # failures are listed under the table already
+            common.warn_not_converged(name, r["converged"], r["message"])
     errors = [r.get("error") for r in result["solvers"].values()]
     if all(errors):
         from ocdl.errors import SolverError
