@@ -38,7 +38,8 @@ def test_blob_gradient_matches_torch_autograd():
         Ef = (torch.tanh(xq) * wc).sum(-1) @ K.T + b
         m, S = m + dt * Ef, A @ S @ A.transpose(1, 2) + nu ** 2 * dt * eye
     W = tp["W"][0]
-    s = (m @ W + tp["mu"][0])[:, None] + torch.einsum("a,jab,b->j", W, S, W).sqrt()[:, None] * torch.tensor(_nodes(Q)[0])
+    sd = torch.einsum("a,jab,b->j", W, S, W).sqrt()
+    s = (m @ W + tp["mu"][0])[:, None] + sd[:, None] * torch.tensor(_nodes(Q)[0])
     sign = torch.tensor(2.0 * y - 1.0)[:, None]
     Jt = (torch.nn.functional.softplus(-sign * s) @ torch.tensor(_nodes(Q)[1])).mean() \
         + T / layers * 0.5 * al * ((tp["K"] ** 2).sum() + (tp["b"] ** 2).sum()) + 0.5 * ah * (tp["W"] ** 2).sum()

@@ -26,7 +26,8 @@ def test_psi0_csv_continues_a_soliton_on_the_analytic_solution(tmp_path):
 def test_psi0_npz_round_trip_equals_one_long_run(tmp_path):
     a, b, c = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "c.npz"
     common = ["--g", "-1", "--dt", "0.01", "--points", "256", "--quiet"]
-    assert main(["meanfield", "nls", "--psi0", "soliton", "--velocity", "1", "--T", "0.5", "--out", str(a), *common]) == 0
+    assert main(["meanfield", "nls", "--psi0", "soliton", "--velocity", "1", "--T", "0.5", "--out", str(a),
+                 *common]) == 0
     assert main(["meanfield", "nls", "--psi0", str(a), "--T", "0.5", "--out", str(b), *common]) == 0
     assert main(["meanfield", "nls", "--psi0", "soliton", "--velocity", "1", "--T", "1", "--out", str(c), *common]) == 0
     assert np.max(np.abs(np.load(b)["psi"] - np.load(c)["psi"])) < 1e-12
@@ -34,7 +35,8 @@ def test_psi0_npz_round_trip_equals_one_long_run(tmp_path):
 
 def test_psi0_on_another_grid_is_one_line_exit_2(tmp_path, capsys):
     a = tmp_path / "a.npz"
-    assert main(["meanfield", "nls", "--psi0", "soliton", "--T", "0.1", "--dt", "0.05", "--out", str(a), "--quiet"]) == 0
+    assert main(["meanfield", "nls", "--psi0", "soliton", "--T", "0.1", "--dt", "0.05", "--out", str(a),
+                 "--quiet"]) == 0
     capsys.readouterr()
     assert main(["meanfield", "nls", "--psi0", str(a), "--T", "0.1", "--points", "256", "--out",
                  str(tmp_path / "b.npz")]) == 2

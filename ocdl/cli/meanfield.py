@@ -41,7 +41,8 @@ def cmd_fokker_planck(args):
     lo, hi = probe_domain(f, args.mean, args.std, args.nu, args.T, args.xmin, args.xmax)
     g = make_grid(lo, hi, args.cells)
     if args.std < 2 * g.h[0]:
-        raise InputError(f"--std {args.std:g} is below two cells ({2 * g.h[0]:.3g}); raise --cells or narrow the domain")
+        raise InputError(f"--std {args.std:g} is below two cells ({2 * g.h[0]:.3g}); "
+                         "raise --cells or narrow the domain")
     rho0 = gaussian_density(g, args.mean, args.std)
     prog = Progress(args.steps, "fokker-planck", args.quiet)
     res = solve_fokker_planck(g, rho0, lambda pts, t: f(pts[:, 0], t), args.nu, args.T, args.steps,
@@ -256,7 +257,7 @@ def cmd_train(args):
                              f"(test accuracy {out['test_accuracy'] or float('nan'):.2f})", particles=clouds)
     if not args.json:
         print(f"train_loss={res.fun:.4g} train_accuracy={out['train_accuracy']:.3f} "
-              f"test_accuracy={out['test_accuracy'] if out['test_accuracy'] is None else round(out['test_accuracy'], 3)}")
+              f"test_accuracy={None if out['test_accuracy'] is None else round(out['test_accuracy'], 3)}")
     return 0
 
 
@@ -297,12 +298,14 @@ def _command(sub, *a, **k):
 def register(subparsers):
     top = common.add_command(subparsers, "meanfield", "stochastic ResNets: Fokker–Planck, particles, "
                              "mean-field control, NLS / Madelung, Langevin learning",
-                             "ocdl meanfield fokker-planck --drift '-(x-1)' --nu 0.8 --mean -1 --std 0.4 --T 1 --out rho.csv")
+                             "ocdl meanfield fokker-planck --drift '-(x-1)' --nu 0.8 --mean -1 --std 0.4 --T 1 "
+                             "--out rho.csv")
     sub = top.add_subparsers(dest="meanfield_command", metavar="SUBCOMMAND")
 
     p = _command(sub, "fokker-planck",
                            "1-D Fokker–Planck ∂ρ/∂t = −∂x(fρ) + (ν²/2)∂xxρ from a Gaussian; CSV x,rho at T",
-                           "ocdl meanfield fokker-planck --drift '-(x-1)' --nu 0.8 --mean -1 --std 0.4 --T 1 --out rho.csv",
+                           "ocdl meanfield fokker-planck --drift '-(x-1)' --nu 0.8 --mean -1 --std 0.4 --T 1 "
+                           "--out rho.csv",
                            cmd_fokker_planck)
     p.add_argument("--drift", required=True, metavar="EXPR", help="drift f(x) (may use t), e.g. '-(x-1)'")
     _fp_common(p)
@@ -346,7 +349,8 @@ def register(subparsers):
                    help="tolerance on the drift change (sweep) or density change (congested Hopf–Cole)")
     common.add_outputs(p, json=True, plot=True, out="required", seed=False, out_help="CSV x,rho (x,y,rho) at T")
 
-    p = _command(sub, "nls", "split-step Fourier NLS iħψ_t = −(ħ²/2)ψ_xx + Vψ + g|ψ|²ψ (periodic); NPZ + Madelung residuals",
+    p = _command(sub, "nls", "split-step Fourier NLS iħψ_t = −(ħ²/2)ψ_xx + Vψ + g|ψ|²ψ (periodic); "
+                 "NPZ + Madelung residuals",
                  "ocdl meanfield nls --psi0 soliton --eta 1 --velocity 1 --g -1 --T 1 --dt 0.005 "
                  "--out psi.npz --json nls.json", cmd_nls)
     p.add_argument("--psi0", type=_psi0, required=True,
@@ -412,7 +416,8 @@ def register(subparsers):
                    help="initial density = data smoothed by a Gaussian of this width (density: default 0; "
                         "grid: default 1.5 cells)")
     grp = p.add_mutually_exclusive_group()
-    grp.add_argument("--particles", type=common.positive_int, help="particle PMP with P particles per iteration (default, P = 1000)")
+    grp.add_argument("--particles", type=common.positive_int,
+                     help="particle PMP with P particles per iteration (default, P = 1000)")
     grp.add_argument("--grid", type=common.positive_int, help="density method on an N×N finite-volume grid")
     p.add_argument("--layers", type=common.positive_int, default=10, help="layers N (default 10)")
     p.add_argument("--T", type=common.positive, default=2.0, help="depth T (default 2)")
@@ -422,7 +427,8 @@ def register(subparsers):
     p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (layers and head)")
     p.add_argument("--points", type=common.positive_int, default=200, help="spirals: points per class")
     p.add_argument("--noise", type=common.nonnegative, default=0.02, help="spirals: data noise")
-    p.add_argument("--substeps", type=common.positive_int, default=1, help="Euler(–Maruyama) sub-steps per layer (particles and density)")
+    p.add_argument("--substeps", type=common.positive_int, default=1,
+                   help="Euler(–Maruyama) sub-steps per layer (particles and density)")
     p.add_argument("--steps-per-layer", type=common.positive_int, default=1,
                    help="--grid: implicit Fokker–Planck steps per layer (more = less numerical diffusion, slower)")
     p.add_argument("--padding", type=common.nonnegative, default=0.75,

@@ -138,7 +138,8 @@ def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn"
     dt = T / steps
     omega = (1.0 if g == 0 else 0.5) if damping is None else float(damping)
     nf = grid.left.size
-    a0 = (np.zeros((steps, nf)) if initial_drift is None else np.array([np.asarray(d, dtype=float) for d in initial_drift]))
+    a0 = (np.zeros((steps, nf)) if initial_drift is None
+          else np.array([np.asarray(d, dtype=float) for d in initial_drift]))
     last = {}
 
     def objective(v, batch):
@@ -186,7 +187,8 @@ def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme=
         for n in range(steps - 1, -1, -1):                  # ∂φ/∂t = −(ν²/2)Δφ + (g/ν²)ρφ, backward
             phi[n] = steppers[n].backward(phi[n + 1])
         if np.any((phi[0] <= 0) & (rho0 > 0)) or not np.all(np.isfinite(phi[0])):
-            raise SolverError("Hopf–Cole underflow: e^{−Φ/ν²} vanishes where ρ0 > 0; use --method sweep or a larger --nu")
+            raise SolverError("Hopf–Cole underflow: e^{−Φ/ν²} vanishes where ρ0 > 0; "
+                              "use --method sweep or a larger --nu")
         phihat = np.where(rho0 > 0, rho0 / np.where(phi[0] > 0, phi[0], 1.0), 0.0)
         new = [rho0]
         for n in range(steps):                              # ∂φ̂/∂t = (ν²/2)Δφ̂ − (g/ν²)ρφ̂, forward

@@ -146,7 +146,7 @@ def plot_limit(r, path):
 def limit_table(r):
     """The command's text table."""
     a, b = r["particles"], r["noise"]
-    lines = ["(a) P -> inf at fixed theta, nu = %g (RMS over %d seeds)" % (a["nu"], a["seeds"]),
+    lines = [f"(a) P -> inf at fixed theta, nu = {a['nu']:g} (RMS over {a['seeds']} seeds)",
              "      P    |J_P - J|   |gradJ_P - gradJ|"]
     lines += [f"{p:>7d}   {c:.3e}   {g:.3e}" for p, c, g in zip(a["P"], a["cost_error"], a["grad_error"])]
     lines.append(f"  slopes: cost {a['cost_slope']:.3f}, gradient {a['grad_slope']:.3f} (theory -0.5)")

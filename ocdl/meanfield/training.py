@@ -64,7 +64,8 @@ def _untie(grads, substeps):
     if substeps == 1:
         return grads
     K, b = grads["K"], grads["b"]
-    return dict(grads, K=K.reshape((-1, substeps) + K.shape[1:]).sum(1), b=b.reshape((-1, substeps) + b.shape[1:]).sum(1))
+    return dict(grads, K=K.reshape((-1, substeps) + K.shape[1:]).sum(1),
+                b=b.reshape((-1, substeps) + b.shape[1:]).sum(1))
 
 
 def _increments(nu, dt, noise):
@@ -240,7 +241,8 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
         grid = None
     elif method == "density":
         def objective(v, batch):
-            J, G = blob_value_and_grad(shape_model.unflatten(v), X, y, nu, T, alpha, alpha_head, substeps, smoothing or 0.0)
+            J, G = blob_value_and_grad(shape_model.unflatten(v), X, y, nu, T, alpha, alpha_head, substeps,
+                                       smoothing or 0.0)
             return J, shape_model.flatten(G)
         grid = None
     elif method == "grid":
