@@ -8,7 +8,7 @@ import sys
 import traceback
 
 from ocdl import __version__
-from ocdl.cli.common import Parser, check_paths
+from ocdl.cli.common import Parser, check_paths, set_threads
 from ocdl.errors import InputError, OcdlError
 from ocdl.io import read_toml
 
@@ -97,6 +97,7 @@ def main(argv=None):
         argv = apply_config(parser, argv)
         debug = "--debug" in argv  # also `debug = true` in a --config file
         args = parser.parse_args(argv)
+        set_threads(getattr(args, "threads", None))
         func = getattr(args, "func", None)
         if func is None:
             _leaf(parser, argv).print_help(sys.stderr)
