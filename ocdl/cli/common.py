@@ -321,8 +321,9 @@ def resnet_bytes(layers, width, samples, classes=2):
 
 
 def check_model_size(args, n_features, samples):
-    """:func:`check_memory` for a ResNet-ODE of ``--layers`` × ``--width`` (default width 3 × features)
-    on ``samples`` points."""
+    """:func:`check_memory` for a ResNet-ODE of ``--layers`` × ``--width`` (defaults: 20 layers,
+    width 3 × features — rough, as is the estimate) on ``samples`` points."""
     width = getattr(args, "width", None) or 3 * int(n_features)
-    flags = f"--layers {args.layers} --width {width}" + ("" if getattr(args, "width", None) else " (default)")
-    check_memory(resnet_bytes(args.layers, width, samples), flags)
+    layers = getattr(args, "layers", None) or 20
+    flags = f"--layers {layers} --width {width}" + ("" if getattr(args, "width", None) else " (default)")
+    check_memory(resnet_bytes(layers, width, samples), flags)
