@@ -13,7 +13,6 @@ from ocdl.progress import log
 FIELDS = ["inner", "outer", "hamiltonian"]
 INTEGRATORS = ["euler", "heun", "rk4", "symplectic_euler", "symplectic_euler_b", "verlet", "yoshida4",
                "implicit_midpoint", "gauss2", "gauss3", "lobatto3ab"]
-DATASETS = ["spirals", "circles", "moons"]
 
 
 def register(sub):
@@ -23,9 +22,7 @@ def register(sub):
         ["ocdl train --data spirals --solver pmp-adam --plot spirals.png --json out.json --save model.npz",
          "ocdl train --data train.csv --test test.csv --field hamiltonian --integrator verlet"],
         run)
-    p.add_argument("--data", required=True, metavar="{spirals,circles,moons,PATH.csv}",
-                   help="a built-in data set or a CSV file with header x1,...,xd,label")
-    p.add_argument("--test", metavar="PATH.csv", help="held-out labelled CSV for test_accuracy")
+    common.add_data_options(p)
     p.add_argument("--field", type=common.choice("field", FIELDS), default="outer",
                    help="vector field: inner σ(Kx+b), outer Kσ(x)+b, hamiltonian (default outer)")
     p.add_argument("--integrator", type=common.choice("integrator", INTEGRATORS), default="euler",
@@ -45,6 +42,20 @@ def register(sub):
                    help="iterations (default 3000 for adam/pmp-adam/pmp-gd, 1000 for lbfgs/pmp-lbfgs)")
     p.add_argument("--lr", type=common.positive, default=None,
                    help="learning rate for adam/pmp-adam (default 0.05, cosine decay) or pmp-gd's first step")
+    from ocdl.solvers import DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX
+    from ocdl.solvers.gradient import PATIENCE
+    p.add_argument("--batch-size", type=common.positive_int, default=None,
+                   help=f"adam/pmp-adam/pmp-gd: mini-batch size (default: full batch up to {FULL_BATCH_MAX} "
+                        f"training samples, else {DEFAULT_BATCH})")
+    p.add_argument("--epochs", type=common.positive_int, default=None,
+                   help=f"adam/pmp-adam/pmp-gd: passes over the training data; sets the iterations to epochs × "
+                        f"batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs unless --iterations is given)")
+    p.add_argument("--validation", type=common.positive, default=None, metavar="FRACTION",
+                   help="adam/pmp-adam/pmp-gd: hold out this stratified fraction of the training data; the "
+                        "parameters of the epoch with the best validation accuracy are kept (early stopping)")
+    p.add_argument("--patience", type=common.positive_int, default=None,
+                   help=f"with --validation: stop after this many epochs without a better validation accuracy "
+                        f"(default {PATIENCE})")
     p.add_argument("--segments", type=common.positive_int, default=None,
                    help="shooting: number of multiple-shooting segments (default 1)")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default=None,
@@ -56,46 +67,8 @@ def register(sub):
                         "into [-1, 1]^d (≈ identity for the built-in sets), none (default range)")
     p.add_argument("--save", metavar="MODEL", help="write the trained model to exactly this path")
     runctl.add_flags(p, every=100)
-    p.add_argument("--points", type=common.positive_int, default=200,
-                   help="points per class for built-in data sets (default 200)")
-    p.add_argument("--noise", type=common.nonnegative, default=None,
-                   help="noise of built-in data sets (default: spirals 0.02, circles 0.05, moons 0.1)")
-    p.add_argument("--turns", type=common.positive, default=1.5, help="spiral turns (default 1.5)")
     common.add_outputs(p, json=True, plot=True, seed=True, device=True)
     return p
-
-
-def builtin_options(args):
-    """Generator options of a built-in data set from --points, --noise, --turns."""
-    kw = {"points_per_class": args.points}
-    if args.noise is not None:
-        kw["noise"] = args.noise
-    if args.data == "spirals":
-        kw["turns"] = args.turns
-    return kw
-
-
-def load_data(args):
-    """(X, y, X_test, y_test, description) from --data / --test."""
-    from ocdl.data import make_dataset
-    from ocdl.io import read_labelled
-    if args.data in DATASETS:
-        X, y = make_dataset(args.data, seed=args.seed, **builtin_options(args))
-    elif os.path.splitext(args.data)[1].lower() == ".csv" or os.path.exists(args.data):
-        X, y = read_labelled(args.data)
-    else:
-        raise InputError(f"--data '{args.data}' is neither a built-in data set ({', '.join(DATASETS)}) "
-                         f"nor an existing CSV file")
-    Xt = yt = None
-    if args.test:
-        Xt, yt = read_labelled(args.test, min_classes=1)
-        if Xt.shape[1] != X.shape[1]:
-            raise InputError(f"--test has {Xt.shape[1]} features but --data has {X.shape[1]}; "
-                             f"both need the same columns x1,...,x{X.shape[1]}")
-        C = int(y.max()) + 1
-        if int(yt.max()) >= C:
-            raise InputError(f"--test has label {int(yt.max())} but the training data have only classes 0..{C - 1}")
-    return X, y, Xt, yt
 
 
 def run(args):
@@ -108,7 +81,7 @@ def run(args):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise InputError(f"--{flag}: directory of '{path}' does not exist; create it first")
     device = common.resolve_device(args.device, args.quiet)
-    X, y, Xt, yt = load_data(args)
+    X, y, Xt, yt = common.load_data(args)
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
                        width=args.width, alpha=args.alpha, beta=args.beta, normalize=args.normalize == "range",
                        activation=args.activation)
@@ -119,12 +92,20 @@ def run(args):
         if args.solver != "newton":
             raise InputError("--newton-formulation applies to --solver newton only")
         options["formulation"] = args.newton_formulation
+    if args.patience is not None and args.validation is None:
+        raise InputError("--patience applies with --validation only")
+    for key in ("batch_size", "epochs", "validation", "patience"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    if Xt is not None and args.solver in ("adam", "pmp-adam", "pmp-gd"):
+        options["test"] = (Xt, yt)
     if args.segments is not None:
         if args.solver != "shooting":
             raise InputError("--segments applies to --solver shooting only")
         options["segments"] = args.segments
     settings = {"solver": args.solver, "model": model.config(), "iterations": args.iterations, "seed": args.seed,
-                "lr": args.lr, "data": hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()[:16]}
+                "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs, "validation": args.validation,
+                "patience": args.patience, "data": hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()[:16]}
     try:
         with runctl.RunControl(args, settings) as rc:
             options.update(rc.options())
@@ -145,7 +126,10 @@ def run(args):
         "test_accuracy": model.accuracy(params, Xt, yt) if Xt is not None else None,
         "iterations": res.nit, "wall_time_s": res.wall_time_s, "success": res.success, "message": res.message,
         "kkt_residual": res.get("kkt"),
-        "history": [{"iteration": h["iteration"], "loss": h["loss"], "time_s": h["time_s"]} for h in res.history],
+        "epochs": next((h["epoch"] for h in reversed(res.history) if "epoch" in h), None),
+        "best_epoch": res.get("best_epoch"),
+        "history": [{k: h[k] for k in ("iteration", "loss", "time_s", "epoch", "test_accuracy", "val_accuracy",
+                                       "val_loss") if k in h} for h in res.history],
     }
     if args.save:
         save_model(args.save, model, params, info={k: out[k] for k in (

@@ -35,6 +35,35 @@ CLI_ALPHA = 3e-3
 DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000}
 
 
+#: solvers that take ``batch_size``, ``epochs``, ``validation``, ``patience``, ``test`` (mini-batches)
+MINIBATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd")
+BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
+
+#: training sets larger than this train in mini-batches of ``DEFAULT_BATCH`` by default
+#: (see docs/benchmarks-real.md for the measurements behind both numbers)
+FULL_BATCH_MAX = 1000
+DEFAULT_BATCH = 128
+DEFAULT_EPOCHS = 150
+
+
+def default_batching(solver, n, options):
+    """Fill in the mini-batch defaults of ``options`` for ``n`` training samples: sets with more
+    than ``FULL_BATCH_MAX`` samples train in batches of ``DEFAULT_BATCH`` for ``DEFAULT_EPOCHS``
+    epochs (unless ``iterations``/``epochs`` are given); smaller ones in full batch."""
+    for k in BATCH_OPTIONS:
+        if k in options and options[k] is None:
+            del options[k]
+    if solver not in MINIBATCH_SOLVERS:
+        bad = [k for k in BATCH_OPTIONS if k in options]
+        if bad:
+            raise InputError(f"{', '.join('--' + k.replace('_', '-') for k in bad)} appl"
+                             f"{'ies' if len(bad) == 1 else 'y'} to the solvers {', '.join(MINIBATCH_SOLVERS)} only")
+        return options
+    if options.get("batch_size") is None and n > FULL_BATCH_MAX:
+        options["batch_size"] = DEFAULT_BATCH
+    return options
+
+
 def default_width(field, d_in):
     """Width used when ``width=None``: 3 × input dimension (6 for planar data), rounded up to
     even for the hamiltonian field (whose state is (q, p)).
@@ -86,7 +115,10 @@ def train(X, y, solver="adam", field="outer", integrator="euler", layers=20, T=5
     ``seed`` fixes the initial parameters (``model.init(seed)``) unless ``params0`` is given.
     ``callback(iteration, params, loss)`` is called every iteration; returning True stops.
     Solver options go by name (e.g. ``lr``, ``schedule``, ``checkpoint``, ``checkpoint_every``,
-    ``should_stop``, ``state0``). Divergence raises :class:`~ocdl.errors.SolverError` whose
+    ``should_stop``, ``state0``; for adam/pmp-adam/pmp-gd ``batch_size``, ``epochs``,
+    ``validation``, ``patience``, ``test=(X_test, y_test)``, see :mod:`ocdl.solvers.gradient`).
+    Training sets of more than ``FULL_BATCH_MAX`` samples train in mini-batches by default
+    (:func:`default_batching`). Divergence raises :class:`~ocdl.errors.SolverError` whose
     ``result`` holds the last good parameters.
     """
     check_choice("solver", solver, list(SOLVERS))
@@ -94,6 +126,10 @@ def train(X, y, solver="adam", field="outer", integrator="euler", layers=20, T=5
         model = make_model(X, y, field=field, integrator=integrator, layers=layers, T=T, width=width,
                            alpha=alpha, beta=beta, n_classes=options.pop("n_classes", None))
     X, y = model.check_data(X, y)
+    default_batching(solver, len(y), options)
+    if options.get("batch_size") is not None and options.get("epochs") is None and iterations is None \
+            and len(y) > FULL_BATCH_MAX:
+        options["epochs"] = DEFAULT_EPOCHS
     if iterations is None:
         iterations = DEFAULT_ITERATIONS.get(solver, 1000)
     if int(iterations) < 0:
