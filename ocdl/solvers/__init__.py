@@ -43,7 +43,7 @@ BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
 #: (see docs/benchmarks-real.md for the measurements behind both numbers)
 FULL_BATCH_MAX = 1000
 DEFAULT_BATCH = 128
-DEFAULT_EPOCHS = 150
+DEFAULT_EPOCHS = 60
 
 
 def default_batching(solver, n, options):
