@@ -23,7 +23,10 @@ from ocdl.plotting import plt, save_figure  # noqa: E402
 DEPTHS = [8, 32, 128, 512]
 
 
-def main(out=os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_gradient.png")):
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_gradient.png")
+
+
+def main(out=OUT):
     import torch
     torch.set_num_threads(1)
     err = {m: [] for m in METHODS}
@@ -47,8 +50,8 @@ def main(out=os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_gra
         ax[0].loglog(DEPTHS, np.maximum(err[m], 1e-17), "o-", color=f"C{i}", label=m)
         ax[1].loglog(DEPTHS, secs[m], "o-", color=f"C{i}", label=m)
     ax[0].loglog(DEPTHS, np.maximum(recon, 1e-17), "k:", label="reversible: state reconstruction error")
-    ax[0].set_title("relative gradient error vs float64 autograd\n(autograd and torchdiffeq-direct: exactly 0, drawn at 1e-17)",
-                    fontsize=9)
+    ax[0].set_title("relative gradient error vs float64 autograd\n"
+                    "(autograd and torchdiffeq-direct: exactly 0, drawn at 1e-17)", fontsize=9)
     ax[1].set_title("value-and-gradient time (one call, in-process)", fontsize=9)
     for a in ax:
         a.set_xlabel("depth N")

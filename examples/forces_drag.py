@@ -52,7 +52,7 @@ def main():
 
     fig, ax = plt.subplots(1, 4, figsize=(21, 4.6))
     pn, rn, sn = runs["newton"]
-    pa, ra, sa = runs["adam"]
+    pa, ra, _ = runs["adam"]
     ax[0].plot(v0, vT, "o", color="0.6", ms=8, label="data (solve_ivp)")
     for it, th in [ra.snapshots[1], ra.snapshots[len(ra.snapshots) // 2], ra.snapshots[-1]]:
         with torch.no_grad():
@@ -71,7 +71,7 @@ def main():
     ax[1].plot(nodes, rn.x, "k--", lw=1.5, label=f"Gauss–Newton ({sn['rel_l2_error']:.2%}, {sn['wall_time_s']:.1f}s)")
     ax[1].set(xlabel="v", ylabel="F(v)", title="(b) learned drag force", ylim=(-2, 20))
     ax[1].legend(fontsize=8)
-    for solver, (p, res, s) in runs.items():
+    for solver, (_, res, s) in runs.items():
         h = res.history
         ax[2].semilogy([q["time_s"] for q in h], [q["loss"] for q in h], label=f"{solver} ({s['iterations']} it.)")
     ax[2].set(xlabel="wall time [s]", ylabel="cost J", title="(c) cost against time")

@@ -60,7 +60,7 @@ def main():
     nodes = pv.grid.nodes
     fine = np.linspace(nodes[0], nodes[-1], 400)
     ax[2].plot(fine, F(fine), color="0.5", lw=6, alpha=0.4, label="truth")
-    for it, th in [s for s in rv.snapshots if s[0] in (1, 3, 10)]:
+    for _, th in [s for s in rv.snapshots if s[0] in (1, 3, 10)]:
         ax[2].plot(nodes, th, color="C0", lw=0.8, alpha=0.35)
     ax[2].plot(nodes, rv.x, "C0-", lw=1.8, label=f"Verlet, N={args.steps} ({sv['rel_l2_error']:.1%})")
     pe, re_, se = runs["euler"]
@@ -70,9 +70,10 @@ def main():
     ax[2].axvspan(hi, nodes[-1], color="0.9")
     ax[2].set(xlabel="x", ylabel="F(x)", title="(c) learned force (faint: Verlet iterates)", ylim=(-4, 5))
     ax[2].legend(fontsize=8)
-    for method, (p, res, s) in runs.items():
+    for method, (_, res, _) in runs.items():
         ax[3].semilogy([q["iteration"] for q in res.history], [q["loss"] for q in res.history], label=method)
-    ax[3].set(xlabel="Gauss–Newton iteration (λ path 1e-1 → 1e-3 → 1e-5)", ylabel="cost J", title="(d) cost (drops at each λ switch)")
+    ax[3].set(xlabel="Gauss–Newton iteration (λ path 1e-1 → 1e-3 → 1e-5)", ylabel="cost J",
+              title="(d) cost (drops at each λ switch)")
     ax[3].legend(fontsize=8)
     fig.suptitle(f"position: F(x) = {LAW}; T = 2, x* = 5, ε = 0.5, grid step 0.5")
     save_figure(fig, args.out)

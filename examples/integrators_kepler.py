@@ -61,7 +61,8 @@ def main(argv=None):
     ax1.set_title("energy error (running max):\nbounded for symplectic methods, linear drift for rk4", fontsize=10)
     ax1.set_xlabel("t / period")
     ax1.set_ylabel(r"$\max_{s\leq t}\,|H(s) - H(0)|$")
-    ax2.set_title("angular momentum error (running max):\nround-off for the symplectic methods, drift for rk4", fontsize=10)
+    ax2.set_title("angular momentum error (running max):\nround-off for the symplectic methods, drift for rk4",
+                  fontsize=10)
     ax2.set_xlabel("t / period")
     ax2.set_ylabel(r"$\max_{s\leq t}\,|L(s) - L(0)|$")
     for ax in (ax1, ax2):

@@ -33,7 +33,7 @@ ax[0].plot(x, hc_g.rho, "--", label=f"Hopf–Cole fixed point, g = 1 (L1 {l1(sw_
 ax[0].axvline(Z, color="grey", lw=0.5)
 ax[0].set_title(f"L1: sweep–HC {l1(sw.rho, hc.rho):.1e}, sweep–exact {l1(sw.rho, exact):.1e}", fontsize=9)
 ax[0].legend(fontsize=8)
-im = ax[1].imshow(np.array(sw.rho_path).T, origin="lower", aspect="auto", extent=[0, T, x[0], x[-1]])
+ax[1].imshow(np.array(sw.rho_path).T, origin="lower", aspect="auto", extent=[0, T, x[0], x[-1]])
 ax[1].set_xlabel("t")
 ax[1].set_ylabel("x")
 ax[1].set_title("ρ(x, t), sweep")

@@ -14,7 +14,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ocdl.forces.oscillator import OscillatorProblem, solve_oscillator  # noqa: E402
@@ -44,10 +43,11 @@ def main():
         print(f"{label:24s} γ = {e['gamma']:.4f} ({abs(e['gamma'] - GAMMA) / GAMMA:.2%})  "
               f"ω0 = {e['omega0']:.4f} ({abs(e['omega0'] - OMEGA0) / OMEGA0:.3%}){se}  "
               f"{r.nit} it., {r.wall_time_s:.1f}s")
+    gn = results["Gauss–Newton (EOM net)"]
     plot_oscillator(args.out, problem, results,
                     title=f"(γ, ω0) = ({GAMMA:g}, {OMEGA0:g}); 40 samples, noise 0.04; "
-                          f"Gauss–Newton std. errors: γ ± {results['Gauss–Newton (EOM net)'].extra['gamma_stderr']:.3f}, "
-                          f"ω0 ± {results['Gauss–Newton (EOM net)'].extra['omega0_stderr']:.3f}")
+                          f"Gauss–Newton std. errors: γ ± {gn.extra['gamma_stderr']:.3f}, "
+                          f"ω0 ± {gn.extra['omega0_stderr']:.3f}")
     print("wrote", args.out)
 
 

@@ -14,7 +14,7 @@ with its exact solution from a closed form that does not use the integrators:
 States carry the dimension on the last axis (``(..., 2)`` for Kepler, ``(..., 1)`` otherwise).
 """
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -22,33 +22,25 @@ class _Checked:
 class PlainSystem(_Checked):
     """``y' = rhs(t, y)`` with state ``(y,)``."""
 
-    ncomp = 1
-
     def __init__(self, rhs):
         self.rhs = rhs
-        self.nfev = 0
 
     def f(self, t, state):
-        self.nfev += 1
         return (self._check(self.rhs(t, state[0]), state[0], "rhs(t, y)"),)
 
 
 class PartitionedSystem(_Checked):
     """``q' = fq(t, q, p)``, ``p' = fp(t, q, p)`` with state ``(q, p)``."""
 
-    ncomp = 2
     gauss_seidel = True  # fq and fp are separate functions: stage sweeps may update q before p
 
     def __init__(self, fq, fp):
         self._fq, self._fp = fq, fp
-        self.nfev = 0
 
     def fq(self, t, q, p):
-        self.nfev += 1
         return self._check(self._fq(t, q, p), q, "fq(t, q, p)")
 
     def fp(self, t, q, p):
-        self.nfev += 1
         return self._check(self._fp(t, q, p), p, "fp(t, q, p)")
 
     def f(self, t, state):
@@ -62,11 +54,8 @@ class SplitSystem(_Checked):
     ``fq`` and ``fp`` on the same ``(t, q, p)`` share one evaluation of ``rhs``.
     """
 
-    ncomp = 2
-
     def __init__(self, rhs, half):
         self.rhs, self.half = rhs, half
-        self.nfev = 0
         self._key = None
         self._val = None
 
@@ -76,7 +65,6 @@ class SplitSystem(_Checked):
             return self._val
         y = backend.concat_last(q, p)
         v = self._check(self.rhs(t, y), y, "rhs(t, y)")
-        self.nfev += 1
         self._key, self._val = (t, q, p), (v[..., : self.half], v[..., self.half:])
         return self._val
 

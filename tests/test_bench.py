@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from ocdl import pmp
 from ocdl.bench import problem as pb
 from ocdl.bench import reversible
 from ocdl.bench.gradient import prepare
 from ocdl.errors import InputError
+from ocdl.models import ResNetODE
 
 
 def autograd_flat(problem):
@@ -31,41 +33,39 @@ def test_reversible_gradient_equals_autograd(depth):
     pr = pb.Problem("hamiltonian", depth, samples=64, width=8, integrator="verlet", seed=depth)
     J_ref, g_ref = autograd_flat(pr)
     J, g, info = reversible.value_and_grad(pr.x0(), pr.y, pr.params, pr.h, pr.alpha)
-    # exact discrete gradient: equal to round-off; the issue's bar is 1e-8, we see ~1e-15
+    # exact discrete gradient: equal to round-off (measured ≤ 8.7e-16 relative); bar 1e-13
     assert abs(J - J_ref) <= 1e-13 * abs(J_ref)
-    assert rel(pr.flat(g), g_ref) <= 1e-12
+    assert rel(pr.flat(g), g_ref) <= 1e-13
     assert info["reconstruction_error"] <= 1e-13
 
 
 def test_reversible_reconstruction_error_small_at_depth():
-    # Verlet inverted step by step: round-off only (a few ulps per layer at worst, ~1e-16 seen)
+    # Verlet inverted step by step: round-off only (a few ulps per layer at worst; measured
+    # 2.2e-16 reconstruction, 2.6e-16 gradient at depth 512); bar 1e-13
     pr = pb.Problem("hamiltonian", 512, samples=32, width=4, integrator="verlet")
     _, g, info = reversible.value_and_grad(pr.x0(), pr.y, pr.params, pr.h, pr.alpha)
-    assert info["reconstruction_error"] <= 1e-12
-    assert rel(pr.flat(g), autograd_flat(pr)[1]) <= 1e-10
+    assert info["reconstruction_error"] <= 1e-13
+    assert rel(pr.flat(g), autograd_flat(pr)[1]) <= 1e-13
 
 
 def test_reversible_matches_ocdl_pmp_verlet():
     """Same network and cost as ocdl.models' verlet (position form, drift–kick–drift) through ocdl.pmp."""
-    pmp = pytest.importorskip("ocdl.pmp")
-    from ocdl.models import ResNetODE
     pr = pb.Problem("hamiltonian", 10, samples=40, width=6, integrator="verlet")
     model = ResNetODE(field="hamiltonian", d_in=2, width=6, layers=10, T=pr.T, integrator="verlet",
                       alpha=pr.alpha)
     J_pmp, g_pmp = pmp.value_and_grad(model, pr.params, pr.X, pr.y)
     J, g, _ = reversible.value_and_grad(pr.x0(), pr.y, pr.params, pr.h, pr.alpha)
     assert abs(J - J_pmp) <= 1e-13 * abs(J_pmp)
-    assert rel(pr.flat(g), pr.flat(g_pmp)) <= 1e-12
+    assert rel(pr.flat(g), pr.flat(g_pmp)) <= 1e-13  # measured 3e-16
 
 
 @pytest.mark.parametrize("field", ["outer", "hamiltonian", "inner"])
 def test_costate_method_equals_independent_autograd(field):
-    pytest.importorskip("ocdl.pmp")
     pr = pb.Problem(field, 12, samples=50, width=8)
     _, g_ref = autograd_flat(pr)
     _, vg = prepare("costate", pr)
     J, g, _ = vg()
-    assert rel(g, g_ref) <= 1e-12  # issue 7 target for costate: ≤ 1e-12
+    assert rel(g, g_ref) <= 1e-13  # round-off: measured ≤ 3.7e-16
 
 
 @pytest.mark.parametrize("field", ["outer", "hamiltonian"])
@@ -115,8 +115,7 @@ def test_cli_json_schema_tiny_run(tmp_path, ocdl_cli):
     for x in runs:
         assert {"method", "field", "depth", "forward_s", "gradient_s", "peak_mib", "rel_error"} <= set(x)
         assert x["forward_s"] > 0 and x["gradient_s"] > 0 and x["peak_mib"] >= 0
-    assert runs[0]["rel_error"] == 0.0            # autograd is the reference computation
-    assert runs[1]["rel_error"] <= 1e-12 and runs[1]["reconstruction_error"] <= 1e-13
+    assert runs[1]["rel_error"] <= 1e-13 and runs[1]["reconstruction_error"] <= 1e-13
     assert png.stat().st_size > 10_000
 
 
@@ -131,7 +130,8 @@ def test_time_to_target_and_train_bench_with_stand_in():
         for name in solvers:
             rate = 1.0 if name == "fast" else 0.25
             hist = [{"iteration": i, "loss": 1.0 / (1 + rate * i), "time_s": 0.1 * i + seed} for i in range(10)]
-            out[name] = {"history": hist, "final_loss": hist[-1]["loss"], "iterations": 10, "wall_time_s": 1.0}
+            out[name] = {"history": hist, "final_loss": hist[-1]["loss"], "iterations": 10, "wall_time_s": 1.0,
+                         "converged": False, "message": "iteration limit reached (10)"}
         return {"solvers": out}
 
     result = run_train_bench(["fast", "slow"], [0, 1], 0.2, compare_fn=fake_compare,
@@ -140,3 +140,4 @@ def test_time_to_target_and_train_bench_with_stand_in():
     # fast: loss 1/(1+i) ≤ 0.2 first at i = 4, time 0.4 + seed → median over seeds 0, 1 = 0.9
     assert s["fast"]["reached"] == 2 and s["fast"]["median_time_to_target_s"] == pytest.approx(0.4 + 0.5)
     assert s["slow"]["reached"] == 0 and s["slow"]["median_time_to_target_s"] is None
+    assert all(r["converged"] is False and r["message"] == "iteration limit reached (10)" for r in result["runs"])

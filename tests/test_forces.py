@@ -87,9 +87,10 @@ def test_costate_gradient_equals_autograd(kind, method):
     th = theta.clone().requires_grad_(True)
     loss = ((propagate(field, th, y0, 2.0, 40, method) - target) ** 2).sum() / len(y0)
     (ref,) = torch.autograd.grad(loss, th)
-    # both are the exact gradient of the same discrete cost: only round-off may differ
-    assert abs(float(phi - loss)) <= 1e-13 * float(loss)
-    assert float((grad - ref).norm() / ref.norm()) <= 1e-10
+    # both are the exact gradient of the same discrete cost: only round-off may differ (measured:
+    # cost identical, gradient ≤ 1.1e-15 relative over CASES); bar 1e-13
+    assert abs(float(phi) - loss.item()) <= 1e-13 * loss.item()
+    assert float((grad - ref).norm() / ref.norm()) <= 1e-13
 
 
 def test_gauss2_network_gradient_matches_finite_differences():
@@ -143,8 +144,10 @@ def test_casadi_jacobian_matches_autograd(kind, method):
     t = torch.tensor(th, dtype=D, requires_grad=True)
     rt = p.data_residual(p.final_state(t))
     (g,) = torch.autograd.grad((rt * rt).sum(), t)
-    assert abs(float(r @ r) - float((rt * rt).sum())) <= 1e-12
-    assert np.linalg.norm(2 * Jc.T @ r - g.numpy()) <= 1e-10 * np.linalg.norm(g.numpy())
+    # same discrete residual, two evaluations: round-off (measured ≤ 3e-16 relative on the cost and
+    # on the Gauss–Newton gradient 2 Jᵀr); bar 1e-13
+    assert abs(float(r @ r) - float((rt * rt).sum())) <= 1e-13 * float(r @ r)
+    assert np.linalg.norm(2 * Jc.T @ r - g.numpy()) <= 1e-13 * np.linalg.norm(g.numpy())
 
 
 DRAG_LAWS = ["0.01*v**2 + 0.05*v", "12*tanh(v/15)", "0.008*v**2 + 2*v*exp(-(v-20)**2/20)/20"]

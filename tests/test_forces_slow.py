@@ -3,7 +3,6 @@
 The issue's bars for position (≤ 5 % from 2,000 points; Verlet beats Euler at equal depth),
 Adam on drag, and the PINN baseline on the oscillator. Data always from solve_ivp.
 """
-import numpy as np
 import pytest
 
 from ocdl.expr import compile_expr

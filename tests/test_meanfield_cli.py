@@ -51,19 +51,21 @@ def test_nls_cli(ocdl_cli, tmp_path):
     d = np.load(tmp_path / "psi.npz")
     assert set(d.files) >= {"x", "psi", "t", "mass", "energy"} and np.iscomplexobj(d["psi"])
     js = json.loads((tmp_path / "nls.json").read_text())
-    assert js["mass_drift"] < 1e-12 and js["max_error_vs_analytic"] < 1e-4
+    assert js["mass_drift"] < 1e-13 and js["max_error_vs_analytic"] < 1e-4   # mass: round-off (measured 1.2e-14)
     assert js["madelung_continuity_residual"] < 1e-4 and js["madelung_hj_residual"] < 1e-4
     assert js["energy_drift"] < 1e-8
 
 
 BAD = [
-    (["fokker-planck", "--drift", "__import__('os')", "--nu", "1", "--mean", "0", "--std", "1", "--T", "1"], "expression"),
+    (["fokker-planck", "--drift", "__import__('os')", "--nu", "1", "--mean", "0", "--std", "1", "--T", "1"],
+     "expression"),
     (["fokker-planck", "--drift", "-x", "--nu", "-1", "--mean", "0", "--std", "1", "--T", "1"], "--nu"),
     (["fokker-planck", "--drift", "-x", "--nu", "1", "--mean", "0", "--std", "0", "--T", "1"], "--std"),
     (["fokker-planck", "--drift", "-x", "--nu", "1", "--mean", "0", "--std", "1", "--T", "0"], "--T"),
     (["fokker-planck", "--drift", "-x", "--nu", "1", "--mean", "0", "--std", "1", "--T", "1", "--xmin", "2",
       "--xmax", "1"], "--xmax"),
-    (["particles", "--drift", "-x", "--nu", "nan", "--mean", "0", "--std", "1", "--T", "1", "--particles", "10"], "--nu"),
+    (["particles", "--drift", "-x", "--nu", "nan", "--mean", "0", "--std", "1", "--T", "1", "--particles", "10"],
+     "--nu"),
     (["control", "--terminal", "x**2", "--nu", "0.5", "--mean", "0", "--std", "1", "--T", "1", "--method",
       "hopf-cole", "--g", "-1"], "--g"),
     (["control", "--terminal", "x**2", "--nu", "0", "--mean", "0", "--std", "1", "--T", "1"], "--nu"),
@@ -95,3 +97,5 @@ def test_train_cli_json_and_plot(ocdl_cli, tmp_path, method):
     d = json.loads(js.read_text())
     assert TRAIN_KEYS <= set(d) and d["nu"] == 0.05 and d["iterations"] == 15 and len(d["history"]) == 15
     assert 0 <= d["train_accuracy"] <= 1 and np.isfinite(d["train_loss"]) and png.stat().st_size > 0
+    # Adam has no convergence test: the capped run says so
+    assert d["success"] is False and "iteration limit" in d["message"]

@@ -5,7 +5,7 @@ import pytest
 
 from ocdl.errors import InputError
 from ocdl.meanfield import gaussian_density, make_grid
-from ocdl.meanfield.control import lq_gaussian, solve_hopf_cole, solve_sweep
+from ocdl.meanfield.control import lq_gaussian, policy_cost, solve_hopf_cole, solve_sweep
 
 M0, S0, NU, T, C, Z = -1.0, 0.5, 0.6, 1.0, 2.0, 1.5
 
@@ -55,10 +55,10 @@ def test_congestion_sweep_is_optimal_against_perturbed_policies():
     for _ in range(3):
         bump = np.exp(-((g.face_points[:, 0] - rng.uniform(-2, 2)) ** 2))
         pert = [a + 0.05 * rng.standard_normal() * bump for a in sw.drift]
-        other = solve_sweep(g, rho0, Phi, NU, T, steps=100, g=0.5, maxiter=1, initial_drift=pert)
+        other = policy_cost(g, rho0, Phi, pert, NU, T, g=0.5)
         # the perturbation changes J at 2nd order (≈ 1e-4); the sweep's fixed point is the
         # continuum optimum up to O(h²) ≈ 1e-5 in J
-        assert other.cost > sw.cost - 1e-5
+        assert other > sw.cost - 1e-5
 
 
 def test_congested_hopf_cole_fixed_point_agrees_with_sweep():
@@ -81,3 +81,15 @@ def test_hopf_cole_rejects_negative_congestion():
     g, x, rho0, Phi = setup(100)
     with pytest.raises(InputError, match="--g"):
         solve_hopf_cole(g, rho0, Phi, NU, T, g=-0.1)
+
+
+def test_sweep_result_reports_the_policy_it_returns():
+    g, x, rho0, Phi = setup(200)
+    capped = solve_sweep(g, rho0, Phi, NU, T, steps=100, g=0.5, maxiter=5)
+    assert capped.success is False and capped.status == 1 and "iteration limit" in capped.message
+    assert capped.nit == 5 and len(capped.history) == 5
+    # cost, density and residual all belong to the returned policy x (= drift)
+    assert capped.cost == capped.fun == policy_cost(g, rho0, Phi, capped.x, NU, T, g=0.5)
+    assert capped.drift is capped.x and capped.residual > 1e-3
+    done = solve_sweep(g, rho0, Phi, NU, T, steps=100, g=0.5)
+    assert done.success and done.status == 0 and done.residual <= 1e-9

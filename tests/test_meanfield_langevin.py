@@ -20,7 +20,7 @@ def test_histogram_follows_fokker_planck_transient_and_stationary():
         # a perfect sampler of the FP law has E L1 = mc_expected_l1 (sum over ~150 occupied
         # cells, relative spread ≈ 5%); 1.25× leaves room for that and the O(h) Euler–Maruyama bias
         assert r["histogram_fp_l1"] < 1.25 * r["mc_expected_l1"], r["histogram_fp_l1"]
-        assert r["fp_mass_drift"] < 1e-12 and r["outside_fraction"] == 0
+        assert r["fp_mass_drift"] < 1e-13 and r["outside_fraction"] == 0   # round-off (measured 1.7e-14)
     # at T = 1 the ensemble is still far from equilibrium (and the histogram sees it) ...
     assert early["histogram_stationary_l1"] > 3 * early["mc_expected_l1"]
     # ... at T = 6 (≈ 8 relaxation times) FP has reached exp(−γL/D) up to discretisation

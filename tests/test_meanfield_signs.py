@@ -72,6 +72,7 @@ def test_control_madelung_split_has_imaginary_hbar():
     v = sp.diff(Sig, x)
     Sig_t = sp.diff(Sig, t).subs({sp.Derivative(S, t): S_t, sp.Derivative(rho, t): rho_t})
     assert sp.simplify(rho_t + sp.diff(rho * v, x)) == 0
-    Q_imag = -(-nu**4) / 2 * sp.diff(sp.sqrt(rho), x, 2) / sp.sqrt(rho)     # −(ħ²/2)(√ρ)''/√ρ, ħ² = −ν⁴
+    hbar2 = -nu**4                                                           # imaginary ħ: ħ² = −ν⁴
+    Q_imag = -hbar2 / 2 * sp.diff(sp.sqrt(rho), x, 2) / sp.sqrt(rho)        # −(ħ²/2)(√ρ)''/√ρ
     assert sp.simplify(Sig_t + v**2 / 2 + Q_imag) == 0
     assert sp.simplify(Sig_t + v**2 / 2 - Q_imag) != 0                       # real ħ² = ν⁴ fails

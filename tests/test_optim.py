@@ -141,8 +141,8 @@ def test_batches_cover_every_sample_once_per_epoch():
 def test_adam_runs_on_torch_tensors_as_on_numpy():
     # the same rule steps torch tensors (e.g. a device backend): iterates equal the numpy run
     At, Bt = torch.tensor(A), torch.tensor(B)
-    res_t = minimize(lambda x, b=None: (float(0.5 * x @ At @ x - Bt @ x), At @ x - Bt), torch.tensor([2.0, -1.0], dtype=torch.float64),
-                     Adam(lr=0.1), 40)
+    x0 = torch.tensor([2.0, -1.0], dtype=torch.float64)
+    res_t = minimize(lambda x, b=None: (float(0.5 * x @ At @ x - Bt @ x), At @ x - Bt), x0, Adam(lr=0.1), 40)
     res_n = minimize(quadratic, np.array([2.0, -1.0]), Adam(lr=0.1), 40)
     assert isinstance(res_t.x, torch.Tensor)
     np.testing.assert_allclose(res_t.x.numpy(), res_n.x, rtol=0, atol=1e-15)

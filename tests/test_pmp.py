@@ -20,21 +20,22 @@ def _data(n=25, C=2, seed=0):
 @pytest.mark.parametrize("C", [2, 3])
 def test_costate_equals_autograd(field, method, C):
     # float64 throughout: both are the gradient of the same discrete cost, evaluated in a
-    # different order of operations, so they agree to round-off (~1e-16 observed); the issue's
-    # bar is 1e-10 relative.
+    # different order of operations, so they agree to round-off, as the README claims. Measured
+    # over all combos: J identical, whole gradient ≤ 1.1e-16, worst single block 3.1e-15
+    # relative; bar 1e-13.
     X, y = _data(C=C)
     model = ResNetODE(field=field, integrator=method, layers=5, T=2.0, width=4, n_classes=C,
                       alpha=1e-2, beta=0.3, alpha_head=5e-3)
     params = model.init(seed=3)
     J, g = pmp.value_and_grad(model, params, X, y)
     Ja, ga = pmp.autograd_value_and_grad(model, params, X, y)
-    assert abs(J - Ja) <= 1e-12 * abs(Ja)
+    assert abs(J - Ja) <= 1e-13 * abs(Ja)
     for k in ga:
         assert g[k].shape == ga[k].shape
-    assert pmp.rel_error(g, ga) <= 1e-10
+    assert pmp.rel_error(g, ga) <= 1e-13
     # every block separately too, so a small block cannot hide behind a big one
     for k in ga:
-        assert np.linalg.norm(g[k] - ga[k]) <= 1e-10 * max(np.linalg.norm(ga[k]), 1e-300)
+        assert np.linalg.norm(g[k] - ga[k]) <= 1e-13 * max(np.linalg.norm(ga[k]), 1e-300)
 
 
 def test_autograd_matches_finite_differences():
@@ -99,10 +100,11 @@ def test_kkt_residual_definition():
     X, y = _data()
     model = ResNetODE(layers=4, T=2.0)
     params = model.init(seed=0)
-    _, g = pmp.value_and_grad(model, params, X, y)
+    # the stationarity max(‖∂J/∂θ_k‖∞/h, ‖∂J/∂(W, μ)‖∞) from an independent (torch autograd) gradient
+    _, g = pmp.autograd_value_and_grad(model, params, X, y)
     expect = max(np.abs(g["K"]).max() / model.h, np.abs(g["b"]).max() / model.h,
                  np.abs(g["W"]).max(), np.abs(g["mu"]).max())
-    assert pmp.kkt_residual(model, params, X, y) == pytest.approx(expect, rel=1e-14)
+    assert pmp.kkt_residual(model, params, X, y) == pytest.approx(expect, rel=1e-13)
 
 
 def test_implicit_integrator_autograd_only():

@@ -22,6 +22,7 @@ from ocdl.forces.learn import learn_table
 from ocdl.forces.oscillator import OscillatorProblem, solve_oscillator
 from ocdl.forces.problems import DragProblem
 from ocdl.forces.simulate import simulate_drag, simulate_oscillator
+from ocdl.data.datasets import spirals
 from ocdl.meanfield import training as tr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -180,7 +181,7 @@ def test_cli_forces_newton_and_bad_resume_are_input_errors(ocdl_cli, tmp_path):
 # ---- meanfield train ---------------------------------------------------------------------------
 @pytest.mark.parametrize("method,kw", [("particles", dict(particles=200)), ("grid", dict(grid_cells=12))])
 def test_meanfield_interrupt_and_resume_is_bit_for_bit(method, kw, tmp_path):
-    X, y = tr.spirals(30, seed=2)
+    X, y = spirals(30, seed=2)
     common = dict(method=method, nu=0.1, layers=3, T=1.0, iterations=12, seed=4, **kw)
     full = tr.train_stochastic_resnet(X, y, **common)
     saved = {}
@@ -188,9 +189,14 @@ def test_meanfield_interrupt_and_resume_is_bit_for_bit(method, kw, tmp_path):
         tr.train_stochastic_resnet(X, y, checkpoint=lambda st: saved.update(st=st), checkpoint_every=3,
                                    should_stop=_stop_at(7), **common)
     assert saved["st"]["iteration"] == 7
+    # the driver's state: flat parameters, Adam's moments, the particle sampler's generator
+    n_params = sum(np.size(v) for v in full.x.values())
+    assert set(saved["st"]["opt"]) == {"m", "v"} and saved["st"]["params"]["x"].shape == (n_params,)
+    assert ("rng" in saved["st"]["meta"]) == (method == "particles")
     _through_files(tmp_path, saved)
     res = tr.train_stochastic_resnet(X, y, state0=saved["st"], **common)
-    np.testing.assert_array_equal(res.x.flatten(), full.x.flatten())
+    for k in full.x:
+        np.testing.assert_array_equal(res.x[k], full.x[k])
     assert [h["loss"] for h in res.history] == [h["loss"] for h in full.history]
 
 
@@ -209,7 +215,7 @@ def test_cli_meanfield_kill_and_resume(ocdl_cli, tmp_path):
                        env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     a = json.loads((tmp_path / "a.json").read_text())
-    X, y = tr.spirals(40, noise=0.02, seed=3)
+    X, y = spirals(40, noise=0.02, seed=3)
     full = tr.train_stochastic_resnet(X, y, method="particles", nu=0.05, layers=4, T=2.0, particles=200,
                                       alpha=1e-3, alpha_head=1e-3, iterations=3000, lr=0.05, seed=3)
     assert a["train_loss"] == full.fun and len(a["history"]) == 3000

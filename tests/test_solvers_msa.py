@@ -42,8 +42,12 @@ def test_msa_decreases_loss_monotonically_on_spirals():
     assert len(loss) == 151
     assert np.all(np.diff(loss) < 0)
     assert loss[-1] < 0.5 * loss[0]
-    # the solver's reported KKT residual is the shared one
-    assert res.history[-1]["kkt"] == pytest.approx(pmp.kkt_residual(model, res.x, X, y), rel=1e-12)
+    # the reported KKT residual is the stationarity max(‖∂J/∂θ_k‖∞/h, ‖∂J/∂(W, μ)‖∞) at the returned
+    # point, here from an independent torch autograd gradient (round-off apart: 1e-13)
+    _, g = pmp.autograd_value_and_grad(model, res.x, X, y)
+    kkt = max(np.abs(g["K"]).max() / model.h, np.abs(g["b"]).max() / model.h, np.abs(g["W"]).max(),
+              np.abs(g["mu"]).max())
+    assert res.history[-1]["kkt"] == pytest.approx(kkt, rel=1e-13)
 
 
 def test_msa_rejects_fields_without_closed_form():

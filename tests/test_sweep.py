@@ -4,7 +4,6 @@ The training itself is replaced by a stand-in run function (``fake_run``) whose 
 known function of the settings, so the machinery is checked against values we can predict.
 """
 import csv
-import inspect
 import json
 import os
 
@@ -147,7 +146,6 @@ def test_cli_bad_sweep_file_one_line(tmp_path, capsys):
 
 
 def test_names_checked_against_the_library(tmp_path):
-    pytest.importorskip("ocdl.solvers")
     for text, words in [("[grid]\nsolver = ['adma']\n", "unknown solver 'adma'"),
                         ("[grid]\nfield = ['outer']\nintegrator = ['verlet']\n", "'verlet' does not apply"),
                         ("[grid]\ndata = ['spiral']\n", "unknown dataset 'spiral'"),
@@ -157,15 +155,7 @@ def test_names_checked_against_the_library(tmp_path):
     sw.validate_names(sw.load_sweep(write(tmp_path, SWEEP)))  # the good file passes
 
 
-def _main_honours_own_config():
-    from ocdl.cli import main
-    return "own_config" in inspect.getsource(main)
-
-
-@pytest.mark.skipif(not _main_honours_own_config(), reason="main.apply_config does not skip `ocdl sweep` yet")
 def test_cli_end_to_end(tmp_path, ocdl_cli):
-    pytest.importorskip("ocdl.solvers")
-    pytest.importorskip("ocdl.data")
     path = write(tmp_path, "[grid]\nsolver = ['adam']\nlayers = [3]\nseed = [0, 1]\n[settings]\niterations = 3\n")
     out = tmp_path / "o"
     r = ocdl_cli("sweep", "--config", path, "--out", out, "--quiet")

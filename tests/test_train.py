@@ -12,7 +12,7 @@ import pytest
 from ocdl.data import load_checkpoint, load_model, save_checkpoint, save_model, spirals
 from ocdl.errors import InputError, SolverError
 from ocdl.io import write_csv
-from ocdl.solvers import SOLVERS, make_model, train
+from ocdl.solvers import make_model, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,36 +21,45 @@ def _small(n=40, seed=0):
     return spirals(n, turns=1.0, noise=0.02, seed=seed)
 
 
-@pytest.mark.parametrize("solver", sorted(SOLVERS))
-def test_every_solver_decreases_the_loss(solver):
-    if solver not in ("adam", "lbfgs", "pmp-adam", "pmp-lbfgs", "pmp-gd"):
-        pytest.skip("registered by another module")
+@pytest.mark.parametrize("solver", ["adam", "lbfgs", "pmp-adam", "pmp-lbfgs", "pmp-gd"])
+def test_every_gradient_solver_decreases_the_loss(solver):
+    # (msa, newton, ipopt and shooting have their own tests: test_solvers_*.py)
     X, y = _small()
     res = train(X, y, solver=solver, layers=6, T=2.0, iterations=30, seed=1)
     h = res.history
-    assert res.nit == len(h) <= 30
-    # success means the solver's own convergence test passed; 30 iterations cannot reach it here
-    # except for L-BFGS's own tolerance tests, and a capped run says so
-    assert res.success == (res.status == 0)
-    if not res.success:
-        assert res.status == 1 and "iteration limit" in res.message
+    assert res.nit == len(h) == 30
+    # success means the solver's own convergence test passed; 30 iterations reach none of them here
+    # (measured for all five), and a capped run says so
+    assert not res.success and res.status == 1 and "iteration limit reached (30)" in res.message
     assert set(h[0]) >= {"iteration", "loss", "time_s"}
     assert all(b["time_s"] >= a["time_s"] for a, b in zip(h, h[1:]))
     assert res.fun < 0.9 * h[0]["loss"]
     assert set(res.x) == {"K", "b", "W", "mu"}
 
 
+def test_pmp_lbfgs_run_to_its_tolerance_converges():
+    # success True means a stationary point: checked with an independent gradient (torch autograd)
+    from ocdl import pmp
+    X, y = _small()
+    res = train(X, y, solver="pmp-lbfgs", layers=6, T=2.0, iterations=3000, seed=1)
+    assert res.success and res.status == 0 and res.nit < 3000 and res.message.startswith("converged")
+    _, g = pmp.autograd_value_and_grad(res.model, res.x, X, y)
+    assert max(np.abs(v).max() for v in g.values()) <= 1e-8           # measured 2.5e-9 (619 iterations)
+
+
 def test_adam_on_autograd_equals_adam_on_costate():
-    # torch.optim.Adam on autograd gradients and ocdl's numpy Adam on costate gradients are two
-    # independent implementations of the same iteration on the same gradient (equal to 1e-16),
-    # so the iterates agree to round-off amplification over a few steps (~1e-13 observed).
+    # Both run the one ocdl.optim.Adam rule; what differs is the gradient: torch autograd through the
+    # generic torch forward vs the numpy costate sweep (equal to round-off, test_pmp.py). This checks
+    # the two objectives' wiring (flattening, torch conversion, loss) along a trajectory: iterates
+    # and losses agree to round-off (measured 2.2e-16 on parameters ~0.9, 3.3e-16 relative on the
+    # losses over 10 steps); bars 1e-13.
     X, y = _small()
     kw = dict(layers=5, T=2.0, iterations=10, seed=2, schedule="constant", lr=0.01)
     a = train(X, y, solver="adam", **kw)
     b = train(X, y, solver="pmp-adam", **kw)
     for k in a.x:
-        np.testing.assert_allclose(a.x[k], b.x[k], rtol=0, atol=1e-10)
-    np.testing.assert_allclose([r["loss"] for r in a.history], [r["loss"] for r in b.history], rtol=1e-12)
+        np.testing.assert_allclose(a.x[k], b.x[k], rtol=0, atol=1e-13)
+    np.testing.assert_allclose([r["loss"] for r in a.history], [r["loss"] for r in b.history], rtol=1e-13)
 
 
 @pytest.mark.parametrize("solver", ["adam", "pmp-adam"])
@@ -166,10 +175,11 @@ def test_cli_train_predict_gradcheck(ocdl_cli, tmp_path):
     assert len(pred["predictions"]) == 60 and set(pred["predictions"]) <= {0, 1}
     r = ocdl_cli("predict", "--model", tmp_path / "m.bin", "--data", tmp_path / "nolabel.csv")
     assert r.returncode == 0 and json.loads(r.stdout)["accuracy"] is None
-    r = ocdl_cli("gradcheck", "--field", "inner", "--integrator", "heun", "--layers", "5", "--json", tmp_path / "g.json")
+    r = ocdl_cli("gradcheck", "--field", "inner", "--integrator", "heun", "--layers", "5",
+                 "--json", tmp_path / "g.json")
     assert r.returncode == 0, r.stderr
     g = json.loads((tmp_path / "g.json").read_text())
-    assert g["rel_error_costate_vs_autograd"] < 1e-10
+    assert g["rel_error_costate_vs_autograd"] < 1e-13   # round-off (measured 2.9e-16)
     assert 1e-8 < g["rel_error_continuous_adjoint_vs_autograd"] < 0.5
     assert g["rel_error_autograd_vs_finite_difference"] < 1e-6
 
@@ -206,7 +216,8 @@ def test_cli_kill_and_resume(tmp_path):
     base = [sys.executable, "-m", "ocdl", "train", "--data", str(tmp_path / "tr.csv"), "--solver", "pmp-adam",
             "--iterations", "400", "--layers", "6", "--quiet"]
     ck = tmp_path / "ck"
-    p = subprocess.Popen(base + ["--checkpoint", str(ck), "--checkpoint-every", "10", "--save", str(tmp_path / "a.npz")],
+    p = subprocess.Popen(base + ["--checkpoint", str(ck), "--checkpoint-every", "10",
+                                 "--save", str(tmp_path / "a.npz")],
                          env=_cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not (ck / "checkpoint.npz").exists() and time.time() - t0 < 60 and p.poll() is None:
@@ -266,5 +277,5 @@ def test_range_normalisation_makes_training_scale_invariant():
     kw = dict(solver="pmp-adam", layers=5, iterations=40, seed=0)
     a = train(X, y, model=make_model(X, y, normalize=True, layers=5), **kw)
     b = train(Xs, y, model=make_model(Xs, y, normalize=True, layers=5), **kw)
-    np.testing.assert_allclose(b.fun, a.fun, rtol=1e-9)
+    np.testing.assert_allclose(b.fun, a.fun, rtol=1e-13)     # measured 2.2e-16 after 40 steps
     np.testing.assert_array_equal(b.model.predict(b.x, Xs), a.model.predict(a.x, X))

@@ -241,7 +241,8 @@ def machine_info():
     except OSError:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {"nproc": os.cpu_count(), "cpus_usable": usable, "cpu": cpu or platform.processor(), "python": platform.python_version(),
+    return {"nproc": os.cpu_count(), "cpus_usable": usable, "cpu": cpu or platform.processor(),
+            "python": platform.python_version(),
             "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
             "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
@@ -339,7 +340,7 @@ def plot_gradient_bench(result, path):
         line, = axes[1].loglog([d for d, _ in gm], [v for _, v in gm], color="0.4", lw=0.8,
                                label=f"size of the gradient vector itself ({fields[-1]})")
         axes[1].legend(handles=[line], fontsize=7, loc="lower right")
-    axes[0].set_title("gradient time (best of %d)" % result.get("settings", {}).get("repeats", 1))
+    axes[0].set_title(f"gradient time (best of {result.get('settings', {}).get('repeats', 1)})")
     axes[0].set_ylabel("seconds")
     axes[1].set_title("peak memory of one gradient (RSS delta)")
     axes[1].set_ylabel("MiB (floored at 0.01)")

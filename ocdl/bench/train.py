@@ -1,9 +1,9 @@
 """``ocdl bench train``: time-to-target of the training solvers over a few seeds.
 
 For every seed, ``ocdl compare`` (``ocdl.solvers.compare.compare``) runs the solvers on that
-seed's data and initialisation, with the given target loss; the time-to-target is the ``time_s`` of the first history entry with
-``loss ≤ target`` (``None`` if never reached). The per-solver summary gives the median over the
-seeds that reached the target and how many did.
+seed's data and initialisation, with the given target loss; the time-to-target is the ``time_s`` of
+the first history entry with ``loss ≤ target`` (``None`` if never reached). The per-solver summary
+gives the median over the seeds that reached the target and how many did.
 """
 import numpy as np
 
@@ -55,7 +55,8 @@ def run_train_bench(solvers, seeds, target, data="spirals", field="outer", integ
                          "iterations_to_target": it, "reached": tt is not None,
                          "final_loss": r.get("final_loss"), "kkt_residual": r.get("kkt_residual"),
                          "iterations": r.get("iterations"), "wall_time_s": r.get("wall_time_s"),
-                         "train_accuracy": r.get("train_accuracy"), "error": r.get("error")})
+                         "train_accuracy": r.get("train_accuracy"), "converged": r.get("converged"),
+                         "message": r.get("message"), "error": r.get("error")})
     bar.update(len(seeds), force=True)
     bar.close()
     summary = []
@@ -82,8 +83,8 @@ def plot_train_bench(result, path):
     for i, s in enumerate(summary):
         ts = [r["time_to_target_s"] for r in result["runs"] if r["solver"] == s["solver"] and r["reached"]]
         if s["median_time_to_target_s"] is not None:
-            ax.bar(i, s["median_time_to_target_s"], color="C%d" % i, alpha=0.4)
-        ax.plot([i] * len(ts), ts, "o", color="C%d" % i)
+            ax.bar(i, s["median_time_to_target_s"], color=f"C{i}", alpha=0.4)
+        ax.plot([i] * len(ts), ts, "o", color=f"C{i}")
         ax.text(i, 0, f"{s['reached']}/{s['runs']}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(summary)), [s["solver"] for s in summary], rotation=30)
     ax.set_ylabel("time to target loss (s)")

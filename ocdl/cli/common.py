@@ -134,6 +134,15 @@ def int_list(text):
     return items
 
 
+def warn_not_converged(solver, success, message):
+    """One line ``ocdl: warning: SOLVER did not converge: MESSAGE`` on stderr when ``success`` is
+    false (``success`` = the solver's own convergence test passed; an iteration cap is not
+    convergence). Printed even with ``--quiet`` — it is a warning, not progress — and the exit
+    code stays 0: the results are written, they just are not a converged solution."""
+    if not success:
+        print(f"ocdl: warning: {solver} did not converge: {message}", file=sys.stderr)
+
+
 def resolve_device(name, quiet=False):
     """Return a torch device name; 'cuda' without a GPU falls back to 'cpu' with a message."""
     from ocdl.errors import InputError

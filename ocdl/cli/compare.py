@@ -21,7 +21,8 @@ def register(sub):
                                          "seed + 1000; for real sets: their fixed test split)")
     p.add_argument("--solvers", type=common.choice_list("solver", list(SOLVERS)), default=DEFAULT,
                    help=f"comma-separated solvers (default {DEFAULT})")
-    p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer", help="vector field (default outer)")
+    p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer",
+                   help="vector field (default outer)")
     p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)),
                    default="euler", help="layer map (default euler)")
     p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
@@ -69,6 +70,9 @@ def run(args):
     result["settings"]["test"] = args.test or (None if Xt is None else f"{args.data} test split"
                                                if args.data in REAL_DATASETS else f"{args.data} seed {args.seed + 1000}")
     print(table(result))
+    for name, r in result["solvers"].items():
+        if not r.get("error"):                   # failures are listed under the table already
+            common.warn_not_converged(name, r["converged"], r["message"])
     errors = [r.get("error") for r in result["solvers"].values()]
     if all(errors):
         from ocdl.errors import SolverError

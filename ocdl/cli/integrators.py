@@ -110,7 +110,8 @@ def _plot(problem, runs, results, path, steps, periods):
         style = "-" if m.symplectic else "--"
         stride = max(1, len(r.t) // 4000)
         ax.semilogy(r.t[::stride] / problem.period, np.maximum(r.energy_error[::stride], tiny), style,
-                    color=colors[i % 20], lw=0.9, label=f"{name} (order {m.order}, measured {results[name]['order']:.2f})")
+                    color=colors[i % 20], lw=0.9,
+                    label=f"{name} (order {m.order}, measured {results[name]['order']:.2f})")
         o = results[name]
         if len(o["order_steps"]) >= 2:
             ax2.loglog(np.array(o["order_steps"], dtype=float), o["order_errors"], "o" + style, color=colors[i % 20],

@@ -11,17 +11,17 @@ from ocdl.cli.common import Parser
 from ocdl.errors import InputError, OcdlError
 from ocdl.io import read_toml
 
-# (command, module); each module defines ``register(subparsers)``.
+# one module per command, in --help order; each defines ``register(subparsers)``.
 COMMANDS = [
-    ("train", "ocdl.cli.train"),
-    ("predict", "ocdl.cli.predict"),
-    ("gradcheck", "ocdl.cli.gradcheck"),
-    ("compare", "ocdl.cli.compare"),
-    ("integrators", "ocdl.cli.integrators"),
-    ("forces", "ocdl.cli.forces"),
-    ("meanfield", "ocdl.cli.meanfield"),
-    ("bench", "ocdl.cli.bench"),
-    ("sweep", "ocdl.cli.sweep"),
+    "ocdl.cli.train",
+    "ocdl.cli.predict",
+    "ocdl.cli.gradcheck",
+    "ocdl.cli.compare",
+    "ocdl.cli.integrators",
+    "ocdl.cli.forces",
+    "ocdl.cli.meanfield",
+    "ocdl.cli.bench",
+    "ocdl.cli.sweep",
 ]
 
 
@@ -29,14 +29,8 @@ def build_parser():
     parser = Parser(prog="ocdl", description="Residual networks as controlled ODEs, trained by optimal control.")
     parser.add_argument("--version", action="version", version=f"ocdl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:  # command not built yet
-                continue
-            raise
-        mod.register(sub)
+    for module in COMMANDS:
+        importlib.import_module(module).register(sub)
     return parser
 
 

@@ -25,27 +25,6 @@ def _compile_field(text, what="--drift"):
     return field
 
 
-def _domain(args, field, T):
-    """Default domain: where 2000 probe particles go, widened by 8 spreads."""
-    from ocdl.meanfield.particles import euler_maruyama
-    if args.xmin is not None and args.xmax is not None:
-        lo, hi = args.xmin, args.xmax
-    else:
-        rng = np.random.default_rng(0)
-        x0 = args.mean + args.std * rng.standard_normal(2000)
-        try:
-            xT = euler_maruyama(field, x0, 0.0, T, 100, rng)
-        except SolverError:
-            raise InputError("the drift is not finite along probe trajectories from the initial density; "
-                             "check --drift or give --xmin/--xmax") from None
-        spread = max(args.std, args.nu * np.sqrt(T))
-        lo = min(x0.min(), xT.min()) - 8 * spread if args.xmin is None else args.xmin
-        hi = max(x0.max(), xT.max()) + 8 * spread if args.xmax is None else args.xmax
-    if not hi > lo:
-        raise InputError(f"--xmax ({hi:g}) must be greater than --xmin ({lo:g})")
-    return lo, hi
-
-
 def _fp_common(p):
     p.add_argument("--nu", type=common.nonnegative, required=True, help="noise level ν ≥ 0 (dX = f dt + ν dW)")
     p.add_argument("--mean", type=common.real, required=True, help="mean of the Gaussian initial density")
@@ -56,9 +35,10 @@ def _fp_common(p):
 def cmd_fokker_planck(args):
     from ocdl.io import write_csv
     from ocdl.meanfield import gaussian_density, make_grid, solve_fokker_planck
+    from ocdl.meanfield.particles import probe_domain
     from ocdl.progress import Progress
     f = _compile_field(args.drift)
-    lo, hi = _domain(args, f, args.T)
+    lo, hi = probe_domain(f, args.mean, args.std, args.nu, args.T, args.xmin, args.xmax)
     g = make_grid(lo, hi, args.cells)
     if args.std < 2 * g.h[0]:
         raise InputError(f"--std {args.std:g} is below two cells ({2 * g.h[0]:.3g}); raise --cells or narrow the domain")
@@ -67,9 +47,8 @@ def cmd_fokker_planck(args):
     res = solve_fokker_planck(g, rho0, lambda pts, t: f(pts[:, 0], t), args.nu, args.T, args.steps,
                               scheme=args.scheme, autonomous=f.autonomous, progress=prog)
     prog.close()
-    edge = max(res.rho[0], res.rho[-1]) / max(res.rho.max(), 1e-300)
-    if edge > 1e-6 and not args.quiet:
-        print(f"ocdl: note: density at the domain wall is {edge:.1e} of its peak; the no-flux wall "
+    if res.wall_fraction > 1e-6 and not args.quiet:
+        print(f"ocdl: note: density at the domain wall is {res.wall_fraction:.1e} of its peak; the no-flux wall "
               "affects the result — widen --xmin/--xmax", file=sys.stderr)
     write_csv(args.out, ["x", "rho"], np.column_stack([res.x, res.rho]))
     return 0
@@ -90,22 +69,12 @@ def cmd_control(args):
     from ocdl.expr import compile_expr
     from ocdl.io import write_csv, write_json
     from ocdl.meanfield import gaussian_density, make_grid
-    from ocdl.meanfield.control import solve_hopf_cole, solve_sweep
+    from ocdl.meanfield.control import control_domain, solve_hopf_cole, solve_sweep
     from ocdl.progress import Progress
     if args.nu <= 0:
         raise InputError("--nu must be > 0 for the drift-as-control problem")
     phi_fn = compile_expr(args.terminal, ("x",))
-    spread = max(args.std, args.nu * np.sqrt(args.T))
-    if args.xmin is None or args.xmax is None:
-        probe = np.linspace(args.mean - 30 * (spread + 1), args.mean + 30 * (spread + 1), 4001)
-        vals = np.broadcast_to(np.asarray(phi_fn(probe), dtype=float), probe.shape)
-        z = probe[np.nanargmin(np.where(np.isfinite(vals), vals, np.inf))]
-        lo = min(args.mean, z) - 6 * spread if args.xmin is None else args.xmin
-        hi = max(args.mean, z) + 6 * spread if args.xmax is None else args.xmax
-    else:
-        lo, hi = args.xmin, args.xmax
-    if not hi > lo:
-        raise InputError(f"--xmax ({hi:g}) must be greater than --xmin ({lo:g})")
+    lo, hi = control_domain(phi_fn, args.mean, args.std, args.nu, args.T, args.xmin, args.xmax)
     g = make_grid(lo, hi, args.cells)
     x = g.centres[:, 0]
     Phi = np.broadcast_to(np.asarray(phi_fn(x), dtype=float), x.shape).copy()
@@ -119,10 +88,8 @@ def cmd_control(args):
             print(f"ocdl: note: Hopf–Cole fixed point stopped after {res.nit} iterations with residual "
                   f"{res.residual:.2e}", file=sys.stderr)
     else:
-        prog = Progress(args.maxiter, "control sweep", args.quiet)
         res = solve_sweep(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g, maxiter=args.maxiter,
-                          tol=args.tol, progress=prog)
-        prog.close()
+                          tol=args.tol, quiet=args.quiet)
         if not res.success and not args.quiet:
             print(f"ocdl: note: sweep stopped after {res.nit} iterations with residual {res.residual:.2e}",
                   file=sys.stderr)
@@ -139,50 +106,18 @@ def cmd_nls(args):
     from ocdl.io import write_json, write_npz
     from ocdl.meanfield import nls
     from ocdl.progress import Progress
-    hbar = args.hbar
-    g = args.g if args.g is not None else (-1.0 if args.psi0 == "soliton" else 0.0)
-    box = nls.PeriodicBox(args.L, args.points)
-    x = box.x[0]
-    if args.potential is not None:
-        V = np.broadcast_to(np.asarray(compile_expr(args.potential, ("x",))(x), dtype=float), x.shape).copy()
-        if not np.all(np.isfinite(V)):
-            raise InputError("--potential is not finite on the grid; check the expression")
-    elif args.psi0 == "coherent":
-        V = 0.5 * args.omega ** 2 * x ** 2
-    else:
-        V = np.zeros_like(x)
-    eta = 1.0 if args.eta is None else args.eta
-    width = 1.0 if args.width is None else args.width
-    if args.psi0 == "soliton":
-        if args.potential is not None and not args.quiet:
-            print("ocdl: note: the soliton is exact only for V = 0", file=sys.stderr)
-        psi0 = nls.soliton(x, 0.0, eta, args.velocity, args.x0, g, hbar, args.L)
-    elif args.psi0 == "gaussian":
-        psi0 = nls.gaussian_packet(x, args.x0, width, args.velocity, hbar)
-    else:
-        psi0 = nls.coherent_state(x, args.x0, args.velocity, args.omega, hbar)
-    steps = max(1, int(round(args.T / args.dt)))
-    dt = args.T / steps
+    potential = compile_expr(args.potential, ("x",)) if args.potential is not None else None
+    if args.psi0 == "soliton" and potential is not None and not args.quiet:
+        print("ocdl: note: the soliton is exact only for V = 0", file=sys.stderr)
+    steps, dt = nls.time_steps(args.T, args.dt)
     if abs(dt - args.dt) > 1e-12 * args.dt and not args.quiet:
         print(f"ocdl: note: using dt = {dt:.6g} so that T/dt is an integer ({steps} steps)", file=sys.stderr)
     prog = Progress(steps, "nls", args.quiet)
-    res = nls.split_step(box, psi0, V, g, hbar, dt, steps, record_every=max(1, steps // 1000), progress=prog)
+    x, res, out = nls.run_case(args.psi0, args.T, steps, L=args.L, points=args.points, g=args.g, hbar=args.hbar,
+                               eta=args.eta, velocity=args.velocity, x0=args.x0, width=args.width,
+                               omega=args.omega, potential=potential, progress=prog)
     prog.close()
-    cont, hj = nls.madelung_residuals(box, res.previous[0], res.previous[1], res.psi, dt, V, g, hbar)
     write_npz(args.out, x=x, psi=res.psi, t=res.t, mass=res.mass, energy=res.energy)
-    out = {"mass_drift": float(np.max(np.abs(res.mass - res.mass[0]))),
-           "energy_drift": float(np.max(np.abs(res.energy - res.energy[0]))),
-           "madelung_continuity_residual": cont, "madelung_hj_residual": hj,
-           "psi0": args.psi0, "g": g, "hbar": hbar, "T": args.T, "dt": dt, "points": args.points, "L": args.L,
-           "mass": float(res.mass[-1]), "energy": float(res.energy[-1])}
-    if args.psi0 == "soliton" and args.potential is None:
-        out["max_error_vs_analytic"] = float(np.max(np.abs(
-            res.psi - nls.soliton(x, args.T, eta, args.velocity, args.x0, g, hbar, args.L))))
-    if args.psi0 == "coherent" and args.potential is None and g == 0:
-        w, t = args.omega, args.T
-        X = args.x0 * np.cos(w * t) + args.velocity / w * np.sin(w * t)
-        out["max_density_error_vs_analytic"] = float(np.max(np.abs(
-            np.abs(res.psi) ** 2 - np.abs(nls.coherent_state(x, X, 0.0, w, hbar)) ** 2)))
     if args.json:
         write_json(args.json, out)
     return 0
@@ -190,34 +125,28 @@ def cmd_nls(args):
 
 def cmd_langevin(args):
     from ocdl.io import write_json
-    from ocdl.meanfield.langevin import langevin_study
+    from ocdl.meanfield.langevin import DISTANCES, langevin_report, langevin_study
     r = langevin_study(params=int(args.params), gamma=args.gamma, D=args.D, T=args.T, particles=args.particles,
                        steps=args.steps, seed=args.seed, cells=args.cells, weight_decay=args.weight_decay)
-    keys = ("histogram_fp_l1", "histogram_stationary_l1", "fp_stationary_l1", "mc_expected_l1",
-            "outside_fraction", "fp_mass_drift")
-    out = {k: r[k] for k in keys}
-    out.update(params=int(args.params), gamma=args.gamma, D=args.D, T=args.T, particles=args.particles,
-               steps=args.steps, seed=args.seed, cells=list(r["grid"].shape), weight_decay=args.weight_decay,
-               sde="dq = -gamma grad L dt + sqrt(2 D) dW", stationary="exp(-gamma L / D)")
+    out = langevin_report(r, args.params, args.gamma, args.D, args.T, args.particles, args.steps, args.seed,
+                          args.weight_decay)
     if args.json:
         write_json(args.json, out)
     if args.plot:
         from ocdl.meanfield.plots import plot_langevin
         plot_langevin(r, args.plot)
     if not args.json:
-        print(" ".join(f"{k}={out[k]:.4g}" for k in keys))
+        print(" ".join(f"{k}={out[k]:.4g}" for k in DISTANCES))
     return 0
 
 
 def cmd_train(args):
-    import time
+    from ocdl.data.datasets import spirals
     from ocdl.io import read_labelled, write_json
     from ocdl.meanfield import training as tr
-    from ocdl.meanfield.grid import make_grid
-    from ocdl.progress import Progress
     if args.data == "spirals":
-        X, y = tr.spirals(args.points, noise=args.noise, seed=args.seed)
-        Xt, yt = tr.spirals(args.points, noise=args.noise, seed=args.seed + 1000)
+        X, y = spirals(args.points, noise=args.noise, seed=args.seed)
+        Xt, yt = spirals(args.points, noise=args.noise, seed=args.seed + 1000)
     elif args.data.endswith(".csv"):
         X, y = read_labelled(args.data)
         Xt, yt = read_labelled(args.test) if args.test else (None, None)
@@ -232,59 +161,41 @@ def cmd_train(args):
         raise InputError(f"--grid {args.grid} is too coarse; use at least 8 (e.g. --grid 48)")
     if args.iterations is None:
         args.iterations = 300 if method == "grid" else 1500
+    particles = args.particles or 1000
     from ocdl.cli import runcontrol as runctl
     runctl.check_flags(args)
     settings = {k: getattr(args, k) for k in ("nu", "particles", "grid", "layers", "T", "iterations", "lr", "alpha",
                                               "substeps", "steps_per_layer", "padding", "seed")}
     settings["data"] = runctl.digest(X, y)
-    prog = Progress(args.iterations, f"meanfield train ({method})", args.quiet)
-    t0 = time.perf_counter()
     try:
         with runctl.RunControl(args, settings) as rc:
             res = tr.train_stochastic_resnet(X, y, method=method, nu=args.nu, layers=args.layers, T=args.T,
-                                             particles=args.particles or 1000, grid_cells=args.grid or 64,
+                                             particles=particles, grid_cells=args.grid or 64,
                                              alpha=args.alpha, alpha_head=args.alpha, iterations=args.iterations,
                                              lr=args.lr, seed=args.seed, substeps=args.substeps,
                                              steps_per_layer=args.steps_per_layer, padding=args.padding,
-                                             progress=prog, **rc.options())
+                                             quiet=args.quiet, **rc.options())
     except SolverError as exc:
-        last = getattr(exc, "last_good", None)
+        last = exc.result.x if getattr(exc, "result", None) is not None else None
         if last is not None and args.checkpoint:       # keep the last good parameters
             from ocdl.io import write_npz
             path = rc.path("last_good.npz")
-            write_npz(path, K=last.K, b=last.b, W=last.W, mu=np.array(last.mu))
+            write_npz(path, **tr.param_arrays(last))
             raise SolverError(f"{exc}; last good parameters saved to {path}") from None
         if last is not None:
             raise SolverError(f"{exc} (give --checkpoint DIR to keep the last good parameters)") from None
         raise
-    prog.close()
-    wall = time.perf_counter() - t0
-    P = res.x
-    acc = lambda A, b: float(np.mean((tr.predict_proba(P, A, args.nu, args.T, args.substeps, 16, args.seed) > 0.5)  # noqa: E731
-                                     == (b == 1)))
-    out = {"solver": "particle-pmp" if method == "particles" else "density-fp", "field": "outer",
-           "integrator": "euler-maruyama" if method == "particles" else "fokker-planck-implicit-euler",
-           "layers": args.layers, "T": args.T, "train_loss": res.fun, "train_accuracy": acc(X, y),
-           "test_accuracy": acc(Xt, yt) if Xt is not None else None, "iterations": res.nit,
-           "wall_time_s": wall, "history": res.history, "nu": args.nu, "method": method,
-           "particles": args.particles or 1000 if method == "particles" else None,
-           "grid": args.grid if method == "grid" else None}
+    out = tr.train_report(res, method, X, y, Xt, yt, nu=args.nu, layers=args.layers, T=args.T,
+                          substeps=args.substeps, particles=particles, grid=args.grid, seed=args.seed)
     if args.json:
         write_json(args.json, out)
     if args.plot:
         from ocdl.meanfield.plots import plot_class_densities
         grid, path, clouds = res.grid, res.rho_path, None
         if grid is None:                         # particle training: show particle clouds of the trained net
-            rng = np.random.default_rng(args.seed)
-            idx = rng.integers(0, len(y), 4000)
-            noise = rng.standard_normal((args.layers * args.substeps, idx.size, 2)) if args.nu > 0 else None
-            traj = tr.particle_forward(P, X[idx], args.nu, args.T, args.substeps, noise)[::args.substeps]
-            allx = np.concatenate(traj)
-            lo, hi = np.percentile(allx, 0.5, axis=0), np.percentile(allx, 99.5, axis=0)
-            pad = 0.1 * (hi - lo).max()
-            grid = make_grid(lo - pad, hi + pad, [8, 8])
-            clouds = (traj, y[idx])
-        plot_class_densities(grid, path, args.layers, args.steps_per_layer if clouds is None else 1, P,
+            grid, traj, labels = tr.particle_clouds(res.x, X, y, args.nu, args.T, args.substeps, 4000, args.seed)
+            clouds = (traj, labels)
+        plot_class_densities(grid, path, args.layers, args.steps_per_layer if clouds is None else 1, res.x,
                              res.history, args.plot,
                              f"{out['solver']}, ν = {args.nu:g}: class densities through the layers "
                              f"(test accuracy {out['test_accuracy'] or float('nan'):.2f})", particles=clouds)

@@ -35,7 +35,8 @@ def register(sub):
     p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
     p.add_argument("--T", type=common.positive, default=5.0, help="final time T; step h = T/N (default 5.0)")
     p.add_argument("--width", type=common.positive_int, default=None,
-                   help="state dimension d ≥ input dimension (default 3 × input dimension; hamiltonian: rounded up to even)")
+                   help="state dimension d ≥ input dimension "
+                        "(default 3 × input dimension; hamiltonian: rounded up to even)")
     p.add_argument("--solver", type=common.choice("solver", list(SOLVERS)), default="adam",
                    help="optimiser (default adam)")
     p.add_argument("--iterations", type=common.positive_int, default=None,
@@ -60,7 +61,8 @@ def register(sub):
                    help="shooting: number of multiple-shooting segments (default 1)")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default=None,
                    help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
-    p.add_argument("--alpha", type=common.nonnegative, default=CLI_ALPHA, help=f"weight decay α (default {CLI_ALPHA:g})")
+    p.add_argument("--alpha", type=common.nonnegative, default=CLI_ALPHA,
+                   help=f"weight decay α (default {CLI_ALPHA:g})")
     p.add_argument("--beta", type=common.nonnegative, default=0.0, help="smoothness across layers β (default 0)")
     p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
                    help="input map stored in the model: range = shift/scale the training data's bounding box "
@@ -149,4 +151,5 @@ def run(args):
     log(f"{args.solver}: loss {res.fun:.5f}, train accuracy {100 * out['train_accuracy']:.1f} %"
         + (f", test accuracy {100 * out['test_accuracy']:.1f} %" if Xt is not None else "")
         + f", {res.nit} iterations in {res.wall_time_s:.1f} s", args.quiet)
+    common.warn_not_converged(args.solver, res.success, res.message)
     return 0

@@ -27,61 +27,32 @@ cost ``J = |cell| Σ_c Φ_cᵀ ρ_c^N + h Σ_k r(θ_k)`` is exact:
 
 the discrete form of ``∫ ρ (∂f/∂θ)ᵀ ∇u``.
 """
-from dataclasses import dataclass, field as dc_field
-
 import numpy as np
 
 from ocdl.errors import InputError, SolverError
 from ocdl.meanfield.fokker_planck import (SCHEMES, flux_coefficient_derivatives, flux_coefficients,
                                           make_stepper)
 from ocdl.meanfield.grid import Grid
-
-
-class OuterField:
-    """``f(x, θ) = K σ(x) + b`` with ``θ = (K (d×d), b (d))`` flattened, ``σ = tanh``."""
-
-    def __init__(self, dim):
-        self.dim = dim
-        self.size = dim * dim + dim
-
-    def split(self, theta):
-        d = self.dim
-        return theta[: d * d].reshape(d, d), theta[d * d:]
-
-    def value(self, x, theta):
-        K, b = self.split(np.asarray(theta, dtype=float))
-        return np.tanh(x) @ K.T + b
-
-    def jacobian(self, x, theta):
-        """``∂f_i/∂θ_p`` at points ``x (m, d)`` → ``(m, d, p)``."""
-        m, d = x.shape
-        J = np.zeros((m, d, self.size))
-        s = np.tanh(x)
-        for i in range(d):
-            J[:, i, i * d:(i + 1) * d] = s
-            J[:, i, d * d + i] = 1.0
-        return J
-
-
-@dataclass
-class MeanFieldResult:
-    x: np.ndarray              # optimal θ, shape (layers, p)
-    fun: float
-    success: bool
-    message: str
-    nit: int
-    history: list = dc_field(default_factory=list)
-    jac: np.ndarray = None
+from ocdl.models import ResNetODE
 
 
 class MeanFieldControl:
-    """The discrete mean-field control problem above; ``rho0``, ``terminal``: ``(ncells, C)``."""
+    """The discrete mean-field control problem above; ``rho0``, ``terminal``: ``(ncells, C)``.
+
+    ``field``: ``"outer"`` (``f = K tanh(x) + b``) or ``"inner"`` (``f = tanh(Kx + b)``), the
+    fields of :mod:`ocdl.models` on width ``d = grid.dim``; ``θ_k = (K_k (d×d) row-major, b_k (d))``
+    flattened, ``p = d² + d`` per layer. ``∂f/∂θ`` enters only through the field's ``vjp_theta``."""
 
     def __init__(self, grid: Grid, field, nu, T, layers, rho0, terminal, alpha=0.0,
                  steps_per_layer=1, scheme="euler"):
         if scheme not in SCHEMES:
             raise InputError(f"unknown scheme '{scheme}' (valid: {', '.join(SCHEMES)})")
-        self.grid, self.field, self.nu, self.T = grid, field, float(nu), float(T)
+        if field not in ("outer", "inner"):
+            raise InputError(f"unknown field '{field}' for the mean-field problem (valid: outer, inner)")
+        d = grid.dim
+        self.field = ResNetODE(field=field, d_in=d, width=d, layers=1).F
+        self.d, self.size = d, d * d + d
+        self.grid, self.nu, self.T = grid, float(nu), float(T)
         self.layers, self.spl = int(layers), int(steps_per_layer)
         self.theta_s = SCHEMES[scheme]
         self.rho0 = np.asarray(rho0, dtype=float).reshape(grid.ncells, -1)
@@ -96,15 +67,20 @@ class MeanFieldControl:
         self.normal[np.arange(grid.left.size), grid.axis] = 1.0
 
     # -- pieces -------------------------------------------------------------------------------
+    def _split(self, theta_k):
+        d = self.d
+        return theta_k[:d * d].reshape(d, d), theta_k[d * d:]
+
     def _face_drift(self, theta_k):
-        return np.sum(self.field.value(self.grid.face_points, theta_k) * self.normal, axis=1)
+        """Normal drift ``f(x_face, θ_k)·n`` at every face."""
+        return np.sum(self.field.f(self.grid.face_points, *self._split(theta_k)) * self.normal, axis=1)
 
     def _stepper(self, theta_k):
         cL, cR = flux_coefficients(self._face_drift(theta_k), self.D, self.grid.spacing)
         return make_stepper(self.grid, cL, cR, self.dt, self.theta_s)
 
     def _reshape(self, theta):
-        theta = np.asarray(theta, dtype=float).reshape(self.layers, self.field.size)
+        theta = np.asarray(theta, dtype=float).reshape(self.layers, self.size)
         if not np.all(np.isfinite(theta)):
             raise SolverError("parameters became non-finite")
         return theta
@@ -138,8 +114,6 @@ class MeanFieldControl:
         grad = self.h * self.alpha * theta.copy()
         u = self.terminal.copy()
         costates = [u]
-        jac = [np.einsum("mdp,md->mp", self.field.jacobian(g.face_points, theta[k]), self.normal)
-               for k in range(self.layers)]
         for n in range(self.layers * self.spl - 1, -1, -1):
             k = n // self.spl
             st = steppers[k]
@@ -148,7 +122,10 @@ class MeanFieldControl:
             dcL, dcR = flux_coefficient_derivatives(self._face_drift(theta[k]), self.D, g.spacing)
             dF = dcL[:, None] * rbar[g.left] - dcR[:, None] * rbar[g.right]          # (faces, C)
             dw = (w[g.right] - w[g.left]) / g.spacing[:, None]
-            grad[k] += g.volume * self.dt * (np.sum(dF * dw, axis=1) @ jac[k])
+            # Σ_faces w_f ∂(f·n_f)/∂θ = Σ_faces (∂f/∂θ)ᵀ (w_f n_f): the field's vjp in θ
+            gK, gb = self.field.vjp_theta(g.face_points, *self._split(theta[k]),
+                                          np.sum(dF * dw, axis=1)[:, None] * self.normal)
+            grad[k] += g.volume * self.dt * np.concatenate([np.ravel(gK), gb])
             u = st.BT(w)
             costates.append(u)
         return J, grad, costates[::-1]
@@ -157,19 +134,17 @@ class MeanFieldControl:
         """Max-norm of ``∂J/∂θ`` (zero at a mean-field optimum)."""
         return float(np.max(np.abs(self.value_and_gradient(theta)[1])))
 
-    def solve(self, theta0, maxiter=200, tol=1e-8, progress=None):
-        """Minimise ``J`` with L-BFGS on the exact discrete gradient."""
-        from scipy.optimize import minimize
-        hist = []
+    def solve(self, theta0, maxiter=200, tol=1e-8, quiet=True):
+        """Minimise ``J`` with scipy's L-BFGS-B (``gtol = tol``) on the exact discrete gradient through
+        :func:`ocdl.optim.minimize`; an :class:`ocdl.optim.OptimizeResult` with ``x`` of shape
+        ``(layers, p)`` and ``grad_norm`` = max |∂J/∂θ| in the history."""
+        from ocdl.optim import LBFGS, minimize
 
-        def fg(th):
+        def objective(th, batch):
             J, G, _ = self.value_and_gradient(th)
-            hist.append({"cost": float(J), "grad_norm": float(np.max(np.abs(G)))})
-            if progress is not None:
-                progress.update(len(hist), loss=float(J))
-            return J, G.ravel()
-        r = minimize(fg, np.asarray(theta0, dtype=float).ravel(), jac=True, method="L-BFGS-B",
-                     options={"maxiter": maxiter, "gtol": tol})
-        return MeanFieldResult(x=r.x.reshape(self.layers, -1), fun=float(r.fun), success=bool(r.success),
-                               message=str(r.message), nit=int(r.nit), history=hist,
-                               jac=r.jac.reshape(self.layers, -1))
+            return J, G.ravel(), {"grad_norm": float(np.max(np.abs(G)))}
+        res = minimize(objective, np.asarray(theta0, dtype=float).ravel(),
+                       LBFGS(gtol=tol, ftol=2.220446049250313e-09, maxcor=10), maxiter,
+                       name="mean-field control (L-BFGS)", quiet=quiet)
+        res.x = res.x.reshape(self.layers, -1)
+        return res

@@ -34,8 +34,8 @@ from ocdl.meanfield.grid import Grid
 
 
 @dataclass
-class ControlResult:
-    x: np.ndarray            # cell centres
+class HopfColeResult:
+    """Result of :func:`solve_hopf_cole` (a solve of the optimality system, not an optimisation run)."""
     rho: np.ndarray          # density at T
     value0: np.ndarray       # V(·, 0)
     drift: list              # face drifts a^n, n = 0..steps−1
@@ -73,58 +73,85 @@ def _check(grid, rho0, terminal, nu, T, steps):
     return Phi
 
 
-def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=None,
-                maxiter=200, tol=1e-9, progress=None, initial_drift=None):
-    """FP forward / HJB backward policy iteration (see module docstring).
+def _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g):
+    """Evaluate the policy ``a`` (face drifts per step): Fokker–Planck forward, the cost-to-go
+    ``V`` of the policy backward (exact discrete transpose + running cost), the discrete cost, and
+    the improved policy ``−∇V`` at the scheme's time level. Returns ``(cost, ρ path, V path, new)``."""
+    steps = len(a)
+    steppers = [stepper_for_drift(grid, a[n], nu, dt, th) for n in range(steps)]
+    rho = [np.asarray(rho0, dtype=float)]
+    for n in range(steps):
+        rho.append(steppers[n].forward(rho[-1]))
+    vol = grid.volume
+    V = [None] * (steps + 1)
+    V[steps] = Phi.copy()
+    cost = vol * Phi @ rho[-1]
+    for n in range(steps - 1, -1, -1):
+        st = steppers[n]
+        rbar = (1 - th) * rho[n] + th * rho[n + 1]
+        c = _cell_kinetic(grid, a[n]) + g * rbar
+        V[n] = st.BT(st.solve_T(V[n + 1] + th * dt * c)) + (1 - th) * dt * c
+        cost += dt * vol * (_cell_kinetic(grid, a[n]) + 0.5 * g * rbar) @ rbar
+    new = [-_face_grad(grid, (1 - th) * V[n] + th * V[n + 1] if th < 1 else V[n]) for n in range(steps)]
+    return float(cost), rho, V, new
 
-    ``residual`` is the max change of the face drift in the last iteration; ``cost`` is the
-    discrete cost of the last drift iterate (with ``maxiter=1`` and ``initial_drift`` it
-    evaluates the cost of a given policy).
+
+def policy_cost(grid: Grid, rho0, terminal, drift, nu, T, g=0.0, scheme="cn"):
+    """The discrete cost ``J`` of the given policy ``drift`` (list of face drifts, one per step)."""
+    Phi = _check(grid, rho0, terminal, nu, T, len(drift))
+    a = [np.asarray(d, dtype=float) for d in drift]
+    return _policy_sweep(grid, rho0, Phi, a, nu, T / len(a), SCHEMES[scheme], g)[0]
+
+
+class PolicyImprovement:
+    """Rule for :func:`ocdl.optim.minimize`: the damped policy update ``a ← (1−ω) a + ω (−∇V)``,
+    written as the fixed step ``a ← a − ω r`` on the residual ``r = a + ∇V`` the objective returns
+    in the gradient slot (``r = 0`` at the fixed point; ``ρ r`` is ``∂H/∂a``)."""
+    name = "FP–HJB sweep"
+
+    def __init__(self, omega):
+        self.omega = float(omega)
+
+    def start(self, x, saved, ctx):
+        pass
+
+    def step(self, it, x, f, g, ctx):
+        return (1 - self.omega) * x + self.omega * (x - g)
+
+    def state(self):
+        return {}
+
+
+def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=None,
+                maxiter=200, tol=1e-9, quiet=True, initial_drift=None):
+    """FP forward / HJB backward policy iteration (see module docstring) through
+    :func:`ocdl.optim.minimize` with the :class:`PolicyImprovement` rule.
+
+    Converged (``success``) when the max change of the face drift ``max |a + ∇V| ≤ tol``. Returns an
+    :class:`ocdl.optim.OptimizeResult`: ``x`` = ``drift`` (face drifts per step) of the last
+    evaluated policy, ``fun`` = ``cost`` its discrete cost, ``residual`` its max |a + ∇V|, and
+    ``rho`` (density at T), ``rho_path``, ``value0`` (V(·, 0)) of that policy.
     """
+    from ocdl.optim import minimize
     Phi = _check(grid, rho0, terminal, nu, T, steps)
     th = SCHEMES[scheme]
     dt = T / steps
     omega = (1.0 if g == 0 else 0.5) if damping is None else float(damping)
     nf = grid.left.size
-    a = ([np.zeros(nf) for _ in range(steps)] if initial_drift is None
-         else [np.array(d, dtype=float) for d in initial_drift])
-    hist = []
-    vol = grid.volume
-    for it in range(1, maxiter + 1):
-        # forward Fokker–Planck
-        steppers = [stepper_for_drift(grid, a[n], nu, dt, th) for n in range(steps)]
-        rho = [np.asarray(rho0, dtype=float)]
-        for n in range(steps):
-            rho.append(steppers[n].forward(rho[-1]))
-        # backward: cost-to-go of the current policy (exact discrete transpose + running cost)
-        V = [None] * (steps + 1)
-        V[steps] = Phi.copy()
-        cost = vol * Phi @ rho[-1]
-        for n in range(steps - 1, -1, -1):
-            st = steppers[n]
-            rbar = (1 - th) * rho[n] + th * rho[n + 1]
-            c = _cell_kinetic(grid, a[n]) + g * rbar
-            V[n] = st.BT(st.solve_T(V[n + 1] + th * dt * c)) + (1 - th) * dt * c
-            cost += dt * vol * (_cell_kinetic(grid, a[n]) + 0.5 * g * rbar) @ rbar
-        # policy improvement a = −∇V at the scheme's time level
-        res = 0.0
-        for n in range(steps):
-            Vm = (1 - th) * V[n] + th * V[n + 1] if th < 1 else V[n]
-            new = -_face_grad(grid, Vm)
-            res = max(res, float(np.max(np.abs(new - a[n]))))
-            a[n] = (1 - omega) * a[n] + omega * new
-        hist.append({"iteration": it, "residual": res, "cost": float(cost)})
-        if progress is not None:
-            progress.update(it, loss=float(cost), kkt=res)
-        if not np.isfinite(res) or not np.isfinite(cost):
-            raise SolverError("FP–HJB sweep diverged; raise --nu, lower --g or use more --steps")
-        if res < tol:
-            break
-    success = res < tol
-    return ControlResult(x=grid.centres[:, 0], rho=rho[-1], value0=V[0], drift=a, cost=float(cost), nit=it,
-                         residual=res, success=success,
-                         message="converged" if success else "maximum iterations reached",
-                         history=hist, rho_path=rho)
+    a0 = (np.zeros((steps, nf)) if initial_drift is None else np.array([np.asarray(d, dtype=float) for d in initial_drift]))
+    last = {}
+
+    def objective(v, batch):
+        a = v.reshape(steps, nf)
+        cost, rho, V, new = _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g)
+        r = a - np.array(new)
+        last.update(rho=rho, V=V)
+        return cost, r.ravel(), {"residual": float(np.max(np.abs(r)))}
+    res = minimize(objective, a0.ravel(), PolicyImprovement(omega), maxiter, gtol=tol, quiet=quiet,
+                   name="control sweep", hint="raise --nu, lower --g or use more --steps")
+    res.x = list(res.x.reshape(steps, nf))
+    res.drift, res.cost, res.rho, res.rho_path, res.value0 = res.x, res.fun, last["rho"][-1], last["rho"], last["V"][0]
+    return res
 
 
 def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=0.5,
@@ -184,11 +211,10 @@ def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme=
         cost = grid.volume * float(np.sum(np.where(rho0 > 0, rho0 * V0, 0.0)))
         residual, success, msg = abs(mass - 1.0), True, "mass defect of ρ = φφ̂ reported as residual"
     else:                                                   # evaluate the cost of the drift directly
-        cost = solve_sweep(grid, rho0, Phi, nu, T, steps, g=g, scheme=scheme, maxiter=1,
-                           initial_drift=drift).cost
+        cost = policy_cost(grid, rho0, Phi, drift, nu, T, g=g, scheme=scheme)
         residual, success = res, res < tol
         msg = "converged" if success else "maximum iterations reached"
-    return ControlResult(x=grid.centres[:, 0], rho=rho / mass, value0=V0, drift=drift, cost=cost, nit=it,
+    return HopfColeResult(rho=rho / mass, value0=V0, drift=drift, cost=cost, nit=it,
                          residual=residual, success=success, message=msg, history=hist, rho_path=path)
 
 
@@ -204,3 +230,24 @@ def lq_gaussian(mean0, std0, nu, T, c, z):
     varT = nu**2 / c + A / c**2
     cost = 0.5 / w0 * ((mean0 - z) ** 2 + std0**2) + 0.5 * nu**2 * np.log(1 + c * T)
     return meanT, varT, cost
+
+
+def control_domain(terminal, mean, std, nu, T, xmin=None, xmax=None, spreads=6.0):
+    """A 1-D domain ``(lo, hi)`` for the drift-as-control problem from ``N(mean, std²)``.
+
+    A given wall is kept; a missing one is placed ``spreads · max(std, ν√T)`` beyond both the
+    initial mean and ``z = argmin Φ`` (``terminal`` a callable Φ(x), minimised over 4001 probe points
+    within ``±30 (spread + 1)`` of the mean; non-finite values are skipped)."""
+    spread = max(std, nu * np.sqrt(T))
+    if xmin is None or xmax is None:
+        probe = np.linspace(mean - 30 * (spread + 1), mean + 30 * (spread + 1), 4001)
+        with np.errstate(all="ignore"):
+            vals = np.broadcast_to(np.asarray(terminal(probe), dtype=float), probe.shape)
+        z = probe[np.nanargmin(np.where(np.isfinite(vals), vals, np.inf))]
+        lo = min(mean, z) - spreads * spread if xmin is None else xmin
+        hi = max(mean, z) + spreads * spread if xmax is None else xmax
+    else:
+        lo, hi = xmin, xmax
+    if not hi > lo:
+        raise InputError(f"--xmax ({hi:g}) must be greater than --xmin ({lo:g})")
+    return lo, hi

@@ -102,12 +102,6 @@ def face_normal_drift(grid: Grid, drift, t=0.0):
     return val
 
 
-def generator(grid: Grid, drift_normal, nu):
-    """The Fokker–Planck generator ``L`` (``dρ/dt = Lρ``) for face drifts ``drift_normal``."""
-    cL, cR = flux_coefficients(drift_normal, 0.5 * nu * nu, grid.spacing)
-    return assemble_from_coefficients(grid, cL, cR)
-
-
 def gaussian_density(grid: Grid, mean, std):
     """Cell averages of an axis-aligned Gaussian ``N(mean, diag(std²))``, renormalised to mass 1."""
     from scipy.special import ndtr
@@ -134,6 +128,11 @@ class FPResult:
     success: bool = True
     message: str = "ok"
     nit: int = 0
+
+    @property
+    def wall_fraction(self):
+        """1-D: density in the two end cells relative to the peak (large: the no-flux wall matters)."""
+        return float(max(self.rho[0], self.rho[-1]) / max(self.rho.max(), 1e-300))
 
 
 class ThetaStepper:

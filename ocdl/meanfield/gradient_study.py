@@ -12,16 +12,20 @@ from scipy.special import ndtri
 
 from ocdl.meanfield.fokker_planck import gaussian_density
 from ocdl.meanfield.grid import make_grid
-from ocdl.meanfield.training import DensityProblem, Params, particle_value_and_grad
+from ocdl.meanfield.training import DensityProblem, init_params, particle_value_and_grad
 
 MEANS, STDS, LAYERS, T = (-0.6, 0.7), (0.35, 0.3), 4, 1.0
 
 
+def _flat(g):
+    return np.concatenate([np.ravel(g[k]) for k in ("K", "b", "W", "mu")])
+
+
 def study_params():
-    P = Params.init(LAYERS, 1, seed=4, scale=0.6)
-    P.b[:] = np.random.default_rng(1).normal(scale=0.3, size=P.b.shape)
-    P.W[:] = 1.5
-    P.mu = 0.1
+    P = init_params(LAYERS, 1, seed=4, scale=0.6)
+    P["b"] = np.random.default_rng(1).normal(scale=0.3, size=P["b"].shape)
+    P["W"] = np.full((1, 1), 1.5)
+    P["mu"] = np.array([0.1])
     return P
 
 
@@ -29,14 +33,14 @@ def density_gradient(P, nu, cells=1000, steps_per_layer=20):
     g = make_grid(-4, 4, cells)
     rho0 = np.stack([gaussian_density(g, MEANS[c], STDS[c]) for c in (0, 1)], 1)
     prob = DensityProblem(g, rho0, [0.5, 0.5], nu, T, LAYERS, steps_per_layer=steps_per_layer, scheme="cn")
-    return prob.value_and_grad(P)[1].flatten()
+    return _flat(prob.value_and_grad(P)[1])
 
 
 def deterministic_gradient(P, nodes=4000, substeps=400):
     u = (np.arange(nodes) + 0.5) / nodes
     X = np.concatenate([MEANS[c] + STDS[c] * ndtri(u) for c in (0, 1)])[:, None]
     y = np.repeat([0, 1], nodes)
-    return particle_value_and_grad(P, X, y, np.full(2 * nodes, 0.5 / nodes), 0.0, T, substeps=substeps)[1].flatten()
+    return _flat(particle_value_and_grad(P, X, y, 0.0, T, substeps=substeps)[1])
 
 
 def density_vs_deterministic(nus=(0.4, 0.2, 0.1, 0.05, 0.0), cells=1000, steps_per_layer=20):
@@ -57,7 +61,7 @@ def particles_vs_density(nu=0.3, sizes=(100, 400, 1600, 6400), seeds=8, substeps
             X = np.where(y == 0, MEANS[0] + STDS[0] * rng.standard_normal(y.size),
                          MEANS[1] + STDS[1] * rng.standard_normal(y.size))[:, None]
             noise = rng.standard_normal((LAYERS * substeps, y.size, 1))
-            G = particle_value_and_grad(P, X, y, np.full(y.size, 1 / y.size), nu, T, substeps=substeps, noise=noise)[1]
-            errs.append(np.sum((G.flatten() - gref) ** 2))
+            G = particle_value_and_grad(P, X, y, nu, T, substeps=substeps, noise=noise)[1]
+            errs.append(np.sum((_flat(G) - gref) ** 2))
         out.append(np.sqrt(np.mean(errs)))
     return np.array(out)

@@ -110,3 +110,17 @@ def langevin_study(params=1, gamma=1.0, D=0.02, T=10.0, particles=20000, steps=1
         "outside_fraction": float(1 - inside.mean()),
         "fp_mass_drift": float(np.max(np.abs(fp.mass - 1))),
     }
+
+
+#: the distances :func:`langevin_study` reports (the one-line summary of ``ocdl meanfield langevin``)
+DISTANCES = ("histogram_fp_l1", "histogram_stationary_l1", "fp_stationary_l1", "mc_expected_l1",
+             "outside_fraction", "fp_mass_drift")
+
+
+def langevin_report(r, params, gamma, D, T, particles, steps, seed, weight_decay):
+    """The JSON summary of a :func:`langevin_study` result ``r``: its distances plus the settings."""
+    out = {k: r[k] for k in DISTANCES}
+    out.update(params=int(params), gamma=gamma, D=D, T=T, particles=particles, steps=steps, seed=seed,
+               cells=list(r["grid"].shape), weight_decay=weight_decay,
+               sde="dq = -gamma grad L dt + sqrt(2 D) dW", stationary="exp(-gamma L / D)")
+    return out

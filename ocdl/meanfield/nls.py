@@ -121,11 +121,6 @@ def current(box, psi, hbar=1.0):
     return [hbar * np.imag(np.conj(psi) * gp) for gp in box.grad(psi)]
 
 
-def velocity(box, psi, hbar=1.0, floor=1e-300):
-    rho = np.abs(psi) ** 2
-    return [jj / np.maximum(rho, floor) for jj in current(box, psi, hbar)]
-
-
 def bohm_potential(box, rho, hbar=1.0, floor=1e-300):
     """``Q = −(ħ²/2) Δ√ρ / √ρ`` (spectral Laplacian)."""
     s = np.sqrt(rho)
@@ -180,3 +175,57 @@ def coherent_state(x, x0, velocity, omega, hbar):
     """Displaced ground state of ``V = ω²x²/2``; ``|ψ(t)|²`` stays the ground density centred at
     ``x0 cos ωt + (v/ω) sin ωt`` (for ``g = 0``)."""
     return (omega / (np.pi * hbar)) ** 0.25 * np.exp(-omega * (x - x0) ** 2 / (2 * hbar) + 1j * velocity * x / hbar)
+
+
+# ---- one run with its checks (what ``ocdl meanfield nls`` reports) --------------------------------
+def time_steps(T, dt):
+    """``(steps, dt')``: the number of steps ``round(T/dt)`` (≥ 1) and the step ``T/steps`` that fits."""
+    steps = max(1, int(round(T / dt)))
+    return steps, T / steps
+
+
+def run_case(psi0, T, steps, L=40.0, points=512, g=None, hbar=1.0, eta=None, velocity=0.0, x0=0.0, width=None,
+             omega=1.0, potential=None, progress=None):
+    """Integrate one initial state on the periodic box and check it: ``(x, result, report)``.
+
+    ``psi0``: ``"soliton"`` (default ``g = −1``), ``"gaussian"`` or ``"coherent"`` (default
+    ``V = ω²x²/2``); ``potential``: a callable ``V(x)`` (default 0, coherent: the trap). The report
+    holds the mass and energy drifts, the Madelung residuals at T, the final mass and energy and,
+    where an analytic solution exists, ``max_error_vs_analytic`` (soliton, V = 0: max |ψ − ψ_exact|)
+    or ``max_density_error_vs_analytic`` (coherent state, V = trap, g = 0: max ||ψ|² − |ψ_exact|²|)."""
+    g = g if g is not None else (-1.0 if psi0 == "soliton" else 0.0)
+    eta = 1.0 if eta is None else eta
+    width = 1.0 if width is None else width
+    box = PeriodicBox(L, points)
+    x = box.x[0]
+    if potential is not None:
+        V = np.broadcast_to(np.asarray(potential(x), dtype=float), x.shape).copy()
+        if not np.all(np.isfinite(V)):
+            raise InputError("--potential is not finite on the grid; check the expression")
+    elif psi0 == "coherent":
+        V = 0.5 * omega ** 2 * x ** 2
+    else:
+        V = np.zeros_like(x)
+    if psi0 == "soliton":
+        start = soliton(x, 0.0, eta, velocity, x0, g, hbar, L)
+    elif psi0 == "gaussian":
+        start = gaussian_packet(x, x0, width, velocity, hbar)
+    elif psi0 == "coherent":
+        start = coherent_state(x, x0, velocity, omega, hbar)
+    else:
+        raise InputError(f"unknown initial state '{psi0}' (valid: soliton, gaussian, coherent)")
+    dt = T / steps
+    res = split_step(box, start, V, g, hbar, dt, steps, record_every=max(1, steps // 1000), progress=progress)
+    cont, hj = madelung_residuals(box, res.previous[0], res.previous[1], res.psi, dt, V, g, hbar)
+    out = {"mass_drift": float(np.max(np.abs(res.mass - res.mass[0]))),
+           "energy_drift": float(np.max(np.abs(res.energy - res.energy[0]))),
+           "madelung_continuity_residual": cont, "madelung_hj_residual": hj,
+           "psi0": psi0, "g": g, "hbar": hbar, "T": T, "dt": dt, "points": points, "L": L,
+           "mass": float(res.mass[-1]), "energy": float(res.energy[-1])}
+    if psi0 == "soliton" and potential is None:
+        out["max_error_vs_analytic"] = float(np.max(np.abs(res.psi - soliton(x, T, eta, velocity, x0, g, hbar, L))))
+    if psi0 == "coherent" and potential is None and g == 0:
+        centre = x0 * np.cos(omega * T) + velocity / omega * np.sin(omega * T)
+        out["max_density_error_vs_analytic"] = float(np.max(np.abs(
+            np.abs(res.psi) ** 2 - np.abs(coherent_state(x, centre, 0.0, omega, hbar)) ** 2)))
+    return x, res, out

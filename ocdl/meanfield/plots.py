@@ -40,13 +40,15 @@ def plot_langevin(r, path, title=""):
     save_figure(fig, path)
 
 
-def plot_class_densities(grid, rho_path, layers, steps_per_layer, P, history, path, title="", particles=None):
-    """Class densities (red: class 0, blue: class 1) at several layers, decision line at T, loss.
+def plot_class_densities(grid, rho_path, layers, steps_per_layer, params, history, path, title="", particles=None):
+    """Class densities (red: class 0, blue: class 1) at several layers, decision line
+    ``W x + μ = 0`` at T (``params``: dict with W (1, 2), mu (1,)), loss.
 
     With ``particles = (states per layer, labels)`` the empirical class densities (particle
     clouds) are drawn instead of the grid densities."""
     import numpy as np
     from ocdl.plotting import plt, save_figure
+    W, mu = np.ravel(params["W"]), float(np.ravel(params["mu"])[0])
     picks = sorted(set(int(round(f * layers)) for f in (0, 0.25, 0.5, 0.75, 1.0)))
     fig, axs = plt.subplots(1, len(picks) + 1, figsize=(3.3 * (len(picks) + 1), 3.4))
     ext = [grid.lower[0], grid.upper[0], grid.lower[1], grid.upper[1]]
@@ -58,9 +60,9 @@ def plot_class_densities(grid, rho_path, layers, steps_per_layer, P, history, pa
             ax.set_facecolor("black")
             ax.set_xlim(ext[0], ext[1])
             ax.set_ylim(ext[2], ext[3])
-            if k == layers and abs(P.W[1]) > 1e-12:
+            if k == layers and abs(W[1]) > 1e-12:
                 xs = np.linspace(ext[0], ext[1], 50)
-                ax.plot(xs, -(P.W[0] * xs + P.mu) / P.W[1], "w--", lw=1)
+                ax.plot(xs, -(W[0] * xs + mu) / W[1], "w--", lw=1)
                 ax.set_ylim(ext[2], ext[3])
             ax.set_title(f"layer {k} (t = {k / layers:.2f} T)", fontsize=9)
             continue
@@ -72,9 +74,9 @@ def plot_class_densities(grid, rho_path, layers, steps_per_layer, P, history, pa
         img[..., 1] = 0.15 * (img[..., 0] + img[..., 2])
         ax.imshow(img, origin="lower", extent=ext, aspect="equal")
         ax.set_title(f"layer {k} (t = {k / layers:.2f} T)", fontsize=9)
-        if k == layers and abs(P.W[1]) > 1e-12:
+        if k == layers and abs(W[1]) > 1e-12:
             xs = np.linspace(ext[0], ext[1], 50)
-            ax.plot(xs, -(P.W[0] * xs + P.mu) / P.W[1], "w--", lw=1)
+            ax.plot(xs, -(W[0] * xs + mu) / W[1], "w--", lw=1)
             ax.set_ylim(ext[2], ext[3])
     axs[-1].semilogy([h["loss"] for h in history])
     axs[-1].set_xlabel("iteration")

@@ -1,124 +1,90 @@
 r"""Training a stochastic ResNet ``dX = f(X, θ(t)) dt + ν dW`` for classification, two ways.
 
-Model (matches ``ocdl.models.ResNetODE(field="outer", integrator="euler", beta=0)`` at ``ν = 0``):
-``f(x, θ_k) = K_k tanh(x) + b_k`` on layer ``k`` (``h = T/N``), logistic head ``s = W x(T) + μ``,
-``Φ(s, c) = log(1 + exp(−(2c − 1) s))``, and the cost
+Model: ``f(x, θ_k) = K_k tanh(x) + b_k`` on layer ``k`` (``h = T/N``), logistic head
+``s = W x(T) + μ``, ``Φ(s, c) = log(1 + exp(−(2c − 1) s))``, and the cost
 
     J = Σ_c w_c E_{x ~ ρ_c(T)} Φ(W x + μ, c) + h Σ_k (α/2)(‖K_k‖² + |b_k|²) + (α_head/2)‖W‖²,
 
-with ``w_c = n_c/n`` (so ``Σ_c w_c E_c = (1/n) Σ_i`` for empirical class measures).
+with ``w_c = n_c/n`` (so ``Σ_c w_c E_c = (1/n) Σ_i`` for empirical class measures). Parameters are
+``ocdl.models.ResNetODE`` dicts ``{K (N, d, d), b (N, d), W (1, d), mu (1,)}`` of the model
+:func:`layer_model` (``field="outer"``, width ``d``, identity lift, two classes).
 
-* **Particle PMP** (:func:`particle_value_and_grad`): Euler–Maruyama with ``substeps`` per layer,
-  ``x^{n+1} = x^n + dt f(x^n, θ_k) + ν √dt ξ^n``, costate ``p^N = w_i ∇_x Φ_i``,
-  ``p^n = p^{n+1} + dt (∂f/∂x)ᵀ p^{n+1}``, ``∂J/∂K_k = dt Σ_n Σ_i p^{n+1}_i tanh(x^n_i)ᵀ + hαK_k``,
-  ``∂J/∂b_k = dt Σ_n Σ_i p^{n+1}_i + hα b_k`` — the exact gradient of the sampled cost for a fixed
-  noise path (pathwise / common random numbers); unbiased for the expected cost.
-* **Density (Fokker–Planck) method** (:func:`density_value_and_grad`): class densities on a grid,
+* **Particle PMP** (:func:`particle_value_and_grad`): Euler–Maruyama with ``s = substeps`` steps
+  per layer, ``x^{n+1} = x^n + dt f(x^n, θ_k) + ξ^n``, ``ξ^n = ν √dt z^n``, ``dt = h/s``. This is
+  ``ocdl.models.ResNetODE`` with ``N·s`` Euler layers whose θ is tied (θ_k repeated ``s`` times)
+  and additive increments ξ, so cost and costate are those of :func:`ocdl.pmp.value_and_grad`
+  (``increments=ξ``); the gradient of θ_k is the sum over its ``s`` sub-layers, and the
+  regulariser ``dt Σ_n (α/2)|θ_{k(n)}|² = h Σ_k (α/2)|θ_k|²``. For a fixed noise path this is the
+  exact gradient of the sampled cost (pathwise / common random numbers); unbiased for the
+  expected cost.
+* **Density (Fokker–Planck) method** (:class:`DensityProblem`): class densities on a grid,
   the exact discrete mean-field gradient of :class:`ocdl.meanfield.adjoint.MeanFieldControl`
   (transpose / backward-Kolmogorov sweep) plus the head gradient
   ``∂J/∂W = Σ_c w_c ∫ ρ_c(T) Φ'(s, c) xᵀ dx + α_head W``.
 """
-import time
-from dataclasses import dataclass, field as dc_field
-
 import numpy as np
 from scipy.special import expit, log_expit, ndtr
 
+from ocdl import pmp
 from ocdl.errors import InputError, SolverError
-from ocdl.meanfield.adjoint import MeanFieldControl, OuterField
+from ocdl.meanfield.adjoint import MeanFieldControl
 from ocdl.meanfield.grid import make_grid
+from ocdl.models import ResNetODE
+from ocdl.pmp import fused
 
 
-def spirals(points_per_class=200, turns=1.5, noise=0.02, seed=0, t_min=0.1):
-    """Two spirals (``r = t``, ``φ = 2π·turns·t + cπ``); uses ``ocdl.data`` when available."""
-    try:
-        from ocdl.data.datasets import spirals as data_spirals
-        return data_spirals(points_per_class, turns=turns, noise=noise, seed=seed, t_min=t_min)
-    except ImportError:
-        rng = np.random.default_rng(seed)
-        Xs, ys = [], []
-        for c in (0, 1):
-            t = rng.uniform(t_min, 1.0, points_per_class)
-            phi = 2 * np.pi * turns * t + c * np.pi
-            Xs.append(np.stack([t * np.cos(phi), t * np.sin(phi)], 1) + noise * rng.standard_normal((points_per_class, 2)))
-            ys.append(np.full(points_per_class, c))
-        perm = rng.permutation(2 * points_per_class)
-        return np.concatenate(Xs)[perm], np.concatenate(ys)[perm]
+def layer_model(layers, d, T, alpha=0.0, alpha_head=0.0, substeps=1):
+    """The ResNet-ODE of the particle method: ``layers·substeps`` Euler layers of ``f = K tanh(x) + b``
+    on width ``d`` (identity lift), logistic head, regulariser ``α`` on K, b and ``α_head`` on W."""
+    return ResNetODE(field="outer", d_in=d, width=d, n_classes=2, layers=layers * substeps, T=T,
+                     integrator="euler", alpha=alpha, beta=0.0, alpha_head=alpha_head)
 
 
-def head_loss(s, c):
-    """``Φ(s, c) = log(1 + exp(−σ_c s))``, ``σ_c = 2c − 1``, and ``∂Φ/∂s``."""
-    sg = 2.0 * np.asarray(c, dtype=float) - 1.0
-    return -log_expit(sg * s), -sg * expit(-sg * s)
+def init_params(layers, d, seed=0, scale=0.1):
+    """``K ~ N(0, scale²)``, ``b = 0``, ``W ~ N(0, 1/d)``, ``μ = 0`` (one generator, in that order)."""
+    rng = np.random.default_rng(seed)
+    K = scale * rng.standard_normal((layers, d, d))
+    W = rng.standard_normal(d) / np.sqrt(d)
+    return {"K": K, "b": np.zeros((layers, d)), "W": W[None, :], "mu": np.zeros(1)}
 
 
-@dataclass
-class Params:
-    K: np.ndarray     # (N, d, d)
-    b: np.ndarray     # (N, d)
-    W: np.ndarray     # (d,)
-    mu: float
-
-    def flatten(self):
-        return np.concatenate([self.K.ravel(), self.b.ravel(), self.W.ravel(), [self.mu]])
-
-    @classmethod
-    def unflatten(cls, v, layers, d):
-        v = np.asarray(v, dtype=float)
-        nK = layers * d * d
-        return cls(v[:nK].reshape(layers, d, d), v[nK:nK + layers * d].reshape(layers, d),
-                   v[nK + layers * d:nK + layers * d + d].copy(), float(v[-1]))
-
-    @classmethod
-    def init(cls, layers, d, seed=0, scale=0.1):
-        rng = np.random.default_rng(seed)
-        return cls(scale * rng.standard_normal((layers, d, d)), np.zeros((layers, d)),
-                   rng.standard_normal(d) / np.sqrt(d), 0.0)
+def _tie(params, substeps):
+    """θ_k repeated over the ``substeps`` sub-layers of layer k."""
+    if substeps == 1:
+        return params
+    return dict(params, K=np.repeat(params["K"], substeps, axis=0), b=np.repeat(params["b"], substeps, axis=0))
 
 
-def _regulariser(P, h, alpha, alpha_head):
-    J = h * 0.5 * alpha * (np.sum(P.K ** 2) + np.sum(P.b ** 2)) + 0.5 * alpha_head * np.sum(P.W ** 2)
-    return J, h * alpha * P.K, h * alpha * P.b, alpha_head * P.W
+def _untie(grads, substeps):
+    """Gradient of the tied θ_k: the sum over its sub-layers."""
+    if substeps == 1:
+        return grads
+    K, b = grads["K"], grads["b"]
+    return dict(grads, K=K.reshape((-1, substeps) + K.shape[1:]).sum(1), b=b.reshape((-1, substeps) + b.shape[1:]).sum(1))
 
 
-def particle_forward(P, X0, nu, T, substeps, noise=None):
-    """States ``x^n`` (list) of the Euler–Maruyama stochastic ResNet; ``noise`` (steps, m, d)."""
-    layers = P.K.shape[0]
-    dt = T / (layers * substeps)
-    xs = [np.asarray(X0, dtype=float)]
-    for n in range(layers * substeps):
-        k = n // substeps
-        x = xs[-1]
-        step = x + dt * (np.tanh(x) @ P.K[k].T + P.b[k])
-        if nu > 0:
-            step = step + nu * np.sqrt(dt) * noise[n]
-        xs.append(step)
-    return xs
+def _increments(nu, dt, noise):
+    return None if nu == 0 or noise is None else nu * np.sqrt(dt) * np.asarray(noise, dtype=float)
 
 
-def particle_value_and_grad(P, X0, labels, weights, nu, T, alpha=0.0, alpha_head=0.0, substeps=1, noise=None):
-    """Sampled cost and its exact pathwise gradient (see module docstring); returns ``(J, Params)``."""
-    layers, d = P.b.shape
-    h, dt = T / layers, T / (layers * substeps)
-    xs = particle_forward(P, X0, nu, T, substeps, noise)
-    s = xs[-1] @ P.W + P.mu
-    phi, dphi = head_loss(s, labels)
-    J = float(np.sum(weights * phi))
-    Jr, gK, gb, gW = _regulariser(P, h, alpha, alpha_head)
-    J += Jr
-    gK, gb = gK.copy(), gb.copy()
-    ws = weights * dphi                          # ∂J/∂s_i
-    gW = gW + ws @ xs[-1]
-    gmu = float(np.sum(ws))
-    p = ws[:, None] * P.W[None, :]              # p^N = w_i Φ' Wᵀ
-    for n in range(layers * substeps - 1, -1, -1):
-        k = n // substeps
-        x = xs[n]
-        t = np.tanh(x)
-        gK[k] += dt * p.T @ t
-        gb[k] += dt * p.sum(0)
-        p = p + dt * (1 - t * t) * (p @ P.K[k])
-    return J, Params(gK, gb, gW, gmu)
+def particle_value_and_grad(params, X, y, nu, T, alpha=0.0, alpha_head=0.0, substeps=1, noise=None):
+    """Sampled cost ``J`` and its exact pathwise gradient (module docstring): ``(J, grads dict)``.
+
+    ``X`` (m, d) particles, ``y`` their labels, ``noise`` standard normals ``(layers·substeps, m, d)``
+    (ignored at ``ν = 0``)."""
+    layers, d = params["b"].shape
+    model = layer_model(layers, d, T, alpha, alpha_head, substeps)
+    J, g = pmp.value_and_grad(model, _tie(params, substeps), X, y, increments=_increments(nu, model.h, noise))
+    return J, _untie(g, substeps)
+
+
+def particle_states(params, X, nu, T, substeps=1, noise=None):
+    """States ``(layers·substeps + 1, m, d)`` of the Euler–Maruyama stochastic ResNet."""
+    layers, d = params["b"].shape
+    model = layer_model(layers, d, T, substeps=substeps)
+    fw = fused.forward(model, _tie(params, substeps), np.asarray(X, dtype=float), store=False, states=True,
+                       increments=_increments(nu, model.h, noise))
+    return fw["X"][:, :d, :].transpose(0, 2, 1)
 
 
 def gaussian_deposit(grid, X, width):
@@ -138,6 +104,13 @@ def gaussian_deposit(grid, X, width):
     return rho / m
 
 
+def head_loss(s, c):
+    """Density-method head: ``Φ(s, c) = log(1 + exp(−σ_c s))``, ``σ_c = 2c − 1``, and ``∂Φ/∂s`` per
+    cell (the particle method's head is the model's, :mod:`ocdl.models.losses`)."""
+    sg = 2.0 * np.asarray(c, dtype=float) - 1.0
+    return -log_expit(sg * s), -sg * expit(-sg * s)
+
+
 class DensityProblem:
     """The density-method cost on a grid for ``C = 2`` class densities ``rho0`` (ncells, 2).
 
@@ -150,120 +123,112 @@ class DensityProblem:
                  steps_per_layer=1, scheme="euler"):
         self.grid, self.w = grid, np.asarray(class_weights, dtype=float)
         self.alpha_head, self.layers, self.T, self.h = alpha_head, layers, T, T / layers
-        self.mfc = MeanFieldControl(grid, OuterField(grid.dim), nu, T, layers, rho0, np.zeros_like(rho0),
+        self.mfc = MeanFieldControl(grid, "outer", nu, T, layers, rho0, np.zeros_like(rho0),
                                     alpha=alpha, steps_per_layer=steps_per_layer, scheme=scheme)
 
-    def value_and_grad(self, P):
+    def value_and_grad(self, params):
+        """``(J, grads)`` for a parameter dict (keys K, b, W, mu as :func:`init_params`)."""
         g = self.grid
-        s = g.centres @ P.W + P.mu
+        W, mu = np.asarray(params["W"], dtype=float).reshape(-1), float(np.ravel(params["mu"])[0])
+        s = g.centres @ W + mu
         phi = np.stack([head_loss(s, c)[0] for c in (0, 1)], 1)
         dphi = np.stack([head_loss(s, c)[1] for c in (0, 1)], 1)
         self.mfc.terminal = phi * self.w[None, :]
         d = g.dim
-        theta = np.concatenate([P.K.reshape(self.layers, d * d), P.b], 1)
+        theta = np.concatenate([np.reshape(params["K"], (self.layers, d * d)), params["b"]], 1)
         J, G, _ = self.mfc.value_and_gradient(theta)
         rhoN = self.mfc.last_rho[-1]
         ws = g.volume * np.sum(rhoN * dphi * self.w[None, :], 1)      # ∂J/∂s per cell
-        gW = ws @ g.centres + self.alpha_head * P.W
-        J += 0.5 * self.alpha_head * np.sum(P.W ** 2)
-        return float(J), Params(G[:, :d * d].reshape(self.layers, d, d), G[:, d * d:], gW, float(np.sum(ws)))
+        gW = ws @ g.centres + self.alpha_head * W
+        J += 0.5 * self.alpha_head * np.sum(W ** 2)
+        return float(J), {"K": G[:, :d * d].reshape(self.layers, d, d), "b": G[:, d * d:], "W": gW[None, :],
+                          "mu": np.array([np.sum(ws)])}
 
 
-def adam(fun_grad, x0, iterations, lr=0.05, progress=None, callback=None, state0=None, ck=None, meta=None):
-    """Plain Adam; ``fun_grad(x, it)`` → ``(J, g)``. Returns ``(x, history)``.
-
-    Checkpoints: ``ck`` (:class:`ocdl.checkpoint.Checkpointer`) receives after step ``n`` the state
-    ``{iteration n, params {"x"}, opt {"m", "v"}, history, meta: meta()}``; ``state0`` continues one
-    (the caller restores what ``meta`` saved, e.g. its random generator) — bit for bit. Divergence
-    raises :class:`SolverError` with ``last_good`` = the last iterate with a finite loss and gradient."""
-    x = np.array(x0, dtype=float)
-    m = np.zeros_like(x)
-    v = np.zeros_like(x)
-    hist, start = [], 1
-    if state0 is not None:
-        x = np.array(state0["params"]["x"], dtype=float)
-        m, v = np.array(state0["opt"]["m"], dtype=float), np.array(state0["opt"]["v"], dtype=float)
-        hist, start = list(state0["history"]), int(state0["iteration"]) + 1
-    t0 = time.perf_counter() - (hist[-1]["time_s"] if hist else 0.0)
-
-    def state(n):
-        return {"iteration": n, "params": {"x": x.copy()}, "opt": {"m": m.copy(), "v": v.copy()},
-                "history": list(hist), "meta": meta() if meta else {}}
-
-    for it in range(start, iterations + 1):
-        with np.errstate(over="ignore", invalid="ignore"):      # overflow is reported as divergence below
-            J, g = fun_grad(x, it)
-        if not (np.isfinite(J) and np.all(np.isfinite(g))):
-            if progress is not None:
-                progress.close()
-            err = SolverError(f"training diverged at iteration {it} (non-finite loss); lower --lr or --T")
-            err.last_good = x.copy() if np.all(np.isfinite(x)) else None
-            raise err
-        m = 0.9 * m + 0.1 * g
-        v = 0.999 * v + 0.001 * g * g
-        x = x - lr * (m / (1 - 0.9 ** it)) / (np.sqrt(v / (1 - 0.999 ** it)) + 1e-8)
-        hist.append({"iteration": it, "loss": float(J), "time_s": time.perf_counter() - t0})
-        if progress is not None:
-            progress.update(it, loss=float(J))
-        if callback is not None:
-            callback(it, x)
-        if ck is not None:
-            ck.after_step(it, lambda: state(it), progress, "meanfield train")
-    return x, hist
-
-
-def predict_proba(P, X, nu, T, substeps=1, samples=16, seed=0):
+def predict_proba(params, X, nu, T, substeps=1, samples=16, seed=0):
     """Class-1 probability of the stochastic ResNet, averaged over ``samples`` noise paths."""
     if nu == 0:
         samples = 1
     rng = np.random.default_rng(seed)
-    layers, d = P.b.shape
+    layers, d = params["b"].shape
     Xr = np.repeat(np.asarray(X, dtype=float), samples, axis=0)
     noise = rng.standard_normal((layers * substeps,) + Xr.shape) if nu > 0 else None
-    xN = particle_forward(P, Xr, nu, T, substeps, noise)[-1]
-    return expit(xN @ P.W + P.mu).reshape(-1, samples).mean(1)
+    xN = particle_states(params, Xr, nu, T, substeps, noise)[-1]
+    return expit(xN @ params["W"][0] + params["mu"][0]).reshape(-1, samples).mean(1)
 
 
-@dataclass
-class TrainResult:
-    x: Params
-    fun: float
-    success: bool
-    message: str
-    nit: int
-    history: list = dc_field(default_factory=list)
-    grid: object = None
-    rho_path: list = None
+def accuracy(params, X, y, nu, T, substeps=1, samples=16, seed=0):
+    """Accuracy of the stochastic network: class-1 probability (:func:`predict_proba`) > 1/2."""
+    return float(np.mean((predict_proba(params, X, nu, T, substeps, samples, seed) > 0.5) == (np.asarray(y) == 1)))
+
+
+def particle_clouds(params, X, y, nu, T, substeps=1, count=4000, seed=0):
+    """Particle clouds of the trained network for pictures: ``(grid, states per layer, labels)``.
+
+    ``count`` training points drawn with replacement (generator ``seed``), one noise path each;
+    ``grid`` is an 8×8 frame around the 0.5–99.5 % range of all layers' states."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y), count)
+    layers, d = params["b"].shape
+    noise = rng.standard_normal((layers * substeps, idx.size, d)) if nu > 0 else None
+    traj = particle_states(params, np.asarray(X, dtype=float)[idx], nu, T, substeps, noise)[::substeps]
+    allx = traj.reshape(-1, d)
+    lo, hi = np.percentile(allx, 0.5, axis=0), np.percentile(allx, 99.5, axis=0)
+    pad = 0.1 * (hi - lo).max()
+    return make_grid(lo - pad, hi + pad, [8] * d), traj, np.asarray(y)[idx]
+
+
+class ParticleSampler:
+    """The particle method's random draws: per iteration ``particles`` training indices (with
+    replacement) and, at ``ν > 0``, their standard-normal noise path ``(steps, particles, d)`` —
+    both from one ``numpy.random.Generator`` whose state is checkpointed (``state``/``load_state``)."""
+
+    def __init__(self, n, particles, steps, d, nu, seed):
+        self.n, self.particles, self.shape, self.nu = int(n), int(particles), (int(steps), int(particles), int(d)), nu
+        self.rng = np.random.default_rng(seed)
+
+    def draw(self):
+        idx = self.rng.integers(0, self.n, self.particles)
+        noise = self.rng.standard_normal(self.shape) if self.nu > 0 else None
+        return idx, noise
+
+    def state(self):
+        return self.rng.bit_generator.state
+
+    def load_state(self, st):
+        self.rng.bit_generator.state = st
 
 
 def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, particles=2000, grid_cells=64,
                             alpha=1e-3, alpha_head=1e-3, iterations=200, lr=0.05, seed=0, substeps=1,
-                            steps_per_layer=1, smoothing=None, padding=0.75, progress=None, state0=None,
+                            steps_per_layer=1, smoothing=None, padding=0.75, quiet=True, state0=None,
                             checkpoint=None, checkpoint_every=None, should_stop=None):
-    """Train by particle PMP (``method="particles"``) or the density method (``"grid"``).
+    """Train by particle PMP (``method="particles"``) or the density method (``"grid"``) with Adam
+    (constant rate ``lr``) through :func:`ocdl.optim.minimize`.
 
-    Checkpoint options as in :mod:`ocdl.checkpoint`: ``checkpoint(state)`` every ``checkpoint_every``
-    iterations and on ``should_stop()`` (then ``KeyboardInterrupt``); the state holds the parameters,
-    Adam's moments and the particle sampler's generator state, so ``state0`` continues a run to the
-    same parameters, bit for bit. Divergence: :class:`SolverError` whose ``last_good`` is a
-    :class:`Params` (the last iterate with a finite loss), or None."""
-    from ocdl.checkpoint import Checkpointer
+    Returns an :class:`ocdl.optim.OptimizeResult` whose ``x`` is the parameter dict; Adam has no
+    convergence test, so ``success`` is False and ``message`` says the iteration limit was reached.
+    Extras: ``grid`` and ``rho_path`` (the class densities through the layers; density method).
+    The particle method draws its particles and noise from a :class:`ParticleSampler` (seed
+    ``seed + 1``) whose generator state is part of the checkpoint, so ``state0`` continues a run to
+    the same parameters, bit for bit (checkpoint options as in :func:`ocdl.optim.minimize`).
+    Divergence: :class:`SolverError` whose ``result.x`` is the last good parameter dict."""
+    from ocdl.optim import Adam, minimize
     X = np.asarray(X, dtype=float)
     y = np.asarray(y).astype(int)
     if set(np.unique(y)) != {0, 1}:
         raise InputError("meanfield train supports two classes labelled 0 and 1")
     n, d = X.shape
-    P0 = Params.init(layers, d, seed)
-    cw = np.array([np.mean(y == 0), np.mean(y == 1)])
-    rng = np.random.default_rng(seed + 1)
+    shape_model = layer_model(layers, d, T)
+    sampler = None
     if method == "particles":
-        def fg(v, it):
-            P = Params.unflatten(v, layers, d)
-            idx = rng.integers(0, n, particles)
-            wts = np.full(particles, 1.0 / particles)
-            noise = rng.standard_normal((layers * substeps, particles, d)) if nu > 0 else None
-            J, G = particle_value_and_grad(P, X[idx], y[idx], wts, nu, T, alpha, alpha_head, substeps, noise)
-            return J, G.flatten()
+        sampler = ParticleSampler(n, particles, layers * substeps, d, nu, seed + 1)
+
+        def objective(v, batch):
+            idx, noise = batch
+            J, G = particle_value_and_grad(shape_model.unflatten(v), X[idx], y[idx], nu, T, alpha, alpha_head,
+                                           substeps, noise)
+            return J, shape_model.flatten(G)
         grid = None
     elif method == "grid":
         lo, hi = X.min(0), X.max(0)
@@ -271,27 +236,48 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
         grid = make_grid(lo - pad, hi + pad, [grid_cells] * d)
         width = smoothing if smoothing is not None else 1.5 * grid.h.max()
         rho0 = np.stack([gaussian_deposit(grid, X[y == c], width) for c in (0, 1)], 1)
+        cw = np.array([np.mean(y == 0), np.mean(y == 1)])
         prob = DensityProblem(grid, rho0, cw, nu, T, layers, alpha, alpha_head, steps_per_layer)
 
-        def fg(v, it):
-            J, G = prob.value_and_grad(Params.unflatten(v, layers, d))
-            return J, G.flatten()
+        def objective(v, batch):
+            J, G = prob.value_and_grad(shape_model.unflatten(v))
+            return J, shape_model.flatten(G)
     else:
         raise InputError(f"unknown method '{method}' (valid: particles, grid)")
-    if state0 is not None and state0.get("meta", {}).get("rng"):
-        rng.bit_generator.state = state0["meta"]["rng"]
-    ck = Checkpointer(checkpoint, checkpoint_every, should_stop)
     try:
-        v, hist = adam(fg, P0.flatten(), iterations, lr, progress, state0=state0, ck=ck,
-                       meta=lambda: {"rng": rng.bit_generator.state})
+        res = minimize(objective, shape_model.flatten(init_params(layers, d, seed)),
+                       Adam(lr=lr, schedule="constant", amsgrad=False), iterations,
+                       name=f"meanfield train ({method})", quiet=quiet, sampler=sampler, state0=state0,
+                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, should_stop=should_stop,
+                       hint="lower --lr or --T")
     except SolverError as err:
-        last = getattr(err, "last_good", None)
-        err.last_good = None if last is None else Params.unflatten(last, layers, d)
+        if err.result.x is not None:
+            err.result.x = shape_model.unflatten(err.result.x)
         raise
-    P = Params.unflatten(v, layers, d)
-    res = TrainResult(x=P, fun=hist[-1]["loss"], success=True, message="iterations completed", nit=iterations,
-                      history=hist, grid=grid)
+    res.x = shape_model.unflatten(res.x)
+    res.grid, res.rho_path = grid, None
     if grid is not None:
-        prob.value_and_grad(P)
+        prob.value_and_grad(res.x)
         res.rho_path = prob.mfc.last_rho
     return res
+
+
+def param_arrays(params):
+    """A parameter dict in the layout of the ``last_good.npz`` file: K (N, d, d), b (N, d), W (d,), mu ()."""
+    return {"K": np.asarray(params["K"]), "b": np.asarray(params["b"]), "W": np.ravel(params["W"]),
+            "mu": np.array(float(np.ravel(params["mu"])[0]))}
+
+
+def train_report(res, method, X, y, Xt=None, yt=None, nu=0.1, layers=10, T=2.0, substeps=1, particles=None,
+                 grid=None, seed=0):
+    """The summary of a training run (the JSON keys of ``ocdl meanfield train``): solver, loss,
+    accuracies of the stochastic network (16 noise paths, generator ``seed``), history, settings."""
+    acc = lambda A, b: accuracy(res.x, A, b, nu, T, substeps, 16, seed)  # noqa: E731
+    particle = method == "particles"
+    return {"solver": "particle-pmp" if particle else "density-fp", "field": "outer",
+            "integrator": "euler-maruyama" if particle else "fokker-planck-implicit-euler",
+            "layers": layers, "T": T, "train_loss": res.fun, "train_accuracy": acc(X, y),
+            "test_accuracy": acc(Xt, yt) if Xt is not None else None, "iterations": res.nit,
+            "wall_time_s": res.wall_time_s, "success": res.success, "message": res.message,
+            "history": res.history, "nu": nu, "method": method,
+            "particles": particles if particle else None, "grid": grid if not particle else None}

@@ -59,8 +59,9 @@ class LBFGS:
 class TorchLBFGS:
     """torch.optim.LBFGS (strong-Wolfe line search) fed the objective's gradient; ``max_iter``
     L-BFGS iterations per driver iteration, at most ``max_eval`` evaluations in them (default
-    ``max(25, 3 max_iter)``: torch's own default, ``1.25 max_iter``, starves the line search). Converged when an iteration ends early: the gradient
-    fell below ``tolerance_grad`` or the change below ``tolerance_change``."""
+    ``max(25, 3 max_iter)``: torch's own default, ``1.25 max_iter``, starves the line search).
+    Converged when an iteration ends early: the gradient fell below ``tolerance_grad`` or the
+    change below ``tolerance_change``."""
     name = "L-BFGS"
 
     def __init__(self, max_iter=1, history_size=20, max_eval=None, lr=1.0, line_search_fn="strong_wolfe",

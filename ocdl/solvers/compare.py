@@ -7,6 +7,9 @@ by the solver's own report. Histories without a ``kkt`` entry (the torch solvers
 after the run from parameter snapshots taken at ~40 log-spaced iterations by the callback
 (snapshots are copies; the KKT evaluations happen after the clock has stopped).
 
+``converged``: the solver's own convergence test passed (``result.success``); a run stopped by its
+iteration cap is not converged, and ``message`` says why it stopped.
+
 ``time_to_target_s``: wall time of the first history entry with ``loss ≤ target``; the default
 target is ``1.05 ×`` the best loss any solver reached (``None`` if a solver never got there).
 """
@@ -62,7 +65,8 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
     for name in solvers:
         its = iterations.get(name) if isinstance(iterations, dict) else iterations
         if its is None:
-            its = DEFAULT_ITERATIONS.get(name, {"newton": 300, "ipopt": 500, "msa": 200, "shooting": 50}.get(name, 1000))
+            its = DEFAULT_ITERATIONS.get(name, {"newton": 300, "ipopt": 500, "msa": 200,
+                                                "shooting": 50}.get(name, 1000))
         snaps = {}
         wanted = _snapshot_iterations(its if name not in ("newton",) else its + 1000)
 
@@ -80,7 +84,7 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
         except SolverError as exc:
             out[name] = {"error": str(exc), "final_loss": None, "train_accuracy": None, "test_accuracy": None,
                          "iterations": None, "wall_time_s": time.perf_counter() - t0, "kkt_residual": None,
-                         "time_to_target_s": None, "history": []}
+                         "converged": False, "message": str(exc), "time_to_target_s": None, "history": []}
             continue
         wall = time.perf_counter() - t0
         history = [dict(r) for r in res.history]
@@ -96,7 +100,7 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
             "iterations": int(res.nit),
             "wall_time_s": float(wall),
             "kkt_residual": float(pmp.kkt_residual(model, params, X, y)),
-            "success": bool(res.success),
+            "converged": bool(res.success),
             "message": str(res.message),
             "history": history,
         }
@@ -118,13 +122,14 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
 
 def table(result):
     """The terminal table (one row per solver)."""
-    head = ("solver", "final_loss", "train_acc", "test_acc", "iters", "wall_s", "kkt", "t_target_s")
+    head = ("solver", "final_loss", "train_acc", "test_acc", "iters", "wall_s", "kkt", "converged", "t_target_s")
     rows = []
     for name, r in result["solvers"].items():
         def f(v, fmt):
             return "—" if v is None else format(v, fmt)
         rows.append((name, f(r["final_loss"], ".6g"), f(r["train_accuracy"], ".3f"), f(r["test_accuracy"], ".3f"),
                      f(r["iterations"], "d"), f(r["wall_time_s"], ".2f"), f(r["kkt_residual"], ".1e"),
+                     "—" if r.get("error") else ("yes" if r["converged"] else "no"),
                      f(r["time_to_target_s"], ".2f")))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),
