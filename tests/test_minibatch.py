@@ -100,3 +100,18 @@ def test_mini_batch_interrupt_and_resume_is_bit_for_bit(solver, tmp_path):
     strip = [{k: v for k, v in h.items() if k != "time_s"} for h in full.history]
     assert [{k: v for k, v in h.items() if k != "time_s"} for h in resumed.history] == strip
     assert resumed.best_epoch == full.best_epoch and resumed.fun == full.fun
+
+
+def test_compare_records_held_out_accuracy_against_time(tmp_path):
+    from ocdl.solvers.compare import compare, plot
+    X, y = spirals(20, seed=1)
+    Xt, yt = spirals(20, seed=2)
+    out = compare(X, y, ["pmp-adam", "pmp-lbfgs"], X_test=Xt, y_test=yt, layers=4, T=1.0, iterations=12,
+                  options={"pmp-adam": {"batch_size": 16}})
+    rows = [h for h in out["solvers"]["pmp-adam"]["history"] if "epoch" in h]
+    assert [h["epoch"] for h in rows] == [1, 2, 3, 4]                     # 12 steps, ⌈40/16⌉ = 3 per epoch
+    assert all("test_accuracy" in h for h in rows)
+    lb = [h for h in out["solvers"]["pmp-lbfgs"]["history"] if "test_accuracy" in h]
+    assert lb and all(0 <= h["test_accuracy"] <= 1 for h in lb)           # from the snapshots
+    plot(out, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 10000
