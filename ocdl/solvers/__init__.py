@@ -127,6 +127,8 @@ def train(X, y, solver="adam", field="outer", integrator="euler", layers=20, T=5
                            alpha=alpha, beta=beta, n_classes=options.pop("n_classes", None))
     X, y = model.check_data(X, y)
     default_batching(solver, len(y), options)
+    if solver in MINIBATCH_SOLVERS:
+        options.setdefault("batch_seed", seed)      # --seed also fixes the batch order and the validation split
     if options.get("batch_size") is not None and options.get("epochs") is None and iterations is None \
             and len(y) > FULL_BATCH_MAX:
         options["epochs"] = DEFAULT_EPOCHS
