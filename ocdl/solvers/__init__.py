@@ -2,7 +2,7 @@
 
 ``train(X, y, solver=...)`` builds a :class:`~ocdl.models.ResNetODE`, initialises it (or takes
 ``params0``) and runs ``SOLVERS[solver](model, params0, X, y, iterations=..., callback=...,
-quiet=..., **options)``, which returns a :class:`TrainResult`.
+quiet=..., **options)``, which returns an :class:`ocdl.optim.OptimizeResult`.
 
 Solvers here: ``adam``, ``lbfgs`` (torch autograd) and ``pmp-adam``, ``pmp-lbfgs``, ``pmp-gd``
 (costate gradient, no autograd tape). Others register themselves in ``SOLVERS`` (one line each).
@@ -11,7 +11,6 @@ import numpy as np
 
 from ocdl.errors import InputError, check_choice
 from ocdl.models import ResNetODE
-from ocdl.optim import OptimizeResult as TrainResult  # noqa: F401  (the one result type, by its old name)
 from ocdl.solvers.gradient import adam, lbfgs, pmp_adam, pmp_gd, pmp_lbfgs
 
 SOLVERS = {
@@ -109,7 +108,7 @@ def make_model(X, y, field="outer", integrator="euler", layers=20, T=5.0, width=
 def train(X, y, solver="adam", field="outer", integrator="euler", layers=20, T=5.0, width=None, alpha=1e-3,
           beta=0.0, iterations=None, seed=0, params0=None, callback=None, quiet=True, device="cpu",
           model=None, **options):
-    """Train a ResNet-ODE classifier on ``(X, y)``; returns a :class:`TrainResult`.
+    """Train a ResNet-ODE classifier on ``(X, y)``; returns an :class:`ocdl.optim.OptimizeResult`.
 
     ``solver`` is a key of ``SOLVERS``; ``iterations=None`` uses ``DEFAULT_ITERATIONS``;
     ``seed`` fixes the initial parameters (``model.init(seed)``) unless ``params0`` is given.
