@@ -115,3 +115,28 @@ def test_compare_records_held_out_accuracy_against_time(tmp_path):
     assert lb and all(0 <= h["test_accuracy"] <= 1 for h in lb)           # from the snapshots
     plot(out, tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 10000
+
+
+def test_stochastic_msa_steps_on_the_iterations_batch():
+    # stochastic E-MSA: every accepted step decreases the cost of the batch it was computed on
+    from ocdl import pmp
+    from ocdl.solvers.msa import MSARule
+    X, y = spirals(30, seed=7)
+    model = make_model(X, y, layers=4, T=1.0, width=4)
+    seen = []
+    orig = MSARule.step
+
+    def step(self, it, x, f, g, ctx):
+        new = orig(self, it, x, f, g, ctx)
+        b = ctx.batch
+        seen.append((len(b), pmp.cost(model, model.unflatten(x), X[b], y[b]), f,
+                     pmp.cost(model, model.unflatten(new), X[b], y[b])))
+        return new
+    MSARule.step = step
+    try:
+        res = train(X, y, solver="msa", model=model, batch_size=16, epochs=3, seed=1)
+    finally:
+        MSARule.step = orig
+    assert res.nit == 3 * 4 and [n for n, *_ in seen] == [16, 16, 16, 12] * 3
+    for _, before, f, after in seen:
+        assert before == pytest.approx(f, rel=1e-13) and after < before

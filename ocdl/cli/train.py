@@ -46,13 +46,13 @@ def register(sub):
     from ocdl.solvers import DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX
     from ocdl.solvers.gradient import PATIENCE
     p.add_argument("--batch-size", type=common.positive_int, default=None,
-                   help=f"adam/pmp-adam/pmp-gd: mini-batch size (default: full batch up to {FULL_BATCH_MAX} "
+                   help=f"adam/pmp-adam/pmp-gd/msa: mini-batch size (default: full batch up to {FULL_BATCH_MAX} "
                         f"training samples, else {DEFAULT_BATCH})")
     p.add_argument("--epochs", type=common.positive_int, default=None,
-                   help=f"adam/pmp-adam/pmp-gd: passes over the training data; sets the iterations to epochs × "
+                   help=f"adam/pmp-adam/pmp-gd/msa: passes over the training data; sets the iterations to epochs × "
                         f"batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs unless --iterations is given)")
     p.add_argument("--validation", type=common.positive, default=None, metavar="FRACTION",
-                   help="adam/pmp-adam/pmp-gd: hold out this stratified fraction of the training data; the "
+                   help="adam/pmp-adam/pmp-gd/msa: hold out this stratified fraction of the training data; the "
                         "parameters of the epoch with the best validation accuracy are kept (early stopping)")
     p.add_argument("--patience", type=common.positive_int, default=None,
                    help=f"with --validation: stop after this many epochs without a better validation accuracy "
@@ -99,7 +99,8 @@ def run(args):
     for key in ("batch_size", "epochs", "validation", "patience"):
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
-    if Xt is not None and args.solver in ("adam", "pmp-adam", "pmp-gd"):
+    from ocdl.solvers import MINIBATCH_SOLVERS
+    if Xt is not None and args.solver in MINIBATCH_SOLVERS:
         options["test"] = (Xt, yt)
     if args.segments is not None:
         if args.solver != "shooting":

@@ -35,7 +35,7 @@ DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1
 
 
 #: solvers that take ``batch_size``, ``epochs``, ``validation``, ``patience``, ``test`` (mini-batches)
-MINIBATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd")
+MINIBATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd", "msa")
 BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
 
 #: training sets larger than this train in mini-batches of ``DEFAULT_BATCH`` by default
