@@ -67,12 +67,13 @@ def test_defaults_follow_the_data_size(monkeypatch):
     small = spirals(FULL_BATCH_MAX // 2, seed=0)                        # n = FULL_BATCH_MAX: full batch
     with pytest.raises(StopIteration):
         train(*small, solver="pmp-adam")
-    assert "batch_size" not in seen and seen["iterations"] == 3000
+    assert "batch_size" not in seen and seen["iterations"] == 3000 and "lr" not in seen
     seen.clear()
     big = spirals(FULL_BATCH_MAX // 2 + 1, seed=0)
     with pytest.raises(StopIteration):
         train(*big, solver="pmp-adam")
     assert seen["batch_size"] == solvers.DEFAULT_BATCH and seen["epochs"] == solvers.DEFAULT_EPOCHS
+    assert seen["lr"] == solvers.BATCH_LR
     with pytest.raises(InputError, match="--batch-size applies to the solvers"):
         train(*small, solver="pmp-lbfgs", batch_size=8)
 

@@ -42,7 +42,8 @@ def register(sub):
     p.add_argument("--iterations", type=common.positive_int, default=None,
                    help="iterations (default 3000 for adam/pmp-adam/pmp-gd, 1000 for lbfgs/pmp-lbfgs)")
     p.add_argument("--lr", type=common.positive, default=None,
-                   help="learning rate for adam/pmp-adam (default 0.05, cosine decay) or pmp-gd's first step")
+                   help="learning rate for adam/pmp-adam (default 0.05, for mini-batch runs 0.02; cosine decay) "
+                        "or pmp-gd's first step")
     from ocdl.solvers import DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX
     from ocdl.solvers.gradient import PATIENCE
     p.add_argument("--batch-size", type=common.positive_int, default=None,

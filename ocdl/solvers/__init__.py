@@ -43,12 +43,15 @@ BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
 FULL_BATCH_MAX = 1000
 DEFAULT_BATCH = 128
 DEFAULT_EPOCHS = 60
+#: Adam's learning rate for mini-batch runs of adam/pmp-adam (full batch keeps 0.05)
+BATCH_LR = 0.02
 
 
 def default_batching(solver, n, options):
     """Fill in the mini-batch defaults of ``options`` for ``n`` training samples: sets with more
     than ``FULL_BATCH_MAX`` samples train in batches of ``DEFAULT_BATCH`` for ``DEFAULT_EPOCHS``
-    epochs (unless ``iterations``/``epochs`` are given); smaller ones in full batch."""
+    epochs (unless ``iterations``/``epochs`` are given); smaller ones in full batch. A mini-batch
+    run of adam/pmp-adam without ``lr`` uses ``BATCH_LR``."""
     for k in BATCH_OPTIONS:
         if k in options and options[k] is None:
             del options[k]
@@ -60,6 +63,8 @@ def default_batching(solver, n, options):
         return options
     if options.get("batch_size") is None and n > FULL_BATCH_MAX:
         options["batch_size"] = DEFAULT_BATCH
+    if solver in ("adam", "pmp-adam") and options.get("batch_size", n) < n and options.get("lr") is None:
+        options["lr"] = BATCH_LR
     return options
 
 
