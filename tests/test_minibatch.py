@@ -60,8 +60,10 @@ def test_defaults_follow_the_data_size(monkeypatch):
     import ocdl.solvers as solvers
     seen = {}
 
-    def fake(model, params0, X, y, **kw):
-        seen.update(kw, n=len(y))
+    def fake(model, params0, X, y, *, iterations=None, callback=None, quiet=True, lr=None, batch_size=None,
+             epochs=None, batch_seed=0):
+        seen.update(iterations=iterations, n=len(y), **{k: v for k, v in (("lr", lr), ("batch_size", batch_size),
+                                                                            ("epochs", epochs)) if v is not None})
         raise StopIteration
     monkeypatch.setitem(solvers.SOLVERS, "pmp-adam", fake)
     small = spirals(FULL_BATCH_MAX // 2, seed=0)                        # n = FULL_BATCH_MAX: full batch

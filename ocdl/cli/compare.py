@@ -25,8 +25,11 @@ def register(sub):
                    help="vector field (default outer)")
     p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)),
                    default="euler", help="layer map (default euler)")
-    p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
-    p.add_argument("--T", type=common.positive, default=5.0, help="final time T (default 5)")
+    p.add_argument("--layers", type=common.positive_int, default=None,
+                   help="number of layers N (default 20; conv fields 8)")
+    p.add_argument("--T", type=common.positive, default=None, help="final time T (default 5; conv fields 4)")
+    from ocdl.cli.train import add_conv_flags
+    add_conv_flags(p)
     p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (default 1e-3)")
     p.add_argument("--width", type=common.positive_int, default=None,
                    help="state dimension (default 2 × input dimension)")
@@ -46,11 +49,16 @@ def register(sub):
 
 def load(args):
     """Training data and test data (a second draw for built-in data sets without --test)."""
-    return common.load_data(args, test_seed=args.seed + 1000)
+    from ocdl.cli.train import load_data
+    from ocdl.data import ALL_DATASETS
+    if args.data in ALL_DATASETS:
+        return common.load_data(args, test_seed=args.seed + 1000)
+    return load_data(args)[:4]
 
 
 def run(args):
     from ocdl.io import write_json
+    from ocdl.cli.train import conv_options
     from ocdl.solvers.compare import compare, plot, table
     for flag in ("json", "plot"):
         path = getattr(args, flag)
@@ -63,7 +71,7 @@ def run(args):
     result = compare(X, y, args.solvers, X_test=Xt, y_test=yt, field=args.field, integrator=args.integrator,
                      layers=args.layers, T=args.T, alpha=args.alpha, width=args.width, seed=args.seed,
                      iterations=args.iterations, target=args.target, options=options, quiet=args.quiet,
-                     normalize=args.normalize == "range",
+                     normalize=args.normalize == "range", **conv_options(args),
                      log=lambda msg: log(msg, args.quiet))
     result["settings"]["data"] = args.data
     from ocdl.data import REAL_DATASETS

@@ -36,8 +36,8 @@
 ``newton(formulation="full")`` — *full-space* Newton on ``F(z) = 0`` with every state and costate
     an unknown (:mod:`ocdl.solvers.newton_full`): sparse KKT Jacobian assembled from CasADi
     per-(sample, layer) blocks, sparse LU (``linear_solver="mumps"`` (CasADi's MUMPS, default) or
-    ``"superlu"`` (scipy ``splu``, ~3× slower)), Armijo line search on ``½‖F‖²``. Warm start: L-BFGS with the costate gradient
-    until the KKT residual is ≤ ``warm_tol`` (default 1e-6 here); when the line search
+    ``"superlu"`` (scipy ``splu``, ~3× slower)), Armijo line search on ``½‖F‖²``. Warm start: L-BFGS
+    with the costate gradient until the KKT residual is ≤ ``warm_tol`` (default 1e-6 here); when the line search
     stalls (step < 0.1: far from a regular solution, near-singular KKT matrix) it returns to L-BFGS
     with ``warm_tol/100`` (at most ``max_restarts`` times). ``‖F(z)‖∞`` of the full-space iterate is
     ``kkt`` in every Newton row; ``kkt_reduced`` is the shared residual at its parameters.
@@ -90,8 +90,9 @@ class KKTObjective:
         return self.model.flatten(pmp.value_and_grad(self.model, self.model.unflatten(x), self.X, self.y)[1])
 
     def __call__(self, x, batch=None):
-        for xc, out in self._cache:
+        for xc, cached in self._cache:
             if np.array_equal(xc, x):
+                out = cached
                 break
         else:
             params = self.model.unflatten(x)
@@ -404,7 +405,8 @@ def _full_space(phases, objective, z, model, X, y, tol, iterations, warm_iterati
     if res.status == CONVERGED:
         res.message = f"converged: full-space ‖F(z)‖∞ {kkt_full:.2e} <= {tol:g}"
     elif res.status == STALLED:
-        res.message = f"{res.message}; stopped after {rule.steps} full-space Newton steps and {restarts} L-BFGS restarts"
+        res.message = (f"{res.message}; stopped after {rule.steps} full-space Newton steps and {restarts} "
+                       f"L-BFGS restarts")
     _cap_message(res, "full-space Newton steps", iterations, tol)
     return phases.finish(params, kkt=pmp.kkt_residual(model, params, X, y), kkt_full=kkt_full,
                          build_time_s=build_s, jacobian_time_s=rule.jacobian_s, lu_time_s=rule.lu_s,
@@ -538,7 +540,7 @@ def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, t
                                    should_stop)
     phases = Phases("ipopt", model, callback, quiet, None)
     # IPOPT counts its starting point as iteration 0: the history has iter_count + 1 rows
-    res = phases.run(objective, z0, run, iterations + 1, model.unflatten)
+    phases.run(objective, z0, run, iterations + 1, model.unflatten)
     params = nlp.params(np.asarray(run.sol["x"]).ravel())
     return phases.finish(params, costates=nlp.costates(run.sol["lam_g"]), ipopt_iterations=int(run.stats["iter_count"]),
                          formulation="full-space multiple-shooting NLP (IPOPT)")

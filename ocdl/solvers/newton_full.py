@@ -152,7 +152,7 @@ class FullSpaceKKT:
         return zp, xs, ps, out
 
     def _residual_from(self, zp, xs, ps, out):
-        N, d, n = self.N, self.d, self.n
+        N, d = self.N, self.d
         spec = self.spec
         F = np.zeros(self.size)
         g = np.zeros(self.npar)
