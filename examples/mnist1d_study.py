@@ -10,7 +10,6 @@ import argparse
 import json
 import time
 
-import numpy as np
 
 from ocdl import optim
 from ocdl.data import load_real

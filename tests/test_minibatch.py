@@ -1,11 +1,10 @@
 """Mini-batch training of the gradient solvers (ocdl.solvers.gradient.Batching on ocdl.optim):
 the batch gradient is exact, epochs/validation/early stopping, defaults by data size, resume."""
-import json
 
 import numpy as np
 import pytest
 
-from ocdl.data import load_checkpoint, load_model, spirals
+from ocdl.data import load_checkpoint, spirals
 from ocdl.errors import InputError
 from ocdl.optim import Batches
 from ocdl.solvers import FULL_BATCH_MAX, make_model, train

@@ -75,8 +75,8 @@ def run(args):
                      log=lambda msg: log(msg, args.quiet))
     result["settings"]["data"] = args.data
     from ocdl.data import REAL_DATASETS
-    result["settings"]["test"] = args.test or (None if Xt is None else f"{args.data} test split"
-                                               if args.data in REAL_DATASETS else f"{args.data} seed {args.seed + 1000}")
+    drawn = f"{args.data} test split" if args.data in REAL_DATASETS else f"{args.data} seed {args.seed + 1000}"
+    result["settings"]["test"] = args.test or (None if Xt is None else drawn)
     print(table(result))
     for name, r in result["solvers"].items():
         if not r.get("error"):                   # failures are listed under the table already

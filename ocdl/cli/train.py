@@ -58,7 +58,8 @@ def register(sub):
                         f"training samples, else {DEFAULT_BATCH})")
     p.add_argument("--epochs", type=common.positive_int, default=None,
                    help=f"adam/pmp-adam/pmp-gd/msa: passes over the training data; sets the iterations to epochs × "
-                        f"batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs unless --iterations is given)")
+                        f"batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs unless --iterations is "
+                        f"given)")
     p.add_argument("--validation", type=common.positive, default=None, metavar="FRACTION",
                    help="adam/pmp-adam/pmp-gd/msa: hold out this stratified fraction of the training data; the "
                         "parameters of the epoch with the best validation accuracy are kept (early stopping)")

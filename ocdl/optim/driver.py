@@ -271,8 +271,8 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
 
     Returns an :class:`~ocdl.optim.OptimizeResult` whose ``x`` is a flat float64 array (the best
     recorded iterate with ``keep_best``; with ``monitor=(key, mode)`` the best by that epoch metric,
-    and ``patience`` epochs without improvement stop the run: early stopping). See the module docstring for the iteration, the
-    checkpoint state and the meaning of ``status``.
+    and ``patience`` epochs without improvement stop the run: early stopping). See the module
+    docstring for the iteration, the checkpoint state and the meaning of ``status``.
     """
     if state0 is not None and (state0.get("meta") or {}).get("finished"):
         return result_from_state(state0)
