@@ -146,3 +146,65 @@ def test_adam_runs_on_torch_tensors_as_on_numpy():
     res_n = minimize(quadratic, np.array([2.0, -1.0]), Adam(lr=0.1), 40)
     assert isinstance(res_t.x, torch.Tensor)
     np.testing.assert_allclose(res_t.x.numpy(), res_n.x, rtol=0, atol=1e-15)
+
+
+# ------------------------------------------------------------------ epochs and early stopping
+def _score_peaking_at(epoch_best, seen):
+    """An epoch metric that rises to epoch ``epoch_best`` and falls after it; records each x it sees."""
+    def cb(epoch, x):
+        seen[epoch] = np.array(x, copy=True)
+        return {"score": -abs(epoch - epoch_best)}
+    return cb
+
+
+def test_early_stopping_restores_the_best_parameters():
+    seen = {}
+    res = minimize(_noisy, np.array([2.0, -1.0]), Adam(lr=0.1), 1000, sampler=Batches(40, 7, seed=1),
+                   epoch_callback=_score_peaking_at(4, seen), monitor=("score", "max"), patience=3)
+    # epochs 5, 6, 7 are worse than epoch 4: the run stops at the end of epoch 7 (6 batches an epoch)
+    assert res.status == 2 and not res.success and "early stopping" in res.message
+    assert max(seen) == 7 and res.nit == 7 * 6 and res.best_epoch == 4 and res.best_score == 0
+    assert np.array_equal(res.x, seen[4])                     # the x the callback saw at epoch 4
+    assert not np.array_equal(res.x, seen[7])
+    assert [h["epoch"] for h in res.history if "epoch" in h] == list(range(1, 8))
+
+
+def test_early_stopping_state_resumes_bit_for_bit():
+    def run(**kw):
+        return minimize(_noisy, np.array([2.0, -1.0]), Adam(lr=0.1), 1000, sampler=Batches(40, 7, seed=1),
+                        epoch_callback=_score_peaking_at(4, {}), monitor=("score", "max"), patience=3, **kw)
+    full = run()
+    saved = []
+    with pytest.raises(KeyboardInterrupt):                    # interrupted after epoch 5: best and count saved
+        run(checkpoint=saved.append, checkpoint_every=32, should_stop=lambda: len(saved) >= 1)
+    resumed = run(state0=saved[-1])
+    assert np.array_equal(full.x, resumed.x) and full.message == resumed.message and full.nit == resumed.nit
+
+
+def test_full_batch_sampler_computes_the_numbers_of_a_run_without_it():
+    # Batches(n, B ≥ n) hands the objective None (all data, in order): every iteration is an epoch
+    # and the iterates are bit for bit those of the plain run
+    def obj(x, batch=None):
+        return _noisy(x, np.arange(40) if batch is None else batch)
+    plain = minimize(obj, np.array([2.0, -1.0]), Adam(lr=0.1), 20)
+    epochs = []
+    full = minimize(obj, np.array([2.0, -1.0]), Adam(lr=0.1), 20, sampler=Batches(40, 40),
+                    epoch_callback=lambda e, x: epochs.append(e) or {"m": 1.0})
+    assert np.array_equal(plain.x, full.x) and epochs == list(range(1, 21))
+
+
+def test_armijo_line_search_uses_the_iterations_batch():
+    calls = []
+
+    def obj(x, batch=None):
+        calls.append(None if batch is None else tuple(batch))
+        return _noisy(x, batch)
+    minimize(obj, np.array([2.0, -1.0]), GradientDescent(lr=4.0), 12, sampler=Batches(40, 7, seed=0))
+    # each iteration: one evaluation, then the trial points of its line search, all on one batch
+    groups, cur = [], None
+    for c in calls:
+        if c != cur:
+            groups.append(c)
+            cur = c
+    assert all(c is not None for c in calls) and len(calls) > 13        # backtracking happened
+    assert len(groups) == 13                                            # 12 iterations + the final evaluation

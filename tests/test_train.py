@@ -166,7 +166,9 @@ def test_cli_train_predict_gradcheck(ocdl_cli, tmp_path):
               "iterations", "wall_time_s", "history"):
         assert k in out
     assert out["iterations"] == 50 and len(out["history"]) == 50
-    assert set(out["history"][0]) == {"iteration", "loss", "time_s"}
+    # with --test, a full-batch run records the held-out accuracy at every iteration (an epoch)
+    assert set(out["history"][0]) == {"iteration", "loss", "time_s", "epoch", "test_accuracy"}
+    assert [h["epoch"] for h in out["history"]] == list(range(1, 51))
     assert (tmp_path / "p.png").stat().st_size > 10000
     r = ocdl_cli("predict", "--model", tmp_path / "m.bin", "--data", tmp_path / "te.csv", "--json", tmp_path / "p.json")
     assert r.returncode == 0, r.stderr

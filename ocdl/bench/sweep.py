@@ -138,7 +138,7 @@ def _check_plain(table, source, name):
 def validate_names(sweep):
     """Check the grid's solver, field, integrator and dataset names against the library
     (InputError naming the first bad one), so a typo stops the sweep before any run."""
-    from ocdl.data.datasets import DATASETS
+    from ocdl.data.datasets import ALL_DATASETS
     from ocdl.errors import check_choice
     from ocdl.models import FIELDS
     from ocdl.models.resnet import integrators_for
@@ -156,7 +156,7 @@ def validate_names(sweep):
             if not os.path.isfile(d):
                 raise InputError(f"sweep file '{sweep.source}': data file '{d}' not found")
         else:
-            check_choice("dataset", d, list(DATASETS))
+            check_choice("dataset", d, ALL_DATASETS)
 
 
 #: solver keywords the CLI plumbing passes (objects, not settable from a file)
@@ -254,26 +254,32 @@ def run_name(run):
 TEST_SEED_OFFSET = 10_000
 
 
-def load_data(name, seed, options):
-    """``(X, y)`` of a dataset name (generated with ``seed`` and ``options``) or a CSV path."""
+def load_data(name, seed, options, part="train"):
+    """``(X, y)`` of a dataset name (synthetic: generated with ``seed`` and ``options``; real:
+    the ``part`` "train" or "test" of its fixed split) or a CSV path."""
     options = {k: v for k, v in options.items() if k != "test"}
     if str(name).lower().endswith(".csv"):
         return read_labelled(name)
-    from ocdl.data.datasets import make_dataset  # spirals, circles, moons (issue 3)
+    from ocdl.data.datasets import named_dataset
     try:
-        return make_dataset(name, seed=seed, **options)
+        X, y, Xt, yt = named_dataset(name, seed=seed, **options)
     except TypeError as exc:  # an option the generator does not take
         raise InputError(f"dataset '{name}': bad [data] option ({exc})") from None
+    return (Xt, yt) if part == "test" and Xt is not None else (X, y)
 
 
 def load_test(run):
-    """Held-out data of a run, or None: ``[data] test = "PATH.csv"`` or ``test = true`` (the same
-    generator with seed + 10000)."""
+    """Held-out data of a run, or None: ``[data] test = "PATH.csv"`` or ``test = true`` (synthetic
+    sets: the same generator with seed + 10000; real sets: their fixed test split)."""
+    from ocdl.data import REAL_DATASETS
     test = run["data_options"].get("test")
     if not test:
         return None
     if isinstance(test, str):
         return read_labelled(test)
+    if run["data"] in REAL_DATASETS:
+        from ocdl.data import load_real
+        return load_real(run["data"])[2:]
     return load_data(run["data"], run["seed"] + TEST_SEED_OFFSET, run["data_options"])
 
 

@@ -40,7 +40,9 @@ def register(sub):
     t.add_argument("--seeds", type=lambda s: [common.seed_int(x) for x in s.split(",") if x.strip()],
                    default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
     t.add_argument("--target", type=common.positive, default=0.02, help="target loss J (default 0.02)")
-    t.add_argument("--data", default="spirals", help="dataset name or CSV (default spirals)")
+    t.add_argument("--data", default="spirals", metavar=common.DATA_METAVAR,
+                   help="a built-in data set (synthetic: drawn per seed; real: its fixed training split) or a CSV "
+                        "(default spirals)")
     t.add_argument("--field", default="outer", help="field (default outer)")
     t.add_argument("--integrator", default="euler", help="integrator (default euler)")
     t.add_argument("--layers", type=common.positive_int, default=20, help="layers N (default 20)")

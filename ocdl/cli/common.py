@@ -327,3 +327,64 @@ def check_model_size(args, n_features, samples):
     layers = getattr(args, "layers", None) or 20
     flags = f"--layers {layers} --width {width}" + ("" if getattr(args, "width", None) else " (default)")
     check_memory(resnet_bytes(layers, width, samples), flags)
+
+
+# ------------------------------------------------------------------------------ built-in data
+DATA_METAVAR = "{spirals,circles,moons,mnist1d,digits,wine,breast-cancer,iris,PATH.csv}"
+
+
+def add_data_options(p, test_help="held-out labelled CSV for test_accuracy (default for the real "
+                                  "built-in sets: their fixed test split)"):
+    """``--data``, ``--test`` and the synthetic generators' ``--points``, ``--noise``, ``--turns``."""
+    p.add_argument("--data", required=True, metavar=DATA_METAVAR,
+                   help="a built-in data set (synthetic spirals, circles, moons; real mnist1d, digits, wine, "
+                        "breast-cancer, iris with a fixed train/test split, see docs/benchmarks-real.md) "
+                        "or a CSV file with header x1,...,xd,label")
+    p.add_argument("--test", metavar="PATH.csv", help=test_help)
+    p.add_argument("--points", type=positive_int, default=200,
+                   help="points per class for the synthetic sets (default 200)")
+    p.add_argument("--noise", type=nonnegative, default=None,
+                   help="noise of the synthetic sets (default: spirals 0.02, circles 0.05, moons 0.1)")
+    p.add_argument("--turns", type=positive, default=1.5, help="spiral turns (default 1.5)")
+
+
+def builtin_options(args):
+    """Generator options of a synthetic data set from --points, --noise, --turns."""
+    kw = {"points_per_class": args.points}
+    if args.noise is not None:
+        kw["noise"] = args.noise
+    if args.data == "spirals":
+        kw["turns"] = args.turns
+    return kw
+
+
+def load_data(args, test_seed=None):
+    """``(X, y, X_test, y_test)`` from --data / --test.
+
+    A built-in name goes through :func:`ocdl.data.named_dataset` (synthetic sets: seed ``--seed``
+    and, when ``test_seed`` is given, a second draw for the test part; real sets: their fixed
+    split). ``--test`` replaces any built-in test part."""
+    import os
+
+    from ocdl.data import ALL_DATASETS, DATASETS, named_dataset
+    from ocdl.errors import InputError
+    from ocdl.io import read_labelled
+    Xt = yt = None
+    if args.data in ALL_DATASETS:
+        opts = builtin_options(args) if args.data in DATASETS else {}
+        X, y, Xt, yt = named_dataset(args.data, seed=args.seed, test_seed=None if args.test else test_seed, **opts)
+    elif os.path.splitext(args.data)[1].lower() == ".csv" or os.path.exists(args.data):
+        X, y = read_labelled(args.data)
+    else:
+        raise InputError(f"--data '{args.data}' is neither a built-in data set ({', '.join(ALL_DATASETS)}) "
+                         f"nor an existing CSV file")
+    if args.test:
+        Xt, yt = read_labelled(args.test, min_classes=1)
+    if Xt is not None:
+        if Xt.shape[1] != X.shape[1]:
+            raise InputError(f"--test has {Xt.shape[1]} features but --data has {X.shape[1]}; "
+                             f"both need the same columns x1,...,x{X.shape[1]}")
+        C = int(y.max()) + 1
+        if int(yt.max()) >= C:
+            raise InputError(f"--test has label {int(yt.max())} but the training data have only classes 0..{C - 1}")
+    return X, y, Xt, yt

@@ -6,7 +6,6 @@ DEFAULT = "adam,lbfgs,pmp-lbfgs,msa,shooting,newton"
 
 
 def register(sub):
-    from ocdl.data.datasets import DATASETS  # noqa: F401  (validated in load_data)
     from ocdl.models import FIELDS
     from ocdl.models.resnet import EXPLICIT_METHODS, SPLITTINGS
     from ocdl.solvers import SOLVERS
@@ -15,10 +14,8 @@ def register(sub):
         ["ocdl compare --data spirals --solvers adam,pmp-lbfgs,msa,newton --json cmp.json --plot cmp.png",
          "ocdl compare --data train.csv --test test.csv --solvers adam,newton --layers 10 --T 2"],
         run)
-    p.add_argument("--data", required=True, metavar="{spirals,circles,moons,PATH.csv}",
-                   help="a built-in data set or a CSV file with header x1,...,xd,label")
-    p.add_argument("--test", metavar="PATH.csv",
-                   help="held-out labelled CSV (default for built-in sets: a fresh draw with seed + 1000)")
+    common.add_data_options(p, test_help="held-out labelled CSV (default for synthetic sets: a fresh draw with "
+                                         "seed + 1000; for real sets: their fixed test split)")
     p.add_argument("--solvers", type=common.choice_list("solver", list(SOLVERS)), default=DEFAULT,
                    help=f"comma-separated solvers (default {DEFAULT})")
     p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer",
@@ -43,23 +40,17 @@ def register(sub):
     p.add_argument("--device", default="cpu", help="torch device for adam/lbfgs: cpu (default) or cuda")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default="reduced",
                    help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
-    p.add_argument("--points", type=common.positive_int, default=200,
-                   help="points per class for built-in sets (default 200)")
-    p.add_argument("--noise", type=common.nonnegative, default=None, help="noise of built-in data sets")
-    p.add_argument("--turns", type=common.positive, default=1.5, help="spiral turns (default 1.5)")
     common.add_outputs(p, json=True, plot=True, seed=True)
     return p
 
 
 def load(args):
     """Training data and test data (a second draw for built-in data sets without --test)."""
-    from ocdl.cli.train import builtin_options, load_data
-    from ocdl.data import make_dataset
-    from ocdl.data.datasets import DATASETS
-    X, y, Xt, yt, _ = load_data(args)
-    if Xt is None and args.data in DATASETS:
-        Xt, yt = make_dataset(args.data, seed=args.seed + 1000, **builtin_options(args))
-    return X, y, Xt, yt
+    from ocdl.cli.train import load_data
+    from ocdl.data import ALL_DATASETS
+    if args.data in ALL_DATASETS:
+        return common.load_data(args, test_seed=args.seed + 1000)
+    return load_data(args)[:4]
 
 
 def run(args):
@@ -77,7 +68,9 @@ def run(args):
                      normalize=args.normalize == "range", **conv_options(args),
                      log=lambda msg: log(msg, args.quiet))
     result["settings"]["data"] = args.data
-    result["settings"]["test"] = args.test or (f"{args.data} seed {args.seed + 1000}" if Xt is not None else None)
+    from ocdl.data import REAL_DATASETS
+    drawn = f"{args.data} test split" if args.data in REAL_DATASETS else f"{args.data} seed {args.seed + 1000}"
+    result["settings"]["test"] = args.test or (None if Xt is None else drawn)
     print(table(result))
     for name, r in result["solvers"].items():
         if not r.get("error"):                   # failures are listed under the table already

@@ -13,7 +13,6 @@ from ocdl.progress import log
 FIELDS = ["inner", "outer", "hamiltonian", "conv", "hamiltonian-conv"]
 INTEGRATORS = ["euler", "heun", "rk4", "symplectic_euler", "symplectic_euler_b", "verlet", "yoshida4",
                "implicit_midpoint", "gauss2", "gauss3", "lobatto3ab"]
-DATASETS = ["spirals", "circles", "moons"]
 
 
 def register(sub):
@@ -23,12 +22,10 @@ def register(sub):
         ["ocdl train --data spirals --solver pmp-adam --plot spirals.png --json out.json --save model.npz",
          "ocdl train --data train.csv --test test.csv --field hamiltonian --integrator verlet"],
         run)
-    p.add_argument("--data", required=True, metavar="{spirals,circles,moons,PATH.csv}",
-                   help="a built-in data set or a CSV file with a header line: numeric feature columns (any "
-                        "names) and a label column (integers or names)")
+    common.add_data_options(p, test_help="held-out labelled CSV for test_accuracy (same columns; default for the "
+                                         "real built-in sets: their fixed test split)")
     p.add_argument("--label-column", metavar="NAME", default=None,
                    help="label column of the CSV (default: 'label' if present, else the last column)")
-    p.add_argument("--test", metavar="PATH.csv", help="held-out labelled CSV for test_accuracy (same columns)")
     p.add_argument("--field", type=common.choice("field", FIELDS), default="outer",
                    help="vector field: inner σ(Kx+b), outer Kσ(x)+b, hamiltonian, conv σ(K∗x+b) and "
                         "hamiltonian-conv on 1-D signals (docs/conv.md) (default outer)")
@@ -52,7 +49,23 @@ def register(sub):
     p.add_argument("--iterations", type=common.positive_int, default=None,
                    help="iterations (default 3000 for adam/pmp-adam/pmp-gd, 1000 for lbfgs/pmp-lbfgs)")
     p.add_argument("--lr", type=common.positive, default=None,
-                   help="learning rate for adam/pmp-adam (default 0.05, cosine decay) or pmp-gd's first step")
+                   help="learning rate for adam/pmp-adam (default 0.05, for mini-batch runs 0.02; cosine decay) "
+                        "or pmp-gd's first step")
+    from ocdl.solvers import DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX
+    from ocdl.solvers.gradient import PATIENCE
+    p.add_argument("--batch-size", type=common.positive_int, default=None,
+                   help=f"adam/pmp-adam/pmp-gd/msa: mini-batch size (default: full batch up to {FULL_BATCH_MAX} "
+                        f"training samples, else {DEFAULT_BATCH})")
+    p.add_argument("--epochs", type=common.positive_int, default=None,
+                   help=f"adam/pmp-adam/pmp-gd/msa: passes over the training data; sets the iterations to epochs × "
+                        f"batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs unless --iterations is "
+                        f"given)")
+    p.add_argument("--validation", type=common.positive, default=None, metavar="FRACTION",
+                   help="adam/pmp-adam/pmp-gd/msa: hold out this stratified fraction of the training data; the "
+                        "parameters of the epoch with the best validation accuracy are kept (early stopping)")
+    p.add_argument("--patience", type=common.positive_int, default=None,
+                   help=f"with --validation: stop after this many epochs without a better validation accuracy "
+                        f"(default {PATIENCE})")
     p.add_argument("--segments", type=common.positive_int, default=None,
                    help="shooting: number of multiple-shooting segments (default 1)")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default=None,
@@ -63,14 +76,9 @@ def register(sub):
     p.add_argument("--normalize", type=common.choice("normalisation", ["standard", "range", "none"]), default=None,
                    help="input map stored in the model: standard = per-feature mean 0, std 1; range = shift/scale "
                         "the training data's bounding box into [-1, 1]^d (one scale); none "
-                        "(default: standard for CSV data, range for the built-in sets)")
+                        "(default: standard for CSV data and the real built-in sets, range for the synthetic ones)")
     p.add_argument("--save", metavar="MODEL", help="write the trained model to exactly this path")
     runctl.add_flags(p, every=100)
-    p.add_argument("--points", type=common.positive_int, default=200,
-                   help="points per class for built-in data sets (default 200)")
-    p.add_argument("--noise", type=common.nonnegative, default=None,
-                   help="noise of built-in data sets (default: spirals 0.02, circles 0.05, moons 0.1)")
-    p.add_argument("--turns", type=common.positive, default=1.5, help="spiral turns (default 1.5)")
     common.add_outputs(p, json=True, plot=True, seed=True, device=True)
     return p
 
@@ -91,42 +99,26 @@ def conv_options(args):
     return {k: getattr(args, k) for k in ("channels", "kernel", "shape") if getattr(args, k, None) is not None}
 
 
-def builtin_options(args):
-    """Generator options of a built-in data set from --points, --noise, --turns."""
-    kw = {"points_per_class": args.points}
-    if args.noise is not None:
-        kw["noise"] = args.noise
-    if args.data == "spirals":
-        kw["turns"] = args.turns
-    return kw
-
-
 def load_data(args):
     """(X, y, X_test, y_test, table) from --data / --test / --label-column; ``table`` is the
-    training CSV's :class:`~ocdl.io.LabelledTable` (None for a built-in set)."""
-    from ocdl.data import make_dataset
+    training CSV's :class:`~ocdl.io.LabelledTable` (None for a built-in set, synthetic or real:
+    :func:`ocdl.cli.common.load_data`)."""
+    from ocdl.data import ALL_DATASETS
     from ocdl.io import read_classification
-    table = None
-    if args.data in DATASETS:
+    if args.data in ALL_DATASETS:
         if getattr(args, "label_column", None) is not None:
             raise InputError("--label-column applies to CSV data only")
-        X, y = make_dataset(args.data, seed=args.seed, **builtin_options(args))
-    elif os.path.splitext(args.data)[1].lower() == ".csv" or os.path.exists(args.data):
-        table = read_classification(args.data, label_column=getattr(args, "label_column", None))
-        X, y = table.X, table.y
-    else:
-        raise InputError(f"--data '{args.data}' is neither a built-in data set ({', '.join(DATASETS)}) "
+        return (*common.load_data(args), None)
+    if not (os.path.splitext(args.data)[1].lower() == ".csv" or os.path.exists(args.data)):
+        raise InputError(f"--data '{args.data}' is neither a built-in data set ({', '.join(ALL_DATASETS)}) "
                          f"nor an existing CSV file")
+    table = read_classification(args.data, label_column=getattr(args, "label_column", None))
+    X, y = table.X, table.y
     Xt = yt = None
     if args.test:
-        if table is None:
-            Xt, yt = read_classification(args.test, classes=list(range(int(y.max()) + 1)))[:2]
-            if Xt.shape[1] != X.shape[1]:
-                raise InputError(f"--test has {Xt.shape[1]} features but --data has {X.shape[1]}")
-        else:
-            test = read_classification(args.test, label_column=table.label_column, features=table.features,
-                                       classes=table.classes)
-            Xt, yt = test.X, test.y
+        test = read_classification(args.test, label_column=table.label_column, features=table.features,
+                                   classes=table.classes)
+        Xt, yt = test.X, test.y
     return X, y, Xt, yt, table
 
 def run(args):
@@ -137,7 +129,8 @@ def run(args):
     device = common.resolve_device(args.device, args.quiet)
     X, y, Xt, yt, table = load_data(args)
     common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
-    normalize = args.normalize or ("range" if table is None else DEFAULT_NORMALIZE)
+    from ocdl.data import DATASETS
+    normalize = args.normalize or ("range" if args.data in DATASETS and table is None else DEFAULT_NORMALIZE)
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
                        width=args.width, alpha=args.alpha, beta=args.beta, normalize=normalize,
                        activation=args.activation, n_classes=None if table is None else len(table.classes),
@@ -151,12 +144,21 @@ def run(args):
         if args.solver != "newton":
             raise InputError("--newton-formulation applies to --solver newton only")
         options["formulation"] = args.newton_formulation
+    if args.patience is not None and args.validation is None:
+        raise InputError("--patience applies with --validation only")
+    for key in ("batch_size", "epochs", "validation", "patience"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    from ocdl.solvers import MINIBATCH_SOLVERS
+    if Xt is not None and args.solver in MINIBATCH_SOLVERS:
+        options["test"] = (Xt, yt)
     if args.segments is not None:
         if args.solver != "shooting":
             raise InputError("--segments applies to --solver shooting only")
         options["segments"] = args.segments
     settings = {"solver": args.solver, "model": model.config(), "iterations": args.iterations, "seed": args.seed,
-                "lr": args.lr, "data": hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()[:16]}
+                "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs, "validation": args.validation,
+                "patience": args.patience, "data": hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()[:16]}
     try:
         with runctl.RunControl(args, settings) as rc:
             options.update(rc.options())
@@ -178,7 +180,10 @@ def run(args):
         "test_accuracy": model.accuracy(params, Xt, yt) if Xt is not None else None,
         "iterations": res.nit, "wall_time_s": res.wall_time_s, "success": res.success, "message": res.message,
         "kkt_residual": res.get("kkt"),
-        "history": [{"iteration": h["iteration"], "loss": h["loss"], "time_s": h["time_s"]} for h in res.history],
+        "epochs": next((h["epoch"] for h in reversed(res.history) if "epoch" in h), None),
+        "best_epoch": res.get("best_epoch"),
+        "history": [{k: h[k] for k in ("iteration", "loss", "time_s", "epoch", "test_accuracy", "val_accuracy",
+                                       "val_loss") if k in h} for h in res.history],
     }
     if args.save:
         save_model(args.save, model, params, info={k: out[k] for k in (

@@ -1,4 +1,5 @@
-"""Synthetic 2-D classification data sets (float64 inputs, int64 labels 0..C−1).
+"""Synthetic 2-D classification data sets (float64 inputs, int64 labels 0..C−1), and the one
+entry point :func:`named_dataset` that also serves the real sets of :mod:`ocdl.data.real`.
 
 * ``spirals(points_per_class, turns, noise)`` — two interleaved Archimedean spirals: class c has
   ``r = t``, ``φ = 2π·turns·t + cπ`` for ``t`` uniform in ``[0.1, 1]`` (points lie at radius ≤ 1),
@@ -8,6 +9,7 @@
 """
 import numpy as np
 
+from ocdl.data.real import REAL_DATASETS, load_real
 from ocdl.errors import InputError, check_choice
 
 
@@ -69,6 +71,27 @@ DATASETS = {"spirals": spirals, "circles": circles, "moons": moons}
 
 
 def make_dataset(name, seed=0, **kwargs):
-    """A named data set: ``make_dataset("spirals", seed=1, points_per_class=200)``."""
+    """A named synthetic data set: ``make_dataset("spirals", seed=1, points_per_class=200)``."""
     check_choice("dataset", name, list(DATASETS))
     return DATASETS[name](seed=seed, **kwargs)
+
+
+#: every built-in name: the synthetic generators, then the real sets (fixed train/test split)
+ALL_DATASETS = list(DATASETS) + REAL_DATASETS
+
+
+def named_dataset(name, seed=0, test_seed=None, **kwargs):
+    """``(X, y, X_test, y_test)`` of a built-in name.
+
+    Synthetic sets: ``(X, y)`` drawn with ``seed`` and ``kwargs``; the test part is a second draw
+    with ``test_seed`` (None: no test part, ``X_test = y_test = None``). Real sets
+    (:data:`~ocdl.data.real.REAL_DATASETS`): their fixed split; ``seed``/``test_seed`` do not apply
+    and generator options are refused."""
+    check_choice("dataset", name, ALL_DATASETS)
+    if name in REAL_DATASETS:
+        if kwargs:
+            raise InputError(f"data set '{name}' takes no generator options (got {', '.join(sorted(kwargs))})")
+        return load_real(name)
+    X, y = make_dataset(name, seed=seed, **kwargs)
+    Xt, yt = make_dataset(name, seed=test_seed, **kwargs) if test_seed is not None else (None, None)
+    return X, y, Xt, yt

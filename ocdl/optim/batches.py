@@ -5,6 +5,10 @@
 sweep of batch B gives the exact gradient of ``J_B = (1/|B|) Σ_{i∈B} Φ_i + R(θ)``: stochastic
 training is the exact gradient of a random sub-cost (DESIGN §11).
 
+With ``batch_size ≥ n`` every draw is one whole epoch and returns ``None`` — the objective's full
+data in their own order, so a full-batch run with per-epoch bookkeeping (held-out accuracy,
+early stopping) computes exactly the numbers of a run without a sampler.
+
 A sampler has ``draw()`` (the next batch), ``state()`` (JSON-able) and ``load_state(state)``; the
 driver checkpoints it, so a resumed run sees the same batches, bit for bit.
 """
@@ -25,6 +29,9 @@ class Batches:
         return math.ceil(self.n / self.size)
 
     def draw(self):
+        if self.size >= self.n:                  # full batch: one epoch per draw, data in order
+            self.epoch, self.epoch_done = self.epoch + 1, True
+            return None
         if self.pos >= self.n:
             self.perm = self.rng.permutation(self.n)
             self.pos = 0

@@ -24,6 +24,13 @@ Checkpoint state (the container is :func:`ocdl.data.save_checkpoint`)::
      "history": [...], "meta": {"rng": sampler.state(), "extra": extra_state(), "best_loss": …,
                                  "snapshot_iterations": [...], "finished": bool, "result": {...}}}
 
+Early stopping (``monitor=(key, "max"|"min")``, ``patience=P``): ``key`` is a metric the
+``epoch_callback`` adds to the history row at each epoch's end (e.g. a validation accuracy). The
+best iterate is then chosen by that metric (strict improvement; the iterate is the one the
+epoch's last batch was evaluated at, the ``x`` the callback saw), not by the loss, and is the
+returned ``x``; after ``P`` epochs without improvement the run stops with status 2 and a message
+saying so. The best metric and the count of epochs without improvement are in the checkpoint.
+
 When the run ends and ``checkpoint`` is given, the final state is saved with ``finished=True``; a
 ``state0`` marked finished is returned as its result without iterating (multi-stage runs skip
 the stages they already completed).
@@ -72,13 +79,16 @@ class Context:
 
     def __init__(self, objective, name, iterations, quiet, callback, gtol, keep_best, snapshots, sampler,
                  checkpoint, checkpoint_every, should_stop, state_limit, loss_growth, extra_state, hint,
-                 state0, epoch_callback):
+                 state0, epoch_callback, monitor=None, patience=None):
         self.objective, self.name, self.iterations = objective, name, int(iterations)
         self.callback, self.gtol, self.keep_best = callback, gtol, keep_best
         self.snap_at, self.sampler = set(int(s) for s in snapshots), sampler
         self.checkpoint, self.every, self.should_stop = checkpoint, checkpoint_every, should_stop
         self.state_limit, self.loss_growth, self.extra_state, self.hint = state_limit, loss_growth, extra_state, hint
         self.epoch_callback = epoch_callback
+        if monitor is not None and (len(monitor) != 2 or monitor[1] not in ("max", "min")):
+            raise ValueError(f"monitor must be (key, 'max' | 'min'), got {monitor!r}")
+        self.monitor, self.patience, self.stop_reason = monitor, patience, None
         st = state0 or {}
         meta = st.get("meta", {}) or {}
         self.history = list(st.get("history", []))
@@ -90,12 +100,15 @@ class Context:
         if "best" in st.get("params", {}):
             self.best = (float(meta["best_loss"]), np.array(st["params"]["best"], dtype=float),
                          dict(meta.get("best_info", {})))
+        mon = meta.get("monitor") or {}
+        self.best_metric, self.best_epoch, self.bad_epochs = mon.get("value"), mon.get("epoch"), int(mon.get("bad", 0))
         if sampler is not None and meta.get("rng") is not None:
             sampler.load_state(meta["rng"])
         self.time_offset = self.history[-1]["time_s"] if self.history else 0.0
         self.t0 = time.perf_counter()
         self.progress = Progress(self.iterations, name, quiet)
         self.last_good = None        # (f, x, info) of the last recorded iterate
+        self.batch = None            # the batch the current iterate was evaluated on
 
     # ---------------------------------------------------------------- evaluation and checks
     def elapsed(self):
@@ -113,6 +126,7 @@ class Context:
         """Evaluate at iterate ``it`` and apply the divergence test."""
         if batch is None and self.sampler is not None:
             batch = self.sampler.draw()
+        self.batch = batch                   # the batch of this iterate (line searches reuse it)
         f, g, info = self.call(x, batch)
         what = None
         if self.first_loss is None and math.isfinite(f):
@@ -153,12 +167,32 @@ class Context:
                 row.update(self.epoch_callback(int(self.sampler.epoch), x) or {})
         self.history.append(row)
         self.last_good = (float(f), _copy(x), info)
-        if self.keep_best and (self.best is None or f < self.best[0]):
+        if self.monitor is not None:
+            self._monitor(row, x, f, info)
+        elif self.keep_best and (self.best is None or f < self.best[0]):
             self.best = (float(f), _numpy(x).copy(), info)
         if it in self.snap_at:
             self.snapshots.append((int(it), _numpy(x).copy()))
         self.progress.update(it, loss=float(f), **{k: v for k, v in info.items() if isinstance(v, float)})
+        if self.stop_reason is not None:
+            return True
         return bool(self.callback is not None and self.callback(it, x, f))
+
+    def _monitor(self, row, x, f, info):
+        """Early stopping: track the best iterate by the monitored epoch metric; stop after
+        ``patience`` epochs without strict improvement."""
+        key, mode = self.monitor
+        if key not in row:
+            return
+        v = float(row[key])
+        if self.best_metric is None or (v > self.best_metric if mode == "max" else v < self.best_metric):
+            self.best_metric, self.best_epoch, self.bad_epochs = v, int(row.get("epoch", row["iteration"])), 0
+            self.best = (float(f), _numpy(x).copy(), info)
+        else:
+            self.bad_epochs += 1
+        if self.patience is not None and self.bad_epochs >= self.patience:
+            self.stop_reason = (f"early stopping: {key} did not improve for {self.bad_epochs} epochs; "
+                                f"best {key} {self.best_metric:.6g} at epoch {self.best_epoch}")
 
     # ---------------------------------------------------------------- checkpoints
     def state(self, it, x, rule, finished=None):
@@ -170,6 +204,8 @@ class Context:
             meta["best_loss"], meta["best_info"] = self.best[0], _jsonable(self.best[2])
         if self.sampler is not None:
             meta["rng"] = self.sampler.state()
+        if self.monitor is not None:
+            meta["monitor"] = {"value": self.best_metric, "epoch": self.best_epoch, "bad": self.bad_epochs}
         if self.extra_state is not None:
             meta["extra"] = self.extra_state()
         if finished is not None:
@@ -230,18 +266,19 @@ def result_from_state(st):
 def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=True, gtol=None,
              keep_best=False, snapshots=(), sampler=None, epoch_callback=None, state0=None, checkpoint=None,
              checkpoint_every=None, should_stop=None, state_limit=None, loss_growth=LOSS_GROWTH,
-             extra_state=None, hint=""):
+             extra_state=None, hint="", monitor=None, patience=None):
     """Minimise ``objective`` from ``x0`` with ``rule`` for at most ``iterations`` iterations.
 
     Returns an :class:`~ocdl.optim.OptimizeResult` whose ``x`` is a flat float64 array (the best
-    recorded iterate with ``keep_best``). See the module docstring for the iteration, the
-    checkpoint state and the meaning of ``status``.
+    recorded iterate with ``keep_best``; with ``monitor=(key, mode)`` the best by that epoch metric,
+    and ``patience`` epochs without improvement stop the run: early stopping). See the module
+    docstring for the iteration, the checkpoint state and the meaning of ``status``.
     """
     if state0 is not None and (state0.get("meta") or {}).get("finished"):
         return result_from_state(state0)
     ctx = Context(objective, name or getattr(rule, "name", "minimize"), iterations, quiet, callback, gtol,
                   keep_best, snapshots, sampler, checkpoint, checkpoint_every, should_stop, state_limit,
-                  loss_growth, extra_state, hint, state0, epoch_callback)
+                  loss_growth, extra_state, hint, state0, epoch_callback, monitor, patience)
     x = np.array(state0["params"]["x"], dtype=float) if state0 is not None else _copy(x0)
     if state0 is not None and x.shape != np.shape(x0):
         raise InputError(f"the checkpoint holds {x.size} parameters but this run has {np.size(x0)}; "
@@ -256,12 +293,16 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
         x, f, info, status, message = _loop(ctx, rule, x)
     if f is None:                    # the last step was taken but not evaluated (iteration cap)
         f, _, info = ctx.evaluate(ctx.history[-1]["iteration"] + 1 if ctx.history else 1, x)
-    if keep_best and ctx.best is not None and ctx.best[0] <= f:
+    if monitor is not None and ctx.best is not None:
+        f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]
+    elif keep_best and ctx.best is not None and ctx.best[0] <= f:
         f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]
     ctx.progress.close()
     res = ctx.result(_numpy(x) if not hasattr(x, "clone") else x, f, status, message, info)
-    if keep_best:
+    if keep_best or monitor is not None:
         res["best"] = True
+    if monitor is not None:
+        res["best_epoch"], res[f"best_{monitor[0]}"] = ctx.best_epoch, ctx.best_metric
     if ctx.snap_at:
         res["snapshots"].append((res.nit, _numpy(x).copy()))
     if checkpoint is not None:
@@ -276,7 +317,7 @@ def _loop(ctx, rule, x):
         ctx._x_now = x
         f, g, info = ctx.evaluate(it, x)
         if ctx.record(it, x, f, info):
-            return x, f, info, STOPPED, f"stopped by the callback at iteration {it}"
+            return x, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it}"
         if ctx.gtol is not None and _maxabs(g) <= ctx.gtol:
             return x, f, info, CONVERGED, f"converged: max |gradient| {_maxabs(g):.2e} ≤ gtol {ctx.gtol:g}"
         try:

@@ -72,7 +72,9 @@ class Adam:
 class GradientDescent:
     """Gradient descent with Armijo backtracking: the step ``s`` halves until
     ``J(x − s g) ≤ J(x) − armijo · s |g|²``, then grows ×``grow`` for the next iteration.
-    ``value(x)`` (optional) is a cheaper cost-only evaluation used for the trial points.
+    ``value(x, batch)`` (optional) is a cheaper cost-only evaluation used for the trial points.
+    With a sampler the trial points are evaluated on the iteration's own batch (``ctx.batch``):
+    the line search decreases the same sub-cost whose gradient it follows.
     No step in 60 halvings decreases the cost → the run stops as stalled (status 3)."""
     name = "gradient descent"
 
@@ -86,7 +88,8 @@ class GradientDescent:
         gg = float(np.sum(np.asarray(g) ** 2))
         for _ in range(60):
             trial = x - self.s * g
-            ft = self.value(trial) if self.value is not None else ctx.call(trial)[0]
+            batch = getattr(ctx, "batch", None)
+            ft = self.value(trial, batch) if self.value is not None else ctx.call(trial, batch)[0]
             if np.isfinite(ft) and ft <= f - self.armijo * self.s * gg:
                 self.s *= self.grow
                 return trial

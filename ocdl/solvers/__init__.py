@@ -44,6 +44,40 @@ DEFAULT_NORMALIZE = "standard"
 DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000}
 
 
+#: solvers that take ``batch_size``, ``epochs``, ``validation``, ``patience``, ``test`` (mini-batches)
+MINIBATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd", "msa")
+BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
+
+#: training sets larger than this train in mini-batches of ``DEFAULT_BATCH`` by default
+#: (see docs/benchmarks-real.md for the measurements behind both numbers)
+FULL_BATCH_MAX = 1000
+DEFAULT_BATCH = 128
+DEFAULT_EPOCHS = 60
+#: Adam's learning rate for mini-batch runs of adam/pmp-adam (full batch keeps 0.05)
+BATCH_LR = 0.02
+
+
+def default_batching(solver, n, options):
+    """Fill in the mini-batch defaults of ``options`` for ``n`` training samples: sets with more
+    than ``FULL_BATCH_MAX`` samples train in batches of ``DEFAULT_BATCH`` for ``DEFAULT_EPOCHS``
+    epochs (unless ``iterations``/``epochs`` are given); smaller ones in full batch. A mini-batch
+    run of adam/pmp-adam without ``lr`` uses ``BATCH_LR``."""
+    for k in BATCH_OPTIONS:
+        if k in options and options[k] is None:
+            del options[k]
+    if solver not in MINIBATCH_SOLVERS:
+        bad = [k for k in BATCH_OPTIONS if k in options]
+        if bad:
+            raise InputError(f"{', '.join('--' + k.replace('_', '-') for k in bad)} appl"
+                             f"{'ies' if len(bad) == 1 else 'y'} to the solvers {', '.join(MINIBATCH_SOLVERS)} only")
+        return options
+    if options.get("batch_size") is None and n > FULL_BATCH_MAX:
+        options["batch_size"] = DEFAULT_BATCH
+    if solver in ("adam", "pmp-adam") and options.get("batch_size", n) < n and options.get("lr") is None:
+        options["lr"] = BATCH_LR
+    return options
+
+
 #: solvers that train the conv fields (gradient-based: autograd or the costate sweep); the
 #: others build per-layer dense blocks or CasADi expressions of a fully connected K
 CONV_SOLVERS = ("adam", "lbfgs", "pmp-adam", "pmp-lbfgs", "pmp-gd")
@@ -180,10 +214,14 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     ``options`` are the solver's own keywords (:func:`solver_options`; e.g. ``lr``, ``schedule``,
     ``gtol``, ``formulation``, ``segments``) and the run controls ``state0``, ``checkpoint``,
     ``checkpoint_every``, ``should_stop``; any other keyword raises TypeError.
+    adam, pmp-adam, pmp-gd and msa also take ``batch_size``, ``epochs``, ``validation``, ``patience``,
+    ``test=(X_test, y_test)`` (:mod:`ocdl.solvers.gradient`); training sets of more than
+    ``FULL_BATCH_MAX`` samples train in mini-batches by default (:func:`default_batching`).
     Divergence raises :class:`~ocdl.errors.SolverError` whose ``result`` holds the last good
     parameters.
     """
     check_choice("solver", solver, list(SOLVERS))
+    default_batching(solver, len(y), options)      # InputError for batch options of other solvers
     known = solver_options(solver)
     unknown = sorted(set(options) - set(known))
     if unknown:
@@ -194,6 +232,11 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
                            alpha=alpha, beta=beta, n_classes=n_classes, normalize=normalize,
                            activation=activation)
     X, y = model.check_data(X, y)
+    if solver in MINIBATCH_SOLVERS:
+        options.setdefault("batch_seed", seed)      # --seed also fixes the batch order and the validation split
+    if options.get("batch_size") is not None and options.get("epochs") is None and iterations is None \
+            and len(y) > FULL_BATCH_MAX:
+        options["epochs"] = DEFAULT_EPOCHS
     check_solver_for_model(solver, model)
     if iterations is None:
         iterations = DEFAULT_ITERATIONS.get(solver, 1000)

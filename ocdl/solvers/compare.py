@@ -10,6 +10,11 @@ after the run from parameter snapshots taken at ~40 log-spaced iterations by the
 ``converged``: the solver's own convergence test passed (``result.success``); a run stopped by its
 iteration cap is not converged, and ``message`` says why it stopped.
 
+With held-out data, each history row that has a snapshot (or that the mini-batch solvers wrote at
+an epoch's end) also carries ``test_accuracy``, so :func:`plot` draws held-out accuracy against
+wall time for every solver. adam, pmp-adam and pmp-gd get the data-size defaults of
+:func:`ocdl.solvers.default_batching` (mini-batches for more than ``FULL_BATCH_MAX`` samples).
+
 ``time_to_target_s``: wall time of the first history entry with ``loss ≤ target``; the default
 target is ``1.05 ×`` the best loss any solver reached (``None`` if a solver never got there).
 """
@@ -44,7 +49,8 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
     input range normalisation (as ``ocdl train --normalize range``). ``options``: dict solver -> kwargs.
     A solver that fails (SolverError) is reported with ``"error"`` and null numbers.
     """
-    from ocdl.solvers import DEFAULT_ITERATIONS, SOLVERS, check_solver_for_model, make_model
+    from ocdl.solvers import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, MINIBATCH_SOLVERS, SOLVERS, check_solver_for_model, \
+        default_batching, make_model
     unknown = [s for s in solvers if s not in SOLVERS]
     if unknown:
         raise InputError(f"unknown solver(s) {', '.join(unknown)} (valid: {', '.join(SOLVERS)})")
@@ -66,9 +72,19 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
     out = {}
     for name in solvers:
         its = iterations.get(name) if isinstance(iterations, dict) else iterations
+        given = its is not None
         if its is None:
             its = DEFAULT_ITERATIONS.get(name, {"newton": 300, "ipopt": 500, "msa": 200,
                                                 "shooting": 50}.get(name, 1000))
+        opts = dict(options.get(name, {}))
+        if name in MINIBATCH_SOLVERS:
+            default_batching(name, len(y), opts)
+            if opts.get("batch_size") is not None and "epochs" not in opts and not given:
+                opts["epochs"] = DEFAULT_EPOCHS
+            if "epochs" in opts:
+                its = int(opts["epochs"]) * -(-len(y) // min(int(opts.get("batch_size") or len(y)), len(y)))
+            if X_test is not None:
+                opts.setdefault("test", (np.asarray(X_test, dtype=float), np.asarray(y_test)))
         snaps = {}
         wanted = _snapshot_iterations(its if name not in ("newton",) else its + 1000)
 
@@ -82,7 +98,7 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
         t0 = time.perf_counter()
         try:
             res = SOLVERS[name](model, {k: v.copy() for k, v in params0.items()}, X, y, iterations=int(its),
-                                callback=callback, quiet=quiet, **options.get(name, {}))
+                                callback=callback, quiet=quiet, **opts)
         except SolverError as exc:
             out[name] = {"error": str(exc), "final_loss": None, "train_accuracy": None, "test_accuracy": None,
                          "iterations": None, "wall_time_s": time.perf_counter() - t0, "kkt_residual": None,
@@ -93,6 +109,9 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
         for row in history:                      # fill KKT from snapshots where the solver had none
             if "kkt" not in row and row["iteration"] in snaps:
                 row["kkt"] = pmp.kkt_residual(model, snaps[row["iteration"]], X, y)
+            if X_test is not None and "test_accuracy" not in row and row["iteration"] in snaps:
+                row["test_accuracy"] = float(model.accuracy(snaps[row["iteration"]], np.asarray(X_test, dtype=float),
+                                                            np.asarray(y_test)))
         params = res.x
         out[name] = {
             "final_loss": float(pmp.cost(model, params, X, y)),
@@ -147,9 +166,12 @@ def table(result):
 
 
 def plot(result, path):
-    """Loss and KKT residual against wall time (log–log), one curve per solver."""
+    """Loss and KKT residual against wall time (log–log), one curve per solver; with held-out data
+    a third panel: held-out accuracy against wall time."""
     from ocdl.plotting import plt, save_figure
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    held = any("test_accuracy" in row for r in result["solvers"].values() for row in r["history"])
+    fig, axes = plt.subplots(1, 3 if held else 2, figsize=(16 if held else 11, 4.2))
+    a1, a2 = axes[0], axes[1]
     for name, r in result["solvers"].items():
         h = [row for row in r["history"] if row["time_s"] > 0]
         if not h:
@@ -160,6 +182,10 @@ def plot(result, path):
         if hk:
             a2.plot([row["time_s"] for row in hk], [row["kkt"] for row in hk], label=name, lw=1.4,
                     color=line.get_color(), marker="." if len(hk) < 60 else None)
+        ha = [row for row in h if "test_accuracy" in row]
+        if held and ha:
+            axes[2].plot([row["time_s"] for row in ha], [100 * row["test_accuracy"] for row in ha], label=name,
+                         lw=1.4, color=line.get_color(), marker="." if len(ha) < 60 else None)
     tgt = result["settings"].get("target_loss")
     if tgt:
         a1.axhline(tgt, color="gray", ls=":", lw=1, label="target")
@@ -170,6 +196,12 @@ def plot(result, path):
         a.set_ylabel(lab)
         a.grid(True, which="both", alpha=0.3)
         a.legend(fontsize=8)
+    if held:
+        axes[2].set_xscale("log")
+        axes[2].set_xlabel("wall time [s]")
+        axes[2].set_ylabel("held-out accuracy [%]")
+        axes[2].grid(True, which="both", alpha=0.3)
+        axes[2].legend(fontsize=8)
     s = result["settings"]
     fig.suptitle(f"{s['field']} field, {s['integrator']}, N={s['layers']}, T={s['T']:g}, α={s['alpha']:g}, "
                  f"n={s['n_train']}, {s['n_params']} parameters")

@@ -15,6 +15,20 @@ Convergence test: ``max |∂J/∂θ| ≤ gtol`` (default 1e-6) for adam, pmp-ada
 uses its own tests (torch: gradient/change tolerance; scipy: ``gtol`` on the projected gradient).
 A run that ends at its iteration cap has ``success = False``.
 
+Mini-batches (adam, pmp-adam, pmp-gd): ``batch_size=B`` draws shuffled batches of B training
+samples (:class:`ocdl.optim.Batches`, seed ``batch_seed``); each step follows the exact
+gradient of the batch cost ``J_B = (1/|B|) Σ_{i∈B} Φ_i + R(θ)`` (pmp-gd's Armijo search tests
+the same batch). ``epochs=E`` sets the iteration count to ``E · ⌈n/B⌉`` (overriding
+``iterations``). History rows hold the batch cost as ``loss``; at each epoch's end they also
+hold ``test_accuracy`` (when ``test=(X_test, y_test)`` is given) and ``val_accuracy``,
+``val_loss`` (when ``validation=FRACTION`` holds out that stratified fraction of the training
+data, split with ``stratified_split(y, FRACTION, batch_seed)``). With a validation part the
+returned parameters are those of the epoch with the best validation *accuracy* (strict
+improvement, so the earliest of equals), and ``patience`` epochs without improvement stop the
+run (early stopping, status 2). ``res.fun`` is the full training cost at the returned
+parameters. A full batch (``B ≥ n`` or None) with ``test``/``validation`` makes every iteration
+an epoch and computes the same numbers as a run without them.
+
 Divergence (non-finite loss or gradient, loss growth beyond 1e6 × the first loss, or a hidden
 state beyond ``STATE_LIMIT``) raises :class:`~ocdl.errors.SolverError` whose ``result.x`` holds
 the last good parameters. Checkpoints hold the flat parameter vector and the rule's state (Adam's
@@ -65,31 +79,93 @@ def autograd_objective(model, X, y, device="cpu"):
     return objective
 
 
+#: early-stopping patience in epochs (mini-batch runs; a full-batch epoch is one iteration)
+PATIENCE = 20
+
+
+class Batching:
+    """The stochastic part of a run: training/validation split, sampler, per-epoch metrics.
+
+    ``Batching(model, X, y, batch_size, epochs, validation, patience, test, seed)``; ``X, y``
+    become the training part; ``minimize_options(iterations)`` gives the keyword arguments of
+    :func:`ocdl.optim.minimize` (sampler, epoch_callback, monitor, patience) and the iteration
+    count. ``active`` is False when nothing stochastic or per-epoch was asked for."""
+
+    def __init__(self, model, X, y, batch_size=None, epochs=None, validation=None, patience=PATIENCE, test=None,
+                 seed=0):
+        from ocdl.data.real import stratified_split
+        from ocdl.errors import InputError
+        self.model, self.test, self.val = model, test, None
+        if validation is not None:
+            if not 0 < validation < 1:
+                raise InputError(f"--validation must be a fraction in (0, 1) (got {validation})")
+            tr, va = stratified_split(y, validation, seed)
+            if len(va) == 0 or len(tr) == 0:
+                raise InputError(f"--validation {validation:g} leaves an empty part of {len(y)} samples")
+            self.val = (X[va], y[va])
+            X, y = X[tr], y[tr]
+        self.X, self.y, self.n = X, y, len(y)
+        if batch_size is not None and int(batch_size) < 1:
+            raise InputError(f"--batch-size must be ≥ 1 (got {batch_size})")
+        if epochs is not None and int(epochs) < 1:
+            raise InputError(f"--epochs must be ≥ 1 (got {epochs})")
+        self.size = self.n if batch_size is None else min(int(batch_size), self.n)
+        self.epochs, self.patience, self.seed = epochs, patience, seed
+        self.active = self.size < self.n or test is not None or self.val is not None or epochs is not None
+
+    def iterations(self, iterations):
+        return iterations if self.epochs is None else int(self.epochs) * -(-self.n // self.size)
+
+    def metrics(self, epoch, x):
+        p, row = self.model.unflatten(np.asarray(x, dtype=float)), {}
+        if self.test is not None:
+            row["test_accuracy"] = self.model.accuracy(p, *self.test)
+        if self.val is not None:
+            row["val_accuracy"] = self.model.accuracy(p, *self.val)
+            row["val_loss"] = pmp.cost(self.model, p, *self.val)
+        return row
+
+    def minimize_options(self):
+        if not self.active:
+            return {}
+        out = {"sampler": optim.Batches(self.n, self.size, self.seed), "epoch_callback": self.metrics}
+        if self.val is not None:
+            out.update(monitor=("val_accuracy", "max"), patience=self.patience)
+        return out
+
+
 def _run(name, model, params0, objective, rule, iterations, callback, quiet, gtol, state0, checkpoint,
-         checkpoint_every, should_stop):
+         checkpoint_every, should_stop, batching=None):
     cb = None if callback is None else (lambda it, x, f: callback(it, model.unflatten(x), f))
+    extra = {} if batching is None else batching.minimize_options()
+    if batching is not None:
+        iterations = batching.iterations(iterations)
     try:
         res = optim.minimize(objective, model.flatten(params0), rule, iterations, name=name, callback=cb,
                              quiet=quiet, gtol=gtol, state0=state0, checkpoint=checkpoint,
                              checkpoint_every=checkpoint_every, should_stop=should_stop,
-                             state_limit=STATE_LIMIT, hint=HINT)
+                             state_limit=STATE_LIMIT, hint=HINT, **extra)
     except SolverError as err:
         if getattr(err, "result", None) is not None and err.result.x is not None:
             err.result.x = model.unflatten(np.array(err.result.x, dtype=float))
             err.result.update(model=model, solver=name)
         raise
     res.x = model.unflatten(np.array(res.x, dtype=float))
+    if batching is not None and (batching.size < batching.n or batching.val is not None):
+        res.fun = pmp.cost(model, res.x, batching.X, batching.y)    # the full training cost
     res.update(model=model, solver=name)
     return res
 
 
 def adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr=0.05, schedule="cosine",
          betas=(0.9, 0.999), eps=1e-8, amsgrad=True, gtol=GTOL, device="cpu", state0=None, checkpoint=None,
-         checkpoint_every=None, should_stop=None):
-    """Adam on the torch-autograd gradient (the baseline users know)."""
-    return _run("adam", model, params0, autograd_objective(model, X, y, device),
+         checkpoint_every=None, should_stop=None, batch_size=None, epochs=None, validation=None,
+         patience=PATIENCE, test=None, batch_seed=0):
+    """Adam on the torch-autograd gradient (the baseline users know); mini-batches as in the module doc."""
+    bt = Batching(model, X, y, batch_size, epochs, validation, patience, test, batch_seed)
+    return _run("adam", model, params0, autograd_objective(model, bt.X, bt.y, device),
                 optim.Adam(lr, schedule, betas, eps, amsgrad), iterations, callback, quiet, gtol, state0,
-                checkpoint, checkpoint_every, should_stop)
+                checkpoint, checkpoint_every, should_stop, bt)
 
 
 def lbfgs(model, params0, X, y, *, iterations=1000, callback=None, quiet=True, lr=1.0, history_size=20,
@@ -102,19 +178,28 @@ def lbfgs(model, params0, X, y, *, iterations=1000, callback=None, quiet=True, l
 
 def pmp_adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr=0.05, schedule="cosine",
              betas=(0.9, 0.999), eps=1e-8, amsgrad=True, gtol=GTOL, state0=None, checkpoint=None,
-             checkpoint_every=None, should_stop=None):
-    """Adam on the exact discrete costate gradient."""
-    return _run("pmp-adam", model, params0, costate_objective(model, X, y),
+             checkpoint_every=None, should_stop=None, batch_size=None, epochs=None, validation=None,
+             patience=PATIENCE, test=None, batch_seed=0):
+    """Adam on the exact discrete costate gradient (of the batch's cost with mini-batches)."""
+    bt = Batching(model, X, y, batch_size, epochs, validation, patience, test, batch_seed)
+    return _run("pmp-adam", model, params0, costate_objective(model, bt.X, bt.y),
                 optim.Adam(lr, schedule, betas, eps, amsgrad), iterations, callback, quiet, gtol, state0,
-                checkpoint, checkpoint_every, should_stop)
+                checkpoint, checkpoint_every, should_stop, bt)
 
 
 def pmp_gd(model, params0, X, y, *, iterations=4000, callback=None, quiet=True, lr=0.5, armijo=1e-4, gtol=GTOL,
-           state0=None, checkpoint=None, checkpoint_every=None, should_stop=None):
-    """Gradient descent with Armijo backtracking on the costate gradient (trial points: fused cost only)."""
-    rule = optim.GradientDescent(lr, armijo, value=lambda x: pmp.cost(model, model.unflatten(x), X, y))
-    return _run("pmp-gd", model, params0, costate_objective(model, X, y), rule, iterations, callback, quiet,
-                gtol, state0, checkpoint, checkpoint_every, should_stop)
+           state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, batch_size=None, epochs=None,
+           validation=None, patience=PATIENCE, test=None, batch_seed=0):
+    """Gradient descent with Armijo backtracking on the costate gradient (trial points: fused cost
+    only, on the iteration's batch)."""
+    bt = Batching(model, X, y, batch_size, epochs, validation, patience, test, batch_seed)
+    Xt, yt = bt.X, bt.y
+
+    def value(x, batch=None):
+        return pmp.cost(model, model.unflatten(x), *((Xt, yt) if batch is None else (Xt[batch], yt[batch])))
+    rule = optim.GradientDescent(lr, armijo, value=value)
+    return _run("pmp-gd", model, params0, costate_objective(model, Xt, yt), rule, iterations, callback, quiet,
+                gtol, state0, checkpoint, checkpoint_every, should_stop, bt)
 
 
 def pmp_lbfgs(model, params0, X, y, *, iterations=1000, callback=None, quiet=True, gtol=1e-9, state0=None,

@@ -28,13 +28,19 @@ non-stationary point: the loss decreases monotonically (tested on spirals).
 
 The iteration is :class:`MSARule`, stepped by :func:`ocdl.optim.minimize` (history, progress,
 callback, divergence, checkpoints with ρ in the rule state).
+
+Stochastic E-MSA (Li et al. 2018 §5 trained MNIST this way): with ``batch_size=B`` each iteration
+performs steps 1–3 and the acceptance test on one shuffled mini-batch (the iterate's
+``ctx.batch``), i.e. E-MSA on the batch cost ``J_B``; the ρ rule then adapts to the batch
+sequence. ``epochs``, ``validation``, ``patience`` and ``test`` as for the gradient solvers
+(:class:`ocdl.solvers.gradient.Batching`).
 """
 import numpy as np
 
 from ocdl import pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
-from ocdl.solvers.gradient import _run
+from ocdl.solvers.gradient import PATIENCE, Batching, _run
 from ocdl.solvers.newton import check_options
 
 
@@ -119,16 +125,23 @@ class MSARule:
     def state(self):
         return {"rho": np.array(self.rho)}
 
+    def data(self, batch):
+        """The rows of ``batch`` (None: all data)."""
+        return (self.X, self.y) if batch is None else (self.X[batch], self.y[batch])
+
     def objective(self, x, batch=None):
-        """``(J, ∇J, {"kkt", "rho"})`` by the costate sweep; ``rho`` is the penalty the next step starts from."""
+        """``(J, ∇J, {"kkt", "rho"})`` by the costate sweep (on ``batch``'s rows); ``rho`` is the
+        penalty the next step starts from."""
         model = self.model
         params = model.unflatten(x)
-        J, grads = pmp.value_and_grad(model, params, self.X, self.y)
-        return J, model.flatten(grads), {"kkt": pmp.kkt_residual(model, params, self.X, self.y, grads=grads),
+        X, y = self.data(batch)
+        J, grads = pmp.value_and_grad(model, params, X, y)
+        return J, model.flatten(grads), {"kkt": pmp.kkt_residual(model, params, X, y, grads=grads),
                                          "rho": self.rho}
 
     def step(self, it, x, f, g, ctx):
-        model, X, y = self.model, self.X, self.y
+        model = self.model
+        X, y = self.data(getattr(ctx, "batch", None))
         params, grads = model.unflatten(x), model.unflatten(g)
         res = pmp.kkt_residual(model, params, X, y, grads=grads)
         if res <= self.tol:
@@ -155,7 +168,8 @@ class MSARule:
 
 
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=1.0, rho_min=1e-6,
-        tol=1e-10, max_retries=40, state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, **unknown):
+        tol=1e-10, max_retries=40, state0=None, checkpoint=None, checkpoint_every=None, should_stop=None,
+        batch_size=None, epochs=None, validation=None, patience=PATIENCE, test=None, batch_seed=0, **unknown):
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring.
 
     ``iterations`` MSA steps at most (default 200); converged (``success``) when the shared KKT
@@ -168,11 +182,11 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
         raise SolverError(f"msa has the closed-form layer step for field 'outer' with integrator 'euler' "
                           f"only (got field '{model.field}', integrator '{model.integrator}')")
     iterations = 200 if iterations is None else int(iterations)
-    X = np.asarray(X, dtype=float)
-    rule = MSARule(model, X, y, rho, rho_min, tol, max_retries)
+    bt = Batching(model, np.asarray(X, dtype=float), y, batch_size, epochs, validation, patience, test, batch_seed)
+    rule = MSARule(model, bt.X, bt.y, rho, rho_min, tol, max_retries)
     res = _run("msa", model, params0, rule.objective, rule, iterations, callback, quiet, None, state0, checkpoint,
-               checkpoint_every, should_stop)
+               checkpoint_every, should_stop, bt)
     if res.status == ITERATION_CAP:
-        res.message = (f"iteration limit reached ({iterations}) before convergence "
+        res.message = (f"iteration limit reached ({bt.iterations(iterations)}) before convergence "
                        f"(KKT residual {res.kkt:.2e} > tol {tol:g})")
     return res
