@@ -109,6 +109,8 @@ def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
         P, gK, gb = fused.costate_sweep(model, params, fw, lamN, costates=trajectories)
         states = fw["X"][:, :model.d, :].transpose(0, 2, 1) if trajectories else None
         costates = P.transpose(0, 2, 1) if trajectories else None
+    if states is None:                          # trajectories=False: keep x_N only, (1, n, d)
+        states = xN[None]
     reg = regulariser(params, model.h, model.alpha, model.beta, model.alpha_head)
     rg = regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head)
     grads = {"K": gK + rg["K"], "b": gb + rg["b"],
@@ -116,15 +118,17 @@ def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
     return float(data + reg), grads, states, costates
 
 
-def sweep(model, params, X, y, increments=None):
+def sweep(model, params, X, y, increments=None, trajectories=True):
     """``(J, grads, states, costates)`` from one forward and one backward sweep.
+    ``trajectories=False`` skips assembling the trajectories: ``states`` is then ``x_N[None]``
+    (shape (1, n, d)) and ``costates`` None — the cost of :func:`value_and_grad`.
 
     ``increments`` (optional, (N, n, d), explicit Runge–Kutta only): additive state-independent
     increments ``ξ_k`` in the forward, ``x_{k+1} = Ψ_h(x_k; θ_k) + ξ_k`` (Euler: the
     Euler–Maruyama step of an SDE with additive noise, ξ drawn by the caller). ``∂x_{k+1}/∂x_k``
     and ``∂x_{k+1}/∂θ_k`` do not involve ξ, so the costate sweep and the gradient formula are
     unchanged; only the forward (hence the states the costates are evaluated at) differs."""
-    return _sweep(model, params, X, y, increments=increments)
+    return _sweep(model, params, X, y, trajectories=trajectories, increments=increments)
 
 
 def cost(model, params, X, y, increments=None):

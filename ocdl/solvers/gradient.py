@@ -51,7 +51,7 @@ def costate_objective(model, X, y):
     def objective(x, batch=None):
         p = model.unflatten(x)
         Xb, yb = (X, y) if batch is None else (X[batch], y[batch])
-        J, grads, states, _ = pmp.sweep(model, p, Xb, yb)
+        J, grads, states, _ = pmp.sweep(model, p, Xb, yb, trajectories=False)     # states = x_N[None]
         return J, model.flatten(grads), {"kkt": pmp.kkt_residual(model, p, Xb, yb, grads=grads),
                                          "state_max": float(np.abs(states[-1]).max())}
     return objective
