@@ -208,3 +208,11 @@ def test_armijo_line_search_uses_the_iterations_batch():
             cur = c
     assert all(c is not None for c in calls) and len(calls) > 13        # backtracking happened
     assert len(groups) == 13                                            # 12 iterations + the final evaluation
+
+
+def test_a_rule_converging_on_its_last_allowed_step_is_success():
+    # torch L-BFGS with max_iter=50 inside one driver iteration ends early (gradient at tolerance):
+    # that is its convergence test, even though the driver's iteration budget (1) is used up
+    res = minimize(quadratic, np.array([2.0, -1.0]), TorchLBFGS(max_iter=50), 1)
+    assert res.success and res.status == 0 and "ended its iterations early" in res.message
+    np.testing.assert_allclose(res.x, X_STAR, atol=1e-10)

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from ocdl.optim import Adam, OptimizeResult, TorchLBFGS, minimize
-from ocdl.optim.result import CONVERGED
 
 DTYPE = torch.float64
 
@@ -94,9 +93,6 @@ def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=5
 
         rule = TorchLBFGS(max_iter=lbfgs_steps, history_size=50, max_eval=lbfgs_steps * 5 // 4)
         res = minimize(interruptible, adam.x, rule, 1, name="pinn L-BFGS", quiet=quiet, hint=hint)
-        if rule.stop_next:          # L-BFGS ended before its iteration budget: its convergence test
-            res.update(status=CONVERGED, success=True, message="converged: L-BFGS ended early "
-                       "(gradient or change at tolerance)")
         offset = adam.nit
         res.history = list(adam.history) + [dict(h, iteration=h["iteration"] + offset) for h in res.history]
         res.nit = offset + res.nit

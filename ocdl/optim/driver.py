@@ -10,7 +10,10 @@ mean-field training — runs here. One iteration ``it`` (1-based) is
 3. a history row ``{"iteration": it, "loss": f, "time_s", **info}``, the progress line, the
    ``callback(it, x, f)`` (True stops: status 2), snapshots and the best iterate;
 4. the convergence test ``max |g| ≤ gtol`` (status 0), if ``gtol`` is given;
-5. ``x ← rule.step(it, x, f, g, ctx)`` — a rule ends the run by raising :class:`StopRun`;
+5. ``x ← rule.step(it, x, f, g, ctx)`` — a rule ends the run by raising :class:`StopRun`, or,
+   when its convergence test passed on the step it just took, by setting ``rule.pending`` to a
+   message: the new iterate is evaluated and recorded, then the run ends converged (also when that
+   step used the last iteration);
 6. a checkpoint every ``checkpoint_every`` iterations and when ``should_stop()`` turns true
    (then ``KeyboardInterrupt``: the caller exits 130 and ``state0=`` resumes bit for bit).
 
@@ -320,11 +323,15 @@ def _loop(ctx, rule, x):
             return x, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it}"
         if ctx.gtol is not None and _maxabs(g) <= ctx.gtol:
             return x, f, info, CONVERGED, f"converged: max |gradient| {_maxabs(g):.2e} ≤ gtol {ctx.gtol:g}"
+        if getattr(rule, "pending", None):          # the rule's test passed on its last step
+            return x, f, info, CONVERGED, rule.pending
         try:
             x = rule.step(it, x, f, g, ctx)
         except StopRun as stop:
             return x, f, info, stop.status, stop.message
         ctx.after_step(it, x, rule)
+    if getattr(rule, "pending", None):              # … on the step that used the last iteration
+        return x, None, info, CONVERGED, rule.pending
     n = ctx.iterations
     test = f"max |gradient| ≤ {ctx.gtol:g}" if ctx.gtol is not None else "no convergence test for this rule"
     return x, None, info, ITERATION_CAP, f"iteration limit reached ({n}) before convergence ({test})"

@@ -76,15 +76,12 @@ class TorchLBFGS:
         self.torch = torch
         self.param = torch.tensor(np.asarray(x, dtype=float), dtype=torch.float64, requires_grad=True)
         self.opt = torch.optim.LBFGS([self.param], **self.options)
-        self.stop_next = False
+        self.pending = None
 
     def state(self):
         return {}
 
     def step(self, it, x, f, g, ctx):
-        if self.stop_next:
-            raise StopRun("converged: L-BFGS ended its iterations early (gradient or change at tolerance)",
-                          CONVERGED)
         torch = self.torch
         with torch.no_grad():
             self.param.copy_(torch.as_tensor(np.asarray(x, dtype=float)))
@@ -105,5 +102,6 @@ class TorchLBFGS:
         x_new = self.param.detach().numpy().copy()
         if np.array_equal(x_new, np.asarray(x)):
             raise StopRun("converged: no further progress (gradient or change at tolerance)", CONVERGED)
-        self.stop_next = done < self.options["max_iter"]       # ended early: x_new is recorded, then stop
+        if done < self.options["max_iter"]:         # ended early: x_new is recorded, then the run stops
+            self.pending = "converged: L-BFGS ended its iterations early (gradient or change at tolerance)"
         return x_new

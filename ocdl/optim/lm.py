@@ -42,14 +42,12 @@ class LevenbergMarquardt:
     def start(self, x, saved, ctx):
         self.mu = float(saved["mu"]) if saved else self.mu0
         self.stalled = int(saved["stalled"]) if saved else 0
-        self.stop_reason = None
+        self.pending = None
 
     def state(self):
         return {"mu": np.array(self.mu), "stalled": np.array(float(self.stalled))}
 
     def step(self, it, x, f, g, ctx):
-        if self.stop_reason:
-            raise StopRun(self.stop_reason, CONVERGED)
         r, J = self._res(x), self._jac(x)
         gv = J.T @ r
         H = J.T @ J
@@ -75,5 +73,5 @@ class LevenbergMarquardt:
         self.mu = max(self.mu / 3, 1e-12)
         self.stalled = self.stalled + 1 if rel < self.ftol else 0
         if self.stalled >= 3 or (rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x_new).max())):
-            self.stop_reason = f"converged: relative cost decrease below {self.ftol:g} for 3 steps"
+            self.pending = f"converged: relative cost decrease below {self.ftol:g} for 3 steps"
         return x_new
