@@ -79,3 +79,27 @@ def test_readme_run_command_runs(tmp_path):
     for token in argv:
         if token.endswith((".png", ".json", ".npz")):
             assert (tmp_path / token).exists(), token
+
+
+def test_readme_own_csv_commands_run(tmp_path):
+    """The README's iris example, on iris CSVs with named columns and string labels."""
+    from sklearn.datasets import load_iris
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    block = re.search(r"^## Your own CSV\s*$.*?^```bash\n(.*?)^```", text, re.S | re.M).group(1)
+    train_cmd, predict_cmd = [shlex.split(line) for line in block.strip().splitlines()]
+    iris = load_iris()
+    names = [n.replace(" (cm)", "").replace(" ", "_") for n in iris.feature_names]
+    rows = [",".join(f"{v:g}" for v in x) + "," + iris.target_names[c] for x, c in zip(iris.data, iris.target)]
+    header = ",".join(names) + ",species"
+    for name, part in (("iris_train.csv", rows[0::2]), ("iris_test.csv", rows[1::2]),
+                       ("new_flowers.csv", rows[1::5])):
+        (tmp_path / name).write_text(header + "\n" + "\n".join(part) + "\n")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    for argv, extra in ((train_cmd, ["--iterations", "50", "--quiet"]), (predict_cmd, [])):
+        proc = subprocess.run([sys.executable, "-m", "ocdl"] + argv[1:] + extra, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr
+    import json
+    pred = json.loads((tmp_path / "pred.json").read_text())
+    assert set(pred["predictions"]) <= set(iris.target_names) and pred["classes"] == sorted(iris.target_names)
+    assert all(abs(sum(p) - 1) < 1e-12 for p in pred["probabilities"])
