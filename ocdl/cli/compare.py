@@ -29,7 +29,7 @@ def register(sub):
     add_conv_flags(p)
     p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (default 1e-3)")
     p.add_argument("--width", type=common.positive_int, default=None,
-                   help="state dimension (default 2 × input dimension)")
+                   help="state dimension (default 3 × input dimension; hamiltonian: rounded up to even)")
     p.add_argument("--iterations", type=common.positive_int, default=None,
                    help="iterations for every solver (default: each solver's own default)")
     p.add_argument("--target", type=common.positive, default=None,

@@ -16,7 +16,7 @@ INTEGRATORS = ["euler", "heun", "rk4", "symplectic_euler", "symplectic_euler_b",
 
 
 def register(sub):
-    from ocdl.solvers import CLI_ALPHA, SOLVERS
+    from ocdl.solvers import CLI_ALPHA, DEFAULT_ITERATIONS, SOLVERS
     p = common.add_command(
         sub, "train", "train a ResNet-ODE classifier (backprop or Pontryagin costate)",
         ["ocdl train --data spirals --solver pmp-adam --plot spirals.png --json out.json --save model.npz",
@@ -45,9 +45,10 @@ def register(sub):
                    help="state dimension d ≥ input dimension "
                         "(default 3 × input dimension; hamiltonian: rounded up to even)")
     p.add_argument("--solver", type=common.choice("solver", list(SOLVERS)), default="adam",
-                   help="optimiser (default adam)")
+                   help=f"optimiser: {', '.join(SOLVERS)} (default adam)")
     p.add_argument("--iterations", type=common.positive_int, default=None,
-                   help="iterations (default 3000 for adam/pmp-adam/pmp-gd, 1000 for lbfgs/pmp-lbfgs)")
+                   help="iterations (default: the solver's own, "
+                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_ITERATIONS.items()) + ")")
     p.add_argument("--lr", type=common.positive, default=None,
                    help="learning rate for adam/pmp-adam (default 0.05, for mini-batch runs 0.02; cosine decay) "
                         "or pmp-gd's first step")

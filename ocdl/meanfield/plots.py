@@ -25,7 +25,7 @@ def plot_langevin(r, path, title=""):
         axs[0].set_title("ensemble histogram at T")
         axs[1].imshow(F.T, origin="lower", extent=ext, aspect="auto", vmax=vmax)
         axs[1].contour(r["rho_stationary"].reshape(g.shape).T, extent=ext, colors="r", linewidths=0.8)
-        axs[1].set_title("Fokker–Planck at T (red: exp(−γL/D))")
+        axs[1].set_title("Fokker–Planck at T\n(red contours: exp(−γL/D))")
         for a in axs[:2]:
             a.set_xlabel("w")
             a.set_ylabel("b")

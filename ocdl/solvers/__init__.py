@@ -41,7 +41,8 @@ NORMALIZATIONS = ("standard", "range", "none")
 DEFAULT_NORMALIZE = "standard"
 
 #: iterations used when ``iterations=None``
-DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000}
+DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000,
+                      "newton": 300, "ipopt": 500, "msa": 200, "shooting": 50}
 
 
 #: solvers that take ``batch_size``, ``epochs``, ``validation``, ``patience``, ``test`` (mini-batches)

@@ -74,8 +74,7 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
         its = iterations.get(name) if isinstance(iterations, dict) else iterations
         given = its is not None
         if its is None:
-            its = DEFAULT_ITERATIONS.get(name, {"newton": 300, "ipopt": 500, "msa": 200,
-                                                "shooting": 50}.get(name, 1000))
+            its = DEFAULT_ITERATIONS[name]
         opts = dict(options.get(name, {}))
         if name in MINIBATCH_SOLVERS:
             default_batching(name, len(y), opts)
