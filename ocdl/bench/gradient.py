@@ -293,7 +293,7 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
         raise InputError(f"--samples must be ≥ 2 (got {samples})")
     skipped = [{"method": m, "missing": list(missing(m))} for m in methods if missing(m)]
     if skipped and len(skipped) == len(methods):
-        raise InputError(skip_note(skipped))
+        raise InputError("nothing to run: " + skip_note(skipped))
     methods = [m for m in methods if not missing(m)]
     cases = [(f, d, m) for f in fields for d in depths for m in methods if applicable(m, f)]
     if not cases:
