@@ -37,17 +37,16 @@ def main():
         "Adam (EOM net)": solve_oscillator(problem, "adam", iterations=2000, lr=0.01),
         "PINN": solve_oscillator(problem, "pinn", adam_steps=args.pinn_steps, lbfgs_steps=300, seed=args.seed),
     }
-    for label, r in results.items():
-        e = r.extra
+    for label, e in results.items():
         se = f" ± {e['gamma_stderr']:.3f}, ± {e['omega0_stderr']:.3f}" if "gamma_stderr" in e else ""
         print(f"{label:24s} γ = {e['gamma']:.4f} ({abs(e['gamma'] - GAMMA) / GAMMA:.2%})  "
               f"ω0 = {e['omega0']:.4f} ({abs(e['omega0'] - OMEGA0) / OMEGA0:.3%}){se}  "
-              f"{r.nit} it., {r.wall_time_s:.1f}s")
+              f"{e.nit} it., {e.wall_time_s:.1f}s")
     gn = results["Gauss–Newton (EOM net)"]
     plot_oscillator(args.out, problem, results,
                     title=f"(γ, ω0) = ({GAMMA:g}, {OMEGA0:g}); 40 samples, noise 0.04; "
-                          f"Gauss–Newton std. errors: γ ± {gn.extra['gamma_stderr']:.3f}, "
-                          f"ω0 ± {gn.extra['omega0_stderr']:.3f}")
+                          f"Gauss–Newton std. errors: γ ± {gn['gamma_stderr']:.3f}, "
+                          f"ω0 ± {gn['omega0_stderr']:.3f}")
     print("wrote", args.out)
 
 

@@ -10,7 +10,8 @@ torch tensors (any leading batch shape; torch keeps autograd through every step)
     Q, P = integrators.solve_partitioned("verlet", fq, fp, q0, p0, t0, t1, steps)
 
 Also :func:`order` (classical order), :func:`adjoint_partner` (the costate tableau that makes
-a Runge–Kutta method's discrete adjoint exact) and :func:`adjoint_pair` (that pair as a method).
+a Runge–Kutta method's discrete adjoint exact), :func:`adjoint_pair` (that pair as a method) and
+:func:`costate_sweep` (the exact discrete adjoint of ``y' = f(y, θ)``: ∂Φ(y_N)/∂θ and ∂Φ/∂y_0).
 """
 from integrators.errors import IntegratorError, UnknownMethodError  # noqa: F401
 from integrators.implicit import Options  # noqa: F401
@@ -20,6 +21,7 @@ from integrators.methods import (  # noqa: F401
 )
 from integrators.solve import adjoint_pair, available, get_method, order, solve, solve_partitioned  # noqa: F401
 from integrators.tableaux import EXPLICIT, GAUSS, adjoint_partner, tableau  # noqa: F401
+from integrators.adjoint import costate_sweep  # noqa: F401
 
 __all__ = ["available", "solve", "solve_partitioned", "order", "adjoint_partner", "adjoint_pair", "tableau",
-           "get_method", "IntegratorError", "UnknownMethodError", "PartitionedRK", "Method"]
+           "get_method", "costate_sweep", "IntegratorError", "UnknownMethodError", "PartitionedRK", "Method"]

@@ -13,6 +13,9 @@ from ocdl.models import ResNetODE, exact_integrators
 from ocdl.models.activations import ACTIVATIONS, get_activation
 from ocdl.models.fields import FIELDS, get_field
 
+# the fully connected fields (the conv fields take shapes from the data: tests/test_conv.py)
+FIELDS = {name: cls for name, cls in FIELDS.items() if not getattr(cls, "conv", False)}
+
 ACTS = list(ACTIVATIONS)
 COMBOS = [(f, a, m) for f in FIELDS for a in ACTS for m in exact_integrators(f)]
 

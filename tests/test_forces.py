@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ocdl.expr import compile_expr
-from ocdl.forces.network import (DragField, OscillatorField, PositionField, costate_gradient, propagate)
+from ocdl.forces.network import DragField, PositionField, costate_gradient, propagate
 from ocdl.forces.oscillator import OscillatorProblem, solve_oscillator
 from ocdl.forces.problems import DragProblem, PositionProblem
 from ocdl.forces.simulate import flow, simulate_drag, simulate_oscillator, simulate_position
@@ -33,6 +33,20 @@ def test_table_matches_numpy_interp_and_scatter_is_its_adjoint():
     cot = torch.tensor(rng.normal(size=200), dtype=D)
     (g,) = torch.autograd.grad((val * cot).sum(), table)
     assert torch.allclose(grid.scatter(u, cot), g, rtol=0, atol=1e-13)
+
+
+class OscillatorField:
+    """``ẋ = v``, ``v̇ = −2γ v − ω0² x`` with ``θ = (γ, ω0)``: a field with a non-table θ."""
+    dim, separable = 2, False
+
+    def f(self, y, theta):
+        return torch.stack([y[:, 1], -2 * theta[0] * y[:, 1] - theta[1] ** 2 * y[:, 0]], dim=1)
+
+    def vjp_y(self, y, theta, lam):
+        return torch.stack([-theta[1] ** 2 * lam[:, 1], lam[:, 0] - 2 * theta[0] * lam[:, 1]], dim=1)
+
+    def vjp_theta(self, y, theta, lam):
+        return torch.stack([(-2 * y[:, 1] * lam[:, 1]).sum(), (-2 * theta[1] * y[:, 0] * lam[:, 1]).sum()])
 
 
 def _random_problem(kind, method, seed=0):
@@ -167,6 +181,22 @@ def test_newton_recovers_smooth_drag_laws(law):
     assert err <= 0.02, err        # the issue's bar; measured 0.2–0.4 %
 
 
+def test_position_force_recovered_and_verlet_beats_euler_at_equal_depth():
+    # the cheap version of tests/test_forces_slow.py: 300 shots (150 positive), 10 layers.
+    # Measured (seed 0): verlet 5.6 %, euler 48 % relative L2 error on the visited range.
+    from ocdl.forces.learn import learn_table
+    F = compile_expr("2*sin(x) - 0.3*(x-5)", ("x",))
+    x0, v0, kind, vT = simulate_position(F, 2.0, 5.0, 0.5, 300)
+    err = {}
+    for method in ("verlet", "euler"):
+        p = PositionProblem(x0, v0, kind, vT, 2.0, 5.0, 0.5, grid_step=0.5, steps=10, method=method)
+        _, s = learn_table(p, "newton", 1e-5, truth=F, continuation=True)
+        assert s["covered_range"][1] - s["covered_range"][0] > 9       # the whole window is visited
+        err[method] = s["rel_l2_error"]
+    assert err["verlet"] <= 0.08, err
+    assert err["verlet"] < 0.5 * err["euler"], err
+
+
 def test_lambda_rule_picks_the_smallest_heldout_error():
     F = compile_expr("12*tanh(v/15)", ("v",))
     v0, vT = simulate_drag(F, 1.0, 10.0, 30, 0, 40)
@@ -184,14 +214,41 @@ def test_pmp_lbfgs_and_newton_reach_the_same_minimum():
     a = solve(p, "newton", 1e-3)
     b = solve(p, "pmp-lbfgs", 1e-3, iterations=2000)
     # strictly convex near the minimum: same cost to ~1e-9 relative, same table to ~1e-4
-    assert abs(a.final_loss - b.final_loss) <= 1e-8 * a.final_loss
+    assert abs(a.fun - b.fun) <= 1e-8 * a.fun
     assert np.abs(a.x - b.x).max() <= 1e-3 * np.abs(a.x).max()
+
+
+def test_success_is_the_solvers_own_convergence_test_and_divergence_keeps_the_last_good_table():
+    from ocdl.errors import SolverError
+    F = compile_expr("12*tanh(v/15)", ("v",))
+    v0, vT = simulate_drag(F, 1.0, 10.0, 20, 0, 40)
+    p = DragProblem(v0, vT, 1.0, 10.0, steps=5, method="rk4", grid_step=4.0)
+    newton = solve(p, "newton", 1e-3)
+    assert newton.success and newton.status == 0
+    adam = solve(p, "adam", 1e-3, iterations=20, lr=0.5)         # no convergence test: capped
+    assert not adam.success and adam.status == 1 and "iteration limit" in adam.message
+    assert adam.fun <= min(h["loss"] for h in adam.history)       # the best iterate (incl. the last)
+    with pytest.raises(SolverError, match="diverged") as info:
+        solve(p, "pmp-adam", 1e-3, iterations=20, lr=1e200)
+    res = info.value.result
+    assert res.status == -1 and not res.success and np.all(np.isfinite(res.x))
+
+
+def test_lambda_auto_with_adam_shares_one_budget_along_the_path():
+    F = compile_expr("12*tanh(v/15)", ("v",))
+    v0, vT = simulate_drag(F, 1.0, 10.0, 30, 0, 40)
+    p = DragProblem(v0, vT, 1.0, 10.0, steps=5, method="rk4", grid_step=4.0)
+    lam, sweep = choose_lambda(p, "pmp-adam", candidates=[1.0, 1e-2, 1e-4, 1e-6], iterations=200, lr=0.5)
+    assert [s["lambda"] for s in sweep] == [1.0, 1e-2, 1e-4, 1e-6]
+    assert sum(s["iterations"] for s in sweep) == 200                  # one fixed-λ run's budget
+    errs = {s["lambda"]: s["heldout_data_loss"] for s in sweep}
+    assert lam == min(errs, key=errs.get) and errs[1.0] > 10 * errs[lam]
 
 
 def test_oscillator_newton_is_within_its_standard_errors():
     t, x = simulate_oscillator(1.0, 20.0, 1.0, 0.0, 1.0, 40, 0.04, seed=0)
     res = solve_oscillator(OscillatorProblem(t, x, 1.0, 0.0, steps=200), "newton")
-    e = res.extra
+    e = res
     assert abs(e["omega0"] - 20.0) / 20.0 <= 0.005           # the issue's bar for ω0
     # γ: 40 samples with noise 0.04 carry a Cramér–Rao standard error ≈ 0.025 (2.5 %);
     # the estimate must lie within 3 of its own standard errors
@@ -278,3 +335,12 @@ def test_cli_oscillator_json_has_parameters(ocdl_cli, tmp_path):
     assert {"problem", "solver", "integrator", "final_loss", "iterations", "wall_time_s", "history",
             "gamma", "omega0"} <= set(out)
     assert abs(out["omega0"] - 20) / 20 < 0.005
+    assert out["success"] and "did not converge" not in r.stderr          # Gauss–Newton converged
+
+
+def test_cli_capped_adam_warns_that_it_did_not_converge(ocdl_cli, tmp_path):
+    data, js = _oscillator_csv(tmp_path / "o.csv", seed=1), tmp_path / "o.json"
+    r = ocdl_cli("forces", "learn", "oscillator", "--data", data, "--solver", "adam", "--iterations", "5",
+                 "--json", js, "--quiet")
+    assert r.returncode == 0, r.stderr                 # results written; a warning, not an error
+    assert "ocdl: warning: adam did not converge" in r.stderr and not json.loads(js.read_text())["success"]

@@ -56,8 +56,8 @@ ADAM_ITERATIONS = 2000   # measured: 1.4 % at 1,000 steps, 0.6 % at 3,000
 def test_pinn_baseline_reaches_the_eom_network_accuracy():
     t, x = simulate_oscillator(1.0, 20.0, 1.0, 0.0, 1.0, 40, 0.04, seed=0)
     p = OscillatorProblem(t, x, 1.0, 0.0, steps=200)
-    gn = solve_oscillator(p, "newton").extra
-    pinn = solve_oscillator(p, "pinn", adam_steps=6000, lbfgs_steps=500).extra
+    gn = solve_oscillator(p, "newton")
+    pinn = solve_oscillator(p, "pinn", adam_steps=6000, lbfgs_steps=500)
     assert abs(pinn["omega0"] - 20.0) / 20.0 <= 0.005
     # the PINN is a different estimator of the same data: within 3 Gauss–Newton standard errors
     assert abs(pinn["gamma"] - 1.0) <= 3 * gn["gamma_stderr"]

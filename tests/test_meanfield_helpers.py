@@ -99,7 +99,8 @@ def test_predictions_of_the_stochastic_network():
     # each layer-0 point is a training point with its label; the last layer is the ν = 0 forward
     i = np.argmin(np.sum((traj[0][:, None, :] - X[None]) ** 2, axis=2), axis=1)
     assert np.array_equal(traj[0], X[i]) and np.array_equal(lab, y[i])
-    np.testing.assert_allclose(traj[-1], _euler({"K": np.repeat(P["K"], 3, 0), "b": np.repeat(P["b"], 3, 0)}, X[i], 2.0),
+    tied = {"K": np.repeat(P["K"], 3, 0), "b": np.repeat(P["b"], 3, 0)}
+    np.testing.assert_allclose(traj[-1], _euler(tied, X[i], 2.0),
                                rtol=0, atol=1e-13)
     inside = np.all((traj.reshape(-1, 2) >= grid.lower) & (traj.reshape(-1, 2) <= grid.upper), axis=1)
     assert inside.mean() > 0.98

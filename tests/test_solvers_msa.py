@@ -38,19 +38,43 @@ def test_msa_decreases_loss_monotonically_on_spirals():
     X, y = make_dataset("spirals", seed=0, points_per_class=50)
     model = make_model(X, y, layers=10, T=5.0, alpha=1e-3)
     res = train(X, y, solver="msa", model=model, seed=0, iterations=150)
-    loss = np.array([row["loss"] for row in res.history])
-    assert len(loss) == 151
+    # one history row per iterate before each of the 150 steps, then the final iterate (res.fun)
+    assert len(res.history) == 150 and res.nit == 150
+    loss = np.array([row["loss"] for row in res.history] + [res.fun])
     assert np.all(np.diff(loss) < 0)
     assert loss[-1] < 0.5 * loss[0]
+    assert res.fun == pytest.approx(pmp.cost(model, res.x, X, y), rel=1e-12)
+    assert res.status == 1 and not res.success and "iteration limit" in res.message
     # the reported KKT residual is the stationarity max(‖∂J/∂θ_k‖∞/h, ‖∂J/∂(W, μ)‖∞) at the returned
     # point, here from an independent torch autograd gradient (round-off apart: 1e-13)
     _, g = pmp.autograd_value_and_grad(model, res.x, X, y)
     kkt = max(np.abs(g["K"]).max() / model.h, np.abs(g["b"]).max() / model.h, np.abs(g["W"]).max(),
               np.abs(g["mu"]).max())
-    assert res.history[-1]["kkt"] == pytest.approx(kkt, rel=1e-13)
+    assert res.kkt == pytest.approx(kkt, rel=1e-13)          # res.kkt is at the returned point
 
 
 def test_msa_rejects_fields_without_closed_form():
     X, y = make_dataset("moons", seed=0, points_per_class=10)
     with pytest.raises(SolverError, match="closed-form"):
         train(X, y, solver="msa", field="inner", iterations=2)
+
+
+def test_msa_interrupt_and_resume_reproduce_uninterrupted_run(tmp_path):
+    from ocdl.data import load_checkpoint, save_checkpoint
+    X, y = make_dataset("spirals", seed=0, points_per_class=15)
+    kw = dict(solver="msa", layers=5, T=2.0, iterations=20, seed=1)
+    full = train(X, y, **kw)
+    saved, counter = {}, {"n": 0}
+
+    def stop():
+        counter["n"] += 1
+        return counter["n"] == 8
+
+    with pytest.raises(KeyboardInterrupt):
+        train(X, y, checkpoint=lambda st: saved.update(st=st), should_stop=stop, **kw)
+    assert saved["st"]["iteration"] == 8 and "rho" in saved["st"]["opt"]
+    save_checkpoint(tmp_path, saved["st"], {"s": "msa"})          # through the file format too
+    resumed = train(X, y, state0=load_checkpoint(tmp_path, {"s": "msa"}), **kw)
+    for k in full.x:
+        np.testing.assert_array_equal(resumed.x[k], full.x[k])    # bit for bit: ρ is in the state
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]

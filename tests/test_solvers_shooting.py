@@ -19,6 +19,10 @@ def test_shooting_solves_bvp_and_kkt(data, T, segments):
     X, y = data
     model = make_model(X, y, layers=20, T=T, width=2, alpha=1e-3)
     res = train(X, y, solver="shooting", model=model, seed=0, iterations=30, segments=segments)
+    # the convergence test is boundary residual and KKT residual ≤ tol = 1e-8: the KKT residual
+    # is not implied by the boundary one (the θ block amplifies a boundary mismatch through the
+    # layers: measured KKT 1.1e-8 at boundary residual 5.7e-9 for T = 1, one segment)
+    assert res.success and res.status == 0
     assert res.boundary_residual <= 1e-8
     # the BVP is the discrete PMP system: the shared KKT residual vanishes with it
     assert pmp.kkt_residual(model, res.x, X, y) <= 1e-8

@@ -28,8 +28,11 @@ def register(sub):
                    help="vector field (default outer)")
     p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)),
                    default="euler", help="layer map (default euler)")
-    p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
-    p.add_argument("--T", type=common.positive, default=5.0, help="final time T (default 5)")
+    p.add_argument("--layers", type=common.positive_int, default=None,
+                   help="number of layers N (default 20; conv fields 8)")
+    p.add_argument("--T", type=common.positive, default=None, help="final time T (default 5; conv fields 4)")
+    from ocdl.cli.train import add_conv_flags
+    add_conv_flags(p)
     p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (default 1e-3)")
     p.add_argument("--width", type=common.positive_int, default=None,
                    help="state dimension (default 2 × input dimension)")
@@ -56,7 +59,7 @@ def load(args):
     from ocdl.cli.train import builtin_options, load_data
     from ocdl.data import make_dataset
     from ocdl.data.datasets import DATASETS
-    X, y, Xt, yt = load_data(args)
+    X, y, Xt, yt, _ = load_data(args)
     if Xt is None and args.data in DATASETS:
         Xt, yt = make_dataset(args.data, seed=args.seed + 1000, **builtin_options(args))
     return X, y, Xt, yt
@@ -64,6 +67,7 @@ def load(args):
 
 def run(args):
     from ocdl.io import write_json
+    from ocdl.cli.train import conv_options
     from ocdl.solvers.compare import compare, plot, table
     for flag in ("json", "plot"):
         path = getattr(args, flag)
@@ -76,7 +80,7 @@ def run(args):
     result = compare(X, y, args.solvers, X_test=Xt, y_test=yt, field=args.field, integrator=args.integrator,
                      layers=args.layers, T=args.T, alpha=args.alpha, width=args.width, seed=args.seed,
                      iterations=args.iterations, target=args.target, options=options, quiet=args.quiet,
-                     normalize=args.normalize == "range",
+                     normalize=args.normalize == "range", **conv_options(args),
                      log=lambda msg: log(msg, args.quiet))
     result["settings"]["data"] = args.data
     result["settings"]["test"] = args.test or (f"{args.data} seed {args.seed + 1000}" if Xt is not None else None)

@@ -152,7 +152,6 @@ def _expr(text, variables):
 
 
 def _check_out(path):
-    import os
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise InputError(f"output directory '{d}' does not exist; create it first")
@@ -184,47 +183,31 @@ def _simulate(args):
     from ocdl.progress import log
     _check_out(args.out)
     if args.problem == "drag":
-        if args.vmax <= args.vmin:
-            raise InputError("--vmax must be greater than --vmin")
-        F = _expr(args.force, ("v",))
-        v0, vT = sim.simulate_drag(F, args.T, args.g, args.samples, args.vmin, args.vmax, args.noise, args.seed)
-        _finite(vT, "vT")
+        v0, vT = sim.simulate_drag(_expr(args.force, ("v",)), args.T, args.g, args.samples, args.vmin, args.vmax,
+                                   args.noise, args.seed)
         write_csv(args.out, ["v0", "vT"], np.stack([v0, vT], 1))
     elif args.problem == "position":
-        if args.xmax <= args.xmin or args.vmax < args.vmin:
-            raise InputError("the window needs --xmin < --xmax and --vmin ≤ --vmax")
-        if not args.positive_fraction < 1:
-            raise InputError("--positive-fraction must be in (0, 1)")
-        F = _expr(args.force, ("x",))
-        x0, v0, kind, vT = sim.simulate_position(F, args.T, args.target, args.eps, args.samples, args.xmin,
-                                                 args.xmax, args.vmin, args.vmax, args.positive_fraction,
-                                                 args.noise, args.seed)
-        _finite(vT[kind == 1], "vT")
+        x0, v0, kind, vT = sim.simulate_position(_expr(args.force, ("x",)), args.T, args.target, args.eps,
+                                                 args.samples, args.xmin, args.xmax, args.vmin, args.vmax,
+                                                 args.positive_fraction, args.noise, args.seed)
         rows = [[a, b, int(k), (c if k == 1 else None)] for a, b, k, c in zip(x0, v0, kind, vT)]
         write_csv(args.out, ["x0", "v0", "kind", "vT"], rows)
     else:
-        if args.force:
-            acc = _expr(args.force, ("x", "v"))
-            t = np.linspace(0, args.T, args.samples)
-            y = sim.flow(lambda y: np.array([y[1], float(acc(x=y[0], v=y[1]))]), [args.x0, args.v0], args.T, t)
-            x = y[0] + (np.random.default_rng(args.seed).normal(0, args.noise, args.samples) if args.noise else 0)
-        else:
-            t, x = sim.simulate_oscillator(args.gamma, args.omega0, args.x0, args.v0, args.T, args.samples,
-                                           args.noise, args.seed)
-        _finite(x, "x")
+        accel = _expr(args.force, ("x", "v")) if args.force else None
+        t, x = sim.simulate_oscillator(args.gamma, args.omega0, args.x0, args.v0, args.T, args.samples,
+                                       args.noise, args.seed, accel=accel)
         write_csv(args.out, ["t", "x"], np.stack([t, x], 1))
     log(f"wrote {args.out}", args.quiet)
     return 0
 
 
-def _finite(a, name):
-    if not np.all(np.isfinite(a)):
-        raise InputError(f"simulation produced non-finite {name}; the force blows up in this range")
+_PROBLEM_FLAGS = {"drag": ("g", "vmax", "c0"),
+                  "position": ("target", "eps", "xmin", "xmax", "kind_scale", "c1", "c2")}
 
 
 def _learn_table(args):
     from ocdl.forces import checks
-    from ocdl.io import read_table, write_csv, write_json
+    from ocdl.io import read_table, write_json
     from ocdl.progress import log
     for path in (args.json, args.plot, args.profile):
         if path:
@@ -239,57 +222,42 @@ def _learn_table(args):
         checks.position_data(d["x0"], d["v0"], d["kind"], d["vT"], args.T, args.target, args.eps,
                              args.xmin, args.xmax, args.grid_step)
     # validated: now the heavy imports (torch, CasADi)
-    from ocdl.forces.learn import learn_table
-    from ocdl.forces.problems import DragProblem, PositionProblem
-    if args.problem == "drag":
-        problem = DragProblem(d["v0"], d["vT"], args.T, args.g, args.vmax, args.grid_step, args.steps,
-                              args.integrator, args.c0)
-    else:
-        problem = PositionProblem(d["x0"], d["v0"], d["kind"], d["vT"], args.T, args.target, args.eps,
-                                  args.xmin, args.xmax, args.grid_step, args.steps, args.integrator,
-                                  args.kind_scale, args.c1, args.c2)
     from ocdl.errors import SolverError
+    from ocdl.forces import learn
+    problem = learn.build_problem(args.problem, d, args.T, args.steps, args.integrator, args.grid_step,
+                                  **{k: getattr(args, k) for k in _PROBLEM_FLAGS[args.problem]})
     arrays = [d[k] for k in sorted(d)]
     try:
         with runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
-            res, summary = learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth, args.quiet,
-                                       continuation=True, stages=rc.stage if args.checkpoint else None)
+            res, summary = learn.learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth,
+                                             args.quiet, continuation=True,
+                                             stages=rc.stage)  # Ctrl-C / SIGTERM stop it even without --checkpoint
     except SolverError as exc:
-        last = getattr(exc, "last_good", None)
         # keep the last good table: DIR/last_good.csv with --checkpoint, and the --profile path
         paths = [p for p in (rc.path("last_good.csv") if args.checkpoint else None, args.profile) if p]
-        if last is not None and paths:
-            nodes, prof = problem.profile(last)
-            for path in paths:
-                write_csv(path, [problem.variable, "F"], np.stack([nodes, prof], 1))
-            raise SolverError(f"{exc}; last good table written to {' and '.join(paths)}") from None
-        if last is not None:
-            raise SolverError(f"{exc} (give --checkpoint DIR or --profile CSV to keep the last good table)") from None
-        raise
+        raise SolverError(learn.keep_last_good(problem, _last_good(exc), paths, str(exc))) from None
     summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)
     if args.profile:
-        nodes, prof = problem.profile(res.x)
-        write_csv(args.profile, [problem.variable, "F"], np.stack([nodes, prof], 1))
+        learn.write_profile(args.profile, problem, res.x)
     if args.plot:
         from ocdl.forces.plots import plot_drag, plot_position
-        title = f"{problem.name}: {args.solver}, {problem.method}, N={problem.steps}, λ={summary['lambda']:g}"
-        if "rel_l2_error" in summary:
-            title += f", rel. L2 error {summary['rel_l2_error']:.2%}"
-        (plot_drag if problem.name == "drag" else plot_position)(args.plot, problem, res, truth, title)
-    msg = (f"{problem.name}: {args.solver} ({problem.method}) final loss {summary['final_loss']:.3e} after "
-           f"{summary['iterations']} iterations, {summary['wall_time_s']:.2f}s")
-    if "rel_l2_error" in summary:
-        msg += f"; rel. L2 error {summary['rel_l2_error']:.3%} on {problem.variable} ∈ " \
-               f"[{summary['covered_range'][0]:.3g}, {summary['covered_range'][1]:.3g}]"
-    log(msg, args.quiet)
+        (plot_drag if problem.name == "drag" else plot_position)(args.plot, problem, res, truth,
+                                                                 learn.plot_title(problem, args.solver, summary))
+    log(learn.describe(summary), args.quiet)
+    common.warn_not_converged(args.solver, res.success, res.message)
     return 0
 
 
+def _last_good(exc):
+    """The last good parameters of a diverged run (``err.result.x``), or None."""
+    res = getattr(exc, "result", None)
+    return None if res is None else res.x
+
+
 def _learn_oscillator(args):
-    from ocdl.forces.learn import thin_history
-    from ocdl.forces.oscillator import OscillatorProblem, solve_oscillator
+    from ocdl.forces import oscillator as osc
     from ocdl.io import read_table, write_json
     from ocdl.progress import log
     for path in (args.json, args.plot):
@@ -297,10 +265,9 @@ def _learn_oscillator(args):
             _check_out(path)
     _refuse_newton(args)
     d = read_table(args.data, ["t", "x"])
-    problem = OscillatorProblem(d["t"], d["x"], args.x0, args.v0, args.steps, args.integrator)
+    problem = osc.OscillatorProblem(d["t"], d["x"], args.x0, args.v0, args.steps, args.integrator)
     if args.lbfgs_steps < 0:
         raise InputError("--lbfgs-steps must be ≥ 0")
-    kw = {}
     if args.solver == "pinn":
         kw = {"adam_steps": args.adam_steps, "lbfgs_steps": args.lbfgs_steps, "hidden": args.hidden,
               "lr": args.lr or 2e-3}
@@ -309,34 +276,21 @@ def _learn_oscillator(args):
     from ocdl.errors import SolverError
     try:
         with runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
-            res = solve_oscillator(problem, args.solver, quiet=args.quiet, seed=args.seed, **kw, **rc.options())
+            res = osc.solve_oscillator(problem, args.solver, quiet=args.quiet, seed=args.seed, **kw, **rc.options())
     except SolverError as exc:
-        last = getattr(exc, "last_good", None)
+        last = _last_good(exc)
         if last is not None and args.checkpoint:       # keep the last good parameters
             path = rc.path("last_good.json")
-            write_json(path, {"status": "diverged", "message": str(exc),
-                              **{k: float(v) for k, v in zip(problem.names, last)}})
+            write_json(path, osc.last_good_record(problem, last, str(exc)))
             raise SolverError(f"{exc}; last good parameters written to {path}") from None
         raise
-    e = res.extra
-    summary = {"problem": "oscillator", "solver": args.solver,
-               "integrator": "pinn-autograd" if args.solver == "pinn" else problem.method,
-               "final_loss": res.final_loss, "iterations": res.nit, "wall_time_s": res.wall_time_s,
-               "success": res.success, "message": res.message, "gamma": e["gamma"], "omega0": e["omega0"],
-               "x0": e["x0"], "v0": e["v0"], "steps": problem.steps, "n_samples": problem.n,
-               "initial_guess": e["initial_guess"], "history": thin_history(res.history), "data": args.data}
-    for k in ("gamma_stderr", "omega0_stderr", "x0_stderr", "v0_stderr"):
-        if k in e:
-            summary[k] = e[k]
-    if args.true_gamma is not None:
-        summary["gamma_rel_error"] = abs(e["gamma"] - args.true_gamma) / max(abs(args.true_gamma), 1e-300)
-    if args.true_omega0 is not None:
-        summary["omega0_rel_error"] = abs(e["omega0"] - args.true_omega0) / max(abs(args.true_omega0), 1e-300)
+    summary = osc.summarize(problem, res, args.solver, args.true_gamma, args.true_omega0)
+    summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)
     if args.plot:
         from ocdl.forces.plots import plot_oscillator
         plot_oscillator(args.plot, problem, {args.solver: res})
-    log(f"oscillator: {args.solver} γ = {e['gamma']:.6g}, ω0 = {e['omega0']:.6g} "
-        f"({res.nit} iterations, {res.wall_time_s:.2f}s)", args.quiet)
+    log(osc.describe(summary), args.quiet)
+    common.warn_not_converged(args.solver, res.success, res.message)
     return 0

@@ -7,7 +7,7 @@ import sys
 import traceback
 
 from ocdl import __version__
-from ocdl.cli.common import Parser
+from ocdl.cli.common import Parser, set_threads
 from ocdl.errors import InputError, OcdlError
 from ocdl.io import read_toml
 
@@ -87,6 +87,7 @@ def main(argv=None):
         parser = build_parser()
         argv = apply_config(parser, argv)
         args = parser.parse_args(argv)
+        set_threads(getattr(args, "threads", None))
         func = getattr(args, "func", None)
         if func is None:
             p, i = parser, 0

@@ -6,7 +6,14 @@ extension, and read back from that same path):
 * arrays ``K`` (N, m, m), ``b`` (N, m), ``W`` (C', d), ``mu`` (C',) — float64;
 * ``__meta__``: a uint8 array holding UTF-8 JSON
   ``{"format": "ocdl-model", "version": 1, "model": {ResNetODE constructor arguments},
-  "info": {...free-form: solver, train_loss, train_accuracy, iterations, status...}}``.
+  "info": {...free-form: solver, train_loss, train_accuracy, iterations, status...},
+  "data": {"features": [column names in input order] | null, "label_column": name | null,
+  "classes": [original label values, class index order] | null}}``.
+
+``data`` (added compatibly within version 1: files without it still load, with every entry null)
+describes the table the model was trained on: ``predict`` matches a CSV's columns to
+``features`` by name, and maps class index c back to ``classes[c]``. Absent / null: columns
+``x1..xd`` in that order and labels ``0..C−1``.
 
 Read it without ocdl: ``z = numpy.load(path); json.loads(bytes(z["__meta__"]))``.
 
@@ -64,24 +71,64 @@ def _read_container(path, fmt, what):
     return arrays, meta
 
 
-def save_model(path, model, params, info=None):
-    """Write ``model`` + ``params`` to ``path`` atomically (format above)."""
-    meta = {"format": MODEL_FORMAT, "version": VERSION, "model": model.config(), "info": info or {}}
+DATA_KEYS = ("features", "label_column", "classes")
+
+
+def _check_data(data, model, where):
+    """The ``data`` metadata with every key present (None when unknown), checked against ``model``."""
+    data = dict(data or {})
+    extra = sorted(set(data) - set(DATA_KEYS))
+    if extra:
+        raise InputError(f"{where}: unknown model data key(s) {', '.join(extra)} (valid: {', '.join(DATA_KEYS)})")
+    out = {k: data.get(k) for k in DATA_KEYS}
+    if out["features"] is not None:
+        out["features"] = [str(f) for f in out["features"]]
+        if len(out["features"]) != model.d_in:
+            raise InputError(f"{where}: {len(out['features'])} feature names for a model with {model.d_in} inputs")
+    if out["classes"] is not None:
+        out["classes"] = list(out["classes"])
+        if len(out["classes"]) != model.n_classes:
+            raise InputError(f"{where}: {len(out['classes'])} class labels for a model with {model.n_classes} classes")
+    return out
+
+
+def _plain(v):
+    """numpy scalars → Python values (class labels must survive JSON as given)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def save_model(path, model, params, info=None, data=None):
+    """Write ``model`` + ``params`` to ``path`` atomically (format above).
+
+    ``data`` (optional): ``{"features": [...], "label_column": str, "classes": [...]}`` — the
+    training table's feature names (input order), label column and original class labels
+    (class index order; JSON values: str, int, float or bool)."""
+    data = _check_data(data, model, f"save_model('{os.fspath(path)}')")
+    if data["classes"] is not None:
+        data["classes"] = [_plain(c) for c in data["classes"]]
+    meta = {"format": MODEL_FORMAT, "version": VERSION, "model": model.config(), "info": info or {},
+            "data": data}
     write_npz(path, __meta__=_meta_array(meta), **{k: np.asarray(params[k], dtype=float) for k in PARAM_KEYS})
 
 
-def load_model(path):
-    """``(model, params, info)`` from a model file; InputError for missing/corrupt/other-version files."""
+def load_model(path, full=False):
+    """``(model, params, info)`` from a model file — with ``full=True`` ``(model, params, info,
+    data)``, ``data`` the table metadata above (entries None when the file predates them);
+    InputError for missing/corrupt/other-version files."""
     from ocdl.models import ResNetODE
     arrays, meta = _read_container(path, MODEL_FORMAT, "model")
+    where = f"model file '{os.fspath(path)}'"
     try:
         model = ResNetODE(**meta["model"])
         params = {k: np.asarray(arrays[k], dtype=float) for k in PARAM_KEYS}
         model.check_params(params)
+        data = _check_data(meta.get("data"), model, where)
     except (KeyError, TypeError, InputError) as exc:
-        raise InputError(f"model file '{os.fspath(path)}' is inconsistent ({exc}); re-save it") from None
+        raise InputError(f"{where} is inconsistent ({exc}); re-save it") from None
     if not all(np.all(np.isfinite(v)) for v in params.values()):
-        raise InputError(f"model file '{os.fspath(path)}' holds non-finite parameters")
+        raise InputError(f"{where} holds non-finite parameters")
+    if full:
+        return model, params, meta.get("info", {}), data
     return model, params, meta.get("info", {})
 
 

@@ -41,7 +41,7 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
                 continuation=True, stages=None):
     """Solve for the force table; ``lam='auto'`` applies the λ rule. ``continuation`` first solves
     with larger λ (1e-1, 1e-3, 1e-5 down to λ) and warm-starts from each (newton / pmp-lbfgs).
-    ``stages(name)`` (optional, e.g. :meth:`ocdl.checkpoint.RunControl.stage`) gives every solve of
+    ``stages(name)`` (optional, e.g. :meth:`ocdl.cli.runcontrol.RunControl.stage`) gives every solve of
     the run — named ``sweep-1e-03``, ``path-1e-01``, ``final`` — its checkpoint options (``state0``,
     ``checkpoint``, ``checkpoint_every``, ``should_stop``); a finished stage is restored, not re-run.
     Returns ``(result, summary)``; ``iterations`` in the summary counts the whole path."""
@@ -60,16 +60,16 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
                 r = solve(problem, solver, mu, theta0=theta0, iterations=iterations, quiet=quiet, label=f"λ={mu:.0e}",
                           **stage(f"path-{mu:.0e}"))
                 theta0 = r.x
-                path.append({"lambda": mu, "iterations": r.nit, "final_loss": r.final_loss, "result": r})
+                path.append({"lambda": mu, "iterations": r.nit, "final_loss": r.fun, "result": r})
     res = solve(problem, solver, lam, theta0=theta0, iterations=iterations, lr=lr, quiet=quiet, **stage("final"))
     if path:
         # one history / snapshot list over the whole λ path (iterations and times offset)
         hist, snaps, it0, tt0 = [], [], 0, 0.0
-        for r in [q.pop("result") for q in path] + [res]:
-            lam_r = next((q["lambda"] for q in path if q["final_loss"] == r.final_loss), lam)
+        for q, r in [(q, q.pop("result")) for q in path] + [(None, res)]:
+            lam_r = lam if q is None else q["lambda"]
             hist += [dict(h, iteration=h["iteration"] + it0, time_s=h["time_s"] + tt0, **{"lambda": lam_r})
                      for h in r.history]
-            snaps += [(it + it0, th) for it, th in r.snapshots]
+            snaps += [(it + it0, th) for it, th in r.get("snapshots", [])]
             it0, tt0 = it0 + r.nit, tt0 + r.wall_time_s
         res.history, res.snapshots, res.nit = hist, snaps, it0
     wall = time.perf_counter() - t0
@@ -77,14 +77,15 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
     nodes, prof = problem.profile(res.x)
     summary = {
         "problem": problem.name, "solver": solver, "integrator": problem.method,
-        "final_loss": res.final_loss, "data_loss": res.data_loss, "iterations": res.nit,
+        "final_loss": res.fun, "data_loss": res.data_loss, "iterations": res.nit,
         "wall_time_s": wall, "solve_time_s": res.wall_time_s, "success": res.success, "message": res.message,
         "lambda": lam, "steps": problem.steps, "T": problem.T, "grid_step": problem.grid.step,
         "grid": [problem.grid.lo, problem.grid.hi, problem.grid.size], "n_samples": problem.n,
         "covered_range": [lo, hi], "profile": {problem.variable: nodes, "F": prof},
         "history": thin_history(res.history),
     }
-    summary.update(res.extra)
+    if "casadi_build_s" in res:
+        summary["casadi_build_s"] = res.casadi_build_s
     if path:
         summary["continuation"] = path
     if sweep is not None:
@@ -94,5 +95,55 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
         true = np.broadcast_to(truth(nodes), nodes.shape).astype(float)
         summary["rel_l2_error"] = rel_l2(prof, true)
         summary["snapshot_rel_l2_error"] = [
-            {"iteration": it, "rel_l2_error": rel_l2(problem.profile(th)[1], true)} for it, th in res.snapshots]
+            {"iteration": it, "rel_l2_error": rel_l2(problem.profile(th)[1], true)}
+            for it, th in res.get("snapshots", [])]
     return res, summary
+
+
+def build_problem(name, data, T, steps, integrator, grid_step, **kw):
+    """The ``drag`` / ``position`` problem from data columns (``v0, vT`` / ``x0, v0, kind, vT``);
+    ``kw``: drag ``g, vmax, c0``; position ``target, eps, xmin, xmax, kind_scale, c1, c2``."""
+    from ocdl.forces.problems import DragProblem, PositionProblem
+    if name == "drag":
+        return DragProblem(data["v0"], data["vT"], T, kw["g"], kw.get("vmax"), grid_step, steps, integrator,
+                           kw.get("c0", 1.0))
+    return PositionProblem(data["x0"], data["v0"], data["kind"], data["vT"], T, kw["target"], kw["eps"],
+                           kw.get("xmin"), kw.get("xmax"), grid_step, steps, integrator, kw.get("kind_scale", 0.2),
+                           kw.get("c1", 1.0), kw.get("c2", 1.0))
+
+
+def write_profile(path, problem, table):
+    """The table on the data-covered range as a CSV ``(variable, F)``."""
+    from ocdl.io import write_csv
+    nodes, prof = problem.profile(table)
+    write_csv(path, [problem.variable, "F"], np.stack([nodes, prof], 1))
+
+
+def keep_last_good(problem, table, paths, message):
+    """After a divergence: write the last good table to every path in ``paths`` and return the
+    one-line message for the error (where it went, or how to keep it)."""
+    if table is None:
+        return message
+    if not paths:
+        return f"{message} (give --checkpoint DIR or --profile CSV to keep the last good table)"
+    for path in paths:
+        write_profile(path, problem, table)
+    return f"{message}; last good table written to {' and '.join(paths)}"
+
+
+def describe(summary):
+    """The one-line report of a finished ``learn_table`` run."""
+    msg = (f"{summary['problem']}: {summary['solver']} ({summary['integrator']}) final loss "
+           f"{summary['final_loss']:.3e} after {summary['iterations']} iterations, {summary['wall_time_s']:.2f}s")
+    if "rel_l2_error" in summary:
+        lo, hi = summary["covered_range"]
+        var = "v" if summary["problem"] == "drag" else "x"
+        msg += f"; rel. L2 error {summary['rel_l2_error']:.3%} on {var} ∈ [{lo:.3g}, {hi:.3g}]"
+    return msg
+
+
+def plot_title(problem, solver, summary):
+    title = f"{problem.name}: {solver}, {problem.method}, N={problem.steps}, λ={summary['lambda']:g}"
+    if "rel_l2_error" in summary:
+        title += f", rel. L2 error {summary['rel_l2_error']:.2%}"
+    return title

@@ -17,9 +17,8 @@ import time
 import numpy as np
 import torch
 
-from ocdl.errors import InputError, SolverError
-from ocdl.forces.solvers import ForceResult, levenberg_marquardt
-from ocdl.progress import Progress
+from ocdl.errors import InputError
+from ocdl.optim import Adam, LevenbergMarquardt, minimize
 
 ORDER = {"euler": 1, "heun": 2, "rk4": 4}
 DTYPE = torch.float64
@@ -144,84 +143,86 @@ class OscillatorProblem:
 
 def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=True, seed=0, state0=None,
                      checkpoint=None, checkpoint_every=None, should_stop=None, **pinn_kw):
-    """Fit the oscillator by ``newton`` | ``adam`` | ``pinn``; returns a :class:`ForceResult` whose
-    ``x`` holds the unknowns in ``problem.names`` order and ``extra`` gamma/omega0 (+ stderr).
+    """Fit the oscillator by ``newton`` | ``adam`` | ``pinn``; returns an :class:`~ocdl.optim.OptimizeResult`
+    whose ``x`` holds the unknowns in ``problem.names`` order, with extras ``gamma, omega0, x0, v0,
+    initial_guess`` (+ ``*_stderr`` for newton, ``pinn_curve`` for pinn) and ``data_loss``.
 
-    ``adam`` and ``pinn`` take the checkpoint options of :mod:`ocdl.checkpoint` (``state0``,
-    ``checkpoint``, ``checkpoint_every``, ``should_stop``; Adam's moments are saved, so a resumed run
-    ends bit for bit where an uninterrupted one does); ``newton`` (seconds) ignores them."""
-    from ocdl.checkpoint import Checkpointer, load_torch_adam_state, torch_adam_state
+    ``newton``: Levenberg–Marquardt (converges by its own test). ``adam``: constant learning rate,
+    the best iterate returned (no convergence test: ``success`` is False). The checkpoint options
+    are those of :func:`ocdl.optim.minimize` (Adam resumes bit for bit)."""
     t0 = time.perf_counter()
     theta0 = problem.initial_guess()
-    ck = Checkpointer(checkpoint, checkpoint_every, should_stop)
+    ck = {"state0": state0, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every,
+          "should_stop": should_stop, "quiet": quiet}
     if method == "newton":
         rf, jf = problem.casadi_functions()
-        residual = lambda th: np.asarray(rf(th)).ravel()  # noqa: E731
-        jacobian = lambda th: np.asarray(jf(th))          # noqa: E731
-        x, cost, nit, message, success, history = levenberg_marquardt(
-            residual, jacobian, theta0, iterations or 100, quiet, "newton")
-        J = jacobian(x) * math.sqrt(problem.n)     # Jacobian of the unscaled residuals x̄ − x
+        rule = LevenbergMarquardt(lambda th: np.asarray(rf(th)).ravel(), lambda th: np.asarray(jf(th)))
+
+        def objective(x, batch=None):
+            f, g = rule.objective(x)
+            return f, g, {"data_loss": f}
+
+        res = minimize(objective, theta0, rule, iterations or 100, name="newton", **ck)
+        x = res.x
+        J = np.asarray(jf(x)) * math.sqrt(problem.n)     # Jacobian of the unscaled residuals x̄ − x
         dof = max(problem.n - len(x), 1)
-        sigma2 = cost * problem.n / dof
+        sigma2 = res.fun * problem.n / dof
         try:
             cov = sigma2 * np.linalg.inv(J.T @ J)
             stderr = np.sqrt(np.maximum(np.diag(cov), 0))
         except np.linalg.LinAlgError:
             stderr = np.full(len(x), np.nan)
-        for h in history:
-            h["data_loss"] = h["loss"]
-        extra = {f"{k}_stderr": float(s) for k, s in zip(problem.names, stderr)}
-        res = ForceResult(x, success, message, nit, cost, cost, time.perf_counter() - t0, history, [], extra)
+        res.update({f"{k}_stderr": float(s) for k, s in zip(problem.names, stderr)})
+        res.wall_time_s = time.perf_counter() - t0          # including CasADi's graph construction
     elif method == "adam":
-        iterations = iterations or 3000
-        theta = torch.tensor(theta0, dtype=DTYPE, requires_grad=True)
-        opt = torch.optim.Adam([theta], lr=lr)
-        history, best, start = [], (math.inf, theta0), 0
-        if state0 is not None:
-            start, history = int(state0["iteration"]), list(state0["history"])
-            with torch.no_grad():
-                theta.copy_(torch.as_tensor(state0["params"]["theta"], dtype=DTYPE))
-            load_torch_adam_state(opt, [theta], state0["opt"])
-            best = (float(state0["opt"]["best_loss"]), np.array(state0["params"]["best"], float))
-            t0 -= history[-1]["time_s"] if history else 0.0
-        prog = Progress(iterations, "adam", quiet)
-
-        def state(n):
-            return {"iteration": n, "history": list(history), "meta": {},
-                    "params": {"theta": theta.detach().numpy().copy(), "best": np.array(best[1], float)},
-                    "opt": {**torch_adam_state(opt, [theta]), "best_loss": np.array(best[0])}}
-
-        for it in range(start, iterations + 1):
-            opt.zero_grad()
-            r = problem.residual_torch(theta)
+        def objective(x, batch=None):
+            th = torch.tensor(x, dtype=DTYPE, requires_grad=True)
+            r = problem.residual_torch(th)
             loss = (r * r).sum()
-            lv = float(loss.detach())
-            if not math.isfinite(lv):
-                last = ", ".join(f"{k} {v:.6g}" for k, v in zip(problem.names, best[1]))
-                prog.close()
-                err = SolverError(f"loss became non-finite at iteration {it} (diverged); try a smaller --lr "
-                                  f"(last good: {last})")
-                err.last_good = best[1]
-                raise err
-            if lv < best[0]:
-                best = (lv, theta.detach().numpy().copy())
-            history.append({"iteration": it, "loss": lv, "data_loss": lv, "time_s": time.perf_counter() - t0})
-            prog.update(it, loss=lv)
-            if it == iterations:
-                break
-            loss.backward()
-            opt.step()
-            ck.after_step(it + 1, lambda: state(it + 1), prog, "adam")
-        prog.close()
-        res = ForceResult(best[1], True, f"{iterations} Adam steps (lr {lr:g})", iterations, best[0], best[0],
-                          time.perf_counter() - t0, history, [])
+            (g,) = torch.autograd.grad(loss, th)
+            f = float(loss.detach())
+            return f, g.numpy(), {"data_loss": f}
+
+        res = minimize(objective, theta0, Adam(lr=lr, schedule="constant", amsgrad=False), iterations or 3000,
+                       name="adam", keep_best=True, hint="try a smaller --lr", **ck)
     elif method == "pinn":
         from ocdl.forces.pinn import fit_pinn
-        res = fit_pinn(problem, theta0, quiet=quiet, seed=seed, state0=state0, ck=ck, **pinn_kw)
+        res = fit_pinn(problem, theta0, seed=seed, **ck, **pinn_kw)
     else:
         from ocdl.errors import unknown_name
         raise unknown_name("solver", method, ("newton", "adam", "pinn"))
     g, w, x0, v0 = problem.unpack(res.x)
-    res.extra.update({"gamma": float(g), "omega0": float(w), "x0": float(x0), "v0": float(v0),
-                      "initial_guess": dict(zip(problem.names, map(float, theta0)))})
+    res.update({"gamma": float(g), "omega0": float(w), "x0": float(x0), "v0": float(v0),
+                "initial_guess": dict(zip(problem.names, map(float, theta0)))})
     return res
+
+
+def summarize(problem, res, solver, true_gamma=None, true_omega0=None):
+    """The JSON-ready summary of an oscillator fit (the keys the command line writes), with
+    relative errors against the true parameters when given."""
+    from ocdl.forces.learn import thin_history
+    e = res
+    summary = {"problem": "oscillator", "solver": solver,
+               "integrator": "pinn-autograd" if solver == "pinn" else problem.method,
+               "final_loss": res.fun, "iterations": res.nit, "wall_time_s": res.wall_time_s,
+               "success": res.success, "message": res.message, "gamma": e["gamma"], "omega0": e["omega0"],
+               "x0": e["x0"], "v0": e["v0"], "steps": problem.steps, "n_samples": problem.n,
+               "initial_guess": e["initial_guess"], "history": thin_history(res.history)}
+    for k in ("gamma_stderr", "omega0_stderr", "x0_stderr", "v0_stderr"):
+        if k in e:
+            summary[k] = e[k]
+    if true_gamma is not None:
+        summary["gamma_rel_error"] = abs(e["gamma"] - true_gamma) / max(abs(true_gamma), 1e-300)
+    if true_omega0 is not None:
+        summary["omega0_rel_error"] = abs(e["omega0"] - true_omega0) / max(abs(true_omega0), 1e-300)
+    return summary
+
+
+def describe(summary):
+    return (f"oscillator: {summary['solver']} γ = {summary['gamma']:.6g}, ω0 = {summary['omega0']:.6g} "
+            f"({summary['iterations']} iterations, {summary['wall_time_s']:.2f}s)")
+
+
+def last_good_record(problem, x, message):
+    """The JSON record of the last good parameters after a divergence."""
+    return {"status": "diverged", "message": message, **{k: float(v) for k, v in zip(problem.names, x)}}

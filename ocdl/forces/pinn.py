@@ -8,25 +8,27 @@ An MLP ``x_φ(t)`` (tanh, input ``2t/t_max − 1``) with trainable ``γ, ω0`` m
 on ``m`` collocation points ``τ_j`` evenly spaced in ``[0, t_max]`` (``ω_ref`` = the initial ω0,
 fixed, makes the residual O(x)). Adam, then L-BFGS, as in the slides.
 
-Checkpoints (``ck``, :class:`ocdl.checkpoint.Checkpointer`) hold the network, ``γ, ω0`` and Adam's
-moments during the Adam phase, and the state at its end; an interrupt during L-BFGS stops the run
-and a resume restarts L-BFGS from the end of Adam (which is where it starts anyway: same result).
+Both phases run on :func:`ocdl.optim.minimize` over the flat vector of all parameters (the
+network's, then ``γ, ω0 (, x0, v0)``): :class:`~ocdl.optim.Adam` (constant rate), then one chunk
+of :class:`~ocdl.optim.TorchLBFGS` with ``lbfgs_steps`` iterations. Checkpoints hold the Adam
+phase (moments included: a resume is bit for bit) and its finished state; an interrupt during
+L-BFGS stops the run and a resume restarts L-BFGS from the end of Adam (which is where it starts
+anyway: same result). ``success`` is L-BFGS's own test (it ended before ``lbfgs_steps``).
 """
-import math
 import time
 
+import numpy as np
 import torch
 
-from ocdl.errors import SolverError
-from ocdl.progress import Progress
+from ocdl.optim import Adam, OptimizeResult, TorchLBFGS, minimize
+from ocdl.optim.result import CONVERGED
 
 DTYPE = torch.float64
 
 
 def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=500, lr=2e-3,
-             collocation=256, weight=1.0, quiet=True, seed=0, state0=None, ck=None):
-    from ocdl.checkpoint import load_torch_adam_state, torch_adam_state
-    from ocdl.forces.solvers import ForceResult
+             collocation=256, weight=1.0, quiet=True, seed=0, state0=None, checkpoint=None,
+             checkpoint_every=None, should_stop=None):
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     layers, width_in = [], 1
@@ -43,6 +45,8 @@ def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=5
     x_data = torch.as_tensor(problem.x, dtype=DTYPE)
     tau = torch.linspace(0, problem.tmax, collocation, dtype=DTYPE)[:, None].requires_grad_(True)
     t_ic = torch.zeros((1, 1), dtype=DTYPE, requires_grad=True)
+    tensors = list(net.parameters()) + [params]
+    n_theta = len(theta0)
 
     def model(t):
         return net(scale * t - 1.0)[:, 0]
@@ -66,71 +70,43 @@ def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=5
                 loss = loss + ((v0 - problem.fixed["v0"]) / omega_ref) ** 2
         return loss, data
 
-    history, start = [], 0
-    tensors = list(net.parameters()) + [params]
-    opt = torch.optim.Adam(tensors, lr=lr)
-    if state0 is not None:
-        start, history = int(state0["iteration"]), list(state0["history"])
+    def objective(x, batch=None):
+        """Loss, its gradient in the flat parameter vector (autograd), and γ, ω0."""
         with torch.no_grad():
-            for i, t in enumerate(tensors):
-                t.copy_(torch.as_tensor(state0["params"][f"p{i}"], dtype=DTYPE).reshape(t.shape))
-        load_torch_adam_state(opt, tensors, state0["opt"])
-        t0 -= history[-1]["time_s"] if history else 0.0
-
-    def state(n):
-        return {"iteration": n, "history": list(history), "meta": {},
-                "params": {f"p{i}": t.detach().numpy().copy() for i, t in enumerate(tensors)},
-                "opt": torch_adam_state(opt, tensors)}
-
-    prog = Progress(adam_steps + lbfgs_steps, "pinn", quiet)
-    good = None
-    for it in range(start, adam_steps):
-        opt.zero_grad()
+            torch.nn.utils.vector_to_parameters(torch.as_tensor(x, dtype=DTYPE), tensors)
         loss, data = loss_fn()
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            prog.close()
-            err = SolverError(f"PINN loss became non-finite at Adam step {it} (diverged); try a smaller --lr")
-            err.last_good = good
-            raise err
-        good = params.detach().numpy().copy()          # γ, ω0 (, x0, v0) with a finite loss
-        loss.backward()
-        opt.step()
-        if it % 50 == 0:
-            history.append({"iteration": it, "loss": lv, "data_loss": float(data.detach()),
-                            "time_s": time.perf_counter() - t0, "gamma": float(params[0].detach()),
-                            "omega0": float(params[1].detach())})
-        prog.update(it, loss=lv)
-        if ck is not None:
-            ck.after_step(it + 1, lambda: state(it + 1), prog, "pinn")
-    if ck is not None and start < adam_steps:
-        ck.save(lambda: state(adam_steps))            # the end of the Adam phase
-    lbfgs = torch.optim.LBFGS(list(net.parameters()) + [params], lr=1.0, max_iter=lbfgs_steps,
-                              tolerance_grad=1e-12, tolerance_change=1e-16, history_size=50,
-                              line_search_fn="strong_wolfe")
+        grads = torch.autograd.grad(loss, tensors)
+        g = torch.cat([gr.reshape(-1) for gr in grads]).numpy()
+        return float(loss.detach()), g, {"data_loss": float(data.detach()), "gamma": float(x[-n_theta]),
+                                         "omega0": float(x[-n_theta + 1])}
 
-    def closure():
-        if ck is not None and ck.should_stop is not None and ck.should_stop():
-            prog.close("pinn: interrupted during L-BFGS; a resume restarts L-BFGS from the end of Adam")
-            raise KeyboardInterrupt
-        lbfgs.zero_grad()
-        loss, _ = loss_fn()
-        loss.backward()
-        return loss
-
+    x0 = torch.nn.utils.parameters_to_vector(tensors).detach().numpy().copy()
+    hint = "try a smaller --lr"
+    adam = minimize(objective, x0, Adam(lr=lr, schedule="constant", amsgrad=False), adam_steps, name="pinn",
+                    quiet=quiet, state0=state0, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                    should_stop=should_stop, hint=hint)
+    res = adam
     if lbfgs_steps > 0:
-        lbfgs.step(closure)
-    loss, data = loss_fn()
-    lv = float(loss.detach())
-    if not math.isfinite(lv):
-        raise SolverError("PINN loss became non-finite during L-BFGS")
-    history.append({"iteration": adam_steps + lbfgs_steps, "loss": lv, "data_loss": float(data.detach()),
-                    "time_s": time.perf_counter() - t0, "gamma": float(params[0].detach()), "omega0": float(params[1].detach())})
-    prog.close()
-    x = params.detach().numpy().copy()
+        def interruptible(x, batch=None):
+            if should_stop is not None and should_stop():
+                raise KeyboardInterrupt     # the checkpoint holds the finished Adam phase
+            return objective(x, batch)
+
+        rule = TorchLBFGS(max_iter=lbfgs_steps, history_size=50, max_eval=lbfgs_steps * 5 // 4)
+        res = minimize(interruptible, adam.x, rule, 1, name="pinn L-BFGS", quiet=quiet, hint=hint)
+        if rule.stop_next:          # L-BFGS ended before its iteration budget: its convergence test
+            res.update(status=CONVERGED, success=True, message="converged: L-BFGS ended early "
+                       "(gradient or change at tolerance)")
+        offset = adam.nit
+        res.history = list(adam.history) + [dict(h, iteration=h["iteration"] + offset) for h in res.history]
+        res.nit = offset + res.nit
+    x = np.asarray(res.x, float)
     with torch.no_grad():
+        torch.nn.utils.vector_to_parameters(torch.as_tensor(x, dtype=DTYPE), tensors)
         tt = torch.linspace(0, problem.tmax, 400, dtype=DTYPE)[:, None]
         curve = model(tt).numpy()
-    return ForceResult(x, True, f"{adam_steps} Adam steps (lr {lr:g}) + L-BFGS ({lbfgs_steps} max)",
-                       adam_steps + lbfgs_steps, lv, float(data.detach()), time.perf_counter() - t0, history, [],
-                       {"pinn_curve": {"t": tt[:, 0].numpy(), "x": curve}})
+    out = OptimizeResult(res)
+    out.update(x=x[-n_theta:].copy(), wall_time_s=time.perf_counter() - t0,
+               pinn_curve={"t": tt[:, 0].numpy(), "x": curve},
+               message=f"Adam {adam_steps} steps (lr {lr:g}); then {res.message}" if lbfgs_steps > 0 else res.message)
+    return out

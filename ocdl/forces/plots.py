@@ -84,19 +84,19 @@ def plot_position(path, problem, res, truth=None, title=""):
 
 
 def plot_oscillator(path, problem, results, truth=None, title=""):
-    """``results``: {label: ForceResult}; draws data, each fitted trajectory, and the errors."""
+    """``results``: {label: OptimizeResult of solve_oscillator}; draws data, each fitted trajectory,
+    and the training curves."""
     from ocdl.forces.oscillator import OscillatorProblem
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     ax = axes[0]
     ax.plot(problem.t, problem.x, "o", color="0.5", label="noisy data")
     tt = np.linspace(0, problem.tmax, 600)
-    for k, (label, res) in enumerate(results.items()):
-        e = res.extra
+    for k, (label, e) in enumerate(results.items()):
         dense = OscillatorProblem(tt, np.zeros_like(tt), e["x0"], e["v0"], steps=max(problem.steps, 600))
         with torch.no_grad():
             xs = dense.predict_torch(torch.tensor([e["gamma"], e["omega0"]], dtype=torch.float64)).numpy()
         ax.plot(tt, xs, color=f"C{k}", lw=1.5,
-                label=f"{label}: γ={e['gamma']:.4f}, ω0={e['omega0']:.4f} ({res.wall_time_s:.1f}s)")
+                label=f"{label}: γ={e['gamma']:.4f}, ω0={e['omega0']:.4f} ({e.wall_time_s:.1f}s)")
         if "pinn_curve" in e:
             ax.plot(e["pinn_curve"]["t"], e["pinn_curve"]["x"], "--", color=f"C{k}", lw=1, label=f"{label}: MLP x(t)")
     ax.set_xlabel("t")

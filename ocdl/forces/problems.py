@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ocdl.forces import checks
-from ocdl.forces.network import DragField, PositionField, check_method, costate_gradient, propagate, rk_step
+from ocdl.forces.network import DragField, PositionField, casadi_step, check_method, costate_gradient, propagate
 from ocdl.forces.table import ForceGrid
 
 DTYPE = torch.float64
@@ -70,11 +70,6 @@ class _TableProblem:
             (g,) = torch.autograd.grad(phi, y)
         return phi.detach(), g
 
-    def data_residual_np(self, theta, subset=None):
-        with torch.no_grad():
-            return self.data_residual(self.final_state(torch.as_tensor(theta, dtype=DTYPE), subset),
-                                      subset).numpy()
-
     def zero_theta(self):
         return np.zeros(self.grid.size)
 
@@ -118,7 +113,7 @@ class DragProblem(_TableProblem):
 
     # CasADi: one sample's step, then the residual of a batch
     def casadi_step(self, ca, y, theta, h):
-        return rk_step(lambda u: self.g - self.grid.value_casadi(theta, u), y, h, self.method)
+        return casadi_step(ca, lambda u: self.g - self.grid.value_casadi(theta, u), y, h, self.method)
 
     def casadi_sample_data(self, subset):
         """Per-sample constants for :meth:`casadi_sample_residual`: rows ``vT``, weight."""
@@ -180,36 +175,14 @@ class PositionProblem(_TableProblem):
         """Positions visited by the network trajectories of the positive samples."""
         with torch.no_grad():
             y0 = self.y0[self.pos_t] if which is None else self.y0[which]
-            _, states = propagate(self.field, torch.as_tensor(theta, dtype=DTYPE), y0, self.T,
-                                  self.steps, self.method, keep=True)
-            xs = torch.stack([s[:, 0] for s in states])
+            _, Y = propagate(self.field, torch.as_tensor(theta, dtype=DTYPE), y0, self.T,
+                             self.steps, self.method, keep=True)
+            xs = Y[:, :, 0]
         return float(xs.min()), float(xs.max())
 
     def casadi_step(self, ca, y, theta, h):
         acc = lambda u: self.grid.value_casadi(theta, u)  # noqa: E731
-        x, v = y[0], y[1]
-        if self.method == "verlet":
-            vh = v + 0.5 * h * acc(x)
-            xn = x + h * vh
-            return ca.vertcat(xn, vh + 0.5 * h * acc(xn))
-        if self.method == "gauss2":
-            from ocdl.forces.network import _A2SQ, _B2, _BTA, _C2
-            u = ca.SX.sym("u")
-            accf = ca.Function("a", [u, theta], [acc(u)])
-            slope = ca.Function("da", [u, theta], [ca.jacobian(acc(u), u)])
-            K = [acc(x + h * _C2[i] * v) for i in range(2)]
-            for _ in range(4):  # Newton on K = a(X(K)); h²‖A²‖ max|F'| ≪ 1, converges to round-off
-                X = [x + h * _C2[i] * v + h * h * (_A2SQ[i, 0] * K[0] + _A2SQ[i, 1] * K[1]) for i in range(2)]
-                G = [K[i] - acc(X[i]) for i in range(2)]
-                s = [slope(X[i], theta) for i in range(2)]
-                M = ca.vertcat(ca.horzcat(1 - h * h * s[0] * _A2SQ[0, 0], -h * h * s[0] * _A2SQ[0, 1]),
-                               ca.horzcat(-h * h * s[1] * _A2SQ[1, 0], 1 - h * h * s[1] * _A2SQ[1, 1]))
-                d = ca.solve(M, ca.vertcat(G[0], G[1]))
-                K = [K[0] - d[0], K[1] - d[1]]
-            return ca.vertcat(x + h * v + h * h * (_BTA[0] * K[0] + _BTA[1] * K[1]),
-                              v + h * (_B2[0] * K[0] + _B2[1] * K[1]))
-        f = lambda yy: ca.vertcat(yy[1], acc(yy[0]))  # noqa: E731
-        return rk_step(f, y, h, self.method)
+        return casadi_step(ca, lambda yy: ca.vertcat(yy[1], acc(yy[0])), y, h, self.method, accel=acc)
 
     def casadi_sample_data(self, subset):
         """Per-sample constants: rows ``kind``, ``vT`` (0 for negatives), kind weight, vT weight

@@ -15,6 +15,11 @@ def _finite(name, values):
         raise InputError(f"the force expression gives non-finite values ({name}); check --force and the ranges")
 
 
+def _finite_output(values, name):
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"simulation produced non-finite {name}; the force blows up in this range")
+
+
 def flow(rhs, y0, T, t_eval=None):
     """Integrate ``ẏ = rhs(y)`` (vectorised over the flat state) from ``y0`` to ``T``."""
     sol = solve_ivp(lambda t, y: rhs(y), (0.0, T), np.asarray(y0, float), method="DOP853",
@@ -26,6 +31,8 @@ def flow(rhs, y0, T, t_eval=None):
 
 def simulate_drag(force, T, g, samples=50, vmin=0.0, vmax=40.0, noise=0.0, seed=0):
     """``v̇ = g − F(v)`` from ``v0`` evenly spaced in ``[vmin, vmax]``; returns ``(v0, vT)``."""
+    if vmax <= vmin:
+        raise InputError("--vmax must be greater than --vmin")
     v0 = np.linspace(vmin, vmax, samples)
 
     def rhs(v):
@@ -36,6 +43,7 @@ def simulate_drag(force, T, g, samples=50, vmin=0.0, vmax=40.0, noise=0.0, seed=
     vT = flow(rhs, v0, T)[:, -1]
     if noise > 0:
         vT = vT + np.random.default_rng(seed).normal(0.0, noise, vT.shape)
+    _finite_output(vT, "vT")
     return v0, vT
 
 
@@ -44,6 +52,10 @@ def simulate_position(force, T, target, eps, samples=2000, xmin=0.0, xmax=10.0, 
     """``ẋ = v, v̇ = F(x)`` from ``(x0, v0)`` uniform in the window; keep ``positive_fraction``
     positives (``|x(T) − x*| < ε``, their ``vT`` recorded) and the rest negatives.
     Returns ``(x0, v0, kind, vT)`` with ``vT = NaN`` for negatives."""
+    if xmax <= xmin or vmax < vmin:
+        raise InputError("the window needs --xmin < --xmax and --vmin ≤ --vmax")
+    if not 0 < positive_fraction < 1:
+        raise InputError("--positive-fraction must be in (0, 1)")
     rng = np.random.default_rng(seed)
     n_pos = int(round(samples * positive_fraction))
     n_neg = samples - n_pos
@@ -77,14 +89,21 @@ def simulate_position(force, T, target, eps, samples=2000, xmin=0.0, xmax=10.0, 
     kind = np.concatenate([np.ones(n_pos), np.zeros(n_neg)])
     if noise > 0:
         vT = vT + rng.normal(0.0, noise, vT.shape)
+    _finite_output(vT[kind == 1], "vT")
     perm = rng.permutation(samples)
     return x0[perm], v0[perm], kind[perm], vT[perm]
 
 
-def simulate_oscillator(gamma, omega0, x0=1.0, v0=0.0, T=1.0, samples=40, noise=0.04, seed=0):
-    """``x'' + 2γx' + ω0² x = 0`` sampled at ``samples`` evenly spaced times in ``[0, T]``, plus
-    Gaussian noise of standard deviation ``noise``; returns ``(t, x)``."""
+def simulate_oscillator(gamma, omega0, x0=1.0, v0=0.0, T=1.0, samples=40, noise=0.04, seed=0, accel=None):
+    """``x'' + 2γx' + ω0² x = 0`` (or ``x'' = accel(x=…, v=…)`` when given) sampled at ``samples``
+    evenly spaced times in ``[0, T]``, plus Gaussian noise of standard deviation ``noise``;
+    returns ``(t, x)``."""
     t = np.linspace(0.0, T, samples)
-    y = flow(lambda y: np.array([y[1], -2 * gamma * y[1] - omega0 ** 2 * y[0]]), [x0, v0], T, t_eval=t)
+    if accel is None:
+        rhs = lambda y: np.array([y[1], -2 * gamma * y[1] - omega0 ** 2 * y[0]])  # noqa: E731
+    else:
+        rhs = lambda y: np.array([y[1], float(accel(x=y[0], v=y[1]))])  # noqa: E731
+    y = flow(rhs, [x0, v0], T, t_eval=t)
     x = y[0] + (np.random.default_rng(seed).normal(0.0, noise, samples) if noise > 0 else 0.0)
+    _finite_output(x, "x")
     return t, x

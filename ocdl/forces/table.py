@@ -72,22 +72,13 @@ class ForceGrid:
         out.index_add_(0, j + 1, w * cot)
         return out
 
-    # --- numpy / CasADi ---------------------------------------------------------------------
-    def value_np(self, table, u):
-        return np.interp(u, self.nodes, table)
-
+    # --- CasADi ---------------------------------------------------------------------------
     def value_casadi(self, table, u):
         """``F(u)`` for a scalar CasADi symbol as a sum of hat functions (same clipping rule)."""
         import casadi as ca
         uc = ca.fmin(ca.fmax(u, self.lo), self.hi)
         hats = ca.fmax(0, 1 - ca.fabs(uc - ca.DM(self.nodes)) / self.step)
         return ca.dot(hats, table)
-
-
-def smoothness(table):
-    """``Σ_j (F_{j+1} − F_j)²``."""
-    d = table[1:] - table[:-1]
-    return (d * d).sum()
 
 
 def difference_matrix(size):

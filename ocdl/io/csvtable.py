@@ -3,10 +3,16 @@
 Every problem with a file becomes one :class:`~ocdl.errors.InputError` line naming the file,
 the row or column, and the fix: missing / empty file, header only, missing or duplicate
 columns, ragged rows, non-numeric cells, NaN / inf, bad labels.
+
+Classification tables (:func:`read_classification`) take any header names: the label column is
+``label_column``, else ``label`` if present, else the last column; every other column is a
+numeric feature. Labels may be integers or names; they are mapped to class indices 0..C−1 in
+sorted order (``classes[c]`` is the original label of class c).
 """
 import csv
 import math
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,22 +46,8 @@ def _read_rows(path):
     return path, header, rows[1:]
 
 
-def read_table(path, columns=None, optional=(), allow_empty=()):
-    """Read a numeric CSV into ``{column: float array}``.
-
-    ``columns``: required column names (exact), or None for all. ``optional``: names that may
-    be absent. ``allow_empty``: columns whose cells may be empty (read as NaN); every other
-    cell must be a finite number.
-    """
-    path, header, body = _read_rows(path)
-    if columns is not None:
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise InputError(f"{path}: missing column(s) {', '.join(missing)}; "
-                             f"expected header {','.join(columns)} (found {','.join(header)})")
-        wanted = list(columns) + [c for c in optional if c in header]
-    else:
-        wanted = header
+def _numeric(path, header, body, wanted, allow_empty=()):
+    """The columns ``wanted`` of the rows ``body`` as a float array (n, len(wanted))."""
     idx = [header.index(c) for c in wanted]
     data = np.empty((len(body), len(wanted)))
     for i, row in enumerate(body, start=2):
@@ -73,40 +65,144 @@ def read_table(path, columns=None, optional=(), allow_empty=()):
             if not math.isfinite(v):
                 raise InputError(f"{path}: line {i}, column '{col}': non-finite value '{cell}'")
             data[i - 2, j] = v
+    return data
+
+
+def read_table(path, columns=None, optional=(), allow_empty=()):
+    """Read a numeric CSV into ``{column: float array}``.
+
+    ``columns``: required column names (exact), or None for all. ``optional``: names that may
+    be absent. ``allow_empty``: columns whose cells may be empty (read as NaN); every other
+    cell must be a finite number.
+    """
+    path, header, body = _read_rows(path)
+    if columns is not None:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(missing)}; "
+                             f"expected header {','.join(columns)} (found {','.join(header)})")
+        wanted = list(columns) + [c for c in optional if c in header]
+    else:
+        wanted = header
+    data = _numeric(path, header, body, wanted, allow_empty)
     return {c: data[:, j].copy() for j, c in enumerate(wanted)}
 
 
-def read_labelled(path, require_labels=True, min_classes=2):
-    """Read a classification CSV with header ``x1,...,xd,label``.
+def label_key(value):
+    """The text a label is matched by: integer-valued numbers as ``str(int)`` (so ``1``, ``1.0``
+    and ``"1"`` are one class), other values as ``str``."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value).strip()
+    if math.isfinite(v) and v == round(v):
+        return str(int(v))
+    return str(value).strip()
 
-    Returns ``(X, y)`` with ``X`` float64 of shape (n, d) and ``y`` int64 labels in
-    ``0..C-1`` (``y`` is None when the file has no ``label`` column and labels are not
-    required).
+
+def _parse_labels(path, column, cells):
+    """Label cells → values: all integers → int, else (some are names) → the stripped strings.
+    A fractional or non-finite number among numeric labels is an error (not a class label)."""
+    cells = [c.strip() for c in cells]
+    for i, c in enumerate(cells, start=2):
+        if c == "":
+            raise InputError(f"{path}: line {i}, column '{column}': empty label")
+    try:
+        vals = [float(c) for c in cells]
+    except ValueError:
+        return cells                                    # names (or mixed): labels as text
+    for i, (c, v) in enumerate(zip(cells, vals), start=2):
+        if not math.isfinite(v) or v != round(v):
+            raise InputError(f"{path}: line {i}, column '{column}': label '{c}' is not an integer; "
+                             f"class labels must be integers or names")
+    return [int(v) for v in vals]
+
+
+class LabelledTable(NamedTuple):
+    """A classification table: ``X`` (n, d) float64, ``y`` (n,) int64 class indices or None,
+    ``features`` (d column names, input order), ``label_column`` (None when absent) and
+    ``classes`` (original labels, ``classes[y[i]]`` is row i's label)."""
+    X: np.ndarray
+    y: object
+    features: list
+    label_column: object
+    classes: object
+
+
+def read_classification(path, label_column=None, features=None, classes=None, require_labels=True,
+                        min_classes=2):
+    """Read a classification CSV with any header names.
+
+    * ``label_column``: the label column's name; None: ``label`` if present, else the last
+      column (when ``features`` is given or labels are not required: ``label`` if present, else
+      no labels).
+    * ``features``: the feature columns to take, by name and in this order (extra columns are
+      ignored) — how a saved model reads new data; None: every column but the label.
+    * ``classes``: the known classes (a model's); labels are mapped to their index and an unknown
+      label is an error. None: ``classes = sorted(set(labels))`` (integers sort numerically,
+      names as text) and at least ``min_classes`` of them.
+
+    Returns a :class:`LabelledTable`; ``y`` is None when there is no label column and
+    ``require_labels`` is false.
     """
-    path, header, _ = _read_rows(path)
-    feats = [h for h in header if h != "label"]
-    expected = [f"x{j + 1}" for j in range(len(feats))]
-    if feats != expected:
-        raise InputError(f"{path}: columns must be x1,...,xd,label (found {','.join(header)})")
-    if not feats:
-        raise InputError(f"{path}: no feature columns; expected header x1,...,xd,label")
-    has_label = "label" in header
-    if not has_label and require_labels:
-        raise InputError(f"{path}: missing column 'label'; expected header {','.join(expected)},label")
-    table = read_table(path, feats + (["label"] if has_label else []))
-    X = np.stack([table[f] for f in feats], axis=1)
-    if not has_label:
-        return X, None
-    lab = table["label"]
-    if np.any(lab != np.round(lab)) or np.any(lab < 0):
-        bad = lab[(lab != np.round(lab)) | (lab < 0)][0]
-        raise InputError(f"{path}: label {bad:g} is not a non-negative integer; labels must be 0..C-1")
-    y = lab.astype(np.int64)
-    C = int(y.max()) + 1
-    present = np.unique(y)
-    if len(present) != C:
-        missing = sorted(set(range(C)) - set(present.tolist()))
-        raise InputError(f"{path}: labels must be 0..C-1 with every class present; missing {missing}")
-    if C < min_classes:
-        raise InputError(f"{path}: only one class present; classification needs at least {min_classes}")
-    return X, y
+    path, header, body = _read_rows(path)
+    if label_column is not None and label_column not in header:
+        if require_labels or features is None:
+            raise InputError(f"{path}: no column '{label_column}' for the labels (columns: {', '.join(header)})")
+        label_column = None
+    elif label_column is None:
+        if "label" in header:
+            label_column = "label"
+        elif features is None and require_labels:
+            label_column = header[-1]
+    if features is None:
+        features = [h for h in header if h != label_column]
+        if not features:
+            raise InputError(f"{path}: no feature columns; need numeric feature columns and a label column")
+    else:
+        features = [str(f) for f in features]
+        missing = [f for f in features if f not in header]
+        if missing:
+            raise InputError(f"{path}: missing feature column(s) {', '.join(missing)}; the model reads "
+                             f"{', '.join(features)} (found {', '.join(header)})")
+        if label_column in features:
+            label_column = None
+    if label_column is None and require_labels:
+        raise InputError(f"{path}: no label column; add a 'label' column or name one with --label-column")
+    X = _numeric(path, header, body, features)
+    if label_column is None:
+        return LabelledTable(X, None, features, None, None if classes is None else list(classes))
+    j = header.index(label_column)
+    labels = _parse_labels(path, label_column, [row[j] for row in body])
+    if classes is None:
+        classes = sorted(set(labels), key=lambda v: (isinstance(v, str), v))
+        if len(classes) < min_classes:
+            raise InputError(f"{path}: only one class present ({classes[0]!r}); classification needs at least "
+                             f"{min_classes}")
+    index = {label_key(c): i for i, c in enumerate(classes)}
+    y = np.empty(len(labels), dtype=np.int64)
+    for i, v in enumerate(labels):
+        k = index.get(label_key(v))
+        if k is None:
+            shown = ", ".join(repr(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
+            raise InputError(f"{path}: line {i + 2}: label {v!r} is not one of the classes the model knows ({shown})")
+        y[i] = k
+    return LabelledTable(X, y, features, label_column, list(classes))
+
+
+def read_labelled(path, require_labels=True, min_classes=2, label_column=None):
+    """``(X, y)`` of :func:`read_classification` for callers that index classes by the labels
+    themselves (training and test files read separately): integer labels must be ``0..C−1`` with
+    every class present and are kept as they are (so a second file with the same labels gets the
+    same indices); named labels map to 0..C−1 in sorted order. ``y`` is None when the file has no
+    label column and labels are not required."""
+    t = read_classification(path, label_column=label_column, require_labels=require_labels,
+                            min_classes=min_classes)
+    if t.y is None or not all(isinstance(c, int) for c in t.classes):
+        return t.X, t.y
+    if t.classes != list(range(len(t.classes))):
+        raise InputError(f"{os.fspath(path)}: integer labels must be 0..C-1 with every class present "
+                         f"(found {', '.join(map(str, t.classes))})")
+    return t.X, t.y

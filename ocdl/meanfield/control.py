@@ -61,8 +61,8 @@ def _cell_kinetic(grid, a):
 
 
 def _check(grid, rho0, terminal, nu, T, steps):
-    if grid.dim != 1:
-        raise InputError("the drift-as-control solvers are 1-D")
+    if grid.dim not in (1, 2):
+        raise InputError("the drift-as-control solvers are 1-D or 2-D")
     if not nu > 0:
         raise InputError("--nu must be > 0 for the drift-as-control problem")
     if not T > 0 or steps < 1:
@@ -138,7 +138,8 @@ def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn"
     dt = T / steps
     omega = (1.0 if g == 0 else 0.5) if damping is None else float(damping)
     nf = grid.left.size
-    a0 = (np.zeros((steps, nf)) if initial_drift is None else np.array([np.asarray(d, dtype=float) for d in initial_drift]))
+    a0 = (np.zeros((steps, nf)) if initial_drift is None
+          else np.array([np.asarray(d, dtype=float) for d in initial_drift]))
     last = {}
 
     def objective(v, batch):
@@ -186,7 +187,8 @@ def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme=
         for n in range(steps - 1, -1, -1):                  # ∂φ/∂t = −(ν²/2)Δφ + (g/ν²)ρφ, backward
             phi[n] = steppers[n].backward(phi[n + 1])
         if np.any((phi[0] <= 0) & (rho0 > 0)) or not np.all(np.isfinite(phi[0])):
-            raise SolverError("Hopf–Cole underflow: e^{−Φ/ν²} vanishes where ρ0 > 0; use --method sweep or a larger --nu")
+            raise SolverError("Hopf–Cole underflow: e^{−Φ/ν²} vanishes where ρ0 > 0; "
+                              "use --method sweep or a larger --nu")
         phihat = np.where(rho0 > 0, rho0 / np.where(phi[0] > 0, phi[0], 1.0), 0.0)
         new = [rho0]
         for n in range(steps):                              # ∂φ̂/∂t = (ν²/2)Δφ̂ − (g/ν²)ρφ̂, forward
@@ -251,3 +253,14 @@ def control_domain(terminal, mean, std, nu, T, xmin=None, xmax=None, spreads=6.0
     if not hi > lo:
         raise InputError(f"--xmax ({hi:g}) must be greater than --xmin ({lo:g})")
     return lo, hi
+
+
+def control_box_2d(terminal, mean, std, nu, T, cells, xmin=None, xmax=None, spreads=4.0):
+    """A square ``cells × cells`` grid for the 2-D problem from ``N(mean, std² I)`` and ``Φ(x, y)``:
+    per axis, :func:`control_domain` of Φ on the line through the initial mean; ``xmin``/``xmax``
+    (both axes) override."""
+    from ocdl.meanfield.grid import make_grid
+    mean = np.asarray(mean, dtype=float)
+    lx = control_domain(lambda x: terminal(x, np.full_like(x, mean[1])), mean[0], std, nu, T, xmin, xmax, spreads)
+    ly = control_domain(lambda y: terminal(np.full_like(y, mean[0]), y), mean[1], std, nu, T, xmin, xmax, spreads)
+    return make_grid([lx[0], ly[0]], [lx[1], ly[1]], [cells, cells])

@@ -78,9 +78,9 @@ def flux_coefficient_derivatives(drift_normal, D, h):
 def assemble_from_coefficients(grid: Grid, cL, cR):
     """Sparse ``L`` with ``(Lρ)_i = −Σ_faces ±F/h`` for face fluxes ``F = cL ρ_L − cR ρ_R``."""
     n = grid.ncells
-    l, r, h = grid.left, grid.right, grid.spacing
-    rows = np.concatenate([l, l, r, r])
-    cols = np.concatenate([l, r, l, r])
+    lf, r, h = grid.left, grid.right, grid.spacing
+    rows = np.concatenate([lf, lf, r, r])
+    cols = np.concatenate([lf, r, lf, r])
     vals = np.concatenate([-cL / h, cR / h, cL / h, -cR / h])
     return sps.csc_matrix((vals, (rows, cols)), shape=(n, n))
 

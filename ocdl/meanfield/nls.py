@@ -184,36 +184,85 @@ def time_steps(T, dt):
     return steps, T / steps
 
 
-def run_case(psi0, T, steps, L=40.0, points=512, g=None, hbar=1.0, eta=None, velocity=0.0, x0=0.0, width=None,
-             omega=1.0, potential=None, progress=None):
-    """Integrate one initial state on the periodic box and check it: ``(x, result, report)``.
+def read_psi0(path, box):
+    """A user's ψ₀ on ``box``: CSV ``x,re,im`` (1-D) / ``x,y,re,im`` (2-D, rows in the box's order,
+    ``y`` fastest) or ``.npz`` with ``psi`` (complex, shape of the grid) and optionally ``x`` (the axis).
+    The file's points must be the box's ``x_k = −L/2 + kL/points`` (to 1e-9 L): else an
+    :class:`InputError` saying what the file has and what the command expects."""
+    expect = f"the command's grid is {box.n}{'×' + str(box.n) if box.dim == 2 else ''} points on [{-box.L / 2:g}, " \
+             f"{box.L / 2:g}) (x_k = −L/2 + k·L/points; set --points and --L to match)"
+    axis = box.x[0] if box.dim == 1 else box.x[0][:, 0]
+    if str(path).endswith(".npz"):
+        try:
+            with np.load(path) as z:
+                if "psi" not in z:
+                    raise InputError(f"{path}: no array 'psi' in the .npz file")
+                psi = np.asarray(z["psi"], dtype=complex)
+                xs = np.asarray(z["x"], dtype=float).reshape(-1) if "x" in z else None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read --psi0 {path}: {exc}") from None
+        if psi.shape != box.x[0].shape or (xs is not None and (xs.size != box.n or
+                                                               np.max(np.abs(xs - axis)) > 1e-9 * box.L)):
+            raise InputError(f"--psi0 {path}: psi has shape {psi.shape}"
+                             f"{'' if xs is None else f' on x in [{xs.min():g}, {xs.max():g}]'}; {expect}")
+    elif str(path).endswith(".csv"):
+        from ocdl.io.csvtable import read_table
+        cols = ["x", "re", "im"] if box.dim == 1 else ["x", "y", "re", "im"]
+        t = read_table(path, cols)
+        pts = [np.ravel(xx) for xx in box.x]
+        ok = t["x"].size == pts[0].size and all(np.max(np.abs(t[c] - q)) <= 1e-9 * box.L
+                                                  for c, q in zip(cols, pts))
+        if not ok:
+            raise InputError(f"--psi0 {path}: {t['x'].size} rows with x in [{t['x'].min():g}, {t['x'].max():g}]; "
+                             f"{expect}")
+        psi = (t["re"] + 1j * t["im"]).reshape(box.x[0].shape)
+    else:
+        raise InputError(f"--psi0 {path}: give soliton, gaussian, coherent, a .csv (x,re,im) or a .npz (psi)")
+    if not np.all(np.isfinite(psi)) or not np.any(psi != 0):
+        raise InputError(f"--psi0 {path}: ψ must be finite and not identically zero")
+    return psi
 
-    ``psi0``: ``"soliton"`` (default ``g = −1``), ``"gaussian"`` or ``"coherent"`` (default
-    ``V = ω²x²/2``); ``potential``: a callable ``V(x)`` (default 0, coherent: the trap). The report
-    holds the mass and energy drifts, the Madelung residuals at T, the final mass and energy and,
-    where an analytic solution exists, ``max_error_vs_analytic`` (soliton, V = 0: max |ψ − ψ_exact|)
-    or ``max_density_error_vs_analytic`` (coherent state, V = trap, g = 0: max ||ψ|² − |ψ_exact|²|)."""
+
+def run_case(psi0, T, steps, L=40.0, points=512, g=None, hbar=1.0, eta=None, velocity=0.0, x0=0.0, width=None,
+             omega=1.0, potential=None, progress=None, dim=1):
+    """Integrate one initial state on the periodic box and check it: ``(x axis, result, report)``.
+
+    ``psi0``: ``"soliton"`` (1-D; default ``g = −1``), ``"gaussian"`` or ``"coherent"`` (default
+    ``V = ω²|x|²/2``; in 2-D the product of the 1-D states, moving along x), or a file
+    (:func:`read_psi0`); ``potential``: a callable ``V(x)`` / ``V(x, y)`` (default 0, coherent:
+    the trap). The report holds the mass and energy drifts, the Madelung residuals at T, the final
+    mass and energy and, where an analytic solution exists (1-D), ``max_error_vs_analytic``
+    (soliton, V = 0: max |ψ − ψ_exact|) or ``max_density_error_vs_analytic`` (coherent state,
+    V = trap, g = 0: max ||ψ|² − |ψ_exact|²|)."""
     g = g if g is not None else (-1.0 if psi0 == "soliton" else 0.0)
     eta = 1.0 if eta is None else eta
     width = 1.0 if width is None else width
-    box = PeriodicBox(L, points)
+    box = PeriodicBox(L, points, dim)
     x = box.x[0]
     if potential is not None:
-        V = np.broadcast_to(np.asarray(potential(x), dtype=float), x.shape).copy()
+        V = np.broadcast_to(np.asarray(potential(*box.x), dtype=float), x.shape).copy()
         if not np.all(np.isfinite(V)):
             raise InputError("--potential is not finite on the grid; check the expression")
     elif psi0 == "coherent":
-        V = 0.5 * omega ** 2 * x ** 2
+        V = 0.5 * omega ** 2 * sum(xx ** 2 for xx in box.x)
     else:
         V = np.zeros_like(x)
     if psi0 == "soliton":
+        if dim != 1:
+            raise InputError("the soliton is 1-D; in 2-D use --psi0 gaussian, coherent or a file")
         start = soliton(x, 0.0, eta, velocity, x0, g, hbar, L)
     elif psi0 == "gaussian":
         start = gaussian_packet(x, x0, width, velocity, hbar)
+        if dim == 2:
+            start = start * gaussian_packet(box.x[1], 0.0, width, 0.0, hbar)
     elif psi0 == "coherent":
         start = coherent_state(x, x0, velocity, omega, hbar)
+        if dim == 2:
+            start = start * coherent_state(box.x[1], 0.0, 0.0, omega, hbar)
+    elif isinstance(psi0, str) and psi0.endswith((".csv", ".npz")):
+        start = read_psi0(psi0, box)
     else:
-        raise InputError(f"unknown initial state '{psi0}' (valid: soliton, gaussian, coherent)")
+        raise InputError(f"unknown initial state '{psi0}' (valid: soliton, gaussian, coherent, FILE.csv, FILE.npz)")
     dt = T / steps
     res = split_step(box, start, V, g, hbar, dt, steps, record_every=max(1, steps // 1000), progress=progress)
     cont, hj = madelung_residuals(box, res.previous[0], res.previous[1], res.psi, dt, V, g, hbar)
@@ -222,6 +271,9 @@ def run_case(psi0, T, steps, L=40.0, points=512, g=None, hbar=1.0, eta=None, vel
            "madelung_continuity_residual": cont, "madelung_hj_residual": hj,
            "psi0": psi0, "g": g, "hbar": hbar, "T": T, "dt": dt, "points": points, "L": L,
            "mass": float(res.mass[-1]), "energy": float(res.energy[-1])}
+    if dim == 2:
+        out["dim"] = 2
+        return x[:, 0], res, out
     if psi0 == "soliton" and potential is None:
         out["max_error_vs_analytic"] = float(np.max(np.abs(res.psi - soliton(x, T, eta, velocity, x0, g, hbar, L))))
     if psi0 == "coherent" and potential is None and g == 0:

@@ -84,3 +84,26 @@ def plot_class_densities(grid, rho_path, layers, steps_per_layer, params, histor
     fig.suptitle(title or "class densities flowing through the stochastic ResNet (red: class 0, blue: class 1)",
                  fontsize=10)
     save_figure(fig, path)
+
+
+def plot_control_2d(grid, rho0, sweep, hopf_cole, Phi, path):
+    """2-D drift-as-control: ρ0 with contours of Φ, ρ(T) of the sweep and of Hopf–Cole, their difference."""
+    import numpy as np
+    from ocdl.plotting import plt, save_figure
+    ext = [grid.lower[0], grid.upper[0], grid.lower[1], grid.upper[1]]
+    img = lambda v: np.asarray(v).reshape(grid.shape).T  # noqa: E731
+    fig, axs = plt.subplots(1, 4, figsize=(15, 3.8))
+    panels = ((rho0, "ρ0 (contours: Φ)"), (sweep.rho, f"ρ(T), sweep (cost {sweep.cost:.4f})"),
+              (hopf_cole.rho, f"ρ(T), Hopf–Cole (cost {hopf_cole.cost:.4f})"),
+              (sweep.rho - hopf_cole.rho,
+               f"sweep − Hopf–Cole (L1 {grid.volume * np.sum(np.abs(sweep.rho - hopf_cole.rho)):.1e})"))
+    for ax, (v, title) in zip(axs, panels):
+        im = ax.imshow(img(v), origin="lower", extent=ext, aspect="equal", cmap="RdBu_r" if "−" in title else "viridis")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_title(title, fontsize=9)
+    X = grid.centres
+    axs[0].contour(X[:, 0].reshape(grid.shape).T, X[:, 1].reshape(grid.shape).T, img(Phi), 8, colors="w",
+                   linewidths=0.6)
+    fig.suptitle("2-D drift-as-control: FP–HJB sweep and the imaginary-time Schrödinger (Hopf–Cole) pair",
+                 fontsize=10)
+    save_figure(fig, path)

@@ -17,7 +17,10 @@ with ``w_c = n_c/n`` (so ``Σ_c w_c E_c = (1/n) Σ_i`` for empirical class measu
   regulariser ``dt Σ_n (α/2)|θ_{k(n)}|² = h Σ_k (α/2)|θ_k|²``. For a fixed noise path this is the
   exact gradient of the sampled cost (pathwise / common random numbers); unbiased for the
   expected cost.
-* **Density (Fokker–Planck) method** (:class:`DensityProblem`): class densities on a grid,
+* **Lagrangian density method** (:func:`ocdl.meanfield.lagrangian.blob_value_and_grad`): each
+  class density a sum of Gaussian blobs carried by the flow, diffusion added to their covariance;
+  exact discrete adjoint. This is the density method that trains (docs/meanfield.md).
+* **Eulerian density (Fokker–Planck) method** (:class:`DensityProblem`): class densities on a grid,
   the exact discrete mean-field gradient of :class:`ocdl.meanfield.adjoint.MeanFieldControl`
   (transpose / backward-Kolmogorov sweep) plus the head gradient
   ``∂J/∂W = Σ_c w_c ∫ ρ_c(T) Φ'(s, c) xᵀ dx + α_head W``.
@@ -29,6 +32,7 @@ from ocdl import pmp
 from ocdl.errors import InputError, SolverError
 from ocdl.meanfield.adjoint import MeanFieldControl
 from ocdl.meanfield.grid import make_grid
+from ocdl.meanfield.lagrangian import blob_value_and_grad
 from ocdl.models import ResNetODE
 from ocdl.pmp import fused
 
@@ -60,7 +64,8 @@ def _untie(grads, substeps):
     if substeps == 1:
         return grads
     K, b = grads["K"], grads["b"]
-    return dict(grads, K=K.reshape((-1, substeps) + K.shape[1:]).sum(1), b=b.reshape((-1, substeps) + b.shape[1:]).sum(1))
+    return dict(grads, K=K.reshape((-1, substeps) + K.shape[1:]).sum(1),
+                b=b.reshape((-1, substeps) + b.shape[1:]).sum(1))
 
 
 def _increments(nu, dt, noise):
@@ -203,12 +208,16 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
                             alpha=1e-3, alpha_head=1e-3, iterations=200, lr=0.05, seed=0, substeps=1,
                             steps_per_layer=1, smoothing=None, padding=0.75, quiet=True, state0=None,
                             checkpoint=None, checkpoint_every=None, should_stop=None):
-    """Train by particle PMP (``method="particles"``) or the density method (``"grid"``) with Adam
-    (constant rate ``lr``) through :func:`ocdl.optim.minimize`.
+    """Train by particle PMP (``method="particles"``), the Lagrangian density method (``"density"``,
+    :mod:`ocdl.meanfield.lagrangian`: one Gaussian blob per training point, initial width
+    ``smoothing`` (default 0), ``substeps`` Euler steps per layer) or the Eulerian Fokker–Planck grid
+    (``"grid"``, initial width ``smoothing``, default 1.5 cells) with Adam (constant rate ``lr``)
+    through :func:`ocdl.optim.minimize`.
 
     Returns an :class:`ocdl.optim.OptimizeResult` whose ``x`` is the parameter dict; Adam has no
     convergence test, so ``success`` is False and ``message`` says the iteration limit was reached.
-    Extras: ``grid`` and ``rho_path`` (the class densities through the layers; density method).
+    Extras: ``grid`` and ``rho_path`` (the class densities through the layers; grid method — for the
+    density method :func:`ocdl.meanfield.lagrangian.blob_density_path` draws them).
     The particle method draws its particles and noise from a :class:`ParticleSampler` (seed
     ``seed + 1``) whose generator state is part of the checkpoint, so ``state0`` continues a run to
     the same parameters, bit for bit (checkpoint options as in :func:`ocdl.optim.minimize`).
@@ -230,6 +239,12 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
                                            substeps, noise)
             return J, shape_model.flatten(G)
         grid = None
+    elif method == "density":
+        def objective(v, batch):
+            J, G = blob_value_and_grad(shape_model.unflatten(v), X, y, nu, T, alpha, alpha_head, substeps,
+                                       smoothing or 0.0)
+            return J, shape_model.flatten(G)
+        grid = None
     elif method == "grid":
         lo, hi = X.min(0), X.max(0)
         pad = padding * (hi - lo).max()
@@ -243,7 +258,7 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
             J, G = prob.value_and_grad(shape_model.unflatten(v))
             return J, shape_model.flatten(G)
     else:
-        raise InputError(f"unknown method '{method}' (valid: particles, grid)")
+        raise InputError(f"unknown method '{method}' (valid: particles, density, grid)")
     try:
         res = minimize(objective, shape_model.flatten(init_params(layers, d, seed)),
                        Adam(lr=lr, schedule="constant", amsgrad=False), iterations,
@@ -274,10 +289,12 @@ def train_report(res, method, X, y, Xt=None, yt=None, nu=0.1, layers=10, T=2.0, 
     accuracies of the stochastic network (16 noise paths, generator ``seed``), history, settings."""
     acc = lambda A, b: accuracy(res.x, A, b, nu, T, substeps, 16, seed)  # noqa: E731
     particle = method == "particles"
-    return {"solver": "particle-pmp" if particle else "density-fp", "field": "outer",
-            "integrator": "euler-maruyama" if particle else "fokker-planck-implicit-euler",
+    solver = {"particles": "particle-pmp", "density": "density-lagrangian", "grid": "density-fp"}[method]
+    integrator = {"particles": "euler-maruyama", "density": "gaussian-characteristics-euler",
+                  "grid": "fokker-planck-implicit-euler"}[method]
+    return {"solver": solver, "field": "outer", "integrator": integrator,
             "layers": layers, "T": T, "train_loss": res.fun, "train_accuracy": acc(X, y),
             "test_accuracy": acc(Xt, yt) if Xt is not None else None, "iterations": res.nit,
             "wall_time_s": res.wall_time_s, "success": res.success, "message": res.message,
             "history": res.history, "nu": nu, "method": method,
-            "particles": particles if particle else None, "grid": grid if not particle else None}
+            "particles": particles if particle else None, "grid": grid if method == "grid" else None}

@@ -23,6 +23,8 @@ Fields (DESIGN.md §2):
 * ``hamiltonian``  x = (q, p), q̇ = σ(K p + b), ṗ = −σ(Kᵀ q + b)  (K, b of size m = d/2)
                    form inner with M = [[0, K, b], [Kᵀ, 0, b]], D = [1; −1]
                    (no oddness of σ is used, so every activation works).
+* ``conv``, ``hamiltonian-conv``  convolutional fields on C channels × L positions, fused form
+                   ``"conv"`` (:mod:`ocdl.models.conv`; built with ``channels``, ``kernel``, ``length``).
 """
 import numpy as np
 
@@ -45,6 +47,14 @@ class Field:
 
     def param_width(self, d):
         return d
+
+    def param_shapes(self, N, m):
+        """Shapes of the per-layer parameters ``K``, ``b`` for N layers of parameter width m."""
+        return {"K": (N, m, m), "b": (N, m)}
+
+    def init_theta(self, rng, N, m, scale):
+        """Random ``(K, b)``: K ~ N(0, scale²/m), b ~ N(0, 0.1²) (drawn in this order from ``rng``)."""
+        return rng.standard_normal((N, m, m)) * (scale / np.sqrt(m)), 0.1 * rng.standard_normal((N, m))
 
     def out_sign(self, d):
         """``D`` of the inner form, (d,) ±1, or None (all ones)."""
@@ -204,6 +214,8 @@ class HamiltonianField(Field):
 
 
 FIELDS = {"inner": InnerField, "outer": OuterField, "hamiltonian": HamiltonianField}
+from ocdl.models.conv import ConvField, HamiltonianConvField  # noqa: E402  (they subclass Field)
+FIELDS.update({"conv": ConvField, "hamiltonian-conv": HamiltonianConvField})
 
 
 def get_field(field, activation="tanh"):

@@ -2,13 +2,18 @@
 
 ``plot_classifier(model, params, X, y)`` draws three panels:
 
-1. *input space* — decision regions of the trained network over a grid, with the data;
+1. *input space* — decision regions of the trained network over a grid, with the data; for more
+   than two features the grid is the plane of the first two features with every other feature
+   held at its mean, and the title says so;
 2. *hidden-state trajectories* — every sample's path ``x_0 → x_N`` through the layers,
    projected on the head direction W (horizontal) and the leading principal axis of the hidden
    states orthogonal to W (vertical; for more than two classes: the two leading principal
    axes), coloured by class: how the flow pulls the interleaved classes apart;
 3. *output layer* — the final states in coordinates (logit ``s = W x_N + μ``, leading principal
-   axis orthogonal to W): the classes end linearly separable, on either side of ``s = 0``.
+   axis orthogonal to W); the title counts the points on the wrong side of ``s = 0`` (more than two
+   classes: the logits' two principal axes, and the count of misclassified points).
+
+Every panel has a class legend (``classes``: the original labels, default 0..C−1).
 """
 import numpy as np
 
@@ -26,9 +31,22 @@ def _proj(Z, k=2):
     return V
 
 
-def plot_classifier(model, params, X, y, title=None, max_paths=300, grid=200):
+def _legend(ax, classes, present):
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], ls="", marker="o", color=COLORS[c % len(COLORS)], label=str(classes[c]))
+               for c in present]
+    ax.legend(handles=handles, title="class", fontsize=8, title_fontsize=8, loc="best", framealpha=0.7)
+
+
+def plot_classifier(model, params, X, y, title=None, max_paths=300, grid=200, classes=None, features=None):
+    """Three-panel figure of ``model`` with ``params`` on inputs X (n, d_in) and class indices y
+    (see the module docstring); ``classes[c]`` names class c in the legends, ``features`` the input
+    columns on the axes (default x1, x2, ...). Returns the matplotlib Figure."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y).astype(int)
+    classes = list(range(model.n_classes)) if classes is None else list(classes)
+    features = [f"x{j + 1}" for j in range(X.shape[1])] if features is None else list(features)
+    present = np.unique(y)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
     # 1. decision regions (first two input coordinates; others held at their mean)
     ax = axes[0]
@@ -53,10 +71,18 @@ def plot_classifier(model, params, X, y, title=None, max_paths=300, grid=200):
     ax.scatter(X[:, 0], X[:, 1] if X.shape[1] > 1 else np.zeros(len(X)), c=COLORS[y % len(COLORS)],
                s=10, edgecolors="white", linewidths=0.3)
     acc = model.accuracy(params, X, y)
-    ax.set_title(f"decision regions (accuracy {100 * acc:.1f} %)")
-    ax.set_xlabel("x1")
-    ax.set_ylabel("x2")
-    ax.set_aspect("equal", adjustable="box")
+    if X.shape[1] > 2:
+        ax.set_title(f"decision regions: {features[0]}–{features[1]} slice, other {X.shape[1] - 2} "
+                     f"features at their means\n(accuracy on all {X.shape[1]} features {100 * acc:.1f} %)",
+                     fontsize=10)
+    else:
+        ax.set_title(f"decision regions (accuracy {100 * acc:.1f} %)")
+    ax.set_xlabel(features[0])
+    ax.set_ylabel(features[1] if X.shape[1] > 1 else "(one feature)")
+    span = hi[:2] - lo[:2]
+    if X.shape[1] > 1 and np.max(span) <= 3 * np.min(span):   # comparable scales: keep the shapes
+        ax.set_aspect("equal", adjustable="box")
+    _legend(ax, classes, present)
     # 2. hidden-state trajectories
     states = model.forward(params, X)                  # (N+1, n, d)
     N1, n, d = states.shape
@@ -79,12 +105,14 @@ def plot_classifier(model, params, X, y, title=None, max_paths=300, grid=200):
         ax.scatter(Q[0, sel, 0], Q[0, sel, 1], s=5, color=COLORS[c % len(COLORS)], alpha=0.6, marker="o")
         ax.scatter(Q[-1, sel, 0], Q[-1, sel, 1], s=14, color=COLORS[c % len(COLORS)], marker="x")
     ax.set_title(f"hidden states through {model.layers} layers (d = {d})\no start, x end")
+    _legend(ax, classes, present)
     ax.set_xlabel("head direction W" if params["W"].shape[0] == 1 else "principal axis 1")
     ax.set_ylabel("principal axis orthogonal to W" if params["W"].shape[0] == 1 else "principal axis 2")
     # 3. output layer
     ax = axes[2]
     xN = states[-1]
     sN = model.head(params, xN)
+    wrong = int(np.sum(model.predict(params, X) != y))
     if sN.shape[1] == 1:
         w = params["W"][0] / (np.linalg.norm(params["W"][0]) + 1e-300)
         R = xN - np.outer(xN @ w, w)
@@ -93,13 +121,17 @@ def plot_classifier(model, params, X, y, title=None, max_paths=300, grid=200):
         ax.axvline(0.0, color="k", lw=1.2)
         ax.set_xlabel("logit s = W x_N + μ  (decision at s = 0)")
         ax.set_ylabel("orthogonal principal axis")
+        ax.set_title("output layer: every point on its class's side of s = 0" if wrong == 0 else
+                     f"output layer: {wrong} of {len(y)} points on the wrong side of s = 0")
     else:
         V2 = _proj(sN)
         S2 = (sN - sN.mean(axis=0)) @ V2
         ax.scatter(S2[:, 0], S2[:, 1], c=COLORS[y % len(COLORS)], s=10)
         ax.set_xlabel("logits: principal axis 1")
         ax.set_ylabel("logits: principal axis 2")
-    ax.set_title("output layer: linearly separable")
+        ax.set_title("output logits: every point classified correctly" if wrong == 0 else
+                     f"output logits: {wrong} of {len(y)} points misclassified")
+    _legend(ax, classes, present)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -71,11 +71,28 @@ class ResNetODE:
 
     def __init__(self, field="outer", d_in=2, width=None, n_classes=2, layers=20, T=5.0,
                  integrator="euler", alpha=1e-3, beta=0.0, alpha_head=None, activation="tanh",
-                 input_shift=None, input_scale=None):
+                 input_shift=None, input_scale=None, channels=None, kernel=None, shape=None):
         check_choice("field", field, list(FIELDS))
         check_choice("integrator", integrator, list(integrators_for(field)))
         check_choice("activation", activation, list(ACTIVATIONS))
-        F = get_field(field, activation)
+        is_conv = getattr(FIELDS[field], "conv", False)
+        if is_conv:             # C channels × L = d_in positions; width follows (C L, or 2 C L)
+            from ocdl.models.conv import conv_defaults
+            dflt = conv_defaults(d_in)
+            if shape is not None and int(np.prod(shape)) != int(d_in):
+                raise InputError(f"--shape {','.join(str(int(v)) for v in shape)} has {int(np.prod(shape))} "
+                                 f"positions but the data have {int(d_in)} features")
+            F = FIELDS[field](activation, channels=dflt["channels"] if channels is None else channels,
+                              kernel=dflt["kernel"] if kernel is None else kernel, length=int(d_in),
+                              shape=shape)
+            if width is not None and int(width) != F.state_width():
+                raise InputError(f"--width does not apply to the {field} field (its state is --channels × "
+                                 f"input length = {F.state_width()}); leave it out")
+            width = F.state_width()
+        elif channels is not None or kernel is not None or shape is not None:
+            raise InputError(f"--channels/--kernel/--shape apply to the conv fields only (not '{field}')")
+        else:
+            F = get_field(field, activation)
         d_in, n_classes, layers = int(d_in), int(n_classes), int(layers)
         if d_in < 1:
             raise InputError(f"input dimension must be ≥ 1 (got {d_in})")
@@ -91,7 +108,9 @@ class ResNetODE:
         if width is None:
             width = F.state_width(d_in)
         width = int(width)
-        if F.separable:
+        if is_conv:
+            pass
+        elif F.separable:
             if width % 2 or width // 2 < d_in:
                 raise InputError(f"{field} field needs an even --width ≥ 2 × input dimension "
                                  f"= {2 * d_in} (got {width})")
@@ -104,12 +123,19 @@ class ResNetODE:
         self.alpha, self.beta = float(alpha), float(beta)
         self.alpha_head = float(alpha if alpha_head is None else alpha_head)
         # optional fixed input normalisation (X − shift) / scale before the lift (None: identity)
+        # input_scale: one number for every feature (range normalisation) or one per feature (standard)
         self.input_shift = None if input_shift is None else [float(v) for v in np.ravel(input_shift)]
-        self.input_scale = None if input_scale is None else float(input_scale)
+        if input_scale is None or np.ndim(input_scale) == 0:
+            self.input_scale = None if input_scale is None else float(input_scale)
+        else:
+            self.input_scale = [float(v) for v in np.ravel(input_scale)]
+            if len(self.input_scale) != d_in:
+                raise InputError(f"input_scale needs 1 or {d_in} entries (got {len(self.input_scale)})")
         if self.input_shift is not None and len(self.input_shift) != d_in:
             raise InputError(f"input_shift needs {d_in} entries (got {len(self.input_shift)})")
-        if self.input_scale is not None and not (np.isfinite(self.input_scale) and self.input_scale > 0):
-            raise InputError(f"input_scale must be a finite number > 0 (got {input_scale})")
+        sc = None if self.input_scale is None else np.asarray(self.input_scale)
+        if sc is not None and not np.all(np.isfinite(sc) & (sc > 0)):
+            raise InputError(f"input_scale must hold finite numbers > 0 (got {input_scale})")
         self.n_out = 1 if n_classes == 2 else n_classes
 
     # ------------------------------------------------------------------ bookkeeping
@@ -122,18 +148,20 @@ class ResNetODE:
         return dict(field=self.field, d_in=self.d_in, width=self.d, n_classes=self.n_classes,
                     layers=self.layers, T=self.T, integrator=self.integrator, alpha=self.alpha,
                     beta=self.beta, alpha_head=self.alpha_head, activation=self.activation,
-                    input_shift=self.input_shift, input_scale=self.input_scale)
+                    input_shift=self.input_shift, input_scale=self.input_scale,
+                    **({"channels": self.F.C, "kernel": self.F.k, "shape": list(self.F.shape)}
+                       if getattr(self.F, "conv", False) else {}))
 
     def shapes(self):
-        N, m = self.layers, self.m
-        return {"K": (N, m, m), "b": (N, m), "W": (self.n_out, self.d), "mu": (self.n_out,)}
+        return {**self.F.param_shapes(self.layers, self.m), "W": (self.n_out, self.d), "mu": (self.n_out,)}
 
     def init(self, seed=0, scale=1.0):
-        """Random float64 parameters: K ~ N(0, scale²/m), b ~ N(0, 0.1²), W ~ N(0, 1/d), μ = 0."""
+        """Random float64 parameters: K ~ N(0, scale²/m) (conv: scale²/(C k)), b ~ N(0, 0.1²),
+        W ~ N(0, 1/d), μ = 0."""
         rng = np.random.default_rng(seed)
         N, m, d = self.layers, self.m, self.d
-        return {"K": rng.standard_normal((N, m, m)) * (scale / np.sqrt(m)),
-                "b": 0.1 * rng.standard_normal((N, m)),
+        K, b = self.F.init_theta(rng, N, m, scale)
+        return {"K": K, "b": b,
                 "W": rng.standard_normal((self.n_out, d)) / np.sqrt(d),
                 "mu": np.zeros(self.n_out)}
 
@@ -163,17 +191,20 @@ class ResNetODE:
 
     # ------------------------------------------------------------------ forward
     def lift(self, X):
-        """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0), after
-        the optional fixed normalisation ``(X − input_shift) / input_scale``."""
+        """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0; conv: the
+        signal (or image, row-major) is channel 0 (of q), the other channels start at 0), after
+        the optional fixed normalisation ``(X − input_shift) / input_scale`` (``input_scale`` one
+        number for all features, or one per feature, divided column-wise)."""
         n, d_in = X.shape
         if d_in != self.d_in:
             raise InputError(f"data have {d_in} features, model expects {self.d_in}")
         if self.input_shift is not None or self.input_scale is not None:
             shift = np.zeros(d_in) if self.input_shift is None else np.asarray(self.input_shift)
-            scale = 1.0 if self.input_scale is None else self.input_scale
+            scale = np.asarray(1.0 if self.input_scale is None else self.input_scale, dtype=float)
             if is_torch(X):
                 import torch
                 shift = torch.as_tensor(shift, dtype=X.dtype, device=X.device)
+                scale = torch.as_tensor(scale, dtype=X.dtype, device=X.device)
             X = (X - shift) / scale
         if self.d == d_in:
             return X if not isinstance(X, np.ndarray) else np.asarray(X, dtype=float)
@@ -206,8 +237,9 @@ class ResNetODE:
                 return integrators.solve(self.integrator, lambda t, z: self.F.f(z, K, b), x, 0.0, h, 1)[-1]
             except IntegratorError as exc:
                 from ocdl.errors import SolverError
-                raise SolverError(f"{self.integrator} layer failed ({exc}); try a smaller --T or more --layers") from None
-        m = self.m
+                raise SolverError(f"{self.integrator} layer failed ({exc}); "
+                                  "try a smaller --T or more --layers") from None
+        m = self.d // 2                             # q = x[:, :d/2], p = x[:, d/2:]
         q, p = x[:, :m], x[:, m:]
         for kind, c in SPLITTINGS[self.integrator]:
             if keep is not None:
@@ -219,7 +251,17 @@ class ResNetODE:
         return concat([q, p], axis=1)
 
     def forward(self, params, X, keep=None):
-        """States ``(N+1, n, d)`` from the lifted inputs; numpy in → numpy out, torch in → torch out."""
+        """States ``(N+1, n, d)``: ``x_0 = lift(X)``, ``x_{k+1} = Ψ_h(x_k; K_k, b_k)``; numpy in →
+        numpy out, torch in → torch out. ``states[-1]`` is x_N, the input of the head.
+
+        ``keep=True`` returns ``(states, stages)`` where ``stages[k]`` lists what layer k computed
+        inside its step (Runge–Kutta stage values Y_i, or the splitting's sub-step ``(q, p)``), the
+        values the costate sweep needs; a list passed as ``keep`` is filled with the same."""
+        if keep is True:
+            stages = []
+            return self.forward(params, X, keep=stages), stages
+        if keep is False:
+            keep = None
         x = self.lift(X)
         states = [x]
         K, b = params["K"], params["b"]
@@ -232,19 +274,35 @@ class ResNetODE:
         return stack(states)
 
     def head(self, params, xT):
+        """Logits ``s = x_N Wᵀ + μ`` (n, C'): C' = 1 for two classes, C' = C otherwise."""
         W, mu = params["W"], params["mu"]
         return xT @ (W.T if isinstance(W, np.ndarray) else W.transpose(0, 1)) + mu
 
     def logits(self, params, X):
+        """``s = W x_N + μ`` for inputs X (n, d_in): the forward pass, then the head."""
         return self.head(params, self.forward(params, X)[-1])
 
+    def predict_proba(self, params, X):
+        """Class probabilities (n, C), rows summing to 1, the model the loss Φ is the negative
+        log-likelihood of: two classes ``P(c=1) = 1/(1 + e^{−s})``, ``P(c=0) = 1 − P(c=1)``;
+        C > 2 classes ``P(c) = softmax(s)_c = e^{s_c} / Σ_j e^{s_j}``."""
+        s = np.asarray(self.logits(params, np.asarray(X, dtype=float)), dtype=float)
+        if s.shape[1] == 1:
+            p1 = np.exp(-np.logaddexp(0.0, -s[:, 0]))          # logistic σ(s), overflow-free
+            return np.stack([1.0 - p1, p1], axis=1)
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
     def predict(self, params, X):
+        """Class indices 0..C−1 (int64): two classes ``s > 0``, otherwise ``argmax_c s_c`` — the
+        argmax of :meth:`predict_proba` (ties at s = 0 go to class 0)."""
         s = self.logits(params, np.asarray(X, dtype=float))
         if s.shape[1] == 1:
             return (s[:, 0] > 0).astype(np.int64)
         return np.argmax(s, axis=1).astype(np.int64)
 
     def accuracy(self, params, X, y):
+        """Fraction of samples with ``predict(params, X) == y``."""
         return float(np.mean(self.predict(params, X) == np.asarray(y)))
 
     # ------------------------------------------------------------------ cost

@@ -87,7 +87,16 @@ def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
         g = mean_loss_grad(s, y)
         return mean_loss(s, y), g @ W, g        # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s
 
-    if model.integrator == "euler":
+    if model.F.form == "conv":
+        if model.integrator in SPLITTINGS:
+            data, gK, gb, xN, g, states, costates = fused.conv_split_value_and_grad(
+                model, params, X, terminal, SPLITTINGS[model.integrator], trajectories=trajectories)
+        else:
+            if increments is not None:
+                raise InputError("additive increments are not supported for the conv fields")
+            data, gK, gb, xN, g, states, costates = fused.conv_rk_value_and_grad(
+                model, params, X, terminal, trajectories=trajectories)
+    elif model.integrator == "euler":
         data, gK, gb, xN, g, states, costates = fused.euler_value_and_grad(
             model, params, X, terminal, trajectories=trajectories, increments=increments)
     elif model.integrator in SPLITTINGS:
@@ -122,6 +131,13 @@ def cost(model, params, X, y, increments=None):
     """The discrete cost J (float); ``increments`` as in :func:`sweep`."""
     params, X, y = _as_numpy(model, params, X, y)
     increments = _check_increments(model, increments, X.shape[0])
+    if model.F.form == "conv" and increments is None:
+        if model.integrator in SPLITTINGS:
+            xN = fused.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator], store=False)
+        else:
+            xN = fused.conv_rk_value_and_grad(model, params, X, None, store=False)
+        return float(mean_loss(model.head(params, xN), y)
+                     + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
     if model.integrator in EXPLICIT:            # fused forward, only x_N kept
         xN = fused.forward(model, params, X, store=False, increments=increments)["xN"].T
         return float(mean_loss(model.head(params, xN), y)

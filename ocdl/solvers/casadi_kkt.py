@@ -112,11 +112,11 @@ def _split_sym(spec, z):
     N, m, d, C = spec.N, spec.m, spec.d, spec.C
     Ks, bs = [], []
     off = 0
-    for k in range(N):
+    for _ in range(N):
         # C-order (row-major) K_k: entries K[r, c] at off + r*m + c -> transpose of column-major
         Ks.append(ca.reshape(z[off:off + m * m], m, m).T)
         off += m * m
-    for k in range(N):
+    for _ in range(N):
         bs.append(z[off:off + m])
         off += m
     W = ca.reshape(z[off:off + C * d], d, C).T

@@ -36,22 +36,24 @@ def time_to_target(history, target):
 
 
 def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="outer", integrator="euler",
-            layers=20, T=5.0, alpha=1e-3, beta=0.0, width=None, seed=0, iterations=None, target=None,
-            options=None, quiet=True, log=None, normalize=False):
+            layers=None, T=None, alpha=1e-3, beta=0.0, width=None, seed=0, iterations=None, target=None,
+            options=None, quiet=True, log=None, normalize=False, **model_options):
     """Run ``solvers`` and return ``{"solvers": {name: summary}, "settings": {...}}``.
 
     ``iterations``: None, an int for all, or a dict per solver. ``normalize=True``: the model's fixed
     input range normalisation (as ``ocdl train --normalize range``). ``options``: dict solver -> kwargs.
     A solver that fails (SolverError) is reported with ``"error"`` and null numbers.
     """
-    from ocdl.solvers import DEFAULT_ITERATIONS, SOLVERS, make_model
+    from ocdl.solvers import DEFAULT_ITERATIONS, SOLVERS, check_solver_for_model, make_model
     unknown = [s for s in solvers if s not in SOLVERS]
     if unknown:
         raise InputError(f"unknown solver(s) {', '.join(unknown)} (valid: {', '.join(SOLVERS)})")
     X = np.asarray(X, dtype=float)
     model = make_model(X, y, field=field, integrator=integrator, layers=layers, T=T, width=width,
-                       alpha=alpha, beta=beta, normalize=normalize)
+                       alpha=alpha, beta=beta, normalize=normalize, **model_options)
     X, y = model.check_data(X, y)
+    for name in solvers:
+        check_solver_for_model(name, model)
     params0 = model.init(seed=seed)
     options = options or {}
     for name in solvers:
@@ -112,7 +114,7 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
     tgt = float(target) if target is not None else (1.05 * best if best is not None else None)
     for r in out.values():
         r["time_to_target_s"] = time_to_target(r["history"], tgt) if tgt is not None and r["history"] else None
-    settings = {"field": field, "integrator": integrator, "layers": int(layers), "T": float(T),
+    settings = {"field": field, "integrator": integrator, "layers": int(model.layers), "T": float(model.T),
                 "alpha": float(alpha), "beta": float(beta), "width": int(model.d), "seed": int(seed),
                 "n_train": int(X.shape[0]), "n_test": None if X_test is None else int(np.asarray(X_test).shape[0]),
                 "target_loss": tgt, "best_loss": best, "solvers": list(solvers),

@@ -25,13 +25,17 @@ The head ``(W, μ)`` takes a Levenberg–Marquardt step ``−(H_head + ρ λ̄ I
 otherwise ``ρ ← 4ρ`` and the step is recomputed from the same sweeps. Since ``ρ → ∞`` turns the
 step into an ever shorter preconditioned gradient step, a decrease is always found at a
 non-stationary point: the loss decreases monotonically (tested on spirals).
+
+The iteration is :class:`MSARule`, stepped by :func:`ocdl.optim.minimize` (history, progress,
+callback, divergence, checkpoints with ρ in the rule state).
 """
 import numpy as np
 
 from ocdl import pmp
 from ocdl.errors import SolverError
-from ocdl.progress import Progress
-from ocdl.solvers._result import pop_loop_options, History, make_result
+from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
+from ocdl.solvers.gradient import _run
+from ocdl.solvers.newton import check_options
 
 
 def _layer_metrics(model, states, costates, rho):
@@ -95,59 +99,80 @@ def layer_step(model, params, states, costates, grads, rho):
     return params["K"] + delta[:, :m * m].reshape(N, m, m), params["b"] + delta[:, m * m:]
 
 
+class MSARule:
+    """The E-MSA iteration as a rule of :func:`ocdl.optim.minimize` (flat parameters ``x``).
+
+    ``step``: converged (``StopRun``, status 0) when the shared KKT residual of the iterate is
+    ≤ ``tol``; else the closed-form layer step and the head's LM step with penalty ρ, retried with
+    ``ρ ← 4ρ`` until the cost decreases (then ``ρ ← max(ρ/2, ρ_min)``); no decrease after
+    ``max_retries`` → stalled (status 3). Its state (for checkpoints) is ρ.
+    """
+    name = "msa"
+
+    def __init__(self, model, X, y, rho=1.0, rho_min=1e-6, tol=1e-10, max_retries=40):
+        self.model, self.X, self.y = model, X, y
+        self.rho0, self.rho_min, self.tol, self.max_retries = float(rho), float(rho_min), float(tol), int(max_retries)
+
+    def start(self, x, saved, ctx):
+        self.rho = float(saved["rho"]) if saved else self.rho0
+
+    def state(self):
+        return {"rho": np.array(self.rho)}
+
+    def objective(self, x, batch=None):
+        """``(J, ∇J, {"kkt", "rho"})`` by the costate sweep; ``rho`` is the penalty the next step starts from."""
+        model = self.model
+        params = model.unflatten(x)
+        J, grads = pmp.value_and_grad(model, params, self.X, self.y)
+        return J, model.flatten(grads), {"kkt": pmp.kkt_residual(model, params, self.X, self.y, grads=grads),
+                                         "rho": self.rho}
+
+    def step(self, it, x, f, g, ctx):
+        model, X, y = self.model, self.X, self.y
+        params, grads = model.unflatten(x), model.unflatten(g)
+        res = pmp.kkt_residual(model, params, X, y, grads=grads)
+        if res <= self.tol:
+            raise StopRun(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED)
+        states, costates = pmp.costate(model, params, X, y)
+        gh = np.concatenate([grads["W"].ravel(), grads["mu"]])
+        Hh = _head_hessian(model, params, states[-1], y)
+        lam_bar = np.trace(Hh) / Hh.shape[0]
+        C, d = params["W"].shape
+        for _ in range(self.max_retries):
+            K_new, b_new = layer_step(model, params, states, costates, grads, self.rho)
+            dh = -np.linalg.solve(Hh + self.rho * lam_bar * np.eye(Hh.shape[0]), gh)
+            trial = {"K": K_new, "b": b_new, "W": params["W"] + dh[:C * d].reshape(C, d),
+                     "mu": params["mu"] + dh[C * d:]}
+            Jt = pmp.cost(model, trial, X, y)
+            if np.isfinite(Jt) and Jt < f:
+                break
+            self.rho *= 4.0
+        else:
+            raise StopRun(f"no decrease found with rho up to {self.rho:.1e} (KKT residual {res:.2e}: "
+                          f"stationary to round-off?)", STALLED)
+        self.rho = max(self.rho / 2.0, self.rho_min)
+        return model.flatten(trial)
+
+
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=1.0, rho_min=1e-6,
-        tol=1e-10, max_retries=40, **unused):
-    """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring."""
-    should_stop = pop_loop_options("msa", unused)
-    if unused:
-        raise SolverError(f"msa: unknown option(s) {', '.join(sorted(unused))}")
+        tol=1e-10, max_retries=40, state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, **unknown):
+    """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring.
+
+    ``iterations`` MSA steps at most (default 200); converged (``success``) when the shared KKT
+    residual is ≤ ``tol``. History rows: iteration, loss, time_s, kkt, rho; ``result.kkt`` and
+    ``result.rho`` are those of the final iterate. Checkpoints hold the parameters and ρ, so
+    ``state0`` resumes bit for bit.
+    """
+    check_options("msa", unknown)
     if model.field != "outer" or model.integrator != "euler":
         raise SolverError(f"msa has the closed-form layer step for field 'outer' with integrator 'euler' "
                           f"only (got field '{model.field}', integrator '{model.integrator}')")
     iterations = 200 if iterations is None else int(iterations)
     X = np.asarray(X, dtype=float)
-    N, m = model.layers, model.m
-    params = {k: np.array(v, dtype=float) for k, v in params0.items()}
-    progress = Progress(iterations, "msa", quiet)
-    hist = History(callback, progress)
-    J, grads = pmp.value_and_grad(model, params, X, y)
-    res = pmp.kkt_residual(model, params, X, y, grads=grads)
-    hist.add(0, J, res, rho=rho)
-    it = 0
-    converged = res <= tol
-    message = ""
-    while it < iterations and not converged:
-        states, costates = pmp.costate(model, params, X, y)
-        gh = np.concatenate([grads["W"].ravel(), grads["mu"]])
-        Hh = _head_hessian(model, params, states[-1], y)
-        lam_bar = np.trace(Hh) / Hh.shape[0]
-        for _ in range(max_retries):
-            K_new, b_new = layer_step(model, params, states, costates, grads, rho)
-            dh = -np.linalg.solve(Hh + rho * lam_bar * np.eye(Hh.shape[0]), gh)
-            C, d = params["W"].shape
-            trial = {"K": K_new, "b": b_new,
-                     "W": params["W"] + dh[:C * d].reshape(C, d),
-                     "mu": params["mu"] + dh[C * d:]}
-            Jt = pmp.cost(model, trial, X, y)
-            if np.isfinite(Jt) and Jt < J:
-                break
-            rho *= 4.0
-        else:
-            message = f"no decrease found with rho up to {rho:.1e} (stationary to round-off?)"
-            break
-        params = trial
-        rho = max(rho / 2.0, rho_min)
-        it += 1
-        J, grads = pmp.value_and_grad(model, params, X, y)
-        res = pmp.kkt_residual(model, params, X, y, grads=grads)
-        hist.add(it, J, res, rho=rho, params=None)
-        if (callback is not None and callback(it, params, J)) or (should_stop is not None and should_stop()):
-            message = "stopped by callback"
-            break
-        converged = res <= tol
-    progress.close()
-    if not message:
-        message = (f"converged: KKT residual {res:.2e} <= {tol:g}" if converged
-                   else f"iteration limit {iterations} reached (KKT residual {res:.2e})")
-    return make_result(model, params, J, converged, message, it, hist.rows, kkt=float(res), rho=rho,
-                       solver="msa", wall_time_s=hist.elapsed())
+    rule = MSARule(model, X, y, rho, rho_min, tol, max_retries)
+    res = _run("msa", model, params0, rule.objective, rule, iterations, callback, quiet, None, state0, checkpoint,
+               checkpoint_every, should_stop)
+    if res.status == ITERATION_CAP:
+        res.message = (f"iteration limit reached ({iterations}) before convergence "
+                       f"(KKT residual {res.kkt:.2e} > tol {tol:g})")
+    return res

@@ -36,8 +36,8 @@
 ``newton(formulation="full")`` — *full-space* Newton on ``F(z) = 0`` with every state and costate
     an unknown (:mod:`ocdl.solvers.newton_full`): sparse KKT Jacobian assembled from CasADi
     per-(sample, layer) blocks, sparse LU (``linear_solver="mumps"`` (CasADi's MUMPS, default) or
-    ``"superlu"`` (scipy ``splu``, ~3× slower)), Armijo line search on ``½‖F‖²``. Warm start: L-BFGS with the costate gradient
-    until the KKT residual is ≤ ``warm_tol`` (default 1e-6 here); when the line search
+    ``"superlu"`` (scipy ``splu``, ~3× slower)), Armijo line search on ``½‖F‖²``. Warm start: L-BFGS
+    with the costate gradient until the KKT residual is ≤ ``warm_tol`` (default 1e-6 here); when the line search
     stalls (step < 0.1: far from a regular solution, near-singular KKT matrix) it returns to L-BFGS
     with ``warm_tol/100`` (at most ``max_restarts`` times). ``‖F(z)‖∞`` of the full-space iterate is
     ``kkt`` in every Newton row; ``kkt_reduced`` is the shared residual at its parameters.
@@ -47,52 +47,146 @@
     inertia correction). The constraint multipliers returned by IPOPT are the costates
     ``p_1..p_N`` (tested against :func:`ocdl.pmp.costate`); they are in ``result.costates``.
 """
+import time
+
 import numpy as np
 
+from ocdl import optim, pmp
 from ocdl.errors import SolverError
-from ocdl.progress import Progress
-from ocdl.solvers._result import pop_loop_options, History, lifted, make_result
-
+from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, STOPPED, StopRun
+from ocdl.solvers.gradient import HINT, STATE_LIMIT
 
 FORMULATIONS = ("reduced", "full")
+WARM_STARTS = ("adam", "lbfgs", "none")
 
 
-def lbfgs_phase(vg, z, hist, it, maxiter, tol, stationarity_residual):
-    """L-BFGS (scipy) on J with the exact costate gradient ``vg`` until the KKT residual ≤ ``tol``.
+def check_options(name, unknown):
+    """One-line error for options a solver does not have (``ocdl train --lr`` with ``--solver msa``)."""
+    if unknown:
+        raise SolverError(f"{name}: unknown option(s) {', '.join(sorted(unknown))}")
 
-    Returns ``(z, J, g, res, it)``; every iteration is a history row (phase "lbfgs").
-    """
-    from scipy.optimize import minimize
 
-    class _Done(Exception):
-        pass
+def refuse_checkpoints(name, state0, checkpoint):
+    """The multi-phase CasADi solvers do not resume: a one-line error for ``--resume``/``--checkpoint``."""
+    if state0 is not None:
+        raise SolverError(f"{name} cannot resume from a checkpoint (--resume); rerun it from the start")
+    if checkpoint is not None:
+        raise SolverError(f"{name} does not write checkpoints; drop --checkpoint for this solver")
 
-    box = {"z": z, "it": it}
 
-    def fun(zz):
-        Jz, gz = vg(zz)
-        box["last"] = (zz.copy(), Jz, gz)
-        return Jz, gz
+class KKTObjective:
+    """``objective(x) → (J, ∇J, {"kkt", "phase"})`` for :func:`ocdl.optim.minimize` on the flat
+    parameters: the exact costate gradient (:func:`ocdl.pmp.value_and_grad`) and the shared KKT
+    residual :func:`ocdl.pmp.kkt_residual`. ``phase`` (set by the solver) labels the history rows.
+    The last two evaluations are remembered: a trust-region step evaluates its trial point, which
+    the driver evaluates again as the next iterate."""
 
-    def cb(zz):
-        box["it"] += 1
-        zl, Jz, gz = box["last"]
-        if not np.array_equal(zl, zz):
-            Jz, gz = vg(zz)
-        rz = stationarity_residual(gz)
-        box["z"] = zz.copy()
-        hist.add(box["it"], Jz, rz, phase="lbfgs")
-        if rz <= tol:
-            raise _Done
+    def __init__(self, model, X, y, phase=""):
+        self.model, self.X, self.y, self.phase = model, X, y, phase
+        self._cache = []
 
-    try:
-        minimize(fun, z, jac=True, method="L-BFGS-B", callback=cb,
-                 options={"maxiter": maxiter, "maxcor": 20, "gtol": 0.0, "ftol": 0.0})
-    except _Done:
-        pass
-    z = box["z"]
-    J, g = vg(z)
-    return z, J, g, stationarity_residual(g), box["it"]
+    def grad(self, x):
+        """∇J only (not remembered: finite-difference Hessian-vector products)."""
+        return self.model.flatten(pmp.value_and_grad(self.model, self.model.unflatten(x), self.X, self.y)[1])
+
+    def __call__(self, x, batch=None):
+        for xc, cached in self._cache:
+            if np.array_equal(xc, x):
+                out = cached
+                break
+        else:
+            params = self.model.unflatten(x)
+            J, grads = pmp.value_and_grad(self.model, params, self.X, self.y)
+            out = (J, self.model.flatten(grads), pmp.kkt_residual(self.model, params, self.X, self.y, grads=grads))
+            self._cache = [(np.array(x, dtype=float, copy=True), out)] + self._cache[:1]
+        return out[0], out[1], {"kkt": out[2], "phase": self.phase}
+
+
+class UntilKKT:
+    """A stepping rule that also stops the run, converged (status 0), once the iterate's recorded
+    ``kkt`` is ≤ ``tol``."""
+
+    def __init__(self, rule, tol):
+        self.rule, self.tol, self.name = rule, float(tol), rule.name
+
+    def start(self, x, saved, ctx):
+        self.rule.start(x, saved, ctx)
+
+    def state(self):
+        return self.rule.state()
+
+    def step(self, it, x, f, g, ctx):
+        kkt = ctx.history[-1]["kkt"]
+        if kkt <= self.tol:
+            raise StopRun(f"converged: KKT residual {kkt:.2e} <= {self.tol:g}", CONVERGED)
+        return self.rule.step(it, x, f, g, ctx)
+
+
+class Phases:
+    """The phases of one multi-phase solve (warm start, Newton, restarts) on :func:`ocdl.optim.minimize`:
+    each phase continues the previous one's iteration count, history and clock (it is started from
+    that phase's state), so the result has one history whose ``time_s`` is measured from the
+    solver's start (time between phases included). ``to_params`` maps the phase's flat ``x``
+    to the parameter dict (for the callback and for ``err.result`` of a divergence)."""
+
+    def __init__(self, name, model, callback, quiet, should_stop):
+        self.name, self.model, self.callback, self.quiet, self.should_stop = name, model, callback, quiet, should_stop
+        self.last, self.user_stopped, self.t0 = None, False, time.perf_counter()
+
+    def run(self, objective, x, rule, iterations, to_params, stop_test=None):
+        """``iterations`` more iterations of ``rule`` from ``x``; ``stop_test(x)`` True ends the phase
+        (status 2, like a callback) — used for the L-BFGS warm start's KKT target."""
+        prev = self.last
+        state0 = None if prev is None else {"iteration": prev.nit, "params": {"x": np.asarray(x, dtype=float)},
+                                            "history": prev.history, "meta": {}}
+
+        def cb(it, xx, f):
+            if self.callback is not None and self.callback(it, to_params(xx), f):
+                self.user_stopped = True
+                return True
+            return bool(stop_test is not None and stop_test(xx))
+
+        start = 0 if prev is None else prev.nit
+        # the driver's clock continues from the last row's time; the time spent outside the
+        # phases (CasADi builds, a warm start by another solver) is added to this phase's rows
+        before = prev.history if prev is not None else []
+        gap = time.perf_counter() - self.t0 - (before[-1]["time_s"] if before else 0.0)
+
+        def shift(history):
+            for row in history[len(before):]:
+                row["time_s"] += gap
+        try:
+            res = optim.minimize(objective, x, rule, start + int(iterations), name=self.name, callback=cb,
+                                 quiet=self.quiet, state0=state0, should_stop=self.should_stop,
+                                 state_limit=STATE_LIMIT, hint=HINT)
+        except SolverError as err:
+            if getattr(err, "result", None) is not None:
+                shift(err.result.history)
+                if err.result.x is not None:
+                    err.result.x = to_params(np.asarray(err.result.x, dtype=float))
+                err.result.update(model=self.model, solver=self.name)
+            raise
+        shift(res.history)
+        self.last = res
+        return res
+
+    def finish(self, params, **extra):
+        res = self.last
+        res.x = params
+        res.update(model=self.model, solver=self.name, wall_time_s=time.perf_counter() - self.t0, **extra)
+        return res
+
+
+def lbfgs_phase(phases, objective, z, iterations, warm_tol):
+    """scipy L-BFGS-B on J with the exact costate gradient until the KKT residual is ≤ ``warm_tol``
+    (rows: phase "lbfgs"); status 0 when it got there."""
+    objective.phase = "lbfgs"
+    res = phases.run(objective, z, optim.LBFGS(gtol=0.0, ftol=0.0, maxcor=20), iterations, phases.model.unflatten,
+                     stop_test=lambda x: objective(x)[2]["kkt"] <= warm_tol)
+    if res.status == STOPPED and not phases.user_stopped:
+        res.update(status=CONVERGED, success=True,
+                   message=f"warm start converged: KKT residual {res.kkt:.2e} <= {warm_tol:g}")
+    return res
 
 
 def steihaug_cg(g, hvp, Delta, rtol, maxiter):
@@ -132,123 +226,41 @@ def steihaug_cg(g, hvp, Delta, rtol, maxiter):
     return s, maxiter, "maxiter"
 
 
-def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
-           warm_start=None, warm_iterations=None, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
-           exact_below=1e-5, formulation="reduced", linear_solver="mumps",
-           threads=1, **unused):
-    """Newton on the discrete PMP system (see module docstring): ``formulation="reduced"``
-    (default; trust-region Newton–CG on ∇J = 0) or ``"full"`` (full-space Newton, sparse LU).
+class TrustRegionNewtonCG:
+    """Trust-region Newton–CG on ``∇J = 0`` as a rule of :func:`ocdl.optim.minimize` (module docstring).
 
-    ``warm_iterations`` Adam steps with the exact costate gradient, then trust-region Newton
-    steps until ``kkt_residual ≤ tol`` or ``iterations`` Newton steps (default 300).
-    History rows: iteration, loss, time_s, kkt (= ‖F(z)‖∞), phase ("adam" | "newton" | "reject").
+    ``step`` at the iterate ``z`` (its ``kkt`` recorded by the driver): converged (status 0) when
+    ``kkt ≤ tol``; stalled (status 3) when the radius has collapsed below 1e-14. Otherwise the
+    Steihaug–Toint step ``s`` with forcing term ``min(0.5, √‖g‖)‖g‖``, the trial ``J(z + s)``
+    (``ctx.call``), the ratio ρ of actual to predicted decrease (at round-off level: the decrease of
+    ‖g‖), ``Δ ← Δ/4·min(1, ‖s‖/Δ)`` if ρ < 0.25, ``2Δ`` if ρ > 0.75 at the boundary; the step is
+    taken if ρ > 1e-4. The iterate's history row gets ``step``, ``cg_iterations``, ``cg_stop``,
+    ``accepted``. Hessian-vector products: central differences of ``grad`` while kkt >
+    ``exact_below``, else ``hvp_exact(z, v)``.
     """
-    should_stop = pop_loop_options("newton", unused)
-    if unused:
-        raise SolverError(f"newton: unknown option(s) {', '.join(sorted(unused))}")
-    if formulation not in FORMULATIONS:
-        raise SolverError(f"newton: unknown formulation '{formulation}' (valid: {', '.join(FORMULATIONS)})")
-    if warm_start is None:
-        warm_start = "adam" if formulation == "reduced" else "lbfgs"
-    if warm_iterations is None:
-        # (full space: an L-BFGS warm start that stops at its iteration cap far above warm_tol
-        # wastes a factorisation on a stalled line search; its cap is therefore high)
-        warm_iterations = 1000 if formulation == "reduced" else 5000
-    if warm_tol is None:
-        # full space: every Newton step is a sparse LU of ~10⁵ unknowns (~10 s at width 6, n = 400),
-        # so start it close; measured on two spirals (n = 400, width 6): starts at KKT 1.4e-4 and
-        # 7e-4 stalled the line search, starts at ≤ 1e-6 converged in two steps
-        warm_tol = 1e-4 if formulation == "reduced" else 1e-6
-    from ocdl.solvers.casadi_kkt import GradientOnly, spec_from_model
-    iterations = (300 if formulation == "reduced" else 50) if iterations is None else int(iterations)
-    spec = spec_from_model(model)
-    X0 = lifted(model, X)
-    progress = Progress(warm_iterations + iterations, "newton", quiet)
-    hist = History(callback, progress)
-    G = GradientOnly(spec, X0, y, threads=threads)          # CasADi: Hessian-vector products
-    build_s = hist.elapsed()
-    from ocdl import pmp
-    Xn = np.asarray(X, dtype=float)
+    name = "newton"
 
-    def vg(zz):
-        """J and ∇J by the numpy costate sweep (the same exact gradient as CasADi's, faster)."""
-        Jz, gd = pmp.value_and_grad(model, model.unflatten(zz), Xn, y)
-        return Jz, model.flatten(gd)
+    def __init__(self, grad, hvp_exact, tol=1e-10, delta0=1.0, cg_maxiter=500, exact_below=1e-5):
+        self.grad, self.hvp_exact = grad, hvp_exact
+        self.tol, self.delta0, self.cg_maxiter, self.exact_below = float(tol), float(delta0), int(cg_maxiter), \
+            float(exact_below)
+        self.n_hvp = self.n_fd_steps = 0
 
-    z = model.flatten(params0).astype(float)
-    m1 = np.zeros_like(z)
-    m2 = np.zeros_like(z)
-    J, g = vg(z)
-    res = G.stationarity_residual(g)
-    hist.add(0, J, res, phase="start")
-    it = 0
-    stopped = False
-    # ---------------- warm start: Adam or L-BFGS with the exact costate gradient
-    if warm_start not in ("adam", "lbfgs", "none"):
-        raise SolverError(f"newton: unknown warm_start '{warm_start}' (valid: adam, lbfgs, none)")
-    if warm_start == "lbfgs":
-        z, J, g, res, it = lbfgs_phase(vg, z, hist, it, warm_iterations, warm_tol, G.stationarity_residual)
-    for t in range(1, (warm_iterations if warm_start == "adam" else 0) + 1):
-        m1 = 0.9 * m1 + 0.1 * g
-        m2 = 0.999 * m2 + 0.001 * g * g
-        z = z - lr * (m1 / (1 - 0.9 ** t)) / (np.sqrt(m2 / (1 - 0.999 ** t)) + 1e-8)
-        J, g = vg(z)
-        if not np.isfinite(J):
-            raise SolverError("newton: the Adam warm start diverged (loss is not finite); lower lr")
-        it += 1
-        res = G.stationarity_residual(g)
-        hist.add(it, J, res, phase="adam")
-        if (callback is not None and callback(it, model.unflatten(z), J)) or (should_stop is not None and should_stop()):
-            stopped = True
-            break
-        if res <= tol:
-            break
-    if formulation == "full" and not stopped and res > tol:
-        from ocdl.solvers.newton_full import newton_full
-        restarts = 0
-        tot = {"newton_steps": 0, "build_time_s": 0.0, "jacobian_time_s": 0.0, "lu_time_s": 0.0}
-        while True:
-            out = newton_full(model, z, X, y, hist, it, tol=tol, iterations=iterations - tot["newton_steps"],
-                              threads=threads, callback=callback, should_stop=should_stop,
-                              linear_solver=linear_solver)
-            it = out["it"]
-            for key in tot:
-                tot[key] += out[key]
-            if not out["stalled"] or restarts >= max_restarts or tot["newton_steps"] >= iterations:
-                break
-            # the line search on ½‖F‖² stalled (a near-singular KKT matrix: far from a regular
-            # solution). Go back to L-BFGS on J from the last full-space iterate's parameters
-            # until the KKT residual is 100× below the one at which Newton was started.
-            restarts += 1
-            warm_tol = warm_tol / 100
-            z = model.flatten(out["params"])
-            z, J, g, res, it = lbfgs_phase(vg, z, hist, it, warm_iterations, warm_tol, G.stationarity_residual)
-        progress.close()
-        params = out["params"]
-        J = pmp.cost(model, params, Xn, y)
-        ok = out["converged"]
-        msg = (f"converged: full-space ‖F(z)‖∞ {out['kkt']:.2e} <= {tol:g}" if ok
-               else "stopped by callback" if out["stopped"]
-               else f"stopped after {tot['newton_steps']} full-space Newton steps and {restarts} L-BFGS "
-                    f"restarts (‖F(z)‖∞ {out['kkt']:.2e})")
-        return make_result(model, params, J, ok, msg, out["it"], hist.rows,
-                           kkt=pmp.kkt_residual(model, params, Xn, y), kkt_full=float(out["kkt"]),
-                           build_time_s=tot["build_time_s"], jacobian_time_s=tot["jacobian_time_s"],
-                           lu_time_s=tot["lu_time_s"], unknowns=out["unknowns"], lu_nnz=out["lu_nnz"],
-                           newton_steps=tot["newton_steps"], restarts=restarts,
-                           formulation=f"full-space Newton on F(z) = 0 (states, costates, θ, head), "
-                                       f"sparse LU ({linear_solver}), Armijo line search on ½‖F‖²",
-                           solver="newton", wall_time_s=hist.elapsed())
-    # ---------------- trust-region Newton–CG with exact Hessian-vector products
-    Delta = float(delta0)
-    n_hvp = 0
-    converged = res <= tol
-    k = 0
-    n_fd_steps = 0
-    while not converged and not stopped and k < iterations:
+    def start(self, x, saved, ctx):
+        self.Delta = float(saved["delta"]) if saved else self.delta0
+
+    def state(self):
+        return {"delta": np.array(self.Delta)}
+
+    def step(self, it, z, J, g, ctx):
+        res = ctx.history[-1]["kkt"]
+        if res <= self.tol:
+            raise StopRun(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED)
+        if self.Delta < 1e-14:
+            raise StopRun(f"trust region collapsed (radius < 1e-14) at KKT residual {res:.2e}", STALLED)
         gnorm = float(np.linalg.norm(g))
         rtol = min(0.5, np.sqrt(gnorm)) * gnorm            # forcing term: superlinear convergence
-        if res > exact_below:
+        if res > self.exact_below:
             # far from convergence: Hessian-vector products by central differences of the exact
             # costate gradient (2 sweeps, ~6x cheaper than CasADi's; relative error ~1e-8 only
             # perturbs the inexact Newton step, which the trust region checks with the true J)
@@ -259,17 +271,17 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
                 if nv == 0.0:
                     return np.zeros_like(v)
                 eps = 1e-5 * (1.0 + zn) / nv
-                return (vg(z + eps * v)[1] - vg(z - eps * v)[1]) / (2 * eps)
-            n_fd_steps += 1
+                return (self.grad(z + eps * v) - self.grad(z - eps * v)) / (2 * eps)
+            self.n_fd_steps += 1
         else:
             def hvp(v):
-                return G.hvp(z, v)                      # exact (forward-over-reverse, CasADi)
-        s, nh, why = steihaug_cg(g, hvp, Delta, rtol, cg_maxiter)
+                return self.hvp_exact(z, v)                 # exact (forward-over-reverse, CasADi)
+        s, nh, why = steihaug_cg(g, hvp, self.Delta, rtol, self.cg_maxiter)
         Hs = hvp(s)
-        n_hvp += nh + 1
+        self.n_hvp += nh + 1
         snorm = float(np.linalg.norm(s))
         pred = -(g @ s + 0.5 * s @ Hs)
-        Jn, gn = vg(z + s)
+        Jn, gn, _ = ctx.call(z + s)
         ared = J - Jn
         if not np.isfinite(Jn):
             rho = -1.0
@@ -279,54 +291,211 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         else:
             rho = ared / pred if pred > 0 else -1.0
         if rho < 0.25:
-            Delta = 0.25 * min(Delta, snorm)
-        elif rho > 0.75 and snorm > 0.99 * Delta:
-            Delta *= 2.0
-        it += 1
-        k += 1
-        if rho > 1e-4:
-            z = z + s
-            J, g = Jn, gn
-            res = G.stationarity_residual(g)
-            hist.add(it, J, res, phase="newton", step=snorm, cg_iterations=nh, cg_stop=why)
-            converged = res <= tol
-            if (callback is not None and callback(it, model.unflatten(z), J)) or (should_stop is not None and should_stop()):
-                stopped = True
-        else:
-            hist.add(it, J, res, phase="reject", step=snorm, cg_iterations=nh, cg_stop=why)
-        if Delta < 1e-14:
+            self.Delta = 0.25 * min(self.Delta, snorm)
+        elif rho > 0.75 and snorm > 0.99 * self.Delta:
+            self.Delta *= 2.0
+        accepted = bool(rho > 1e-4)
+        ctx.history[-1].update(step=snorm, cg_iterations=nh, cg_stop=why, accepted=accepted)
+        return z + s if accepted else z
+
+
+def _cap_message(res, what, n, tol, key="kkt"):
+    if res.status == ITERATION_CAP:
+        res.message = f"iteration limit reached ({n} {what}) before convergence ({key} {res[key]:.2e} > tol {tol:g})"
+
+
+def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
+           warm_start=None, warm_iterations=None, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
+           exact_below=1e-5, formulation="reduced", linear_solver="mumps", threads=1, state0=None,
+           checkpoint=None, checkpoint_every=None, should_stop=None, **unknown):
+    """Newton on the discrete PMP system (see module docstring): ``formulation="reduced"``
+    (default; trust-region Newton–CG on ∇J = 0) or ``"full"`` (full-space Newton, sparse LU).
+
+    Warm start ``warm_iterations`` Adam steps (constant ``lr``, plain Adam) with the exact costate
+    gradient, or L-BFGS to KKT ≤ ``warm_tol``; then trust-region Newton steps until
+    ``kkt_residual ≤ tol`` (``success``) or ``iterations`` Newton steps (default 300). Every
+    phase runs on :func:`ocdl.optim.minimize`; one history: iteration, loss, time_s, kkt
+    (= ‖F(z)‖∞), phase ("adam" | "lbfgs" | "newton" | "newton-full"), and for Newton rows the step
+    taken from that iterate.
+    """
+    check_options("newton", unknown)
+    refuse_checkpoints("newton", state0, checkpoint)
+    if formulation not in FORMULATIONS:
+        raise SolverError(f"newton: unknown formulation '{formulation}' (valid: {', '.join(FORMULATIONS)})")
+    if warm_start is None:
+        warm_start = "adam" if formulation == "reduced" else "lbfgs"
+    if warm_start not in WARM_STARTS:
+        raise SolverError(f"newton: unknown warm_start '{warm_start}' (valid: {', '.join(WARM_STARTS)})")
+    if formulation == "full":
+        from ocdl.solvers.newton_full import LINEAR_SOLVERS
+        if linear_solver not in LINEAR_SOLVERS:
+            raise SolverError(f"newton: unknown linear_solver '{linear_solver}' (valid: {', '.join(LINEAR_SOLVERS)})")
+    if warm_iterations is None:
+        # (full space: an L-BFGS warm start that stops at its iteration cap far above warm_tol
+        # wastes a factorisation on a stalled line search; its cap is therefore high)
+        warm_iterations = 1000 if formulation == "reduced" else 5000
+    if warm_tol is None:
+        # full space: every Newton step is a sparse LU of ~10⁵ unknowns (~10 s at width 6, n = 400),
+        # so start it close; measured on two spirals (n = 400, width 6): starts at KKT 1.4e-4 and
+        # 7e-4 stalled the line search, starts at ≤ 1e-6 converged in two steps
+        warm_tol = 1e-4 if formulation == "reduced" else 1e-6
+    iterations = (300 if formulation == "reduced" else 50) if iterations is None else int(iterations)
+    X = np.asarray(X, dtype=float)
+    phases = Phases("newton", model, callback, quiet, should_stop)
+    objective = KKTObjective(model, X, y)
+    z = model.flatten(params0).astype(float)
+    # ---------------- warm start: Adam or L-BFGS with the exact costate gradient
+    if warm_start == "adam":
+        objective.phase = "adam"
+        rule = UntilKKT(optim.Adam(lr, "constant", amsgrad=False), tol)
+        res = phases.run(objective, z, rule, warm_iterations, model.unflatten)
+    elif warm_start == "lbfgs":
+        res = lbfgs_phase(phases, objective, z, warm_iterations, warm_tol)
+    else:
+        res = None
+    if res is not None:
+        z = res.x
+        if phases.user_stopped or res.kkt <= tol:
+            _cap_message(res, "warm-start steps", warm_iterations, tol)
+            return phases.finish(model.unflatten(z), formulation=f"{warm_start} warm start only")
+    if formulation == "full":
+        return _full_space(phases, objective, z, model, X, y, tol, iterations, warm_iterations, warm_tol,
+                           max_restarts, threads, linear_solver)
+    # ---------------- trust-region Newton–CG with exact Hessian-vector products
+    from ocdl.solvers.casadi_kkt import GradientOnly, spec_from_model
+    tb = time.perf_counter()
+    G = GradientOnly(spec_from_model(model), model.lift(X), y, threads=threads)     # CasADi: Hessian-vector products
+    build_s = time.perf_counter() - tb
+    objective.phase = "newton"
+    rule = TrustRegionNewtonCG(objective.grad, G.hvp, tol, delta0, cg_maxiter, exact_below)
+    res = phases.run(objective, z, rule, iterations, model.unflatten)
+    _cap_message(res, "Newton steps", iterations, tol)
+    return phases.finish(model.unflatten(res.x), n_hvp=rule.n_hvp, n_fd_newton_steps=rule.n_fd_steps,
+                         build_time_s=build_s,
+                         formulation="reduced-space trust-region Newton-CG, exact Hessian-vector products "
+                                     "(states/costates eliminated by exact sweeps)")
+
+
+def _full_space(phases, objective, z, model, X, y, tol, iterations, warm_iterations, warm_tol, max_restarts,
+                threads, linear_solver):
+    """Full-space Newton phases (:class:`ocdl.solvers.newton_full.FullSpaceNewton`); when its line
+    search stalls (a near-singular KKT matrix: far from a regular solution), back to L-BFGS on J
+    from the last iterate's parameters until the KKT residual is 100× below the one at which
+    Newton was started (at most ``max_restarts`` times)."""
+    from ocdl.solvers.newton_full import FullSpaceKKT, FullSpaceNewton
+    tb = time.perf_counter()
+    system = FullSpaceKKT(model, X, y, threads=threads)
+    build_s = time.perf_counter() - tb
+    rule = FullSpaceNewton(system, tol, linear_solver)
+    restarts = 0
+    while True:
+        res = phases.run(rule.objective, system.from_params(model.unflatten(z)), rule, iterations - rule.steps,
+                         system.params)
+        if res.status != STALLED or restarts >= max_restarts or rule.steps >= iterations:
             break
-    progress.close()
-    params = model.unflatten(z)
-    msg = (f"converged: KKT residual {res:.2e} <= {tol:g}" if converged
-           else "stopped by callback" if stopped
-           else f"stopped after {k} Newton steps (KKT residual {res:.2e})")
-    return make_result(model, params, J, converged, msg, it, hist.rows, kkt=float(res),
-                       n_hvp=n_hvp, n_fd_newton_steps=n_fd_steps, build_time_s=build_s,
-                       formulation="reduced-space trust-region Newton-CG, exact Hessian-vector products "
-                                   "(states/costates eliminated by exact sweeps)",
-                       solver="newton", wall_time_s=hist.elapsed())
+        restarts += 1
+        warm_tol = warm_tol / 100
+        z = model.flatten(system.params(res.x))
+        res = lbfgs_phase(phases, objective, z, warm_iterations, warm_tol)
+        if phases.user_stopped:
+            break
+        z = res.x
+    params = system.params(res.x) if res.x.size == system.size else model.unflatten(res.x)
+    kkt_full = float(res.kkt)
+    if res.status == CONVERGED:
+        res.message = f"converged: full-space ‖F(z)‖∞ {kkt_full:.2e} <= {tol:g}"
+    elif res.status == STALLED:
+        res.message = (f"{res.message}; stopped after {rule.steps} full-space Newton steps and {restarts} "
+                       f"L-BFGS restarts")
+    _cap_message(res, "full-space Newton steps", iterations, tol)
+    return phases.finish(params, kkt=pmp.kkt_residual(model, params, X, y), kkt_full=kkt_full,
+                         build_time_s=build_s, jacobian_time_s=rule.jacobian_s, lu_time_s=rule.lu_s,
+                         unknowns=system.size, lu_nnz=rule.lu_nnz, newton_steps=rule.steps, restarts=restarts,
+                         formulation=f"full-space Newton on F(z) = 0 (states, costates, θ, head), sparse LU "
+                                     f"({linear_solver}), Armijo line search on ½‖F‖²")
+
+
+class IpoptRun:
+    """IPOPT as a rule that drives its own loop (``run``): its iteration callback evaluates the
+    reduced cost and KKT residual at the iterate's parameters through the driver's context
+    (history row, progress, divergence test, callback); a requested stop ends IPOPT
+    (``User_Requested_Stop``)."""
+    name = "ipopt"
+
+    def __init__(self, nlp, solver, x0_full, n_params, should_stop):
+        self.nlp, self.solver, self.x0_full, self.n_params, self.should_stop = nlp, solver, x0_full, n_params, \
+            should_stop
+        self.sol = None
+
+    def start(self, x, saved, ctx):
+        pass
+
+    def state(self):
+        return {}
+
+    def iterate(self, ctx, k, w):
+        """Called by the CasADi iteration callback with IPOPT's iterate ``w``; True asks IPOPT to stop."""
+        if self.error is not None:
+            return True
+        zk = np.asarray(w).ravel()[:self.n_params]
+        try:
+            f, _, info = ctx.evaluate(k, zk)
+            self.stopped = ctx.record(k, zk, f, info) or self.stopped
+        except (SolverError, KeyboardInterrupt) as exc:        # raised again once IPOPT has returned
+            self.error = exc
+            return True
+        self.interrupted = bool(self.should_stop is not None and self.should_stop())
+        return self.stopped or self.interrupted
+
+    def run(self, ctx, x0, start, iterations):
+        """``iterations`` = IPOPT's ``max_iter`` + 1 (its starting point is a row)."""
+        self.error, self.stopped, self.interrupted, self.ctx = None, False, False, ctx
+        self.sol = self.solver(x0=self.x0_full, lbg=0, ubg=0)
+        if self.error is not None:
+            raise self.error
+        if self.interrupted:
+            ctx.progress.close("ipopt: interrupted")
+            raise KeyboardInterrupt
+        stats = self.solver.stats()
+        self.stats = stats
+        w = np.asarray(self.sol["x"]).ravel()
+        status = str(stats["return_status"])
+        if self.stopped:
+            code, message = STOPPED, "stopped by the callback"
+        elif stats["success"]:
+            code, message = CONVERGED, f"converged: {status}"
+        elif status == "Maximum_Iterations_Exceeded":
+            code, message = ITERATION_CAP, (f"iteration limit reached ({iterations - 1} IPOPT iterations) before "
+                                            f"convergence ({status})")
+        else:
+            code, message = STALLED, f"not converged: {status}"
+        return w[:self.n_params], None, {}, code, message
 
 
 def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
-          print_level=0, linear_solver="mumps", **unused):
-    """IPOPT on the full-space multiple-shooting NLP; ``result.costates`` are its multipliers."""
+          print_level=0, linear_solver="mumps", state0=None, checkpoint=None, checkpoint_every=None,
+          should_stop=None, **unknown):
+    """IPOPT on the full-space multiple-shooting NLP; ``result.costates`` are its multipliers.
+    ``success`` is IPOPT's own (``Solve_Succeeded``: scaled NLP error ≤ ``tol``)."""
+    check_options("ipopt", unknown)
     import casadi as ca
     from ocdl.solvers.casadi_kkt import GradientOnly, MultipleShootingNLP, spec_from_model
-    pop_loop_options("ipopt", unused)
-    if unused:
-        raise SolverError(f"ipopt: unknown option(s) {', '.join(sorted(unused))}")
+    refuse_checkpoints("ipopt", state0, checkpoint)
     iterations = 500 if iterations is None else int(iterations)
     spec = spec_from_model(model)
-    X0 = lifted(model, X)
-    progress = Progress(iterations, "ipopt", quiet)
-    hist = History(callback, progress)
+    X = np.asarray(X, dtype=float)
+    X0 = model.lift(X)
     nlp = MultipleShootingNLP(spec, X0, y)
     G = GradientOnly(spec, X0, y)
-    rows = hist
+
+    def objective(z, batch=None):
+        J, g = G.evaluate(z)
+        return J, g, {"kkt": G.stationarity_residual(g), "phase": "ipopt"}
+
+    holder = {}
 
     class _Log(ca.Callback):
-        """Records loss and the reduced KKT residual at every IPOPT iteration."""
+        """IPOPT's iteration callback: hands every iterate to :meth:`IpoptRun.iterate`."""
 
         def __init__(self):
             ca.Callback.__init__(self)
@@ -356,11 +525,9 @@ def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, t
             return ca.Sparsity(0, 0)
 
         def eval(self, arg):
-            zk = np.asarray(arg[0]).ravel()[:spec.n_params]
-            Jr, gr = G.evaluate(zk)
-            rows.add(self.k, Jr, G.stationarity_residual(gr), phase="ipopt")
             self.k += 1
-            return [0]
+            run = holder["run"]
+            return [1 if run.iterate(run.ctx, self.k, arg[0]) else 0]
 
     log = _Log()
     opts = {"ipopt.print_level": int(print_level), "print_time": False, "ipopt.tol": float(tol),
@@ -368,16 +535,12 @@ def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, t
             "iteration_callback": log, "ipopt.sb": "yes"}
     solver = ca.nlpsol("pmp_ipopt", "ipopt", nlp.nlp, opts)
     z0 = model.flatten(params0)
-    states0 = model.forward(params0, np.asarray(X, dtype=float))
-    sol = solver(x0=nlp.initial_guess(z0, np.asarray(states0)), lbg=0, ubg=0)
-    progress.close()
-    stats = solver.stats()
-    w = np.asarray(sol["x"]).ravel()
-    params = nlp.params(w)
-    Jr, gr = G.evaluate(w[:spec.n_params])
-    res = G.stationarity_residual(gr)
-    return make_result(model, params, Jr, bool(stats["success"]), str(stats["return_status"]),
-                       int(stats["iter_count"]), hist.rows, kkt=float(res),
-                       costates=nlp.costates(sol["lam_g"]),
-                       formulation="full-space multiple-shooting NLP (IPOPT)", solver="ipopt",
-                       wall_time_s=hist.elapsed())
+    states0 = model.forward(params0, X)
+    run = holder["run"] = IpoptRun(nlp, solver, nlp.initial_guess(z0, np.asarray(states0)), spec.n_params,
+                                   should_stop)
+    phases = Phases("ipopt", model, callback, quiet, None)
+    # IPOPT counts its starting point as iteration 0: the history has iter_count + 1 rows
+    phases.run(objective, z0, run, iterations + 1, model.unflatten)
+    params = nlp.params(np.asarray(run.sol["x"]).ravel())
+    return phases.finish(params, costates=nlp.costates(run.sol["lam_g"]), ipopt_iterations=int(run.stats["iter_count"]),
+                         formulation="full-space multiple-shooting NLP (IPOPT)")

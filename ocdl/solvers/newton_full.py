@@ -23,13 +23,15 @@ per-(sample, layer) CasADi SX blocks: for ``ℓ = pᵀ S_h(x, θ)`` the Hessian 
 ``∂²ℓ/∂(x, θ)²`` and the Jacobians ``∂S_h/∂x``, ``∂S_h/∂θ``; the functions are mapped over the n
 samples once per layer (``Function.map``; θ–θ blocks summed over samples by its reduce form) and
 the index arrays are built with numpy (no Python loop over samples). The Newton step solves
-``J(z) s = −F(z)`` by SuperLU (``scipy.sparse.linalg.splu``, not Cholesky) and is globalised by
+``J(z) s = −F(z)`` by a sparse LU (MUMPS or SuperLU, :func:`sparse_lu_solve`; not Cholesky) and is globalised by
 an Armijo backtracking line search on the merit ``½‖F‖²`` (the Newton direction is a descent
-direction of the merit: its directional derivative is ``−‖F‖²``).
+direction of the merit: its directional derivative is ``−‖F‖²``) — the rule
+:class:`FullSpaceNewton`, stepped by :func:`ocdl.optim.minimize`.
 """
 import atexit
 import os
 import sys
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,7 +49,6 @@ class FullSpaceKKT:
 
     def __init__(self, model, X, y, threads=1):
         import casadi as ca
-        from ocdl.solvers._result import lifted
         from ocdl.solvers.casadi_kkt import (labels_matrix, loss_sym, regulariser_sym,
                                              spec_from_model, step_sym)
         from integrators.tableaux import EXPLICIT
@@ -58,7 +59,7 @@ class FullSpaceKKT:
                               f"formulation='reduced'")
         self.model, self.spec = model, spec
         self.Xraw, self.y = np.asarray(X, dtype=float), np.asarray(y)
-        X0 = lifted(model, X)
+        X0 = model.lift(self.Xraw)
         n, d, m, N, C = X0.shape[0], spec.d, spec.m, spec.N, spec.C
         q = m * m + m
         self.n, self.d, self.q, self.N = n, d, q, N
@@ -151,7 +152,7 @@ class FullSpaceKKT:
         return zp, xs, ps, out
 
     def _residual_from(self, zp, xs, ps, out):
-        N, d, n = self.N, self.d, self.n
+        N, d = self.N, self.d
         spec = self.spec
         F = np.zeros(self.size)
         g = np.zeros(self.npar)
@@ -253,6 +254,12 @@ def _banner_to_stderr_at_exit():
     _EXIT_HOOK.append(hook)
 
 
+def backward_error(A, x, b):
+    """Normwise backward error ``‖Ax − b‖∞ / (‖A‖∞ ‖x‖∞ + ‖b‖∞)`` of a solution of ``Ax = b``."""
+    den = float(abs(A).sum(axis=1).max()) * float(np.abs(x).max()) + float(np.abs(b).max())
+    return float(np.abs(A @ x - b).max()) / den if den > 0 else 0.0
+
+
 def sparse_lu_solve(A, rhs, linear_solver="superlu", permc_spec="MMD_AT_PLUS_A"):
     """Solve ``A s = rhs`` by a sparse LU factorisation (the KKT matrix is indefinite: no Cholesky).
 
@@ -283,73 +290,82 @@ def sparse_lu_solve(A, rhs, linear_solver="superlu", permc_spec="MMD_AT_PLUS_A")
         # without nfact before it made solve return b unchanged; sfact + nfact factorises twice)
         x = np.asarray(L.solve(M, rhs)).ravel()
         # CasADi does not surface MUMPS error codes (measured: on a 1971-unknown KKT matrix it
-        # silently returned b): check the solve and fall back to SuperLU when it is not one
-        if np.all(np.isfinite(x)) and np.abs(A @ x - rhs).max() <= 1e-8 * (1.0 + np.abs(rhs).max()):
+        # silently returned b; near a solution, at ‖rhs‖∞ ~ 5e-11, a step whose residual passed an
+        # absolute test but did not lower ‖F‖): check the normwise backward error of the solve and
+        # fall back to SuperLU when it is not that of a stable LU (≈ 1e-16·growth)
+        if np.all(np.isfinite(x)) and backward_error(A, x, rhs) <= 1e-10:
             return x, -1
         return sparse_lu_solve(A, rhs, "superlu", permc_spec)
     raise SolverError(f"newton: unknown linear_solver '{linear_solver}' (valid: {', '.join(LINEAR_SOLVERS)})")
 
 
-def newton_full(model, z_params, X, y, hist, it0=0, *, tol=1e-10, iterations=50, threads=1,
-                callback=None, should_stop=None, linear_solver="mumps", permc_spec="MMD_AT_PLUS_A",
-                min_step=0.1):
-    """Full-space Newton with a line search on ``½‖F‖²`` from the flat params ``z_params``.
+class FullSpaceNewton:
+    """Full-space Newton on ``F(z) = 0`` as a rule of :func:`ocdl.optim.minimize` (``x`` = the
+    full-space ``z`` of a :class:`FullSpaceKKT`).
 
-    States/costates are initialised by the exact sweeps. Returns a dict with the final params,
-    loss, ‖F‖∞, iteration count, flags and timings. History rows: phase "newton-full", ``kkt`` =
-    ‖F(z)‖∞ of the full-space system at the iterate, ``kkt_reduced`` = the shared
-    :func:`ocdl.pmp.kkt_residual` at its parameters, ``loss`` = J at its parameters.
+    :meth:`objective` gives the driver ``J`` at the parameters of ``z`` (the history's ``loss``) and
+    ``{"kkt": ‖F(z)‖∞, "kkt_reduced": ocdl.pmp.kkt_residual at its parameters}``. ``step``:
+    converged (status 0) when ``‖F(z)‖∞ ≤ tol``; else the Newton step ``Jac(z) s = −F(z)`` (sparse
+    LU, :func:`sparse_lu_solve`) and Armijo backtracking on the merit ``½‖F‖²`` (its derivative
+    along ``s`` is ``−‖F‖²``); a step below ``min_step`` ends the run as stalled (status 3: the
+    caller returns to L-BFGS). The iterate's row gets ``step``, ``jacobian_s``, ``lu_s``. Totals
+    over all its runs: ``steps``, ``jacobian_s``, ``lu_s``; ``lu_nnz`` of the last factorisation.
     """
-    from ocdl import pmp
-    t0 = hist.elapsed()
-    sys_ = FullSpaceKKT(model, X, y, threads=threads)
-    build_s = hist.elapsed() - t0
-    Xn = np.asarray(X, dtype=float)
-    z = sys_.from_params(model.unflatten(z_params))
-    F, _ = sys_.residual(z)
-    res = float(np.abs(F).max())
-    it = it0
-    k = 0
-    t_jac = t_lu = 0.0
-    converged = res <= tol
-    stopped = False
-    lu_nnz = 0
-    stalled = False
-    while not converged and not stopped and k < iterations:
-        ta = hist.elapsed()
-        F, _, A = sys_.jacobian(z)
-        tb = hist.elapsed()
-        s, lu_nnz = sparse_lu_solve(A, -F, linear_solver, permc_spec)
-        tc = hist.elapsed()
-        t_jac += tb - ta
-        t_lu += tc - tb
+    name = "newton (full space)"
+
+    def __init__(self, system, tol=1e-10, linear_solver="mumps", permc_spec="MMD_AT_PLUS_A", min_step=0.1):
+        self.system, self.tol, self.linear_solver = system, float(tol), linear_solver
+        self.permc_spec, self.min_step = permc_spec, float(min_step)
+        self.steps, self.jacobian_s, self.lu_s, self.lu_nnz = 0, 0.0, 0.0, 0
+        self._F = None                                 # (z, F) of the accepted line-search point
+
+    def start(self, x, saved, ctx):
+        pass
+
+    def state(self):
+        return {}
+
+    def objective(self, z, batch=None):
+        from ocdl import pmp
+        sys_ = self.system
+        if self._F is not None and np.array_equal(self._F[0], z):
+            F = self._F[1]
+        else:
+            F, _ = sys_.residual(z)
+        params = sys_.params(z)
+        J, gd = pmp.value_and_grad(sys_.model, params, sys_.Xraw, sys_.y)
+        return J, None, {"kkt": float(np.abs(F).max()),
+                         "kkt_reduced": pmp.kkt_residual(sys_.model, params, sys_.Xraw, sys_.y, gd),
+                         "phase": "newton-full"}
+
+    def step(self, it, z, f, g, ctx):
+        from ocdl.optim import CONVERGED, STALLED, StopRun
+        res = ctx.history[-1]["kkt"]
+        if res <= self.tol:
+            raise StopRun(f"converged: full-space ‖F(z)‖∞ {res:.2e} <= {self.tol:g}", CONVERGED)
+        ta = time.perf_counter()
+        F, _, A = self.system.jacobian(z)
+        tb = time.perf_counter()
+        s, self.lu_nnz = sparse_lu_solve(A, -F, self.linear_solver, self.permc_spec)
+        tc = time.perf_counter()
+        self.jacobian_s += tb - ta
+        self.lu_s += tc - tb
         merit = 0.5 * float(F @ F)
         step = 1.0
         while True:
-            Fn, _ = sys_.residual(z + step * s)
+            Fn, _ = self.system.residual(z + step * s)
             mn = 0.5 * float(Fn @ Fn)
             # Armijo on the merit: d/dt ½‖F(z + t s)‖² at t = 0 is Fᵀ(Jac s) = −‖F‖² = −2·merit
             if np.isfinite(mn) and mn <= (1.0 - 2e-4 * step) * merit:
                 break
             step *= 0.5
-            if step < min_step:
+            if step < self.min_step:
                 break
-        if step < min_step:
-            stalled = True               # no useful decrease of ½‖F‖²: leave it to the caller
-            break
-        z = z + step * s
-        F = Fn
-        res = float(np.abs(F).max())
-        it += 1
-        k += 1
-        params = sys_.params(z)
-        J, gd = pmp.value_and_grad(model, params, Xn, y)
-        hist.add(it, J, res, phase="newton-full", step=step, kkt_reduced=pmp.kkt_residual(model, params, Xn, y, gd),
-                 jacobian_s=tb - ta, lu_s=tc - tb)
-        converged = res <= tol
-        if (callback is not None and callback(it, params, J)) or (should_stop is not None and should_stop()):
-            stopped = True
-    params = sys_.params(z)
-    return {"params": params, "kkt": res, "it": it, "newton_steps": k, "converged": converged,
-            "stopped": stopped, "stalled": stalled, "build_time_s": build_s, "jacobian_time_s": t_jac, "lu_time_s": t_lu,
-            "unknowns": sys_.size, "lu_nnz": lu_nnz}
+        ctx.history[-1].update(jacobian_s=tb - ta, lu_s=tc - tb)
+        if step < self.min_step:
+            raise StopRun(f"line search on ½‖F‖² stalled (step < {self.min_step:g}) at ‖F(z)‖∞ {res:.2e}", STALLED)
+        ctx.history[-1]["step"] = step
+        self.steps += 1
+        z_new = z + step * s
+        self._F = (z_new, Fn)
+        return z_new
