@@ -141,3 +141,82 @@ def test_time_to_target_and_train_bench_with_stand_in():
     assert s["fast"]["reached"] == 2 and s["fast"]["median_time_to_target_s"] == pytest.approx(0.4 + 0.5)
     assert s["slow"]["reached"] == 0 and s["slow"]["median_time_to_target_s"] is None
     assert all(r["converged"] is False and r["message"] == "iteration limit reached (10)" for r in result["runs"])
+
+
+# --- the JAX / diffrax peers (optional extra `peers`; skipped cleanly where not installed) -----
+
+@pytest.mark.parametrize("field", ["outer", "inner", "hamiltonian"])
+def test_jax_scan_gradient_equals_autograd(field):
+    pytest.importorskip("jax")
+    pr = pb.Problem(field, 12, samples=40, width=8, seed=3)
+    J_ref, g_ref = autograd_flat(pr)
+    fwd, vg = prepare("jax", pr)
+    J, g, extra = vg()
+    # reverse mode through lax.scan of the same float64 Euler network: round-off
+    # (measured ≤ 7.6e-16 relative); bar 1e-13
+    assert abs(fwd() - J_ref) <= 1e-13 * abs(J_ref) and abs(J - J_ref) <= 1e-13 * abs(J_ref)
+    assert rel(g, g_ref) <= 1e-13
+    assert extra["compile_s"] > 0 and extra["forward_compile_s"] > 0
+
+
+def test_diffrax_recursive_checkpoint_is_the_discrete_network():
+    pytest.importorskip("diffrax")
+    pr = pb.Problem("outer", 16, samples=40, width=6, seed=1)
+    J_ref, g_ref = autograd_flat(pr)
+    fwd, vg = prepare("diffrax", pr)
+    J, g, _ = vg()
+    # Euler evaluates at the step starts t_k, where the vector field picks θ_k: the discrete
+    # network; RecursiveCheckpointAdjoint differentiates it exactly (measured 4.5e-16); bar 1e-13
+    assert abs(fwd() - J_ref) <= 1e-13 * abs(J_ref)
+    assert rel(g, g_ref) <= 1e-13
+
+
+@pytest.mark.slow
+def test_diffrax_backsolve_error_is_first_order():
+    """BacksolveAdjoint integrates the continuous adjoint backwards (and sees θ_{k+1} on step k):
+    O(h), so 4× the layers gives about 1/4 of the error (bound 0.45, as for torchdiffeq)."""
+    pytest.importorskip("diffrax")
+    errs = []
+    for depth in (32, 128):
+        pr = pb.Problem("outer", depth, samples=40, width=4)
+        _, g_ref = autograd_flat(pr)
+        _, vg = prepare("diffrax-backsolve", pr)
+        errs.append(rel(vg()[1], g_ref))
+    assert 1e-4 < errs[0] < 1 and errs[1] / errs[0] < 0.45, errs
+
+
+def test_missing_peer_is_skipped_with_a_note(monkeypatch):
+    import ocdl.bench.gradient as bg
+    monkeypatch.setattr(bg, "missing", lambda m: ("jax", "jaxlib") if m in bg.PEER_METHODS else ())
+    res = bg.run_gradient_bench(fields=["outer"], depths=[3], samples=16, methods=["costate", "jax"],
+                                repeats=1, quiet=True)
+    assert [r["method"] for r in res["runs"]] == ["costate"]
+    assert res["skipped"] == [{"method": "jax", "missing": ["jax", "jaxlib"]}]
+    assert bg.skip_note(res["skipped"]) == ("skipped jax: jax, jaxlib not installed "
+                                            "(optional extra: pip install -e '.[peers]')")
+    run = res["runs"][0]
+    assert {"method", "field", "depth", "forward_s", "gradient_s", "peak_mib", "rel_error"} <= set(run)
+    assert run["compile_s"] is None and run["rel_error"] <= 1e-13
+    with pytest.raises(InputError, match="nothing to run: skipped jax, diffrax: jax, jaxlib not installed"):
+        bg.run_gradient_bench(fields=["outer"], depths=[3], methods=["jax", "diffrax"], quiet=True)
+
+
+def test_cli_peer_note_or_row(tmp_path, ocdl_cli):
+    """Without jax: one-line note on stderr, the other rows intact; with jax: its row, compiled."""
+    import importlib.util
+    out = tmp_path / "g.json"
+    r = ocdl_cli("bench", "gradient", "--fields", "outer", "--depths", "3", "--samples", "16",
+                 "--methods", "costate,jax", "--repeats", "1", "--json", out)
+    assert r.returncode == 0, r.stderr
+    runs = json.loads(out.read_text())["runs"]
+    have_jax = importlib.util.find_spec("jax") is not None and importlib.util.find_spec("jaxlib") is not None
+    if have_jax:
+        assert [x["method"] for x in runs] == ["costate", "jax"]
+        assert runs[1]["compile_s"] > 0 and runs[1]["rel_error"] <= 1e-13
+    else:
+        notes = [ln for ln in r.stderr.splitlines() if ln.startswith("ocdl: note: skipped jax")]
+        assert len(notes) == 1 and "pip install -e '.[peers]'" in notes[0]
+        assert [x["method"] for x in runs] == ["costate"]
+    for x in runs:
+        assert {"method", "field", "depth", "forward_s", "gradient_s", "peak_mib", "rel_error",
+                "compile_s"} <= set(x)

@@ -1,4 +1,4 @@
-"""``ocdl bench gradient``: time, memory and accuracy of five ways to get ∂J/∂θ, against depth.
+"""``ocdl bench gradient``: time, memory and accuracy of eight ways to get ∂J/∂θ, against depth.
 
 Methods (all float64, same discrete network, same cost — see :mod:`ocdl.bench.problem`):
 
@@ -8,7 +8,14 @@ Methods (all float64, same discrete network, same cost — see :mod:`ocdl.bench.
                            (:mod:`ocdl.bench.reversible`); its network is the Verlet one;
 * ``torchdiffeq-adjoint``  ``torchdiffeq.odeint_adjoint``, fixed-grid Euler on the same grid
                            (continuous adjoint integrated backwards: an O(h) gradient error);
-* ``torchdiffeq-direct``   ``torchdiffeq.odeint`` with the same grid, backprop through the solver.
+* ``torchdiffeq-direct``   ``torchdiffeq.odeint`` with the same grid, backprop through the solver;
+* ``jax``, ``diffrax``, ``diffrax-backsolve``  the peers of :mod:`ocdl.bench.peers` (optional extra
+                           ``peers``): ``jit(value_and_grad)`` through ``lax.scan``; ``diffeqsolve``
+                           with Euler and ``RecursiveCheckpointAdjoint`` / ``BacksolveAdjoint``.
+                           Skipped with a note (``result["skipped"]``) when jax / diffrax are not
+                           installed. Their compile time is reported apart (``compile_s``,
+                           ``forward_compile_s``); ``forward_s`` / ``gradient_s`` time the compiled
+                           programs. Methods without a compile step have ``compile_s`` None.
 
 Reference: the float64 autograd gradient of the same discrete network (Euler, or Verlet for
 ``costate-reversible``), computed in the driving process; ``rel_error = ‖g − g_ref‖₂/‖g_ref‖₂``
@@ -43,7 +50,9 @@ import numpy as np
 
 from ocdl.errors import InputError, SolverError
 
-METHODS = ("autograd", "costate", "costate-reversible", "torchdiffeq-adjoint", "torchdiffeq-direct")
+from ocdl.bench.peers import PEER_METHODS, missing
+
+METHODS = ("autograd", "costate", "costate-reversible", "torchdiffeq-adjoint", "torchdiffeq-direct") + PEER_METHODS
 FIELDS = ("outer", "hamiltonian", "inner")
 
 
@@ -88,6 +97,10 @@ def prepare(method, problem, device="cpu"):
             J, g, info = reversible.value_and_grad(x0, y, params, problem.h, problem.alpha)
             return J, problem.flat(g), info
         return forward, value_and_grad
+
+    if method in PEER_METHODS:
+        from ocdl.bench import peers
+        return peers.prepare(method, problem, device)
 
     import torch
 
@@ -247,10 +260,23 @@ def machine_info():
             "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
+def skip_note(skipped):
+    """One line naming the skipped methods and what they lack (empty string: none skipped)."""
+    if not skipped:
+        return ""
+    lacking = sorted({m for s in skipped for m in s["missing"]})
+    return (f"skipped {', '.join(s['method'] for s in skipped)}: {', '.join(lacking)} not installed "
+            f"(optional extra: pip install -e '.[peers]')")
+
+
 def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 1024, 4096), samples=512,
                        width=8, repeats=3, device="cpu", methods=METHODS, T=5.0, alpha=1e-3, seed=0,
                        quiet=False, timeout=1800):
-    """Measure every applicable (method, field, depth); return ``{"runs": [...], ...}``."""
+    """Measure every applicable (method, field, depth); return ``{"runs": [...], "skipped": [...], ...}``.
+
+    Peer methods whose packages are missing are left out and listed in ``skipped`` as
+    ``{"method", "missing"}`` (:func:`skip_note` words it); if every requested method is missing,
+    InputError."""
     from ocdl.bench.problem import Problem
     from ocdl.progress import Progress
     for f in fields:
@@ -265,6 +291,10 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
             raise InputError(f"unknown method '{m}' (valid: {', '.join(METHODS)})")
     if samples < 2:
         raise InputError(f"--samples must be ≥ 2 (got {samples})")
+    skipped = [{"method": m, "missing": list(missing(m))} for m in methods if missing(m)]
+    if skipped and len(skipped) == len(methods):
+        raise InputError("nothing to run: " + skip_note(skipped))
+    methods = [m for m in methods if not missing(m)]
     cases = [(f, d, m) for f in fields for d in depths for m in methods if applicable(m, f)]
     if not cases:
         raise InputError("no (method, field) pair applies: costate-reversible needs the hamiltonian field")
@@ -299,14 +329,16 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
                    "gradient_s": res["gradient_s"], "peak_mib": res["peak_mib"], "rel_error": rel,
                    "integrator": integ, "cost_abs_error": abs(res["J"] - J_ref),
                    "process_peak_mib": res["process_peak_mib"], "gradient_mib": g.nbytes / 2 ** 20}
-            if "reconstruction_error" in res:
-                run["reconstruction_error"] = res["reconstruction_error"]
+            run["compile_s"] = res.get("compile_s")
+            for key in ("forward_compile_s", "xla_temp_mib", "reconstruction_error"):
+                if key in res:
+                    run[key] = res[key]
             if not res.get("peak_reset", True):
                 run["peak_note"] = "peak RSS counter could not be reset; peak_mib is an upper bound"
             runs.append(run)
         bar.update(len(cases), force=True)
     bar.close()
-    return {"runs": runs,
+    return {"runs": runs, "skipped": skipped,
             "settings": {"fields": list(fields), "depths": list(depths), "samples": samples, "width": width,
                          "repeats": repeats, "device": device, "T": T, "alpha": alpha, "seed": seed,
                          "methods": list(methods)},
@@ -315,7 +347,8 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
 
 
 STYLE = {"autograd": ("C0", "o"), "costate": ("C1", "s"), "costate-reversible": ("C2", "^"),
-         "torchdiffeq-adjoint": ("C3", "v"), "torchdiffeq-direct": ("C4", "D")}
+         "torchdiffeq-adjoint": ("C3", "v"), "torchdiffeq-direct": ("C4", "D"), "jax": ("C5", "P"),
+         "diffrax": ("C6", "X"), "diffrax-backsolve": ("C7", "*")}
 
 
 def plot_gradient_bench(result, path):

@@ -1,21 +1,27 @@
 """``ocdl bench gradient`` and ``ocdl bench train`` (thin over ocdl.bench)."""
+import sys
+
 from ocdl.cli import common
 
-METHODS = ("autograd", "costate", "costate-reversible", "torchdiffeq-adjoint", "torchdiffeq-direct")
+METHODS = ("autograd", "costate", "costate-reversible", "torchdiffeq-adjoint", "torchdiffeq-direct",
+           "jax", "diffrax", "diffrax-backsolve")
 
 
 def register(sub):
     p = sub.add_parser("bench", help="benchmarks: gradient methods against depth; solvers' time to target",
-                       description="Benchmarks. 'ocdl bench gradient': time, memory and error of five gradient "
-                                   "methods against depth. 'ocdl bench train': time-to-target per solver.")
+                       description="Benchmarks. 'ocdl bench gradient': time, memory and error of the gradient "
+                                   "methods (ocdl's, torch's and the JAX/diffrax peers) against depth. "
+                                   "'ocdl bench train': time-to-target per solver.")
     common.add_global(p)
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCHMARK")
 
     g = common.add_command(
         bsub, "gradient", "gradient time, peak memory and error against depth, for autograd, costate, "
-        "costate-reversible, torchdiffeq-adjoint and torchdiffeq-direct",
+        "costate-reversible, torchdiffeq-adjoint, torchdiffeq-direct and the peers jax, diffrax, "
+        "diffrax-backsolve (optional extra peers; skipped with a note when not installed)",
         ["ocdl bench gradient --depths 16,64,256 --json grad.json --plot grad.png",
-         "ocdl bench gradient --fields hamiltonian --methods autograd,costate-reversible --repeats 5"],
+         "ocdl bench gradient --fields hamiltonian --methods autograd,costate-reversible --repeats 5",
+         "ocdl bench gradient --fields outer --methods costate,jax,diffrax --depths 16,256"],
         func=run_gradient)
     g.add_argument("--fields", type=common.choice_list("field", ["outer", "hamiltonian", "inner"]),
                    default=["outer", "hamiltonian"], help="fields (default outer,hamiltonian)")
@@ -26,7 +32,7 @@ def register(sub):
     g.add_argument("--repeats", type=common.positive_int, default=3,
                    help="timing repeats; the best is reported (default 3)")
     g.add_argument("--methods", type=common.choice_list("method", METHODS), default=list(METHODS),
-                   help="methods to run (default: all five)")
+                   help="methods to run (default: all eight; jax and diffrax* need the extra peers)")
     g.add_argument("--T", type=common.positive, default=5.0, help="final time T (default 5)")
     common.add_outputs(g, device=True)
 
@@ -64,7 +70,7 @@ def _g(v, fmt=".3g"):
 
 
 def run_gradient(args):
-    from ocdl.bench.gradient import plot_gradient_bench, run_gradient_bench
+    from ocdl.bench.gradient import plot_gradient_bench, run_gradient_bench, skip_note
     from ocdl.io import write_json
     common.check_memory(common.resnet_bytes(max(args.depths), args.width, args.samples),
                         f"--depths {max(args.depths)} --width {args.width} --samples {args.samples}")
@@ -72,13 +78,16 @@ def run_gradient(args):
     result = run_gradient_bench(fields=args.fields, depths=args.depths, samples=args.samples, width=args.width,
                                 repeats=args.repeats, device=device, methods=args.methods, T=args.T,
                                 seed=args.seed, quiet=args.quiet)
+    if result["skipped"]:
+        print("ocdl: note: " + skip_note(result["skipped"]), file=sys.stderr)
     if args.json:
         write_json(args.json, result)
     if args.plot:
         plot_gradient_bench(result, args.plot)
-    _print_table(["method", "field", "depth", "forward_s", "gradient_s", "peak_mib", "rel_error"],
+    _print_table(["method", "field", "depth", "forward_s", "gradient_s", "compile_s", "peak_mib", "rel_error"],
                  [[r["method"], r["field"], r["depth"], _g(r["forward_s"]), _g(r["gradient_s"]),
-                   _g(r["peak_mib"], ".1f"), _g(r["rel_error"], ".2e")] for r in result["runs"]])
+                   _g(r.get("compile_s")), _g(r["peak_mib"], ".1f"), _g(r["rel_error"], ".2e")]
+                  for r in result["runs"]])
     return 0
 
 

@@ -1,0 +1,166 @@
+"""The JAX and diffrax peers of ``ocdl bench gradient``: the same discrete network and cost as
+:mod:`ocdl.bench.problem`, written in ``jax.numpy`` (float64), compiled by XLA.
+
+Network (row form, one sample per row; ``h = T/N``, ``θ_k = (K_k, b_k)`` on ``[t_k, t_{k+1})``)::
+
+    x_{k+1} = x_k + h f(x_k; θ_k)          (explicit Euler)
+    outer        f(x) = σ(x) Kᵀ + b
+    inner        f(x) = σ(x Kᵀ + b)
+    hamiltonian  x = (q, p):  q̇ = σ(p Kᵀ + b),  ṗ = −σ(q K + b)      (σ = tanh)
+
+    J = (1/n) Σ_i softplus(−(2c_i − 1) s_i) + (α/2)‖W‖² + h Σ_k (α/2)(‖K_k‖² + |b_k|²),
+    s = x_N Wᵀ + μ.
+
+Methods:
+
+* ``jax``               ``jax.jit(jax.value_and_grad(J))`` with the layers in ``jax.lax.scan``
+                        (reverse mode through the scan: the exact gradient of the discrete network);
+* ``diffrax``           ``diffrax.diffeqsolve`` with ``Euler()``, ``ConstantStepSize`` and
+                        ``dt0 = h`` on ``[0, T]``; the vector field picks layer
+                        ``k = clip(round(t/h), 0, N−1)`` — Euler evaluates only at the step starts
+                        ``t_k``, so this is the discrete network; ``RecursiveCheckpointAdjoint``
+                        (reverse mode through the solver loop, with checkpointing: exact);
+* ``diffrax-backsolve`` the same solve with ``BacksolveAdjoint``: the continuous adjoint ODE
+                        integrated backwards with Euler, states re-integrated backwards. Its steps
+                        start at ``t_{k+1}`` and therefore see ``θ_{k+1}`` on ``[t_k, t_{k+1})`` —
+                        optimise-then-discretise: an O(h) gradient error, reported, not hidden.
+
+Compilation is done ahead of time (``jit(...).lower(...).compile()``) in :func:`prepare` and
+timed there (``compile_s`` for the value-and-gradient, ``forward_compile_s`` for the cost);
+the timed calls run the compiled executables only. Threads: unless ``XLA_FLAGS`` is set, the
+worker sets ``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` (torch runs
+with ``set_num_threads(1)``); pin the whole run with ``taskset`` for one core.
+"""
+import importlib.util
+import os
+import time
+
+import numpy as np
+
+PEER_METHODS = ("jax", "diffrax", "diffrax-backsolve")
+NEEDS = {"jax": ("jax", "jaxlib"), "diffrax": ("jax", "jaxlib", "diffrax"),
+         "diffrax-backsolve": ("jax", "jaxlib", "diffrax")}
+ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def missing(method):
+    """Modules the peer ``method`` needs that are not installed (empty tuple: it can run)."""
+    return tuple(m for m in NEEDS.get(method, ()) if importlib.util.find_spec(m) is None)
+
+
+def _jax(device="cpu"):
+    """Import jax in float64 on the CPU (one thread unless XLA_FLAGS says otherwise)."""
+    os.environ.setdefault("XLA_FLAGS", ONE_THREAD)
+    if not device.startswith("cuda"):
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def field_fn(field):
+    """``f(x, K, b)`` in jax.numpy, row form (see the module docstring)."""
+    import jax.numpy as jnp
+    if field == "outer":
+        return lambda x, K, b: jnp.tanh(x) @ K.T + b
+    if field == "inner":
+        return lambda x, K, b: jnp.tanh(x @ K.T + b)
+    if field == "hamiltonian":
+        def f(x, K, b):
+            m = K.shape[0]
+            q, p = x[:, :m], x[:, m:]
+            return jnp.concatenate([jnp.tanh(p @ K.T + b), -jnp.tanh(q @ K + b)], axis=1)
+        return f
+    raise ValueError(f"no jax field {field!r}")
+
+
+def _cost_parts(problem):
+    import jax
+    import jax.numpy as jnp
+    alpha, h = problem.alpha, problem.h
+
+    def terminal(xN, W, mu, y):
+        s = (xN @ W.T + mu)[:, 0]
+        return jnp.mean(jax.nn.softplus(-(2.0 * y - 1.0) * s)) + 0.5 * alpha * jnp.sum(W ** 2)
+
+    def running(K, b):
+        return h * 0.5 * alpha * (jnp.sum(K ** 2) + jnp.sum(b ** 2))
+    return terminal, running
+
+
+def final_state_fn(method, problem):
+    """``xN(x0, K, b)`` for one method (jax.numpy; differentiable as the method prescribes)."""
+    import jax
+    import jax.numpy as jnp
+    f, h = field_fn(problem.field), problem.h
+    if method == "jax":
+        def xN(x0, K, b):
+            def layer(x, Kb):
+                return x + h * f(x, *Kb), None
+            return jax.lax.scan(layer, x0, (K, b))[0]
+        return xN
+    import diffrax
+    N, T = problem.depth, problem.T
+    adjoint = diffrax.BacksolveAdjoint() if method == "diffrax-backsolve" else diffrax.RecursiveCheckpointAdjoint()
+
+    def vector_field(t, x, args):
+        K, b = args
+        k = jnp.clip(jnp.round(t / h).astype(jnp.int32), 0, N - 1)
+        return f(x, K[k], b[k])
+
+    term = diffrax.ODETerm(vector_field)
+
+    def xN(x0, K, b):
+        sol = diffrax.diffeqsolve(term, diffrax.Euler(), t0=0.0, t1=T, dt0=h, y0=x0, args=(K, b),
+                                  stepsize_controller=diffrax.ConstantStepSize(),
+                                  saveat=diffrax.SaveAt(t1=True), adjoint=adjoint, max_steps=N)
+        return sol.ys[-1]
+    return xN
+
+
+def prepare(method, problem, device="cpu"):
+    """``(forward, value_and_grad)`` as :func:`ocdl.bench.gradient.prepare`; both compiled here.
+
+    ``value_and_grad()`` returns ``(J, flat gradient (K, b, W, μ order) float64 numpy, extra)``
+    with ``extra = {"compile_s", "forward_compile_s", "xla_temp_mib"}``; ``xla_temp_mib`` is XLA's
+    own estimate of the gradient program's scratch memory (None where it gives none)."""
+    from ocdl.errors import InputError
+    if method not in PEER_METHODS:
+        raise InputError(f"unknown peer method '{method}' (valid: {', '.join(PEER_METHODS)})")
+    lacking = missing(method)
+    if lacking:
+        raise InputError(f"method {method} needs {', '.join(lacking)}: pip install -e '.[peers]'")
+    jax = _jax(device)
+    import jax.numpy as jnp
+    dev = jax.devices("gpu" if device.startswith("cuda") else "cpu")[0]
+    terminal, running = _cost_parts(problem)
+    final = final_state_fn(method, problem)
+
+    def J(P, x0, y):
+        return terminal(final(x0, P["K"], P["b"]), P["W"], P["mu"], y) + running(P["K"], P["b"])
+
+    P = {k: jax.device_put(jnp.asarray(v, dtype=jnp.float64), dev) for k, v in problem.params.items()}
+    x0 = jax.device_put(jnp.asarray(problem.x0(), dtype=jnp.float64), dev)
+    y = jax.device_put(jnp.asarray(problem.y, dtype=jnp.float64), dev)
+
+    t0 = time.perf_counter()
+    vg = jax.jit(jax.value_and_grad(J)).lower(P, x0, y).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fw = jax.jit(J).lower(P, x0, y).compile()
+    forward_compile_s = time.perf_counter() - t0
+    try:
+        mem = vg.memory_analysis()
+        temp_mib = None if mem is None else mem.temp_size_in_bytes / 2 ** 20
+    except Exception:   # not every backend / version reports it
+        temp_mib = None
+    extra = {"compile_s": compile_s, "forward_compile_s": forward_compile_s, "xla_temp_mib": temp_mib}
+
+    def forward():
+        return float(fw(P, x0, y))
+
+    def value_and_grad():
+        val, g = vg(P, x0, y)
+        g = jax.block_until_ready(g)
+        return float(val), problem.flat({k: np.asarray(g[k]) for k in ("K", "b", "W", "mu")}), dict(extra)
+    return forward, value_and_grad
