@@ -11,7 +11,7 @@ DEFAULT = "adam,lbfgs,pmp-lbfgs,msa,shooting,newton"
 def register(sub):
     from ocdl.data.datasets import DATASETS  # noqa: F401  (validated in load_data)
     from ocdl.models import FIELDS
-    from ocdl.models.resnet import EXPLICIT_METHODS, SPLITTINGS
+    from ocdl.models.resnet import EXPLICIT_METHODS, IMPLICIT_RK_METHODS, SPLITTINGS
     from ocdl.solvers import SOLVERS
     p = common.add_command(
         sub, "compare", "run several solvers (backprop and Pontryagin) on the same problem and compare them",
@@ -26,7 +26,8 @@ def register(sub):
                    help=f"comma-separated solvers (default {DEFAULT})")
     p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer",
                    help="vector field (default outer)")
-    p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)),
+    p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)
+                                                        + list(IMPLICIT_RK_METHODS)),
                    default="euler", help="layer map (default euler)")
     p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
     p.add_argument("--T", type=common.positive, default=5.0, help="final time T (default 5)")

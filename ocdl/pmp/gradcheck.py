@@ -25,7 +25,7 @@ def gradcheck(model, params, X, y, directions=3, eps=1e-5, seed=0, substeps=16):
     if model.integrator in exact_integrators(model.field):
         J, g = value_and_grad(model, params, X, y)
         costate_err = rel_error(g, ga)
-    else:                       # implicit methods: no exact costate sweep (autograd only)
+    else:                       # lobatto3ab: no exact costate sweep (autograd only)
         J, costate_err = Ja, None
     _, gc = continuous_value_and_grad(model, params, X, y, substeps=substeps)
     rng = np.random.default_rng(seed)
