@@ -124,3 +124,17 @@ def test_bilinear_form_conserved_through_gauss_network(method):
     _, dX = torch.autograd.functional.jvp(flow, x0, v)
     form = np.einsum("knd,knd->k", P, dX.numpy())
     assert np.abs(form - form[0]).max() <= 1e-12 * np.abs(form[0]), form
+
+
+def test_stage_solvers_agree_to_round_off():
+    """Full Newton, simplified Newton and (tight) fixed-point iteration solve the same stage
+    equations: the stages agree to round-off."""
+    A, _, _ = tableau("gauss3")
+    model = ResNetODE(field="outer", d_in=2, width=3, layers=2, T=1.0, integrator="gauss3")
+    params = model.init(seed=7)
+    x = np.random.default_rng(8).standard_normal((6, 3))
+    K, b = params["K"][0], params["b"][0]
+    Ys = [implicit.layer_forward(model.F, A, model.h, x, K, b, stage_solver=s, stage_tol=1e-14)
+          for s in ("newton", "simplified-newton", "fixed-point")]
+    for Y in Ys[1:]:
+        np.testing.assert_allclose(Y, Ys[0], rtol=0, atol=1e-14)
