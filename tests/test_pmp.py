@@ -108,11 +108,12 @@ def test_kkt_residual_definition():
 
 
 def test_implicit_integrator_autograd_only():
-    # gauss2 goes through integrators.solve: no exact costate (clear InputError), but the
+    # lobatto3ab goes through integrators.solve: no exact costate (clear InputError), but the
     # autograd gradient of that network agrees with central differences (O(eps²) ≈ 1e-10 + the
-    # implicit solver's rtol 1e-14 amplified by 1/eps).
+    # implicit solver's rtol 1e-14 amplified by 1/eps). (Gauss methods have an exact sweep:
+    # tests/test_implicit_costate.py.)
     X, y = _data(n=10)
-    model = ResNetODE(field="outer", integrator="gauss2", layers=3, T=1.0)
+    model = ResNetODE(field="hamiltonian", integrator="lobatto3ab", layers=3, T=1.0)
     params = model.init(seed=0)
     with pytest.raises(InputError, match="no exact costate"):
         pmp.value_and_grad(model, params, X, y)
