@@ -13,6 +13,7 @@ from ocdl.models.regularisers import regulariser_grad
 from ocdl.pmp import implicit
 
 METHODS = ("implicit_midpoint", "gauss2", "gauss3")
+FIELD_METHOD = [(f, m) for f in ("inner", "outer", "hamiltonian") for m in METHODS] + [("hamiltonian", "lobatto3ab")]
 
 
 def _data(n=7, seed=0):
@@ -27,8 +28,7 @@ def _autograd(model, params, X, y):
     return J.item(), {k: v.grad.numpy() for k, v in pt.items()}
 
 
-@pytest.mark.parametrize("field", ["inner", "outer", "hamiltonian"])
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("field,method", FIELD_METHOD)
 def test_costate_gradient_equals_autograd(field, method):
     """≤ 1e-12 relative per parameter block (measured ~1e-15): the autograd forward is
     integrators.solve's fixed-point stages polished to round-off, the sweep's Newton stages are
@@ -77,14 +77,15 @@ def test_gauss_costate_step_is_gauss_applied_backwards_to_the_adjoint_system(met
     (independent of the sweep's transposed-stage formulation)."""
     A, bw, _ = tableau(method)
     s, d, h = len(bw), 4, 0.3
+    A3, b3 = implicit.coefficients(method, d)
     model = ResNetODE(field="hamiltonian", d_in=2, width=d, layers=3, T=0.9, integrator=method)
     params = model.init(seed=3)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5, d))
     K, b = params["K"][0], params["b"][0]
-    Y = implicit.layer_forward(model.F, A, h, x, K, b)
+    Y = implicit.layer_forward(model.F, A3, h, x, K, b)
     lam1 = rng.standard_normal((5, d))
-    lam0, _, _ = implicit.layer_backward(model.F, A, bw, h, Y, K, b, lam1)
+    lam0, _, _ = implicit.layer_backward(model.F, A3, b3, h, Y, K, b, lam1)
     for n in range(5):
         Js = [implicit.jacobians(model.F, Y[n:n + 1, j], K, b)[0] for j in range(s)]
         # unknowns z = (Λ_1..Λ_s, λ_k); rows: Λ_i + h Σ a_ij J_jᵀ Λ_j − λ_k = 0, λ_k − h Σ b_i J_iᵀ Λ_i = λ_{k+1}
@@ -102,7 +103,7 @@ def test_gauss_costate_step_is_gauss_applied_backwards_to_the_adjoint_system(met
         np.testing.assert_allclose(lam0[n], z[s * d:], rtol=0, atol=1e-13 * np.abs(z).max())
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS + ("lobatto3ab",))
 def test_bilinear_form_conserved_through_gauss_network(method):
     """p_kᵀ δx_k (summed over samples) is the same at every layer to round-off: δx_k the tangent
     of the forward (torch forward-mode through integrators.solve), p_k the sweep's costates."""
@@ -129,7 +130,7 @@ def test_bilinear_form_conserved_through_gauss_network(method):
 def test_stage_solvers_agree_to_round_off():
     """Full Newton, simplified Newton and (tight) fixed-point iteration solve the same stage
     equations: the stages agree to round-off."""
-    A, _, _ = tableau("gauss3")
+    A, _ = implicit.coefficients("gauss3", 3)
     model = ResNetODE(field="outer", d_in=2, width=3, layers=2, T=1.0, integrator="gauss3")
     params = model.init(seed=7)
     x = np.random.default_rng(8).standard_normal((6, 3))

@@ -27,7 +27,7 @@ def register(sub):
     p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer",
                    help="vector field (default outer)")
     p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)
-                                                        + list(IMPLICIT_RK_METHODS)),
+                                                        + list(IMPLICIT_RK_METHODS) + ["lobatto3ab"]),
                    default="euler", help="layer map (default euler)")
     p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
     p.add_argument("--T", type=common.positive, default=5.0, help="final time T (default 5)")

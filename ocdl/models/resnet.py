@@ -44,8 +44,9 @@ PARAM_KEYS = ("K", "b", "W", "mu")
 
 def exact_integrators(field):
     """Integrators with an exact costate sweep for ``field`` (explicit RK, implicit midpoint and
-    Gauss; splittings for hamiltonian)."""
-    return EXPLICIT_METHODS + (tuple(SPLITTINGS) if FIELDS[field].separable else ()) + IMPLICIT_RK_METHODS
+    Gauss; splittings and Lobatto IIIA–IIIB for hamiltonian)."""
+    return (EXPLICIT_METHODS + (tuple(SPLITTINGS) if FIELDS[field].separable else ()) + IMPLICIT_RK_METHODS
+            + (("lobatto3ab",) if FIELDS[field].separable else ()))
 
 
 def general_integrators(field):

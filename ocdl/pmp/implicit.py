@@ -39,11 +39,24 @@ the converged stages, evaluated at perturbed ones): tested with the fixed-point 
 """
 import numpy as np
 
-from integrators.tableaux import GAUSS, tableau
+from integrators.tableaux import GAUSS, LOBATTO_IIIA3, LOBATTO_IIIB3, tableau
 from ocdl.errors import SolverError
 
-#: integrators this sweep handles (any field)
-IMPLICIT_RK = tuple(GAUSS)
+#: integrators this sweep handles (any field; lobatto3ab only on the hamiltonian (q, p) layout)
+IMPLICIT_RK = tuple(GAUSS) + ("lobatto3ab",)
+
+
+def coefficients(method, d):
+    """Component-wise tableau ``(A (s, s, d), b (s, d))``: the Gauss ``(A, b)`` for every state
+    component; ``lobatto3ab`` uses Lobatto IIIA on the first half (q) and IIIB on the second (p)."""
+    if method == "lobatto3ab":
+        m = d // 2
+        (Aq, bq), (Ap, bp) = LOBATTO_IIIA3[:2], LOBATTO_IIIB3[:2]
+        A = np.concatenate([np.repeat(Aq[:, :, None], m, 2), np.repeat(Ap[:, :, None], d - m, 2)], axis=2)
+        b = np.concatenate([np.repeat(bq[:, None], m, 1), np.repeat(bp[:, None], d - m, 1)], axis=1)
+        return A, b
+    A, b, _ = tableau(method)
+    return np.repeat(A[:, :, None], d, 2), np.repeat(b[:, None], d, 1)
 
 
 def jacobians(F, Y, K, b):
@@ -60,9 +73,10 @@ def jacobians(F, Y, K, b):
 
 
 def _stage_matrix(A, h, Js):
-    """``M = I − h (A⊗I) diag(J_1..J_s)``, (n, s·d, s·d), from ``Js`` (n, s, d, d)."""
+    """``M = I − h (A⊗I) diag(J_1..J_s)``, (n, s·d, s·d), from ``Js`` (n, s, d, d) and the
+    component-wise ``A`` (s, s, d) (row r of block (i, j) scaled by ``a_ij^r``)."""
     n, s, d, _ = Js.shape
-    M = -h * A[None, :, :, None, None] * Js[:, None, :, :, :]     # (n, i, j, d, d)
+    M = -h * A[None, :, :, :, None] * Js[:, None, :, :, :]     # (n, i, j, d, d)
     M = M.transpose(0, 1, 3, 2, 4).reshape(n, s * d, s * d)
     M += np.eye(s * d)
     return M
@@ -86,7 +100,7 @@ def layer_forward(F, A, h, x, K, b, stage_solver="simplified-newton", stage_tol=
     converged, last = None, np.inf
     for it in range(max_iter):
         FY = np.stack([F.f(Y[:, j], K, b) for j in range(s)], axis=1)
-        R = Y - x[:, None, :] - h * np.einsum("ij,njd->nid", A, FY)
+        R = Y - x[:, None, :] - h * np.einsum("ijd,njd->nid", A, FY)
         if stage_solver == "newton":
             Js = np.stack([jacobians(F, Y[:, j], K, b) for j in range(s)], axis=1)
             dY = -np.linalg.solve(_stage_matrix(A, h, Js), R.reshape(n, s * d, 1)).reshape(n, s, d)
@@ -116,7 +130,7 @@ def layer_forward(F, A, h, x, K, b, stage_solver="simplified-newton", stage_tol=
 
 def forward(model, params, X, stage_solver="simplified-newton", stage_tol=1e-12):
     """``(states (N+1, n, d), stages [(n, s, d)] * N)`` of an implicit RK network (numpy)."""
-    A, bw, _ = tableau(model.integrator)
+    A, bw = coefficients(model.integrator, model.d)
     F, h = model.F, model.h
     x = model.lift(np.asarray(X, dtype=float))
     states, stages = [x], []
@@ -124,7 +138,7 @@ def forward(model, params, X, stage_solver="simplified-newton", stage_tol=1e-12)
         K, b = params["K"][k], params["b"][k]
         Y = layer_forward(F, A, h, x, K, b, stage_solver, stage_tol)
         FY = np.stack([F.f(Y[:, j], K, b) for j in range(len(bw))], axis=1)
-        x = x + h * np.einsum("i,nid->nd", bw, FY)
+        x = x + h * np.einsum("id,nid->nd", bw, FY)
         states.append(x)
         stages.append(Y)
     return np.stack(states), stages
@@ -134,13 +148,13 @@ def layer_backward(F, A, bw, h, Y, K, b, lam):
     """One backward layer: ``(λ_k, ∂J/∂K_k, ∂J/∂b_k)`` from ``λ = ∂J/∂x_{k+1}`` and the stages ``Y``."""
     n, s, d = Y.shape
     Js = np.stack([jacobians(F, Y[:, j], K, b) for j in range(s)], axis=1)     # (n, s, d, d)
-    w = h * bw[None, :, None] * np.einsum("njrc,nr->njc", Js, lam)              # h b_i J_iᵀ λ
+    w = np.einsum("njrc,njr->njc", Js, h * bw[None] * lam[:, None])          # J_iᵀ (h b_i ⊙ λ)
     MT = np.swapaxes(_stage_matrix(A, h, Js), 1, 2)
     mu = np.linalg.solve(MT, w.reshape(n, s * d, 1)).reshape(n, s, d)
     lam_k = lam + mu.sum(axis=1)
     gK, gb = 0.0, 0.0
     for j in range(s):
-        Pj = h * bw[j] * lam + h * np.einsum("i,nid->nd", A[:, j], mu)
+        Pj = h * bw[j] * lam + h * np.einsum("id,nid->nd", A[:, j], mu)
         dK, db = F.vjp_theta(Y[:, j], K, b, Pj)
         gK, gb = gK + dK, gb + db
     return lam_k, gK, gb
@@ -148,7 +162,7 @@ def layer_backward(F, A, bw, h, Y, K, b, lam):
 
 def costate_sweep(model, params, stages, lamN):
     """Backward sweep: ``(costates (N+1, n, d), ∂J/∂K (N, m, m), ∂J/∂b (N, m))`` (data term only)."""
-    A, bw, _ = tableau(model.integrator)
+    A, bw = coefficients(model.integrator, model.d)
     N = model.layers
     gK = np.zeros(params["K"].shape)
     gb = np.zeros(params["b"].shape)
