@@ -29,8 +29,12 @@ costate is the transposed shear, applied in reverse order:
 For Verlet this is again a (kick, drift, kick) Verlet step of the adjoint system — Verlet is
 its own adjoint partner (symplectic, so ``λᵀ δx`` is conserved exactly).
 
+**Implicit Runge–Kutta** (``implicit_midpoint``, ``gauss2``, ``gauss3``; ``lobatto3ab`` on the
+hamiltonian field): Newton-solved stages forward, the transposed stage system solved for the
+adjoint stages backward, batched over samples — :mod:`ocdl.pmp.implicit`.
+
 No autograd tape is involved anywhere: everything is numpy, vectorised over samples.
-Both families run the fused sweeps of :mod:`ocdl.pmp.fused` (the same equations, with σ kept
+The explicit and splitting families run the fused sweeps of :mod:`ocdl.pmp.fused` (the same equations, with σ kept
 from the forward pass, a feature-major layout and batched θ-contractions); ``cost`` runs the
 fused forward without storing anything.
 """
