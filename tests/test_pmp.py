@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from ocdl import pmp
-from ocdl.errors import InputError
 from ocdl.models import ResNetODE, exact_integrators
 
 COMBOS = [(f, m) for f in ("inner", "outer", "hamiltonian") for m in exact_integrators(f)]
@@ -107,16 +106,14 @@ def test_kkt_residual_definition():
     assert pmp.kkt_residual(model, params, X, y) == pytest.approx(expect, rel=1e-13)
 
 
-def test_implicit_integrator_autograd_only():
-    # gauss2 goes through integrators.solve: no exact costate (clear InputError), but the
-    # autograd gradient of that network agrees with central differences (O(eps²) ≈ 1e-10 + the
-    # implicit solver's rtol 1e-14 amplified by 1/eps).
+def test_implicit_integrator_costate_matches_finite_differences():
+    # gauss2 stages are implicit (Newton in ocdl.pmp.implicit); the exact costate gradient of
+    # that network agrees with central differences of the cost (O(eps²) ≈ 1e-10 + the implicit
+    # solver's rtol 1e-14 amplified by 1/eps). Autograd comparisons: tests/test_implicit_costate.py.
     X, y = _data(n=10)
     model = ResNetODE(field="outer", integrator="gauss2", layers=3, T=1.0)
     params = model.init(seed=0)
-    with pytest.raises(InputError, match="no exact costate"):
-        pmp.value_and_grad(model, params, X, y)
-    _, ga = pmp.autograd_value_and_grad(model, params, X, y)
+    _, ga = pmp.value_and_grad(model, params, X, y)
     v = model.unflatten(np.random.default_rng(1).standard_normal(model.n_params()))
     fd = pmp.finite_difference_directional(model, params, X, y, v, eps=1e-5)
     an = float(model.flatten(ga) @ model.flatten(v))

@@ -7,7 +7,7 @@ DEFAULT = "adam,lbfgs,pmp-lbfgs,msa,shooting,newton"
 
 def register(sub):
     from ocdl.models import FIELDS
-    from ocdl.models.resnet import EXPLICIT_METHODS, SPLITTINGS
+    from ocdl.models.resnet import EXPLICIT_METHODS, IMPLICIT_RK_METHODS, SPLITTINGS
     from ocdl.solvers import SOLVERS
     p = common.add_command(
         sub, "compare", "run several solvers (backprop and Pontryagin) on the same problem and compare them",
@@ -20,7 +20,8 @@ def register(sub):
                    help=f"comma-separated solvers (default {DEFAULT})")
     p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer",
                    help="vector field (default outer)")
-    p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)),
+    p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)
+                                                        + list(IMPLICIT_RK_METHODS) + ["lobatto3ab"]),
                    default="euler", help="layer map (default euler)")
     p.add_argument("--layers", type=common.positive_int, default=None,
                    help="number of layers N (default 20; conv fields 8)")

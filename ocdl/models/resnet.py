@@ -18,7 +18,7 @@ Discrete cost (the one definition every solver uses; see ``cost``):
 """
 import numpy as np
 
-from integrators.tableaux import EXPLICIT, tableau
+from integrators.tableaux import EXPLICIT, GAUSS, tableau
 from ocdl.errors import InputError, check_choice
 from ocdl.models.backend import axpy, concat, is_torch, stack, zeros_like_shape
 from ocdl.models.activations import ACTIVATIONS
@@ -37,12 +37,18 @@ SPLITTINGS = {
                  ("drift", 0.5 * (_W0 + _W1)), ("kick", _W1), ("drift", 0.5 * _W1)],
 }
 EXPLICIT_METHODS = tuple(EXPLICIT)
+#: implicit Runge–Kutta methods with an exact costate sweep (ocdl.pmp.implicit), every field
+IMPLICIT_RK_METHODS = tuple(GAUSS)
 PARAM_KEYS = ("K", "b", "W", "mu")
 
 
 def exact_integrators(field):
-    """Integrators with an exact costate sweep for ``field`` (explicit RK; splittings for hamiltonian)."""
-    return EXPLICIT_METHODS + (tuple(SPLITTINGS) if FIELDS[field].separable else ())
+    """Integrators with an exact costate sweep for ``field`` (explicit RK; splittings for the
+    separable fields; implicit midpoint, Gauss and, separable, Lobatto IIIA–IIIB for the fully
+    connected fields — the implicit stage solves use dense per-sample Jacobians, not convolutions)."""
+    sep = FIELDS[field].separable
+    implicit = () if FIELDS[field].form == "conv" else IMPLICIT_RK_METHODS + (("lobatto3ab",) if sep else ())
+    return EXPLICIT_METHODS + (tuple(SPLITTINGS) if sep else ()) + implicit
 
 
 def general_integrators(field):

@@ -29,8 +29,12 @@ costate is the transposed shear, applied in reverse order:
 For Verlet this is again a (kick, drift, kick) Verlet step of the adjoint system — Verlet is
 its own adjoint partner (symplectic, so ``λᵀ δx`` is conserved exactly).
 
+**Implicit Runge–Kutta** (``implicit_midpoint``, ``gauss2``, ``gauss3``; ``lobatto3ab`` on the
+hamiltonian field): Newton-solved stages forward, the transposed stage system solved for the
+adjoint stages backward, batched over samples — :mod:`ocdl.pmp.implicit`.
+
 No autograd tape is involved anywhere: everything is numpy, vectorised over samples.
-Both families run the fused sweeps of :mod:`ocdl.pmp.fused` (the same equations, with σ kept
+The explicit and splitting families run the fused sweeps of :mod:`ocdl.pmp.fused` (the same equations, with σ kept
 from the forward pass, a feature-major layout and batched θ-contractions); ``cost`` runs the
 fused forward without storing anything.
 """
@@ -38,7 +42,7 @@ import numpy as np
 
 from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
-from ocdl.pmp import fused
+from ocdl.pmp import fused, implicit
 from ocdl.models.losses import mean_loss, mean_loss_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
 from ocdl.models.resnet import SPLITTINGS
@@ -70,23 +74,52 @@ def _check_increments(model, increments, n):
 def _sweep(model, params, X, y, trajectories=True, increments=None):
     params, X, y = _as_numpy(model, params, X, y)
     increments = _check_increments(model, increments, X.shape[0])
+    if model.integrator in implicit.IMPLICIT_RK:
+        return _sweep_implicit(model, params, X, y, trajectories)
     if model.integrator not in EXPLICIT and model.integrator not in SPLITTINGS:
         raise InputError(f"no exact costate sweep for integrator '{model.integrator}' (it has one for "
-                         f"euler, heun, rk4 and, on the hamiltonian field, {', '.join(SPLITTINGS)}); "
-                         f"use the autograd solvers adam/lbfgs for it")
+                         f"euler, heun, rk4, {', '.join(implicit.IMPLICIT_RK)} and, on the hamiltonian "
+                         f"field, {', '.join(SPLITTINGS)}); use the autograd solvers adam/lbfgs for it")
     return _sweep_fused(model, params, X, y, trajectories, increments)
 
 
-def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
-    """The fused sweeps of :mod:`ocdl.pmp.fused` (Euler, other explicit RK, splittings).
-    ``trajectories=False`` skips assembling the (N+1, n, d) state and costate arrays."""
+def _terminal(model, params, y):
     W = params["W"]
 
     def terminal(xN):
         s = model.head(params, xN)
         g = mean_loss_grad(s, y)
         return mean_loss(s, y), g @ W, g        # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s
+    return terminal
 
+
+def _total(model, params, data, gK, gb, xN, g):
+    reg = regulariser(params, model.h, model.alpha, model.beta, model.alpha_head)
+    rg = regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head)
+    grads = {"K": gK + rg["K"], "b": gb + rg["b"],
+             "W": g.T @ xN + rg["W"], "mu": g.sum(axis=0) + rg["mu"]}
+    return float(data + reg), grads
+
+
+def _sweep_implicit(model, params, X, y, trajectories=True):
+    """Implicit RK networks (:mod:`ocdl.pmp.implicit`): Newton stages forward, adjoint stages back.
+    ``trajectories=False``: ``states`` holds x_N only, as in :func:`_sweep_fused`."""
+    if model.F.form == "conv":
+        raise InputError(f"no exact costate sweep for the conv fields with '{model.integrator}' "
+                         f"(they have one for the explicit Runge–Kutta methods and the splittings)")
+    states, stages = implicit.forward(model, params, X)
+    xN = states[-1]
+    data, lamN, g = _terminal(model, params, y)(xN)
+    costates, gK, gb = implicit.costate_sweep(model, params, stages, lamN)
+    J, grads = _total(model, params, data, gK, gb, xN, g)
+    return J, grads, (states if trajectories else xN[None]), (costates if trajectories else None)
+
+
+def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
+    """The fused sweeps of :mod:`ocdl.pmp.fused` (Euler, other explicit RK, splittings, conv).
+    ``trajectories=False`` skips assembling the (N+1, n, d) state and costate arrays: ``states``
+    is then x_N only, shape (1, n, d)."""
+    terminal = _terminal(model, params, y)
     if model.F.form == "conv":
         if model.integrator in SPLITTINGS:
             data, gK, gb, xN, g, states, costates = fused.conv_split_value_and_grad(
@@ -111,11 +144,8 @@ def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
         costates = P.transpose(0, 2, 1) if trajectories else None
     if states is None:                          # trajectories=False: keep x_N only, (1, n, d)
         states = xN[None]
-    reg = regulariser(params, model.h, model.alpha, model.beta, model.alpha_head)
-    rg = regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head)
-    grads = {"K": gK + rg["K"], "b": gb + rg["b"],
-             "W": g.T @ xN + rg["W"], "mu": g.sum(axis=0) + rg["mu"]}
-    return float(data + reg), grads, states, costates
+    J, grads = _total(model, params, data, gK, gb, xN, g)
+    return J, grads, states, costates
 
 
 def sweep(model, params, X, y, increments=None, trajectories=True):
