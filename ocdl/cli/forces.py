@@ -3,7 +3,6 @@
 Thin layer: parses flags, reads/writes files, calls :mod:`ocdl.forces`.
 """
 import argparse
-import os
 
 import numpy as np
 
@@ -151,12 +150,6 @@ def _expr(text, variables):
     return compile_expr(text, variables)
 
 
-def _check_out(path):
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise InputError(f"output directory '{d}' does not exist; create it first")
-
-
 # flags that do not change the result (outputs, verbosity, the checkpoint flags themselves)
 _NOT_SETTINGS = {"json", "plot", "profile", "quiet", "debug", "config", "checkpoint", "checkpoint_every", "resume",
                  "truth", "true_gamma", "true_omega0", "data", "func"}
@@ -181,7 +174,6 @@ def _simulate(args):
     from ocdl.forces import simulate as sim
     from ocdl.io import write_csv
     from ocdl.progress import log
-    _check_out(args.out)
     if args.problem == "drag":
         v0, vT = sim.simulate_drag(_expr(args.force, ("v",)), args.T, args.g, args.samples, args.vmin, args.vmax,
                                    args.noise, args.seed)
@@ -209,9 +201,6 @@ def _learn_table(args):
     from ocdl.forces import checks
     from ocdl.io import read_table, write_json
     from ocdl.progress import log
-    for path in (args.json, args.plot, args.profile):
-        if path:
-            _check_out(path)
     _refuse_newton(args)
     truth = _expr(args.truth, (("v",) if args.problem == "drag" else ("x",))) if args.truth else None
     if args.problem == "drag":
@@ -260,9 +249,6 @@ def _learn_oscillator(args):
     from ocdl.forces import oscillator as osc
     from ocdl.io import read_table, write_json
     from ocdl.progress import log
-    for path in (args.json, args.plot):
-        if path:
-            _check_out(path)
     _refuse_newton(args)
     d = read_table(args.data, ["t", "x"])
     problem = osc.OscillatorProblem(d["t"], d["x"], args.x0, args.v0, args.steps, args.integrator)
