@@ -209,3 +209,20 @@ def test_read_labelled_keeps_integer_labels_as_indices(tmp_path):
         read_labelled(p)
     p.write_text("u,v,kind\n1,2,b\n3,4,a\n")
     np.testing.assert_array_equal(read_labelled(p)[1], [1, 0])
+
+
+def test_untangle_ticks_on_a_log_axis_spanning_less_than_a_decade():
+    # a log axis over [2.5e-3, 4e-2] labels minor ticks in 10^x notation that collide
+    # (the NLS order plot); afterwards no two drawn labels, major or minor, overlap
+    from ocdl.plotting import _labels, _overlap, plt, untangle_ticks
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    ax.loglog([2.5e-3, 5e-3, 1e-2, 2e-2, 4e-2], [1e-6, 4e-6, 1.6e-5, 6.4e-5, 2.6e-4], "o-")
+    fig.canvas.draw()
+    assert _overlap(_labels(ax), fig.canvas.get_renderer())
+    assert untangle_ticks(fig) == 1
+    fig.canvas.draw()
+    labels = [t for t in _labels(ax) if t.get_visible() and t.get_text()]
+    assert len(labels) >= 2
+    assert not _overlap(labels, fig.canvas.get_renderer())
+    assert all(t.get_rotation() == 0 for t in labels)      # solved without rotating
+    plt.close(fig)
