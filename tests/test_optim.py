@@ -83,6 +83,40 @@ def test_callback_stop_and_divergence_keep_the_last_good_iterate():
     assert bad.fun == bad.history[-1]["loss"]
 
 
+def test_an_error_inside_the_objective_keeps_the_last_recorded_iterate():
+    # an inner solve failing at iteration 4 (SolverError) or an integrator failing (IntegratorError)
+    # propagates with err.result = the iterate recorded at iteration 3 (what plain GD computes)
+    from integrators.errors import IntegratorError
+    for exc in (SolverError, IntegratorError):
+        seen = []
+
+        def failing(x, batch=None):
+            seen.append(x.copy())
+            if len(seen) == 4:
+                raise exc("inner solve failed")
+            return quadratic(x)
+
+        class Plain:                     # x ← x − 0.1 g: a rule with no evaluations of its own
+            def start(self, x, saved, ctx):
+                pass
+
+            def state(self):
+                return {}
+
+            def step(self, it, x, f, g, ctx):
+                return x - 0.1 * g
+
+        with pytest.raises(exc, match="inner solve failed") as info:
+            minimize(failing, np.zeros(2), Plain(), 50)
+        res = info.value.result
+        x_rec = np.zeros(2)                    # iteration 3 evaluates the iterate after two steps
+        for _ in range(2):
+            x_rec = x_rec - 0.1 * (A @ x_rec - B)
+        assert res.nit == 3 and res.status == -1 and not res.success
+        np.testing.assert_allclose(res.x, x_rec, rtol=0, atol=1e-15)
+        assert "failed after iteration 3: inner solve failed" in res.message
+
+
 def test_state_limit_counts_as_divergence():
     def obj(x, batch=None):
         return 1.0, -np.ones(2), {"state_max": 10.0 ** x[0]}

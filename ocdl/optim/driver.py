@@ -6,7 +6,8 @@ mean-field training — runs here. One iteration ``it`` (1-based) is
 1. ``f, g[, info] = objective(x, batch)`` (``batch`` from the ``sampler``, else None);
 2. the divergence test: f or g non-finite, ``f > loss_growth · max(f_first, 1)``, or
    ``info["state_max"] > state_limit`` → :class:`~ocdl.errors.SolverError` whose ``result`` holds
-   the last good iterate (status −1);
+   the last good iterate (status −1); a ``SolverError`` or ``IntegratorError`` raised by the
+   objective or the rule (a failed inner solve) gets the same ``result`` before it propagates;
 3. a history row ``{"iteration": it, "loss": f, "time_s", **info}``, the progress line, the
    ``callback(it, x, f)`` (True stops: status 2), snapshots and the best iterate;
 4. the convergence test ``max |g| ≤ gtol`` (status 0), if ``gtol`` is given;
@@ -43,6 +44,7 @@ import time
 
 import numpy as np
 
+from integrators.errors import IntegratorError
 from ocdl.errors import InputError, SolverError
 from ocdl.optim.result import CONVERGED, DIVERGED, ITERATION_CAP, STALLED, STOPPED, OptimizeResult
 from ocdl.progress import Progress
@@ -290,10 +292,14 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
         x = np.asarray(x, dtype=float)
     ctx._x_now = x
     rule.start(x, (state0 or {}).get("opt") if state0 is not None else None, ctx)
-    if hasattr(rule, "run"):
-        x, f, info, status, message = rule.run(ctx, x, ctx.start, ctx.iterations)
-    else:
-        x, f, info, status, message = _loop(ctx, rule, x)
+    try:
+        if hasattr(rule, "run"):
+            x, f, info, status, message = rule.run(ctx, x, ctx.start, ctx.iterations)
+        else:
+            x, f, info, status, message = _loop(ctx, rule, x)
+    except (SolverError, IntegratorError) as err:
+        _attach_last_good(ctx, err)
+        raise
     if f is None:                    # the last step was taken but not evaluated (iteration cap)
         f, _, info = ctx.evaluate(ctx.history[-1]["iteration"] + 1 if ctx.history else 1, x)
     if monitor is not None and ctx.best is not None:
@@ -311,6 +317,18 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     if checkpoint is not None:
         checkpoint(ctx.state(res.nit, x, rule, finished=res))
     return res
+
+
+def _attach_last_good(ctx, err):
+    """An error raised inside the objective or a rule's step (an inner solve that failed, an
+    integrator whose stages did not converge) keeps the work done so far: ``err.result`` is the
+    last recorded iterate (status −1, like divergence) unless the error already carries one."""
+    if getattr(err, "result", None) is not None or ctx.last_good is None:
+        return
+    f, x, info = ctx.last_good
+    ctx.progress.close()
+    err.result = ctx.result(_numpy(x) if not hasattr(x, "clone") else x, f, DIVERGED,
+                            f"failed after iteration {ctx.history[-1]['iteration']}: {err}", info)
 
 
 def _loop(ctx, rule, x):
