@@ -16,7 +16,10 @@ Each activation provides, on numpy arrays with ``out=`` buffers (the fused sweep
 * ``deriv_inplace(s)``         s ← σ'(z) given s = σ(z)
 * ``mul_deriv(s, v, out, tmp)`` out = σ'(z) ⊙ v given s = σ(z) (``out`` may be ``v``; ``tmp`` scratch)
 
-and ``torch(z)``, ``casadi(z)`` and ``__call__`` (numpy or torch, by the argument's type).
+and the same three kernels on torch tensors (any device; the device sweeps of
+:mod:`ocdl.pmp.device`), with the same operation order: ``apply_torch``,
+``deriv_inplace_torch``, ``mul_deriv_torch``. Also ``torch(z)`` (autograd form), ``casadi(z)``
+and ``__call__`` (numpy or torch, by the argument's type).
 """
 import numpy as np
 
@@ -65,6 +68,25 @@ class Tanh(Activation):
         return out
 
     @staticmethod
+    def apply_torch(z, out):
+        import torch
+        return torch.tanh(z, out=out)
+
+    @staticmethod
+    def deriv_inplace_torch(s):
+        s.mul_(s)
+        s.neg_()
+        s.add_(1.0)                              # 1 − σ² (negation exact: same value as numpy's)
+        return s
+
+    @staticmethod
+    def mul_deriv_torch(s, v, out, tmp):
+        import torch
+        torch.mul(s, s, out=tmp)
+        tmp.mul_(v)
+        return torch.sub(v, tmp, out=out)       # v − σ² v, as in mul_deriv
+
+    @staticmethod
     def torch(z):
         return z.tanh()
 
@@ -97,6 +119,26 @@ class Softplus(Activation):
         return out
 
     @staticmethod
+    def apply_torch(z, out):
+        import torch
+        return torch.logaddexp(z, torch.zeros((), dtype=z.dtype, device=z.device), out=out)
+
+    @staticmethod
+    def deriv_inplace_torch(s):
+        s.neg_()
+        s.expm1_()
+        s.neg_()                                 # 1 − e^{−σ}
+        return s
+
+    @staticmethod
+    def mul_deriv_torch(s, v, out, tmp):
+        import torch
+        torch.neg(s, out=tmp)
+        tmp.expm1_()
+        torch.mul(tmp, v, out=out)
+        return out.neg_()
+
+    @staticmethod
     def torch(z):
         import torch
         return torch.logaddexp(z, torch.zeros_like(z))      # autograd: σ'(z) = 1/(1 + e^{−z}) everywhere
@@ -126,6 +168,22 @@ class ReLU(Activation):
         np.greater(s, 0.0, out=tmp, casting="unsafe")
         np.multiply(tmp, v, out=out)
         return out
+
+    @staticmethod
+    def apply_torch(z, out):
+        import torch
+        return torch.clamp(z, min=0.0, out=out)
+
+    @staticmethod
+    def deriv_inplace_torch(s):
+        return s.gt_(0.0)                        # 1.0 where σ > 0, else 0.0
+
+    @staticmethod
+    def mul_deriv_torch(s, v, out, tmp):
+        import torch
+        tmp.copy_(s)
+        tmp.gt_(0.0)
+        return torch.mul(tmp, v, out=out)
 
     @staticmethod
     def torch(z):
