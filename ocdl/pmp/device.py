@@ -9,9 +9,10 @@ objects, tested equal to the numpy sweeps to ≤ 1e-12 (tests/test_pmp_device.py
 * **Forms** (read from the field object, never its name): ``outer``  f = M [σ(x); 1];
   ``inner``  f = D ⊙ σ(M [x; 1]) (``D = F.out_sign``, None = ones; hamiltonian: D = [1; −1]).
   The θ-gradient is read back by ``F.theta_grads`` from ``∂J/∂M = D ⊙ h Σ U [a; 1]ᵀ``.
-* **Activation kernels** ``F.act.apply_torch`` / ``mul_deriv_torch`` / ``deriv_inplace_torch``
+* **Activation kernels** ``F.act.apply_torch`` / ``deriv_inplace_torch``
   (:mod:`ocdl.models.activations`): σ is evaluated once, in the forward sweep; σ' is read off
-  the stored σ.
+  the stored σ for all layers in one batched pass before the backward loop (fewer, larger
+  kernels: per layer the backward sweep is then a matmul and one fused elementwise op).
 * **Buffers.** Every layer writes into preallocated blocks with ``out=`` (``torch.addmm``
   fuses ``x + h M a`` and ``λ + h M̃ᵀ U`` into one call); the blocks live in a per-(model,
   device) workspace reused from call to call, as in :mod:`ocdl.pmp.fused`. The only Python
@@ -198,68 +199,70 @@ def euler_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, incre
     n = x0.shape[0]
     dev = x0.device
     mm, addmm = torch.mm, torch.addmm
+    inc = None if increments is None else increments.transpose(1, 2).unbind(0)   # ξ_k as (d, n) views
     with _borrow(model, dev) as ws:
+        # per-layer views are made once by unbind (indexing a tensor in the loop costs ~2 µs a view)
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)           # [σ(x_k); 1]
             Xs = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev) if trajectories \
                 else ws.get("rot", (2, d, n))
-            hM = M * h
-            x = Xs[0]
+            xs = Xs.unbind(0) if trajectories else Xs.unbind(0) * ((N + 2) // 2)
+            Sl, Sdl, hMl = S.unbind(0), S[:, :d].unbind(0), (M * h).unbind(0)
+            x = xs[0]
             x.copy_(x0.T)
             for k in range(N):
-                a = S[k]
-                act.apply_torch(x, a[:d])
-                nxt = Xs[k + 1] if trajectories else Xs[(k + 1) % 2]
-                addmm(x, hM[k], a, out=nxt)                          # x + h (K σ + b)
-                if increments is not None:
-                    nxt.add_(increments[k].T)                        # + ξ_k
+                act.apply_torch(x, Sdl[k])
+                nxt = xs[k + 1]
+                addmm(x, hMl[k], Sl[k], out=nxt)                     # x + h (K σ + b)
+                if inc is not None:
+                    nxt.add_(inc[k])                                 # + ξ_k
                 x = nxt
             states = Xs if trajectories else None
         else:
             Xa = _ones_aug((N + 1, d + 1, n), dev) if trajectories else ws.get("Xa", (N + 1, d + 1, n), True)
             Sg = ws.get("Sg", (N, d, n))                             # σ(M [x_k; 1])
-            Xa[0, :d] = x0.T
+            Xal, Xd, Sgl, Ml = Xa.unbind(0), Xa[:, :d].unbind(0), Sg.unbind(0), M.unbind(0)
+            Xd[0].copy_(x0.T)
             hD = None if D is None else D * h
             for k in range(N):
-                sig = Sg[k]
-                mm(M[k], Xa[k], out=sig)
+                sig = Sgl[k]
+                mm(Ml[k], Xal[k], out=sig)
                 act.apply_torch(sig, sig)
-                x = Xa[k + 1, :d]
+                x = Xd[k + 1]
                 if hD is None:
-                    torch.add(Xa[k, :d], sig, alpha=h, out=x)        # x + h σ
+                    torch.add(Xd[k], sig, alpha=h, out=x)            # x + h σ
                 else:
-                    torch.addcmul(Xa[k, :d], sig, hD, out=x)         # x + h D ⊙ σ
-                if increments is not None:
-                    x.add_(increments[k].T)
-            x = Xa[N, :d]
+                    torch.addcmul(Xd[k], sig, hD, out=x)             # x + h D ⊙ σ
+                if inc is not None:
+                    x.add_(inc[k])
+            x = Xd[N]
             states = Xa[:, :d] if trajectories else None
         xN = x.T.clone()
         Jd, lamN, extra = lam_of_xN(xN)
-        hK = hKT(model, M, D)
+        hKl = hKT(model, M, D).unbind(0)
         if trajectories:
             P = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev)
         else:
             P = ws.get("P", (N + 1, d, n)) if kind == "outer" else ws.get("rotP", (2, d, n))
-        lam = P[N if (trajectories or kind == "outer") else N % 2]
+        Pl = P.unbind(0) if (trajectories or kind == "outer") else P.unbind(0) * ((N + 2) // 2)
+        lam = Pl[N]
         lam.copy_(lamN.T)
-        sq = ws.get("sq", (d, n))
         g = ws.get("g", (d, n))
         if kind == "outer":
+            P[:N].copy_(S[:, :d])                                    # σ'(x_k), all layers at once, in
+            act.deriv_inplace_torch(P[:N])                           # the rows p_k will overwrite
             for k in range(N - 1, -1, -1):
-                mm(hK[k], lam, out=g)                                # h Kᵀ p
-                act.mul_deriv_torch(S[k, :d], g, g, sq)              # h σ'(x) ⊙ Kᵀ p
-                torch.add(lam, g, out=P[k])
-                lam = P[k]
+                mm(hKl[k], lam, out=g)                               # h Kᵀ p
+                lam = torch.addcmul(lam, g, Pl[k], out=Pl[k])        # p + h σ'(x) ⊙ Kᵀ p
             gM = torch.matmul(P[1:], S.transpose(1, 2))              # Σ p_{k+1} [σ(x_k); 1]ᵀ
         else:
             U = ws.get("U", (N, d, n))
+            Ul = U.unbind(0)
             act.deriv_inplace_torch(Sg)                              # σ → σ', all layers at once
             for k in range(N - 1, -1, -1):
-                u = U[k]
-                torch.mul(Sg[k], lam, out=u)                         # U = σ' ⊙ p
-                out = P[k] if trajectories else P[k % 2]
-                addmm(lam, hK[k], u, out=out)                        # p + h M̃ᵀ D U
-                lam = out
+                u = Ul[k]
+                torch.mul(Sgl[k], lam, out=u)                        # U = σ' ⊙ p
+                lam = addmm(lam, hKl[k], u, out=Pl[k])               # p + h M̃ᵀ D U
             gM = torch.matmul(U, Xa[:N].transpose(1, 2))
         gM *= h
         gK, gb = theta_grads(model, gM, D)
@@ -271,11 +274,12 @@ def euler_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, incre
 # ------------------------------------------------------------------------------------------
 # explicit Runge–Kutta (heun, rk4, ...): forward with stage blocks, costate sweep
 
-def forward(model, params, x0, store=True, states=False, increments=None):
+def forward(model, params, x0, store=True, states=False, increments=None, ws=None):
     """Explicit Runge–Kutta forward on tensors. Returns a dict with ``xN`` (d, n) and, with
     ``store``, the stage blocks the costate sweep reads: ``Aaug`` (N, s, d+1, n) = ``[a_{k,i}; 1]``
     (outer a = σ(Y_i), inner a = Y_i) and ``Sig`` (N, s, d, n) = σ(M [Y_i; 1]) (inner);
-    ``X`` (N+1, d, n) the states if ``states``. ``store=False`` keeps rotating buffers only."""
+    ``X`` (N+1, d, n) the states if ``states``. ``store=False`` keeps rotating buffers only.
+    ``ws``: a workspace for the blocks (else fresh tensors)."""
     torch = _torch()
     A, bw, _ = tableau(model.integrator)
     s = len(bw)
@@ -285,55 +289,60 @@ def forward(model, params, x0, store=True, states=False, increments=None):
     kind = model.F.form
     M, D = embed(model, params)
     n, dev = x0.shape[0], x0.device
-    hM = M * h if kind == "outer" else None
+    ws = ws or _Workspace(dev)
     hD = None if (kind == "outer" or D is None) else D * h
-
-    def new(shape, ones=False):
-        return _ones_aug(shape, dev) if ones else torch.empty(shape, dtype=torch.float64, device=dev)
-    Xs = new((N + 1, d, n)) if states else new((2, d, n))
-    Aaug = new((N, s, d + 1, n), True) if store else new((1, s, d + 1, n), True)
-    Sig = new((N, s, d, n)) if (store and kind == "inner") else new((1, s, d, n))
-    hF = new((s, d, n))                                              # h f(Y_i) of the current layer
-    Y = new((d, n))
-    x = Xs[0]
+    Xs = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev) if states else ws.get("rk_rot", (2, d, n))
+    nb = N if store else 1
+    Aaug = ws.get("rk_A", (nb, s, d + 1, n), ones_row=True)
+    Sig = ws.get("rk_S", (nb, s, d, n)) if kind == "inner" else None
+    hF = ws.get("rk_hF", (s, d, n))                                  # h f(Y_i) of the current layer
+    Y = ws.get("rk_Y", (d, n))
+    # per-(layer, stage) views, made once (index k s + i; one block reused without store)
+    Al, Ad = Aaug.flatten(0, 1).unbind(0), Aaug[:, :, :d].flatten(0, 1).unbind(0)
+    Sl = None if Sig is None else Sig.flatten(0, 1).unbind(0)
+    hFl = hF.unbind(0)
+    xs = Xs.unbind(0) if states else Xs.unbind(0) * ((N + 2) // 2)
+    Ml = (M * h if kind == "outer" else M).unbind(0)                 # outer: h M
+    inc = None if increments is None else increments.transpose(1, 2).unbind(0)
+    x = xs[0]
     x.copy_(x0.T)
     for k in range(N):
-        blk = k if store else 0
+        base = (k if store else 0) * s
         for i in range(s):
-            a = Aaug[blk, i]
-            Yi = (x if i == 0 else Y) if kind == "outer" else a[:d]
+            a = Al[base + i]
+            Yi = (x if i == 0 else Y) if kind == "outer" else Ad[base + i]
             if Yi is not x:
                 Yi.copy_(x)
             for j in range(i):
                 if A[i, j] != 0.0:
-                    Yi.add_(hF[j], alpha=float(A[i, j]))
+                    Yi.add_(hFl[j], alpha=float(A[i, j]))
             if kind == "outer":
-                act.apply_torch(Yi, a[:d])
-                torch.mm(hM[k], a, out=hF[i])                        # h (K σ(Y) + b)
+                act.apply_torch(Yi, Ad[base + i])
+                torch.mm(Ml[k], a, out=hFl[i])                       # h (K σ(Y) + b)
             else:
-                sig = Sig[blk, i]
-                torch.mm(M[k], a, out=sig)
+                sig = Sl[base + i]
+                torch.mm(Ml[k], a, out=sig)
                 act.apply_torch(sig, sig)                            # σ(K Y + b)
                 if hD is None:
-                    torch.mul(sig, h, out=hF[i])
+                    torch.mul(sig, h, out=hFl[i])
                 else:
-                    torch.mul(sig, hD, out=hF[i])                    # h D σ
-        nxt = Xs[k + 1] if states else Xs[(k + 1) % 2]
-        torch.add(x, hF[0], alpha=float(bw[0]), out=nxt)
+                    torch.mul(sig, hD, out=hFl[i])                   # h D σ
+        nxt = xs[k + 1]
+        torch.add(x, hFl[0], alpha=float(bw[0]), out=nxt)
         for i in range(1, s):
             if bw[i] != 0.0:
-                nxt.add_(hF[i], alpha=float(bw[i]))
-        if increments is not None:
-            nxt.add_(increments[k].T)
+                nxt.add_(hFl[i], alpha=float(bw[i]))
+        if inc is not None:
+            nxt.add_(inc[k])
         x = nxt
     return {"xN": x, "M": M, "D": D, "Aaug": Aaug if store else None, "Sig": Sig if store else None,
             "X": Xs if states else None, "n": n}
 
 
-def costate_sweep(model, params, fw, lamN, costates=False):
+def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     """Backward sweep from ``p_N = lamN`` ((n, d) tensor) over the forward ``fw`` of
-    :func:`forward`; returns ``(P, gK, gb)`` — ``P`` the costates (N+1, d, n) if ``costates``
-    else None; ``gK, gb`` without the regulariser."""
+    :func:`forward` (whose σ blocks it turns into σ' in place); returns ``(P, gK, gb)`` — ``P``
+    the costates (N+1, d, n) if ``costates`` else None; ``gK, gb`` without the regulariser."""
     torch = _torch()
     A, bw, _ = tableau(model.integrator)
     A_hat, b_hat = adjoint_partner(A, bw)
@@ -345,36 +354,42 @@ def costate_sweep(model, params, fw, lamN, costates=False):
     kind = model.F.form
     M, D, Aaug, Sig, n = fw["M"], fw["D"], fw["Aaug"], fw["Sig"], fw["n"]
     dev = Aaug.device
-    hK = hKT(model, M, D)
-
-    def new(shape):
-        return torch.empty(shape, dtype=torch.float64, device=dev)
-    P = new((N + 1, d, n)) if costates else new((2, d, n))
-    lam = P[N] if costates else P[N % 2]
+    ws = ws or _Workspace(dev)
+    hKl = hKT(model, M, D).unbind(0)
+    P = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev) if costates else ws.get("rk_P", (2, d, n))
+    Pl = P.unbind(0) if costates else P.unbind(0) * ((N + 2) // 2)
+    lam = Pl[N]
     lam.copy_(lamN.T)
-    U = new((N, s, d, n))                                            # U_{k,i}
-    hG = new((s, d, n))                                              # h (∂f/∂x(Y_i))ᵀ P_i
-    Pbuf = new((s, d, n))
-    sq = new((d, n))
+    U = ws.get("rk_U", (N, s, d, n))                                 # U_{k,i}
+    hG = ws.get("rk_hG", (s, d, n))                                  # h (∂f/∂x(Y_i))ᵀ P_i
+    Pbuf = ws.get("rk_Pb", (s, d, n))
+    if kind == "outer":                                              # σ'(Y) of all stages at once
+        Sd = ws.get("rk_Sd", (N, s, d, n))
+        Sd.copy_(Aaug[:, :, :d])
+    else:
+        Sd = Sig                                                     # (σ is not needed any more)
+    act.deriv_inplace_torch(Sd)
+    Ul, Sdl, hGl, Pbl = U.flatten(0, 1).unbind(0), Sd.flatten(0, 1).unbind(0), hG.unbind(0), Pbuf.unbind(0)
     for k in range(N - 1, -1, -1):
         for i in range(s - 1, -1, -1):
-            Pi = Pbuf[i] if kind == "inner" else U[k, i]
+            ki = k * s + i
+            Pi = Pbl[i] if kind == "inner" else Ul[ki]
             Pi.copy_(lam)
             for j in range(i + 1, s):
                 if C[i, j] != 0.0:
-                    Pi.add_(hG[j], alpha=float(-C[i, j]))
+                    Pi.add_(hGl[j], alpha=float(-C[i, j]))
             if kind == "outer":                                      # U = P;  h σ'(Y) ⊙ (Kᵀ P)
-                g = hG[i]
-                torch.mm(hK[k], Pi, out=g)
-                act.mul_deriv_torch(Aaug[k, i, :d], g, g, sq)
+                g = hGl[i]
+                torch.mm(hKl[k], Pi, out=g)
+                g.mul_(Sdl[ki])
             else:                                                    # U = σ' ⊙ P;  h K̃ᵀ D U
-                act.mul_deriv_torch(Sig[k, i], Pi, U[k, i], sq)
-                torch.mm(hK[k], U[k, i], out=hG[i])
-        out = P[k] if costates else P[k % 2]
-        torch.add(lam, hG[0], alpha=float(bw[0]), out=out)
+                torch.mul(Sdl[ki], Pi, out=Ul[ki])
+                torch.mm(hKl[k], Ul[ki], out=hGl[i])
+        out = Pl[k]
+        torch.add(lam, hGl[0], alpha=float(bw[0]), out=out)
         for i in range(1, s):
             if bw[i] != 0.0:
-                out.add_(hG[i], alpha=float(bw[i]))
+                out.add_(hGl[i], alpha=float(bw[i]))
         lam = out
     # ∂J/∂M_k = h Σ_i b_i U_{k,i} [a_{k,i}; 1]ᵀ, all layers and stages in one batched matmul
     G = torch.matmul(U, Aaug.transpose(2, 3))                        # (N, s, d, d+1)
@@ -385,12 +400,13 @@ def costate_sweep(model, params, fw, lamN, costates=False):
 
 
 def rk_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, increments=None):
-    """Explicit Runge–Kutta value and gradient (:func:`forward` then :func:`costate_sweep`);
-    returns like :func:`euler_value_and_grad`."""
-    fw = forward(model, params, x0, store=True, states=trajectories, increments=increments)
-    xN = fw["xN"].T.clone()
-    Jd, lamN, extra = lam_of_xN(xN)
-    P, gK, gb = costate_sweep(model, params, fw, lamN, costates=trajectories)
+    """Explicit Runge–Kutta value and gradient (:func:`forward` then :func:`costate_sweep`, blocks
+    in the model's workspace); returns like :func:`euler_value_and_grad`."""
+    with _borrow(model, x0.device) as ws:
+        fw = forward(model, params, x0, store=True, states=trajectories, increments=increments, ws=ws)
+        xN = fw["xN"].T.clone()
+        Jd, lamN, extra = lam_of_xN(xN)
+        P, gK, gb = costate_sweep(model, params, fw, lamN, costates=trajectories, ws=ws)
     if trajectories:
         return Jd, gK, gb, xN, extra, fw["X"].permute(0, 2, 1), P.permute(0, 2, 1)
     return Jd, gK, gb, xN, extra, None, None
@@ -430,15 +446,17 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
         cur[:d] = x0.T
         if trajectories:
             Xs[0] = cur[:d]
+        Zl, Zd = Z.flatten(0, 1).unbind(0), Z[:, :, :d].flatten(0, 1).unbind(0)
+        Sl, Al = Sg.flatten(0, 1).unbind(0), A.flatten(0, 1).unbind(0)
+        state, parts = cur[:d], [cur[:m] if dr else cur[m:d] for dr in drift]
         for k in range(N):
             for j in range(L):
-                z = Z[k, j]
-                z[:d] = cur[:d]
-                sig = Sg[k, j]
-                mm(A[k, j], z, out=sig)
+                kj = k * L + j
+                Zd[kj].copy_(state)
+                sig = Sl[kj]
+                mm(Al[kj], Zl[kj], out=sig)
                 act.apply_torch(sig, sig)
-                part = cur[:m] if drift[j] else cur[m:d]
-                part.add_(sig, alpha=ch[j])
+                parts[j].add_(sig, alpha=ch[j])
             if trajectories:
                 Xs[k + 1] = cur[:d]
         xN = cur[:d].T.clone()
@@ -454,17 +472,19 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
         for j in range(L):
             cols = slice(m, d) if drift[j] else slice(0, m)
             torch.mul(A[:, j, :, cols].transpose(1, 2), ch[j], out=chAT[:, j])
-        sq = ws.get("sqs", (m, n))
+        act.deriv_inplace_torch(Sg)                                  # σ → σ', all sub-steps at once
         lq, lp = lam[:m], lam[m:]
+        Ul, Cl = U.flatten(0, 1).unbind(0), chAT.flatten(0, 1).unbind(0)
         for k in range(N - 1, -1, -1):
             for j in range(L - 1, -1, -1):
-                u = U[k, j]
+                kj = k * L + j
+                u = Ul[kj]
                 if drift[j]:
-                    act.mul_deriv_torch(Sg[k, j], lq, u, sq)        # U = σ' ⊙ λ_q
-                    torch.addmm(lp, chAT[k, j], u, out=lp)           # λ_p + ch Kᵀ U
+                    torch.mul(Sl[kj], lq, out=u)                     # U = σ' ⊙ λ_q
+                    torch.addmm(lp, Cl[kj], u, out=lp)               # λ_p + ch Kᵀ U
                 else:
-                    act.mul_deriv_torch(Sg[k, j], lp, u, sq)        # U = σ' ⊙ λ_p
-                    torch.addmm(lq, chAT[k, j], u, out=lq)           # λ_q + ch K U
+                    torch.mul(Sl[kj], lp, out=u)                     # U = σ' ⊙ λ_p
+                    torch.addmm(lq, Cl[kj], u, out=lq)               # λ_q + ch K U
             if trajectories:
                 P[k] = lam
         G = torch.matmul(U, Z.transpose(2, 3))                       # (N, L, m, d+1)
@@ -534,4 +554,5 @@ def final_state(model, params, x0, increments=None):
     check(model)
     if model.integrator in SPLITTINGS:
         return split_forward(model, params, x0, SPLITTINGS[model.integrator])
-    return forward(model, params, x0, store=False, increments=increments)["xN"].T.clone()
+    with _borrow(model, x0.device) as ws:
+        return forward(model, params, x0, store=False, increments=increments, ws=ws)["xN"].T.clone()
