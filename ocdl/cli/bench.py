@@ -17,7 +17,8 @@ def register(sub):
 
     g = common.add_command(
         bsub, "gradient", "gradient time, peak memory and error against depth, for autograd, costate, "
-        "costate-torch (the costate sweep on --device), costate-reversible, torchdiffeq-adjoint, torchdiffeq-direct and the peers jax, diffrax, "
+        "costate-torch (the costate sweep on --device), costate-reversible, torchdiffeq-adjoint, "
+        "torchdiffeq-direct and the peers jax, diffrax, "
         "diffrax-backsolve (optional extra peers; skipped with a note when not installed)",
         ["ocdl bench gradient --depths 16,64,256 --json grad.json --plot grad.png",
          "ocdl bench gradient --fields hamiltonian --methods autograd,costate-reversible --repeats 5",

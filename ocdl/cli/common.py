@@ -216,7 +216,8 @@ def resolve_device(name, quiet=False):
                              f"{torch.__version__} sees none (torch.cuda.is_available() is False)")
         count = torch.cuda.device_count()
         if name != "cuda" and int(name[5:]) >= count:
-            raise InputError(f"no CUDA device: --device {name}, but torch sees {count} GPU(s) (cuda:0..cuda:{count - 1})")
+            raise InputError(f"no CUDA device: --device {name}, but torch sees {count} GPU(s) "
+                             f"(cuda:0..cuda:{count - 1})")
         return name
     raise InputError(f"unknown device '{name}' (valid: cpu, cuda, cuda:N)")
 

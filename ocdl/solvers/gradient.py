@@ -241,8 +241,8 @@ def pmp_gd(model, params0, X, y, *, iterations=4000, callback=None, quiet=True, 
         Xb, yb = (Xt, yt) if batch is None else (Xt[batch], yt[batch])
         return pmp.cost(model, model.unflatten(x), Xb, yb, device=device)
     rule = optim.GradientDescent(lr, armijo, value=value)
-    return _run("pmp-gd", model, params0, costate_objective(model, bt.X, bt.y, device), rule, iterations, callback, quiet,
-                gtol, state0, checkpoint, checkpoint_every, should_stop, bt)
+    return _run("pmp-gd", model, params0, costate_objective(model, bt.X, bt.y, device), rule, iterations, callback,
+                quiet, gtol, state0, checkpoint, checkpoint_every, should_stop, bt)
 
 
 def pmp_lbfgs(model, params0, X, y, *, iterations=1000, callback=None, quiet=True, gtol=1e-9, state0=None,
