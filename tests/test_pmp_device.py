@@ -185,3 +185,24 @@ def test_cuda_sweep_equals_numpy(field, integ):
     J0, g0 = pmp.value_and_grad(model, params, X, y)
     J1, g1 = pmp.value_and_grad(model, params, X, y, device="cuda")
     assert abs(J1 - J0) <= TOL * J0 and all(rel(g1[k], g0[k]) <= TOL for k in g0)
+
+
+def test_bench_train_passes_the_device_to_the_costate_solvers():
+    from ocdl.bench.train import run_train_bench
+    seen = {}
+
+    def fake_compare(X, y, solvers, seed, target, options=None, log=None, **kw):
+        seen.update(options)
+        hist = [{"iteration": 1, "loss": 0.1, "time_s": 0.1}]
+        return {"solvers": {s: {"history": hist, "final_loss": 0.1, "iterations": 1, "wall_time_s": 0.1,
+                                "converged": True, "message": ""} for s in solvers}}
+
+    solvers = ["adam", "pmp-adam", "pmp-lbfgs", "msa"]
+    run_train_bench(solvers, [0], 0.2, device="cuda:1", compare_fn=fake_compare,
+                    load_fn=lambda name, seed, opts: (None, None), quiet=True)
+    assert seen == {"adam": {"device": "cuda:1"}, "pmp-adam": {"device": "cuda:1"},
+                    "pmp-lbfgs": {"device": "cuda:1"}}
+    seen.clear()
+    run_train_bench(solvers, [0], 0.2, device="cpu", compare_fn=fake_compare,
+                    load_fn=lambda name, seed, opts: (None, None), quiet=True)
+    assert seen == {}                                   # cpu: autograd on the CPU, numpy sweeps

@@ -162,15 +162,23 @@ def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
     return J, grads, states, costates
 
 
-def _sweep_device(model, params, X, y, trajectories, increments, device):
-    """The torch sweeps of :mod:`ocdl.pmp.device` on ``device``; gradients, states and costates
-    are tensors there, converted to numpy if the parameters came as numpy arrays."""
-    numpy_out = not any(is_torch(v) for v in params.values())
+def _device_inputs(model, params, X, y, increments, device):
+    """Checks and tensors on the device for :mod:`ocdl.pmp.device`: ``(params, x0, y, increments)``."""
     dev.check(model)
+    if increments is not None and not is_torch(increments):
+        increments = _check_increments(model, increments, X.shape[0])
     params, x0, y, xi, _ = dev.as_tensors(model, params, X, y, device, increments)
     if xi is not None and tuple(xi.shape) != (model.layers, x0.shape[0], model.d):
         raise InputError(f"increments have shape {tuple(xi.shape)}, need (layers, samples, width) = "
                          f"{(model.layers, x0.shape[0], model.d)}")
+    return params, x0, y, xi
+
+
+def _sweep_device(model, params, X, y, trajectories, increments, device):
+    """The torch sweeps of :mod:`ocdl.pmp.device` on ``device``; gradients, states and costates
+    are tensors there, converted to numpy if the parameters came as numpy arrays."""
+    numpy_out = not any(is_torch(v) for v in params.values())
+    params, x0, y, xi = _device_inputs(model, params, X, y, increments, device)
     data, gK, gb, xN, g, states, costates = dev.value_and_grad_parts(
         model, params, x0, _terminal(model, params, y), trajectories, xi)
     if states is None:
@@ -202,8 +210,7 @@ def sweep(model, params, X, y, increments=None, trajectories=True, device=None):
 def cost(model, params, X, y, increments=None, device=None):
     """The discrete cost J (float); ``increments`` and ``device`` as in :func:`sweep`."""
     if _on_device(params, X, device):
-        dev.check(model)
-        params, x0, y, xi, _ = dev.as_tensors(model, params, X, y, device, increments)
+        params, x0, y, xi = _device_inputs(model, params, X, y, increments, device)
         xN = dev.final_state(model, params, x0, xi)
         return float(mean_loss(model.head(params, xN), y)
                      + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
