@@ -16,9 +16,9 @@ Each activation provides, on numpy arrays with ``out=`` buffers (the fused sweep
 * ``deriv_inplace(s)``         s ← σ'(z) given s = σ(z)
 * ``mul_deriv(s, v, out, tmp)`` out = σ'(z) ⊙ v given s = σ(z) (``out`` may be ``v``; ``tmp`` scratch)
 
-and the same three kernels on torch tensors (any device; the device sweeps of
-:mod:`ocdl.pmp.device`), with the same operation order: ``apply_torch``,
-``deriv_inplace_torch``, ``mul_deriv_torch``. Also ``torch(z)`` (autograd form), ``casadi(z)``
+and the first two on torch tensors (any device; the device sweeps of :mod:`ocdl.pmp.device`,
+which form σ' of all layers at once and so need no ``mul_deriv``): ``apply_torch(z, out)``,
+``deriv_inplace_torch(s)``. Also ``torch(z)`` (autograd form), ``casadi(z)``
 and ``__call__`` (numpy or torch, by the argument's type).
 """
 import numpy as np
@@ -80,13 +80,6 @@ class Tanh(Activation):
         return s
 
     @staticmethod
-    def mul_deriv_torch(s, v, out, tmp):
-        import torch
-        torch.mul(s, s, out=tmp)
-        tmp.mul_(v)
-        return torch.sub(v, tmp, out=out)       # v − σ² v, as in mul_deriv
-
-    @staticmethod
     def torch(z):
         return z.tanh()
 
@@ -131,14 +124,6 @@ class Softplus(Activation):
         return s
 
     @staticmethod
-    def mul_deriv_torch(s, v, out, tmp):
-        import torch
-        torch.neg(s, out=tmp)
-        tmp.expm1_()
-        torch.mul(tmp, v, out=out)
-        return out.neg_()
-
-    @staticmethod
     def torch(z):
         import torch
         return torch.logaddexp(z, torch.zeros_like(z))      # autograd: σ'(z) = 1/(1 + e^{−z}) everywhere
@@ -177,13 +162,6 @@ class ReLU(Activation):
     @staticmethod
     def deriv_inplace_torch(s):
         return s.gt_(0.0)                        # 1.0 where σ > 0, else 0.0
-
-    @staticmethod
-    def mul_deriv_torch(s, v, out, tmp):
-        import torch
-        tmp.copy_(s)
-        tmp.gt_(0.0)
-        return torch.mul(tmp, v, out=out)
 
     @staticmethod
     def torch(z):

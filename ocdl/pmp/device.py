@@ -47,6 +47,7 @@ from integrators.tableaux import EXPLICIT, adjoint_partner, tableau
 from ocdl.errors import InputError
 from ocdl.models.backend import contiguous, is_torch, swap
 
+
 def _torch():
     import torch
     return torch
