@@ -80,7 +80,9 @@ def register(sub):
                         "(default: standard for CSV data and the real built-in sets, range for the synthetic ones)")
     p.add_argument("--save", metavar="MODEL", help="write the trained model to exactly this path")
     runctl.add_flags(p, every=100)
-    common.add_outputs(p, json=True, plot=True, seed=True, device=True)
+    common.add_outputs(p, json=True, plot=True, seed=True,
+                       device="torch device cpu, cuda or cuda:N: adam/lbfgs autograd and the pmp-* solvers' exact "
+                             "costate sweep run there (default: autograd on the CPU, numpy costate sweeps)")
     return p
 
 
