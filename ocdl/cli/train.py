@@ -127,13 +127,12 @@ def load_data(args):
 def run(args):
     from ocdl.data import save_model
     from ocdl.io import write_json
-    from ocdl.solvers import DEFAULT_NORMALIZE, make_model, train
+    from ocdl.solvers import default_normalize, make_model, train
     runctl.check_flags(args)
     device = common.resolve_device(args.device, args.quiet)
     X, y, Xt, yt, table = load_data(args)
     common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
-    from ocdl.data import DATASETS
-    normalize = args.normalize or ("range" if args.data in DATASETS and table is None else DEFAULT_NORMALIZE)
+    normalize = args.normalize or default_normalize(args.data, table is not None)
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
                        width=args.width, alpha=args.alpha, beta=args.beta, normalize=normalize,
                        activation=args.activation, n_classes=None if table is None else len(table.classes),

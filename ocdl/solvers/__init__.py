@@ -39,6 +39,17 @@ NORMALIZATIONS = ("standard", "range", "none")
 #: 0.03, 150 per class, seeds 0/1/2, test = 200 per class from another seed) — standard 100 / 99.8 /
 #: 99.2 %, range 100 / 99.8 / 98.5 %.
 DEFAULT_NORMALIZE = "standard"
+#: ``ocdl compare``'s weight decay on the synthetic sets (its documented spirals studies); real
+#: data and CSV files get :data:`DEFAULT_ALPHA`, as in ``ocdl train``
+COMPARE_SYNTHETIC_ALPHA = 1e-3
+
+
+def default_normalize(data, from_table=False):
+    """The input map ``ocdl train`` and ``ocdl compare`` use when ``--normalize`` is not given:
+    ``"range"`` for the synthetic 2-D sets (``--data spirals``, …), else :data:`DEFAULT_NORMALIZE`
+    (CSV files — ``from_table`` — and the real built-in sets)."""
+    from ocdl.data import DATASETS
+    return "range" if data in DATASETS and not from_table else DEFAULT_NORMALIZE
 
 #: iterations used when ``iterations=None``
 DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000,
