@@ -46,12 +46,23 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   ``h`` is folded into the matrices used there; preallocated arrays and ``out=`` everywhere;
   no Python loop over samples.
 """
+import os
 import threading
 import weakref
 
 import numpy as np
 
 from integrators.tableaux import adjoint_partner, tableau
+from ocdl.pmp import kernels
+
+#: run the Euler sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels` when numba is
+#: installed (``OCDL_NUMBA=0`` in the environment, or setting this to False, forces numpy)
+COMPILED = kernels.available() and os.environ.get("OCDL_NUMBA", "1") != "0"
+
+
+def _compiled_code(act):
+    """The compiled kernels' activation code, or None when the numpy sweeps must run."""
+    return kernels.act_code(act) if COMPILED else None
 
 
 
@@ -124,6 +135,11 @@ def forward(model, params, X, store=True, states=False, increments=None):
     hD = h if D is None else h * D
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
+    if s == 1 and not store and not states:
+        code = _compiled_code(act)
+        if code is not None:
+            xN = _euler_forward_compiled(model, M, D, x0, increments, code)
+            return {"xN": xN, "M": M, "D": D, "cache": None, "X": None, "n": n}
     hM = h * M if kind == "outer" else None
 
     def aug():
@@ -342,7 +358,10 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
     matmul, add, multiply = np.matmul, np.add, np.multiply
+    code = _compiled_code(act)
     with _borrow(model) as ws:
+        if code is not None:
+            return _euler_compiled(model, M, D, x0, lam_of_xN, trajectories, increments, code, ws)
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)         # [σ(x_k); 1]
             if trajectories:
@@ -419,6 +438,75 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
         if trajectories:
             return Jd, gK, gb, np.array(xN), extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
         return Jd, gK, gb, np.array(xN), extra, None, None
+
+
+def _increments_fm(increments, N, d, n):
+    """Additive increments ``(N, n, d)`` feature-major for the kernels (``(0, d, n)``: none)."""
+    if increments is None:
+        return np.empty((0, d, n))
+    return np.ascontiguousarray(np.swapaxes(np.asarray(increments, dtype=float), 1, 2))
+
+
+def _euler_compiled(model, M, D, x0, lam_of_xN, trajectories, increments, code, ws):
+    """:func:`euler_value_and_grad` through the compiled whole-sweep kernels
+    (:mod:`ocdl.pmp.kernels`); same workspace, same returns."""
+    h, N, d = model.h, model.layers, model.d
+    n = x0.shape[0]
+    kind = model.F.form
+    inc = _increments_fm(increments, N, d, n)
+    M = np.ascontiguousarray(M)
+    hKT = _hKT(model, M, D)
+    G = ws.get("G", (N, d, d + 1))
+    if kind == "outer":
+        S = ws.get("S", (N, d + 1, n), ones_row=True)
+        X = np.empty((N + 1, d, n)) if trajectories else ws.get("rot", (2, d, n))
+        X[0] = x0.T
+        last = kernels.outer_forward(h * M, X, S, inc, code)
+        xN = np.array(X[last].T)
+        Jd, lamN, extra = lam_of_xN(xN)
+        P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
+        P[N if trajectories else N % 2] = lamN.T
+        kernels.outer_backward(hKT, S, P, G, code)
+        states = X
+    else:
+        Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
+        if trajectories:
+            Xa[:, d, :] = 1.0
+        Sg = ws.get("Sg", (N, d, n))
+        Xa[0, :d] = x0.T
+        hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
+        kernels.inner_forward(M, hD, Xa, Sg, inc, code)
+        xN = np.array(Xa[N, :d].T)
+        Jd, lamN, extra = lam_of_xN(xN)
+        P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
+        P[N if trajectories else N % 2] = lamN.T
+        kernels.inner_backward(hKT, Xa, Sg, P, G, code)
+        states = Xa[:, :d]
+    gM = G * h
+    gK, gb = _theta_grads(model, gM, D)
+    gK, gb = np.array(gK), np.array(gb)
+    if trajectories:
+        return Jd, gK, gb, xN, extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
+    return Jd, gK, gb, xN, extra, None, None
+
+
+def _euler_forward_compiled(model, M, D, x0, increments, code):
+    """x_N ((d, n), feature-major) of an Euler network by the compiled kernels, nothing stored."""
+    h, N, d = model.h, model.layers, model.d
+    n = x0.shape[0]
+    inc = _increments_fm(increments, N, d, n)
+    M = np.ascontiguousarray(M)
+    if model.F.form == "outer":
+        X = np.empty((2, d, n))
+        X[0] = x0.T
+        S = np.empty((1, d + 1, n))
+        S[0, d] = 1.0
+        return X[kernels.outer_forward(h * M, X, S, inc, code)]
+    X = np.empty((2, d + 1, n))
+    X[:, d] = 1.0
+    X[0, :d] = x0.T
+    hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
+    return X[kernels.inner_forward(M, hD, X, np.empty((1, d, n)), inc, code), :d]
 
 
 # ------------------------------------------------------------------------------------------
