@@ -46,6 +46,7 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   ``h`` is folded into the matrices used there; preallocated arrays and ``out=`` everywhere;
   no Python loop over samples.
 """
+import importlib.util
 import os
 import threading
 import weakref
@@ -53,16 +54,23 @@ import weakref
 import numpy as np
 
 from integrators.tableaux import adjoint_partner, tableau
-from ocdl.pmp import kernels
 
 #: run the Euler sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels` when numba is
-#: installed (``OCDL_NUMBA=0`` in the environment, or setting this to False, forces numpy)
-COMPILED = kernels.available() and os.environ.get("OCDL_NUMBA", "1") != "0"
+#: installed (extra ``fast``); ``OCDL_NUMBA=0`` in the environment, or setting this to False,
+#: forces the numpy sweeps. numba is imported on the first compiled sweep, not with ocdl.
+COMPILED = importlib.util.find_spec("numba") is not None and os.environ.get("OCDL_NUMBA", "1") != "0"
+kernels = None
 
 
 def _compiled_code(act):
     """The compiled kernels' activation code, or None when the numpy sweeps must run."""
-    return kernels.act_code(act) if COMPILED else None
+    global kernels
+    if not COMPILED:
+        return None
+    if kernels is None:
+        from ocdl.pmp import kernels as k
+        kernels = k
+    return kernels.act_code(act)
 
 
 

@@ -86,7 +86,8 @@ if numba is not None:
         em = r + r * r * p                              # expm1(r)
         s = _bits_to_f64((np.int64(kf) + 1023) << 52)   # 2^k, k in [-58, 0]
         e = s * em + (s - 1.0)                          # expm1(y)
-        return np.copysign(-e / (2.0 + e), v)
+        t = np.copysign(-e / (2.0 + e), v)
+        return t if v == v else v                       # NaN stays NaN
 
     @numba.njit(inline="always")
     def _softplus(z):
@@ -128,6 +129,23 @@ if numba is not None:
             for i in range(d):
                 for c in range(n):
                     out[i, c] = -np.expm1(-s[i, c]) * v[i, c]
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _deriv_mul_add(s, v, w, out, code):
+        """``out = w + σ'(z) ⊙ v`` given ``s = σ(z)`` (``out`` may be ``v``), one pass."""
+        d, n = s.shape
+        if code == 0:
+            for i in range(d):
+                for c in range(n):
+                    out[i, c] = w[i, c] + (1.0 - s[i, c] * s[i, c]) * v[i, c]
+        elif code == 1:
+            for i in range(d):
+                for c in range(n):
+                    out[i, c] = w[i, c] + (v[i, c] if s[i, c] > 0.0 else 0.0)
+        else:
+            for i in range(d):
+                for c in range(n):
+                    out[i, c] = w[i, c] - np.expm1(-s[i, c]) * v[i, c]
 
     @_jit(fastmath=_FM)
     def act_apply(z, out, code):
@@ -182,8 +200,7 @@ if numba is not None:
             np.dot(lam, a.T, G[k])                       # p_{k+1} [σ; 1]ᵀ
             out = P[nx]
             np.dot(hKT[k], lam, out)                     # h Kᵀ p
-            _deriv_mul(a[:d], out, out, code)            # h σ' ⊙ Kᵀ p
-            _add_rows(lam, out)
+            _deriv_mul_add(a[:d], out, lam, out, code)   # p + h σ' ⊙ Kᵀ p
             cur = nx
         return cur
 
