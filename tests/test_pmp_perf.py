@@ -81,7 +81,7 @@ def test_every_costate_is_the_autograd_state_derivative(path, field, method):
 
 
 @pytest.mark.parametrize("field,method", [("outer", "euler"), ("inner", "euler"), ("hamiltonian", "euler"),
-                                          ("hamiltonian", "verlet")])
+                                          ("hamiltonian", "verlet"), ("outer", "rk4"), ("inner", "heun")])
 def test_reused_workspace_never_leaks(path, field, method):
     # Same model, calls with other parameters and other sample counts in between: results of
     # a repeated call are bit-identical, earlier returned arrays are untouched, and a call

@@ -27,7 +27,9 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   ``pmp.value_and_grad``) therefore keeps its caches in a per-model *workspace* reused from
   call to call (``O(N d n)`` floats, freed with the model or by :func:`release`); states and
   costates handed back by ``sweep`` / ``costate`` are always fresh arrays. The other explicit
-  methods keep per-layer blocks.
+  Runge–Kutta methods keep their cached stages in the same workspace (:func:`forward` holds it
+  until :func:`costate_sweep` has run); the splittings too. With numba installed the Euler
+  sweeps run as compiled whole-sweep kernels (:mod:`ocdl.pmp.kernels`, same mathematics).
 * **What the forward sweep computes is kept and reused.** Per layer and stage the forward
   stores ``σ(Y_i)`` (outer) or ``σ(M [Y_i; 1])`` (inner); the backward sweep forms
   σ' from it (tanh ``1 − σ²``) — σ is never re-evaluated in the backward sweep. Per stage one
@@ -156,13 +158,20 @@ def forward(model, params, X, store=True, states=False, increments=None):
         return a
 
     keep_state = store and kind == "inner"      # inner: [x_k; 1] is stage 0's cached input
+    lease = _Lease(model) if store else None   # stored stages live in the model's workspace
+    if store:
+        ws = lease.ws
+        # outer: [σ(Y_i); 1] of every stage; inner: [Y_i; 1] of the stages i ≥ 1 (stage 0's is x_k)
+        Acache = ws.get("rkA", (N, s if kind == "outer" else max(s - 1, 1), d + 1, n), ones_row=True)
+        Scache = ws.get("rkS", (N, s, d, n)) if kind == "inner" else None
     Xs = None
     if states:
         Xs = np.empty((N + 1, d + 1, n))
         Xs[:, d, :] = 1.0
         xa = Xs[0]
     elif keep_state:
-        xa = aug()
+        Xk = ws.get("rkX", (N + 1, d + 1, n), ones_row=True)
+        xa = Xk[0]
     else:
         rot = (aug(), aug())
         xa = rot[0]
@@ -176,7 +185,7 @@ def forward(model, params, X, store=True, states=False, increments=None):
         if Xs is not None:
             nxt = Xs[k + 1]
         elif keep_state:
-            nxt = aug()
+            nxt = Xk[k + 1]
         else:
             nxt = rot[(k + 1) % 2]
         x = xa[:d]
@@ -188,9 +197,9 @@ def forward(model, params, X, store=True, states=False, increments=None):
                 else:
                     Yi = Y
                     np.copyto(Yi, x)
-                a = aug() if store else scratch[i][0]
+                a = Acache[k, i] if store else scratch[i][0]
             else:
-                a = xa if i == 0 else (aug() if store else scratch[i][0])
+                a = xa if i == 0 else (Acache[k, i - 1] if store else scratch[i][0])
                 Yi = a[:d]
                 if i > 0:
                     np.copyto(Yi, x)
@@ -203,7 +212,7 @@ def forward(model, params, X, store=True, states=False, increments=None):
                 act.apply(Yi, sig)
                 np.matmul(hM[k], a, out=hF[i])          # h (K σ(Y) + b)
             else:
-                sig = np.empty((d, n)) if store else scratch[i][1]
+                sig = Scache[k, i] if store else scratch[i][1]
                 np.matmul(M[k], a, out=sig)
                 act.apply(sig, sig)                     # σ(K Y + b)
                 np.multiply(sig, hD, out=hF[i])         # h D σ
@@ -215,7 +224,7 @@ def forward(model, params, X, store=True, states=False, increments=None):
         if store:
             cache.append(layer)
         xa = nxt
-    return {"xN": xa[:d], "M": M, "D": D, "cache": cache, "X": Xs, "n": n}
+    return {"xN": xa[:d], "M": M, "D": D, "cache": cache, "X": Xs, "n": n, "lease": lease}
 
 
 def costate_sweep(model, params, fw, lamN, costates=False):
@@ -285,6 +294,8 @@ def costate_sweep(model, params, fw, lamN, costates=False):
         lam = out
     gM *= h
     gK, gb = _theta_grads(model, gM, D)
+    if fw.get("lease") is not None:
+        fw["lease"].release()                   # the cached stages are no longer needed
     return P, gK, gb
 
 
@@ -340,6 +351,27 @@ class _borrow:
             with _LOCK:
                 self.ws.busy = False
         return False
+
+
+class _Lease:
+    """The model's workspace held from :func:`forward` (``store=True``) until
+    :func:`costate_sweep` has consumed the cached stages — released there, or when the forward's
+    result is dropped."""
+
+    def __init__(self, model):
+        self._borrow = _borrow(model)
+        self.ws = self._borrow.__enter__()
+
+    def release(self):
+        if self._borrow is not None:
+            self._borrow.__exit__(None, None, None)
+            self._borrow = None
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:       # interpreter shutdown: nothing left to release into
+            pass
 
 
 def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increments=None):
