@@ -259,3 +259,25 @@ def prepare(method, problem, device="cpu"):
         g = jax.block_until_ready(g)
         return float(val), problem.flat({k: np.asarray(g[k]) for k in ("K", "b", "W", "mu")}), dict(extra)
     return forward, value_and_grad
+
+
+def format_row(r):
+    """One line of :func:`side_by_side` output (times in ms)."""
+    ms = {k: 1e3 * r[k] for k in ("costate_grad", "jax_grad", "autograd_grad",
+                                  "costate_fwd", "jax_fwd", "autograd_fwd")}
+    return (f"{r['field']} {r['integrator']} width {r['width']} samples {r['samples']} depth {r['depth']} "
+            f"R {r['repeats']}: gradient costate {ms['costate_grad']:.3f} jax {ms['jax_grad']:.3f} "
+            f"autograd {ms['autograd_grad']:.3f} ms, "
+            f"forward {ms['costate_fwd']:.3f} / {ms['jax_fwd']:.3f} / {ms['autograd_fwd']:.3f} ms; "
+            f"costate/jax gradient {r['grad_ratio']:.2f} forward {r['fwd_ratio']:.2f}, "
+            f"costate/autograd gradient {r['grad_vs_autograd']:.2f}; "
+            f"rel. error vs autograd costate {r['rel_error']['costate']:.1e} jax {r['rel_error']['jax']:.1e}")
+
+
+if __name__ == "__main__":      # python -m ocdl.bench.peers field:integrator:width:samples:depth:R ...
+    import sys
+    for tok in sys.argv[1:]:
+        f, i, w, n, N, R = tok.split(":")
+        for row in side_by_side([dict(field=f, integrator=i, width=int(w), samples=int(n), depth=int(N),
+                                      repeats=int(R))]):
+            print(format_row(row), flush=True)

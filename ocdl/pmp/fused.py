@@ -77,7 +77,8 @@ def _compiled_code(act):
 
 
 def _combine(base, terms, weights, out, tmp):
-    """``out = base + Σ_i weights_i terms_i`` in place (one stage: weight 1, a single add)."""
+    """``out = base + Σ_i weights_i terms_i`` in place (one stage: weight 1, a single add);
+    the stage sums of every explicit RK sweep here (dense and conv)."""
     if len(terms) == 1:
         np.add(base, terms[0], out=out)
         return
@@ -712,11 +713,8 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
             f, cache = F.fm_stage(K[k], b[k], Y)
             hF.append(h * f)                            # f may be the cached σ: not in place
             layer.append(cache if store else None)
-        xn = x.copy() if s > 1 else x + bw[0] * hF[0]
-        if s > 1:
-            for i in range(s):
-                if bw[i] != 0.0:
-                    xn += bw[i] * hF[i]
+        xn = np.empty_like(x)
+        _combine(x, hF, bw, xn, np.empty_like(x))     # x + Σ_i b_i h f(Y_i)
         x = xn
         if store:
             caches.append(layer)
@@ -744,10 +742,8 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
             gK[k] += (h * bw[i]) * tK
             gb[k] += (h * bw[i]) * tb
         caches[k] = None
-        new = lam.copy()
-        for i in range(s):
-            if bw[i] != 0.0:
-                new += bw[i] * hG[i]
+        new = np.empty_like(lam)
+        _combine(lam, hG, bw, new, np.empty_like(lam))  # p + Σ_i b_i h (∂f/∂x)ᵀ P_i
         lam = new
         if trajectories:
             Ps.append(lam)
