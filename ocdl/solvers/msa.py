@@ -257,7 +257,8 @@ class MSARule:
 
 
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=1.0, rho_min=1e-6,
-        tol=1e-10, max_retries=40, cg_rtol=CG_RTOL, cg_maxiter=CG_MAXITER, state0=None, checkpoint=None, checkpoint_every=None, should_stop=None,
+        tol=1e-10, max_retries=40, cg_rtol=CG_RTOL, cg_maxiter=CG_MAXITER, state0=None, checkpoint=None,
+        checkpoint_every=None, should_stop=None,
         batch_size=None, epochs=None, validation=None, patience=PATIENCE, test=None, batch_seed=0, **unknown):
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring.
 
