@@ -67,7 +67,7 @@ def default_batching(solver, n, options):
         if k in options and options[k] is None:
             del options[k]
     if solver not in MINIBATCH_SOLVERS or options.get("formulation") == "full":
-        bad = [k for k in BATCH_OPTIONS if k in options]
+        bad = [k for k in BATCH_OPTIONS if k in options and not (k == "test" and solver == "newton")]
         if bad:
             raise InputError(f"{', '.join('--' + k.replace('_', '-') for k in bad)} appl"
                              f"{'ies' if len(bad) == 1 else 'y'} to the solvers {', '.join(MINIBATCH_SOLVERS)} only"

@@ -405,6 +405,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     every Newton–CG step work on one shuffled mini-batch (gradient, trust-region ratio and — unless
     ``hessian_sample`` takes a part of it — Hessian-vector products of the batch cost ``J_B``);
     ``epochs`` counts the Newton steps (``iterations = epochs · ⌈n/B⌉``).
+    The full formulation refuses these (``test``, only per-epoch held-out accuracy, it ignores).
 
     Warm start ``warm_iterations`` Adam steps (constant ``lr``, plain Adam) with the exact costate
     gradient, or L-BFGS to KKT ≤ ``warm_tol``; then trust-region Newton steps until
@@ -419,7 +420,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         raise SolverError(f"newton: unknown formulation '{formulation}' (valid: {', '.join(FORMULATIONS)})")
     if formulation == "full":
         given = [k for k, v in (("hessian_sample", hessian_sample), ("batch_size", batch_size), ("epochs", epochs),
-                                ("validation", validation), ("test", test)) if v is not None]
+                                ("validation", validation)) if v is not None]
         if given:
             raise SolverError(f"newton: {', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
                               f"formulation='reduced' only")
@@ -428,6 +429,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     if warm_start not in WARM_STARTS:
         raise SolverError(f"newton: unknown warm_start '{warm_start}' (valid: {', '.join(WARM_STARTS)})")
     if formulation == "full":
+        test = None
         from ocdl.solvers.newton_full import LINEAR_SOLVERS
         if linear_solver not in LINEAR_SOLVERS:
             raise SolverError(f"newton: unknown linear_solver '{linear_solver}' (valid: {', '.join(LINEAR_SOLVERS)})")
