@@ -51,23 +51,39 @@ def test_msa_estimate_is_within_a_factor_1_5_of_the_traced_peak():
     assert peak / 1.5 <= need <= 1.5 * peak
 
 
-def test_newton_estimate_is_within_a_factor_2_of_the_peak_resident_growth():
-    """torch's buffers are invisible to tracemalloc: the peak resident set of a fresh process grows
-    by the double-backward graph. Exact products (exact_below huge) on n = 1000, width 100,
-    20 layers (estimate 0.36 GB); the factor 2 covers the allocators' slack."""
+def test_newton_estimate_is_within_a_factor_2_of_the_peak_anonymous_memory_growth():
+    """torch's buffers are invisible to tracemalloc: a thread of a fresh process polls its anonymous
+    resident memory (RssAnon of /proc/self/status, every 5 ms; file-backed pages of the shared
+    libraries excluded, they come and go with the machine's memory pressure) while Newton runs
+    with exact products (exact_below huge) on n = 1000, width 100, 20 layers (estimate 0.36 GB,
+    measured 0.43 GB);
+    the factor 2 covers the allocators' slack."""
     script = textwrap.dedent("""
-        import resource, numpy as np, torch
+        import threading, time, numpy as np, torch
         from ocdl.solvers import make_model, train
         from ocdl.solvers.memory import estimate
+
+        def anon():
+            with open("/proc/self/status") as fh:
+                return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("RssAnon:"))
         rng = np.random.default_rng(0)
         X, y = rng.normal(size=(1000, 20)), rng.integers(0, 3, 1000)
         model = make_model(X, y, width=100, layers=20)
-        r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base, peak, done = anon(), [0], threading.Event()
+
+        def poll():
+            while not done.is_set():
+                peak[0] = max(peak[0], anon())
+                time.sleep(0.005)
+        t = threading.Thread(target=poll)
+        t.start()
         train(X, y, solver="newton", model=model, iterations=2, warm_iterations=2, exact_below=1e9, cg_maxiter=5)
-        r1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(estimate("newton", model, 1000)[0], (r1 - r0) * 1024)
+        done.set()
+        t.join()
+        print(estimate("newton", model, 1000)[0], peak[0] - base)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
-                         env={"OMP_NUM_THREADS": "1", "PATH": ""}, check=True).stdout.split()
-    need, grown = float(out[0]), float(out[1])
-    assert grown / 2 <= need <= 2 * grown
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900,
+                          env={"OMP_NUM_THREADS": "1", "PATH": ""})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    need, grown = (float(v) for v in proc.stdout.split()[-2:])
+    assert grown / 2 <= need <= 2 * grown, (need, grown)
