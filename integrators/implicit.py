@@ -36,6 +36,9 @@ from integrators import backend
 from integrators.errors import IntegratorError
 
 
+STAGE_SOLVERS = ("auto", "fixed-point", "newton")
+
+
 @dataclass
 class Options:
     """Implicit-stage and problem options shared by every method.
@@ -52,6 +55,17 @@ class Options:
                 Störmer–Verlet, Yoshida) are then explicit and skip the (trivial) iteration.
                 Without the promise they iterate, which for a separable system converges in
                 one extra evaluation, so ``separable`` is only a speed-up.
+    stage_solver  how the implicit Runge–Kutta methods (implicit_midpoint, gauss2, gauss3) solve
+                their stages: ``"fixed-point"``, ``"newton"`` (:mod:`integrators.newton`) or
+                ``"auto"`` (default): fixed point, and on its first failure (divergence or no
+                convergence within ``max_iter``) that step is redone with Newton and Newton is
+                kept for the rest of the solve. The partitioned methods (symplectic Euler,
+                Störmer–Verlet, Lobatto IIIA–IIIB) always iterate to a fixed point.
+    jacobian    ``∂F/∂y`` for Newton: ``jacobian(t, y)`` (``solve``) or ``jacobian(t, q, p)``
+                (``solve_partitioned``) returning the ``(n, n)`` matrix of the flattened state;
+                None (default): torch autograd for torch states, forward differences for numpy.
+    simplified  simplified Newton (default True: one Jacobian and LU per step) or full Newton
+                (False: Jacobians at the current stages, refactorised every iteration).
     """
 
     rtol: float = 1e-14
@@ -60,8 +74,18 @@ class Options:
     grad_iter: int = 2
     polish: bool = True
     separable: bool = False
+    stage_solver: str = "auto"
+    jacobian: object = None
+    simplified: bool = True
 
     def validate(self):
+        if self.stage_solver not in STAGE_SOLVERS:
+            raise ValueError(f"stage_solver must be one of {', '.join(STAGE_SOLVERS)}, got {self.stage_solver!r}")
+        if self.jacobian is not None and not callable(self.jacobian):
+            raise ValueError(f"jacobian must be a callable (t, y) -> (n, n) array or None, got {self.jacobian!r}")
+        for name in ("polish", "separable", "simplified"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("rtol", "atol"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v >= 0 and v == v and v != float("inf")):
@@ -85,11 +109,12 @@ class FixedPoint:
     """Tracks one fixed-point solve: call :meth:`done` after every iteration.
 
     ``scale_arrays[k]``: arrays whose largest magnitude sets component ``k``'s scale (the state
-    and the first guess of its stages).
+    and the first guess of its stages). ``guard=False`` drops the growing-increment test (damped
+    Newton, whose steps may grow while its residual falls, fails by its own test instead).
     """
 
-    def __init__(self, opts, method, t, h, scale_arrays, grad=False):
-        self.opts, self.method, self.t, self.h = opts, method, t, h
+    def __init__(self, opts, method, t, h, scale_arrays, grad=False, guard=True):
+        self.opts, self.method, self.t, self.h, self.guard = opts, method, t, h, guard
         e = backend.eps(scale_arrays[0] if not isinstance(scale_arrays[0], (list, tuple)) else scale_arrays[0][0])
         self.rtol = max(opts.rtol, 8 * e) if e > 1e-15 else opts.rtol
         self.tol = [self.rtol * _max_abs(a) + opts.atol for a in scale_arrays]
@@ -114,7 +139,7 @@ class FixedPoint:
         if self.converged_at is None:
             if err > 1.0:
                 hist = self.history
-                if len(hist) >= 4 and hist[-1] > hist[-2] > hist[-3] > hist[-4]:
+                if self.guard and len(hist) >= 4 and hist[-1] > hist[-2] > hist[-3] > hist[-4]:
                     self._fail(f"the iteration diverges (increment/tolerance grew to {err:.2e})")
                 if self.it >= self.opts.max_iter:
                     self._fail(f"no convergence after {self.it} iterations (increment/tolerance {err:.2e})")

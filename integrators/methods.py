@@ -11,6 +11,8 @@ import numpy as np
 
 from integrators import tableaux
 from integrators.backend import mix, stack
+from integrators import newton
+from integrators.errors import IntegratorError
 from integrators.implicit import FixedPoint, iterate, needs_grad
 
 
@@ -75,7 +77,8 @@ class ImplicitRK(Method):
     """Implicit Runge–Kutta ``(A, b, c)`` (here the Gauss–Legendre collocation methods).
 
     Stage increments ``Z_i = Y_i − y`` solve ``Z_i = h Σ_j a_ij F(t + c_j h, y + Z_j)`` by
-    fixed-point iteration (see :mod:`integrators.implicit`), started from the previous step's
+    fixed-point iteration (see :mod:`integrators.implicit`) or Newton's method
+    (:mod:`integrators.newton`; option ``stage_solver``), started from the previous step's
     collocation polynomial (or ``Z_i = c_i h F(t, y)`` on the first step). For a partitioned
     system (separate ``fq``, ``fp``) the sweep is Gauss–Seidel: the q-stages are updated first
     and the p-stages use them, which squares the contraction factor for ``q' = p``-type systems
@@ -95,9 +98,10 @@ class ImplicitRK(Method):
         self._bmat = self.b[None, :].copy()
         self._c = [float(x) for x in self.c]
         self._extrap = _extrapolation(self.c)
+        self._dmat = np.linalg.solve(self.A.T, self.b)[None, :]     # dᵀ = bᵀ A⁻¹
 
     def step(self, system, t, state, h, opts):
-        c, s = self._c, len(self._c)
+        c = self._c
         # stage increments, stacked per component: Z[k] has shape (s, *state[k].shape)
         memo = getattr(system, "memo", None)
         prev = memo.get(self.name) if memo is not None else None
@@ -107,6 +111,32 @@ class ImplicitRK(Method):
         else:
             F0 = system.f(t, state)
             Z = [stack([ci * h * f for ci in c]) for f in F0]
+        solver = opts.stage_solver
+        if solver == "auto" and memo is not None and memo.get("newton"):
+            solver = "newton"                  # fixed point failed earlier in this solve
+        if solver != "fixed-point":
+            try:
+                return self._step_fixed_point(system, t, state, h, opts, Z, memo) if solver == "auto" \
+                    else self._step_newton(system, t, state, h, opts, Z, memo)
+            except IntegratorError:
+                if solver != "auto":
+                    raise
+            if memo is not None:
+                memo["newton"] = True
+            F0 = system.f(t, state)            # restart from the explicit guess
+            Z = [stack([ci * h * f for ci in c]) for f in F0]
+            return self._step_newton(system, t, state, h, opts, Z, memo)
+        return self._step_fixed_point(system, t, state, h, opts, Z, memo)
+
+    def _step_newton(self, system, t, state, h, opts, Z, memo):
+        """Stages by Newton (:func:`integrators.newton.solve_stages`); ``y + Σ d_i Z_i``, ``dᵀ = bᵀA⁻¹``."""
+        Z = newton.solve_stages(self, system, t, state, h, Z, opts)
+        if memo is not None:
+            memo[self.name] = (h, t + h, Z)
+        return tuple(y + mix(self._dmat, z)[0] for y, z in zip(state, Z))
+
+    def _step_fixed_point(self, system, t, state, h, opts, Z, memo):
+        c, s = self._c, len(self._c)
         fpt = FixedPoint(opts, self.name, t, h, [[y, z] for y, z in zip(state, Z)], needs_grad(state))
         gauss_seidel = getattr(system, "gauss_seidel", False)
         while True:

@@ -45,8 +45,9 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
     number of features), ``alpha`` α, ``beta`` β, ``normalize`` (``"standard"`` per-feature mean/std
     — the default —, ``"range"``, ``"none"``; computed on the training data and stored in the
     model), ``iterations`` (None: the solver's default), ``lr`` (None: the solver's default; only
-    for solvers with a learning rate), ``seed`` (initial parameters), ``device`` (torch device of
-    adam/lbfgs), ``solver_options`` (a dict of further solver keywords, e.g.
+    for solvers with a learning rate), ``seed`` (initial parameters), ``device`` (None: autograd on the
+    CPU and numpy costate sweeps; a torch device: adam/lbfgs autograd and the pmp-* costate sweeps
+    there), ``solver_options`` (a dict of further solver keywords, e.g.
     ``{"schedule": "constant"}``; None: none).
 
     Attributes after ``fit``: ``classes_`` (sorted unique labels), ``n_features_in_``,
@@ -62,7 +63,7 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, solver="adam", field="outer", integrator="euler", activation="tanh", layers=20, T=5.0,
                  width=None, alpha=3e-3, beta=0.0, normalize="standard", iterations=None, lr=None, seed=0,
-                 device="cpu", solver_options=None):
+                 device=None, solver_options=None):
         self.solver = solver
         self.field = field
         self.integrator = integrator

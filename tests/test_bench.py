@@ -59,13 +59,15 @@ def test_reversible_matches_ocdl_pmp_verlet():
     assert rel(pr.flat(g), pr.flat(g_pmp)) <= 1e-13  # measured 3e-16
 
 
+@pytest.mark.parametrize("method", ["costate", "costate-torch"])
 @pytest.mark.parametrize("field", ["outer", "hamiltonian", "inner"])
-def test_costate_method_equals_independent_autograd(field):
+def test_costate_method_equals_independent_autograd(field, method):
     pr = pb.Problem(field, 12, samples=50, width=8)
-    _, g_ref = autograd_flat(pr)
-    _, vg = prepare("costate", pr)
+    J_ref, g_ref = autograd_flat(pr)
+    fwd, vg = prepare(method, pr)
     J, g, _ = vg()
     assert rel(g, g_ref) <= 1e-13  # round-off: measured ≤ 3.7e-16
+    assert abs(J - J_ref) <= 1e-13 * abs(J_ref) and abs(fwd() - J_ref) <= 1e-13 * abs(J_ref)
 
 
 @pytest.mark.parametrize("field", ["outer", "hamiltonian"])
@@ -103,15 +105,16 @@ def test_bad_width_and_unknown_method():
 
 def test_cli_json_schema_tiny_run(tmp_path, ocdl_cli):
     out, png = tmp_path / "g.json", tmp_path / "g.png"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     r = ocdl_cli("bench", "gradient", "--fields", "hamiltonian", "--depths", "4", "--samples", "32",
-                 "--methods", "autograd,costate-reversible", "--repeats", "1", "--device", "cuda",
+                 "--methods", "autograd,costate-reversible,costate-torch", "--repeats", "1", "--device", device,
                  "--json", out, "--plot", png)
     assert r.returncode == 0, r.stderr
-    if not torch.cuda.is_available():
-        assert "no CUDA GPU is available; running on cpu" in r.stderr
     runs = json.loads(out.read_text())["runs"]
-    assert [(x["method"], x["field"], x["depth"]) for x in runs] == [
-        ("autograd", "hamiltonian", 4), ("costate-reversible", "hamiltonian", 4)]
+    assert [(x["method"], x["field"], x["depth"], x["device"]) for x in runs] == [
+        ("autograd", "hamiltonian", 4, device), ("costate-reversible", "hamiltonian", 4, "cpu"),
+        ("costate-torch", "hamiltonian", 4, device)]
+    assert runs.pop()["rel_error"] <= 1e-13
     for x in runs:
         assert {"method", "field", "depth", "forward_s", "gradient_s", "peak_mib", "rel_error"} <= set(x)
         assert x["forward_s"] > 0 and x["gradient_s"] > 0 and x["peak_mib"] >= 0

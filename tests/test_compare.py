@@ -66,3 +66,40 @@ def test_compare_cli_unknown_solver_is_one_line_error(ocdl_cli):
     r = ocdl_cli("compare", "--data", "spirals", "--solvers", "adam,newtn")
     assert r.returncode == 2
     assert "newtn" in r.stderr and "newton" in r.stderr
+
+
+def test_compare_takes_train_defaults_on_real_data(monkeypatch, tmp_path):
+    # on a real set, compare's model gets the same input map as ocdl train's (standard: the
+    # training mean and population std, checked against scikit-learn's StandardScaler), train's
+    # weight decay, and held-out accuracy in the history rows
+    from sklearn.preprocessing import StandardScaler
+
+    import ocdl.solvers as S
+    from ocdl.cli.main import main
+    from ocdl.data import load_real
+    models = {}
+    real = S.make_model
+
+    def spy(*a, **kw):
+        m = real(*a, **kw)
+        models.setdefault(spy.cmd, m)
+        return m
+
+    monkeypatch.setattr(S, "make_model", spy)
+    spy.cmd = "compare"
+    js = tmp_path / "c.json"
+    assert main(["compare", "--data", "iris", "--solvers", "adam,pmp-adam,msa", "--iterations", "5", "--quiet",
+                 "--json", str(js), "--plot", str(tmp_path / "c.png")]) == 0
+    spy.cmd = "train"
+    assert main(["train", "--data", "iris", "--solver", "pmp-adam", "--iterations", "2", "--quiet",
+                 "--save", str(tmp_path / "m.npz")]) == 0
+    Xtr = load_real("iris")[0]
+    sc = StandardScaler().fit(Xtr)
+    for cmd in ("compare", "train"):
+        np.testing.assert_allclose(models[cmd].input_shift, sc.mean_, rtol=1e-14)
+        np.testing.assert_allclose(models[cmd].input_scale, sc.scale_, rtol=1e-14)
+    data = json.loads(js.read_text())
+    assert data["settings"]["normalize"] == "standard" and data["settings"]["alpha"] == S.DEFAULT_ALPHA
+    for name in ("adam", "pmp-adam", "msa"):
+        assert "test_accuracy" in data["solvers"][name]["history"][-1]
+    assert (tmp_path / "c.png").stat().st_size > 1000

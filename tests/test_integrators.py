@@ -426,10 +426,17 @@ def test_rk_method_treats_q_p_as_one_state():
 
 
 def test_nonconvergence_raises_clear_error():
-    """A stiff problem, y' = −1000 y, with h = 0.1: the fixed-point map has contraction 50."""
+    """A stiff problem, y' = −1000 y, with h = 0.1: the fixed-point map has contraction 50.
+    The default stage solver then falls back to Newton, whose result is the method's stability
+    function R(z)^10, z = −100 (midpoint (1 + z/2)/(1 − z/2), gauss2 the (2,2) Padé approximant)."""
+    z = -100.0
+    stability = {"implicit_midpoint": (1 + z / 2) / (1 - z / 2),
+                 "gauss2": (1 + z / 2 + z * z / 12) / (1 - z / 2 + z * z / 12)}
     for method in ["implicit_midpoint", "gauss2"]:
         with pytest.raises(IntegratorError, match="smaller step"):
-            integrators.solve(method, lambda t, y: -1000.0 * y, np.ones(3), 0.0, 1.0, 10)
+            integrators.solve(method, lambda t, y: -1000.0 * y, np.ones(3), 0.0, 1.0, 10, stage_solver="fixed-point")
+        Y = integrators.solve(method, lambda t, y: -1000.0 * y, np.ones(3), 0.0, 1.0, 10)
+        np.testing.assert_allclose(Y[-1], stability[method] ** 10 * np.ones(3), rtol=1e-12, atol=0)
     with pytest.raises(IntegratorError, match="smaller step"):
         integrators.solve_partitioned("verlet", lambda t, q, p: -1000 * q, lambda t, q, p: -q, np.ones(1),
                                       np.ones(1), 0.0, 1.0, 10)

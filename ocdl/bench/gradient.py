@@ -3,7 +3,9 @@
 Methods (all float64, same discrete network, same cost — see :mod:`ocdl.bench.problem`):
 
 * ``autograd``             torch backprop through the discrete Euler network (tape of all layers);
-* ``costate``              ``ocdl.pmp.value_and_grad``: forward sweep storing states, costate sweep;
+* ``costate``              ``ocdl.pmp.value_and_grad``: forward sweep storing states, costate sweep
+                           (numpy, :mod:`ocdl.pmp.fused`; always on the CPU);
+* ``costate-torch``        the same sweep on torch tensors on ``device`` (:mod:`ocdl.pmp.device`);
 * ``costate-reversible``   hamiltonian field + Verlet, states reconstructed backwards
                            (:mod:`ocdl.bench.reversible`); its network is the Verlet one;
 * ``torchdiffeq-adjoint``  ``torchdiffeq.odeint_adjoint``, fixed-grid Euler on the same grid
@@ -35,7 +37,8 @@ process's VmHWM (interpreter + torch + data + gradient). Then
 method allows: ``torch.no_grad`` / ``pmp.cost`` / the reversible forward) and ``gradient_s`` = best
 of ``repeats`` value-and-gradient evaluations. Best-of-R is the usual estimate on a shared
 machine (other load only ever adds time). On CUDA, ``peak_mib`` is
-``torch.cuda.max_memory_allocated`` instead.
+``torch.cuda.max_memory_allocated`` instead. Each row's ``device`` says where the method ran
+(:func:`device_of`: the numpy methods on the CPU, the torch ones and the peers on ``device``).
 """
 import gc
 import json
@@ -52,12 +55,18 @@ from ocdl.errors import InputError, SolverError
 
 from ocdl.bench.peers import PEER_METHODS, missing
 
-METHODS = ("autograd", "costate", "costate-reversible", "torchdiffeq-adjoint", "torchdiffeq-direct") + PEER_METHODS
+METHODS = ("autograd", "costate", "costate-torch", "costate-reversible", "torchdiffeq-adjoint",
+           "torchdiffeq-direct") + PEER_METHODS
 FIELDS = ("outer", "hamiltonian", "inner")
 
 
 def integrator_of(method):
     return "verlet" if method == "costate-reversible" else "euler"
+
+
+def device_of(method, device):
+    """Where ``method`` runs when the bench is asked for ``device`` (numpy methods: the CPU)."""
+    return "cpu" if method in ("costate", "costate-reversible") else device
 
 
 def applicable(method, field):
@@ -67,23 +76,36 @@ def applicable(method, field):
 # ------------------------------------------------------------------------------------------
 # one method on one problem: (forward(), value_and_grad()) closures
 
+def _tensor(a, device):
+    import torch
+    return torch.as_tensor(np.asarray(a, dtype=float), dtype=torch.float64, device=device)
+
+
+def _host(v):
+    return v.detach().cpu().numpy() if hasattr(v, "detach") else v
+
+
 def prepare(method, problem, device="cpu"):
     """Return ``(forward, value_and_grad)``: ``forward() -> J``; ``value_and_grad() -> (J, flat
     gradient as float64 numpy (K, b, W, μ order), extra dict)``."""
-    if method == "costate":
+    if method in ("costate", "costate-torch"):
         from ocdl import pmp
         from ocdl.models import ResNetODE
         model = ResNetODE(field=problem.field, d_in=problem.X.shape[1], width=problem.width, n_classes=2,
                           layers=problem.depth, T=problem.T, integrator=problem.integrator,
                           alpha=problem.alpha, beta=0.0)
         X, y, params = problem.X, problem.y, problem.params
+        if method == "costate-torch":                    # tensors on the device before any timing
+            import torch
+            params = {k: _tensor(v, device) for k, v in params.items()}
+            X, y = _tensor(X, device), torch.as_tensor(np.asarray(y), dtype=torch.int64, device=device)
 
         def forward():
             return float(pmp.cost(model, params, X, y))
 
         def value_and_grad():
             J, g = pmp.value_and_grad(model, params, X, y)
-            return float(J), problem.flat(g), {}
+            return float(J), problem.flat({k: _host(v) for k, v in g.items()}), {}
         return forward, value_and_grad
 
     if method == "costate-reversible":
@@ -325,7 +347,8 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
             res = json.loads(line.split(" ", 1)[1])
             g = np.load(spec["grad_path"])
             rel = float(np.linalg.norm(g - g_ref) / np.linalg.norm(g_ref))
-            run = {"method": method, "field": field, "depth": depth, "forward_s": res["forward_s"],
+            run = {"method": method, "field": field, "depth": depth, "device": device_of(method, device),
+                   "forward_s": res["forward_s"],
                    "gradient_s": res["gradient_s"], "peak_mib": res["peak_mib"], "rel_error": rel,
                    "integrator": integ, "cost_abs_error": abs(res["J"] - J_ref),
                    "process_peak_mib": res["process_peak_mib"], "gradient_mib": g.nbytes / 2 ** 20}
@@ -346,7 +369,8 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
             "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
 
 
-STYLE = {"autograd": ("C0", "o"), "costate": ("C1", "s"), "costate-reversible": ("C2", "^"),
+STYLE = {"autograd": ("C0", "o"), "costate": ("C1", "s"), "costate-torch": ("C8", "d"),
+         "costate-reversible": ("C2", "^"),
          "torchdiffeq-adjoint": ("C3", "v"), "torchdiffeq-direct": ("C4", "D"), "jax": ("C5", "P"),
          "diffrax": ("C6", "X"), "diffrax-backsolve": ("C7", "*")}
 

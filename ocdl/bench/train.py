@@ -25,7 +25,9 @@ def run_train_bench(solvers, seeds, target, data="spirals", field="outer", integ
     """``ocdl compare`` (``ocdl.solvers.compare.compare``) once per seed, with a fixed target loss;
     return ``{"runs": [...], "summary": [...], "settings": {...}}``.
 
-    ``device`` is passed to the torch solvers (adam, lbfgs); the others run on the CPU."""
+    ``device`` other than ``"cpu"`` is passed to adam, lbfgs (autograd there) and pmp-adam, pmp-gd,
+    pmp-lbfgs (the torch costate sweep there, :mod:`ocdl.pmp.device`); with ``"cpu"`` those keep
+    autograd on the CPU and the numpy sweep; the other solvers run on the CPU."""
     from ocdl.progress import Progress, log
     if not target > 0:
         raise InputError(f"--target must be > 0 (got {target})")
@@ -39,7 +41,8 @@ def run_train_bench(solvers, seeds, target, data="spirals", field="outer", integ
                              "tree yet)") from None
     if load_fn is None:
         from ocdl.bench.sweep import load_data as load_fn
-    options = {s: {"device": device} for s in solvers if s in ("adam", "lbfgs") and device != "cpu"}
+    from ocdl.solvers import DEVICE_SOLVERS
+    options = {s: {"device": device} for s in solvers if s in ("adam", "lbfgs") + DEVICE_SOLVERS and device != "cpu"}
     runs = []
     bar = Progress(len(seeds), "bench train", quiet)
     for i, seed in enumerate(seeds):

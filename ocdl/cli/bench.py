@@ -3,8 +3,8 @@ import sys
 
 from ocdl.cli import common
 
-METHODS = ("autograd", "costate", "costate-reversible", "torchdiffeq-adjoint", "torchdiffeq-direct",
-           "jax", "diffrax", "diffrax-backsolve")
+METHODS = ("autograd", "costate", "costate-torch", "costate-reversible", "torchdiffeq-adjoint",
+           "torchdiffeq-direct", "jax", "diffrax", "diffrax-backsolve")
 
 
 def register(sub):
@@ -17,7 +17,8 @@ def register(sub):
 
     g = common.add_command(
         bsub, "gradient", "gradient time, peak memory and error against depth, for autograd, costate, "
-        "costate-reversible, torchdiffeq-adjoint, torchdiffeq-direct and the peers jax, diffrax, "
+        "costate-torch (the costate sweep on --device), costate-reversible, torchdiffeq-adjoint, "
+        "torchdiffeq-direct and the peers jax, diffrax, "
         "diffrax-backsolve (optional extra peers; skipped with a note when not installed)",
         ["ocdl bench gradient --depths 16,64,256 --json grad.json --plot grad.png",
          "ocdl bench gradient --fields hamiltonian --methods autograd,costate-reversible --repeats 5",
@@ -32,7 +33,7 @@ def register(sub):
     g.add_argument("--repeats", type=common.positive_int, default=3,
                    help="timing repeats; the best is reported (default 3)")
     g.add_argument("--methods", type=common.choice_list("method", METHODS), default=list(METHODS),
-                   help="methods to run (default: all eight; jax and diffrax* need the extra peers)")
+                   help="methods to run (default: all nine; jax and diffrax* need the extra peers)")
     g.add_argument("--T", type=common.positive, default=5.0, help="final time T (default 5)")
     common.add_outputs(g, device=True)
 

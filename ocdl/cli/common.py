@@ -68,7 +68,8 @@ def add_outputs(p, json=True, plot=True, out=False, seed=True, device=False, out
     if seed:
         p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
     if device:
-        p.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
+        p.add_argument("--device", default="cpu" if device is True else None,
+                       help="torch device: cpu (default) or cuda[:N]" if device is True else device)
 
 
 def choice(kind, valid):
@@ -203,18 +204,21 @@ def set_threads(n=None):
 
 
 def resolve_device(name, quiet=False):
-    """Return a torch device name; 'cuda' without a GPU falls back to 'cpu' with a message."""
+    """The torch device name of ``--device`` (None stays None: the command's default); 'cuda'
+    or 'cuda:N' without that GPU is an InputError (one line, exit 2)."""
     from ocdl.errors import InputError
-    if name in (None, "cpu"):
-        return "cpu"
-    if name.startswith("cuda"):
+    if name is None or name == "cpu":
+        return name
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         import torch
-        if torch.cuda.is_available():
-            return name
-        if not quiet:
-            print("ocdl: note: --device cuda requested but no CUDA GPU is available; running on cpu",
-                  file=sys.stderr)
-        return "cpu"
+        if not torch.cuda.is_available():
+            raise InputError(f"no CUDA device: --device {name} needs a GPU, and torch "
+                             f"{torch.__version__} sees none (torch.cuda.is_available() is False)")
+        count = torch.cuda.device_count()
+        if name != "cuda" and int(name[5:]) >= count:
+            raise InputError(f"no CUDA device: --device {name}, but torch sees {count} GPU(s) "
+                             f"(cuda:0..cuda:{count - 1})")
+        return name
     raise InputError(f"unknown device '{name}' (valid: cpu, cuda, cuda:N)")
 
 

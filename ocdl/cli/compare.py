@@ -28,15 +28,19 @@ def register(sub):
     p.add_argument("--T", type=common.positive, default=None, help="final time T (default 5; conv fields 4)")
     from ocdl.cli.train import add_conv_flags
     add_conv_flags(p)
-    p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (default 1e-3)")
+    p.add_argument("--alpha", type=common.nonnegative, default=None,
+                   help="weight decay α (default 1e-3 on the synthetic sets, 3e-3 — ocdl train's — "
+                        "on real and CSV data)")
     p.add_argument("--width", type=common.positive_int, default=None,
                    help="state dimension (default 3 × input dimension; hamiltonian: rounded up to even)")
     p.add_argument("--iterations", type=common.positive_int, default=None,
                    help="iterations for every solver (default: each solver's own default)")
     p.add_argument("--target", type=common.positive, default=None,
                    help="target loss for time_to_target_s (default 1.05 × best loss reached)")
-    p.add_argument("--normalize", type=common.choice("normalisation", ["range", "none"]), default="range",
-                   help="fixed input map into [-1, 1]^d stored in the model: range (default) or none")
+    p.add_argument("--normalize", type=common.choice("normalisation", ["standard", "range", "none"]), default=None,
+                   help="input map stored in the model, as in ocdl train: standard (per-feature mean 0, std 1), "
+                        "range (bounding box into [-1, 1]^d) or none (default: standard for CSV data and the real "
+                        "built-in sets, range for the synthetic ones)")
     p.add_argument("--segments", type=common.positive_int, default=1, help="shooting segments (default 1)")
     p.add_argument("--device", default="cpu", help="torch device for adam/lbfgs: cpu (default) or cuda")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default="reduced",
@@ -58,15 +62,20 @@ def run(args):
     from ocdl.io import write_json
     from ocdl.cli.train import conv_options
     from ocdl.solvers.compare import compare, plot, table
+    from ocdl.data import DATASETS
+    from ocdl.solvers import COMPARE_SYNTHETIC_ALPHA, DEFAULT_ALPHA, default_normalize
     X, y, Xt, yt = load(args)
     common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
+    synthetic = args.data in DATASETS
+    normalize = args.normalize or default_normalize(args.data, not synthetic)
+    alpha = args.alpha if args.alpha is not None else (COMPARE_SYNTHETIC_ALPHA if synthetic else DEFAULT_ALPHA)
     device = common.resolve_device(args.device, args.quiet)
     options = {"shooting": {"segments": args.segments}, "newton": {"formulation": args.newton_formulation},
                "adam": {"device": device}, "lbfgs": {"device": device}}
     result = compare(X, y, args.solvers, X_test=Xt, y_test=yt, field=args.field, integrator=args.integrator,
-                     layers=args.layers, T=args.T, alpha=args.alpha, width=args.width, seed=args.seed,
+                     layers=args.layers, T=args.T, alpha=alpha, width=args.width, seed=args.seed,
                      iterations=args.iterations, target=args.target, options=options, quiet=args.quiet,
-                     normalize=args.normalize == "range", **conv_options(args),
+                     normalize=normalize, **conv_options(args),
                      log=lambda msg: log(msg, args.quiet))
     result["settings"]["data"] = args.data
     from ocdl.data import REAL_DATASETS

@@ -83,7 +83,9 @@ def register(sub):
                         "(default: standard for CSV data and the real built-in sets, range for the synthetic ones)")
     p.add_argument("--save", metavar="MODEL", help="write the trained model to exactly this path")
     runctl.add_flags(p, every=100)
-    common.add_outputs(p, json=True, plot=True, seed=True, device=True)
+    common.add_outputs(p, json=True, plot=True, seed=True,
+                       device="torch device cpu, cuda or cuda:N: adam/lbfgs autograd and the pmp-* solvers' exact "
+                             "costate sweep run there (default: autograd on the CPU, numpy costate sweeps)")
     return p
 
 
@@ -128,13 +130,12 @@ def load_data(args):
 def run(args):
     from ocdl.data import save_model
     from ocdl.io import write_json
-    from ocdl.solvers import DEFAULT_NORMALIZE, make_model, train
+    from ocdl.solvers import default_normalize, make_model, train
     runctl.check_flags(args)
     device = common.resolve_device(args.device, args.quiet)
     X, y, Xt, yt, table = load_data(args)
     common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
-    from ocdl.data import DATASETS
-    normalize = args.normalize or ("range" if args.data in DATASETS and table is None else DEFAULT_NORMALIZE)
+    normalize = args.normalize or default_normalize(args.data, table is not None)
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
                        width=args.width, alpha=args.alpha, beta=args.beta, normalize=normalize,
                        activation=args.activation, n_classes=None if table is None else len(table.classes),

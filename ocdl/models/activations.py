@@ -16,7 +16,10 @@ Each activation provides, on numpy arrays with ``out=`` buffers (the fused sweep
 * ``deriv_inplace(s)``         s ← σ'(z) given s = σ(z)
 * ``mul_deriv(s, v, out, tmp)`` out = σ'(z) ⊙ v given s = σ(z) (``out`` may be ``v``; ``tmp`` scratch)
 
-and ``torch(z)``, ``casadi(z)`` and ``__call__`` (numpy or torch, by the argument's type).
+and the first two on torch tensors (any device; the device sweeps of :mod:`ocdl.pmp.device`,
+which form σ' of all layers at once and so need no ``mul_deriv``): ``apply_torch(z, out)``,
+``deriv_inplace_torch(s)``. Also ``torch(z)`` (autograd form), ``casadi(z)``
+and ``__call__`` (numpy or torch, by the argument's type).
 """
 import numpy as np
 
@@ -65,6 +68,18 @@ class Tanh(Activation):
         return out
 
     @staticmethod
+    def apply_torch(z, out):
+        import torch
+        return torch.tanh(z, out=out)
+
+    @staticmethod
+    def deriv_inplace_torch(s):
+        s.mul_(s)
+        s.neg_()
+        s.add_(1.0)                              # 1 − σ² (negation exact: same value as numpy's)
+        return s
+
+    @staticmethod
     def torch(z):
         return z.tanh()
 
@@ -97,6 +112,18 @@ class Softplus(Activation):
         return out
 
     @staticmethod
+    def apply_torch(z, out):
+        import torch
+        return torch.logaddexp(z, torch.zeros((), dtype=z.dtype, device=z.device), out=out)
+
+    @staticmethod
+    def deriv_inplace_torch(s):
+        s.neg_()
+        s.expm1_()
+        s.neg_()                                 # 1 − e^{−σ}
+        return s
+
+    @staticmethod
     def torch(z):
         import torch
         return torch.logaddexp(z, torch.zeros_like(z))      # autograd: σ'(z) = 1/(1 + e^{−z}) everywhere
@@ -126,6 +153,15 @@ class ReLU(Activation):
         np.greater(s, 0.0, out=tmp, casting="unsafe")
         np.multiply(tmp, v, out=out)
         return out
+
+    @staticmethod
+    def apply_torch(z, out):
+        import torch
+        return torch.clamp(z, min=0.0, out=out)
+
+    @staticmethod
+    def deriv_inplace_torch(s):
+        return s.gt_(0.0)                        # 1.0 where σ > 0, else 0.0
 
     @staticmethod
     def torch(z):

@@ -40,6 +40,19 @@ def zeros_like_shape(x, shape):
     return np.zeros(shape, dtype=x.dtype)
 
 
+def empty(shape, like):
+    """An uninitialised float array of ``shape`` in the library (and dtype, device) of ``like``."""
+    if is_torch(like):
+        import torch
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    return np.empty(shape)
+
+
+def contiguous(a):
+    """A C-contiguous copy of a strided view (numpy ``ascontiguousarray`` / torch ``contiguous``)."""
+    return a.contiguous() if is_torch(a) else np.ascontiguousarray(a)
+
+
 def total(x):
     """Sum of all entries as a scalar of the same library."""
     return x.sum()

@@ -15,6 +15,9 @@ and gives, batched over samples (rows of ``x``, shape (n, d); the costate ``p`` 
   (``D`` a fixed ±1 vector or None = ones), and ``theta_grads(gM)`` mapping ``∂J/∂M`` back to
   ``(∂J/∂K, ∂J/∂b)``. The sweeps dispatch on ``form``, ``embed``, ``out_sign(d)`` and
   ``theta_grads`` — never on the field's name; a field without a fused form has ``form = None``.
+  ``embed``, ``theta_grads``, ``halves`` and ``half_theta_grads`` take numpy arrays or torch
+  tensors (result in the same library, dtype and device: the device sweeps of
+  :mod:`ocdl.pmp.device` use them as they are); ``out_sign`` is numpy.
 
 Fields (DESIGN.md §2):
 
@@ -29,7 +32,7 @@ Fields (DESIGN.md §2):
 import numpy as np
 
 from ocdl.models.activations import get_activation
-from ocdl.models.backend import affine, concat, swap
+from ocdl.models.backend import affine, concat, contiguous, empty, swap, zeros_like_shape
 
 
 class Field:
@@ -63,14 +66,14 @@ class Field:
     def embed(self, K, b):
         """``M`` (N, d, d+1) = ``[K | b]`` per layer (fields with a structured M override)."""
         N, m = b.shape
-        M = np.empty((N, m, m + 1))
+        M = empty((N, m, m + 1), b)
         M[:, :, :m] = K
         M[:, :, m] = b
         return M
 
     def theta_grads(self, gM):
         d = gM.shape[1]
-        return np.ascontiguousarray(gM[:, :, :d]), np.ascontiguousarray(gM[:, :, d])
+        return contiguous(gM[:, :, :d]), contiguous(gM[:, :, d])
 
     def __repr__(self):
         return f"<field {self.name} σ={self.act.name}>"
@@ -178,10 +181,10 @@ class HamiltonianField(Field):
     def embed(self, K, b):
         N, m = b.shape
         d = 2 * m
-        M = np.zeros((N, d, d + 1))
+        M = zeros_like_shape(b, (N, d, d + 1))
         M[:, :m, m:d] = K
         M[:, :m, d] = b
-        M[:, m:, :m] = np.swapaxes(K, 1, 2)
+        M[:, m:, :m] = swap(K)
         M[:, m:, d] = b
         return M
 
@@ -189,18 +192,18 @@ class HamiltonianField(Field):
         """From ``∂J/∂M`` of the embedding: ``∂J/∂K = G[:m, m:] + G[m:, :m]ᵀ``, ``∂J/∂b = g[:m] + g[m:]``."""
         m = gM.shape[1] // 2
         d = 2 * m
-        return gM[:, :m, m:d] + np.swapaxes(gM[:, m:, :m], 1, 2), gM[:, :m, d] + gM[:, m:, d]
+        return gM[:, :m, m:d] + swap(gM[:, m:, :m]), gM[:, :m, d] + gM[:, m:, d]
 
     def halves(self, K, b):
         """Per layer the full-width matrices on ``[q; p; 1]`` and signs of the two sub-steps:
         ``{"drift": (A_q (N, m, d+1), +1), "kick": (A_p, −1)}`` (see the class docstring)."""
         N, m = b.shape
         d = 2 * m
-        Aq = np.zeros((N, m, d + 1))
+        Aq = zeros_like_shape(b, (N, m, d + 1))
         Aq[:, :, m:d] = K
         Aq[:, :, d] = b
-        Ap = np.zeros((N, m, d + 1))
-        Ap[:, :, :m] = np.swapaxes(K, 1, 2)
+        Ap = zeros_like_shape(b, (N, m, d + 1))
+        Ap[:, :, :m] = swap(K)
         Ap[:, :, d] = b
         return {"drift": (Aq, 1.0), "kick": (Ap, -1.0)}
 
@@ -210,7 +213,7 @@ class HamiltonianField(Field):
         m = G.shape[1]
         if kind == "drift":
             return G[:, :, m:2 * m], G[:, :, 2 * m]
-        return np.swapaxes(G[:, :, :m], 1, 2), G[:, :, 2 * m]
+        return swap(G[:, :, :m]), G[:, :, 2 * m]
 
 
 FIELDS = {"inner": InnerField, "outer": OuterField, "hamiltonian": HamiltonianField}

@@ -18,15 +18,13 @@ def regulariser(params, h, alpha, beta, alpha_head):
 
 
 def regulariser_grad(params, h, alpha, beta, alpha_head):
-    """Gradients of ``regulariser`` as a dict with keys K, b, W, mu (numpy)."""
+    """Gradients of ``regulariser`` as a dict with keys K, b, W, mu (numpy or torch, as the params)."""
     K, b, W = params["K"], params["b"], params["W"]
     gK = alpha * h * K
     gb = alpha * h * b
     if beta and K.shape[0] > 1:
         dK = (beta / h) * (K[1:] - K[:-1])
         db = (beta / h) * (b[1:] - b[:-1])
-        gK = gK.copy()
-        gb = gb.copy()
         gK[1:] += dK
         gK[:-1] -= dK
         gb[1:] += db

@@ -33,7 +33,12 @@ its own adjoint partner (symplectic, so ``λᵀ δx`` is conserved exactly).
 hamiltonian field): Newton-solved stages forward, the transposed stage system solved for the
 adjoint stages backward, batched over samples — :mod:`ocdl.pmp.implicit`.
 
-No autograd tape is involved anywhere: everything is numpy, vectorised over samples.
+No autograd tape is involved anywhere: everything is numpy, vectorised over samples — or, on
+torch tensors or with ``device=`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``), the
+torch twin of the fused sweeps in :mod:`ocdl.pmp.device` (explicit Runge–Kutta on the outer,
+inner and hamiltonian fields, splittings on hamiltonian; same equations, tested equal to
+≤ 1e-12). Results follow the parameters: numpy parameters give numpy gradients, torch ones
+torch gradients (on the sweep's device); ``J`` is a float either way.
 The explicit and splitting families run the fused sweeps of :mod:`ocdl.pmp.fused` (the same equations, with σ kept
 from the forward pass, a feature-major layout and batched θ-contractions); ``cost`` runs the
 fused forward without storing anything.
@@ -42,6 +47,8 @@ import numpy as np
 
 from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
+from ocdl.models.backend import is_torch
+from ocdl.pmp import device as dev
 from ocdl.pmp import fused, implicit
 from ocdl.models.losses import mean_loss, mean_loss_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
@@ -71,7 +78,14 @@ def _check_increments(model, increments, n):
     return xi
 
 
-def _sweep(model, params, X, y, trajectories=True, increments=None):
+def _on_device(params, X, device):
+    """True when the torch sweeps are asked for: a ``device`` or torch tensors among the inputs."""
+    return device is not None or is_torch(X) or any(is_torch(v) for v in params.values())
+
+
+def _sweep(model, params, X, y, trajectories=True, increments=None, device=None):
+    if _on_device(params, X, device):
+        return _sweep_device(model, params, X, y, trajectories, increments, device)
     params, X, y = _as_numpy(model, params, X, y)
     increments = _check_increments(model, increments, X.shape[0])
     if model.integrator in implicit.IMPLICIT_RK:
@@ -148,7 +162,36 @@ def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
     return J, grads, states, costates
 
 
-def sweep(model, params, X, y, increments=None, trajectories=True):
+def _device_inputs(model, params, X, y, increments, device):
+    """Checks and tensors on the device for :mod:`ocdl.pmp.device`: ``(params, x0, y, increments)``."""
+    dev.check(model)
+    if increments is not None and not is_torch(increments):
+        increments = _check_increments(model, increments, X.shape[0])
+    params, x0, y, xi, _ = dev.as_tensors(model, params, X, y, device, increments)
+    if xi is not None and tuple(xi.shape) != (model.layers, x0.shape[0], model.d):
+        raise InputError(f"increments have shape {tuple(xi.shape)}, need (layers, samples, width) = "
+                         f"{(model.layers, x0.shape[0], model.d)}")
+    return params, x0, y, xi
+
+
+def _sweep_device(model, params, X, y, trajectories, increments, device):
+    """The torch sweeps of :mod:`ocdl.pmp.device` on ``device``; gradients, states and costates
+    are tensors there, converted to numpy if the parameters came as numpy arrays."""
+    numpy_out = not any(is_torch(v) for v in params.values())
+    params, x0, y, xi = _device_inputs(model, params, X, y, increments, device)
+    data, gK, gb, xN, g, states, costates = dev.value_and_grad_parts(
+        model, params, x0, _terminal(model, params, y), trajectories, xi)
+    if states is None:
+        states = xN[None]
+    J, grads = _total(model, params, data, gK, gb, xN, g)
+    if numpy_out:
+        grads = {k: v.cpu().numpy() for k, v in grads.items()}
+        states = states.cpu().numpy()
+        costates = None if costates is None else costates.cpu().numpy()
+    return J, grads, states, costates
+
+
+def sweep(model, params, X, y, increments=None, trajectories=True, device=None):
     """``(J, grads, states, costates)`` from one forward and one backward sweep.
     ``trajectories=False`` skips assembling the trajectories: ``states`` is then ``x_N[None]``
     (shape (1, n, d)) and ``costates`` None — the cost of :func:`value_and_grad`.
@@ -157,12 +200,20 @@ def sweep(model, params, X, y, increments=None, trajectories=True):
     increments ``ξ_k`` in the forward, ``x_{k+1} = Ψ_h(x_k; θ_k) + ξ_k`` (Euler: the
     Euler–Maruyama step of an SDE with additive noise, ξ drawn by the caller). ``∂x_{k+1}/∂x_k``
     and ``∂x_{k+1}/∂θ_k`` do not involve ξ, so the costate sweep and the gradient formula are
-    unchanged; only the forward (hence the states the costates are evaluated at) differs."""
-    return _sweep(model, params, X, y, trajectories=trajectories, increments=increments)
+    unchanged; only the forward (hence the states the costates are evaluated at) differs.
+
+    ``device`` (or torch tensors as inputs): the torch sweeps of :mod:`ocdl.pmp.device` on that
+    device (see the module docstring)."""
+    return _sweep(model, params, X, y, trajectories=trajectories, increments=increments, device=device)
 
 
-def cost(model, params, X, y, increments=None):
-    """The discrete cost J (float); ``increments`` as in :func:`sweep`."""
+def cost(model, params, X, y, increments=None, device=None):
+    """The discrete cost J (float); ``increments`` and ``device`` as in :func:`sweep`."""
+    if _on_device(params, X, device):
+        params, x0, y, xi = _device_inputs(model, params, X, y, increments, device)
+        xN = dev.final_state(model, params, x0, xi)
+        return float(mean_loss(model.head(params, xN), y)
+                     + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
     params, X, y = _as_numpy(model, params, X, y)
     increments = _check_increments(model, increments, X.shape[0])
     if model.F.form == "conv" and increments is None:
@@ -183,16 +234,16 @@ def cost(model, params, X, y, increments=None):
     return float(model.cost(params, X, y))
 
 
-def costate(model, params, X, y, increments=None):
+def costate(model, params, X, y, increments=None, device=None):
     """``(states, costates)``, both ``(N+1, n, d)``; ``costates[k] = ∂J/∂x_k``."""
-    _, _, states, costates = _sweep(model, params, X, y, increments=increments)
+    _, _, states, costates = _sweep(model, params, X, y, increments=increments, device=device)
     return states, costates
 
 
-def value_and_grad(model, params, X, y, increments=None):
+def value_and_grad(model, params, X, y, increments=None, device=None):
     """``(J, grads)`` with grads a dict of the same keys/shapes as params, from the costate sweep
-    (``increments`` as in :func:`sweep`)."""
-    J, grads, _, _ = _sweep(model, params, X, y, trajectories=False, increments=increments)
+    (``increments`` and ``device`` as in :func:`sweep`)."""
+    J, grads, _, _ = _sweep(model, params, X, y, trajectories=False, increments=increments, device=device)
     return J, grads
 
 
@@ -201,5 +252,7 @@ def kkt_residual(model, params, X, y, grads=None):
     discrete PMP system (state, costate and boundary equations hold exactly by construction)."""
     if grads is None:
         _, grads = value_and_grad(model, params, X, y)
-    th = max(np.abs(grads["K"]).max(), np.abs(grads["b"]).max()) / model.h
-    return float(max(th, np.abs(grads["W"]).max(), np.abs(grads["mu"]).max()))
+    def amax(a):                                # numpy arrays or torch tensors
+        return float(abs(a).max())
+    th = max(amax(grads["K"]), amax(grads["b"])) / model.h
+    return max(th, amax(grads["W"]), amax(grads["mu"]))

@@ -39,11 +39,25 @@ NORMALIZATIONS = ("standard", "range", "none")
 #: 0.03, 150 per class, seeds 0/1/2, test = 200 per class from another seed) — standard 100 / 99.8 /
 #: 99.2 %, range 100 / 99.8 / 98.5 %.
 DEFAULT_NORMALIZE = "standard"
+#: ``ocdl compare``'s weight decay on the synthetic sets (its documented spirals studies); real
+#: data and CSV files get :data:`DEFAULT_ALPHA`, as in ``ocdl train``
+COMPARE_SYNTHETIC_ALPHA = 1e-3
+
+
+def default_normalize(data, from_table=False):
+    """The input map ``ocdl train`` and ``ocdl compare`` use when ``--normalize`` is not given:
+    ``"range"`` for the synthetic 2-D sets (``--data spirals``, …), else :data:`DEFAULT_NORMALIZE`
+    (CSV files — ``from_table`` — and the real built-in sets)."""
+    from ocdl.data import DATASETS
+    return "range" if data in DATASETS and not from_table else DEFAULT_NORMALIZE
 
 #: iterations used when ``iterations=None``
 DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000,
                       "newton": 300, "ipopt": 500, "msa": 200, "shooting": 50}
 
+
+#: costate solvers that run the torch sweeps of ocdl.pmp.device when given a ``device``
+DEVICE_SOLVERS = ("pmp-adam", "pmp-gd", "pmp-lbfgs")
 
 #: solvers that take ``batch_size``, ``epochs``, ``validation``, ``patience``, ``test`` (mini-batches)
 MINIBATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd", "msa", "newton")
@@ -189,7 +203,7 @@ def solver_options(solver):
 
 def train(X, y, solver="adam", *, field="outer", integrator="euler", activation="tanh", layers=None, T=None,
           width=None, alpha=DEFAULT_ALPHA, beta=0.0, normalize=DEFAULT_NORMALIZE, n_classes=None,
-          iterations=None, seed=0, params0=None, model=None, callback=None, quiet=True, device="cpu",
+          iterations=None, seed=0, params0=None, model=None, callback=None, quiet=True, device=None,
           **options):
     """Train a ResNet-ODE classifier on inputs X (n, d) and labels y in 0..C−1; returns an
     :class:`~ocdl.optim.OptimizeResult` (``x`` = parameters {K, b, W, mu}, ``fun`` = final cost J,
@@ -212,7 +226,9 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     Run: ``solver`` is a key of ``SOLVERS``; ``iterations=None`` uses ``DEFAULT_ITERATIONS``;
     ``seed`` fixes the initial parameters (``model.init(seed)``) unless ``params0`` is given;
     ``callback(iteration, params, loss)`` is called every iteration (returning True stops);
-    ``device`` is the torch device of the autograd solvers (adam, lbfgs).
+    ``device`` (a torch device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``) runs adam/lbfgs' autograd and the
+    pmp-* solvers' costate sweeps (:mod:`ocdl.pmp.device`) there; None (default): autograd on the
+    CPU, numpy costate sweeps. The other solvers run on the CPU (any other device: InputError).
     ``options`` are the solver's own keywords (:func:`solver_options`; e.g. ``lr``, ``schedule``,
     ``gtol``, ``formulation``, ``segments``) and the run controls ``state0``, ``checkpoint``,
     ``checkpoint_every``, ``should_stop``; any other keyword raises TypeError.
@@ -240,6 +256,9 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
             and len(y) > FULL_BATCH_MAX:
         options["epochs"] = DEFAULT_EPOCHS
     check_solver_for_model(solver, model)
+    if solver in DEVICE_SOLVERS and device is not None:
+        from ocdl.pmp.device import check
+        check(model)                                # InputError if no device sweep covers the model
     if iterations is None:
         iterations = DEFAULT_ITERATIONS.get(solver, 1000)
     if int(iterations) < 0:
@@ -250,6 +269,12 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
         params0 = {k: np.array(v, dtype=float) for k, v in params0.items()}
         model.check_params(params0)
     if solver in ("adam", "lbfgs"):
-        options["device"] = device
+        options["device"] = "cpu" if device is None else device
+    elif solver in DEVICE_SOLVERS:
+        if device is not None:
+            options["device"] = device
+    elif device not in (None, "cpu"):
+        raise InputError(f"--device {device} applies to the solvers {', '.join(('adam', 'lbfgs') + DEVICE_SOLVERS)} "
+                         f"only ('{solver}' runs on the CPU)")
     return SOLVERS[solver](model, params0, X, y, iterations=int(iterations), callback=callback,
                            quiet=quiet, **options)

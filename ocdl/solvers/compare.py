@@ -45,8 +45,9 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
             options=None, quiet=True, log=None, normalize=False, **model_options):
     """Run ``solvers`` and return ``{"solvers": {name: summary}, "settings": {...}}``.
 
-    ``iterations``: None, an int for all, or a dict per solver. ``normalize=True``: the model's fixed
-    input range normalisation (as ``ocdl train --normalize range``). ``options``: dict solver -> kwargs.
+    ``iterations``: None, an int for all, or a dict per solver. ``normalize``: the model's fixed
+    input map, ``"standard"``, ``"range"`` (or True) or ``"none"`` (or False), as in ``ocdl train``.
+    ``options``: dict solver -> kwargs.
     A solver that fails (SolverError) is reported with ``"error"`` and null numbers.
     """
     from ocdl.solvers import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, MINIBATCH_SOLVERS, SOLVERS, check_solver_for_model, \
@@ -136,7 +137,8 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
                 "alpha": float(alpha), "beta": float(beta), "width": int(model.d), "seed": int(seed),
                 "n_train": int(X.shape[0]), "n_test": None if X_test is None else int(np.asarray(X_test).shape[0]),
                 "target_loss": tgt, "best_loss": best, "solvers": list(solvers),
-                "n_params": int(model.n_params()), "normalize": bool(normalize)}
+                "n_params": int(model.n_params()),
+                "normalize": {True: "range", False: "none", None: "none"}.get(normalize, normalize)}
     return {"solvers": out, "settings": settings}
 
 

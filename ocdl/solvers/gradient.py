@@ -10,6 +10,12 @@ solver         gradient                                         rule
 ``pmp-lbfgs``  costate sweep                                    :class:`ocdl.optim.LBFGS` (scipy)
 =============  ===============================================  ==================================
 
+Device (``device="cpu"``, ``"cuda"``, ``"cuda:N"``): adam and lbfgs run torch autograd there; the
+pmp-* solvers run the torch costate sweeps of :mod:`ocdl.pmp.device` there (the exact gradient, no
+tape; the data are moved to the device once, the parameter vector and the gradient cross per
+iteration, the rule's own state stays on the host — so checkpoints, resuming and scipy's L-BFGS
+are unchanged). ``device=None`` (the pmp-* default) is the numpy sweep of :mod:`ocdl.pmp.fused`.
+
 Adam: β = (0.9, 0.999), ε = 1e-8, AMSGrad and cosine learning-rate decay by default.
 Convergence test: ``max |∂J/∂θ| ≤ gtol`` (default 1e-6) for adam, pmp-adam and pmp-gd; L-BFGS
 uses its own tests (torch: gradient/change tolerance; scipy: ``gtol`` on the projected gradient).
@@ -39,6 +45,7 @@ import numpy as np
 from ocdl import optim, pmp
 from ocdl.errors import SolverError
 from ocdl.models.losses import mean_loss
+from ocdl.models.resnet import PARAM_KEYS
 from ocdl.models.regularisers import regulariser
 
 STATE_LIMIT = 1e6
@@ -46,8 +53,22 @@ GTOL = 1e-6
 HINT = "try a smaller learning rate (--lr / options lr), a larger --alpha, fewer --layers or a smaller --T"
 
 
-def costate_objective(model, X, y):
-    """``objective(x, batch) → (J, ∇J, {"kkt", "state_max"})`` from the costate sweep."""
+def tensor_params(model, xt):
+    """The parameter dict of ``model`` as views into the flat torch tensor ``xt`` (K, b, W, μ order)."""
+    out, i = {}, 0
+    for k, shp in model.shapes().items():
+        size = int(np.prod(shp))
+        out[k] = xt[i:i + size].reshape(shp)
+        i += size
+    return out
+
+
+def costate_objective(model, X, y, device=None):
+    """``objective(x, batch) → (J, ∇J, {"kkt", "state_max"})`` from the costate sweep: numpy
+    (``device=None``) or the torch sweep on ``device`` (x and ∇J stay numpy vectors)."""
+    if device is not None:
+        return _device_costate_objective(model, X, y, device)
+
     def objective(x, batch=None):
         p = model.unflatten(x)
         Xb, yb = (X, y) if batch is None else (X[batch], y[batch])
@@ -57,20 +78,34 @@ def costate_objective(model, X, y):
     return objective
 
 
+def _device_costate_objective(model, X, y, device):
+    import torch
+    Xt = torch.tensor(np.asarray(X, dtype=float), dtype=torch.float64, device=device)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.int64, device=device)
+
+    def objective(x, batch=None):
+        p = tensor_params(model, torch.as_tensor(np.asarray(x, dtype=float), dtype=torch.float64, device=device))
+        if batch is None:
+            Xb, yb = Xt, yt
+        else:
+            idx = torch.as_tensor(batch, device=device)
+            Xb, yb = Xt[idx], yt[idx]
+        J, grads, states, _ = pmp.sweep(model, p, Xb, yb, trajectories=False)     # states = x_N[None]
+        g = torch.cat([grads[k].reshape(-1) for k in PARAM_KEYS]).cpu().numpy()
+        return J, g, {"kkt": pmp.kkt_residual(model, p, Xb, yb, grads=model.unflatten(g)),
+                      "state_max": float(states[-1].abs().max())}
+    return objective
+
+
 def autograd_objective(model, X, y, device="cpu"):
     """``objective(x, batch) → (J, ∇J, {"state_max"})`` by torch reverse mode through the network."""
     import torch
     Xt = torch.tensor(np.asarray(X, dtype=float), dtype=torch.float64, device=device)
     yt = np.asarray(y)
-    shapes = model.shapes()
 
     def objective(x, batch=None):
         xt = torch.tensor(np.asarray(x, dtype=float), dtype=torch.float64, device=device, requires_grad=True)
-        tp, i = {}, 0
-        for k, shp in shapes.items():
-            size = int(np.prod(shp))
-            tp[k] = xt[i:i + size].reshape(shp)
-            i += size
+        tp = tensor_params(model, xt)
         Xb, yb = (Xt, yt) if batch is None else (Xt[torch.as_tensor(batch, device=device)], yt[batch])
         xN = model.forward(tp, Xb)[-1]
         J = mean_loss(model.head(tp, xN), yb) + regulariser(tp, model.h, model.alpha, model.beta, model.alpha_head)
@@ -92,10 +127,10 @@ class Batching:
     count. ``active`` is False when nothing stochastic or per-epoch was asked for."""
 
     def __init__(self, model, X, y, batch_size=None, epochs=None, validation=None, patience=PATIENCE, test=None,
-                 seed=0):
+                 seed=0, device=None):
         from ocdl.data.real import stratified_split
         from ocdl.errors import InputError
-        self.model, self.test, self.val = model, test, None
+        self.model, self.test, self.val, self.device = model, test, None, device
         if validation is not None:
             if not 0 < validation < 1:
                 raise InputError(f"--validation must be a fraction in (0, 1) (got {validation})")
@@ -122,7 +157,7 @@ class Batching:
             row["test_accuracy"] = self.model.accuracy(p, *self.test)
         if self.val is not None:
             row["val_accuracy"] = self.model.accuracy(p, *self.val)
-            row["val_loss"] = pmp.cost(self.model, p, *self.val)
+            row["val_loss"] = pmp.cost(self.model, p, *self.val, device=self.device)
         return row
 
     def minimize_options(self):
@@ -152,7 +187,7 @@ def _run(name, model, params0, objective, rule, iterations, callback, quiet, gto
         raise
     res.x = model.unflatten(np.array(res.x, dtype=float))
     if batching is not None and (batching.size < batching.n or batching.val is not None):
-        res.fun = pmp.cost(model, res.x, batching.X, batching.y)    # the full training cost
+        res.fun = pmp.cost(model, res.x, batching.X, batching.y, device=batching.device)   # full training cost
     res.update(model=model, solver=name)
     return res
 
@@ -179,31 +214,40 @@ def lbfgs(model, params0, X, y, *, iterations=1000, callback=None, quiet=True, l
 def pmp_adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr=0.05, schedule="cosine",
              betas=(0.9, 0.999), eps=1e-8, amsgrad=True, gtol=GTOL, state0=None, checkpoint=None,
              checkpoint_every=None, should_stop=None, batch_size=None, epochs=None, validation=None,
-             patience=PATIENCE, test=None, batch_seed=0):
-    """Adam on the exact discrete costate gradient (of the batch's cost with mini-batches)."""
-    bt = Batching(model, X, y, batch_size, epochs, validation, patience, test, batch_seed)
-    return _run("pmp-adam", model, params0, costate_objective(model, bt.X, bt.y),
+             patience=PATIENCE, test=None, batch_seed=0, device=None):
+    """Adam on the exact discrete costate gradient (of the batch's cost with mini-batches);
+    ``device``: the torch sweep there (None: numpy)."""
+    bt = Batching(model, X, y, batch_size, epochs, validation, patience, test, batch_seed, device)
+    return _run("pmp-adam", model, params0, costate_objective(model, bt.X, bt.y, device),
                 optim.Adam(lr, schedule, betas, eps, amsgrad), iterations, callback, quiet, gtol, state0,
                 checkpoint, checkpoint_every, should_stop, bt)
 
 
 def pmp_gd(model, params0, X, y, *, iterations=4000, callback=None, quiet=True, lr=0.5, armijo=1e-4, gtol=GTOL,
            state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, batch_size=None, epochs=None,
-           validation=None, patience=PATIENCE, test=None, batch_seed=0):
+           validation=None, patience=PATIENCE, test=None, batch_seed=0, device=None):
     """Gradient descent with Armijo backtracking on the costate gradient (trial points: fused cost
-    only, on the iteration's batch)."""
-    bt = Batching(model, X, y, batch_size, epochs, validation, patience, test, batch_seed)
+    only, on the iteration's batch); ``device``: the torch sweeps there (None: numpy)."""
+    bt = Batching(model, X, y, batch_size, epochs, validation, patience, test, batch_seed, device)
     Xt, yt = bt.X, bt.y
+    if device is not None:
+        import torch
+        Xt = torch.tensor(np.asarray(Xt, dtype=float), dtype=torch.float64, device=device)
+        yt = torch.as_tensor(np.asarray(yt), dtype=torch.int64, device=device)
 
     def value(x, batch=None):
-        return pmp.cost(model, model.unflatten(x), *((Xt, yt) if batch is None else (Xt[batch], yt[batch])))
+        if batch is not None and device is not None:
+            batch = torch.as_tensor(batch, device=device)
+        Xb, yb = (Xt, yt) if batch is None else (Xt[batch], yt[batch])
+        return pmp.cost(model, model.unflatten(x), Xb, yb, device=device)
     rule = optim.GradientDescent(lr, armijo, value=value)
-    return _run("pmp-gd", model, params0, costate_objective(model, Xt, yt), rule, iterations, callback, quiet,
-                gtol, state0, checkpoint, checkpoint_every, should_stop, bt)
+    return _run("pmp-gd", model, params0, costate_objective(model, bt.X, bt.y, device), rule, iterations, callback,
+                quiet, gtol, state0, checkpoint, checkpoint_every, should_stop, bt)
 
 
 def pmp_lbfgs(model, params0, X, y, *, iterations=1000, callback=None, quiet=True, gtol=1e-9, state0=None,
-              checkpoint=None, checkpoint_every=None, should_stop=None):
-    """scipy's L-BFGS-B on the costate gradient (a resumed run restarts the L-BFGS memory)."""
-    return _run("pmp-lbfgs", model, params0, costate_objective(model, X, y), optim.LBFGS(gtol=gtol), iterations,
-                callback, quiet, None, state0, checkpoint, checkpoint_every, should_stop)
+              checkpoint=None, checkpoint_every=None, should_stop=None, device=None):
+    """scipy's L-BFGS-B on the costate gradient (a resumed run restarts the L-BFGS memory);
+    ``device``: the torch sweep there (None: numpy)."""
+    return _run("pmp-lbfgs", model, params0, costate_objective(model, X, y, device), optim.LBFGS(gtol=gtol),
+                iterations, callback, quiet, None, state0, checkpoint, checkpoint_every, should_stop)
