@@ -60,7 +60,7 @@ DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1
 DEVICE_SOLVERS = ("pmp-adam", "pmp-gd", "pmp-lbfgs")
 
 #: solvers that take ``batch_size``, ``epochs``, ``validation``, ``patience``, ``test`` (mini-batches)
-MINIBATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd", "msa")
+MINIBATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd", "msa", "newton")
 BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
 
 #: training sets larger than this train in mini-batches of ``DEFAULT_BATCH`` by default
@@ -80,11 +80,12 @@ def default_batching(solver, n, options):
     for k in BATCH_OPTIONS:
         if k in options and options[k] is None:
             del options[k]
-    if solver not in MINIBATCH_SOLVERS:
-        bad = [k for k in BATCH_OPTIONS if k in options]
+    if solver not in MINIBATCH_SOLVERS or options.get("formulation") == "full":
+        bad = [k for k in BATCH_OPTIONS if k in options and not (k == "test" and solver == "newton")]
         if bad:
             raise InputError(f"{', '.join('--' + k.replace('_', '-') for k in bad)} appl"
-                             f"{'ies' if len(bad) == 1 else 'y'} to the solvers {', '.join(MINIBATCH_SOLVERS)} only")
+                             f"{'ies' if len(bad) == 1 else 'y'} to the solvers {', '.join(MINIBATCH_SOLVERS)} only"
+                             f" (newton: with --newton-formulation reduced)")
         return options
     if options.get("batch_size") is None and n > FULL_BATCH_MAX:
         options["batch_size"] = DEFAULT_BATCH
