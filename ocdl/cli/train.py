@@ -52,14 +52,17 @@ def register(sub):
     p.add_argument("--lr", type=common.positive, default=None,
                    help="learning rate for adam/pmp-adam (default 0.05, for mini-batch runs 0.02; cosine decay) "
                         "or pmp-gd's first step")
-    from ocdl.solvers import DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX
+    from ocdl.solvers import DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX, NEWTON_BATCH, NEWTON_EPOCHS, \
+        NEWTON_HESSIAN_SAMPLE
     from ocdl.solvers.gradient import PATIENCE
     p.add_argument("--batch-size", type=common.positive_int, default=None,
                    help=f"adam/pmp-adam/pmp-gd/msa/newton: mini-batch size (default: full batch up to {FULL_BATCH_MAX} "
-                        f"training samples, else {DEFAULT_BATCH})")
+                        f"training samples, else {DEFAULT_BATCH}; newton {NEWTON_BATCH} with --hessian-sample "
+                        f"{NEWTON_HESSIAN_SAMPLE})")
     p.add_argument("--epochs", type=common.positive_int, default=None,
                    help=f"adam/pmp-adam/pmp-gd/msa/newton: passes over the training data; sets the iterations to "
-                        f"epochs × batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs unless "
+                        f"epochs × batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs, newton "
+                        f"{NEWTON_EPOCHS}, unless "
                         f"--iterations is given)")
     p.add_argument("--validation", type=common.positive, default=None, metavar="FRACTION",
                    help="adam/pmp-adam/pmp-gd/msa/newton: hold out this stratified fraction of the training data; the "
