@@ -106,3 +106,18 @@ def test_stiff_order_against_radau(vdp, method, order):
                                             stage_solver="newton", jacobian=problem.jacobian,
                                             simplified=True)[-1] - ref)) for n in (50, 100)]
     assert abs(np.log2(errs[0] / errs[1]) - order) < 0.3, errs
+
+
+def test_cli_stiff_study_and_stage_solver_flag(tmp_path, capsys):
+    from ocdl.cli.main import main
+    js = tmp_path / "s.json"
+    assert main(["integrators", "--stiff", "--methods", "implicit_midpoint", "--json", str(js)]) == 0
+    import json
+    r = json.loads(js.read_text())["stiff"]["implicit_midpoint"]
+    assert all(row["converged"] for row in r["runs"]) and r["fixed_point_max_step"] < 1e-5
+    assert min(row["h_over_fixed_point"] for row in r["runs"]) >= 10
+    assert main(["integrators", "--stiff", "--methods", "rk4"]) == 2
+    assert "--methods names none of them" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["integrators", "--stage-solver", "broyden"])
+    assert exc.value.code == 2

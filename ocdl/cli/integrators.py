@@ -6,6 +6,11 @@ maximum energy error ``max_n |H(q_n, p_n) − H(q_0, p_0)|`` over a long run of 
 covering ``--periods`` periods, and that run's wall time. Prints a table on stdout, writes
 ``{"methods": {name: {"order", "energy_error", "time_s", ...}}, ...}`` with ``--json`` and a
 log-scale plot of the energy error against time with ``--plot``.
+
+``--stage-solver auto|fixed-point|newton`` chooses how implicit_midpoint/gauss2/gauss3 solve their
+stages (:mod:`integrators.newton`). ``--stiff`` runs the stiff study instead
+(:func:`integrators.stiff.stiff_study`: Van der Pol with ε = 1e-6 on its slow manifold, Newton
+stages against the largest fixed-point step, errors against scipy's Radau).
 """
 import math
 import sys
@@ -33,6 +38,12 @@ def register(sub):
                    help="length of the long run in periods of the orbit (default 10; h = periods·period/steps)")
     p.add_argument("--methods", type=common.choice_list("method", integrators.available()),
                    default=None, help="comma-separated subset of methods (default: all)")
+    p.add_argument("--stage-solver", type=common.choice("stage solver", ["auto", "fixed-point", "newton"]),
+                   default="auto", help="implicit Runge–Kutta stages: auto (default: fixed point, Newton where it "
+                                        "fails), fixed-point or newton")
+    p.add_argument("--stiff", action="store_true",
+                   help="the stiff study instead: Van der Pol (eps = 1e-6) with Newton stages vs scipy Radau, for "
+                        "the implicit Runge–Kutta methods among --methods (default gauss2, gauss3, implicit_midpoint)")
     common.add_outputs(p, json=True, plot=True, seed=False)
     p.add_argument("--seed", type=common.seed_int, default=0,
                    help="accepted for uniformity with the other commands; these runs are deterministic")
@@ -40,6 +51,8 @@ def register(sub):
 
 
 def run(args):
+    if args.stiff:
+        return run_stiff(args)
     problem = problems.get_problem(args.problem)
     methods = args.methods or integrators.available()
     steps, periods = args.steps, args.periods
@@ -53,11 +66,11 @@ def run(args):
     for i, name in enumerate(methods):
         bar.update(i, force=True, method=name)
         # the problems are separable (H = T(p) + V(q)): the splitting methods run explicitly
-        order = study.measured_order(name, problem, separable=True)
+        order = study.measured_order(name, problem, separable=True, stage_solver=args.stage_solver)
         entry = {"order": order.order, "classical_order": integrators.order(name),
                  "order_steps": order.steps, "order_errors": order.errors}
         try:
-            r = study.energy_run(name, problem, steps, periods, separable=True)
+            r = study.energy_run(name, problem, steps, periods, separable=True, stage_solver=args.stage_solver)
         except integrators.IntegratorError as exc:  # one method failing is a result, not a crash
             entry.update(energy_error=None, time_s=None, invariant_error=None, error=str(exc))
             log(f"ocdl integrators: {name} failed: {exc}", args.quiet)
@@ -79,6 +92,45 @@ def run(args):
         log(f"wrote {args.json}", args.quiet)
     if args.plot:
         _plot(problem, runs, results, args.plot, steps, periods)
+        log(f"wrote {args.plot}", args.quiet)
+    return 0
+
+
+STIFF_METHODS = ("gauss2", "gauss3", "implicit_midpoint")
+
+
+def run_stiff(args):
+    from integrators.stiff import stiff_study
+    methods = [m for m in (args.methods or STIFF_METHODS) if m in STIFF_METHODS]
+    if not methods:
+        raise InputError(f"--stiff studies the implicit Runge–Kutta methods ({', '.join(STIFF_METHODS)}); "
+                         f"--methods names none of them")
+    out = {}
+    for name in methods:
+        r = out[name] = stiff_study(name)
+        print(f"{name}: {r['problem']}; largest fixed-point step {r['fixed_point_max_step']:.3g}")
+        print(f"  {'steps':>6} {'h':>9} {'h/h_fp':>9} {'error vs Radau':>15} {'time [s]':>9}")
+        for row in r["runs"]:
+            err = f"{row['error_vs_radau']:15.3e}" if row["converged"] else f"{'failed':>15}"
+            print(f"  {row['steps']:6d} {row['h']:9.3g} {row['h_over_fixed_point']:9.3g} {err} {row['time_s']:9.3f}")
+    if args.json:
+        from ocdl.io import write_json
+        write_json(args.json, {"stiff": out})
+        log(f"wrote {args.json}", args.quiet)
+    if args.plot:
+        from ocdl.plotting import plt, save_figure
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for name, r in out.items():
+            ok = [row for row in r["runs"] if row["converged"]]
+            ax.loglog([row["h"] for row in ok], [row["error_vs_radau"] for row in ok], "o-",
+                      label=f"{name}, Newton stages")
+            ax.axvline(r["fixed_point_max_step"], ls=":", color=ax.lines[-1].get_color(), lw=1)
+        ax.set_xlabel("step h (dotted: largest step fixed-point stages converge)")
+        ax.set_ylabel("max |y(0.5) − y_Radau(0.5)|")
+        ax.set_title("Van der Pol, eps = 1e-6, slow manifold: Newton stages vs scipy Radau", fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8)
+        save_figure(fig, args.plot)
         log(f"wrote {args.plot}", args.quiet)
     return 0
 
