@@ -42,13 +42,15 @@ def time_to_target(history, target):
 
 def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="outer", integrator="euler",
             layers=None, T=None, alpha=1e-3, beta=0.0, width=None, seed=0, iterations=None, target=None,
-            options=None, quiet=True, log=None, normalize=False, **model_options):
+            options=None, quiet=True, log=None, normalize=False, precheck=None, **model_options):
     """Run ``solvers`` and return ``{"solvers": {name: summary}, "settings": {...}}``.
 
     ``iterations``: None, an int for all, or a dict per solver. ``normalize``: the model's fixed
     input map, ``"standard"``, ``"range"`` (or True) or ``"none"`` (or False), as in ``ocdl train``.
     ``options``: dict solver -> kwargs.
     A solver that fails (SolverError) is reported with ``"error"`` and null numbers.
+    ``precheck(name, model, n, options)`` (e.g. the CLI's memory guard) is called for every solver
+    before any of them runs, so a refusal comes up front.
     """
     from ocdl.solvers import DEFAULT_ITERATIONS, MINIBATCH_SOLVERS, SOLVERS, check_solver_for_model, \
         default_batching, make_model
@@ -63,6 +65,9 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
         check_solver_for_model(name, model)
     params0 = model.init(seed=seed)
     options = options or {}
+    if precheck is not None:
+        for name in solvers:
+            precheck(name, model, len(y), dict(options.get(name, {})))
     for name in solvers:
         if name in ("adam", "lbfgs"):
             # torch's first call costs seconds (import, kernel set-up); do it outside the clock
