@@ -2,11 +2,12 @@
 from ocdl.cli import common
 from ocdl.progress import log
 
-DEFAULT = "adam,lbfgs,pmp-lbfgs,msa,shooting,newton"
 
 
 def register(sub):
     from ocdl.models import FIELDS
+    from ocdl.solvers.compare import DEFAULT_SOLVERS, LARGE_DATA_SOLVERS
+    DEFAULT, LARGE = ",".join(DEFAULT_SOLVERS), ",".join(LARGE_DATA_SOLVERS)
     from ocdl.models.resnet import EXPLICIT_METHODS, IMPLICIT_RK_METHODS, SPLITTINGS
     from ocdl.solvers import SOLVERS
     p = common.add_command(
@@ -16,8 +17,9 @@ def register(sub):
         run)
     common.add_data_options(p, test_help="held-out labelled CSV (default for synthetic sets: a fresh draw with "
                                          "seed + 1000; for real sets: their fixed test split)")
-    p.add_argument("--solvers", type=common.choice_list("solver", list(SOLVERS)), default=DEFAULT,
-                   help=f"comma-separated solvers (default {DEFAULT})")
+    p.add_argument("--solvers", type=common.choice_list("solver", list(SOLVERS)), default=None,
+                   help=f"comma-separated solvers (default {DEFAULT}; on more than 1000 training samples "
+                        f"{LARGE})")
     p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer",
                    help="vector field (default outer)")
     p.add_argument("--integrator", type=common.choice("integrator", list(EXPLICIT_METHODS) + list(SPLITTINGS)

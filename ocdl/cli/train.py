@@ -61,7 +61,7 @@ def register(sub):
                         f"{NEWTON_HESSIAN_SAMPLE})")
     p.add_argument("--epochs", type=common.positive_int, default=None,
                    help=f"adam/pmp-adam/pmp-gd/msa/newton: passes over the training data; sets the iterations to "
-                        f"epochs × batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs, newton "
+                        f"epochs × batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs, newton and msa "
                         f"{NEWTON_EPOCHS}, unless "
                         f"--iterations is given)")
     p.add_argument("--validation", type=common.positive, default=None, metavar="FRACTION",

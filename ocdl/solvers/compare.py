@@ -26,6 +26,15 @@ from ocdl import pmp
 from ocdl.errors import InputError, SolverError
 
 DEFAULT_SOLVERS = ("adam", "lbfgs", "pmp-lbfgs", "msa", "shooting", "newton")
+#: the default on training sets of more than ``FULL_BATCH_MAX`` samples: the mini-batch solvers
+#: (full-batch L-BFGS and shooting's dense Jacobian do not scale to them)
+LARGE_DATA_SOLVERS = ("adam", "pmp-adam", "msa", "newton")
+
+
+def default_solvers(n):
+    """The solvers ``ocdl compare`` runs when none are named, for ``n`` training samples."""
+    from ocdl.solvers import FULL_BATCH_MAX
+    return LARGE_DATA_SOLVERS if n > FULL_BATCH_MAX else DEFAULT_SOLVERS
 
 
 def _snapshot_iterations(total, count=40):
@@ -40,7 +49,7 @@ def time_to_target(history, target):
     return None
 
 
-def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="outer", integrator="euler",
+def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integrator="euler",
             layers=None, T=None, alpha=1e-3, beta=0.0, width=None, seed=0, iterations=None, target=None,
             options=None, quiet=True, log=None, normalize=False, precheck=None, **model_options):
     """Run ``solvers`` and return ``{"solvers": {name: summary}, "settings": {...}}``.
@@ -52,6 +61,8 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
     ``precheck(name, model, n, options)`` (e.g. the CLI's memory guard) is called for every solver
     before any of them runs, so a refusal comes up front.
     """
+    if solvers is None:
+        solvers = default_solvers(len(y))
     from ocdl.solvers import DEFAULT_ITERATIONS, MINIBATCH_SOLVERS, SOLVERS, check_solver_for_model, \
         default_batching, make_model
     unknown = [s for s in solvers if s not in SOLVERS]
