@@ -120,7 +120,7 @@ def test_study_small():
 def test_study_every_method_trains():
     """The example's study: every method reaches ≥ 95 % held-out accuracy, is reversible to 1e-12,
     and the drifts of the 2nd-order methods exceed those of the 6th-order Gauss method."""
-    rows = {r["method"]: r for r in S.spiral_study(points=50, layers=10, iterations=100, lr=0.1)}
+    rows = {r["method"]: r for r in S.spiral_study()}
     for r in rows.values():
         assert r["test_accuracy"] >= 0.95, r
         assert r["reversibility"] <= 1e-12

@@ -58,13 +58,24 @@ def flow(F, integrator, x, K, b, h, steps):
     return np.stack(out)
 
 
-def states(model, params, X, sign=1.0):
+def states(model, params, X):
     """States ``(N+1, n, d)`` of the trained network through :func:`layer_step`."""
     x = model.lift(np.asarray(X, dtype=float))
     out = [x]
     for k in range(model.layers):
         out.append(layer_step(model.F, model.integrator, out[-1], params["K"][k], params["b"][k], model.h))
     return np.stack(out)
+
+
+def logits(model, params, X):
+    """``W x_N + μ`` with x_N from :func:`states` (batched Newton stage solves; the model's own
+    forward pass takes the ``integrators`` package's general path for the implicit methods)."""
+    return model.head(params, states(model, params, X)[-1])
+
+
+def accuracy(model, params, X, y):
+    """Fraction of two-class predictions ``s > 0`` (as ``ResNetODE.predict``) equal to y, by :func:`logits`."""
+    return float(np.mean((logits(model, params, X)[:, 0] > 0) == np.asarray(y)))
 
 
 def energy_drift(model, params, X):
@@ -92,8 +103,8 @@ def spiral_data(points=100, seed=0, noise=0.03, turns=1.5):
     return spirals(points, turns, noise, seed=seed), spirals(points, turns, noise, seed=seed + 1000)
 
 
-def spiral_study(methods=METHODS, points=100, layers=10, T=5.0, width=6, iterations=300, seed=0,
-                 alpha=3e-3, lr=0.05):
+def spiral_study(methods=METHODS, points=50, layers=10, T=2.5, width=6, iterations=100, seed=0,
+                 alpha=3e-3, lr=0.1):
     """Train the hamiltonian classifier with every method by pmp-adam (same data, size, iterations,
     seed; range normalisation) and measure it. Returns one dict per method: ``method, order,
     train_accuracy, test_accuracy, loss, wall_time_s, time_per_iteration_s, drift_sum,
@@ -109,9 +120,78 @@ def spiral_study(methods=METHODS, points=100, layers=10, T=5.0, width=6, iterati
         wall = time.perf_counter() - t0
         drift = energy_drift(model, res.x, X)
         rows.append({"method": method, "order": ORDERS.get(method), "loss": float(res.fun),
-                     "train_accuracy": model.accuracy(res.x, X, y), "test_accuracy": model.accuracy(res.x, Xt, yt),
+                     "train_accuracy": accuracy(model, res.x, X, y), "test_accuracy": accuracy(model, res.x, Xt, yt),
                      "wall_time_s": wall, "time_per_iteration_s": wall / max(res.nit, 1),
                      "drift_sum": drift["drift_sum"], "drift_max": drift["drift_max"],
                      "energy_mean": drift["energy_mean"], "reversibility": reversibility_error(model, res.x, X),
                      "model": model, "params": res.x})
     return rows
+
+
+def gradient_timing(method="gauss2", points=50, layers=10, T=2.5, width=6, iterations=20, repeats=3, seed=0):
+    """Per-iteration time of ``pmp-adam`` (exact costate sweep) and ``adam`` (torch autograd through
+    the same forward) on the same network and data, ``repeats`` interleaved runs of ``iterations``
+    Adam steps each after one warm-up run per solver (torch imported, caches filled); per-iteration
+    time = the optimiser's ``wall_time_s / nit``. Returns ``{"pmp-adam": [...], "adam": [...],
+    "ratio": median pmp-adam / median adam}``."""
+    from ocdl.solvers import make_model, train
+    (X, y), _ = spiral_data(points, seed)
+    model = make_model(X, y, field="hamiltonian", integrator=method, layers=layers, T=T, width=width,
+                       alpha=3e-3, normalize="range")
+    out = {"pmp-adam": [], "adam": []}
+    for rep in range(repeats + 1):
+        for solver in out:
+            res = train(X, y, solver=solver, model=model, iterations=iterations if rep else 2, seed=seed)
+            if rep:
+                out[solver].append(res.wall_time_s / res.nit)
+    out["ratio"] = float(np.median(out["pmp-adam"]) / np.median(out["adam"]))
+    return out
+
+
+def plot_study(rows, X, y, title=None, grid=70):
+    """Figure: the decision regions of every method's classifier on the training points (top row),
+    and bars of held-out accuracy, time per iteration, energy drift and reversibility error."""
+    import matplotlib.pyplot as plt
+    from matplotlib.gridspec import GridSpec
+    n = len(rows)
+    fig = plt.figure(figsize=(3.2 * max(n, 4), 6.6))
+    gs = GridSpec(2, max(n, 4), figure=fig, height_ratios=[1.0, 0.7], hspace=0.3, wspace=0.3)
+    lo, hi = X.min(axis=0) - 0.1, X.max(axis=0) + 0.1
+    G1, G2 = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
+    P = np.stack([G1.ravel(), G2.ravel()], axis=1)
+    colors = np.array(["tab:blue", "tab:red"])
+    for j, r in enumerate(rows):
+        ax = fig.add_subplot(gs[0, j])
+        s = logits(r["model"], r["params"], P)[:, 0]
+        Z = (1.0 / (1.0 + np.exp(-np.clip(s, -50, 50)))).reshape(G1.shape)
+        ax.contourf(G1, G2, Z, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.5)
+        ax.contour(G1, G2, Z, levels=[0.5], colors="k", linewidths=1.0)
+        ax.scatter(X[:, 0], X[:, 1], c=colors[np.asarray(y, dtype=int)], s=6, edgecolors="white", linewidths=0.2)
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{r['method']} (order {r['order']})\nheld-out {100 * r['test_accuracy']:.1f} %", fontsize=10)
+    names = [r["method"].replace("implicit_midpoint", "midpoint") for r in rows]
+    bars = [("held-out accuracy (%)", [100 * r["test_accuracy"] for r in rows], None),
+            ("time per iteration (ms)", [1e3 * r["time_per_iteration_s"] for r in rows], "log"),
+            ("energy drift\nmax over samples of Σ_k |ΔH_k|", [r["drift_sum"] for r in rows], "log"),
+            ("energy drift\nmax over layers, samples |ΔH_k|", [r["drift_max"] for r in rows], "log"),
+            ("reversibility error\nmax‖x̂₀ − x₀‖ / max‖x₀‖", [max(r["reversibility"], 1e-17) for r in rows], "rev")]
+    for j, (label, vals, scale) in enumerate(bars[:max(n, 4)]):
+        ax = fig.add_subplot(gs[1, j])
+        ax.barh(range(n), vals, color="tab:gray")
+        ax.set_yticks(range(n))
+        ax.set_yticklabels(names if j == 0 else [""] * n, fontsize=9)
+        ax.invert_yaxis()
+        ax.set_title(label, fontsize=9)
+        if scale is None:
+            ax.set_xlim(min(90.0, min(vals) - 2), 100.0)
+        else:
+            ax.set_xscale("log")
+            lo_, hi_ = np.log10(min(vals)), np.log10(max(vals))
+            ax.set_xlim(10 ** np.floor(lo_ - 0.3), 10 ** np.ceil(hi_ + 0.7))
+        for i, v in enumerate(vals):
+            ax.text(v, i, f" {v:.3g}", ha="left", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
