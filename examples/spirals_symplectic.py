@@ -43,12 +43,14 @@ def main(argv=None):
     for r in rows:
         print(f"{r['method']:18s} {100 * r['train_accuracy']:6.1f} {100 * r['test_accuracy']:6.1f} {r['loss']:7.4f} "
               f"{r['wall_time_s']:7.2f} {1e3 * r['time_per_iteration_s']:7.2f} {r['drift_sum']:10.3e} "
-              f"{r['drift_max']:10.3e} {r['energy_mean']:7.3f} {r['reversibility']:10.2e}")
+              f"{r['drift_max']:10.3e} {r['energy_mean']:7.3f} {r['reversibility']:10.2e}"
+              + (f"  stopped after {r['nit']} iterations: {r['failed']}" if r["failed"] else ""))
     out = {"settings": vars(a), "rows": [{k: v for k, v in r.items() if k not in ("model", "params")} for r in rows]}
     if a.timing:
         out["timing"] = gradient_timing(points=a.points, layers=a.layers, T=a.T)
-        print(f"gauss2 per iteration: pmp-adam {1e3 * min(out['timing']['pmp-adam']):.1f} ms, "
-              f"adam (autograd) {1e3 * min(out['timing']['adam']):.1f} ms, ratio of medians {out['timing']['ratio']:.2f}")
+        tm = out["timing"]
+        print(f"gauss2 per iteration: pmp-adam {1e3 * min(tm['pmp-adam']):.1f} ms, "
+              f"adam (autograd) {1e3 * min(tm['adam']):.1f} ms, ratio of medians {tm['ratio']:.2f}")
     (X, y), _ = spiral_data(a.points, a.seed)
     title = (f"hamiltonian field, {a.layers} layers, T = {a.T:g}, width 6, {a.iterations} pmp-adam steps, "
              f"{2 * a.points} training / {2 * a.points} held-out spiral points")

@@ -107,8 +107,11 @@ def spiral_study(methods=METHODS, points=50, layers=10, T=2.5, width=6, iteratio
                  alpha=3e-3, lr=0.1):
     """Train the hamiltonian classifier with every method by pmp-adam (same data, size, iterations,
     seed; range normalisation) and measure it. Returns one dict per method: ``method, order,
-    train_accuracy, test_accuracy, loss, wall_time_s, time_per_iteration_s, drift_sum,
-    drift_max, energy_mean, reversibility, model, params``."""
+    train_accuracy, test_accuracy, loss, nit, failed, wall_time_s, time_per_iteration_s, drift_sum,
+    drift_max, energy_mean, reversibility, model, params``. A run that stops with a SolverError
+    (the implicit stage solve not converging once the weights have grown) is measured at its last
+    good iterate, with the message in ``failed`` (None otherwise)."""
+    from ocdl.errors import SolverError
     from ocdl.solvers import make_model, train
     (X, y), (Xt, yt) = spiral_data(points, seed)
     rows = []
@@ -116,10 +119,15 @@ def spiral_study(methods=METHODS, points=50, layers=10, T=2.5, width=6, iteratio
         model = make_model(X, y, field="hamiltonian", integrator=method, layers=layers, T=T, width=width,
                            alpha=alpha, normalize="range")
         t0 = time.perf_counter()
-        res = train(X, y, solver="pmp-adam", model=model, iterations=iterations, seed=seed, lr=lr)
+        failed = None
+        try:
+            res = train(X, y, solver="pmp-adam", model=model, iterations=iterations, seed=seed, lr=lr)
+        except SolverError as err:          # e.g. the implicit stage solve gives up: keep the last iterate
+            res, failed = err.result, str(err)
         wall = time.perf_counter() - t0
         drift = energy_drift(model, res.x, X)
-        rows.append({"method": method, "order": ORDERS.get(method), "loss": float(res.fun),
+        rows.append({"method": method, "order": ORDERS.get(method), "loss": float(res.fun), "nit": int(res.nit),
+                     "failed": failed,
                      "train_accuracy": accuracy(model, res.x, X, y), "test_accuracy": accuracy(model, res.x, Xt, yt),
                      "wall_time_s": wall, "time_per_iteration_s": wall / max(res.nit, 1),
                      "drift_sum": drift["drift_sum"], "drift_max": drift["drift_max"],
