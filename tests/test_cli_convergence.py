@@ -55,3 +55,29 @@ def test_compare_reports_converged_column_and_warns(ocdl_cli, tmp_path):
     table = {line.split()[0]: line.split()[col] for line in body[:2]}
     assert table == {"newton": "yes", "msa": "no"}
     assert r.stderr.strip().splitlines() == [f"{WARNING}msa did not converge: {rows['msa']['message']}"]
+
+
+def test_a_closed_stdout_stops_quietly(tmp_path, monkeypatch, capsys):
+    # `ocdl … | head`: writing to a closed pipe ends the command with 141 and no error message
+    import sys
+
+    from ocdl.cli.main import main
+
+    class ClosedPipe:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return self.fh.fileno()
+
+    with open(tmp_path / "out", "w") as fh:
+        monkeypatch.setattr(sys, "stdout", ClosedPipe(fh))
+        rc = main(["integrators", "--problem", "oscillator", "--methods", "rk4", "--steps", "40", "--periods", "1"])
+    assert rc == 141
+    assert "error" not in capsys.readouterr().err           # (the progress lines go to stderr)

@@ -103,3 +103,18 @@ def test_compare_takes_train_defaults_on_real_data(monkeypatch, tmp_path):
     for name in ("adam", "pmp-adam", "msa"):
         assert "test_accuracy" in data["solvers"][name]["history"][-1]
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_compare_refuses_up_front_when_a_solver_would_not_fit_in_memory(monkeypatch, capsys):
+    # the memory guard (ocdl.cli.common.check_solver_memory) runs for every solver before any runs:
+    # with 1 MB "available", newton's estimate is refused with exit 2 naming the flag, no solver ran
+    import ocdl.cli.common as common
+    import ocdl.solvers as S
+    from ocdl.cli.main import main
+    ran = []
+    monkeypatch.setattr(common, "available_memory", lambda: 1 << 20)
+    monkeypatch.setitem(S.SOLVERS, "adam", lambda *a, **k: ran.append("adam"))
+    assert main(["compare", "--data", "iris", "--solvers", "adam,newton", "--iterations", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would need about" in err[0] and "reduce" in err[0]
+    assert ran == []

@@ -43,6 +43,9 @@ def register(sub):
                         "built-in sets, range for the synthetic ones)")
     p.add_argument("--segments", type=common.positive_int, default=1, help="shooting segments (default 1)")
     p.add_argument("--device", default="cpu", help="torch device for adam/lbfgs: cpu (default) or cuda")
+    p.add_argument("--hessian-sample", type=common.positive, default=None, metavar="FRACTION|COUNT",
+                   help="newton: Hessian-vector products on a random subsample of each step's rows (a fraction "
+                        "in (0, 1] or a count; default all rows, on more than 1000 samples 128 of batches of 512)")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default="reduced",
                    help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
     common.add_outputs(p, json=True, plot=True, seed=True)
@@ -70,12 +73,15 @@ def run(args):
     normalize = args.normalize or default_normalize(args.data, not synthetic)
     alpha = args.alpha if args.alpha is not None else (COMPARE_SYNTHETIC_ALPHA if synthetic else DEFAULT_ALPHA)
     device = common.resolve_device(args.device, args.quiet)
-    options = {"shooting": {"segments": args.segments}, "newton": {"formulation": args.newton_formulation},
+    newton = {"formulation": args.newton_formulation}
+    if args.hessian_sample is not None:
+        newton["hessian_sample"] = args.hessian_sample
+    options = {"shooting": {"segments": args.segments}, "newton": newton,
                "adam": {"device": device}, "lbfgs": {"device": device}}
     result = compare(X, y, args.solvers, X_test=Xt, y_test=yt, field=args.field, integrator=args.integrator,
                      layers=args.layers, T=args.T, alpha=alpha, width=args.width, seed=args.seed,
                      iterations=args.iterations, target=args.target, options=options, quiet=args.quiet,
-                     normalize=normalize, **conv_options(args),
+                     normalize=normalize, precheck=common.check_solver_memory, **conv_options(args),
                      log=lambda msg: log(msg, args.quiet))
     result["settings"]["data"] = args.data
     from ocdl.data import REAL_DATASETS

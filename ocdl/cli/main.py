@@ -4,6 +4,7 @@ Exit codes: 0 success, 2 bad input, 3 solver failure or divergence, 130 interrup
 an internal error (a bug in ocdl: see "Exit codes" in README.md for how to report it).
 """
 import importlib
+import os
 import sys
 import traceback
 
@@ -121,6 +122,15 @@ def main(argv=None):
         print("ocdl: error: out of memory; reduce the problem size (--layers, --width, --points, "
               "--particles, --samples or the data)", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # stdout closed early (``ocdl … | head``): stop quietly, as Unix tools do; any files the
+        # command wrote are complete (atomic writes). Point stdout at devnull so the interpreter's
+        # final flush does not raise again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback

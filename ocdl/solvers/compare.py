@@ -42,15 +42,17 @@ def time_to_target(history, target):
 
 def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="outer", integrator="euler",
             layers=None, T=None, alpha=1e-3, beta=0.0, width=None, seed=0, iterations=None, target=None,
-            options=None, quiet=True, log=None, normalize=False, **model_options):
+            options=None, quiet=True, log=None, normalize=False, precheck=None, **model_options):
     """Run ``solvers`` and return ``{"solvers": {name: summary}, "settings": {...}}``.
 
     ``iterations``: None, an int for all, or a dict per solver. ``normalize``: the model's fixed
     input map, ``"standard"``, ``"range"`` (or True) or ``"none"`` (or False), as in ``ocdl train``.
     ``options``: dict solver -> kwargs.
     A solver that fails (SolverError) is reported with ``"error"`` and null numbers.
+    ``precheck(name, model, n, options)`` (e.g. the CLI's memory guard) is called for every solver
+    before any of them runs, so a refusal comes up front.
     """
-    from ocdl.solvers import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, MINIBATCH_SOLVERS, SOLVERS, check_solver_for_model, \
+    from ocdl.solvers import DEFAULT_ITERATIONS, MINIBATCH_SOLVERS, SOLVERS, check_solver_for_model, \
         default_batching, make_model
     unknown = [s for s in solvers if s not in SOLVERS]
     if unknown:
@@ -63,6 +65,9 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
         check_solver_for_model(name, model)
     params0 = model.init(seed=seed)
     options = options or {}
+    if precheck is not None:
+        for name in solvers:
+            precheck(name, model, len(y), dict(options.get(name, {})))
     for name in solvers:
         if name in ("adam", "lbfgs"):
             # torch's first call costs seconds (import, kernel set-up); do it outside the clock
@@ -78,9 +83,7 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
             its = DEFAULT_ITERATIONS[name]
         opts = dict(options.get(name, {}))
         if name in MINIBATCH_SOLVERS:
-            default_batching(name, len(y), opts)
-            if opts.get("batch_size") is not None and "epochs" not in opts and not given:
-                opts["epochs"] = DEFAULT_EPOCHS
+            default_batching(name, len(y), opts, its if given else None)
             if "epochs" in opts:
                 its = int(opts["epochs"]) * -(-len(y) // min(int(opts.get("batch_size") or len(y)), len(y)))
             if X_test is not None:
