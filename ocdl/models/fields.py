@@ -174,6 +174,24 @@ class HamiltonianField(Field):
         q, p = x[:m], x[m:]
         return ca.vertcat(self.act.casadi(ca.mtimes(K, p) + b), -self.act.casadi(ca.mtimes(K.T, q) + b))
 
+    # --- the conserved energy -------------------------------------------------------------
+    def energy(self, x, K, b):
+        """``H(q, p) = 1ᵀ A(K p + b) + 1ᵀ A(Kᵀ q + b)`` per row of ``x = (q, p)`` (numpy, shape (n,)),
+        ``A`` the antiderivative of σ with A(0) = 0 (tanh: log cosh; relu: ½ max(z, 0)²; softplus:
+        −Li₂(−e^z) + Li₂(−1)).
+
+        With θ = (K, b) held constant, H is conserved along the exact flow of this field:
+        ``∇_q H = K σ(Kᵀq + b) =: K u``, ``∇_p H = Kᵀ σ(Kp + b) =: Kᵀ v``, so
+        ``dH/dt = (K u)ᵀ q̇ + (Kᵀ v)ᵀ ṗ = uᵀKᵀv − vᵀK u = 0`` (the plus sign between the two terms
+        is the one that matches ``ṗ = −σ(Kᵀq + b)``). For invertible K the field is Hamiltonian for
+        the constant structure ``ẋ = B ∇H``, ``B = [[0, K⁻ᵀ], [−K⁻¹, 0]]`` (skew), not the canonical
+        one; the drift ``q += c h σ(Kp + b)`` and the kick ``p += −c h σ(Kᵀq + b)`` are the exact
+        flows of the two terms of H, so the splittings (Verlet, Yoshida) and the Gauss methods
+        are symplectic for this structure."""
+        m = x.shape[-1] // 2
+        A = _ANTIDERIVATIVES[self.act.name]
+        return A(x[:, m:] @ K.T + b).sum(axis=1) + A(x[:, :m] @ K + b).sum(axis=1)
+
     # --- fused forms ----------------------------------------------------------------------
     def out_sign(self, d):
         return np.concatenate([np.ones(d // 2), -np.ones(d // 2)])
@@ -214,6 +232,21 @@ class HamiltonianField(Field):
         if kind == "drift":
             return G[:, :, m:2 * m], G[:, :, 2 * m]
         return swap(G[:, :, :m]), G[:, :, 2 * m]
+
+
+def _log_cosh(z):
+    a = np.abs(z)
+    return a + np.log1p(np.exp(-2.0 * a)) - np.log(2.0)     # overflow-free log cosh z
+
+
+def _softplus_antiderivative(z):
+    from scipy.special import spence                        # spence(1 − w) = Li₂(w)
+    return spence(2.0) - spence(1.0 + np.exp(z))            # −Li₂(−e^z) + Li₂(−1)
+
+
+#: antiderivatives A (A' = σ, A(0) = 0) of the activations, for :meth:`HamiltonianField.energy`
+_ANTIDERIVATIVES = {"tanh": _log_cosh, "relu": lambda z: 0.5 * np.maximum(z, 0.0) ** 2,
+                    "softplus": _softplus_antiderivative}
 
 
 FIELDS = {"inner": InnerField, "outer": OuterField, "hamiltonian": HamiltonianField}
