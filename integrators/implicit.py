@@ -59,7 +59,8 @@ class Options:
                 their stages: ``"fixed-point"``, ``"newton"`` (:mod:`integrators.newton`) or
                 ``"auto"`` (default): fixed point, and on its first failure (divergence or no
                 convergence within ``max_iter``) that step is redone with Newton and Newton is
-                kept for the rest of the solve. The partitioned methods (symplectic Euler,
+                kept for the rest of the solve; a step where simplified Newton fails too is
+                redone with full Newton. The partitioned methods (symplectic Euler,
                 Störmer–Verlet, Lobatto IIIA–IIIB) always iterate to a fixed point.
     jacobian    ``∂F/∂y`` for Newton: ``jacobian(t, y)`` (``solve``) or ``jacobian(t, q, p)``
                 (``solve_partitioned``) returning the ``(n, n)`` matrix of the flattened state;

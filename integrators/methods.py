@@ -7,6 +7,8 @@ One stepping loop (:mod:`integrators.solve`) drives them all.
 
 Sign and time conventions are stated per class; ``h`` may be negative (integration backwards).
 """
+import dataclasses
+
 import numpy as np
 
 from integrators import tableaux
@@ -125,7 +127,13 @@ class ImplicitRK(Method):
                 memo["newton"] = True
             F0 = system.f(t, state)            # restart from the explicit guess
             Z = [stack([ci * h * f for ci in c]) for f in F0]
-            return self._step_newton(system, t, state, h, opts, Z, memo)
+            try:
+                return self._step_newton(system, t, state, h, opts, Z, memo)
+            except IntegratorError:
+                if not opts.simplified:
+                    raise
+            # the Jacobian frozen at y is too far from the stages' own: full Newton for this step
+            return self._step_newton(system, t, state, h, dataclasses.replace(opts, simplified=False), Z, memo)
         return self._step_fixed_point(system, t, state, h, opts, Z, memo)
 
     def _step_newton(self, system, t, state, h, opts, Z, memo):

@@ -139,3 +139,23 @@ def test_stage_solvers_agree_to_round_off():
           for s in ("newton", "simplified-newton", "fixed-point")]
     for Y in Ys[1:]:
         np.testing.assert_allclose(Y, Ys[0], rtol=0, atol=1e-14)
+
+
+def test_a_layer_where_simplified_newton_fails_is_solved_by_full_newton():
+    """Large weights and a large step (hamiltonian field, gauss2, K ~ 3·N(0, 1), h = 1): the Jacobian frozen at
+    x_k does not converge, full Newton does; the sweep falls back per layer and its gradient still
+    equals autograd through integrators.solve (whose default stages now fall back to Newton too)."""
+    from ocdl.errors import SolverError
+    X, y = _data(n=12, seed=3)
+    model = ResNetODE(field="hamiltonian", d_in=2, width=4, layers=2, T=2.0, integrator="gauss2")
+    params = model.init(seed=2)
+    params["K"] = 3.0 * np.random.default_rng(4).standard_normal(params["K"].shape)
+    A, _ = implicit.coefficients("gauss2", model.d)
+    x = model.lift(X)
+    with pytest.raises(SolverError, match="not solved"):
+        implicit.layer_forward(model.F, A, model.h, x, params["K"][0], params["b"][0], "simplified-newton")
+    J, g = pmp.value_and_grad(model, params, X, y)
+    Jt, gt = _autograd(model, params, X, y)
+    assert abs(J - Jt) <= 1e-12 * abs(Jt)
+    for k in g:
+        assert np.abs(g[k] - gt[k]).max() <= 1e-10 * np.abs(gt[k]).max(), k

@@ -129,14 +129,23 @@ def layer_forward(F, A, h, x, K, b, stage_solver="simplified-newton", stage_tol=
 
 
 def forward(model, params, X, stage_solver="simplified-newton", stage_tol=1e-12):
-    """``(states (N+1, n, d), stages [(n, s, d)] * N)`` of an implicit RK network (numpy)."""
+    """``(states (N+1, n, d), stages [(n, s, d)] * N)`` of an implicit RK network (numpy).
+
+    A layer whose simplified-Newton stages do not converge (the Jacobian frozen at ``x_k`` is
+    too far from the stages' own: large trained weights, large h) is solved again by full Newton;
+    only if that fails too does the sweep raise."""
     A, bw = coefficients(model.integrator, model.d)
     F, h = model.F, model.h
     x = model.lift(np.asarray(X, dtype=float))
     states, stages = [x], []
     for k in range(model.layers):
         K, b = params["K"][k], params["b"][k]
-        Y = layer_forward(F, A, h, x, K, b, stage_solver, stage_tol)
+        try:
+            Y = layer_forward(F, A, h, x, K, b, stage_solver, stage_tol)
+        except SolverError:
+            if stage_solver != "simplified-newton":
+                raise
+            Y = layer_forward(F, A, h, x, K, b, "newton", stage_tol)
         FY = np.stack([F.f(Y[:, j], K, b) for j in range(len(bw))], axis=1)
         x = x + h * np.einsum("id,nid->nd", bw, FY)
         states.append(x)
