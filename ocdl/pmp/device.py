@@ -34,8 +34,8 @@ Equations (``h`` the step, ``C_ij = â_ij − b_j`` of the adjoint-partner table
               backwards per sub-step in reverse: drift U = σ' ⊙ λ_q, λ_p ← λ_p + ch Kᵀ U;
               kick U = σ' ⊙ λ_p, λ_q ← λ_q + ch K U;  ∂J/∂A_{k,j} = ch_j U [q; p; 1]ᵀ.
 
-The helpers :func:`embed`, :func:`hKT` and :func:`theta_grads` take numpy arrays or torch
-tensors alike (they are the gradient formula's one definition for both backends). The conv
+The helpers ``embed``, ``hKT`` and ``theta_grads`` come from :mod:`ocdl.pmp.forms`, shared
+with the numpy sweeps (the gradient formula's one definition for both backends). The conv
 fields and the implicit methods have no device sweep (InputError).
 """
 import threading
@@ -45,7 +45,8 @@ import numpy as np
 
 from integrators.tableaux import EXPLICIT, adjoint_partner, tableau
 from ocdl.errors import InputError
-from ocdl.models.backend import contiguous, is_torch, swap
+from ocdl.models.backend import is_torch
+from ocdl.pmp.forms import embed, hKT, theta_grads  # noqa: F401  (the one definition, shared)
 
 
 def _torch():
@@ -55,40 +56,6 @@ def _torch():
 
 # ------------------------------------------------------------------------------------------
 # the fused form of the field (numpy or torch)
-
-def embed(model, params):
-    """``(M, D)``: ``M`` (N, d, d+1) the per-layer affine map on ``[a; 1]`` (the field's
-    embedding of K, b) and ``D`` ((d, 1) output signs of the inner form, or None), both in the
-    library (and device) of ``params["K"]``."""
-    F = model.F
-    if F.form not in ("outer", "inner"):
-        raise InputError(f"field '{F.name}' has no device sweep; use the numpy sweep (no --device) "
-                         f"or the autograd solvers for it")
-    M = F.embed(params["K"], params["b"])
-    D = F.out_sign(model.d)
-    if D is None:
-        return M, None
-    if is_torch(M):
-        D = _torch().as_tensor(D, dtype=M.dtype, device=M.device)
-    return M, D[:, None]
-
-
-def hKT(model, M, D):
-    """``h (∂(affine)/∂a)ᵀ D`` (N, d, d): the x-contraction matrix of the backward sweeps,
-    ``(∂f/∂x)ᵀ p = M_xᵀ D (σ' ⊙ p)`` for the inner form (D diagonal)."""
-    out = contiguous(swap(M[:, :, :model.d])) * model.h
-    if D is not None:
-        out *= D[:, 0][None, None, :]
-    return out
-
-
-def theta_grads(model, gM, D):
-    """``(∂J/∂K, ∂J/∂b)`` from the contraction ``gM = h Σ U [a; 1]ᵀ`` (rows scaled in place by
-    the output signs D first: ``∂J/∂M = D ⊙ gM``), through the field's ``theta_grads``."""
-    if D is not None:
-        gM *= D[None]
-    return model.F.theta_grads(gM)
-
 
 # ------------------------------------------------------------------------------------------
 # per-(model, device) workspace

@@ -56,6 +56,7 @@ import weakref
 import numpy as np
 
 from integrators.tableaux import adjoint_partner, tableau
+from ocdl.pmp.forms import embed as _embed, hKT as _hKT, theta_grads as _theta_grads
 
 #: run the Euler sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels` when numba is
 #: installed (extra ``fast``); ``OCDL_NUMBA=0`` in the environment, or setting this to False,
@@ -96,33 +97,6 @@ def _form(model):
         raise InputError(f"field '{F.name}' has no fused form; use pmp.module_value_and_grad "
                          f"or the autograd solvers for it")
     return F, F.form
-
-
-def _embed(model, params):
-    """``(M, D)``: ``M`` (N, d, d+1) the per-layer affine map on ``[a; 1]`` (the field's
-    embedding of K, b) and ``D`` ((d, 1) output signs of the inner form, or None)."""
-    F = model.F
-    M = F.embed(params["K"], params["b"])
-    D = F.out_sign(model.d)
-    return M, (None if D is None else D[:, None])
-
-
-def _hKT(model, M, D):
-    """``h (∂(affine)/∂a)ᵀ D``, (N, d, d): the x-contraction matrix of the backward sweeps
-    (``(∂f/∂x)ᵀ p = M_xᵀ D (σ' ⊙ p)`` for the inner form, D diagonal)."""
-    d = model.d
-    hKT = model.h * np.ascontiguousarray(np.swapaxes(M[:, :, :d], 1, 2))
-    if D is not None:
-        hKT *= D[:, 0][None, None, :]
-    return hKT
-
-
-def _theta_grads(model, gM, D):
-    """Split the gradient of ``M = [K̃ | b̃]`` into ``(gK, gb)`` of the model's own parameters
-    (rows first scaled by the output signs D: ``∂J/∂M = D ⊙ h Σ U [a; 1]ᵀ``)."""
-    if D is not None:
-        gM *= D[None]
-    return model.F.theta_grads(gM)
 
 
 def forward(model, params, X, store=True, states=False, increments=None):

@@ -1,0 +1,45 @@
+"""The fused form of a field, shared by the numpy sweeps (:mod:`ocdl.pmp.fused`, the compiled
+kernels) and the torch sweeps (:mod:`ocdl.pmp.device`): the one definition of the gradient formula.
+
+A field of form ``outer`` is ``f = M [σ(x); 1]``, of form ``inner`` ``f = D ⊙ σ(M [x; 1])``, with
+``M = [K̃ | b̃]`` the field's embedding of ``(K, b)`` (``F.embed``) and ``D`` its output signs
+(``F.out_sign``; None = ones; hamiltonian ``[1; −1]``). The backward sweeps contract with
+``h M_xᵀ D`` (``(∂f/∂x)ᵀ p = M_xᵀ D (σ' ⊙ p)``, D diagonal) and read the θ-gradient back from
+``∂J/∂M = D ⊙ h Σ U [a; 1]ᵀ`` through ``F.theta_grads``. Every function takes numpy arrays or
+torch tensors alike.
+"""
+from ocdl.errors import InputError
+from ocdl.models.backend import contiguous, is_torch, swap
+
+
+def embed(model, params):
+    """``(M, D)``: ``M`` (N, d, d+1) the per-layer affine map on ``[a; 1]`` and ``D`` ((d, 1)
+    output signs of the inner form, or None), both in the library (and device) of ``params["K"]``."""
+    F = model.F
+    if F.form not in ("outer", "inner"):
+        raise InputError(f"field '{F.name}' has no fused form; use pmp.module_value_and_grad "
+                         f"or the autograd solvers for it")
+    M = F.embed(params["K"], params["b"])
+    D = F.out_sign(model.d)
+    if D is None:
+        return M, None
+    if is_torch(M):
+        import torch
+        D = torch.as_tensor(D, dtype=M.dtype, device=M.device)
+    return M, D[:, None]
+
+
+def hKT(model, M, D):
+    """``h M_xᵀ D`` (N, d, d): the x-contraction matrix of the backward sweeps."""
+    out = contiguous(swap(M[:, :, :model.d])) * model.h
+    if D is not None:
+        out *= D[:, 0][None, None, :]
+    return out
+
+
+def theta_grads(model, gM, D):
+    """``(∂J/∂K, ∂J/∂b)`` from the contraction ``gM = h Σ U [a; 1]ᵀ`` (rows scaled in place by the
+    output signs D first: ``∂J/∂M = D ⊙ gM``), through the field's ``theta_grads``."""
+    if D is not None:
+        gM *= D[None]
+    return model.F.theta_grads(gM)
