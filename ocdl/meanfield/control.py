@@ -73,12 +73,12 @@ def _check(grid, rho0, terminal, nu, T, steps):
     return Phi
 
 
-def _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g):
+def _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g, split=True):
     """Evaluate the policy ``a`` (face drifts per step): Fokker–Planck forward, the cost-to-go
     ``V`` of the policy backward (exact discrete transpose + running cost), the discrete cost, and
     the improved policy ``−∇V`` at the scheme's time level. Returns ``(cost, ρ path, V path, new)``."""
     steps = len(a)
-    steppers = [stepper_for_drift(grid, a[n], nu, dt, th) for n in range(steps)]
+    steppers = [stepper_for_drift(grid, a[n], nu, dt, th, split) for n in range(steps)]
     rho = [np.asarray(rho0, dtype=float)]
     for n in range(steps):
         rho.append(steppers[n].forward(rho[-1]))
@@ -90,17 +90,17 @@ def _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g):
         st = steppers[n]
         rbar = (1 - th) * rho[n] + th * rho[n + 1]
         c = _cell_kinetic(grid, a[n]) + g * rbar
-        V[n] = st.BT(st.solve_T(V[n + 1] + th * dt * c)) + (1 - th) * dt * c
+        V[n] = st.backward(V[n + 1] + th * dt * c) + (1 - th) * dt * c     # V^n = ∂J/∂ρ^n
         cost += dt * vol * (_cell_kinetic(grid, a[n]) + 0.5 * g * rbar) @ rbar
     new = [-_face_grad(grid, (1 - th) * V[n] + th * V[n + 1] if th < 1 else V[n]) for n in range(steps)]
     return float(cost), rho, V, new
 
 
-def policy_cost(grid: Grid, rho0, terminal, drift, nu, T, g=0.0, scheme="cn"):
+def policy_cost(grid: Grid, rho0, terminal, drift, nu, T, g=0.0, scheme="cn", split=True):
     """The discrete cost ``J`` of the given policy ``drift`` (list of face drifts, one per step)."""
     Phi = _check(grid, rho0, terminal, nu, T, len(drift))
     a = [np.asarray(d, dtype=float) for d in drift]
-    return _policy_sweep(grid, rho0, Phi, a, nu, T / len(a), SCHEMES[scheme], g)[0]
+    return _policy_sweep(grid, rho0, Phi, a, nu, T / len(a), SCHEMES[scheme], g, split)[0]
 
 
 class PolicyImprovement:
@@ -123,7 +123,7 @@ class PolicyImprovement:
 
 
 def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=None,
-                maxiter=200, tol=1e-9, quiet=True, initial_drift=None):
+                maxiter=200, tol=1e-9, quiet=True, initial_drift=None, split=True):
     """FP forward / HJB backward policy iteration (see module docstring) through
     :func:`ocdl.optim.minimize` with the :class:`PolicyImprovement` rule.
 
@@ -144,7 +144,7 @@ def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn"
 
     def objective(v, batch):
         a = v.reshape(steps, nf)
-        cost, rho, V, new = _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g)
+        cost, rho, V, new = _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g, split)
         r = a - np.array(new)
         last.update(rho=rho, V=V)
         return cost, r.ravel(), {"residual": float(np.max(np.abs(r)))}
@@ -156,7 +156,7 @@ def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn"
 
 
 def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=0.5,
-                    maxiter=200, tol=1e-9, progress=None):
+                    maxiter=200, tol=1e-9, progress=None, split=True):
     """Hopf–Cole / imaginary-time Schrödinger system (see module docstring).
 
     ``g = 0``: two linear heat solves (``nit = 1``, ``residual`` = mass defect of ``φφ̂``).
@@ -177,7 +177,7 @@ def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme=
     hist = []
     for it in range(1, (maxiter if g != 0 else 1) + 1):
         if g == 0:
-            steppers = [stepper_for_drift(grid, zero, nu, dt, th)] * steps
+            steppers = [stepper_for_drift(grid, zero, nu, dt, th, split)] * steps
         else:                                               # potential −(g/ν²)ρ on the diagonal
             steppers = [TridiagonalStepper(cL, cR, grid.spacing, dt, th,
                                            -(g / nu**2) * ((1 - th) * path[n] + th * path[n + 1]))
