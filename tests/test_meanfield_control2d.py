@@ -113,7 +113,7 @@ def test_sweep_and_hopf_cole_2d_agree_to_2e_3():
     d = _study((80, 160), tol=1e-5)
     ratio = d[0] / d[1]
     # measured: sw−HC 6.60e-3 → 1.66e-3, sw−exact 6.64e-3 → 1.66e-3, HC−exact 7.99e-3 → 2.05e-3
-    # (ratios 3.98, 4.01, 3.90); 160² in 25 s on a loaded 2-core machine
+    # (ratios 3.98, 4.01, 3.90); the test takes 6 s at load 2.5 on 2 cores (25 s at load 5)
     assert d[1, 0] <= 2e-3
     assert np.all((3.5 < ratio[:3]) & (ratio[:3] < 4.6))
 
