@@ -17,10 +17,20 @@ from ocdl import pmp
 from ocdl.models import ResNetODE
 from ocdl.models.losses import mean_loss
 from ocdl.models.resnet import to_torch
+from ocdl.pmp import fused
 
 CASES = [("outer", "euler"), ("inner", "euler"), ("hamiltonian", "euler"),
          ("outer", "rk4"), ("inner", "heun"), ("hamiltonian", "heun"), ("hamiltonian", "verlet"),
          ("hamiltonian", "yoshida4"), ("hamiltonian", "symplectic_euler")]
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def path(request, monkeypatch):
+    """Both Euler paths: the compiled kernels of ocdl.pmp.kernels (numba) and the numpy sweeps."""
+    if request.param == "compiled":
+        pytest.importorskip("numba")
+    monkeypatch.setattr(fused, "COMPILED", request.param == "compiled")
+    return request.param
 
 
 def _data(n, C=2, seed=0):
@@ -54,7 +64,7 @@ def _autograd_costates(model, params, X, y):
 
 
 @pytest.mark.parametrize("field,method", CASES)
-def test_every_costate_is_the_autograd_state_derivative(field, method):
+def test_every_costate_is_the_autograd_state_derivative(path, field, method):
     # p_k = ∂J/∂x_k (the regulariser does not depend on x). float64, different order of
     # operations: agreement to round-off (measured ≤ 2.1e-16 states, ≤ 3.4e-16 costates, all
     # cases); bar 1e-13 relative per layer.
@@ -71,8 +81,8 @@ def test_every_costate_is_the_autograd_state_derivative(field, method):
 
 
 @pytest.mark.parametrize("field,method", [("outer", "euler"), ("inner", "euler"), ("hamiltonian", "euler"),
-                                          ("hamiltonian", "verlet")])
-def test_reused_workspace_never_leaks(field, method):
+                                          ("hamiltonian", "verlet"), ("outer", "rk4"), ("inner", "heun")])
+def test_reused_workspace_never_leaks(path, field, method):
     # Same model, calls with other parameters and other sample counts in between: results of
     # a repeated call are bit-identical, earlier returned arrays are untouched, and a call
     # with a new sample count still equals autograd (1e-13 relative, as in test_pmp.py; measured ≤ 1.3e-16).
@@ -95,7 +105,7 @@ def test_reused_workspace_never_leaks(field, method):
     assert np.array_equal(s1, s1c) and np.array_equal(c1, c1c)
 
 
-def test_concurrent_threads_on_one_model():
+def test_concurrent_threads_on_one_model(path):
     # Threads share the model: one borrows the workspace, the others get private buffers.
     model = _model("outer", "euler", layers=40)
     X, y = _data(200)
@@ -117,7 +127,7 @@ def test_concurrent_threads_on_one_model():
 
 
 @pytest.mark.parametrize("field,method", CASES)
-def test_fused_cost_equals_generic_forward(field, method):
+def test_fused_cost_equals_generic_forward(path, field, method):
     # pmp.cost runs the fused feature-major forward; model.cost the generic one of ocdl.models
     # (and torch autograd's). Same arithmetic in another order: round-off (measured: identical
     # in every case); bar 1e-13 relative.

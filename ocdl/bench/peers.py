@@ -74,6 +74,99 @@ def field_fn(field):
     raise ValueError(f"no jax field {field!r}")
 
 
+def step_fn(problem):
+    """One layer ``x_{k+1} = Ψ_h(x_k; K_k, b_k)`` in jax.numpy for ``problem.integrator``: an
+    explicit Runge–Kutta tableau (``euler``, ``heun``, ``rk4``, …:
+    ``Y_i = x + h Σ_j a_ij f(Y_j)``, ``x + h Σ_i b_i f(Y_i)``) or, on the hamiltonian field, a
+    splitting of ``ocdl.models.resnet.SPLITTINGS`` (``verlet``, ``yoshida4``, …: drift
+    ``q ← q + c h σ(p Kᵀ + b)``, kick ``p ← p − c h σ(q K + b)``) — the networks of ``ocdl.pmp``."""
+    import jax.numpy as jnp
+    from ocdl.models.resnet import SPLITTINGS
+    f, h = field_fn(problem.field), problem.h
+    if problem.integrator in SPLITTINGS:
+        if problem.field != "hamiltonian":
+            raise ValueError(f"{problem.integrator} needs the hamiltonian field")
+        subs = SPLITTINGS[problem.integrator]
+
+        def split(x, K, b):
+            m = K.shape[0]
+            q, p = x[:, :m], x[:, m:]
+            for kind, c in subs:
+                if kind == "drift":
+                    q = q + (c * h) * jnp.tanh(p @ K.T + b)
+                else:
+                    p = p - (c * h) * jnp.tanh(q @ K + b)
+            return jnp.concatenate([q, p], axis=1)
+        return split
+    from integrators.tableaux import tableau
+    A, bw, _ = tableau(problem.integrator)
+
+    def rk(x, K, b):
+        ks = []
+        for i in range(len(bw)):
+            Y = x
+            for j in range(i):
+                if A[i, j] != 0.0:
+                    Y = Y + (h * A[i, j]) * ks[j]
+            ks.append(f(Y, K, b))
+        out = x
+        for i in range(len(bw)):
+            if bw[i] != 0.0:
+                out = out + (h * bw[i]) * ks[i]
+        return out
+    return rk
+
+
+def side_by_side(cases, repeats=None):
+    """Interleaved timing in this process (the fairer comparison on a shared machine).
+
+    ``cases``: dicts with ``field, integrator, width, samples, depth`` (and optional ``repeats``).
+    For each: build the costate sweep (``ocdl.pmp``), torch autograd through the generic network
+    of :class:`ocdl.models.ResNetODE` (``pmp.autograd_value_and_grad``) and the compiled ``jax``
+    peer on the same network and data; then run forward and gradient of each in turn R times and
+    keep the best of each. Returns one dict per case with the best times (s), the ratios
+    costate / jax and the gradients' relative differences to autograd."""
+    import time
+
+    from ocdl import pmp
+    from ocdl.bench import gradient as G
+    from ocdl.bench.problem import Problem
+    from ocdl.models import ResNetODE
+    rows = []
+    for case in cases:
+        pr = Problem(case["field"], depth=case["depth"], samples=case["samples"], width=case["width"],
+                     integrator=case.get("integrator", "euler"))
+        model = ResNetODE(field=pr.field, d_in=pr.X.shape[1], width=pr.width, n_classes=2,
+                          layers=pr.depth, T=pr.T, integrator=pr.integrator, alpha=pr.alpha, beta=0.0)
+        cf, cg = G.prepare("costate", pr)
+        jf, jg = prepare("jax", pr)
+
+        def af():
+            return model.cost(pr.params, pr.X, pr.y)
+
+        def ag():
+            J, g = pmp.autograd_value_and_grad(model, pr.params, pr.X, pr.y)
+            return J, pr.flat(g), {}
+        fns = {"costate_fwd": cf, "costate_grad": cg, "jax_fwd": jf, "jax_grad": jg,
+               "autograd_fwd": af, "autograd_grad": ag}
+        grads = {k: fns[k + "_grad"]()[1] for k in ("costate", "jax", "autograd")}
+        R = case.get("repeats", repeats or 20)
+        best = dict.fromkeys(fns, float("inf"))
+        for _ in range(R):
+            for k, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                best[k] = min(best[k], time.perf_counter() - t0)
+        ref = grads["autograd"]
+        rel = {k: float(np.linalg.norm(grads[k] - ref) / np.linalg.norm(ref)) for k in ("costate", "jax")}
+        rows.append({**case, "repeats": R, **best,
+                     "grad_ratio": best["costate_grad"] / best["jax_grad"],
+                     "fwd_ratio": best["costate_fwd"] / best["jax_fwd"],
+                     "grad_vs_autograd": best["costate_grad"] / best["autograd_grad"],
+                     "rel_error": rel})
+    return rows
+
+
 def _cost_parts(problem):
     import jax
     import jax.numpy as jnp
@@ -94,9 +187,11 @@ def final_state_fn(method, problem):
     import jax.numpy as jnp
     f, h = field_fn(problem.field), problem.h
     if method == "jax":
+        step = step_fn(problem)
+
         def xN(x0, K, b):
             def layer(x, Kb):
-                return x + h * f(x, *Kb), None
+                return step(x, *Kb), None
             return jax.lax.scan(layer, x0, (K, b))[0]
         return xN
     import diffrax
@@ -164,3 +259,25 @@ def prepare(method, problem, device="cpu"):
         g = jax.block_until_ready(g)
         return float(val), problem.flat({k: np.asarray(g[k]) for k in ("K", "b", "W", "mu")}), dict(extra)
     return forward, value_and_grad
+
+
+def format_row(r):
+    """One line of :func:`side_by_side` output (times in ms)."""
+    ms = {k: 1e3 * r[k] for k in ("costate_grad", "jax_grad", "autograd_grad",
+                                  "costate_fwd", "jax_fwd", "autograd_fwd")}
+    return (f"{r['field']} {r['integrator']} width {r['width']} samples {r['samples']} depth {r['depth']} "
+            f"R {r['repeats']}: gradient costate {ms['costate_grad']:.3f} jax {ms['jax_grad']:.3f} "
+            f"autograd {ms['autograd_grad']:.3f} ms, "
+            f"forward {ms['costate_fwd']:.3f} / {ms['jax_fwd']:.3f} / {ms['autograd_fwd']:.3f} ms; "
+            f"costate/jax gradient {r['grad_ratio']:.2f} forward {r['fwd_ratio']:.2f}, "
+            f"costate/autograd gradient {r['grad_vs_autograd']:.2f}; "
+            f"rel. error vs autograd costate {r['rel_error']['costate']:.1e} jax {r['rel_error']['jax']:.1e}")
+
+
+if __name__ == "__main__":      # python -m ocdl.bench.peers field:integrator:width:samples:depth:R ...
+    import sys
+    for tok in sys.argv[1:]:
+        f, i, w, n, N, R = tok.split(":")
+        for row in side_by_side([dict(field=f, integrator=i, width=int(w), samples=int(n), depth=int(N),
+                                      repeats=int(R))]):
+            print(format_row(row), flush=True)

@@ -306,14 +306,35 @@ def available_memory():
     return 8 << 30
 
 
-def check_memory(nbytes, flags):
+def check_memory(nbytes, flags, advice="reduce them"):
     """InputError (exit 2) naming ``flags`` (e.g. "--layers 10 --width 100000") when a run would need
-    about ``nbytes`` bytes, more than half the available memory — checked before allocating."""
+    about ``nbytes`` bytes, more than half the available memory — checked before allocating.
+    ``advice`` ends the message (which flag to change)."""
     from ocdl.errors import InputError
     limit = available_memory() // 2
     if nbytes > limit:
         raise InputError(f"{flags} would need about {nbytes / 2**30:.3g} GB of memory "
-                         f"(available: {limit / 2**30:.3g} GB); reduce them")
+                         f"(available: {limit / 2**30:.3g} GB); {advice}")
+
+
+def check_solver_memory(solver, model, n, options):
+    """:func:`check_memory` with the solver's own estimate (:func:`ocdl.solvers.memory.estimate`) for
+    ``model`` on ``n`` training samples and the solver ``options`` as they will run (mini-batch
+    defaults filled in by :func:`ocdl.solvers.default_batching` on a copy); the message names the
+    flag that reduces the need (``--batch-size``, ``--hessian-sample``, ``--newton-formulation
+    reduced``, ``--width``). Call it after building the model, before training."""
+    from ocdl.solvers import default_batching
+    from ocdl.solvers.memory import estimate
+    opts = default_batching(solver, n, dict(options))
+    formulation = opts.get("formulation", "reduced")
+    nbytes, flag = estimate(solver, model, n, opts.get("batch_size"), opts.get("hessian_sample"), formulation,
+                            opts.get("segments") or 1)
+    what = f"--solver {solver}" + (" --newton-formulation full" if solver == "newton" and formulation == "full"
+                                   else "")
+    what += f" (width {model.d}, {model.layers} layers, {n} samples" + (
+        f", batches of {opts['batch_size']}" if opts.get("batch_size") else "") + ")"
+    check_memory(nbytes, what, f"reduce {flag}" if flag != "--newton-formulation reduced"
+                 else "use --newton-formulation reduced")
 
 
 def resnet_bytes(layers, width, samples, classes=2):

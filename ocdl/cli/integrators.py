@@ -42,8 +42,8 @@ def register(sub):
                    default="auto", help="implicit Runge–Kutta stages: auto (default: fixed point, Newton where it "
                                         "fails), fixed-point or newton")
     p.add_argument("--stiff", action="store_true",
-                   help="the stiff study instead: Van der Pol (eps = 1e-6) with Newton stages vs scipy Radau, "
-                        "for the implicit Runge–Kutta methods among --methods (default gauss2, gauss3, implicit_midpoint)")
+                   help="the stiff study instead: Van der Pol (eps = 1e-6) with Newton stages vs scipy Radau, for "
+                        "the implicit Runge–Kutta methods among --methods (default gauss2, gauss3, implicit_midpoint)")
     common.add_outputs(p, json=True, plot=True, seed=False)
     p.add_argument("--seed", type=common.seed_int, default=0,
                    help="accepted for uniformity with the other commands; these runs are deterministic")

@@ -52,23 +52,29 @@ def register(sub):
     p.add_argument("--lr", type=common.positive, default=None,
                    help="learning rate for adam/pmp-adam (default 0.05, for mini-batch runs 0.02; cosine decay) "
                         "or pmp-gd's first step")
-    from ocdl.solvers import DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX
+    from ocdl.solvers import DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX, NEWTON_BATCH, NEWTON_EPOCHS, \
+        NEWTON_HESSIAN_SAMPLE
     from ocdl.solvers.gradient import PATIENCE
     p.add_argument("--batch-size", type=common.positive_int, default=None,
-                   help=f"adam/pmp-adam/pmp-gd/msa: mini-batch size (default: full batch up to {FULL_BATCH_MAX} "
-                        f"training samples, else {DEFAULT_BATCH})")
+                   help=f"adam/pmp-adam/pmp-gd/msa/newton: mini-batch size (default: full batch up to {FULL_BATCH_MAX} "
+                        f"training samples, else {DEFAULT_BATCH}; newton {NEWTON_BATCH} with --hessian-sample "
+                        f"{NEWTON_HESSIAN_SAMPLE})")
     p.add_argument("--epochs", type=common.positive_int, default=None,
-                   help=f"adam/pmp-adam/pmp-gd/msa: passes over the training data; sets the iterations to epochs × "
-                        f"batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs unless --iterations is "
-                        f"given)")
+                   help=f"adam/pmp-adam/pmp-gd/msa/newton: passes over the training data; sets the iterations to "
+                        f"epochs × batches per epoch (default {DEFAULT_EPOCHS} for mini-batch runs, newton "
+                        f"{NEWTON_EPOCHS}, unless "
+                        f"--iterations is given)")
     p.add_argument("--validation", type=common.positive, default=None, metavar="FRACTION",
-                   help="adam/pmp-adam/pmp-gd/msa: hold out this stratified fraction of the training data; the "
+                   help="adam/pmp-adam/pmp-gd/msa/newton: hold out this stratified fraction of the training data; the "
                         "parameters of the epoch with the best validation accuracy are kept (early stopping)")
     p.add_argument("--patience", type=common.positive_int, default=None,
                    help=f"with --validation: stop after this many epochs without a better validation accuracy "
                         f"(default {PATIENCE})")
     p.add_argument("--segments", type=common.positive_int, default=None,
                    help="shooting: number of multiple-shooting segments (default 1)")
+    p.add_argument("--hessian-sample", type=common.positive, default=None, metavar="FRACTION|COUNT",
+                   help="newton (reduced): Hessian-vector products on a fresh random subsample of the gradient's "
+                        "rows every step, a fraction ≤ 1 or a count > 1 (Byrd et al. 2011; default: all rows)")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default=None,
                    help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
     p.add_argument("--alpha", type=common.nonnegative, default=CLI_ALPHA,
@@ -146,6 +152,10 @@ def run(args):
         if args.solver != "newton":
             raise InputError("--newton-formulation applies to --solver newton only")
         options["formulation"] = args.newton_formulation
+    if args.hessian_sample is not None:
+        if args.solver != "newton" or args.newton_formulation == "full":
+            raise InputError("--hessian-sample applies to --solver newton (reduced formulation) only")
+        options["hessian_sample"] = args.hessian_sample
     if args.patience is not None and args.validation is None:
         raise InputError("--patience applies with --validation only")
     for key in ("batch_size", "epochs", "validation", "patience"):
@@ -158,6 +168,7 @@ def run(args):
         if args.solver != "shooting":
             raise InputError("--segments applies to --solver shooting only")
         options["segments"] = args.segments
+    common.check_solver_memory(args.solver, model, len(y), options)   # before the solver allocates
     settings = {"solver": args.solver, "model": model.config(), "iterations": args.iterations, "seed": args.seed,
                 "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs, "validation": args.validation,
                 "patience": args.patience, "data": hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()[:16]}

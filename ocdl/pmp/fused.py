@@ -27,7 +27,9 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   ``pmp.value_and_grad``) therefore keeps its caches in a per-model *workspace* reused from
   call to call (``O(N d n)`` floats, freed with the model or by :func:`release`); states and
   costates handed back by ``sweep`` / ``costate`` are always fresh arrays. The other explicit
-  methods keep per-layer blocks.
+  Runge–Kutta methods keep their cached stages in the same workspace (:func:`forward` holds it
+  until :func:`costate_sweep` has run); the splittings too. With numba installed the Euler
+  sweeps run as compiled whole-sweep kernels (:mod:`ocdl.pmp.kernels`, same mathematics).
 * **What the forward sweep computes is kept and reused.** Per layer and stage the forward
   stores ``σ(Y_i)`` (outer) or ``σ(M [Y_i; 1])`` (inner); the backward sweep forms
   σ' from it (tanh ``1 − σ²``) — σ is never re-evaluated in the backward sweep. Per stage one
@@ -46,6 +48,8 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   ``h`` is folded into the matrices used there; preallocated arrays and ``out=`` everywhere;
   no Python loop over samples.
 """
+import importlib.util
+import os
 import threading
 import weakref
 
@@ -53,10 +57,28 @@ import numpy as np
 
 from integrators.tableaux import adjoint_partner, tableau
 
+#: run the Euler sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels` when numba is
+#: installed (extra ``fast``); ``OCDL_NUMBA=0`` in the environment, or setting this to False,
+#: forces the numpy sweeps. numba is imported on the first compiled sweep, not with ocdl.
+COMPILED = importlib.util.find_spec("numba") is not None and os.environ.get("OCDL_NUMBA", "1") != "0"
+kernels = None
+
+
+def _compiled_code(act):
+    """The compiled kernels' activation code, or None when the numpy sweeps must run."""
+    global kernels
+    if not COMPILED:
+        return None
+    if kernels is None:
+        from ocdl.pmp import kernels as k
+        kernels = k
+    return kernels.act_code(act)
+
 
 
 def _combine(base, terms, weights, out, tmp):
-    """``out = base + Σ_i weights_i terms_i`` in place (one stage: weight 1, a single add)."""
+    """``out = base + Σ_i weights_i terms_i`` in place (one stage: weight 1, a single add);
+    the stage sums of every explicit RK sweep here (dense and conv)."""
     if len(terms) == 1:
         np.add(base, terms[0], out=out)
         return
@@ -124,6 +146,11 @@ def forward(model, params, X, store=True, states=False, increments=None):
     hD = h if D is None else h * D
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
+    if s == 1 and not store and not states:
+        code = _compiled_code(act)
+        if code is not None:
+            xN = _euler_forward_compiled(model, M, D, x0, increments, code)
+            return {"xN": xN, "M": M, "D": D, "cache": None, "X": None, "n": n}
     hM = h * M if kind == "outer" else None
 
     def aug():
@@ -132,13 +159,20 @@ def forward(model, params, X, store=True, states=False, increments=None):
         return a
 
     keep_state = store and kind == "inner"      # inner: [x_k; 1] is stage 0's cached input
+    lease = _Lease(model) if store else None   # stored stages live in the model's workspace
+    if store:
+        ws = lease.ws
+        # outer: [σ(Y_i); 1] of every stage; inner: [Y_i; 1] of the stages i ≥ 1 (stage 0's is x_k)
+        Acache = ws.get("rkA", (N, s if kind == "outer" else max(s - 1, 1), d + 1, n), ones_row=True)
+        Scache = ws.get("rkS", (N, s, d, n)) if kind == "inner" else None
     Xs = None
     if states:
         Xs = np.empty((N + 1, d + 1, n))
         Xs[:, d, :] = 1.0
         xa = Xs[0]
     elif keep_state:
-        xa = aug()
+        Xk = ws.get("rkX", (N + 1, d + 1, n), ones_row=True)
+        xa = Xk[0]
     else:
         rot = (aug(), aug())
         xa = rot[0]
@@ -152,7 +186,7 @@ def forward(model, params, X, store=True, states=False, increments=None):
         if Xs is not None:
             nxt = Xs[k + 1]
         elif keep_state:
-            nxt = aug()
+            nxt = Xk[k + 1]
         else:
             nxt = rot[(k + 1) % 2]
         x = xa[:d]
@@ -164,9 +198,9 @@ def forward(model, params, X, store=True, states=False, increments=None):
                 else:
                     Yi = Y
                     np.copyto(Yi, x)
-                a = aug() if store else scratch[i][0]
+                a = Acache[k, i] if store else scratch[i][0]
             else:
-                a = xa if i == 0 else (aug() if store else scratch[i][0])
+                a = xa if i == 0 else (Acache[k, i - 1] if store else scratch[i][0])
                 Yi = a[:d]
                 if i > 0:
                     np.copyto(Yi, x)
@@ -179,7 +213,7 @@ def forward(model, params, X, store=True, states=False, increments=None):
                 act.apply(Yi, sig)
                 np.matmul(hM[k], a, out=hF[i])          # h (K σ(Y) + b)
             else:
-                sig = np.empty((d, n)) if store else scratch[i][1]
+                sig = Scache[k, i] if store else scratch[i][1]
                 np.matmul(M[k], a, out=sig)
                 act.apply(sig, sig)                     # σ(K Y + b)
                 np.multiply(sig, hD, out=hF[i])         # h D σ
@@ -191,7 +225,7 @@ def forward(model, params, X, store=True, states=False, increments=None):
         if store:
             cache.append(layer)
         xa = nxt
-    return {"xN": xa[:d], "M": M, "D": D, "cache": cache, "X": Xs, "n": n}
+    return {"xN": xa[:d], "M": M, "D": D, "cache": cache, "X": Xs, "n": n, "lease": lease}
 
 
 def costate_sweep(model, params, fw, lamN, costates=False):
@@ -261,6 +295,8 @@ def costate_sweep(model, params, fw, lamN, costates=False):
         lam = out
     gM *= h
     gK, gb = _theta_grads(model, gM, D)
+    if fw.get("lease") is not None:
+        fw["lease"].release()                   # the cached stages are no longer needed
     return P, gK, gb
 
 
@@ -318,6 +354,27 @@ class _borrow:
         return False
 
 
+class _Lease:
+    """The model's workspace held from :func:`forward` (``store=True``) until
+    :func:`costate_sweep` has consumed the cached stages — released there, or when the forward's
+    result is dropped."""
+
+    def __init__(self, model):
+        self._borrow = _borrow(model)
+        self.ws = self._borrow.__enter__()
+
+    def release(self):
+        if self._borrow is not None:
+            self._borrow.__exit__(None, None, None)
+            self._borrow = None
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:       # interpreter shutdown: nothing left to release into
+            pass
+
+
 def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increments=None):
     """Euler layers: forward keeping σ, costate sweep reusing it, batched θ-contraction.
 
@@ -342,7 +399,10 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
     matmul, add, multiply = np.matmul, np.add, np.multiply
+    code = _compiled_code(act)
     with _borrow(model) as ws:
+        if code is not None:
+            return _euler_compiled(model, M, D, x0, lam_of_xN, trajectories, increments, code, ws)
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)         # [σ(x_k); 1]
             if trajectories:
@@ -419,6 +479,75 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
         if trajectories:
             return Jd, gK, gb, np.array(xN), extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
         return Jd, gK, gb, np.array(xN), extra, None, None
+
+
+def _increments_fm(increments, N, d, n):
+    """Additive increments ``(N, n, d)`` feature-major for the kernels (``(0, d, n)``: none)."""
+    if increments is None:
+        return np.empty((0, d, n))
+    return np.ascontiguousarray(np.swapaxes(np.asarray(increments, dtype=float), 1, 2))
+
+
+def _euler_compiled(model, M, D, x0, lam_of_xN, trajectories, increments, code, ws):
+    """:func:`euler_value_and_grad` through the compiled whole-sweep kernels
+    (:mod:`ocdl.pmp.kernels`); same workspace, same returns."""
+    h, N, d = model.h, model.layers, model.d
+    n = x0.shape[0]
+    kind = model.F.form
+    inc = _increments_fm(increments, N, d, n)
+    M = np.ascontiguousarray(M)
+    hKT = _hKT(model, M, D)
+    G = ws.get("G", (N, d, d + 1))
+    if kind == "outer":
+        S = ws.get("S", (N, d + 1, n), ones_row=True)
+        X = np.empty((N + 1, d, n)) if trajectories else ws.get("rot", (2, d, n))
+        X[0] = x0.T
+        last = kernels.outer_forward(h * M, X, S, inc, code)
+        xN = np.array(X[last].T)
+        Jd, lamN, extra = lam_of_xN(xN)
+        P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
+        P[N if trajectories else N % 2] = lamN.T
+        kernels.outer_backward(hKT, S, P, G, code)
+        states = X
+    else:
+        Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
+        if trajectories:
+            Xa[:, d, :] = 1.0
+        Sg = ws.get("Sg", (N, d, n))
+        Xa[0, :d] = x0.T
+        hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
+        kernels.inner_forward(M, hD, Xa, Sg, inc, code)
+        xN = np.array(Xa[N, :d].T)
+        Jd, lamN, extra = lam_of_xN(xN)
+        P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
+        P[N if trajectories else N % 2] = lamN.T
+        kernels.inner_backward(hKT, Xa, Sg, P, G, code)
+        states = Xa[:, :d]
+    gM = G * h
+    gK, gb = _theta_grads(model, gM, D)
+    gK, gb = np.array(gK), np.array(gb)
+    if trajectories:
+        return Jd, gK, gb, xN, extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
+    return Jd, gK, gb, xN, extra, None, None
+
+
+def _euler_forward_compiled(model, M, D, x0, increments, code):
+    """x_N ((d, n), feature-major) of an Euler network by the compiled kernels, nothing stored."""
+    h, N, d = model.h, model.layers, model.d
+    n = x0.shape[0]
+    inc = _increments_fm(increments, N, d, n)
+    M = np.ascontiguousarray(M)
+    if model.F.form == "outer":
+        X = np.empty((2, d, n))
+        X[0] = x0.T
+        S = np.empty((1, d + 1, n))
+        S[0, d] = 1.0
+        return X[kernels.outer_forward(h * M, X, S, inc, code)]
+    X = np.empty((2, d + 1, n))
+    X[:, d] = 1.0
+    X[0, :d] = x0.T
+    hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
+    return X[kernels.inner_forward(M, hD, X, np.empty((1, d, n)), inc, code), :d]
 
 
 # ------------------------------------------------------------------------------------------
@@ -584,11 +713,8 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
             f, cache = F.fm_stage(K[k], b[k], Y)
             hF.append(h * f)                            # f may be the cached σ: not in place
             layer.append(cache if store else None)
-        xn = x.copy() if s > 1 else x + bw[0] * hF[0]
-        if s > 1:
-            for i in range(s):
-                if bw[i] != 0.0:
-                    xn += bw[i] * hF[i]
+        xn = np.empty_like(x)
+        _combine(x, hF, bw, xn, np.empty_like(x))     # x + Σ_i b_i h f(Y_i)
         x = xn
         if store:
             caches.append(layer)
@@ -616,10 +742,8 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
             gK[k] += (h * bw[i]) * tK
             gb[k] += (h * bw[i]) * tb
         caches[k] = None
-        new = lam.copy()
-        for i in range(s):
-            if bw[i] != 0.0:
-                new += bw[i] * hG[i]
+        new = np.empty_like(lam)
+        _combine(lam, hG, bw, new, np.empty_like(lam))  # p + Σ_i b_i h (∂f/∂x)ᵀ P_i
         lam = new
         if trajectories:
             Ps.append(lam)

@@ -60,7 +60,7 @@ DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1
 DEVICE_SOLVERS = ("pmp-adam", "pmp-gd", "pmp-lbfgs")
 
 #: solvers that take ``batch_size``, ``epochs``, ``validation``, ``patience``, ``test`` (mini-batches)
-MINIBATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd", "msa")
+MINIBATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd", "msa", "newton")
 BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
 
 #: training sets larger than this train in mini-batches of ``DEFAULT_BATCH`` by default
@@ -68,26 +68,38 @@ BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
 FULL_BATCH_MAX = 1000
 DEFAULT_BATCH = 128
 DEFAULT_EPOCHS = 60
+#: newton's mini-batch defaults on large sets: Newton–CG steps on batches of 512 with Hessian-vector
+#: products on 128 of their rows (Byrd et al. 2011), 10 epochs — MNIST-1D: 72.6 / 72.1 / 72.3 %
+#: held-out (seeds 0/1/2) in about a minute, where batches of 128 gave 59.6 % after 3 epochs
+NEWTON_BATCH, NEWTON_HESSIAN_SAMPLE, NEWTON_EPOCHS = 512, 128, 10
 #: Adam's learning rate for mini-batch runs of adam/pmp-adam (full batch keeps 0.05)
 BATCH_LR = 0.02
 
 
-def default_batching(solver, n, options):
+def default_batching(solver, n, options, iterations=None):
     """Fill in the mini-batch defaults of ``options`` for ``n`` training samples: sets with more
     than ``FULL_BATCH_MAX`` samples train in batches of ``DEFAULT_BATCH`` for ``DEFAULT_EPOCHS``
-    epochs (unless ``iterations``/``epochs`` are given); smaller ones in full batch. A mini-batch
-    run of adam/pmp-adam without ``lr`` uses ``BATCH_LR``."""
+    epochs (unless ``iterations``/``epochs`` are given; newton: batches of ``NEWTON_BATCH``,
+    Hessian-vector products on ``NEWTON_HESSIAN_SAMPLE`` rows, ``NEWTON_EPOCHS`` epochs); smaller
+    ones in full batch. A mini-batch run of adam/pmp-adam without ``lr`` uses ``BATCH_LR``.
+    The one place these defaults are applied (``train``, ``ocdl train``, ``ocdl compare``)."""
     for k in BATCH_OPTIONS:
         if k in options and options[k] is None:
             del options[k]
-    if solver not in MINIBATCH_SOLVERS:
-        bad = [k for k in BATCH_OPTIONS if k in options]
+    if solver not in MINIBATCH_SOLVERS or options.get("formulation") == "full":
+        bad = [k for k in BATCH_OPTIONS if k in options and not (k == "test" and solver == "newton")]
         if bad:
             raise InputError(f"{', '.join('--' + k.replace('_', '-') for k in bad)} appl"
-                             f"{'ies' if len(bad) == 1 else 'y'} to the solvers {', '.join(MINIBATCH_SOLVERS)} only")
+                             f"{'ies' if len(bad) == 1 else 'y'} to the solvers {', '.join(MINIBATCH_SOLVERS)} only"
+                             f" (newton: with --newton-formulation reduced)")
         return options
-    if options.get("batch_size") is None and n > FULL_BATCH_MAX:
-        options["batch_size"] = DEFAULT_BATCH
+    large = n > FULL_BATCH_MAX
+    if options.get("batch_size") is None and large:
+        options["batch_size"] = NEWTON_BATCH if solver == "newton" else DEFAULT_BATCH
+        if solver == "newton" and options.get("hessian_sample") is None:
+            options["hessian_sample"] = NEWTON_HESSIAN_SAMPLE
+    if options.get("batch_size") is not None and options.get("epochs") is None and iterations is None and large:
+        options["epochs"] = NEWTON_EPOCHS if solver == "newton" else DEFAULT_EPOCHS
     if solver in ("adam", "pmp-adam") and options.get("batch_size", n) < n and options.get("lr") is None:
         options["lr"] = BATCH_LR
     return options
@@ -238,7 +250,7 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     parameters.
     """
     check_choice("solver", solver, list(SOLVERS))
-    default_batching(solver, len(y), options)      # InputError for batch options of other solvers
+    default_batching(solver, len(y), options, iterations)   # InputError for batch options of other solvers
     known = solver_options(solver)
     unknown = sorted(set(options) - set(known))
     if unknown:
@@ -251,9 +263,6 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     X, y = model.check_data(X, y)
     if solver in MINIBATCH_SOLVERS:
         options.setdefault("batch_seed", seed)      # --seed also fixes the batch order and the validation split
-    if options.get("batch_size") is not None and options.get("epochs") is None and iterations is None \
-            and len(y) > FULL_BATCH_MAX:
-        options["epochs"] = DEFAULT_EPOCHS
     check_solver_for_model(solver, model)
     if solver in DEVICE_SOLVERS and device is not None:
         from ocdl.pmp.device import check

@@ -50,7 +50,7 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
     ``options``: dict solver -> kwargs.
     A solver that fails (SolverError) is reported with ``"error"`` and null numbers.
     """
-    from ocdl.solvers import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, MINIBATCH_SOLVERS, SOLVERS, check_solver_for_model, \
+    from ocdl.solvers import DEFAULT_ITERATIONS, MINIBATCH_SOLVERS, SOLVERS, check_solver_for_model, \
         default_batching, make_model
     unknown = [s for s in solvers if s not in SOLVERS]
     if unknown:
@@ -78,9 +78,7 @@ def compare(X, y, solvers=DEFAULT_SOLVERS, X_test=None, y_test=None, field="oute
             its = DEFAULT_ITERATIONS[name]
         opts = dict(options.get(name, {}))
         if name in MINIBATCH_SOLVERS:
-            default_batching(name, len(y), opts)
-            if opts.get("batch_size") is not None and "epochs" not in opts and not given:
-                opts["epochs"] = DEFAULT_EPOCHS
+            default_batching(name, len(y), opts, its if given else None)
             if "epochs" in opts:
                 its = int(opts["epochs"]) * -(-len(y) // min(int(opts.get("batch_size") or len(y)), len(y)))
             if X_test is not None:

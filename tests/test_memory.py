@@ -1,0 +1,89 @@
+"""The memory guard: per-solver estimates (ocdl/solvers/memory.py) against measured peaks, and
+``ocdl train`` refusing up front (exit 2, one line naming the flag to change)."""
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from ocdl.cli import common
+from ocdl.data.real import load_real
+from ocdl.solvers import make_model, train
+from ocdl.solvers.memory import estimate
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--data", "breast-cancer", "--solver", "msa"], "reduce --batch-size"),
+    (["--data", "breast-cancer", "--solver", "newton"], "reduce --hessian-sample"),
+    (["--data", "wine", "--solver", "newton", "--newton-formulation", "full"], "use --newton-formulation reduced"),
+    (["--data", "wine", "--solver", "ipopt"], "reduce --width"),
+])
+def test_guard_refuses_past_the_available_memory_with_exit_2(ocdl_main, monkeypatch, args, flag):
+    X, y, _, _ = load_real(args[1])
+    model = make_model(X, y)
+    opts = {"formulation": "full"} if "full" in args else {}
+    need = estimate(args[3], model, len(y), formulation=opts.get("formulation", "reduced"))[0]
+    # available memory just too small for the solver (the guard allows half of it) but ample for
+    # the rough model-size check that runs first
+    assert common.resnet_bytes(20, model.d, len(y)) < 0.45 * need
+    monkeypatch.setattr(common, "available_memory", lambda: int(1.8 * need))
+    rc, out, err = ocdl_main("train", *args, "--iterations", "1", "--quiet")
+    assert rc == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "would need about" in err and err.strip().endswith(flag)
+    monkeypatch.setattr(common, "available_memory", lambda: int(2.2 * need))
+    common.check_solver_memory(args[3], model, len(y), opts)            # enough: no error
+
+
+def test_msa_estimate_is_within_a_factor_1_5_of_the_traced_peak():
+    """numpy registers its buffers with tracemalloc, so the peak of an msa run is measured exactly
+    (measured ratio estimate/peak 1.16–1.26 on breast-cancer and MNIST-1D)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(800, 20)), rng.integers(0, 3, 800)
+    model = make_model(X, y, width=40, layers=10)
+    need = estimate("msa", model, 800)[0]
+    tracemalloc.start()
+    train(X, y, solver="msa", model=model, iterations=2)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak / 1.5 <= need <= 1.5 * peak
+
+
+def test_newton_estimate_is_within_a_factor_2_of_the_peak_anonymous_memory_growth():
+    """torch's buffers are invisible to tracemalloc: a thread of a fresh process polls its anonymous
+    resident memory (RssAnon of /proc/self/status, every 5 ms; file-backed pages of the shared
+    libraries excluded, they come and go with the machine's memory pressure) while Newton runs
+    with exact products (exact_below huge) on n = 1000, width 100, 20 layers (estimate 0.36 GB,
+    measured 0.43 GB);
+    the factor 2 covers the allocators' slack."""
+    script = textwrap.dedent("""
+        import threading, time, numpy as np, torch
+        from ocdl.solvers import make_model, train
+        from ocdl.solvers.memory import estimate
+
+        def anon():
+            with open("/proc/self/status") as fh:
+                return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("RssAnon:"))
+        rng = np.random.default_rng(0)
+        X, y = rng.normal(size=(1000, 20)), rng.integers(0, 3, 1000)
+        model = make_model(X, y, width=100, layers=20)
+        base, peak, done = anon(), [0], threading.Event()
+
+        def poll():
+            while not done.is_set():
+                peak[0] = max(peak[0], anon())
+                time.sleep(0.005)
+        t = threading.Thread(target=poll)
+        t.start()
+        train(X, y, solver="newton", model=model, iterations=2, warm_iterations=2, exact_below=1e9, cg_maxiter=5)
+        done.set()
+        t.join()
+        print(estimate("newton", model, 1000)[0], peak[0] - base)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900,
+                          env={"OMP_NUM_THREADS": "1", "PATH": ""})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    need, grown = (float(v) for v in proc.stdout.split()[-2:])
+    assert grown / 2 <= need <= 2 * grown, (need, grown)
