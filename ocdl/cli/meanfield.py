@@ -5,6 +5,7 @@ SDE ``dX = f dt + ν dW`` ⇔ Fokker–Planck ``∂ρ/∂t = −∂x(fρ) + (ν�
 """
 import re
 import sys
+import time
 
 import numpy as np
 
@@ -125,11 +126,13 @@ def _control_2d(args):
     Phi = np.broadcast_to(np.asarray(phi_fn(X[:, 0], X[:, 1]), dtype=float), (g.ncells,)).copy()
     rho0 = np.exp(-0.5 * np.sum((X - m0) ** 2, 1) / args.std ** 2)
     rho0 /= g.mass(rho0)
+    t0 = time.perf_counter()
     hc = solve_hopf_cole(g, rho0, Phi, args.nu, args.T, steps=args.steps)
     sw = solve_sweep(g, rho0, Phi, args.nu, args.T, steps=args.steps, maxiter=args.maxiter, tol=args.tol,
                      quiet=args.quiet)
     if not sw.success and not args.quiet:
-        print(f"ocdl: note: sweep stopped after {sw.nit} iterations with residual {sw.residual:.2e}", file=sys.stderr)
+        print(f"ocdl: note: sweep stopped after {sw.nit} iterations with residual {sw.residual:.2e} "
+              f"({sw.message})", file=sys.stderr)
     res = hc if args.method == "hopf-cole" else sw
     write_csv(args.out, ["x", "y", "rho"], np.column_stack([X, res.rho]))
     l1 = float(g.volume * np.sum(np.abs(sw.rho - hc.rho)))
@@ -137,6 +140,7 @@ def _control_2d(args):
         write_json(args.json, {"dim": 2, "method": args.method, "cost": res.cost, "residual": res.residual,
                                "iterations": res.nit, "success": res.success, "sweep_cost": sw.cost,
                                "hopf_cole_cost": hc.cost, "sweep_hopf_cole_l1": l1, "sweep_success": sw.success,
+                               "sweep_message": sw.message, "wall_time_s": time.perf_counter() - t0,
                                "nu": args.nu, "T": args.T, "cells": args.cells, "steps": args.steps})
     if args.plot:
         from ocdl.meanfield.plots import plot_control_2d

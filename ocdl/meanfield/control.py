@@ -73,12 +73,12 @@ def _check(grid, rho0, terminal, nu, T, steps):
     return Phi
 
 
-def _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g):
+def _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g, split=True):
     """Evaluate the policy ``a`` (face drifts per step): Fokker–Planck forward, the cost-to-go
     ``V`` of the policy backward (exact discrete transpose + running cost), the discrete cost, and
     the improved policy ``−∇V`` at the scheme's time level. Returns ``(cost, ρ path, V path, new)``."""
     steps = len(a)
-    steppers = [stepper_for_drift(grid, a[n], nu, dt, th) for n in range(steps)]
+    steppers = [stepper_for_drift(grid, a[n], nu, dt, th, split) for n in range(steps)]
     rho = [np.asarray(rho0, dtype=float)]
     for n in range(steps):
         rho.append(steppers[n].forward(rho[-1]))
@@ -90,32 +90,44 @@ def _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g):
         st = steppers[n]
         rbar = (1 - th) * rho[n] + th * rho[n + 1]
         c = _cell_kinetic(grid, a[n]) + g * rbar
-        V[n] = st.BT(st.solve_T(V[n + 1] + th * dt * c)) + (1 - th) * dt * c
+        V[n] = st.backward(V[n + 1] + th * dt * c) + (1 - th) * dt * c     # V^n = ∂J/∂ρ^n
         cost += dt * vol * (_cell_kinetic(grid, a[n]) + 0.5 * g * rbar) @ rbar
     new = [-_face_grad(grid, (1 - th) * V[n] + th * V[n + 1] if th < 1 else V[n]) for n in range(steps)]
     return float(cost), rho, V, new
 
 
-def policy_cost(grid: Grid, rho0, terminal, drift, nu, T, g=0.0, scheme="cn"):
+def policy_cost(grid: Grid, rho0, terminal, drift, nu, T, g=0.0, scheme="cn", split=True):
     """The discrete cost ``J`` of the given policy ``drift`` (list of face drifts, one per step)."""
     Phi = _check(grid, rho0, terminal, nu, T, len(drift))
     a = [np.asarray(d, dtype=float) for d in drift]
-    return _policy_sweep(grid, rho0, Phi, a, nu, T / len(a), SCHEMES[scheme], g)[0]
+    return _policy_sweep(grid, rho0, Phi, a, nu, T / len(a), SCHEMES[scheme], g, split)[0]
 
 
 class PolicyImprovement:
     """Rule for :func:`ocdl.optim.minimize`: the damped policy update ``a ← (1−ω) a + ω (−∇V)``,
     written as the fixed step ``a ← a − ω r`` on the residual ``r = a + ∇V`` the objective returns
-    in the gradient slot (``r = 0`` at the fixed point; ``ρ r`` is ``∂H/∂a``)."""
+    in the gradient slot (``r = 0`` at the fixed point; ``ρ r`` is ``∂H/∂a``).
+
+    Stall guard: the update ``−∇V`` is the continuum optimality condition, not the exact minimiser of
+    the discrete cost, so the iteration is a contraction only up to a floor; on fine 2-D grids a mode
+    where ``ρ`` is negligible (e.g. ~1e-22 in a far corner at 160², Péclet ≈ 2) then grows ×3 per
+    iteration. When ``max|r|`` exceeds ``growth`` × its smallest value so far, the run stops
+    (status ``STALLED``); :func:`solve_sweep` returns the policy with the smallest residual."""
     name = "FP–HJB sweep"
 
-    def __init__(self, omega):
-        self.omega = float(omega)
+    def __init__(self, omega, growth=100.0):
+        self.omega, self.growth, self.best = float(omega), float(growth), np.inf
 
     def start(self, x, saved, ctx):
         pass
 
     def step(self, it, x, f, g, ctx):
+        from ocdl.optim import STALLED, StopRun
+        r = float(np.max(np.abs(g)))
+        self.best = min(self.best, r)
+        if r > self.growth * self.best:
+            raise StopRun(f"stalled: max |a + ∇V| grew from {self.best:.2e} to {r:.2e}; "
+                          "returning the policy with the smallest residual", STALLED)
         return (1 - self.omega) * x + self.omega * (x - g)
 
     def state(self):
@@ -123,16 +135,17 @@ class PolicyImprovement:
 
 
 def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=None,
-                maxiter=200, tol=1e-9, quiet=True, initial_drift=None):
+                maxiter=200, tol=1e-9, quiet=True, initial_drift=None, split=True):
     """FP forward / HJB backward policy iteration (see module docstring) through
     :func:`ocdl.optim.minimize` with the :class:`PolicyImprovement` rule.
 
-    Converged (``success``) when the max change of the face drift ``max |a + ∇V| ≤ tol``. Returns an
+    Converged (``success``) when the max change of the face drift ``max |a + ∇V| ≤ tol``; stopped
+    (status ``STALLED``, the best policy returned) when it grows 100× above its minimum. Returns an
     :class:`ocdl.optim.OptimizeResult`: ``x`` = ``drift`` (face drifts per step) of the last
     evaluated policy, ``fun`` = ``cost`` its discrete cost, ``residual`` its max |a + ∇V|, and
     ``rho`` (density at T), ``rho_path``, ``value0`` (V(·, 0)) of that policy.
     """
-    from ocdl.optim import minimize
+    from ocdl.optim import STALLED, minimize
     Phi = _check(grid, rho0, terminal, nu, T, steps)
     th = SCHEMES[scheme]
     dt = T / steps
@@ -140,23 +153,29 @@ def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn"
     nf = grid.left.size
     a0 = (np.zeros((steps, nf)) if initial_drift is None
           else np.array([np.asarray(d, dtype=float) for d in initial_drift]))
-    last = {}
+    last, best = {}, {"residual": np.inf}
 
     def objective(v, batch):
         a = v.reshape(steps, nf)
-        cost, rho, V, new = _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g)
+        cost, rho, V, new = _policy_sweep(grid, rho0, Phi, a, nu, dt, th, g, split)
         r = a - np.array(new)
-        last.update(rho=rho, V=V)
-        return cost, r.ravel(), {"residual": float(np.max(np.abs(r)))}
+        res = float(np.max(np.abs(r)))
+        last.update(x=v.copy(), cost=cost, rho=rho, V=V, residual=res)
+        if res < best["residual"]:
+            best.update(last)
+        return cost, r.ravel(), {"residual": res}
     res = minimize(objective, a0.ravel(), PolicyImprovement(omega), maxiter, gtol=tol, quiet=quiet,
                    name="control sweep", hint="raise --nu, lower --g or use more --steps")
+    if res.status == STALLED:
+        last = best
+        res.x, res.fun, res.residual = last["x"], last["cost"], last["residual"]
     res.x = list(res.x.reshape(steps, nf))
     res.drift, res.cost, res.rho, res.rho_path, res.value0 = res.x, res.fun, last["rho"][-1], last["rho"], last["V"][0]
     return res
 
 
 def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=0.5,
-                    maxiter=200, tol=1e-9, progress=None):
+                    maxiter=200, tol=1e-9, progress=None, split=True):
     """Hopf–Cole / imaginary-time Schrödinger system (see module docstring).
 
     ``g = 0``: two linear heat solves (``nit = 1``, ``residual`` = mass defect of ``φφ̂``).
@@ -177,7 +196,7 @@ def solve_hopf_cole(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme=
     hist = []
     for it in range(1, (maxiter if g != 0 else 1) + 1):
         if g == 0:
-            steppers = [stepper_for_drift(grid, zero, nu, dt, th)] * steps
+            steppers = [stepper_for_drift(grid, zero, nu, dt, th, split)] * steps
         else:                                               # potential −(g/ν²)ρ on the diagonal
             steppers = [TridiagonalStepper(cL, cR, grid.spacing, dt, th,
                                            -(g / nu**2) * ((1 - th) * path[n] + th * path[n + 1]))
