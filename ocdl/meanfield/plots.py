@@ -92,14 +92,14 @@ def plot_control_2d(grid, rho0, sweep, hopf_cole, Phi, path):
     from ocdl.plotting import plt, save_figure
     ext = [grid.lower[0], grid.upper[0], grid.lower[1], grid.upper[1]]
     img = lambda v: np.asarray(v).reshape(grid.shape).T  # noqa: E731
-    fig, axs = plt.subplots(1, 4, figsize=(15, 3.8))
+    fig, axs = plt.subplots(1, 4, figsize=(17, 3.8), gridspec_kw={"wspace": 0.45})   # room for the colour bars
     panels = ((rho0, "ρ0 (contours: Φ)"), (sweep.rho, f"ρ(T), sweep (cost {sweep.cost:.4f})"),
               (hopf_cole.rho, f"ρ(T), Hopf–Cole (cost {hopf_cole.cost:.4f})"),
               (sweep.rho - hopf_cole.rho,
                f"sweep − Hopf–Cole (L1 {grid.volume * np.sum(np.abs(sweep.rho - hopf_cole.rho)):.1e})"))
     for ax, (v, title) in zip(axs, panels):
         im = ax.imshow(img(v), origin="lower", extent=ext, aspect="equal", cmap="RdBu_r" if "−" in title else "viridis")
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
         ax.set_title(title, fontsize=9)
     X = grid.centres
     axs[0].contour(X[:, 0].reshape(grid.shape).T, X[:, 1].reshape(grid.shape).T, img(Phi), 8, colors="w",
