@@ -46,7 +46,7 @@ import numpy as np
 from integrators.tableaux import EXPLICIT, adjoint_partner, tableau
 from ocdl.errors import InputError
 from ocdl.models.backend import is_torch
-from ocdl.pmp.forms import embed, hKT, theta_grads  # noqa: F401  (the one definition, shared)
+from ocdl.pmp.forms import embed, hKT, split_theta_grads, theta_grads  # noqa: F401  (shared)
 
 
 def _torch():
@@ -457,12 +457,7 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
                 P[k] = lam
         G = torch.matmul(U, Z.transpose(2, 3))                       # (N, L, m, d+1)
         G *= torch.as_tensor(ch, dtype=G.dtype, device=dev)[None, :, None, None]
-        gK = torch.zeros_like(params["K"])
-        gb = torch.zeros_like(params["b"])
-        for j, (kind, _) in enumerate(subs):
-            tK, tb = model.F.half_theta_grads(kind, G[:, j])
-            gK += tK
-            gb += tb
+        gK, gb = split_theta_grads(model, params, G, subs)
         if trajectories:
             return Jd, gK, gb, xN, extra, Xs.permute(0, 2, 1), P.permute(0, 2, 1)
         return Jd, gK, gb, xN, extra, None, None

@@ -43,3 +43,21 @@ def theta_grads(model, gM, D):
     if D is not None:
         gM *= D[None]
     return model.F.theta_grads(gM)
+
+
+def split_theta_grads(model, params, G, subs):
+    """``(∂J/∂K, ∂J/∂b)`` of a splitting network (hamiltonian field) from ``G`` (N, L, m, d+1),
+    ``G[:, j] = ch_j Σ U [q; p; 1]ᵀ`` of sub-step ``j``, summed through the field's
+    ``half_theta_grads`` (which half of ``(K, b)`` the sub-step's matrix holds)."""
+    if is_torch(G):
+        import torch
+        zeros = torch.zeros_like
+    else:
+        import numpy as np
+        zeros = np.zeros_like
+    gK, gb = zeros(params["K"]), zeros(params["b"])
+    for j, (kind, _) in enumerate(subs):
+        tK, tb = model.F.half_theta_grads(kind, G[:, j])
+        gK += tK
+        gb += tb
+    return gK, gb

@@ -56,7 +56,7 @@ import weakref
 import numpy as np
 
 from integrators.tableaux import adjoint_partner, tableau
-from ocdl.pmp.forms import embed as _embed, hKT as _hKT, theta_grads as _theta_grads
+from ocdl.pmp.forms import embed as _embed, hKT as _hKT, split_theta_grads, theta_grads as _theta_grads
 
 #: run the Euler sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels` when numba is
 #: installed (extra ``fast``); ``OCDL_NUMBA=0`` in the environment, or setting this to False,
@@ -613,12 +613,7 @@ def split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=False):
                 P[k] = lam
         G = matmul(U, np.swapaxes(Z, 2, 3))                     # (N, L, m, d+1)
         G *= ch[None, :, None, None]
-        gK = np.zeros_like(params["K"])
-        gb = np.zeros_like(params["b"])
-        for j, (kind, _) in enumerate(subs):
-            tK, tb = model.F.half_theta_grads(kind, G[:, j])
-            gK += tK
-            gb += tb
+        gK, gb = split_theta_grads(model, params, G, subs)
         if trajectories:
             return Jd, gK, gb, xN, extra, Xs.transpose(0, 2, 1), P.transpose(0, 2, 1)
         return Jd, gK, gb, xN, extra, None, None
