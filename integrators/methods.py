@@ -102,8 +102,11 @@ class ImplicitRK(Method):
         self._extrap = _extrapolation(self.c)
         self._dmat = np.linalg.solve(self.A.T, self.b)[None, :]     # dᵀ = bᵀ A⁻¹
 
+    def _explicit_guess(self, system, t, state, h):
+        """Stage increments ``Z_i = c_i h F(t, y)`` (stacked per component)."""
+        return [stack([ci * h * f for ci in self._c]) for f in system.f(t, state)]
+
     def step(self, system, t, state, h, opts):
-        c = self._c
         # stage increments, stacked per component: Z[k] has shape (s, *state[k].shape)
         memo = getattr(system, "memo", None)
         prev = memo.get(self.name) if memo is not None else None
@@ -111,30 +114,26 @@ class ImplicitRK(Method):
             # extrapolate the previous step's collocation polynomial (error O(h^{s+1}))
             Z = [mix(self._extrap, z) for z in prev[2]]
         else:
-            F0 = system.f(t, state)
-            Z = [stack([ci * h * f for ci in c]) for f in F0]
-        solver = opts.stage_solver
-        if solver == "auto" and memo is not None and memo.get("newton"):
-            solver = "newton"                  # fixed point failed earlier in this solve
-        if solver != "fixed-point":
+            Z = self._explicit_guess(system, t, state, h)
+        if opts.stage_solver == "fixed-point":
+            return self._step_fixed_point(system, t, state, h, opts, Z, memo)
+        if opts.stage_solver == "newton":
+            return self._step_newton(system, t, state, h, opts, Z, memo)
+        # "auto": fixed point until it first fails in this solve, then Newton; full Newton for a
+        # step where simplified Newton fails too (its Jacobian, frozen at y, too far from the stages')
+        if not (memo is not None and memo.get("newton")):
             try:
-                return self._step_fixed_point(system, t, state, h, opts, Z, memo) if solver == "auto" \
-                    else self._step_newton(system, t, state, h, opts, Z, memo)
+                return self._step_fixed_point(system, t, state, h, opts, Z, memo)
             except IntegratorError:
-                if solver != "auto":
-                    raise
-            if memo is not None:
-                memo["newton"] = True
-            F0 = system.f(t, state)            # restart from the explicit guess
-            Z = [stack([ci * h * f for ci in c]) for f in F0]
-            try:
-                return self._step_newton(system, t, state, h, opts, Z, memo)
-            except IntegratorError:
-                if not opts.simplified:
-                    raise
-            # the Jacobian frozen at y is too far from the stages' own: full Newton for this step
-            return self._step_newton(system, t, state, h, dataclasses.replace(opts, simplified=False), Z, memo)
-        return self._step_fixed_point(system, t, state, h, opts, Z, memo)
+                if memo is not None:
+                    memo["newton"] = True
+                Z = self._explicit_guess(system, t, state, h)      # restart from the explicit guess
+        try:
+            return self._step_newton(system, t, state, h, opts, Z, memo)
+        except IntegratorError:
+            if not opts.simplified:
+                raise
+        return self._step_newton(system, t, state, h, dataclasses.replace(opts, simplified=False), Z, memo)
 
     def _step_newton(self, system, t, state, h, opts, Z, memo):
         """Stages by Newton (:func:`integrators.newton.solve_stages`); ``y + Σ d_i Z_i``, ``dᵀ = bᵀA⁻¹``."""

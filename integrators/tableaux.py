@@ -71,6 +71,14 @@ def adjoint_partner(A, b):
     return A_hat, b.copy()
 
 
+def costate_coefficients(A, b):
+    """``C_ij = â_ij − b̂_j`` of the adjoint partner ``(Â, b̂)`` of ``(A, b)``: the coefficients of
+    the stage-costate recursion ``P_i = p_{k+1} − h Σ_j C_ij (∂f/∂x(Y_j))ᵀ P_j`` (strictly upper
+    triangular for explicit methods)."""
+    A_hat, b_hat = adjoint_partner(A, b)
+    return A_hat - b_hat[None, :]
+
+
 # Lobatto IIIA (for q) and IIIB (for p), 3 stages: a symplectic partitioned pair of order 4
 # (Hairer, Lubich & Wanner, Geometric Numerical Integration, §II.1.4 and Table II.1.3).
 # IIIB is the adjoint partner of IIIA: adjoint_partner(*LOBATTO_IIIA3[:2]) == LOBATTO_IIIB3[:2].

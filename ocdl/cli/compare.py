@@ -72,7 +72,7 @@ def run(args):
     X, y, Xt, yt = load(args)
     common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
     synthetic = args.data in DATASETS
-    normalize = args.normalize or default_normalize(args.data, not synthetic)
+    normalize = args.normalize or default_normalize(args.data)
     alpha = args.alpha if args.alpha is not None else (COMPARE_SYNTHETIC_ALPHA if synthetic else DEFAULT_ALPHA)
     device = common.resolve_device(args.device, args.quiet)
     newton = {"formulation": args.newton_formulation}

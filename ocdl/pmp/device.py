@@ -43,7 +43,7 @@ import weakref
 
 import numpy as np
 
-from integrators.tableaux import EXPLICIT, adjoint_partner, tableau
+from integrators.tableaux import EXPLICIT, costate_coefficients, tableau
 from ocdl.errors import InputError
 from ocdl.models.backend import is_torch
 from ocdl.pmp.forms import embed, hKT, split_theta_grads, theta_grads  # noqa: F401  (shared)
@@ -313,8 +313,7 @@ def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     the costates (N+1, d, n) if ``costates`` else None; ``gK, gb`` without the regulariser."""
     torch = _torch()
     A, bw, _ = tableau(model.integrator)
-    A_hat, b_hat = adjoint_partner(A, bw)
-    C = A_hat - b_hat[None, :]
+    C = costate_coefficients(A, bw)
     s = len(bw)
     h = model.h
     N, d = model.layers, model.d

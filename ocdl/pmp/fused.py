@@ -55,7 +55,7 @@ import weakref
 
 import numpy as np
 
-from integrators.tableaux import adjoint_partner, tableau
+from integrators.tableaux import costate_coefficients, tableau
 from ocdl.pmp.forms import embed as _embed, hKT as _hKT, split_theta_grads, theta_grads as _theta_grads
 
 #: run the Euler sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels` when numba is
@@ -207,8 +207,7 @@ def costate_sweep(model, params, fw, lamN, costates=False):
     ``(P, gK, gb)``: ``P`` the costates ``(N+1, d, n)`` if ``costates`` else ``None``; ``gK, gb``
     without the regulariser."""
     A, bw, _ = tableau(model.integrator)
-    A_hat, b_hat = adjoint_partner(A, bw)
-    C = A_hat - b_hat[None, :]
+    C = costate_coefficients(A, bw)
     s = len(bw)
     h = model.h
     N, d = model.layers, model.d
@@ -664,8 +663,7 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
     :func:`euler_value_and_grad`."""
     from ocdl.models.conv import from_fm
     A, bw, _ = tableau(model.integrator)
-    A_hat, b_hat = adjoint_partner(A, bw)
-    C = A_hat - b_hat[None, :]
+    C = costate_coefficients(A, bw)
     s = len(bw)
     h, N = model.h, model.layers
     F, Ct, S_, x = _conv_setup(model, X)
