@@ -118,13 +118,13 @@ def forward(model, params, X, store=True, states=False, increments=None):
     act = F.act
     M, D = _embed(model, params)
     hD = h if D is None else h * D
-    x0 = np.asarray(model.lift(X), dtype=float)
-    n = x0.shape[0]
     if s == 1 and not store and not states:
         code = _compiled_code(act)
         if code is not None:
-            xN = _euler_forward_compiled(model, M, D, x0, increments, code)
-            return {"xN": xN, "M": M, "D": D, "cache": None, "X": None, "n": n}
+            xN = _euler_forward_compiled(model, M, D, X, increments, code)
+            return {"xN": xN, "M": M, "D": D, "cache": None, "X": None, "n": X.shape[0]}
+    x0 = np.asarray(model.lift(X), dtype=float)
+    n = x0.shape[0]
     hM = h * M if kind == "outer" else None
 
     def aug():
@@ -369,13 +369,12 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
     act = F.act
     M, D = _embed(model, params)
     hD = h if D is None else h * D
-    x0 = np.asarray(model.lift(X), dtype=float)
-    n = x0.shape[0]
+    n = X.shape[0]
     matmul, add, multiply = np.matmul, np.add, np.multiply
     code = _compiled_code(act)
     with _borrow(model) as ws:
         if code is not None:
-            return _euler_compiled(model, M, D, x0, lam_of_xN, trajectories, increments, code, ws)
+            return _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, ws)
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)         # [σ(x_k); 1]
             if trajectories:
@@ -383,8 +382,7 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
             else:
                 Xs = ws.get("rot", (2, d, n))
             hM = h * M
-            x = Xs[0]
-            x[...] = x0.T
+            x = model.lift_into(X, Xs[0])
             for k in range(N):
                 a = S[k]
                 act.apply(x, a[:d])
@@ -402,7 +400,7 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
             else:
                 Xa = ws.get("Xa", (N + 1, d + 1, n), ones_row=True)   # [x_k; 1]
             Sg = ws.get("Sg", (N, d, n))                               # σ(M [x_k; 1])
-            Xa[0, :d] = x0.T
+            model.lift_into(X, Xa[0, :d])
             for k in range(N):
                 sig = Sg[k]
                 matmul(M[k], Xa[k], out=sig)
@@ -454,6 +452,9 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
         return Jd, gK, gb, np.array(xN), extra, None, None
 
 
+_NONE = np.empty((0, 0, 0))      # "no array" for the kernels' optional (K, d, n) outputs
+
+
 def _increments_fm(increments, N, d, n):
     """Additive increments ``(N, n, d)`` feature-major for the kernels (``(0, d, n)``: none)."""
     if increments is None:
@@ -461,36 +462,37 @@ def _increments_fm(increments, N, d, n):
     return np.ascontiguousarray(np.swapaxes(np.asarray(increments, dtype=float), 1, 2))
 
 
-def _euler_compiled(model, M, D, x0, lam_of_xN, trajectories, increments, code, ws):
+def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, ws):
     """:func:`euler_value_and_grad` through the compiled whole-sweep kernels
     (:mod:`ocdl.pmp.kernels`); same workspace, same returns."""
     h, N, d = model.h, model.layers, model.d
-    n = x0.shape[0]
+    n = X.shape[0]
     kind = model.F.form
     inc = _increments_fm(increments, N, d, n)
-    M = np.ascontiguousarray(M)
     hKT = _hKT(model, M, D)
     G = ws.get("G", (N, d, d + 1))
     if kind == "outer":
-        S = ws.get("S", (N, d + 1, n), ones_row=True)
-        X = np.empty((N + 1, d, n)) if trajectories else ws.get("rot", (2, d, n))
-        X[0] = x0.T
-        last = kernels.outer_forward(h * M, X, S, inc, code)
-        xN = np.array(X[last].T)
+        nb = kernels.block_width(d, n)
+        S = ws.get("SB", (-(-n // nb), N, d + 1, nb), ones_row=True)   # [σ(x_k); 1] per block
+        X0 = model.lift_into(X, ws.get("x0", (d, n)))
+        XN = np.empty((d, n))
+        Xs = np.empty((N + 1, d, n)) if trajectories else _NONE
+        M *= h                                           # M is the sweep's own array (embed)
+        kernels.outer_forward(M, X0, XN, S, inc, Xs, code)
+        xN = XN.T
         Jd, lamN, extra = lam_of_xN(xN)
-        P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
-        P[N if trajectories else N % 2] = lamN.T
-        kernels.outer_backward(hKT, S, P, G, code)
-        states = X
+        P = np.empty((N + 1, d, n)) if trajectories else _NONE
+        kernels.outer_backward(hKT, S, np.ascontiguousarray(lamN.T), G, P, code)
+        states = Xs
     else:
         Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
         if trajectories:
             Xa[:, d, :] = 1.0
         Sg = ws.get("Sg", (N, d, n))
-        Xa[0, :d] = x0.T
+        model.lift_into(X, Xa[0, :d])
         hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
         kernels.inner_forward(M, hD, Xa, Sg, inc, code)
-        xN = np.array(Xa[N, :d].T)
+        xN = Xa[N, :d].copy().T
         Jd, lamN, extra = lam_of_xN(xN)
         P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
         P[N if trajectories else N % 2] = lamN.T
@@ -498,29 +500,29 @@ def _euler_compiled(model, M, D, x0, lam_of_xN, trajectories, increments, code, 
         states = Xa[:, :d]
     gM = G * h
     gK, gb = _theta_grads(model, gM, D)
-    gK, gb = np.array(gK), np.array(gb)
     if trajectories:
         return Jd, gK, gb, xN, extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
     return Jd, gK, gb, xN, extra, None, None
 
 
-def _euler_forward_compiled(model, M, D, x0, increments, code):
-    """x_N ((d, n), feature-major) of an Euler network by the compiled kernels, nothing stored."""
+def _euler_forward_compiled(model, M, D, X, increments, code):
+    """x_N ((d, n), feature-major, a fresh array) of an Euler network by the compiled kernels;
+    the rotating buffers live in the model's workspace, nothing is stored."""
     h, N, d = model.h, model.layers, model.d
-    n = x0.shape[0]
+    n = X.shape[0]
     inc = _increments_fm(increments, N, d, n)
-    M = np.ascontiguousarray(M)
-    if model.F.form == "outer":
-        X = np.empty((2, d, n))
-        X[0] = x0.T
-        S = np.empty((1, d + 1, n))
-        S[0, d] = 1.0
-        return X[kernels.outer_forward(h * M, X, S, inc, code)]
-    X = np.empty((2, d + 1, n))
-    X[:, d] = 1.0
-    X[0, :d] = x0.T
-    hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
-    return X[kernels.inner_forward(M, hD, X, np.empty((1, d, n)), inc, code), :d]
+    with _borrow(model) as ws:
+        if model.F.form == "outer":
+            XN = np.empty((d, n))
+            nb = kernels.block_width(d, n)
+            kernels.outer_forward(M * h, model.lift_into(X, ws.get("x0", (d, n))), XN,
+                                  np.empty((0, N, d + 1, nb)), inc, _NONE, code)
+            return XN
+        Xs = ws.get("rotA", (2, d + 1, n), ones_row=True)
+        model.lift_into(X, Xs[0, :d])
+        hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
+        last = kernels.inner_forward(M, hD, Xs, ws.get("Sg1", (1, d, n)), inc, code)
+        return Xs[last, :d].copy()
 
 
 # ------------------------------------------------------------------------------------------
