@@ -1,0 +1,161 @@
+"""Compiled whole-sweep kernels for the drift/kick splittings on a separable field (numba).
+
+Same mathematics as :func:`ocdl.pmp.fused.split_value_and_grad` (the numpy sweep, fallback and
+tested reference), with the loops over layers and sub-steps inside compiled code. A sub-step
+``t = k L + j`` (layer k, sub-step j of the splitting's list ``subs``) changes one half of the
+state and reads the other, through the ``(m × m)`` block ``K_t`` of its full-width matrix
+``A_t`` on the columns of the half it reads, and its bias ``b_t``; ``ch_j = c_j h s_j``
+(hamiltonian: drift ``q ← q + c h σ(K p + b)``, kick ``p ← p − c h σ(Kᵀ q + b)``):
+
+    forward   S_t = σ(K_t r_t + b_t),        w ← w + ch_j S_t         (r read, w written)
+    backward  U_t = σ'(S_t) ⊙ λ_w,           λ_r ← λ_r + ch_j K_tᵀ U_t,
+              ∂J/∂[K_t | b_t] = ch_j U_t [r_t; 1]ᵀ                     (summed over samples)
+
+(drift: w = q, r = p; kick: w = p, r = q). σ' is read off the stored σ as in
+:mod:`ocdl.pmp.kernels`.
+
+**Storage without copies.** Every half-state a sub-step writes is a fresh slot of ``H``
+((slots, m+1, n), last row ones): slot 0 holds q_0, slot 1 p_0, slot t+2 the output of
+sub-step t. The input ``r_t`` of sub-step t is then the slot last written for the other half
+(``src[t]``), and its update reads the slot last written for its own half (``prev[t]``) —
+so the forward stores every sub-step input without copying anything, and the backward
+contracts ``U_t`` with ``[r_t; 1]`` straight from ``H`` (one BLAS call gives the K and the bias
+gradient). The cost-only forward uses two slots updated in place (``dst = prev``).
+
+**Products.** ``K_t r_t`` has inner dimension m (the bias is added in the elementwise pass, not
+as a column of ones, which would make it m + 1); ``K_tᵀ U_t`` too. At small m (≤ :data:`SMALL`)
+the products are loops fused with the elementwise work (no BLAS call and no intermediate array;
+a BLAS call on a (4 × 4)·(4 × 512) product costs more in overhead than in arithmetic), above
+it ``np.dot`` (BLAS) into a buffer followed by one elementwise pass.
+"""
+import numpy as np
+
+from ocdl.pmp.kernels import numba
+
+#: largest half-width m for which the products are compiled loops rather than BLAS calls
+SMALL = 8
+
+if numba is not None:
+    from ocdl.pmp.kernels import _FM, _add_rows, _deriv_mul, _jit, _softplus, _tanh
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _act_update(z, b, ch, prev, out, code):
+        """``z ← σ(z + b)`` (b per row) and ``out = prev + ch z``, one pass (``out`` may be ``prev``)."""
+        m, n = z.shape
+        if code == 0:
+            for i in range(m):
+                bi = b[i]
+                for c in range(n):
+                    s = _tanh(z[i, c] + bi)
+                    z[i, c] = s
+                    out[i, c] = prev[i, c] + ch * s
+        elif code == 1:
+            for i in range(m):
+                bi = b[i]
+                for c in range(n):
+                    s = max(z[i, c] + bi, 0.0)
+                    z[i, c] = s
+                    out[i, c] = prev[i, c] + ch * s
+        else:
+            for i in range(m):
+                bi = b[i]
+                for c in range(n):
+                    s = _softplus(z[i, c] + bi)
+                    z[i, c] = s
+                    out[i, c] = prev[i, c] + ch * s
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _small_product(K, r, z):
+        """``z = K r`` for a small square K, row by row (each row a vectorised axpy chain)."""
+        m, n = z.shape
+        for i in range(m):
+            k0 = K[i, 0]
+            for c in range(n):
+                z[i, c] = k0 * r[0, c]
+            for j in range(1, m):
+                kij = K[i, j]
+                for c in range(n):
+                    z[i, c] += kij * r[j, c]
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _small_product_add(K, U, lam):
+        """``lam += K U`` for a small square K."""
+        m, n = lam.shape
+        for i in range(m):
+            for j in range(m):
+                kij = K[i, j]
+                for c in range(n):
+                    lam[i, c] += kij * U[j, c]
+
+    @_jit(fastmath=_FM)
+    def split_forward(K, bias, ch, src, prev, dst, H, Sg, code):
+        """Forward sweep over all sub-steps t = k L + j: ``S = σ(K[k, j] H[src[t]] + bias[k, j])``,
+        ``H[dst[t]] = H[prev[t]] + ch[j] S`` (rows :m of the slots). ``K`` (N, L, m, m),
+        ``bias`` (N, L, m); ``Sg`` (N L, m, n) receives every S, or is (0, m, n): cost only."""
+        N, L, m = K.shape[0], K.shape[1], K.shape[2]
+        n = H.shape[2]
+        store = Sg.shape[0] > 0
+        z = np.empty((m, n))
+        small = m <= SMALL
+        for k in range(N):
+            for j in range(L):
+                t = k * L + j
+                s = Sg[t] if store else z
+                r = H[src[t], :m]
+                if small:
+                    _small_product(K[k, j], r, s)
+                else:
+                    np.dot(K[k, j], r, s)
+                _act_update(s, bias[k, j], ch[j], H[prev[t], :m], H[dst[t], :m], code)
+
+    @_jit(fastmath=_FM)
+    def split_backward(chKT, drift, src, H, Sg, lam, G, Pall, code):
+        """Backward sweep from ``lam`` ((d, n), ``[λ_q; λ_p]`` = p_N, updated in place to p_0)
+        over the stored ``H``, ``Sg`` of :func:`split_forward`: per sub-step in reverse
+        ``U = σ'(S) ⊙ λ_w``, ``λ_r += chKT[k, j] U`` (``chKT = ch K_tᵀ``) and
+        ``G[k, j] = U [r; 1]ᵀ`` (N, L, m, m+1; times ch_j by the caller). ``Pall`` (N+1, d, n)
+        receives p_k at every layer boundary k < N, or is (0, d, n)."""
+        N, L, m = chKT.shape[0], chKT.shape[1], chKT.shape[2]
+        n = H.shape[2]
+        keep = Pall.shape[0] > 0
+        U = np.empty((m, n))
+        g = np.empty((m, n))
+        small = m <= SMALL
+        for k in range(N - 1, -1, -1):
+            for j in range(L - 1, -1, -1):
+                t = k * L + j
+                lw = lam[:m] if drift[j] else lam[m:]
+                lr = lam[m:] if drift[j] else lam[:m]
+                _deriv_mul(Sg[t], lw, U, code)
+                np.dot(U, H[src[t]].T, G[k, j])
+                if small:
+                    _small_product_add(chKT[k, j], U, lr)
+                else:
+                    np.dot(chKT[k, j], U, g)
+                    _add_rows(g, lr)
+            if keep:
+                Pall[k] = lam
+
+
+def slots(kinds, N, store=True):
+    """Slot indices ``(src, prev, dst)`` (int64, N L each) of the sub-steps of :func:`split_forward`
+    for the drift/kick pattern ``kinds`` (True = drift) repeated over N layers, and the slots
+    ``(qend, pend)`` (N+1 each) holding q_k and p_k at the layer boundaries. ``store=False``:
+    two slots updated in place (q in 0, p in 1)."""
+    drift = np.tile(np.asarray(kinds, dtype=bool), N)
+    T = drift.size
+    if not store:
+        src = np.where(drift, 1, 0).astype(np.int64)
+        dst = np.where(drift, 0, 1).astype(np.int64)
+        return src, dst, dst, None, None
+    out = np.arange(2, T + 2, dtype=np.int64)
+    lastq = np.maximum.accumulate(np.where(drift, out, 0))      # slot of q after sub-step t
+    lastp = np.maximum.accumulate(np.where(drift, 1, out))      # slot of p after sub-step t
+    qbefore = np.concatenate([[0], lastq[:-1]])
+    pbefore = np.concatenate([[1], lastp[:-1]])
+    src = np.where(drift, pbefore, qbefore)
+    prev = np.where(drift, qbefore, pbefore)
+    L = len(kinds)
+    qend = np.concatenate([[0], lastq[L - 1::L]])
+    pend = np.concatenate([[1], lastp[L - 1::L]])
+    return src, prev, out, qend, pend
