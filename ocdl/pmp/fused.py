@@ -561,12 +561,15 @@ def _split_blocks(model, params, subs):
     """For the compiled sweeps: per layer and sub-step the ``(m × m)`` block of ``A_j`` on the
     half it reads (drift: the p columns, kick: the q columns), its bias, ``ch`` and the kinds."""
     N, d, m = model.layers, model.d, model.m
-    A, ch = _split_setup(model, params, subs)
-    kinds = tuple(kind == "drift" for kind, _ in subs)
-    K = np.empty((N, len(subs), m, m))
-    for j, drift in enumerate(kinds):
-        K[:, j] = A[:, j, :, m:d] if drift else A[:, j, :, :m]
-    return K, np.ascontiguousarray(A[:, :, :, d]), ch, kinds
+    halves = model.F.halves(params["K"], params["b"])
+    L = len(subs)
+    K, bias, ch = np.empty((N, L, m, m)), np.empty((N, L, m)), np.empty(L)
+    for j, (kind, c) in enumerate(subs):
+        A, sign = halves[kind]
+        K[:, j] = A[:, :, m:d] if kind == "drift" else A[:, :, :m]
+        bias[:, j] = A[:, :, d]
+        ch[j] = c * model.h * sign
+    return K, bias, ch, tuple(kind == "drift" for kind, _ in subs)
 
 
 def _split_start(model, X, H, ws):

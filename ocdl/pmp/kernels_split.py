@@ -104,30 +104,60 @@ if numba is not None:
                     np.dot(K[k, j], H[src[t], :m], z)
                     _act_add(z, bias[k, j], ch[j], H[dst[t], :m], code)
 
+    @numba.njit(inline="always", fastmath=_FM)
+    def _add_deriv_mul(g, lam, s, U, code):
+        """``lam += g`` and ``U = σ'(z) ⊙ lam`` given ``s = σ(z)``, one pass (the costate update
+        of a sub-step fused with the next sub-step's ``U``, when that one reads ``lam``)."""
+        m, n = lam.shape
+        if code == 0:
+            for i in range(m):
+                for c in range(n):
+                    v = lam[i, c] + g[i, c]
+                    lam[i, c] = v
+                    U[i, c] = (1.0 - s[i, c] * s[i, c]) * v
+        elif code == 1:
+            for i in range(m):
+                for c in range(n):
+                    v = lam[i, c] + g[i, c]
+                    lam[i, c] = v
+                    U[i, c] = v if s[i, c] > 0.0 else 0.0
+        else:
+            for i in range(m):
+                for c in range(n):
+                    v = lam[i, c] + g[i, c]
+                    lam[i, c] = v
+                    U[i, c] = -np.expm1(-s[i, c]) * v
+
     @_jit(fastmath=_FM)
     def split_backward(chKT, drift, src, H, Sg, lam, G, Pall, code):
         """Backward sweep from ``lam`` ((d, n), ``[λ_q; λ_p]`` = p_N, updated in place to p_0)
         over the stored ``H``, ``Sg`` of :func:`split_forward`: per sub-step in reverse
         ``U = σ'(S) ⊙ λ_w``, ``λ_r += chKT[k, j] U`` (``chKT = ch K_tᵀ``) and
-        ``G[k, j] = U [r; 1]ᵀ`` (N, L, m, m+1; times ch_j by the caller). ``Pall`` (N+1, d, n)
-        receives p_k at every layer boundary k < N, or is (0, d, n)."""
+        ``G[k, j] = U [r; 1]ᵀ`` (N, L, m, m+1; times ch_j by the caller). When the sub-step
+        before reads the λ_r just updated (drift and kick alternate), its ``U`` is formed in
+        the same pass. ``Pall`` (N+1, d, n) receives p_k at every layer boundary k < N, or is
+        (0, d, n)."""
         N, L, m = chKT.shape[0], chKT.shape[1], chKT.shape[2]
         n = H.shape[2]
         keep = Pall.shape[0] > 0
         U = np.empty((m, n))
         g = np.empty((m, n))
-        for k in range(N - 1, -1, -1):
-            for j in range(L - 1, -1, -1):
-                t = k * L + j
-                lw = lam[:m] if drift[j] else lam[m:]
-                lr = lam[m:] if drift[j] else lam[:m]
+        ready = False                            # U of sub-step t already formed
+        for t in range(N * L - 1, -1, -1):
+            k, j = t // L, t % L
+            lw = lam[:m] if drift[j] else lam[m:]
+            lr = lam[m:] if drift[j] else lam[:m]
+            if not ready:
                 _deriv_mul(Sg[t], lw, U, code)
-                np.dot(U, H[src[t]].T, G[k, j])
-                np.dot(chKT[k, j], U, g)
+            np.dot(U, H[src[t]].T, G[k, j])
+            np.dot(chKT[k, j], U, g)
+            ready = t > 0 and drift[(t - 1) % L] != drift[j]
+            if ready:
+                _add_deriv_mul(g, lr, Sg[t - 1], U, code)
+            else:
                 _add_rows(g, lr)
-            if keep:
+            if keep and j == 0:
                 Pall[k] = lam
-
 
 def slots(kinds, N, store=True):
     """Slot indices ``(src, prev, dst)`` (int64, N L each) of the sub-steps of :func:`split_forward`
