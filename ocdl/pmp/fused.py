@@ -29,7 +29,8 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   costates handed back by ``sweep`` / ``costate`` are always fresh arrays. The other explicit
   Runge–Kutta methods keep their cached stages in the same workspace (:func:`forward` holds it
   until :func:`costate_sweep` has run); the splittings too. With numba installed the Euler
-  sweeps run as compiled whole-sweep kernels (:mod:`ocdl.pmp.kernels`, same mathematics).
+  sweeps run as compiled whole-sweep kernels (:mod:`ocdl.pmp.kernels`, same mathematics), and
+  so do the splittings (:mod:`ocdl.pmp.kernels_split`).
 * **What the forward sweep computes is kept and reused.** Per layer and stage the forward
   stores ``σ(Y_i)`` (outer) or ``σ(M [Y_i; 1])`` (inner); the backward sweep forms
   σ' from it (tanh ``1 − σ²``) — σ is never re-evaluated in the backward sweep. Per stage one
