@@ -5,7 +5,7 @@ overhead, and each layer's block ``(d, n)`` is touched in as few passes as possi
 mathematics and the same feature-major layout as :func:`ocdl.pmp.fused.euler_value_and_grad`
 (whose numpy code is the fallback and the tested reference):
 
-    outer  forward   S_k = σ(x_k),                x_{k+1} = x_k + h M_k [S_k; 1] (+ ξ_k)
+    outer  forward   S_k = σ(x_k),                x_{k+1} = x_k + h K_k S_k + h b_k (+ ξ_k)
            backward  g = h K_kᵀ p_{k+1},          p_k = p_{k+1} + σ'(x_k) ⊙ g,
                      G_k = p_{k+1} [S_k; 1]ᵀ      (∂J/∂M_k = h G_k)
     inner  forward   Σ_k = σ(M_k [x_k; 1]),       x_{k+1} = x_k + h D ⊙ Σ_k (+ ξ_k)
@@ -13,6 +13,21 @@ mathematics and the same feature-major layout as :func:`ocdl.pmp.fused.euler_val
                      G_k = U [x_k; 1]ᵀ
 
 σ' is read off the stored σ (tanh ``1 − σ²``, relu ``[σ > 0]``, softplus ``−expm1(−σ)``).
+
+**Sample blocks (outer form).** Samples are independent until the θ-contraction, so the outer
+sweeps run the samples in blocks of ``nb`` columns (:func:`block_width`: ~12 288 floats, 96 KiB,
+per (d, nb) block) and take each block through *all* layers before the next: the block's
+state, σ and product stay in the core's L2 cache instead of streaming (d, n) arrays through
+L3 once per pass (measured at d = 64, n = 4000: 8 % off the forward, 12 % off the backward;
+one block — no change — at d = 8, n = 512). The stored ``[σ(x_k); 1]`` are kept per block,
+(B, N, d+1, nb); the last block is padded with zero states and zero costates, which add nothing
+to ``G``. Per layer and block the forward is one BLAS product ``h K σ(x_k)`` (K alone: the
+bias ``h b`` is added in the elementwise pass, which also forms the next layer's σ — one pass
+instead of three); the backward adds each block's ``p_{k+1} [σ; 1]ᵀ`` into ``G_k``.
+
+**Terminal.** :func:`logistic_terminal` is the compiled twin of the two-class head and loss of
+:mod:`ocdl.models.losses` (logit, logistic loss, ∇_s and ``p_N = w ∇_s`` in one pass): at
+n = 512 it replaces ~20 µs of numpy calls.
 
 **tanh.** numpy's ``tanh`` costs ~1.7 ns per element here, half the forward sweep; libm's
 scalar ``tanh`` in compiled code is slower still. :func:`_tanh` is branch-free so the
