@@ -56,7 +56,7 @@ import weakref
 import numpy as np
 
 from integrators.tableaux import costate_coefficients, tableau
-from ocdl.pmp.forms import embed as _embed, hKT as _hKT, split_theta_grads, theta_grads as _theta_grads
+from ocdl.pmp.forms import embed as _embed, hKT as _hKT, outer_parts, split_theta_grads, theta_grads as _theta_grads
 
 #: run the Euler sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels` when numba is
 #: installed (extra ``fast``); ``OCDL_NUMBA=0`` in the environment, or setting this to False,
@@ -122,7 +122,8 @@ def _form(model):
 
 
 def forward(model, params, X, store=True, states=False, increments=None):
-    """Fused forward sweep, feature-major. Returns a dict with ``xN`` (d, n), ``M``, and
+    """Fused forward sweep, feature-major. Returns a dict with ``xN`` (d, n), ``M`` (None from
+    the compiled cost-only Euler forward, which does not form it), and
 
     * ``cache`` (``store=True``): per layer, per stage ``(a_aug, sig)`` — outer: ``a_aug = [σ(Y_i); 1]``,
       ``sig = σ(Y_i)``; inner: ``a_aug = [Y_i; 1]``, ``sig = σ(M [Y_i; 1])``;
@@ -138,13 +139,13 @@ def forward(model, params, X, store=True, states=False, increments=None):
     N, d = model.layers, model.d
     F, kind = _form(model)
     act = F.act
-    M, D = _embed(model, params)
-    hD = h if D is None else h * D
     if s == 1 and not store and not states:
         code = _compiled_code(act)
-        if code is not None:
-            xN = _euler_forward_compiled(model, M, D, X, increments, code)
-            return {"xN": xN, "M": M, "D": D, "cache": None, "X": None, "n": X.shape[0]}
+        if code is not None:      # compiled cost-only Euler forward: M is not formed (None)
+            xN = _euler_forward_compiled(model, params, X, increments, code)
+            return {"xN": xN, "M": None, "D": None, "cache": None, "X": None, "n": X.shape[0]}
+    M, D = _embed(model, params)
+    hD = h if D is None else h * D
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
     hM = h * M if kind == "outer" else None
@@ -396,7 +397,7 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
     code = _compiled_code(act)
     with _borrow(model) as ws:
         if code is not None:
-            return _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, ws)
+            return _euler_compiled(model, params, M, D, X, lam_of_xN, trajectories, increments, code, ws)
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)         # [σ(x_k); 1]
             if trajectories:
@@ -477,11 +478,6 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
 _NONE = np.empty((0, 0, 0))      # "no array" for the kernels' optional (K, d, n) outputs
 
 
-def _outer_parts(M, h, d):
-    """``(h K, h b)`` of the outer form's ``M = [K | b]``, contiguous, for the compiled kernels."""
-    return np.multiply(M[:, :, :d], h), np.multiply(M[:, :, d], h)
-
-
 def _increments_fm(increments, N, d, n):
     """Additive increments ``(N, n, d)`` feature-major for the kernels (``(0, d, n)``: none)."""
     if increments is None:
@@ -489,22 +485,21 @@ def _increments_fm(increments, N, d, n):
     return np.ascontiguousarray(np.swapaxes(np.asarray(increments, dtype=float), 1, 2))
 
 
-def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, ws):
+def _euler_compiled(model, params, M, D, X, lam_of_xN, trajectories, increments, code, ws):
     """:func:`euler_value_and_grad` through the compiled whole-sweep kernels
     (:mod:`ocdl.pmp.kernels`); same workspace, same returns."""
     h, N, d = model.h, model.layers, model.d
     n = X.shape[0]
     kind = model.F.form
     inc = _increments_fm(increments, N, d, n)
-    hKT = _hKT(model, M, D)
     G = ws.get("G", (N, d, d + 1))
     if kind == "outer":
+        hK, hb, hKT = outer_parts(model, params)
         nb = kernels.block_width(d, n)
         S = ws.get("SB", (-(-n // nb), N, d + 1, nb), ones_row=True)   # [σ(x_k); 1] per block
         X0 = model.lift_into(X, ws.get("x0", (d, n)))
         XN = np.empty((d, n))
         Xs = np.empty((N + 1, d, n)) if trajectories else _NONE
-        hK, hb = _outer_parts(M, h, d)
         kernels.outer_forward(hK, hb, X0, XN, S, inc, Xs, code)
         xN = XN.T
         Jd, lamN, extra = lam_of_xN(xN)
@@ -512,6 +507,7 @@ def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, w
         kernels.outer_backward(hKT, S, np.ascontiguousarray(lamN.T), G, P, code)
         states = Xs
     else:
+        hKT = _hKT(model, M, D)
         Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
         if trajectories:
             Xa[:, d, :] = 1.0
@@ -532,7 +528,7 @@ def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, w
     return Jd, gK, gb, xN, extra, None, None
 
 
-def _euler_forward_compiled(model, M, D, X, increments, code):
+def _euler_forward_compiled(model, params, X, increments, code):
     """x_N ((d, n), feature-major, a fresh array) of an Euler network by the compiled kernels;
     the rotating buffers live in the model's workspace, nothing is stored."""
     h, N, d = model.h, model.layers, model.d
@@ -542,10 +538,11 @@ def _euler_forward_compiled(model, M, D, X, increments, code):
         if model.F.form == "outer":
             XN = np.empty((d, n))
             nb = kernels.block_width(d, n)
-            hK, hb = _outer_parts(M, h, d)
+            hK, hb, _ = outer_parts(model, params)
             kernels.outer_forward(hK, hb, model.lift_into(X, ws.get("x0", (d, n))), XN,
                                   np.empty((0, N, d + 1, nb)), inc, _NONE, code)
             return XN
+        M, D = _embed(model, params)
         Xs = ws.get("rotA", (2, d + 1, n), ones_row=True)
         model.lift_into(X, Xs[0, :d])
         hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
