@@ -100,8 +100,11 @@ def _sweep(model, params, X, y, trajectories=True, increments=None, device=None)
 def _terminal(model, params, y):
     W = params["W"]
     WT = swap(W)
+    compiled = fused.compiled_logistic(W, params["mu"], y)
 
     def terminal(xN):
+        if compiled is not None and xN.T.flags.c_contiguous:
+            return compiled(xN)
         s = model.head(params, xN)
         data, g = mean_loss_and_grad(s, y)
         # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s per sample, formed feature-major (d, n) — the layout of the
@@ -113,11 +116,15 @@ def _terminal(model, params, y):
 
 
 def _total(model, params, data, gK, gb, xN, g):
+    """``J`` and the gradient dict: the sweep's ``(gK, gb)`` (fresh arrays, added to in place),
+    the head's ``∂J/∂W = gᵀ x_N``, ``∂J/∂μ = Σ g``, plus the regulariser's."""
     reg = regulariser(params, model.h, model.alpha, model.beta, model.alpha_head)
     rg = regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head)
-    grads = {"K": gK + rg["K"], "b": gb + rg["b"],
-             "W": g.T @ xN + rg["W"], "mu": g.sum(axis=0) + rg["mu"]}
-    return float(data + reg), grads
+    gK += rg["K"]
+    gb += rg["b"]
+    gW = swap(g) @ xN
+    gW += rg["W"]
+    return float(data + reg), {"K": gK, "b": gb, "W": gW, "mu": g.sum(axis=0) + rg["mu"]}
 
 
 def _sweep_implicit(model, params, X, y, trajectories=True):

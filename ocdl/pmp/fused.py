@@ -58,7 +58,7 @@ import weakref
 import numpy as np
 
 from integrators.tableaux import costate_coefficients, tableau
-from ocdl.pmp.forms import embed as _embed, hKT as _hKT, split_theta_grads, theta_grads as _theta_grads
+from ocdl.pmp.forms import embed as _embed, hKT as _hKT, outer_parts, split_theta_grads, theta_grads as _theta_grads
 
 #: run the Euler sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels` when numba is
 #: installed (extra ``fast``); ``OCDL_NUMBA=0`` in the environment, or setting this to False,
@@ -67,15 +67,20 @@ COMPILED = importlib.util.find_spec("numba") is not None and os.environ.get("OCD
 kernels = None
 
 
-def _compiled_code(act):
-    """The compiled kernels' activation code, or None when the numpy sweeps must run."""
+def _kernels():
+    """:mod:`ocdl.pmp.kernels` (imported on first use), or None when the numpy sweeps must run."""
     global kernels
     if not COMPILED:
         return None
     if kernels is None:
         from ocdl.pmp import kernels as k
         kernels = k
-    return kernels.act_code(act)
+    return kernels
+
+
+def _compiled_code(act):
+    """The compiled kernels' activation code, or None when the numpy sweeps must run."""
+    return None if _kernels() is None else kernels.act_code(act)
 
 
 
@@ -90,6 +95,23 @@ def _combine(base, terms, weights, out, tmp):
         np.multiply(term, w, out=tmp)
         np.add(out, tmp, out=out)
 
+def compiled_logistic(W, mu, y):
+    """The compiled twin of the two-class terminal (:func:`ocdl.pmp.kernels.logistic_terminal`):
+    ``xN`` ((n, d), the transposed view of a feature-major array) ``→ (mean loss, p_N (n, d)
+    view, ∇_s (n, 1))`` — or None where it does not apply (numba missing or switched off, more
+    than one logit, torch parameters)."""
+    if not (isinstance(W, np.ndarray) and W.shape[0] == 1) or _kernels() is None:
+        return None
+    w, m, y = np.ascontiguousarray(W[0], dtype=float), float(np.asarray(mu).reshape(-1)[0]), np.ascontiguousarray(y)
+
+    def terminal(xN):
+        n, d = xN.shape
+        lam, g = np.empty((d, n)), np.empty(n)
+        data = kernels.logistic_terminal(xN.T, w, m, y, lam, g)
+        return data, lam.T, g[:, None]
+    return terminal
+
+
 def _form(model):
     """The model's field object and its fused form (``"outer"`` / ``"inner"``); a field without
     one cannot run these sweeps."""
@@ -102,7 +124,8 @@ def _form(model):
 
 
 def forward(model, params, X, store=True, states=False, increments=None):
-    """Fused forward sweep, feature-major. Returns a dict with ``xN`` (d, n), ``M``, and
+    """Fused forward sweep, feature-major. Returns a dict with ``xN`` (d, n), ``M`` (None from
+    the compiled cost-only Euler forward, which does not form it), and
 
     * ``cache`` (``store=True``): per layer, per stage ``(a_aug, sig)`` — outer: ``a_aug = [σ(Y_i); 1]``,
       ``sig = σ(Y_i)``; inner: ``a_aug = [Y_i; 1]``, ``sig = σ(M [Y_i; 1])``;
@@ -118,13 +141,13 @@ def forward(model, params, X, store=True, states=False, increments=None):
     N, d = model.layers, model.d
     F, kind = _form(model)
     act = F.act
-    M, D = _embed(model, params)
-    hD = h if D is None else h * D
     if s == 1 and not store and not states:
         code = _compiled_code(act)
-        if code is not None:
-            xN = _euler_forward_compiled(model, M, D, X, increments, code)
-            return {"xN": xN, "M": M, "D": D, "cache": None, "X": None, "n": X.shape[0]}
+        if code is not None:      # compiled cost-only Euler forward: M is not formed (None)
+            xN = _euler_forward_compiled(model, params, X, increments, code)
+            return {"xN": xN, "M": None, "D": None, "cache": None, "X": None, "n": X.shape[0]}
+    M, D = _embed(model, params)
+    hD = h if D is None else h * D
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
     hM = h * M if kind == "outer" else None
@@ -376,7 +399,7 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
     code = _compiled_code(act)
     with _borrow(model) as ws:
         if code is not None:
-            return _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, ws)
+            return _euler_compiled(model, params, M, D, X, lam_of_xN, trajectories, increments, code, ws)
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)         # [σ(x_k); 1]
             if trajectories:
@@ -464,29 +487,29 @@ def _increments_fm(increments, N, d, n):
     return np.ascontiguousarray(np.swapaxes(np.asarray(increments, dtype=float), 1, 2))
 
 
-def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, ws):
+def _euler_compiled(model, params, M, D, X, lam_of_xN, trajectories, increments, code, ws):
     """:func:`euler_value_and_grad` through the compiled whole-sweep kernels
     (:mod:`ocdl.pmp.kernels`); same workspace, same returns."""
     h, N, d = model.h, model.layers, model.d
     n = X.shape[0]
     kind = model.F.form
     inc = _increments_fm(increments, N, d, n)
-    hKT = _hKT(model, M, D)
     G = ws.get("G", (N, d, d + 1))
     if kind == "outer":
+        hK, hb, hKT = outer_parts(model, params)
         nb = kernels.block_width(d, n)
         S = ws.get("SB", (-(-n // nb), N, d + 1, nb), ones_row=True)   # [σ(x_k); 1] per block
         X0 = model.lift_into(X, ws.get("x0", (d, n)))
         XN = np.empty((d, n))
         Xs = np.empty((N + 1, d, n)) if trajectories else _NONE
-        M *= h                                           # M is the sweep's own array (embed)
-        kernels.outer_forward(M, X0, XN, S, inc, Xs, code)
+        kernels.outer_forward(hK, hb, X0, XN, S, inc, Xs, code)
         xN = XN.T
         Jd, lamN, extra = lam_of_xN(xN)
         P = np.empty((N + 1, d, n)) if trajectories else _NONE
         kernels.outer_backward(hKT, S, np.ascontiguousarray(lamN.T), G, P, code)
         states = Xs
     else:
+        hKT = _hKT(model, M, D)
         Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
         if trajectories:
             Xa[:, d, :] = 1.0
@@ -500,14 +523,14 @@ def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, w
         P[N if trajectories else N % 2] = lamN.T
         kernels.inner_backward(hKT, Xa, Sg, P, G, code)
         states = Xa[:, :d]
-    gM = G * h
-    gK, gb = _theta_grads(model, gM, D)
+    G *= h                              # in place: theta_grads hands back fresh arrays
+    gK, gb = _theta_grads(model, G, D)
     if trajectories:
         return Jd, gK, gb, xN, extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
     return Jd, gK, gb, xN, extra, None, None
 
 
-def _euler_forward_compiled(model, M, D, X, increments, code):
+def _euler_forward_compiled(model, params, X, increments, code):
     """x_N ((d, n), feature-major, a fresh array) of an Euler network by the compiled kernels;
     the rotating buffers live in the model's workspace, nothing is stored."""
     h, N, d = model.h, model.layers, model.d
@@ -517,9 +540,11 @@ def _euler_forward_compiled(model, M, D, X, increments, code):
         if model.F.form == "outer":
             XN = np.empty((d, n))
             nb = kernels.block_width(d, n)
-            kernels.outer_forward(M * h, model.lift_into(X, ws.get("x0", (d, n))), XN,
+            hK, hb, _ = outer_parts(model, params)
+            kernels.outer_forward(hK, hb, model.lift_into(X, ws.get("x0", (d, n))), XN,
                                   np.empty((0, N, d + 1, nb)), inc, _NONE, code)
             return XN
+        M, D = _embed(model, params)
         Xs = ws.get("rotA", (2, d + 1, n), ones_row=True)
         model.lift_into(X, Xs[0, :d])
         hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
