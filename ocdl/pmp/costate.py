@@ -119,12 +119,9 @@ def _total(model, params, data, gK, gb, xN, g):
     """``J`` and the gradient dict: the sweep's ``(gK, gb)`` (fresh arrays, added to in place),
     the head's ``∂J/∂W = gᵀ x_N``, ``∂J/∂μ = Σ g``, plus the regulariser's."""
     reg = regulariser(params, model.h, model.alpha, model.beta, model.alpha_head)
-    rg = regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head)
-    gK += rg["K"]
-    gb += rg["b"]
-    gW = swap(g) @ xN
-    gW += rg["W"]
-    return float(data + reg), {"K": gK, "b": gb, "W": gW, "mu": g.sum(axis=0) + rg["mu"]}
+    grads = {"K": gK, "b": gb, "W": swap(g) @ xN, "mu": g.sum(axis=0)}
+    regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head, into=grads)
+    return float(data + reg), grads
 
 
 def _sweep_implicit(model, params, X, y, trajectories=True):
