@@ -120,6 +120,10 @@ def forward(model, params, X, store=True, states=False, increments=None):
     hD = h if D is None else h * D
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
+    if s > 1:
+        code = _rk_code(act)
+        if code is not None:
+            return _rk_forward_compiled(model, A, bw, M, D, x0, store, states, increments, code)
     if s == 1 and not store and not states:
         code = _compiled_code(act)
         if code is not None:
@@ -206,6 +210,8 @@ def costate_sweep(model, params, fw, lamN, costates=False):
     """Backward sweep from ``p_N = lamN`` ((n, d)) over the cached forward ``fw``; returns
     ``(P, gK, gb)``: ``P`` the costates ``(N+1, d, n)`` if ``costates`` else ``None``; ``gK, gb``
     without the regulariser."""
+    if fw.get("rk") is not None:
+        return _rk_backward_compiled(model, fw, lamN, costates)
     A, bw, _ = tableau(model.integrator)
     C = costate_coefficients(A, bw)
     s = len(bw)
@@ -271,6 +277,88 @@ def costate_sweep(model, params, fw, lamN, costates=False):
     if fw.get("lease") is not None:
         fw["lease"].release()                   # the cached stages are no longer needed
     return P, gK, gb
+
+
+# ------------------------------------------------------------------------------------------
+# other explicit Runge–Kutta methods through the compiled kernels of ocdl.pmp.kernels_rk
+
+kernels_rk = None
+
+
+def _rk_code(act):
+    """The activation code of the compiled RK kernels, or None when the numpy sweeps must run."""
+    global kernels_rk
+    code = _compiled_code(act)
+    if code is not None and kernels_rk is None:
+        from ocdl.pmp import kernels_rk as k
+        kernels_rk = k
+    return code
+
+
+def _rk_forward_compiled(model, A, bw, M, D, x0, store, states, increments, code):
+    """:func:`forward` by the compiled kernels (:mod:`ocdl.pmp.kernels_rk`). Returns the same
+    dict with ``cache`` None and ``rk`` the stored stages (``store=True``; held in the model's
+    workspace until :func:`costate_sweep`); ``X`` the states (N+1, d, n) if ``states``."""
+    h, N, d = model.h, model.layers, model.d
+    n, s = x0.shape[0], len(bw)
+    kind = model.F.form
+    inc = _increments_fm(increments, N, d, n)
+    M = np.ascontiguousarray(M)
+    lease = _Lease(model) if store else None
+    ws = lease.ws if store else _Workspace()
+    L = N if store or (states and kind == "inner") else 1       # inner: x_k = Y[k, 0]
+    Xs = None
+    if kind == "outer":
+        S = ws.get("crkS", (L, s, d, n))                               # σ(Y_i)
+        X = np.empty((N + 1, d, n)) if states else np.empty((2, d, n))
+        X[0] = x0.T
+        last = kernels_rk.outer_forward(A, bw, np.ascontiguousarray(h * M[:, :, :d]),
+                                        np.ascontiguousarray(h * M[:, :, d]), X, S,
+                                        np.empty((s, d, n)), inc, code)
+        xN = X[last]
+        Xs = X if states else None
+        stored = {"S": S}
+    else:
+        Y = ws.get("crkY", (L, s, d, n))                               # stage inputs Y_i
+        Sg = ws.get("crkSg", (L, s, d, n))                             # σ(K Y_i + b)
+        Y[0, 0] = x0.T
+        xN = np.empty((d, n))
+        hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
+        kernels_rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]),
+                                 np.ascontiguousarray(M[:, :, d]), hD, Y, Sg, xN, inc, code)
+        if states:
+            Xs = np.empty((N + 1, d, n))
+            Xs[:N] = Y[:, 0]
+            Xs[N] = xN
+        stored = {"Y": Y, "Sg": Sg}
+    rk = dict(stored, code=code, A=A, bw=bw) if store else None
+    return {"xN": xN, "M": M, "D": D, "cache": None, "X": Xs, "n": n, "lease": lease, "rk": rk}
+
+
+def _rk_backward_compiled(model, fw, lamN, costates):
+    """:func:`costate_sweep` by the compiled kernels over a forward of :func:`_rk_forward_compiled`."""
+    from ocdl.pmp.kernels_rk import weighted_coefficients
+    h, N, d = model.h, model.layers, model.d
+    rk, M, D, n = fw["rk"], fw["M"], fw["D"], fw["n"]
+    bw = rk["bw"]
+    s = len(bw)
+    ws = fw["lease"].ws
+    Ch = weighted_coefficients(rk["A"], bw)
+    hKT = _hKT(model, M, D)
+    P = np.empty((N + 1, d, n)) if costates else ws.get("crkP", (2, d, n))
+    P[N if costates else N % 2] = lamN.T
+    G = ws.get("crkG", (N, d, d + 1))
+    W, R = ws.get("crkW", (s, d, n)), ws.get("crkR", (s, d, n))
+    tmp = np.empty((d, d))
+    if model.F.form == "outer":
+        kernels_rk.outer_backward(Ch, bw, hKT, rk["S"], P, G, W, R, tmp, rk["code"])
+    else:
+        kernels_rk.inner_backward(Ch, bw, hKT, rk["Y"], rk["Sg"], P, G, W, R, tmp, rk["code"])
+    G *= h
+    gK, gb = _theta_grads(model, G, D)
+    gK, gb = np.array(gK), np.array(gb)
+    fw["lease"].release()
+    return (P if costates else None), gK, gb
 
 
 # ------------------------------------------------------------------------------------------
