@@ -88,8 +88,12 @@ if numba is not None:
                 for c in range(n):
                     out[r, c] += w * Tj[r, c]
 
-    @numba.njit(inline="always", fastmath=_FM)
+    @numba.njit(fastmath=_FM | {"reassoc"}, boundscheck=False, cache=True)
     def _row_sum(v, r):
+        """``Σ_c v[r, c]``. Reassociation allowed here only (not inlined at the IR level, so
+        the flag stays on this function): the sum vectorises into independent partial sums —
+        a strict left-to-right sum is one serial chain of dependent adds, ~10× slower (12 µs
+        against 1.2 µs for the 4 × 8 rows of 512 of an rk4 layer at d = 8)."""
         acc = 0.0
         for c in range(v.shape[1]):
             acc += v[r, c]
