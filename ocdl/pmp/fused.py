@@ -296,69 +296,79 @@ def _rk_code(act):
 
 
 def _rk_forward_compiled(model, A, bw, M, D, x0, store, states, increments, code):
-    """:func:`forward` by the compiled kernels (:mod:`ocdl.pmp.kernels_rk`). Returns the same
-    dict with ``cache`` None and ``rk`` the stored stages (``store=True``; held in the model's
-    workspace until :func:`costate_sweep`); ``X`` the states (N+1, d, n) if ``states``."""
+    """:func:`forward` by the compiled kernels (:mod:`ocdl.pmp.kernels_rk`, samples in chunks
+    of c columns). Returns the same dict with ``cache`` None and ``rk`` the stored stages
+    (``store=True``; held in the model's workspace until :func:`costate_sweep`); ``X`` the states
+    (N+1, d, n) if ``states``."""
+    kr = kernels_rk
     h, N, d = model.h, model.layers, model.d
     n, s = x0.shape[0], len(bw)
+    m, c = kr.chunking(n, d)
     kind = model.F.form
-    inc = _increments_fm(increments, N, d, n)
+    if increments is None:
+        inc = np.empty((m, 0, d, c))
+    else:
+        inc = np.empty((N, m, d, c))
+        for k in range(N):
+            kr.to_chunks(np.asarray(increments[k], dtype=float), m, c, inc[k])
+        inc = np.ascontiguousarray(inc.transpose(1, 0, 2, 3))
     M = np.ascontiguousarray(M)
     lease = _Lease(model) if store else None
     ws = lease.ws if store else _Workspace()
-    L = N if store or (states and kind == "inner") else 1       # inner: x_k = Y[k, 0]
+    L = N if store or (states and kind == "inner") else 1       # inner: x_k = Y[:, k, 0]
     Xs = None
     if kind == "outer":
-        S = ws.get("crkS", (L, s, d, n))                               # σ(Y_i)
-        X = np.empty((N + 1, d, n)) if states else np.empty((2, d, n))
-        X[0] = x0.T
-        last = kernels_rk.outer_forward(A, bw, np.ascontiguousarray(h * M[:, :, :d]),
-                                        np.ascontiguousarray(h * M[:, :, d]), X, S,
-                                        np.empty((s, d, n)), inc, code)
-        xN = X[last]
-        Xs = X if states else None
+        S = ws.get("crkS", (m, L, s, d, c))                            # σ(Y_i)
+        X = np.empty((m, N + 1 if states else 2, d, c))
+        kr.to_chunks(x0, m, c, X[:, 0])
+        last = kr.outer_forward(A, bw, np.ascontiguousarray(h * M[:, :, :d]),
+                                np.ascontiguousarray(h * M[:, :, d]), X, S, np.empty((s, d, c)), inc, code)
+        xN = kr.from_chunks(X[:, last], n)
+        Xs = kr.from_chunks(X, n) if states else None
         stored = {"S": S}
     else:
-        Y = ws.get("crkY", (L, s, d, n))                               # stage inputs Y_i
-        Sg = ws.get("crkSg", (L, s, d, n))                             # σ(K Y_i + b)
-        Y[0, 0] = x0.T
-        xN = np.empty((d, n))
+        Y = ws.get("crkY", (m, L, s, d, c))                            # stage inputs Y_i
+        Sg = ws.get("crkSg", (m, L, s, d, c))                          # σ(K Y_i + b)
+        kr.to_chunks(x0, m, c, Y[:, 0, 0])
+        xNc = np.empty((m, d, c))
         hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
-        kernels_rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]),
-                                 np.ascontiguousarray(M[:, :, d]), hD, Y, Sg, xN, inc, code)
+        kr.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]),
+                         np.ascontiguousarray(M[:, :, d]), hD, Y, Sg, xNc, inc, code)
+        xN = kr.from_chunks(xNc, n)
         if states:
             Xs = np.empty((N + 1, d, n))
-            Xs[:N] = Y[:, 0]
+            Xs[:N] = kr.from_chunks(Y[:, :, 0], n)
             Xs[N] = xN
         stored = {"Y": Y, "Sg": Sg}
-    rk = dict(stored, code=code, A=A, bw=bw) if store else None
+    rk = dict(stored, code=code, A=A, bw=bw, chunks=(m, c)) if store else None
     return {"xN": xN, "M": M, "D": D, "cache": None, "X": Xs, "n": n, "lease": lease, "rk": rk}
 
 
 def _rk_backward_compiled(model, fw, lamN, costates):
     """:func:`costate_sweep` by the compiled kernels over a forward of :func:`_rk_forward_compiled`."""
-    from ocdl.pmp.kernels_rk import weighted_coefficients
+    kr = kernels_rk
     h, N, d = model.h, model.layers, model.d
     rk, M, D, n = fw["rk"], fw["M"], fw["D"], fw["n"]
     bw = rk["bw"]
     s = len(bw)
+    m, c = rk["chunks"]
     ws = fw["lease"].ws
-    Ch = weighted_coefficients(rk["A"], bw)
+    Ch = kr.weighted_coefficients(rk["A"], bw)
     hKT = _hKT(model, M, D)
-    P = np.empty((N + 1, d, n)) if costates else ws.get("crkP", (2, d, n))
-    P[N if costates else N % 2] = lamN.T
+    P = np.empty((m, N + 1, d, c)) if costates else ws.get("crkP", (m, 2, d, c))
+    kr.to_chunks(lamN, m, c, P[:, N if costates else N % 2])
     G = ws.get("crkG", (N, d, d + 1))
-    W, R = ws.get("crkW", (s, d, n)), ws.get("crkR", (s, d, n))
+    W, R = ws.get("crkW", (s, d, c)), ws.get("crkR", (s, d, c))
     tmp = np.empty((d, d))
     if model.F.form == "outer":
-        kernels_rk.outer_backward(Ch, bw, hKT, rk["S"], P, G, W, R, tmp, rk["code"])
+        kr.outer_backward(Ch, bw, hKT, rk["S"], P, G, W, R, tmp, rk["code"])
     else:
-        kernels_rk.inner_backward(Ch, bw, hKT, rk["Y"], rk["Sg"], P, G, W, R, tmp, rk["code"])
+        kr.inner_backward(Ch, bw, hKT, rk["Y"], rk["Sg"], P, G, W, R, tmp, rk["code"])
     G *= h
     gK, gb = _theta_grads(model, G, D)
     gK, gb = np.array(gK), np.array(gb)
     fw["lease"].release()
-    return (P if costates else None), gK, gb
+    return (kr.from_chunks(P, n) if costates else None), gK, gb
 
 
 # ------------------------------------------------------------------------------------------
