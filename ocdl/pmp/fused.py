@@ -118,17 +118,17 @@ def forward(model, params, X, store=True, states=False, increments=None):
     act = F.act
     M, D = _embed(model, params)
     hD = h if D is None else h * D
-    x0 = np.asarray(model.lift(X), dtype=float)
-    n = x0.shape[0]
     if s > 1:
         code = _rk_code(act)
         if code is not None:
-            return _rk_forward_compiled(model, A, bw, M, D, x0, store, states, increments, code)
+            return _rk_forward_compiled(model, A, bw, M, D, X, store, states, increments, code)
     if s == 1 and not store and not states:
         code = _compiled_code(act)
         if code is not None:
-            xN = _euler_forward_compiled(model, M, D, x0, increments, code)
-            return {"xN": xN, "M": M, "D": D, "cache": None, "X": None, "n": n}
+            xN = _euler_forward_compiled(model, M, D, X, increments, code)
+            return {"xN": xN, "M": M, "D": D, "cache": None, "X": None, "n": X.shape[0]}
+    x0 = np.asarray(model.lift(X), dtype=float)
+    n = x0.shape[0]
     hM = h * M if kind == "outer" else None
 
     def aug():
@@ -295,80 +295,58 @@ def _rk_code(act):
     return code
 
 
-def _rk_forward_compiled(model, A, bw, M, D, x0, store, states, increments, code):
-    """:func:`forward` by the compiled kernels (:mod:`ocdl.pmp.kernels_rk`, samples in chunks
-    of c columns). Returns the same dict with ``cache`` None and ``rk`` the stored stages
-    (``store=True``; held in the model's workspace until :func:`costate_sweep`); ``X`` the states
-    (N+1, d, n) if ``states``."""
-    kr = kernels_rk
+def _rk_forward_compiled(model, A, bw, M, D, X, store, states, increments, code):
+    """:func:`forward` by the compiled kernels (:mod:`ocdl.pmp.kernels_rk`, samples in blocks).
+    Returns the same dict with ``cache`` None and ``rk`` the stored stages (``store=True``;
+    held in the model's workspace until :func:`costate_sweep`); ``X`` the states (N+1, d, n)
+    if ``states``; ``xN`` a fresh (d, n) array."""
     h, N, d = model.h, model.layers, model.d
-    n, s = x0.shape[0], len(bw)
-    m, c = kr.chunking(n, d)
-    kind = model.F.form
-    if increments is None:
-        inc = np.empty((m, 0, d, c))
-    else:
-        inc = np.empty((N, m, d, c))
-        for k in range(N):
-            kr.to_chunks(np.asarray(increments[k], dtype=float), m, c, inc[k])
-        inc = np.ascontiguousarray(inc.transpose(1, 0, 2, 3))
-    M = np.ascontiguousarray(M)
+    n, s = X.shape[0], len(bw)
+    nb = kernels.block_width(d, n)
+    B = -(-n // nb) if store else 0
+    inc = _increments_fm(increments, N, d, n)
     lease = _Lease(model) if store else None
-    ws = lease.ws if store else _Workspace()
-    L = N if store or (states and kind == "inner") else 1       # inner: x_k = Y[:, k, 0]
-    Xs = None
-    if kind == "outer":
-        S = ws.get("crkS", (m, L, s, d, c))                            # σ(Y_i)
-        X = np.empty((m, N + 1 if states else 2, d, c))
-        kr.to_chunks(x0, m, c, X[:, 0])
-        last = kr.outer_forward(A, bw, np.ascontiguousarray(h * M[:, :, :d]),
-                                np.ascontiguousarray(h * M[:, :, d]), X, S, np.empty((s, d, c)), inc, code)
-        xN = kr.from_chunks(X[:, last], n)
-        Xs = kr.from_chunks(X, n) if states else None
+    ws = lease.ws if store else None
+    X0 = model.lift_into(X, np.empty((d, n)))
+    XN = np.empty((d, n))
+    Xs = np.empty((N + 1, d, n)) if states else _NONE
+    if model.F.form == "outer":
+        S = ws.get("crkS", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))   # σ(Y_i)
+        kernels_rk.outer_forward(A, bw, np.ascontiguousarray(h * M[:, :, :d]),
+                                 np.ascontiguousarray(h * M[:, :, d]), X0, XN, S, inc, Xs, code)
         stored = {"S": S}
     else:
-        Y = ws.get("crkY", (m, L, s, d, c))                            # stage inputs Y_i
-        Sg = ws.get("crkSg", (m, L, s, d, c))                          # σ(K Y_i + b)
-        kr.to_chunks(x0, m, c, Y[:, 0, 0])
-        xNc = np.empty((m, d, c))
+        # stage inputs Y_i and σ(K Y_i + b)
+        shape = (B, N, s, d, nb) if store else (0, N, s, d, nb)
+        Y = ws.get("crkY", shape) if store else np.empty(shape)
+        Sg = ws.get("crkSg", shape) if store else np.empty(shape)
         hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
-        kr.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]),
-                         np.ascontiguousarray(M[:, :, d]), hD, Y, Sg, xNc, inc, code)
-        xN = kr.from_chunks(xNc, n)
-        if states:
-            Xs = np.empty((N + 1, d, n))
-            Xs[:N] = kr.from_chunks(Y[:, :, 0], n)
-            Xs[N] = xN
+        kernels_rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]), np.ascontiguousarray(M[:, :, d]),
+                                 hD, X0, XN, Y, Sg, inc, Xs, code)
         stored = {"Y": Y, "Sg": Sg}
-    rk = dict(stored, code=code, A=A, bw=bw, chunks=(m, c)) if store else None
-    return {"xN": xN, "M": M, "D": D, "cache": None, "X": Xs, "n": n, "lease": lease, "rk": rk}
+    rk = dict(stored, code=code, A=A, bw=bw) if store else None
+    return {"xN": XN, "M": M, "D": D, "cache": None, "X": Xs if states else None, "n": n,
+            "lease": lease, "rk": rk}
 
 
 def _rk_backward_compiled(model, fw, lamN, costates):
     """:func:`costate_sweep` by the compiled kernels over a forward of :func:`_rk_forward_compiled`."""
-    kr = kernels_rk
     h, N, d = model.h, model.layers, model.d
     rk, M, D, n = fw["rk"], fw["M"], fw["D"], fw["n"]
-    bw = rk["bw"]
-    s = len(bw)
-    m, c = rk["chunks"]
-    ws = fw["lease"].ws
-    Ch = kr.weighted_coefficients(rk["A"], bw)
+    Ch = kernels_rk.weighted_coefficients(rk["A"], rk["bw"])
     hKT = _hKT(model, M, D)
-    P = np.empty((m, N + 1, d, c)) if costates else ws.get("crkP", (m, 2, d, c))
-    kr.to_chunks(lamN, m, c, P[:, N if costates else N % 2])
-    G = ws.get("crkG", (N, d, d + 1))
-    W, R = ws.get("crkW", (s, d, c)), ws.get("crkR", (s, d, c))
-    tmp = np.empty((d, d))
+    G = fw["lease"].ws.get("crkG", (N, d, d + 1))
+    P = np.empty((N + 1, d, n)) if costates else _NONE
+    PN = np.ascontiguousarray(lamN.T)
     if model.F.form == "outer":
-        kr.outer_backward(Ch, bw, hKT, rk["S"], P, G, W, R, tmp, rk["code"])
+        kernels_rk.outer_backward(Ch, rk["bw"], hKT, rk["S"], PN, G, P, rk["code"])
     else:
-        kr.inner_backward(Ch, bw, hKT, rk["Y"], rk["Sg"], P, G, W, R, tmp, rk["code"])
+        kernels_rk.inner_backward(Ch, rk["bw"], hKT, rk["Y"], rk["Sg"], PN, G, P, rk["code"])
     G *= h
     gK, gb = _theta_grads(model, G, D)
     gK, gb = np.array(gK), np.array(gb)
     fw["lease"].release()
-    return (kr.from_chunks(P, n) if costates else None), gK, gb
+    return (P if costates else None), gK, gb
 
 
 # ------------------------------------------------------------------------------------------
@@ -467,13 +445,12 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
     act = F.act
     M, D = _embed(model, params)
     hD = h if D is None else h * D
-    x0 = np.asarray(model.lift(X), dtype=float)
-    n = x0.shape[0]
+    n = X.shape[0]
     matmul, add, multiply = np.matmul, np.add, np.multiply
     code = _compiled_code(act)
     with _borrow(model) as ws:
         if code is not None:
-            return _euler_compiled(model, M, D, x0, lam_of_xN, trajectories, increments, code, ws)
+            return _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, ws)
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)         # [σ(x_k); 1]
             if trajectories:
@@ -481,8 +458,7 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
             else:
                 Xs = ws.get("rot", (2, d, n))
             hM = h * M
-            x = Xs[0]
-            x[...] = x0.T
+            x = model.lift_into(X, Xs[0])
             for k in range(N):
                 a = S[k]
                 act.apply(x, a[:d])
@@ -500,7 +476,7 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
             else:
                 Xa = ws.get("Xa", (N + 1, d + 1, n), ones_row=True)   # [x_k; 1]
             Sg = ws.get("Sg", (N, d, n))                               # σ(M [x_k; 1])
-            Xa[0, :d] = x0.T
+            model.lift_into(X, Xa[0, :d])
             for k in range(N):
                 sig = Sg[k]
                 matmul(M[k], Xa[k], out=sig)
@@ -552,6 +528,9 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
         return Jd, gK, gb, np.array(xN), extra, None, None
 
 
+_NONE = np.empty((0, 0, 0))      # "no array" for the kernels' optional (K, d, n) outputs
+
+
 def _increments_fm(increments, N, d, n):
     """Additive increments ``(N, n, d)`` feature-major for the kernels (``(0, d, n)``: none)."""
     if increments is None:
@@ -559,36 +538,37 @@ def _increments_fm(increments, N, d, n):
     return np.ascontiguousarray(np.swapaxes(np.asarray(increments, dtype=float), 1, 2))
 
 
-def _euler_compiled(model, M, D, x0, lam_of_xN, trajectories, increments, code, ws):
+def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, ws):
     """:func:`euler_value_and_grad` through the compiled whole-sweep kernels
     (:mod:`ocdl.pmp.kernels`); same workspace, same returns."""
     h, N, d = model.h, model.layers, model.d
-    n = x0.shape[0]
+    n = X.shape[0]
     kind = model.F.form
     inc = _increments_fm(increments, N, d, n)
-    M = np.ascontiguousarray(M)
     hKT = _hKT(model, M, D)
     G = ws.get("G", (N, d, d + 1))
     if kind == "outer":
-        S = ws.get("S", (N, d + 1, n), ones_row=True)
-        X = np.empty((N + 1, d, n)) if trajectories else ws.get("rot", (2, d, n))
-        X[0] = x0.T
-        last = kernels.outer_forward(h * M, X, S, inc, code)
-        xN = np.array(X[last].T)
+        nb = kernels.block_width(d, n)
+        S = ws.get("SB", (-(-n // nb), N, d + 1, nb), ones_row=True)   # [σ(x_k); 1] per block
+        X0 = model.lift_into(X, ws.get("x0", (d, n)))
+        XN = np.empty((d, n))
+        Xs = np.empty((N + 1, d, n)) if trajectories else _NONE
+        M *= h                                           # M is the sweep's own array (embed)
+        kernels.outer_forward(M, X0, XN, S, inc, Xs, code)
+        xN = XN.T
         Jd, lamN, extra = lam_of_xN(xN)
-        P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
-        P[N if trajectories else N % 2] = lamN.T
-        kernels.outer_backward(hKT, S, P, G, code)
-        states = X
+        P = np.empty((N + 1, d, n)) if trajectories else _NONE
+        kernels.outer_backward(hKT, S, np.ascontiguousarray(lamN.T), G, P, code)
+        states = Xs
     else:
         Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
         if trajectories:
             Xa[:, d, :] = 1.0
         Sg = ws.get("Sg", (N, d, n))
-        Xa[0, :d] = x0.T
+        model.lift_into(X, Xa[0, :d])
         hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
         kernels.inner_forward(M, hD, Xa, Sg, inc, code)
-        xN = np.array(Xa[N, :d].T)
+        xN = Xa[N, :d].copy().T
         Jd, lamN, extra = lam_of_xN(xN)
         P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
         P[N if trajectories else N % 2] = lamN.T
@@ -596,29 +576,29 @@ def _euler_compiled(model, M, D, x0, lam_of_xN, trajectories, increments, code, 
         states = Xa[:, :d]
     gM = G * h
     gK, gb = _theta_grads(model, gM, D)
-    gK, gb = np.array(gK), np.array(gb)
     if trajectories:
         return Jd, gK, gb, xN, extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
     return Jd, gK, gb, xN, extra, None, None
 
 
-def _euler_forward_compiled(model, M, D, x0, increments, code):
-    """x_N ((d, n), feature-major) of an Euler network by the compiled kernels, nothing stored."""
+def _euler_forward_compiled(model, M, D, X, increments, code):
+    """x_N ((d, n), feature-major, a fresh array) of an Euler network by the compiled kernels;
+    the rotating buffers live in the model's workspace, nothing is stored."""
     h, N, d = model.h, model.layers, model.d
-    n = x0.shape[0]
+    n = X.shape[0]
     inc = _increments_fm(increments, N, d, n)
-    M = np.ascontiguousarray(M)
-    if model.F.form == "outer":
-        X = np.empty((2, d, n))
-        X[0] = x0.T
-        S = np.empty((1, d + 1, n))
-        S[0, d] = 1.0
-        return X[kernels.outer_forward(h * M, X, S, inc, code)]
-    X = np.empty((2, d + 1, n))
-    X[:, d] = 1.0
-    X[0, :d] = x0.T
-    hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
-    return X[kernels.inner_forward(M, hD, X, np.empty((1, d, n)), inc, code), :d]
+    with _borrow(model) as ws:
+        if model.F.form == "outer":
+            XN = np.empty((d, n))
+            nb = kernels.block_width(d, n)
+            kernels.outer_forward(M * h, model.lift_into(X, ws.get("x0", (d, n))), XN,
+                                  np.empty((0, N, d + 1, nb)), inc, _NONE, code)
+            return XN
+        Xs = ws.get("rotA", (2, d + 1, n), ones_row=True)
+        model.lift_into(X, Xs[0, :d])
+        hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
+        last = kernels.inner_forward(M, hD, Xs, ws.get("Sg1", (1, d, n)), inc, code)
+        return Xs[last, :d].copy()
 
 
 # ------------------------------------------------------------------------------------------

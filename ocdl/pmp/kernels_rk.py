@@ -5,12 +5,11 @@ weights ``b_i ≠ 0`` (heun, rk4, …): the loops over layers and stages run ins
 the matrix products are BLAS calls (``np.dot`` with ``out``) with the matrix ``K`` only — the
 bias is added in the elementwise pass that follows, and its gradient is a row sum taken in an
 elementwise pass — and the elementwise work of a stage is one pass over the rows of the block
-(each row stays in L1 while all terms of the stage sum are added into it). Large sample sets
-are cut into chunks of c columns (:func:`chunking`, blocks ``(d, c)`` of ~128 KB) and each chunk
-runs through all layers on its own, so that a layer's blocks stay in cache (d = 64, n = 4000,
-rk4: forward −20 %, gradient −12 %); at d n ≤ 16384 there is one chunk. Same mathematics and
-feature-major layout as :func:`ocdl.pmp.fused.forward` and :func:`ocdl.pmp.fused.costate_sweep`
-(whose numpy code is the fallback and the tested reference).
+(each row stays in L1 while all terms of the stage sum are added into it). The samples run in
+blocks of ``nb`` columns (:func:`ocdl.pmp.kernels.block_width`), each block through all layers
+while its arrays stay in cache (d = 64, n = 4000, rk4: forward −20 %, gradient −12 % against
+one block). Same mathematics and feature-major layout as :func:`ocdl.pmp.fused.forward` and
+:func:`ocdl.pmp.fused.costate_sweep` (whose numpy code is the fallback and the tested reference).
 
 Forward, layer k, stages i = 1..s (``K̃, b̃`` the field's embedded matrix and bias):
 
@@ -39,7 +38,7 @@ import numpy as np
 from ocdl.pmp.kernels import numba
 
 if numba is not None:
-    from ocdl.pmp.kernels import _FM, _jit, _softplus, _tanh
+    from ocdl.pmp.kernels import _FM, _jit, _load_block, _softplus, _store_block, _tanh
 
     # Row helpers: ``r`` one row of a (d, n) block; the activation code is tested outside the
     # loop over the row, so each loop body is branch-free (vectorisable).
@@ -111,173 +110,174 @@ if numba is not None:
             for q in range(d):
                 Gk[r, q] += tmp[r, q]
 
-    # One chunk of samples: ``(d, c)`` blocks. The entry points below loop over the chunks.
-
     @numba.njit(inline="always", fastmath=_FM)
-    def _outer_forward_chunk(A, bw, hK, hb, X, S, T, inc, code):
+    def _add_inc(inc, k, c0, w, y):
+        """``y[:, :w] += ξ_k[:, c0:c0+w]`` (no increments: ``inc`` is (0, d, n))."""
+        if inc.shape[0] > 0:
+            for r in range(y.shape[0]):
+                for c in range(w):
+                    y[r, c] += inc[k, r, c0 + c]
+
+    # The samples run in blocks of nb columns (kernels.block_width), each block through all
+    # layers while its (d, nb) arrays stay in cache; padding columns start from x = 0 and get
+    # p = 0, so they add nothing to the θ-contraction.
+
+    @_jit(fastmath=_FM)
+    def outer_forward(A, bw, hK, hb, X0, XN, S, inc, Xall, code):
+        """Outer-form RK forward, sample-blocked. ``hK`` (N, d, d) = h K̃, ``hb`` (N, d) = h b̃;
+        x_0 from ``X0`` (d, n), x_N into ``XN`` (d, n); ``S`` (B, N, s, d, nb) receives σ(Y_i)
+        per block (B nb ≥ n), or is (0, N, s, d, nb): cost only; ``inc`` (N, d, n) additive
+        increments or (0, d, n); ``Xall`` (N+1, d, n) receives every state, or is (0, d, n)."""
         N, s = hK.shape[0], bw.shape[0]
-        d = X.shape[1]
-        full = X.shape[0] == N + 1
-        store = S.shape[0] == N
+        d, n = X0.shape
+        nb = S.shape[4]
+        store = S.shape[0] > 0
+        keep = Xall.shape[0] > 0
         sb = 0.0
         for i in range(s):
             sb += bw[i]
-        cur = 0
-        for k in range(N):
-            nx = k + 1 if full else (k + 1) % 2
-            x = X[cur]
-            Sk = S[k] if store else S[0]
-            for i in range(s):
-                ci = 0.0
-                for j in range(i):
-                    ci += A[i, j]
-                Si = Sk[i]
-                for r in range(d):                       # S_i = σ(x + Σ a_ij T_j + c_i h b)
-                    _comb_row(Si, r, x, 1.0, ci * hb[k, r], T, A[i], 0, i, 1.0)
-                    _act_row(Si, Si, r, 0.0, code)
-                np.dot(hK[k], Si, T[i])                  # T_i = h K S_i
-            y = X[nx]
-            for r in range(d):                           # x + Σ b_i T_i + (Σ b) h b
-                _comb_row(y, r, x, 1.0, sb * hb[k, r], T, bw, 0, s, 1.0)
-            if inc.shape[0] > 0:
-                y += inc[k]
-            cur = nx
-        return cur
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _outer_backward_chunk(Ch, bw, hKT, S, P, G, W, R, tmp, code):
-        N, s = hKT.shape[0], bw.shape[0]
-        d = P.shape[1]
-        full = P.shape[0] == N + 1
-        cur = N if full else N % 2
-        for k in range(N - 1, -1, -1):
-            nx = k if full else k % 2
-            lam = P[cur]
-            Sk = S[k]
-            Gk = G[k]
-            for i in range(s - 1, -1, -1):
-                Wi = W[i]
-                for r in range(d):
-                    if i < s - 1:
-                        _dmul_row(Sk[i + 1], R[i + 1], r, code)   # finish R_{i+1} = σ' ⊙ h Kᵀ W
-                    _comb_row(Wi, r, lam, bw[i], 0.0, R, Ch[i], i + 1, s, 1.0)
-                    Gk[r, d] += _row_sum(Wi, r)
-                np.dot(hKT[k], Wi, R[i])
-                _add_contraction(Wi, Sk[i], tmp, Gk)
-            out = P[nx]
-            for r in range(d):                           # p_k = λ + Σ R_i
-                _dmul_row(Sk[0], R[0], r, code)
-                for c in range(out.shape[1]):
-                    out[r, c] = lam[r, c]
+        x = np.empty((d, nb))
+        T = np.empty((s, d, nb))
+        scratch = np.empty((s, d, nb))
+        for c0 in range(0, n, nb):
+            w = min(nb, n - c0)
+            _load_block(X0, c0, w, x)
+            for k in range(N):
+                Sk = S[c0 // nb, k] if store else scratch
                 for i in range(s):
-                    Ri = R[i]
-                    for c in range(out.shape[1]):
-                        out[r, c] += Ri[r, c]
-            cur = nx
-        return cur
+                    ci = 0.0
+                    for j in range(i):
+                        ci += A[i, j]
+                    Si = Sk[i]
+                    for r in range(d):                   # S_i = σ(x + Σ a_ij T_j + c_i h b)
+                        _comb_row(Si, r, x, 1.0, ci * hb[k, r], T, A[i], 0, i, 1.0)
+                        _act_row(Si, Si, r, 0.0, code)
+                    np.dot(hK[k], Si, T[i])              # T_i = h K S_i
+                for r in range(d):                       # x + Σ b_i T_i + (Σ b) h b, in place
+                    _comb_row(x, r, x, 1.0, sb * hb[k, r], T, bw, 0, s, 1.0)
+                _add_inc(inc, k, c0, w, x)
+                if keep:
+                    _store_block(x, w, Xall[k + 1], c0)
+            _store_block(x, w, XN, c0)
+        if keep:
+            Xall[0] = X0
 
-    @numba.njit(inline="always", fastmath=_FM)
-    def _inner_forward_chunk(A, bw, Kt, bt, hD, Y, Sg, xN, inc, code):
+    @_jit(fastmath=_FM)
+    def outer_backward(Ch, bw, hKT, S, PN, G, Pall, code):
+        """Outer-form RK backward, sample-blocked, from ``p_N`` in ``PN`` (d, n) over the blocks
+        ``S`` of :func:`outer_forward`; ``Ch`` (s, s) the weighted costate coefficients ``Ĉ``;
+        ``hKT`` (N, d, d) = h K̃ᵀ; ``G`` (N, d, d+1) gets ``Σ_samples Σ_i W_i [S_i; 1]ᵀ``;
+        ``Pall`` (N+1, d, n) receives every costate, or is (0, d, n)."""
+        N, s = hKT.shape[0], bw.shape[0]
+        d, n = PN.shape
+        nb = S.shape[4]
+        keep = Pall.shape[0] > 0
+        lam = np.empty((d, nb))
+        W = np.empty((s, d, nb))
+        R = np.empty((s, d, nb))
+        tmp = np.empty((d, d))
+        G[:] = 0.0
+        for c0 in range(0, n, nb):
+            w = min(nb, n - c0)
+            _load_block(PN, c0, w, lam)
+            for k in range(N - 1, -1, -1):
+                Sk = S[c0 // nb, k]
+                Gk = G[k]
+                for i in range(s - 1, -1, -1):
+                    Wi = W[i]
+                    for r in range(d):
+                        if i < s - 1:
+                            _dmul_row(Sk[i + 1], R[i + 1], r, code)   # R_{i+1} = σ' ⊙ h Kᵀ W
+                        _comb_row(Wi, r, lam, bw[i], 0.0, R, Ch[i], i + 1, s, 1.0)
+                        Gk[r, d] += _row_sum(Wi, r)
+                    np.dot(hKT[k], Wi, R[i])
+                    _add_contraction(Wi, Sk[i], tmp, Gk)
+                for r in range(d):                       # p_k = λ + Σ R_i, in place
+                    _dmul_row(Sk[0], R[0], r, code)
+                    for i in range(s):
+                        Ri = R[i]
+                        for c in range(nb):
+                            lam[r, c] += Ri[r, c]
+                if keep:
+                    _store_block(lam, w, Pall[k], c0)
+        if keep:
+            Pall[N] = PN
+
+    @_jit(fastmath=_FM)
+    def inner_forward(A, bw, Kt, bt, hD, X0, XN, Y, Sg, inc, Xall, code):
+        """Inner-form RK forward, sample-blocked. ``Kt`` (N, d, d) = K̃, ``bt`` (N, d) = b̃,
+        ``hD`` (d,) the signed steps; ``Y`` (B, N, s, d, nb) receives the stage inputs Y_i
+        (``Y_0 = x_k``) and ``Sg`` σ(K̃ Y_i + b̃) per block, or both are (0, N, s, d, nb): cost
+        only; ``X0``, ``XN``, ``inc``, ``Xall`` as in :func:`outer_forward`."""
         N, s = Kt.shape[0], bw.shape[0]
-        d = xN.shape[0]
-        store = Y.shape[0] == N
-        for k in range(N):
-            Yk = Y[k] if store else Y[0]
-            Sk = Sg[k] if store else Sg[0]
-            x = Yk[0]
-            for i in range(s):
-                Yi = Yk[i]
-                if i > 0:
+        d, n = X0.shape
+        nb = Y.shape[4]
+        store = Y.shape[0] > 0
+        keep = Xall.shape[0] > 0
+        x = np.empty((d, nb))
+        scrY = np.empty((s, d, nb))
+        scrS = np.empty((s, d, nb))
+        for c0 in range(0, n, nb):
+            w = min(nb, n - c0)
+            _load_block(X0, c0, w, x)
+            for k in range(N):
+                Yk = Y[c0 // nb, k] if store else scrY
+                Sk = Sg[c0 // nb, k] if store else scrS
+                for i in range(s):
+                    Yi = Yk[i]
                     for r in range(d):                   # Y_i = x + hD Σ a_ij Σ_j
                         _comb_row(Yi, r, x, 1.0, 0.0, Sk, A[i], 0, i, hD[r])
-                Si = Sk[i]
-                np.dot(Kt[k], Yi, Si)
-                for r in range(d):
-                    _act_row(Si, Si, r, bt[k, r], code)  # σ(K Y + b)
-            if k == N - 1:
-                y = xN
-            else:
-                y = Y[k + 1, 0] if store else x          # in place: row by row, same index
-            for r in range(d):
-                _comb_row(y, r, x, 1.0, 0.0, Sk, bw, 0, s, hD[r])
-            if inc.shape[0] > 0:
-                y += inc[k]
+                    Si = Sk[i]
+                    np.dot(Kt[k], Yi, Si)
+                    for r in range(d):
+                        _act_row(Si, Si, r, bt[k, r], code)  # σ(K Y + b)
+                for r in range(d):                       # x + hD Σ b_i Σ_i, in place
+                    _comb_row(x, r, x, 1.0, 0.0, Sk, bw, 0, s, hD[r])
+                _add_inc(inc, k, c0, w, x)
+                if keep:
+                    _store_block(x, w, Xall[k + 1], c0)
+            _store_block(x, w, XN, c0)
+        if keep:
+            Xall[0] = X0
 
-    @numba.njit(inline="always", fastmath=_FM)
-    def _inner_backward_chunk(Ch, bw, hKT, Y, Sg, P, G, W, R, tmp, code):
+    @_jit(fastmath=_FM)
+    def inner_backward(Ch, bw, hKT, Y, Sg, PN, G, Pall, code):
+        """Inner-form RK backward over the blocks ``Y``, ``Sg`` of :func:`inner_forward`;
+        ``hKT`` (N, d, d) = h K̃ᵀ D; ``PN``, ``G``, ``Pall`` as in :func:`outer_backward`, with
+        ``G_k = Σ_samples Σ_i W_i [Y_i; 1]ᵀ``, ``W_i = σ'_i ⊙ (b_i λ + Σ_{j>i} Ĉ_ij R_j)``."""
         N, s = hKT.shape[0], bw.shape[0]
-        d, n = P.shape[1], P.shape[2]
-        full = P.shape[0] == N + 1
-        cur = N if full else N % 2
-        for k in range(N - 1, -1, -1):
-            nx = k if full else k % 2
-            lam = P[cur]
-            Gk = G[k]
-            for i in range(s - 1, -1, -1):
-                Wi = W[i]
-                for r in range(d):
-                    _comb_row(Wi, r, lam, bw[i], 0.0, R, Ch[i], i + 1, s, 1.0)
-                    _dmul_row(Sg[k, i], Wi, r, code)
-                    Gk[r, d] += _row_sum(Wi, r)
-                np.dot(hKT[k], Wi, R[i])
-                _add_contraction(Wi, Y[k, i], tmp, Gk)
-            out = P[nx]
-            for r in range(d):                           # p_k = λ + Σ R_i
-                for c in range(n):
-                    out[r, c] = lam[r, c]
-                for i in range(s):
-                    Ri = R[i]
-                    for c in range(n):
-                        out[r, c] += Ri[r, c]
-            cur = nx
-        return cur
-
-    # Entry points. Samples come in chunks of c columns (leading axis of every per-sample array):
-    # each chunk runs through all layers while its blocks stay in cache.
-
-    @_jit(fastmath=_FM)
-    def outer_forward(A, bw, hK, hb, X, S, T, inc, code):
-        """Outer-form RK forward. ``hK`` (N, d, d) = h K̃, ``hb`` (N, d) = h b̃; ``X`` (m, N+1, d, c)
-        all states or (m, 2, d, c) rotating, x_0 in ``X[:, 0]``; ``S`` (m, N, s, d, c) stored
-        σ(Y_i) or (m, 1, s, d, c) scratch; ``T`` (s, d, c) scratch; ``inc`` (m, N, d, c)
-        increments or (m, 0, d, c). Returns the index of x_N in ``X[ch]``."""
-        last = 0
-        for ch in range(X.shape[0]):
-            last = _outer_forward_chunk(A, bw, hK, hb, X[ch], S[ch], T, inc[ch], code)
-        return last
-
-    @_jit(fastmath=_FM)
-    def outer_backward(Ch, bw, hKT, S, P, G, W, R, tmp, code):
-        """Outer-form RK backward from ``p_N`` in ``P[:, -1]`` (``P`` (m, N+1, d, c) all costates,
-        or (m, 2, d, c) rotating with p_N in ``P[:, N % 2]``); ``Ch`` (s, s) the weighted costate
-        coefficients ``Ĉ``; ``hKT`` (N, d, d) = h K̃ᵀ; ``S`` the stored σ(Y_i); ``G`` (N, d, d+1)
-        gets ``Σ_i W_i [S_i; 1]ᵀ`` summed over the chunks; ``W``, ``R`` (s, d, c) and ``tmp``
-        (d, d) scratch. Returns the index of p_0 in ``P[ch]``."""
+        d, n = PN.shape
+        nb = Y.shape[4]
+        keep = Pall.shape[0] > 0
+        lam = np.empty((d, nb))
+        W = np.empty((s, d, nb))
+        R = np.empty((s, d, nb))
+        tmp = np.empty((d, d))
         G[:] = 0.0
-        last = 0
-        for ch in range(P.shape[0]):
-            last = _outer_backward_chunk(Ch, bw, hKT, S[ch], P[ch], G, W, R, tmp, code)
-        return last
-
-    @_jit(fastmath=_FM)
-    def inner_forward(A, bw, Kt, bt, hD, Y, Sg, xN, inc, code):
-        """Inner-form RK forward. ``Kt`` (N, d, d) = K̃, ``bt`` (N, d) = b̃, ``hD`` (d,) the
-        signed steps; ``Y`` (m, N, s, d, c) stored stage inputs (``Y[:, k, 0] = x_k``, x_0 given
-        there) or (m, 1, s, d, c) scratch; ``Sg`` stored σ(K̃ Y_i + b̃) likewise; ``xN`` (m, d, c)
-        gets x_N; ``inc`` as in :func:`outer_forward`."""
-        for ch in range(Y.shape[0]):
-            _inner_forward_chunk(A, bw, Kt, bt, hD, Y[ch], Sg[ch], xN[ch], inc[ch], code)
-
-    @_jit(fastmath=_FM)
-    def inner_backward(Ch, bw, hKT, Y, Sg, P, G, W, R, tmp, code):
-        """Inner-form RK backward (``Y``, ``Sg`` all stages stored); ``hKT`` (N, d, d) = h K̃ᵀ D;
-        ``P``, ``G``, scratch and the return value as in :func:`outer_backward`, with
-        ``G_k = Σ_i W_i [Y_i; 1]ᵀ``, ``W_i = σ'_i ⊙ (b_i λ + Σ_{j>i} Ĉ_ij R_j)``."""
-        G[:] = 0.0
-        last = 0
-        for ch in range(P.shape[0]):
-            last = _inner_backward_chunk(Ch, bw, hKT, Y[ch], Sg[ch], P[ch], G, W, R, tmp, code)
-        return last
+        for c0 in range(0, n, nb):
+            w = min(nb, n - c0)
+            _load_block(PN, c0, w, lam)
+            for k in range(N - 1, -1, -1):
+                Yk = Y[c0 // nb, k]
+                Sk = Sg[c0 // nb, k]
+                Gk = G[k]
+                for i in range(s - 1, -1, -1):
+                    Wi = W[i]
+                    for r in range(d):
+                        _comb_row(Wi, r, lam, bw[i], 0.0, R, Ch[i], i + 1, s, 1.0)
+                        _dmul_row(Sk[i], Wi, r, code)
+                        Gk[r, d] += _row_sum(Wi, r)
+                    np.dot(hKT[k], Wi, R[i])
+                    _add_contraction(Wi, Yk[i], tmp, Gk)
+                for r in range(d):                       # p_k = λ + Σ R_i, in place
+                    for i in range(s):
+                        Ri = R[i]
+                        for c in range(nb):
+                            lam[r, c] += Ri[r, c]
+                if keep:
+                    _store_block(lam, w, Pall[k], c0)
+        if keep:
+            Pall[N] = PN
 
 
 def weighted_coefficients(A, bw):
@@ -286,30 +286,3 @@ def weighted_coefficients(A, bw):
     from integrators.tableaux import costate_coefficients
     C = costate_coefficients(A, bw)
     return np.ascontiguousarray(-bw[:, None] * C / bw[None, :])
-
-
-def chunking(n, d, block=16384):
-    """``(m, c)``: the samples are cut into m chunks of c columns (the last one zero-padded,
-    m c ≥ n) so that a ``(d, c)`` block holds about ``block`` floats (128 KB) and the blocks of
-    a layer stay in cache; one chunk for small ``d n`` (d = 8: up to 2048 samples), and no
-    chunk narrower than 64 columns (the matrix products get inefficient)."""
-    m = max(1, -(-(d * n) // block))
-    c = max(-(-n // m), min(n, 64))
-    return -(-n // c), c
-
-
-def to_chunks(a, m, c, out):
-    """``out[j] = a[j c:(j+1) c]ᵀ`` for sample-major ``a`` (n, d) into ``out`` (m, d, c), the
-    padding columns zeroed; returns ``out``."""
-    n = a.shape[0]
-    pad = np.zeros((m * c, a.shape[1]))
-    pad[:n] = a
-    out[...] = pad.reshape(m, c, -1).transpose(0, 2, 1)
-    return out
-
-
-def from_chunks(b, n):
-    """Feature-major ``(…, d, n)`` (a fresh array) from chunked ``b`` (m, …, d, c)."""
-    t = np.moveaxis(b, 0, -2)                       # (…, d, m, c)
-    out = t.reshape(t.shape[:-2] + (-1,))[..., :n]  # a copy unless m = 1
-    return out.copy() if np.may_share_memory(out, b) else out
