@@ -29,7 +29,9 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   costates handed back by ``sweep`` / ``costate`` are always fresh arrays. The other explicit
   Runge–Kutta methods keep their cached stages in the same workspace (:func:`forward` holds it
   until :func:`costate_sweep` has run); the splittings too. With numba installed the Euler
-  sweeps run as compiled whole-sweep kernels (:mod:`ocdl.pmp.kernels`, same mathematics).
+  sweeps run as compiled whole-sweep kernels (:mod:`ocdl.pmp.kernels`, same mathematics), and
+  so do the other explicit Runge–Kutta sweeps on the outer/inner forms (:mod:`ocdl.pmp.kernels_rk`,
+  dispatched from :func:`forward` and :func:`costate_sweep`).
 * **What the forward sweep computes is kept and reused.** Per layer and stage the forward
   stores ``σ(Y_i)`` (outer) or ``σ(M [Y_i; 1])`` (inner); the backward sweep forms
   σ' from it (tanh ``1 − σ²``) — σ is never re-evaluated in the backward sweep. Per stage one
@@ -58,7 +60,8 @@ import numpy as np
 from integrators.tableaux import costate_coefficients, tableau
 from ocdl.pmp.forms import embed as _embed, hKT as _hKT, split_theta_grads, theta_grads as _theta_grads
 
-#: run the Euler sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels` when numba is
+#: run the Euler and explicit RK sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels`
+#: and :mod:`ocdl.pmp.kernels_rk` when numba is
 #: installed (extra ``fast``); ``OCDL_NUMBA=0`` in the environment, or setting this to False,
 #: forces the numpy sweeps. numba is imported on the first compiled sweep, not with ocdl.
 COMPILED = importlib.util.find_spec("numba") is not None and os.environ.get("OCDL_NUMBA", "1") != "0"
@@ -109,6 +112,8 @@ def forward(model, params, X, store=True, states=False, increments=None):
     ``store=False, states=False`` keeps nothing but rotating buffers (the cost-only forward).
     ``increments`` ((N, n, d) or None): additive state-independent increments ``ξ_k``, so
     ``x_{k+1} = Ψ_h(x_k; θ_k) + ξ_k`` (Euler–Maruyama with additive noise when Ψ is Euler).
+    With the compiled kernels (s > 1 stages, :func:`_rk_forward_compiled`) ``cache`` is None
+    and ``rk`` holds the stored stages instead; ``X`` is then ``(N+1, d, n)``.
     """
     A, bw, _ = tableau(model.integrator)
     s = len(bw)
