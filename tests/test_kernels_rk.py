@@ -75,7 +75,7 @@ def test_compiled_rk_gradient_and_cost_equal_autograd(monkeypatch, kutta3, block
     assert fused._rk_code(model.F.act) is not None                  # the compiled path is under test
     fw = fused.forward(model, params, X, store=True)
     assert fw["rk"] is not None and fw["cache"] is None
-    assert fw["rk"]["S" if field == "outer" else "Y"].shape[0] == (1 if blocks is None else -(-n // blocks))
+    assert fw["rk"]["S" if field == "outer" else "Sg"].shape[0] == (1 if blocks is None else -(-n // blocks))
     fw["lease"].release()
     xi = 0.2 * rng.standard_normal((N, n, width))
     for inc in (None, xi):
@@ -143,11 +143,11 @@ def test_compiled_rk_releases_and_reuses_the_workspace(monkeypatch):
     keep = (st1.copy(), co1.copy(), {k: v.copy() for k, v in g1.items()})
     ws = fused._WORKSPACES[model]
     assert not ws.busy
-    Y = ws.arrays["crkY"]
+    Y = ws.arrays["crkSg"]
     pmp.value_and_grad(model, params, X1, y1)
-    assert ws.arrays["crkY"] is Y and not ws.busy
+    assert ws.arrays["crkSg"] is Y and not ws.busy
     J2, g2 = pmp.value_and_grad(model, params, X2, y2)
-    assert ws.arrays["crkY"].shape[-1] >= 50
+    assert ws.arrays["crkSg"].shape[-1] >= 50
     Ja, ga = _autograd(model, params, X2, y2)
     assert abs(J2 - Ja) <= 1e-12 * abs(Ja) and pmp.rel_error(g2, ga) <= 1e-12
     assert np.array_equal(st1, keep[0]) and np.array_equal(co1, keep[1])

@@ -321,17 +321,20 @@ def _rk_forward_compiled(model, A, bw, M, D, X, store, states, increments, code)
                                  np.ascontiguousarray(h * M[:, :, d]), X0, XN, S, inc, Xs, code)
         stored = {"S": S}
     else:
-        # stage inputs Y_i and σ(K Y_i + b)
-        shape = (B, N, s, d, nb) if store else (0, N, s, d, nb)
-        Y = ws.get("crkY", shape) if store else np.empty(shape)
-        Sg = ws.get("crkSg", shape) if store else np.empty(shape)
-        hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
+        # layer inputs x_k and σ(K Y_i + b) (the stage inputs Y_i are recomputed backwards)
+        Xk = ws.get("crkX", (B, N, d, nb)) if store else np.empty((0, N, d, nb))
+        Sg = ws.get("crkSg", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))
         kernels_rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]), np.ascontiguousarray(M[:, :, d]),
-                                 hD, X0, XN, Y, Sg, inc, Xs, code)
-        stored = {"Y": Y, "Sg": Sg}
+                                 _hD(model, D), X0, XN, Xk, Sg, inc, Xs, code)
+        stored = {"Xk": Xk, "Sg": Sg}
     rk = dict(stored, code=code, A=A, bw=bw) if store else None
     return {"xN": XN, "M": M, "D": D, "cache": None, "X": Xs if states else None, "n": n,
             "lease": lease, "rk": rk}
+
+
+def _hD(model, D):
+    """The inner form's signed steps ``h D`` as a (d,) array."""
+    return np.full(model.d, model.h) if D is None else np.ascontiguousarray(model.h * D[:, 0])
 
 
 def _rk_backward_compiled(model, fw, lamN, costates):
@@ -346,7 +349,8 @@ def _rk_backward_compiled(model, fw, lamN, costates):
     if model.F.form == "outer":
         kernels_rk.outer_backward(Ch, rk["bw"], hKT, rk["S"], PN, G, P, rk["code"])
     else:
-        kernels_rk.inner_backward(Ch, rk["bw"], hKT, rk["Y"], rk["Sg"], PN, G, P, rk["code"])
+        kernels_rk.inner_backward(rk["A"], Ch, rk["bw"], hKT, _hD(model, D), rk["Xk"], rk["Sg"], PN, G, P,
+                                  rk["code"])
     G *= h
     gK, gb = _theta_grads(model, G, D)
     gK, gb = np.array(gK), np.array(gb)

@@ -18,7 +18,9 @@ Forward, layer k, stages i = 1..s (``K̃, b̃`` the field's embedded matrix and 
     inner  Y_i = x_k + hD ⊙ Σ_{j<i} a_ij Σ_j,      Σ_i = σ(K̃ Y_i + b̃),
            x_{k+1} = x_k + hD ⊙ Σ_i b_i Σ_i  (+ ξ_k)                      [h f(Y_i) = hD ⊙ Σ_i]
 
-with ``c_i = Σ_j a_ij``; stored per layer and stage: outer ``S_i``, inner ``Y_i`` and ``Σ_i``.
+with ``c_i = Σ_j a_ij``; stored per layer and stage: outer ``S_i``, inner ``Σ_i`` (and x_k: the
+backward recomputes the inner stage inputs ``Y_i`` from them by the forward's formula, which
+halves the memory traffic of the inner sweeps).
 
 Backward, layer k, from ``λ = p_{k+1}``, stages i = s..1, with the weighted stage quantities
 ``W_i = b_i U_i`` (outer ``U_i = P_i``, inner ``U_i = σ'_i ⊙ P_i``) and ``R_i = b_i h (∂f/∂x(Y_i))ᵀ P_i``:
@@ -203,32 +205,43 @@ if numba is not None:
         if keep:
             Pall[N] = PN
 
+    @numba.njit(inline="always", fastmath=_FM)
+    def _inner_stage_input(Yi, x, Sk, A, i, hD):
+        """``Y_i = x + hD ⊙ Σ_{j<i} a_ij Σ_j`` — the one formula of the forward and of the
+        backward's recomputation (same inputs, same operations)."""
+        for r in range(x.shape[0]):
+            _comb_row(Yi, r, x, 1.0, 0.0, Sk, A[i], 0, i, hD[r])
+
     @_jit(fastmath=_FM)
-    def inner_forward(A, bw, Kt, bt, hD, X0, XN, Y, Sg, inc, Xall, code):
+    def inner_forward(A, bw, Kt, bt, hD, X0, XN, Xk, Sg, inc, Xall, code):
         """Inner-form RK forward, sample-blocked. ``Kt`` (N, d, d) = K̃, ``bt`` (N, d) = b̃,
-        ``hD`` (d,) the signed steps; ``Y`` (B, N, s, d, nb) receives the stage inputs Y_i
-        (``Y_0 = x_k``) and ``Sg`` σ(K̃ Y_i + b̃) per block, or both are (0, N, s, d, nb): cost
-        only; ``X0``, ``XN``, ``inc``, ``Xall`` as in :func:`outer_forward`."""
+        ``hD`` (d,) the signed steps; ``Xk`` (B, N, d, nb) receives the layer inputs x_k and
+        ``Sg`` (B, N, s, d, nb) σ(K̃ Y_i + b̃) per block, or they are (0, N, d, nb) and
+        (0, N, s, d, nb): cost only (the stage inputs Y_i, i > 1, are not stored: the backward
+        recomputes them from x_k and Σ_j); ``X0``, ``XN``, ``inc``, ``Xall`` as in
+        :func:`outer_forward`."""
         N, s = Kt.shape[0], bw.shape[0]
         d, n = X0.shape
-        nb = Y.shape[4]
-        store = Y.shape[0] > 0
+        nb = Sg.shape[4]
+        store = Sg.shape[0] > 0
         keep = Xall.shape[0] > 0
         x = np.empty((d, nb))
-        scrY = np.empty((s, d, nb))
+        Yi = np.empty((d, nb))
         scrS = np.empty((s, d, nb))
         for c0 in range(0, n, nb):
             w = min(nb, n - c0)
             _load_block(X0, c0, w, x)
             for k in range(N):
-                Yk = Y[c0 // nb, k] if store else scrY
                 Sk = Sg[c0 // nb, k] if store else scrS
+                if store:
+                    Xk[c0 // nb, k] = x
                 for i in range(s):
-                    Yi = Yk[i]
-                    for r in range(d):                   # Y_i = x + hD Σ a_ij Σ_j
-                        _comb_row(Yi, r, x, 1.0, 0.0, Sk, A[i], 0, i, hD[r])
                     Si = Sk[i]
-                    np.dot(Kt[k], Yi, Si)
+                    if i == 0:
+                        np.dot(Kt[k], x, Si)
+                    else:
+                        _inner_stage_input(Yi, x, Sk, A, i, hD)
+                        np.dot(Kt[k], Yi, Si)
                     for r in range(d):
                         _act_row(Si, Si, r, bt[k, r], code)  # σ(K Y + b)
                 for r in range(d):                       # x + hD Σ b_i Σ_i, in place
@@ -241,26 +254,30 @@ if numba is not None:
             Xall[0] = X0
 
     @_jit(fastmath=_FM)
-    def inner_backward(Ch, bw, hKT, Y, Sg, PN, G, Pall, code):
-        """Inner-form RK backward over the blocks ``Y``, ``Sg`` of :func:`inner_forward`;
-        ``hKT`` (N, d, d) = h K̃ᵀ D; ``PN``, ``G``, ``Pall`` as in :func:`outer_backward`, with
-        ``G_k = Σ_samples Σ_i W_i [Y_i; 1]ᵀ``, ``W_i = σ'_i ⊙ (b_i λ + Σ_{j>i} Ĉ_ij R_j)``."""
+    def inner_backward(A, Ch, bw, hKT, hD, Xk, Sg, PN, G, Pall, code):
+        """Inner-form RK backward over the blocks ``Xk``, ``Sg`` of :func:`inner_forward` (stage
+        inputs recomputed); ``hKT`` (N, d, d) = h K̃ᵀ D; ``PN``, ``G``, ``Pall`` as in
+        :func:`outer_backward`, with ``G_k = Σ_samples Σ_i W_i [Y_i; 1]ᵀ``,
+        ``W_i = σ'_i ⊙ (b_i λ + Σ_{j>i} Ĉ_ij R_j)``."""
         N, s = hKT.shape[0], bw.shape[0]
         d, n = PN.shape
-        nb = Y.shape[4]
+        nb = Sg.shape[4]
         keep = Pall.shape[0] > 0
         lam = np.empty((d, nb))
         W = np.empty((s, d, nb))
         R = np.empty((s, d, nb))
+        Y = np.empty((s, d, nb))
         tmp = np.empty((d, d))
         G[:] = 0.0
         for c0 in range(0, n, nb):
             w = min(nb, n - c0)
             _load_block(PN, c0, w, lam)
             for k in range(N - 1, -1, -1):
-                Yk = Y[c0 // nb, k]
+                x = Xk[c0 // nb, k]
                 Sk = Sg[c0 // nb, k]
                 Gk = G[k]
+                for i in range(1, s):
+                    _inner_stage_input(Y[i], x, Sk, A, i, hD)
                 for i in range(s - 1, -1, -1):
                     Wi = W[i]
                     for r in range(d):
@@ -268,7 +285,7 @@ if numba is not None:
                         _dmul_row(Sk[i], Wi, r, code)
                         Gk[r, d] += _row_sum(Wi, r)
                     np.dot(hKT[k], Wi, R[i])
-                    _add_contraction(Wi, Yk[i], tmp, Gk)
+                    _add_contraction(Wi, x if i == 0 else Y[i], tmp, Gk)
                 for r in range(d):                       # p_k = λ + Σ R_i, in place
                     for i in range(s):
                         Ri = R[i]
