@@ -52,16 +52,19 @@ def _numpy_loss(s, y, loss=True, grad=True):
     n = s.shape[0]
     y = np.asarray(y)
     if s.shape[1] == 1:
-        sign = 2.0 * y - 1.0
-        z = -sign * s[:, 0]
-        e = np.exp(-np.abs(z))
-        val = float((np.maximum(z, 0.0) + np.log1p(e)).sum() / n) if loss else None
+        nsign = 1.0 - 2.0 * y                           # −(2c − 1)
+        z = nsign * s[:, 0]
+        val = float(np.logaddexp(0.0, z).sum() / n) if loss else None   # max(z, 0) + log1p(e)
         if not grad:
             return val, None
+        e = np.abs(z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
         lam = np.where(z >= 0.0, 1.0, e)
-        lam /= 1.0 + e
-        lam *= sign
-        lam *= -1.0 / n
+        e += 1.0
+        lam /= e
+        nsign *= 1.0 / n
+        lam *= nsign
         return val, lam[:, None]
     smax = s.max(axis=1, keepdims=True)
     e = np.exp(s - smax)

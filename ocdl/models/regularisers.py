@@ -3,9 +3,13 @@
 ``R(θ) = h Σ_k (α/2)(‖K_k‖_F² + |b_k|²) + (β/2) Σ_{k=0}^{N-2} (‖K_{k+1} − K_k‖_F² + |b_{k+1} − b_k|²)/h
         + (α_head/2) ‖W‖_F²``     (μ is not regularised).
 """
+import numpy as np
 
 
 def _sq(a):
+    """``Σ a²`` (numpy: one BLAS dot product over the flattened array, no temporary)."""
+    if isinstance(a, np.ndarray):
+        return float(np.vdot(a, a))
     return (a * a).sum()
 
 

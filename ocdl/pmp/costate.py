@@ -100,8 +100,11 @@ def _sweep(model, params, X, y, trajectories=True, increments=None, device=None)
 def _terminal(model, params, y):
     W = params["W"]
     WT = swap(W)
+    compiled = fused.compiled_logistic(W, params["mu"], y)
 
     def terminal(xN):
+        if compiled is not None and xN.T.flags.c_contiguous:
+            return compiled(xN)
         s = model.head(params, xN)
         data, g = mean_loss_and_grad(s, y)
         # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s per sample, formed feature-major (d, n) — the layout of the

@@ -68,15 +68,20 @@ COMPILED = importlib.util.find_spec("numba") is not None and os.environ.get("OCD
 kernels = None
 
 
-def _compiled_code(act):
-    """The compiled kernels' activation code, or None when the numpy sweeps must run."""
+def _kernels():
+    """:mod:`ocdl.pmp.kernels` (imported on first use), or None when the numpy sweeps must run."""
     global kernels
     if not COMPILED:
         return None
     if kernels is None:
         from ocdl.pmp import kernels as k
         kernels = k
-    return kernels.act_code(act)
+    return kernels
+
+
+def _compiled_code(act):
+    """The compiled kernels' activation code, or None when the numpy sweeps must run."""
+    return None if _kernels() is None else kernels.act_code(act)
 
 
 
@@ -90,6 +95,23 @@ def _combine(base, terms, weights, out, tmp):
     for term, w in zip(terms, weights):
         np.multiply(term, w, out=tmp)
         np.add(out, tmp, out=out)
+
+def compiled_logistic(W, mu, y):
+    """The compiled twin of the two-class terminal (:func:`ocdl.pmp.kernels.logistic_terminal`):
+    ``xN`` ((n, d), the transposed view of a feature-major array) ``→ (mean loss, p_N (n, d)
+    view, ∇_s (n, 1))`` — or None where it does not apply (numba missing or switched off, more
+    than one logit, torch parameters)."""
+    if not (isinstance(W, np.ndarray) and W.shape[0] == 1) or _kernels() is None:
+        return None
+    w, m, y = np.ascontiguousarray(W[0], dtype=float), float(np.asarray(mu).reshape(-1)[0]), np.ascontiguousarray(y)
+
+    def terminal(xN):
+        n, d = xN.shape
+        lam, g = np.empty((d, n)), np.empty(n)
+        data = kernels.logistic_terminal(xN.T, w, m, y, lam, g)
+        return data, lam.T, g[:, None]
+    return terminal
+
 
 def _form(model):
     """The model's field object and its fused form (``"outer"`` / ``"inner"``); a field without
@@ -540,6 +562,11 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
 _NONE = np.empty((0, 0, 0))      # "no array" for the kernels' optional (K, d, n) outputs
 
 
+def _outer_parts(M, h, d):
+    """``(h K, h b)`` of the outer form's ``M = [K | b]``, contiguous, for the compiled kernels."""
+    return np.multiply(M[:, :, :d], h), np.multiply(M[:, :, d], h)
+
+
 def _increments_fm(increments, N, d, n):
     """Additive increments ``(N, n, d)`` feature-major for the kernels (``(0, d, n)``: none)."""
     if increments is None:
@@ -562,8 +589,8 @@ def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, w
         X0 = model.lift_into(X, ws.get("x0", (d, n)))
         XN = np.empty((d, n))
         Xs = np.empty((N + 1, d, n)) if trajectories else _NONE
-        M *= h                                           # M is the sweep's own array (embed)
-        kernels.outer_forward(M, X0, XN, S, inc, Xs, code)
+        hK, hb = _outer_parts(M, h, d)
+        kernels.outer_forward(hK, hb, X0, XN, S, inc, Xs, code)
         xN = XN.T
         Jd, lamN, extra = lam_of_xN(xN)
         P = np.empty((N + 1, d, n)) if trajectories else _NONE
@@ -583,8 +610,8 @@ def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, w
         P[N if trajectories else N % 2] = lamN.T
         kernels.inner_backward(hKT, Xa, Sg, P, G, code)
         states = Xa[:, :d]
-    gM = G * h
-    gK, gb = _theta_grads(model, gM, D)
+    G *= h                              # in place: theta_grads hands back fresh arrays
+    gK, gb = _theta_grads(model, G, D)
     if trajectories:
         return Jd, gK, gb, xN, extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
     return Jd, gK, gb, xN, extra, None, None
@@ -600,7 +627,8 @@ def _euler_forward_compiled(model, M, D, X, increments, code):
         if model.F.form == "outer":
             XN = np.empty((d, n))
             nb = kernels.block_width(d, n)
-            kernels.outer_forward(M * h, model.lift_into(X, ws.get("x0", (d, n))), XN,
+            hK, hb = _outer_parts(M, h, d)
+            kernels.outer_forward(hK, hb, model.lift_into(X, ws.get("x0", (d, n))), XN,
                                   np.empty((0, N, d + 1, nb)), inc, _NONE, code)
             return XN
         Xs = ws.get("rotA", (2, d + 1, n), ones_row=True)

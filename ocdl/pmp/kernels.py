@@ -5,7 +5,7 @@ overhead, and each layer's block ``(d, n)`` is touched in as few passes as possi
 mathematics and the same feature-major layout as :func:`ocdl.pmp.fused.euler_value_and_grad`
 (whose numpy code is the fallback and the tested reference):
 
-    outer  forward   S_k = σ(x_k),                x_{k+1} = x_k + h M_k [S_k; 1] (+ ξ_k)
+    outer  forward   S_k = σ(x_k),                x_{k+1} = x_k + h K_k S_k + h b_k (+ ξ_k)
            backward  g = h K_kᵀ p_{k+1},          p_k = p_{k+1} + σ'(x_k) ⊙ g,
                      G_k = p_{k+1} [S_k; 1]ᵀ      (∂J/∂M_k = h G_k)
     inner  forward   Σ_k = σ(M_k [x_k; 1]),       x_{k+1} = x_k + h D ⊙ Σ_k (+ ξ_k)
@@ -13,6 +13,21 @@ mathematics and the same feature-major layout as :func:`ocdl.pmp.fused.euler_val
                      G_k = U [x_k; 1]ᵀ
 
 σ' is read off the stored σ (tanh ``1 − σ²``, relu ``[σ > 0]``, softplus ``−expm1(−σ)``).
+
+**Sample blocks (outer form).** Samples are independent until the θ-contraction, so the outer
+sweeps run the samples in blocks of ``nb`` columns (:func:`block_width`: ~12 288 floats, 96 KiB,
+per (d, nb) block) and take each block through *all* layers before the next: the block's
+state, σ and product stay in the core's L2 cache instead of streaming (d, n) arrays through
+L3 once per pass (measured at d = 64, n = 4000: 8 % off the forward, 12 % off the backward;
+one block — no change — at d = 8, n = 512). The stored ``[σ(x_k); 1]`` are kept per block,
+(B, N, d+1, nb); the last block is padded with zero states and zero costates, which add nothing
+to ``G``. Per layer and block the forward is one BLAS product ``h K σ(x_k)`` (K alone: the
+bias ``h b`` is added in the elementwise pass, which also forms the next layer's σ — one pass
+instead of three); the backward adds each block's ``p_{k+1} [σ; 1]ᵀ`` into ``G_k``.
+
+**Terminal.** :func:`logistic_terminal` is the compiled twin of the two-class head and loss of
+:mod:`ocdl.models.losses` (logit, logistic loss, ∇_s and ``p_N = w ∇_s`` in one pass): at
+n = 512 it replaces ~20 µs of numpy calls.
 
 **tanh.** numpy's ``tanh`` costs ~1.7 ns per element here, half the forward sweep; libm's
 scalar ``tanh`` in compiled code is slower still. :func:`_tanh` is branch-free so the
@@ -154,6 +169,36 @@ if numba is not None:
                     out[i, c] = w[i, c] - np.expm1(-s[i, c]) * v[i, c]
 
     @_jit(fastmath=_FM)
+    def logistic_terminal(XN, w, mu, y, lam, g):
+        """Two classes, one logit ``s = w·x_N + μ`` per sample (``XN`` (d, n) feature-major):
+        the mean logistic loss and its gradients, as :func:`ocdl.models.losses.mean_loss_and_grad`
+        (``z = −(2c − 1) s``, ``e = exp(−|z|)``, ``Φ = max(z, 0) + log1p(e)``,
+        ``g = ∂(Σ Φ / n)/∂s = −(2c − 1) λ(z) / n`` with the logistic ``λ(z) = [1 or e]/(1 + e)``)
+        in one compiled pass; ``g`` (n,) gets g, ``lam`` (d, n) the terminal costate
+        ``p_N = w g`` (outer product). Returns the mean loss."""
+        d, n = XN.shape
+        for c in range(n):
+            g[c] = mu
+        for i in range(d):
+            wi = w[i]
+            for c in range(n):
+                g[c] += wi * XN[i, c]                    # s (kept in g)
+        total = 0.0
+        inv = 1.0 / n
+        for c in range(n):
+            ns = 1.0 - 2.0 * y[c]
+            z = ns * g[c]
+            e = np.exp(-abs(z))
+            total += max(z, 0.0) + np.log1p(e)
+            num = 1.0 if z >= 0.0 else e
+            g[c] = ns * inv * (num / (1.0 + e))
+        for i in range(d):
+            wi = w[i]
+            for c in range(n):
+                lam[i, c] = wi * g[c]
+        return total * inv
+
+    @_jit(fastmath=_FM)
     def act_apply(z, out, code):
         """``out = σ(z)`` for 2-D arrays (the kernels' activation on its own)."""
         _apply(z, out, code)
@@ -183,15 +228,51 @@ if numba is not None:
             for c in range(w):
                 dst[i, c0 + c] = src[i, c]
 
+    @numba.njit(inline="always", fastmath=_FM)
+    def _step_apply(x, y, hb, s, code):
+        """``x ← x + y + hb`` (hb per row), then ``s = σ(x)``, in one pass."""
+        d, n = x.shape
+        if code == 0:
+            for i in range(d):
+                bi = hb[i]
+                for c in range(n):
+                    v = x[i, c] + y[i, c] + bi
+                    x[i, c] = v
+                    s[i, c] = _tanh(v)
+        elif code == 1:
+            for i in range(d):
+                bi = hb[i]
+                for c in range(n):
+                    v = x[i, c] + y[i, c] + bi
+                    x[i, c] = v
+                    s[i, c] = max(v, 0.0)
+        else:
+            for i in range(d):
+                bi = hb[i]
+                for c in range(n):
+                    v = x[i, c] + y[i, c] + bi
+                    x[i, c] = v
+                    s[i, c] = _softplus(v)
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _step(x, y, hb):
+        """``x ← x + y + hb`` (hb per row)."""
+        d, n = x.shape
+        for i in range(d):
+            bi = hb[i]
+            for c in range(n):
+                x[i, c] += y[i, c] + bi
+
     @_jit(fastmath=_FM)
-    def outer_forward(hM, X0, XN, S, inc, Xall, code):
-        """Outer-form Euler forward, sample-blocked: ``x_0`` from ``X0`` (d, n), ``x_N`` into
-        ``XN`` (d, n). ``S`` (B, N, d+1, nb) receives ``[σ(x_k); 1]`` per block (last row ones;
-        B·nb ≥ n, padding columns hold the sweep of x = 0), or is (0, N, d+1, nb): cost only.
-        ``inc`` (N, d, n) additive increments or (0, d, n); ``Xall`` (N+1, d, n) receives every
-        state, or is (0, d, n)."""
-        N = hM.shape[0]
-        d, n = X0.shape
+    def outer_forward(hK, hb, X0, XN, S, inc, Xall, code):
+        """Outer-form Euler forward ``x_{k+1} = x_k + hK_k σ(x_k) + hb_k (+ ξ_k)``, sample-blocked:
+        ``x_0`` from ``X0`` (d, n), ``x_N`` into ``XN`` (d, n). ``S`` (B, N, d+1, nb) receives
+        ``[σ(x_k); 1]`` per block (last row ones; B·nb ≥ n, padding columns hold the sweep of
+        x = 0), or is (0, N, d+1, nb): cost only. ``inc`` (N, d, n) additive increments or
+        (0, d, n); ``Xall`` (N+1, d, n) receives every state, or is (0, d, n). Per layer and
+        block: one BLAS product ``hK σ``, then one pass that adds it and forms the next σ."""
+        N, d = hK.shape[0], hK.shape[1]
+        n = X0.shape[1]
         nb = S.shape[3]
         store = S.shape[0] > 0
         keep = Xall.shape[0] > 0
@@ -200,18 +281,27 @@ if numba is not None:
         scratch = np.ones((d + 1, nb))
         for c0 in range(0, n, nb):
             w = min(nb, n - c0)
+            blk = c0 // nb
             _load_block(X0, c0, w, x)
+            a = S[blk, 0] if store else scratch
+            _apply(x, a[:d], code)
             for k in range(N):
-                a = S[c0 // nb, k] if store else scratch
-                _apply(x, a[:d], code)
-                np.dot(hM[k], a, y)                      # h (K σ + b)
-                _add_rows(y, x)
-                if inc.shape[0] > 0:
-                    for i in range(d):
-                        for c in range(w):
-                            x[i, c] += inc[k, i, c0 + c]
+                np.dot(hK[k], a[:d], y)                   # h K σ(x_k)
+                last = k == N - 1
+                nxt = S[blk, k + 1] if (store and not last) else scratch
+                if last or inc.shape[0] > 0:
+                    _step(x, y, hb[k])
+                    if inc.shape[0] > 0:
+                        for i in range(d):
+                            for c in range(w):
+                                x[i, c] += inc[k, i, c0 + c]
+                    if not last:
+                        _apply(x, nxt[:d], code)
+                else:
+                    _step_apply(x, y, hb[k], nxt[:d], code)   # x_{k+1}, σ(x_{k+1})
                 if keep:
                     _store_block(x, w, Xall[k + 1], c0)
+                a = nxt
             _store_block(x, w, XN, c0)
         if keep:
             Xall[0] = X0
