@@ -19,7 +19,7 @@ from ocdl.pmp import fused
 
 pytest.importorskip("numba")
 
-from ocdl.pmp import kernels  # noqa: E402  (needs numba)
+from ocdl.pmp import kernels, kernels_rk  # noqa: E402  (need numba)
 
 #: Kutta's third-order method: every b_i ≠ 0 (the adjoint partner exists) and stage 3 sums two
 #: earlier stages, which neither heun nor rk4 does.
@@ -152,3 +152,14 @@ def test_compiled_rk_releases_and_reuses_the_workspace(monkeypatch):
     assert abs(J2 - Ja) <= 1e-12 * abs(Ja) and pmp.rel_error(g2, ga) <= 1e-12
     assert np.array_equal(st1, keep[0]) and np.array_equal(co1, keep[1])
     assert all(np.array_equal(g1[k], keep[2][k]) for k in g1)
+
+
+@pytest.mark.parametrize("tab", [tableaux.EXPLICIT["heun"], tableaux.EXPLICIT["rk4"], KUTTA3],
+                         ids=["heun", "rk4", "kutta3"])
+def test_weighted_costate_coefficients_are_the_transposed_tableau(tab):
+    # Ĉ_ij = −b_i C_ij / b_j with C_ij = â_ij − b_j = −b_j a_ji / b_i: analytically Ĉ = Aᵀ
+    # (strictly upper for an explicit method); round-off of the two divisions only.
+    A, b, _ = tab
+    Ch = kernels_rk.weighted_coefficients(A, b)
+    assert np.abs(Ch - A.T).max() <= 4e-16 * np.abs(A).max()
+    assert not Ch.flags.writeable and kernels_rk.weighted_coefficients(A, b) is Ch     # cached

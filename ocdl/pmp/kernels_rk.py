@@ -35,6 +35,8 @@ folded into the stage quantities, so that the θ-contraction needs no extra scal
 Sums are in another order than numpy's: the two paths agree to round-off (tested ≤ 1e-12
 relative, and both against torch autograd). Fast-math flags as in :mod:`ocdl.pmp.kernels`.
 """
+import functools
+
 import numpy as np
 
 from ocdl.pmp.kernels import numba
@@ -299,7 +301,18 @@ if numba is not None:
 
 def weighted_coefficients(A, bw):
     """``Ĉ_ij = −b_i C_ij / b_j`` (C = ``costate_coefficients(A, b)``; explicit: ``= a_ji`` for
-    j > i), the coefficients of the weighted stage costates of the backward kernels."""
+    j > i), the coefficients of the weighted stage costates of the backward kernels (cached per
+    tableau: read-only)."""
+    A, bw = np.asarray(A, dtype=float), np.asarray(bw, dtype=float)
+    return _weighted(A.shape[0], A.tobytes(), bw.tobytes())
+
+
+@functools.lru_cache(maxsize=16)
+def _weighted(s, A, bw):
     from integrators.tableaux import costate_coefficients
+    A = np.frombuffer(A).reshape(s, s)
+    bw = np.frombuffer(bw)
     C = costate_coefficients(A, bw)
-    return np.ascontiguousarray(-bw[:, None] * C / bw[None, :])
+    out = np.ascontiguousarray(-bw[:, None] * C / bw[None, :])
+    out.flags.writeable = False
+    return out
