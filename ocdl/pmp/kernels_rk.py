@@ -87,12 +87,66 @@ if numba is not None:
         else:
             for c in range(n):
                 out[r, c] = bscale * base[r, c] + add
+        _add_terms_row(out, r, T, coef, lo, hi, rs)
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _add_terms_row(out, r, T, coef, lo, hi, rs):
+        """``out[r] += rs Σ_{lo ≤ j < hi} coef_j T_j[r]`` (zero coefficients skipped)."""
         for j in range(lo, hi):
             w = coef[j] * rs
             if w != 0.0:
                 Tj = T[j]
-                for c in range(n):
+                for c in range(out.shape[1]):
                     out[r, c] += w * Tj[r, c]
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _dmul_comb_row(s, Rn, W, lam, bi, cn, r, code):
+        """One pass: ``Rn[r] ← σ' ⊙ Rn[r]`` (σ' from the stored ``s``) and
+        ``W[r] = bi λ[r] + cn Rn[r]`` with the finished ``Rn``."""
+        n = s.shape[1]
+        if code == 0:
+            for c in range(n):
+                v = (1.0 - s[r, c] * s[r, c]) * Rn[r, c]
+                Rn[r, c] = v
+                W[r, c] = bi * lam[r, c] + cn * v
+        elif code == 1:
+            for c in range(n):
+                v = Rn[r, c] if s[r, c] > 0.0 else 0.0
+                Rn[r, c] = v
+                W[r, c] = bi * lam[r, c] + cn * v
+        else:
+            for c in range(n):
+                v = -np.expm1(-s[r, c]) * Rn[r, c]
+                Rn[r, c] = v
+                W[r, c] = bi * lam[r, c] + cn * v
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _dmul_lin_row(s, W, lam, bi, Rn, cn, r, code):
+        """One pass: ``W[r] = σ' ⊙ (bi λ[r] + cn Rn[r])`` (σ' from the stored ``s``)."""
+        n = s.shape[1]
+        if code == 0:
+            for c in range(n):
+                W[r, c] = (1.0 - s[r, c] * s[r, c]) * (bi * lam[r, c] + cn * Rn[r, c])
+        elif code == 1:
+            for c in range(n):
+                W[r, c] = bi * lam[r, c] + cn * Rn[r, c] if s[r, c] > 0.0 else 0.0
+        else:
+            for c in range(n):
+                W[r, c] = -np.expm1(-s[r, c]) * (bi * lam[r, c] + cn * Rn[r, c])
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _dmul_add_row(s, R0, lam, r, code):
+        """One pass: ``λ[r] += σ' ⊙ R0[r]`` (σ' from the stored ``s``)."""
+        n = s.shape[1]
+        if code == 0:
+            for c in range(n):
+                lam[r, c] += (1.0 - s[r, c] * s[r, c]) * R0[r, c]
+        elif code == 1:
+            for c in range(n):
+                lam[r, c] += R0[r, c] if s[r, c] > 0.0 else 0.0
+        else:
+            for c in range(n):
+                lam[r, c] += -np.expm1(-s[r, c]) * R0[r, c]
 
     @numba.njit(fastmath=_FM | {"reassoc"}, boundscheck=False, cache=True)
     def _row_sum(v, r):
@@ -190,15 +244,17 @@ if numba is not None:
                 for i in range(s - 1, -1, -1):
                     Wi = W[i]
                     for r in range(d):
-                        if i < s - 1:
-                            _dmul_row(Sk[i + 1], R[i + 1], r, code)   # R_{i+1} = σ' ⊙ h Kᵀ W
-                        _comb_row(Wi, r, lam, bw[i], 0.0, R, Ch[i], i + 1, s, 1.0)
+                        if i < s - 1:                    # R_{i+1} = σ' ⊙ h Kᵀ W_{i+1}, W_i
+                            _dmul_comb_row(Sk[i + 1], R[i + 1], Wi, lam, bw[i], Ch[i, i + 1], r, code)
+                            _add_terms_row(Wi, r, R, Ch[i], i + 2, s, 1.0)
+                        else:
+                            _comb_row(Wi, r, lam, bw[i], 0.0, R, Ch[i], s, s, 1.0)
                         Gk[r, d] += _row_sum(Wi, r)
                     np.dot(hKT[k], Wi, R[i])
                     _add_contraction(Wi, Sk[i], tmp, Gk)
                 for r in range(d):                       # p_k = λ + Σ R_i, in place
-                    _dmul_row(Sk[0], R[0], r, code)
-                    for i in range(s):
+                    _dmul_add_row(Sk[0], R[0], lam, r, code)
+                    for i in range(1, s):
                         Ri = R[i]
                         for c in range(nb):
                             lam[r, c] += Ri[r, c]
@@ -282,9 +338,19 @@ if numba is not None:
                     _inner_stage_input(Y[i], x, Sk, A, i, hD)
                 for i in range(s - 1, -1, -1):
                     Wi = W[i]
+                    single = True                        # at most the term j = i + 1 (rk4, heun)
+                    for j in range(i + 2, s):
+                        if Ch[i, j] != 0.0:
+                            single = False
                     for r in range(d):
-                        _comb_row(Wi, r, lam, bw[i], 0.0, R, Ch[i], i + 1, s, 1.0)
-                        _dmul_row(Sk[i], Wi, r, code)
+                        if single:
+                            if i < s - 1:
+                                _dmul_lin_row(Sk[i], Wi, lam, bw[i], R[i + 1], Ch[i, i + 1], r, code)
+                            else:                        # (R is not yet set: 0 · λ)
+                                _dmul_lin_row(Sk[i], Wi, lam, bw[i], lam, 0.0, r, code)
+                        else:
+                            _comb_row(Wi, r, lam, bw[i], 0.0, R, Ch[i], i + 1, s, 1.0)
+                            _dmul_row(Sk[i], Wi, r, code)
                         Gk[r, d] += _row_sum(Wi, r)
                     np.dot(hKT[k], Wi, R[i])
                     _add_contraction(Wi, x if i == 0 else Y[i], tmp, Gk)
