@@ -208,8 +208,11 @@ if numba is not None:
                         ci += A[i, j]
                     Si = Sk[i]
                     for r in range(d):                   # S_i = σ(x + Σ a_ij T_j + c_i h b)
-                        _comb_row(Si, r, x, 1.0, ci * hb[k, r], T, A[i], 0, i, 1.0)
-                        _act_row(Si, Si, r, 0.0, code)
+                        if i == 0:
+                            _act_row(x, Si, r, 0.0, code)
+                        else:
+                            _comb_row(Si, r, x, 1.0, ci * hb[k, r], T, A[i], 0, i, 1.0)
+                            _act_row(Si, Si, r, 0.0, code)
                     np.dot(hK[k], Si, T[i])              # T_i = h K S_i
                 for r in range(d):                       # x + Σ b_i T_i + (Σ b) h b, in place
                     _comb_row(x, r, x, 1.0, sb * hb[k, r], T, bw, 0, s, 1.0)
