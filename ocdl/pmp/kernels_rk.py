@@ -25,7 +25,7 @@ halves the memory traffic of the inner sweeps).
 Backward, layer k, from ``λ = p_{k+1}``, stages i = s..1, with the weighted stage quantities
 ``W_i = b_i U_i`` (outer ``U_i = P_i``, inner ``U_i = σ'_i ⊙ P_i``) and ``R_i = b_i h (∂f/∂x(Y_i))ᵀ P_i``:
 
-    W_i = [σ'_i ⊙] (b_i λ + Σ_{j>i} Ĉ_ij R_j),    Ĉ_ij = −b_i C_ij / b_j,
+    W_i = [σ'_i ⊙] (b_i λ + Σ_{j>i} Ĉ_ij R_j),    Ĉ_ij = −b_i C_ij / b_j  (= a_ji),
     R_i = outer σ'_i ⊙ (h K̃ᵀ W_i),  inner h K̃ᵀ D W_i,
     p_k = λ + Σ_i R_i,      G_k = Σ_i W_i [a_i; 1]ᵀ   (a = S outer, Y inner; ∂J/∂M_k = h D ⊙ G_k)
 
@@ -33,7 +33,8 @@ Backward, layer k, from ``λ = p_{k+1}``, stages i = s..1, with the weighted sta
 (∂f/∂x(Y_j))ᵀ P_j``, ``C = integrators.tableaux.costate_coefficients(A, b)``) with ``b_i``
 folded into the stage quantities, so that the θ-contraction needs no extra scaling pass.
 Sums are in another order than numpy's: the two paths agree to round-off (tested ≤ 1e-12
-relative, and both against torch autograd). Fast-math flags as in :mod:`ocdl.pmp.kernels`.
+relative, and both against torch autograd). Fast-math flags as in :mod:`ocdl.pmp.kernels`,
+plus reassociation in the bias-gradient row sum only (:func:`_row_sum`).
 """
 import functools
 
