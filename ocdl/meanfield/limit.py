@@ -64,7 +64,7 @@ def particles_to_density(nu=0.3, sizes=(100, 1000, 10000, 100000), seeds=6, subs
 
 def _solve(objective, x0, iterations):
     from ocdl.optim import LBFGS, minimize
-    return minimize(objective, x0, LBFGS(gtol=1e-10, ftol=1e-15, maxcor=20), iterations,
+    return minimize(objective, x0, LBFGS(gtol=1e-9, ftol=1e-15, maxcor=20), iterations,
                     name="meanfield limit (L-BFGS)")
 
 

@@ -21,11 +21,18 @@ def regulariser(params, h, alpha, beta, alpha_head):
     return r
 
 
-def regulariser_grad(params, h, alpha, beta, alpha_head):
-    """Gradients of ``regulariser`` as a dict with keys K, b, W, mu (numpy or torch, as the params)."""
+def regulariser_grad(params, h, alpha, beta, alpha_head, into=None):
+    """Gradients of ``regulariser`` as a dict with keys K, b, W, mu (numpy or torch, as the params);
+    with ``into`` (a dict of arrays with keys K, b, W) they are added to those arrays in place
+    instead (μ's gradient is zero) and ``into`` is returned."""
     K, b, W = params["K"], params["b"], params["W"]
-    gK = alpha * h * K
-    gb = alpha * h * b
+    if into is None:
+        gK = alpha * h * K
+        gb = alpha * h * b
+    else:
+        gK, gb = into["K"], into["b"]
+        gK += (alpha * h) * K
+        gb += (alpha * h) * b
     if beta and K.shape[0] > 1:
         dK = (beta / h) * (K[1:] - K[:-1])
         db = (beta / h) * (b[1:] - b[:-1])
@@ -33,4 +40,7 @@ def regulariser_grad(params, h, alpha, beta, alpha_head):
         gK[:-1] -= dK
         gb[1:] += db
         gb[:-1] -= db
+    if into is not None:
+        into["W"] += alpha_head * W
+        return into
     return {"K": gK, "b": gb, "W": alpha_head * W, "mu": 0.0 * params["mu"]}

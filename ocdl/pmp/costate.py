@@ -116,10 +116,11 @@ def _terminal(model, params, y):
 
 
 def _total(model, params, data, gK, gb, xN, g):
+    """``J`` and the gradient dict: the sweep's ``(gK, gb)`` (fresh arrays, added to in place),
+    the head's ``∂J/∂W = gᵀ x_N``, ``∂J/∂μ = Σ g``, plus the regulariser's."""
     reg = regulariser(params, model.h, model.alpha, model.beta, model.alpha_head)
-    rg = regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head)
-    grads = {"K": gK + rg["K"], "b": gb + rg["b"],
-             "W": g.T @ xN + rg["W"], "mu": g.sum(axis=0) + rg["mu"]}
+    grads = {"K": gK, "b": gb, "W": swap(g) @ xN, "mu": g.sum(axis=0)}
+    regulariser_grad(params, model.h, model.alpha, model.beta, model.alpha_head, into=grads)
     return float(data + reg), grads
 
 

@@ -8,8 +8,11 @@ A field of form ``outer`` is ``f = M [σ(x); 1]``, of form ``inner`` ``f = D ⊙
 ``∂J/∂M = D ⊙ h Σ U [a; 1]ᵀ`` through ``F.theta_grads``. Every function takes numpy arrays or
 torch tensors alike.
 """
+import numpy as np
+
 from ocdl.errors import InputError
 from ocdl.models.backend import contiguous, is_torch, swap
+from ocdl.models.fields import Field
 
 
 def embed(model, params):
@@ -35,6 +38,18 @@ def hKT(model, M, D):
     if D is not None:
         out *= D[:, 0][None, None, :]
     return out
+
+
+def outer_parts(model, params):
+    """``(h K̃, h b̃, h K̃ᵀ)`` (numpy, contiguous) of an outer-form field with ``M = [K̃ | b̃]`` =
+    ``F.embed(K, b)`` — the compiled kernels' operands (``hK̃ᵀ`` is :func:`hKT`; D is None for the
+    outer form). M is not formed when the field keeps the plain embedding ``[K | b]``."""
+    K, b = params["K"], params["b"]
+    if type(model.F).embed is not Field.embed:
+        M = model.F.embed(K, b)
+        K, b = M[:, :, :model.d], M[:, :, model.d]
+    hK = np.multiply(K, model.h)
+    return hK, np.multiply(b, model.h), np.ascontiguousarray(np.swapaxes(hK, 1, 2))
 
 
 def theta_grads(model, gM, D):

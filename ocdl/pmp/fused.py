@@ -58,7 +58,7 @@ import weakref
 import numpy as np
 
 from integrators.tableaux import costate_coefficients, tableau
-from ocdl.pmp.forms import embed as _embed, hKT as _hKT, split_theta_grads, theta_grads as _theta_grads
+from ocdl.pmp.forms import embed as _embed, hKT as _hKT, outer_parts, split_theta_grads, theta_grads as _theta_grads
 
 #: run the Euler and explicit RK sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels`
 #: and :mod:`ocdl.pmp.kernels_rk` when numba is
@@ -125,7 +125,8 @@ def _form(model):
 
 
 def forward(model, params, X, store=True, states=False, increments=None):
-    """Fused forward sweep, feature-major. Returns a dict with ``xN`` (d, n), ``M``, and
+    """Fused forward sweep, feature-major. Returns a dict with ``xN`` (d, n), ``M`` (None from
+    the compiled cost-only Euler forward, which does not form it), and
 
     * ``cache`` (``store=True``): per layer, per stage ``(a_aug, sig)`` — outer: ``a_aug = [σ(Y_i); 1]``,
       ``sig = σ(Y_i)``; inner: ``a_aug = [Y_i; 1]``, ``sig = σ(M [Y_i; 1])``;
@@ -143,17 +144,17 @@ def forward(model, params, X, store=True, states=False, increments=None):
     N, d = model.layers, model.d
     F, kind = _form(model)
     act = F.act
-    M, D = _embed(model, params)
-    hD = h if D is None else h * D
     if s > 1:
         code = _rk_code(act)
         if code is not None:
-            return _rk_forward_compiled(model, A, bw, M, D, X, store, states, increments, code)
+            return _rk_forward_compiled(model, params, A, bw, X, store, states, increments, code)
     if s == 1 and not store and not states:
         code = _compiled_code(act)
-        if code is not None:
-            xN = _euler_forward_compiled(model, M, D, X, increments, code)
-            return {"xN": xN, "M": M, "D": D, "cache": None, "X": None, "n": X.shape[0]}
+        if code is not None:      # compiled cost-only Euler forward: M is not formed (None)
+            xN = _euler_forward_compiled(model, params, X, increments, code)
+            return {"xN": xN, "M": None, "D": None, "cache": None, "X": None, "n": X.shape[0]}
+    M, D = _embed(model, params)
+    hD = h if D is None else h * D
     x0 = np.asarray(model.lift(X), dtype=float)
     n = x0.shape[0]
     hM = h * M if kind == "outer" else None
@@ -322,12 +323,13 @@ def _rk_code(act):
     return code
 
 
-def _rk_forward_compiled(model, A, bw, M, D, X, store, states, increments, code):
+def _rk_forward_compiled(model, params, A, bw, X, store, states, increments, code):
     """:func:`forward` by the compiled kernels (:mod:`ocdl.pmp.kernels_rk`, samples in blocks).
-    Returns the same dict with ``cache`` None and ``rk`` the stored stages (``store=True``;
-    held in the model's workspace until :func:`costate_sweep`); ``X`` the states (N+1, d, n)
-    if ``states``; ``xN`` a fresh (d, n) array."""
-    h, N, d = model.h, model.layers, model.d
+    Returns the same dict with ``cache`` None and ``rk`` the stored stages and the backward's
+    operands (``store=True``; held in the model's workspace until :func:`costate_sweep`); ``X``
+    the states (N+1, d, n) if ``states``; ``xN`` a fresh (d, n) array; ``M`` None for the
+    outer form (not formed: :func:`ocdl.pmp.forms.outer_parts`)."""
+    N, d = model.layers, model.d
     n, s = X.shape[0], len(bw)
     nb = kernels.block_width(d, n)
     B = -(-n // nb) if store else 0
@@ -338,18 +340,21 @@ def _rk_forward_compiled(model, A, bw, M, D, X, store, states, increments, code)
     XN = np.empty((d, n))
     Xs = np.empty((N + 1, d, n)) if states else _NONE
     if model.F.form == "outer":
+        M = D = None
+        hK, hb, hKT = outer_parts(model, params)
         S = ws.get("crkS", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))   # σ(Y_i)
-        kernels_rk.outer_forward(A, bw, np.ascontiguousarray(h * M[:, :, :d]),
-                                 np.ascontiguousarray(h * M[:, :, d]), X0, XN, S, inc, Xs, code)
+        kernels_rk.outer_forward(A, bw, hK, hb, X0, XN, S, inc, Xs, code)
         stored = {"S": S}
     else:
+        M, D = _embed(model, params)
+        hKT = _hKT(model, M, D) if store else None
         # layer inputs x_k and σ(K Y_i + b) (the stage inputs Y_i are recomputed backwards)
         Xk = ws.get("crkX", (B, N, d, nb)) if store else np.empty((0, N, d, nb))
         Sg = ws.get("crkSg", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))
         kernels_rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]), np.ascontiguousarray(M[:, :, d]),
                                  _hD(model, D), X0, XN, Xk, Sg, inc, Xs, code)
         stored = {"Xk": Xk, "Sg": Sg}
-    rk = dict(stored, code=code, A=A, bw=bw) if store else None
+    rk = dict(stored, code=code, A=A, bw=bw, hKT=hKT) if store else None
     return {"xN": XN, "M": M, "D": D, "cache": None, "X": Xs if states else None, "n": n,
             "lease": lease, "rk": rk}
 
@@ -362,9 +367,9 @@ def _hD(model, D):
 def _rk_backward_compiled(model, fw, lamN, costates):
     """:func:`costate_sweep` by the compiled kernels over a forward of :func:`_rk_forward_compiled`."""
     h, N, d = model.h, model.layers, model.d
-    rk, M, D, n = fw["rk"], fw["M"], fw["D"], fw["n"]
+    rk, D, n = fw["rk"], fw["D"], fw["n"]
     Ch = kernels_rk.weighted_coefficients(rk["A"], rk["bw"])
-    hKT = _hKT(model, M, D)
+    hKT = rk["hKT"]
     G = fw["lease"].ws.get("crkG", (N, d, d + 1))
     P = np.empty((N + 1, d, n)) if costates else _NONE
     PN = np.ascontiguousarray(lamN.T)
@@ -481,7 +486,7 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
     code = _compiled_code(act)
     with _borrow(model) as ws:
         if code is not None:
-            return _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, ws)
+            return _euler_compiled(model, params, M, D, X, lam_of_xN, trajectories, increments, code, ws)
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)         # [σ(x_k); 1]
             if trajectories:
@@ -562,11 +567,6 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
 _NONE = np.empty((0, 0, 0))      # "no array" for the kernels' optional (K, d, n) outputs
 
 
-def _outer_parts(M, h, d):
-    """``(h K, h b)`` of the outer form's ``M = [K | b]``, contiguous, for the compiled kernels."""
-    return np.multiply(M[:, :, :d], h), np.multiply(M[:, :, d], h)
-
-
 def _increments_fm(increments, N, d, n):
     """Additive increments ``(N, n, d)`` feature-major for the kernels (``(0, d, n)``: none)."""
     if increments is None:
@@ -574,22 +574,21 @@ def _increments_fm(increments, N, d, n):
     return np.ascontiguousarray(np.swapaxes(np.asarray(increments, dtype=float), 1, 2))
 
 
-def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, ws):
+def _euler_compiled(model, params, M, D, X, lam_of_xN, trajectories, increments, code, ws):
     """:func:`euler_value_and_grad` through the compiled whole-sweep kernels
     (:mod:`ocdl.pmp.kernels`); same workspace, same returns."""
     h, N, d = model.h, model.layers, model.d
     n = X.shape[0]
     kind = model.F.form
     inc = _increments_fm(increments, N, d, n)
-    hKT = _hKT(model, M, D)
     G = ws.get("G", (N, d, d + 1))
     if kind == "outer":
+        hK, hb, hKT = outer_parts(model, params)
         nb = kernels.block_width(d, n)
         S = ws.get("SB", (-(-n // nb), N, d + 1, nb), ones_row=True)   # [σ(x_k); 1] per block
         X0 = model.lift_into(X, ws.get("x0", (d, n)))
         XN = np.empty((d, n))
         Xs = np.empty((N + 1, d, n)) if trajectories else _NONE
-        hK, hb = _outer_parts(M, h, d)
         kernels.outer_forward(hK, hb, X0, XN, S, inc, Xs, code)
         xN = XN.T
         Jd, lamN, extra = lam_of_xN(xN)
@@ -597,6 +596,7 @@ def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, w
         kernels.outer_backward(hKT, S, np.ascontiguousarray(lamN.T), G, P, code)
         states = Xs
     else:
+        hKT = _hKT(model, M, D)
         Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
         if trajectories:
             Xa[:, d, :] = 1.0
@@ -617,7 +617,7 @@ def _euler_compiled(model, M, D, X, lam_of_xN, trajectories, increments, code, w
     return Jd, gK, gb, xN, extra, None, None
 
 
-def _euler_forward_compiled(model, M, D, X, increments, code):
+def _euler_forward_compiled(model, params, X, increments, code):
     """x_N ((d, n), feature-major, a fresh array) of an Euler network by the compiled kernels;
     the rotating buffers live in the model's workspace, nothing is stored."""
     h, N, d = model.h, model.layers, model.d
@@ -627,10 +627,11 @@ def _euler_forward_compiled(model, M, D, X, increments, code):
         if model.F.form == "outer":
             XN = np.empty((d, n))
             nb = kernels.block_width(d, n)
-            hK, hb = _outer_parts(M, h, d)
+            hK, hb, _ = outer_parts(model, params)
             kernels.outer_forward(hK, hb, model.lift_into(X, ws.get("x0", (d, n))), XN,
                                   np.empty((0, N, d + 1, nb)), inc, _NONE, code)
             return XN
+        M, D = _embed(model, params)
         Xs = ws.get("rotA", (2, d + 1, n), ones_row=True)
         model.lift_into(X, Xs[0, :d])
         hD = np.full(d, h) if D is None else np.ascontiguousarray(h * D[:, 0])
