@@ -31,7 +31,8 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   until :func:`costate_sweep` has run); the splittings too. With numba installed the Euler
   sweeps run as compiled whole-sweep kernels (:mod:`ocdl.pmp.kernels`, same mathematics), and
   so do the other explicit Runge–Kutta sweeps on the outer/inner forms (:mod:`ocdl.pmp.kernels_rk`,
-  dispatched from :func:`forward` and :func:`costate_sweep`).
+  dispatched from :func:`forward` and :func:`costate_sweep`) and the splittings
+  (:mod:`ocdl.pmp.kernels_split`).
 * **What the forward sweep computes is kept and reused.** Per layer and stage the forward
   stores ``σ(Y_i)`` (outer) or ``σ(M [Y_i; 1])`` (inner); the backward sweep forms
   σ' from it (tanh ``1 − σ²``) — σ is never re-evaluated in the backward sweep. Per stage one
@@ -50,6 +51,7 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   ``h`` is folded into the matrices used there; preallocated arrays and ``out=`` everywhere;
   no Python loop over samples.
 """
+import functools
 import importlib.util
 import os
 import threading
@@ -651,6 +653,88 @@ def _split_setup(model, params, subs):
     return A, ch
 
 
+def _split_code(model):
+    """The compiled splitting kernels' activation code (:mod:`ocdl.pmp.kernels_split`), or None
+    when the numpy sweeps must run (no numba, ``COMPILED`` off, or an activation without one)."""
+    global kernels_split
+    code = _compiled_code(model.F.act) if model.F.separable else None
+    if code is not None and kernels_split is None:
+        from ocdl.pmp import kernels_split as ks
+        kernels_split = ks
+    return code
+
+
+kernels_split = None
+
+
+@functools.lru_cache(maxsize=64)
+def _split_slots(kinds, N, store):
+    return kernels_split.slots(kinds, N, store)
+
+
+def _split_blocks(model, params, subs):
+    """For the compiled sweeps: per layer and sub-step the ``(m × m)`` block of ``A_j`` on the
+    half it reads (drift: the p columns, kick: the q columns), its bias, ``ch`` and the kinds."""
+    N, d, m = model.layers, model.d, model.m
+    halves = model.F.halves(params["K"], params["b"])
+    L = len(subs)
+    K, bias, ch = np.empty((N, L, m, m)), np.empty((N, L, m)), np.empty(L)
+    for j, (kind, c) in enumerate(subs):
+        A, sign = halves[kind]
+        K[:, j] = A[:, :, m:d] if kind == "drift" else A[:, :, :m]
+        bias[:, j] = A[:, :, d]
+        ch[j] = c * model.h * sign
+    return K, bias, ch, tuple(kind == "drift" for kind, _ in subs)
+
+
+def _split_start(model, X, H, ws):
+    """q_0 into slot 0 and p_0 into slot 1 of ``H`` (rows :m)."""
+    m = model.m
+    x0 = model.lift_into(X, ws.get("x0", (model.d, X.shape[0])))
+    H[0, :m] = x0[:m]
+    H[1, :m] = x0[m:]
+
+
+def _split_compiled(model, params, X, lam_of_xN, subs, trajectories, code, ws):
+    """:func:`split_value_and_grad` through the compiled kernels of :mod:`ocdl.pmp.kernels_split`
+    (same mathematics, same returns); stored arrays in the model's workspace."""
+    N, d, m = model.layers, model.d, model.m
+    n = X.shape[0]
+    L = len(subs)
+    K, bias, ch, kinds = _split_blocks(model, params, subs)
+    src, prev, dst, qend, pend = _split_slots(kinds, N, True)
+    H = ws.get("Hk", (N * L + 2, m + 1, n), ones_row=True)    # [half-state; 1] per slot
+    Sg = ws.get("Sk", (N * L, m, n))
+    _split_start(model, X, H, ws)
+    kernels_split.split_forward(K, bias, ch, src, prev, dst, H, Sg, code)
+    xNf = np.empty((d, n))
+    xNf[:m] = H[qend[N], :m]
+    xNf[m:] = H[pend[N], :m]
+    xN = xNf.T
+    Jd, lamN, extra = lam_of_xN(xN)
+    chKT = np.ascontiguousarray(np.swapaxes(K, 2, 3) * ch[None, :, None, None])
+    lam = ws.get("lam", (d, n))
+    lam[...] = lamN.T
+    P = np.empty((N + 1, d, n)) if trajectories else _NONE
+    if trajectories:
+        P[N] = lam
+    Gs = ws.get("Gk", (N, L, m, m + 1))
+    kernels_split.split_backward(chKT, np.array(kinds), src, H, Sg, lam, Gs, P, code)
+    Gs *= ch[None, :, None, None]
+    G = np.zeros((N, L, m, d + 1))
+    for j, drift in enumerate(kinds):
+        cols = slice(m, d) if drift else slice(0, m)
+        G[:, j, :, cols] = Gs[:, j, :, :m]
+    G[..., d] = Gs[..., m]
+    gK, gb = split_theta_grads(model, params, G, subs)
+    if trajectories:
+        Xs = np.empty((N + 1, d, n))
+        Xs[:, :m] = H[qend, :m]
+        Xs[:, m:] = H[pend, :m]
+        return Jd, gK, gb, xN, extra, Xs.transpose(0, 2, 1), P.transpose(0, 2, 1)
+    return Jd, gK, gb, xN, extra, None, None
+
+
 def split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=False):
     """Drift/kick splittings on a separable field, feature-major, σ kept from the forward pass.
 
@@ -668,7 +752,12 @@ def split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=False):
     ``(∂J/∂K, ∂J/∂b)`` by the field's ``half_theta_grads``.
     ``subs`` is the list of ``(kind, c)``. Returns like :func:`euler_value_and_grad`; the
     costates of the returned trajectory are those at the layer boundaries.
+    With numba the compiled kernels of :mod:`ocdl.pmp.kernels_split` run instead (same mathematics).
     """
+    code = _split_code(model)
+    if code is not None:
+        with _borrow(model) as ws:
+            return _split_compiled(model, params, X, lam_of_xN, subs, trajectories, code, ws)
     N, d, m = model.layers, model.d, model.m
     act = model.F.act
     L = len(subs)
@@ -738,6 +827,16 @@ def split_forward(model, params, X, subs):
     """``x_N`` ((n, d)) of a splitting network by the sub-steps of :func:`split_value_and_grad`,
     nothing stored (the cost-only forward)."""
     N, d, m = model.layers, model.d, model.m
+    code = _split_code(model)
+    if code is not None:
+        K, bias, ch, kinds = _split_blocks(model, params, subs)
+        src, prev, dst, _, _ = _split_slots(kinds, N, False)
+        with _borrow(model) as ws:
+            H = ws.get("Hr", (2, m + 1, X.shape[0]))
+            _split_start(model, X, H, ws)
+            kernels_split.split_forward(K, bias, ch, src, prev, dst, H,
+                                        np.empty((0, m, X.shape[0])), code)
+            return np.concatenate([H[0, :m], H[1, :m]]).T
     act = model.F.act
     A, ch = _split_setup(model, params, subs)
     x0 = np.asarray(model.lift(X), dtype=float)
