@@ -30,7 +30,9 @@ tableau, giving the exact gradient of the discrete cost), organised for speed:
   Runge–Kutta methods keep their cached stages in the same workspace (:func:`forward` holds it
   until :func:`costate_sweep` has run); the splittings too. With numba installed the Euler
   sweeps run as compiled whole-sweep kernels (:mod:`ocdl.pmp.kernels`, same mathematics), and
-  so do the splittings (:mod:`ocdl.pmp.kernels_split`).
+  so do the other explicit Runge–Kutta sweeps on the outer/inner forms (:mod:`ocdl.pmp.kernels_rk`,
+  dispatched from :func:`forward` and :func:`costate_sweep`) and the splittings
+  (:mod:`ocdl.pmp.kernels_split`).
 * **What the forward sweep computes is kept and reused.** Per layer and stage the forward
   stores ``σ(Y_i)`` (outer) or ``σ(M [Y_i; 1])`` (inner); the backward sweep forms
   σ' from it (tanh ``1 − σ²``) — σ is never re-evaluated in the backward sweep. Per stage one
@@ -60,7 +62,8 @@ import numpy as np
 from integrators.tableaux import costate_coefficients, tableau
 from ocdl.pmp.forms import embed as _embed, hKT as _hKT, outer_parts, split_theta_grads, theta_grads as _theta_grads
 
-#: run the Euler sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels` when numba is
+#: run the Euler and explicit RK sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels`
+#: and :mod:`ocdl.pmp.kernels_rk` when numba is
 #: installed (extra ``fast``); ``OCDL_NUMBA=0`` in the environment, or setting this to False,
 #: forces the numpy sweeps. numba is imported on the first compiled sweep, not with ocdl.
 COMPILED = importlib.util.find_spec("numba") is not None and os.environ.get("OCDL_NUMBA", "1") != "0"
@@ -134,6 +137,8 @@ def forward(model, params, X, store=True, states=False, increments=None):
     ``store=False, states=False`` keeps nothing but rotating buffers (the cost-only forward).
     ``increments`` ((N, n, d) or None): additive state-independent increments ``ξ_k``, so
     ``x_{k+1} = Ψ_h(x_k; θ_k) + ξ_k`` (Euler–Maruyama with additive noise when Ψ is Euler).
+    With the compiled kernels (s > 1 stages, :func:`_rk_forward_compiled`) ``cache`` is None
+    and ``rk`` holds the stored stages instead; ``X`` is then ``(N+1, d, n)``.
     """
     A, bw, _ = tableau(model.integrator)
     s = len(bw)
@@ -141,6 +146,10 @@ def forward(model, params, X, store=True, states=False, increments=None):
     N, d = model.layers, model.d
     F, kind = _form(model)
     act = F.act
+    if s > 1:
+        code = _rk_code(act)
+        if code is not None:
+            return _rk_forward_compiled(model, params, A, bw, X, store, states, increments, code)
     if s == 1 and not store and not states:
         code = _compiled_code(act)
         if code is not None:      # compiled cost-only Euler forward: M is not formed (None)
@@ -231,6 +240,8 @@ def costate_sweep(model, params, fw, lamN, costates=False):
     """Backward sweep from ``p_N = lamN`` ((n, d)) over the cached forward ``fw``; returns
     ``(P, gK, gb)``: ``P`` the costates ``(N+1, d, n)`` if ``costates`` else ``None``; ``gK, gb``
     without the regulariser."""
+    if fw.get("rk") is not None:
+        return _rk_backward_compiled(model, fw, lamN, costates)
     A, bw, _ = tableau(model.integrator)
     C = costate_coefficients(A, bw)
     s = len(bw)
@@ -296,6 +307,84 @@ def costate_sweep(model, params, fw, lamN, costates=False):
     if fw.get("lease") is not None:
         fw["lease"].release()                   # the cached stages are no longer needed
     return P, gK, gb
+
+
+# ------------------------------------------------------------------------------------------
+# other explicit Runge–Kutta methods through the compiled kernels of ocdl.pmp.kernels_rk
+
+kernels_rk = None
+
+
+def _rk_code(act):
+    """The activation code of the compiled RK kernels, or None when the numpy sweeps must run."""
+    global kernels_rk
+    code = _compiled_code(act)
+    if code is not None and kernels_rk is None:
+        from ocdl.pmp import kernels_rk as k
+        kernels_rk = k
+    return code
+
+
+def _rk_forward_compiled(model, params, A, bw, X, store, states, increments, code):
+    """:func:`forward` by the compiled kernels (:mod:`ocdl.pmp.kernels_rk`, samples in blocks).
+    Returns the same dict with ``cache`` None and ``rk`` the stored stages and the backward's
+    operands (``store=True``; held in the model's workspace until :func:`costate_sweep`); ``X``
+    the states (N+1, d, n) if ``states``; ``xN`` a fresh (d, n) array; ``M`` None for the
+    outer form (not formed: :func:`ocdl.pmp.forms.outer_parts`)."""
+    N, d = model.layers, model.d
+    n, s = X.shape[0], len(bw)
+    nb = kernels.block_width(d, n)
+    B = -(-n // nb) if store else 0
+    inc = _increments_fm(increments, N, d, n)
+    lease = _Lease(model) if store else None
+    ws = lease.ws if store else None
+    X0 = model.lift_into(X, np.empty((d, n)))
+    XN = np.empty((d, n))
+    Xs = np.empty((N + 1, d, n)) if states else _NONE
+    if model.F.form == "outer":
+        M = D = None
+        hK, hb, hKT = outer_parts(model, params)
+        S = ws.get("crkS", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))   # σ(Y_i)
+        kernels_rk.outer_forward(A, bw, hK, hb, X0, XN, S, inc, Xs, code)
+        stored = {"S": S}
+    else:
+        M, D = _embed(model, params)
+        hKT = _hKT(model, M, D) if store else None
+        # layer inputs x_k and σ(K Y_i + b) (the stage inputs Y_i are recomputed backwards)
+        Xk = ws.get("crkX", (B, N, d, nb)) if store else np.empty((0, N, d, nb))
+        Sg = ws.get("crkSg", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))
+        kernels_rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]), np.ascontiguousarray(M[:, :, d]),
+                                 _hD(model, D), X0, XN, Xk, Sg, inc, Xs, code)
+        stored = {"Xk": Xk, "Sg": Sg}
+    rk = dict(stored, code=code, A=A, bw=bw, hKT=hKT) if store else None
+    return {"xN": XN, "M": M, "D": D, "cache": None, "X": Xs if states else None, "n": n,
+            "lease": lease, "rk": rk}
+
+
+def _hD(model, D):
+    """The inner form's signed steps ``h D`` as a (d,) array."""
+    return np.full(model.d, model.h) if D is None else np.ascontiguousarray(model.h * D[:, 0])
+
+
+def _rk_backward_compiled(model, fw, lamN, costates):
+    """:func:`costate_sweep` by the compiled kernels over a forward of :func:`_rk_forward_compiled`."""
+    h, N, d = model.h, model.layers, model.d
+    rk, D, n = fw["rk"], fw["D"], fw["n"]
+    Ch = kernels_rk.weighted_coefficients(rk["A"], rk["bw"])
+    hKT = rk["hKT"]
+    G = fw["lease"].ws.get("crkG", (N, d, d + 1))
+    P = np.empty((N + 1, d, n)) if costates else _NONE
+    PN = np.ascontiguousarray(lamN.T)
+    if model.F.form == "outer":
+        kernels_rk.outer_backward(Ch, rk["bw"], hKT, rk["S"], PN, G, P, rk["code"])
+    else:
+        kernels_rk.inner_backward(rk["A"], Ch, rk["bw"], hKT, _hD(model, D), rk["Xk"], rk["Sg"], PN, G, P,
+                                  rk["code"])
+    G *= h
+    gK, gb = _theta_grads(model, G, D)
+    gK, gb = np.array(gK), np.array(gb)
+    fw["lease"].release()
+    return (P if costates else None), gK, gb
 
 
 # ------------------------------------------------------------------------------------------

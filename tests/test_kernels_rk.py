@@ -1,0 +1,165 @@
+"""The compiled explicit Runge–Kutta sweeps (:mod:`ocdl.pmp.kernels_rk`, numba) against
+independent references: torch autograd through the generic torch forward of ``ocdl.models``
+(value, gradient, with and without additive increments, cost-only forward) and the numpy sweeps
+of :mod:`ocdl.pmp.fused` (states and costates of every layer). Besides heun and rk4, a
+3-stage tableau with a two-term stage sum (Kutta's third-order method, registered for the test)
+checks that the kernels take any explicit tableau. test_pmp_perf.py runs its rk4/heun checks
+(costates, workspace reuse, threads) on the compiled path too.
+"""
+import numpy as np
+import pytest
+import torch
+
+from integrators import tableaux
+from ocdl import pmp
+from ocdl.models import ResNetODE, resnet, to_numpy, to_torch
+from ocdl.models.losses import mean_loss
+from ocdl.models.regularisers import regulariser
+from ocdl.pmp import fused
+
+pytest.importorskip("numba")
+
+from ocdl.pmp import kernels, kernels_rk  # noqa: E402  (need numba)
+
+#: Kutta's third-order method: every b_i ≠ 0 (the adjoint partner exists) and stage 3 sums two
+#: earlier stages, which neither heun nor rk4 does.
+KUTTA3 = (np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [-1.0, 2.0, 0.0]]),
+          np.array([1.0, 4.0, 1.0]) / 6.0, np.array([0.0, 0.5, 1.0]))
+
+
+@pytest.fixture
+def kutta3(monkeypatch):
+    monkeypatch.setitem(tableaux.EXPLICIT, "kutta3", KUTTA3)
+    monkeypatch.setattr(resnet, "EXPLICIT_METHODS", resnet.EXPLICIT_METHODS + ("kutta3",))
+
+
+@pytest.fixture(params=[None, 8], ids=["blocks-auto", "blocks-8"])
+def blocks(request, monkeypatch):
+    """The samples in the kernels' own blocks (one block at these sizes) or in blocks of 8
+    columns, the last one zero-padded (n = 37 or 41: 5 or 6 blocks)."""
+    if request.param is not None:
+        monkeypatch.setattr(kernels, "block_width", lambda d, n: request.param)
+    return request.param
+
+
+def _autograd(model, params, X, y, xi=None):
+    """J and its gradient by torch autograd through ``model.step`` (+ ξ_k after each layer)."""
+    tp = to_torch(params, requires_grad=True)
+    x = model.lift(torch.tensor(X, dtype=torch.float64))
+    for k in range(model.layers):
+        x = model.step(x, tp["K"][k], tp["b"][k])
+        if xi is not None:
+            x = x + torch.tensor(xi[k], dtype=torch.float64)
+    J = mean_loss(model.head(tp, x), y) + regulariser(tp, model.h, model.alpha, model.beta, model.alpha_head)
+    J.backward()
+    return float(J.detach()), to_numpy({k: v.grad for k, v in tp.items()})
+
+
+def _model(field, integrator, act, width=6, layers=7):
+    return ResNetODE(field=field, integrator=integrator, layers=layers, T=2.0, width=width, n_classes=3,
+                     alpha=1e-2, beta=0.2, alpha_head=5e-3, activation=act)
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu", "softplus"])
+@pytest.mark.parametrize("field", ["outer", "inner", "hamiltonian"])
+@pytest.mark.parametrize("integrator", ["heun", "rk4", "kutta3"])
+def test_compiled_rk_gradient_and_cost_equal_autograd(monkeypatch, kutta3, blocks, integrator, field, act):
+    # float64, the same discrete network, other order of operations: round-off only (measured
+    # ≤ 1e-15 relative); bar 1e-12 relative, with and without additive increments ξ_k.
+    monkeypatch.setattr(fused, "COMPILED", True)
+    rng = np.random.default_rng(11)
+    n, N, width = 37, 7, 6
+    X, y = rng.standard_normal((n, 2)), np.arange(n) % 3
+    model = _model(field, integrator, act, width, N)
+    params = model.init(seed=4)
+    assert fused._rk_code(model.F.act) is not None                  # the compiled path is under test
+    fw = fused.forward(model, params, X, store=True)
+    assert fw["rk"] is not None and fw["cache"] is None
+    assert fw["rk"]["S" if field == "outer" else "Sg"].shape[0] == (1 if blocks is None else -(-n // blocks))
+    fw["lease"].release()
+    xi = 0.2 * rng.standard_normal((N, n, width))
+    for inc in (None, xi):
+        J, g = pmp.value_and_grad(model, params, X, y, increments=inc)
+        Ja, ga = _autograd(model, params, X, y, inc)
+        assert abs(J - Ja) <= 1e-12 * abs(Ja)
+        assert pmp.rel_error(g, ga) <= 1e-12
+        Jc = pmp.cost(model, params, X, y, increments=inc)             # cost-only forward
+        assert abs(Jc - Ja) <= 1e-12 * abs(Ja)
+    Jr, gr = pmp.autograd_value_and_grad(model, params, X, y)          # through model.cost
+    assert pmp.rel_error(pmp.value_and_grad(model, params, X, y)[1], gr) <= 1e-12
+
+
+@pytest.mark.parametrize("act", ["tanh", "softplus"])
+@pytest.mark.parametrize("field", ["outer", "inner", "hamiltonian"])
+@pytest.mark.parametrize("integrator", ["heun", "rk4", "kutta3"])
+def test_compiled_and_numpy_rk_sweeps_agree(monkeypatch, kutta3, blocks, integrator, field, act):
+    # states, costates, gradients (trajectories on and off) and the forward's x_N (with and
+    # without states, store on and off) of the two paths; the numpy path is itself checked against
+    # autograd (test_pmp.py, test_pmp_perf.py). Round-off: bar 1e-12 relative per layer.
+    rng = np.random.default_rng(5)
+    n, N, width = 41, 9, 6
+    X, y = rng.standard_normal((n, 2)), np.arange(n) % 3
+    xi = 0.1 * rng.standard_normal((N, n, width))
+    model = _model(field, integrator, act, width, N)
+    params = model.init(seed=7)
+    out = {}
+    for compiled in (True, False):
+        monkeypatch.setattr(fused, "COMPILED", compiled)
+        sw = pmp.sweep(model, params, X, y, increments=xi)
+        vg = pmp.value_and_grad(model, params, X, y)
+        fws = [fused.forward(model, params, X, store=st, states=sa) for st in (True, False)
+               for sa in (True, False)]
+        for fw in fws:
+            if fw.get("lease") is not None:
+                fw["lease"].release()
+        out[compiled] = sw, vg, [np.array(fw["xN"]) for fw in fws], [fw["X"] for fw in fws]
+    (sc, vc, xc, Xc), (sn, vn, xn, Xn) = out[True], out[False]
+    assert abs(sc[0] - sn[0]) <= 1e-12 * abs(sn[0]) and abs(vc[0] - vn[0]) <= 1e-12 * abs(vn[0])
+    assert pmp.rel_error(sc[1], sn[1]) <= 1e-12 and pmp.rel_error(vc[1], vn[1]) <= 1e-12
+    for a, b in ((sc[2], sn[2]), (sc[3], sn[3])):                     # states, costates
+        assert a.shape == b.shape == (N + 1, n, width)
+        for k in range(N + 1):
+            assert np.abs(a[k] - b[k]).max() <= 1e-12 * np.abs(b[k]).max()
+    for a, b in zip(xc, xn):
+        assert np.abs(a - b).max() <= 1e-12 * np.abs(b).max()
+    for a, b in zip(Xc, Xn):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert np.abs(a - b[:, :width]).max() <= 1e-12 * np.abs(b).max()
+
+
+def test_compiled_rk_releases_and_reuses_the_workspace(monkeypatch):
+    # the stored stages live in the model's workspace from the forward to the backward sweep:
+    # released afterwards, reused (same arrays) by the next call, reallocated when the data size
+    # changes — and results handed back are never views of it (a later call leaves them intact).
+    monkeypatch.setattr(fused, "COMPILED", True)
+    rng = np.random.default_rng(2)
+    model = _model("inner", "rk4", "tanh")
+    params = model.init(seed=1)
+    X1, y1 = rng.standard_normal((30, 2)), np.arange(30) % 3
+    X2, y2 = rng.standard_normal((50, 2)), np.arange(50) % 3
+    st1, co1 = pmp.costate(model, params, X1, y1)
+    J1, g1 = pmp.value_and_grad(model, params, X1, y1)
+    keep = (st1.copy(), co1.copy(), {k: v.copy() for k, v in g1.items()})
+    ws = fused._WORKSPACES[model]
+    assert not ws.busy
+    Y = ws.arrays["crkSg"]
+    pmp.value_and_grad(model, params, X1, y1)
+    assert ws.arrays["crkSg"] is Y and not ws.busy
+    J2, g2 = pmp.value_and_grad(model, params, X2, y2)
+    assert ws.arrays["crkSg"].shape[-1] >= 50
+    Ja, ga = _autograd(model, params, X2, y2)
+    assert abs(J2 - Ja) <= 1e-12 * abs(Ja) and pmp.rel_error(g2, ga) <= 1e-12
+    assert np.array_equal(st1, keep[0]) and np.array_equal(co1, keep[1])
+    assert all(np.array_equal(g1[k], keep[2][k]) for k in g1)
+
+
+@pytest.mark.parametrize("tab", [tableaux.EXPLICIT["heun"], tableaux.EXPLICIT["rk4"], KUTTA3],
+                         ids=["heun", "rk4", "kutta3"])
+def test_weighted_costate_coefficients_are_the_transposed_tableau(tab):
+    # Ĉ_ij = −b_i C_ij / b_j with C_ij = â_ij − b_j = −b_j a_ji / b_i: analytically Ĉ = Aᵀ
+    # (strictly upper for an explicit method); round-off of the two divisions only.
+    A, b, _ = tab
+    Ch = kernels_rk.weighted_coefficients(A, b)
+    assert np.abs(Ch - A.T).max() <= 4e-16 * np.abs(A).max()
+    assert not Ch.flags.writeable and kernels_rk.weighted_coefficients(A, b) is Ch     # cached
