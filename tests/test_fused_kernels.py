@@ -142,21 +142,23 @@ def test_compiled_and_numpy_trajectories_agree(monkeypatch, field):
             assert np.abs(a[k] - b[k]).max() <= 1e-12 * np.abs(b[k]).max()
 
 
-def test_compiled_logistic_terminal_equals_torch_on_extreme_logits():
-    # the compiled two-class terminal (loss, ∇_s, p_N = w ∇_s) against torch's logaddexp and
-    # autograd through the head, logits from ~1e-3 to ±800; bar 1e-14 relative (a few roundings).
+@pytest.mark.parametrize("layout", ["rows", "feature-major"])
+def test_compiled_logistic_terminal_equals_torch_on_extreme_logits(layout):
+    # the compiled two-class terminal (loss, ∇_s, p_N = ∇_s wᵀ) against torch's logaddexp and
+    # autograd through the head, logits from ~1e-3 to ±800, x_N given as rows (n, d) or as the
+    # transposed view of a feature-major (d, n) array; bar 1e-14 relative (a few roundings).
     rng = np.random.default_rng(11)
     d, n = 6, 301
-    XN = rng.standard_normal((d, n)) * np.logspace(-3, 2.5, n)
+    X = rng.standard_normal((n, d)) * np.logspace(-3, 2.5, n)[:, None]
+    XN = X if layout == "rows" else np.ascontiguousarray(X.T).T
     w, mu, y = rng.standard_normal(d), 0.3, rng.integers(0, 2, n)
-    lam, g = np.empty((d, n)), np.empty(n)
+    lam, g = (np.empty((n, d)) if layout == "rows" else np.empty((d, n)).T), np.empty(n)
     val = kernels.logistic_terminal(XN, w, mu, y, lam, g)
-    Xt = torch.tensor(XN.T.copy(), requires_grad=True)
-    s = Xt @ torch.tensor(w) + mu
-    st = s.detach().requires_grad_(True)
+    st = (torch.tensor(X) @ torch.tensor(w) + mu).requires_grad_(True)
     z = -(2.0 * torch.tensor(y, dtype=torch.float64) - 1.0) * st
     ref = torch.logaddexp(torch.zeros_like(z), z).mean()
     ref.backward()
+    gref = st.grad.numpy()
     assert abs(val - float(ref.detach())) <= 1e-14 * abs(float(ref.detach()))
-    assert np.abs(g - st.grad.numpy()).max() <= 1e-14 * np.abs(st.grad.numpy()).max()
-    assert np.abs(lam - np.outer(w, st.grad.numpy())).max() <= 1e-14 * np.abs(lam).max()
+    assert np.abs(g - gref).max() <= 1e-14 * np.abs(gref).max()
+    assert np.abs(lam - np.outer(gref, w)).max() <= 1e-14 * np.abs(lam).max()

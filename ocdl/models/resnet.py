@@ -207,13 +207,15 @@ class ResNetODE:
             return X if not isinstance(X, np.ndarray) else np.asarray(X, dtype=float)
         return concat([X, zeros_like_shape(X, (n, self.d - d_in))], axis=1)
 
-    def lift_into(self, X, out):
+    def lift_into(self, X, out, zero_padding=True):
         """:meth:`lift` written feature-major: ``out`` ((d, n), numpy) ← ``lift(X)ᵀ``, without
-        forming the padded copy (the fused sweeps' first state)."""
+        forming the padded copy (the fused sweeps' first state); ``zero_padding=False`` leaves the
+        padding rows ``out[d_in:]`` as they are (a buffer that holds zeros there already)."""
         X = self._normalised(np.asarray(X, dtype=float))
         d_in = X.shape[1]
         out[:d_in] = X.T
-        out[d_in:] = 0.0
+        if zero_padding:
+            out[d_in:] = 0.0
         return out
 
     def _normalised(self, X):

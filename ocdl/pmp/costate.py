@@ -103,7 +103,7 @@ def _terminal(model, params, y):
     compiled = fused.compiled_logistic(W, params["mu"], y)
 
     def terminal(xN):
-        if compiled is not None and xN.T.flags.c_contiguous:
+        if compiled is not None and (xN.flags.c_contiguous or xN.T.flags.c_contiguous):
             return compiled(xN)
         s = model.head(params, xN)
         data, g = mean_loss_and_grad(s, y)

@@ -100,18 +100,18 @@ def _combine(base, terms, weights, out, tmp):
 
 def compiled_logistic(W, mu, y):
     """The compiled twin of the two-class terminal (:func:`ocdl.pmp.kernels.logistic_terminal`):
-    ``xN`` ((n, d), the transposed view of a feature-major array) ``→ (mean loss, p_N (n, d)
-    view, ∇_s (n, 1))`` — or None where it does not apply (numba missing or switched off, more
-    than one logit, torch parameters)."""
+    ``xN`` ((n, d): rows, or the transposed view of a feature-major array) ``→ (mean loss, p_N
+    (n, d) in the layout of xN, ∇_s (n, 1))`` — or None where it does not apply (numba missing
+    or switched off, more than one logit, torch parameters)."""
     if not (isinstance(W, np.ndarray) and W.shape[0] == 1) or _kernels() is None:
         return None
-    w, m, y = np.ascontiguousarray(W[0], dtype=float), float(np.asarray(mu).reshape(-1)[0]), np.ascontiguousarray(y)
+    w, m, y = W[0], float(mu[0]), np.ascontiguousarray(y)     # W, mu: float64 arrays (_as_numpy)
 
     def terminal(xN):
         n, d = xN.shape
-        lam, g = np.empty((d, n)), np.empty(n)
-        data = kernels.logistic_terminal(xN.T, w, m, y, lam, g)
-        return data, lam.T, g[:, None]
+        lam, g = (np.empty((n, d)) if xN.flags.c_contiguous else np.empty((d, n)).T), np.empty(n)
+        data = kernels.logistic_terminal(xN, w, m, y, lam, g)
+        return data, lam, g[:, None]
     return terminal
 
 
@@ -398,13 +398,16 @@ class _Workspace:
     def __init__(self):
         self.arrays = {}
 
-    def get(self, name, shape, ones_row=False):
-        """An array of ``shape`` (contents undefined; ``ones_row``: last row of axis −2 is 1)."""
+    def get(self, name, shape, ones_row=False, ones_col=False, zeros=False):
+        """An array of ``shape`` (contents undefined; ``ones_row``: last row of axis −2 is 1;
+        ``ones_col``: last column is 1; ``zeros``: zero when made)."""
         a = self.arrays.get(name)
         if a is None or a.shape != shape:
-            a = np.empty(shape)
+            a = np.zeros(shape) if zeros else np.empty(shape)
             if ones_row:
                 a[..., -1, :] = 1.0
+            if ones_col:
+                a[..., -1] = 1.0
             self.arrays[name] = a
         return a
 
@@ -481,14 +484,15 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
     N, d = model.layers, model.d
     F, kind = _form(model)
     act = F.act
+    code = _compiled_code(act)
+    if code is not None:
+        with _borrow(model) as ws:
+            return _euler_compiled(model, params, X, lam_of_xN, trajectories, increments, code, ws)
     M, D = _embed(model, params)
     hD = h if D is None else h * D
     n = X.shape[0]
     matmul, add, multiply = np.matmul, np.add, np.multiply
-    code = _compiled_code(act)
     with _borrow(model) as ws:
-        if code is not None:
-            return _euler_compiled(model, params, M, D, X, lam_of_xN, trajectories, increments, code, ws)
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)         # [σ(x_k); 1]
             if trajectories:
@@ -576,28 +580,50 @@ def _increments_fm(increments, N, d, n):
     return np.ascontiguousarray(np.swapaxes(np.asarray(increments, dtype=float), 1, 2))
 
 
-def _euler_compiled(model, params, M, D, X, lam_of_xN, trajectories, increments, code, ws):
+def _rows(model, X, ws):
+    """``x_0 = lift(X)`` in row form, (n, d) C-contiguous, in the workspace (written through the
+    feature-major view that :meth:`lift_into` fills; the padding columns are zeroed once, when
+    the buffer is made, and nothing else writes them)."""
+    return model.lift_into(X, ws.get("x0r", (X.shape[0], model.d), zeros=True).T, zero_padding=False).T
+
+
+def _with_bias_row(hKT, hb):
+    """``[h K_kᵀ; h b_kᵀ]`` (N, d+1, d): the row-form outer map ``[σ, 1] ↦ σ hKᵀ + hb``."""
+    return np.concatenate([hKT, hb[:, None, :]], axis=1)
+
+
+def _increments_rows(increments):
+    """Additive increments (N, n, d) C-contiguous for the row-form kernels (``_NONE``: none)."""
+    return _NONE if increments is None else np.ascontiguousarray(increments, dtype=float)
+
+
+def _euler_compiled(model, params, X, lam_of_xN, trajectories, increments, code, ws):
     """:func:`euler_value_and_grad` through the compiled whole-sweep kernels
     (:mod:`ocdl.pmp.kernels`); same workspace, same returns."""
     h, N, d = model.h, model.layers, model.d
     n = X.shape[0]
     kind = model.F.form
-    inc = _increments_fm(increments, N, d, n)
     G = ws.get("G", (N, d, d + 1))
-    if kind == "outer":
+    if kind == "outer":                 # row form: one sample per row, as the model lifts it
         hK, hb, hKT = outer_parts(model, params)
         nb = kernels.block_width(d, n)
-        S = ws.get("SB", (-(-n // nb), N, d + 1, nb), ones_row=True)   # [σ(x_k); 1] per block
-        X0 = model.lift_into(X, ws.get("x0", (d, n)))
-        XN = np.empty((d, n))
-        Xs = np.empty((N + 1, d, n)) if trajectories else _NONE
-        kernels.outer_forward(hK, hb, X0, XN, S, inc, Xs, code)
-        xN = XN.T
+        S = ws.get("SB", (-(-n // nb), N, nb, d + 1), ones_col=True)   # [σ(x_k), 1] per block
+        XN = np.empty((n, d))
+        Xs = np.empty((N + 1, n, d)) if trajectories else _NONE
+        kernels.outer_forward(_with_bias_row(hKT, hb), _rows(model, X, ws), XN, S, _increments_rows(increments),
+                              Xs, code)
+        xN = XN
         Jd, lamN, extra = lam_of_xN(xN)
-        P = np.empty((N + 1, d, n)) if trajectories else _NONE
-        kernels.outer_backward(hKT, S, np.ascontiguousarray(lamN.T), G, P, code)
-        states = Xs
+        P = np.empty((N + 1, n, d)) if trajectories else _NONE
+        kernels.outer_backward(hK, S, np.ascontiguousarray(lamN), G, P, code)
+        G *= h
+        gK, gb = _theta_grads(model, G, None)
+        if trajectories:
+            return Jd, gK, gb, xN, extra, Xs, P
+        return Jd, gK, gb, xN, extra, None, None
     else:
+        M, D = _embed(model, params)
+        inc = _increments_fm(increments, N, d, n)
         hKT = _hKT(model, M, D)
         Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
         if trajectories:
@@ -624,15 +650,15 @@ def _euler_forward_compiled(model, params, X, increments, code):
     the rotating buffers live in the model's workspace, nothing is stored."""
     h, N, d = model.h, model.layers, model.d
     n = X.shape[0]
-    inc = _increments_fm(increments, N, d, n)
     with _borrow(model) as ws:
         if model.F.form == "outer":
-            XN = np.empty((d, n))
-            nb = kernels.block_width(d, n)
-            hK, hb, _ = outer_parts(model, params)
-            kernels.outer_forward(hK, hb, model.lift_into(X, ws.get("x0", (d, n))), XN,
-                                  np.empty((0, N, d + 1, nb)), inc, _NONE, code)
-            return XN
+            XN = np.empty((n, d))
+            _, hb, hKT = outer_parts(model, params)
+            kernels.outer_forward(_with_bias_row(hKT, hb), _rows(model, X, ws), XN,
+                                  np.empty((0, N, kernels.block_width(d, n), d + 1)),
+                                  _increments_rows(increments), _NONE, code)
+            return XN.T
+        inc = _increments_fm(increments, N, d, n)
         M, D = _embed(model, params)
         Xs = ws.get("rotA", (2, d + 1, n), ones_row=True)
         model.lift_into(X, Xs[0, :d])

@@ -176,32 +176,33 @@ if numba is not None:
 
     @_jit(fastmath=_FM)
     def logistic_terminal(XN, w, mu, y, lam, g):
-        """Two classes, one logit ``s = w·x_N + μ`` per sample (``XN`` (d, n) feature-major):
-        the mean logistic loss and its gradients, as :func:`ocdl.models.losses.mean_loss_and_grad`
-        (``z = −(2c − 1) s``, ``e = exp(−|z|)``, ``Φ = max(z, 0) + log1p(e)``,
-        ``g = ∂(Σ Φ / n)/∂s = −(2c − 1) λ(z) / n`` with the logistic ``λ(z) = [1 or e]/(1 + e)``)
-        in one compiled pass; ``g`` (n,) gets g, ``lam`` (d, n) the terminal costate
-        ``p_N = w g`` (outer product). Returns the mean loss."""
-        d, n = XN.shape
-        for c in range(n):
-            g[c] = mu
-        for i in range(d):
-            wi = w[i]
-            for c in range(n):
-                g[c] += wi * XN[i, c]                    # s (kept in g)
+        """Two classes, one logit ``s = x_N w + μ`` per sample (``XN`` (n, d), rows or a
+        transposed feature-major view): the mean logistic loss and its gradients, as
+        :func:`ocdl.models.losses.mean_loss_and_grad` (``z = −(2c − 1) s``, ``e = exp(−|z|)``,
+        ``Φ = max(z, 0) + log1p(e)``, ``g = ∂(Σ Φ / n)/∂s = −(2c − 1) λ(z) / n`` with the logistic
+        ``λ(z) = [1 or e]/(1 + e)``); ``g`` (n,) gets g, ``lam`` (n, d, the layout of XN) the
+        terminal costate ``p_N = g wᵀ`` (outer product). Returns the mean loss."""
+        n, d = XN.shape
+        np.dot(XN, w, g)                                 # x_N w (kept in g)
         total = 0.0
         inv = 1.0 / n
         for c in range(n):
             ns = 1.0 - 2.0 * y[c]
-            z = ns * g[c]
+            z = ns * (g[c] + mu)
             e = np.exp(-abs(z))
             total += max(z, 0.0) + np.log1p(e)
             num = 1.0 if z >= 0.0 else e
             g[c] = ns * inv * (num / (1.0 + e))
-        for i in range(d):
-            wi = w[i]
+        if lam.strides[1] <= lam.strides[0]:             # rows contiguous
             for c in range(n):
-                lam[i, c] = wi * g[c]
+                gc = g[c]
+                for i in range(d):
+                    lam[c, i] = gc * w[i]
+        else:
+            for i in range(d):
+                wi = w[i]
+                for c in range(n):
+                    lam[c, i] = g[c] * wi
         return total * inv
 
     @_jit(fastmath=_FM)
@@ -269,74 +270,153 @@ if numba is not None:
             for c in range(n):
                 x[i, c] += y[i, c] + bi
 
+    @numba.njit(inline="always", fastmath=_FM)
+    def _load_rows(src, c0, w, dst):
+        """``dst[:w, :d] = src[c0:c0+w]``, the padding rows ``dst[w:, :d]`` zeroed (d = src's width)."""
+        d = src.shape[1]
+        for c in range(w):
+            for i in range(d):
+                dst[c, i] = src[c0 + c, i]
+        for c in range(w, dst.shape[0]):
+            for i in range(d):
+                dst[c, i] = 0.0
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _store_rows(src, w, dst, c0):
+        """``dst[c0:c0+w] = src[:w, :d]`` (d = dst's width)."""
+        d = dst.shape[1]
+        for c in range(w):
+            for i in range(d):
+                dst[c0 + c, i] = src[c, i]
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _rows_step_apply(x, y, s, code):
+        """``x ← x + y``, then ``s[:, :d] = σ(x)``, in one pass over the rows."""
+        nb, d = x.shape
+        if code == 0:
+            for c in range(nb):
+                for i in range(d):
+                    v = x[c, i] + y[c, i]
+                    x[c, i] = v
+                    s[c, i] = _tanh(v)
+        elif code == 1:
+            for c in range(nb):
+                for i in range(d):
+                    v = x[c, i] + y[c, i]
+                    x[c, i] = v
+                    s[c, i] = max(v, 0.0)
+        else:
+            for c in range(nb):
+                for i in range(d):
+                    v = x[c, i] + y[c, i]
+                    x[c, i] = v
+                    s[c, i] = _softplus(v)
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _rows_apply(x, s, code):
+        """``s[:, :d] = σ(x)``."""
+        nb, d = x.shape
+        if code == 0:
+            for c in range(nb):
+                for i in range(d):
+                    s[c, i] = _tanh(x[c, i])
+        elif code == 1:
+            for c in range(nb):
+                for i in range(d):
+                    s[c, i] = max(x[c, i], 0.0)
+        else:
+            for c in range(nb):
+                for i in range(d):
+                    s[c, i] = _softplus(x[c, i])
+
+    @numba.njit(inline="always", fastmath=_FM)
+    def _rows_costate(s, g, lam, code):
+        """``p ← p + σ'(x) ⊙ g`` with σ' from the stored ``s[:, :d] = σ(x)``, one pass."""
+        nb, d = lam.shape
+        if code == 0:
+            for c in range(nb):
+                for i in range(d):
+                    lam[c, i] += (1.0 - s[c, i] * s[c, i]) * g[c, i]
+        elif code == 1:
+            for c in range(nb):
+                for i in range(d):
+                    if s[c, i] > 0.0:
+                        lam[c, i] += g[c, i]
+        else:
+            for c in range(nb):
+                for i in range(d):
+                    lam[c, i] -= np.expm1(-s[c, i]) * g[c, i]
+
     @_jit(fastmath=_FM)
-    def outer_forward(hK, hb, X0, XN, S, inc, Xall, code):
-        """Outer-form Euler forward ``x_{k+1} = x_k + hK_k σ(x_k) + hb_k (+ ξ_k)``, sample-blocked:
-        ``x_0`` from ``X0`` (d, n), ``x_N`` into ``XN`` (d, n). ``S`` (B, N, d+1, nb) receives
-        ``[σ(x_k); 1]`` per block (last row ones; B·nb ≥ n, padding columns hold the sweep of
-        x = 0), or is (0, N, d+1, nb): cost only. ``inc`` (N, d, n) additive increments or
-        (0, d, n); ``Xall`` (N+1, d, n) receives every state, or is (0, d, n). Per layer and
-        block: one BLAS product ``hK σ``, then one pass that adds it and forms the next σ."""
-        N, d = hK.shape[0], hK.shape[1]
-        n = X0.shape[1]
-        nb = S.shape[3]
+    def outer_forward(hKbT, X0, XN, S, inc, Xall, code):
+        """Outer-form Euler forward ``x_{k+1} = x_k + [σ(x_k), 1] [h K_k, h b_k]ᵀ (+ ξ_k)`` in row
+        form (one sample per row), sample-blocked: ``x_0`` from ``X0`` (n, d), ``x_N`` into
+        ``XN`` (n, d); ``hKbT`` (N, d+1, d) is ``[h K_kᵀ; h b_kᵀ]``. ``S`` (B, N, nb, d+1)
+        receives the rows ``[σ(x_k), 1]`` per block (last column ones; B·nb ≥ n, padding rows
+        hold the sweep of x = 0), or is (0, N, nb, d+1): cost only. ``inc`` (N, n, d) additive
+        increments or (0, 0, 0); ``Xall`` (N+1, n, d) receives every state, or is (0, 0, 0).
+        Per layer and block: one BLAS product ``[σ, 1] [hK, hb]ᵀ`` (bias included), then one
+        pass that adds it and forms the next σ."""
+        N, d = hKbT.shape[0], hKbT.shape[2]
+        n = X0.shape[0]
+        nb = S.shape[2]
         store = S.shape[0] > 0
         keep = Xall.shape[0] > 0
-        x = np.empty((d, nb))
-        y = np.empty((d, nb))
-        scratch = np.ones((d + 1, nb))
+        incs = inc.shape[0] > 0
+        x = np.empty((nb, d))
+        y = np.empty((nb, d))
+        scratch = np.ones((nb, d + 1))
         for c0 in range(0, n, nb):
             w = min(nb, n - c0)
             blk = c0 // nb
-            _load_block(X0, c0, w, x)
+            _load_rows(X0, c0, w, x)
             a = S[blk, 0] if store else scratch
-            _apply(x, a[:d], code)
+            _rows_apply(x, a, code)
             for k in range(N):
-                np.dot(hK[k], a[:d], y)                   # h K σ(x_k)
+                np.dot(a, hKbT[k], y)                    # [σ(x_k), 1] [hK, hb]ᵀ
                 last = k == N - 1
                 nxt = S[blk, k + 1] if (store and not last) else scratch
-                if last or inc.shape[0] > 0:
-                    _step(x, y, hb[k])
-                    if inc.shape[0] > 0:
+                if incs:
+                    for c in range(w):
                         for i in range(d):
-                            for c in range(w):
-                                x[i, c] += inc[k, i, c0 + c]
-                    if not last:
-                        _apply(x, nxt[:d], code)
+                            y[c, i] += inc[k, c0 + c, i]
+                if last:
+                    _add_rows(y, x)
                 else:
-                    _step_apply(x, y, hb[k], nxt[:d], code)   # x_{k+1}, σ(x_{k+1})
+                    _rows_step_apply(x, y, nxt, code)    # x_{k+1}, σ(x_{k+1})
                 if keep:
-                    _store_block(x, w, Xall[k + 1], c0)
+                    _store_rows(x, w, Xall[k + 1], c0)
                 a = nxt
-            _store_block(x, w, XN, c0)
+            _store_rows(x, w, XN, c0)
         if keep:
             Xall[0] = X0
 
     @_jit(fastmath=_FM)
-    def outer_backward(hKT, S, PN, G, Pall, code):
-        """Outer-form Euler backward, sample-blocked, from ``p_N`` in ``PN`` (d, n) over the
-        blocks ``S`` of :func:`outer_forward` (padding columns get p = 0, so they add nothing);
-        ``G`` (N, d, d+1) gets ``Σ_samples p_{k+1} [S_k; 1]ᵀ``; ``Pall`` (N+1, d, n) receives
-        every costate, or is (0, d, n)."""
-        N = hKT.shape[0]
-        d, n = PN.shape
-        nb = S.shape[3]
+    def outer_backward(hK, S, PN, G, Pall, code):
+        """Outer-form Euler backward in row form, sample-blocked, from ``p_N`` in ``PN`` (n, d)
+        over the blocks ``S`` of :func:`outer_forward` (padding rows get p = 0, so they add
+        nothing): ``p_k = p_{k+1} + σ'(x_k) ⊙ (p_{k+1} h K_k)``; ``G`` (N, d, d+1) gets
+        ``Σ_samples p_{k+1}ᵀ [σ(x_k), 1]`` (one BLAS product per block: K and bias gradients);
+        ``Pall`` (N+1, n, d) receives every costate, or is (0, 0, 0)."""
+        N = hK.shape[0]
+        n, d = PN.shape
+        nb = S.shape[2]
         keep = Pall.shape[0] > 0
-        lam = np.empty((d, nb))
-        g = np.empty((d, nb))
+        lam = np.empty((nb, d))
+        g = np.empty((nb, d))
         part = np.empty((d, d + 1))
         G[:] = 0.0
         for c0 in range(0, n, nb):
             w = min(nb, n - c0)
-            _load_block(PN, c0, w, lam)
+            _load_rows(PN, c0, w, lam)
             for k in range(N - 1, -1, -1):
                 a = S[c0 // nb, k]
-                np.dot(lam, a.T, part)                   # p_{k+1} [σ; 1]ᵀ of this block
+                np.dot(lam.T, a, part)                   # p_{k+1}ᵀ [σ, 1] of this block
                 _add_rows(part, G[k])
-                np.dot(hKT[k], lam, g)                   # h Kᵀ p
-                _deriv_mul_add(a[:d], g, lam, lam, code)  # p + h σ' ⊙ Kᵀ p
+                np.dot(lam, hK[k], g)                    # p h K
+                _rows_costate(a, g, lam, code)           # p + σ' ⊙ (p h K)
                 if keep:
-                    _store_block(lam, w, Pall[k], c0)
+                    _store_rows(lam, w, Pall[k], c0)
         if keep:
             Pall[N] = PN
 
