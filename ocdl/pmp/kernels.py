@@ -77,7 +77,7 @@ ACT_CODES = {"tanh": 0, "relu": 1, "softplus": 2}
 _EXPM1_P = (2.5100375832561234e-08, 2.7620075879983367e-07, 2.7557268480310024e-06,
             2.4801521322368692e-05, 0.00019841269863040545, 0.0013888888917196719,
             0.008333333333330065, 0.041666666666624164, 0.16666666666666669, 0.5000000000000001)
-#: floats per (d, nb) sample block of the blocked sweeps (12288 = 96 KiB: measured best of
+#: floats per (nb, d) sample block of the blocked sweeps (12288 = 96 KiB: measured best of
 #: 8k–32k at d = 64, n = 4000 on this machine's 2 MiB L2; see :func:`block_width`)
 BLOCK_FLOATS = 12288
 
@@ -161,23 +161,6 @@ if numba is not None:
                 for c in range(n):
                     out[i, c] = -np.expm1(-s[i, c]) * v[i, c]
 
-    @numba.njit(inline="always", fastmath=_FM)
-    def _deriv_mul_add(s, v, w, out, code):
-        """``out = w + σ'(z) ⊙ v`` given ``s = σ(z)`` (``out`` may be ``v``), one pass."""
-        d, n = s.shape
-        if code == 0:
-            for i in range(d):
-                for c in range(n):
-                    out[i, c] = w[i, c] + (1.0 - s[i, c] * s[i, c]) * v[i, c]
-        elif code == 1:
-            for i in range(d):
-                for c in range(n):
-                    out[i, c] = w[i, c] + (v[i, c] if s[i, c] > 0.0 else 0.0)
-        else:
-            for i in range(d):
-                for c in range(n):
-                    out[i, c] = w[i, c] - np.expm1(-s[i, c]) * v[i, c]
-
     @_jit(fastmath=_FM)
     def logistic_terminal(XN, w, mu, y, lam, g):
         """Two classes, one logit ``s = x_N w + μ`` per sample (``XN`` (n, d), rows or a
@@ -238,41 +221,6 @@ if numba is not None:
         for i in range(src.shape[0]):
             for c in range(w):
                 dst[i, c0 + c] = src[i, c]
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _step_apply(x, y, hb, s, code):
-        """``x ← x + y + hb`` (hb per row), then ``s = σ(x)``, in one pass."""
-        d, n = x.shape
-        if code == 0:
-            for i in range(d):
-                bi = hb[i]
-                for c in range(n):
-                    v = x[i, c] + y[i, c] + bi
-                    x[i, c] = v
-                    s[i, c] = _tanh(v)
-        elif code == 1:
-            for i in range(d):
-                bi = hb[i]
-                for c in range(n):
-                    v = x[i, c] + y[i, c] + bi
-                    x[i, c] = v
-                    s[i, c] = max(v, 0.0)
-        else:
-            for i in range(d):
-                bi = hb[i]
-                for c in range(n):
-                    v = x[i, c] + y[i, c] + bi
-                    x[i, c] = v
-                    s[i, c] = _softplus(v)
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _step(x, y, hb):
-        """``x ← x + y + hb`` (hb per row)."""
-        d, n = x.shape
-        for i in range(d):
-            bi = hb[i]
-            for c in range(n):
-                x[i, c] += y[i, c] + bi
 
     @numba.njit(inline="always", fastmath=_FM)
     def _load_rows(src, c0, w, dst):
