@@ -587,11 +587,6 @@ def _rows(model, X, ws):
     return model.lift_into(X, ws.get("x0r", (X.shape[0], model.d), zeros=True).T, zero_padding=False).T
 
 
-def _with_bias_row(hKT, hb):
-    """``[h K_kᵀ; h b_kᵀ]`` (N, d+1, d): the row-form outer map ``[σ, 1] ↦ σ hKᵀ + hb``."""
-    return np.concatenate([hKT, hb[:, None, :]], axis=1)
-
-
 def _increments_rows(increments):
     """Additive increments (N, n, d) C-contiguous for the row-form kernels (``_NONE``: none)."""
     return _NONE if increments is None else np.ascontiguousarray(increments, dtype=float)
@@ -605,13 +600,12 @@ def _euler_compiled(model, params, X, lam_of_xN, trajectories, increments, code,
     kind = model.F.form
     G = ws.get("G", (N, d, d + 1))
     if kind == "outer":                 # row form: one sample per row, as the model lifts it
-        hK, hb, hKT = outer_parts(model, params)
+        hK, hKbT = outer_parts(model, params, rows=True)
         nb = kernels.block_width(d, n)
         S = ws.get("SB", (-(-n // nb), N, nb, d + 1), ones_col=True)   # [σ(x_k), 1] per block
         XN = np.empty((n, d))
         Xs = np.empty((N + 1, n, d)) if trajectories else _NONE
-        kernels.outer_forward(_with_bias_row(hKT, hb), _rows(model, X, ws), XN, S, _increments_rows(increments),
-                              Xs, code)
+        kernels.outer_forward(hKbT, _rows(model, X, ws), XN, S, _increments_rows(increments), Xs, code)
         xN = XN
         Jd, lamN, extra = lam_of_xN(xN)
         P = np.empty((N + 1, n, d)) if trajectories else _NONE
@@ -653,8 +647,7 @@ def _euler_forward_compiled(model, params, X, increments, code):
     with _borrow(model) as ws:
         if model.F.form == "outer":
             XN = np.empty((n, d))
-            _, hb, hKT = outer_parts(model, params)
-            kernels.outer_forward(_with_bias_row(hKT, hb), _rows(model, X, ws), XN,
+            kernels.outer_forward(outer_parts(model, params, rows=True)[1], _rows(model, X, ws), XN,
                                   np.empty((0, N, kernels.block_width(d, n), d + 1)),
                                   _increments_rows(increments), _NONE, code)
             return XN.T
