@@ -60,7 +60,8 @@ import weakref
 import numpy as np
 
 from integrators.tableaux import costate_coefficients, tableau
-from ocdl.pmp.forms import embed as _embed, hKT as _hKT, outer_parts, split_theta_grads, theta_grads as _theta_grads
+from ocdl.pmp.forms import (embed as _embed, hKT as _hKT, outer_parts, outer_theta_grads, split_theta_grads,
+                             theta_grads as _theta_grads)
 
 #: run the Euler and explicit RK sweeps through the compiled kernels of :mod:`ocdl.pmp.kernels`
 #: and :mod:`ocdl.pmp.kernels_rk` when numba is
@@ -598,24 +599,24 @@ def _euler_compiled(model, params, X, lam_of_xN, trajectories, increments, code,
     h, N, d = model.h, model.layers, model.d
     n = X.shape[0]
     kind = model.F.form
-    G = ws.get("G", (N, d, d + 1))
     if kind == "outer":                 # row form: one sample per row, as the model lifts it
-        hK, hKbT = outer_parts(model, params, rows=True)
+        hK, hb, hKT = outer_parts(model, params)
         nb = kernels.block_width(d, n)
-        S = ws.get("SB", (-(-n // nb), N, nb, d + 1), ones_col=True)   # [σ(x_k), 1] per block
+        S = ws.get("SB", (-(-n // nb), N, nb, d))      # σ(x_k) per block of rows
         XN = np.empty((n, d))
         Xs = np.empty((N + 1, n, d)) if trajectories else _NONE
-        kernels.outer_forward(hKbT, _rows(model, X, ws), XN, S, _increments_rows(increments), Xs, code)
+        kernels.outer_forward(hKT, hb, _rows(model, X, ws), XN, S, _increments_rows(increments), Xs, code)
         xN = XN
         Jd, lamN, extra = lam_of_xN(xN)
         P = np.empty((N + 1, n, d)) if trajectories else _NONE
-        kernels.outer_backward(hK, S, np.ascontiguousarray(lamN), G, P, code)
-        G *= h
-        gK, gb = _theta_grads(model, G, None)
+        gK, gb = np.empty((N, d, d)), np.empty((N, d))
+        kernels.outer_backward(hK, S, np.ascontiguousarray(lamN), h, gK, gb, P, code)
+        gK, gb = outer_theta_grads(model, gK, gb)
         if trajectories:
             return Jd, gK, gb, xN, extra, Xs, P
         return Jd, gK, gb, xN, extra, None, None
     else:
+        G = ws.get("G", (N, d, d + 1))
         M, D = _embed(model, params)
         inc = _increments_fm(increments, N, d, n)
         hKT = _hKT(model, M, D)
@@ -647,8 +648,8 @@ def _euler_forward_compiled(model, params, X, increments, code):
     with _borrow(model) as ws:
         if model.F.form == "outer":
             XN = np.empty((n, d))
-            kernels.outer_forward(outer_parts(model, params, rows=True)[1], _rows(model, X, ws), XN,
-                                  np.empty((0, N, kernels.block_width(d, n), d + 1)),
+            _, hb, hKT = outer_parts(model, params)
+            kernels.outer_forward(hKT, hb, _rows(model, X, ws), XN, np.empty((0, N, kernels.block_width(d, n), d)),
                                   _increments_rows(increments), _NONE, code)
             return XN.T
         inc = _increments_fm(increments, N, d, n)

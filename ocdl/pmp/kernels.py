@@ -66,6 +66,7 @@ try:
     import numba
     from numba.core import types as _nbt
     from numba.extending import intrinsic
+    from numba.np.linalg import ensure_blas
 except ImportError:     # optional: the numpy sweeps of ocdl.pmp.fused run instead
     numba = None
 
@@ -98,6 +99,36 @@ if numba is not None:
         def codegen(context, builder, signature, args):
             return builder.bitcast(args[0], context.get_value_type(_nbt.float64))
         return sig, codegen
+
+    ensure_blas()
+    # numba's own binding of BLAS dgemm (the one np.dot calls), resolved by name at link time so
+    # the kernels stay cacheable; unlike np.dot it can accumulate (beta = 1) and transpose.
+    _xxgemm = _nbt.ExternalFunction("numba_xxgemm", _nbt.intc(
+        _nbt.char, _nbt.char, _nbt.char, _nbt.intp, _nbt.intp, _nbt.intp, _nbt.CPointer(_nbt.float64),
+        _nbt.CPointer(_nbt.float64), _nbt.intp, _nbt.CPointer(_nbt.float64), _nbt.intp,
+        _nbt.CPointer(_nbt.float64), _nbt.CPointer(_nbt.float64), _nbt.intp))
+    _KIND, _NOTR, _TR = np.int8(ord("d")), np.int8(ord("n")), np.int8(ord("t"))
+
+    @intrinsic
+    def _data(typingctx, arr):
+        """The data pointer of a float64 array."""
+        sig = _nbt.CPointer(_nbt.float64)(arr)
+
+        def codegen(context, builder, signature, args):
+            return context.make_array(signature.args[0])(context, builder, args[0]).data
+        return sig, codegen
+
+    @numba.njit(inline="always")
+    def _gemm(ta, tb, A, B, C, alpha, beta, ab):
+        """``C ← alpha op(A) op(B) + beta C`` for C-contiguous row-major float64 arrays
+        (``op`` transposes when ``ta``/``tb``); ``ab`` a 2-float scratch. Column-major BLAS sees
+        each array transposed, so it computes ``Cᵀ = op(B)ᵀ op(A)ᵀ``."""
+        m, n = C.shape
+        k = A.shape[0] if ta else A.shape[1]
+        ab[0] = alpha
+        ab[1] = beta
+        _xxgemm(_KIND, _TR if tb else _NOTR, _TR if ta else _NOTR, n, m, k, _data(ab[0:1]), _data(B), B.shape[1],
+                _data(A), A.shape[1], _data(ab[1:2]), _data(C), n)
 
     @numba.njit(inline="always")
     def _tanh(v):
@@ -242,48 +273,8 @@ if numba is not None:
                 dst[c0 + c, i] = src[c, i]
 
     @numba.njit(inline="always", fastmath=_FM)
-    def _rows_step_apply(x, y, s, code):
-        """``x ← x + y``, then ``s[:, :d] = σ(x)``, in one pass over the rows."""
-        nb, d = x.shape
-        if code == 0:
-            for c in range(nb):
-                for i in range(d):
-                    v = x[c, i] + y[c, i]
-                    x[c, i] = v
-                    s[c, i] = _tanh(v)
-        elif code == 1:
-            for c in range(nb):
-                for i in range(d):
-                    v = x[c, i] + y[c, i]
-                    x[c, i] = v
-                    s[c, i] = max(v, 0.0)
-        else:
-            for c in range(nb):
-                for i in range(d):
-                    v = x[c, i] + y[c, i]
-                    x[c, i] = v
-                    s[c, i] = _softplus(v)
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _rows_apply(x, s, code):
-        """``s[:, :d] = σ(x)``."""
-        nb, d = x.shape
-        if code == 0:
-            for c in range(nb):
-                for i in range(d):
-                    s[c, i] = _tanh(x[c, i])
-        elif code == 1:
-            for c in range(nb):
-                for i in range(d):
-                    s[c, i] = max(x[c, i], 0.0)
-        else:
-            for c in range(nb):
-                for i in range(d):
-                    s[c, i] = _softplus(x[c, i])
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _rows_costate(s, g, lam, code):
-        """``p ← p + σ'(x) ⊙ g`` with σ' from the stored ``s[:, :d] = σ(x)``, one pass."""
+    def _costate_pass(s, g, lam, code):
+        """``p ← p + σ'(x) ⊙ g`` with σ' from the stored ``s = σ(x)`` (2-D, same shapes)."""
         nb, d = lam.shape
         if code == 0:
             for c in range(nb):
@@ -299,74 +290,79 @@ if numba is not None:
                 for i in range(d):
                     lam[c, i] -= np.expm1(-s[c, i]) * g[c, i]
 
+    @numba.njit(inline="always")
+    def _flat(a):
+        """A C-contiguous 2-D block as one long row, so elementwise loops run without row breaks."""
+        return a.reshape((1, a.size))
+
     @_jit(fastmath=_FM)
-    def outer_forward(hKbT, X0, XN, S, inc, Xall, code):
-        """Outer-form Euler forward ``x_{k+1} = x_k + [σ(x_k), 1] [h K_k, h b_k]ᵀ (+ ξ_k)`` in row
-        form (one sample per row), sample-blocked: ``x_0`` from ``X0`` (n, d), ``x_N`` into
-        ``XN`` (n, d); ``hKbT`` (N, d+1, d) is ``[h K_kᵀ; h b_kᵀ]``. ``S`` (B, N, nb, d+1)
-        receives the rows ``[σ(x_k), 1]`` per block (last column ones; B·nb ≥ n, padding rows
-        hold the sweep of x = 0), or is (0, N, nb, d+1): cost only. ``inc`` (N, n, d) additive
-        increments or (0, 0, 0); ``Xall`` (N+1, n, d) receives every state, or is (0, 0, 0).
-        Per layer and block: one BLAS product ``[σ, 1] [hK, hb]ᵀ`` (bias included), then one
-        pass that adds it and forms the next σ."""
-        N, d = hKbT.shape[0], hKbT.shape[2]
+    def outer_forward(hKT, hb, X0, XN, S, inc, Xall, code):
+        """Outer-form Euler forward ``x_{k+1} = x_k + σ(x_k) h K_kᵀ + h b_kᵀ (+ ξ_k)`` in row form
+        (one sample per row), sample-blocked: ``x_0`` from ``X0`` (n, d), ``x_N`` into ``XN``
+        (n, d); ``hKT`` (N, d, d) is ``h K_kᵀ``, ``hb`` (N, d). ``S`` (B, N, nb, d) receives
+        ``σ(x_k)`` per block (B·nb ≥ n, padding rows hold the sweep of x = 0), or is
+        (0, N, nb, d): cost only. ``inc`` (N, n, d) additive increments or (0, 0, 0); ``Xall``
+        (N+1, n, d) receives every state, or is (0, 0, 0). Per layer and block: two BLAS updates
+        of x in place (``+= σ hKᵀ``, ``+= 1 hbᵀ``) and one flat pass forming the next σ."""
+        N, d = hKT.shape[0], hKT.shape[1]
         n = X0.shape[0]
         nb = S.shape[2]
         store = S.shape[0] > 0
         keep = Xall.shape[0] > 0
         incs = inc.shape[0] > 0
         x = np.empty((nb, d))
-        y = np.empty((nb, d))
-        scratch = np.ones((nb, d + 1))
+        ones = np.ones((nb, 1))
+        scratch = np.empty((nb, d))
+        ab = np.empty(2)
         for c0 in range(0, n, nb):
             w = min(nb, n - c0)
             blk = c0 // nb
             _load_rows(X0, c0, w, x)
             a = S[blk, 0] if store else scratch
-            _rows_apply(x, a, code)
+            _apply(_flat(x), _flat(a), code)
             for k in range(N):
-                np.dot(a, hKbT[k], y)                    # [σ(x_k), 1] [hK, hb]ᵀ
-                last = k == N - 1
-                nxt = S[blk, k + 1] if (store and not last) else scratch
+                _gemm(False, False, a, hKT[k], x, 1.0, 1.0, ab)          # x += σ(x_k) hKᵀ
+                _gemm(False, False, ones, hb[k:k + 1], x, 1.0, 1.0, ab)  # x += 1 hbᵀ
                 if incs:
                     for c in range(w):
                         for i in range(d):
-                            y[c, i] += inc[k, c0 + c, i]
-                if last:
-                    _add_rows(y, x)
-                else:
-                    _rows_step_apply(x, y, nxt, code)    # x_{k+1}, σ(x_{k+1})
+                            x[c, i] += inc[k, c0 + c, i]
+                if k < N - 1:
+                    a = S[blk, k + 1] if store else scratch
+                    _apply(_flat(x), _flat(a), code)                     # σ(x_{k+1})
                 if keep:
                     _store_rows(x, w, Xall[k + 1], c0)
-                a = nxt
             _store_rows(x, w, XN, c0)
         if keep:
             Xall[0] = X0
 
     @_jit(fastmath=_FM)
-    def outer_backward(hK, S, PN, G, Pall, code):
+    def outer_backward(hK, S, PN, h, GK, Gb, Pall, code):
         """Outer-form Euler backward in row form, sample-blocked, from ``p_N`` in ``PN`` (n, d)
         over the blocks ``S`` of :func:`outer_forward` (padding rows get p = 0, so they add
-        nothing): ``p_k = p_{k+1} + σ'(x_k) ⊙ (p_{k+1} h K_k)``; ``G`` (N, d, d+1) gets
-        ``Σ_samples p_{k+1}ᵀ [σ(x_k), 1]`` (one BLAS product per block: K and bias gradients);
-        ``Pall`` (N+1, n, d) receives every costate, or is (0, 0, 0)."""
+        nothing): ``p_k = p_{k+1} + σ'(x_k) ⊙ (p_{k+1} h K_k)``; ``GK`` (N, d, d) and ``Gb``
+        (N, d) get ``h Σ_samples p_{k+1}ᵀ σ(x_k)`` and ``h Σ_samples p_{k+1}`` (∂J/∂K_k, ∂J/∂b_k
+        of the data term; BLAS accumulates them block by block); ``Pall`` (N+1, n, d) receives
+        every costate, or is (0, 0, 0)."""
         N = hK.shape[0]
         n, d = PN.shape
         nb = S.shape[2]
         keep = Pall.shape[0] > 0
         lam = np.empty((nb, d))
         g = np.empty((nb, d))
-        part = np.empty((d, d + 1))
-        G[:] = 0.0
+        ones = np.ones((nb, 1))
+        ab = np.empty(2)
+        GK[:] = 0.0
+        Gb[:] = 0.0
         for c0 in range(0, n, nb):
             w = min(nb, n - c0)
             _load_rows(PN, c0, w, lam)
             for k in range(N - 1, -1, -1):
                 a = S[c0 // nb, k]
-                np.dot(lam.T, a, part)                   # p_{k+1}ᵀ [σ, 1] of this block
-                _add_rows(part, G[k])
-                np.dot(lam, hK[k], g)                    # p h K
-                _rows_costate(a, g, lam, code)           # p + σ' ⊙ (p h K)
+                _gemm(True, False, lam, a, GK[k], h, 1.0, ab)                    # += h pᵀ σ
+                _gemm(True, False, lam, ones, Gb[k].reshape((d, 1)), h, 1.0, ab)  # += h pᵀ 1
+                _gemm(False, False, lam, hK[k], g, 1.0, 0.0, ab)                 # g = p h K
+                _costate_pass(_flat(a), _flat(g), _flat(lam), code)              # p + σ' ⊙ g
                 if keep:
                     _store_rows(lam, w, Pall[k], c0)
         if keep:
