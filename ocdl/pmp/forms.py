@@ -40,23 +40,16 @@ def hKT(model, M, D):
     return out
 
 
-def outer_parts(model, params, rows=False):
+def outer_parts(model, params):
     """``(h K̃, h b̃, h K̃ᵀ)`` (numpy, contiguous) of an outer-form field with ``M = [K̃ | b̃]`` =
     ``F.embed(K, b)`` — the compiled kernels' operands (``hK̃ᵀ`` is :func:`hKT`; D is None for the
-    outer form). M is not formed when the field keeps the plain embedding ``[K | b]``.
-    ``rows=True``: ``(h K̃, [h K̃ᵀ; h b̃ᵀ])``, the second (N, d+1, d) — the row-form map
-    ``[σ, 1] ↦ σ hK̃ᵀ + h b̃`` of the row-form kernels."""
+    outer form). M is not formed when the field keeps the plain embedding ``[K | b]``."""
     K, b = params["K"], params["b"]
     d, h = model.d, model.h
     if type(model.F).embed is not Field.embed:
         M = model.F.embed(K, b)
         K, b = M[:, :, :d], M[:, :, d]
     hK = np.multiply(K, h)
-    if rows:
-        hKbT = np.empty((K.shape[0], d + 1, d))
-        np.multiply(np.swapaxes(K, 1, 2), h, out=hKbT[:, :d])
-        np.multiply(b, h, out=hKbT[:, d])
-        return hK, hKbT
     return hK, np.multiply(b, h), np.ascontiguousarray(np.swapaxes(hK, 1, 2))
 
 

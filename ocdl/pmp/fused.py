@@ -399,16 +399,14 @@ class _Workspace:
     def __init__(self):
         self.arrays = {}
 
-    def get(self, name, shape, ones_row=False, ones_col=False, zeros=False):
+    def get(self, name, shape, ones_row=False, zeros=False):
         """An array of ``shape`` (contents undefined; ``ones_row``: last row of axis −2 is 1;
-        ``ones_col``: last column is 1; ``zeros``: zero when made)."""
+        ``zeros``: zero when made)."""
         a = self.arrays.get(name)
         if a is None or a.shape != shape:
             a = np.zeros(shape) if zeros else np.empty(shape)
             if ones_row:
                 a[..., -1, :] = 1.0
-            if ones_col:
-                a[..., -1] = 1.0
             self.arrays[name] = a
         return a
 

@@ -6,9 +6,9 @@ overhead, and each layer's block is touched in as few passes as possible. Same m
 reference). The outer form runs in **row form** (one sample per row, the layout the model
 lifts the data in), the inner form feature-major (one sample per column, as the numpy sweep):
 
-    outer  forward   S_k = σ(x_k),                 x_{k+1} = x_k + [S_k, 1] [h K_k, h b_k]ᵀ (+ ξ_k)
+    outer  forward   S_k = σ(x_k),                 x_{k+1} = x_k + S_k h K_kᵀ + 1 h b_kᵀ (+ ξ_k)
            backward  g = p_{k+1} h K_k,            p_k = p_{k+1} + σ'(x_k) ⊙ g,
-                     G_k = p_{k+1}ᵀ [S_k, 1]       (∂J/∂M_k = h G_k)       (rows: samples)
+                     ∂J/∂K_k = h p_{k+1}ᵀ S_k,     ∂J/∂b_k = h p_{k+1}ᵀ 1      (rows: samples)
     inner  forward   Σ_k = σ(M_k [x_k; 1]),        x_{k+1} = x_k + h D ⊙ Σ_k (+ ξ_k)
            backward  U = σ'_k ⊙ p_{k+1},            p_k = p_{k+1} + h M̃_kᵀ D U,
                      G_k = U [x_k; 1]ᵀ                                      (columns: samples)
@@ -20,14 +20,18 @@ sweeps run the samples in blocks of ``nb`` rows (:func:`block_width`: ~12 288 fl
 per (nb, d) block) and take each block through *all* layers before the next: the block's
 state, σ and product stay in the core's L2 cache instead of streaming (n, d) arrays through
 L3 once per pass (measured at d = 64, n = 4000: 8 % off the forward, 12 % off the backward;
-one block — no change — at d = 8, n = 512). The stored rows ``[σ(x_k), 1]`` are kept per
-block, (B, N, nb, d+1); the last block is padded with zero states and zero costates, which add
-nothing to ``G``. Per layer and block: the forward is one BLAS product ``[σ, 1] [hK, hb]ᵀ``
-(the bias rides in the product) and one pass that adds it and forms the next layer's σ; the
-backward is two BLAS products, ``p hK`` and ``pᵀ [σ, 1]`` (the K and bias gradients together),
-and one pass. **Why rows:** the same three products in the feature-major layout took 2.03 ms a
-layer at d = 64 (the contraction ``p [σ; 1]ᵀ`` over the samples, OpenBLAS's slow orientation
-here, alone 0.85 ms) against 1.75 ms in row form; at d = 8 the two layouts measured the same.
+one block — no change — at d = 8, n = 512). The stored ``σ(x_k)`` are kept per block,
+(B, N, nb, d); the last block is padded with zero states and zero costates, which add nothing to
+the gradient. The products go to BLAS dgemm through numba's own binding (``numba_xxgemm``, what
+``np.dot`` calls — resolved by name, so the kernels stay cacheable), which unlike ``np.dot`` can
+accumulate and transpose: per layer and block the forward updates x in place (``x += σ hKᵀ``,
+``x += 1 hbᵀ``) and forms the next σ in one flat pass; the backward accumulates ``h pᵀσ`` and
+``h pᵀ1`` straight into the gradient, forms ``g = p hK`` and updates p in one flat pass — no
+elementwise loop breaks at row ends. **Why rows:** the same three products in the
+feature-major layout took 2.03 ms a layer at d = 64 (the contraction over the samples,
+``p [σ; 1]ᵀ``, in OpenBLAS's slow orientation here, alone 0.85 ms) against 1.75 ms in row form
+(1.35 + 0.90 ms a layer for backward + forward now, against 1.5 + 0.95); at d = 8 the products
+cost about the same, and the flat passes took 0.45 µs a layer off (6.1 + 4.4 → 5.9 + 4.1 µs).
 
 **Terminal.** :func:`logistic_terminal` is the compiled twin of the two-class head and loss of
 :mod:`ocdl.models.losses` (logit, logistic loss, ∇_s and ``p_N = ∇_s wᵀ`` in one pass): at
@@ -48,11 +52,10 @@ everywhere, ≤ 3.6e-16 against 40-digit mpmath (numpy's own: 2.2e-16); tanh(±0
 tanh(±x) = ±1 beyond 20 (tanh 20 = 1 − 8.5e-18 rounds to 1). ~0.95 ns per element (numpy 1.7,
 XLA ~0.9 on this machine; the degree-14 Taylor form it replaced took 10 % longer).
 
-The matrix products are BLAS calls (``np.dot`` inside the compiled loop: ~2.3 µs for the
-(8 × 9)·(9 × 512) block, against ~4 µs for the best hand-written loop tried); the elementwise
-work around them is fused into as few passes as possible (backward: ``p + σ' ⊙ (h Kᵀ p)`` in
-one). Sums are in another order than numpy's, so results agree with the numpy path to
-round-off (tested ≤ 1e-12 relative, and both against torch autograd).
+The matrix products are BLAS calls from the compiled loop (hand-written product loops measured
+2–3× slower than OpenBLAS at d = 8…64); the elementwise work around them is fused into as few
+passes as possible. Sums are in another order than numpy's, so results agree with the numpy
+path to round-off (tested ≤ 1e-12 relative, and both against torch autograd).
 
 Cost: a process that runs a compiled sweep imports numba and loads the cached machine code
 (~1–2 s; the very first run compiles, a few seconds, cached in ``__pycache__``).
