@@ -45,3 +45,22 @@ def run_ocdl_inprocess(*args):
 @pytest.fixture
 def ocdl_main():
     return run_ocdl_inprocess
+
+
+def autograd_reference(model, params, X, y, xi=None):
+    """J and its gradient by torch autograd through the generic torch forward ``model.step``
+    (+ additive increments ξ_k after each layer): the independent reference of the sweep tests."""
+    import torch
+
+    from ocdl.models import to_numpy, to_torch
+    from ocdl.models.losses import mean_loss
+    from ocdl.models.regularisers import regulariser
+    tp = to_torch(params, requires_grad=True)
+    x = model.lift(torch.tensor(X, dtype=torch.float64))
+    for k in range(model.layers):
+        x = model.step(x, tp["K"][k], tp["b"][k])
+        if xi is not None:
+            x = x + torch.tensor(xi[k], dtype=torch.float64)
+    J = mean_loss(model.head(tp, x), y) + regulariser(tp, model.h, model.alpha, model.beta, model.alpha_head)
+    J.backward()
+    return float(J.detach()), to_numpy({k: v.grad for k, v in tp.items()})

@@ -8,11 +8,10 @@ kernels' own tanh against numpy's. test_pmp_perf.py runs its autograd checks on 
 import numpy as np
 import pytest
 import torch
+from conftest import autograd_reference
 
 from ocdl import pmp
-from ocdl.models import ResNetODE, to_numpy, to_torch
-from ocdl.models.losses import mean_loss
-from ocdl.models.regularisers import regulariser
+from ocdl.models import ResNetODE
 from ocdl.pmp import fused
 
 pytest.importorskip("numba")
@@ -55,17 +54,7 @@ def test_expm1_polynomial_within_5e_17_of_mpmath():
     assert worst <= 5e-17
 
 
-def _autograd(model, params, X, y, xi=None):
-    """J and its gradient by torch autograd through the generic torch forward (+ ξ_k)."""
-    tp = to_torch(params, requires_grad=True)
-    x = model.lift(torch.tensor(X, dtype=torch.float64))
-    for k in range(model.layers):
-        x = model.step(x, tp["K"][k], tp["b"][k])
-        if xi is not None:
-            x = x + torch.tensor(xi[k], dtype=torch.float64)
-    J = mean_loss(model.head(tp, x), y) + regulariser(tp, model.h, model.alpha, model.beta, model.alpha_head)
-    J.backward()
-    return float(J.detach()), to_numpy({k: v.grad for k, v in tp.items()})
+_autograd = autograd_reference
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])

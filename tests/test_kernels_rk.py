@@ -8,13 +8,11 @@ checks that the kernels take any explicit tableau. test_pmp_perf.py runs its rk4
 """
 import numpy as np
 import pytest
-import torch
+from conftest import autograd_reference
 
 from integrators import tableaux
 from ocdl import pmp
-from ocdl.models import ResNetODE, resnet, to_numpy, to_torch
-from ocdl.models.losses import mean_loss
-from ocdl.models.regularisers import regulariser
+from ocdl.models import ResNetODE, resnet
 from ocdl.pmp import fused
 
 pytest.importorskip("numba")
@@ -42,17 +40,7 @@ def blocks(request, monkeypatch):
     return request.param
 
 
-def _autograd(model, params, X, y, xi=None):
-    """J and its gradient by torch autograd through ``model.step`` (+ ξ_k after each layer)."""
-    tp = to_torch(params, requires_grad=True)
-    x = model.lift(torch.tensor(X, dtype=torch.float64))
-    for k in range(model.layers):
-        x = model.step(x, tp["K"][k], tp["b"][k])
-        if xi is not None:
-            x = x + torch.tensor(xi[k], dtype=torch.float64)
-    J = mean_loss(model.head(tp, x), y) + regulariser(tp, model.h, model.alpha, model.beta, model.alpha_head)
-    J.backward()
-    return float(J.detach()), to_numpy({k: v.grad for k, v in tp.items()})
+_autograd = autograd_reference
 
 
 def _model(field, integrator, act, width=6, layers=7):
