@@ -49,7 +49,7 @@ from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
 from ocdl.models.backend import is_torch, swap
 from ocdl.pmp import device as dev
-from ocdl.pmp import fused, implicit
+from ocdl.pmp import fused, fused_conv, implicit
 from ocdl.models.losses import mean_loss, mean_loss_and_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
 from ocdl.models.resnet import SPLITTINGS
@@ -145,12 +145,12 @@ def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
     terminal = _terminal(model, params, y)
     if model.F.form == "conv":
         if model.integrator in SPLITTINGS:
-            data, gK, gb, xN, g, states, costates = fused.conv_split_value_and_grad(
+            data, gK, gb, xN, g, states, costates = fused_conv.conv_split_value_and_grad(
                 model, params, X, terminal, SPLITTINGS[model.integrator], trajectories=trajectories)
         else:
             if increments is not None:
                 raise InputError("additive increments are not supported for the conv fields")
-            data, gK, gb, xN, g, states, costates = fused.conv_rk_value_and_grad(
+            data, gK, gb, xN, g, states, costates = fused_conv.conv_rk_value_and_grad(
                 model, params, X, terminal, trajectories=trajectories)
     elif model.integrator == "euler":
         data, gK, gb, xN, g, states, costates = fused.euler_value_and_grad(
@@ -227,9 +227,9 @@ def cost(model, params, X, y, increments=None, device=None):
     increments = _check_increments(model, increments, X.shape[0])
     if model.F.form == "conv" and increments is None:
         if model.integrator in SPLITTINGS:
-            xN = fused.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator], store=False)
+            xN = fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator], store=False)
         else:
-            xN = fused.conv_rk_value_and_grad(model, params, X, None, store=False)
+            xN = fused_conv.conv_rk_value_and_grad(model, params, X, None, store=False)
         return float(mean_loss(model.head(params, xN), y)
                      + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
     if model.integrator in EXPLICIT:            # fused forward, only x_N kept

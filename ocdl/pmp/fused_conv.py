@@ -1,0 +1,166 @@
+"""The fused sweeps on the convolutional fields (form ``"conv"``, :mod:`ocdl.models.conv`):
+feature-major ``(C_tot, L, n)`` arrays, the same discrete costate equations as
+:mod:`ocdl.pmp.fused` — explicit Runge–Kutta layers with the adjoint-partner tableau and the
+drift/kick splittings of the hamiltonian conv field — with the field's correlations in place of
+the matrix products.
+"""
+import numpy as np
+
+from integrators.tableaux import costate_coefficients, tableau
+from ocdl.pmp.fused import _combine
+
+def _conv_setup(model, X):
+    F = model.F
+    Ct, S = F.channels_total, F.shape
+    from ocdl.models.conv import to_fm
+    return F, Ct, S, to_fm(model.lift(np.asarray(X, dtype=float)), Ct, S)
+
+
+def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, store=True):
+    """Explicit Runge–Kutta layers on a conv field, the sweep of :func:`costate_sweep` with the
+    field's feature-major kernels (``F.fm_stage``, ``F.fm_vjp``: convolution forward, transposed
+    convolution and kernel correlation backward — k BLAS matmuls each, no loop over samples):
+
+        Y_i = x_k + h Σ_j a_ij f(Y_j),   x_{k+1} = x_k + h Σ_i b_i f(Y_i)
+        P_i = p_{k+1} − h Σ_{j>i} C_ij (∂f/∂x(Y_j))ᵀ P_j,   p_k = p_{k+1} + h Σ_i b_i (∂f/∂x(Y_i))ᵀ P_i
+        ∂J/∂θ_k = h Σ_i b_i (∂f/∂θ(Y_i))ᵀ P_i        (C_ij = â_ij − b_j of the adjoint partner)
+
+    ``store=False`` runs the forward only and returns ``x_N`` ((n, d)). Otherwise returns like
+    :func:`euler_value_and_grad`."""
+    from ocdl.models.conv import from_fm
+    A, bw, _ = tableau(model.integrator)
+    C = costate_coefficients(A, bw)
+    s = len(bw)
+    h, N = model.h, model.layers
+    F, Ct, S_, x = _conv_setup(model, X)
+    K, b = params["K"], params["b"]
+    caches = []
+    Xs = [x] if trajectories else None
+    for k in range(N):
+        hF, layer = [], []
+        for i in range(s):
+            Y = x
+            for j in range(i):
+                if A[i, j] != 0.0:
+                    Y = Y + A[i, j] * hF[j]                 # hF_j = h f(Y_j)
+            f, cache = F.fm_stage(K[k], b[k], Y)
+            hF.append(h * f)                            # f may be the cached σ: not in place
+            layer.append(cache if store else None)
+        xn = np.empty_like(x)
+        _combine(x, hF, bw, xn, np.empty_like(x))     # x + Σ_i b_i h f(Y_i)
+        x = xn
+        if store:
+            caches.append(layer)
+        if trajectories:
+            Xs.append(x)
+    xN = from_fm(x)
+    if not store:
+        return xN
+    Jd, lamN, extra = lam_of_xN(xN)
+    from ocdl.models.conv import to_fm
+    lam = to_fm(lamN, Ct, S_)
+    Ps = [lam] if trajectories else None
+    gK = np.zeros_like(K)
+    gb = np.zeros_like(b)
+    for k in range(N - 1, -1, -1):
+        hG = [None] * s
+        for i in range(s - 1, -1, -1):
+            Pi = lam
+            for j in range(i + 1, s):
+                if C[i, j] != 0.0:
+                    Pi = Pi - C[i, j] * hG[j]
+            g, tK, tb = F.fm_vjp(K[k], caches[k][i], Pi)
+            g *= h
+            hG[i] = g
+            gK[k] += (h * bw[i]) * tK
+            gb[k] += (h * bw[i]) * tb
+        caches[k] = None
+        new = np.empty_like(lam)
+        _combine(lam, hG, bw, new, np.empty_like(lam))  # p + Σ_i b_i h (∂f/∂x)ᵀ P_i
+        lam = new
+        if trajectories:
+            Ps.append(lam)
+    if trajectories:
+        states = np.stack([from_fm(a) for a in Xs])
+        costates = np.stack([from_fm(a) for a in Ps[::-1]])
+        return Jd, gK, gb, xN, extra, states, costates
+    return Jd, gK, gb, xN, extra, None, None
+
+
+def conv_split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=False, store=True):
+    """Splittings (drift/kick) on the separable ``hamiltonian-conv`` field with **reversible,
+    constant-memory** gradients: the forward keeps only the current (q, p); the backward sweep
+    runs the sub-steps in reverse, reconstructing the state exactly up to round-off
+    (a sub-step reads only the half it does not change, so σ is recomputed from the very same
+    input), alongside the transposed shears of the costate:
+
+        drift (c):  S = σ(K ∗ p + b),   q ← q − c h S,          U = σ' ⊙ λ_q,
+                    λ_p ← λ_p + c h Kᵀ ∗ U,                     ∂J/∂K += c h corr(U, p), ∂J/∂b += c h Σ U
+        kick  (c):  S = σ(Kᵀ ∗ q + b),  p ← p + c h S,          U = −σ' ⊙ λ_p,
+                    λ_q ← λ_q + c h K ∗ U,                      ∂J/∂Kᵀ += c h corr(U, q)  (→ K by flip-swap)
+
+    Working memory O(C L n), independent of the depth N (the gradient itself is O(N C² k)).
+    ``store=False`` returns ``x_N`` only; ``trajectories=True`` also keeps all states (for
+    :func:`ocdl.pmp.costate`)."""
+    from ocdl.models.conv import corr, corr_T, corr_grad, flip_swap, from_fm, to_fm
+    h, N = model.h, model.layers
+    F, Ct, S_, x = _conv_setup(model, X)
+    act = F.act
+    Cc = F.C
+    K, b = params["K"], params["b"]
+    KT = flip_swap(K, F.D)
+    q, p = x[:Cc].copy(), x[Cc:].copy()
+    S = np.empty_like(q)
+    Xs = [np.concatenate([q, p])] if trajectories else None
+
+    def sub(kind, k):
+        """σ(pre-activation) of a sub-step into S (drift reads p, kick reads q)."""
+        corr(K[k] if kind == "drift" else KT[k], p if kind == "drift" else q, out=S)
+        np.add(S, F._bias(b[k]), out=S)
+        act.apply(S, S)
+
+    for k in range(N):
+        for kind, c in subs:
+            sub(kind, k)
+            if kind == "drift":
+                q += (c * h) * S
+            else:
+                p -= (c * h) * S
+        if trajectories:
+            Xs.append(np.concatenate([q, p]))
+    xN = from_fm(np.concatenate([q, p]))
+    if not store:
+        return xN
+    Jd, lamN, extra = lam_of_xN(xN)
+    lam = to_fm(lamN, Ct, S_)
+    lq, lp = lam[:Cc], lam[Cc:]
+    Ps = [lam.copy()] if trajectories else None
+    gK = np.zeros_like(K)
+    gKT = np.zeros_like(K)
+    gb = np.zeros_like(b)
+    U = np.empty_like(q)
+    tmp = np.empty_like(q)
+    for k in range(N - 1, -1, -1):
+        for kind, c in reversed(subs):
+            ch = c * h
+            sub(kind, k)
+            if kind == "drift":
+                q -= ch * S                                  # reconstruct q before the drift
+                act.mul_deriv(S, lq, U, tmp)                 # U = σ' ⊙ λ_q
+                lp += ch * corr_T(K[k], U)
+                gK[k] += ch * corr_grad(U, p, F.k)
+            else:
+                p += ch * S                                  # reconstruct p before the kick
+                act.mul_deriv(S, lp, U, tmp)
+                U *= -1.0                                    # U = −σ' ⊙ λ_p
+                lq += ch * corr_T(KT[k], U)
+                gKT[k] += ch * corr_grad(U, q, F.k)
+            gb[k] += ch * F._sum(U)
+        if trajectories:
+            Ps.append(lam.copy())
+    gK += flip_swap(gKT, F.D)
+    if trajectories:
+        states = np.stack([from_fm(a) for a in Xs])
+        costates = np.stack([from_fm(a) for a in Ps[::-1]])
+        return Jd, gK, gb, xN, extra, states, costates
+    return Jd, gK, gb, xN, extra, None, None
