@@ -1,7 +1,7 @@
 """The compiled Euler sweeps (:mod:`ocdl.pmp.kernels`, numba) against independent references.
 
 With numba installed the fused Euler sweeps run through the compiled kernels (the default);
-``fused.COMPILED = False`` forces the numpy sweeps. Both are checked here against torch
+``dispatch.COMPILED = False`` forces the numpy sweeps. Both are checked here against torch
 autograd (every activation, every Euler form, additive increments, trajectories) and the
 kernels' own tanh against numpy's. test_pmp_perf.py runs its autograd checks on both paths too.
 """
@@ -12,7 +12,7 @@ from conftest import autograd_reference
 
 from ocdl import pmp
 from ocdl.models import ResNetODE
-from ocdl.pmp import fused
+from ocdl.pmp import compiled as dispatch
 
 pytest.importorskip("numba")
 
@@ -65,14 +65,14 @@ def test_euler_gradient_equals_autograd(monkeypatch, compiled, act, field, width
     # float64, same discrete network, other order of operations: round-off (measured ≤ 6e-16
     # against the numpy path, ~1e-16 against autograd); bar 1e-12 relative, with and without
     # additive increments ξ_k.
-    monkeypatch.setattr(fused, "COMPILED", compiled)
+    monkeypatch.setattr(dispatch, "COMPILED", compiled)
     rng = np.random.default_rng(3)
     n, N = 37, 9
     X, y = rng.standard_normal((n, 2)), np.arange(n) % 3
     model = ResNetODE(field=field, integrator="euler", layers=N, T=2.0, width=width, n_classes=3,
                       alpha=1e-2, beta=0.2, alpha_head=5e-3, activation=act)
     params = model.init(seed=2)
-    assert (fused._compiled_code(model.F.act) is not None) == compiled     # the path under test
+    assert (dispatch._compiled_code(model.F.act) is not None) == compiled     # the path under test
     xi = 0.2 * rng.standard_normal((N, n, width))
     for inc in (None, xi):
         J, g = pmp.value_and_grad(model, params, X, y, increments=inc)
@@ -90,7 +90,7 @@ def test_sample_blocks_with_padding_equal_autograd(monkeypatch, act):
     # 37 samples that is blocks of 16, 16 and 5 (+ 11 padding). Gradient, cost, states and
     # costates against torch autograd and the numpy sweep; bar 1e-12 relative as above.
     monkeypatch.setattr(kernels, "BLOCK_FLOATS", 64)
-    monkeypatch.setattr(fused, "COMPILED", True)
+    monkeypatch.setattr(dispatch, "COMPILED", True)
     assert kernels.block_width(4, 37) == 16
     rng = np.random.default_rng(5)
     n, N = 37, 7
@@ -98,7 +98,7 @@ def test_sample_blocks_with_padding_equal_autograd(monkeypatch, act):
     model = ResNetODE(field="outer", integrator="euler", layers=N, T=1.5, width=4, n_classes=2,
                       alpha=1e-2, beta=0.1, activation=act)
     params = model.init(seed=4)
-    assert fused._compiled_code(model.F.act) is not None                # the path under test
+    assert dispatch._compiled_code(model.F.act) is not None                # the path under test
     xi = 0.1 * rng.standard_normal((N, n, 4))
     for inc in (None, xi):
         J, g = pmp.value_and_grad(model, params, X, y, increments=inc)
@@ -106,9 +106,9 @@ def test_sample_blocks_with_padding_equal_autograd(monkeypatch, act):
         assert abs(J - Ja) <= 1e-12 * abs(Ja) and pmp.rel_error(g, ga) <= 1e-12
         assert abs(pmp.cost(model, params, X, y, increments=inc) - Ja) <= 1e-12 * abs(Ja)
         states, costates = pmp.costate(model, params, X, y, increments=inc)
-        monkeypatch.setattr(fused, "COMPILED", False)
+        monkeypatch.setattr(dispatch, "COMPILED", False)
         ref_states, ref_costates = pmp.costate(model, params, X, y, increments=inc)
-        monkeypatch.setattr(fused, "COMPILED", True)
+        monkeypatch.setattr(dispatch, "COMPILED", True)
         assert np.abs(states - ref_states).max() <= 1e-12 * np.abs(ref_states).max()
         assert np.abs(costates - ref_costates).max() <= 1e-12 * np.abs(ref_costates).max()
 
@@ -123,7 +123,7 @@ def test_compiled_and_numpy_trajectories_agree(monkeypatch, field):
     params = model.init(seed=7)
     out = {}
     for compiled in (True, False):
-        monkeypatch.setattr(fused, "COMPILED", compiled)
+        monkeypatch.setattr(dispatch, "COMPILED", compiled)
         out[compiled] = pmp.costate(model, params, X, y)
     for a, b in zip(out[True], out[False]):
         assert a.shape == b.shape

@@ -13,7 +13,7 @@ from conftest import autograd_reference
 from integrators import tableaux
 from ocdl import pmp
 from ocdl.models import ResNetODE, resnet
-from ocdl.pmp import fused
+from ocdl.pmp import compiled as dispatch, fused
 
 pytest.importorskip("numba")
 
@@ -54,13 +54,13 @@ def _model(field, integrator, act, width=6, layers=7):
 def test_compiled_rk_gradient_and_cost_equal_autograd(monkeypatch, kutta3, blocks, integrator, field, act):
     # float64, the same discrete network, other order of operations: round-off only (measured
     # ≤ 1e-15 relative); bar 1e-12 relative, with and without additive increments ξ_k.
-    monkeypatch.setattr(fused, "COMPILED", True)
+    monkeypatch.setattr(dispatch, "COMPILED", True)
     rng = np.random.default_rng(11)
     n, N, width = 37, 7, 6
     X, y = rng.standard_normal((n, 2)), np.arange(n) % 3
     model = _model(field, integrator, act, width, N)
     params = model.init(seed=4)
-    assert fused._rk_code(model.F.act) is not None                  # the compiled path is under test
+    assert dispatch._rk_code(model.F.act) is not None                  # the compiled path is under test
     fw = fused.forward(model, params, X, store=True)
     assert fw["rk"] is not None and fw["cache"] is None
     assert fw["rk"]["S" if field == "outer" else "Sg"].shape[0] == (1 if blocks is None else -(-n // blocks))
@@ -92,7 +92,7 @@ def test_compiled_and_numpy_rk_sweeps_agree(monkeypatch, kutta3, blocks, integra
     params = model.init(seed=7)
     out = {}
     for compiled in (True, False):
-        monkeypatch.setattr(fused, "COMPILED", compiled)
+        monkeypatch.setattr(dispatch, "COMPILED", compiled)
         sw = pmp.sweep(model, params, X, y, increments=xi)
         vg = pmp.value_and_grad(model, params, X, y)
         fws = [fused.forward(model, params, X, store=st, states=sa) for st in (True, False)
@@ -120,7 +120,7 @@ def test_compiled_rk_releases_and_reuses_the_workspace(monkeypatch):
     # the stored stages live in the model's workspace from the forward to the backward sweep:
     # released afterwards, reused (same arrays) by the next call, reallocated when the data size
     # changes — and results handed back are never views of it (a later call leaves them intact).
-    monkeypatch.setattr(fused, "COMPILED", True)
+    monkeypatch.setattr(dispatch, "COMPILED", True)
     rng = np.random.default_rng(2)
     model = _model("inner", "rk4", "tanh")
     params = model.init(seed=1)

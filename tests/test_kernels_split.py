@@ -15,7 +15,7 @@ from ocdl.models import ResNetODE, to_torch
 from ocdl.models.losses import mean_loss
 from ocdl.models.regularisers import regulariser
 from ocdl.models.resnet import SPLITTINGS
-from ocdl.pmp import fused
+from ocdl.pmp import compiled as dispatch
 
 pytest.importorskip("numba")
 
@@ -53,8 +53,8 @@ def test_compiled_split_sweep_equals_autograd(monkeypatch, act, integrator):
         model = ResNetODE(field="hamiltonian", integrator=integrator, layers=6, T=2.5, width=width,
                           n_classes=3, alpha=1e-2, beta=0.2, alpha_head=5e-3, activation=act)
         params = model.init(seed=width)
-        monkeypatch.setattr(fused, "COMPILED", True)
-        assert fused._split_code(model) is not None                     # the path under test
+        monkeypatch.setattr(dispatch, "COMPILED", True)
+        assert dispatch._split_code(model) is not None                     # the path under test
         Ja, ga = pmp.autograd_value_and_grad(model, params, X, y)
         J, g = pmp.value_and_grad(model, params, X, y)
         assert abs(J - Ja) <= BAR * abs(Ja) and pmp.rel_error(g, ga) <= BAR
@@ -65,8 +65,8 @@ def test_compiled_split_sweep_equals_autograd(monkeypatch, act, integrator):
         for k in range(model.layers + 1):
             assert _close(states[k], ref_states[k]) and _close(costates[k], ref_costates[k])
         assert abs(pmp.cost(model, params, X, y) - Ja) <= BAR * abs(Ja)
-        monkeypatch.setattr(fused, "COMPILED", False)
-        assert fused._split_code(model) is None
+        monkeypatch.setattr(dispatch, "COMPILED", False)
+        assert dispatch._split_code(model) is None
         Jn, gn, sn, cn = pmp.sweep(model, params, X, y)
         assert abs(J - Jn) <= BAR * abs(Jn) and pmp.rel_error(g, gn) <= BAR
         assert _close(states, sn) and _close(costates, cn)

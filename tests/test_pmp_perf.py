@@ -17,7 +17,7 @@ from ocdl import pmp
 from ocdl.models import ResNetODE
 from ocdl.models.losses import mean_loss
 from ocdl.models.resnet import to_torch
-from ocdl.pmp import fused
+from ocdl.pmp import compiled as dispatch
 
 CASES = [("outer", "euler"), ("inner", "euler"), ("hamiltonian", "euler"),
          ("outer", "rk4"), ("inner", "heun"), ("hamiltonian", "heun"), ("hamiltonian", "verlet"),
@@ -29,7 +29,7 @@ def path(request, monkeypatch):
     """Both Euler paths: the compiled kernels of ocdl.pmp.kernels (numba) and the numpy sweeps."""
     if request.param == "compiled":
         pytest.importorskip("numba")
-    monkeypatch.setattr(fused, "COMPILED", request.param == "compiled")
+    monkeypatch.setattr(dispatch, "COMPILED", request.param == "compiled")
     return request.param
 
 

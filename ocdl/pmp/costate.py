@@ -49,7 +49,7 @@ from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
 from ocdl.models.backend import is_torch, swap
 from ocdl.pmp import device as dev
-from ocdl.pmp import fused, fused_conv, implicit
+from ocdl.pmp import compiled, fused, fused_conv, implicit
 from ocdl.models.losses import mean_loss, mean_loss_and_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
 from ocdl.models.resnet import SPLITTINGS
@@ -100,11 +100,11 @@ def _sweep(model, params, X, y, trajectories=True, increments=None, device=None)
 def _terminal(model, params, y):
     W = params["W"]
     WT = swap(W)
-    compiled = fused.compiled_logistic(W, params["mu"], y)
+    compiled_terminal = compiled.compiled_logistic(W, params["mu"], y)
 
     def terminal(xN):
-        if compiled is not None and (xN.flags.c_contiguous or xN.T.flags.c_contiguous):
-            return compiled(xN)
+        if compiled_terminal is not None and (xN.flags.c_contiguous or xN.T.flags.c_contiguous):
+            return compiled_terminal(xN)
         s = model.head(params, xN)
         data, g = mean_loss_and_grad(s, y)
         # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s per sample, formed feature-major (d, n) — the layout of the
