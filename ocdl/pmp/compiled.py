@@ -212,7 +212,7 @@ def _euler_compiled(model, params, X, lam_of_xN, trajectories, increments, code,
 def _euler_forward_compiled(model, params, X, increments, code):
     """x_N ((d, n), feature-major, a fresh array) of an Euler network by the compiled kernels;
     the rotating buffers live in the model's workspace, nothing is stored."""
-    h, N, d = model.h, model.layers, model.d
+    N, d = model.layers, model.d
     n = X.shape[0]
     with _borrow(model) as ws:
         if model.F.form == "outer":
