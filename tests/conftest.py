@@ -64,3 +64,18 @@ def autograd_reference(model, params, X, y, xi=None):
     J = mean_loss(model.head(tp, x), y) + regulariser(tp, model.h, model.alpha, model.beta, model.alpha_head)
     J.backward()
     return float(J.detach()), to_numpy({k: v.grad for k, v in tp.items()})
+
+
+def assert_costate_equals_autograd(model, params, X, y, increments=(None,), rtol=1e-12):
+    """``pmp.value_and_grad`` and ``pmp.cost`` against :func:`autograd_reference` for each
+    increment array in ``increments`` (None: none): J and the cost-only J to ``rtol`` relative,
+    the gradient to ``rtol`` in ``pmp.rel_error``."""
+    from ocdl import pmp
+    for inc in increments:
+        J, g = pmp.value_and_grad(model, params, X, y, increments=inc)
+        Ja, ga = autograd_reference(model, params, X, y, inc)
+        assert abs(J - Ja) <= rtol * abs(Ja)
+        assert pmp.rel_error(g, ga) <= rtol
+        Jc = pmp.cost(model, params, X, y, increments=inc)                # cost-only forward
+        assert abs(Jc - Ja) <= rtol * abs(Ja)
+

@@ -8,7 +8,7 @@ checks that the kernels take any explicit tableau. test_pmp_perf.py runs its rk4
 """
 import numpy as np
 import pytest
-from conftest import autograd_reference
+from conftest import assert_costate_equals_autograd, autograd_reference
 
 from integrators import tableaux
 from ocdl import pmp
@@ -66,13 +66,7 @@ def test_compiled_rk_gradient_and_cost_equal_autograd(monkeypatch, kutta3, block
     assert fw["rk"]["S" if field == "outer" else "Sg"].shape[0] == (1 if blocks is None else -(-n // blocks))
     fw["lease"].release()
     xi = 0.2 * rng.standard_normal((N, n, width))
-    for inc in (None, xi):
-        J, g = pmp.value_and_grad(model, params, X, y, increments=inc)
-        Ja, ga = _autograd(model, params, X, y, inc)
-        assert abs(J - Ja) <= 1e-12 * abs(Ja)
-        assert pmp.rel_error(g, ga) <= 1e-12
-        Jc = pmp.cost(model, params, X, y, increments=inc)             # cost-only forward
-        assert abs(Jc - Ja) <= 1e-12 * abs(Ja)
+    assert_costate_equals_autograd(model, params, X, y, (None, xi))
     Jr, gr = pmp.autograd_value_and_grad(model, params, X, y)          # through model.cost
     assert pmp.rel_error(pmp.value_and_grad(model, params, X, y)[1], gr) <= 1e-12
 
