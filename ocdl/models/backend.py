@@ -49,8 +49,12 @@ def empty(shape, like):
 
 
 def contiguous(a):
-    """A C-contiguous copy of a strided view (numpy ``ascontiguousarray`` / torch ``contiguous``)."""
-    return a.contiguous() if is_torch(a) else np.ascontiguousarray(a)
+    """A fresh C-contiguous copy of ``a`` (never its memory: ``ascontiguousarray`` and torch's
+    ``contiguous`` hand back ``a`` itself when it is contiguous already — a size-1 slice is)."""
+    if is_torch(a):
+        import torch
+        return a.clone(memory_format=torch.contiguous_format)
+    return np.array(a, order="C")
 
 
 def total(x):

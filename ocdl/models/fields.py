@@ -72,6 +72,9 @@ class Field:
         return M
 
     def theta_grads(self, gM):
+        """``(∂J/∂K, ∂J/∂b)`` from ``∂J/∂M`` of :meth:`embed` (N, d, d+1), as fresh arrays — the
+        sweeps hand in their workspace's ``gM`` and keep reusing it (fields that override this
+        keep that contract)."""
         d = gM.shape[1]
         return contiguous(gM[:, :, :d]), contiguous(gM[:, :, d])
 
