@@ -130,9 +130,8 @@ def _rk_backward_compiled(model, fw, lamN, costates):
     else:
         kernels_rk.inner_backward(rk["A"], Ch, rk["bw"], hKT, _hD(model, D), rk["Xk"], rk["Sg"], PN, G, P,
                                   rk["code"])
-    G *= h
+    G *= h                              # in place: theta_grads hands back fresh arrays
     gK, gb = _theta_grads(model, G, D)
-    gK, gb = np.array(gK), np.array(gb)
     fw["lease"].release()
     return (P if costates else None), gK, gb
 
@@ -184,24 +183,23 @@ def _euler_compiled(model, params, X, lam_of_xN, trajectories, increments, code,
         if trajectories:
             return Jd, gK, gb, xN, extra, Xs, P
         return Jd, gK, gb, xN, extra, None, None
-    else:
-        G = ws.get("G", (N, d, d + 1))
-        M, D = _embed(model, params)
-        inc = _increments_fm(increments, N, d, n)
-        hKT = _hKT(model, M, D)
-        Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
-        if trajectories:
-            Xa[:, d, :] = 1.0
-        Sg = ws.get("Sg", (N, d, n))
-        model.lift_into(X, Xa[0, :d])
-        hD = _hD(model, D)
-        kernels.inner_forward(M, hD, Xa, Sg, inc, code)
-        xN = Xa[N, :d].copy().T
-        Jd, lamN, extra = lam_of_xN(xN)
-        P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
-        P[N if trajectories else N % 2] = lamN.T
-        kernels.inner_backward(hKT, Xa, Sg, P, G, code)
-        states = Xa[:, :d]
+    G = ws.get("G", (N, d, d + 1))
+    M, D = _embed(model, params)
+    inc = _increments_fm(increments, N, d, n)
+    hKT = _hKT(model, M, D)
+    Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
+    if trajectories:
+        Xa[:, d, :] = 1.0
+    Sg = ws.get("Sg", (N, d, n))
+    model.lift_into(X, Xa[0, :d])
+    hD = _hD(model, D)
+    kernels.inner_forward(M, hD, Xa, Sg, inc, code)
+    xN = Xa[N, :d].copy().T
+    Jd, lamN, extra = lam_of_xN(xN)
+    P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
+    P[N if trajectories else N % 2] = lamN.T
+    kernels.inner_backward(hKT, Xa, Sg, P, G, code)
+    states = Xa[:, :d]
     G *= h                              # in place: theta_grads hands back fresh arrays
     gK, gb = _theta_grads(model, G, D)
     if trajectories:
@@ -233,6 +231,9 @@ def _euler_forward_compiled(model, params, X, increments, code):
 # ------------------------------------------------------------------------------------------
 # splittings on the hamiltonian field (ocdl.pmp.kernels_split)
 
+kernels_split = None
+
+
 def _split_code(model):
     """The compiled splitting kernels' activation code (:mod:`ocdl.pmp.kernels_split`), or None
     when the numpy sweeps must run (no numba, ``COMPILED`` off, or an activation without one)."""
@@ -244,12 +245,7 @@ def _split_code(model):
     return code
 
 
-kernels_split = None
-
-
 @functools.lru_cache(maxsize=64)
-
-
 def _split_slots(kinds, N, store):
     return kernels_split.slots(kinds, N, store)
 

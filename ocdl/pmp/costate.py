@@ -108,8 +108,9 @@ def _terminal(model, params, y):
         s = model.head(params, xN)
         data, g = mean_loss_and_grad(s, y)
         # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s per sample, formed feature-major (d, n) — the layout of the
-        # fused sweeps — and handed back as its (n, d) transposed view; with one logit Wᵀ ∇_s is
-        # an outer product (broadcast: ~7× faster than a rank-1 matmul at d = 64, n = 4000)
+        # numpy and most compiled sweeps — and handed back as its (n, d) transposed view; with
+        # one logit Wᵀ ∇_s is an outer product (broadcast: ~7× faster than a rank-1 matmul at
+        # d = 64, n = 4000)
         gT = swap(g)
         return data, swap(WT * gT if WT.shape[1] == 1 else WT @ gT), g
     return terminal

@@ -59,6 +59,7 @@ from ocdl.pmp.forms import (embed as _embed, hKT as _hKT, split_theta_grads,
 from ocdl.pmp import compiled
 from ocdl.pmp.workspace import _WORKSPACES, _borrow, _Lease, release  # noqa: F401  (release: public)
 
+
 def _combine(base, terms, weights, out, tmp):
     """``out = base + Σ_i weights_i terms_i`` in place (one stage: weight 1, a single add);
     the stage sums of every explicit RK sweep here (dense and conv)."""
@@ -69,6 +70,7 @@ def _combine(base, terms, weights, out, tmp):
     for term, w in zip(terms, weights):
         np.multiply(term, w, out=tmp)
         np.add(out, tmp, out=out)
+
 
 def _form(model):
     """The model's field object and its fused form (``"outer"`` / ``"inner"``); a field without
@@ -366,7 +368,6 @@ def euler_value_and_grad(model, params, X, lam_of_xN, trajectories=False, increm
             gM = matmul(U, np.swapaxes(Xa[:N], 1, 2))
         gM *= h
         gK, gb = _theta_grads(model, gM, D)
-        gK, gb = np.array(gK), np.array(gb)
         if trajectories:
             return Jd, gK, gb, np.array(xN), extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
         return Jd, gK, gb, np.array(xN), extra, None, None

@@ -399,9 +399,10 @@ if numba is not None:
 
     @_jit(fastmath=_FM)
     def inner_backward(hKT, X, Sg, P, G, code):
-        """Inner-form Euler backward (``X`` all N+1 states ``[x_k; 1]``, ``Sg`` all σ); ``P``
-        and the return value as in :func:`outer_backward`; ``G`` (N, d, d+1) gets
-        ``U_k [x_k; 1]ᵀ``, ``U_k = σ'_k ⊙ p_{k+1}``."""
+        """Inner-form Euler backward from ``p_N`` (``X`` all N+1 states ``[x_k; 1]``, ``Sg`` all
+        σ): ``P`` (N+1, d, n) all costates with p_N in ``P[N]``, or (2, d, n) rotating with p_N in
+        ``P[N % 2]``; ``G`` (N, d, d+1) gets ``U_k [x_k; 1]ᵀ``, ``U_k = σ'_k ⊙ p_{k+1}``. Returns
+        the index of p_0 in ``P``."""
         N = hKT.shape[0]
         d, n = P.shape[1], P.shape[2]
         full = P.shape[0] == N + 1
