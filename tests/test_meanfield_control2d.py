@@ -51,6 +51,19 @@ def test_hopf_cole_2d_is_second_order_against_the_closed_form():
     assert cost_errs[1] < cost_errs[0] / 3
 
 
+def _assert_moments_agree(g, rho, x, slack):
+    """Mean and variance per axis of the grid density ``rho`` against the particles ``x`` (P, 2):
+    within 4 Monte-Carlo standard errors (``√(v/P)``, ``v √(2/P)``) plus ``slack``."""
+    X = g.centres
+    mean = g.volume * rho @ X
+    var = g.volume * rho @ (X - mean) ** 2
+    P = x.shape[0]
+    pm, pv = x.mean(0), x.var(0)
+    se_m, se_v = np.sqrt(pv / P), pv * np.sqrt(2.0 / P)
+    assert np.all(np.abs(mean - pm) < 4 * se_m + slack)
+    assert np.all(np.abs(var - pv) < 4 * se_v + slack)
+
+
 def test_hopf_cole_2d_moments_match_particles_with_the_exact_feedback():
     g, rho0, Phi = _problem(80)
     hc = solve_hopf_cole(g, rho0, Phi, NU, T, steps=40)
@@ -61,14 +74,8 @@ def test_hopf_cole_2d_moments_match_particles_with_the_exact_feedback():
     for n in range(steps):
         t = (n + 0.5) * dt
         x = x - dt * (x - Z) / (1.0 / C + T - t) + NU * np.sqrt(dt) * rng.standard_normal((P, 2))
-    X = g.centres
-    mean = g.volume * hc.rho @ X
-    var = g.volume * hc.rho @ (X - mean) ** 2
-    pm, pv = x.mean(0), x.var(0)
-    se_m, se_v = np.sqrt(pv / P), pv * np.sqrt(2.0 / P)
     # grid error O(h²) (measured ≤ 2e-3 here) + 4 Monte-Carlo sigma (Euler bias O(dt) = 3e-4)
-    assert np.all(np.abs(mean - pm) < 4 * se_m + 3e-3)
-    assert np.all(np.abs(var - pv) < 4 * se_v + 3e-3)
+    _assert_moments_agree(g, hc.rho, x, slack=3e-3)
 
 
 def test_sweep_2d_agrees_with_hopf_cole_to_discretisation_level():
@@ -152,14 +159,8 @@ def test_sweep_2d_density_matches_particles_driven_by_its_own_drift():
         f = _face_interpolator(g, sw.drift[n])
         for _ in range(sub):
             x = x + dt * f(x) + NU * np.sqrt(dt) * rng.standard_normal((P, 2))
-    X = g.centres
-    mean = g.volume * sw.rho @ X
-    var = g.volume * sw.rho @ (X - mean) ** 2
-    pm, pv = x.mean(0), x.var(0)
-    se_m, se_v = np.sqrt(pv / P), pv * np.sqrt(2.0 / P)
     # 4 Monte-Carlo sigma + Euler–Maruyama bias (dt/2 ∫P² |m − z| ≈ 1.4e-3 at dt = 1/320) + grid O(h²)
-    assert np.all(np.abs(mean - pm) < 4 * se_m + 2e-3)
-    assert np.all(np.abs(var - pv) < 4 * se_v + 2e-3)
+    _assert_moments_agree(g, sw.rho, x, slack=2e-3)
     edges = [g.lower[a] + np.arange(0, 81, 8) * g.h[a] for a in (0, 1)]
     H = np.histogram2d(x[:, 0], x[:, 1], bins=edges)[0] / P
     R = (g.volume * sw.rho).reshape(10, 8, 10, 8).sum((1, 3))
