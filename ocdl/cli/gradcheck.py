@@ -2,7 +2,8 @@
 import json
 
 from ocdl.cli import common
-from ocdl.cli.train import FIELDS, INTEGRATORS, add_conv_flags, conv_options
+from ocdl.cli.train import add_conv_flags, conv_options
+from ocdl.models import FIELDS, all_integrators
 from ocdl.progress import log
 
 
@@ -11,8 +12,9 @@ def register(sub):
         sub, "gradcheck", "compare the costate gradient with autograd, the continuous adjoint and finite differences",
         ["ocdl gradcheck --field outer --integrator rk4 --layers 20 --json grad.json",
          "ocdl gradcheck --field hamiltonian --integrator verlet"], run)
-    p.add_argument("--field", type=common.choice("field", FIELDS), default="outer", help="vector field (default outer)")
-    p.add_argument("--integrator", type=common.choice("integrator", INTEGRATORS), default="euler",
+    p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer",
+                   help="vector field (default outer)")
+    p.add_argument("--integrator", type=common.choice("integrator", all_integrators()), default="euler",
                    help="layer map (default euler)")
     p.add_argument("--layers", type=common.positive_int, default=20, help="number of layers N (default 20)")
     p.add_argument("--T", type=common.positive, default=5.0, help="final time (default 5.0)")

@@ -10,12 +10,10 @@ from ocdl.cli import common
 from ocdl.errors import InputError, SolverError
 from ocdl.progress import log
 
-FIELDS = ["inner", "outer", "hamiltonian", "conv", "hamiltonian-conv"]
-INTEGRATORS = ["euler", "heun", "rk4", "symplectic_euler", "symplectic_euler_b", "verlet", "yoshida4",
-               "implicit_midpoint", "gauss2", "gauss3", "lobatto3ab"]
 
 
 def register(sub):
+    from ocdl.models import ACTIVATIONS, FIELDS, all_integrators
     from ocdl.solvers import CLI_ALPHA, DEFAULT_ITERATIONS, SOLVERS
     p = common.add_command(
         sub, "train", "train a ResNet-ODE classifier (backprop or Pontryagin costate)",
@@ -26,17 +24,17 @@ def register(sub):
                                          "real built-in sets: their fixed test split)")
     p.add_argument("--label-column", metavar="NAME", default=None,
                    help="label column of the CSV (default: 'label' if present, else the last column)")
-    p.add_argument("--field", type=common.choice("field", FIELDS), default="outer",
+    p.add_argument("--field", type=common.choice("field", list(FIELDS)), default="outer",
                    help="vector field: inner σ(Kx+b), outer Kσ(x)+b, hamiltonian, conv σ(K∗x+b) and "
                         "hamiltonian-conv on 1-D signals (docs/conv.md) (default outer)")
     add_conv_flags(p)
-    p.add_argument("--integrator", type=common.choice("integrator", INTEGRATORS), default="euler",
+    p.add_argument("--integrator", type=common.choice("integrator", all_integrators()), default="euler",
                    help="layer map: euler (classic ResNet), heun, rk4; hamiltonian also symplectic_euler, "
                         "symplectic_euler_b, verlet, yoshida4; implicit ones (implicit_midpoint, gauss2, gauss3, "
                         "lobatto3ab) with the autograd solvers only (default euler)")
-    from ocdl.models.activations import ACTIVATIONS
     p.add_argument("--activation", type=common.choice("activation", list(ACTIVATIONS)), default="tanh",
-                   help="activation σ of the field: tanh, softplus, relu (relu' (0) taken as 0) (default tanh)")
+                   help=f"activation σ of the field: {', '.join(ACTIVATIONS)} (relu'(0) taken as 0; a solver that does "
+                        f"not support the activation refuses it) (default tanh)")
     p.add_argument("--layers", type=common.positive_int, default=None,
                    help="number of layers N (default 20; conv fields 8)")
     p.add_argument("--T", type=common.positive, default=None,

@@ -62,6 +62,8 @@ from ocdl import optim, pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, STOPPED, StopRun
 from ocdl.solvers.gradient import HINT, PATIENCE, STATE_LIMIT, Batching
+from ocdl.solvers.support import (CASADI_ACTIVATIONS, EXACT_COSTATE, EXPLICIT_RK, FULLY_CONNECTED, WITH_CASADI_FORM,
+                                  supports)
 
 FORMULATIONS = ("reduced", "full")
 WARM_STARTS = ("adam", "lbfgs", "none")
@@ -397,6 +399,7 @@ def _cap_message(res, what, n, tol, key="kkt"):
         res.message = f"iteration limit reached ({n} {what}) before convergence ({key} {res[key]:.2e} > tol {tol:g})"
 
 
+@supports(fields=FULLY_CONNECTED, integrators=EXACT_COSTATE, iterations=300)
 def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
            warm_start=None, warm_iterations=None, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
            exact_below=1e-5, formulation="reduced", linear_solver="mumps", threads=1, hessian_sample=None,
@@ -449,7 +452,9 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         # so start it close; measured on two spirals (n = 400, width 6): starts at KKT 1.4e-4 and
         # 7e-4 stalled the line search, starts at ≤ 1e-6 converged in two steps
         warm_tol = 1e-4 if formulation == "reduced" else 1e-6
-    iterations = (300 if formulation == "reduced" else 50) if iterations is None else int(iterations)
+    if iterations is None:
+        iterations = newton.supports.iterations if formulation == "reduced" else 50
+    iterations = int(iterations)
     X = np.asarray(X, dtype=float)
     bt = Batching(model, X, np.asarray(y), batch_size, epochs, validation, patience, test, batch_seed)
     X, y = bt.X, bt.y
@@ -589,6 +594,7 @@ class IpoptRun:
         return w[:self.n_params], None, {}, code, message
 
 
+@supports(fields=WITH_CASADI_FORM, activations=CASADI_ACTIVATIONS, integrators=EXPLICIT_RK, iterations=500)
 def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
           print_level=0, linear_solver="mumps", state0=None, checkpoint=None, checkpoint_every=None,
           should_stop=None, **unknown):
@@ -598,7 +604,7 @@ def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, t
     import casadi as ca
     from ocdl.solvers.casadi_kkt import GradientOnly, MultipleShootingNLP, spec_from_model
     refuse_checkpoints("ipopt", state0, checkpoint)
-    iterations = 500 if iterations is None else int(iterations)
+    iterations = ipopt.supports.iterations if iterations is None else int(iterations)
     spec = spec_from_model(model)
     X = np.asarray(X, dtype=float)
     X0 = model.lift(X)
