@@ -114,6 +114,11 @@ class Context:
         self.progress = Progress(self.iterations, name, quiet)
         self.last_good = None        # (f, x, info) of the last recorded iterate
         self.batch = None            # the batch the current iterate was evaluated on
+        # the certificate's inputs: the last full-objective evaluation (x, f, g, info), the first
+        # one's max |g|, and whether every evaluation is of the full objective (no mini-batches)
+        self.last_full = None
+        self.first_gmax = meta.get("first_gmax")
+        self.all_full = sampler is None or getattr(sampler, "size", 0) >= getattr(sampler, "n", 1)
 
     # ---------------------------------------------------------------- evaluation and checks
     def elapsed(self):
@@ -146,7 +151,16 @@ class Context:
             what = f"hidden state exploded (max |x_N| = {info['state_max']:.3g} > {self.state_limit:g})"
         if what is not None:
             self.diverged(it, what)
+        if batch is None and g is not None:
+            self.last_full = (_copy(x), f, g, info)
+            if self.first_gmax is None:
+                self.first_gmax = _maxabs(g)
         return f, g, info
+
+    def full_losses(self):
+        """``[(iteration, J)]`` of the recorded iterates when every one is a full-objective value
+        (no mini-batches), else ``[]`` — what the stalled-loss test reads."""
+        return [(r["iteration"], r["loss"]) for r in self.history] if self.all_full else []
 
     def diverged(self, it, what):
         good = self.last_good
@@ -211,6 +225,8 @@ class Context:
             meta["rng"] = self.sampler.state()
         if self.monitor is not None:
             meta["monitor"] = {"value": self.best_metric, "epoch": self.best_epoch, "bad": self.bad_epochs}
+        if self.first_gmax is not None:
+            meta["first_gmax"] = self.first_gmax
         if self.extra_state is not None:
             meta["extra"] = self.extra_state()
         if finished is not None:
@@ -304,8 +320,9 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
         f, _, info = ctx.evaluate(ctx.history[-1]["iteration"] + 1 if ctx.history else 1, x)
     if monitor is not None and ctx.best is not None:
         f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]
-    elif keep_best and ctx.best is not None and ctx.best[0] <= f:
-        f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]
+    elif keep_best and ctx.best is not None and ctx.best[0] <= f and status != CONVERGED:
+        f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]     # (a converged last iterate is kept)
+    status, message, f = _certify(ctx, rule, x, f, status, message)
     ctx.progress.close()
     res = ctx.result(_numpy(x) if not hasattr(x, "clone") else x, f, status, message, info)
     if keep_best or monitor is not None:
@@ -317,6 +334,49 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     if checkpoint is not None:
         checkpoint(ctx.state(res.nit, x, rule, finished=res))
     return res
+
+
+def _certify(ctx, rule, x, f, status, message):
+    """The driver's verdict at the returned ``x``: the rule's test (``rule.certify``, else
+    ``max |g| ≤ gtol`` when a ``gtol`` is given) on the **full** objective there. Certified →
+    status 0, whatever made the rule stop; a rule's claim that fails the test → status 3 (stalled).
+    A rule without a test and no ``gtol`` keeps its own status (the Newton-type rules raise
+    ``StopRun(…, CONVERGED)`` only from their KKT test at the iterate they return).
+    Returns ``(status, message, f)``, ``f`` the full objective at x when it was evaluated."""
+    from ocdl.optim import certificates
+    test = getattr(rule, "certify", None)
+    if test is None and ctx.gtol is not None:
+        test = certificates.gradient(ctx.gtol)
+    if test is None or status not in (CONVERGED, ITERATION_CAP, STALLED, STOPPED):
+        return status, message, f
+    if ctx.sampler is not None and not hasattr(ctx.sampler, "size"):
+        ok, text = False, "a stochastic objective (no full objective to test)"
+    elif not ctx.all_full and ctx.gtol is None:
+        ok, text = False, "a mini-batch run is certified only by max |gradient| ≤ gtol on the full objective"
+    else:
+        full = ctx.last_full
+        if full is not None and _same(full[0], x):
+            fx, g = full[1], full[2]
+        else:
+            fx, g, info_x = ctx.call(x, None)
+            ctx.last_full = (_copy(x), fx, g, info_x)
+        if g is None or not (math.isfinite(fx) and _finite(g)):
+            ok, text = False, "the objective at the returned point is not finite"
+        else:
+            ok, text = test(fx, g, ctx)
+            f = fx
+    if ok:
+        reason = "" if status == CONVERGED or message.startswith("converged") else f" ({message})"
+        return CONVERGED, f"converged: {text}{reason}", f
+    if status == CONVERGED:
+        return STALLED, f"{message.removeprefix('converged: ')}, but the convergence test fails: {text}", f
+    return status, f"{message}; {text}", f
+
+
+def _same(a, b):
+    if hasattr(a, "detach") or hasattr(b, "detach"):
+        return a is b
+    return np.shape(a) == np.shape(b) and np.array_equal(a, b)
 
 
 def _attach_last_good(ctx, err):
@@ -339,20 +399,21 @@ def _loop(ctx, rule, x):
         f, g, info = ctx.evaluate(it, x)
         if ctx.record(it, x, f, info):
             return x, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it}"
-        if ctx.gtol is not None and _maxabs(g) <= ctx.gtol:
+        if ctx.gtol is not None and ctx.batch is None and _maxabs(g) <= ctx.gtol:     # full objective only
             return x, f, info, CONVERGED, f"converged: max |gradient| {_maxabs(g):.2e} ≤ gtol {ctx.gtol:g}"
-        if getattr(rule, "pending", None):          # the rule's test passed on its last step
-            return x, f, info, CONVERGED, rule.pending
+        if getattr(rule, "pending", None):          # the rule stopped after its last step
+            return x, f, info, STALLED, rule.pending
         try:
             x = rule.step(it, x, f, g, ctx)
         except StopRun as stop:
             return x, f, info, stop.status, stop.message
         ctx.after_step(it, x, rule)
     if getattr(rule, "pending", None):              # … on the step that used the last iteration
-        return x, None, info, CONVERGED, rule.pending
+        return x, None, info, STALLED, rule.pending
     n = ctx.iterations
-    test = f"max |gradient| ≤ {ctx.gtol:g}" if ctx.gtol is not None else "no convergence test for this rule"
-    return x, None, info, ITERATION_CAP, f"iteration limit reached ({n}) before convergence ({test})"
+    if ctx.gtol is None and not hasattr(rule, "certify"):
+        return x, None, info, ITERATION_CAP, f"iteration limit reached ({n}) (no convergence test for this rule)"
+    return x, None, info, ITERATION_CAP, f"iteration limit reached ({n})"     # + the certificate's verdict
 
 
 __all__ = ["minimize", "StopRun", "Context", "result_from_state", "CONVERGED", "ITERATION_CAP", "STOPPED",
