@@ -314,7 +314,7 @@ def test_minibatch_gtol_is_tested_on_the_full_objective():
 
 
 def test_keep_best_does_not_replace_a_converged_last_iterate():
-    """f = cos x + x²/10: the rule jumps from x0 = π + 0.3 (f = −0.03, |g| = 0.37) to the
+    """f = cos x + x²/10: the rule jumps from x0 = π + 0.3 (f = 0.23, |g| = 0.98) to the
     stationary point x = 0 (f = 1, g = 0, a local maximum). With keep_best the earlier, lower
     iterate used to replace the last one after the test had passed there — returning a point
     that fails it under ``success``. Now the certified last iterate is returned."""

@@ -165,11 +165,20 @@ def int_list(text):
     return items
 
 
+def not_converged(args, solver, success, message):
+    """Record a run's outcome for the command's warning: when ``success`` is false, ``cli/main``
+    prints ``ocdl: warning: SOLVER did not converge: MESSAGE`` once the command has finished —
+    the one place that line is printed (:func:`warn_not_converged`)."""
+    if not success:
+        vars(args).setdefault("unconverged", []).append((solver, message))
+
+
 def warn_not_converged(solver, success, message):
     """One line ``ocdl: warning: SOLVER did not converge: MESSAGE`` on stderr when ``success`` is
-    false (``success`` = the solver's own convergence test passed; an iteration cap is not
+    false (``success`` = the certificate at the returned point passed; an iteration cap is not
     convergence). Printed even with ``--quiet`` — it is a warning, not progress — and the exit
-    code stays 0: the results are written, they just are not a converged solution."""
+    code stays 0: the results are written, they just are not a converged solution. Called by
+    ``cli/main`` only; commands record outcomes with :func:`not_converged`."""
     if not success:
         print(f"ocdl: warning: {solver} did not converge: {message}", file=sys.stderr)
 

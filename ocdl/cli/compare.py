@@ -92,7 +92,7 @@ def run(args):
     print(table(result))
     for name, r in result["solvers"].items():
         if not r.get("error"):                   # failures are listed under the table already
-            common.warn_not_converged(name, r["converged"], r["message"])
+            common.not_converged(args, name, r["converged"], r["message"])
     errors = [r.get("error") for r in result["solvers"].values()]
     if all(errors):
         from ocdl.errors import SolverError

@@ -9,7 +9,7 @@ import sys
 import traceback
 
 from ocdl import __version__
-from ocdl.cli.common import Parser, check_paths, set_threads
+from ocdl.cli.common import Parser, check_paths, set_threads, warn_not_converged
 from ocdl.errors import InputError, OcdlError
 from ocdl.io import read_toml
 
@@ -106,6 +106,8 @@ def main(argv=None):
         # every output path is checked before any work: writable, not an input, not another output
         check_paths(args, [a.dest for a in _leaf(parser, argv)._actions if a.metavar == "DIR"])
         rc = func(args)
+        for solver, message in getattr(args, "unconverged", ()):       # also under --quiet
+            warn_not_converged(solver, False, message)
         return 0 if rc is None else int(rc)
     except OcdlError as exc:
         if debug:

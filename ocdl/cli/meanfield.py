@@ -94,15 +94,11 @@ def cmd_control(args):
         res = solve_hopf_cole(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g, maxiter=args.maxiter,
                               tol=args.tol, progress=prog)
         prog.close()
-        if not res.success and not args.quiet:
-            print(f"ocdl: note: Hopf–Cole fixed point stopped after {res.nit} iterations with residual "
-                  f"{res.residual:.2e}", file=sys.stderr)
     else:
         res = solve_sweep(g, rho0, Phi, args.nu, args.T, steps=args.steps, g=args.g, maxiter=args.maxiter,
                           tol=args.tol, quiet=args.quiet)
-        if not res.success and not args.quiet:
-            print(f"ocdl: note: sweep stopped after {res.nit} iterations with residual {res.residual:.2e}",
-                  file=sys.stderr)
+    common.not_converged(args, args.method, res.success,
+                         f"{res.message} ({res.nit} iterations, residual {res.residual:.2e})")
     write_csv(args.out, ["x", "rho"], np.column_stack([x, res.rho]))
     if args.json:
         write_json(args.json, {"iterations": res.nit, "residual": res.residual, "cost": res.cost,
@@ -130,9 +126,8 @@ def _control_2d(args):
     hc = solve_hopf_cole(g, rho0, Phi, args.nu, args.T, steps=args.steps)
     sw = solve_sweep(g, rho0, Phi, args.nu, args.T, steps=args.steps, maxiter=args.maxiter, tol=args.tol,
                      quiet=args.quiet)
-    if not sw.success and not args.quiet:
-        print(f"ocdl: note: sweep stopped after {sw.nit} iterations with residual {sw.residual:.2e} "
-              f"({sw.message})", file=sys.stderr)
+    for name, r in (("hopf-cole", hc), ("sweep", sw)):
+        common.not_converged(args, name, r.success, f"{r.message} ({r.nit} iterations, residual {r.residual:.2e})")
     res = hc if args.method == "hopf-cole" else sw
     write_csv(args.out, ["x", "y", "rho"], np.column_stack([X, res.rho]))
     l1 = float(g.volume * np.sum(np.abs(sw.rho - hc.rho)))
@@ -244,6 +239,7 @@ def cmd_train(args):
         raise
     out = tr.train_report(res, method, X, y, Xt, yt, nu=args.nu, layers=args.layers, T=args.T,
                           substeps=args.substeps, particles=particles, grid=args.grid, seed=args.seed)
+    common.not_converged(args, out["solver"], res.success, res.message)
     if args.json:
         write_json(args.json, out)
     if args.plot:

@@ -217,5 +217,5 @@ def run(args):
     log(f"{args.solver}: loss {res.fun:.5f}, train accuracy {100 * out['train_accuracy']:.1f} %"
         + (f", test accuracy {100 * out['test_accuracy']:.1f} %" if Xt is not None else "")
         + f", {res.nit} iterations in {res.wall_time_s:.1f} s", args.quiet)
-    common.warn_not_converged(args.solver, res.success, res.message)
+    common.not_converged(args, args.solver, res.success, res.message)
     return 0
