@@ -226,6 +226,10 @@ class TrainJob(Resumable):
         if self.segments is not None and self.solver != "shooting":
             raise InputError("--segments applies to --solver shooting only")
 
+    def estimate(self):
+        from ocdl.jobs.work import training_data
+        return training_data(self)           # synthetic data: before drawing them
+
     def outputs(self):
         out = super().outputs()
         if self.checkpoint and self.save is None:
