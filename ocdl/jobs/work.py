@@ -132,10 +132,10 @@ def training_data(a, classes=2):
         return None
     n = classes * _get(a, "points", 200)
     N, d = _get(a, "layers", 20), _get(a, "width", 6)
-    it = _get(a, "iterations", 3000)
     B = min(n, _get(a, "batch_size", n))
+    it = _get(a, "iterations", None) or (_get(a, "epochs", 0) * -(-n // B)) or 3000
     return Estimate.of(flops=30.0 * it * (N + 1) * B * d * d, steps=it, floats=4.0 * (N + 1) * n * d + 3 * n,
-                       flags=_flags(a, "points", "layers", "width", "iterations"))
+                       flags=_flags(a, "points", "layers", "width", "iterations", "epochs"))
 
 
 def bench_gradient(a):
@@ -143,7 +143,7 @@ def bench_gradient(a):
     depths = _get(a, "depths", [16, 64, 256, 1024, 4096])
     n, d, r = _get(a, "samples", 512), _get(a, "width", 8), _get(a, "repeats", 3)
     k = len(_get(a, "methods", range(9))) * len(_get(a, "fields", range(2)))
-    return Estimate.of(flops=10.0 * sum(depths) * n * d * d * r * k, steps=sum(depths) * r * k,
+    return Estimate.of(flops=10.0 * sum(depths) * n * d * d * r * k, steps=(sum(depths) + 10 * len(depths)) * r * k,
                        floats=8.0 * (max(depths) + 1) * n * d, flags=_flags(a, "depths", "samples", "width", "repeats"))
 
 
