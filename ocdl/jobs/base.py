@@ -33,7 +33,7 @@ from ocdl.errors import InputError
 #: even index the arrays, and no run of that size finishes
 MAX_COUNT = 2 ** 31 - 1
 KINDS = ("count", "positive", "nonnegative", "real", "fraction", "seed", "switch", "choice", "path", "text",
-         "counts", "names", "object")
+         "counts", "names", "positives", "object")
 
 
 def option(default, help, kind="text", flag=None, choices=None, role=None, required=False, metavar=None,
@@ -93,7 +93,8 @@ def check_value(name, value, kind, choices=None):
             raise bad("true or false")
         return bool(value)
     if kind == "choice":
-        if not isinstance(value, str) or (choices is not None and value not in choices):
+        if isinstance(value, bool) or (choices is not None and value not in choices) or \
+                (choices is None and not isinstance(value, str)):
             from ocdl.errors import unknown_name
             raise unknown_name(name, value, choices or [])
         return value
@@ -108,6 +109,10 @@ def check_value(name, value, kind, choices=None):
         if not isinstance(value, (list, tuple)) or not value:
             raise bad("a non-empty list of integers")
         return [check_value(name, v, "count") for v in value]
+    if kind == "positives":
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+            raise bad("a non-empty list of numbers > 0")
+        return [check_value(name, v, "positive") for v in value]
     if kind == "names":
         if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
             raise bad("a non-empty list of names")
