@@ -217,11 +217,11 @@ class _Block(torch.nn.Module):
         the model's layers on the lifted state; :func:`ocdl.nn.from_model` gives lift, block and
         head as one ``nn.Sequential``."""
         model, params = cls._model_and_params(model, params)
-        block = cls._from_config(model)
+        block = cls._from_config(model, dtype or torch.get_default_dtype(), device)
         with torch.no_grad():
             block.K.copy_(torch.as_tensor(np.asarray(params["K"], dtype=float)))
             block.b.copy_(torch.as_tensor(np.asarray(params["b"], dtype=float)))
-        return block.to(dtype=dtype or torch.get_default_dtype(), device=device)
+        return block
 
 
 class ODEBlock(_Block):
@@ -254,11 +254,11 @@ class ODEBlock(_Block):
         return (self.width,)
 
     @classmethod
-    def _from_config(cls, model):
+    def _from_config(cls, model, dtype, device):
         if getattr(model.F, "conv", False):
             raise InputError(f"the model has the {model.field} field: use ConvODEBlock.from_model")
         return cls(model.d, layers=model.layers, T=model.T, field=model.field, integrator=model.integrator,
-                   activation=model.activation, seed=0)
+                   activation=model.activation, seed=0, dtype=dtype, device=device)
 
 
 class ConvODEBlock(_Block):
@@ -285,8 +285,9 @@ class ConvODEBlock(_Block):
         self.state_shape = (int(channels) * halves,) + shape
 
     @classmethod
-    def _from_config(cls, model):
+    def _from_config(cls, model, dtype, device):
         if not getattr(model.F, "conv", False):
             raise InputError(f"the model has the {model.field} field: use ODEBlock.from_model")
         return cls(model.F.C, model.F.shape, layers=model.layers, T=model.T, field=model.field,
-                   integrator=model.integrator, activation=model.activation, kernel=model.F.k, seed=0)
+                   integrator=model.integrator, activation=model.activation, kernel=model.F.k, seed=0,
+                   dtype=dtype, device=device)
