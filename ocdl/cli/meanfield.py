@@ -282,6 +282,34 @@ def cmd_limit(args):
     return 0
 
 
+def cmd_thermo(args):
+    from ocdl.io import write_json
+    from ocdl.meanfield.thermo.study import ThermoConfig, thermo_study
+    cfg = ThermoConfig(**{k: getattr(args, k) for k in ThermoConfig.__dataclass_fields__
+                          if getattr(args, k, None) is not None})
+    out, extra = thermo_study(cfg, quiet=args.quiet)
+    if args.json:
+        write_json(args.json, out)
+    if args.plot:
+        from ocdl.meanfield.thermo.plots import plot_thermo
+        plot_thermo(out, extra, args.plot)
+    if not args.quiet:
+        lz = out["log_Z"]
+        print(f"log Z: exact {lz['exact']:.6f}  eq.(7) {lz['gaussian']:.6f}  Laplace {lz['laplace']:.6f}  "
+              f"Monte Carlo {lz['monte_carlo']:.6f} ± {lz['monte_carlo_stderr']:.1e}")
+        print(f"trained: U {out['U']:.5f} F {out['F']:.5f} S0 {out['S0']:.5f} C {out['C']:.5f} Sx {out['Sx']:.5f}; "
+              f"first-law residual {out['first_law_residual']:.2e}; second law "
+              f"{'holds' if out['second_law']['holds'] else 'fails'} (S_x rose on "
+              f"{out['second_law']['increasing_steps']}/{out['second_law']['steps']} steps, by "
+              f"{out['second_law']['total_increase']:.3g} in total)")
+        ep = out["entropy_production"]
+        print(f"ensemble vs FP L1 {out['ensemble']['histogram_fp_l1']:.4f} (MC level "
+              f"{out['ensemble']['mc_expected_l1']:.4f}); stationary L1 {out['stationary_l1']:.4f}; "
+              f"entropy production at t = {ep['at_time']:g}: measured {ep['measured']:.5f}, eq. (22) "
+              f"{ep['predicted']:.5f}")
+    return 0
+
+
 def _psi0(text):
     """--psi0: a built-in state or a .csv / .npz file (read on the command's grid)."""
     if text.endswith((".csv", ".npz")):
@@ -393,6 +421,27 @@ def register(subparsers):
     p.add_argument("--weight-decay", type=common.positive, default=0.05, help="λ in L (default 0.05)")
     common.add_outputs(p, json=True, plot=True, out=False, seed=True)
     p.set_defaults(_langevin=True)
+
+    p = _command(sub, "thermo", "learning thermodynamics (Vanchurin §2–6): Z of the hidden variables by quadrature, "
+                 "Monte Carlo and the Gaussian approximation; U, F, S0, C, Sx along training; first and second "
+                 "laws; Langevin ensemble vs Fokker–Planck (20) and eq. (22); the action's equations",
+                 "ocdl meanfield thermo --beta 2 --json thermo.json --plot thermo.png", cmd_thermo)
+    p.add_argument("--beta", type=common.positive, help="inverse temperature β > 0 of the hidden variables (default 2)")
+    p.add_argument("--neurons", type=common.positive_int, help="neurons of the quadrature network, ≤ 3 (default 2)")
+    p.add_argument("--mc-neurons", type=common.positive_int, help="neurons of the Monte-Carlo network (default 6)")
+    p.add_argument("--mass", type=common.real, help="mass term m < 1 in V(x) = −(m/2)x² (default 0.2)")
+    p.add_argument("--points", type=common.positive_int, help="quadrature nodes per axis (default 101)")
+    p.add_argument("--samples", type=common.positive_int, help="Monte-Carlo samples (default 200000)")
+    p.add_argument("--objective", type=common.choice("objective", ["free-energy", "loss"]),
+                   help="training: gradient descent on F (free-energy, default) or on U (loss)")
+    p.add_argument("--iterations", type=common.positive_int, help="gradient-descent iterations (default 40)")
+    p.add_argument("--gamma", type=common.real, help="γ of eq. (20), drift γ∂F/∂q (default 1; < 0: descent on F)")
+    p.add_argument("--D", type=common.nonnegative, help="noise D ≥ 0 of eq. (20) (default 0.25)")
+    p.add_argument("--T", type=common.positive, help="ensemble time (default 8)")
+    p.add_argument("--particles", type=common.positive_int, help="ensemble size (default 20000)")
+    p.add_argument("--steps", type=common.positive_int, help="time steps, a multiple of 8 (default 2000)")
+    p.add_argument("--cells", type=common.positive_int, help="Fokker–Planck cells on the circle (default 128)")
+    common.add_outputs(p, json=True, plot=True, out=False, seed=True)
 
     p = _command(sub, "limit", "the mean-field limit measured: particles → density as P → ∞ (slope), stochastic "
                  "optimum → deterministic PMP optimum as ν → 0 (rate), stationarity residuals; table, JSON, picture",
