@@ -88,8 +88,8 @@ def test_gaussian_approximation_error_shrinks_like_one_over_beta_without_mass_te
 
 
 def test_training_first_law_holds_at_the_free_energy_equilibrium():
-    res = learning.train(0.8 * W2, B2, 2.0, 0.2, "free-energy", iterations=60, points=81)
-    law = learning.first_law(res.x, 2, 2.0, 0.2, points=81)
+    res = learning.train(0.8 * W2, B2, 2.0, 0.2, "free-energy", iterations=60, points=61)
+    law = learning.first_law(res.x, 2, 2.0, 0.2, points=61)
     # dU − T dS_x = dF: zero to first order at a stationary point of F (|∇F| ≈ 1e-7 here)
     assert law["grad_F_norm"] < 1e-5
     assert law["gradient_form"] < 1e-3 and law["finite_step"] < 1e-3
