@@ -6,7 +6,8 @@ import argparse
 
 import numpy as np
 
-from ocdl.cli import runcontrol as runctl
+from ocdl.jobs import runcontrol as runctl
+from ocdl.jobs.base import digest
 from ocdl.cli import common
 from ocdl.errors import InputError
 
@@ -95,7 +96,7 @@ def register(subparsers):
                        help="Adam learning rate, decaying ×0.01 over the run (default 0.5)")
         q.add_argument("--truth", metavar="EXPR", help="true force law: adds rel_l2_error and the truth curve")
         q.add_argument("--profile", metavar="CSV", help="write the learned table on the covered range")
-        runctl.add_flags(q, every=100)
+        common.add_checkpoint_flags(q, every=100)
         common.add_outputs(q)
 
     q = common.add_command(sl, "drag", "learn F(v) from (v0, vT) pairs",
@@ -140,7 +141,7 @@ def register(subparsers):
     q.add_argument("--hidden", type=common.positive_int, default=32, help="PINN width (default 32, 3 layers)")
     q.add_argument("--true-gamma", type=common.real, help="report gamma_rel_error against this value")
     q.add_argument("--true-omega0", type=common.real, help="report omega0_rel_error against this value")
-    runctl.add_flags(q, every=100, unit="Adam steps")
+    common.add_checkpoint_flags(q, every=100, unit="Adam steps")
     common.add_outputs(q)
 
 
@@ -159,12 +160,12 @@ def _settings(args, *arrays):
     """What a resumed run must share with the interrupted one: every result-changing flag + the data."""
     out = {k: v for k, v in sorted(vars(args).items())
            if k not in _NOT_SETTINGS and not k.startswith("_") and (v is None or isinstance(v, (int, float, str)))}
-    out["data"] = runctl.digest(*arrays)
+    out["data"] = digest(*arrays)
     return out
 
 
 def _refuse_newton(args):
-    runctl.check_flags(args)
+    common.check_checkpoint_flags(args)
     if args.solver == "newton" and (args.checkpoint or args.resume):
         raise InputError("--checkpoint/--resume apply to the iterative solvers (adam, pmp-adam, pmp-lbfgs, pinn); "
                          "newton (Gauss–Newton) runs in seconds — drop the flags or choose another --solver")

@@ -12,6 +12,7 @@ from ocdl import __version__
 from ocdl.cli.common import Parser, check_paths, set_threads
 from ocdl.errors import InputError, OcdlError
 from ocdl.io import read_toml
+from ocdl.jobs.runcontrol import sigterm_interrupts
 
 # one module per command, in --help order; each defines ``register(subparsers)``.
 COMMANDS = [
@@ -73,7 +74,9 @@ def apply_config(parser, argv):
             raise InputError(f"config file '{path}': unknown key '{key}' for 'ocdl {' '.join(argv[:i])}' "
                              f"(valid: {', '.join(valid)})")
         if action.nargs == 0:
-            if value is True:
+            if not isinstance(value, bool):
+                raise InputError(f"config file '{path}': '{key}' is a switch; give true or false (got {value!r})")
+            if value:
                 tokens.append(action.option_strings[-1])
             continue
         if isinstance(value, list):
@@ -104,8 +107,11 @@ def main(argv=None):
             _leaf(parser, argv).print_help(sys.stderr)
             return 2
         # every output path is checked before any work: writable, not an input, not another output
-        check_paths(args, [a.dest for a in _leaf(parser, argv)._actions if a.metavar == "DIR"])
-        rc = func(args)
+        # (a job command checks its own, derived files included: ocdl.jobs.base.Job.check_paths)
+        if getattr(args, "job_class", None) is None:
+            check_paths(args, [a.dest for a in _leaf(parser, argv)._actions if a.metavar == "DIR"])
+        with sigterm_interrupts():       # SIGTERM stops every command as Ctrl-C does: exit 130
+            rc = func(args)
         return 0 if rc is None else int(rc)
     except OcdlError as exc:
         if debug:

@@ -216,11 +216,12 @@ def cmd_train(args):
     if args.iterations is None:
         args.iterations = 300 if method == "grid" else 1500
     particles = args.particles or 1000
-    from ocdl.cli import runcontrol as runctl
-    runctl.check_flags(args)
+    from ocdl.jobs import runcontrol as runctl
+    from ocdl.jobs.base import digest
+    common.check_checkpoint_flags(args)
     settings = {k: getattr(args, k) for k in ("nu", "particles", "grid", "layers", "T", "iterations", "lr", "alpha",
                                               "substeps", "steps_per_layer", "padding", "seed")}
-    settings["data"] = runctl.digest(X, y)
+    settings["data"] = digest(X, y)
     if method == "density":                      # (kept out of the other methods' settings: old checkpoints resume)
         settings.update(method=method, smoothing=args.smoothing)
     try:
@@ -520,7 +521,6 @@ def register(subparsers):
                    help="--grid: implicit Fokker–Planck steps per layer (more = less numerical diffusion, slower)")
     p.add_argument("--padding", type=common.nonnegative, default=0.75,
                    help="--grid: domain = data box widened by this fraction of its size on each side")
-    from ocdl.cli import runcontrol as runctl
-    runctl.add_flags(p, every=100)
+    common.add_checkpoint_flags(p, every=100)
     common.add_outputs(p, json=True, plot=True, out=False, seed=True)
     return top
