@@ -310,6 +310,24 @@ def cmd_thermo(args):
     return 0
 
 
+def cmd_eliminate(args):
+    from ocdl.io import write_json
+    from ocdl.meanfield.eliminate import EliminateConfig, eliminate, plot_eliminate
+    cfg = EliminateConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in vars(args).items()
+                             if k in EliminateConfig.__dataclass_fields__ and v is not None})
+    out, last = eliminate(cfg, quiet=args.quiet)
+    if args.json:
+        write_json(args.json, out)
+    if args.plot:
+        plot_eliminate(out, last, args.plot)
+    if not args.quiet:
+        for r in out["rows"]:
+            print(f"cells {r['cells']:4d}: |θ_read − θ_sweep| {r['control_l2_sweep']:.3e}  "
+                  f"|θ_read − θ*| {r['control_l2_closed_form']:.3e}  quantum-Euler residual {r['residual']:.3e} "
+                  f"(ħ² = +ν⁴: {r['residual_real_hbar']:.3e})")
+    return 0
+
+
 def _psi0(text):
     """--psi0: a built-in state or a .csv / .npz file (read on the command's grid)."""
     if text.endswith((".csv", ".npz")):
@@ -442,6 +460,22 @@ def register(subparsers):
     p.add_argument("--steps", type=common.positive_int, help="time steps, a multiple of 8 (default 2000)")
     p.add_argument("--cells", type=common.positive_int, help="Fokker–Planck cells on the circle (default 128)")
     common.add_outputs(p, json=True, plot=True, out=False, seed=True)
+
+    p = _command(sub, "eliminate", "weights read off the Schrödinger form: solve the imaginary-time Schrödinger "
+                 "(Hopf–Cole) pair of the LQ drift-as-control problem, read θ = ∇Σ + (ν²/2)∇log ρ from phase and "
+                 "amplitude, compare with the sweep, the closed form and a density-trained ResNet",
+                 "ocdl meanfield eliminate --json elim.json --plot elim.png", cmd_eliminate)
+    p.add_argument("--dim", type=int, choices=[1, 2], help="1 (default) or 2")
+    p.add_argument("--nu", type=common.positive, help="noise ν > 0 (default 0.6)")
+    p.add_argument("--T", type=common.positive, help="horizon (default 1)")
+    p.add_argument("--c", type=common.positive, help="Φ = (c/2)|x − z|² (default 2)")
+    p.add_argument("--std", type=common.positive, help="std of the Gaussian ρ0 (default 0.5)")
+    p.add_argument("--cells", type=common.positive_int, nargs="+",
+                   help="refinement levels, cells per axis (default 100 200 400; 2-D 40 80); steps = cells/2")
+    p.add_argument("--density-layers", type=common.positive_int, help="layers of the density-trained ResNet (40)")
+    p.add_argument("--density-rate", action="store_true", default=None,
+                   help="also train 10/20/40/80 layers and report the rate in the layer count")
+    common.add_outputs(p, json=True, plot=True, out=False, seed=False)
 
     p = _command(sub, "limit", "the mean-field limit measured: particles → density as P → ∞ (slope), stochastic "
                  "optimum → deterministic PMP optimum as ν → 0 (rate), stationarity residuals; table, JSON, picture",
