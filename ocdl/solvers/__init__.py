@@ -21,7 +21,8 @@ SOLVERS = {
     "pmp-lbfgs": pmp_lbfgs,
     "pmp-gd": pmp_gd,
 }
-from ocdl.solvers.newton import newton as _newton, ipopt as _ipopt  # noqa: E402
+from ocdl.solvers.newton import newton as _newton  # noqa: E402
+from ocdl.solvers.ipopt import ipopt as _ipopt  # noqa: E402
 from ocdl.solvers.msa import msa as _msa  # noqa: E402
 from ocdl.solvers.shooting import shooting as _shooting  # noqa: E402
 SOLVERS.update({"newton": _newton, "ipopt": _ipopt, "msa": _msa, "shooting": _shooting})
