@@ -184,7 +184,7 @@ def register(subparsers):
     q.add_argument("--lbfgs-steps", type=common.integer, default=300, help="PINN L-BFGS iterations (default 300)")
     q.add_argument("--hidden", type=common.positive_int, default=32, help="PINN width (default 32, 3 layers)")
     q.add_argument("--truth", metavar="EXPR", help="true V(x): adds rel_l2_error (+ central 90 %%) and the curve")
-    runctl.add_flags(q, every=100, unit="Adam steps")
+    common.add_checkpoint_flags(q, every=100, unit="Adam steps")
     common.add_outputs(q)
 
 

@@ -50,6 +50,17 @@ def option(default, help, kind="text", flag=None, choices=None, role=None, requi
     return dataclasses.field(default=default, metadata=meta)
 
 
+def same_option(job_class, name, **changes):
+    """A field like ``job_class``'s field ``name`` (its default, help, kind …), with ``changes``
+    (``default=``, ``help=`` or any :func:`option` argument): one definition of an option shared by
+    several jobs."""
+    f = job_class.__dataclass_fields__[name]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    kw = {k: f.metadata[k] for k in ("help", "kind", "flag", "choices", "role", "required", "metavar", "cli")}
+    kw.update(changes)
+    return option(changes.pop("default", default), **{k: v for k, v in kw.items() if k != "default"})
+
+
 def flag_of(f):
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
