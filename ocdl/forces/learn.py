@@ -119,18 +119,6 @@ def write_profile(path, problem, table):
     write_csv(path, [problem.variable, "F"], np.stack([nodes, prof], 1))
 
 
-def keep_last_good(problem, table, paths, message):
-    """After a divergence: write the last good table to every path in ``paths`` and return the
-    one-line message for the error (where it went, or how to keep it)."""
-    if table is None:
-        return message
-    if not paths:
-        return f"{message} (give --checkpoint DIR or --profile CSV to keep the last good table)"
-    for path in paths:
-        write_profile(path, problem, table)
-    return f"{message}; last good table written to {' and '.join(paths)}"
-
-
 def describe(summary):
     """The one-line report of a finished ``learn_table`` run."""
     msg = (f"{summary['problem']}: {summary['solver']} ({summary['integrator']}) final loss "
