@@ -18,7 +18,8 @@ from ocdl.errors import InputError
 from ocdl.holography.network import DTYPE, Layers, Network
 
 BOX = ((0.0, 1.5), (-0.2, 0.2))
-MAX_DRAWS = 50_000_000
+MAX_DRAWS = 20_000_000
+EMPTY_AFTER = 2_000_000      # a class with no member after this many draws is taken as empty
 
 
 def metric_values(metric, layers, flag="--metric"):
@@ -69,9 +70,9 @@ def simulate(metric="3/tanh(3*eta)", m2=-1.0, lam=1.0, eta_ini=1.0, eta_fin=0.1,
         while any(have[c] < want[c] for c in (0, 1)):
             batch = 200_000
             draws += batch
-            if draws > MAX_DRAWS:
+            if draws > MAX_DRAWS or (draws > EMPTY_AFTER and min(have.values()) == 0):
                 missing = "positive (regular)" if have[1] < want[1] else "negative"
-                raise InputError(f"no {missing} samples found in {MAX_DRAWS:,} draws from the box "
+                raise InputError(f"not enough {missing} samples found in {draws - batch:,} draws from the box "
                                  f"phi ∈ {box[0]}, pi ∈ {box[1]} for m2={mb:g}, lam={lb:g}: the class is empty "
                                  "for this metric; change --metric, --m2, --lam or --eta-fin")
             X = np.stack([rng.uniform(*box[0], batch), rng.uniform(*box[1], batch)], axis=1)
