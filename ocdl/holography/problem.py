@@ -38,7 +38,7 @@ class HolographyProblem:
     per-sample ``m2`` / ``lam`` (data at several masses / couplings)."""
 
     def __init__(self, X, labels, layers=None, method="euler", m2=-1.0, lam=1.0, m2_data=None, lam_data=None,
-                 learn_mass=False, learn_coupling=False, c_reg=1e-3, eps=0.1, sigma=0.01, loss="l1"):
+                 learn_mass=False, learn_coupling=False, c_reg=1.0, eps=0.1, sigma=0.01, loss="l1"):
         self.layers = layers or Layers()
         self.net = Network(self.layers, method, eps, sigma)
         X, labels = np.asarray(X, float), np.asarray(labels, float)
