@@ -2,6 +2,7 @@
 import sys
 
 from ocdl.cli import common
+from ocdl.jobs.train import DATA_METAVAR
 
 METHODS = ("autograd", "costate", "costate-torch", "costate-reversible", "torchdiffeq-adjoint",
            "torchdiffeq-direct", "jax", "diffrax", "diffrax-backsolve")
@@ -47,7 +48,7 @@ def register(sub):
     t.add_argument("--seeds", type=lambda s: [common.seed_int(x) for x in s.split(",") if x.strip()],
                    default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
     t.add_argument("--target", type=common.positive, default=0.02, help="target loss J (default 0.02)")
-    t.add_argument("--data", default="spirals", metavar=common.DATA_METAVAR,
+    t.add_argument("--data", default="spirals", metavar=DATA_METAVAR,
                    help="a built-in data set (synthetic: drawn per seed; real: its fixed training split) or a CSV "
                         "(default spirals)")
     t.add_argument("--field", default="outer", help="field (default outer)")
@@ -92,8 +93,10 @@ def _g(v, fmt=".3g"):
 def run_gradient(args):
     from ocdl.bench.gradient import plot_gradient_bench, run_gradient_bench, skip_note
     from ocdl.io import write_json
-    common.check_memory(common.resnet_bytes(max(args.depths), args.width, args.samples),
-                        f"--depths {max(args.depths)} --width {args.width} --samples {args.samples}")
+    from ocdl.jobs.budget import check_memory
+    from ocdl.jobs.train import model_bytes
+    check_memory(model_bytes(max(args.depths), args.width, args.samples),
+                 f"--depths {max(args.depths)} --width {args.width} --samples {args.samples}")
     device = common.resolve_device(args.device, args.quiet)
     result = run_gradient_bench(fields=args.fields, depths=args.depths, samples=args.samples, width=args.width,
                                 repeats=args.repeats, device=device, methods=args.methods, T=args.T,

@@ -56,11 +56,10 @@ def register(sub):
 
 def load(args):
     """Training data and test data (a second draw for built-in data sets without --test)."""
-    from ocdl.cli.train import load_data
-    from ocdl.data import ALL_DATASETS
-    if args.data in ALL_DATASETS:
-        return common.load_data(args, test_seed=args.seed + 1000)
-    return load_data(args)[:4]
+    from ocdl.data.loading import load_dataset, synthetic_test_seed
+    ds = load_dataset(args.data, args.test, None, args.seed, args.points, args.noise, args.turns,
+                      test_seed=synthetic_test_seed(args.seed))
+    return ds.X, ds.y, ds.X_test, ds.y_test
 
 
 def run(args):
@@ -70,7 +69,8 @@ def run(args):
     from ocdl.data import DATASETS
     from ocdl.solvers import COMPARE_SYNTHETIC_ALPHA, DEFAULT_ALPHA, default_normalize
     X, y, Xt, yt = load(args)
-    common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
+    from ocdl.jobs.train import check_model_size, guard
+    check_model_size(args.layers, args.width, X.shape[1], len(X))  # before allocating the model
     synthetic = args.data in DATASETS
     normalize = args.normalize or default_normalize(args.data)
     alpha = args.alpha if args.alpha is not None else (COMPARE_SYNTHETIC_ALPHA if synthetic else DEFAULT_ALPHA)
@@ -83,11 +83,13 @@ def run(args):
     result = compare(X, y, args.solvers, X_test=Xt, y_test=yt, field=args.field, integrator=args.integrator,
                      layers=args.layers, T=args.T, alpha=alpha, width=args.width, seed=args.seed,
                      iterations=args.iterations, target=args.target, options=options, quiet=args.quiet,
-                     normalize=normalize, precheck=common.check_solver_memory, **conv_options(args),
+                     normalize=normalize, precheck=guard, **conv_options(args),
                      log=lambda msg: log(msg, args.quiet))
     result["settings"]["data"] = args.data
     from ocdl.data import REAL_DATASETS
-    drawn = f"{args.data} test split" if args.data in REAL_DATASETS else f"{args.data} seed {args.seed + 1000}"
+    from ocdl.data.loading import synthetic_test_seed
+    drawn = f"{args.data} test split" if args.data in REAL_DATASETS else \
+        f"{args.data} seed {synthetic_test_seed(args.seed)}"
     result["settings"]["test"] = args.test or (None if Xt is None else drawn)
     print(table(result))
     for name, r in result["solvers"].items():

@@ -49,7 +49,8 @@ def run(args):
         X = conv_signals(X, y, length, args.seed)
         conv.setdefault("channels", 3)
         conv.setdefault("kernel", 3)
-    common.check_model_size(args, X.shape[1], len(X))  # before allocating the model
+    from ocdl.jobs.train import check_model_size
+    check_model_size(args.layers, args.width, X.shape[1], len(X))  # before allocating the model
     model = make_model(X, y, field=args.field, integrator=args.integrator, layers=args.layers, T=args.T,
                        width=args.width, **conv)
     params = model.init(seed=args.seed)

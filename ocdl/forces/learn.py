@@ -41,7 +41,7 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
                 continuation=True, stages=None):
     """Solve for the force table; ``lam='auto'`` applies the λ rule. ``continuation`` first solves
     with larger λ (1e-1, 1e-3, 1e-5 down to λ) and warm-starts from each (newton / pmp-lbfgs).
-    ``stages(name)`` (optional, e.g. :meth:`ocdl.cli.runcontrol.RunControl.stage`) gives every solve of
+    ``stages(name)`` (optional, e.g. :meth:`ocdl.jobs.runcontrol.RunControl.stage`) gives every solve of
     the run — named ``sweep-1e-03``, ``path-1e-01``, ``final`` — its checkpoint options (``state0``,
     ``checkpoint``, ``checkpoint_every``, ``should_stop``); a finished stage is restored, not re-run.
     Returns ``(result, summary)``; ``iterations`` in the summary counts the whole path."""

@@ -2,7 +2,7 @@
 
 For ``f = K σ(x) + b`` the stationarity ``∂J/∂θ_k = h[Σ_i p_{k+1,i} σ(x_{k,i})ᵀ + α K_k] = 0`` is
 explicit, ``K_k = −(1/α) Σ_i p_{k+1,i} σ(x_{k,i})ᵀ``, ``b_k = −(1/α) Σ_i p_{k+1,i}``, and
-eliminating θ leaves the canonical system of the reduced Hamiltonian (DESIGN.md §3)
+eliminating θ leaves the canonical system of the reduced Hamiltonian
 
     H̃(X, P) = −(1/2α)(‖Σ_i p_i σ(x_i)ᵀ‖²_F + |Σ_i p_i|²),   ∂H̃/∂p_i = K σ(x_i) + b,
     ∂H̃/∂x_i = σ'(x_i) ⊙ (Kᵀ p_i).
@@ -38,7 +38,8 @@ import scipy.sparse as sp
 from ocdl import optim, pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
-from ocdl.solvers.newton import KKTObjective, Phases, check_options, newton, refuse_checkpoints
+from ocdl.solvers.newton import newton
+from ocdl.solvers.pontryagin import KKTObjective, Phases, check_options, refuse_checkpoints
 
 
 def _build(model, X0, y, segments):
