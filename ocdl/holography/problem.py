@@ -61,12 +61,17 @@ class HolographyProblem:
         self.lam_data = None if lam_data is None else torch.as_tensor(np.asarray(lam_data, float), dtype=DTYPE)
         self.m2, self.lam = float(m2), float(lam)
         self.learn_mass, self.learn_coupling = bool(learn_mass), bool(learn_coupling)
-        self.c_reg, self.loss = float(c_reg), loss
+        self.loss = loss
         N = self.layers.N
         self.free = list(range(N)) + ([N] if learn_mass else []) + ([N + 1] if learn_coupling else [])
+        self.set_c_reg(c_reg)
+
+    def set_c_reg(self, c_reg):
+        """Set the regulariser weight (and its residual rows ``√c_reg η_k² (h_{k+1} − h_k)``)."""
+        self.c_reg = float(c_reg)
         w = self.layers.eta[:-1] ** 4
         self.reg_w = torch.as_tensor(w, dtype=DTYPE)
-        self.reg_rows = math.sqrt(self.c_reg) * np.sqrt(w)[:, None] * difference_matrix(N)
+        self.reg_rows = math.sqrt(self.c_reg) * np.sqrt(w)[:, None] * difference_matrix(self.layers.N)
 
     # ------------------------------------------------------------------ parameters
     def theta(self, x):
