@@ -24,7 +24,7 @@ class ThermoJob(Job):
                             "choice", choices=["free-energy", "loss"])
     iterations: int = option(40, "gradient-descent iterations (default 40)", "count")
     gamma: float = option(1.0, "γ of eq. (20), drift γ∂F/∂q (default 1; < 0: descent on F)", "real")
-    D: float = option(0.25, "noise D ≥ 0 of eq. (20) (default 0.25)", "nonnegative")
+    D: float = option(0.25, "noise D > 0 of eq. (20) (default 0.25; D = 0 has no stationary density)", "positive")
     T: float = option(8.0, "ensemble time (default 8)", "positive")
     particles: int = option(20_000, "ensemble size (default 20000)", "count")
     steps: int = option(2000, "time steps, a multiple of 8 (default 2000)", "count")
