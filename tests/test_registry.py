@@ -37,11 +37,19 @@ class Arctan(activations.Activation):
         return z * np.arctan(z) - 0.5 * np.log1p(z * z)
 
 
+class ArctanNoCasadi(Arctan):
+    """The same σ without a CasADi form: the CasADi solvers (ipopt) must refuse it."""
+    name = "toy-arctan-nocasadi"
+    casadi = activations.Activation.casadi
+
+
 @pytest.fixture
 def arctan():
     activations.register(Arctan)
+    activations.register(ArctanNoCasadi)
     yield activations.ACTIVATIONS["toy-arctan"]
     activations.unregister("toy-arctan")
+    activations.unregister("toy-arctan-nocasadi")
 
 
 def _data(n=24, seed=0):
@@ -116,20 +124,24 @@ def test_every_declared_solver_computes_with_toy_activation(arctan):
         Jr, _ = _reference_cost(res.model, res.x, X, y)
         assert abs(res.fun - Jr) <= 1e-10 * abs(Jr), name
         ran.append(name)
-    assert "shooting" in refused or "shooting" in ran
     assert {"adam", "lbfgs", "pmp-adam", "pmp-gd", "pmp-lbfgs", "newton", "ipopt", "msa"} <= set(ran)
+    # without a CasADi form the CasADi solver refuses (one line, before any work)
+    with pytest.raises(InputError, match="solver 'ipopt' does not support activation 'toy-arctan-nocasadi' "
+                                         r"\(activations with a CasADi form\)") as err:
+        train(X, y, solver="ipopt", activation="toy-arctan-nocasadi", layers=4, iterations=2)
+    assert "\n" not in str(err.value)
 
 
 def test_cli_refuses_unsupported_activation_in_one_line(arctan):
     """Exit 2, one stderr line naming the solver and the activation; a declared solver runs."""
-    unsupported = [n for n, fn in SOLVERS.items() if "toy-arctan" not in declaration(fn).activation_names()]
-    if not unsupported:
-        pytest.skip("every solver supports the toy activation")
-    rc, out, err = run_ocdl_inprocess("train", "--data", "spirals", "--points", "20", "--solver", unsupported[0],
-                                      "--activation", "toy-arctan", "--quiet")
+    rc, out, err = run_ocdl_inprocess("train", "--data", "spirals", "--points", "20", "--solver", "ipopt",
+                                      "--activation", "toy-arctan-nocasadi", "--quiet")
     assert rc == 2
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "toy-arctan" in lines[0] and unsupported[0] in lines[0]
+    assert len(lines) == 1 and "does not support activation 'toy-arctan-nocasadi'" in lines[0] and "ipopt" in lines[0]
+    rc, out, err = run_ocdl_inprocess("train", "--data", "spirals", "--points", "20", "--solver", "pmp-adam",
+                                      "--activation", "toy-arctan", "--iterations", "3", "--quiet")
+    assert rc == 0, err
 
 
 class Antisymmetric(InnerField):
