@@ -18,7 +18,7 @@ A test is ``test(f, g, ctx) → (passed, text)``; ``text`` says what was measure
   keeps a run whose rate is too small to move from being called converged). Measured on the
   README's spirals run (pmp-adam, 3000 iterations, seeds 0/1/2): relative decrease over the last
   100 iterations 1.1e-5 / 2.9e-5 / 3.6e-6, gradient reduction 3e-3 / 1.2e-2 / 1.8e-3 — both
-  tests pass with a margin of 3× or more; halfway (iteration 1500) they do not.
+  tests pass with a margin of 3× or more.
   A mini-batch run records batch losses only, so only the gradient part can certify it.
 """
 import numpy as np

@@ -10,7 +10,8 @@ mean-field training — runs here. One iteration ``it`` (1-based) is
    objective or the rule (a failed inner solve) gets the same ``result`` before it propagates;
 3. a history row ``{"iteration": it, "loss": f, "time_s", **info}``, the progress line, the
    ``callback(it, x, f)`` (True stops: status 2), snapshots and the best iterate;
-4. the convergence test ``max |g| ≤ gtol`` (status 0), if ``gtol`` is given;
+4. the convergence test ``max |g| ≤ gtol`` (status 0), if ``gtol`` is given and the evaluation
+   was of the full objective (no mini-batch);
 5. ``x ← rule.step(it, x, f, g, ctx)`` — a rule ends the run by raising :class:`StopRun`, or,
    when its convergence test passed on the step it just took, by setting ``rule.pending`` to a
    message: the new iterate is evaluated and recorded, then the run ends converged (also when that
@@ -34,6 +35,9 @@ best iterate is then chosen by that metric (strict improvement; the iterate is t
 epoch's last batch was evaluated at, the ``x`` the callback saw), not by the loss, and is the
 returned ``x``; after ``P`` epochs without improvement the run stops with status 2 and a message
 saying so. The best metric and the count of epochs without improvement are in the checkpoint.
+
+When the run ends, the certificate decides ``success`` (:func:`_certify`): the rule's test
+(``rule.certify``) or ``max |g| ≤ gtol``, on the full objective at the returned x.
 
 When the run ends and ``checkpoint`` is given, the final state is saved with ``finished=True``; a
 ``state0`` marked finished is returned as its result without iterating (multi-stage runs skip

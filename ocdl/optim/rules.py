@@ -1,8 +1,10 @@
 """Step rules for :func:`ocdl.optim.minimize`: ``Adam`` and ``GradientDescent`` (Armijo).
 
 A rule has ``start(x, saved, ctx)`` (``saved``: its arrays from a checkpoint, or None),
-``step(it, x, f, g, ctx) → x_next`` (may raise :class:`~ocdl.optim.StopRun`) and ``state()`` (its
-arrays for a checkpoint; resuming from them continues bit for bit).
+``step(it, x, f, g, ctx) → x_next`` (may raise :class:`~ocdl.optim.StopRun`: why it stopped),
+``state()`` (its arrays for a checkpoint; resuming from them continues bit for bit) and
+``certify(f, g, ctx) → (passed, text)``: its convergence test, which the driver applies to the
+full objective at the returned x (:mod:`ocdl.optim.certificates`).
 """
 import numpy as np
 
