@@ -274,8 +274,9 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     if solver in DEVICE_SOLVERS and device is not None:
         from ocdl.pmp.device import check
         check(model)                                # InputError if no device sweep covers the model
-    if iterations is None:
-        iterations = declaration(SOLVERS[solver]).iterations
+    if iterations is None:      # the solver's declaration (a function without one: the table's entry)
+        decl = getattr(SOLVERS[solver], "supports", None)
+        iterations = decl.iterations if decl is not None else DEFAULT_ITERATIONS.get(solver, 1000)
     if int(iterations) < 0:
         raise InputError(f"--iterations must be ≥ 0 (got {iterations})")
     if params0 is None:
