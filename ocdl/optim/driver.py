@@ -12,10 +12,10 @@ mean-field training — runs here. One iteration ``it`` (1-based) is
    ``callback(it, x, f)`` (True stops: status 2), snapshots and the best iterate;
 4. the convergence test ``max |g| ≤ gtol`` (status 0), if ``gtol`` is given and the evaluation
    was of the full objective (no mini-batch);
-5. ``x ← rule.step(it, x, f, g, ctx)`` — a rule ends the run by raising :class:`StopRun`, or,
-   when its convergence test passed on the step it just took, by setting ``rule.pending`` to a
-   message: the new iterate is evaluated and recorded, then the run ends converged (also when that
-   step used the last iteration);
+5. ``x ← rule.step(it, x, f, g, ctx)`` — a rule ends the run by raising :class:`StopRun` (why it
+   stopped); ``StopRun(…, after=x_new)`` when it took one last step: ``x_new`` is checkpointed,
+   evaluated and recorded as the next iterate (unless that step used the last iteration), then
+   the run ends;
 6. a checkpoint every ``checkpoint_every`` iterations and when ``should_stop()`` turns true
    (then ``KeyboardInterrupt``: the caller exits 130 and ``state0=`` resumes bit for bit).
 
@@ -57,11 +57,13 @@ LOSS_GROWTH = 1e6
 
 
 class StopRun(Exception):
-    """Raised by a rule's ``step`` to end the run: ``StopRun(message, status)`` (0 = converged)."""
+    """Raised by a rule's ``step`` to end the run: ``StopRun(message, status)`` (0 = the rule's
+    test passed — a claim the driver's certificate checks); ``after``: the iterate of a last step
+    taken before stopping, which the driver evaluates and records."""
 
-    def __init__(self, message, status=CONVERGED):
+    def __init__(self, message, status=CONVERGED, after=None):
         super().__init__(message)
-        self.message, self.status = message, int(status)
+        self.message, self.status, self.after = message, int(status), after
 
 
 def _copy(x):
@@ -405,15 +407,21 @@ def _loop(ctx, rule, x):
             return x, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it}"
         if ctx.gtol is not None and ctx.batch is None and _maxabs(g) <= ctx.gtol:     # full objective only
             return x, f, info, CONVERGED, f"converged: max |gradient| {_maxabs(g):.2e} ≤ gtol {ctx.gtol:g}"
-        if getattr(rule, "pending", None):          # the rule stopped after its last step
-            return x, f, info, STALLED, rule.pending
         try:
             x = rule.step(it, x, f, g, ctx)
         except StopRun as stop:
+            if stop.after is None:
+                return x, f, info, stop.status, stop.message
+            x = stop.after                          # a last step: checkpoint, evaluate and record it
+            ctx.after_step(it, x, rule)
+            if it == ctx.iterations:
+                return x, None, info, stop.status, stop.message
+            ctx._x_now = x
+            f, g, info = ctx.evaluate(it + 1, x)
+            if ctx.record(it + 1, x, f, info):
+                return x, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it + 1}"
             return x, f, info, stop.status, stop.message
         ctx.after_step(it, x, rule)
-    if getattr(rule, "pending", None):              # … on the step that used the last iteration
-        return x, None, info, STALLED, rule.pending
     n = ctx.iterations
     if ctx.gtol is None and not hasattr(rule, "certify"):
         return x, None, info, ITERATION_CAP, f"iteration limit reached ({n}) (no convergence test for this rule)"

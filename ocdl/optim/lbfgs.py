@@ -92,7 +92,6 @@ class TorchLBFGS:
         self.torch = torch
         self.param = torch.tensor(np.asarray(x, dtype=float), dtype=torch.float64, requires_grad=True)
         self.opt = torch.optim.LBFGS([self.param], **self.options)
-        self.pending = None
 
     def certify(self, f, g, ctx):
         return certificates.gradient(ctx.gtol if ctx.gtol is not None else self.gtol)(f, g, ctx)
@@ -124,7 +123,7 @@ class TorchLBFGS:
         if np.array_equal(x_new, np.asarray(x)):
             raise StopRun("L-BFGS made no progress (x unchanged)", STALLED)
         if done < self.options["max_iter"]:         # ended early: x_new is recorded, then the run stops
-            self.pending = ("L-BFGS used its evaluation budget (max_eval " f"{self.options['max_eval']})"
-                            if evals >= self.options["max_eval"] else
-                            "L-BFGS ended its iterations early (gradient or change at tolerance)")
+            raise StopRun(f"L-BFGS used its evaluation budget (max_eval {self.options['max_eval']})"
+                          if evals >= self.options["max_eval"] else
+                          "L-BFGS ended its iterations early (gradient or change at tolerance)", STALLED, after=x_new)
         return x_new

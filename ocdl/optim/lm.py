@@ -44,7 +44,6 @@ class LevenbergMarquardt:
     def start(self, x, saved, ctx):
         self.mu = float(saved["mu"]) if saved else self.mu0
         self.stalled = int(saved["stalled"]) if saved else 0
-        self.pending = None
 
     def state(self):
         return {"mu": np.array(self.mu), "stalled": np.array(float(self.stalled))}
@@ -90,7 +89,7 @@ class LevenbergMarquardt:
         self.mu = max(self.mu / 3, 1e-12)
         self.stalled = self.stalled + 1 if rel < self.ftol else 0
         if self.stalled >= 3:
-            self.pending = f"relative cost decrease below {self.ftol:g} for 3 steps"
-        elif rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x_new).max()):
-            self.pending = "step and cost decrease at round-off"
+            raise StopRun(f"relative cost decrease below {self.ftol:g} for 3 steps", STALLED, after=x_new)
+        if rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x_new).max()):
+            raise StopRun("step and cost decrease at round-off", STALLED, after=x_new)
         return x_new
