@@ -293,8 +293,12 @@ def result_from_state(st):
 def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=True, gtol=None,
              keep_best=False, snapshots=(), sampler=None, epoch_callback=None, state0=None, checkpoint=None,
              checkpoint_every=None, should_stop=None, state_limit=None, loss_growth=LOSS_GROWTH,
-             extra_state=None, hint="", monitor=None, patience=None):
+             extra_state=None, hint="", monitor=None, patience=None, after=None):
     """Minimise ``objective`` from ``x0`` with ``rule`` for at most ``iterations`` iterations.
+
+    ``after``: the :class:`OptimizeResult` of a previous phase this run continues (warm start →
+    Newton): its iteration count, history and clock go on; ``iterations`` counts from 0 as usual
+    (give ``after.nit + k`` for k more).
 
     Returns an :class:`~ocdl.optim.OptimizeResult` whose ``x`` is a flat float64 array (the best
     recorded iterate with ``keep_best``; with ``monitor=(key, mode)`` the best by that epoch metric,
@@ -303,6 +307,10 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     """
     if state0 is not None and (state0.get("meta") or {}).get("finished"):
         return result_from_state(state0)
+    if after is not None:            # a chained phase: continue the previous run's count, rows and clock
+        if state0 is not None:
+            raise ValueError("minimize: give state0 (resume) or after (chain a phase), not both")
+        state0 = {"iteration": int(after.nit), "params": {"x": np.asarray(x0)}, "history": after.history}
     ctx = Context(objective, name or getattr(rule, "name", "minimize"), iterations, quiet, callback, gtol,
                   keep_best, snapshots, sampler, checkpoint, checkpoint_every, should_stop, state_limit,
                   loss_growth, extra_state, hint, state0, epoch_callback, monitor, patience)
@@ -313,7 +321,7 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     if not hasattr(x, "clone"):
         x = np.asarray(x, dtype=float)
     ctx._x_now = x
-    rule.start(x, (state0 or {}).get("opt") if state0 is not None else None, ctx)
+    rule.start(x, (state0 or {}).get("opt"), ctx)
     try:
         if hasattr(rule, "run"):
             x, f, info, status, message = rule.run(ctx, x, ctx.start, ctx.iterations)
