@@ -266,13 +266,13 @@ class TrainJob(Resumable):
                     "lr": self.lr, "batch_size": self.batch_size, "epochs": self.epochs,
                     "validation": self.validation, "patience": self.patience, "data": digest(X, y)}
         from ocdl.data import save_model
-        from ocdl.jobs.runcontrol import RunControl, keep_last_good
+        from ocdl.jobs.runcontrol import RunControl, keep_last_good, last_good_path
         from ocdl.solvers import train
 
         def save_last(x, exc):
             if not np.all([np.all(np.isfinite(v)) for v in x.values()]):
                 return None
-            path = self.save or (f"{self.checkpoint}/last_good.npz" if self.checkpoint else None)
+            path = self.save or last_good_path(self.checkpoint, "last_good.npz")
             if path is not None:
                 save_model(path, model, x, info={"status": "diverged", "message": exc.message
                                                  if hasattr(exc, "message") else str(exc), "solver": self.solver},
