@@ -107,6 +107,8 @@ def register(subparsers):
                        help="max iterations (default: newton 100, adam 3000, pmp-lbfgs 5000)")
         q.add_argument("--lr", type=common.positive, default=0.5,
                        help="Adam learning rate, decaying ×0.01 over the run (default 0.5)")
+        q.add_argument("--init", type=common.choice("init", ("zero", "random")), default="zero",
+                       help="starting table: zero (default) | random (uniform, as the paper; from --seed)")
         q.add_argument("--truth", metavar="EXPR", help="true force law: adds rel_l2_error and the truth curve")
         q.add_argument("--profile", metavar="CSV", help="write the learned table on the covered range")
         common.add_checkpoint_flags(q, every=100)
@@ -271,8 +273,8 @@ def _learn_table(args):
     with runctl.keep_last_good(save_table, "table"), \
             runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
         res, summary = learn.learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth,
-                                         args.quiet, continuation=True,
-                                         stages=rc.stage)  # Ctrl-C / SIGTERM stop it even without --checkpoint
+                                         args.quiet, continuation=True, stages=rc.stage,
+                                         init=args.init, seed=args.seed)  # SIGINT/SIGTERM stop it without --checkpoint too
     summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)
