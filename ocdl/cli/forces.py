@@ -274,7 +274,7 @@ def _learn_table(args):
             runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
         res, summary = learn.learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth,
                                          args.quiet, continuation=True, stages=rc.stage,
-                                         init=args.init, seed=args.seed)  # SIGINT/SIGTERM stop it without --checkpoint too
+                                         init=args.init, seed=args.seed)  # SIGINT/SIGTERM stop it anyway
     summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)
