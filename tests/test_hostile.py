@@ -442,3 +442,31 @@ def test_estimator_refuses_bad_parameters_with_one_clean_error():
     for kw in bad:
         with pytest.raises(InputError):
             ResNetODEClassifier(**{"iterations": 2, **kw}).fit(X, y)
+
+
+@pytest.mark.parametrize("module", ["oscillator", "potential"])
+def test_forces_pinn_learning_rate_is_not_ignored(monkeypatch, module):
+    """``forces learn oscillator|potential --solver pinn --lr X`` used to bind X to the adam rate and
+    train the PINN with its own default: the library now passes it on (class 6, ignored settings)."""
+    import importlib
+
+    import ocdl.forces.pinn as pinn
+    mod = importlib.import_module(f"ocdl.forces.{module}")
+    seen = []
+
+    def fake(problem, theta0, lr=None, **kw):
+        seen.append(lr)
+        raise InputError("stop")
+    monkeypatch.setattr(pinn, "fit_pinn", fake)
+
+    class P:                                       # just enough of a problem for the dispatch
+        fixed = {"x0": 0.0, "v0": 0.0}
+
+        def initial_guess(self, *a):
+            return np.zeros(2)
+        initial_theta = initial_guess
+    fn = mod.solve_oscillator if module == "oscillator" else mod.solve_potential
+    for lr, expect in ((0.123, 0.123), (None, mod.DEFAULT_LR["pinn"])):
+        with pytest.raises(InputError, match="stop"):
+            fn(P(), "pinn", lr=lr)
+    assert seen == [0.123, mod.DEFAULT_LR["pinn"]]

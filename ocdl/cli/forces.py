@@ -300,9 +300,9 @@ def _learn_oscillator(args):
         raise InputError("--lbfgs-steps must be ≥ 0")
     if args.solver == "pinn":
         kw = {"adam_steps": args.adam_steps, "lbfgs_steps": args.lbfgs_steps, "hidden": args.hidden,
-              "lr": args.lr or 2e-3}
+              "lr": args.lr}
     else:
-        kw = {"lr": args.lr or 0.01, "iterations": args.iterations}
+        kw = {"lr": args.lr, "iterations": args.iterations}
     def save_record(x, exc):
         path = runctl.last_good_path(args.checkpoint, "last_good.json")
         if path is not None:
@@ -336,9 +336,9 @@ def _learn_potential(args):
                                    substeps=args.substeps, method=args.integrator)
     if args.solver == "pinn":
         kw = {"adam_steps": args.adam_steps, "lbfgs_steps": args.lbfgs_steps, "hidden": args.hidden,
-              "lr": args.lr or 2e-3}
+              "lr": args.lr}
     else:
-        kw = {"lr": args.lr or 0.05, "iterations": args.iterations, "continuation": args.continuation}
+        kw = {"lr": args.lr, "iterations": args.iterations, "continuation": args.continuation}
     with runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
         res = pot.solve_potential(problem, args.solver, args.lam, init=args.init, seed=args.seed, quiet=args.quiet,
                                   **kw, **rc.options())
