@@ -466,7 +466,7 @@ def test_forces_pinn_learning_rate_is_not_ignored(monkeypatch, module):
             return np.zeros(2)
         initial_theta = initial_guess
     fn = mod.solve_oscillator if module == "oscillator" else mod.solve_potential
-    for lr, expect in ((0.123, 0.123), (None, mod.DEFAULT_LR["pinn"])):
+    for lr in (0.123, None):
         with pytest.raises(InputError, match="stop"):
             fn(P(), "pinn", lr=lr)
     assert seen == [0.123, mod.DEFAULT_LR["pinn"]]
