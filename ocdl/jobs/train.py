@@ -107,7 +107,8 @@ def estimate(solver, model, n, options=None, iterations=None):
     nbytes, flag = memory(solver, model, n, opts.get("batch_size"), opts.get("hessian_sample"), formulation,
                           opts.get("segments") or 1)
     B = min(n, opts.get("batch_size") or n)
-    its = iterations or (opts["epochs"] * -(-n // B) if opts.get("epochs") else DEFAULT_ITERATIONS.get(solver, 1000))
+    # epochs override the iteration count (ocdl.solvers.gradient.Batching)
+    its = opts["epochs"] * -(-n // B) if opts.get("epochs") else (iterations or DEFAULT_ITERATIONS.get(solver, 1000))
     flops = 12.0 * its * (model.layers + 1) * B * model.d * model.m
     what = f"--solver {solver}" + (" --newton-formulation full" if solver == "newton" and formulation == "full"
                                    else "")
