@@ -318,6 +318,8 @@ def resolve_device(name):
     """The torch device of ``device`` (None stays None); 'cuda' without that GPU is an InputError."""
     if name is None or name == "cpu":
         return name
+    if not isinstance(name, str):
+        raise InputError(f"device must be a name such as 'cpu' or 'cuda:0' (got {name!r})")
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         import torch
         if not torch.cuda.is_available():
