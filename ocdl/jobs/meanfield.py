@@ -416,7 +416,7 @@ class MeanfieldTrainJob(Resumable):
     def execute(self):
         from ocdl.data.loading import load_dataset, synthetic_test_seed
         from ocdl.io import write_json, write_npz
-        from ocdl.jobs.runcontrol import RunControl, keep_last_good
+        from ocdl.jobs.runcontrol import RunControl, keep_last_good, last_good_path
         from ocdl.meanfield import training as tr
         ds = load_dataset(self.data, self.test, None, self.seed, points=self.points, noise=self.noise,
                           test_seed=synthetic_test_seed(self.seed))
@@ -435,10 +435,9 @@ class MeanfieldTrainJob(Resumable):
             settings.update(method=method, smoothing=self.smoothing)
 
         def save_last(x, exc):
-            if not self.checkpoint:
-                return None
-            path = f"{self.checkpoint}/last_good.npz"
-            write_npz(path, **tr.param_arrays(x))
+            path = last_good_path(self.checkpoint, "last_good.npz")
+            if path is not None:
+                write_npz(path, **tr.param_arrays(x))
             return path
         with keep_last_good(save_last), RunControl(self, settings) as rc:
             res = tr.train_stochastic_resnet(X, y, method=method, nu=self.nu, layers=self.layers, T=self.T,
