@@ -171,9 +171,9 @@ def test_bad_true_metric_exits_2(tmp_path):
 def test_full_size_default_run():
     """The issue's default set-up (2000 samples, newton): held-out accuracy ≥ 97 %, metric error
     over η ≥ 0.2 below 6.5 % (measured 5.79 %: the issue's 5 % is not reached — the data fix two
-    combinations of h, docs/holography.md), another d recovered as well (measured in the docs)."""
+    combinations of h, docs/holography.md); d = 4 within 6 % (measured 4.0 %)."""
     from ocdl.holography.run import best_constant
-    for metric, bound in (("3/tanh(3*eta)", 0.065), ("4/tanh(4*eta)", 0.10)):
+    for metric, bound in (("3/tanh(3*eta)", 0.065), ("4/tanh(4*eta)", 0.06)):
         d, t = simulate(metric, samples=2000, seed=0), simulate(metric, samples=2000, seed=1)
         p = HolographyProblem(np.column_stack([d["phi"], d["pi"]]), d["label"], loss="l2")
         res = learn.solve(p, "newton", p.x0(best_constant(p)))
