@@ -274,7 +274,7 @@ def _learn_table(args):
             runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
         res, summary = learn.learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth,
                                          args.quiet, continuation=True, stages=rc.stage,
-                                         init=args.init, seed=args.seed)  # SIGINT/SIGTERM stop it without --checkpoint too
+                                         init=args.init, seed=args.seed)  # SIGINT/SIGTERM stop it anyway
     summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)
@@ -340,7 +340,15 @@ def _learn_potential(args):
               "lr": args.lr or 2e-3}
     else:
         kw = {"lr": args.lr or 0.05, "iterations": args.iterations, "continuation": args.continuation}
-    with runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
+    def save_table(x, exc):          # the last good table V on its nodes: DIR/last_good.csv with --checkpoint
+        if not args.checkpoint:
+            return None
+        from ocdl.io import write_csv
+        path = f"{args.checkpoint}/last_good.csv"
+        table = np.asarray(x, float)[-len(problem.names):][:problem.m]   # (the PINN's x ends with the unknowns)
+        write_csv(path, ["x", "V"], np.stack([problem.grid.nodes, table], 1))
+        return path
+    with runctl.keep_last_good(save_table, "table"), runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
         res = pot.solve_potential(problem, args.solver, args.lam, init=args.init, seed=args.seed, quiet=args.quiet,
                                   **kw, **rc.options())
     summary = pot.summarize(problem, res, args.solver, args.lam, args.init, truth)
