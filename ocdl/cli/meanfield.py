@@ -216,6 +216,8 @@ def cmd_train(args):
     if args.iterations is None:
         args.iterations = 300 if method == "grid" else 1500
     particles = args.particles or 1000
+    if args.lr is None:
+        args.lr = tr.DEFAULT_LR[method]
     from ocdl.jobs import runcontrol as runctl
     from ocdl.jobs.base import digest
     common.check_checkpoint_flags(args)
@@ -470,7 +472,9 @@ def register(subparsers):
     p.add_argument("--T", type=common.positive, default=2.0, help="depth T (default 2)")
     p.add_argument("--iterations", type=common.positive_int,
                    help="Adam iterations (default 1500; 300 with --grid)")
-    p.add_argument("--lr", type=common.positive, default=0.05, help="Adam learning rate (default 0.05)")
+    p.add_argument("--lr", type=common.positive,
+                   help="Adam learning rate (default 0.05; --method density 0.02: its exact gradient takes larger "
+                        "Adam steps, docs/meanfield.md)")
     p.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight decay α (layers and head)")
     p.add_argument("--points", type=common.positive_int, default=200, help="spirals: points per class")
     p.add_argument("--noise", type=common.nonnegative, default=0.02, help="spirals: data noise")
