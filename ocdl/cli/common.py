@@ -181,6 +181,8 @@ def warn_not_converged(solver, success, message):
 #: --iterations 600`` took 9.9 s with 1 thread, 122 s with 2 and 112 s with torch's default (2):
 #: the layers' matrices are small (n × 6), so extra threads only contend for busy cores.
 DEFAULT_THREADS = 1
+#: most threads accepted: each costs a stack and a BLAS buffer; far more than any machine's cores
+MAX_THREADS = 1024
 
 
 def set_threads(n=None):
@@ -193,6 +195,9 @@ def set_threads(n=None):
         env = os.environ.get("OMP_NUM_THREADS", "")
         n = int(env) if env.isdigit() and int(env) > 0 else DEFAULT_THREADS
     n = int(n)
+    if n > MAX_THREADS:
+        from ocdl.errors import InputError
+        raise InputError(f"--threads {n} is more than {MAX_THREADS} (this machine has {os.cpu_count()} cores)")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
     if "torch" in sys.modules:
@@ -259,8 +264,12 @@ def add_job(p, job_class, skip=(), defaults=None, helps=None, only=None):
         if m["kind"] == "switch":
             p.add_argument(flag_of(f), action="store_true", **kw)
             continue
-        if m["kind"] == "choice":
-            kw["type"] = choice(f.name.replace("_", " "), m["choices"])
+        if m["kind"] == "choice" and all(isinstance(c, int) for c in m["choices"]):
+            kw.update(type=int, choices=m["choices"])
+        elif m["kind"] == "choice":
+            kw["type"] = choice(m.get("metavar") or f.name.replace("_", " "), m["choices"])
+        elif m["kind"] == "positives":
+            kw.update(type=positive, nargs="+")
         elif m["kind"] == "names":
             kw["type"] = choice_list(f.name.rstrip("s").replace("_", " "), m["choices"])
         elif m["kind"] in _TYPES:

@@ -55,10 +55,11 @@ def is_csv(name):
 
 
 def load_dataset(data, test=None, label_column=None, seed=0, points=None, noise=None, turns=None,
-                 test_seed=None):
+                 test_seed=None, options=None):
     """A :class:`Dataset` from a built-in name or a CSV ``data`` and an optional CSV ``test``.
 
     ``points``/``noise``/``turns``: options of the synthetic generators (None: theirs).
+    ``options``: further generator keywords (a sweep's ``[data]`` table).
     ``test_seed``: a synthetic set's held-out draw when no ``test`` file is given (None: none).
     ``label_column``: the CSV's label column (default ``label``, else the last column)."""
     from ocdl.data.datasets import ALL_DATASETS, DATASETS, named_dataset
@@ -70,12 +71,15 @@ def load_dataset(data, test=None, label_column=None, seed=0, points=None, noise=
     if data in ALL_DATASETS:
         if label_column is not None:
             raise InputError("label_column (--label-column) applies to CSV data only")
-        opts = {}
+        opts = dict(options or {})
         if data in DATASETS:
-            opts = {k: v for k, v in (("points_per_class", points), ("noise", noise)) if v is not None}
+            opts.update({k: v for k, v in (("points_per_class", points), ("noise", noise)) if v is not None})
             if data == "spirals" and turns is not None:
                 opts["turns"] = turns
-        X, y, Xt, yt = named_dataset(data, seed=seed, test_seed=None if test else test_seed, **opts)
+        try:
+            X, y, Xt, yt = named_dataset(data, seed=seed, test_seed=None if test else test_seed, **opts)
+        except TypeError as exc:  # an option the generator does not take
+            raise InputError(f"data set '{data}': bad option ({exc})") from None
         codec = LabelCodec(range(int(np.max(y)) + 1))
         ds = Dataset(X, y, Xt, yt, codec)
         if test:

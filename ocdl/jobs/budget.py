@@ -15,8 +15,8 @@ from ocdl.errors import InputError
 DEFAULT_MAX_SECONDS = 3600.0
 #: seconds per float64 operation of vectorised numpy work (≈ 1 GFLOP/s on one busy core)
 SECONDS_PER_FLOP = 1e-9
-#: seconds of interpreter overhead per Python-level step (one time step, one iteration)
-SECONDS_PER_STEP = 2e-5
+#: seconds of interpreter overhead per Python-level step (one time step, one layer, one iteration)
+SECONDS_PER_STEP = 1e-4
 F64 = 8
 
 

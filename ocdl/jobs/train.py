@@ -98,23 +98,23 @@ def check_options(options):
 def estimate(solver, model, n, options=None, iterations=None):
     """The :class:`~ocdl.jobs.budget.Estimate` of training ``model`` on ``n`` samples: memory from
     :func:`ocdl.solvers.memory.estimate` (options as they will run: mini-batch defaults filled in),
-    time ≈ iterations × 30 (N+1) B d m flops (forward, backward and the parameter update)."""
-    from ocdl.jobs.budget import Estimate
+    time ≈ iterations × 12 (N+1) B d m flops (forward, backward and the parameter update)."""
+    from ocdl.jobs.budget import SECONDS_PER_FLOP, SECONDS_PER_STEP, Estimate
     from ocdl.solvers import DEFAULT_ITERATIONS, default_batching
     from ocdl.solvers.memory import estimate as memory
     opts = default_batching(solver, n, dict(options or {}))
     formulation = opts.get("formulation", "reduced")
     nbytes, flag = memory(solver, model, n, opts.get("batch_size"), opts.get("hessian_sample"), formulation,
                           opts.get("segments") or 1)
-    its = iterations or DEFAULT_ITERATIONS.get(solver, 1000)
     B = min(n, opts.get("batch_size") or n)
-    flops = 30.0 * its * (model.layers + 1) * B * model.d * model.m
+    its = iterations or (opts["epochs"] * -(-n // B) if opts.get("epochs") else DEFAULT_ITERATIONS.get(solver, 1000))
+    flops = 12.0 * its * (model.layers + 1) * B * model.d * model.m
     what = f"--solver {solver}" + (" --newton-formulation full" if solver == "newton" and formulation == "full"
                                    else "")
     what += f" (width {model.d}, {model.layers} layers, {n} samples" + (
         f", batches of {opts['batch_size']}" if opts.get("batch_size") else "") + f", {its} iterations)"
     advice = (f"reduce {flag}" if flag != "--newton-formulation reduced" else "use --newton-formulation reduced")
-    return Estimate(nbytes, flops * 1e-9 + 2e-5 * its, what, advice)
+    return Estimate(nbytes, flops * SECONDS_PER_FLOP + SECONDS_PER_STEP * its * (model.layers + 1), what, advice)
 
 
 def guard(solver, model, n, options=None, iterations=None, max_seconds=None):
@@ -225,6 +225,10 @@ class TrainJob(Resumable):
             raise InputError("--patience applies with --validation only")
         if self.segments is not None and self.solver != "shooting":
             raise InputError("--segments applies to --solver shooting only")
+
+    def estimate(self):
+        from ocdl.jobs.work import training_data
+        return training_data(self)           # synthetic data: before drawing them
 
     def outputs(self):
         out = super().outputs()

@@ -6,7 +6,9 @@ Needs only torch (a dependency of ocdl). ``docs/torch.md`` is the tutorial.
 import numpy as np
 import torch
 
-from ocdl.nn.block import ConvODEBlock, ODEBlock  # noqa: F401
+from ocdl.nn.block import ConvODEBlock, ODEBlock
+
+__all__ = ["ODEBlock", "ConvODEBlock", "Lift", "from_model"]
 
 
 class Lift(torch.nn.Module):
