@@ -373,7 +373,8 @@ class MeanfieldTrainJob(Resumable):
     layers: int = option(10, "layers N (default 10)", "count")
     T: float = option(2.0, "depth T (default 2)", "positive")
     iterations: int = option(None, "Adam iterations (default 1500; 300 with --grid)", "count")
-    lr: float = option(0.05, "Adam learning rate (default 0.05)", "positive")
+    lr: float = option(None, "Adam learning rate (default 0.05; --method density 0.02: its exact gradient takes "
+                             "larger Adam steps, docs/meanfield.md)", "positive")
     alpha: float = option(1e-3, "weight decay α (layers and head)", "nonnegative")
     points: int = option(200, "spirals: points per class", "count")
     noise: float = option(0.02, "spirals: data noise", "nonnegative")
@@ -426,8 +427,9 @@ class MeanfieldTrainJob(Resumable):
         method = self.method
         iterations = self.iterations or self.ITERATIONS[method]
         particles = self.particles or self.PARTICLES
+        lr = self.lr if self.lr is not None else tr.DEFAULT_LR[method]
         settings = {"nu": self.nu, "particles": self.particles, "grid": self.grid, "layers": self.layers, "T": self.T,
-                    "iterations": iterations, "lr": self.lr, "alpha": self.alpha, "substeps": self.substeps,
+                    "iterations": iterations, "lr": lr, "alpha": self.alpha, "substeps": self.substeps,
                     "steps_per_layer": self.steps_per_layer, "padding": self.padding, "seed": self.seed}
         from ocdl.jobs.base import digest
         settings["data"] = digest(X, y)
@@ -443,7 +445,7 @@ class MeanfieldTrainJob(Resumable):
             res = tr.train_stochastic_resnet(X, y, method=method, nu=self.nu, layers=self.layers, T=self.T,
                                              particles=particles, grid_cells=self.grid or 64,
                                              alpha=self.alpha, alpha_head=self.alpha, iterations=iterations,
-                                             lr=self.lr, seed=self.seed, substeps=self.substeps,
+                                             lr=lr, seed=self.seed, substeps=self.substeps,
                                              steps_per_layer=self.steps_per_layer, padding=self.padding,
                                              smoothing=self.smoothing, quiet=self.quiet, **rc.options())
         out = tr.train_report(res, method, X, y, Xt, yt, nu=self.nu, layers=self.layers, T=self.T,
