@@ -47,7 +47,7 @@ import numpy as np
 
 from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
-from ocdl.models.backend import is_torch, swap
+from ocdl.models.backend import is_torch, swap, zeros_like_shape
 from ocdl.pmp import device as dev
 from ocdl.pmp import compiled, fused, fused_conv, implicit
 from ocdl.models.losses import mean_loss, mean_loss_and_grad
@@ -83,18 +83,31 @@ def _on_device(params, X, device):
     return device is not None or is_torch(X) or any(is_torch(v) for v in params.values())
 
 
-def _sweep(model, params, X, y, trajectories=True, increments=None, device=None):
+def _sweep(model, params, X, y, trajectories=True, increments=None, device=None, terminal_costate=None):
     if _on_device(params, X, device):
-        return _sweep_device(model, params, X, y, trajectories, increments, device)
+        return _sweep_device(model, params, X, y, trajectories, increments, device, terminal_costate)
     params, X, y = _as_numpy(model, params, X, y)
     increments = _check_increments(model, increments, X.shape[0])
+    terminal = None if terminal_costate is None else _linear_terminal(np.asarray(terminal_costate, dtype=float))
     if model.integrator in implicit.IMPLICIT_RK:
-        return _sweep_implicit(model, params, X, y, trajectories)
+        return _sweep_implicit(model, params, X, y, trajectories, terminal)
     if model.integrator not in EXPLICIT and model.integrator not in SPLITTINGS:
         raise InputError(f"no exact costate sweep for integrator '{model.integrator}' (it has one for "
                          f"euler, heun, rk4, {', '.join(implicit.IMPLICIT_RK)} and, on the hamiltonian "
                          f"field, {', '.join(SPLITTINGS)}); use the autograd solvers adam/lbfgs for it")
-    return _sweep_fused(model, params, X, y, trajectories, increments)
+    return _sweep_fused(model, params, X, y, trajectories, increments, terminal)
+
+
+def _linear_terminal(V):
+    """The terminal of a linear cost ``Σ_i ⟨v_i, x_N,i⟩`` (V (n, d), numpy or torch): ``p_N = V``
+    whatever x_N is; the head gets no gradient (``∇_s`` is zero). This is the vector-Jacobian
+    product of the state map ``x_0 ↦ x_N`` with V (the backward of :class:`ocdl.nn.ODEBlock`)."""
+    def terminal(xN):
+        n = xN.shape[0]
+        if tuple(V.shape) != tuple(xN.shape):
+            raise InputError(f"terminal costate has shape {tuple(V.shape)}, need (samples, width) = {tuple(xN.shape)}")
+        return float((V * xN).sum()), V, zeros_like_shape(xN, (n, 1))
+    return terminal
 
 
 def _terminal(model, params, y):
@@ -125,7 +138,7 @@ def _total(model, params, data, gK, gb, xN, g):
     return float(data + reg), grads
 
 
-def _sweep_implicit(model, params, X, y, trajectories=True):
+def _sweep_implicit(model, params, X, y, trajectories=True, terminal=None):
     """Implicit RK networks (:mod:`ocdl.pmp.implicit`): Newton stages forward, adjoint stages back.
     ``trajectories=False``: ``states`` holds x_N only, as in :func:`_sweep_fused`."""
     if model.F.form == "conv":
@@ -133,17 +146,17 @@ def _sweep_implicit(model, params, X, y, trajectories=True):
                          f"(they have one for the explicit Runge–Kutta methods and the splittings)")
     states, stages = implicit.forward(model, params, X)
     xN = states[-1]
-    data, lamN, g = _terminal(model, params, y)(xN)
+    data, lamN, g = (terminal or _terminal(model, params, y))(xN)
     costates, gK, gb = implicit.costate_sweep(model, params, stages, lamN)
     J, grads = _total(model, params, data, gK, gb, xN, g)
     return J, grads, (states if trajectories else xN[None]), (costates if trajectories else None)
 
 
-def _sweep_fused(model, params, X, y, trajectories=True, increments=None):
+def _sweep_fused(model, params, X, y, trajectories=True, increments=None, terminal=None):
     """The fused sweeps of :mod:`ocdl.pmp.fused` (Euler, other explicit RK, splittings, conv).
     ``trajectories=False`` skips assembling the (N+1, n, d) state and costate arrays: ``states``
-    is then x_N only, shape (1, n, d)."""
-    terminal = _terminal(model, params, y)
+    is then x_N only, shape (1, n, d). ``terminal``: another terminal than the head's loss."""
+    terminal = terminal or _terminal(model, params, y)
     if model.F.form == "conv":
         if model.integrator in SPLITTINGS:
             data, gK, gb, xN, g, states, costates = fused_conv.conv_split_value_and_grad(
@@ -184,13 +197,18 @@ def _device_inputs(model, params, X, y, increments, device):
     return params, x0, y, xi
 
 
-def _sweep_device(model, params, X, y, trajectories, increments, device):
+def _sweep_device(model, params, X, y, trajectories, increments, device, terminal_costate=None):
     """The torch sweeps of :mod:`ocdl.pmp.device` on ``device``; gradients, states and costates
     are tensors there, converted to numpy if the parameters came as numpy arrays."""
     numpy_out = not any(is_torch(v) for v in params.values())
     params, x0, y, xi = _device_inputs(model, params, X, y, increments, device)
+    if terminal_costate is None:
+        terminal = _terminal(model, params, y)
+    else:
+        import torch
+        terminal = _linear_terminal(torch.as_tensor(terminal_costate).to(device=x0.device, dtype=x0.dtype))
     data, gK, gb, xN, g, states, costates = dev.value_and_grad_parts(
-        model, params, x0, _terminal(model, params, y), trajectories, xi)
+        model, params, x0, terminal, trajectories, xi)
     if states is None:
         states = xN[None]
     J, grads = _total(model, params, data, gK, gb, xN, g)
@@ -201,7 +219,7 @@ def _sweep_device(model, params, X, y, trajectories, increments, device):
     return J, grads, states, costates
 
 
-def sweep(model, params, X, y, increments=None, trajectories=True, device=None):
+def sweep(model, params, X, y, increments=None, trajectories=True, device=None, terminal_costate=None):
     """``(J, grads, states, costates)`` from one forward and one backward sweep.
     ``trajectories=False`` skips assembling the trajectories: ``states`` is then ``x_N[None]``
     (shape (1, n, d)) and ``costates`` None — the cost of :func:`value_and_grad`.
@@ -213,8 +231,34 @@ def sweep(model, params, X, y, increments=None, trajectories=True, device=None):
     unchanged; only the forward (hence the states the costates are evaluated at) differs.
 
     ``device`` (or torch tensors as inputs): the torch sweeps of :mod:`ocdl.pmp.device` on that
-    device (see the module docstring)."""
-    return _sweep(model, params, X, y, trajectories=trajectories, increments=increments, device=device)
+    device (see the module docstring).
+
+    ``terminal_costate`` (optional, (n, d)): replaces the head's loss by the linear terminal cost
+    ``Σ_i ⟨v_i, x_N,i⟩``, so ``p_N = V`` and the sweep is the vector-Jacobian product of the state
+    map: ``costates[0] = (∂x_N/∂x_0)ᵀ V`` (the inputs' gradient), ``grads["K"], grads["b"]`` the
+    parameters' (plus the regulariser's; ``y`` is not used, W and μ get none)."""
+    return _sweep(model, params, X, y, trajectories=trajectories, increments=increments, device=device,
+                  terminal_costate=terminal_costate)
+
+
+def final_state(model, params, X, increments=None, device=None):
+    """``x_N`` ((n, d)) by the cost-only forward, nothing stored: a float64 numpy array, or a
+    tensor on the device path (``increments`` and ``device`` as in :func:`sweep`)."""
+    if _on_device(params, X, device):
+        params, x0, _, xi = _device_inputs(model, params, X, None, increments, device)
+        return dev.final_state(model, params, x0, xi)
+    params, X, _ = _as_numpy(model, params, X, None)
+    increments = _check_increments(model, increments, X.shape[0])
+    if model.F.form == "conv" and increments is None:
+        if model.integrator in SPLITTINGS:
+            return fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator],
+                                                        store=False)
+        return fused_conv.conv_rk_value_and_grad(model, params, X, None, store=False)
+    if model.integrator in EXPLICIT:            # fused forward, only x_N kept
+        return fused.forward(model, params, X, store=False, increments=increments)["xN"].T
+    if model.integrator in SPLITTINGS:
+        return fused.split_forward(model, params, X, SPLITTINGS[model.integrator])
+    return model.forward(params, X)[-1]
 
 
 def cost(model, params, X, y, increments=None, device=None):
@@ -222,26 +266,11 @@ def cost(model, params, X, y, increments=None, device=None):
     if _on_device(params, X, device):
         params, x0, y, xi = _device_inputs(model, params, X, y, increments, device)
         xN = dev.final_state(model, params, x0, xi)
-        return float(mean_loss(model.head(params, xN), y)
-                     + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
-    params, X, y = _as_numpy(model, params, X, y)
-    increments = _check_increments(model, increments, X.shape[0])
-    if model.F.form == "conv" and increments is None:
-        if model.integrator in SPLITTINGS:
-            xN = fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator], store=False)
-        else:
-            xN = fused_conv.conv_rk_value_and_grad(model, params, X, None, store=False)
-        return float(mean_loss(model.head(params, xN), y)
-                     + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
-    if model.integrator in EXPLICIT:            # fused forward, only x_N kept
-        xN = fused.forward(model, params, X, store=False, increments=increments)["xN"].T
-        return float(mean_loss(model.head(params, xN), y)
-                     + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
-    if model.integrator in SPLITTINGS:
-        xN = fused.split_forward(model, params, X, SPLITTINGS[model.integrator])
-        return float(mean_loss(model.head(params, xN), y)
-                     + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
-    return float(model.cost(params, X, y))
+    else:
+        params, X, y = _as_numpy(model, params, X, y)
+        xN = final_state(model, params, X, increments)
+    return float(mean_loss(model.head(params, xN), y)
+                 + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
 
 
 def costate(model, params, X, y, increments=None, device=None):
