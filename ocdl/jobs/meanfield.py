@@ -166,7 +166,7 @@ class ControlJob(Job):
         from ocdl.expr import compile_expr
         from ocdl.io import write_csv, write_json
         from ocdl.meanfield import gaussian_density, make_grid
-        from ocdl.meanfield.control import control_domain, solve_hopf_cole, solve_sweep
+        from ocdl.meanfield.control import control_domain, solve_hopf_cole, solve_forward_backward
         from ocdl.progress import Progress
         phi_fn = compile_expr(self.terminal, ("x",))
         lo, hi = control_domain(phi_fn, self.mean, self.std, self.nu, self.T, self.xmin, self.xmax)
@@ -180,8 +180,8 @@ class ControlJob(Job):
                                   tol=self.tol, progress=prog)
             prog.close()
         else:
-            res = solve_sweep(g, rho0, Phi, self.nu, self.T, steps=self.steps, g=self.g, maxiter=self.maxiter,
-                              tol=self.tol, quiet=self.quiet)
+            res = solve_forward_backward(g, rho0, Phi, self.nu, self.T, steps=self.steps, g=self.g,
+                                         maxiter=self.maxiter, tol=self.tol, quiet=self.quiet)
         if not res.success:
             self.log(f"ocdl: note: {'Hopf–Cole fixed point' if self.method == 'hopf-cole' else 'sweep'} stopped "
                      f"after {res.nit} iterations with residual {res.residual:.2e}")
@@ -198,7 +198,7 @@ class ControlJob(Job):
         JSON and picture compare them)."""
         from ocdl.expr import compile_expr
         from ocdl.io import write_csv, write_json
-        from ocdl.meanfield.control import control_box_2d, solve_hopf_cole, solve_sweep
+        from ocdl.meanfield.control import control_box_2d, solve_hopf_cole, solve_forward_backward
         phi_fn = compile_expr(self.terminal, ("x", "y"))
         m0 = np.array([self.mean, self.mean if self.mean_y is None else self.mean_y])
         g = control_box_2d(phi_fn, m0, self.std, self.nu, self.T, self.cells, self.xmin, self.xmax)
@@ -208,7 +208,7 @@ class ControlJob(Job):
         rho0 /= g.mass(rho0)
         t0 = time.perf_counter()
         hc = solve_hopf_cole(g, rho0, Phi, self.nu, self.T, steps=self.steps)
-        sw = solve_sweep(g, rho0, Phi, self.nu, self.T, steps=self.steps, maxiter=self.maxiter, tol=self.tol,
+        sw = solve_forward_backward(g, rho0, Phi, self.nu, self.T, steps=self.steps, maxiter=self.maxiter, tol=self.tol,
                          quiet=self.quiet)
         if not sw.success:
             self.log(f"ocdl: note: sweep stopped after {sw.nit} iterations with residual {sw.residual:.2e} "
