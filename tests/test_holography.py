@@ -165,3 +165,38 @@ def test_bad_true_metric_exits_2(tmp_path):
     path.write_text("phi,pi,label\n0.1,0.0,1\n0.2,0.01,0\n")
     rc, _, err = run_ocdl_inprocess("holography", "learn", "--data", path, "--true-metric", "log(eta-2)")
     assert rc == 2 and "--true-metric" in err
+
+
+@pytest.mark.slow
+def test_full_size_default_run():
+    """The issue's default set-up (2000 samples, newton): held-out accuracy ≥ 97 %, metric error
+    over η ≥ 0.2 below 6.5 % (measured 5.79 %: the issue's 5 % is not reached — the data fix two
+    combinations of h, docs/holography.md); d = 4 within 6 % (measured 4.0 %)."""
+    from ocdl.holography.run import best_constant
+    for metric, bound in (("3/tanh(3*eta)", 0.065), ("4/tanh(4*eta)", 0.06)):
+        d, t = simulate(metric, samples=2000, seed=0), simulate(metric, samples=2000, seed=1)
+        p = HolographyProblem(np.column_stack([d["phi"], d["pi"]]), d["label"], loss="l2")
+        res = learn.solve(p, "newton", p.x0(best_constant(p)))
+        assert res.success
+        assert learn.metric_error(res.x[:10], d["h_true"], p.layers.eta) < bound
+        assert p.accuracy(res.x, np.column_stack([t["phi"], t["pi"]]), t["label"]) >= 0.97
+
+
+@pytest.mark.slow
+def test_newton_from_random_starts_lands_on_one_solution():
+    """From the paper's random starts h_k ~ N(3, 1) Gauss–Newton (with its stiff first stage)
+    ends on the same metric for every seed, and no worse than Adam's on the same starts."""
+    d = simulate(samples=600, seed=0)
+    X = np.column_stack([d["phi"], d["pi"]])
+    ends, adam = [], []
+    for seed in (0, 1):
+        h0 = learn.initial_h(Layers(), "random", 3.0, seed, 1.0)
+        p = HolographyProblem(X, d["label"], loss="l2")
+        ends.append(learn.solve(p, "newton", p.x0(h0)).x)
+        q = HolographyProblem(X, d["label"])
+        adam.append(learn.solve(q, "pmp-adam", q.x0(h0), iterations=1500).x)
+    assert np.abs(ends[0] - ends[1]).max() < 1e-3
+    for x_newton, x_adam in zip(ends, adam):
+        e_n = learn.metric_error(x_newton, d["h_true"], Layers().eta)
+        e_a = learn.metric_error(x_adam, d["h_true"], Layers().eta)
+        assert e_n <= e_a + 0.005

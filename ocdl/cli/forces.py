@@ -339,7 +339,15 @@ def _learn_potential(args):
               "lr": args.lr}
     else:
         kw = {"lr": args.lr, "iterations": args.iterations, "continuation": args.continuation}
-    with runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
+    def save_table(x, exc):          # the last good table V on its nodes: DIR/last_good.csv with --checkpoint
+        if not args.checkpoint:
+            return None
+        from ocdl.io import write_csv
+        path = runctl.last_good_path(args.checkpoint, "last_good.csv")
+        table = np.asarray(x, float)[-len(problem.names):][:problem.m]   # (the PINN's x ends with the unknowns)
+        write_csv(path, ["x", "V"], np.stack([problem.grid.nodes, table], 1))
+        return path
+    with runctl.keep_last_good(save_table, "table"), runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
         res = pot.solve_potential(problem, args.solver, args.lam, init=args.init, seed=args.seed, quiet=args.quiet,
                                   **kw, **rc.options())
     summary = pot.summarize(problem, res, args.solver, args.lam, args.init, truth)

@@ -310,7 +310,8 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
             rule = Adam(lr=lr * 1e-2 ** (w / len(windows)), schedule="exponential",
                         decay=1e-2 ** (1 / len(windows)), amsgrad=False)
             res = minimize(objective, theta, rule, per, name=f"adam t ≤ {problem.t[k - 1]:.3g}", keep_best=True,
-                           hint="try a smaller --lr", **(ck if frac == 1.0 else {"quiet": quiet}))
+                           hint="try a smaller --lr",
+                           **(ck if frac == 1.0 else {"quiet": quiet, "should_stop": should_stop}))
             hist += [dict(h, iteration=h["iteration"] + nit, time_s=h["time_s"] + tt, window=k) for h in res.history]
             nit, tt, theta = nit + res.nit, tt + res.wall_time_s, res.x
             path.append({"samples": k, "t_end": float(problem.t[k - 1]), "iterations": res.nit,

@@ -196,8 +196,28 @@ def learn_potential(a):
     return Estimate(est.bytes * sub, est.seconds * sub, est.flags + " " + _flags(a, "substeps"), est.advice)
 
 
+def holography_simulate(a):
+    """Rejection sampling: up to 2·10⁷ draws (the positives are ~0.1 % of the box) × N layers ×
+    ~50 flops, in batches of 2·10⁵ (×5 floats each)."""
+    N, n = _get(a, "layers", 10), _get(a, "samples", 2000)
+    draws = min(2e7, 1000.0 * n)
+    return Estimate.of(flops=50.0 * draws * N, steps=draws / 2e5 * N, floats=5 * 2e5 * N,
+                       flags=_flags(a, "samples", "layers"))
+
+
+def holography_learn(a):
+    """Iterations (newton: 4 stages × 100) × N layers × ~200 flops per sample (a few thousand
+    samples read from the file); the Jacobian rows n × (N + 2)."""
+    N = _get(a, "layers", 10)
+    it = _get(a, "iterations", None) or (400 if getattr(a, "solver", "newton") == "newton" else 3000)
+    return Estimate.of(flops=200.0 * it * N * 1e4, steps=it * N * 4, floats=1e4 * (N + 2) * 4,
+                       flags=_flags(a, "layers", "iterations"))
+
+
 #: command words → estimate
 ESTIMATES = {
+    ("holography", "simulate"): holography_simulate,
+    ("holography", "learn"): holography_learn,
     ("train",): training_data,
     ("compare",): training_data,
     ("gradcheck",): gradcheck,
