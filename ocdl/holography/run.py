@@ -102,8 +102,9 @@ def best_constant(problem, values=None):
     return float(values[int(np.argmin(losses))])
 
 
-def learn_file(cfg, callback=None):
-    """Read the data, solve, summarise. Returns ``(problem, result, summary, test)``."""
+def learn_file(cfg, callback=None, control=None):
+    """Read the data, solve, summarise. Returns ``(problem, result, summary, test)``. ``control``:
+    checkpoint options for :func:`ocdl.holography.learn.solve`."""
     quiet = getattr(cfg, "quiet", True)
     from ocdl.holography import learn
     X, lab, m2d, lamd, meta = read_data(cfg.data)
@@ -122,7 +123,8 @@ def learn_file(cfg, callback=None):
         h0 = learn.initial_h(problem.layers, "constant", value)
     else:
         h0 = learn.initial_h(problem.layers, cfg.init, cfg.init_value, cfg.seed)
-    res = learn.solve(problem, cfg.solver, problem.x0(h0), cfg.iterations, cfg.lr, quiet=quiet, callback=callback)
+    res = learn.solve(problem, cfg.solver, problem.x0(h0), cfg.iterations, cfg.lr, quiet=quiet, callback=callback,
+                      control=control)
     summary = learn.summarize(problem, res, cfg.solver, h_true, test)
     summary.update(data=cfg.data, init=cfg.init, h_initial=np.asarray(h0).tolist())
     if m2d is not None or lamd is not None:

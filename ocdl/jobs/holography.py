@@ -5,7 +5,7 @@ import dataclasses
 
 from ocdl.errors import InputError
 from ocdl.jobs import work
-from ocdl.jobs.base import Job, option
+from ocdl.jobs.base import Job, Resumable, option
 
 INTEGRATORS = ("euler", "heun", "rk4")
 SOLVERS = ("newton", "pmp-adam", "adam", "pmp-lbfgs")
@@ -77,8 +77,11 @@ class HolographySimulateJob(Job):
 
 
 @dataclasses.dataclass
-class HolographyLearnJob(Job):
-    """``ocdl holography learn``: the metric h(η_k) (and m², λ) from labelled boundary data."""
+class HolographyLearnJob(Resumable):
+    """``ocdl holography learn``: the metric h(η_k) (and m², λ) from labelled boundary data.
+    ``--checkpoint DIR`` (adam, pmp-adam, pmp-lbfgs) saves the run every ``--checkpoint-every``
+    iterations and on Ctrl-C / SIGTERM; ``--resume`` continues it bit for bit (Adam); a diverged run
+    leaves its last good parameters in ``DIR/last_good.json``."""
     data: str = option(None, "data file (phi,pi,label[,m2,lam])", "path", role="input", required=True,
                        metavar="CSV")
     test: str = option(None, "held-out data for test_accuracy", "path", role="input", metavar="CSV")
@@ -108,16 +111,34 @@ class HolographyLearnJob(Job):
     seed: int = option(0, "random seed of --init random (default 0)", "seed")
 
     def check(self):
+        super().check()
         if self.true_metric is not None:
             _check_expr("--true-metric", self.true_metric)
+        if self.solver == "newton" and (self.checkpoint or self.resume):
+            raise InputError("--checkpoint/--resume apply to the iterative solvers (adam, pmp-adam, pmp-lbfgs); "
+                             "newton (Gauss–Newton) runs in seconds — drop the flags or choose another --solver")
 
     def estimate(self):
         return work.holography_learn(self)
 
     def execute(self):
         from ocdl.holography.learn import describe
-        from ocdl.holography.run import learn_file
-        problem, res, summary, _ = learn_file(self)
+        from ocdl.holography.run import learn_file, read_data
+        from ocdl.jobs.base import digest
+        from ocdl.jobs.runcontrol import RunControl, keep_last_good
+        X, lab = read_data(self.data)[:2]
+        settings = self.settings(X, lab, exclude=("json", "plot", "true_metric"))
+        settings["data"] = digest(X, lab)
+
+        def save_last(x, exc):
+            if not self.checkpoint:
+                return None
+            from ocdl.io import write_json
+            path = f"{self.checkpoint}/last_good.json"
+            write_json(path, {"x": [float(v) for v in x], "message": str(exc), "solver": self.solver})
+            return path
+        with keep_last_good(save_last), RunControl(self, settings) as rc:
+            problem, res, summary, _ = learn_file(self, control=rc.options())
         if self.json:
             from ocdl.io import write_json
             write_json(self.json, summary)
