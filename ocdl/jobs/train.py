@@ -107,7 +107,8 @@ def estimate(solver, model, n, options=None, iterations=None):
     nbytes, flag = memory(solver, model, n, opts.get("batch_size"), opts.get("hessian_sample"), formulation,
                           opts.get("segments") or 1)
     B = min(n, opts.get("batch_size") or n)
-    its = iterations or (opts["epochs"] * -(-n // B) if opts.get("epochs") else DEFAULT_ITERATIONS.get(solver, 1000))
+    # epochs override the iteration count (ocdl.solvers.gradient.Batching)
+    its = opts["epochs"] * -(-n // B) if opts.get("epochs") else (iterations or DEFAULT_ITERATIONS.get(solver, 1000))
     flops = 12.0 * its * (model.layers + 1) * B * model.d * model.m
     what = f"--solver {solver}" + (" --newton-formulation full" if solver == "newton" and formulation == "full"
                                    else "")
@@ -266,13 +267,13 @@ class TrainJob(Resumable):
                     "lr": self.lr, "batch_size": self.batch_size, "epochs": self.epochs,
                     "validation": self.validation, "patience": self.patience, "data": digest(X, y)}
         from ocdl.data import save_model
-        from ocdl.jobs.runcontrol import RunControl, keep_last_good
+        from ocdl.jobs.runcontrol import RunControl, keep_last_good, last_good_path
         from ocdl.solvers import train
 
         def save_last(x, exc):
             if not np.all([np.all(np.isfinite(v)) for v in x.values()]):
                 return None
-            path = self.save or (f"{self.checkpoint}/last_good.npz" if self.checkpoint else None)
+            path = self.save or last_good_path(self.checkpoint, "last_good.npz")
             if path is not None:
                 save_model(path, model, x, info={"status": "diverged", "message": exc.message
                                                  if hasattr(exc, "message") else str(exc), "solver": self.solver},
@@ -317,6 +318,8 @@ def resolve_device(name):
     """The torch device of ``device`` (None stays None); 'cuda' without that GPU is an InputError."""
     if name is None or name == "cpu":
         return name
+    if not isinstance(name, str):
+        raise InputError(f"device must be a name such as 'cpu' or 'cuda:0' (got {name!r})")
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         import torch
         if not torch.cuda.is_available():

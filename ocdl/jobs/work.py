@@ -108,7 +108,7 @@ def learn(a):
     h = _get(a, "hidden", 32)
     pinn = (_get(a, "adam_steps", 6000) + max(0, _get(a, "lbfgs_steps", 500))) * h * h * 3 * 1000 * 10.0 \
         if getattr(a, "solver", None) == "pinn" else 0.0
-    return Estimate.of(flops=1e4 * it * N + pinn, steps=it, floats=1e3 * N + 4.0 * h * h,
+    return Estimate.of(flops=1e4 * it * N + pinn, steps=it, floats=1e3 * N + (4.0 * h * h if pinn else 0.0),
                        flags=_flags(a, "steps", "iterations") + (" " + _flags(a, "adam_steps", "lbfgs_steps", "hidden")
                                                                  if pinn else ""))
 
@@ -133,7 +133,7 @@ def training_data(a, classes=2):
     n = classes * _get(a, "points", 200)
     N, d = _get(a, "layers", 20), _get(a, "width", 6)
     B = min(n, _get(a, "batch_size", n))
-    it = _get(a, "iterations", None) or (_get(a, "epochs", 0) * -(-n // B)) or 3000
+    it = (_get(a, "epochs", 0) * -(-n // B)) or _get(a, "iterations", 3000)    # epochs override iterations
     return Estimate.of(flops=30.0 * it * (N + 1) * B * d * d, steps=it, floats=4.0 * (N + 1) * n * d + 3 * n,
                        flags=_flags(a, "points", "layers", "width", "iterations", "epochs"))
 

@@ -10,7 +10,7 @@ Optimality (derived and checked symbolically in tests/test_meanfield_signs.py). 
 Equivalently, with ``S = −V`` (DESIGN.md's convention, which is right):
 ``∂S/∂t + |∇S|²/2 + (ν²/2)ΔS = gρ``, ``S(T) = −Φ``, ``a = ∇S``.
 
-1. :func:`solve_sweep` — forward Fokker–Planck / backward HJB sweep (policy iteration): given
+1. :func:`solve_forward_backward` — forward Fokker–Planck / backward HJB sweep (policy iteration): given
    face drifts ``a^n``, solve FP forward for ``ρ``, solve the *linear* backward equation
    ``−∂V/∂t = a·∇V + (ν²/2)ΔV + |a|²/2 + gρ`` (the discrete transpose of the FP step plus the
    running cost: the cost-to-go of the current policy), set ``a ← (1−ω)a − ω∇V``; repeat.
@@ -112,7 +112,7 @@ class PolicyImprovement:
     the discrete cost, so the iteration is a contraction only up to a floor; on fine 2-D grids a mode
     where ``ρ`` is negligible (e.g. ~1e-22 in a far corner at 160², Péclet ≈ 2) then grows ×3 per
     iteration. When ``max|r|`` exceeds ``growth`` × its smallest value so far, the run stops
-    (status ``STALLED``); :func:`solve_sweep` returns the policy with the smallest residual."""
+    (status ``STALLED``); :func:`solve_forward_backward` returns the policy with the smallest residual."""
     name = "FP–HJB sweep"
 
     def __init__(self, omega, growth=100.0):
@@ -134,8 +134,8 @@ class PolicyImprovement:
         return {}
 
 
-def solve_sweep(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=None,
-                maxiter=200, tol=1e-9, quiet=True, initial_drift=None, split=True):
+def solve_forward_backward(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=None,
+                           maxiter=200, tol=1e-9, quiet=True, initial_drift=None, split=True):
     """FP forward / HJB backward policy iteration (see module docstring) through
     :func:`ocdl.optim.minimize` with the :class:`PolicyImprovement` rule.
 
