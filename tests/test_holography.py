@@ -231,3 +231,19 @@ def test_checkpoint_flags_refused_for_newton(tmp_path):
     path.write_text("phi,pi,label\n0.1,0.0,1\n0.2,0.01,0\n")
     rc, _, err = run_ocdl_inprocess("holography", "learn", "--data", path, "--checkpoint", tmp_path / "ck")
     assert rc == 2 and "newton" in err
+
+
+def test_learn_on_another_grid_than_the_data(tmp_path):
+    """--layers different from the simulated grid: no true metric from the meta file (its grid
+    differs), no crash; --true-metric evaluates on the new grid."""
+    data, out = tmp_path / "h.csv", tmp_path / "h.json"
+    assert run_ocdl_inprocess("holography", "simulate", "--samples", 100, "--out", data, "--quiet")[0] == 0
+    rc, _, err = run_ocdl_inprocess("holography", "learn", "--data", data, "--layers", 3, "--iterations", 2,
+                                    "--solver", "pmp-adam", "--json", out, "--quiet")
+    assert rc == 0, err
+    assert "metric_rel_l2_error" not in json.loads(out.read_text())
+    rc, _, err = run_ocdl_inprocess("holography", "learn", "--data", data, "--layers", 3, "--iterations", 2,
+                                    "--solver", "pmp-adam", "--true-metric", "3/tanh(3*eta)", "--json", out, "--quiet")
+    s = json.loads(out.read_text())
+    assert rc == 0 and len(s["h_true"]) == 3
+    assert np.allclose(s["h_true"], 3 / np.tanh(3 * np.asarray(s["metric"]["eta"])), rtol=1e-14)

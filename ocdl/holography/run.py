@@ -84,7 +84,9 @@ def true_metric(cfg, problem, meta):
     from ocdl.holography.simulate import metric_values
     if cfg.true_metric:
         return metric_values(cfg.true_metric, problem.layers, flag="--true-metric")
-    if meta is not None and "h_true" in meta and np.allclose(meta.get("eta", []), problem.layers.eta, atol=1e-12):
+    eta = np.asarray(meta.get("eta", []), float) if meta is not None else np.zeros(0)
+    if meta is not None and "h_true" in meta and eta.shape == problem.layers.eta.shape and \
+            np.allclose(eta, problem.layers.eta, atol=1e-12):
         return np.asarray(meta["h_true"], float)
     return None
 
