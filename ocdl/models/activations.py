@@ -16,7 +16,7 @@ Each activation provides, on numpy arrays with ``out=`` buffers (the fused sweep
 * ``deriv_inplace(s)``         s ← σ'(z) given s = σ(z)
 * ``mul_deriv(s, v, out, tmp)`` out = σ'(z) ⊙ v given s = σ(z) (``out`` may be ``v``; ``tmp`` scratch)
 
-and the first two on torch tensors (any device; the device sweeps of :mod:`ocdl.pmp.device`,
+and the first two on torch tensors (any device; the device sweeps of :mod:`ocdl.pmp.torch_sweeps`,
 which form σ' of all layers at once and so need no ``mul_deriv``): ``apply_torch(z, out)``,
 ``deriv_inplace_torch(s)``. Also ``torch(z)`` (autograd form), ``casadi(z)``
 and ``__call__`` (numpy or torch, by the argument's type).
