@@ -20,6 +20,10 @@ and the first two on torch tensors (any device; the device sweeps of :mod:`ocdl.
 which form σ' of all layers at once and so need no ``mul_deriv``): ``apply_torch(z, out)``,
 ``deriv_inplace_torch(s)``. Also ``torch(z)`` (autograd form), ``casadi(z)``
 and ``__call__`` (numpy or torch, by the argument's type).
+
+The compiled sweeps (:mod:`ocdl.pmp.kernels`) are built from ``compiled()``: the pair of
+numba-compilable scalar functions ``(σ(z), σ'(z) v given s = σ(z))``, or None (then the torch
+sweeps run on the CPU instead).
 """
 import numpy as np
 
@@ -29,6 +33,11 @@ from ocdl.models.backend import is_torch
 
 class Activation:
     name = None
+
+    @staticmethod
+    def compiled():
+        """``(value(z), mul_deriv(s, v))`` scalar functions for the compiled sweeps, or None."""
+        return None
 
     def __call__(self, z):
         if is_torch(z):
@@ -46,8 +55,33 @@ class Activation:
         return f"<activation {self.name}>"
 
 
+def _tanh_mul_deriv(s, v):
+    return (1.0 - s * s) * v
+
+
+def _softplus(z):
+    return max(z, 0.0) + np.log1p(np.exp(-abs(z)))      # logaddexp(z, 0)
+
+
+def _softplus_mul_deriv(s, v):
+    return -np.expm1(-s) * v
+
+
+def _relu(z):
+    return max(z, 0.0)
+
+
+def _relu_mul_deriv(s, v):
+    return v if s > 0.0 else 0.0
+
+
 class Tanh(Activation):
     name = "tanh"
+
+    @staticmethod
+    def compiled():
+        from ocdl.models.fastmath import tanh            # branch-free, vectorisable (numba)
+        return tanh, _tanh_mul_deriv
 
     @staticmethod
     def apply(z, out):
@@ -91,6 +125,10 @@ class Tanh(Activation):
 
 class Softplus(Activation):
     name = "softplus"
+
+    @staticmethod
+    def compiled():
+        return _softplus, _softplus_mul_deriv
 
     @staticmethod
     def apply(z, out):
@@ -138,6 +176,10 @@ class Softplus(Activation):
 
 class ReLU(Activation):
     name = "relu"
+
+    @staticmethod
+    def compiled():
+        return _relu, _relu_mul_deriv
 
     @staticmethod
     def apply(z, out):

@@ -32,12 +32,9 @@ def _modules():
 
 
 def supports(act):
-    """Whether the kernels have the activation ``act`` (its compiled scalar form)."""
-    return _modules()[0].act_code(act) is not None
-
-
-def _code(model):
-    return _modules()[0].act_code(model.F.act)
+    """Whether the activation object ``act`` has a compiled scalar form (``act.compiled()``)."""
+    form = getattr(act, "compiled", None)
+    return form is not None and form() is not None
 
 
 def logistic_terminal(W, mu, y):
@@ -96,7 +93,8 @@ def euler_value_and_grad(model, params, X, terminal, trajectories=False, increme
     """Euler layers: forward keeping σ, costate sweep reusing it (:mod:`ocdl.pmp.kernels`).
     ``increments`` ((N, n, d) or None): ``x_{k+1} = x_k + h f(x_k, θ_k) + ξ_k``; being state- and
     θ-independent they leave the backward sweep and the gradient formula unchanged."""
-    kernels, code = _modules()[0], _code(model)
+    kernels = _modules()[0]
+    ek = kernels.euler(model.F.act)
     h, N, d = model.h, model.layers, model.d
     n = X.shape[0]
     with borrow(model) as ws:
@@ -106,11 +104,11 @@ def euler_value_and_grad(model, params, X, terminal, trajectories=False, increme
             S = ws.get("SB", (-(-n // nb), N, nb, d))      # σ(x_k) per block of rows
             xN = np.empty((n, d))
             Xs = np.empty((N + 1, n, d)) if trajectories else _NONE
-            kernels.outer_forward(hKT, hb, _rows(model, X, ws), xN, S, _increments_rows(increments), Xs, code)
+            ek.outer_forward(hKT, hb, _rows(model, X, ws), xN, S, _increments_rows(increments), Xs)
             Jd, lamN, extra = terminal(xN)
             P = np.empty((N + 1, n, d)) if trajectories else _NONE
             gK, gb = np.empty((N, d, d)), np.empty((N, d))
-            kernels.outer_backward(hK, S, np.ascontiguousarray(lamN), h, gK, gb, P, code)
+            ek.outer_backward(hK, S, np.ascontiguousarray(lamN), h, gK, gb, P)
             gK, gb = outer_theta_grads(model, gK, gb)
             return (Jd, gK, gb, xN, extra) + ((Xs, P) if trajectories else (None, None))
         G = ws.get("G", (N, d, d + 1))
@@ -120,12 +118,12 @@ def euler_value_and_grad(model, params, X, terminal, trajectories=False, increme
             Xa[:, d, :] = 1.0
         Sg = ws.get("Sg", (N, d, n))
         model.lift_into(X, Xa[0, :d])
-        kernels.inner_forward(M, _hD(model, D), Xa, Sg, _increments_fm(increments, N, d, n), code)
+        ek.inner_forward(M, _hD(model, D), Xa, Sg, _increments_fm(increments, N, d, n))
         xN = Xa[N, :d].copy().T
         Jd, lamN, extra = terminal(xN)
         P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
         P[N if trajectories else N % 2] = lamN.T
-        kernels.inner_backward(_hKT(model, M, D), Xa, Sg, P, G, code)
+        ek.inner_backward(_hKT(model, M, D), Xa, Sg, P, G)
         G *= h                              # in place: theta_grads hands back fresh arrays
         gK, gb = theta_grads(model, G, D)
         return _fm_out(Jd, gK, gb, xN, extra, Xa[:, :d], P, trajectories)
@@ -134,23 +132,23 @@ def euler_value_and_grad(model, params, X, terminal, trajectories=False, increme
 def _euler_forward(model, params, X, increments, Xs):
     """x_N ((n, d), fresh) of an Euler network; every state into ``Xs`` ((N+1, n, d)) unless it
     is ``_NONE``; nothing stored, the rotating buffers in the model's workspace."""
-    kernels, code = _modules()[0], _code(model)
+    kernels = _modules()[0]
+    ek = kernels.euler(model.F.act)
     N, d = model.layers, model.d
     n = X.shape[0]
     with borrow(model) as ws:
         if model.F.form == "outer":
             XN = np.empty((n, d))
             _, hb, hKT = outer_parts(model, params)
-            kernels.outer_forward(hKT, hb, _rows(model, X, ws), XN, np.empty((0, N, kernels.block_width(d, n), d)),
-                                  _increments_rows(increments), Xs, code)
+            ek.outer_forward(hKT, hb, _rows(model, X, ws), XN, np.empty((0, N, kernels.block_width(d, n), d)),
+                             _increments_rows(increments), Xs)
             return XN
         M, D = embed(model, params)
         full = Xs is not _NONE
         Xa = np.empty((N + 1, d + 1, n)) if full else ws.get("rotA", (2, d + 1, n), ones_row=True)
         Xa[:, d] = 1.0
         model.lift_into(X, Xa[0, :d])
-        last = kernels.inner_forward(M, _hD(model, D), Xa, ws.get("Sg1", (1, d, n)),
-                                     _increments_fm(increments, N, d, n), code)
+        last = ek.inner_forward(M, _hD(model, D), Xa, ws.get("Sg1", (1, d, n)), _increments_fm(increments, N, d, n))
         if full:
             Xs[...] = Xa[:, :d].transpose(0, 2, 1)
         return Xa[last, :d].T.copy()
@@ -164,7 +162,7 @@ def _rk_forward(model, params, X, ws, store, Xs, increments):
     the backward's operands (in ``ws``); every state into ``Xs`` (N+1, d, n) unless ``_NONE``."""
     from ocdl.pmp.forms import rk_coefficients
     kernels, kernels_rk, _ = _modules()
-    code = _code(model)
+    rk = kernels_rk.rk(model.F.act)
     A, bw, _, _ = rk_coefficients(model.integrator)
     N, d = model.layers, model.d
     n, s = X.shape[0], len(bw)
@@ -176,22 +174,21 @@ def _rk_forward(model, params, X, ws, store, Xs, increments):
     if model.F.form == "outer":
         hK, hb, hKT = outer_parts(model, params)
         S = ws.get("crkS", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))   # σ(Y_i)
-        kernels_rk.outer_forward(A, bw, hK, hb, X0, XN, S, inc, Xs, code)
+        rk.outer_forward(A, bw, hK, hb, X0, XN, S, inc, Xs)
         return XN, {"S": S, "hKT": hKT, "D": None}
     M, D = embed(model, params)
     # layer inputs x_k and σ(K Y_i + b) (the stage inputs Y_i are recomputed backwards)
     Xk = ws.get("crkX", (B, N, d, nb)) if store else np.empty((0, N, d, nb))
     Sg = ws.get("crkSg", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))
-    kernels_rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]), np.ascontiguousarray(M[:, :, d]),
-                             _hD(model, D), X0, XN, Xk, Sg, inc, Xs, code)
+    rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]), np.ascontiguousarray(M[:, :, d]),
+                     _hD(model, D), X0, XN, Xk, Sg, inc, Xs)
     return XN, {"Xk": Xk, "Sg": Sg, "hKT": _hKT(model, M, D) if store else None, "D": D}
 
 
 def rk_value_and_grad(model, params, X, terminal, trajectories=False, increments=None):
     """Explicit Runge–Kutta layers (s > 1 stages, all ``b_i ≠ 0``) by :mod:`ocdl.pmp.kernels_rk`."""
     from ocdl.pmp.forms import rk_coefficients
-    _, kernels_rk, _ = _modules()
-    code = _code(model)
+    rk = _modules()[1].rk(model.F.act)
     A, bw, _, Ch = rk_coefficients(model.integrator)
     h, N, d = model.h, model.layers, model.d
     n = X.shape[0]
@@ -204,9 +201,9 @@ def rk_value_and_grad(model, params, X, terminal, trajectories=False, increments
         P = np.empty((N + 1, d, n)) if trajectories else _NONE
         PN = np.ascontiguousarray(lamN.T)
         if model.F.form == "outer":
-            kernels_rk.outer_backward(Ch, bw, st["hKT"], st["S"], PN, G, P, code)
+            rk.outer_backward(Ch, bw, st["hKT"], st["S"], PN, G, P)
         else:
-            kernels_rk.inner_backward(A, Ch, bw, st["hKT"], _hD(model, st["D"]), st["Xk"], st["Sg"], PN, G, P, code)
+            rk.inner_backward(A, Ch, bw, st["hKT"], _hD(model, st["D"]), st["Xk"], st["Sg"], PN, G, P)
         G *= h                              # in place: theta_grads hands back fresh arrays
         gK, gb = theta_grads(model, G, st["D"])
     return _fm_out(Jd, gK, gb, xN, extra, Xs, P, trajectories)
@@ -246,7 +243,7 @@ def _split_start(model, X, H, ws):
 def split_value_and_grad(model, params, X, terminal, subs, trajectories=False):
     """Drift/kick splittings ``subs`` = [(kind, c)] on a separable field (:mod:`ocdl.pmp.kernels_split`);
     the costates of the returned trajectory are those at the layer boundaries."""
-    ks, code = _modules()[2], _code(model)
+    ks = _modules()[2].split(model.F.act)
     N, d, m = model.layers, model.d, model.m
     n = X.shape[0]
     L = len(subs)
@@ -256,7 +253,7 @@ def split_value_and_grad(model, params, X, terminal, subs, trajectories=False):
         H = ws.get("Hk", (N * L + 2, m + 1, n), ones_row=True)    # [half-state; 1] per slot
         Sg = ws.get("Sk", (N * L, m, n))
         _split_start(model, X, H, ws)
-        ks.split_forward(K, bias, ch, src, prev, dst, H, Sg, code)
+        ks.split_forward(K, bias, ch, src, prev, dst, H, Sg)
         xNf = np.empty((d, n))
         xNf[:m] = H[qend[N], :m]
         xNf[m:] = H[pend[N], :m]
@@ -269,7 +266,7 @@ def split_value_and_grad(model, params, X, terminal, subs, trajectories=False):
         if trajectories:
             P[N] = lam
         Gs = ws.get("Gk", (N, L, m, m + 1))
-        ks.split_backward(chKT, np.array(kinds), src, H, Sg, lam, Gs, P, code)
+        ks.split_backward(chKT, np.array(kinds), src, H, Sg, lam, Gs, P)
         Gs *= ch[None, :, None, None]
         G = np.zeros((N, L, m, d + 1))
         for j, drift in enumerate(kinds):
@@ -286,14 +283,14 @@ def split_value_and_grad(model, params, X, terminal, subs, trajectories=False):
 
 def _split_forward(model, params, X, subs):
     """x_N ((n, d)) of a splitting network, two slots updated in place, nothing stored."""
-    ks, code = _modules()[2], _code(model)
+    ks = _modules()[2].split(model.F.act)
     m, n = model.m, X.shape[0]
     K, bias, ch, kinds = _split_blocks(model, params, subs)
     src, prev, dst, _, _ = _split_slots(kinds, model.layers, False)
     with borrow(model) as ws:
         H = ws.get("Hr", (2, m + 1, n))
         _split_start(model, X, H, ws)
-        ks.split_forward(K, bias, ch, src, prev, dst, H, np.empty((0, m, n)), code)
+        ks.split_forward(K, bias, ch, src, prev, dst, H, np.empty((0, m, n)))
         return np.concatenate([H[0, :m], H[1, :m]]).T
 
 
