@@ -82,7 +82,11 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Train on X (n, d) and labels y (n,) of any hashable type; returns ``self``."""
+        from ocdl.jobs.train import check_options, resolve_device
         from ocdl.solvers import train
+        resolve_device(self.device)          # InputError (a ValueError) for a device that is not there
+        check_options({k: getattr(self, k) for k in ("layers", "T", "width", "alpha", "beta", "iterations", "lr",
+                                                     "seed")})
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)

@@ -106,13 +106,13 @@ def test_compare_takes_train_defaults_on_real_data(monkeypatch, tmp_path):
 
 
 def test_compare_refuses_up_front_when_a_solver_would_not_fit_in_memory(monkeypatch, capsys):
-    # the memory guard (ocdl.cli.common.check_solver_memory) runs for every solver before any runs:
+    # the memory guard (ocdl.jobs.train.guard) runs for every solver before any runs:
     # with 1 MB "available", newton's estimate is refused with exit 2 naming the flag, no solver ran
-    import ocdl.cli.common as common
+    import ocdl.jobs.budget as budget
     import ocdl.solvers as S
     from ocdl.cli.main import main
     ran = []
-    monkeypatch.setattr(common, "available_memory", lambda: 1 << 20)
+    monkeypatch.setattr(budget, "available_memory", lambda: 1 << 20)
     monkeypatch.setitem(S.SOLVERS, "adam", lambda *a, **k: ran.append("adam"))
     assert main(["compare", "--data", "iris", "--solvers", "adam,newton", "--iterations", "2", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

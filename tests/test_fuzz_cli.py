@@ -11,9 +11,14 @@ grammar plus known attacks). For every case it asserts:
 * no traceback is printed;
 * every input file (a value of ``--data``, ``--test``, ``--model`` or ``--config``) is unchanged,
   and no ``.tmp-*`` file is left anywhere;
-* the case finishes in bounded time — at most :data:`CASE_CPU_SECONDS` of CPU time, and a
-  wall-clock alarm of :data:`CASE_SECONDS` catches hangs (wall time alone is no measure on a
-  loaded machine) — and the process's peak resident memory stays below :data:`PEAK_MB`.
+* the process's peak resident memory stays below :data:`PEAK_MB`, and a wall-clock alarm of
+  :data:`CASE_SECONDS` catches hangs; the slow run also bounds each case's CPU time
+  (:data:`CASE_CPU_SECONDS`) — a timing assertion that belongs to a study, not to the default
+  suite on a loaded machine.
+
+Model files include hostile metadata and checkpoints (``train --checkpoint DIR --resume`` with a
+hostile ``DIR/checkpoint.npz``) from the strategies of tests/hostile.py; the library API
+(``ocdl.train``, ``ocdl.save``/``load``, the estimator) is fuzzed in tests/test_hostile.py.
 
 Sizes are drawn small (or absurd, which the size guards must refuse at once): medium sizes such
 as ``--points 10**7`` are legitimate long runs, not bugs. The commands run in-process
@@ -22,6 +27,7 @@ as ``--points 10**7`` are legitimate long runs, not bugs. The commands run in-pr
 """
 import hashlib
 import io
+import json
 import os
 import resource
 import signal
@@ -32,9 +38,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import hostile
 from conftest import run_ocdl_inprocess
 
-DEFAULT_CASES = int(os.environ.get("OCDL_FUZZ_CASES", 200))
+DEFAULT_CASES = int(os.environ.get("OCDL_FUZZ_CASES", 60))
 SLOW_CASES = int(os.environ.get("OCDL_FUZZ_SLOW_CASES", 5000))
 CASE_SECONDS = 180
 CASE_CPU_SECONDS = 20
@@ -176,10 +183,13 @@ def model_bytes():
 
 @st.composite
 def npz_bytes(draw):
-    kind = draw(st.sampled_from(["good", "truncated", "array", "junk", "bomb"]))
+    kind = draw(st.sampled_from(["good", "truncated", "array", "junk", "bomb", "meta", "meta"]))
     good = model_bytes()
     if kind == "good":
         return good
+    if kind == "meta":
+        meta = json.loads(bytes(np.load(io.BytesIO(good))["__meta__"]))
+        return hostile.with_meta(good, draw(hostile.model_meta(meta)))
     if kind == "truncated":
         return good[:draw(st.integers(0, len(good) - 1))]
     if kind == "junk":
@@ -207,6 +217,39 @@ def npz_bytes(draw):
     buf = io.BytesIO()
     np.savez(buf, **z)
     return buf.getvalue()
+
+
+_CHECKPOINT = None
+
+
+def _good_checkpoint():
+    """The bytes of a real checkpoint (made once)."""
+    global _CHECKPOINT
+    if _CHECKPOINT is None:
+        import tempfile
+
+        from ocdl.data import save_checkpoint
+        with tempfile.TemporaryDirectory() as d:
+            save_checkpoint(d, {"iteration": 2, "params": {"x": np.zeros(5)}, "opt": {"m": np.zeros(5)},
+                                "history": [{"iteration": 0, "loss": 1.0}], "meta": {"rng": [1]}}, {"solver": "adam"})
+            with open(os.path.join(d, "checkpoint.npz"), "rb") as fh:
+                _CHECKPOINT = fh.read()
+    return _CHECKPOINT
+
+
+@st.composite
+def checkpoint_bytes(draw):
+    """A checkpoint file: real, with hostile metadata, truncated or junk."""
+    good = _good_checkpoint()
+    kind = draw(st.sampled_from(["meta", "meta", "good", "truncated", "junk"]))
+    if kind == "good":
+        return good
+    if kind == "truncated":
+        return good[:draw(st.integers(0, len(good) - 1))]
+    if kind == "junk":
+        return draw(st.binary(max_size=300))
+    meta = json.loads(bytes(np.load(io.BytesIO(good))["__meta__"]))
+    return hostile.with_meta(good, draw(hostile.checkpoint_meta(meta)))
 
 
 # ---- argument vectors ---------------------------------------------------------------------------
@@ -249,7 +292,7 @@ def command():
                                 "--lr": number(0.01, 0.1), "--beta": number(0, 0.1), "--noise": number(0, 0.1),
                                 "--turns": number(1, 1.5), "--normalize": name("range", "none"),
                                 "--test": DATA, "--json": OUT, "--save": OUT, "--plot": PLOT,
-                                "--checkpoint": st.sampled_from(["{o}/ck", "{i}/data.csv", "{o}/r.json"]),
+                                "--checkpoint": st.sampled_from(["{o}/ck", "{i}/data.csv", "{o}/r.json", "{i}/ck"]),
                                 "--resume": None, "--device": name("cpu", "cuda"),
                                 "--segments": size(1, 2)}))
     predict = st.tuples(st.just(["predict", "--model"]),
@@ -327,7 +370,7 @@ def _alarm(signum, frame):
     raise CaseTimeout
 
 
-def check_case(tmp_path_factory, parts, csv, toml, npz):
+def check_case(tmp_path_factory, parts, csv, toml, npz, ckpt, timed=False):
     base = tmp_path_factory.mktemp("fuzz")
     i, o = base / "in", base / "out"
     i.mkdir()
@@ -335,6 +378,8 @@ def check_case(tmp_path_factory, parts, csv, toml, npz):
     (i / "data.csv").write_bytes(csv)
     (i / "config.toml").write_bytes(toml)
     (i / "model.npz").write_bytes(npz)
+    (i / "ck").mkdir()
+    (i / "ck" / "checkpoint.npz").write_bytes(ckpt)
     argv = [a.replace("{i}", str(i)).replace("{o}", str(o)) for a in flatten(parts)]
     named = {v for f, v in zip(argv, argv[1:]) if f in INPUT_FLAGS}
     named |= {a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] in INPUT_FLAGS and "=" in a}
@@ -354,7 +399,8 @@ def check_case(tmp_path_factory, parts, csv, toml, npz):
         os.chdir(cwd)
     elapsed, cpu = time.perf_counter() - start, _cpu() - cpu0
     where = f"ocdl {' '.join(argv)}\n(exit {rc}, {elapsed:.1f} s, CPU {cpu:.1f} s)\nstderr: {err[-2000:]}"
-    assert cpu < CASE_CPU_SECONDS, f"too slow: {where}"
+    if timed:
+        assert cpu < CASE_CPU_SECONDS, f"too slow: {where}"
     assert rc in (0, 2, 3), where
     assert "Traceback" not in err and "Traceback" not in out, where
     assert "internal error" not in err, where
@@ -370,17 +416,17 @@ def check_case(tmp_path_factory, parts, csv, toml, npz):
 FUZZ = dict(deadline=None, derandomize=True, print_blob=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                    HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
-STRATEGY = dict(parts=command(), csv=csv_text(), toml=toml_text(), npz=npz_bytes())
+STRATEGY = dict(parts=command(), csv=csv_text(), toml=toml_text(), npz=npz_bytes(), ckpt=checkpoint_bytes())
 
 
 @settings(max_examples=DEFAULT_CASES, **FUZZ)
 @given(**STRATEGY)
-def test_fuzz_cli(tmp_path_factory, parts, csv, toml, npz):
-    check_case(tmp_path_factory, parts, csv, toml, npz)
+def test_fuzz_cli(tmp_path_factory, parts, csv, toml, npz, ckpt):
+    check_case(tmp_path_factory, parts, csv, toml, npz, ckpt)
 
 
 @pytest.mark.slow
 @settings(max_examples=SLOW_CASES, **{**FUZZ, "derandomize": False})
 @given(**STRATEGY)
-def test_fuzz_cli_long(tmp_path_factory, parts, csv, toml, npz):
-    check_case(tmp_path_factory, parts, csv, toml, npz)
+def test_fuzz_cli_long(tmp_path_factory, parts, csv, toml, npz, ckpt):
+    check_case(tmp_path_factory, parts, csv, toml, npz, ckpt, timed=True)

@@ -1,10 +1,10 @@
-"""Symbolic checks (sympy) of the sign conventions of DESIGN.md §7, in 1-D.
+"""Symbolic checks (sympy) of the sign conventions of docs/theory.md §7, in 1-D.
 
 Conventions (see docs/meanfield.md):
 * SDE ``dX = a dt + ν dW``; Fokker–Planck ``ρ_t = −(a ρ)_x + (ν²/2) ρ_xx``.
 * Drift-as-control: minimise ``E[∫ a²/2 dt + Φ(X_T)]``. Value (cost-to-go) ``V`` solves
   ``−V_t = −V_x²/2 + (ν²/2) V_xx``, ``V(T) = Φ``, ``a = −V_x``. With ``S = −V``:
-  ``S_t + S_x²/2 + (ν²/2) S_xx = 0``, ``S(T) = −Φ``, ``a = S_x`` (DESIGN.md is right).
+  ``S_t + S_x²/2 + (ν²/2) S_xx = 0``, ``S(T) = −Φ``, ``a = S_x`` (docs/theory.md §7 is right).
 * Hopf–Cole ``φ = exp(S/ν²)``: ``φ_t = −(ν²/2) φ_xx`` (backward heat), ``φ̂ = ρ/φ``:
   ``φ̂_t = +(ν²/2) φ̂_xx`` (forward heat).
 * Real-time NLS ``iħψ_t = −(ħ²/2)ψ_xx + Vψ + g|ψ|²ψ`` with ``ψ = √ρ e^{iS/ħ}`` ⇔

@@ -8,7 +8,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from ocdl.cli import common
+from ocdl.jobs import budget
+from ocdl.jobs.train import guard, model_bytes
 from ocdl.data.real import load_real
 from ocdl.solvers import make_model, train
 from ocdl.solvers.memory import estimate
@@ -27,14 +28,14 @@ def test_guard_refuses_past_the_available_memory_with_exit_2(ocdl_main, monkeypa
     need = estimate(args[3], model, len(y), formulation=opts.get("formulation", "reduced"))[0]
     # available memory just too small for the solver (the guard allows half of it) but ample for
     # the rough model-size check that runs first
-    assert common.resnet_bytes(20, model.d, len(y)) < 0.45 * need
-    monkeypatch.setattr(common, "available_memory", lambda: int(1.8 * need))
+    assert model_bytes(20, model.d, len(y)) < 0.45 * need
+    monkeypatch.setattr(budget, "available_memory", lambda: int(1.8 * need))
     rc, out, err = ocdl_main("train", *args, "--iterations", "1", "--quiet")
     assert rc == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "would need about" in err and err.strip().endswith(flag)
-    monkeypatch.setattr(common, "available_memory", lambda: int(2.2 * need))
-    common.check_solver_memory(args[3], model, len(y), opts)            # enough: no error
+    monkeypatch.setattr(budget, "available_memory", lambda: int(2.2 * need))
+    guard(args[3], model, len(y), opts)            # enough: no error
 
 
 def test_msa_estimate_is_within_a_factor_1_5_of_the_traced_peak():

@@ -6,7 +6,7 @@ import pytest
 from ocdl import pmp
 from ocdl.data import make_dataset
 from ocdl.solvers import make_model, train
-from ocdl.solvers.newton import HessianSample, TorchHVP
+from ocdl.solvers.trust_region import HessianSample, TorchHVP
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ import time
 import traceback
 
 from ocdl.errors import InputError
-from ocdl.io import read_labelled, read_toml, write_csv, write_json
+from ocdl.io import read_toml, write_csv, write_json
 from ocdl.progress import Progress, log
 
 GRID_KEYS = ("data", "solver", "field", "integrator", "layers", "seed")
@@ -254,33 +254,23 @@ def run_name(run):
 TEST_SEED_OFFSET = 10_000
 
 
-def load_data(name, seed, options, part="train"):
-    """``(X, y)`` of a dataset name (synthetic: generated with ``seed`` and ``options``; real:
-    the ``part`` "train" or "test" of its fixed split) or a CSV path."""
-    options = {k: v for k, v in options.items() if k != "test"}
-    if str(name).lower().endswith(".csv"):
-        return read_labelled(name)
-    from ocdl.data.datasets import named_dataset
-    try:
-        X, y, Xt, yt = named_dataset(name, seed=seed, **options)
-    except TypeError as exc:  # an option the generator does not take
-        raise InputError(f"dataset '{name}': bad [data] option ({exc})") from None
-    return (Xt, yt) if part == "test" and Xt is not None else (X, y)
-
-
-def load_test(run):
-    """Held-out data of a run, or None: ``[data] test = "PATH.csv"`` or ``test = true`` (synthetic
-    sets: the same generator with seed + 10000; real sets: their fixed test split)."""
-    from ocdl.data import REAL_DATASETS
+def run_data(run):
+    """``(X, y, test)`` of a run through the one loader (:func:`ocdl.data.loading.load_dataset`):
+    the training data (a dataset name — synthetic: generated with the run's seed and the [data]
+    options; real: its training split — or a CSV path) and the held-out ``(X_test, y_test)`` or
+    None: ``[data] test = "PATH.csv"`` (encoded with the training data's classes) or ``test = true``
+    (synthetic sets: the same generator with seed + :data:`TEST_SEED_OFFSET`; real sets: their
+    fixed test split)."""
+    from ocdl.data.loading import load_dataset
+    options = {k: v for k, v in run["data_options"].items() if k != "test"}
     test = run["data_options"].get("test")
-    if not test:
-        return None
-    if isinstance(test, str):
-        return read_labelled(test)
-    if run["data"] in REAL_DATASETS:
-        from ocdl.data import load_real
-        return load_real(run["data"])[2:]
-    return load_data(run["data"], run["seed"] + TEST_SEED_OFFSET, run["data_options"])
+    csv = str(run["data"]).lower().endswith(".csv")
+    if csv and options:
+        raise InputError(f"[data] options {', '.join(sorted(options))} apply to generated data sets, not to "
+                         f"'{run['data']}'")
+    ds = load_dataset(run["data"], test if isinstance(test, str) else None, seed=run["seed"],
+                      options=None if csv else options, test_seed=run["seed"] + TEST_SEED_OFFSET)
+    return ds.X, ds.y, ((ds.X_test, ds.y_test) if test and ds.X_test is not None else None)
 
 
 def train_run(run):
@@ -288,8 +278,7 @@ def train_run(run):
     import numpy as np
 
     from ocdl.solvers import train
-    X, y = load_data(run["data"], run["seed"], run["data_options"])
-    test = load_test(run)
+    X, y, test = run_data(run)
     res = train(X, y, solver=run["solver"], field=run["field"], integrator=run["integrator"],
                 layers=run["layers"], seed=run["seed"], quiet=True, **run["settings"])
     model = res.model
@@ -365,11 +354,16 @@ def run_sweep(sweep, out, backend="local", scheduler=None, workers=2, run_fn=Non
         records[rec["name"]] = rec
         bar.update(i, force=True, failed=sum(r["status"] != "ok" for r in records.values()))
 
-    if todo and backend == "local":
-        for i, run in enumerate(todo, 1):
-            store(execute(run, run_fn), i)
-    elif todo:
-        _run_dask(todo, store, scheduler, workers, run_fn, processes)
+    try:
+        if todo and backend == "local":
+            for i, run in enumerate(todo, 1):
+                store(execute(run, run_fn), i)
+        elif todo:
+            _run_dask(todo, store, scheduler, workers, run_fn, processes)
+    except KeyboardInterrupt:              # SIGINT/SIGTERM: the finished runs are kept and tabulated
+        bar.close()
+        write_summary(out, [records[r["name"]] for r in runs if r["name"] in records])
+        raise
     bar.close()
     ordered = [records[r["name"]] for r in runs if r["name"] in records]
     write_summary(out, ordered)

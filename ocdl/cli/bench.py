@@ -2,6 +2,7 @@
 import sys
 
 from ocdl.cli import common
+from ocdl.jobs.train import DATA_METAVAR
 
 METHODS = ("autograd", "costate", "costate-torch", "costate-reversible", "torchdiffeq-adjoint",
            "torchdiffeq-direct", "jax", "diffrax", "diffrax-backsolve")
@@ -47,7 +48,7 @@ def register(sub):
     t.add_argument("--seeds", type=lambda s: [common.seed_int(x) for x in s.split(",") if x.strip()],
                    default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
     t.add_argument("--target", type=common.positive, default=0.02, help="target loss J (default 0.02)")
-    t.add_argument("--data", default="spirals", metavar=common.DATA_METAVAR,
+    t.add_argument("--data", default="spirals", metavar=DATA_METAVAR,
                    help="a built-in data set (synthetic: drawn per seed; real: its fixed training split) or a CSV "
                         "(default spirals)")
     t.add_argument("--field", default="outer", help="field (default outer)")
@@ -57,6 +58,25 @@ def register(sub):
     t.add_argument("--alpha", type=common.nonnegative, default=1e-3, help="weight regularisation (default 1e-3)")
     t.add_argument("--iterations", type=common.positive_int, default=None, help="iterations per run")
     common.add_outputs(t, seed=False, device=True)
+
+    # --- ocdl bench block (ocdl.nn.ODEBlock against autograd / torchdiffeq; ocdl.bench.block) ---
+    b = common.add_command(
+        bsub, "block", "ocdl.nn.ODEBlock's forward + backward against plain autograd, torchdiffeq odeint_adjoint "
+        "and odeint (same Euler steps): time, peak memory, gradient error against depth and width",
+        ["ocdl bench block --depths 16,64,256,1024 --widths 8,64 --json block.json --plot block.png"],
+        func=run_block)
+    b.add_argument("--depths", type=common.int_list, default=[16, 64, 256, 1024],
+                   help="numbers of layers N (default 16,64,256,1024)")
+    b.add_argument("--widths", type=common.int_list, default=[8, 64], help="state widths (default 8,64)")
+    b.add_argument("--samples", type=common.positive_int, default=256, help="batch size n (default 256)")
+    b.add_argument("--repeats", type=common.positive_int, default=3, help="timing repeats; the best is reported")
+    b.add_argument("--methods", type=common.choice_list("method", ["odeblock", "autograd", "torchdiffeq-adjoint",
+                                                                   "torchdiffeq-direct"]),
+                   default=["odeblock", "autograd", "torchdiffeq-adjoint", "torchdiffeq-direct"],
+                   help="methods (default all four)")
+    b.add_argument("--field", choices=["outer", "inner", "hamiltonian"], default="outer", help="field (default outer)")
+    b.add_argument("--T", type=common.positive, default=5.0, help="final time T (default 5)")
+    common.add_outputs(b)
 
 
 def _print_table(header, rows):
@@ -73,8 +93,6 @@ def _g(v, fmt=".3g"):
 def run_gradient(args):
     from ocdl.bench.gradient import plot_gradient_bench, run_gradient_bench, skip_note
     from ocdl.io import write_json
-    common.check_memory(common.resnet_bytes(max(args.depths), args.width, args.samples),
-                        f"--depths {max(args.depths)} --width {args.width} --samples {args.samples}")
     device = common.resolve_device(args.device, args.quiet)
     result = run_gradient_bench(fields=args.fields, depths=args.depths, samples=args.samples, width=args.width,
                                 repeats=args.repeats, device=device, methods=args.methods, T=args.T,
@@ -106,4 +124,17 @@ def run_train(args):
     _print_table(["solver", "reached", "median_time_to_target_s", "median_final_loss", "median_wall_time_s"],
                  [[s["solver"], f"{s['reached']}/{s['runs']}", _g(s["median_time_to_target_s"]),
                    _g(s["median_final_loss"], ".4g"), _g(s["median_wall_time_s"])] for s in result["summary"]])
+    return 0
+
+
+def run_block(args):
+    from ocdl.bench.block import format_table, plot_block_bench, run_block_bench
+    from ocdl.io import write_json
+    result = run_block_bench(depths=args.depths, widths=args.widths, samples=args.samples, repeats=args.repeats,
+                             methods=args.methods, field=args.field, T=args.T, seed=args.seed, quiet=args.quiet)
+    if args.json:
+        write_json(args.json, result)
+    if args.plot:
+        plot_block_bench(result, args.plot)
+    print(format_table(result))
     return 0

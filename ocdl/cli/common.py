@@ -56,6 +56,8 @@ def add_global(p):
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     p.add_argument("--config", metavar="FILE.toml",
                    help="read any of this command's flags from a TOML file; flags given on the command line win")
+    p.add_argument("--max-seconds", type=positive, default=None, metavar="S",
+                   help="refuse runs estimated to take longer than S seconds (default 3600; docs/cli.md)")
 
 
 def add_outputs(p, json=True, plot=True, out=False, seed=True, device=False, out_help="output data file"):
@@ -179,6 +181,8 @@ def warn_not_converged(solver, success, message):
 #: --iterations 600`` took 9.9 s with 1 thread, 122 s with 2 and 112 s with torch's default (2):
 #: the layers' matrices are small (n × 6), so extra threads only contend for busy cores.
 DEFAULT_THREADS = 1
+#: most threads accepted: each costs a stack and a BLAS buffer; far more than any machine's cores
+MAX_THREADS = 1024
 
 
 def set_threads(n=None):
@@ -191,6 +195,9 @@ def set_threads(n=None):
         env = os.environ.get("OMP_NUM_THREADS", "")
         n = int(env) if env.isdigit() and int(env) > 0 else DEFAULT_THREADS
     n = int(n)
+    if n > MAX_THREADS:
+        from ocdl.errors import InputError
+        raise InputError(f"--threads {n} is more than {MAX_THREADS} (this machine has {os.cpu_count()} cores)")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
     if "torch" in sys.modules:
@@ -204,212 +211,108 @@ def set_threads(n=None):
 
 
 def resolve_device(name, quiet=False):
-    """The torch device name of ``--device`` (None stays None: the command's default); 'cuda'
-    or 'cuda:N' without that GPU is an InputError (one line, exit 2)."""
-    from ocdl.errors import InputError
-    if name is None or name == "cpu":
-        return name
-    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        import torch
-        if not torch.cuda.is_available():
-            raise InputError(f"no CUDA device: --device {name} needs a GPU, and torch "
-                             f"{torch.__version__} sees none (torch.cuda.is_available() is False)")
-        count = torch.cuda.device_count()
-        if name != "cuda" and int(name[5:]) >= count:
-            raise InputError(f"no CUDA device: --device {name}, but torch sees {count} GPU(s) "
-                             f"(cuda:0..cuda:{count - 1})")
-        return name
-    raise InputError(f"unknown device '{name}' (valid: cpu, cuda, cuda:N)")
+    """``--device`` → torch device (:func:`ocdl.jobs.train.resolve_device`)."""
+    from ocdl.jobs.train import resolve_device as resolve
+    return resolve(name)
 
 
 #: flags naming files a command reads, and files / directories it writes (any command, any level)
 INPUT_FLAGS = ("data", "test", "model", "config")
-OUTPUT_FLAGS = ("json", "plot", "save", "out", "profile", "checkpoint")
-#: picture formats ``--plot`` accepts (matplotlib's Agg/PDF/SVG/PS writers)
-PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp", "pgf",
-                "raw", "rgba")
-
-
-def _same(a, b):
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _writable_dir(flag, path, create=False):
-    """InputError unless files can be created in directory ``path`` (with ``create``: its nearest
-    existing ancestor, since the command makes the missing levels)."""
-    from ocdl.errors import InputError
-    path = os.path.abspath(path)
-    if create:
-        while not os.path.exists(path) and os.path.dirname(path) != path:
-            path = os.path.dirname(path)
-    if not os.path.isdir(path):
-        raise InputError(f"--{flag}: directory '{path}' does not exist; create it first")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(f"--{flag}: directory '{path}' is not writable; choose another location")
+OUTPUT_FLAGS = ("json", "plot", "save", "out", "profile")
 
 
 def check_paths(args, directories=()):
-    """Check every output path of a parsed command line before any work (InputError, exit 2).
+    """The up-front path check (:func:`ocdl.io.paths.check_paths`) of a command not built on a job
+    (a job checks its own, :meth:`ocdl.jobs.base.Job.check_paths`): output flags ``--json --plot
+    --save --out --profile`` against the input flags ``--data --test --model --config`` and each
+    other; ``directories`` (and ``--checkpoint``) are output directories, with the checkpoint's
+    files ``DIR/checkpoint.npz`` and ``DIR/last_good.*`` as outputs. Called by ``ocdl.cli.main``."""
+    from ocdl.io.paths import check_paths as check
+    inputs = [(f"--{f}", getattr(args, f)) for f in INPUT_FLAGS if isinstance(getattr(args, f, None), str)]
+    outputs = [(f"--{f}", getattr(args, f)) for f in OUTPUT_FLAGS
+               if isinstance(getattr(args, f, None), str) and f not in directories]
+    dirs = [(f"--{f}", getattr(args, f)) for f in set(directories) | {"checkpoint"}
+            if isinstance(getattr(args, f, None), str)]
+    ckpt = getattr(args, "checkpoint", None)
+    if isinstance(ckpt, str):
+        outputs += [("--checkpoint", os.path.join(ckpt, n)) for n in ("checkpoint.npz", "last_good.npz",
+                                                                      "last_good.csv", "last_good.json")]
+    check(inputs, outputs, dirs)
 
-    Output files (``--json --plot --save --out --profile``) must lie in an existing writable
-    directory, not be a directory, not be one of the inputs (``--data --test --model --config``)
-    and not coincide with another output; ``--plot`` needs a picture extension. ``directories``
-    names the output flags that are directories (``--checkpoint`` always is): they must be (or
-    become) writable directories. Called once by ``ocdl.cli.main`` for every
-    command, right after parsing."""
-    from ocdl.errors import InputError
-    inputs = [(f, getattr(args, f)) for f in INPUT_FLAGS
-              if isinstance(getattr(args, f, None), str) and os.path.isfile(getattr(args, f))]
-    outputs = [(f, getattr(args, f)) for f in OUTPUT_FLAGS if isinstance(getattr(args, f, None), str)]
-    directories = set(directories) | {"checkpoint"}
-    for flag, path in outputs:
-        if not path.strip():
-            raise InputError(f"--{flag}: empty path")
-        if flag in directories:
-            if os.path.exists(path) and not os.path.isdir(path):
-                raise InputError(f"--{flag} '{path}' exists and is not a directory")
-            _writable_dir(flag, path, create=True)
+
+# ------------------------------------------------------------------------------ jobs
+_TYPES = {"count": lambda: positive_int, "positive": lambda: positive, "nonnegative": lambda: nonnegative,
+          "real": lambda: real, "seed": lambda: seed_int, "counts": lambda: int_list, "fraction": lambda: positive}
+
+
+def add_job(p, job_class, skip=(), defaults=None, helps=None, only=None):
+    """Add one flag per field of ``job_class`` (a :class:`ocdl.jobs.base.Job` dataclass) to parser
+    ``p``: name, help, type and default from the field (``defaults`` overrides some); ``skip``
+    names fields the command sets itself (``only``: the fields to add; ``helps``: other help
+    texts). ``--quiet`` and ``--max-seconds`` come from :func:`add_global`."""
+    import dataclasses
+
+    from ocdl.jobs.base import flag_of
+    p.set_defaults(job_class=job_class)
+    for f in dataclasses.fields(job_class):
+        m = f.metadata
+        if f.name in skip or f.name in ("quiet", "max_seconds") or not m.get("cli", True) or \
+                (only is not None and f.name not in only):
             continue
-        if os.path.isdir(path):
-            raise InputError(f"--{flag} '{path}' is a directory; give a file name")
-        _writable_dir(flag, os.path.dirname(os.path.abspath(path)))
-        if os.path.exists(path) and not os.access(path, os.W_OK):
-            raise InputError(f"--{flag}: '{path}' exists and is read-only; choose another name")
-        for iflag, ipath in inputs:
-            if _same(path, ipath):
-                raise InputError(f"--{flag} '{path}' is the --{iflag} input file; writing it would replace "
-                                 f"the input — choose another name")
-        if flag == "plot":
-            ext = os.path.splitext(path)[1].lstrip(".").lower()
-            if ext and ext not in PLOT_FORMATS:
-                raise InputError(f"--plot '{path}': unsupported picture format '.{ext}' "
-                                 f"(use one of: {', '.join('.' + e for e in PLOT_FORMATS[:6])})")
-    files = [(f, p) for f, p in outputs if f not in directories]
-    for i, (fa, pa) in enumerate(files):
-        for fb, pb in files[i + 1:]:
-            if _same(pa, pb):
-                raise InputError(f"--{fa} and --{fb} are the same file '{pa}'; give each output its own name")
+        default = (defaults or {}).get(f.name, f.default if f.default is not dataclasses.MISSING else None)
+        kw = {"help": (helps or {}).get(f.name, m["help"]), "dest": f.name}
+        if m["kind"] == "switch":
+            p.add_argument(flag_of(f), action="store_true", **kw)
+            continue
+        if m["kind"] == "choice" and all(isinstance(c, int) for c in m["choices"]):
+            kw.update(type=int, choices=m["choices"])
+        elif m["kind"] == "choice":
+            kw["type"] = choice(m.get("metavar") or f.name.replace("_", " "), m["choices"])
+        elif m["kind"] == "positives":
+            kw.update(type=positive, nargs="+")
+        elif m["kind"] == "names":
+            kw["type"] = choice_list(f.name.rstrip("s").replace("_", " "), m["choices"])
+        elif m["kind"] in _TYPES:
+            kw["type"] = _TYPES[m["kind"]]()
+        if m.get("metavar"):
+            kw["metavar"] = m["metavar"]
+        p.add_argument(flag_of(f), default=default, required=bool(m.get("required")), **kw)
 
 
-def available_memory():
-    """Bytes of memory available to this process (MemAvailable of /proc/meminfo; 8 GB if unknown)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 8 << 30
+def job_from_args(args):
+    """The job of a parsed command line (its ``job_class`` built from the flags of :func:`add_job`)."""
+    import dataclasses
+    cls = args.job_class
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in vars(args).items() if k in names})
 
 
-def check_memory(nbytes, flags, advice="reduce them"):
-    """InputError (exit 2) naming ``flags`` (e.g. "--layers 10 --width 100000") when a run would need
-    about ``nbytes`` bytes, more than half the available memory — checked before allocating.
-    ``advice`` ends the message (which flag to change)."""
+def add_checkpoint_flags(p, every=100, unit="iterations"):
+    """``--checkpoint DIR``, ``--checkpoint-every K``, ``--resume`` (the fields of
+    :class:`ocdl.jobs.base.Resumable`) on a command not yet built on a job."""
+    p.add_argument("--checkpoint", metavar="DIR", help="save resumable state in DIR periodically and on Ctrl-C")
+    p.add_argument("--checkpoint-every", type=positive_int, default=every, metavar="K",
+                   help=f"{unit} between checkpoints (default {every})")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
+
+
+def check_checkpoint_flags(args):
     from ocdl.errors import InputError
-    limit = available_memory() // 2
-    if nbytes > limit:
-        raise InputError(f"{flags} would need about {nbytes / 2**30:.3g} GB of memory "
-                         f"(available: {limit / 2**30:.3g} GB); {advice}")
+    if args.resume and not args.checkpoint:
+        raise InputError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
 
 
-def check_solver_memory(solver, model, n, options):
-    """:func:`check_memory` with the solver's own estimate (:func:`ocdl.solvers.memory.estimate`) for
-    ``model`` on ``n`` training samples and the solver ``options`` as they will run (mini-batch
-    defaults filled in by :func:`ocdl.solvers.default_batching` on a copy); the message names the
-    flag that reduces the need (``--batch-size``, ``--hessian-sample``, ``--newton-formulation
-    reduced``, ``--width``). Call it after building the model, before training."""
-    from ocdl.solvers import default_batching
-    from ocdl.solvers.memory import estimate
-    opts = default_batching(solver, n, dict(options))
-    formulation = opts.get("formulation", "reduced")
-    nbytes, flag = estimate(solver, model, n, opts.get("batch_size"), opts.get("hessian_sample"), formulation,
-                            opts.get("segments") or 1)
-    what = f"--solver {solver}" + (" --newton-formulation full" if solver == "newton" and formulation == "full"
-                                   else "")
-    what += f" (width {model.d}, {model.layers} layers, {n} samples" + (
-        f", batches of {opts['batch_size']}" if opts.get("batch_size") else "") + ")"
-    check_memory(nbytes, what, f"reduce {flag}" if flag != "--newton-formulation reduced"
-                 else "use --newton-formulation reduced")
+DATA_FLAGS = ("data", "test", "points", "noise", "turns")
 
 
-def resnet_bytes(layers, width, samples, classes=2):
-    """Rough float64 memory of training a ResNet-ODE: parameters K (N, d, d), b (N, d) with a few
-    optimiser copies (gradient, two Adam moments), and the states x_0..x_N of all samples kept
-    for the backward sweep (with the costates and autograd's tape: ≈ 4 copies)."""
-    params = layers * width * (width + 1) + classes * (width + 1)
-    return 8 * (4 * params + 4 * (layers + 1) * samples * width)
+def add_data_options(p, test_help=None):
+    """``--data``, ``--test`` and the synthetic generators' ``--points``, ``--noise``, ``--turns``
+    (the fields of :class:`ocdl.jobs.train.TrainJob`)."""
+    from ocdl.jobs.train import TrainJob
+    add_job(p, TrainJob, only=DATA_FLAGS, helps={"test": test_help} if test_help else None)
+    p.set_defaults(job_class=None)
 
 
-def check_model_size(args, n_features, samples):
-    """:func:`check_memory` for a ResNet-ODE of ``--layers`` × ``--width`` (defaults: 20 layers,
-    width 3 × features — rough, as is the estimate) on ``samples`` points."""
-    width = getattr(args, "width", None) or 3 * int(n_features)
-    layers = getattr(args, "layers", None) or 20
-    flags = f"--layers {layers} --width {width}" + ("" if getattr(args, "width", None) else " (default)")
-    check_memory(resnet_bytes(layers, width, samples), flags)
-
-
-# ------------------------------------------------------------------------------ built-in data
-DATA_METAVAR = "{spirals,circles,moons,mnist1d,digits,wine,breast-cancer,iris,PATH.csv}"
-
-
-def add_data_options(p, test_help="held-out labelled CSV for test_accuracy (default for the real "
-                                  "built-in sets: their fixed test split)"):
-    """``--data``, ``--test`` and the synthetic generators' ``--points``, ``--noise``, ``--turns``."""
-    p.add_argument("--data", required=True, metavar=DATA_METAVAR,
-                   help="a built-in data set (synthetic spirals, circles, moons; real mnist1d, digits, wine, "
-                        "breast-cancer, iris with a fixed train/test split, see docs/benchmarks-real.md) "
-                        "or a CSV file with header x1,...,xd,label")
-    p.add_argument("--test", metavar="PATH.csv", help=test_help)
-    p.add_argument("--points", type=positive_int, default=200,
-                   help="points per class for the synthetic sets (default 200)")
-    p.add_argument("--noise", type=nonnegative, default=None,
-                   help="noise of the synthetic sets (default: spirals 0.02, circles 0.05, moons 0.1)")
-    p.add_argument("--turns", type=positive, default=1.5, help="spiral turns (default 1.5)")
-
-
-def builtin_options(args):
-    """Generator options of a synthetic data set from --points, --noise, --turns."""
-    kw = {"points_per_class": args.points}
-    if args.noise is not None:
-        kw["noise"] = args.noise
-    if args.data == "spirals":
-        kw["turns"] = args.turns
-    return kw
-
-
-def load_data(args, test_seed=None):
-    """``(X, y, X_test, y_test)`` from --data / --test.
-
-    A built-in name goes through :func:`ocdl.data.named_dataset` (synthetic sets: seed ``--seed``
-    and, when ``test_seed`` is given, a second draw for the test part; real sets: their fixed
-    split). ``--test`` replaces any built-in test part."""
-    import os
-
-    from ocdl.data import ALL_DATASETS, DATASETS, named_dataset
-    from ocdl.errors import InputError
-    from ocdl.io import read_labelled
-    Xt = yt = None
-    if args.data in ALL_DATASETS:
-        opts = builtin_options(args) if args.data in DATASETS else {}
-        X, y, Xt, yt = named_dataset(args.data, seed=args.seed, test_seed=None if args.test else test_seed, **opts)
-    elif os.path.splitext(args.data)[1].lower() == ".csv" or os.path.exists(args.data):
-        X, y = read_labelled(args.data)
-    else:
-        raise InputError(f"--data '{args.data}' is neither a built-in data set ({', '.join(ALL_DATASETS)}) "
-                         f"nor an existing CSV file")
-    if args.test:
-        Xt, yt = read_labelled(args.test, min_classes=1)
-    if Xt is not None:
-        if Xt.shape[1] != X.shape[1]:
-            raise InputError(f"--test has {Xt.shape[1]} features but --data has {X.shape[1]}; "
-                             f"both need the same columns x1,...,x{X.shape[1]}")
-        C = int(y.max()) + 1
-        if int(yt.max()) >= C:
-            raise InputError(f"--test has label {int(yt.max())} but the training data have only classes 0..{C - 1}")
-    return X, y, Xt, yt
+def run_job(args):
+    """``func`` of a job command: build, run and return the job's result dict."""
+    return job_from_args(args).run()

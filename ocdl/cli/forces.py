@@ -1,4 +1,4 @@
-"""``ocdl forces simulate|learn {drag,position,oscillator}``: learn forces from equations of motion.
+"""``ocdl forces simulate|learn {drag,position,oscillator,potential}``: learn forces from equations of motion.
 
 Thin layer: parses flags, reads/writes files, calls :mod:`ocdl.forces`.
 """
@@ -6,11 +6,12 @@ import argparse
 
 import numpy as np
 
-from ocdl.cli import runcontrol as runctl
+from ocdl.jobs import runcontrol as runctl
+from ocdl.jobs.base import digest
 from ocdl.cli import common
 from ocdl.errors import InputError
 
-PROBLEMS = ("drag", "position", "oscillator")
+PROBLEMS = ("drag", "position", "oscillator", "potential")
 
 
 def _lambda(text):
@@ -32,8 +33,8 @@ def register(subparsers):
     common.add_global(ps)
     pl = sub.add_parser("learn", help="learn the force from a data CSV")
     common.add_global(pl)
-    ss, sl = ps.add_subparsers(dest="problem", metavar="{drag,position,oscillator}"), \
-        pl.add_subparsers(dest="problem", metavar="{drag,position,oscillator}")
+    ss, sl = ps.add_subparsers(dest="problem", metavar="{drag,position,oscillator,potential}"), \
+        pl.add_subparsers(dest="problem", metavar="{drag,position,oscillator,potential}")
 
     # ---- simulate ----------------------------------------------------------------------------
     q = common.add_command(ss, "drag", "falling body: v' = g − F(v); writes v0,vT",
@@ -77,6 +78,19 @@ def register(subparsers):
     q.add_argument("--noise", type=common.nonnegative, default=0.04, help="Gaussian noise std (default 0.04)")
     common.add_outputs(q, json=False, plot=False, out="required", out_help="output CSV (t,x)")
 
+    q = common.add_command(ss, "potential", "x'' + 2γx' + ω0² V(x) = 0 from x(0), x'(0); writes t,x",
+                           "ocdl forces simulate potential --potential 'x + 0.5*x**3' --gamma 1 --omega0 20 "
+                           "--samples 201 --out pot.csv", _simulate)
+    q.add_argument("--potential", required=True, metavar="EXPR", help="restoring function V(x), e.g. 'x'")
+    q.add_argument("--gamma", type=common.nonnegative, default=1.0, help="damping γ (default 1)")
+    q.add_argument("--omega0", type=common.positive, default=20.0, help="ω0 (default 20)")
+    q.add_argument("--x0", type=common.real, default=1.0, help="x(0) (default 1)")
+    q.add_argument("--v0", type=common.real, default=0.0, help="x'(0) (default 0)")
+    q.add_argument("--T", type=common.positive, default=1.0, help="samples evenly spaced in [0, T] (default 1)")
+    q.add_argument("--samples", type=common.positive_int, default=201, help="number of samples (default 201)")
+    q.add_argument("--noise", type=common.nonnegative, default=0.0, help="Gaussian noise std (default 0)")
+    common.add_outputs(q, json=False, plot=False, out="required", out_help="output CSV (t,x)")
+
     # ---- learn ------------------------------------------------------------------------------
     def shared(q, integrators, default_integrator, default_steps, default_lambda):
         q.add_argument("--data", required=True, metavar="CSV", help="data file")
@@ -93,9 +107,11 @@ def register(subparsers):
                        help="max iterations (default: newton 100, adam 3000, pmp-lbfgs 5000)")
         q.add_argument("--lr", type=common.positive, default=0.5,
                        help="Adam learning rate, decaying ×0.01 over the run (default 0.5)")
+        q.add_argument("--init", type=common.choice("init", ("zero", "random")), default="zero",
+                       help="starting table: zero (default) | random (uniform, as the paper; from --seed)")
         q.add_argument("--truth", metavar="EXPR", help="true force law: adds rel_l2_error and the truth curve")
         q.add_argument("--profile", metavar="CSV", help="write the learned table on the covered range")
-        runctl.add_flags(q, every=100)
+        common.add_checkpoint_flags(q, every=100)
         common.add_outputs(q)
 
     q = common.add_command(sl, "drag", "learn F(v) from (v0, vT) pairs",
@@ -138,9 +154,39 @@ def register(subparsers):
     q.add_argument("--adam-steps", type=common.positive_int, default=6000, help="PINN Adam steps (default 6000)")
     q.add_argument("--lbfgs-steps", type=common.integer, default=500, help="PINN L-BFGS iterations (default 500)")
     q.add_argument("--hidden", type=common.positive_int, default=32, help="PINN width (default 32, 3 layers)")
+    q.add_argument("--init", type=common.choice("init", ("grid", "random")), default="grid",
+                   help="starting point: grid (damped-sinusoid search, default) | random (arbitrary, from --seed)")
     q.add_argument("--true-gamma", type=common.real, help="report gamma_rel_error against this value")
     q.add_argument("--true-omega0", type=common.real, help="report omega0_rel_error against this value")
-    runctl.add_flags(q, every=100, unit="Adam steps")
+    common.add_checkpoint_flags(q, every=100, unit="Adam steps")
+    common.add_outputs(q)
+
+    q = common.add_command(sl, "potential", "learn V(x) in x'' + 2γx' + ω0² V(x) = 0 from one trajectory (t, x)",
+                           "ocdl forces learn potential --data pot.csv --gamma 1 --omega0 20 --x0 1 --v0 0 "
+                           "--json pot.json --plot pot.png --truth 'x + 0.5*x**3'", _learn_potential)
+    q.add_argument("--data", required=True, metavar="CSV", help="data file (t,x), t evenly spaced from 0")
+    q.add_argument("--gamma", type=common.nonnegative, required=True, help="damping γ (known)")
+    q.add_argument("--omega0", type=common.positive, required=True, help="ω0 (known)")
+    q.add_argument("--x0", type=common.real, help="x(0) if known (estimated otherwise)")
+    q.add_argument("--v0", type=common.real, help="x'(0) if known (estimated otherwise)")
+    q.add_argument("--solver", type=common.choice("solver", ("newton", "adam", "pinn")), default="newton",
+                   help="newton (Gauss–Newton, default) | adam | pinn")
+    q.add_argument("--init", type=common.choice("init", ("zero", "linear", "random")), default="zero",
+                   help="starting table: zero (default) | linear (damped-sinusoid fit) | random (from --seed)")
+    q.add_argument("--integrator", type=common.choice("integrator", ("euler", "heun", "rk4")), default="rk4")
+    q.add_argument("--substeps", type=common.positive_int, default=1, help="layers per sample interval (default 1)")
+    q.add_argument("--grid-step", type=common.positive, help="table spacing (default: data range / 40)")
+    q.add_argument("--lambda", dest="lam", type=common.nonnegative, default=1e-6,
+                   help="smoothness weight λ of λ Σ (V_{j+1} − V_j)² (default 1e-6)")
+    q.add_argument("--no-continuation", dest="continuation", action="store_false",
+                   help="fit all samples at once (default: growing time windows 10 %% … 100 %%)")
+    q.add_argument("--iterations", type=common.positive_int, help="newton steps per window (100) / adam steps (2000)")
+    q.add_argument("--lr", type=common.positive, help="Adam learning rate (adam 0.05 decaying ×0.01, pinn 0.002)")
+    q.add_argument("--adam-steps", type=common.positive_int, default=3000, help="PINN Adam steps (default 3000)")
+    q.add_argument("--lbfgs-steps", type=common.integer, default=300, help="PINN L-BFGS iterations (default 300)")
+    q.add_argument("--hidden", type=common.positive_int, default=32, help="PINN width (default 32, 3 layers)")
+    q.add_argument("--truth", metavar="EXPR", help="true V(x): adds rel_l2_error (+ central 90 %%) and the curve")
+    common.add_checkpoint_flags(q, every=100, unit="Adam steps")
     common.add_outputs(q)
 
 
@@ -159,12 +205,12 @@ def _settings(args, *arrays):
     """What a resumed run must share with the interrupted one: every result-changing flag + the data."""
     out = {k: v for k, v in sorted(vars(args).items())
            if k not in _NOT_SETTINGS and not k.startswith("_") and (v is None or isinstance(v, (int, float, str)))}
-    out["data"] = runctl.digest(*arrays)
+    out["data"] = digest(*arrays)
     return out
 
 
 def _refuse_newton(args):
-    runctl.check_flags(args)
+    common.check_checkpoint_flags(args)
     if args.solver == "newton" and (args.checkpoint or args.resume):
         raise InputError("--checkpoint/--resume apply to the iterative solvers (adam, pmp-adam, pmp-lbfgs, pinn); "
                          "newton (Gauss–Newton) runs in seconds — drop the flags or choose another --solver")
@@ -184,6 +230,10 @@ def _simulate(args):
                                                  args.positive_fraction, args.noise, args.seed)
         rows = [[a, b, int(k), (c if k == 1 else None)] for a, b, k, c in zip(x0, v0, kind, vT)]
         write_csv(args.out, ["x0", "v0", "kind", "vT"], rows)
+    elif args.problem == "potential":
+        t, x = sim.simulate_potential(_expr(args.potential, ("x",)), args.gamma, args.omega0, args.x0, args.v0,
+                                      args.T, args.samples, args.noise, args.seed)
+        write_csv(args.out, ["t", "x"], np.stack([t, x], 1))
     else:
         accel = _expr(args.force, ("x", "v")) if args.force else None
         t, x = sim.simulate_oscillator(args.gamma, args.omega0, args.x0, args.v0, args.T, args.samples,
@@ -211,20 +261,20 @@ def _learn_table(args):
         checks.position_data(d["x0"], d["v0"], d["kind"], d["vT"], args.T, args.target, args.eps,
                              args.xmin, args.xmax, args.grid_step)
     # validated: now the heavy imports (torch, CasADi)
-    from ocdl.errors import SolverError
     from ocdl.forces import learn
     problem = learn.build_problem(args.problem, d, args.T, args.steps, args.integrator, args.grid_step,
                                   **{k: getattr(args, k) for k in _PROBLEM_FLAGS[args.problem]})
     arrays = [d[k] for k in sorted(d)]
-    try:
-        with runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
-            res, summary = learn.learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth,
-                                             args.quiet, continuation=True,
-                                             stages=rc.stage)  # Ctrl-C / SIGTERM stop it even without --checkpoint
-    except SolverError as exc:
-        # keep the last good table: DIR/last_good.csv with --checkpoint, and the --profile path
-        paths = [p for p in (rc.path("last_good.csv") if args.checkpoint else None, args.profile) if p]
-        raise SolverError(learn.keep_last_good(problem, _last_good(exc), paths, str(exc))) from None
+    def save_table(x, exc):          # the last good table: DIR/last_good.csv with --checkpoint, and --profile
+        paths = [p for p in (f"{args.checkpoint}/last_good.csv" if args.checkpoint else None, args.profile) if p]
+        for path in paths:
+            learn.write_profile(path, problem, x)
+        return " and ".join(paths) or None
+    with runctl.keep_last_good(save_table, "table"), \
+            runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
+        res, summary = learn.learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth,
+                                         args.quiet, continuation=True, stages=rc.stage,
+                                         init=args.init, seed=args.seed)  # SIGINT/SIGTERM stop it too
     summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)
@@ -237,12 +287,6 @@ def _learn_table(args):
     log(learn.describe(summary), args.quiet)
     common.warn_not_converged(args.solver, res.success, res.message)
     return 0
-
-
-def _last_good(exc):
-    """The last good parameters of a diverged run (``err.result.x``), or None."""
-    res = getattr(exc, "result", None)
-    return None if res is None else res.x
 
 
 def _learn_oscillator(args):
@@ -259,17 +303,15 @@ def _learn_oscillator(args):
               "lr": args.lr or 2e-3}
     else:
         kw = {"lr": args.lr or 0.01, "iterations": args.iterations}
-    from ocdl.errors import SolverError
-    try:
-        with runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
-            res = osc.solve_oscillator(problem, args.solver, quiet=args.quiet, seed=args.seed, **kw, **rc.options())
-    except SolverError as exc:
-        last = _last_good(exc)
-        if last is not None and args.checkpoint:       # keep the last good parameters
-            path = rc.path("last_good.json")
-            write_json(path, osc.last_good_record(problem, last, str(exc)))
-            raise SolverError(f"{exc}; last good parameters written to {path}") from None
-        raise
+    def save_record(x, exc):
+        if not args.checkpoint:
+            return None
+        path = f"{args.checkpoint}/last_good.json"
+        write_json(path, osc.last_good_record(problem, x, str(exc)))
+        return path
+    with runctl.keep_last_good(save_record), runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
+        res = osc.solve_oscillator(problem, args.solver, quiet=args.quiet, seed=args.seed, init=args.init, **kw,
+                                   **rc.options())
     summary = osc.summarize(problem, res, args.solver, args.true_gamma, args.true_omega0)
     summary["data"] = args.data
     if args.json:
@@ -278,5 +320,36 @@ def _learn_oscillator(args):
         from ocdl.forces.plots import plot_oscillator
         plot_oscillator(args.plot, problem, {args.solver: res})
     log(osc.describe(summary), args.quiet)
+    common.warn_not_converged(args.solver, res.success, res.message)
+    return 0
+
+
+def _learn_potential(args):
+    from ocdl.forces import potential as pot
+    from ocdl.io import read_table, write_json
+    from ocdl.progress import log
+    _refuse_newton(args)
+    truth = _expr(args.truth, ("x",)) if args.truth else None
+    d = read_table(args.data, ["t", "x"])
+    if args.lbfgs_steps < 0:
+        raise InputError("--lbfgs-steps must be ≥ 0")
+    problem = pot.PotentialProblem(d["t"], d["x"], args.gamma, args.omega0, args.x0, args.v0, args.grid_step,
+                                   substeps=args.substeps, method=args.integrator)
+    if args.solver == "pinn":
+        kw = {"adam_steps": args.adam_steps, "lbfgs_steps": args.lbfgs_steps, "hidden": args.hidden,
+              "lr": args.lr or 2e-3}
+    else:
+        kw = {"lr": args.lr or 0.05, "iterations": args.iterations, "continuation": args.continuation}
+    with runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
+        res = pot.solve_potential(problem, args.solver, args.lam, init=args.init, seed=args.seed, quiet=args.quiet,
+                                  **kw, **rc.options())
+    summary = pot.summarize(problem, res, args.solver, args.lam, args.init, truth)
+    summary["data"] = args.data
+    if args.json:
+        write_json(args.json, summary)
+    if args.plot:
+        from ocdl.forces.plots import plot_potential
+        plot_potential(args.plot, problem, {args.solver: (res, summary)}, truth)
+    log(pot.describe(summary), args.quiet)
     common.warn_not_converged(args.solver, res.success, res.message)
     return 0

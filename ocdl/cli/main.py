@@ -12,6 +12,8 @@ from ocdl import __version__
 from ocdl.cli.common import Parser, check_paths, set_threads
 from ocdl.errors import InputError, OcdlError
 from ocdl.io import read_toml
+from ocdl.jobs import work
+from ocdl.jobs.runcontrol import sigterm_interrupts
 
 # one module per command, in --help order; each defines ``register(subparsers)``.
 COMMANDS = [
@@ -21,6 +23,7 @@ COMMANDS = [
     "ocdl.cli.compare",
     "ocdl.cli.integrators",
     "ocdl.cli.forces",
+    "ocdl.cli.holography",
     "ocdl.cli.meanfield",
     "ocdl.cli.bench",
     "ocdl.cli.sweep",
@@ -73,7 +76,9 @@ def apply_config(parser, argv):
             raise InputError(f"config file '{path}': unknown key '{key}' for 'ocdl {' '.join(argv[:i])}' "
                              f"(valid: {', '.join(valid)})")
         if action.nargs == 0:
-            if value is True:
+            if not isinstance(value, bool):
+                raise InputError(f"config file '{path}': '{key}' is a switch; give true or false (got {value!r})")
+            if value:
                 tokens.append(action.option_strings[-1])
             continue
         if isinstance(value, list):
@@ -83,11 +88,16 @@ def apply_config(parser, argv):
 
 
 def _leaf(parser, argv):
+    return _walk(parser, argv)[0]
+
+
+def _walk(parser, argv):
+    """The leaf parser of ``argv``'s sub-command words and those words."""
     p, i = parser, 0
     while i < len(argv) and (sub := _subparsers(p)) is not None and argv[i] in sub.choices:
         p = sub.choices[argv[i]]
         i += 1
-    return p
+    return p, argv[:i]
 
 
 def main(argv=None):
@@ -104,8 +114,13 @@ def main(argv=None):
             _leaf(parser, argv).print_help(sys.stderr)
             return 2
         # every output path is checked before any work: writable, not an input, not another output
-        check_paths(args, [a.dest for a in _leaf(parser, argv)._actions if a.metavar == "DIR"])
-        rc = func(args)
+        # (a job command checks its own, derived files included: ocdl.jobs.base.Job.check_paths)
+        leaf, words = _walk(parser, argv)
+        if getattr(args, "job_class", None) is None:
+            check_paths(args, [a.dest for a in leaf._actions if a.metavar == "DIR"])
+        work.check(words, args, args.max_seconds)   # memory and time estimate, before any work
+        with sigterm_interrupts():       # SIGTERM stops every command as Ctrl-C does: exit 130
+            rc = func(args)
         return 0 if rc is None else int(rc)
     except OcdlError as exc:
         if debug:

@@ -1,8 +1,9 @@
-"""``ocdl sweep``: a grid of training runs from a TOML sweep file (see ocdl.bench.sweep)."""
+"""``ocdl sweep`` — flags of :class:`ocdl.jobs.sweep.SweepJob`; prints the tally."""
 from ocdl.cli import common
 
 
 def register(sub):
+    from ocdl.jobs.sweep import SweepJob
     p = common.add_command(
         sub, "sweep", "run a grid of training runs (datasets × solvers × fields × integrators × depths × seeds)",
         ["ocdl sweep --config sweep.toml --out runs/",
@@ -15,25 +16,12 @@ def register(sub):
     # ocdl sweep reads its --config file itself (it is not a file of flags); main.apply_config
     # must leave it alone when this default is set.
     p.set_defaults(own_config=True)
-    p.add_argument("--backend", type=common.choice("backend", ["local", "dask"]), default="local",
-                   help="local: one run after another in this process (default); dask: dask.distributed")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="dask scheduler address (e.g. tcp://host:8786); default: a LocalCluster")
-    p.add_argument("--workers", type=common.positive_int, default=2,
-                   help="workers of the LocalCluster when no --scheduler is given (default 2)")
-    p.add_argument("--out", metavar="DIR", required=True, help="output directory (created if missing)")
+    common.add_job(p, SweepJob)
 
 
 def run(args):
-    from ocdl.bench.sweep import load_sweep, run_sweep, validate_names, validate_settings
-    from ocdl.errors import InputError, SolverError
-    if not args.config:
-        raise InputError("ocdl sweep needs --config SWEEP.toml (the sweep file; see docs/sweep.md)")
-    sweep = load_sweep(args.config)
-    validate_names(sweep)
-    validate_settings(sweep)  # typos and bad values stop the sweep before any run
-    result = run_sweep(sweep, args.out, backend=args.backend, scheduler=args.scheduler,
-                       workers=args.workers, quiet=args.quiet)
+    from ocdl.errors import SolverError
+    result = common.run_job(args)
     print(f"{len(result['records'])} runs ({result['ran']} run now, {result['skipped']} skipped, "
           f"{result['failed']} failed); summary: {args.out}/summary.csv, {args.out}/summary.md")
     if result["failed"]:

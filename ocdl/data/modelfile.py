@@ -30,6 +30,7 @@ import zipfile
 
 import numpy as np
 
+from ocdl.data import schema
 from ocdl.errors import InputError
 from ocdl.io import write_npz
 
@@ -40,15 +41,22 @@ PARAM_KEYS = ("K", "b", "W", "mu")
 
 
 def _meta_array(meta):
-    return np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    from ocdl.io import to_jsonable
+    return np.frombuffer(json.dumps(to_jsonable(meta)).encode("utf-8"), dtype=np.uint8)
 
 
-def _read_container(path, fmt, what):
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(f"{what} file '{path}' not found; give the path written by --save")
-    if os.path.isdir(path):
-        raise InputError(f"{what} file '{path}' is a directory")
+#: largest model or checkpoint file read (bytes)
+MAX_FILE_BYTES = 4 << 30
+
+
+def _read_container(path, fmt, what, hint="give the path written by --save"):
+    """``(arrays, meta)`` of a container after the checks of :mod:`ocdl.data.schema` (header)."""
+    from ocdl.io.paths import regular_file
+    try:
+        path = regular_file(path, what, MAX_FILE_BYTES)
+    except InputError as exc:
+        raise InputError(f"{exc}; {hint}" if "not found" in str(exc) else str(exc)) from None
+    where = f"{what} file '{path}'"
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -58,23 +66,15 @@ def _read_container(path, fmt, what):
     except InputError:
         raise
     except PermissionError as exc:
-        raise InputError(f"{what} file '{path}' cannot be read ({exc.strerror}); check its permissions") from None
+        raise InputError(f"{where} cannot be read ({exc.strerror}); check its permissions") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise InputError(f"{what} file '{path}' is corrupt or not an ocdl {what} file ({type(exc).__name__})") from None
+        raise InputError(f"{where} is corrupt or not an ocdl {what} file ({type(exc).__name__})") from None
     if "__meta__" not in arrays:
-        raise InputError(f"{what} file '{path}' has no ocdl metadata; it is not an ocdl {what} file")
-    try:
-        if arrays["__meta__"].dtype != np.uint8:
-            raise ValueError("metadata is not bytes")
-        meta = json.loads(bytes(arrays.pop("__meta__")).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{what} file '{path}' has corrupt metadata") from None
-    if not isinstance(meta, dict) or meta.get("format") != fmt:
-        found = meta.get("format") if isinstance(meta, dict) else None
-        raise InputError(f"'{path}' is not an ocdl {what} file (format '{found}', expected '{fmt}')")
-    if meta.get("version") != VERSION:
-        raise InputError(f"{what} file '{path}' has format version {meta.get('version')}; this ocdl reads "
-                         f"version {VERSION} — retrain and save it with this version")
+        raise InputError(f"{where} has no ocdl metadata; it is not an ocdl {what} file")
+    if arrays["__meta__"].dtype != np.uint8 or arrays["__meta__"].ndim != 1:
+        raise InputError(f"{where} has corrupt metadata (not bytes)")
+    meta = schema.parse_meta(arrays.pop("__meta__").tobytes(), where)
+    schema.check_header(meta, fmt, VERSION, path, what)
     return arrays, meta
 
 
@@ -122,7 +122,8 @@ def _check_data(data, model, where):
         if len(out["features"]) != model.d_in:
             raise InputError(f"{where}: {len(out['features'])} feature names for a model with {model.d_in} inputs")
     if out["classes"] is not None:
-        out["classes"] = list(out["classes"])
+        from ocdl.data.labels import LabelCodec
+        out["classes"] = LabelCodec(list(out["classes"]), where).classes   # (two spellings of one class: error)
         if len(out["classes"]) != model.n_classes:
             raise InputError(f"{where}: {len(out['classes'])} class labels for a model with {model.n_classes} classes")
     return out
@@ -139,12 +140,31 @@ def save_model(path, model, params, info=None, data=None):
     ``data`` (optional): ``{"features": [...], "label_column": str, "classes": [...]}`` — the
     training table's feature names (input order), label column and original class labels
     (class index order; JSON values: str, int, float or bool)."""
-    data = _check_data(data, model, f"save_model('{os.fspath(path)}')")
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"save_model: path must be a str or os.PathLike (got {type(path).__name__})")
+    where = f"save_model('{os.fspath(path)}')"
+    if not isinstance(params, dict):
+        raise InputError(f"{where}: params must be a dict with keys {', '.join(PARAM_KEYS)} "
+                         f"(got {type(params).__name__})")
+    missing = [k for k in PARAM_KEYS if k not in params]
+    if missing:
+        raise InputError(f"{where}: params is missing {', '.join(missing)} (needs {', '.join(PARAM_KEYS)})")
+    try:
+        arrays = {k: np.asarray(params[k], dtype=float) for k in PARAM_KEYS}
+        model.check_params(arrays)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: params do not fit the model ({' '.join(str(exc).split())[:200]})") from None
+    bad = [k for k, v in arrays.items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise InputError(f"{where}: params {', '.join(bad)} hold non-finite numbers; nothing was written")
+    if info is not None and not isinstance(info, dict):
+        raise InputError(f"{where}: info must be a dict (got {type(info).__name__})")
+    data = _check_data(data, model, where)
     if data["classes"] is not None:
         data["classes"] = [_plain(c) for c in data["classes"]]
     meta = {"format": MODEL_FORMAT, "version": VERSION, "model": model.config(), "info": info or {},
             "data": data}
-    write_npz(path, __meta__=_meta_array(meta), **{k: np.asarray(params[k], dtype=float) for k in PARAM_KEYS})
+    write_npz(path, __meta__=_meta_array(meta), **arrays)
 
 
 def load_model(path, full=False):
@@ -154,18 +174,22 @@ def load_model(path, full=False):
     from ocdl.models import ResNetODE
     arrays, meta = _read_container(path, MODEL_FORMAT, "model")
     where = f"model file '{os.fspath(path)}'"
+    model_args, info, data = schema.check_model_meta(meta, where)
+    missing = [k for k in PARAM_KEYS if k not in arrays]
+    if missing:
+        raise InputError(f"{where}: missing array(s) {', '.join(missing)}")
     try:
-        model = ResNetODE(**meta["model"])
+        model = ResNetODE(**model_args)
         params = {k: np.asarray(arrays[k], dtype=float) for k in PARAM_KEYS}
         model.check_params(params)
-        data = _check_data(meta.get("data"), model, where)
+        data = _check_data(data, model, where)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise InputError(f"{where} is inconsistent ({exc}); re-save it") from None
+        raise InputError(f"{where} is inconsistent ({' '.join(str(exc).split())[:200]}); re-save it") from None
     if not all(np.all(np.isfinite(v)) for v in params.values()):
         raise InputError(f"{where} holds non-finite parameters")
     if full:
-        return model, params, meta.get("info", {}), data
-    return model, params, meta.get("info", {})
+        return model, params, info, data
+    return model, params, info
 
 
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -187,19 +211,26 @@ def save_checkpoint(directory, state, settings):
     write_npz(checkpoint_path(directory), __meta__=_meta_array(meta), **arrays)
 
 
-def load_checkpoint(directory, settings=None):
+def load_checkpoint(directory, settings=None, size=None):
     """The saved solver state, or None when ``DIR`` has no checkpoint; InputError when it was made
-    with different ``settings``."""
+    with different ``settings``, holds arrays of another size than the run's ``size`` parameters
+    (when given) or breaks the schema of :mod:`ocdl.data.schema`."""
     path = checkpoint_path(directory)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
-    arrays, meta = _read_container(path, CHECKPOINT_FORMAT, "checkpoint")
-    if settings is not None and meta.get("settings") != settings:
-        old = meta.get("settings") or {}
+    arrays, meta = _read_container(path, CHECKPOINT_FORMAT, "checkpoint", hint="check --checkpoint")
+    where = f"checkpoint '{path}'"
+    fields = schema.check_checkpoint_meta(meta, where)
+    if settings is not None and fields["settings"] != settings:
+        old = fields["settings"] or {}
         diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
         raise InputError(f"checkpoint in '{directory}' was made with different settings ({', '.join(diff)}); "
                          f"use the same flags, or another --checkpoint directory")
-    return {"iteration": meta["iteration"], "history": meta["history"],
+    schema.check_checkpoint_arrays(arrays, size, where)
+    for name, a in arrays.items():
+        if name.startswith("param_") and not np.all(np.isfinite(a)):
+            raise InputError(f"{where}: array '{name}' holds non-finite numbers; use another --checkpoint directory")
+    return {"iteration": fields["iteration"], "history": fields["history"],
             "params": {k[6:]: v for k, v in arrays.items() if k.startswith("param_")},
             "opt": {k[4:]: v for k, v in arrays.items() if k.startswith("opt_")},
-            "meta": meta.get("extra", {})}
+            "meta": fields["extra"]}

@@ -9,7 +9,8 @@ each sample time. Cost ``J = (1/n) Σ_i (x̄(t_i) − x_i)²``.
 
 Solvers: ``newton`` (Levenberg–Marquardt on the exact CasADi Jacobian; also returns standard
 errors from ``σ̂² (JᵀJ)⁻¹``), ``adam`` (autograd), ``pinn`` (:mod:`ocdl.forces.pinn`). All start
-from the same initial guess, :func:`initial_guess` — a grid search of damped sinusoids.
+from the same initial guess: :func:`initial_guess` — a grid search of damped sinusoids — or, with
+``init="random"``, an arbitrary point of the same box.
 """
 import math
 import time
@@ -82,10 +83,37 @@ class OscillatorProblem:
         v0 = vals.get("v0", self.fixed["v0"])
         return vals["gamma"], vals["omega0"], x0, v0
 
-    def initial_guess(self):
-        g, w, a, b = initial_guess(self.t, self.x)
+    def initial_guess(self, init="grid", seed=0):
+        """The starting point of every solver. ``grid``: the best damped sinusoid of
+        :func:`initial_guess` (a search that lands next to the answer on clean data). ``random``: an
+        arbitrary point of the same search box — γ uniform in ``[0, 5/t_max]``, ω0 uniform in
+        ``[0.25π/t_max, π/Δt]`` (up to the Nyquist rate), ``x0`` the first sample, ``v0 = 0``."""
+        if init == "grid":
+            g, w, a, b = initial_guess(self.t, self.x)
+        elif init == "random":
+            rng = np.random.default_rng(seed)
+            T = self.t.max() - self.t.min()
+            dt = T / max(self.n - 1, 1)
+            g, w = rng.uniform(0.0, 5.0 / T), rng.uniform(0.25 * np.pi / T, np.pi / dt)
+            a, b = float(self.x[0]), 0.0
+        else:
+            from ocdl.errors import unknown_name
+            raise unknown_name("init", init, ("grid", "random"))
         guess = {"gamma": g, "omega0": w, "x0": a, "v0": b}
         return np.array([guess[k] for k in self.names])
+
+    # PINN residual (ocdl.forces.pinn) --------------------------------------------------------------
+    def pinn_residual(self, theta0):
+        """``r = (x'' + 2γx' + ω0²x)/ω_ref²`` with ``ω_ref`` = the starting ω0 (fixed: r is O(x))."""
+        omega_ref = float(theta0[1])
+        self.pinn_velocity_scale = omega_ref
+
+        def residual(p, x, dx, ddx):
+            return (ddx + 2 * p[0] * dx + p[1] ** 2 * x) / omega_ref ** 2
+        return residual
+
+    def pinn_info(self, p):
+        return {"gamma": float(p[0]), "omega0": float(p[1])}
 
     # torch network -----------------------------------------------------------------------------
     def _layer_matrix(self, hA):
@@ -142,16 +170,18 @@ class OscillatorProblem:
 
 
 def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=True, seed=0, state0=None,
-                     checkpoint=None, checkpoint_every=None, should_stop=None, **pinn_kw):
+                     checkpoint=None, checkpoint_every=None, should_stop=None, init="grid", **pinn_kw):
     """Fit the oscillator by ``newton`` | ``adam`` | ``pinn``; returns an :class:`~ocdl.optim.OptimizeResult`
     whose ``x`` holds the unknowns in ``problem.names`` order, with extras ``gamma, omega0, x0, v0,
     initial_guess`` (+ ``*_stderr`` for newton, ``pinn_curve`` for pinn) and ``data_loss``.
 
     ``newton``: Levenberg–Marquardt (converges by its own test). ``adam``: constant learning rate,
     the best iterate returned (no convergence test: ``success`` is False). The checkpoint options
-    are those of :func:`ocdl.optim.minimize` (Adam resumes bit for bit)."""
+    are those of :func:`ocdl.optim.minimize` (Adam resumes bit for bit). ``init``: ``grid`` (the
+    damped-sinusoid search) or ``random`` (an arbitrary start, drawn with ``seed``; see
+    :meth:`OscillatorProblem.initial_guess`)."""
     t0 = time.perf_counter()
-    theta0 = problem.initial_guess()
+    theta0 = problem.initial_guess(init, seed)
     ck = {"state0": state0, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every,
           "should_stop": should_stop, "quiet": quiet}
     if method == "newton":
@@ -193,7 +223,7 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=T
         raise unknown_name("solver", method, ("newton", "adam", "pinn"))
     g, w, x0, v0 = problem.unpack(res.x)
     res.update({"gamma": float(g), "omega0": float(w), "x0": float(x0), "v0": float(v0),
-                "initial_guess": dict(zip(problem.names, map(float, theta0)))})
+                "initial_guess": dict(zip(problem.names, map(float, theta0))), "init": init})
     return res
 
 
@@ -207,7 +237,7 @@ def summarize(problem, res, solver, true_gamma=None, true_omega0=None):
                "final_loss": res.fun, "iterations": res.nit, "wall_time_s": res.wall_time_s,
                "success": res.success, "message": res.message, "gamma": e["gamma"], "omega0": e["omega0"],
                "x0": e["x0"], "v0": e["v0"], "steps": problem.steps, "n_samples": problem.n,
-               "initial_guess": e["initial_guess"], "history": thin_history(res.history)}
+               "initial_guess": e["initial_guess"], "init": e.get("init", "grid"), "history": thin_history(res.history)}
     for k in ("gamma_stderr", "omega0_stderr", "x0_stderr", "v0_stderr"):
         if k in e:
             summary[k] = e[k]

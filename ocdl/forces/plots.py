@@ -113,3 +113,48 @@ def plot_oscillator(path, problem, results, truth=None, title=""):
     if title:
         fig.suptitle(title)
     save_figure(fig, path)
+
+
+def plot_potential(path, problem, results, truth=None, title=""):
+    """``results``: {label: (OptimizeResult, summary) of solve_potential}; draws the data and each
+    fitted network trajectory, the learned V(x) against the truth (grey: outside the visited
+    range), and the training curves."""
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
+    ax = axes[0]
+    ax.plot(problem.t, problem.x, "o", color="0.6", ms=3, label="data")
+    for k, (label, (res, _)) in enumerate(results.items()):
+        with torch.no_grad():
+            xs = problem.predict_torch(torch.as_tensor(res.x, dtype=torch.float64)).numpy()
+        ax.plot(problem.t, xs, color=f"C{k}", lw=1.2, label=f"{label}: EOM network")
+        if "pinn_curve" in res:
+            ax.plot(res["pinn_curve"]["t"], res["pinn_curve"]["x"], "--", color=f"C{k}", lw=1,
+                    label=f"{label}: MLP x(t)")
+    ax.set_xlabel("t")
+    ax.set_ylabel("x")
+    ax.set_title("trajectory")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    nodes = problem.grid.nodes
+    for k, (label, (res, s)) in enumerate(results.items()):
+        err = f" ({s['rel_l2_error']:.2%})" if "rel_l2_error" in s else ""
+        ax.plot(nodes, res.x[:problem.m], "o-", color=f"C{k}", ms=3, lw=1, label=f"{label}{err}")
+    if truth is not None:
+        fine = np.linspace(nodes[0], nodes[-1], 400)
+        ax.plot(fine, np.broadcast_to(truth(fine), fine.shape), color="0.4", lw=4, alpha=0.35, label="truth")
+    lo, hi = next(iter(results.values()))[1]["visited_range"]
+    ax.axvspan(nodes[0], lo, color="0.9")
+    ax.axvspan(hi, nodes[-1], color="0.9")
+    ax.set_xlabel("x")
+    ax.set_ylabel("V(x)")
+    ax.set_title("learned potential (grey: not visited)")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    for k, (label, (res, _)) in enumerate(results.items()):
+        h = res.history
+        ax.semilogy([q["time_s"] for q in h], [q["loss"] for q in h], color=f"C{k}", label=label)
+    ax.set_xlabel("wall time (s)")
+    ax.set_title("training cost")
+    ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)

@@ -107,3 +107,22 @@ def simulate_oscillator(gamma, omega0, x0=1.0, v0=0.0, T=1.0, samples=40, noise=
     x = y[0] + (np.random.default_rng(seed).normal(0.0, noise, samples) if noise > 0 else 0.0)
     _finite_output(x, "x")
     return t, x
+
+
+def simulate_potential(potential, gamma, omega0, x0=1.0, v0=0.0, T=1.0, samples=201, noise=0.0, seed=0):
+    """``x'' + 2γx' + ω0² V(x) = 0`` (``potential`` = V, vectorised in ``x``) sampled at ``samples``
+    evenly spaced times in ``[0, T]`` (``t_i = iT/(samples − 1)``), plus Gaussian noise of standard
+    deviation ``noise``; returns ``(t, x)``."""
+    if samples < 2:
+        raise InputError("--samples must be ≥ 2")
+
+    def rhs(y):
+        V = np.asarray(potential(np.asarray(y[:1])), float).reshape(-1)
+        _finite("potential", V)
+        return np.array([y[1], -2 * gamma * y[1] - omega0 ** 2 * V[0]])
+
+    t = np.linspace(0.0, T, samples)
+    y = flow(rhs, [x0, v0], T, t_eval=t)
+    x = y[0] + (np.random.default_rng(seed).normal(0.0, noise, samples) if noise > 0 else 0.0)
+    _finite_output(x, "x")
+    return t, x

@@ -21,14 +21,13 @@ from ocdl.errors import InputError
 
 #: more columns than this is refused (before any per-column work): no ocdl model reads that many
 MAX_COLUMNS = 10_000
+#: cells larger than this in magnitude are refused: squares (variances, distances) would overflow
+MAX_ABS = 1e150
 
 
 def _read_rows(path):
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(f"{path}: file not found")
-    if os.path.isdir(path):
-        raise InputError(f"{path}: is a directory, expected a CSV file")
+    from ocdl.io.paths import regular_file
+    path = regular_file(path, "CSV")
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: a byte-order mark is accepted
             rows = [r for r in csv.reader(fh)]
@@ -72,6 +71,9 @@ def _numeric(path, header, body, wanted, allow_empty=()):
                 raise InputError(f"{path}: line {i}, column '{col}': '{cell}' is not a number") from None
             if not math.isfinite(v):
                 raise InputError(f"{path}: line {i}, column '{col}': non-finite value '{cell}'")
+            if abs(v) > MAX_ABS:
+                raise InputError(f"{path}: line {i}, column '{col}': {cell} is too large to compute with "
+                                 f"(|value| > {MAX_ABS:g}); rescale the column")
             data[i - 2, j] = v
     return data
 
@@ -94,20 +96,6 @@ def read_table(path, columns=None, optional=(), allow_empty=()):
         wanted = header
     data = _numeric(path, header, body, wanted, allow_empty)
     return {c: data[:, j].copy() for j, c in enumerate(wanted)}
-
-
-def label_key(value):
-    """The text a label is matched by: integer-valued numbers as ``str(int)`` (so ``1``, ``1.0``
-    and ``"1"`` are one class), other values as ``str``."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value).strip()
-    if math.isfinite(v) and v == round(v):
-        return str(int(v))
-    return str(value).strip()
 
 
 def _parse_labels(path, column, cells):
@@ -137,6 +125,7 @@ class LabelledTable(NamedTuple):
     features: list
     label_column: object
     classes: object
+    ignored: list = []      # columns of the file neither read as features nor as labels
 
 
 def read_classification(path, label_column=None, features=None, classes=None, require_labels=True,
@@ -148,9 +137,10 @@ def read_classification(path, label_column=None, features=None, classes=None, re
       no labels).
     * ``features``: the feature columns to take, by name and in this order (extra columns are
       ignored) — how a saved model reads new data; None: every column but the label.
-    * ``classes``: the known classes (a model's); labels are mapped to their index and an unknown
-      label is an error. None: ``classes = sorted(set(labels))`` (integers sort numerically,
-      names as text) and at least ``min_classes`` of them.
+    * ``classes``: the known classes (a model's or the training data's: a list or a
+      :class:`~ocdl.data.labels.LabelCodec`); labels are mapped to their index and an unknown label
+      is an error. None: the codec fitted on this file (:meth:`LabelCodec.fit`: integers sort
+      numerically, names as text) with at least ``min_classes`` classes.
 
     Returns a :class:`LabelledTable`; ``y`` is None when there is no label column and
     ``require_labels`` is false.
@@ -182,23 +172,19 @@ def read_classification(path, label_column=None, features=None, classes=None, re
         raise InputError(f"{path}: no label column; add a 'label' column or name one with --label-column")
     X = _numeric(path, header, body, features)
     if label_column is None:
-        return LabelledTable(X, None, features, None, None if classes is None else list(classes))
+        classes = getattr(classes, "classes", classes)
+        return LabelledTable(X, None, features, None, None if classes is None else list(classes),
+                             [h for h in header if h not in features])
     j = header.index(label_column)
     labels = _parse_labels(path, label_column, [row[j] for row in body])
+    from ocdl.data.labels import LabelCodec
     if classes is None:
-        classes = sorted(set(labels), key=lambda v: (isinstance(v, str), v))
-        if len(classes) < min_classes:
-            raise InputError(f"{path}: only one class present ({classes[0]!r}); classification needs at least "
-                             f"{min_classes}")
-    index = {label_key(c): i for i, c in enumerate(classes)}
-    y = np.empty(len(labels), dtype=np.int64)
-    for i, v in enumerate(labels):
-        k = index.get(label_key(v))
-        if k is None:
-            shown = ", ".join(repr(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
-            raise InputError(f"{path}: line {i + 2}: label {v!r} is not one of the classes the model knows ({shown})")
-        y[i] = k
-    return LabelledTable(X, y, features, label_column, list(classes))
+        codec = LabelCodec.fit(labels, f"{path}: column '{label_column}'", min_classes)
+    else:
+        codec = classes if isinstance(classes, LabelCodec) else LabelCodec(classes, path)
+    y = codec.encode(labels, path, line0=2)
+    return LabelledTable(X, y, features, label_column, codec.classes,
+                         [h for h in header if h not in features and h != label_column])
 
 
 def read_labelled(path, require_labels=True, min_classes=2, label_column=None):

@@ -85,12 +85,17 @@ class ResNetODE:
         if is_conv:             # C channels × L = d_in positions; width follows (C L, or 2 C L)
             from ocdl.models.conv import conv_defaults
             dflt = conv_defaults(d_in)
-            if shape is not None and int(np.prod(shape)) != int(d_in):
-                raise InputError(f"--shape {','.join(str(int(v)) for v in shape)} has {int(np.prod(shape))} "
+            channels = dflt["channels"] if channels is None else channels
+            # the input is one channel of shape positions (lifted into channel 0), or the whole
+            # initial state (every channel, q and p: d_in = C × halves × positions; lift = identity)
+            positions = None if shape is None else int(np.prod(shape))
+            whole_state = (positions is not None
+                           and positions * int(channels) * FIELDS[field].halves_per_state == int(d_in))
+            if positions is not None and positions != int(d_in) and not whole_state:
+                raise InputError(f"--shape {','.join(str(int(v)) for v in shape)} has {positions} "
                                  f"positions but the data have {int(d_in)} features")
-            F = FIELDS[field](activation, channels=dflt["channels"] if channels is None else channels,
-                              kernel=dflt["kernel"] if kernel is None else kernel, length=int(d_in),
-                              shape=shape)
+            F = FIELDS[field](activation, channels=channels, kernel=dflt["kernel"] if kernel is None else kernel,
+                              length=positions if whole_state else int(d_in), shape=shape)
             if width is not None and int(width) != F.state_width():
                 raise InputError(f"--width does not apply to the {field} field (its state is --channels × "
                                  f"input length = {F.state_width()}); leave it out")
@@ -117,7 +122,7 @@ class ResNetODE:
         if is_conv:
             pass
         elif F.separable:
-            if width % 2 or width // 2 < d_in:
+            if width % 2 or (width // 2 < d_in and width != d_in):     # width == d_in: x_0 = (q, p) given
                 raise InputError(f"{field} field needs an even --width ≥ 2 × input dimension "
                                  f"= {2 * d_in} (got {width})")
         elif width < d_in:
@@ -200,7 +205,8 @@ class ResNetODE:
         """Zero padding to width d (hamiltonian: the input goes into q = x[:, :d/2], p = 0; conv: the
         signal (or image, row-major) is channel 0 (of q), the other channels start at 0), after
         the optional fixed normalisation ``(X − input_shift) / input_scale`` (``input_scale`` one
-        number for all features, or one per feature, divided column-wise)."""
+        number for all features, or one per feature, divided column-wise). With ``d_in = d`` (an
+        input that is the whole initial state, e.g. an :class:`ocdl.nn.ODEBlock`'s) it is the identity."""
         X = self._normalised(X)
         n, d_in = X.shape
         if self.d == d_in:

@@ -46,7 +46,7 @@ import numpy as np
 
 from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
-from ocdl.models.backend import is_torch, swap
+from ocdl.models.backend import is_torch, swap, zeros_like_shape
 from ocdl.pmp import compiled, fused_conv, torch_sweeps
 from ocdl.pmp.dispatch import SWEEPS, backend, family
 from ocdl.models.losses import mean_loss, mean_loss_and_grad
@@ -77,18 +77,32 @@ def _check_increments(model, increments, n):
     return xi
 
 
-def _sweep(model, params, X, y, trajectories=True, increments=None, device=None):
+def _sweep(model, params, X, y, trajectories=True, increments=None, device=None, terminal_costate=None):
     be = backend(model, params, X, device)
     if be == "torch":
-        return _sweep_torch(model, params, X, y, trajectories, increments, device)
+        return _sweep_torch(model, params, X, y, trajectories, increments, device, terminal_costate)
     params, X, y = _as_numpy(model, params, X, y)
     increments = _check_increments(model, increments, X.shape[0])
+    terminal = (_terminal(model, params, y) if terminal_costate is None
+                else _linear_terminal(np.asarray(terminal_costate, dtype=float)))
     data, gK, gb, xN, g, states, costates = SWEEPS[be, family(model)](
-        model, params, X, _terminal(model, params, y), trajectories, increments)
+        model, params, X, terminal, trajectories, increments)
     if states is None:                          # trajectories=False: keep x_N only, (1, n, d)
         states = xN[None]
     J, grads = _total(model, params, data, gK, gb, xN, g)
     return J, grads, states, costates
+
+
+def _linear_terminal(V):
+    """The terminal of a linear cost ``Σ_i ⟨v_i, x_N,i⟩`` (V (n, d), numpy or torch): ``p_N = V``
+    whatever x_N is; the head gets no gradient (``∇_s`` is zero). This is the vector-Jacobian
+    product of the state map ``x_0 ↦ x_N`` with V (the backward of :class:`ocdl.nn.ODEBlock`)."""
+    def terminal(xN):
+        n = xN.shape[0]
+        if tuple(V.shape) != tuple(xN.shape):
+            raise InputError(f"terminal costate has shape {tuple(V.shape)}, need (samples, width) = {tuple(xN.shape)}")
+        return float((V * xN).sum()), V, zeros_like_shape(xN, (n, 1))
+    return terminal
 
 
 def _terminal(model, params, y):
@@ -130,15 +144,20 @@ def _torch_inputs(model, params, X, y, increments, device):
     return params, x0, y, xi
 
 
-def _sweep_torch(model, params, X, y, trajectories, increments, device):
+def _sweep_torch(model, params, X, y, trajectories, increments, device, terminal_costate=None):
     """The torch sweeps on ``device``; gradients, states and costates are tensors there,
     converted to numpy if the parameters came as numpy arrays."""
     numpy_out = not any(is_torch(v) for v in params.values())
     params, x0, y, xi = _torch_inputs(model, params, X, y, increments, device)
     if xi is not None and model.integrator in SPLITTINGS:
         raise InputError("additive increments need an explicit Runge–Kutta integrator")
+    if terminal_costate is None:
+        terminal = _terminal(model, params, y)
+    else:
+        import torch
+        terminal = _linear_terminal(torch.as_tensor(terminal_costate).to(device=x0.device, dtype=x0.dtype))
     data, gK, gb, xN, g, states, costates = SWEEPS["torch", family(model)](
-        model, params, x0, _terminal(model, params, y), trajectories, xi)
+        model, params, x0, terminal, trajectories, xi)
     if states is None:
         states = xN[None]
     J, grads = _total(model, params, data, gK, gb, xN, g)
@@ -149,7 +168,7 @@ def _sweep_torch(model, params, X, y, trajectories, increments, device):
     return J, grads, states, costates
 
 
-def sweep(model, params, X, y, increments=None, trajectories=True, device=None):
+def sweep(model, params, X, y, increments=None, trajectories=True, device=None, terminal_costate=None):
     """``(J, grads, states, costates)`` from one forward and one backward sweep.
     ``trajectories=False`` skips assembling the trajectories: ``states`` is then ``x_N[None]``
     (shape (1, n, d)) and ``costates`` None — the cost of :func:`value_and_grad`.
@@ -161,31 +180,45 @@ def sweep(model, params, X, y, increments=None, trajectories=True, device=None):
     unchanged; only the forward (hence the states the costates are evaluated at) differs.
 
     ``device`` (or torch tensors as inputs): the torch sweeps of :mod:`ocdl.pmp.torch_sweeps` on
-    that device (see the module docstring)."""
-    return _sweep(model, params, X, y, trajectories=trajectories, increments=increments, device=device)
+    that device (see the module docstring).
+
+    ``terminal_costate`` (optional, (n, d)): replaces the head's loss by the linear terminal cost
+    ``Σ_i ⟨v_i, x_N,i⟩``, so ``p_N = V`` and the sweep is the vector-Jacobian product of the state
+    map: ``costates[0] = (∂x_N/∂x_0)ᵀ V`` (the inputs' gradient), ``grads["K"], grads["b"]`` the
+    parameters' (plus the regulariser's; ``y`` is not used, W and μ get none)."""
+    return _sweep(model, params, X, y, trajectories=trajectories, increments=increments, device=device,
+                  terminal_costate=terminal_costate)
+
+
+def final_state(model, params, X, increments=None, device=None):
+    """``x_N`` ((n, d)) by the cost-only forward, nothing stored: a float64 numpy array, or a
+    tensor on the torch path (``increments`` and ``device`` as in :func:`sweep`)."""
+    if backend(model, params, X, device) == "torch":
+        params, x0, _, xi = _torch_inputs(model, params, X, None, increments, device)
+        return torch_sweeps.final_state(model, params, x0, xi)
+    params, X, _ = _as_numpy(model, params, X, None)
+    increments = _check_increments(model, increments, X.shape[0])
+    fam = family(model)
+    if fam == "implicit":
+        return model.forward(params, X)[-1]
+    if fam.startswith("conv") and increments is not None:
+        raise InputError("additive increments are not supported for the conv fields")
+    if fam == "conv-rk":
+        return fused_conv.conv_rk_value_and_grad(model, params, X, None, store=False)
+    if fam == "conv-split":
+        return fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator], store=False)
+    return compiled.final_state(model, params, X, increments, SPLITTINGS[model.integrator] if fam == "split" else None)
 
 
 def cost(model, params, X, y, increments=None, device=None):
     """The discrete cost J (float) by the forward sweep alone, nothing stored; ``increments``
     and ``device`` as in :func:`sweep`."""
-    be = backend(model, params, X, device)
-    if be == "torch":
+    if backend(model, params, X, device) == "torch":
         params, x0, y, xi = _torch_inputs(model, params, X, y, increments, device)
         xN = torch_sweeps.final_state(model, params, x0, xi)
     else:
         params, X, y = _as_numpy(model, params, X, y)
-        increments = _check_increments(model, increments, X.shape[0])
-        fam = family(model)
-        if fam == "implicit" or (fam == "conv-rk" and increments is not None):
-            return float(model.cost(params, X, y))
-        if fam == "conv-rk":
-            xN = fused_conv.conv_rk_value_and_grad(model, params, X, None, store=False)
-        elif fam == "conv-split":
-            xN = fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator],
-                                                      store=False)
-        else:
-            xN = compiled.final_state(model, params, X, increments,
-                                      SPLITTINGS[model.integrator] if fam == "split" else None)
+        xN = final_state(model, params, X, increments)
     return float(mean_loss(model.head(params, xN), y)
                  + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
 

@@ -1,5 +1,5 @@
-"""The fused form of a field, shared by the numpy sweeps (:mod:`ocdl.pmp.fused`, the compiled
-kernels) and the torch sweeps (:mod:`ocdl.pmp.torch_sweeps`): the one definition of the gradient formula,
+"""The fused form of a field, shared by the compiled sweeps (:mod:`ocdl.pmp.compiled`) and the
+torch sweeps (:mod:`ocdl.pmp.torch_sweeps`): the one definition of the gradient formula,
 and of the costate coefficients of an explicit Runge–Kutta tableau (:func:`rk_coefficients`).
 
 A field of form ``outer`` is ``f = M [σ(x); 1]``, of form ``inner`` ``f = D ⊙ σ(M [x; 1])``, with

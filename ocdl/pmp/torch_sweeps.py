@@ -16,7 +16,7 @@ for torch inputs or a ``device=``, and on the CPU for an activation without a co
   kernels: per layer the backward sweep is then a matmul and one fused elementwise op).
 * **Buffers.** Every layer writes into preallocated blocks with ``out=`` (``torch.addmm``
   fuses ``x + h M a`` and ``λ + h M̃ᵀ U`` into one call); the blocks live in a per-(model,
-  device) workspace reused from call to call, as in :mod:`ocdl.pmp.fused`. The only Python
+  device) workspace (:mod:`ocdl.pmp.workspace`) reused from call to call. The only Python
   loops are over layers and stages, never over samples.
 
 Equations (``h`` the step, ``C_ij = â_ij − b_j`` of the adjoint-partner tableau):
@@ -100,7 +100,7 @@ def euler_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, incre
     reusing it, θ-contraction of all layers in one batched matmul. ``x0`` = lift(X) (n, d);
     ``lam_of_xN(xN) -> (J_data, lamN, extra)``; ``increments`` (N, n, d) or None adds ξ_k to
     each step. Returns ``(J_data, gK, gb, xN, extra, states, costates)`` like
-    :func:`ocdl.pmp.fused.euler_value_and_grad` (states/costates (N+1, n, d) if ``trajectories``)."""
+    :func:`ocdl.pmp.compiled.euler_value_and_grad` (states/costates (N+1, n, d) if ``trajectories``)."""
     torch = _torch()
     h = model.h
     N, d = model.layers, model.d

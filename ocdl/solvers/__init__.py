@@ -21,7 +21,8 @@ SOLVERS = {
     "pmp-lbfgs": pmp_lbfgs,
     "pmp-gd": pmp_gd,
 }
-from ocdl.solvers.newton import newton as _newton, ipopt as _ipopt  # noqa: E402
+from ocdl.solvers.newton import newton as _newton  # noqa: E402
+from ocdl.solvers.ipopt import ipopt as _ipopt  # noqa: E402
 from ocdl.solvers.msa import msa as _msa  # noqa: E402
 from ocdl.solvers.shooting import shooting as _shooting  # noqa: E402
 SOLVERS.update({"newton": _newton, "ipopt": _ipopt, "msa": _msa, "shooting": _shooting})
@@ -219,7 +220,7 @@ def solver_options(solver):
 def train(X, y, solver="adam", *, field="outer", integrator="euler", activation="tanh", layers=None, T=None,
           width=None, alpha=DEFAULT_ALPHA, beta=0.0, normalize=DEFAULT_NORMALIZE, n_classes=None,
           iterations=None, seed=0, params0=None, model=None, callback=None, quiet=True, device=None,
-          **options):
+          max_seconds=None, **options):
     """Train a ResNet-ODE classifier on inputs X (n, d) and labels y in 0..C−1; returns an
     :class:`~ocdl.optim.OptimizeResult` (``x`` = parameters {K, b, W, mu}, ``fun`` = final cost J,
     ``success``, ``message``, ``nit``, ``history``, ``model``).
@@ -251,9 +252,17 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     ``test=(X_test, y_test)`` (:mod:`ocdl.solvers.gradient`); training sets of more than
     ``FULL_BATCH_MAX`` samples train in mini-batches by default (:func:`default_batching`).
     Divergence raises :class:`~ocdl.errors.SolverError` whose ``result`` holds the last good
-    parameters.
+    parameters. Bad arguments (complex or empty X, labels that are not class indices, a negative
+    ``lr`` …) raise one InputError naming the argument (:func:`ocdl.jobs.train.check_arrays`,
+    ``check_options``); a run whose memory or time estimate is too large is refused before it
+    starts (:func:`ocdl.jobs.train.guard`; ``max_seconds`` lifts the one-hour time bound).
     """
+    from ocdl.jobs import train as job
     check_choice("solver", solver, list(SOLVERS))
+    X, y = job.check_arrays(X, y, n_classes if model is None else model.n_classes)
+    checked = job.check_options({"layers": layers, "T": T, "width": width, "alpha": alpha, "beta": beta,
+                                 "iterations": iterations, "seed": seed, **options})
+    options = {k: checked[k] for k in options}
     default_batching(solver, len(y), options, iterations)   # InputError for batch options of other solvers
     known = solver_options(solver)
     unknown = sorted(set(options) - set(known))
@@ -265,6 +274,7 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
                            alpha=alpha, beta=beta, n_classes=n_classes, normalize=normalize,
                            activation=activation)
     X, y = model.check_data(X, y)
+    job.guard(solver, model, len(y), options, iterations, max_seconds)
     if solver in MINIBATCH_SOLVERS:
         options.setdefault("batch_seed", seed)      # --seed also fixes the batch order and the validation split
     check_solver_for_model(solver, model)

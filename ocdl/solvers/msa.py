@@ -46,7 +46,7 @@ from ocdl import pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
 from ocdl.solvers.gradient import PATIENCE, Batching, _run
-from ocdl.solvers.newton import check_options
+from ocdl.solvers.pontryagin import check_options
 
 #: CG stopping rule of the layer step: relative residual ``‖M_k δ_k + G_k‖ ≤ CG_RTOL ‖G_k‖`` per
 #: layer, at most ``CG_MAXITER`` iterations (a layer that stops early is frozen while the others go on)

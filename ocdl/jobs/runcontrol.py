@@ -1,21 +1,18 @@
-"""Checkpoint flags and signal handling of the training commands (the CLI side of checkpoints).
+"""Checkpoints, signals and last good results of a run (the run-control side of a job).
 
-The library side is :func:`ocdl.optim.minimize` (``state0``, ``checkpoint``, ``checkpoint_every``,
-``should_stop``) and the file format :func:`ocdl.data.save_checkpoint` / ``load_checkpoint``
-(``DIR/checkpoint.npz``, atomic). Here: :func:`add_flags` (``--checkpoint DIR``,
-``--checkpoint-every K``, ``--resume``), :func:`check_flags`, :class:`StopFlag` (the SIGINT/SIGTERM
+The library side of checkpoints is :func:`ocdl.optim.minimize` (``state0``, ``checkpoint``,
+``checkpoint_every``, ``should_stop``) and the file format :func:`ocdl.data.save_checkpoint` /
+``load_checkpoint`` (``DIR/checkpoint.npz``, atomic). Here: :class:`StopFlag` (the SIGINT/SIGTERM
 handler: the first signal asks the loop to checkpoint and stop at the next step, a second one
-stops at once) and :class:`RunControl`, which loads the state to resume (refusing a checkpoint made
-with other settings), builds the options above and installs the handler for a ``with`` block.
+stops at once), :class:`RunControl`, which loads the state to resume (refusing a checkpoint made
+with other settings or of another size), builds the options above and installs the handler for a
+``with`` block, and :func:`keep_last_good` — the one last-good handler.
 """
-import hashlib
+import contextlib
 import os
 import signal
 
-import numpy as np
-
-from ocdl.cli import common
-from ocdl.errors import InputError
+from ocdl.errors import SolverError
 
 
 class StopFlag:
@@ -42,41 +39,18 @@ class StopFlag:
         self.old = {}
 
 
-def add_flags(p, every=100, unit="iterations"):
-    """``--checkpoint DIR``, ``--checkpoint-every K``, ``--resume`` on parser ``p``."""
-    p.add_argument("--checkpoint", metavar="DIR", help="save resumable state in DIR periodically and on Ctrl-C")
-    p.add_argument("--checkpoint-every", type=common.positive_int, default=every, metavar="K",
-                   help=f"{unit} between checkpoints (default {every})")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
-
-
-def check_flags(args):
-    """InputError for ``--resume`` without ``--checkpoint`` or a ``--checkpoint`` that is a file."""
-    if args.resume and not args.checkpoint:
-        raise InputError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
-    if args.checkpoint and os.path.exists(args.checkpoint) and not os.path.isdir(args.checkpoint):
-        raise InputError(f"--checkpoint '{args.checkpoint}' exists and is not a directory")
-
-
-def digest(*arrays):
-    """A short hash of the data (part of a run's settings: a resumed run must see the same data)."""
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
-
-
 class RunControl:
-    """The CLI plumbing of one run: ``with RunControl(args, settings) as rc: solve(..., **rc.options())``.
+    """The plumbing of one run: ``with RunControl(job, settings) as rc: solve(..., **rc.options())``.
 
-    ``rc.state0`` is the state to resume (None for a fresh run); :meth:`stage` gives the same for
-    one stage of a multi-stage run (its own sub-directory ``DIR/<name>``)."""
+    ``job`` has ``checkpoint``, ``checkpoint_every``, ``resume`` and ``quiet`` (a
+    :class:`~ocdl.jobs.base.Resumable`). ``rc.state0`` is the state to resume (None for a fresh
+    run); :meth:`stage` gives the same for one stage of a multi-stage run (its own sub-directory
+    ``DIR/<name>``). ``size``: the run's parameter count, checked against the checkpoint's arrays."""
 
-    def __init__(self, args, settings, staged=False):
+    def __init__(self, job, settings, staged=False, size=None):
         from ocdl.progress import log
-        check_flags(args)
-        self.directory, self.every, self.settings = args.checkpoint, args.checkpoint_every, settings
-        self.resume, self.quiet, self.stop = bool(args.resume), args.quiet, StopFlag()
+        self.directory, self.every, self.settings, self.size = job.checkpoint, job.checkpoint_every, settings, size
+        self.resume, self.quiet, self.stop = bool(job.resume), job.quiet, StopFlag()
         self.state0 = None if staged else self.load()
         if self.resume and staged and not any(
                 os.path.exists(os.path.join(self.directory, n, "checkpoint.npz"))
@@ -95,7 +69,7 @@ class RunControl:
         from ocdl.data import load_checkpoint
         if not (self.directory and self.resume):
             return None
-        return load_checkpoint(self._dir(stage), self.settings)
+        return load_checkpoint(self._dir(stage), self.settings, None if stage else self.size)
 
     def save(self, state, stage=None):
         from ocdl.data import save_checkpoint
@@ -131,3 +105,38 @@ class RunControl:
     def __exit__(self, *exc):
         self.stop.restore()
         return False
+
+
+@contextlib.contextmanager
+def keep_last_good(save, what="parameters"):
+    """The one last-good handler: when the block raises a :class:`SolverError` whose ``result.x``
+    holds the last good parameters, ``save(x, exc)`` writes them and returns the path (or None
+    when there is nowhere to write), and the error is raised again saying where they are."""
+    try:
+        yield
+    except SolverError as exc:
+        last = getattr(getattr(exc, "result", None), "x", None)
+        if last is None:
+            raise
+        path = save(last, exc)
+        if path is None:
+            raise SolverError(f"{exc} (give --checkpoint DIR to keep the last good {what})") from None
+        raise SolverError(f"{exc}; last good {what} saved to {path}") from None
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM raises KeyboardInterrupt (as SIGINT does) inside the block: every command stops the
+    same way (exit 130, keeping what it wrote). Only in the main thread."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -1,0 +1,198 @@
+"""Trust-region Newton–CG on ``∇J = 0`` (the reduced Pontryagin stationarity equations).
+
+- :func:`steihaug_cg`: truncated CG (Steihaug–Toint) for ``min_s gᵀs + ½ sᵀHs, ‖s‖ ≤ Δ``;
+- :class:`TrustRegionNewtonCG`: the stepping rule for :func:`ocdl.optim.minimize`;
+- :class:`TorchHVP`: exact ``∇²J_S v`` (torch reverse-over-reverse);
+- :class:`HessianSample`: the subsample ``S`` of the products (Byrd, Chin, Neveitt, Nocedal 2011).
+"""
+import numpy as np
+
+from ocdl.errors import SolverError
+from ocdl.optim import CONVERGED, STALLED, StopRun
+
+
+class TorchHVP:
+    """Exact Hessian-vector products ``∇²J_S(z) v`` by torch reverse-over-reverse (double backward,
+    float64) through :meth:`ResNetODE.cost` on the rows ``S``:
+    ``J_S = (1/|S|) Σ_{i∈S} Φ_i + R(θ)`` (the regulariser's curvature in full — the subsampled
+    Hessian of Byrd, Chin, Neveitt, Nocedal 2011). The graph of ``∇J_S`` at ``z`` is kept while
+    the products at the same ``(z, S)`` go on (one CG solve), so each product is one backward
+    pass. Measured on wine (width 39, 31 320 parameters, n = 133, one thread): 12 ms per product,
+    against 0.3 s for CasADi's per-sample forward-over-reverse (``GradientOnly.hvp``) and 4.6 ms
+    for a central difference of the costate gradient. No Hessian is formed."""
+
+    def __init__(self, model, X, y):
+        import torch
+        self.torch, self.model = torch, model
+        self.X = torch.tensor(np.asarray(X, dtype=float), dtype=torch.float64)
+        self.y = np.asarray(y)
+        self._key = self._graph = None
+
+    def _gradient_graph(self, z, rows):
+        torch = self.torch
+        x = torch.tensor(np.asarray(z, dtype=float), dtype=torch.float64, requires_grad=True)
+        params, i = {}, 0
+        for k, shp in self.model.shapes().items():
+            size = int(np.prod(shp))
+            params[k] = x[i:i + size].reshape(shp)
+            i += size
+        X, y = (self.X, self.y) if rows is None else (self.X[torch.as_tensor(rows)], self.y[rows])
+        g, = torch.autograd.grad(self.model.cost(params, X, y), x, create_graph=True)
+        return x, g
+
+    def __call__(self, z, v, rows=None):
+        key = self._key
+        if key is None or not (np.array_equal(key[0], z) and (key[1] is rows or (
+                key[1] is not None and rows is not None and np.array_equal(key[1], rows)))):
+            self._graph = self._gradient_graph(z, rows)
+            self._key = (np.array(z, dtype=float, copy=True), None if rows is None else np.array(rows))
+        x, g = self._graph
+        hv, = self.torch.autograd.grad(g, x, grad_outputs=self.torch.as_tensor(np.asarray(v, dtype=float)),
+                                       retain_graph=True)
+        return hv.numpy()
+
+    def release(self):
+        self._key = self._graph = None
+
+
+class HessianSample:
+    """The subsample ``S`` of the Hessian-vector products (Byrd et al. 2011): ``sample`` a fraction
+    in (0, 1] or a count ≥ 1 (a float ≤ 1 is a fraction, otherwise a count) of the rows the
+    gradient uses (all data, or the iterate's mini-batch); None: those rows themselves. A fresh
+    subsample is drawn for every Newton step (``numpy.random.default_rng(seed)``)."""
+
+    def __init__(self, sample, n, seed=0):
+        self.sample, self.n = sample, int(n)
+        self.rng = np.random.default_rng(seed)
+        if sample is not None and not (float(sample) > 0):
+            raise SolverError(f"newton: hessian_sample must be a fraction in (0, 1] or a count ≥ 1 (got {sample})")
+
+    def size(self, rows_available):
+        if self.sample is None:
+            return rows_available
+        s = float(self.sample)
+        k = int(round(s * rows_available)) if s <= 1 else int(s)
+        return max(1, min(k, rows_available))
+
+    def __call__(self, batch):
+        rows = np.arange(self.n) if batch is None else np.asarray(batch)
+        k = self.size(rows.size)
+        if k >= rows.size:
+            return batch
+        return np.sort(self.rng.choice(rows, size=k, replace=False))
+
+
+def steihaug_cg(g, hvp, Delta, rtol, maxiter):
+    """Truncated CG (Steihaug–Toint) for ``min_s gᵀs + ½ sᵀHs, ‖s‖ ≤ Δ`` using ``hvp(v) = Hv``.
+
+    Stops at ``‖Hs + g‖ ≤ rtol``, at the boundary, or along a direction of negative curvature
+    (then it steps to the boundary: that is how a saddle is escaped). Returns ``(s, n_hvp, why)``.
+    """
+    s = np.zeros_like(g)
+    r = g.copy()
+    d = -r
+    rr = float(r @ r)
+    if np.sqrt(rr) <= rtol:
+        return s, 0, "small"
+
+    def to_boundary(s, d):
+        a, b, c = d @ d, 2 * s @ d, s @ s - Delta ** 2
+        tau = (-b + np.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a)
+        return s + tau * d
+
+    for j in range(maxiter):
+        Hd = hvp(d)
+        dHd = float(d @ Hd)
+        if dHd <= 0:
+            return to_boundary(s, d), j + 1, "negative curvature"
+        a = rr / dHd
+        s_new = s + a * d
+        if np.linalg.norm(s_new) >= Delta:
+            return to_boundary(s, d), j + 1, "boundary"
+        r = r + a * Hd
+        rr_new = float(r @ r)
+        s = s_new
+        if np.sqrt(rr_new) <= rtol:
+            return s, j + 1, "converged"
+        d = -r + (rr_new / rr) * d
+        rr = rr_new
+    return s, maxiter, "maxiter"
+
+
+class TrustRegionNewtonCG:
+    """Trust-region Newton–CG on ``∇J = 0`` as a rule of :func:`ocdl.optim.minimize` (module docstring).
+
+    ``step`` at the iterate ``z`` (its ``kkt`` recorded by the driver): converged (status 0) when
+    ``kkt ≤ tol``; stalled (status 3) when the radius has collapsed below 1e-14. Otherwise the
+    Steihaug–Toint step ``s`` with forcing term ``min(0.5, √‖g‖)‖g‖``, the trial ``J(z + s)``
+    (``ctx.call``), the ratio ρ of actual to predicted decrease (at round-off level: the decrease of
+    ‖g‖), ``Δ ← Δ/4·min(1, ‖s‖/Δ)`` if ρ < 0.25, ``2Δ`` if ρ > 0.75 at the boundary; the step is
+    taken if ρ > 1e-4. The iterate's history row gets ``step``, ``cg_iterations``, ``cg_stop``,
+    ``accepted``. Hessian-vector products: central differences of ``grad(x, rows)`` while kkt >
+    ``exact_below``, else ``hvp_exact(z, v, rows)``.
+
+    Mini-batches and subsampled Hessians (Byrd et al. 2011): the iterate's ``g``, ``J`` and the
+    trial cost are those of the driver's batch (``ctx.batch``; None: all data); the products use
+    the rows ``sample(ctx.batch)`` (default: the same rows), drawn afresh every step.
+    """
+    name = "newton"
+
+    def __init__(self, grad, hvp_exact, tol=1e-10, delta0=1.0, cg_maxiter=500, exact_below=1e-5, sample=None):
+        self.grad, self.hvp_exact, self.sample = grad, hvp_exact, sample
+        self.tol, self.delta0, self.cg_maxiter, self.exact_below = float(tol), float(delta0), int(cg_maxiter), \
+            float(exact_below)
+        self.n_hvp = self.n_fd_steps = 0
+
+    def start(self, x, saved, ctx):
+        self.Delta = float(saved["delta"]) if saved else self.delta0
+
+    def state(self):
+        return {"delta": np.array(self.Delta)}
+
+    def step(self, it, z, J, g, ctx):
+        res = ctx.history[-1]["kkt"]
+        if res <= self.tol:
+            raise StopRun(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED)
+        if self.Delta < 1e-14:
+            raise StopRun(f"trust region collapsed (radius < 1e-14) at KKT residual {res:.2e}", STALLED)
+        gnorm = float(np.linalg.norm(g))
+        rtol = min(0.5, np.sqrt(gnorm)) * gnorm            # forcing term: superlinear convergence
+        batch = getattr(ctx, "batch", None)
+        rows = batch if self.sample is None else self.sample(batch)
+        if res > self.exact_below:
+            # far from convergence: Hessian-vector products by central differences of the exact
+            # costate gradient (2 sweeps, ~6x cheaper than CasADi's; relative error ~1e-8 only
+            # perturbs the inexact Newton step, which the trust region checks with the true J)
+            zn = float(np.linalg.norm(z))
+
+            def hvp(v):
+                nv = float(np.linalg.norm(v))
+                if nv == 0.0:
+                    return np.zeros_like(v)
+                eps = 1e-5 * (1.0 + zn) / nv
+                return (self.grad(z + eps * v, rows) - self.grad(z - eps * v, rows)) / (2 * eps)
+            self.n_fd_steps += 1
+        else:
+            def hvp(v):
+                return self.hvp_exact(z, v, rows)           # exact (torch double backward)
+        s, nh, why = steihaug_cg(g, hvp, self.Delta, rtol, self.cg_maxiter)
+        Hs = hvp(s)
+        self.n_hvp += nh + 1
+        snorm = float(np.linalg.norm(s))
+        pred = -(g @ s + 0.5 * s @ Hs)
+        Jn, gn, _ = ctx.call(z + s, batch)
+        ared = J - Jn
+        if not np.isfinite(Jn):
+            rho = -1.0
+        elif abs(ared) <= 1e-14 * max(1.0, abs(J)):
+            # decrease at round-off level: judge the step by the gradient instead
+            rho = 1.0 if np.linalg.norm(gn) < gnorm else -1.0
+        else:
+            rho = ared / pred if pred > 0 else -1.0
+        if rho < 0.25:
+            self.Delta = 0.25 * min(self.Delta, snorm)
+        elif rho > 0.75 and snorm > 0.99 * self.Delta:
+            self.Delta *= 2.0
+        accepted = bool(rho > 1e-4)
+        ctx.history[-1].update(step=snorm, cg_iterations=nh, cg_stop=why, accepted=accepted)
+        return z + s if accepted else z
