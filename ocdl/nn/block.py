@@ -21,8 +21,8 @@ to round-off — without an autograd tape over the layers: ``forward`` keeps onl
 the states and runs the costate sweep (so memory is the stored states and the sweep's per-layer
 caches, O(N n d) floats, with no per-operation tape).
 
-**Where it runs.** On CPU tensors the numpy sweeps (the compiled kernels when numba is
-installed, extra ``fast``); on CUDA tensors the torch sweeps of :mod:`ocdl.pmp.device` on the
+**Where it runs.** On CPU tensors the compiled sweeps (numba kernels on numpy copies,
+:mod:`ocdl.pmp.compiled`); on CUDA tensors the torch sweeps of :mod:`ocdl.pmp.torch_sweeps` on the
 tensor's device (the conv fields and the implicit methods have none: they run the CPU sweep on
 a copy). The sweeps work in float64; float32 inputs and parameters are promoted for the sweep
 and the results cast back (so float32 gradients are the float64 ones rounded).

@@ -181,3 +181,13 @@ def costate_sweep(model, params, stages, lamN):
                                            params["K"][k], params["b"][k], lam)
         P.append(lam)
     return np.stack(P[::-1]), gK, gb
+
+
+def value_and_grad(model, params, X, terminal, trajectories=False, increments=None):
+    """:func:`forward`, the terminal ``terminal(xN) → (J_data, p_N, extra)``, :func:`costate_sweep`:
+    ``(J_data, gK, gb, xN, extra, states, costates)`` (trajectories (N+1, n, d) or None)."""
+    states, stages = forward(model, params, X)
+    xN = states[-1]
+    data, lamN, extra = terminal(xN)
+    costates, gK, gb = costate_sweep(model, params, stages, lamN)
+    return data, gK, gb, xN, extra, (states if trajectories else None), (costates if trajectories else None)

@@ -59,7 +59,7 @@ def default_normalize(data, from_table=False):
 DEFAULT_ITERATIONS = {name: declaration(fn).iterations for name, fn in SOLVERS.items()}
 
 
-#: costate solvers that run the torch sweeps of ocdl.pmp.device when given a ``device``
+#: costate solvers that run the torch sweeps of ocdl.pmp.torch_sweeps when given a ``device``
 DEVICE_SOLVERS = ("pmp-adam", "pmp-gd", "pmp-lbfgs")
 
 #: solvers that take ``batch_size``, ``epochs``, ``validation``, ``patience``, ``test`` (mini-batches)
@@ -236,7 +236,7 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     ``seed`` fixes the initial parameters (``model.init(seed)``) unless ``params0`` is given;
     ``callback(iteration, params, loss)`` is called every iteration (returning True stops);
     ``device`` (a torch device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``) runs adam/lbfgs' autograd and the
-    pmp-* solvers' costate sweeps (:mod:`ocdl.pmp.device`) there; None (default): autograd on the
+    pmp-* solvers' costate sweeps (:mod:`ocdl.pmp.torch_sweeps`) there; None (default): autograd on the
     CPU, numpy costate sweeps. The other solvers run on the CPU (any other device: InputError).
     ``options`` are the solver's own keywords (:func:`solver_options`; e.g. ``lr``, ``schedule``,
     ``gtol``, ``formulation``, ``segments``) and the run controls ``state0``, ``checkpoint``,
@@ -272,7 +272,7 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
         options.setdefault("batch_seed", seed)      # --seed also fixes the batch order and the validation split
     check_solver_for_model(solver, model)
     if solver in DEVICE_SOLVERS and device is not None:
-        from ocdl.pmp.device import check
+        from ocdl.pmp.torch_sweeps import check
         check(model)                                # InputError if no device sweep covers the model
     if iterations is None:      # the solver's declaration (a function without one: the table's entry)
         decl = getattr(SOLVERS[solver], "supports", None)
