@@ -165,17 +165,11 @@ class Job:
     def fields(self):
         return dataclasses.fields(self)
 
-    def name_of(self, f):
-        """How messages name option ``f``: its flag (the CLI's and the library's name alike)."""
-        return f"{flag_of(f)} ({f.name})" if self._library else flag_of(f)
-
-    _library = False
-
     def validate(self):
         """Every field against its kind, then :meth:`check`; returns self."""
         for f in self.fields():
             kind = f.metadata.get("kind", "object")
-            setattr(self, f.name, check_value(self.name_of(f), getattr(self, f.name), kind,
+            setattr(self, f.name, check_value(flag_of(f), getattr(self, f.name), kind,
                                               choices_of(f.metadata.get("choices"))))
         self.check()
         return self
@@ -233,16 +227,6 @@ class Job:
     def log(self, msg):
         from ocdl.progress import log
         log(msg, self.quiet)
-
-    def settings(self, *arrays, exclude=()):
-        """What a resumed run must share with the interrupted one: every option that changes the result
-        (not outputs, verbosity or the checkpoint options) and the digest of the data ``arrays``."""
-        skip = {"quiet", "max_seconds", "checkpoint", "checkpoint_every", "resume", "device", *exclude}
-        out = {f.name: getattr(self, f.name) for f in self.fields()
-               if f.name not in skip and f.metadata.get("role") not in ("output", "input", "directory")}
-        out["data"] = digest(*arrays)
-        return out
-
 
 @dataclasses.dataclass
 class Resumable(Job):
