@@ -30,5 +30,5 @@ def _simulate(args):
 
 def _learn(args):
     out = common.run_job(args)
-    common.warn_not_converged(args.solver, out["success"], out["message"])
+    common.not_converged(args, args.solver, out["success"], out["message"])
     return 0
