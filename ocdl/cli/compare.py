@@ -50,6 +50,7 @@ def register(sub):
                         "in (0, 1] or a count; default all rows, on more than 1000 samples 128 of batches of 512)")
     p.add_argument("--newton-formulation", type=common.choice("formulation", ["reduced", "full"]), default="reduced",
                    help="newton: reduced-space Newton–CG (default) or full-space Newton on F(z) = 0 with sparse LU")
+    common.add_tensorboard(p)
     common.add_outputs(p, json=True, plot=True, seed=True)
     return p
 
@@ -80,11 +81,13 @@ def run(args):
         newton["hessian_sample"] = args.hessian_sample
     options = {"shooting": {"segments": args.segments}, "newton": newton,
                "adam": {"device": device}, "lbfgs": {"device": device}}
-    result = compare(X, y, args.solvers, X_test=Xt, y_test=yt, field=args.field, integrator=args.integrator,
-                     layers=args.layers, T=args.T, alpha=alpha, width=args.width, seed=args.seed,
-                     iterations=args.iterations, target=args.target, options=options, quiet=args.quiet,
-                     normalize=normalize, precheck=guard, **conv_options(args),
-                     log=lambda msg: log(msg, args.quiet))
+    from ocdl.optim import tensorboard
+    with tensorboard.session(args.tensorboard):         # one TensorBoard run per solver
+        result = compare(X, y, args.solvers, X_test=Xt, y_test=yt, field=args.field, integrator=args.integrator,
+                         layers=args.layers, T=args.T, alpha=alpha, width=args.width, seed=args.seed,
+                         iterations=args.iterations, target=args.target, options=options, quiet=args.quiet,
+                         normalize=normalize, precheck=guard, **conv_options(args),
+                         log=lambda msg: log(msg, args.quiet))
     result["settings"]["data"] = args.data
     from ocdl.data import REAL_DATASETS
     from ocdl.data.loading import synthetic_test_seed

@@ -191,6 +191,13 @@ def cmd_langevin(args):
 
 
 def cmd_train(args):
+    from ocdl.optim import tensorboard              # --tensorboard DIR: the run is DIR/meanfield-<method>/
+    method = args.method or ("grid" if getattr(args, "grid", None) else "particles")
+    with tensorboard.session(args.tensorboard), tensorboard.run(f"meanfield-{method}"):
+        return _train(args)
+
+
+def _train(args):
     from ocdl.data.datasets import spirals
     from ocdl.io import read_labelled, write_json
     from ocdl.meanfield import training as tr
@@ -494,6 +501,7 @@ def register(subparsers):
                  ["ocdl meanfield train --data spirals --nu 0.05 --particles 1000 --json mf.json --plot mf.png",
                   "ocdl meanfield train --data spirals --nu 0.05 --method density --json mfd.json --plot mfd.png",
                   "ocdl meanfield train --data spirals --nu 0.05 --grid 64 --json mf.json --plot mf.png"], cmd_train)
+    common.add_tensorboard(p)
     p.add_argument("--data", default="spirals", help="spirals (default) or a CSV x1,x2,label (labels 0/1)")
     p.add_argument("--test", help="test CSV (with a CSV --data)")
     p.add_argument("--nu", type=common.nonnegative, required=True, help="noise level ν ≥ 0")
