@@ -21,6 +21,7 @@ EXAMPLES = {
     "forces_drag": "--out",
     "forces_position": "--out",
     "oscillator_pinn": "--out",
+    "holography": "--out",
     "meanfield_fokker_planck": "pos",
     "meanfield_control": "pos",
     "meanfield_nls": "pos",

@@ -149,11 +149,11 @@ MINIMAL = {
                                          "--samples", "5"],
     ("forces", "simulate", "oscillator"): ["--samples", "5"],
     ("forces", "learn", "drag"): ["--data", "{i}/drag.csv", "--T", "1", "--g", "9.8", "--solver", "adam",
-                                  "--iterations", "1", "--steps", "2"],
+                                  "--iterations", "1", "--steps", "2", "--grid-step", "0.5"],
     ("forces", "learn", "oscillator"): ["--data", "{i}/osc.csv", "--solver", "adam", "--iterations", "1",
                                         "--steps", "5"],
     ("meanfield", "fokker-planck"): ["--drift", "-x", "--nu", "0.5", "--mean", "0", "--std", "1", "--T", "0.1",
-                                     "--cells", "20", "--steps", "5"],
+                                     "--cells", "20", "--steps", "5", "--xmin", "-4", "--xmax", "4"],
     ("meanfield", "particles"): ["--drift", "-x", "--nu", "0.5", "--mean", "0", "--std", "1", "--T", "0.1",
                                  "--particles", "10", "--steps", "5"],
     ("meanfield", "control"): ["--terminal", "x**2", "--nu", "0.5", "--mean", "0", "--std", "1", "--T", "0.5",
@@ -161,6 +161,14 @@ MINIMAL = {
     ("meanfield", "nls"): ["--psi0", "gaussian", "--T", "0.01", "--points", "32"],
     ("meanfield", "train"): ["--nu", "0.1", "--points", "5", "--layers", "2", "--iterations", "1", "--particles",
                              "4"],
+    ("meanfield", "langevin"): ["--particles", "50", "--steps", "10", "--cells", "20", "--T", "0.1"],
+    ("meanfield", "thermo"): ["--points", "27", "--samples", "500", "--iterations", "2", "--particles", "50",
+                              "--steps", "16", "--cells", "16", "--mc-neurons", "2"],
+    ("forces", "simulate", "potential"): ["--potential", "x", "--samples", "5"],
+    ("forces", "learn", "potential"): ["--data", "{i}/osc.csv", "--gamma", "1", "--omega0", "20", "--solver",
+                                       "adam", "--iterations", "1"],
+    ("bench", "block"): ["--depths", "2", "--widths", "2", "--samples", "4", "--repeats", "1", "--methods",
+                         "odeblock"],
     ("sweep",): ["--config", "{i}/sweep.toml"],
     ("bench", "gradient"): ["--depths", "2", "--samples", "4", "--width", "2", "--repeats", "1", "--methods",
                             "costate", "--fields", "outer"],
@@ -169,7 +177,7 @@ MINIMAL = {
 REQUIRED_OUT = {("forces", "simulate", "drag"): "--out", ("forces", "simulate", "position"): "--out",
                 ("forces", "simulate", "oscillator"): "--out", ("meanfield", "fokker-planck"): "--out",
                 ("meanfield", "particles"): "--out", ("meanfield", "control"): "--out",
-                ("meanfield", "nls"): "--out", ("sweep",): "--out"}
+                ("meanfield", "nls"): "--out", ("sweep",): "--out", ("forces", "simulate", "potential"): "--out"}
 
 
 def write_inputs(i):
@@ -178,7 +186,8 @@ def write_inputs(i):
     from ocdl.solvers import make_model
     (i / "data.csv").write_text("x1,x2,label\n0.1,0.2,0\n0.5,0.1,1\n0.3,0.3,0\n0.9,0.8,1\n")
     (i / "drag.csv").write_text("v0,vT\n1.0,0.5\n2.0,1.2\n3.0,2.0\n")
-    (i / "osc.csv").write_text("t,x\n0,1\n0.1,0.9\n0.2,0.7\n0.3,0.4\n0.4,0.1\n")
+    (i / "osc.csv").write_text("t,x\n" + "".join(f"{0.05 * k:.2f},{np.exp(-0.2 * k) * np.cos(k):.4f}\n"
+                                                  for k in range(12)))
     (i / "sweep.toml").write_text('[grid]\nsolver = ["adam"]\nlayers = [2]\n[settings]\niterations = 1\n'
                                   '[data]\npoints_per_class = 4\n')
     X = np.array([[0.0, 0.0], [1.0, 1.0]])

@@ -42,6 +42,13 @@ FILES = {
     "sweep_typo.toml": "[grid]\nsolver = [\"adam\"]\n[settings]\niteratons = 5\n",
     "sweep_lr.toml": "[grid]\nsolver = [\"adam\"]\n[settings]\nlr = \"abc\"\n",
     "sweep_T.toml": "[grid]\nsolver = [\"adam\"]\n[settings]\nT = -1\n",
+    # issue 25
+    "big.csv": "x1,x2,label\n1,1e308,0\n3,4,1\n",
+    "names.csv": "x1,x2,label\n1,2,cat\n3,4,dog\n",
+    "quiet_yes.toml": "quiet = \"yes\"\n",
+    "resume_1.toml": "resume = 1\n",
+    "classes.csv": "x1,label\n" + "".join(f"{i},{i}\n" for i in range(2000)),
+    "sweep_big.toml": "[grid]\nseed = [" + ", ".join(map(str, range(1001))) + "]\n",
 }
 
 TRAIN = ["train", "--iterations", "2", "--json", "{out}/o.json", "--save", "{out}/m.npz"]
@@ -58,6 +65,22 @@ CASES = {
     "fractional label": TRAIN + ["--data", "{d}/frac.csv"],
     "test label unseen in training": TRAIN + ["--data", "{d}/good.csv", "--test", "{d}/gap.csv"],
     "single class": TRAIN + ["--data", "{d}/single.csv"],
+    # issue 25
+    "huge finite cell": TRAIN + ["--data", "{d}/big.csv"],
+    "named test labels beside built-in data": TRAIN + ["--data", "spirals", "--test", "{d}/names.csv"],
+    "toml switch given as text": TRAIN + ["--data", "spirals", "--config", "{d}/quiet_yes.toml"],
+    "toml switch given as a number": TRAIN + ["--data", "spirals", "--config", "{d}/resume_1.toml"],
+    "more classes than supported": TRAIN + ["--data", "{d}/classes.csv"],
+    "data from a device": TRAIN + ["--data", "/dev/zero"],
+    "json is the checkpoint directory": ["train", "--data", "spirals", "--iterations", "2", "--json", "{out}/x",
+                                         "--checkpoint", "{out}/x"],
+    "save is the checkpoint file": ["train", "--data", "spirals", "--iterations", "2", "--save",
+                                    "{out}/ck/checkpoint.npz", "--checkpoint", "{out}/ck"],
+    "data is the checkpoint file": ["train", "--data", "{d}/good.csv", "--iterations", "2", "--checkpoint", "{d}",
+                                    "--save", "{d}/checkpoint.npz"],
+    "sweep above the run limit": ["sweep", "--config", "{d}/sweep_big.toml", "--out", "{out}/sw"],
+    "negative learning rate": TRAIN + ["--data", "spirals", "--lr=-0.1"],
+    "too many threads": TRAIN + ["--data", "spirals", "--threads", "100000"],
     "duplicate header": TRAIN + ["--data", "{d}/dup.csv"],
     "test lacks a feature column": TRAIN + ["--data", "{d}/three.csv", "--test", "{d}/good.csv"],
     "test without labels": TRAIN + ["--data", "{d}/good.csv", "--test", "{d}/unlabelled.csv"],
@@ -307,3 +330,80 @@ def test_atomic_write_failure_names_target(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="o.json"):
         write_json(tmp_path / "o.json", {"a": 1})
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- issue 25: what must work -----------------------------------------------------------------------
+
+def test_predict_takes_the_label_column_and_reports_accuracy(tmp_path, ocdl_main):
+    data = tmp_path / "t.csv"
+    data.write_text("u,v,species\n" + "".join(f"{np.cos(i):.3f},{np.sin(i):.3f},{'ab'[i % 2]}\n" for i in range(12)))
+    model = tmp_path / "m.npz"
+    rc, _, err = ocdl_main("train", "--data", data, "--label-column", "species", "--iterations", "5", "--save",
+                           model, "--quiet")
+    assert rc == 0, err
+    rc, out, err = ocdl_main("predict", "--model", model, "--data", data, "--label-column", "species")
+    assert rc == 0, err
+    res = json.loads(out)
+    pred = res["predictions"]
+    truth = ["ab"[i % 2] for i in range(12)]
+    assert res["accuracy"] == pytest.approx(np.mean([p == t for p, t in zip(pred, truth)]))
+
+
+def test_test_file_extra_columns_are_named(tmp_path, ocdl_main):
+    (tmp_path / "train.csv").write_text(GOOD)
+    (tmp_path / "test.csv").write_text("x2,x1,extra,label\n0.1,0.2,9,0\n0.3,0.4,9,1\n")
+    rc, _, err = ocdl_main("train", "--data", tmp_path / "train.csv", "--test", tmp_path / "test.csv",
+                           "--iterations", "2")
+    assert rc == 0 and "extra" in err and "not used" in err, err
+
+
+def test_one_class_test_file_is_accepted_beside_builtin_and_csv_data(tmp_path, ocdl_main):
+    """One rule: a test file may hold any subset of the training classes."""
+    (tmp_path / "train.csv").write_text(GOOD)
+    (tmp_path / "one.csv").write_text("x1,x2,label\n0.1,0.2,1\n0.3,0.4,1\n")
+    for data in ("spirals", tmp_path / "train.csv"):
+        rc, out, err = ocdl_main("train", "--data", data, "--test", tmp_path / "one.csv", "--iterations", "2",
+                                 "--quiet")
+        assert rc == 0, err
+        assert json.loads(out)["test_accuracy"] in (0.0, 0.5, 1.0)
+
+
+def test_model_whose_outputs_overflow_is_refused_by_predict(tmp_path, ocdl_main):
+    from ocdl.data import save_model
+    from ocdl.solvers import make_model
+    X = np.array([[0.0, 0.0], [1.0, 1.0]])
+    model = make_model(X, np.array([0, 1]), layers=2, T=1e308)
+    params = model.init(seed=0)
+    params["K"] = params["K"] + 1.0
+    save_model(tmp_path / "m.npz", model, params)
+    (tmp_path / "d.csv").write_text(GOOD)
+    rc, out, err = ocdl_main("predict", "--model", tmp_path / "m.npz", "--data", tmp_path / "d.csv")
+    assert rc == 2 and "non-finite" in err and out == "", err
+    assert "RuntimeWarning" not in err
+
+
+def test_sweep_test_file_with_a_subset_of_named_classes_keeps_the_training_indices(tmp_path, ocdl_main):
+    """[data] test holding only some of the training classes: test accuracy as ocdl train reports it."""
+    rows = "".join(f"{np.cos(i):.3f},{np.sin(i):.3f},{'ab'[int(np.cos(i) > 0)]}\n" for i in range(40))
+    (tmp_path / "train.csv").write_text("x1,x2,label\n" + rows)
+    test = "".join(r + "\n" for r in rows.splitlines() if r.endswith(",b"))
+    (tmp_path / "test.csv").write_text("x1,x2,label\n" + test)
+    (tmp_path / "sweep.toml").write_text(f'[grid]\ndata = ["{tmp_path}/train.csv"]\nlayers = [3]\n'
+                                         f'[settings]\niterations = 300\n[data]\ntest = "{tmp_path}/test.csv"\n')
+    rc, _, err = ocdl_main("sweep", "--config", tmp_path / "sweep.toml", "--out", tmp_path / "out", "--quiet")
+    assert rc == 0, err
+    run = json.loads(next((tmp_path / "out" / "runs").iterdir()).read_text())
+    rc, out, err = ocdl_main("train", "--data", tmp_path / "train.csv", "--test", tmp_path / "test.csv", "--layers",
+                             "3", "--iterations", "300", "--normalize", "standard", "--quiet")
+    assert rc == 0, err
+    assert run["test_accuracy"] == json.loads(out)["test_accuracy"] > 0.5
+
+
+def test_data_that_is_the_checkpoint_file_is_never_overwritten(tmp_path, ocdl_main):
+    (tmp_path / "ck").mkdir()
+    data = tmp_path / "ck" / "checkpoint.npz"
+    data.write_text(GOOD)
+    rc, _, err = ocdl_main("train", "--data", data, "--checkpoint", tmp_path / "ck", "--iterations", "300",
+                           "--checkpoint-every", "1", "--quiet")
+    assert rc == 2 and "--checkpoint" in err and "input" in err, err
+    assert data.read_text() == GOOD

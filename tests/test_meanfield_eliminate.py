@@ -86,7 +86,7 @@ def test_eliminate_cli_bad_input(ocdl_cli):
 @pytest.mark.slow
 def test_eliminate_cli_json(ocdl_cli, tmp_path):
     js, png = tmp_path / "e.json", tmp_path / "e.png"
-    r = ocdl_cli("meanfield", "eliminate", "--cells", "40", "80", "--density-layers", "6", "--json", js, "--plot", png,
+    r = ocdl_cli("meanfield", "eliminate", "--cells", "40,80", "--density-layers", "6", "--json", js, "--plot", png,
                  "--quiet")
     assert r.returncode == 0, r.stderr
     d = json.loads(js.read_text())

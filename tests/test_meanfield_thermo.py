@@ -162,7 +162,8 @@ def test_stationary_free_energy_is_canonical_with_mu_2beta():
 
 
 @pytest.mark.parametrize("flags,name", [(["--beta", "0"], "--beta"), (["--beta", "-1"], "--beta"),
-                                        (["--D", "-0.1"], "--D"), (["--points", "15"], "--points")])
+                                        (["--D", "-0.1"], "--D"), (["--points", "15"], "--points"),
+                                        (["--steps", "1001"], "--steps")])
 def test_thermo_cli_bad_input(ocdl_cli, flags, name):
     r = ocdl_cli("meanfield", "thermo", *flags, "--quiet")
     assert r.returncode == 2

@@ -93,10 +93,6 @@ def _g(v, fmt=".3g"):
 def run_gradient(args):
     from ocdl.bench.gradient import plot_gradient_bench, run_gradient_bench, skip_note
     from ocdl.io import write_json
-    from ocdl.jobs.budget import check_memory
-    from ocdl.jobs.train import model_bytes
-    check_memory(model_bytes(max(args.depths), args.width, args.samples),
-                 f"--depths {max(args.depths)} --width {args.width} --samples {args.samples}")
     device = common.resolve_device(args.device, args.quiet)
     result = run_gradient_bench(fields=args.fields, depths=args.depths, samples=args.samples, width=args.width,
                                 repeats=args.repeats, device=device, methods=args.methods, T=args.T,
@@ -134,8 +130,6 @@ def run_train(args):
 def run_block(args):
     from ocdl.bench.block import format_table, plot_block_bench, run_block_bench
     from ocdl.io import write_json
-    common.check_memory(common.resnet_bytes(max(args.depths), max(args.widths), args.samples),
-                        f"--depths {max(args.depths)} --widths {max(args.widths)} --samples {args.samples}")
     result = run_block_bench(depths=args.depths, widths=args.widths, samples=args.samples, repeats=args.repeats,
                              methods=args.methods, field=args.field, T=args.T, seed=args.seed, quiet=args.quiet)
     if args.json:

@@ -271,8 +271,12 @@ def add_job(p, job_class, skip=(), defaults=None, helps=None, only=None):
         if m["kind"] == "switch":
             p.add_argument(flag_of(f), action="store_true", **kw)
             continue
-        if m["kind"] == "choice":
-            kw["type"] = choice(f.name.replace("_", " "), m["choices"])
+        if m["kind"] == "choice" and all(isinstance(c, int) for c in m["choices"]):
+            kw.update(type=int, choices=m["choices"])
+        elif m["kind"] == "choice":
+            kw["type"] = choice(m.get("metavar") or f.name.replace("_", " "), m["choices"])
+        elif m["kind"] == "positives":
+            kw.update(type=positive, nargs="+")
         elif m["kind"] == "names":
             kw["type"] = choice_list(f.name.rstrip("s").replace("_", " "), m["choices"])
         elif m["kind"] in _TYPES:

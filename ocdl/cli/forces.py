@@ -107,6 +107,8 @@ def register(subparsers):
                        help="max iterations (default: newton 100, adam 3000, pmp-lbfgs 5000)")
         q.add_argument("--lr", type=common.positive, default=0.5,
                        help="Adam learning rate, decaying ×0.01 over the run (default 0.5)")
+        q.add_argument("--init", type=common.choice("init", ("zero", "random")), default="zero",
+                       help="starting table: zero (default) | random (uniform, as the paper; from --seed)")
         q.add_argument("--truth", metavar="EXPR", help="true force law: adds rel_l2_error and the truth curve")
         q.add_argument("--profile", metavar="CSV", help="write the learned table on the covered range")
         common.add_checkpoint_flags(q, every=100)
@@ -188,7 +190,7 @@ def register(subparsers):
     q.add_argument("--lbfgs-steps", type=common.integer, default=300, help="PINN L-BFGS iterations (default 300)")
     q.add_argument("--hidden", type=common.positive_int, default=32, help="PINN width (default 32, 3 layers)")
     q.add_argument("--truth", metavar="EXPR", help="true V(x): adds rel_l2_error (+ central 90 %%) and the curve")
-    runctl.add_flags(q, every=100, unit="Adam steps")
+    common.add_checkpoint_flags(q, every=100, unit="Adam steps")
     common.add_outputs(q)
 
 
@@ -272,20 +274,20 @@ def _learn_table(args):
         checks.position_data(d["x0"], d["v0"], d["kind"], d["vT"], args.T, args.target, args.eps,
                              args.xmin, args.xmax, args.grid_step)
     # validated: now the heavy imports (torch, CasADi)
-    from ocdl.errors import SolverError
     from ocdl.forces import learn
     problem = learn.build_problem(args.problem, d, args.T, args.steps, args.integrator, args.grid_step,
                                   **{k: getattr(args, k) for k in _PROBLEM_FLAGS[args.problem]})
     arrays = [d[k] for k in sorted(d)]
-    try:
-        with runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
-            res, summary = learn.learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth,
-                                             args.quiet, continuation=True,
-                                             stages=rc.stage)  # Ctrl-C / SIGTERM stop it even without --checkpoint
-    except SolverError as exc:
-        # keep the last good table: DIR/last_good.csv with --checkpoint, and the --profile path
-        paths = [p for p in (rc.path("last_good.csv") if args.checkpoint else None, args.profile) if p]
-        raise SolverError(learn.keep_last_good(problem, _last_good(exc), paths, str(exc))) from None
+    def save_table(x, exc):          # the last good table: DIR/last_good.csv with --checkpoint, and --profile
+        paths = [p for p in (f"{args.checkpoint}/last_good.csv" if args.checkpoint else None, args.profile) if p]
+        for path in paths:
+            learn.write_profile(path, problem, x)
+        return " and ".join(paths) or None
+    with runctl.keep_last_good(save_table, "table"), \
+            runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
+        res, summary = learn.learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth,
+                                         args.quiet, continuation=True, stages=rc.stage,
+                                         init=args.init, seed=args.seed)  # SIGINT/SIGTERM stop it, --checkpoint or not
     summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)
@@ -298,12 +300,6 @@ def _learn_table(args):
     log(learn.describe(summary), args.quiet)
     common.warn_not_converged(args.solver, res.success, res.message)
     return 0
-
-
-def _last_good(exc):
-    """The last good parameters of a diverged run (``err.result.x``), or None."""
-    res = getattr(exc, "result", None)
-    return None if res is None else res.x
 
 
 def _learn_oscillator(args):
@@ -320,18 +316,15 @@ def _learn_oscillator(args):
               "lr": args.lr or 2e-3}
     else:
         kw = {"lr": args.lr or 0.01, "iterations": args.iterations}
-    from ocdl.errors import SolverError
-    try:
-        with runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
-            res = osc.solve_oscillator(problem, args.solver, quiet=args.quiet, seed=args.seed, init=args.init, **kw,
-                                       **rc.options())
-    except SolverError as exc:
-        last = _last_good(exc)
-        if last is not None and args.checkpoint:       # keep the last good parameters
-            path = rc.path("last_good.json")
-            write_json(path, osc.last_good_record(problem, last, str(exc)))
-            raise SolverError(f"{exc}; last good parameters written to {path}") from None
-        raise
+    def save_record(x, exc):
+        if not args.checkpoint:
+            return None
+        path = f"{args.checkpoint}/last_good.json"
+        write_json(path, osc.last_good_record(problem, x, str(exc)))
+        return path
+    with runctl.keep_last_good(save_record), runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
+        res = osc.solve_oscillator(problem, args.solver, quiet=args.quiet, seed=args.seed, init=args.init, **kw,
+                                   **rc.options())
     summary = osc.summarize(problem, res, args.solver, args.true_gamma, args.true_omega0)
     summary["data"] = args.data
     if args.json:

@@ -23,6 +23,7 @@ COMMANDS = [
     "ocdl.cli.compare",
     "ocdl.cli.integrators",
     "ocdl.cli.forces",
+    "ocdl.cli.holography",
     "ocdl.cli.meanfield",
     "ocdl.cli.bench",
     "ocdl.cli.sweep",

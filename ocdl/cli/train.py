@@ -2,7 +2,6 @@
 import json
 
 from ocdl.cli import common
-from ocdl.jobs.train import FIELDS, INTEGRATORS  # noqa: F401  (gradcheck's choices)
 from ocdl.progress import log
 
 
@@ -15,18 +14,6 @@ def register(sub):
         run)
     common.add_job(p, TrainJob)
     return p
-
-
-def add_conv_flags(p):
-    """``--channels``, ``--kernel``, ``--shape`` of the conv fields (compare, gradcheck)."""
-    from ocdl.jobs.train import TrainJob
-    common.add_job(p, TrainJob, only=("channels", "kernel", "shape"))
-    p.set_defaults(job_class=None)
-
-
-def conv_options(args):
-    """``{channels, kernel, shape}`` given on the command line (for make_model)."""
-    return {k: getattr(args, k) for k in ("channels", "kernel", "shape") if getattr(args, k, None) is not None}
 
 
 def run(args):

@@ -38,19 +38,23 @@ def covered_range(problem, theta):
 
 
 def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, truth=None, quiet=True,
-                continuation=True, stages=None):
+                continuation=True, stages=None, init="zero", seed=0):
     """Solve for the force table; ``lam='auto'`` applies the λ rule. ``continuation`` first solves
     with larger λ (1e-1, 1e-3, 1e-5 down to λ) and warm-starts from each (newton / pmp-lbfgs).
     ``stages(name)`` (optional, e.g. :meth:`ocdl.jobs.runcontrol.RunControl.stage`) gives every solve of
     the run — named ``sweep-1e-03``, ``path-1e-01``, ``final`` — its checkpoint options (``state0``,
     ``checkpoint``, ``checkpoint_every``, ``should_stop``); a finished stage is restored, not re-run.
+    ``init``: the starting table, ``zero`` or ``random`` (uniform, as the paper's Fig. 5; drawn with
+    ``seed``; see :meth:`~ocdl.forces.problems._TableProblem.initial_table`).
     Returns ``(result, summary)``; ``iterations`` in the summary counts the whole path."""
     t0 = time.perf_counter()
     sweep = None
     stage = stages or (lambda name: {})
+    start = problem.initial_table(init, seed)
     if lam == "auto":
-        lam, sweep = choose_lambda(problem, solver, quiet=quiet, iterations=iterations, lr=lr, stages=stages)
-    theta0, path = None, []
+        lam, sweep = choose_lambda(problem, solver, quiet=quiet, iterations=iterations, lr=lr, stages=stages,
+                                   theta0=start)
+    theta0, path = start, []
     if sweep is not None:   # warm start from the best λ's fit on 4/5 of the data
         theta0 = next(s["table"] for s in sweep if s["lambda"] == lam)
     elif continuation and solver in ("newton", "pmp-lbfgs"):
@@ -81,9 +85,11 @@ def learn_table(problem, solver="newton", lam=1e-6, iterations=None, lr=0.5, tru
         "wall_time_s": wall, "solve_time_s": res.wall_time_s, "success": res.success, "message": res.message,
         "lambda": lam, "steps": problem.steps, "T": problem.T, "grid_step": problem.grid.step,
         "grid": [problem.grid.lo, problem.grid.hi, problem.grid.size], "n_samples": problem.n,
-        "covered_range": [lo, hi], "profile": {problem.variable: nodes, "F": prof},
+        "covered_range": [lo, hi], "profile": {problem.variable: nodes, "F": prof}, "init": init,
         "history": thin_history(res.history),
     }
+    if problem.name == "position":
+        summary["kind_accuracy"] = problem.kind_accuracy(res.x)
     if "casadi_build_s" in res:
         summary["casadi_build_s"] = res.casadi_build_s
     if path:
@@ -119,18 +125,6 @@ def write_profile(path, problem, table):
     write_csv(path, [problem.variable, "F"], np.stack([nodes, prof], 1))
 
 
-def keep_last_good(problem, table, paths, message):
-    """After a divergence: write the last good table to every path in ``paths`` and return the
-    one-line message for the error (where it went, or how to keep it)."""
-    if table is None:
-        return message
-    if not paths:
-        return f"{message} (give --checkpoint DIR or --profile CSV to keep the last good table)"
-    for path in paths:
-        write_profile(path, problem, table)
-    return f"{message}; last good table written to {' and '.join(paths)}"
-
-
 def describe(summary):
     """The one-line report of a finished ``learn_table`` run."""
     msg = (f"{summary['problem']}: {summary['solver']} ({summary['integrator']}) final loss "
@@ -139,6 +133,8 @@ def describe(summary):
         lo, hi = summary["covered_range"]
         var = "v" if summary["problem"] == "drag" else "x"
         msg += f"; rel. L2 error {summary['rel_l2_error']:.3%} on {var} ∈ [{lo:.3g}, {hi:.3g}]"
+    if "kind_accuracy" in summary:
+        msg += f"; kinds {summary['kind_accuracy']:.1%} right"
     return msg
 
 

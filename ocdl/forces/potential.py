@@ -6,7 +6,8 @@ from one trajectory sampled at evenly spaced times ``t_i = iΔ`` (``i = 0..n−1
 
 ``V`` is a piecewise-linear table (:class:`~ocdl.forces.table.ForceGrid`: nodes ``u_j``, values
 ``V_j``, linear between nodes, held constant outside) over the range the data visit, padded by
-one node on each side; ``x(0), x'(0)`` are fixed when given and estimated otherwise. The EOM
+1.5 cells on each side (so the extremes, e.g. ``x(0)``, are mid-cell, not on a kink where the
+derivative of ``V`` is undefined); ``x(0), x'(0)`` are fixed when given and estimated otherwise. The EOM
 network: ``y = (x, v)``, ``ẏ = f(y) = (v, −2γv − ω0² V(x))``, ``N = (n − 1)·substeps`` layers of an
 explicit Runge–Kutta method (``euler``, ``heun``, ``rk4``; step ``h = Δ/substeps``), so sample ``i``
 is layer ``i·substeps``. Cost (a sum of squares, bars are network outputs)::
@@ -84,7 +85,8 @@ class PotentialProblem:
         if (hi - lo) / step < 3:
             raise InputError(f"grid too coarse for the data: x covers [{lo:g}, {hi:g}], only {(hi - lo) / step:.2g} "
                              f"cells of --grid-step {step:g}; use --grid-step ≤ {(hi - lo) / 4:.3g}")
-        self.grid = ForceGrid.covering(lo - step, hi + step, step)
+        # the extremes (turning points, x(0)) sit mid-cell, not on a kink of the table
+        self.grid = ForceGrid.covering(lo - 1.5 * step, hi + 1.5 * step, step)
         self.t, self.x, self.n, self.dt = t, x, len(t), float(dt)
         self.tmax = float(t[-1])
         self.gamma, self.omega0 = float(gamma), float(omega0)

@@ -73,6 +73,17 @@ class _TableProblem:
     def zero_theta(self):
         return np.zeros(self.grid.size)
 
+    def initial_table(self, init="zero", seed=0):
+        """The starting table: ``zero``, or ``random`` — uniform random values, as in the paper's
+        Fig. 5 (drawn with ``seed``) over :meth:`random_range`."""
+        if init == "zero":
+            return self.zero_theta()
+        if init == "random":
+            lo, hi = self.random_range()
+            return np.random.default_rng(seed).uniform(lo, hi, self.grid.size)
+        from ocdl.errors import unknown_name
+        raise unknown_name("init", init, ("zero", "random"))
+
     def profile(self, theta):
         """Grid nodes inside the data-covered range and the table values there."""
         lo, hi = self.covered
@@ -98,6 +109,10 @@ class DragProblem(_TableProblem):
         self.y0 = torch.as_tensor(v0, dtype=DTYPE)[:, None]
         self.target = torch.as_tensor(vT, dtype=DTYPE)
         self.n = len(v0)
+
+    def random_range(self):
+        """``[0, 2g]``: drag forces between none and twice the terminal value ``F = g``."""
+        return 0.0, 2 * abs(self.g)
 
     def data_residual(self, yN, subset=None):
         target = self.target if subset is None else self.target[subset]
@@ -149,6 +164,15 @@ class PositionProblem(_TableProblem):
         self.pos_t = torch.as_tensor(pos)
         self.n = len(x0)
         self.covered = (lo_d, hi_d)  # refined by the learner from the fitted trajectories
+
+    def random_range(self):
+        """``[−a, a]`` with ``a`` the largest mean acceleration ``|vT − v0|/T`` of the positives."""
+        a = float(np.max(np.abs(self.vT[self.pos] - self.v0[self.pos]))) / self.T
+        return -a, a
+
+    def kind_accuracy(self, theta):
+        """Share of samples whose model kind (``k̄ > 1/2``) equals the data's."""
+        return float(np.mean((self.outputs(theta)["kind"] > 0.5) == (self.kind == 1)))
 
     def kind_map(self, xT):
         return torch.sigmoid((self.eps ** 2 - (xT - self.xstar) ** 2) / self.scale)

@@ -37,21 +37,22 @@ HINT = "try a smaller --lr, more --steps or a larger --lambda"
 
 def solve(problem, method="newton", lam=1e-4, theta0=None, iterations=None, lr=0.1, subset=None,
           quiet=True, label="", state0=None, checkpoint=None, checkpoint_every=None, should_stop=None,
-          decay=1e-2):
+          decay=1e-2, callback=None):
     """Minimise the problem's cost over the force table; returns an :class:`~ocdl.optim.OptimizeResult`.
 
     ``iterations``: Adam steps (default 3000; learning rate ``lr`` decaying to ``lr·decay``), L-BFGS
     iterations (default 5000, run in chunks of ``LBFGS_CHUNK``), Gauss–Newton steps (default 100).
     The checkpoint options (``state0``, ``checkpoint``, ``checkpoint_every``, ``should_stop``) are
     those of :func:`ocdl.optim.minimize`: a state whose ``meta["finished"]`` is true is returned as
-    it was, without iterating; Adam resumes bit for bit, L-BFGS restarts its memory.
+    it was, without iterating; Adam resumes bit for bit, L-BFGS restarts its memory. ``callback(it, x, f)``
+    is the driver's (called every iteration; True stops the run).
     """
     if method not in SOLVERS:
         from ocdl.errors import unknown_name
         raise unknown_name("solver", method, SOLVERS)
     theta0 = problem.zero_theta() if theta0 is None else np.asarray(theta0, float)
     ck = {"state0": state0, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every,
-          "should_stop": should_stop, "quiet": quiet, "snapshots": SNAPSHOTS, "hint": HINT}
+          "should_stop": should_stop, "quiet": quiet, "snapshots": SNAPSHOTS, "hint": HINT, "callback": callback}
     if method == "newton":
         return _newton(problem, lam, theta0, iterations or 100, subset, label or "newton", ck)
     objective = _objective(problem, lam, subset, costate=method != "adam")
@@ -167,10 +168,12 @@ def heldout_split(n, fold=5):
     return train, held
 
 
-def choose_lambda(problem, method, candidates=None, quiet=True, stages=None, iterations=None, lr=0.1, **kw):
+def choose_lambda(problem, method, candidates=None, quiet=True, stages=None, iterations=None, lr=0.1, theta0=None,
+                  **kw):
     """The λ rule: sweep λ (large → small, warm starts) on 4/5 of the data, pick the λ with the
     smallest held-out data error, refit on all data. Returns ``(λ, sweep)``. ``stages(name)``
-    (optional) gives each sweep solve its checkpoint options (see :func:`solve`).
+    (optional) gives each sweep solve its checkpoint options (see :func:`solve`); ``theta0`` is the
+    first λ's starting table (default zero).
 
     ``newton`` and ``pmp-lbfgs`` solve every λ to convergence (each warm-started from the previous
     λ's table). ``adam`` and ``pmp-adam`` share one budget along the path: the ``iterations`` of
@@ -188,7 +191,7 @@ def choose_lambda(problem, method, candidates=None, quiet=True, stages=None, ite
     lams = sorted(candidates, reverse=True)
     path = method in ("adam", "pmp-adam")
     per = max((iterations or 3000) // len(lams), 1) if path else iterations
-    sweep, theta = [], None
+    sweep, theta = [], theta0
     for k, lam in enumerate(lams):
         opts = stages(f"sweep-{lam:.0e}") if stages else {}
         if path:    # the k-th stretch of one exponential schedule lr → lr·0.01 over the path

@@ -33,7 +33,7 @@ from ocdl.errors import InputError
 #: even index the arrays, and no run of that size finishes
 MAX_COUNT = 2 ** 31 - 1
 KINDS = ("count", "positive", "nonnegative", "real", "fraction", "seed", "switch", "choice", "path", "text",
-         "counts", "names", "object")
+         "counts", "names", "positives", "object")
 
 
 def option(default, help, kind="text", flag=None, choices=None, role=None, required=False, metavar=None,
@@ -48,6 +48,17 @@ def option(default, help, kind="text", flag=None, choices=None, role=None, requi
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def same_option(job_class, name, **changes):
+    """A field like ``job_class``'s field ``name`` (its default, help, kind …), with ``changes``
+    (``default=``, ``help=`` or any :func:`option` argument): one definition of an option shared by
+    several jobs."""
+    f = job_class.__dataclass_fields__[name]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    kw = {k: f.metadata[k] for k in ("help", "kind", "flag", "choices", "role", "required", "metavar", "cli")}
+    kw.update(changes)
+    return option(changes.pop("default", default), **{k: v for k, v in kw.items() if k != "default"})
 
 
 def flag_of(f):
@@ -93,7 +104,8 @@ def check_value(name, value, kind, choices=None):
             raise bad("true or false")
         return bool(value)
     if kind == "choice":
-        if not isinstance(value, str) or (choices is not None and value not in choices):
+        if isinstance(value, bool) or (choices is not None and value not in choices) or \
+                (choices is None and not isinstance(value, str)):
             from ocdl.errors import unknown_name
             raise unknown_name(name, value, choices or [])
         return value
@@ -108,6 +120,10 @@ def check_value(name, value, kind, choices=None):
         if not isinstance(value, (list, tuple)) or not value:
             raise bad("a non-empty list of integers")
         return [check_value(name, v, "count") for v in value]
+    if kind == "positives":
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+            raise bad("a non-empty list of numbers > 0")
+        return [check_value(name, v, "positive") for v in value]
     if kind == "names":
         if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
             raise bad("a non-empty list of names")

@@ -39,10 +39,10 @@ class SweepJob(Job):
         validate_settings(self.sweep)  # typos and bad values stop the sweep before any run
         self.runs = self.sweep.runs()
         bound = self.max_runs or MAX_RUNS
-        self.log(f"sweep: {len(self.runs)} runs")
         if len(self.runs) > bound:
             raise InputError(f"sweep file '{self.config}' makes {len(self.runs)} runs (the product of its [grid] "
-                             f"lists); at most {bound} run unless --max-runs {len(self.runs)} allows them")
+                             f"lists); at most {bound} run without --max-runs {len(self.runs)}")
+        self.log(f"sweep: {len(self.runs)} runs")
 
     def inputs(self):
         files = [("--config", self.config)]

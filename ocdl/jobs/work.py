@@ -155,6 +155,47 @@ def bench_train(a):
                        flags=_flags(a, "seeds", "layers", "iterations"))
 
 
+def bench_block(a):
+    """Every depth, width, repeat and method: ~10 (N+1) n w² flops per forward + backward."""
+    depths, widths = _get(a, "depths", [16, 64, 256, 1024]), _get(a, "widths", [8, 64])
+    n, r, k = _get(a, "samples", 256), _get(a, "repeats", 3), len(_get(a, "methods", range(4)))
+    flops = 10.0 * sum(depths) * n * sum(w * w for w in widths) * r * k
+    return Estimate.of(flops=flops, steps=(sum(depths) + 10 * len(depths)) * len(widths) * r * k,
+                       floats=8.0 * (max(depths) + 1) * n * max(widths),
+                       flags=_flags(a, "depths", "widths", "samples", "repeats"))
+
+
+def thermo(a):
+    """Quadrature on points^neurons nodes and Monte Carlo on samples × mc-neurons per iteration; the
+    ensemble (particles × steps) and Fokker–Planck (cells × steps)."""
+    q = float(_get(a, "points", 101)) ** min(_get(a, "neurons", 2), 3)
+    mc, it = _get(a, "samples", 200000) * _get(a, "mc_neurons", 6), _get(a, "iterations", 40)
+    P, S, C = _get(a, "particles", 20000), _get(a, "steps", 2000), _get(a, "cells", 128)
+    return Estimate.of(flops=50.0 * it * (q + mc) + 20.0 * P * S + 60.0 * C * S, steps=it + 2 * S,
+                       floats=4.0 * (q + mc + P + C),
+                       flags=_flags(a, "points", "neurons", "samples", "mc_neurons", "iterations", "particles",
+                                    "steps", "cells"))
+
+
+def eliminate(a):
+    """Every refinement level: cells^dim cells × cells/2 steps × ~10⁴ flops (sweep and Schrödinger pair);
+    the paths (steps × cells^dim × 8); the density-trained ResNet."""
+    dim = _get(a, "dim", 1)
+    cells = _get(a, "cells", [40, 80] if dim == 2 else [100, 200, 400])
+    M = sum(float(c) ** dim * c / 2 for c in cells)
+    L = _get(a, "density_layers", 40)
+    return Estimate.of(flops=1e4 * M + 1e9 * L / 40, steps=sum(c / 2 for c in cells) * 200 + 300 * L,
+                       floats=8.0 * max(float(c) ** dim * c / 2 for c in cells),
+                       flags=_flags(a, "dim", "cells", "density_layers"))
+
+
+def learn_potential(a):
+    """Iterations × samples × substeps × ~1e3 flops; PINN as in :func:`learn`."""
+    est = learn(a)
+    sub = _get(a, "substeps", 1)
+    return Estimate(est.bytes * sub, est.seconds * sub, est.flags + " " + _flags(a, "substeps"), est.advice)
+
+
 #: command words → estimate
 ESTIMATES = {
     ("train",): training_data,
@@ -174,6 +215,11 @@ ESTIMATES = {
     ("forces", "learn", "drag"): learn,
     ("forces", "learn", "position"): learn,
     ("forces", "learn", "oscillator"): learn,
+    ("forces", "simulate", "potential"): simulate,
+    ("forces", "learn", "potential"): learn_potential,
+    ("meanfield", "thermo"): thermo,
+    ("meanfield", "eliminate"): eliminate,
+    ("bench", "block"): bench_block,
     ("bench", "gradient"): bench_gradient,
     ("bench", "train"): bench_train,
 }

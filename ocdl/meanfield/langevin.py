@@ -15,8 +15,11 @@ Sign convention: every ensemble member follows the Langevin SDE
 
 i.e. ``dq = f dt + ν dW`` with ``f = −γ∇L``, ``ν = √(2D)``; its density obeys
 ``∂ρ/∂t = ∇·(γ ∇L ρ) + D Δρ`` and relaxes to the Gibbs law ``ρ_∞ ∝ exp(−γ L / D)``.
-The seed writes ``dq = γ∇F dt + √(2D) dW`` with ``F`` the quantity learning *increases*; with
-``F = −L`` that is the same SDE and the seed's stationary law ``∝ exp(γF/D)`` is ours.
+The seed contains only a Fokker–Planck equation for ``q`` (its eq. (20), drift ``γ∂F/∂q``, diffusion
+``D``); the SDE ``dq = γ∇F dt + √(2D) dW`` and the stationary law ``∝ exp(γF/D)`` are ocdl's own
+reading of that equation (not statements of the seed). With ``F = −L`` they are the SDE and law
+above. ``ocdl meanfield thermo`` (:mod:`ocdl.meanfield.thermo`) uses the seed's ``F`` itself — the
+free energy of the hidden variables.
 """
 import numpy as np
 

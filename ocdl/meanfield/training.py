@@ -207,7 +207,7 @@ class ParticleSampler:
 def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, particles=2000, grid_cells=64,
                             alpha=1e-3, alpha_head=1e-3, iterations=200, lr=0.05, seed=0, substeps=1,
                             steps_per_layer=1, smoothing=None, padding=0.75, quiet=True, state0=None,
-                            checkpoint=None, checkpoint_every=None, should_stop=None):
+                            checkpoint=None, checkpoint_every=None, should_stop=None, schedule=None):
     """Train by particle PMP (``method="particles"``), the Lagrangian density method (``"density"``,
     :mod:`ocdl.meanfield.lagrangian`: one Gaussian blob per training point, initial width
     ``smoothing`` (default 0), ``substeps`` Euler steps per layer) or the Eulerian Fokker–Planck grid
@@ -261,7 +261,7 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
         raise InputError(f"unknown method '{method}' (valid: particles, density, grid)")
     try:
         res = minimize(objective, shape_model.flatten(init_params(layers, d, seed)),
-                       Adam(lr=lr, schedule="constant", amsgrad=False), iterations,
+                       Adam(lr=lr, schedule=schedule or "constant", amsgrad=False), iterations,
                        name=f"meanfield train ({method})", quiet=quiet, sampler=sampler, state0=state0,
                        checkpoint=checkpoint, checkpoint_every=checkpoint_every, should_stop=should_stop,
                        hint="lower --lr or --T")

@@ -387,3 +387,72 @@ def full_space_residual(model, params, X, y, costates=None):
            "head": float(np.abs(gradL[nt:npar]).max())}
     out["max"] = max(out.values())
     return out
+
+
+def shooting_dense(model, X0, y, segments):
+    """The shooting residual of :mod:`ocdl.solvers.shooting` built symbolically in CasADi, with its
+    dense Jacobian — the slow independent reference of the structured Jacobian
+    (:class:`ocdl.solvers.shooting_blocks.ShootingSystem`), for tests on small problems.
+
+    Returns ``(spec, F, Jf, bounds, size)``: ``F(u, θ_guess) → (r, θ)`` and ``Jf(u, θ_guess) → ∂r/∂u``
+    with θ (m² + m, N) solved per layer by CasADi's ``rootfinder`` from ``θ_guess`` (derivative by
+    the implicit-function theorem). The activation is the model's (its ``casadi`` form, σ' by AD)."""
+    from ocdl.models.activations import get_activation
+    act = get_activation(model.activation)
+    spec = spec_from_model(model)
+    X0 = np.asarray(X0, dtype=float)
+    n, d, m, N, h, alpha = X0.shape[0], spec.d, spec.m, spec.N, spec.h, spec.alpha
+    C = spec.C
+    # ---- per-sample costate update q_{k+1} = (I + h D Kᵀ)^{-1} q_k  (SX)
+    th = ca.SX.sym("th", m * m + m)
+    xi = ca.SX.sym("x", d)
+    qi = ca.SX.sym("q", d)
+    K = ca.reshape(th[:m * m], m, m).T
+    D = ca.jacobian(act.casadi(xi), xi)                  # diag σ'(x)
+    qn = ca.solve(ca.SX.eye(d) + h * ca.mtimes(D, K.T), qi)
+    qnext = ca.Function("qnext", [th, xi, qi], [qn]).map(n, "serial")
+    sigma = ca.Function("sigma", [xi], [act.casadi(xi)]).map(n, "serial")
+    # ---- implicit layer equation R(θ; x, q) = θ − Stat(x, q_{k+1}(θ)) (MX)
+    thm = ca.MX.sym("th", m * m + m)
+    xm = ca.MX.sym("X", d, n)
+    qm = ca.MX.sym("Q", d, n)
+    Qn = qnext(thm, xm, qm)
+    S = sigma(xm)
+    R = thm - ca.vertcat(ca.vec((-ca.mtimes(Qn, S.T) / (n * alpha)).T), -ca.sum2(Qn) / (n * alpha))
+    root = ca.rootfinder("layer", "newton", ca.Function("R", [thm, xm, qm], [R]),
+                         {"abstol": 1e-14, "max_iter": 60, "error_on_fail": False})
+    guess = ca.MX.sym("guess", m * m + m)
+    thk = root(guess, xm, qm)
+    Kk = ca.reshape(thk[:m * m], m, m).T
+    layer = ca.Function("layer", [xm, qm, guess],
+                        [xm + h * (ca.mtimes(Kk, S) + ca.repmat(thk[m * m:], 1, n)), qnext(thk, xm, qm), thk])
+    # ---- terminal: ∇_x Φ per sample (scaled q) and head stationarity
+    xs = ca.SX.sym("x", d)
+    Wf = ca.SX.sym("W", C * d)
+    mus = ca.SX.sym("mu", C)
+    labs = ca.SX.sym("lab", 1 if C == 1 else C)
+    Li = loss_sym(spec, ca.mtimes(ca.reshape(Wf, d, C).T, xs) + mus, labs)
+    term = ca.Function("term", [xs, Wf, mus, labs], [ca.gradient(Li, xs), ca.gradient(Li, ca.vertcat(Wf, mus))])
+    term_q = term.map("term_q", "serial", n, [1, 2], [1])
+    bounds = [round(j * N / segments) for j in range(segments + 1)]
+    q0 = ca.MX.sym("q0", d, n)
+    inner = [(ca.MX.sym(f"xs{j}", d, n), ca.MX.sym(f"qs{j}", d, n)) for j in range(1, segments)]
+    Wm = ca.MX.sym("W", C * d)
+    mum = ca.MX.sym("mu", C)
+    u = ca.vertcat(ca.vec(q0), *[ca.vertcat(ca.vec(a), ca.vec(b)) for a, b in inner], Wm, mum)
+    starts = [(ca.DM(X0.T), q0)] + inner
+    res, thetas = [], []
+    Th = ca.MX.sym("theta_guess", m * m + m, N)
+    for j in range(segments):
+        x, q = starts[j]
+        for k in range(bounds[j], bounds[j + 1]):
+            x, q, t = layer(x, q, Th[:, k])
+            thetas.append(t)
+        if j < segments - 1:
+            res += [ca.vec(x - inner[j][0]), ca.vec(q - inner[j][1])]
+    gx, gh = term_q(x, Wm, mum, ca.DM(labels_matrix(spec, y)))
+    res += [ca.vec(q - gx), gh / n + ca.vertcat(spec.alpha_head * Wm, ca.DM.zeros(C))]
+    r = ca.vertcat(*res)
+    F = ca.Function("shoot", [u, Th], [r, ca.horzcat(*thetas)])
+    Jf = ca.Function("shoot_jac", [u, Th], [ca.jacobian(r, u)])
+    return spec, F, Jf, bounds, u.numel()

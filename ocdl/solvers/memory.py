@@ -21,8 +21,10 @@ newton (reduced)   8 [12 P + 4 (N+1) B d + 16 (N+1) S d]: CG vectors; the costat
                    the batch; torch's double-backward graph on the S rows
 newton (full),     8 [P² + 12 N n d² + 2 N n q]: the sparse KKT matrix and its LU / LDLᵀ factors,
 ipopt              whose fill-in is at least the dense reduced Hessian (P × P) in θ
-shooting           8 [3 U² + 4 (N+1) n d] with U = n d + C'd + C' unknowns: the dense shooting
-                   Jacobian, JᵀJ and its damped copy (one segment); plus the reduced Newton warm start
+shooting           8 [6 n b G + 2 n d G + 9 G²] with b = (2M − 1) d per-sample unknowns (M segments)
+                   and G = N q + C'd + C' global ones: the bordered Jacobian's coupling blocks, the
+                   θ tangents, and the dense G × G Schur complements (Newton and damped LM
+                   step, :mod:`ocdl.solvers.shooting_blocks`); plus the reduced Newton warm start
 =================  ===============================================================================
 """
 
@@ -73,9 +75,10 @@ def estimate(solver, model, n, batch_size=None, hessian_sample=None, formulation
         nb = F64 * (float(P) ** 2 + 12 * N * n * d * d + 2 * N * n * q)
         return nb, ("--newton-formulation reduced" if solver == "newton" else "--width")
     if solver == "shooting":
-        U = (2 * int(segments) - 1) * n * d + C * d + C
+        b = (2 * int(segments) - 1) * d
+        G = float(N * q + C * d + C)
         warm = estimate("newton", model, n)[0]
-        return max(F64 * (3 * float(U) ** 2 + 4 * (N + 1) * n * d), warm), "--width"
+        return max(F64 * (6 * n * b * G + 2 * n * d * G + 9 * G * G), warm), "--width"
     raise ValueError(f"no memory estimate for solver '{solver}'")
 
 

@@ -85,8 +85,8 @@ def ensemble_study(beta=2.0, gamma=1.0, D=0.05, T=4.0, particles=20000, steps=20
     series: ``S_fp`` (FP), ``S_ens`` (histogram entropy of the ensemble), ``rate_measured`` (central
     differences of ``S_fp``), ``rate_predicted`` (eq. (22) on the FP density), ``rate_ensemble``.
     """
-    if not D >= 0 or not np.isfinite(D):
-        raise InputError(f"--D must be ≥ 0 (got {D:g})")
+    if not D > 0 or not np.isfinite(D):
+        raise InputError(f"--D must be > 0 (got {D:g}): D = 0 has no stationary density")
     if not beta > 0:
         raise InputError(f"--beta must be > 0 (got {beta:g})")
     if gamma == 0 or not np.isfinite(gamma):

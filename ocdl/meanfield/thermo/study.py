@@ -41,8 +41,8 @@ class ThermoConfig:
     def check(self):
         if not self.beta > 0:
             raise InputError(f"--beta must be > 0 (got {self.beta:g})")
-        if not self.D >= 0:
-            raise InputError(f"--D must be ≥ 0 (got {self.D:g})")
+        if not self.D > 0:
+            raise InputError(f"--D must be > 0 (got {self.D:g}): D = 0 has no stationary density")
         if self.gamma == 0:
             raise InputError("--gamma must be non-zero")
         if not 1 <= self.neurons <= 3:
@@ -50,6 +50,8 @@ class ThermoConfig:
                              "use --mc-neurons for larger networks")
         if not self.mass < 1:
             raise InputError(f"--mass must be < 1 (got {self.mass:g}): Z diverges")
+        if self.steps % 8:
+            raise InputError(f"--steps {self.steps} must be a multiple of 8 (the entropy snapshots)")
         if self.points < 9:
             raise InputError(f"--points {self.points} is too coarse; use at least 9")
 
@@ -89,10 +91,10 @@ def thermo_study(cfg: ThermoConfig, quiet=True):
     j = 1                                                        # first snapshot after t = 0
     mu = 2 * beta
     act = {"mu": mu,
-           "schroedinger": action.schroedinger_check(cfg.gamma, max(cfg.D, 1e-3), mu),
-           "schroedinger_seed_literal": action.schroedinger_check(cfg.gamma, max(cfg.D, 1e-3), mu, literal=True,
+           "schroedinger": action.schroedinger_check(cfg.gamma, cfg.D, mu),
+           "schroedinger_seed_literal": action.schroedinger_check(cfg.gamma, cfg.D, mu, literal=True,
                                                                   steps=(4,)),
-           "dispersion": action.dispersion_check(abs(cfg.gamma), max(cfg.D, 1e-3), mu),
+           "dispersion": action.dispersion_check(abs(cfg.gamma), cfg.D, mu),
            "hamilton_jacobi": action.hamilton_jacobi_check(abs(cfg.gamma), mu, n=64),
            "stationary": action.stationary_check(beta, abs(cfg.gamma))}
     out = {

@@ -1,0 +1,108 @@
+"""``ocdl compare`` as a library call: :class:`CompareJob` runs several solvers on the same data,
+model, initialisation and cost (:func:`ocdl.solvers.compare.compare`). Its defaults: the solvers of
+:func:`ocdl.solvers.compare.default_solvers`, weight decay ``COMPARE_SYNTHETIC_ALPHA`` on the
+synthetic sets and ``DEFAULT_ALPHA`` otherwise, the held-out draw of
+:func:`ocdl.data.loading.synthetic_test_seed`."""
+import dataclasses
+
+from ocdl.errors import InputError, SolverError
+from ocdl.jobs.base import Job, option, same_option
+from ocdl.jobs.train import TrainJob
+
+
+def _solvers():
+    from ocdl.solvers import SOLVERS
+    return list(SOLVERS)
+
+
+def _integrators():
+    from ocdl.models.resnet import EXPLICIT_METHODS, IMPLICIT_RK_METHODS, SPLITTINGS
+    return list(EXPLICIT_METHODS) + list(SPLITTINGS) + list(IMPLICIT_RK_METHODS) + ["lobatto3ab"]
+
+
+@dataclasses.dataclass
+class CompareJob(Job):
+    """``ocdl compare``: the solvers' losses, accuracies and times on one problem."""
+    data: str = same_option(TrainJob, "data")
+    test: str = same_option(TrainJob, "test", help="held-out labelled CSV (default for synthetic sets: a fresh "
+                                                   "draw with seed + 1000; for real sets: their fixed test split)")
+    points: int = same_option(TrainJob, "points")
+    noise: float = same_option(TrainJob, "noise")
+    turns: float = same_option(TrainJob, "turns")
+    solvers: list = option(None, "comma-separated solvers (default: ocdl.solvers.compare's, fewer on more than "
+                                 "1000 training samples)", "names", choices=_solvers())
+    field: str = same_option(TrainJob, "field", help="vector field (default outer)")
+    integrator: str = option("euler", "layer map (default euler)", "choice", choices=_integrators())
+    layers: int = same_option(TrainJob, "layers")
+    T: float = same_option(TrainJob, "T", help="final time T (default 5; conv fields 4)")
+    channels: int = same_option(TrainJob, "channels")
+    kernel: int = same_option(TrainJob, "kernel")
+    shape: list = same_option(TrainJob, "shape")
+    alpha: float = option(None, "weight decay α (default 1e-3 on the synthetic sets, 3e-3 — ocdl train's — on real "
+                                "and CSV data)", "nonnegative")
+    width: int = same_option(TrainJob, "width")
+    iterations: int = option(None, "iterations for every solver (default: each solver's own default)", "count")
+    target: float = option(None, "target loss for time_to_target_s (default 1.05 × best loss reached)", "positive")
+    normalize: str = same_option(TrainJob, "normalize")
+    segments: int = option(1, "shooting segments (default 1)", "count")
+    device: str = option("cpu", "torch device for adam/lbfgs: cpu (default) or cuda", "text")
+    hessian_sample: float = same_option(TrainJob, "hessian_sample")
+    newton_formulation: str = same_option(TrainJob, "newton_formulation", default="reduced")
+    json: str = same_option(TrainJob, "json")
+    plot: str = same_option(TrainJob, "plot")
+    seed: int = same_option(TrainJob, "seed")
+    tensorboard: str = same_option(TrainJob, "tensorboard", help="write TensorBoard scalars (loss, accuracies, "
+                                   "gradient norm, learning rate, wall time per iteration) into DIR/<solver>/, one "
+                                   "run per solver (needs the extra tensorboard)")
+
+    def inputs(self):
+        from ocdl.data.loading import is_csv
+        return super().inputs() + ([("--data", self.data)] if self.data and is_csv(self.data) else [])
+
+    def check(self):
+        if self.data is None:
+            raise InputError("data is required (a built-in data set name or a CSV path)")
+
+    def estimate(self):
+        from ocdl.jobs.work import training_data
+        return training_data(self)
+
+    def execute(self):
+        from ocdl.data import DATASETS, REAL_DATASETS
+        from ocdl.data.loading import load_dataset, synthetic_test_seed
+        from ocdl.jobs.train import check_model_size, guard, resolve_device
+        from ocdl.solvers import COMPARE_SYNTHETIC_ALPHA, DEFAULT_ALPHA, default_normalize
+        from ocdl.solvers.compare import compare, plot
+        ds = load_dataset(self.data, self.test, None, self.seed, self.points, self.noise, self.turns,
+                          test_seed=synthetic_test_seed(self.seed))
+        X, y, Xt, yt = ds.X, ds.y, ds.X_test, ds.y_test
+        check_model_size(self.layers, self.width, X.shape[1], len(X))  # before allocating the model
+        synthetic = self.data in DATASETS
+        alpha = self.alpha if self.alpha is not None else (COMPARE_SYNTHETIC_ALPHA if synthetic else DEFAULT_ALPHA)
+        device = resolve_device(self.device)
+        newton = {"formulation": self.newton_formulation}
+        if self.hessian_sample is not None:
+            newton["hessian_sample"] = self.hessian_sample
+        options = {"shooting": {"segments": self.segments}, "newton": newton,
+                   "adam": {"device": device}, "lbfgs": {"device": device}}
+        conv = {k: getattr(self, k) for k in ("channels", "kernel", "shape") if getattr(self, k) is not None}
+        from ocdl.optim import tensorboard
+        with tensorboard.session(self.tensorboard):     # one TensorBoard run per solver
+            result = compare(X, y, self.solvers, X_test=Xt, y_test=yt, field=self.field, integrator=self.integrator,
+                             layers=self.layers, T=self.T, alpha=alpha, width=self.width, seed=self.seed,
+                             iterations=self.iterations, target=self.target, options=options, quiet=self.quiet,
+                             normalize=self.normalize or default_normalize(self.data), precheck=guard, **conv,
+                             log=self.log)
+        result["settings"]["data"] = self.data
+        drawn = f"{self.data} test split" if self.data in REAL_DATASETS else \
+            f"{self.data} seed {synthetic_test_seed(self.seed)}"
+        result["settings"]["test"] = self.test or (None if Xt is None else drawn)
+        errors = [r.get("error") for r in result["solvers"].values()]
+        if all(errors):
+            raise SolverError(f"every solver failed; first: {errors[0]}")
+        if self.json:
+            from ocdl.io import write_json
+            write_json(self.json, result)
+        if self.plot:
+            plot(result, self.plot)
+        return result
