@@ -22,4 +22,4 @@ def test_mkdocs_build_strict(tmp_path):
     index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     assert "residual networks as controlled odes" in index.lower()          # README is the home page
     api = (tmp_path / "site" / "api" / "nn" / "index.html").read_text(encoding="utf-8")
-    assert "ConvODEBlock" in api and "terminal cost" in api        # rendered from the docstrings
+    assert "ConvODEBlock" in api and "exact discrete costate sweep" in api      # from the docstrings
