@@ -213,7 +213,7 @@ def solver_options(solver):
 def train(X, y, solver="adam", *, field="outer", integrator="euler", activation="tanh", layers=None, T=None,
           width=None, alpha=DEFAULT_ALPHA, beta=0.0, normalize=DEFAULT_NORMALIZE, n_classes=None,
           iterations=None, seed=0, params0=None, model=None, callback=None, quiet=True, device=None,
-          max_seconds=None, **options):
+          max_seconds=None, tensorboard_dir=None, **options):
     """Train a ResNet-ODE classifier on inputs X (n, d) and labels y in 0..C−1; returns an
     :class:`~ocdl.optim.OptimizeResult` (``x`` = parameters {K, b, W, mu}, ``fun`` = final cost J,
     ``success``, ``message``, ``nit``, ``history``, ``model``).
@@ -241,6 +241,9 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     ``options`` are the solver's own keywords (:func:`solver_options`; e.g. ``lr``, ``schedule``,
     ``gtol``, ``formulation``, ``segments``) and the run controls ``state0``, ``checkpoint``,
     ``checkpoint_every``, ``should_stop``; any other keyword raises TypeError.
+    ``tensorboard_dir``: write TensorBoard scalars of every iteration (loss, accuracies, gradient
+    norm, learning rate, wall time) to ``tensorboard_dir/<solver>/`` (:mod:`ocdl.optim.tensorboard`;
+    extra ``tensorboard``); inside an open :func:`ocdl.optim.tensorboard.session` the run goes there.
     adam, pmp-adam, pmp-gd and msa also take ``batch_size``, ``epochs``, ``validation``, ``patience``,
     ``test=(X_test, y_test)`` (:mod:`ocdl.solvers.gradient`); training sets of more than
     ``FULL_BATCH_MAX`` samples train in mini-batches by default (:func:`default_batching`).
@@ -292,5 +295,10 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     elif device not in (None, "cpu"):
         raise InputError(f"--device {device} applies to the solvers {', '.join(('adam', 'lbfgs') + DEVICE_SOLVERS)} "
                          f"only ('{solver}' runs on the CPU)")
-    return SOLVERS[solver](model, params0, X, y, iterations=int(iterations), callback=callback,
-                           quiet=quiet, **options)
+    from ocdl.optim import tensorboard
+    with tensorboard.session(tensorboard_dir), tensorboard.run(solver) as tb:
+        res = SOLVERS[solver](model, params0, X, y, iterations=int(iterations), callback=callback,
+                              quiet=quiet, **options)
+        if tb is not None:
+            tb.history(res.history)             # solvers whose loop is not the driver's
+    return res
