@@ -23,9 +23,11 @@ learning rates) and BENCHMARKS.md, "Estimator defaults" (the study of
 ``LogisticRegression``).
 """
 
-#: iterations used when ``iterations=None`` (full batch)
+#: iterations used when ``iterations=None`` (full batch). msa: 1000 E-MSA steps — on the built-in
+#: spirals (200 points per class, range input map, width 6) 200 steps gave 82.5 % training accuracy,
+#: 1000 steps 100 % / 99.75 % held-out in 9.1 s CPU (measured 6 Dec 2026)
 DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000,
-                      "newton": 300, "ipopt": 500, "msa": 200, "shooting": 50}
+                      "newton": 300, "ipopt": 500, "msa": 1000, "shooting": 50}
 
 #: training sets larger than this train in mini-batches of ``DEFAULT_BATCH`` by default
 FULL_BATCH_MAX = 1000

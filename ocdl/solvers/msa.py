@@ -312,7 +312,8 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
         batch_size=None, epochs=None, validation=None, patience=PATIENCE, test=None, batch_seed=0, **unknown):
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring.
 
-    ``iterations`` MSA steps at most (default 200); converged (``success``) when the shared KKT
+    ``iterations`` MSA steps at most (default 1000, :data:`ocdl.solvers.defaults.DEFAULT_ITERATIONS`);
+    converged (``success``) when the shared KKT
     residual is ≤ ``tol``. ``rho``/``rho_min``: the penalty's start and floor (default 1 and 1e-6;
     with mini-batches both :data:`BATCH_RHO`). ``cg_rtol``, ``cg_maxiter``: the layer step's CG
     stopping rule (:func:`batched_cg`); rows also hold ``cg_iterations`` (summed over the ρ retries)
@@ -324,7 +325,10 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     if model.field != "outer" or model.integrator != "euler":
         raise SolverError(f"msa has the closed-form layer step for field 'outer' with integrator 'euler' "
                           f"only (got field '{model.field}', integrator '{model.integrator}')")
-    iterations = 200 if iterations is None else int(iterations)
+    if iterations is None:
+        from ocdl.solvers.defaults import DEFAULT_ITERATIONS
+        iterations = DEFAULT_ITERATIONS["msa"]
+    iterations = int(iterations)
     bt = Batching(model, np.asarray(X, dtype=float), y, batch_size, epochs, validation, patience, test, batch_seed)
     stochastic = bt.size < bt.n
     rho = (BATCH_RHO if stochastic else 1.0) if rho is None else rho
