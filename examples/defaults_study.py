@@ -57,6 +57,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--study", action="store_true", help="the whole suite, 3 folds (long)")
     p.add_argument("--out", default="defaults_study.png")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="candidate: ResNetODEClassifier(iterations=…) instead of the defaults")
+    p.add_argument("--tasks", default=None, help="comma-separated task-name prefixes (default: all)")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     from sklearn.linear_model import LogisticRegression
@@ -66,14 +69,17 @@ def main(argv=None):
 
     from ocdl.estimator import ResNetODEClassifier
     folds = 3 if args.study else 2
-    models = {"ocdl": (lambda: ResNetODEClassifier()) if args.study else
-              (lambda: ResNetODEClassifier(iterations=300)),
+    its = args.iterations if args.iterations is not None else (None if args.study else 300)
+    models = {"ocdl": lambda: ResNetODEClassifier(iterations=its),
               "mlp": lambda: make_pipeline(StandardScaler(), MLPClassifier(random_state=0, max_iter=500)),
               "logreg": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))}
     rows = []
     print(f"{'task':40s} {'ocdl':>6s} {'mlp':>6s} {'logreg':>6s} {'Δ pts':>6s} {'t_ocdl':>8s} {'t_mlp':>7s} "
           f"{'ratio':>6s}")
+    wanted = None if args.tasks is None else args.tasks.split(",")
     for name, (X, y) in tasks(args.study).items():
+        if wanted is not None and not any(name.startswith(w) for w in wanted):
+            continue
         r = {m: cv_score(make, np.asarray(X, dtype=float), np.asarray(y), folds) for m, make in models.items()}
         delta = 100 * (r["ocdl"][0] - r["mlp"][0])
         rows.append((name, delta))
