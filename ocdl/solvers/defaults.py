@@ -9,8 +9,9 @@ regime                 defaults
 =====================  ==========================================================================
 every run              outer field, euler, tanh, N = 20 layers, T = 5, α = 3·10⁻³, width 3 d
                        (:func:`ocdl.solvers.default_width`), ``normalize="standard"``, solver adam
-n ≤ FULL_BATCH_MAX     full batch; iterations per solver: :data:`DEFAULT_ITERATIONS`
-(1000)                 (adam 3000 at lr 0.05 cosine, …)
+n ≤ FULL_BATCH_MAX     full batch; iterations: each solver's declaration
+(1000)                 (``@supports(iterations=…)``, :data:`ocdl.solvers.DEFAULT_ITERATIONS`;
+                       adam 3000 at lr 0.05 cosine, msa 1000, newton 300, …)
 n > FULL_BATCH_MAX     mini-batches of DEFAULT_BATCH (128) for DEFAULT_EPOCHS (60) epochs, adam /
                        pmp-adam lr BATCH_LR (0.02); newton batches of NEWTON_BATCH (512) with
                        Hessian-vector products on NEWTON_HESSIAN_SAMPLE (128) rows, NEWTON_EPOCHS
@@ -22,12 +23,6 @@ learning rates) and BENCHMARKS.md, "Estimator defaults" (the study of
 ``examples/defaults_study.py`` against scikit-learn's ``MLPClassifier`` and
 ``LogisticRegression``).
 """
-
-#: iterations used when ``iterations=None`` (full batch). msa: 1000 E-MSA steps — on the built-in
-#: spirals (200 points per class, range input map, width 6) 200 steps gave 82.5 % training accuracy,
-#: 1000 steps 100 % / 99.75 % held-out in 9.1 s CPU (measured 6 Dec 2026)
-DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000,
-                      "newton": 300, "ipopt": 500, "msa": 1000, "shooting": 50}
 
 #: training sets larger than this train in mini-batches of ``DEFAULT_BATCH`` by default
 FULL_BATCH_MAX = 1000
@@ -51,7 +46,7 @@ def choose(n, d, n_classes=2, solver=None, field="outer"):
     module table), as a dict of ``ocdl.train`` keywords: ``solver``, ``layers``, ``T``, ``alpha``,
     ``width``, ``normalize``, ``iterations`` (None when epochs count), ``batch_size``, ``epochs``,
     ``lr`` (None: the solver's own), ``hessian_sample`` (newton on large sets)."""
-    from ocdl.solvers import default_width
+    from ocdl.solvers import DEFAULT_ITERATIONS, default_width
     n, d = int(n), int(d)
     if n < 1 or d < 1 or int(n_classes) < 2:
         raise ValueError(f"choose needs n ≥ 1, d ≥ 1 and ≥ 2 classes (got {n}, {d}, {n_classes})")

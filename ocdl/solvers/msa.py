@@ -47,6 +47,7 @@ from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
 from ocdl.solvers.gradient import PATIENCE, Batching, _run
 from ocdl.solvers.pontryagin import check_options
+from ocdl.solvers.support import supports
 
 #: CG stopping rule of the layer step: relative residual ``‖M_k δ_k + G_k‖ ≤ CG_RTOL ‖G_k‖`` per
 #: layer, at most ``CG_MAXITER`` iterations (a layer that stops early is frozen while the others go on)
@@ -305,6 +306,9 @@ class MSARule:
 BATCH_RHO = 10.0
 
 
+#: 1000 E-MSA steps by default — on the built-in spirals (200 points per class, range input map,
+#: width 6) 200 steps gave 82.5 % training accuracy, 1000 steps 100 % / 99.75 % held-out in 9.1 s CPU
+@supports(fields=("outer",), integrators=("euler",), iterations=1000)
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=None, rho_min=None,
         tol=1e-10, max_retries=40, cg_rtol=CG_RTOL, cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=0.0,
         damping=0.0, head_rho=None, state0=None, checkpoint=None,
@@ -312,7 +316,7 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
         batch_size=None, epochs=None, validation=None, patience=PATIENCE, test=None, batch_seed=0, **unknown):
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring.
 
-    ``iterations`` MSA steps at most (default 1000, :data:`ocdl.solvers.defaults.DEFAULT_ITERATIONS`);
+    ``iterations`` MSA steps at most (default 1000, its declaration);
     converged (``success``) when the shared KKT
     residual is ≤ ``tol``. ``rho``/``rho_min``: the penalty's start and floor (default 1 and 1e-6;
     with mini-batches both :data:`BATCH_RHO`). ``cg_rtol``, ``cg_maxiter``: the layer step's CG
@@ -325,10 +329,7 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     if model.field != "outer" or model.integrator != "euler":
         raise SolverError(f"msa has the closed-form layer step for field 'outer' with integrator 'euler' "
                           f"only (got field '{model.field}', integrator '{model.integrator}')")
-    if iterations is None:
-        from ocdl.solvers.defaults import DEFAULT_ITERATIONS
-        iterations = DEFAULT_ITERATIONS["msa"]
-    iterations = int(iterations)
+    iterations = msa.supports.iterations if iterations is None else int(iterations)
     bt = Batching(model, np.asarray(X, dtype=float), y, batch_size, epochs, validation, patience, test, batch_seed)
     stochastic = bt.size < bt.n
     rho = (BATCH_RHO if stochastic else 1.0) if rho is None else rho
