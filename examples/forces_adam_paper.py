@@ -12,7 +12,7 @@ Adam's remaining error lies in it — and two controls: Adam from a zero table, 
 
 Writes examples/forces_adam_paper.png and prints the numbers (also as JSON with --json).
 Run from the repository root:  python examples/forces_adam_paper.py [--steps N] [--jobs J]
-(default 1,000 Adam steps per run, under a minute on 2 cores; docs/forces.md quotes --steps 10000).
+(default 3,000 Adam steps per run, ~5 ms of CPU each: under a minute on 2 idle cores).
 """
 import argparse
 import json
@@ -94,7 +94,7 @@ def time_to(history, target):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "forces_adam_paper.png"))
-    ap.add_argument("--steps", type=int, default=1000, help="Adam steps per run (default 1000)")
+    ap.add_argument("--steps", type=int, default=3000, help="Adam steps per run (default 3000)")
     ap.add_argument("--lambdas", default="1e-2,1e-4,1e-6", help="λ values (default 1e-2,1e-4,1e-6)")
     ap.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random starting table")

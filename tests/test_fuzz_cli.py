@@ -340,8 +340,18 @@ def command():
                                "--depths"]), st.sampled_from(["2", "2,4", "0", "x", "100000000000"]),
                       st.just(["--samples"]), size(4), st.just(["--width"]), size(2),
                       optional({**COMMON, "--json": OUT}))
+    holo_sim = st.tuples(st.just(["holography", "simulate", "--metric"]),
+                         st.sampled_from(["3/tanh(3*eta)", "1/(eta-1)", "eta +", "sqrt(eta-0.5)", "1e9/eta"]),
+                         st.just(["--samples"]), size(2, 6),
+                         optional({**COMMON, "--m2": number(-1), "--lam": number(1), "--eta-fin": number(0.1, 2),
+                                   "--layers": size(2, 5), "--out": OUT}))
+    holo_learn = st.tuples(st.just(["holography", "learn", "--data", "{i}/data.csv", "--iterations", "2"]),
+                           optional({**COMMON, "--solver": name("adam", "pmp-adam", "newton", "pmp-lbfgs"),
+                                     "--layers": size(2, 4), "--c-reg": number(0, 1),
+                                     "--true-metric": expression("eta"), "--json": OUT, "--plot": PLOT,
+                                     "--test": DATA}))
     return st.one_of(train, predict, gradcheck, compare, integrators, forces_sim, forces_learn, mf, control,
-                     sweep, bench)
+                     sweep, bench, holo_sim, holo_learn)
 
 
 def flatten(parts):

@@ -93,3 +93,15 @@ def test_sweep_result_reports_the_policy_it_returns():
     assert capped.drift is capped.x and capped.residual > 1e-3
     done = solve_forward_backward(g, rho0, Phi, NU, T, steps=100, g=0.5)
     assert done.success and done.status == 0 and done.residual <= 1e-9
+
+
+def test_hopf_cole_without_congestion_reports_its_mass_check():
+    """g = 0 is two linear solves (no iteration): ``success`` is the one check made — the mass of
+    ρ = φφ̂ against 1 (independently: the grid's mass of the unnormalised path end) — not a
+    constant True as before."""
+    from ocdl.meanfield.fokker_planck import MASS_TOL
+    g, x, rho0, Phi = setup(200)
+    hc = solve_hopf_cole(g, rho0, Phi, NU, T, steps=100)
+    defect = abs(g.mass(hc.rho_path[-1]) - 1.0)
+    assert hc.success == (defect <= MASS_TOL) and hc.success
+    assert f"{defect:.1e}" in hc.message

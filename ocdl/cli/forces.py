@@ -285,7 +285,7 @@ def _learn_table(args):
         (plot_drag if problem.name == "drag" else plot_position)(args.plot, problem, res, truth,
                                                                  learn.plot_title(problem, args.solver, summary))
     log(learn.describe(summary), args.quiet)
-    common.warn_not_converged(args.solver, res.success, res.message)
+    common.not_converged(args, args.solver, res.success, res.message)
     return 0
 
 
@@ -319,7 +319,7 @@ def _learn_oscillator(args):
         from ocdl.forces.plots import plot_oscillator
         plot_oscillator(args.plot, problem, {args.solver: res})
     log(osc.describe(summary), args.quiet)
-    common.warn_not_converged(args.solver, res.success, res.message)
+    common.not_converged(args, args.solver, res.success, res.message)
     return 0
 
 
@@ -358,5 +358,5 @@ def _learn_potential(args):
         from ocdl.forces.plots import plot_potential
         plot_potential(args.plot, problem, {args.solver: (res, summary)}, truth)
     log(pot.describe(summary), args.quiet)
-    common.warn_not_converged(args.solver, res.success, res.message)
+    common.not_converged(args, args.solver, res.success, res.message)
     return 0

@@ -20,7 +20,7 @@ from ocdl.holography.network import DTYPE, Layers, Network
 BOX = ((0.0, 1.5), (-0.2, 0.2))
 MAX_DRAWS = 20_000_000
 MAX_SAMPLES = 20_000
-EMPTY_AFTER = 2_000_000      # a class with no member after this many draws is taken as empty
+EMPTY_AFTER = 400_000        # a class with no member after this many draws is taken as empty (rate < 2.5e-6)
 
 
 def metric_values(metric, layers, flag="--metric"):

@@ -182,9 +182,8 @@ class ControlJob(Job):
         else:
             res = solve_forward_backward(g, rho0, Phi, self.nu, self.T, steps=self.steps, g=self.g,
                                          maxiter=self.maxiter, tol=self.tol, quiet=self.quiet)
-        if not res.success:
-            self.log(f"ocdl: note: {'Hopf–Cole fixed point' if self.method == 'hopf-cole' else 'sweep'} stopped "
-                     f"after {res.nit} iterations with residual {res.residual:.2e}")
+        self.outcomes = [(self.method, res.success,
+                          f"{res.message} ({res.nit} iterations, residual {res.residual:.2e})")]
         write_csv(self.out, ["x", "rho"], np.column_stack([x, res.rho]))
         out = {"iterations": res.nit, "residual": res.residual, "cost": res.cost, "method": self.method,
                "success": res.success, "message": res.message, "nu": self.nu, "g": self.g, "T": self.T,
@@ -210,9 +209,8 @@ class ControlJob(Job):
         hc = solve_hopf_cole(g, rho0, Phi, self.nu, self.T, steps=self.steps)
         sw = solve_forward_backward(g, rho0, Phi, self.nu, self.T, steps=self.steps, maxiter=self.maxiter, tol=self.tol,
                          quiet=self.quiet)
-        if not sw.success:
-            self.log(f"ocdl: note: sweep stopped after {sw.nit} iterations with residual {sw.residual:.2e} "
-                     f"({sw.message})")
+        self.outcomes = [(name, r.success, f"{r.message} ({r.nit} iterations, residual {r.residual:.2e})")
+                         for name, r in (("hopf-cole", hc), ("sweep", sw))]
         res = hc if self.method == "hopf-cole" else sw
         write_csv(self.out, ["x", "y", "rho"], np.column_stack([X, res.rho]))
         l1 = float(g.volume * np.sum(np.abs(sw.rho - hc.rho)))
@@ -450,6 +448,7 @@ class MeanfieldTrainJob(Resumable):
                                              smoothing=self.smoothing, quiet=self.quiet, **rc.options())
         out = tr.train_report(res, method, X, y, Xt, yt, nu=self.nu, layers=self.layers, T=self.T,
                               substeps=self.substeps, particles=particles, grid=self.grid, seed=self.seed)
+        self.outcomes = [(out["solver"], res.success, res.message)]
         if self.json:
             write_json(self.json, out)
         if self.plot:

@@ -18,9 +18,6 @@ import numpy as np
 from ocdl.errors import InputError
 from ocdl.jobs.base import Resumable, digest, option
 
-FIELDS = ["inner", "outer", "hamiltonian", "conv", "hamiltonian-conv"]
-INTEGRATORS = ["euler", "heun", "rk4", "symplectic_euler", "symplectic_euler_b", "verlet", "yoshida4",
-               "implicit_midpoint", "gauss2", "gauss3", "lobatto3ab"]
 DATA_HELP = ("a built-in data set (synthetic spirals, circles, moons; real mnist1d, digits, wine, breast-cancer, "
              "iris with a fixed train/test split, see docs/benchmarks-real.md) or a CSV file with header "
              "x1,...,xd,label")
@@ -40,6 +37,16 @@ def _default_iterations():
 def _activations():
     from ocdl.models.activations import ACTIVATIONS
     return list(ACTIVATIONS)
+
+
+def _fields():
+    from ocdl.models.fields import FIELDS
+    return list(FIELDS)
+
+
+def _integrators():
+    from ocdl.models.resnet import all_integrators
+    return all_integrators()
 
 
 # ---------------------------------------------------------------------------- shared with ocdl.train
@@ -156,7 +163,7 @@ class TrainJob(Resumable):
                                "text", metavar="NAME")
     field: str = option("outer", "vector field: inner σ(Kx+b), outer Kσ(x)+b, hamiltonian, conv σ(K∗x+b) and "
                                  "hamiltonian-conv on 1-D signals (docs/conv.md) (default outer)", "choice",
-                        choices=FIELDS)
+                        choices=_fields)
     channels: int = option(None, "conv fields: channels C of the state C × L (default: docs/conv.md)", "count")
     kernel: int = option(None, "conv fields: odd kernel size k, same-size zero padding (default: docs/conv.md)",
                          "count")
@@ -165,9 +172,10 @@ class TrainJob(Resumable):
     integrator: str = option("euler", "layer map: euler (classic ResNet), heun, rk4; hamiltonian also "
                                       "symplectic_euler, symplectic_euler_b, verlet, yoshida4; implicit ones "
                                       "(implicit_midpoint, gauss2, gauss3, lobatto3ab) with the autograd solvers "
-                                      "only (default euler)", "choice", choices=INTEGRATORS)
-    activation: str = option("tanh", "activation σ of the field: tanh, softplus, relu (relu' (0) taken as 0) "
-                                     "(default tanh)", "choice", choices=_activations())
+                                      "only (default euler)", "choice", choices=_integrators)
+    activation: str = option("tanh", "activation σ of the field: tanh, softplus, relu (relu' (0) taken as 0; "
+                                     "a solver that does not support it refuses it) (default tanh)", "choice",
+                             choices=_activations)
     layers: int = option(None, "number of layers N (default 20; conv fields 8)", "count")
     T: float = option(None, "final time T; step h = T/N (default 5.0; conv fields 4.0)", "positive")
     width: int = option(None, "state dimension d ≥ input dimension (default 3 × input dimension; hamiltonian: "

@@ -47,6 +47,7 @@ from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
 from ocdl.solvers.gradient import PATIENCE, Batching, _run
 from ocdl.solvers.pontryagin import check_options
+from ocdl.solvers.support import supports
 
 #: CG stopping rule of the layer step: relative residual ``‖M_k δ_k + G_k‖ ≤ CG_RTOL ‖G_k‖`` per
 #: layer, at most ``CG_MAXITER`` iterations (a layer that stops early is frozen while the others go on)
@@ -303,6 +304,7 @@ class MSARule:
 BATCH_RHO = 10.0
 
 
+@supports(fields=("outer",), integrators=("euler",), iterations=200)
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=None, rho_min=None,
         tol=1e-10, max_retries=40, cg_rtol=CG_RTOL, cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=0.0,
         damping=0.0, state0=None, checkpoint=None,
@@ -322,7 +324,7 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     if model.field != "outer" or model.integrator != "euler":
         raise SolverError(f"msa has the closed-form layer step for field 'outer' with integrator 'euler' "
                           f"only (got field '{model.field}', integrator '{model.integrator}')")
-    iterations = 200 if iterations is None else int(iterations)
+    iterations = msa.supports.iterations if iterations is None else int(iterations)
     bt = Batching(model, np.asarray(X, dtype=float), y, batch_size, epochs, validation, patience, test, batch_seed)
     stochastic = bt.size < bt.n
     rho = (BATCH_RHO if stochastic else 1.0) if rho is None else rho
