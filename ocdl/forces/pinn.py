@@ -1,5 +1,5 @@
-"""Physics-informed neural network (PINN) for second-order equations of motion (seed
-``pinn-holography-slides.txt``): the three roles of the slides — inverse solver (unknown
+"""Physics-informed neural network (PINN) for second-order equations of motion (after the PINN
+lecture slides on damped oscillators and holography): the three roles of the slides — inverse solver (unknown
 parameters, e.g. γ, ω0 or a potential table), forward solver (initial conditions only) and
 extrapolation (few data on a short window, physics on a longer one).
 
