@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from ocdl.meanfield import gaussian_density, make_grid
-from ocdl.meanfield.control import lq_gaussian, solve_hopf_cole, solve_sweep
+from ocdl.meanfield.control import lq_gaussian, solve_hopf_cole, solve_forward_backward
 from ocdl.plotting import plt, save_figure
 
 M0, S0, NU, T, C, Z = -1.0, 0.5, 0.6, 1.0, 2.0, 1.5
@@ -15,9 +15,9 @@ g = make_grid(-4, 4, 640)
 x = g.centres[:, 0]
 rho0 = gaussian_density(g, M0, S0)
 Phi = C / 2 * (x - Z) ** 2
-sw = solve_sweep(g, rho0, Phi, NU, T, steps=320)
+sw = solve_forward_backward(g, rho0, Phi, NU, T, steps=320)
 hc = solve_hopf_cole(g, rho0, Phi, NU, T, steps=320)
-sw_g = solve_sweep(g, rho0, Phi, NU, T, steps=320, g=1.0)
+sw_g = solve_forward_backward(g, rho0, Phi, NU, T, steps=320, g=1.0)
 hc_g = solve_hopf_cole(g, rho0, Phi, NU, T, steps=320, g=1.0)
 mT, vT, cost = lq_gaussian(M0, S0, NU, T, C, Z)
 exact = np.exp(-(x - mT) ** 2 / (2 * vT)) / np.sqrt(2 * np.pi * vT)

@@ -20,7 +20,8 @@ from integrators.methods import (  # noqa: F401
     SymplecticEuler, SymplecticEulerB,
 )
 from integrators.solve import adjoint_pair, available, get_method, order, solve, solve_partitioned  # noqa: F401
-from integrators.tableaux import EXPLICIT, GAUSS, adjoint_partner, tableau  # noqa: F401
+from integrators.tableaux import EXPLICIT, GAUSS, SPLITTINGS, adjoint_partner, tableau  # noqa: F401
+from integrators.layers import rk_layer, splitting_layer  # noqa: F401
 from integrators.adjoint import costate_sweep  # noqa: F401
 
 __all__ = ["available", "solve", "solve_partitioned", "order", "adjoint_partner", "adjoint_pair", "tableau",

@@ -97,3 +97,10 @@ def mix(M, F):
             Mt = _torch_mats[key] = (_torch().as_tensor(M, dtype=F.dtype, device=F.device), M)
         return (Mt[0] @ F.reshape(s, -1)).reshape((M.shape[0],) + tuple(F.shape[1:]))
     return (M @ F.reshape(s, -1)).reshape((M.shape[0],) + F.shape[1:])
+
+
+def axpy(x, a, y):
+    """``x + a y`` with a Python float ``a``; one op (``torch.add(alpha=a)``) on torch tensors."""
+    if is_torch(x):
+        return _torch().add(x, y, alpha=a)
+    return x + a * y

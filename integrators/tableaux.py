@@ -97,3 +97,17 @@ LOBATTO_IIIB3 = (
 # second-order method is of order 4 when 2γ1 + γ2 = 1 and 2γ1³ + γ2³ = 0.
 _cbrt2 = 2.0 ** (1.0 / 3.0)
 YOSHIDA4 = (1.0 / (2.0 - _cbrt2), -_cbrt2 / (2.0 - _cbrt2), 1.0 / (2.0 - _cbrt2))
+
+# Splitting methods for a separable field q̇ = F_q(p), ṗ = F_p(q): the sub-steps of one step of
+# size h as ("drift" q += c h F_q(p) | "kick" p += c h F_p(q), c). symplectic_euler = kick h then
+# drift h (p explicit with the old q), symplectic_euler_b = drift then kick, verlet = position form
+# (drift h/2, kick h, drift h/2), yoshida4 = the triple jump of that Verlet step (weights _W1, _W0, _W1).
+_W1 = 1.0 / (2.0 - 2.0 ** (1.0 / 3.0))
+_W0 = 1.0 - 2.0 * _W1
+SPLITTINGS = {
+    "symplectic_euler": [("kick", 1.0), ("drift", 1.0)],
+    "symplectic_euler_b": [("drift", 1.0), ("kick", 1.0)],
+    "verlet": [("drift", 0.5), ("kick", 1.0), ("drift", 0.5)],
+    "yoshida4": [("drift", 0.5 * _W1), ("kick", _W1), ("drift", 0.5 * (_W1 + _W0)), ("kick", _W0),
+                 ("drift", 0.5 * (_W0 + _W1)), ("kick", _W1), ("drift", 0.5 * _W1)],
+}

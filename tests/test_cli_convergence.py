@@ -81,3 +81,29 @@ def test_a_closed_stdout_stops_quietly(tmp_path, monkeypatch, capsys):
         rc = main(["integrators", "--problem", "oscillator", "--methods", "rk4", "--steps", "40", "--periods", "1"])
     assert rc == 141
     assert "error" not in capsys.readouterr().err           # (the progress lines go to stderr)
+
+
+def test_meanfield_control_unconverged_warns_under_quiet(ocdl_main, tmp_path):
+    """The congested sweep capped at 2 iterations: one warning line from cli/main, also with
+    --quiet (it used to be a note, silenced by --quiet)."""
+    js = tmp_path / "c.json"
+    rc, out, err = ocdl_main("meanfield", "control", "--nu", "0.5", "--mean", "0", "--std", "0.5", "--T", "1",
+                             "--terminal", "(x-1)**2", "--cells", "60", "--steps", "20", "--g", "0.5",
+                             "--method", "sweep", "--maxiter", "2", "--out", tmp_path / "r.csv", "--json", js,
+                             "--quiet")
+    assert rc == 0, err
+    d = json.loads(js.read_text())
+    assert d["success"] is False
+    assert err.strip().splitlines() == [f"{WARNING}sweep did not converge: {d['message']} "
+                                        f"({d['iterations']} iterations, residual {d['residual']:.2e})"]
+
+
+def test_readme_first_command_converges_without_warning(ocdl_main, tmp_path):
+    """README's first command (``ocdl train --data spirals --solver pmp-adam``) ends converged by the
+    first-order test (stalled loss + gradient reduced, docs/optim.md) — no warning."""
+    js = tmp_path / "o.json"
+    rc, out, err = ocdl_main("train", "--data", "spirals", "--solver", "pmp-adam", "--json", js, "--quiet")
+    assert rc == 0, err
+    d = json.loads(js.read_text())
+    assert d["success"] is True and "relative loss decrease" in d["message"]
+    assert WARNING not in err

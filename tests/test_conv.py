@@ -226,7 +226,7 @@ def test_cli_gradcheck_conv(ocdl_cli, field, method, extra):
 @pytest.mark.parametrize("extra,match", [
     (["--field", "conv", "--kernel", "4"], "odd"),
     (["--field", "conv", "--channels", "0"], "channels"),
-    (["--field", "conv", "--solver", "newton"], "not supported"),
+    (["--field", "conv", "--solver", "newton"], "does not support field 'conv'"),
     (["--field", "conv", "--width", "9"], "--width"),
     (["--field", "outer", "--channels", "4"], "conv fields only"),
     (["--field", "conv", "--shape", "4,2"], "positions"),

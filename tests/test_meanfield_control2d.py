@@ -7,7 +7,7 @@ import pytest
 from scipy.special import ndtr
 
 from ocdl.meanfield import make_grid
-from ocdl.meanfield.control import lq_gaussian, solve_hopf_cole, solve_sweep
+from ocdl.meanfield.control import lq_gaussian, solve_hopf_cole, solve_forward_backward
 
 NU, T, C = 0.6, 1.0, 2.0
 Z, M0, S0 = np.array([1.0, -0.5]), np.array([-1.0, 0.5]), 0.5
@@ -81,7 +81,7 @@ def test_hopf_cole_2d_moments_match_particles_with_the_exact_feedback():
 def test_sweep_2d_agrees_with_hopf_cole_to_discretisation_level():
     g, rho0, Phi = _problem(20)
     hc = solve_hopf_cole(g, rho0, Phi, NU, T, steps=20)
-    sw = solve_sweep(g, rho0, Phi, NU, T, steps=20, tol=1e-6, maxiter=100)
+    sw = solve_forward_backward(g, rho0, Phi, NU, T, steps=20, tol=1e-6, maxiter=100)
     rho, cost, _ = _exact(g)
     assert sw.success
     # both are O(h²) discretisations of the same optimum: their distance is of the size of their
@@ -96,7 +96,7 @@ def _study(sizes, tol):
     for n in sizes:
         g, rho0, Phi = _problem(n)
         hc = solve_hopf_cole(g, rho0, Phi, NU, T, steps=n // 2)
-        sw = solve_sweep(g, rho0, Phi, NU, T, steps=n // 2, tol=tol, maxiter=100)
+        sw = solve_forward_backward(g, rho0, Phi, NU, T, steps=n // 2, tol=tol, maxiter=100)
         rho, cost, _ = _exact(g)
         assert sw.success
         out.append((_l1(g, sw.rho, hc.rho), _l1(g, sw.rho, rho), _l1(g, hc.rho, rho), abs(sw.cost - cost)))
@@ -151,7 +151,7 @@ def test_sweep_2d_density_matches_particles_driven_by_its_own_drift():
     step) against the sweep's ρ(T): moments and a 10 × 10 histogram."""
     g, rho0, Phi = _problem(80)
     steps, sub, P = 40, 8, 20000
-    sw = solve_sweep(g, rho0, Phi, NU, T, steps=steps, tol=1e-5, maxiter=100)
+    sw = solve_forward_backward(g, rho0, Phi, NU, T, steps=steps, tol=1e-5, maxiter=100)
     rng = np.random.default_rng(0)
     x = M0 + S0 * rng.standard_normal((P, 2))
     dt = T / (steps * sub)

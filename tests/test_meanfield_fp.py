@@ -91,3 +91,12 @@ def test_particles_match_fokker_planck_at_monte_carlo_rate():
         assert mean_err[-1] < 1.5 * c / np.sqrt(P), (P, mean_err[-1], c / np.sqrt(P))
     slope = np.polyfit(np.log(sizes), np.log(mean_err), 1)[0]
     assert -0.62 < slope < -0.38, slope
+
+
+def test_success_is_the_mass_check():
+    """A time stepper's ``success`` is its check (mass conserved to MASS_TOL), measured here
+    independently from the returned mass history; it was a constant True before."""
+    from ocdl.meanfield.fokker_planck import MASS_TOL
+    _, res = l1_error(200, 50, "cn")
+    drift = np.max(np.abs(res.mass - res.mass[0])) / res.mass[0]
+    assert res.success == (drift <= MASS_TOL) and res.success and "mass drift" in res.message

@@ -17,12 +17,20 @@ def _params(layers, seed=1, scale=0.7):
     return P
 
 
-def test_blob_gradient_matches_torch_autograd():
+#: σ in torch, written independently of ocdl's activation objects
+_TORCH_SIGMA = {"tanh": lambda x: x.tanh(), "softplus": lambda x: x.exp().log1p(),
+                "relu": lambda x: x.clamp(min=0.0)}
+
+
+@pytest.mark.parametrize("activation", list(_TORCH_SIGMA))
+def test_blob_gradient_matches_torch_autograd(activation):
+    """Every activation (the closure takes σ and its derivatives from the activation object)."""
     import torch
+    sigma = _TORCH_SIGMA[activation]
     X, y = spirals(12, seed=3)
     layers, T, nu, sub, s0, al, ah, Q = 3, 2.0, 0.3, 2, 0.1, 0.01, 0.02, 12
     P = _params(layers)
-    J, G = blob_value_and_grad(P, X, y, nu, T, al, ah, sub, s0, quad=Q)
+    J, G = blob_value_and_grad(P, X, y, nu, T, al, ah, sub, s0, quad=Q, activation=activation)
     tp = {k: torch.tensor(np.asarray(v, float), requires_grad=True) for k, v in P.items()}
     m, n, dt = torch.tensor(X), len(y), T / layers / sub
     eye = torch.eye(2, dtype=torch.float64)
@@ -32,10 +40,10 @@ def test_blob_gradient_matches_torch_autograd():
         K, b = tp["K"][i // sub], tp["b"][i // sub]
         sd = torch.diagonal(S, dim1=1, dim2=2).sqrt()
         xq = m[..., None] + sd[..., None] * zc               # Gauss–Hermite points of each marginal
-        step = lambda x: x + dt * (torch.tanh(x) @ K.T + b)  # noqa: E731
+        step = lambda x: x + dt * (sigma(x) @ K.T + b)  # noqa: E731
         # E[Jacobian of the Euler step] by autograd at every node, averaged with the weights
         A = sum(wc[q] * torch.func.vmap(torch.func.jacrev(step))(xq[..., q]) for q in range(len(wc)))
-        Ef = (torch.tanh(xq) * wc).sum(-1) @ K.T + b
+        Ef = (sigma(xq) * wc).sum(-1) @ K.T + b
         m, S = m + dt * Ef, A @ S @ A.transpose(1, 2) + nu ** 2 * dt * eye
     W = tp["W"][0]
     sd = torch.einsum("a,jab,b->j", W, S, W).sqrt()

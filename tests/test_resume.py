@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -122,13 +121,38 @@ def _drag_csv(path):
     return path
 
 
+#: the child of the kill-and-resume tests: ``ocdl ARGS`` whose first checkpoint write is followed by
+#: a SIGSTOP to itself, so the test signals a run that is certainly mid-way
+_PAUSE_AFTER_FIRST_CHECKPOINT = """
+import os, signal, sys
+import ocdl.data
+save = ocdl.data.save_checkpoint
+def save_then_pause(*args, **kwargs):
+    save(*args, **kwargs)
+    if not getattr(save_then_pause, "paused", False):
+        save_then_pause.paused = True
+        os.kill(os.getpid(), signal.SIGSTOP)
+ocdl.data.save_checkpoint = save_then_pause
+from ocdl.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def _kill_after_first_checkpoint(argv, ck):
-    p = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    t0 = time.time()
-    while not (ck.exists() and any(ck.rglob("checkpoint.npz"))) and p.poll() is None and time.time() - t0 < 60:
-        time.sleep(0.02)
+    """Run ``argv`` (``python -m ocdl …``), SIGTERM it right after its first checkpoint; ``(exit code,
+    stderr)``. The child stops itself once that checkpoint is written and the signal is sent while
+    it is stopped (then SIGCONT): it was a race before — a fast child could finish first."""
+    assert argv[1:3] == ["-m", "ocdl"]
+    p = subprocess.Popen([argv[0], "-c", _PAUSE_AFTER_FIRST_CHECKPOINT, *argv[3:]], env=_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status = os.waitpid(p.pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(status):                  # it ended without a checkpoint: report how
+        p.returncode = os.waitstatus_to_exitcode(status)
+        return p.returncode, p.stderr.read()
+    assert any(ck.rglob("checkpoint.npz"))
     p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
+    p.send_signal(signal.SIGCONT)
+    _, err = p.communicate(timeout=120)
     return p.returncode, err
 
 

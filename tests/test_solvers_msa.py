@@ -5,7 +5,7 @@ from scipy.optimize import minimize
 
 from ocdl import pmp
 from ocdl.data import make_dataset
-from ocdl.errors import SolverError
+from ocdl.errors import InputError
 from ocdl.solvers import make_model, train
 from ocdl.solvers.msa import layer_step
 
@@ -55,7 +55,7 @@ def test_msa_decreases_loss_monotonically_on_spirals():
 
 def test_msa_rejects_fields_without_closed_form():
     X, y = make_dataset("moons", seed=0, points_per_class=10)
-    with pytest.raises(SolverError, match="closed-form"):
+    with pytest.raises(InputError, match="solver 'msa' does not support field 'inner'; it supports: outer"):
         train(X, y, solver="msa", field="inner", iterations=2)
 
 

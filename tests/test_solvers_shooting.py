@@ -4,7 +4,7 @@ import pytest
 
 from ocdl import pmp
 from ocdl.data import make_dataset
-from ocdl.errors import SolverError
+from ocdl.errors import InputError
 from ocdl.solvers import make_model, train
 from ocdl.solvers.casadi_kkt import shooting_dense
 from ocdl.solvers.shooting_blocks import ShootingSystem, bordered_solve
@@ -92,5 +92,5 @@ def test_shooting_softplus_solves_the_softplus_network(data):
 
 def test_shooting_rejects_other_fields(data):
     X, y = data
-    with pytest.raises(SolverError, match="outer"):
+    with pytest.raises(InputError, match="solver 'shooting' does not support field 'inner'; it supports: outer"):
         train(X, y, solver="shooting", field="inner", iterations=1)

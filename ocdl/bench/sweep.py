@@ -346,7 +346,6 @@ def run_sweep(sweep, out, backend="local", scheduler=None, workers=2, run_fn=Non
         else:
             todo.append(run)
     skipped = len(runs) - len(todo)
-    log(f"sweep: {len(runs)} runs, {skipped} already finished, {len(todo)} to run ({backend})", quiet)
     bar = Progress(len(todo), "sweep", quiet)
 
     def store(rec, i):
@@ -355,6 +354,7 @@ def run_sweep(sweep, out, backend="local", scheduler=None, workers=2, run_fn=Non
         bar.update(i, force=True, failed=sum(r["status"] != "ok" for r in records.values()))
 
     try:
+        log(f"sweep: {len(runs)} runs, {skipped} already finished, {len(todo)} to run ({backend})", quiet)
         if todo and backend == "local":
             for i, run in enumerate(todo, 1):
                 store(execute(run, run_fn), i)

@@ -167,11 +167,20 @@ def int_list(text):
     return items
 
 
+def not_converged(args, solver, success, message):
+    """Record a run's outcome for the command's warning: when ``success`` is false, ``cli/main``
+    prints ``ocdl: warning: SOLVER did not converge: MESSAGE`` once the command has finished —
+    the one place that line is printed (:func:`warn_not_converged`)."""
+    if not success:
+        vars(args).setdefault("unconverged", []).append((solver, message))
+
+
 def warn_not_converged(solver, success, message):
     """One line ``ocdl: warning: SOLVER did not converge: MESSAGE`` on stderr when ``success`` is
-    false (``success`` = the solver's own convergence test passed; an iteration cap is not
+    false (``success`` = the certificate at the returned point passed; an iteration cap is not
     convergence). Printed even with ``--quiet`` — it is a warning, not progress — and the exit
-    code stays 0: the results are written, they just are not a converged solution."""
+    code stays 0: the results are written, they just are not a converged solution. Called by
+    ``cli/main`` only; commands record outcomes with :func:`not_converged`."""
     if not success:
         print(f"ocdl: warning: {solver} did not converge: {message}", file=sys.stderr)
 
@@ -264,14 +273,16 @@ def add_job(p, job_class, skip=(), defaults=None, helps=None, only=None):
         if m["kind"] == "switch":
             p.add_argument(flag_of(f), action="store_true", **kw)
             continue
-        if m["kind"] == "choice" and all(isinstance(c, int) for c in m["choices"]):
-            kw.update(type=int, choices=m["choices"])
+        from ocdl.jobs.base import choices_of
+        choices = choices_of(m["choices"])
+        if m["kind"] == "choice" and all(isinstance(c, int) for c in choices):
+            kw.update(type=int, choices=choices)
         elif m["kind"] == "choice":
-            kw["type"] = choice(m.get("metavar") or f.name.replace("_", " "), m["choices"])
+            kw["type"] = choice(m.get("metavar") or f.name.replace("_", " "), choices)
         elif m["kind"] == "positives":
             kw.update(type=positive, nargs="+")
         elif m["kind"] == "names":
-            kw["type"] = choice_list(f.name.rstrip("s").replace("_", " "), m["choices"])
+            kw["type"] = choice_list(f.name.rstrip("s").replace("_", " "), choices)
         elif m["kind"] in _TYPES:
             kw["type"] = _TYPES[m["kind"]]()
         if m.get("metavar"):

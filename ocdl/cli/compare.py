@@ -19,5 +19,5 @@ def run(args):
     print(table(result))
     for name, r in result["solvers"].items():
         if not r.get("error"):                   # failures are listed under the table already
-            common.warn_not_converged(name, r["converged"], r["message"])
+            common.not_converged(args, name, r["converged"], r["message"])
     return 0

@@ -198,7 +198,7 @@ def _expr(text, variables):
 
 # flags that do not change the result (outputs, verbosity, the checkpoint flags themselves)
 _NOT_SETTINGS = {"json", "plot", "profile", "quiet", "debug", "config", "checkpoint", "checkpoint_every", "resume",
-                 "truth", "true_gamma", "true_omega0", "data", "func"}
+                 "truth", "true_gamma", "true_omega0", "data", "func", "max_seconds"}
 
 
 def _settings(args, *arrays):
@@ -266,7 +266,7 @@ def _learn_table(args):
                                   **{k: getattr(args, k) for k in _PROBLEM_FLAGS[args.problem]})
     arrays = [d[k] for k in sorted(d)]
     def save_table(x, exc):          # the last good table: DIR/last_good.csv with --checkpoint, and --profile
-        paths = [p for p in (f"{args.checkpoint}/last_good.csv" if args.checkpoint else None, args.profile) if p]
+        paths = [p for p in (runctl.last_good_path(args.checkpoint, "last_good.csv"), args.profile) if p]
         for path in paths:
             learn.write_profile(path, problem, x)
         return " and ".join(paths) or None
@@ -274,7 +274,7 @@ def _learn_table(args):
             runctl.RunControl(args, _settings(args, *arrays), staged=True) as rc:
         res, summary = learn.learn_table(problem, args.solver, args.lam, args.iterations, args.lr, truth,
                                          args.quiet, continuation=True, stages=rc.stage,
-                                         init=args.init, seed=args.seed)  # SIGINT/SIGTERM stop it too
+                                         init=args.init, seed=args.seed)  # SIGINT/SIGTERM stop it anyway
     summary["data"] = args.data
     if args.json:
         write_json(args.json, summary)
@@ -285,7 +285,7 @@ def _learn_table(args):
         (plot_drag if problem.name == "drag" else plot_position)(args.plot, problem, res, truth,
                                                                  learn.plot_title(problem, args.solver, summary))
     log(learn.describe(summary), args.quiet)
-    common.warn_not_converged(args.solver, res.success, res.message)
+    common.not_converged(args, args.solver, res.success, res.message)
     return 0
 
 
@@ -300,14 +300,13 @@ def _learn_oscillator(args):
         raise InputError("--lbfgs-steps must be ≥ 0")
     if args.solver == "pinn":
         kw = {"adam_steps": args.adam_steps, "lbfgs_steps": args.lbfgs_steps, "hidden": args.hidden,
-              "lr": args.lr or 2e-3}
+              "lr": args.lr}
     else:
-        kw = {"lr": args.lr or 0.01, "iterations": args.iterations}
+        kw = {"lr": args.lr, "iterations": args.iterations}
     def save_record(x, exc):
-        if not args.checkpoint:
-            return None
-        path = f"{args.checkpoint}/last_good.json"
-        write_json(path, osc.last_good_record(problem, x, str(exc)))
+        path = runctl.last_good_path(args.checkpoint, "last_good.json")
+        if path is not None:
+            write_json(path, osc.last_good_record(problem, x, str(exc)))
         return path
     with runctl.keep_last_good(save_record), runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
         res = osc.solve_oscillator(problem, args.solver, quiet=args.quiet, seed=args.seed, init=args.init, **kw,
@@ -320,7 +319,7 @@ def _learn_oscillator(args):
         from ocdl.forces.plots import plot_oscillator
         plot_oscillator(args.plot, problem, {args.solver: res})
     log(osc.describe(summary), args.quiet)
-    common.warn_not_converged(args.solver, res.success, res.message)
+    common.not_converged(args, args.solver, res.success, res.message)
     return 0
 
 
@@ -337,10 +336,18 @@ def _learn_potential(args):
                                    substeps=args.substeps, method=args.integrator)
     if args.solver == "pinn":
         kw = {"adam_steps": args.adam_steps, "lbfgs_steps": args.lbfgs_steps, "hidden": args.hidden,
-              "lr": args.lr or 2e-3}
+              "lr": args.lr}
     else:
-        kw = {"lr": args.lr or 0.05, "iterations": args.iterations, "continuation": args.continuation}
-    with runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
+        kw = {"lr": args.lr, "iterations": args.iterations, "continuation": args.continuation}
+    def save_table(x, exc):          # the last good table V on its nodes: DIR/last_good.csv with --checkpoint
+        if not args.checkpoint:
+            return None
+        from ocdl.io import write_csv
+        path = runctl.last_good_path(args.checkpoint, "last_good.csv")
+        table = np.asarray(x, float)[-len(problem.names):][:problem.m]   # (the PINN's x ends with the unknowns)
+        write_csv(path, ["x", "V"], np.stack([problem.grid.nodes, table], 1))
+        return path
+    with runctl.keep_last_good(save_table, "table"), runctl.RunControl(args, _settings(args, d["t"], d["x"])) as rc:
         res = pot.solve_potential(problem, args.solver, args.lam, init=args.init, seed=args.seed, quiet=args.quiet,
                                   **kw, **rc.options())
     summary = pot.summarize(problem, res, args.solver, args.lam, args.init, truth)
@@ -351,5 +358,5 @@ def _learn_potential(args):
         from ocdl.forces.plots import plot_potential
         plot_potential(args.plot, problem, {args.solver: (res, summary)}, truth)
     log(pot.describe(summary), args.quiet)
-    common.warn_not_converged(args.solver, res.success, res.message)
+    common.not_converged(args, args.solver, res.success, res.message)
     return 0

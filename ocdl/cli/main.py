@@ -9,7 +9,7 @@ import sys
 import traceback
 
 from ocdl import __version__
-from ocdl.cli.common import Parser, check_paths, set_threads
+from ocdl.cli.common import Parser, check_paths, set_threads, warn_not_converged
 from ocdl.errors import InputError, OcdlError
 from ocdl.io import read_toml
 from ocdl.jobs import work
@@ -121,6 +121,8 @@ def main(argv=None):
         work.check(words, args, args.max_seconds)   # memory and time estimate, before any work
         with sigterm_interrupts():       # SIGTERM stops every command as Ctrl-C does: exit 130
             rc = func(args)
+        for solver, message in getattr(args, "unconverged", ()):       # the one place; also under --quiet
+            warn_not_converged(solver, False, message)
         return 0 if rc is None else int(rc)
     except OcdlError as exc:
         if debug:

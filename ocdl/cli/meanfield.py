@@ -77,6 +77,8 @@ _SILENT = {"limit": (False, True), "control": (True, True)}
 def run(args):
     job = common.job_from_args(args)
     job.run()
+    for name, success, message in getattr(job, "outcomes", ()):     # runs that can end unconverged
+        common.not_converged(args, name, success, message)
     summary = getattr(job, "summary", None)
     if_json, if_quiet = _SILENT.get(args.meanfield_command, (True, False))
     if summary and not (if_json and getattr(args, "json", None)) and not (if_quiet and args.quiet):

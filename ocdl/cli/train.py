@@ -25,5 +25,5 @@ def run(args):
     log(f"{out['solver']}: loss {out['train_loss']:.5f}, train accuracy {100 * out['train_accuracy']:.1f} %"
         + (f", test accuracy {100 * out['test_accuracy']:.1f} %" if tested else "")
         + f", {out['iterations']} iterations in {out['wall_time_s']:.1f} s", args.quiet)
-    common.warn_not_converged(out["solver"], out["success"], out["message"])
+    common.not_converged(args, out["solver"], out["success"], out["message"])
     return 0

@@ -169,7 +169,11 @@ class OscillatorProblem:
         return ca.Function("residual", [th], [r]), ca.Function("residual_jacobian", [th], [ca.jacobian(r, th)])
 
 
-def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=True, seed=0, state0=None,
+#: learning rates when ``lr`` is None (adam: constant; pinn: :func:`ocdl.forces.pinn.fit_pinn`'s Adam phase)
+DEFAULT_LR = {"adam": 0.01, "pinn": 2e-3}
+
+
+def solve_oscillator(problem, method="newton", iterations=None, lr=None, quiet=True, seed=0, state0=None,
                      checkpoint=None, checkpoint_every=None, should_stop=None, init="grid", **pinn_kw):
     """Fit the oscillator by ``newton`` | ``adam`` | ``pinn``; returns an :class:`~ocdl.optim.OptimizeResult`
     whose ``x`` holds the unknowns in ``problem.names`` order, with extras ``gamma, omega0, x0, v0,
@@ -179,8 +183,10 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=T
     the best iterate returned (no convergence test: ``success`` is False). The checkpoint options
     are those of :func:`ocdl.optim.minimize` (Adam resumes bit for bit). ``init``: ``grid`` (the
     damped-sinusoid search) or ``random`` (an arbitrary start, drawn with ``seed``; see
-    :meth:`OscillatorProblem.initial_guess`)."""
+    :meth:`OscillatorProblem.initial_guess`). ``lr``: the learning rate of adam, or of the PINN's
+    Adam phase (None: :data:`DEFAULT_LR`)."""
     t0 = time.perf_counter()
+    lr = DEFAULT_LR.get(method) if lr is None else lr
     theta0 = problem.initial_guess(init, seed)
     ck = {"state0": state0, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every,
           "should_stop": should_stop, "quiet": quiet}
@@ -217,7 +223,7 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=0.01, quiet=T
                        name="adam", keep_best=True, hint="try a smaller --lr", **ck)
     elif method == "pinn":
         from ocdl.forces.pinn import fit_pinn
-        res = fit_pinn(problem, theta0, seed=seed, **ck, **pinn_kw)
+        res = fit_pinn(problem, theta0, seed=seed, lr=lr, **ck, **pinn_kw)
     else:
         from ocdl.errors import unknown_name
         raise unknown_name("solver", method, ("newton", "adam", "pinn"))

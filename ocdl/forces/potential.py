@@ -244,14 +244,20 @@ class PotentialProblem:
 
 
 # ----------------------------------------------------------------------------------------------
-def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=None, lr=0.05, seed=0,
+#: learning rates when ``lr`` is None (adam: decaying ×0.01 over the run; pinn: the PINN's Adam phase)
+DEFAULT_LR = {"adam": 0.05, "pinn": 2e-3}
+
+
+def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=None, lr=None, seed=0,
                     quiet=True, continuation=True, state0=None, checkpoint=None, checkpoint_every=None,
                     should_stop=None, **pinn_kw):
     """Learn the table; returns an :class:`~ocdl.optim.OptimizeResult` (``x`` = all unknowns in
     ``problem.names`` order) with extras ``data_loss``, ``theta0`` (the start) and, for newton, the
     time-window ``continuation`` path (``continuation=False``: all samples at once).
     ``iterations``: Gauss–Newton steps per window (default 100) / Adam steps over all windows
-    (default 2000, ``lr`` decaying ×0.01). ``pinn_kw`` go to :func:`ocdl.forces.pinn.fit_pinn`."""
+    (default 2000, ``lr`` decaying ×0.01; None: :data:`DEFAULT_LR`, also for the PINN's Adam phase).
+    ``pinn_kw`` go to :func:`ocdl.forces.pinn.fit_pinn`."""
+    lr = DEFAULT_LR.get(method) if lr is None else lr
     if method not in SOLVERS:
         from ocdl.errors import unknown_name
         raise unknown_name("solver", method, SOLVERS)
@@ -304,7 +310,8 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
             rule = Adam(lr=lr * 1e-2 ** (w / len(windows)), schedule="exponential",
                         decay=1e-2 ** (1 / len(windows)), amsgrad=False)
             res = minimize(objective, theta, rule, per, name=f"adam t ≤ {problem.t[k - 1]:.3g}", keep_best=True,
-                           hint="try a smaller --lr", **(ck if frac == 1.0 else {"quiet": quiet}))
+                           hint="try a smaller --lr",
+                           **(ck if frac == 1.0 else {"quiet": quiet, "should_stop": should_stop}))
             hist += [dict(h, iteration=h["iteration"] + nit, time_s=h["time_s"] + tt, window=k) for h in res.history]
             nit, tt, theta = nit + res.nit, tt + res.wall_time_s, res.x
             path.append({"samples": k, "t_end": float(problem.t[k - 1]), "iterations": res.nit,
@@ -313,7 +320,7 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
         res["continuation"] = path
     else:
         from ocdl.forces.pinn import fit_pinn
-        res = fit_pinn(problem, theta0, seed=seed, **ck, **pinn_kw)
+        res = fit_pinn(problem, theta0, seed=seed, lr=lr, **ck, **pinn_kw)
         # the PINN has no initial-condition unknowns of its own: read them off the MLP
         if problem.fixed["x0"] is None or problem.fixed["v0"] is None:
             xs = res.predict(np.array([0.0, 1e-6 * problem.dt]))

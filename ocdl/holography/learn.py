@@ -62,17 +62,23 @@ def _objective(problem, costate):
 
 
 def solve(problem, method="newton", x0=None, iterations=None, lr=0.05, decay=1e-2, quiet=True, callback=None,
-          snapshots=(), label=""):
+          snapshots=(), label="", control=None):
     """Minimise the problem's loss; returns an :class:`~ocdl.optim.OptimizeResult` (``x`` the free
     parameters). ``iterations``: Adam steps (default 3000), L-BFGS iterations (default 2000),
-    Gauss–Newton steps per stage of the σ path (default 100)."""
+    Gauss–Newton steps per stage of the σ path (default 100). ``control``: the checkpoint options
+    of :func:`ocdl.optim.minimize` (``state0``, ``checkpoint``, ``checkpoint_every``,
+    ``should_stop``) for the one-stage solvers (adam, pmp-adam, pmp-lbfgs); newton (a few
+    seconds, several stages) takes none."""
     if method not in SOLVERS:
         from ocdl.errors import unknown_name
         raise unknown_name("solver", method, SOLVERS)
     x0 = problem.x0(1.0) if x0 is None else np.asarray(x0, float)
     ck = {"quiet": quiet, "hint": HINT, "callback": callback, "snapshots": snapshots}
     if method == "newton":
+        if control and any(control.get(k) is not None for k in ("state0", "checkpoint")):
+            raise InputError("checkpoints apply to adam, pmp-adam and pmp-lbfgs; newton runs in seconds")
         return _newton(problem, x0, iterations or 100, label or "newton", ck)
+    ck.update(control or {})
     objective = _objective(problem, costate=method != "adam")
     if method == "pmp-lbfgs":
         rule = TorchLBFGS(max_iter=LBFGS_CHUNK, history_size=30, max_eval=3 * LBFGS_CHUNK)

@@ -1,60 +1,19 @@
-"""The two jobs of ``ocdl holography``, from a config dataclass: :func:`simulate_file` and
-:func:`learn_file` (file formats here; the command line only maps flags onto the configs).
+"""The work of ``ocdl holography simulate|learn``: :func:`simulate_file` and :func:`learn_file`
+take a config — :class:`ocdl.jobs.holography.HolographySimulateJob` /
+:class:`~ocdl.jobs.holography.HolographyLearnJob`, or any object with those fields — and own the
+file formats.
 
 Data file: CSV ``phi,pi,label`` (label 1 = regular at the horizon), plus ``m2,lam`` columns when
 the data were taken at several masses / couplings. ``simulate`` also writes ``OUT.meta.json``
 (the metric expression, its layer values and the set-up) so that ``learn`` can report the metric
 error and draw the true metric without ``--true-metric``.
 """
-import dataclasses
 import json
 import os
-from collections.abc import Sequence
 
 import numpy as np
 
 from ocdl.errors import InputError
-
-Number = float | Sequence[float]
-
-
-@dataclasses.dataclass
-class SimulateConfig:
-    metric: str = "3/tanh(3*eta)"
-    m2: Number = -1.0
-    lam: Number = 1.0
-    eta_ini: float = 1.0
-    eta_fin: float = 0.1
-    layers: int = 10
-    samples: int = 2000
-    seed: int = 0
-    eps: float = 0.1
-    integrator: str = "euler"
-    out: str | None = None
-
-
-@dataclasses.dataclass
-class LearnConfig:
-    data: str = ""
-    test: str | None = None
-    solver: str = "newton"
-    integrator: str | None = None       # default: the data's (meta file), else euler
-    m2: float | None = None             # default: the data's, else −1
-    lam: float | None = None            # default: the data's, else 1
-    eta_ini: float | None = None
-    eta_fin: float | None = None
-    layers: int | None = None
-    eps: float | None = None
-    learn_mass: bool = False
-    learn_coupling: bool = False
-    c_reg: float = 1.0
-    init: str = "constant"
-    init_value: float | None = None     # constant: None = the best constant metric (a 1-D scan)
-    iterations: int | None = None
-    lr: float = 0.05
-    seed: int = 0
-    true_metric: str | None = None
-    quiet: bool = True
 
 
 def meta_path(path):
@@ -125,7 +84,9 @@ def true_metric(cfg, problem, meta):
     from ocdl.holography.simulate import metric_values
     if cfg.true_metric:
         return metric_values(cfg.true_metric, problem.layers, flag="--true-metric")
-    if meta is not None and "h_true" in meta and np.allclose(meta.get("eta", []), problem.layers.eta, atol=1e-12):
+    eta = np.asarray(meta.get("eta", []), float) if meta is not None else np.zeros(0)
+    if meta is not None and "h_true" in meta and eta.shape == problem.layers.eta.shape and \
+            np.allclose(eta, problem.layers.eta, atol=1e-12):
         return np.asarray(meta["h_true"], float)
     return None
 
@@ -143,8 +104,10 @@ def best_constant(problem, values=None):
     return float(values[int(np.argmin(losses))])
 
 
-def learn_file(cfg, callback=None):
-    """Read the data, solve, summarise. Returns ``(problem, result, summary, test)``."""
+def learn_file(cfg, callback=None, control=None):
+    """Read the data, solve, summarise. Returns ``(problem, result, summary, test)``. ``control``:
+    checkpoint options for :func:`ocdl.holography.learn.solve`."""
+    quiet = getattr(cfg, "quiet", True)
     from ocdl.holography import learn
     X, lab, m2d, lamd, meta = read_data(cfg.data)
     problem = build_problem(cfg, X, lab, m2d, lamd, meta)
@@ -162,7 +125,8 @@ def learn_file(cfg, callback=None):
         h0 = learn.initial_h(problem.layers, "constant", value)
     else:
         h0 = learn.initial_h(problem.layers, cfg.init, cfg.init_value, cfg.seed)
-    res = learn.solve(problem, cfg.solver, problem.x0(h0), cfg.iterations, cfg.lr, quiet=cfg.quiet, callback=callback)
+    res = learn.solve(problem, cfg.solver, problem.x0(h0), cfg.iterations, cfg.lr, quiet=quiet, callback=callback,
+                      control=control)
     summary = learn.summarize(problem, res, cfg.solver, h_true, test)
     summary.update(data=cfg.data, init=cfg.init, h_initial=np.asarray(h0).tolist())
     if m2d is not None or lamd is not None:

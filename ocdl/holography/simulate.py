@@ -19,7 +19,8 @@ from ocdl.holography.network import DTYPE, Layers, Network
 
 BOX = ((0.0, 1.5), (-0.2, 0.2))
 MAX_DRAWS = 20_000_000
-EMPTY_AFTER = 2_000_000      # a class with no member after this many draws is taken as empty
+MAX_SAMPLES = 20_000
+EMPTY_AFTER = 400_000        # a class with no member after this many draws is taken as empty (rate < 2.5e-6)
 
 
 def metric_values(metric, layers, flag="--metric"):
@@ -56,6 +57,9 @@ def simulate(metric="3/tanh(3*eta)", m2=-1.0, lam=1.0, eta_ini=1.0, eta_fin=0.1,
     if len(m2s) != len(lams):
         raise InputError(f"--m2 and --lam give {len(m2s)} and {len(lams)} values; give one of each or lists of "
                          "equal length")
+    if samples > MAX_SAMPLES:
+        raise InputError(f"--samples {samples} is too many: at most {MAX_SAMPLES:,} (the regular samples are about "
+                         "0.1 % of the box, so n samples take ~1000 n draws)")
     if samples < 2 * k:
         raise InputError(f"--samples must be at least {2 * k} (two per class and (m², λ) pair)")
     net = Network(grid, method, eps)
@@ -71,10 +75,12 @@ def simulate(metric="3/tanh(3*eta)", m2=-1.0, lam=1.0, eta_ini=1.0, eta_fin=0.1,
             batch = 200_000
             draws += batch
             if draws > MAX_DRAWS or (draws > EMPTY_AFTER and min(have.values()) == 0):
-                missing = "positive (regular)" if have[1] < want[1] else "negative"
-                raise InputError(f"not enough {missing} samples found in {draws - batch:,} draws from the box "
-                                 f"phi ∈ {box[0]}, pi ∈ {box[1]} for m2={mb:g}, lam={lb:g}: the class is empty "
-                                 "for this metric; change --metric, --m2, --lam or --eta-fin")
+                c = 1 if have[1] < want[1] else 0
+                what = "positive (regular)" if c == 1 else "negative"
+                why = "the class is empty" if have[c] == 0 else f"only {have[c]} of {want[c]} found"
+                raise InputError(f"{what} samples: {why} in {draws - batch:,} draws from the box phi ∈ {box[0]}, "
+                                 f"pi ∈ {box[1]} for m2={mb:g}, lam={lb:g}; change --metric, --m2, --lam, --eps "
+                                 "or --eta-fin, or ask for fewer --samples")
             X = np.stack([rng.uniform(*box[0], batch), rng.uniform(*box[1], batch)], axis=1)
             with torch.no_grad():
                 F = net.horizon_value(theta, X)

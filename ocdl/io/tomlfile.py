@@ -1,5 +1,4 @@
 """Validated TOML reading (config and sweep files)."""
-import os
 import tomllib
 
 from ocdl.errors import InputError
@@ -13,14 +12,14 @@ MAX_DEPTH = 32
 def read_toml(path, what="config"):
     """The TOML file at ``path`` as a dict; missing, unreadable, oversized, too deeply nested or
     malformed files raise one-line InputErrors. A leading UTF-8 byte-order mark is accepted."""
-    if not os.path.isfile(path):
-        raise InputError(f"{what} file '{path}' not found")
+    from ocdl.io.paths import regular_file
+    path = regular_file(path, what, MAX_BYTES)
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise InputError(f"{what} file '{path}' cannot be read ({exc.strerror}); check its permissions") from None
-    if len(raw) > MAX_BYTES:
+    if len(raw) > MAX_BYTES:                   # (grew since it was checked)
         raise InputError(f"{what} file '{path}' is larger than {MAX_BYTES >> 20} MB; a {what} file is a few lines")
     try:
         text = raw.decode("utf-8").removeprefix("\ufeff")

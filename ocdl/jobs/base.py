@@ -40,7 +40,8 @@ def option(default, help, kind="text", flag=None, choices=None, role=None, requi
            cli=True):
     """A job field: ``default`` (None: unset), ``help`` (the flag's help text), ``kind`` (see
     :data:`KINDS`), ``flag`` (default ``--name-with-dashes``), ``choices`` (for ``choice`` /
-    ``names``), ``role`` of a path (``input``, ``output``, ``directory``), ``required`` (the CLI
+    ``names``; a list, or a function returning it — read when used, so a registry's later
+    additions count), ``role`` of a path (``input``, ``output``, ``directory``), ``required`` (the CLI
     flag must be given), ``cli=False`` for library-only fields."""
     assert kind in KINDS, kind
     meta = {"help": help, "kind": kind, "flag": flag, "choices": choices, "role": role, "required": required,
@@ -63,6 +64,11 @@ def same_option(job_class, name, **changes):
 
 def flag_of(f):
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def choices_of(choices):
+    """The list of choices (``choices`` itself, or its value when it is a function; None stays None)."""
+    return choices() if callable(choices) else choices
 
 
 def check_value(name, value, kind, choices=None):
@@ -143,6 +149,9 @@ def digest(*arrays):
 class Job:
     """Base of every command's config (module docstring). Subclasses add fields and override
     :meth:`check`, :meth:`outputs`, :meth:`estimate` and :meth:`execute`."""
+    #: ``(name, success, message)`` of the runs a job made that can end unconverged (set by
+    #: :meth:`execute`); the command line prints the one warning line for each failed one
+    outcomes = ()
     quiet: bool = option(True, "silence progress output on stderr", "switch")
     max_seconds: float = option(None, "refuse runs estimated to take longer than this many seconds "
                                       "(default 3600; see 'Bounded work' in docs/cli.md)", "positive",
@@ -156,17 +165,12 @@ class Job:
     def fields(self):
         return dataclasses.fields(self)
 
-    def name_of(self, f):
-        """How messages name option ``f``: its flag (the CLI's and the library's name alike)."""
-        return f"{flag_of(f)} ({f.name})" if self._library else flag_of(f)
-
-    _library = False
-
     def validate(self):
         """Every field against its kind, then :meth:`check`; returns self."""
         for f in self.fields():
             kind = f.metadata.get("kind", "object")
-            setattr(self, f.name, check_value(self.name_of(f), getattr(self, f.name), kind, f.metadata.get("choices")))
+            setattr(self, f.name, check_value(flag_of(f), getattr(self, f.name), kind,
+                                              choices_of(f.metadata.get("choices"))))
         self.check()
         return self
 
@@ -223,16 +227,6 @@ class Job:
     def log(self, msg):
         from ocdl.progress import log
         log(msg, self.quiet)
-
-    def settings(self, *arrays, exclude=()):
-        """What a resumed run must share with the interrupted one: every option that changes the result
-        (not outputs, verbosity or the checkpoint options) and the digest of the data ``arrays``."""
-        skip = {"quiet", "max_seconds", "checkpoint", "checkpoint_every", "resume", "device", *exclude}
-        out = {f.name: getattr(self, f.name) for f in self.fields()
-               if f.name not in skip and f.metadata.get("role") not in ("output", "input", "directory")}
-        out["data"] = digest(*arrays)
-        return out
-
 
 @dataclasses.dataclass
 class Resumable(Job):

@@ -16,8 +16,8 @@ def _solvers():
 
 
 def _integrators():
-    from ocdl.models.resnet import EXPLICIT_METHODS, IMPLICIT_RK_METHODS, SPLITTINGS
-    return list(EXPLICIT_METHODS) + list(SPLITTINGS) + list(IMPLICIT_RK_METHODS) + ["lobatto3ab"]
+    from ocdl.models.resnet import all_integrators
+    return all_integrators()
 
 
 @dataclasses.dataclass
@@ -32,7 +32,7 @@ class CompareJob(Job):
     solvers: list = option(None, "comma-separated solvers (default: ocdl.solvers.compare's, fewer on more than "
                                  "1000 training samples)", "names", choices=_solvers())
     field: str = same_option(TrainJob, "field", help="vector field (default outer)")
-    integrator: str = option("euler", "layer map (default euler)", "choice", choices=_integrators())
+    integrator: str = option("euler", "layer map (default euler)", "choice", choices=_integrators)
     layers: int = same_option(TrainJob, "layers")
     T: float = same_option(TrainJob, "T", help="final time T (default 5; conv fields 4)")
     channels: int = same_option(TrainJob, "channels")

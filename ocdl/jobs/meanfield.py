@@ -166,7 +166,7 @@ class ControlJob(Job):
         from ocdl.expr import compile_expr
         from ocdl.io import write_csv, write_json
         from ocdl.meanfield import gaussian_density, make_grid
-        from ocdl.meanfield.control import control_domain, solve_hopf_cole, solve_sweep
+        from ocdl.meanfield.control import control_domain, solve_hopf_cole, solve_forward_backward
         from ocdl.progress import Progress
         phi_fn = compile_expr(self.terminal, ("x",))
         lo, hi = control_domain(phi_fn, self.mean, self.std, self.nu, self.T, self.xmin, self.xmax)
@@ -180,11 +180,10 @@ class ControlJob(Job):
                                   tol=self.tol, progress=prog)
             prog.close()
         else:
-            res = solve_sweep(g, rho0, Phi, self.nu, self.T, steps=self.steps, g=self.g, maxiter=self.maxiter,
-                              tol=self.tol, quiet=self.quiet)
-        if not res.success:
-            self.log(f"ocdl: note: {'Hopf–Cole fixed point' if self.method == 'hopf-cole' else 'sweep'} stopped "
-                     f"after {res.nit} iterations with residual {res.residual:.2e}")
+            res = solve_forward_backward(g, rho0, Phi, self.nu, self.T, steps=self.steps, g=self.g,
+                                         maxiter=self.maxiter, tol=self.tol, quiet=self.quiet)
+        self.outcomes = [(self.method, res.success,
+                          f"{res.message} ({res.nit} iterations, residual {res.residual:.2e})")]
         write_csv(self.out, ["x", "rho"], np.column_stack([x, res.rho]))
         out = {"iterations": res.nit, "residual": res.residual, "cost": res.cost, "method": self.method,
                "success": res.success, "message": res.message, "nu": self.nu, "g": self.g, "T": self.T,
@@ -198,7 +197,7 @@ class ControlJob(Job):
         JSON and picture compare them)."""
         from ocdl.expr import compile_expr
         from ocdl.io import write_csv, write_json
-        from ocdl.meanfield.control import control_box_2d, solve_hopf_cole, solve_sweep
+        from ocdl.meanfield.control import control_box_2d, solve_hopf_cole, solve_forward_backward
         phi_fn = compile_expr(self.terminal, ("x", "y"))
         m0 = np.array([self.mean, self.mean if self.mean_y is None else self.mean_y])
         g = control_box_2d(phi_fn, m0, self.std, self.nu, self.T, self.cells, self.xmin, self.xmax)
@@ -208,11 +207,10 @@ class ControlJob(Job):
         rho0 /= g.mass(rho0)
         t0 = time.perf_counter()
         hc = solve_hopf_cole(g, rho0, Phi, self.nu, self.T, steps=self.steps)
-        sw = solve_sweep(g, rho0, Phi, self.nu, self.T, steps=self.steps, maxiter=self.maxiter, tol=self.tol,
+        sw = solve_forward_backward(g, rho0, Phi, self.nu, self.T, steps=self.steps, maxiter=self.maxiter, tol=self.tol,
                          quiet=self.quiet)
-        if not sw.success:
-            self.log(f"ocdl: note: sweep stopped after {sw.nit} iterations with residual {sw.residual:.2e} "
-                     f"({sw.message})")
+        self.outcomes = [(name, r.success, f"{r.message} ({r.nit} iterations, residual {r.residual:.2e})")
+                         for name, r in (("hopf-cole", hc), ("sweep", sw))]
         res = hc if self.method == "hopf-cole" else sw
         write_csv(self.out, ["x", "y", "rho"], np.column_stack([X, res.rho]))
         l1 = float(g.volume * np.sum(np.abs(sw.rho - hc.rho)))
@@ -373,7 +371,8 @@ class MeanfieldTrainJob(Resumable):
     layers: int = option(10, "layers N (default 10)", "count")
     T: float = option(2.0, "depth T (default 2)", "positive")
     iterations: int = option(None, "Adam iterations (default 1500; 300 with --grid)", "count")
-    lr: float = option(0.05, "Adam learning rate (default 0.05)", "positive")
+    lr: float = option(None, "Adam learning rate (default 0.05; --method density 0.02: its exact gradient takes "
+                             "larger Adam steps, docs/meanfield.md)", "positive")
     alpha: float = option(1e-3, "weight decay α (layers and head)", "nonnegative")
     points: int = option(200, "spirals: points per class", "count")
     noise: float = option(0.02, "spirals: data noise", "nonnegative")
@@ -416,7 +415,7 @@ class MeanfieldTrainJob(Resumable):
     def execute(self):
         from ocdl.data.loading import load_dataset, synthetic_test_seed
         from ocdl.io import write_json, write_npz
-        from ocdl.jobs.runcontrol import RunControl, keep_last_good
+        from ocdl.jobs.runcontrol import RunControl, keep_last_good, last_good_path
         from ocdl.meanfield import training as tr
         ds = load_dataset(self.data, self.test, None, self.seed, points=self.points, noise=self.noise,
                           test_seed=synthetic_test_seed(self.seed))
@@ -426,8 +425,9 @@ class MeanfieldTrainJob(Resumable):
         method = self.method
         iterations = self.iterations or self.ITERATIONS[method]
         particles = self.particles or self.PARTICLES
+        lr = self.lr if self.lr is not None else tr.DEFAULT_LR[method]
         settings = {"nu": self.nu, "particles": self.particles, "grid": self.grid, "layers": self.layers, "T": self.T,
-                    "iterations": iterations, "lr": self.lr, "alpha": self.alpha, "substeps": self.substeps,
+                    "iterations": iterations, "lr": lr, "alpha": self.alpha, "substeps": self.substeps,
                     "steps_per_layer": self.steps_per_layer, "padding": self.padding, "seed": self.seed}
         from ocdl.jobs.base import digest
         settings["data"] = digest(X, y)
@@ -435,20 +435,20 @@ class MeanfieldTrainJob(Resumable):
             settings.update(method=method, smoothing=self.smoothing)
 
         def save_last(x, exc):
-            if not self.checkpoint:
-                return None
-            path = f"{self.checkpoint}/last_good.npz"
-            write_npz(path, **tr.param_arrays(x))
+            path = last_good_path(self.checkpoint, "last_good.npz")
+            if path is not None:
+                write_npz(path, **tr.param_arrays(x))
             return path
         with keep_last_good(save_last), RunControl(self, settings) as rc:
             res = tr.train_stochastic_resnet(X, y, method=method, nu=self.nu, layers=self.layers, T=self.T,
                                              particles=particles, grid_cells=self.grid or 64,
                                              alpha=self.alpha, alpha_head=self.alpha, iterations=iterations,
-                                             lr=self.lr, seed=self.seed, substeps=self.substeps,
+                                             lr=lr, seed=self.seed, substeps=self.substeps,
                                              steps_per_layer=self.steps_per_layer, padding=self.padding,
                                              smoothing=self.smoothing, quiet=self.quiet, **rc.options())
         out = tr.train_report(res, method, X, y, Xt, yt, nu=self.nu, layers=self.layers, T=self.T,
                               substeps=self.substeps, particles=particles, grid=self.grid, seed=self.seed)
+        self.outcomes = [(out["solver"], res.success, res.message)]
         if self.json:
             write_json(self.json, out)
         if self.plot:

@@ -107,6 +107,14 @@ class RunControl:
         return False
 
 
+def last_good_path(directory, name):
+    """``DIR/name`` for the last good results (the directory made if missing), or None without one."""
+    if not directory:
+        return None
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory, name)
+
+
 @contextlib.contextmanager
 def keep_last_good(save, what="parameters"):
     """The one last-good handler: when the block raises a :class:`SolverError` whose ``result.x``

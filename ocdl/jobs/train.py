@@ -18,9 +18,6 @@ import numpy as np
 from ocdl.errors import InputError
 from ocdl.jobs.base import Resumable, digest, option
 
-FIELDS = ["inner", "outer", "hamiltonian", "conv", "hamiltonian-conv"]
-INTEGRATORS = ["euler", "heun", "rk4", "symplectic_euler", "symplectic_euler_b", "verlet", "yoshida4",
-               "implicit_midpoint", "gauss2", "gauss3", "lobatto3ab"]
 DATA_HELP = ("a built-in data set (synthetic spirals, circles, moons; real mnist1d, digits, wine, breast-cancer, "
              "iris with a fixed train/test split, see docs/benchmarks-real.md) or a CSV file with header "
              "x1,...,xd,label")
@@ -40,6 +37,16 @@ def _default_iterations():
 def _activations():
     from ocdl.models.activations import ACTIVATIONS
     return list(ACTIVATIONS)
+
+
+def _fields():
+    from ocdl.models.fields import FIELDS
+    return list(FIELDS)
+
+
+def _integrators():
+    from ocdl.models.resnet import all_integrators
+    return all_integrators()
 
 
 # ---------------------------------------------------------------------------- shared with ocdl.train
@@ -107,7 +114,8 @@ def estimate(solver, model, n, options=None, iterations=None):
     nbytes, flag = memory(solver, model, n, opts.get("batch_size"), opts.get("hessian_sample"), formulation,
                           opts.get("segments") or 1)
     B = min(n, opts.get("batch_size") or n)
-    its = iterations or (opts["epochs"] * -(-n // B) if opts.get("epochs") else DEFAULT_ITERATIONS.get(solver, 1000))
+    # epochs override the iteration count (ocdl.solvers.gradient.Batching)
+    its = opts["epochs"] * -(-n // B) if opts.get("epochs") else (iterations or DEFAULT_ITERATIONS.get(solver, 1000))
     flops = 12.0 * its * (model.layers + 1) * B * model.d * model.m
     what = f"--solver {solver}" + (" --newton-formulation full" if solver == "newton" and formulation == "full"
                                    else "")
@@ -155,7 +163,7 @@ class TrainJob(Resumable):
                                "text", metavar="NAME")
     field: str = option("outer", "vector field: inner σ(Kx+b), outer Kσ(x)+b, hamiltonian, conv σ(K∗x+b) and "
                                  "hamiltonian-conv on 1-D signals (docs/conv.md) (default outer)", "choice",
-                        choices=FIELDS)
+                        choices=_fields)
     channels: int = option(None, "conv fields: channels C of the state C × L (default: docs/conv.md)", "count")
     kernel: int = option(None, "conv fields: odd kernel size k, same-size zero padding (default: docs/conv.md)",
                          "count")
@@ -164,9 +172,10 @@ class TrainJob(Resumable):
     integrator: str = option("euler", "layer map: euler (classic ResNet), heun, rk4; hamiltonian also "
                                       "symplectic_euler, symplectic_euler_b, verlet, yoshida4; implicit ones "
                                       "(implicit_midpoint, gauss2, gauss3, lobatto3ab) with the autograd solvers "
-                                      "only (default euler)", "choice", choices=INTEGRATORS)
-    activation: str = option("tanh", "activation σ of the field: tanh, softplus, relu (relu' (0) taken as 0) "
-                                     "(default tanh)", "choice", choices=_activations())
+                                      "only (default euler)", "choice", choices=_integrators)
+    activation: str = option("tanh", "activation σ of the field: tanh, softplus, relu (relu' (0) taken as 0; "
+                                     "a solver that does not support it refuses it) (default tanh)", "choice",
+                             choices=_activations)
     layers: int = option(None, "number of layers N (default 20; conv fields 8)", "count")
     T: float = option(None, "final time T; step h = T/N (default 5.0; conv fields 4.0)", "positive")
     width: int = option(None, "state dimension d ≥ input dimension (default 3 × input dimension; hamiltonian: "
@@ -266,13 +275,13 @@ class TrainJob(Resumable):
                     "lr": self.lr, "batch_size": self.batch_size, "epochs": self.epochs,
                     "validation": self.validation, "patience": self.patience, "data": digest(X, y)}
         from ocdl.data import save_model
-        from ocdl.jobs.runcontrol import RunControl, keep_last_good
+        from ocdl.jobs.runcontrol import RunControl, keep_last_good, last_good_path
         from ocdl.solvers import train
 
         def save_last(x, exc):
             if not np.all([np.all(np.isfinite(v)) for v in x.values()]):
                 return None
-            path = self.save or (f"{self.checkpoint}/last_good.npz" if self.checkpoint else None)
+            path = self.save or last_good_path(self.checkpoint, "last_good.npz")
             if path is not None:
                 save_model(path, model, x, info={"status": "diverged", "message": exc.message
                                                  if hasattr(exc, "message") else str(exc), "solver": self.solver},
@@ -317,6 +326,8 @@ def resolve_device(name):
     """The torch device of ``device`` (None stays None); 'cuda' without that GPU is an InputError."""
     if name is None or name == "cpu":
         return name
+    if not isinstance(name, str):
+        raise InputError(f"device must be a name such as 'cpu' or 'cuda:0' (got {name!r})")
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         import torch
         if not torch.cuda.is_available():

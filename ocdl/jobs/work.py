@@ -108,7 +108,7 @@ def learn(a):
     h = _get(a, "hidden", 32)
     pinn = (_get(a, "adam_steps", 6000) + max(0, _get(a, "lbfgs_steps", 500))) * h * h * 3 * 1000 * 10.0 \
         if getattr(a, "solver", None) == "pinn" else 0.0
-    return Estimate.of(flops=1e4 * it * N + pinn, steps=it, floats=1e3 * N + 4.0 * h * h,
+    return Estimate.of(flops=1e4 * it * N + pinn, steps=it, floats=1e3 * N + (4.0 * h * h if pinn else 0.0),
                        flags=_flags(a, "steps", "iterations") + (" " + _flags(a, "adam_steps", "lbfgs_steps", "hidden")
                                                                  if pinn else ""))
 
@@ -133,7 +133,7 @@ def training_data(a, classes=2):
     n = classes * _get(a, "points", 200)
     N, d = _get(a, "layers", 20), _get(a, "width", 6)
     B = min(n, _get(a, "batch_size", n))
-    it = _get(a, "iterations", None) or (_get(a, "epochs", 0) * -(-n // B)) or 3000
+    it = (_get(a, "epochs", 0) * -(-n // B)) or _get(a, "iterations", 3000)    # epochs override iterations
     return Estimate.of(flops=30.0 * it * (N + 1) * B * d * d, steps=it, floats=4.0 * (N + 1) * n * d + 3 * n,
                        flags=_flags(a, "points", "layers", "width", "iterations", "epochs"))
 
@@ -196,8 +196,28 @@ def learn_potential(a):
     return Estimate(est.bytes * sub, est.seconds * sub, est.flags + " " + _flags(a, "substeps"), est.advice)
 
 
+def holography_simulate(a):
+    """Rejection sampling: up to 2·10⁷ draws (the positives are ~0.1 % of the box) × N layers ×
+    ~50 flops, in batches of 2·10⁵ (×5 floats each)."""
+    N, n = _get(a, "layers", 10), _get(a, "samples", 2000)
+    draws = min(2e7, 1000.0 * n)
+    return Estimate.of(flops=50.0 * draws * N, steps=draws / 2e5 * N, floats=5 * 2e5 * N,
+                       flags=_flags(a, "samples", "layers"))
+
+
+def holography_learn(a):
+    """Iterations (newton: 4 stages × 100) × N layers × ~200 flops per sample (a few thousand
+    samples read from the file); the Jacobian rows n × (N + 2)."""
+    N = _get(a, "layers", 10)
+    it = _get(a, "iterations", None) or (400 if getattr(a, "solver", "newton") == "newton" else 3000)
+    return Estimate.of(flops=200.0 * it * N * 1e4, steps=it * N * 4, floats=1e4 * (N + 2) * 4,
+                       flags=_flags(a, "layers", "iterations"))
+
+
 #: command words → estimate
 ESTIMATES = {
+    ("holography", "simulate"): holography_simulate,
+    ("holography", "learn"): holography_learn,
     ("train",): training_data,
     ("compare",): training_data,
     ("gradcheck",): gradcheck,

@@ -34,7 +34,7 @@ from phase and amplitude::
     ρ = φφ̂,   Σ = (ν²/2) log(φ/φ̂),   θ = ∇Σ + (ν²/2)∇log ρ      (= ν²∇log φ).
 
 :func:`eliminate` compares that ``θ`` with the control trained directly by the policy-iteration
-sweep (:func:`ocdl.meanfield.control.solve_sweep`), with the closed form of the LQ problem
+sweep (:func:`ocdl.meanfield.control.solve_forward_backward`), with the closed form of the LQ problem
 ``Φ = Σ_a (c/2)(x_a − z_a)²`` (``θ* = −(x − z)/(1/c + T − t)``) and, in 1-D, with a layered affine
 ResNet ``θ_k(x) = K_k x + b_k`` trained by the Gaussian-blob density recursion of
 :mod:`ocdl.meanfield.lagrangian` (one blob, exact in law for this linear field; Euler in time).
@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ocdl.errors import InputError
-from ocdl.meanfield.control import _face_grad, solve_sweep
+from ocdl.meanfield.control import _face_grad, solve_forward_backward
 from ocdl.meanfield.fokker_planck import SCHEMES, stepper_for_drift
 from ocdl.meanfield.grid import make_grid
 
@@ -244,8 +244,8 @@ def eliminate(cfg: EliminateConfig, quiet=True):
         theta = read_control(g, pair, cfg.nu)
         dt = cfg.T / steps
         exact = [lq_control(g, cfg, (k + 0.5) * dt) for k in range(steps)]
-        sw = solve_sweep(g, rho0, Phi, cfg.nu, cfg.T, steps=steps, tol=cfg.sweep_tol, maxiter=cfg.sweep_maxiter,
-                         quiet=quiet)
+        sw = solve_forward_backward(g, rho0, Phi, cfg.nu, cfg.T, steps=steps, tol=cfg.sweep_tol,
+                                    maxiter=cfg.sweep_maxiter, quiet=quiet)
         row = {"cells": n, "steps": steps,
                "control_l2_sweep": _weighted_l2(g, pair.rho, theta, sw.drift, cfg.T),
                "control_l2_closed_form": _weighted_l2(g, pair.rho, theta, exact, cfg.T),

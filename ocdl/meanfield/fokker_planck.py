@@ -118,15 +118,17 @@ def gaussian_density(grid: Grid, mean, std):
 
 @dataclass
 class FPResult:
-    """Result of :func:`solve_fokker_planck` (``rho`` at ``T``, cell centres ``x``)."""
+    """Result of :func:`solve_fokker_planck` (``rho`` at ``T``, cell centres ``x``). A time stepper
+    has no convergence to report: ``success`` is its one check — the mass is conserved to
+    ``MASS_TOL`` (relative; the flux form conserves it exactly) — and ``message`` the measured drift."""
     x: np.ndarray
     rho: np.ndarray
     t: np.ndarray
     mass: np.ndarray
     min_rho: float
     history: list = field(default_factory=list)
-    success: bool = True
-    message: str = "ok"
+    success: bool = False
+    message: str = ""
     nit: int = 0
 
     @property
@@ -341,9 +343,18 @@ def solve_fokker_planck(grid: Grid, rho0, drift, nu, T, steps, scheme="cn", auto
             progress.update(n + 1)
     if not np.all(np.isfinite(rho)):
         raise SolverError("Fokker–Planck solution is not finite; reduce the time step (--steps) or the drift")
+    mass = np.array(mass)
+    drift_mass = float(np.max(np.abs(mass - mass[0])) / max(abs(mass[0]), 1e-300))
+    ok = drift_mass <= MASS_TOL                          # the check: the scheme conserves mass exactly
     return FPResult(x=grid.centres if grid.dim > 1 else grid.centres[:, 0], rho=rho,
-                    t=np.linspace(0, T, steps + 1), mass=np.array(mass), min_rho=float(rho.min()),
-                    history=hist, nit=steps)
+                    t=np.linspace(0, T, steps + 1), mass=mass, min_rho=float(rho.min()),
+                    history=hist, nit=steps, success=ok,
+                    message=f"relative mass drift {drift_mass:.1e} {'≤' if ok else '>'} {MASS_TOL:g}")
+
+
+#: relative mass drift a Fokker–Planck solve may show (the flux form conserves mass exactly; the
+#: drift is round-off of the linear solves, measured ≤ 1e-13 over 2000 steps)
+MASS_TOL = 1e-10
 
 
 def ou_exact(x, t, theta, m, nu, mean0, std0):

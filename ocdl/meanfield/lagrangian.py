@@ -12,9 +12,10 @@ Density: ``ρ_c(x, t) = Σ_{j ∈ c} a_j N(x; m_j(t), S_j(t))``, one blob per tr
 (``m_j(0) = x_j``, ``S_j(0) = σ₀² I``: the data smoothed by ``σ₀``, default 0 = the empirical
 measure), weights ``a_j = 1/n`` (so ``Σ_c w_c E_{ρ_c}`` with ``w_c = n_c/n``, as the particle method).
 
-Scheme, per Euler step ``n`` of layer ``k`` (``dt = h/s``, ``f = K tanh(x) + b``), with the
-Gaussian expectations ``T_b = E tanh(X_b)``, ``D_b = E sech²(X_b)`` under ``X ~ N(m, S)``
-(8-point Gauss–Hermite on each marginal ``N(m_b, S_bb)``):
+Scheme, per Euler step ``n`` of layer ``k`` (``dt = h/s``, ``f = K σ(x) + b``; σ any activation
+object of :mod:`ocdl.models.activations`, default tanh), with the Gaussian expectations
+``T_b = E σ(X_b)``, ``D_b = E σ'(X_b)`` under ``X ~ N(m, S)`` (8-point Gauss–Hermite on each
+marginal ``N(m_b, S_bb)``; σ and its first three derivatives from the activation's ``derivatives``):
 
     m^{n+1} = m^n + dt (K_k T^n + b_k)                     (= E[X + dt f(X)], exact mean),
     A^n     = I + dt K_k diag(D^n)                         (= E[∂(x + dt f)/∂x]),
@@ -50,6 +51,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import expit, log_expit
 
 from ocdl.meanfield.grid import make_grid
+from ocdl.models.activations import get_activation
 
 
 def _nodes(Q):
@@ -60,21 +62,18 @@ def _nodes(Q):
 CLOSURE_NODES = 8
 
 
-def _closure(m, S, with_derivatives=False):
-    """Gaussian expectations ``T_b = E tanh(X_b)``, ``D_b = E sech²(X_b)`` under ``X ~ N(m, S)``
+def _closure(m, S, act, with_derivatives=False):
+    """Gaussian expectations ``T_b = E σ(X_b)``, ``D_b = E σ'(X_b)`` under ``X ~ N(m, S)``
     (``CLOSURE_NODES``-point Gauss–Hermite on each marginal ``N(m_b, S_bb)``) and, if asked, their
     derivatives in ``m_b`` and ``S_bb`` (of the quadrature itself; at ``S_bb = 0`` its limit ½g'')."""
     z, w = _nodes(CLOSURE_NODES)
     v = np.maximum(np.einsum("jbb->jb", S), 0.0)
     sd = np.sqrt(v)
     x = m[..., None] + sd[..., None] * z
-    th = np.tanh(x)
-    s2 = 1.0 - th ** 2
+    th, s2, d1, d2 = act.derivatives(x)                        # σ and its derivatives 1-3 at the nodes
     Tm, D = th @ w, s2 @ w
     if not with_derivatives:
         return Tm, D
-    d1 = -2.0 * s2 * th                                        # (sech²)' ; tanh' = s2
-    d2 = -2.0 * s2 * (s2 - 2.0 * th ** 2)                      # (sech²)''; tanh'' = d1
     tiny = sd < 1e-150
     safe = np.where(tiny, 1.0, sd)
 
@@ -83,8 +82,9 @@ def _closure(m, S, with_derivatives=False):
     return Tm, D, s2 @ w, dS(s2, d1), d1 @ w, dS(d1, d2)
 
 
-def blob_forward(params, X, nu, T, substeps=1, sigma0=0.0):
+def blob_forward(params, X, nu, T, substeps=1, sigma0=0.0, activation="tanh"):
     """Blob centres ``m`` and covariances ``S`` at every step: lists of ``(n, d)`` and ``(n, d, d)``."""
+    act = get_activation(activation)
     K, b = np.asarray(params["K"], dtype=float), np.asarray(params["b"], dtype=float)
     layers, d = b.shape
     dt = T / layers / substeps
@@ -94,7 +94,7 @@ def blob_forward(params, X, nu, T, substeps=1, sigma0=0.0):
     eye = np.eye(d)
     for n in range(layers * substeps):
         k = n // substeps
-        Tm, D = _closure(m, S)
+        Tm, D = _closure(m, S, act)
         A = eye + dt * K[k][None, :, :] * D[:, None, :]
         m = m + dt * (Tm @ K[k].T + b[k])
         S = A @ S @ A.transpose(0, 2, 1) + (nu ** 2 * dt) * eye
@@ -103,9 +103,12 @@ def blob_forward(params, X, nu, T, substeps=1, sigma0=0.0):
     return ms, Ss
 
 
-def blob_value_and_grad(params, X, y, nu, T, alpha=0.0, alpha_head=0.0, substeps=1, sigma0=0.0, quad=24):
+def blob_value_and_grad(params, X, y, nu, T, alpha=0.0, alpha_head=0.0, substeps=1, sigma0=0.0, quad=24,
+                        activation="tanh"):
     """The Lagrangian density cost ``J`` and its exact discrete gradient (module docstring):
-    ``(J, grads dict)`` with the keys of :func:`ocdl.meanfield.training.init_params`."""
+    ``(J, grads dict)`` with the keys of :func:`ocdl.meanfield.training.init_params`; ``activation``
+    a name or an activation object (σ of ``f = K σ(x) + b``)."""
+    act = get_activation(activation)
     K, b = np.asarray(params["K"], dtype=float), np.asarray(params["b"], dtype=float)
     W, mu = np.ravel(params["W"]).astype(float), float(np.ravel(params["mu"])[0])
     layers, d = b.shape
@@ -114,7 +117,7 @@ def blob_value_and_grad(params, X, y, nu, T, alpha=0.0, alpha_head=0.0, substeps
     X = np.asarray(X, dtype=float)
     a = 1.0 / X.shape[0]
     sg = (2.0 * np.asarray(y, dtype=float) - 1.0)[:, None]
-    ms, Ss = blob_forward(params, X, nu, T, substeps, sigma0)
+    ms, Ss = blob_forward(params, X, nu, T, substeps, sigma0, act)
     m, S = ms[-1], Ss[-1]
     z, w = _nodes(quad)
     sbar = m @ W + mu
@@ -136,7 +139,7 @@ def blob_value_and_grad(params, X, y, nu, T, alpha=0.0, alpha_head=0.0, substeps
     for n in range(layers * substeps - 1, -1, -1):
         k = n // substeps
         m, S = ms[n], Ss[n]
-        Tm, D, Tm_m, Tm_S, D_m, D_S = _closure(m, S, with_derivatives=True)
+        Tm, D, Tm_m, Tm_S, D_m, D_S = _closure(m, S, act, with_derivatives=True)
         A = eye + dt * K[k][None, :, :] * D[:, None, :]
         G = 2.0 * Lam @ A @ S
         gK[k] += dt * (lam.T @ Tm + np.einsum("jab,jb->ab", G, D))
@@ -152,10 +155,10 @@ def blob_value_and_grad(params, X, y, nu, T, alpha=0.0, alpha_head=0.0, substeps
     return float(J), {"K": gK, "b": gb, "W": gW[None, :], "mu": np.array([gmu])}
 
 
-def blob_density_path(params, X, y, nu, T, substeps=1, sigma0=0.0, cells=160, pad=0.1):
+def blob_density_path(params, X, y, nu, T, substeps=1, sigma0=0.0, cells=160, pad=0.1, activation="tanh"):
     """Class densities of the blobs on a ``cells²`` picture grid at every layer boundary:
     ``(grid, [ (ncells, 2) per layer ])`` (the frame holds 99 % of the centres of all layers)."""
-    ms, Ss = blob_forward(params, X, nu, T, substeps, sigma0)
+    ms, Ss = blob_forward(params, X, nu, T, substeps, sigma0, activation)
     ms, Ss = ms[::substeps], Ss[::substeps]
     allm = np.concatenate(ms)
     lo, hi = np.percentile(allm, 0.5, axis=0), np.percentile(allm, 99.5, axis=0)

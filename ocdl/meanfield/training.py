@@ -203,14 +203,24 @@ class ParticleSampler:
         self.rng.bit_generator.state = st
 
 
+#: Adam's constant rate per method. The density method's gradient is exact (full batch, noise integrated
+#: out in law), so Adam's steady step |m̂|/√v̂ is ≈ lr per parameter; the particle method's sampled
+#: gradient lowers it to ≈ 0.72 lr (median over the parameters, measured on a trained spirals net).
+#: With the particles' 0.05 the density method took ~40 % larger steps and, on some data sets,
+#: settled in a worse basin (1.75 turns: held-out 0.91 vs 0.985); at 0.02 it held within 3 points of
+#: particles on six spirals sets (docs/meanfield.md, "Density training beyond its tuning set").
+DEFAULT_LR = {"particles": 0.05, "grid": 0.05, "density": 0.02}
+
+
 def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, particles=2000, grid_cells=64,
-                            alpha=1e-3, alpha_head=1e-3, iterations=200, lr=0.05, seed=0, substeps=1,
+                            alpha=1e-3, alpha_head=1e-3, iterations=200, lr=None, seed=0, substeps=1,
                             steps_per_layer=1, smoothing=None, padding=0.75, quiet=True, state0=None,
                             checkpoint=None, checkpoint_every=None, should_stop=None, schedule=None):
     """Train by particle PMP (``method="particles"``), the Lagrangian density method (``"density"``,
     :mod:`ocdl.meanfield.lagrangian`: one Gaussian blob per training point, initial width
     ``smoothing`` (default 0), ``substeps`` Euler steps per layer) or the Eulerian Fokker–Planck grid
-    (``"grid"``, initial width ``smoothing``, default 1.5 cells) with Adam (constant rate ``lr``)
+    (``"grid"``, initial width ``smoothing``, default 1.5 cells) with Adam (constant rate ``lr``,
+    default :data:`DEFAULT_LR` of the method)
     through :func:`ocdl.optim.minimize`.
 
     Returns an :class:`ocdl.optim.OptimizeResult` whose ``x`` is the parameter dict; Adam has no
@@ -260,7 +270,8 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
         raise InputError(f"unknown method '{method}' (valid: particles, density, grid)")
     try:
         res = minimize(objective, shape_model.flatten(init_params(layers, d, seed)),
-                       Adam(lr=lr, schedule=schedule or "constant", amsgrad=False), iterations,
+                       Adam(lr=DEFAULT_LR.get(method, 0.05) if lr is None else lr, schedule=schedule or "constant",
+                            amsgrad=False), iterations,
                        name=f"meanfield train ({method})", quiet=quiet, sampler=sampler, state0=state0,
                        checkpoint=checkpoint, checkpoint_every=checkpoint_every, should_stop=should_stop,
                        hint="lower --lr or --T")

@@ -4,4 +4,5 @@ from ocdl.models.fields import FIELDS, Field, InnerField, OuterField, Hamiltonia
 from ocdl.models.losses import mean_loss, mean_loss_grad  # noqa: F401
 from ocdl.models.regularisers import regulariser, regulariser_grad  # noqa: F401
 from ocdl.models.resnet import (EXPLICIT_METHODS, IMPLICIT_RK_METHODS, PARAM_KEYS, SPLITTINGS, ResNetODE,  # noqa: F401
-                                exact_integrators, general_integrators, integrators_for, to_numpy, to_torch)
+                                all_integrators, exact_integrators, general_integrators, integrators_for, to_numpy,
+                                to_torch)

@@ -70,9 +70,4 @@ def affine(x, K, b):
     return x @ swap(K) + b
 
 
-def axpy(x, a, y):
-    """``x + a y`` with a Python float ``a``; one op (``torch.add(alpha=a)``) on torch tensors."""
-    if is_torch(x):
-        import torch
-        return torch.add(x, y, alpha=a)
-    return x + a * y
+from integrators.backend import axpy  # noqa: E402,F401  (one definition: x + a y, numpy or torch)

@@ -189,6 +189,16 @@ class ConvField(Field):
     def state_width(self, m=None):
         return self.channels_total * self.L
 
+    @classmethod
+    def default_width(cls, d_in):
+        """None: the state width is channels × positions, set by the model from ``channels``."""
+        return None
+
+    @classmethod
+    def defaults(cls, d_in):
+        """:func:`conv_defaults` of the signal length (channels, kernel, layers, T)."""
+        return conv_defaults(d_in)
+
     def param_width(self, d):
         return self.C
 

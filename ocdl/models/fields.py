@@ -51,6 +51,23 @@ class Field:
     def param_width(self, d):
         return d
 
+    @classmethod
+    def default_width(cls, d_in):
+        """The state width d used when none is given: 3 × input dimension (6 for planar data).
+
+        A planar flow can untangle two spirals only with difficulty (it is a homeomorphism of the
+        plane); extra dimensions make the classes separable easily. Measured on two spirals
+        (1.5 turns, noise 0.03, 150 points per class, 12 seeds, pmp-adam): width 4 → worst
+        held-out accuracy 97.8 % after 4000 steps, width 6 → 97.8 % worst / 99.6 % mean after
+        3000 steps."""
+        return 3 * int(d_in)
+
+    @classmethod
+    def defaults(cls, d_in):
+        """Model defaults for inputs of ``d_in`` features: ``layers`` N = 20, ``T`` = 5.0 and
+        ``width`` (:meth:`default_width`) — :func:`ocdl.solvers.make_model` reads them here."""
+        return {"layers": 20, "T": 5.0, "width": cls.default_width(d_in)}
+
     def param_shapes(self, N, m):
         """Shapes of the per-layer parameters ``K``, ``b`` for N layers of parameter width m."""
         return {"K": (N, m, m), "b": (N, m)}
@@ -137,6 +154,11 @@ class HamiltonianField(Field):
     def param_width(self, d):
         return d // 2
 
+    @classmethod
+    def default_width(cls, d_in):
+        """3 × input dimension rounded up to even (the state is (q, p))."""
+        return 2 * ((3 * int(d_in) + 1) // 2)
+
     # --- the two halves -------------------------------------------------------------------
     def fq(self, pp, K, b):
         return self.act(affine(pp, K, b))
@@ -192,7 +214,11 @@ class HamiltonianField(Field):
         flows of the two terms of H, so the splittings (Verlet, Yoshida) and the Gauss methods
         are symplectic for this structure."""
         m = x.shape[-1] // 2
-        A = _ANTIDERIVATIVES[self.act.name]
+        A = self.act.antiderivative
+        if A is None:
+            from ocdl.errors import InputError
+            raise InputError(f"activation '{self.act.name}' defines no antiderivative, so the energy of the "
+                             "hamiltonian field is not available for it")
         return A(x[:, m:] @ K.T + b).sum(axis=1) + A(x[:, :m] @ K + b).sum(axis=1)
 
     # --- fused forms ----------------------------------------------------------------------
@@ -237,24 +263,28 @@ class HamiltonianField(Field):
         return swap(G[:, :, :m]), G[:, :, 2 * m]
 
 
-def _log_cosh(z):
-    a = np.abs(z)
-    return a + np.log1p(np.exp(-2.0 * a)) - np.log(2.0)     # overflow-free log cosh z
+#: the registry: name → field class (:func:`register` adds to it); models, solvers and the CLI read it
+FIELDS = {}
 
 
-def _softplus_antiderivative(z):
-    from scipy.special import spence                        # spence(1 − w) = Li₂(w)
-    return spence(2.0) - spence(1.0 + np.exp(z))            # −Li₂(−e^z) + Li₂(−1)
+def register(cls):
+    """Class decorator: add a :class:`Field` subclass to :data:`FIELDS` under its ``name``."""
+    if not (isinstance(cls, type) and issubclass(cls, Field) and cls.name):
+        raise TypeError("register() needs a Field subclass with a name")
+    FIELDS[cls.name] = cls
+    return cls
 
 
-#: antiderivatives A (A' = σ, A(0) = 0) of the activations, for :meth:`HamiltonianField.energy`
-_ANTIDERIVATIVES = {"tanh": _log_cosh, "relu": lambda z: 0.5 * np.maximum(z, 0.0) ** 2,
-                    "softplus": _softplus_antiderivative}
+def unregister(name):
+    """Remove a field from :data:`FIELDS` (tests that register a toy one)."""
+    FIELDS.pop(name, None)
 
 
-FIELDS = {"inner": InnerField, "outer": OuterField, "hamiltonian": HamiltonianField}
+for _cls in (InnerField, OuterField, HamiltonianField):
+    register(_cls)
 from ocdl.models.conv import ConvField, HamiltonianConvField  # noqa: E402  (they subclass Field)
-FIELDS.update({"conv": ConvField, "hamiltonian-conv": HamiltonianConvField})
+register(ConvField)
+register(HamiltonianConvField)
 
 
 def get_field(field, activation="tanh"):

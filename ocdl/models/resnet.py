@@ -18,24 +18,15 @@ Discrete cost (the one definition every solver uses; see ``cost``):
 """
 import numpy as np
 
-from integrators.tableaux import EXPLICIT, GAUSS, tableau
+from integrators.layers import rk_layer, splitting_layer
+from integrators.tableaux import EXPLICIT, GAUSS, SPLITTINGS  # noqa: F401  (SPLITTINGS re-exported)
 from ocdl.errors import InputError, check_choice
-from ocdl.models.backend import axpy, concat, is_torch, stack, zeros_like_shape
-from ocdl.models.activations import ACTIVATIONS
+from ocdl.models.backend import concat, is_torch, stack, zeros_like_shape
+from ocdl.models.activations import get_activation
 from ocdl.models.fields import FIELDS, get_field
 from ocdl.models.losses import mean_loss
 from ocdl.models.regularisers import regulariser
 
-_W1 = 1.0 / (2.0 - 2.0 ** (1.0 / 3.0))
-_W0 = 1.0 - 2.0 * _W1
-#: splitting methods for the separable hamiltonian field: sequence of ("drift"|"kick", fraction of h)
-SPLITTINGS = {
-    "symplectic_euler": [("kick", 1.0), ("drift", 1.0)],
-    "symplectic_euler_b": [("drift", 1.0), ("kick", 1.0)],
-    "verlet": [("drift", 0.5), ("kick", 1.0), ("drift", 0.5)],
-    "yoshida4": [("drift", 0.5 * _W1), ("kick", _W1), ("drift", 0.5 * (_W1 + _W0)), ("kick", _W0),
-                 ("drift", 0.5 * (_W0 + _W1)), ("kick", _W1), ("drift", 0.5 * _W1)],
-}
 EXPLICIT_METHODS = tuple(EXPLICIT)
 #: implicit Runge–Kutta methods with an exact costate sweep (ocdl.pmp.implicit), every field
 IMPLICIT_RK_METHODS = tuple(GAUSS)
@@ -72,6 +63,14 @@ def integrators_for(field):
     return exact_integrators(field) + general_integrators(field)
 
 
+def all_integrators():
+    """Every integrator some registered field accepts (the CLI's --integrator choices), in order."""
+    out = []
+    for field in FIELDS:
+        out += [n for n in integrators_for(field) if n not in out]
+    return out
+
+
 class ResNetODE:
     """A residual network as a controlled ODE (see the module docstring for the equations)."""
 
@@ -80,7 +79,8 @@ class ResNetODE:
                  input_shift=None, input_scale=None, channels=None, kernel=None, shape=None):
         check_choice("field", field, list(FIELDS))
         check_choice("integrator", integrator, list(integrators_for(field)))
-        check_choice("activation", activation, list(ACTIVATIONS))
+        act = get_activation(activation)            # the object (InputError for an unknown name)
+        activation = act.name
         is_conv = getattr(FIELDS[field], "conv", False)
         if is_conv:             # C channels × L = d_in positions; width follows (C L, or 2 C L)
             from ocdl.models.conv import conv_defaults
@@ -94,7 +94,7 @@ class ResNetODE:
             if positions is not None and positions != int(d_in) and not whole_state:
                 raise InputError(f"--shape {','.join(str(int(v)) for v in shape)} has {positions} "
                                  f"positions but the data have {int(d_in)} features")
-            F = FIELDS[field](activation, channels=channels, kernel=dflt["kernel"] if kernel is None else kernel,
+            F = FIELDS[field](act, channels=channels, kernel=dflt["kernel"] if kernel is None else kernel,
                               length=positions if whole_state else int(d_in), shape=shape)
             if width is not None and int(width) != F.state_width():
                 raise InputError(f"--width does not apply to the {field} field (its state is --channels × "
@@ -103,7 +103,7 @@ class ResNetODE:
         elif channels is not None or kernel is not None or shape is not None:
             raise InputError(f"--channels/--kernel/--shape apply to the conv fields only (not '{field}')")
         else:
-            F = get_field(field, activation)
+            F = get_field(field, act)
         d_in, n_classes, layers = int(d_in), int(n_classes), int(layers)
         if d_in < 1:
             raise InputError(f"input dimension must be ≥ 1 (got {d_in})")
@@ -244,40 +244,20 @@ class ResNetODE:
         sweep needs: the stage values Y_i (Runge–Kutta) or the sub-step states (splittings)."""
         h = self.h
         if self.integrator in EXPLICIT:
-            A, bw, _ = tableau(self.integrator)
-            s = len(bw)
-            Fs = []
-            for i in range(s):
-                Y = x
-                for j in range(i):
-                    if A[i, j] != 0.0:
-                        Y = axpy(Y, float(h * A[i, j]), Fs[j])
-                if keep is not None:
-                    keep.append(Y)
-                Fs.append(self.F.f(Y, K, b))
-            out = x
-            for i in range(s):
-                out = axpy(out, float(h * bw[i]), Fs[i])
-            return out
-        if self.integrator not in SPLITTINGS:       # general method through integrators.solve
-            import integrators
-            from integrators.errors import IntegratorError
-            try:
-                return integrators.solve(self.integrator, lambda t, z: self.F.f(z, K, b), x, 0.0, h, 1)[-1]
-            except IntegratorError as exc:
-                from ocdl.errors import SolverError
-                raise SolverError(f"{self.integrator} layer failed ({exc}); "
-                                  "try a smaller --T or more --layers") from None
-        m = self.d // 2                             # q = x[:, :d/2], p = x[:, d/2:]
-        q, p = x[:, :m], x[:, m:]
-        for kind, c in SPLITTINGS[self.integrator]:
-            if keep is not None:
-                keep.append((q, p))
-            if kind == "drift":
-                q = axpy(q, float(c * h), self.F.fq(p, K, b))
-            else:
-                p = axpy(p, float(c * h), self.F.fp(q, K, b))
-        return concat([q, p], axis=1)
+            return rk_layer(self.integrator, lambda Y: self.F.f(Y, K, b), x, h, keep)
+        if self.integrator in SPLITTINGS:           # q = x[:, :d/2], p = x[:, d/2:]
+            m = self.d // 2
+            q, p = splitting_layer(self.integrator, lambda p: self.F.fq(p, K, b), lambda q: self.F.fp(q, K, b),
+                                   x[:, :m], x[:, m:], h, keep)
+            return concat([q, p], axis=1)
+        import integrators                          # a general method through integrators.solve
+        from integrators.errors import IntegratorError
+        try:
+            return integrators.solve(self.integrator, lambda t, z: self.F.f(z, K, b), x, 0.0, h, 1)[-1]
+        except IntegratorError as exc:
+            from ocdl.errors import SolverError
+            raise SolverError(f"{self.integrator} layer failed ({exc}); "
+                              "try a smaller --T or more --layers") from None
 
     def forward(self, params, X, keep=None):
         """States ``(N+1, n, d)``: ``x_0 = lift(X)``, ``x_{k+1} = Ψ_h(x_k; K_k, b_k)``; numpy in →

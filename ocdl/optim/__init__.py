@@ -5,7 +5,8 @@ over a flat float64 vector, whatever computes the gradient (the costate sweep, t
 CasADi). Rules: :class:`Adam`, :class:`GradientDescent` (Armijo), :class:`LBFGS` (scipy
 L-BFGS-B), :class:`TorchLBFGS` (strong Wolfe), :class:`LevenbergMarquardt` (Gauss–Newton).
 Every run returns an :class:`OptimizeResult` (``x, fun, success, status, message, nit,
-history``); ``success`` means the rule's convergence test passed.
+history``); ``success`` means the convergence certificate passed at the returned x, on the
+full objective (:mod:`ocdl.optim.certificates`, docs/optim.md).
 """
 from ocdl.optim.batches import Batches
 from ocdl.optim.driver import (CONVERGED, DIVERGED, ITERATION_CAP, STALLED, STOPPED, StopRun, minimize,

@@ -10,11 +10,12 @@ mean-field training — runs here. One iteration ``it`` (1-based) is
    objective or the rule (a failed inner solve) gets the same ``result`` before it propagates;
 3. a history row ``{"iteration": it, "loss": f, "time_s", **info}``, the progress line, the
    ``callback(it, x, f)`` (True stops: status 2), snapshots and the best iterate;
-4. the convergence test ``max |g| ≤ gtol`` (status 0), if ``gtol`` is given;
-5. ``x ← rule.step(it, x, f, g, ctx)`` — a rule ends the run by raising :class:`StopRun`, or,
-   when its convergence test passed on the step it just took, by setting ``rule.pending`` to a
-   message: the new iterate is evaluated and recorded, then the run ends converged (also when that
-   step used the last iteration);
+4. the convergence test ``max |g| ≤ gtol`` (status 0), if ``gtol`` is given and the evaluation
+   was of the full objective (no mini-batch);
+5. ``x ← rule.step(it, x, f, g, ctx)`` — a rule ends the run by raising :class:`StopRun` (why it
+   stopped); ``StopRun(…, after=x_new)`` when it took one last step: ``x_new`` is checkpointed,
+   evaluated and recorded as the next iterate (unless that step used the last iteration), then
+   the run ends;
 6. a checkpoint every ``checkpoint_every`` iterations and when ``should_stop()`` turns true
    (then ``KeyboardInterrupt``: the caller exits 130 and ``state0=`` resumes bit for bit).
 
@@ -35,6 +36,9 @@ epoch's last batch was evaluated at, the ``x`` the callback saw), not by the los
 returned ``x``; after ``P`` epochs without improvement the run stops with status 2 and a message
 saying so. The best metric and the count of epochs without improvement are in the checkpoint.
 
+When the run ends, the certificate decides ``success`` (:func:`_certify`): the rule's test
+(``rule.certify``) or ``max |g| ≤ gtol``, on the full objective at the returned x.
+
 When the run ends and ``checkpoint`` is given, the final state is saved with ``finished=True``; a
 ``state0`` marked finished is returned as its result without iterating (multi-stage runs skip
 the stages they already completed).
@@ -53,11 +57,13 @@ LOSS_GROWTH = 1e6
 
 
 class StopRun(Exception):
-    """Raised by a rule's ``step`` to end the run: ``StopRun(message, status)`` (0 = converged)."""
+    """Raised by a rule's ``step`` to end the run: ``StopRun(message, status)`` (0 = the rule's
+    test passed — a claim the driver's certificate checks); ``after``: the iterate of a last step
+    taken before stopping, which the driver evaluates and records."""
 
-    def __init__(self, message, status=CONVERGED):
+    def __init__(self, message, status=CONVERGED, after=None):
         super().__init__(message)
-        self.message, self.status = message, int(status)
+        self.message, self.status, self.after = message, int(status), after
 
 
 def _copy(x):
@@ -114,6 +120,11 @@ class Context:
         self.progress = Progress(self.iterations, name, quiet)
         self.last_good = None        # (f, x, info) of the last recorded iterate
         self.batch = None            # the batch the current iterate was evaluated on
+        # the certificate's inputs: the last full-objective evaluation (x, f, g, info), the first
+        # one's max |g|, and whether every evaluation is of the full objective (no mini-batches)
+        self.last_full = None
+        self.first_gmax = meta.get("first_gmax")
+        self.all_full = sampler is None or getattr(sampler, "size", 0) >= getattr(sampler, "n", 1)
 
     # ---------------------------------------------------------------- evaluation and checks
     def elapsed(self):
@@ -146,7 +157,16 @@ class Context:
             what = f"hidden state exploded (max |x_N| = {info['state_max']:.3g} > {self.state_limit:g})"
         if what is not None:
             self.diverged(it, what)
+        if batch is None and g is not None:
+            self.last_full = (_copy(x), f, g, info)
+            if self.first_gmax is None:
+                self.first_gmax = _maxabs(g)
         return f, g, info
+
+    def full_losses(self):
+        """``[(iteration, J)]`` of the recorded iterates when every one is a full-objective value
+        (no mini-batches), else ``[]`` — what the stalled-loss test reads."""
+        return [(r["iteration"], r["loss"]) for r in self.history] if self.all_full else []
 
     def diverged(self, it, what):
         good = self.last_good
@@ -211,6 +231,8 @@ class Context:
             meta["rng"] = self.sampler.state()
         if self.monitor is not None:
             meta["monitor"] = {"value": self.best_metric, "epoch": self.best_epoch, "bad": self.bad_epochs}
+        if self.first_gmax is not None:
+            meta["first_gmax"] = self.first_gmax
         if self.extra_state is not None:
             meta["extra"] = self.extra_state()
         if finished is not None:
@@ -271,8 +293,12 @@ def result_from_state(st):
 def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=True, gtol=None,
              keep_best=False, snapshots=(), sampler=None, epoch_callback=None, state0=None, checkpoint=None,
              checkpoint_every=None, should_stop=None, state_limit=None, loss_growth=LOSS_GROWTH,
-             extra_state=None, hint="", monitor=None, patience=None):
+             extra_state=None, hint="", monitor=None, patience=None, after=None):
     """Minimise ``objective`` from ``x0`` with ``rule`` for at most ``iterations`` iterations.
+
+    ``after``: the :class:`OptimizeResult` of a previous phase this run continues (warm start →
+    Newton): its iteration count, history and clock go on; ``iterations`` counts from 0 as usual
+    (give ``after.nit + k`` for k more).
 
     Returns an :class:`~ocdl.optim.OptimizeResult` whose ``x`` is a flat float64 array (the best
     recorded iterate with ``keep_best``; with ``monitor=(key, mode)`` the best by that epoch metric,
@@ -281,6 +307,10 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     """
     if state0 is not None and (state0.get("meta") or {}).get("finished"):
         return result_from_state(state0)
+    if after is not None:            # a chained phase: continue the previous run's count, rows and clock
+        if state0 is not None:
+            raise ValueError("minimize: give state0 (resume) or after (chain a phase), not both")
+        state0 = {"iteration": int(after.nit), "params": {"x": np.asarray(x0)}, "history": after.history}
     ctx = Context(objective, name or getattr(rule, "name", "minimize"), iterations, quiet, callback, gtol,
                   keep_best, snapshots, sampler, checkpoint, checkpoint_every, should_stop, state_limit,
                   loss_growth, extra_state, hint, state0, epoch_callback, monitor, patience)
@@ -291,7 +321,7 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     if not hasattr(x, "clone"):
         x = np.asarray(x, dtype=float)
     ctx._x_now = x
-    rule.start(x, (state0 or {}).get("opt") if state0 is not None else None, ctx)
+    rule.start(x, (state0 or {}).get("opt"), ctx)
     try:
         if hasattr(rule, "run"):
             x, f, info, status, message = rule.run(ctx, x, ctx.start, ctx.iterations)
@@ -304,8 +334,9 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
         f, _, info = ctx.evaluate(ctx.history[-1]["iteration"] + 1 if ctx.history else 1, x)
     if monitor is not None and ctx.best is not None:
         f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]
-    elif keep_best and ctx.best is not None and ctx.best[0] <= f:
-        f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]
+    elif keep_best and ctx.best is not None and ctx.best[0] <= f and status != CONVERGED:
+        f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]     # (a converged last iterate is kept)
+    status, message, f = _certify(ctx, rule, x, f, status, message)
     ctx.progress.close()
     res = ctx.result(_numpy(x) if not hasattr(x, "clone") else x, f, status, message, info)
     if keep_best or monitor is not None:
@@ -317,6 +348,49 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     if checkpoint is not None:
         checkpoint(ctx.state(res.nit, x, rule, finished=res))
     return res
+
+
+def _certify(ctx, rule, x, f, status, message):
+    """The driver's verdict at the returned ``x``: the rule's test (``rule.certify``, else
+    ``max |g| ≤ gtol`` when a ``gtol`` is given) on the **full** objective there. Certified →
+    status 0, whatever made the rule stop; a rule's claim that fails the test → status 3 (stalled).
+    A rule without a test and no ``gtol`` keeps its own status (the Newton-type rules raise
+    ``StopRun(…, CONVERGED)`` only from their KKT test at the iterate they return).
+    Returns ``(status, message, f)``, ``f`` the full objective at x when it was evaluated."""
+    from ocdl.optim import certificates
+    test = getattr(rule, "certify", None)
+    if test is None and ctx.gtol is not None:
+        test = certificates.gradient(ctx.gtol)
+    if test is None or status not in (CONVERGED, ITERATION_CAP, STALLED, STOPPED):
+        return status, message, f
+    if ctx.sampler is not None and not hasattr(ctx.sampler, "size"):
+        ok, text = False, "a stochastic objective (no full objective to test)"
+    elif not ctx.all_full and ctx.gtol is None:
+        ok, text = False, "a mini-batch run is certified only by max |gradient| ≤ gtol on the full objective"
+    else:
+        full = ctx.last_full
+        if full is not None and _same(full[0], x):
+            fx, g = full[1], full[2]
+        else:
+            fx, g, info_x = ctx.call(x, None)
+            ctx.last_full = (_copy(x), fx, g, info_x)
+        if g is None or not (math.isfinite(fx) and _finite(g)):
+            ok, text = False, "the objective at the returned point is not finite"
+        else:
+            ok, text = test(fx, g, ctx)
+            f = fx
+    if ok:
+        reason = "" if status == CONVERGED or message.startswith("converged") else f" ({message})"
+        return CONVERGED, f"converged: {text}{reason}", f
+    if status == CONVERGED:
+        return STALLED, f"{message.removeprefix('converged: ')}, but the convergence test fails: {text}", f
+    return status, f"{message}; {text}", f
+
+
+def _same(a, b):
+    if hasattr(a, "detach") or hasattr(b, "detach"):
+        return a is b
+    return np.shape(a) == np.shape(b) and np.array_equal(a, b)
 
 
 def _attach_last_good(ctx, err):
@@ -339,20 +413,27 @@ def _loop(ctx, rule, x):
         f, g, info = ctx.evaluate(it, x)
         if ctx.record(it, x, f, info):
             return x, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it}"
-        if ctx.gtol is not None and _maxabs(g) <= ctx.gtol:
+        if ctx.gtol is not None and ctx.batch is None and _maxabs(g) <= ctx.gtol:     # full objective only
             return x, f, info, CONVERGED, f"converged: max |gradient| {_maxabs(g):.2e} ≤ gtol {ctx.gtol:g}"
-        if getattr(rule, "pending", None):          # the rule's test passed on its last step
-            return x, f, info, CONVERGED, rule.pending
         try:
             x = rule.step(it, x, f, g, ctx)
         except StopRun as stop:
+            if stop.after is None:
+                return x, f, info, stop.status, stop.message
+            x = stop.after                          # a last step: checkpoint, evaluate and record it
+            ctx.after_step(it, x, rule)
+            if it == ctx.iterations:
+                return x, None, info, stop.status, stop.message
+            ctx._x_now = x
+            f, g, info = ctx.evaluate(it + 1, x)
+            if ctx.record(it + 1, x, f, info):
+                return x, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it + 1}"
             return x, f, info, stop.status, stop.message
         ctx.after_step(it, x, rule)
-    if getattr(rule, "pending", None):              # … on the step that used the last iteration
-        return x, None, info, CONVERGED, rule.pending
     n = ctx.iterations
-    test = f"max |gradient| ≤ {ctx.gtol:g}" if ctx.gtol is not None else "no convergence test for this rule"
-    return x, None, info, ITERATION_CAP, f"iteration limit reached ({n}) before convergence ({test})"
+    if ctx.gtol is None and not hasattr(rule, "certify"):
+        return x, None, info, ITERATION_CAP, f"iteration limit reached ({n}) (no convergence test for this rule)"
+    return x, None, info, ITERATION_CAP, f"iteration limit reached ({n})"     # + the certificate's verdict
 
 
 __all__ = ["minimize", "StopRun", "Context", "result_from_state", "CONVERGED", "ITERATION_CAP", "STOPPED",

@@ -1,24 +1,35 @@
 """Quasi-Newton rules: scipy's L-BFGS-B (``LBFGS``) and torch's L-BFGS with a strong-Wolfe line
 search (``TorchLBFGS``). Both take the objective's gradient whatever computes it (costate,
 autograd, CasADi); neither keeps its curvature memory across a resume (checkpoints hold x).
+They say why they stopped; the driver's certificate at the returned x (``certify``) decides
+whether that is convergence.
 """
 import numpy as np
 
+from ocdl.optim import certificates
 from ocdl.optim.driver import StopRun
 from ocdl.optim.result import CONVERGED, ITERATION_CAP, STALLED, STOPPED
 
 
 class LBFGS:
     """scipy.optimize L-BFGS-B on ``(f, ∇f)``; scipy drives the loop and reports each iterate to
-    the driver (history, progress, divergence, checkpoints). ``success`` is scipy's own flag
-    (projected gradient ≤ ``gtol`` or relative decrease ≤ ``ftol``)."""
+    the driver (history, progress, divergence, checkpoints). Certificate (``certify``, at the
+    returned x): ``max |∇J| ≤ gtol``, or scipy's own stalled-loss test — it stopped because the
+    relative decrease of J in its last iteration was ≤ ``ftol`` (``(f_k − f_{k+1})/max(|f_k|,
+    |f_{k+1}|, 1) ≤ ftol``; with the default 1e-15 that is the minimum to round-off)."""
     name = "L-BFGS-B"
 
     def __init__(self, gtol=1e-9, ftol=1e-15, maxcor=20, maxls=20):
         self.options = {"gtol": float(gtol), "ftol": float(ftol), "maxcor": int(maxcor), "maxls": int(maxls)}
 
     def start(self, x, saved, ctx):
-        pass
+        self.reduction_stop = False
+
+    def certify(self, f, g, ctx):
+        ok, text = certificates.gradient(self.options["gtol"])(f, g, ctx)
+        if not ok and self.reduction_stop:
+            return True, f"relative decrease of J ≤ ftol {self.options['ftol']:g} (L-BFGS-B); {text}"
+        return ok, text
 
     def state(self):
         return {}
@@ -49,6 +60,7 @@ class LBFGS:
         if counter["stopped"]:
             return r.x, None, {}, STOPPED, f"stopped by the callback at iteration {counter['it']}"
         if r.success:
+            self.reduction_stop = "REDUCTION" in str(r.message).upper()
             return r.x, None, {}, CONVERGED, f"converged: {r.message}"
         if r.nit >= iterations - start:
             return r.x, None, {}, ITERATION_CAP, f"iteration limit reached ({iterations}) before convergence " \
@@ -60,12 +72,16 @@ class TorchLBFGS:
     """torch.optim.LBFGS (strong-Wolfe line search) fed the objective's gradient; ``max_iter``
     L-BFGS iterations per driver iteration, at most ``max_eval`` evaluations in them (default
     ``max(25, 3 max_iter)``: torch's own default, ``1.25 max_iter``, starves the line search).
-    Converged when an iteration ends early: the gradient fell below ``tolerance_grad`` or the
-    change below ``tolerance_change``."""
+    A driver iteration that ends early (torch's gradient or change tolerance, or its evaluation
+    budget) or leaves x unchanged stops the run; whether it converged is the certificate
+    ``max |∇J(x)| ≤ gtol`` at the returned x (``gtol``: the driver's if given, else this rule's,
+    default 1e-6 — the classifier solvers' default). An exhausted evaluation budget or an
+    unchanged x is not convergence by itself."""
     name = "L-BFGS"
 
     def __init__(self, max_iter=1, history_size=20, max_eval=None, lr=1.0, line_search_fn="strong_wolfe",
-                 tolerance_grad=1e-12, tolerance_change=1e-16):
+                 tolerance_grad=1e-12, tolerance_change=1e-16, gtol=1e-6):
+        self.gtol = float(gtol)
         max_eval = max(25, 3 * int(max_iter)) if max_eval is None else int(max_eval)
         self.options = dict(lr=lr, max_iter=int(max_iter), history_size=int(history_size),
                             max_eval=max_eval, line_search_fn=line_search_fn,
@@ -76,7 +92,9 @@ class TorchLBFGS:
         self.torch = torch
         self.param = torch.tensor(np.asarray(x, dtype=float), dtype=torch.float64, requires_grad=True)
         self.opt = torch.optim.LBFGS([self.param], **self.options)
-        self.pending = None
+
+    def certify(self, f, g, ctx):
+        return certificates.gradient(ctx.gtol if ctx.gtol is not None else self.gtol)(f, g, ctx)
 
     def state(self):
         return {}
@@ -96,12 +114,16 @@ class TorchLBFGS:
             self.param.grad = torch.as_tensor(np.array(gv, dtype=float))
             return torch.tensor(fv, dtype=torch.float64)
 
-        before = self.opt.state[self.param].get("n_iter", 0)
+        st = self.opt.state[self.param]
+        before, evals_before = st.get("n_iter", 0), st.get("func_evals", 0)
         self.opt.step(closure)
-        done = self.opt.state[self.param].get("n_iter", 0) - before
+        done = st.get("n_iter", 0) - before
+        evals = st.get("func_evals", 0) - evals_before
         x_new = self.param.detach().numpy().copy()
         if np.array_equal(x_new, np.asarray(x)):
-            raise StopRun("converged: no further progress (gradient or change at tolerance)", CONVERGED)
+            raise StopRun("L-BFGS made no progress (x unchanged)", STALLED)
         if done < self.options["max_iter"]:         # ended early: x_new is recorded, then the run stops
-            self.pending = "converged: L-BFGS ended its iterations early (gradient or change at tolerance)"
+            raise StopRun(f"L-BFGS used its evaluation budget (max_eval {self.options['max_eval']})"
+                          if evals >= self.options["max_eval"] else
+                          "L-BFGS ended its iterations early (gradient or change at tolerance)", STALLED, after=x_new)
         return x_new

@@ -3,16 +3,18 @@
     (JᵀJ + μ diag(JᵀJ)) δ = −Jᵀ r,   accept if the cost does not rise (μ ← μ/3), else μ ← 4μ.
 
 Use ``rule.objective`` as the driver's objective (it caches ``r`` and the Jacobian for the step).
-Converged (status 0) when the gradient ``Jᵀr`` is negligible (``gtol`` relative to
-``|r| · max √diag(JᵀJ)``), when no damped step lowers the cost (the minimum to round-off), or when
-the relative decrease stays below ``ftol`` for 3 accepted steps.
+It stops when the gradient ``Jᵀr`` is negligible (``gtol`` relative to ``|r| · max √diag(JᵀJ)``),
+when no damped step lowers the cost in 40 tries, or when the relative decrease stays below
+``ftol`` for 3 accepted steps. Certificate (``certify``, at the returned x): the gradient test, or
+the relative decrease below ``ftol`` for the 3 steps that led to x (the minimum to round-off).
+40 rejected steps alone are not convergence (a poorly scaled Jacobian gives them too).
 """
 import math
 
 import numpy as np
 
 from ocdl.optim.driver import StopRun
-from ocdl.optim.result import CONVERGED
+from ocdl.optim.result import CONVERGED, STALLED
 
 
 class LevenbergMarquardt:
@@ -42,17 +44,31 @@ class LevenbergMarquardt:
     def start(self, x, saved, ctx):
         self.mu = float(saved["mu"]) if saved else self.mu0
         self.stalled = int(saved["stalled"]) if saved else 0
-        self.pending = None
 
     def state(self):
         return {"mu": np.array(self.mu), "stalled": np.array(float(self.stalled))}
+
+    def _gradient_test(self, x, f):
+        r, J = self._res(x), self._jac(x)
+        gv = J.T @ r
+        H = J.T @ J
+        bound = self.gtol * max(f, 1e-300) ** 0.5 * max(np.sqrt(np.diag(H)).max(), 1.0)
+        gm = float(np.abs(gv).max())
+        return gm <= bound, (f"max |Jᵀr| {gm:.2e} {'≤' if gm <= bound else '>'} {bound:.2e} "
+                             f"(gtol {self.gtol:g} × |r| × max √diag JᵀJ)")
+
+    def certify(self, f, g, ctx):
+        ok, text = self._gradient_test(ctx.last_full[0], f)       # the returned x (the driver evaluated it last)
+        if not ok and self.stalled >= 3:
+            return True, f"relative cost decrease below {self.ftol:g} for 3 steps; {text}"
+        return ok, text
 
     def step(self, it, x, f, g, ctx):
         r, J = self._res(x), self._jac(x)
         gv = J.T @ r
         H = J.T @ J
         dH = np.maximum(np.diag(H), 1e-12 * max(np.diag(H).max(), 1e-300))
-        if np.abs(gv).max() <= self.gtol * max(f, 1e-300) ** 0.5 * max(np.sqrt(np.diag(H)).max(), 1.0):
+        if self._gradient_test(x, f)[0]:
             raise StopRun("converged: gradient below tolerance (Gauss–Newton)", CONVERGED)
         for _ in range(40):
             try:
@@ -67,11 +83,13 @@ class LevenbergMarquardt:
                 break
             self.mu *= 4
         else:
-            raise StopRun("converged: no damped Gauss–Newton step lowers the cost (minimum to round-off)", CONVERGED)
+            raise StopRun("no damped Gauss–Newton step lowers the cost (40 tries)", STALLED)
         self._r = (x_new, r_new)
         rel = (f - c_new) / max(f, 1e-300)
         self.mu = max(self.mu / 3, 1e-12)
         self.stalled = self.stalled + 1 if rel < self.ftol else 0
-        if self.stalled >= 3 or (rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x_new).max())):
-            self.pending = f"converged: relative cost decrease below {self.ftol:g} for 3 steps"
+        if self.stalled >= 3:
+            raise StopRun(f"relative cost decrease below {self.ftol:g} for 3 steps", STALLED, after=x_new)
+        if rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x_new).max()):
+            raise StopRun("step and cost decrease at round-off", STALLED, after=x_new)
         return x_new

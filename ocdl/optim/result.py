@@ -5,7 +5,7 @@ Shaped like :class:`scipy.optimize.OptimizeResult`: a dict with attribute access
 =============  ==================================================================================
 ``x``          the solution (the caller's parameter layout: a flat vector, a dict of arrays, …)
 ``fun``        the objective at ``x``
-``success``    True exactly when the solver's own convergence test passed (``status == 0``)
+``success``    True exactly when the convergence certificate passed at ``x`` (``status == 0``)
 ``status``     0 converged · 1 iteration cap reached · 2 stopped by the callback ·
                3 stalled (no further progress possible, test not passed) · −1 diverged
 ``message``    one human-readable line saying which of these happened and why

@@ -1,11 +1,14 @@
 """Step rules for :func:`ocdl.optim.minimize`: ``Adam`` and ``GradientDescent`` (Armijo).
 
 A rule has ``start(x, saved, ctx)`` (``saved``: its arrays from a checkpoint, or None),
-``step(it, x, f, g, ctx) → x_next`` (may raise :class:`~ocdl.optim.StopRun`) and ``state()`` (its
-arrays for a checkpoint; resuming from them continues bit for bit).
+``step(it, x, f, g, ctx) → x_next`` (may raise :class:`~ocdl.optim.StopRun`: why it stopped),
+``state()`` (its arrays for a checkpoint; resuming from them continues bit for bit) and
+``certify(f, g, ctx) → (passed, text)``: its convergence test, which the driver applies to the
+full objective at the returned x (:mod:`ocdl.optim.certificates`).
 """
 import numpy as np
 
+from ocdl.optim import certificates
 from ocdl.optim.driver import StopRun
 from ocdl.optim.result import STALLED
 from ocdl.optim.schedules import learning_rate
@@ -62,6 +65,10 @@ class Adam:
         a = self.rate(it)
         return x - (a / (1 - b1 ** it)) * self.m / (xp.sqrt(vv) / np.sqrt(1 - b2 ** it) + self.eps)
 
+    def certify(self, f, g, ctx):
+        """The first-order test (:func:`ocdl.optim.certificates.first_order`)."""
+        return certificates.first_order(ctx.gtol)(f, g, ctx)
+
     def state(self):
         out = {"m": self.m, "v": self.v}
         if self.amsgrad:
@@ -95,6 +102,10 @@ class GradientDescent:
                 return trial
             self.s *= 0.5
         raise StopRun("line search found no decrease (gradient at round-off level?)", STALLED)
+
+    def certify(self, f, g, ctx):
+        """The first-order test (:func:`ocdl.optim.certificates.first_order`)."""
+        return certificates.first_order(ctx.gtol)(f, g, ctx)
 
     def state(self):
         return {"step": np.array(self.s)}

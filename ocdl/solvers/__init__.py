@@ -6,13 +6,16 @@ quiet=..., **options)``, which returns an :class:`ocdl.optim.OptimizeResult`.
 
 Solvers here: ``adam``, ``lbfgs`` (torch autograd) and ``pmp-adam``, ``pmp-lbfgs``, ``pmp-gd``
 (costate gradient, no autograd tape). Others register themselves in ``SOLVERS`` (one line each).
+Each solver function declares what it supports (``@supports(fields=…, activations=…,
+integrators=…, iterations=…)``, :mod:`ocdl.solvers.support`); ``train`` refuses any other model
+with one line before any work.
 """
 import numpy as np
 
 from ocdl.errors import InputError, check_choice
 from ocdl.models import ResNetODE
-from ocdl.models.conv import CONV_FIELDS, conv_defaults
 from ocdl.solvers.gradient import adam, lbfgs, pmp_adam, pmp_gd, pmp_lbfgs
+from ocdl.solvers.support import check, declaration, supports  # noqa: F401  (supports: for new solvers)
 
 SOLVERS = {
     "adam": adam,
@@ -52,9 +55,8 @@ def default_normalize(data, from_table=False):
     from ocdl.data import DATASETS
     return "range" if data in DATASETS and not from_table else DEFAULT_NORMALIZE
 
-#: iterations used when ``iterations=None``
-DEFAULT_ITERATIONS = {"adam": 3000, "pmp-adam": 3000, "pmp-gd": 3000, "lbfgs": 1000, "pmp-lbfgs": 1000,
-                      "newton": 300, "ipopt": 500, "msa": 200, "shooting": 50}
+#: iterations used when ``iterations=None``: each solver's own declaration (``@supports(iterations=…)``)
+DEFAULT_ITERATIONS = {name: declaration(fn).iterations for name, fn in SOLVERS.items()}
 
 
 #: costate solvers that run the torch sweeps of ocdl.pmp.torch_sweeps when given a ``device``
@@ -110,31 +112,19 @@ def default_batching(solver, n, options, iterations=None):
     return options
 
 
-#: solvers that train the conv fields (gradient-based: autograd or the costate sweep); the
-#: others build per-layer dense blocks or CasADi expressions of a fully connected K
-CONV_SOLVERS = ("adam", "lbfgs", "pmp-adam", "pmp-lbfgs", "pmp-gd")
-
-
 def check_solver_for_model(solver, model):
-    """InputError (one line) if ``solver`` cannot train ``model``'s field."""
-    if getattr(model.F, "conv", False) and solver not in CONV_SOLVERS:
-        raise InputError(f"solver '{solver}' is not supported for the {model.field} field "
-                         f"(use one of {', '.join(CONV_SOLVERS)})")
+    """InputError (one line) unless ``solver`` declares support for ``model``'s field, activation
+    and integrator (:mod:`ocdl.solvers.support`)."""
+    check_choice("solver", solver, list(SOLVERS))
+    check(solver, SOLVERS[solver], model)
 
 
 def default_width(field, d_in):
-    """Width used when ``width=None``: 3 × input dimension (6 for planar data), rounded up to
-    even for the hamiltonian field (whose state is (q, p)).
-
-    A planar flow can untangle two spirals only with difficulty (it is a homeomorphism of the
-    plane); extra dimensions make the classes separable easily. Measured on two spirals
-    (1.5 turns, noise 0.03, 150 points per class, 12 seeds, pmp-adam): width 4 → worst held-out
-    accuracy 97.8 % after 4000 steps, width 6 → 97.8 % worst / 99.6 % mean after 3000 steps.
-    """
-    d_in = int(d_in)
-    if field == "hamiltonian":
-        return 2 * ((3 * d_in + 1) // 2)
-    return 3 * d_in
+    """Width used when ``width=None``: the field's own :meth:`~ocdl.models.Field.default_width`
+    (3 × input dimension; hamiltonian rounded up to even; conv fields None: channels × length)."""
+    from ocdl.models import FIELDS
+    check_choice("field", field, list(FIELDS))
+    return FIELDS[field].default_width(d_in)
 
 
 def range_normalisation(X):
@@ -180,7 +170,8 @@ def make_model(X, y, field="outer", integrator="euler", layers=None, T=None, wid
     fixed input map of :func:`normalisation`, computed from X and stored in the model, so
     predictions apply it too. ``model_options`` go to :class:`ResNetODE` (e.g. ``activation``).
     ``layers``/``T`` None: 20 and 5.0, or for the conv fields (with ``channels``, ``kernel``)
-    :func:`ocdl.models.conv.conv_defaults` of the signal length — the one place they are set."""
+    the field's :meth:`~ocdl.models.Field.defaults` (conv: :func:`ocdl.models.conv.conv_defaults` of
+    the signal length)."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
         raise InputError(f"data must be an (n, d) array (got shape {X.shape})")
@@ -189,15 +180,17 @@ def make_model(X, y, field="outer", integrator="euler", layers=None, T=None, wid
         model_options["input_shift"], model_options["input_scale"] = shift, scale
     if n_classes is None:
         n_classes = max(int(np.max(y)) + 1, 2)
-    # layers/T None: the field's defaults (conv: with channels and kernel, from the signal length)
-    defaults = conv_defaults(X.shape[1]) if field in CONV_FIELDS else {"layers": 20, "T": 5.0}
-    layers = defaults.pop("layers") if layers is None else layers
-    T = defaults.pop("T") if T is None else T
+    # layers/T/width None: the field's defaults (conv: with channels and kernel, from the signal length)
+    from ocdl.models import FIELDS
+    check_choice("field", field, list(FIELDS))
+    defaults = FIELDS[field].defaults(X.shape[1])
+    layers = defaults["layers"] if layers is None else layers
+    T = defaults["T"] if T is None else T
     for k in ("channels", "kernel"):         # (shape: None = one signal of d positions)
         if k in defaults and model_options.get(k) is None:
             model_options[k] = defaults[k]
-    if width is None and field not in CONV_FIELDS:
-        width = default_width(field, X.shape[1])
+    if width is None:
+        width = defaults.get("width")
     return ResNetODE(field=field, d_in=X.shape[1], width=width, n_classes=n_classes, layers=layers, T=T,
                      integrator=integrator, alpha=alpha, beta=beta, **model_options)
 
@@ -281,8 +274,9 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     if solver in DEVICE_SOLVERS and device is not None:
         from ocdl.pmp.torch_sweeps import check
         check(model)                                # InputError if no device sweep covers the model
-    if iterations is None:
-        iterations = DEFAULT_ITERATIONS.get(solver, 1000)
+    if iterations is None:      # the solver's declaration (a function without one: the table's entry)
+        decl = getattr(SOLVERS[solver], "supports", None)
+        iterations = decl.iterations if decl is not None else DEFAULT_ITERATIONS.get(solver, 1000)
     if int(iterations) < 0:
         raise InputError(f"--iterations must be ≥ 0 (got {iterations})")
     if params0 is None:

@@ -47,6 +47,7 @@ from ocdl.errors import SolverError
 from ocdl.models.losses import mean_loss
 from ocdl.models.resnet import PARAM_KEYS
 from ocdl.models.regularisers import regulariser
+from ocdl.solvers.support import EXACT_COSTATE, WITH_FUSED_FORM, declaration, supports
 
 STATE_LIMIT = 1e6
 GTOL = 1e-6
@@ -171,6 +172,9 @@ class Batching:
 
 def _run(name, model, params0, objective, rule, iterations, callback, quiet, gtol, state0, checkpoint,
          checkpoint_every, should_stop, batching=None):
+    if iterations is None:
+        from ocdl.solvers import SOLVERS
+        iterations = declaration(SOLVERS[name]).iterations
     cb = None if callback is None else (lambda it, x, f: callback(it, model.unflatten(x), f))
     extra = {} if batching is None else batching.minimize_options()
     if batching is not None:
@@ -192,7 +196,8 @@ def _run(name, model, params0, objective, rule, iterations, callback, quiet, gto
     return res
 
 
-def adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr=0.05, schedule="cosine",
+@supports(iterations=3000)
+def adam(model, params0, X, y, *, iterations=None, callback=None, quiet=True, lr=0.05, schedule="cosine",
          betas=(0.9, 0.999), eps=1e-8, amsgrad=True, gtol=GTOL, device="cpu", state0=None, checkpoint=None,
          checkpoint_every=None, should_stop=None, batch_size=None, epochs=None, validation=None,
          patience=PATIENCE, test=None, batch_seed=0):
@@ -203,7 +208,8 @@ def adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr
                 checkpoint, checkpoint_every, should_stop, bt)
 
 
-def lbfgs(model, params0, X, y, *, iterations=1000, callback=None, quiet=True, lr=1.0, history_size=20,
+@supports(iterations=1000)
+def lbfgs(model, params0, X, y, *, iterations=None, callback=None, quiet=True, lr=1.0, history_size=20,
           device="cpu", state0=None, checkpoint=None, checkpoint_every=None, should_stop=None):
     """torch L-BFGS (strong Wolfe, one L-BFGS iteration per recorded iteration) on the autograd gradient."""
     rule = optim.TorchLBFGS(max_iter=1, history_size=history_size, max_eval=25, lr=lr)
@@ -211,7 +217,8 @@ def lbfgs(model, params0, X, y, *, iterations=1000, callback=None, quiet=True, l
                 quiet, None, state0, checkpoint, checkpoint_every, should_stop)
 
 
-def pmp_adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True, lr=0.05, schedule="cosine",
+@supports(fields=WITH_FUSED_FORM, integrators=EXACT_COSTATE, iterations=3000)
+def pmp_adam(model, params0, X, y, *, iterations=None, callback=None, quiet=True, lr=0.05, schedule="cosine",
              betas=(0.9, 0.999), eps=1e-8, amsgrad=True, gtol=GTOL, state0=None, checkpoint=None,
              checkpoint_every=None, should_stop=None, batch_size=None, epochs=None, validation=None,
              patience=PATIENCE, test=None, batch_seed=0, device=None):
@@ -223,7 +230,8 @@ def pmp_adam(model, params0, X, y, *, iterations=3000, callback=None, quiet=True
                 checkpoint, checkpoint_every, should_stop, bt)
 
 
-def pmp_gd(model, params0, X, y, *, iterations=4000, callback=None, quiet=True, lr=0.5, armijo=1e-4, gtol=GTOL,
+@supports(fields=WITH_FUSED_FORM, integrators=EXACT_COSTATE, iterations=3000)
+def pmp_gd(model, params0, X, y, *, iterations=None, callback=None, quiet=True, lr=0.5, armijo=1e-4, gtol=GTOL,
            state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, batch_size=None, epochs=None,
            validation=None, patience=PATIENCE, test=None, batch_seed=0, device=None):
     """Gradient descent with Armijo backtracking on the costate gradient (trial points: fused cost
@@ -245,7 +253,8 @@ def pmp_gd(model, params0, X, y, *, iterations=4000, callback=None, quiet=True, 
                 quiet, gtol, state0, checkpoint, checkpoint_every, should_stop, bt)
 
 
-def pmp_lbfgs(model, params0, X, y, *, iterations=1000, callback=None, quiet=True, gtol=1e-9, state0=None,
+@supports(fields=WITH_FUSED_FORM, integrators=EXACT_COSTATE, iterations=1000)
+def pmp_lbfgs(model, params0, X, y, *, iterations=None, callback=None, quiet=True, gtol=1e-9, state0=None,
               checkpoint=None, checkpoint_every=None, should_stop=None, device=None):
     """scipy's L-BFGS-B on the costate gradient (a resumed run restarts the L-BFGS memory);
     ``device``: the torch sweep there (None: numpy)."""

@@ -8,6 +8,7 @@ import numpy as np
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, STOPPED
 from ocdl.solvers.pontryagin import Phases, check_options, refuse_checkpoints
+from ocdl.solvers.support import CASADI_ACTIVATIONS, EXPLICIT_RK, WITH_CASADI_FORM, supports
 
 
 class IpoptRun:
@@ -67,6 +68,7 @@ class IpoptRun:
         return w[:self.n_params], None, {}, code, message
 
 
+@supports(fields=WITH_CASADI_FORM, activations=CASADI_ACTIVATIONS, integrators=EXPLICIT_RK, iterations=500)
 def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
           print_level=0, linear_solver="mumps", state0=None, checkpoint=None, checkpoint_every=None,
           should_stop=None, **unknown):
@@ -76,7 +78,7 @@ def ipopt(model, params0, X, y, *, iterations=None, callback=None, quiet=True, t
     import casadi as ca
     from ocdl.solvers.casadi_kkt import GradientOnly, MultipleShootingNLP, spec_from_model
     refuse_checkpoints("ipopt", state0, checkpoint)
-    iterations = 500 if iterations is None else int(iterations)
+    iterations = ipopt.supports.iterations if iterations is None else int(iterations)
     spec = spec_from_model(model)
     X = np.asarray(X, dtype=float)
     X0 = model.lift(X)

@@ -47,6 +47,7 @@ from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
 from ocdl.solvers.gradient import PATIENCE, Batching, _run
 from ocdl.solvers.pontryagin import check_options
+from ocdl.solvers.support import supports
 
 #: CG stopping rule of the layer step: relative residual ``‖M_k δ_k + G_k‖ ≤ CG_RTOL ‖G_k‖`` per
 #: layer, at most ``CG_MAXITER`` iterations (a layer that stops early is frozen while the others go on)
@@ -69,7 +70,7 @@ class LayerMetric:
     factors (≈ 3 N (m+1)²), P and w (2 N n m) besides the sweeps' trajectories.
     """
 
-    def __init__(self, model, states, costates, rho):
+    def __init__(self, model, states, costates, rho, S=None, damping=0.0):
         N, m, h = model.layers, model.m, model.h
         n = states.shape[1]
         act = model.F.act
@@ -78,7 +79,11 @@ class LayerMetric:
         self.P = costates[1:]                                      # p_{k+1}  (N, n, m)
         self.w = n * dsig * dsig
         a = np.concatenate([sig, np.ones((N, n, 1))], axis=2)      # (N, n, m+1)
-        self.S = np.matmul(a.transpose(0, 2, 1), a) / n             # (N, m+1, m+1)
+        self.S = np.matmul(a.transpose(0, 2, 1), a) / n if S is None else S     # (N, m+1, m+1)
+        if damping:
+            # Levenberg damping of the state-penalty metric, relative to its mean eigenvalue
+            tr = np.trace(self.S, axis1=1, axis2=2) / (m + 1)
+            self.S = self.S + damping * tr[:, None, None] * np.eye(m + 1)[None]
         self.c2 = rho * h * h
         c = np.full(N, h * model.alpha)
         if model.beta and N > 1:
@@ -143,14 +148,16 @@ def batched_cg(apply, precondition, B, rtol=CG_RTOL, maxiter=CG_MAXITER):
     return X, it, float(res.max())
 
 
-def layer_step(model, params, states, costates, grads, rho, rtol=CG_RTOL, maxiter=CG_MAXITER, info=None):
+def layer_step(model, params, states, costates, grads, rho, rtol=CG_RTOL, maxiter=CG_MAXITER, info=None, S=None,
+               damping=0.0):
     """Minimiser ``(K_k, b_k) = θ⁰_k + δ_k`` of the augmented Hamiltonian for every layer (β = 0
     or neighbours frozen): ``M_k δ_k = −G_k`` solved matrix-free by batched preconditioned CG
     (:class:`LayerMetric`, :func:`batched_cg`); ``grads`` are the exact ∂J/∂θ from the same sweep.
-    ``info`` (a dict) receives ``cg_iterations`` and ``cg_residual``."""
+    ``info`` (a dict) receives ``cg_iterations`` and ``cg_residual``; ``S`` replaces the batch's
+    state-penalty metric (an average over batches), ``damping`` adds ``damping · tr(S)/(m+1) · I``."""
     m = model.m
     G = np.concatenate([grads["K"], grads["b"][:, :, None]], axis=2)     # (N, m, m+1)
-    M = LayerMetric(model, states, costates, rho)
+    M = LayerMetric(model, states, costates, rho, S, damping)
     D, it, res = batched_cg(M.apply, M.precondition, -G, rtol, maxiter)
     if info is not None:
         info.update(cg_iterations=it, cg_residual=res)
@@ -204,16 +211,36 @@ class MSARule:
     name = "msa"
 
     def __init__(self, model, X, y, rho=1.0, rho_min=1e-6, tol=1e-10, max_retries=40, cg_rtol=CG_RTOL,
-                 cg_maxiter=CG_MAXITER):
+                 cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=0.0, damping=0.0):
         self.model, self.X, self.y = model, X, y
         self.rho0, self.rho_min, self.tol, self.max_retries = float(rho), float(rho_min), float(tol), int(max_retries)
         self.cg_rtol, self.cg_maxiter = float(cg_rtol), int(cg_maxiter)
+        self.momentum, self.metric_average, self.damping = float(momentum), float(metric_average), float(damping)
 
     def start(self, x, saved, ctx):
         self.rho = float(saved["rho"]) if saved else self.rho0
+        self.velocity = np.asarray(saved["velocity"]) if saved and "velocity" in saved else None
+        self.S = np.asarray(saved["metric"]) if saved and "metric" in saved else None
 
     def state(self):
-        return {"rho": np.array(self.rho)}
+        out = {"rho": np.array(self.rho)}
+        if self.velocity is not None:
+            out["velocity"] = self.velocity
+        if self.S is not None:
+            out["metric"] = self.S
+        return out
+
+    def _metric(self, states):
+        """The state-penalty metric S_k of this step: the batch's, or (``metric_average`` = a > 0)
+        its exponential average over the batches, ``S ← a S + (1 − a) S_batch`` (K-FAC's running
+        estimate of the layer's input second moment, Martens & Grosse 2015)."""
+        if not self.metric_average:
+            return None
+        N, n = self.model.layers, states.shape[1]
+        a = np.concatenate([self.model.F.act(states[:-1]), np.ones((N, n, 1))], axis=2)
+        Sb = np.matmul(a.transpose(0, 2, 1), a) / n
+        self.S = Sb if self.S is None else self.metric_average * self.S + (1.0 - self.metric_average) * Sb
+        return self.S
 
     def data(self, batch):
         """The rows of ``batch`` (None: all data)."""
@@ -242,13 +269,19 @@ class MSARule:
         lam_bar = np.trace(Hh) / Hh.shape[0]
         C, d = params["W"].shape
         cg_its, info = 0, {}
+        S = self._metric(states)
         for _ in range(self.max_retries):
             K_new, b_new = layer_step(model, params, states, costates, grads, self.rho, self.cg_rtol,
-                                      self.cg_maxiter, info)
+                                      self.cg_maxiter, info, S, self.damping)
             cg_its += info["cg_iterations"]
             dh = -np.linalg.solve(Hh + self.rho * lam_bar * np.eye(Hh.shape[0]), gh)
             trial = {"K": K_new, "b": b_new, "W": params["W"] + dh[:C * d].reshape(C, d),
                      "mu": params["mu"] + dh[C * d:]}
+            if self.momentum:
+                # heavy ball on the E-MSA step: v ← β v + δ, θ ← θ + v (Polyak 1964)
+                step = model.flatten(trial) - x
+                v = step if self.velocity is None else self.momentum * self.velocity + step
+                trial = model.unflatten(x + v)
             Jt = pmp.cost(model, trial, X, y)
             if np.isfinite(Jt) and Jt < f:
                 break
@@ -258,7 +291,10 @@ class MSARule:
                           f"stationary to round-off?)", STALLED)
         ctx.history[-1].update(cg_iterations=cg_its, cg_residual=info["cg_residual"])
         self.rho = max(self.rho / 2.0, self.rho_min)
-        return model.flatten(trial)
+        xn = model.flatten(trial)
+        if self.momentum:
+            self.velocity = xn - x
+        return xn
 
 
 #: ρ of stochastic E-MSA (mini-batches), held as the floor: with the full-batch rule (ρ halves after
@@ -268,8 +304,10 @@ class MSARule:
 BATCH_RHO = 10.0
 
 
+@supports(fields=("outer",), integrators=("euler",), iterations=200)
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=None, rho_min=None,
-        tol=1e-10, max_retries=40, cg_rtol=CG_RTOL, cg_maxiter=CG_MAXITER, state0=None, checkpoint=None,
+        tol=1e-10, max_retries=40, cg_rtol=CG_RTOL, cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=0.0,
+        damping=0.0, state0=None, checkpoint=None,
         checkpoint_every=None, should_stop=None,
         batch_size=None, epochs=None, validation=None, patience=PATIENCE, test=None, batch_seed=0, **unknown):
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring.
@@ -286,12 +324,13 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     if model.field != "outer" or model.integrator != "euler":
         raise SolverError(f"msa has the closed-form layer step for field 'outer' with integrator 'euler' "
                           f"only (got field '{model.field}', integrator '{model.integrator}')")
-    iterations = 200 if iterations is None else int(iterations)
+    iterations = msa.supports.iterations if iterations is None else int(iterations)
     bt = Batching(model, np.asarray(X, dtype=float), y, batch_size, epochs, validation, patience, test, batch_seed)
     stochastic = bt.size < bt.n
     rho = (BATCH_RHO if stochastic else 1.0) if rho is None else rho
     rho_min = (rho if stochastic else 1e-6) if rho_min is None else rho_min
-    rule = MSARule(model, bt.X, bt.y, rho, rho_min, tol, max_retries, cg_rtol, cg_maxiter)
+    rule = MSARule(model, bt.X, bt.y, rho, rho_min, tol, max_retries, cg_rtol, cg_maxiter, momentum, metric_average,
+                   damping)
     res = _run("msa", model, params0, rule.objective, rule, iterations, callback, quiet, None, state0, checkpoint,
                checkpoint_every, should_stop, bt)
     if res.status == ITERATION_CAP:

@@ -55,6 +55,7 @@ from ocdl.optim import CONVERGED, STALLED
 from ocdl.solvers.gradient import PATIENCE, Batching
 from ocdl.solvers.pontryagin import (KKTObjective, Phases, UntilKKT, cap_message, check_options, lbfgs_phase,
                                      refuse_checkpoints)
+from ocdl.solvers.support import EXACT_COSTATE, FULLY_CONNECTED, supports
 from ocdl.solvers.trust_region import HessianSample, TorchHVP, TrustRegionNewtonCG
 
 __all__ = ["newton", "FORMULATIONS", "WARM_STARTS", "HessianSample", "TorchHVP", "TrustRegionNewtonCG"]
@@ -63,6 +64,7 @@ FORMULATIONS = ("reduced", "full")
 WARM_STARTS = ("adam", "lbfgs", "none")
 
 
+@supports(fields=FULLY_CONNECTED, integrators=EXACT_COSTATE, iterations=300)
 def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
            warm_start=None, warm_iterations=None, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
            exact_below=1e-5, formulation="reduced", linear_solver="mumps", threads=1, hessian_sample=None,
@@ -115,7 +117,9 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         # so start it close; measured on two spirals (n = 400, width 6): starts at KKT 1.4e-4 and
         # 7e-4 stalled the line search, starts at ≤ 1e-6 converged in two steps
         warm_tol = 1e-4 if formulation == "reduced" else 1e-6
-    iterations = (300 if formulation == "reduced" else 50) if iterations is None else int(iterations)
+    if iterations is None:
+        iterations = newton.supports.iterations if formulation == "reduced" else 50
+    iterations = int(iterations)
     X = np.asarray(X, dtype=float)
     bt = Batching(model, X, np.asarray(y), batch_size, epochs, validation, patience, test, batch_seed)
     X, y = bt.X, bt.y

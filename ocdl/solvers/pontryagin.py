@@ -92,8 +92,8 @@ class UntilKKT:
 
 class Phases:
     """The phases of one multi-phase solve (warm start, Newton, restarts) on :func:`ocdl.optim.minimize`:
-    each phase continues the previous one's iteration count, history and clock (it is started from
-    that phase's state), so the result has one history whose ``time_s`` is measured from the
+    each phase continues the previous one's iteration count, history and clock (``minimize(after=…)``),
+    so the result has one history whose ``time_s`` is measured from the
     solver's start (time between phases included). ``to_params`` maps the phase's flat ``x``
     to the parameter dict (for the callback and for ``err.result`` of a divergence)."""
 
@@ -106,8 +106,6 @@ class Phases:
         (status 2, like a callback) — used for the L-BFGS warm start's KKT target. ``extra``: more
         keywords of :func:`ocdl.optim.minimize` (mini-batches: sampler, epoch_callback, monitor)."""
         prev = self.last
-        state0 = None if prev is None else {"iteration": prev.nit, "params": {"x": np.asarray(x, dtype=float)},
-                                            "history": prev.history, "meta": {}}
 
         def cb(it, xx, f):
             if self.callback is not None and self.callback(it, to_params(xx), f):
@@ -126,7 +124,7 @@ class Phases:
                 row["time_s"] += gap
         try:
             res = optim.minimize(objective, x, rule, start + int(iterations), name=self.name, callback=cb,
-                                 quiet=self.quiet, state0=state0, should_stop=self.should_stop,
+                                 quiet=self.quiet, after=prev, should_stop=self.should_stop,
                                  state_limit=STATE_LIMIT, hint=HINT, **(extra or {}))
         except SolverError as err:
             if getattr(err, "result", None) is not None:

@@ -48,6 +48,7 @@ from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
 from ocdl.solvers.newton import newton
 from ocdl.solvers.pontryagin import KKTObjective, Phases, check_options, refuse_checkpoints
 from ocdl.solvers.shooting_blocks import ShootingSystem, bordered_solve
+from ocdl.solvers.support import supports
 
 
 class ShootingLM:
@@ -206,6 +207,7 @@ class ShootingProblem:
         return J, None, {"boundary_residual": rn, "kkt": pmp.kkt_residual(self.model, p, self.X, self.y, grads)}
 
 
+@supports(fields=("outer",), integrators=("euler",), iterations=50)
 def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True, segments=1, tol=1e-8,
              warm_start="newton", warm_tol=1e-10, warm_iterations=300, lr=0.02, lm_lambda=0.0, state0=None,
              checkpoint=None, checkpoint_every=None, should_stop=None, **unknown):
@@ -228,7 +230,7 @@ def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True
         raise SolverError(f"--segments must be between 1 and the number of layers {model.layers} (got {segments})")
     if warm_start not in ("newton", "adam"):
         raise SolverError(f"shooting: unknown warm_start '{warm_start}' (valid: newton, adam)")
-    iterations = 50 if iterations is None else int(iterations)
+    iterations = shooting.supports.iterations if iterations is None else int(iterations)
     X = np.asarray(X, dtype=float)
     phases = Phases("shooting", model, callback, quiet, should_stop)
     params = {k: np.array(v, dtype=float) for k, v in params0.items()}

@@ -151,7 +151,7 @@ def _moments(loss, beta, x, logw, gradients):
         gb, gw = loss.grad_q(x)
         g = np.concatenate([gb, gw.reshape(len(x), -1)], 1)
         gF = p @ g
-        cov = p @ ((Hx - U)[:, None] * g) - 0.0
+        cov = p @ ((Hx - U)[:, None] * g)
         gU = gF - beta * cov
         out.update(grad_F=gF, grad_U=gU, grad_Sx=beta * (gU - gF))
     return lz, out

@@ -91,8 +91,8 @@ def thermo_study(cfg: ThermoConfig, quiet=True):
     j = 1                                                        # first snapshot after t = 0
     mu = 2 * beta
     act = {"mu": mu,
-           "schroedinger": action.schroedinger_check(cfg.gamma, cfg.D, mu),
-           "schroedinger_seed_literal": action.schroedinger_check(cfg.gamma, cfg.D, mu, literal=True,
+           "schroedinger": action.schroedinger_check(abs(cfg.gamma), cfg.D, mu),
+           "schroedinger_seed_literal": action.schroedinger_check(abs(cfg.gamma), cfg.D, mu, literal=True,
                                                                   steps=(4,)),
            "dispersion": action.dispersion_check(abs(cfg.gamma), cfg.D, mu),
            "hamilton_jacobi": action.hamilton_jacobi_check(abs(cfg.gamma), mu, n=64),
