@@ -20,6 +20,8 @@ except ImportError as exc:  # pragma: no cover - exercised by the no-sklearn tes
                       f"(or pip install scikit-learn) — {exc}") from None
 import numpy as np
 
+from ocdl.solvers.defaults import ALPHA, HORIZON, LAYERS, NORMALIZE, SOLVER
+
 #: checks of ``check_estimator`` this estimator is expected to fail, with the reason
 #: (``check_estimator(..., expected_failed_checks=SKIPPED_CHECKS)``). None: all 55 checks of
 #: scikit-learn 1.9 pass (measured with ``iterations=100, layers=3``). Two are skipped by
@@ -55,14 +57,18 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
     (the :class:`~ocdl.optim.OptimizeResult`: ``success``, ``message``, ``fun``, ``history``),
     ``n_iter_``.
 
+    The default values are those of the one defaults table, :mod:`ocdl.solvers.defaults`
+    (iterations, mini-batches and learning rate by data size are filled in by ``ocdl.train`` from
+    the same table).
+
     Not converging within ``iterations`` is not an error: ``result_.success`` is False and ``fit``
     warns with scikit-learn's ``ConvergenceWarning``, as its iterative estimators do; divergence
     raises :class:`~ocdl.errors.SolverError`.
     Skipped ``check_estimator`` checks: :data:`SKIPPED_CHECKS`.
     """
 
-    def __init__(self, solver="adam", field="outer", integrator="euler", activation="tanh", layers=20, T=5.0,
-                 width=None, alpha=3e-3, beta=0.0, normalize="standard", iterations=None, lr=None, seed=0,
+    def __init__(self, solver=SOLVER, field="outer", integrator="euler", activation="tanh", layers=LAYERS, T=HORIZON,
+                 width=None, alpha=ALPHA, beta=0.0, normalize=NORMALIZE, iterations=None, lr=None, seed=0,
                  device=None, solver_options=None):
         self.solver = solver
         self.field = field

@@ -48,7 +48,7 @@ def test_compare_reports_converged_column_and_warns(ocdl_cli, tmp_path):
     assert r.returncode == 0, r.stderr
     rows = json.loads(js.read_text())["solvers"]
     assert rows["newton"]["converged"] is True and rows["newton"]["kkt_residual"] <= 1e-10
-    assert rows["msa"]["converged"] is False       # its default 200 iterations do not reach the tolerance
+    assert rows["msa"]["converged"] is False       # its default 1000 iterations do not reach the tolerance
     header, rule, *body = r.stdout.splitlines()
     assert "converged" in header.split()
     col = header.split().index("converged")

@@ -118,3 +118,10 @@ def test_compare_refuses_up_front_when_a_solver_would_not_fit_in_memory(monkeypa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "would need about" in err[0] and "reduce" in err[0]
     assert ran == []
+
+
+def test_time_to_accuracy_is_first_crossing_upwards():
+    hist = [{"loss": 1.0, "time_s": 0.1, "test_accuracy": 0.5}, {"loss": 0.5, "time_s": 0.2},
+            {"loss": 0.4, "time_s": 0.3, "test_accuracy": 0.9}]
+    assert time_to_target(hist, 0.8, "test_accuracy") == 0.3
+    assert time_to_target(hist, 0.95, "test_accuracy") is None

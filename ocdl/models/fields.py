@@ -19,7 +19,7 @@ and gives, batched over samples (rows of ``x``, shape (n, d); the costate ``p`` 
   tensors (result in the same library, dtype and device: the device sweeps of
   :mod:`ocdl.pmp.torch_sweeps` use them as they are); ``out_sign`` is numpy.
 
-Fields (DESIGN.md §2):
+Fields (docs/theory.md §2):
 
 * ``inner``        f = σ(K x + b)                                   form inner, M = [K | b]
 * ``outer``        f = K σ(x) + b                                   form outer, M = [K | b]

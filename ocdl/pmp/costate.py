@@ -17,7 +17,7 @@ stationarity residual is the exact gradient
 
     ∂J/∂θ_k = h Σ_i b_i (∂f/∂θ(Y_i))ᵀ P_i + ∇_θ_k [regulariser].
 
-For Euler this is ``p_k = p_{k+1} + h (∂f/∂x(x_k))ᵀ p_{k+1}`` (DESIGN §4).
+For Euler this is ``p_k = p_{k+1} + h (∂f/∂x(x_k))ᵀ p_{k+1}`` (docs/theory.md §4).
 
 **Splittings on the hamiltonian field** (``symplectic_euler``, ``verlet``, ``yoshida4``): each
 sub-step is a shear — drift ``q ← q + c h F_q(p)`` or kick ``p ← p + c h F_p(q)`` — whose

@@ -33,7 +33,8 @@ SOLVERS.update({"newton": _newton, "ipopt": _ipopt, "msa": _msa, "shooting": _sh
 #: weight decay α, the default of ``train`` and of ``ocdl train``: on two spirals (1.5 turns, noise
 #: 0.03, 150 points per class, range normalisation, 12 seeds, pmp-adam) the worst held-out accuracy
 #: was 96.0 % with α = 1e-3, 98.5 % with 3e-3 and 98.75 % with 1e-2.
-DEFAULT_ALPHA = CLI_ALPHA = 3e-3
+from ocdl.solvers.defaults import ALPHA as DEFAULT_ALPHA  # noqa: E402  (the one table)
+CLI_ALPHA = DEFAULT_ALPHA
 
 #: input maps ``make_model(normalize=...)`` knows (see :func:`normalisation`)
 NORMALIZATIONS = ("standard", "range", "none")
@@ -66,20 +67,9 @@ DEVICE_SOLVERS = ("pmp-adam", "pmp-gd", "pmp-lbfgs")
 MINIBATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd", "msa", "newton")
 BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
 
-#: training sets larger than this train in mini-batches of ``DEFAULT_BATCH`` by default
-#: (see docs/benchmarks-real.md for the measurements behind both numbers)
-FULL_BATCH_MAX = 1000
-DEFAULT_BATCH = 128
-DEFAULT_EPOCHS = 60
-#: newton's mini-batch defaults on large sets: Newton–CG steps on batches of 512 with Hessian-vector
-#: products on 128 of their rows (Byrd et al. 2011), 10 epochs — MNIST-1D: 72.6 / 72.1 / 72.3 %
-#: held-out (seeds 0/1/2) in about a minute, where batches of 128 gave 59.6 % after 3 epochs
-NEWTON_BATCH, NEWTON_HESSIAN_SAMPLE, NEWTON_EPOCHS = 512, 128, 10
-#: msa's epochs on large sets: its stochastic E-MSA step costs ≈ 1.3 s per batch of 128 at width
-#: 120 (MNIST-1D), so 60 epochs would take ≈ 40 min for ≈ 35–40 % held-out; 10 epochs ≈ 7 min
-MSA_EPOCHS = 10
-#: Adam's learning rate for mini-batch runs of adam/pmp-adam (full batch keeps 0.05)
-BATCH_LR = 0.02
+#: mini-batch defaults by data size (the one table and its measurements: :mod:`ocdl.solvers.defaults`)
+from ocdl.solvers.defaults import (BATCH_LR, DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX, MSA_EPOCHS,  # noqa: E402,F401
+                                   NEWTON_BATCH, NEWTON_EPOCHS, NEWTON_HESSIAN_SAMPLE)
 
 
 def default_batching(solver, n, options, iterations=None):
@@ -213,7 +203,7 @@ def solver_options(solver):
 def train(X, y, solver="adam", *, field="outer", integrator="euler", activation="tanh", layers=None, T=None,
           width=None, alpha=DEFAULT_ALPHA, beta=0.0, normalize=DEFAULT_NORMALIZE, n_classes=None,
           iterations=None, seed=0, params0=None, model=None, callback=None, quiet=True, device=None,
-          max_seconds=None, **options):
+          max_seconds=None, tensorboard_dir=None, **options):
     """Train a ResNet-ODE classifier on inputs X (n, d) and labels y in 0..C−1; returns an
     :class:`~ocdl.optim.OptimizeResult` (``x`` = parameters {K, b, W, mu}, ``fun`` = final cost J,
     ``success``, ``message``, ``nit``, ``history``, ``model``).
@@ -241,6 +231,9 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     ``options`` are the solver's own keywords (:func:`solver_options`; e.g. ``lr``, ``schedule``,
     ``gtol``, ``formulation``, ``segments``) and the run controls ``state0``, ``checkpoint``,
     ``checkpoint_every``, ``should_stop``; any other keyword raises TypeError.
+    ``tensorboard_dir``: write TensorBoard scalars of every iteration (loss, accuracies, gradient
+    norm, learning rate, wall time) to ``tensorboard_dir/<solver>/`` (:mod:`ocdl.optim.tensorboard`;
+    extra ``tensorboard``); inside an open :func:`ocdl.optim.tensorboard.session` the run goes there.
     adam, pmp-adam, pmp-gd and msa also take ``batch_size``, ``epochs``, ``validation``, ``patience``,
     ``test=(X_test, y_test)`` (:mod:`ocdl.solvers.gradient`); training sets of more than
     ``FULL_BATCH_MAX`` samples train in mini-batches by default (:func:`default_batching`).
@@ -292,5 +285,10 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     elif device not in (None, "cpu"):
         raise InputError(f"--device {device} applies to the solvers {', '.join(('adam', 'lbfgs') + DEVICE_SOLVERS)} "
                          f"only ('{solver}' runs on the CPU)")
-    return SOLVERS[solver](model, params0, X, y, iterations=int(iterations), callback=callback,
-                           quiet=quiet, **options)
+    from ocdl.optim import tensorboard
+    with tensorboard.session(tensorboard_dir), tensorboard.run(solver) as tb:
+        res = SOLVERS[solver](model, params0, X, y, iterations=int(iterations), callback=callback,
+                              quiet=quiet, **options)
+        if tb is not None:
+            tb.history(res.history)             # solvers whose loop is not the driver's
+    return res

@@ -17,12 +17,17 @@ wall time for every solver. adam, pmp-adam and pmp-gd get the data-size defaults
 
 ``time_to_target_s``: wall time of the first history entry with ``loss ≤ target``; the default
 target is ``1.05 ×`` the best loss any solver reached (``None`` if a solver never got there).
+With held-out data also ``time_to_accuracy_s``: wall time of the first history entry whose
+held-out accuracy is ≥ ``target_accuracy`` (default: the best final held-out accuracy of any
+solver minus one point). ``memory_bytes``: the solver's memory estimate
+(:func:`ocdl.solvers.memory.estimate`, checked against traced peaks in docs/benchmarks-real.md).
 """
 import time
 
 import numpy as np
 
 from ocdl import pmp
+from ocdl.optim import tensorboard
 from ocdl.errors import InputError, SolverError
 
 DEFAULT_SOLVERS = ("adam", "lbfgs", "pmp-lbfgs", "msa", "shooting", "newton")
@@ -42,16 +47,21 @@ def _snapshot_iterations(total, count=40):
     return set(np.unique(np.geomspace(1, total, count).astype(int)).tolist()) | {total}
 
 
-def time_to_target(history, target):
+def time_to_target(history, target, key="loss"):
+    """Wall time of the first row with ``row[key] ≤ target`` (``key="loss"``) or ``≥ target``
+    (``key="test_accuracy"``); None if no row gets there."""
     for row in history:
-        if row["loss"] <= target:
+        if key not in row:
+            continue
+        if (row[key] <= target) if key == "loss" else (row[key] >= target):
             return float(row["time_s"])
     return None
 
 
 def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integrator="euler",
             layers=None, T=None, alpha=1e-3, beta=0.0, width=None, seed=0, iterations=None, target=None,
-            options=None, quiet=True, log=None, normalize=False, precheck=None, **model_options):
+            options=None, quiet=True, log=None, normalize=False, precheck=None, target_accuracy=None,
+            **model_options):
     """Run ``solvers`` and return ``{"solvers": {name: summary}, "settings": {...}}``.
 
     ``iterations``: None, an int for all, or a dict per solver. ``normalize``: the model's fixed
@@ -111,12 +121,14 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
             log(f"compare: running {name} ...")
         t0 = time.perf_counter()
         try:
-            res = SOLVERS[name](model, {k: v.copy() for k, v in params0.items()}, X, y, iterations=int(its),
-                                callback=callback, quiet=quiet, **opts)
+            with tensorboard.run(name) as tb:   # one TensorBoard run per solver (inside a session)
+                res = SOLVERS[name](model, {k: v.copy() for k, v in params0.items()}, X, y, iterations=int(its),
+                                    callback=callback, quiet=quiet, **opts)
         except SolverError as exc:
             out[name] = {"error": str(exc), "final_loss": None, "train_accuracy": None, "test_accuracy": None,
                          "iterations": None, "wall_time_s": time.perf_counter() - t0, "kkt_residual": None,
-                         "converged": False, "message": str(exc), "time_to_target_s": None, "history": []}
+                         "converged": False, "message": str(exc), "time_to_target_s": None,
+                         "time_to_accuracy_s": None, "memory_bytes": None, "history": []}
             continue
         wall = time.perf_counter() - t0
         history = [dict(r) for r in res.history]
@@ -126,6 +138,8 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
             if X_test is not None and "test_accuracy" not in row and row["iteration"] in snaps:
                 row["test_accuracy"] = float(model.accuracy(snaps[row["iteration"]], np.asarray(X_test, dtype=float),
                                                             np.asarray(y_test)))
+        if tb is not None:                       # rows of solvers outside the driver; KKT, test accuracy
+            tb.history(history, extra=("kkt", "test_accuracy"))
         params = res.x
         out[name] = {
             "final_loss": float(pmp.cost(model, params, X, y)),
@@ -137,6 +151,7 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
             "kkt_residual": float(pmp.kkt_residual(model, params, X, y)),
             "converged": bool(res.success),
             "message": str(res.message),
+            "memory_bytes": _memory(name, model, len(y), opts),
             "history": history,
         }
         if name == "shooting" and "boundary_residual" in res:
@@ -147,18 +162,33 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
     tgt = float(target) if target is not None else (1.05 * best if best is not None else None)
     for r in out.values():
         r["time_to_target_s"] = time_to_target(r["history"], tgt) if tgt is not None and r["history"] else None
+    accs = [r["test_accuracy"] for r in out.values() if r.get("test_accuracy") is not None]
+    tacc = float(target_accuracy) if target_accuracy is not None else (max(accs) - 0.01 if accs else None)
+    for r in out.values():
+        r["time_to_accuracy_s"] = (time_to_target(r["history"], tacc, "test_accuracy")
+                                   if tacc is not None and r["history"] else None)
     settings = {"field": field, "integrator": integrator, "layers": int(model.layers), "T": float(model.T),
                 "alpha": float(alpha), "beta": float(beta), "width": int(model.d), "seed": int(seed),
                 "n_train": int(X.shape[0]), "n_test": None if X_test is None else int(np.asarray(X_test).shape[0]),
-                "target_loss": tgt, "best_loss": best, "solvers": list(solvers),
+                "target_loss": tgt, "best_loss": best, "target_accuracy": tacc, "solvers": list(solvers),
                 "n_params": int(model.n_params()),
                 "normalize": {True: "range", False: "none", None: "none"}.get(normalize, normalize)}
     return {"solvers": out, "settings": settings}
 
 
+def _memory(name, model, n, opts):
+    from ocdl.solvers.memory import estimate
+    try:
+        return int(estimate(name, model, n, opts.get("batch_size"), opts.get("hessian_sample"),
+                            opts.get("formulation", "reduced"), opts.get("segments") or 1)[0])
+    except ValueError:
+        return None
+
+
 def table(result):
     """The terminal table (one row per solver)."""
-    head = ("solver", "final_loss", "train_acc", "test_acc", "iters", "wall_s", "kkt", "converged", "t_target_s")
+    head = ("solver", "final_loss", "train_acc", "test_acc", "iters", "wall_s", "kkt", "converged", "t_target_s",
+            "t_acc_s", "memory")
     rows = []
     for name, r in result["solvers"].items():
         def f(v, fmt):
@@ -166,7 +196,8 @@ def table(result):
         rows.append((name, f(r["final_loss"], ".6g"), f(r["train_accuracy"], ".3f"), f(r["test_accuracy"], ".3f"),
                      f(r["iterations"], "d"), f(r["wall_time_s"], ".2f"), f(r["kkt_residual"], ".1e"),
                      "—" if r.get("error") else ("yes" if r["converged"] else "no"),
-                     f(r["time_to_target_s"], ".2f")))
+                     f(r["time_to_target_s"], ".2f"), f(r.get("time_to_accuracy_s"), ".2f"),
+                     "—" if r.get("memory_bytes") is None else _mb(r["memory_bytes"])))
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),
              "  ".join("-" * w for w in widths)]
@@ -177,7 +208,14 @@ def table(result):
     tgt = result["settings"].get("target_loss")
     if tgt is not None:
         lines.append(f"target loss {tgt:.6g} (1.05 × best loss reached unless given)")
+    tacc = result["settings"].get("target_accuracy")
+    if tacc is not None:
+        lines.append(f"target held-out accuracy {tacc:.3f} (best final held-out accuracy − 0.01 unless given)")
     return "\n".join(lines)
+
+
+def _mb(nbytes):
+    return f"{nbytes / 2**20:.0f} MB"
 
 
 def plot(result, path):

@@ -211,11 +211,12 @@ class MSARule:
     name = "msa"
 
     def __init__(self, model, X, y, rho=1.0, rho_min=1e-6, tol=1e-10, max_retries=40, cg_rtol=CG_RTOL,
-                 cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=0.0, damping=0.0):
+                 cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=0.0, damping=0.0, head_rho=None):
         self.model, self.X, self.y = model, X, y
         self.rho0, self.rho_min, self.tol, self.max_retries = float(rho), float(rho_min), float(tol), int(max_retries)
         self.cg_rtol, self.cg_maxiter = float(cg_rtol), int(cg_maxiter)
         self.momentum, self.metric_average, self.damping = float(momentum), float(metric_average), float(damping)
+        self.head_rho = None if head_rho is None else float(head_rho)
 
     def start(self, x, saved, ctx):
         self.rho = float(saved["rho"]) if saved else self.rho0
@@ -274,7 +275,8 @@ class MSARule:
             K_new, b_new = layer_step(model, params, states, costates, grads, self.rho, self.cg_rtol,
                                       self.cg_maxiter, info, S, self.damping)
             cg_its += info["cg_iterations"]
-            dh = -np.linalg.solve(Hh + self.rho * lam_bar * np.eye(Hh.shape[0]), gh)
+            rh = self.rho if self.head_rho is None else self.head_rho
+            dh = -np.linalg.solve(Hh + rh * lam_bar * np.eye(Hh.shape[0]), gh)
             trial = {"K": K_new, "b": b_new, "W": params["W"] + dh[:C * d].reshape(C, d),
                      "mu": params["mu"] + dh[C * d:]}
             if self.momentum:
@@ -304,15 +306,18 @@ class MSARule:
 BATCH_RHO = 10.0
 
 
-@supports(fields=("outer",), integrators=("euler",), iterations=200)
+#: 1000 E-MSA steps by default — on the built-in spirals (200 points per class, range input map,
+#: width 6) 200 steps gave 82.5 % training accuracy, 1000 steps 100 % / 99.75 % held-out in 9.1 s CPU
+@supports(fields=("outer",), integrators=("euler",), iterations=1000)
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=None, rho_min=None,
         tol=1e-10, max_retries=40, cg_rtol=CG_RTOL, cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=0.0,
-        damping=0.0, state0=None, checkpoint=None,
+        damping=0.0, head_rho=None, state0=None, checkpoint=None,
         checkpoint_every=None, should_stop=None,
         batch_size=None, epochs=None, validation=None, patience=PATIENCE, test=None, batch_seed=0, **unknown):
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring.
 
-    ``iterations`` MSA steps at most (default 200); converged (``success``) when the shared KKT
+    ``iterations`` MSA steps at most (default 1000, its declaration);
+    converged (``success``) when the shared KKT
     residual is ≤ ``tol``. ``rho``/``rho_min``: the penalty's start and floor (default 1 and 1e-6;
     with mini-batches both :data:`BATCH_RHO`). ``cg_rtol``, ``cg_maxiter``: the layer step's CG
     stopping rule (:func:`batched_cg`); rows also hold ``cg_iterations`` (summed over the ρ retries)
@@ -330,7 +335,7 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     rho = (BATCH_RHO if stochastic else 1.0) if rho is None else rho
     rho_min = (rho if stochastic else 1e-6) if rho_min is None else rho_min
     rule = MSARule(model, bt.X, bt.y, rho, rho_min, tol, max_retries, cg_rtol, cg_maxiter, momentum, metric_average,
-                   damping)
+                   damping, head_rho)
     res = _run("msa", model, params0, rule.objective, rule, iterations, callback, quiet, None, state0, checkpoint,
                checkpoint_every, should_stop, bt)
     if res.status == ITERATION_CAP:

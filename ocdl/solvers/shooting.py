@@ -217,7 +217,7 @@ def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True
     included because it is the certificate: the θ block amplifies a boundary mismatch through the
     layers, measured 1.1e-8 at boundary residual 5.7e-9, T = 1). ``lm_lambda``: the initial
     relative LM damping (0: start with the Gauss–Newton step). ``iterations``: LM steps (default 50).
-    Every activation of the model is supported (σ, σ', σ'' from the activation object).
+    Every activation of the model is supported (σ, σ', σ'' from ``Activation.derivatives``).
     """
     check_options("shooting", unknown)
     refuse_checkpoints("shooting", state0, checkpoint)

@@ -30,27 +30,13 @@ rank ≤ N(m² + m) through θ; :func:`bordered_solve` solves with the bordered 
 block elimination): ``y_i = A_i⁻¹(r_i − E_i g)``, ``(D − Σ_i F_i A_i⁻¹ E_i) g = r_g − Σ_i F_i A_i⁻¹ r_i``
 — n small solves, one GEMM of size G × n b × G and one dense G × G solve, G = N(m² + m) + C'(d + 1).
 
-σ'' (needed for the derivative of ``D_{k,i}``) comes from the activation object's torch form by
-autograd, so every activation of :mod:`ocdl.models.activations` is supported without a
-per-activation formula here.
+σ'' (needed for the derivative of ``D_{k,i}``) comes from the activation object
+(``Activation.derivatives``), so every activation of :mod:`ocdl.models.activations` is supported
+without a per-activation formula here.
 """
 import numpy as np
 
 from ocdl.errors import SolverError
-
-
-def activation_derivatives(act, z):
-    """``(σ(z), σ'(z), σ''(z))`` elementwise, from the activation's torch form by autograd (float64)."""
-    import torch
-    zt = torch.tensor(np.asarray(z, dtype=float), dtype=torch.float64, requires_grad=True)
-    s = act.torch(zt)
-    d1, = torch.autograd.grad(s.sum(), zt, create_graph=True)
-    d2 = None
-    if d1.requires_grad:
-        d2, = torch.autograd.grad(d1.sum(), zt, allow_unused=True)
-    if d2 is None:                                     # piecewise linear (relu): σ'' = 0
-        d2 = torch.zeros_like(zt)
-    return s.detach().numpy(), d1.detach().numpy(), d2.detach().numpy()
 
 
 def head_terms(W, mu, xN, labels, C):
@@ -167,7 +153,7 @@ class ShootingSystem:
             else:
                 x, q = Z[:, d * (2 * j - 1):d * 2 * j], Z[:, d * 2 * j:d * (2 * j + 1)]
             for k in range(self.bounds[j], self.bounds[j + 1]):
-                sig, dsig, d2sig = activation_derivatives(self.act, x)
+                sig, dsig, d2sig = self.act.derivatives(x)[:3]
                 K, bk, qn, M, ok = layer_solve((sig, dsig), q, h, na, theta[k, :m * m].reshape(m, m))
                 theta[k] = np.concatenate([K.ravel(), bk])
                 xn = x + h * (sig @ K.T + bk)
