@@ -137,3 +137,29 @@ def test_fused_cost_equals_generic_forward(path, field, method):
     model = _model(field, method)
     params = model.init(seed=4)
     assert abs(pmp.cost(model, params, X, y) - model.cost(params, X, y)) <= 1e-13 * abs(model.cost(params, X, y))
+
+
+def test_activation_without_compiled_form_runs_the_torch_sweep():
+    # an activation object whose compiled() is None (here tanh without its scalar form) runs
+    # the torch sweeps on the CPU for numpy inputs — numpy gradients, equal to autograd to
+    # round-off (bar 1e-12 relative, as in test_pmp.py)
+    from conftest import autograd_reference
+
+    from ocdl.models.activations import Tanh
+
+    class PlainTanh(Tanh):
+        name = "tanh-without-compiled-form"
+
+        @staticmethod
+        def compiled():
+            return None
+
+    X, y = _data(25)
+    model = ResNetODE(field="inner", integrator="rk4", layers=5, T=2.0, width=4, n_classes=2, alpha=1e-2)
+    model.F.act = PlainTanh()                  # this model's field object only
+    params = model.init(seed=3)
+    assert dispatch.backend(model, params, X) == "torch"
+    J, g = pmp.value_and_grad(model, params, X, y)
+    Ja, ga = autograd_reference(model, params, X, y)
+    assert isinstance(g["K"], np.ndarray)
+    assert abs(J - Ja) <= 1e-12 * abs(Ja) and pmp.rel_error(g, ga) <= 1e-12

@@ -197,7 +197,11 @@ def final_state(model, params, X, increments=None, device=None):
         params, x0, _, xi = _torch_inputs(model, params, X, None, increments, device)
         return torch_sweeps.final_state(model, params, x0, xi)
     params, X, _ = _as_numpy(model, params, X, None)
-    increments = _check_increments(model, increments, X.shape[0])
+    return _final_state(model, params, X, _check_increments(model, increments, X.shape[0]))
+
+
+def _final_state(model, params, X, increments):
+    """:func:`final_state` on checked numpy inputs."""
     fam = family(model)
     if fam == "implicit":
         return model.forward(params, X)[-1]
@@ -218,7 +222,7 @@ def cost(model, params, X, y, increments=None, device=None):
         xN = torch_sweeps.final_state(model, params, x0, xi)
     else:
         params, X, y = _as_numpy(model, params, X, y)
-        xN = final_state(model, params, X, increments)
+        xN = _final_state(model, params, X, _check_increments(model, increments, X.shape[0]))
     return float(mean_loss(model.head(params, xN), y)
                  + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
 
