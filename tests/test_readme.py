@@ -11,8 +11,8 @@ def test_readme_python_snippet_runs(capsys):
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own documentation
     first, second = capsys.readouterr().out.strip().splitlines()
     success, loss, nit, acc = first.split()
-    # pmp-adam runs its 3000-iteration budget without meeting its gradient test (max |g| ≤ 1e-6):
-    # success is False — a trained classifier, not a converged stationary point
-    assert success == "False" and int(nit) == 3000
+    # pmp-adam's certificate (docs/optim.md): the loss has stalled over its window and max |g| fell
+    # to a small fraction of its first value — met on this problem within the 3000-iteration budget
+    assert success == "True" and int(nit) <= 3000
     assert float(acc) >= 0.97 and float(loss) < 0.1
     assert 1e-6 < float(second) < 1e-2  # small but not zero stationarity
