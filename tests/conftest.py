@@ -5,10 +5,6 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The numpy Euler sweeps by default in tests and their subprocesses (a process that runs the
-# compiled ones pays ~1–2 s to import numba and load the kernels); tests/test_fused_kernels.py
-# and tests/test_pmp_perf.py switch the compiled path on explicitly (ocdl.pmp.compiled.COMPILED).
-os.environ.setdefault("OCDL_NUMBA", "0")
 
 
 def run_ocdl(*args, cwd=None, timeout=600, input=None):

@@ -1,9 +1,8 @@
 """The compiled Euler sweeps (:mod:`ocdl.pmp.kernels`, numba) against independent references.
 
-With numba installed the fused Euler sweeps run through the compiled kernels (the default);
-``dispatch.COMPILED = False`` forces the numpy sweeps. Both are checked here against torch
-autograd (every activation, every Euler form, additive increments, trajectories) and the
-kernels' own tanh against numpy's. test_pmp_perf.py runs its autograd checks on both paths too.
+Checked here against torch autograd (every activation, every Euler form, additive increments),
+the torch sweeps of :mod:`ocdl.pmp.torch_sweeps` (trajectories; a separate implementation) and
+the kernels' own tanh against numpy's.
 """
 import numpy as np
 import pytest
@@ -12,11 +11,9 @@ from conftest import assert_costate_equals_autograd, autograd_reference
 
 from ocdl import pmp
 from ocdl.models import ResNetODE
-from ocdl.pmp import compiled as dispatch
-
-pytest.importorskip("numba")
-
-from ocdl.pmp import kernels  # noqa: E402  (needs numba)
+from ocdl.models import fastmath
+from ocdl.models.activations import ACTIVATIONS
+from ocdl.pmp import dispatch, kernels
 
 
 def test_compiled_tanh_matches_numpy_to_4_ulp():
@@ -26,12 +23,13 @@ def test_compiled_tanh_matches_numpy_to_4_ulp():
     grid = np.concatenate([np.linspace(-30.0, 30.0, 600001), np.logspace(-300, 1.5, 20000),
                            -np.logspace(-300, 1.5, 20000), [0.0, -0.0, 5e-324, 19.99, 20.0, 20.01, 710.0, -1e308]])
     z = grid[None, :]
-    got = kernels.act_apply(z, np.empty_like(z), kernels.ACT_CODES["tanh"])[0]
+    apply = kernels.euler(ACTIVATIONS["tanh"]).apply          # the compiled sweeps' σ
+    got = apply(z, np.empty_like(z))[0]
     ref = np.tanh(grid)
     assert np.all(np.abs(got - ref) <= 6e-16 * np.abs(ref))
     assert np.array_equal(np.signbit(got), np.signbit(ref))             # tanh(−0) = −0
     special = np.array([[np.nan, np.inf, -np.inf]])
-    out = kernels.act_apply(special, np.empty_like(special), 0)[0]
+    out = apply(special, np.empty_like(special))[0]
     assert np.isnan(out[0]) and out[1] == 1.0 and out[2] == -1.0        # NaN propagates
 
 
@@ -48,7 +46,7 @@ def test_expm1_polynomial_within_5e_17_of_mpmath():
         if r == 0:
             continue
         p = mp.mpf(0)
-        for c in kernels._EXPM1_P:
+        for c in fastmath.EXPM1_P:
             p = p * r + mp.mpf(c)
         worst = max(worst, abs((r + r * r * p) / mp.expm1(r) - 1))
     assert worst <= 5e-17
@@ -57,22 +55,19 @@ def test_expm1_polynomial_within_5e_17_of_mpmath():
 _autograd = autograd_reference
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("act", ["tanh", "relu", "softplus"])
 @pytest.mark.parametrize("field", ["outer", "inner", "hamiltonian"])
 @pytest.mark.parametrize("width", [4, 20])
-def test_euler_gradient_equals_autograd(monkeypatch, compiled, act, field, width):
-    # float64, same discrete network, other order of operations: round-off (measured ≤ 6e-16
-    # against the numpy path, ~1e-16 against autograd); bar 1e-12 relative, with and without
-    # additive increments ξ_k.
-    monkeypatch.setattr(dispatch, "COMPILED", compiled)
+def test_euler_gradient_equals_autograd(act, field, width):
+    # float64, same discrete network, other order of operations: round-off (measured ~1e-16
+    # against autograd); bar 1e-12 relative, with and without additive increments ξ_k.
     rng = np.random.default_rng(3)
     n, N = 37, 9
     X, y = rng.standard_normal((n, 2)), np.arange(n) % 3
     model = ResNetODE(field=field, integrator="euler", layers=N, T=2.0, width=width, n_classes=3,
                       alpha=1e-2, beta=0.2, alpha_head=5e-3, activation=act)
     params = model.init(seed=2)
-    assert (dispatch._compiled_code(model.F.act) is not None) == compiled     # the path under test
+    assert dispatch.backend(model, params, X) == "compiled"                  # the path under test
     xi = 0.2 * rng.standard_normal((N, n, width))
     assert_costate_equals_autograd(model, params, X, y, (None, xi))
 
@@ -82,9 +77,8 @@ def test_sample_blocks_with_padding_equal_autograd(monkeypatch, act):
     # the outer kernels run the samples in blocks of nb columns (kernels.block_width), the last
     # block padded with zero states and zero costates; with 64 floats per block, width 4 and
     # 37 samples that is blocks of 16, 16 and 5 (+ 11 padding). Gradient, cost, states and
-    # costates against torch autograd and the numpy sweep; bar 1e-12 relative as above.
+    # costates against torch autograd and the torch sweep; bar 1e-12 relative as above.
     monkeypatch.setattr(kernels, "BLOCK_FLOATS", 64)
-    monkeypatch.setattr(dispatch, "COMPILED", True)
     assert kernels.block_width(4, 37) == 16
     rng = np.random.default_rng(5)
     n, N = 37, 7
@@ -92,7 +86,7 @@ def test_sample_blocks_with_padding_equal_autograd(monkeypatch, act):
     model = ResNetODE(field="outer", integrator="euler", layers=N, T=1.5, width=4, n_classes=2,
                       alpha=1e-2, beta=0.1, activation=act)
     params = model.init(seed=4)
-    assert dispatch._compiled_code(model.F.act) is not None                # the path under test
+    assert dispatch.backend(model, params, X) == "compiled"                  # the path under test
     xi = 0.1 * rng.standard_normal((N, n, 4))
     for inc in (None, xi):
         J, g = pmp.value_and_grad(model, params, X, y, increments=inc)
@@ -100,26 +94,21 @@ def test_sample_blocks_with_padding_equal_autograd(monkeypatch, act):
         assert abs(J - Ja) <= 1e-12 * abs(Ja) and pmp.rel_error(g, ga) <= 1e-12
         assert abs(pmp.cost(model, params, X, y, increments=inc) - Ja) <= 1e-12 * abs(Ja)
         states, costates = pmp.costate(model, params, X, y, increments=inc)
-        monkeypatch.setattr(dispatch, "COMPILED", False)
-        ref_states, ref_costates = pmp.costate(model, params, X, y, increments=inc)
-        monkeypatch.setattr(dispatch, "COMPILED", True)
+        ref_states, ref_costates = pmp.costate(model, params, X, y, increments=inc, device="cpu")
         assert np.abs(states - ref_states).max() <= 1e-12 * np.abs(ref_states).max()
         assert np.abs(costates - ref_costates).max() <= 1e-12 * np.abs(ref_costates).max()
 
 
 @pytest.mark.parametrize("field", ["outer", "inner", "hamiltonian"])
-def test_compiled_and_numpy_trajectories_agree(monkeypatch, field):
-    # states and costates (trajectories=True) of both paths; the numpy path is itself checked
-    # against autograd costates in test_pmp_perf.py. Round-off: bar 1e-12 relative per layer.
+def test_compiled_and_torch_trajectories_agree(field):
+    # states and costates (trajectories=True) of the compiled and the torch sweeps; both are
+    # checked against autograd costates in test_pmp_perf.py. Round-off: bar 1e-12 relative per layer.
     rng = np.random.default_rng(5)
     X, y = rng.standard_normal((41, 2)), np.arange(41) % 2
     model = ResNetODE(field=field, integrator="euler", layers=11, T=3.0, width=6, alpha=1e-2)
     params = model.init(seed=7)
-    out = {}
-    for compiled in (True, False):
-        monkeypatch.setattr(dispatch, "COMPILED", compiled)
-        out[compiled] = pmp.costate(model, params, X, y)
-    for a, b in zip(out[True], out[False]):
+    out = [pmp.costate(model, params, X, y, device=dv) for dv in (None, "cpu")]
+    for a, b in zip(*out):
         assert a.shape == b.shape
         for k in range(len(b)):
             assert np.abs(a[k] - b[k]).max() <= 1e-12 * np.abs(b[k]).max()
@@ -149,11 +138,10 @@ def test_compiled_logistic_terminal_equals_torch_on_extreme_logits(layout):
 
 @pytest.mark.parametrize("integrator", ["euler", "rk4"])
 @pytest.mark.parametrize("field", ["outer", "inner", "hamiltonian"])
-def test_returned_gradients_do_not_share_the_workspace(monkeypatch, field, integrator):
+def test_returned_gradients_do_not_share_the_workspace(field, integrator):
     # the compiled sweeps reuse their workspace from call to call; the gradients they hand back
     # must be fresh arrays even where a slice of the workspace is contiguous (one layer, width 1:
     # a size-1 slice), so a later call leaves an earlier result unchanged, bit for bit
-    monkeypatch.setattr(dispatch, "COMPILED", True)
     model = ResNetODE(field=field, integrator=integrator, layers=1, T=1.0, width=2 if field == "hamiltonian" else 1,
                       n_classes=2, d_in=1)
     params = model.init(seed=0)

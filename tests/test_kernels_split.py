@@ -1,10 +1,10 @@
 """The compiled splitting sweeps (:mod:`ocdl.pmp.kernels_split`, numba) against independent
 references: torch autograd through the generic model (cost, gradient, and the costates as
-gradients with respect to the retained layer states) and the numpy sweep of
-:func:`ocdl.pmp.fused.split_value_and_grad`, for every splitting and activation.
+gradients with respect to the retained layer states) and the torch sweep of
+:func:`ocdl.pmp.torch_sweeps.split_value_and_grad` on the CPU, for every splitting and activation.
 
 Bars: float64, same discrete network, other order of operations — round-off only (measured
-≤ 8e-16 relative against the numpy sweep, ≤ 1.3e-15 against autograd); bar 1e-12 relative.
+≤ 1.3e-15 relative against autograd); bar 1e-12 relative.
 """
 import numpy as np
 import pytest
@@ -15,9 +15,7 @@ from ocdl.models import ResNetODE, to_torch
 from ocdl.models.losses import mean_loss
 from ocdl.models.regularisers import regulariser
 from ocdl.models.resnet import SPLITTINGS
-from ocdl.pmp import compiled as dispatch
-
-pytest.importorskip("numba")
+from ocdl.pmp import dispatch
 
 BAR = 1e-12
 
@@ -43,9 +41,9 @@ def _close(a, b):
 
 @pytest.mark.parametrize("act", ["tanh", "relu", "softplus"])
 @pytest.mark.parametrize("integrator", list(SPLITTINGS))
-def test_compiled_split_sweep_equals_autograd(monkeypatch, act, integrator):
+def test_compiled_split_sweep_equals_autograd(act, integrator):
     # width 8 (m = 4) and 20 (m = 10); trajectories off (value_and_grad) and on (sweep), the
-    # cost-only forward, and the numpy sweep of the same call; two sample counts in turn on the
+    # cost-only forward, and the torch sweep of the same call; two sample counts in turn on the
     # same model (the workspace arrays change shape and come back).
     rng = np.random.default_rng(11)
     for width, n in ((8, 37), (20, 23), (8, 37)):
@@ -53,8 +51,7 @@ def test_compiled_split_sweep_equals_autograd(monkeypatch, act, integrator):
         model = ResNetODE(field="hamiltonian", integrator=integrator, layers=6, T=2.5, width=width,
                           n_classes=3, alpha=1e-2, beta=0.2, alpha_head=5e-3, activation=act)
         params = model.init(seed=width)
-        monkeypatch.setattr(dispatch, "COMPILED", True)
-        assert dispatch._split_code(model) is not None                     # the path under test
+        assert dispatch.backend(model, params, X) == "compiled"              # the path under test
         Ja, ga = pmp.autograd_value_and_grad(model, params, X, y)
         J, g = pmp.value_and_grad(model, params, X, y)
         assert abs(J - Ja) <= BAR * abs(Ja) and pmp.rel_error(g, ga) <= BAR
@@ -65,9 +62,7 @@ def test_compiled_split_sweep_equals_autograd(monkeypatch, act, integrator):
         for k in range(model.layers + 1):
             assert _close(states[k], ref_states[k]) and _close(costates[k], ref_costates[k])
         assert abs(pmp.cost(model, params, X, y) - Ja) <= BAR * abs(Ja)
-        monkeypatch.setattr(dispatch, "COMPILED", False)
-        assert dispatch._split_code(model) is None
-        Jn, gn, sn, cn = pmp.sweep(model, params, X, y)
+        Jn, gn, sn, cn = pmp.sweep(model, params, X, y, device="cpu")
         assert abs(J - Jn) <= BAR * abs(Jn) and pmp.rel_error(g, gn) <= BAR
         assert _close(states, sn) and _close(costates, cn)
 

@@ -266,3 +266,14 @@ def test_implicit_integrator_gradient_against_finite_differences():
         fd = ((blk(x + e * u) * w).sum() - (blk(x - e * u) * w).sum()) / (2 * e)
     assert abs(float((x.grad * u).sum()) - float(fd)) <= 1e-7 * abs(float(fd))
     assert np.isfinite(blk.K.grad.numpy()).all()
+
+
+def test_parameter_gradients_without_input_gradient():
+    """An input that does not require grad (data): the sweep runs without trajectories and K, b
+    get the same gradients as with the input's gradient (float64, ≤ 1e-12)."""
+    blk, x = make("hamiltonian", "verlet", torch.float64)
+    mine, ref = grads_both(blk, x, 2.0)
+    blk.zero_grad()
+    w = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    (blk(x) * w).sum().backward()
+    assert rel(blk.K.grad, ref[1]) <= 1e-12 and rel(blk.b.grad, ref[2]) <= 1e-12

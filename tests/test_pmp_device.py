@@ -1,6 +1,6 @@
-"""The torch device sweeps (ocdl.pmp.device) against the numpy fused sweeps and torch autograd.
+"""The torch sweeps (ocdl.pmp.torch_sweeps) against the compiled sweeps and torch autograd.
 
-References: the numpy sweeps of ocdl.pmp.fused (a separate implementation on numpy arrays) and
+References: the compiled sweeps of ocdl.pmp.compiled (a separate implementation on numpy arrays) and
 torch reverse-mode autograd through ``model.cost`` (the network written out layer by layer in
 ocdl.models.resnet) — neither shares the device code. Tolerance 1e-12 relative: both sides are
 float64 evaluations of the same finite computation on shallow networks (depth ≤ 9, |h K| ≲ 1),
@@ -16,7 +16,7 @@ from ocdl import pmp
 from ocdl.errors import InputError
 from ocdl.models import ResNetODE
 from ocdl.models.activations import ACTIVATIONS
-from ocdl.pmp import device as dev
+from ocdl.pmp import dispatch
 from ocdl.solvers import train
 
 from conftest import run_ocdl_inprocess
@@ -142,8 +142,8 @@ def test_no_device_sweep_is_one_clear_error():
 def test_training_on_device_cpu_follows_the_numpy_run(solver, options, monkeypatch):
     X, y = data(n=60, d_in=2, classes=2, seed=7)
     calls = []
-    parts = dev.value_and_grad_parts
-    monkeypatch.setattr(dev, "value_and_grad_parts", lambda *a, **k: calls.append(1) or parts(*a, **k))
+    parts = dispatch.SWEEPS["torch", "rk"]
+    monkeypatch.setitem(dispatch.SWEEPS, ("torch", "rk"), lambda *a, **k: calls.append(1) or parts(*a, **k))
     kw = dict(solver=solver, field="hamiltonian", integrator="rk4", layers=6, iterations=6, seed=1, **options)
     ref = train(X, y, **kw)
     assert not calls

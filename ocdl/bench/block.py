@@ -131,13 +131,11 @@ def _worker_main(argv):
 
 
 def run_block_bench(depths=(16, 64, 256, 1024), widths=(8, 64), samples=256, repeats=3, methods=METHODS,
-                    field="outer", T=5.0, seed=0, quiet=False, timeout=1800):
+                    field="outer", T=5.0, seed=0, quiet=False, timeout=1800, partial=None):
     """Measure every (method, width, depth); ``{"runs": [...], "settings", "machine", "date_utc"}``;
     each run also has ``ratio_autograd`` (its gradient time over autograd's at the same width and
-    depth, when autograd ran)."""
-    import torch
-
-    from ocdl.bench.gradient import machine_info
+    depth, when autograd ran). ``partial(result)`` (optional) receives the result so far after
+    every case, so a run cut short keeps what it measured (the CLI writes it to ``--json``)."""
     from ocdl.progress import Progress
     if field not in ("outer", "inner", "hamiltonian"):
         raise InputError(f"--field must be outer, inner or hamiltonian (got '{field}')")
@@ -178,8 +176,17 @@ def run_block_bench(depths=(16, 64, 256, 1024), widths=(8, 64), samples=256, rep
             if not res["peak_reset"]:
                 run["peak_note"] = "peak RSS counter could not be reset; peak_mib is an upper bound"
             runs.append(run)
+            if partial is not None:
+                partial(_result(runs, depths, widths, samples, repeats, methods, field, T, seed))
         bar.update(len(cases), force=True)
     bar.close()
+    return _result(runs, depths, widths, samples, repeats, methods, field, T, seed)
+
+
+def _result(runs, depths, widths, samples, repeats, methods, field, T, seed):
+    import torch
+
+    from ocdl.bench.gradient import machine_info
     auto = {(r["width"], r["depth"]): r["gradient_s"] for r in runs if r["method"] == "autograd"}
     for r in runs:
         a = auto.get((r["width"], r["depth"]))

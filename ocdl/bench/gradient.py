@@ -4,8 +4,8 @@ Methods (all float64, same discrete network, same cost — see :mod:`ocdl.bench.
 
 * ``autograd``             torch backprop through the discrete Euler network (tape of all layers);
 * ``costate``              ``ocdl.pmp.value_and_grad``: forward sweep storing states, costate sweep
-                           (numpy, :mod:`ocdl.pmp.fused`; always on the CPU);
-* ``costate-torch``        the same sweep on torch tensors on ``device`` (:mod:`ocdl.pmp.device`);
+                           (compiled, :mod:`ocdl.pmp.compiled`; always on the CPU);
+* ``costate-torch``        the same sweep on torch tensors on ``device`` (:mod:`ocdl.pmp.torch_sweeps`);
 * ``costate-reversible``   hamiltonian field + Verlet, states reconstructed backwards
                            (:mod:`ocdl.bench.reversible`); its network is the Verlet one;
 * ``torchdiffeq-adjoint``  ``torchdiffeq.odeint_adjoint``, fixed-grid Euler on the same grid

@@ -26,7 +26,7 @@ def run_train_bench(solvers, seeds, target, data="spirals", field="outer", integ
     return ``{"runs": [...], "summary": [...], "settings": {...}}``.
 
     ``device`` other than ``"cpu"`` is passed to adam, lbfgs (autograd there) and pmp-adam, pmp-gd,
-    pmp-lbfgs (the torch costate sweep there, :mod:`ocdl.pmp.device`); with ``"cpu"`` those keep
+    pmp-lbfgs (the torch costate sweep there, :mod:`ocdl.pmp.torch_sweeps`); with ``"cpu"`` those keep
     autograd on the CPU and the numpy sweep; the other solvers run on the CPU."""
     from ocdl.progress import Progress, log
     if not target > 0:

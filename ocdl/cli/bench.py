@@ -131,7 +131,8 @@ def run_block(args):
     from ocdl.bench.block import format_table, plot_block_bench, run_block_bench
     from ocdl.io import write_json
     result = run_block_bench(depths=args.depths, widths=args.widths, samples=args.samples, repeats=args.repeats,
-                             methods=args.methods, field=args.field, T=args.T, seed=args.seed, quiet=args.quiet)
+                             methods=args.methods, field=args.field, T=args.T, seed=args.seed, quiet=args.quiet,
+                             partial=(lambda r: write_json(args.json, r)) if args.json else None)
     if args.json:
         write_json(args.json, result)
     if args.plot:

@@ -74,6 +74,13 @@ def add_outputs(p, json=True, plot=True, out=False, seed=True, device=False, out
                        help="torch device: cpu (default) or cuda[:N]" if device is True else device)
 
 
+def add_tensorboard(p):
+    """``--tensorboard DIR`` (ocdl.optim.tensorboard): scalars of every iteration for TensorBoard."""
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="write TensorBoard scalars (loss, accuracies, gradient norm, learning rate, wall time per "
+                        "iteration) into DIR/<run>/ (needs the extra tensorboard; view: tensorboard --logdir DIR)")
+
+
 def choice(kind, valid):
     """argparse type: a name from ``valid``; unknown names list the valid ones and the closest."""
     valid = list(valid)

@@ -117,7 +117,8 @@ def register(subparsers):
     q = common.add_command(sl, "drag", "learn F(v) from (v0, vT) pairs",
                            "ocdl forces learn drag --data drag.csv --T 1 --g 10 --solver newton --lambda auto "
                            "--json drag.json --profile drag_F.csv --plot drag.png --truth '0.01*v**2+0.05*v'",
-                           _learn_table)
+                           _tensorboard(_learn_table))
+    common.add_tensorboard(q)
     q.add_argument("--T", type=common.positive, required=True, help="flight time T")
     q.add_argument("--g", type=common.real, required=True, help="gravitational acceleration g")
     q.add_argument("--vmax", type=common.positive, help="table upper speed (default: the data's maximum)")
@@ -127,7 +128,8 @@ def register(subparsers):
     q = common.add_command(sl, "position", "learn F(x) from positive/negative shots",
                            "ocdl forces learn position --data pos.csv --T 2 --target 5 --eps 0.5 --grid-step 0.5 "
                            "--integrator verlet --json pos.json --plot pos.png --truth '2*sin(x)-0.3*(x-5)'",
-                           _learn_table)
+                           _tensorboard(_learn_table))
+    common.add_tensorboard(q)
     q.add_argument("--T", type=common.positive, required=True, help="final time T")
     q.add_argument("--target", type=common.real, required=True, help="target position x*")
     q.add_argument("--eps", type=common.positive, required=True, help="positive radius ε")
@@ -141,7 +143,8 @@ def register(subparsers):
 
     q = common.add_command(sl, "oscillator", "learn γ, ω0 (and x(0), x'(0) unless given) from noisy (t, x)",
                            "ocdl forces learn oscillator --data osc.csv --x0 1 --v0 0 --solver newton --json osc.json",
-                           _learn_oscillator)
+                           _tensorboard(_learn_oscillator))
+    common.add_tensorboard(q)
     q.add_argument("--data", required=True, metavar="CSV", help="data file (t,x)")
     q.add_argument("--x0", type=common.real, help="x(0) if known (estimated otherwise)")
     q.add_argument("--v0", type=common.real, help="x'(0) if known (estimated otherwise)")
@@ -163,7 +166,8 @@ def register(subparsers):
 
     q = common.add_command(sl, "potential", "learn V(x) in x'' + 2γx' + ω0² V(x) = 0 from one trajectory (t, x)",
                            "ocdl forces learn potential --data pot.csv --gamma 1 --omega0 20 --x0 1 --v0 0 "
-                           "--json pot.json --plot pot.png --truth 'x + 0.5*x**3'", _learn_potential)
+                           "--json pot.json --plot pot.png --truth 'x + 0.5*x**3'", _tensorboard(_learn_potential))
+    common.add_tensorboard(q)
     q.add_argument("--data", required=True, metavar="CSV", help="data file (t,x), t evenly spaced from 0")
     q.add_argument("--gamma", type=common.nonnegative, required=True, help="damping γ (known)")
     q.add_argument("--omega0", type=common.positive, required=True, help="ω0 (known)")
@@ -245,6 +249,15 @@ def _simulate(args):
 
 _PROBLEM_FLAGS = {"drag": ("g", "vmax", "c0"),
                   "position": ("target", "eps", "xmin", "xmax", "kind_scale", "c1", "c2")}
+
+
+def _tensorboard(run):
+    """``--tensorboard DIR``: the learn command's iterations as TensorBoard run DIR/<problem>-<solver>/."""
+    def wrapped(args):
+        from ocdl.optim import tensorboard
+        with tensorboard.session(args.tensorboard), tensorboard.run(f"{args.problem}-{args.solver}"):
+            return run(args)
+    return wrapped
 
 
 def _learn_table(args):

@@ -1,5 +1,5 @@
-"""Physics-informed neural network (PINN) for second-order equations of motion (seed
-``pinn-holography-slides.txt``): the three roles of the slides — inverse solver (unknown
+"""Physics-informed neural network (PINN) for second-order equations of motion (after the PINN
+lecture slides on damped oscillators and holography): the three roles of the slides — inverse solver (unknown
 parameters, e.g. γ, ω0 or a potential table), forward solver (initial conditions only) and
 extrapolation (few data on a short window, physics on a longer one).
 
@@ -119,7 +119,9 @@ def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=5
         rule = TorchLBFGS(max_iter=lbfgs_steps, history_size=50, max_eval=lbfgs_steps * 5 // 4)
         res = minimize(interruptible, adam.x, rule, 1, name="pinn L-BFGS", quiet=quiet, hint=hint)
         offset = adam.nit
-        res.history = list(adam.history) + [dict(h, iteration=h["iteration"] + offset) for h in res.history]
+        t_adam = adam.history[-1]["time_s"] if adam.history else 0.0
+        res.history = list(adam.history) + [dict(h, iteration=h["iteration"] + offset, time_s=h["time_s"] + t_adam)
+                                            for h in res.history]
         res.nit = offset + res.nit
     x = np.asarray(res.x, float)
     with torch.no_grad():

@@ -51,6 +51,9 @@ class CompareJob(Job):
     json: str = same_option(TrainJob, "json")
     plot: str = same_option(TrainJob, "plot")
     seed: int = same_option(TrainJob, "seed")
+    tensorboard: str = same_option(TrainJob, "tensorboard", help="write TensorBoard scalars (loss, accuracies, "
+                                   "gradient norm, learning rate, wall time per iteration) into DIR/<solver>/, one "
+                                   "run per solver (needs the extra tensorboard)")
 
     def inputs(self):
         from ocdl.data.loading import is_csv
@@ -83,11 +86,13 @@ class CompareJob(Job):
         options = {"shooting": {"segments": self.segments}, "newton": newton,
                    "adam": {"device": device}, "lbfgs": {"device": device}}
         conv = {k: getattr(self, k) for k in ("channels", "kernel", "shape") if getattr(self, k) is not None}
-        result = compare(X, y, self.solvers, X_test=Xt, y_test=yt, field=self.field, integrator=self.integrator,
-                         layers=self.layers, T=self.T, alpha=alpha, width=self.width, seed=self.seed,
-                         iterations=self.iterations, target=self.target, options=options, quiet=self.quiet,
-                         normalize=self.normalize or default_normalize(self.data), precheck=guard, **conv,
-                         log=self.log)
+        from ocdl.optim import tensorboard
+        with tensorboard.session(self.tensorboard):     # one TensorBoard run per solver
+            result = compare(X, y, self.solvers, X_test=Xt, y_test=yt, field=self.field, integrator=self.integrator,
+                             layers=self.layers, T=self.T, alpha=alpha, width=self.width, seed=self.seed,
+                             iterations=self.iterations, target=self.target, options=options, quiet=self.quiet,
+                             normalize=self.normalize or default_normalize(self.data), precheck=guard, **conv,
+                             log=self.log)
         result["settings"]["data"] = self.data
         drawn = f"{self.data} test split" if self.data in REAL_DATASETS else \
             f"{self.data} seed {synthetic_test_seed(self.seed)}"

@@ -127,7 +127,10 @@ class HolographyLearnJob(Resumable):
         from ocdl.jobs.base import digest
         from ocdl.jobs.runcontrol import RunControl, keep_last_good
         X, lab = read_data(self.data)[:2]
-        settings = self.settings(X, lab, exclude=("json", "plot", "true_metric"))
+        # what a resumed run must share with the interrupted one: every result-changing option + the data
+        settings = {k: getattr(self, k) for k in (
+            "solver", "integrator", "learn_mass", "learn_coupling", "m2", "lam", "eta_ini", "eta_fin", "layers", "eps",
+            "c_reg", "init", "init_value", "iterations", "lr", "seed")}
         settings["data"] = digest(X, lab)
 
         def save_last(x, exc):

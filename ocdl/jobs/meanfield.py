@@ -384,6 +384,9 @@ class MeanfieldTrainJob(Resumable):
     json: str = option(None, "write machine-readable results as JSON", "path", role="output", metavar="PATH")
     plot: str = option(None, "write a picture", "path", role="output", metavar="PNG")
     seed: int = option(0, "random seed (default 0)", "seed")
+    tensorboard: str = option(None, "write TensorBoard scalars (loss, accuracies, gradient norm, learning rate, "
+                                    "wall time per iteration) into DIR/meanfield-<method>/ (needs the extra "
+                                    "tensorboard)", "path", role="directory", metavar="DIR")
 
     CHECKPOINT_FILES = ("checkpoint.npz", "last_good.npz")
     #: iterations by method, particles: the defaults of --iterations and --particles
@@ -439,7 +442,9 @@ class MeanfieldTrainJob(Resumable):
             if path is not None:
                 write_npz(path, **tr.param_arrays(x))
             return path
-        with keep_last_good(save_last), RunControl(self, settings) as rc:
+        from ocdl.optim import tensorboard
+        with keep_last_good(save_last), RunControl(self, settings) as rc, \
+                tensorboard.session(self.tensorboard), tensorboard.run(f"meanfield-{method}"):
             res = tr.train_stochastic_resnet(X, y, method=method, nu=self.nu, layers=self.layers, T=self.T,
                                              particles=particles, grid_cells=self.grid or 64,
                                              alpha=self.alpha, alpha_head=self.alpha, iterations=iterations,

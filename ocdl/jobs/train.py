@@ -211,6 +211,9 @@ class TrainJob(Resumable):
     json: str = option(None, "write machine-readable results as JSON", "path", role="output", metavar="PATH")
     plot: str = option(None, "write a picture", "path", role="output", metavar="PNG")
     seed: int = option(0, "random seed (default 0)", "seed")
+    tensorboard: str = option(None, "write TensorBoard scalars (loss, accuracies, gradient norm, learning rate, "
+                                    "wall time per iteration) into DIR/<solver>/ (needs the extra tensorboard)",
+                              "path", role="directory", metavar="DIR")
     device: str = option(None, "torch device cpu, cuda or cuda:N: adam/lbfgs autograd and the pmp-* solvers' "
                                "exact costate sweep run there (default: autograd on the CPU, numpy costate "
                                "sweeps)", "text")
@@ -289,7 +292,8 @@ class TrainJob(Resumable):
             return path
         with keep_last_good(save_last), RunControl(self, settings, size=model.n_params()) as rc:
             res = train(X, y, solver=self.solver, model=model, iterations=self.iterations, seed=self.seed,
-                        quiet=self.quiet, device=device, max_seconds=float("inf"), **options, **rc.options())
+                        quiet=self.quiet, device=device, max_seconds=float("inf"), tensorboard_dir=self.tensorboard,
+                        **options, **rc.options())
         params = res.x
         out = {
             "solver": self.solver, "field": self.field, "integrator": self.integrator, "layers": model.layers,

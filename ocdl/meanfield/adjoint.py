@@ -6,7 +6,7 @@ Problem (training a stochastic ResNet on densities). Classes ``c = 1..C`` with i
     minimise  J(θ) = Σ_c ∫ Φ_c ρ_c(·, T) dx + ∫_0^T r(θ) dt,      r(θ) = (α/2)|θ|²,
     subject to ∂ρ_c/∂t = −∇·(f(x, θ) ρ_c) + (ν²/2) Δρ_c.
 
-Continuous optimality system (DESIGN.md §7): the adjoint is the backward Kolmogorov equation
+Continuous optimality system (docs/theory.md §7): the adjoint is the backward Kolmogorov equation
 ``−∂u_c/∂t = f·∇u_c + (ν²/2)Δu_c``, ``u_c(T) = Φ_c``, and the stationarity is
 ``Σ_c ∫ ρ_c (∂f/∂θ)ᵀ ∇u_c dx + ∇r(θ) = 0``.
 

@@ -7,7 +7,7 @@ Problem. Minimise over drifts ``a(x, t)``
 
 Optimality (derived and checked symbolically in tests/test_meanfield_signs.py). With the value
 (cost-to-go) ``V``:  ``−∂V/∂t = −|∇V|²/2 + (ν²/2)ΔV + gρ``, ``V(T) = Φ``, ``a = −∇V``.
-Equivalently, with ``S = −V`` (DESIGN.md's convention, which is right):
+Equivalently, with ``S = −V`` (the convention of docs/theory.md §7, whose signs are right):
 ``∂S/∂t + |∇S|²/2 + (ν²/2)ΔS = gρ``, ``S(T) = −Φ``, ``a = ∇S``.
 
 1. :func:`solve_forward_backward` — forward Fokker–Planck / backward HJB sweep (policy iteration): given

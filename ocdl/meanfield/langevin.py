@@ -1,5 +1,5 @@
-r"""Noisy learning (seed ``world-as-neural-network.txt``): Langevin training of a tiny network and
-the Fokker–Planck equation of its trainable variables.
+r"""Noisy learning (Vanchurin, *The world as a neural network*, arXiv:2008.01540): Langevin training
+of a tiny network and the Fokker–Planck equation of its trainable variables.
 
 Model: one neuron ``y = tanh(w x + b)`` fitted to a fixed data set; trainable ``q = (w, b)``
 (``params=2``) or ``q = w`` with ``b = 0`` (``params=1``). Loss with weight decay

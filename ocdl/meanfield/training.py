@@ -34,7 +34,7 @@ from ocdl.meanfield.adjoint import MeanFieldControl
 from ocdl.meanfield.grid import make_grid
 from ocdl.meanfield.lagrangian import blob_value_and_grad
 from ocdl.models import ResNetODE
-from ocdl.pmp import fused
+from ocdl.pmp import compiled
 
 
 def layer_model(layers, d, T, alpha=0.0, alpha_head=0.0, substeps=1):
@@ -87,9 +87,8 @@ def particle_states(params, X, nu, T, substeps=1, noise=None):
     """States ``(layers·substeps + 1, m, d)`` of the Euler–Maruyama stochastic ResNet."""
     layers, d = params["b"].shape
     model = layer_model(layers, d, T, substeps=substeps)
-    fw = fused.forward(model, _tie(params, substeps), np.asarray(X, dtype=float), store=False, states=True,
-                       increments=_increments(nu, model.h, noise))
-    return fw["X"][:, :d, :].transpose(0, 2, 1)
+    return compiled.states(model, _tie(params, substeps), np.asarray(X, dtype=float),
+                           increments=_increments(nu, model.h, noise))
 
 
 def gaussian_deposit(grid, X, width):

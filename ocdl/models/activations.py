@@ -23,13 +23,16 @@ and is decorated with :func:`register`; CONTRIBUTING.md walks through an example
 * ``derivatives(z)``           ``(σ, σ', σ'', σ''')`` numpy, for the Gaussian closure of
                                :mod:`ocdl.meanfield.lagrangian` — by default torch autograd of
                                ``value``; the built-in activations give closed forms;
-* ``compiled``                 the compiled backend's code for σ (the numba kernels of
-                               :mod:`ocdl.pmp` read it); None: the sweeps use the numpy forms.
+* ``compiled()``               the compiled backend's code for σ: the pair of numba-compilable
+                               scalar functions ``(σ(z), σ'(z)·v given s = σ(z))`` the kernels of
+                               :mod:`ocdl.pmp.kernels` are built from — optional; None (the
+                               default) runs the torch sweeps on the CPU instead.
 
 From these the base class derives the forms the sweeps call — numpy with ``out=`` buffers:
 ``apply(z, out)`` (out = σ(z)), ``deriv_inplace(s)`` (s ← σ'(z) given s = σ(z)),
 ``mul_deriv(s, v, out, tmp)`` (out = σ'(z) ⊙ v given s = σ(z); ``out`` may be ``v``, ``tmp`` is
-scratch); torch: ``apply_torch(z, out)``, ``deriv_inplace_torch(s)``; and ``torch(z)`` (autograd
+scratch); torch (any device; the sweeps of :mod:`ocdl.pmp.torch_sweeps`): ``apply_torch(z, out)``,
+``deriv_inplace_torch(s)``; and ``torch(z)`` (autograd
 form), ``deriv(z)`` (numpy σ'), ``__call__`` (numpy or torch, by the argument's type). The
 built-in activations override them with hand-written in-place kernels (same values).
 """
@@ -42,8 +45,6 @@ from ocdl.models.backend import is_torch
 class Activation:
     """Base class; see the module docstring for what a subclass defines."""
     name = None
-    #: the compiled (numba) backend's code for this activation; None → numpy kernels
-    compiled = None
 
     # ------------------------------------------------------------ what a subclass defines
     def value(self, z, xp):
@@ -92,6 +93,11 @@ class Activation:
         import torch
         return self.value(z, torch)
 
+    @staticmethod
+    def compiled():
+        """``(value(z), mul_deriv(s, v))`` scalar functions for the compiled sweeps, or None."""
+        return None
+
     def __call__(self, z):
         if is_torch(z):
             return self.torch(z)
@@ -106,6 +112,26 @@ class Activation:
 
     def __repr__(self):
         return f"<activation {self.name}>"
+
+
+def _tanh_mul_deriv(s, v):
+    return (1.0 - s * s) * v
+
+
+def _softplus(z):
+    return max(z, 0.0) + np.log1p(np.exp(-abs(z)))      # logaddexp(z, 0)
+
+
+def _softplus_mul_deriv(s, v):
+    return -np.expm1(-s) * v
+
+
+def _relu(z):
+    return max(z, 0.0)
+
+
+def _relu_mul_deriv(s, v):
+    return v if s > 0.0 else 0.0
 
 
 #: the registry: name → activation object (:func:`register` adds to it)
@@ -147,6 +173,11 @@ class Tanh(Activation):
         s2 = 1.0 - th * th
         d1 = -2.0 * s2 * th                                       # tanh'' = (sech²)'
         return th, s2, d1, -2.0 * s2 * (s2 - 2.0 * th * th)       # tanh''' = (sech²)''
+
+    @staticmethod
+    def compiled():
+        from ocdl.models.fastmath import tanh            # branch-free, vectorisable (numba)
+        return tanh, _tanh_mul_deriv
 
     @staticmethod
     def apply(z, out):
@@ -210,6 +241,10 @@ class Softplus(Activation):
         return np.logaddexp(z, 0.0), e, d2, d2 * (1.0 - 2.0 * e)
 
     @staticmethod
+    def compiled():
+        return _softplus, _softplus_mul_deriv
+
+    @staticmethod
     def apply(z, out):
         return np.logaddexp(z, 0.0, out=out)     # log(e^z + e^0), overflow-free
 
@@ -271,6 +306,10 @@ class ReLU(Activation):
         z = np.asarray(z, dtype=float)
         zero = np.zeros_like(z)
         return np.maximum(z, 0.0), (z > 0).astype(float), zero, zero.copy()
+
+    @staticmethod
+    def compiled():
+        return _relu, _relu_mul_deriv
 
     @staticmethod
     def apply(z, out):

@@ -30,7 +30,7 @@ field uses. The head is the model's linear head ``W x_N + μ`` on the whole fina
 channels and positions; no pooling).
 
 The numpy kernels work feature-major, on ``(C, L, n)`` arrays (samples last, as in
-:mod:`ocdl.pmp.fused`): the zero-padded windows are copied once (``im2col``, (C k, L n)) and
+:mod:`ocdl.pmp.fused_conv`): the zero-padded windows are copied once (``im2col``, (C k, L n)) and
 a convolution, its transpose and the kernel gradient are one BLAS matmul each; no Python loop
 runs over samples or positions. (Measured at n = 4000, L = 40, k = 5, one thread: k shifted
 matmuls without a copy and im2col + one matmul are within 10 % of each other, both faster than
@@ -159,7 +159,7 @@ from ocdl.models.fields import Field  # noqa: E402
 class ConvField(Field):
     """``f(x) = σ(K ∗ x + b)`` on C channels × L positions (see the module docstring).
 
-    Fused form ``"conv"``: the sweeps of :mod:`ocdl.pmp.fused` call, feature-major
+    Fused form ``"conv"``: the sweeps of :mod:`ocdl.pmp.fused_conv` call, feature-major
     ((C_tot, L, n) arrays), ``fm_stage(K, b, Y) -> (f, cache)`` and
     ``fm_vjp(K, cache, P) -> ((∂f/∂x)ᵀ P, Σ (∂f/∂K)ᵀ P, Σ (∂f/∂b)ᵀ P)``:
 

@@ -7,8 +7,8 @@ and gives, batched over samples (rows of ``x``, shape (n, d); the costate ``p`` 
 * ``vjp_x(x, K, b, p)``         ``(∂f/∂x)ᵀ p`` row by row, shape (n, d)            (numpy);
 * ``vjp_theta(x, K, b, p)``     ``Σ_i (∂f/∂θ(x_i))ᵀ p_i`` as ``(gK (m, m), gb (m,))``  (numpy);
 * ``casadi(x, K, b)``           ``f`` for one sample (a column) as a CasADi expression;
-* the **fused form** the fast sweeps of :mod:`ocdl.pmp.fused` run on, with ``M_k = [K̃_k | b̃_k]``
-  (``embed``) acting on an input augmented by a row of ones:
+* the **fused form** the sweeps of :mod:`ocdl.pmp.compiled` and :mod:`ocdl.pmp.torch_sweeps` run
+  on, with ``M_k = [K̃_k | b̃_k]`` (``embed``) acting on an input augmented by a row of ones:
 
       form "outer":  f(x) = M [σ(x); 1]            form "inner":  f(x) = D ⊙ σ(M [x; 1])
 
@@ -17,9 +17,9 @@ and gives, batched over samples (rows of ``x``, shape (n, d); the costate ``p`` 
   ``theta_grads`` — never on the field's name; a field without a fused form has ``form = None``.
   ``embed``, ``theta_grads``, ``halves`` and ``half_theta_grads`` take numpy arrays or torch
   tensors (result in the same library, dtype and device: the device sweeps of
-  :mod:`ocdl.pmp.device` use them as they are); ``out_sign`` is numpy.
+  :mod:`ocdl.pmp.torch_sweeps` use them as they are); ``out_sign`` is numpy.
 
-Fields (DESIGN.md §2):
+Fields (docs/theory.md §2):
 
 * ``inner``        f = σ(K x + b)                                   form inner, M = [K | b]
 * ``outer``        f = K σ(x) + b                                   form outer, M = [K | b]

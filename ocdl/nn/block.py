@@ -21,8 +21,8 @@ to round-off — without an autograd tape over the layers: ``forward`` keeps onl
 the states and runs the costate sweep (so memory is the stored states and the sweep's per-layer
 caches, O(N n d) floats, with no per-operation tape).
 
-**Where it runs.** On CPU tensors the numpy sweeps (the compiled kernels when numba is
-installed, extra ``fast``); on CUDA tensors the torch sweeps of :mod:`ocdl.pmp.device` on the
+**Where it runs.** On CPU tensors the compiled sweeps (numba kernels on numpy copies,
+:mod:`ocdl.pmp.compiled`); on CUDA tensors the torch sweeps of :mod:`ocdl.pmp.torch_sweeps` on the
 tensor's device (the conv fields and the implicit methods have none: they run the CPU sweep on
 a copy). The sweeps work in float64; float32 inputs and parameters are promoted for the sweep
 and the results cast back (so float32 gradients are the float64 ones rounded).
@@ -62,7 +62,7 @@ class _CostateSweep(torch.autograd.Function):
     @staticmethod
     def backward(ctx, v):
         x, K, b = ctx.saved_tensors
-        gx, gK, gb = ctx.block._vjp(x, K, b, v)
+        gx, gK, gb = ctx.block._vjp(x, K, b, v, input_grad=ctx.needs_input_grad[0])
         return gx, gK, gb, None
 
 
@@ -163,13 +163,17 @@ class _Block(torch.nn.Module):
         params, X = self._params(x, K, b)
         return self._back(pmp.final_state(self.model, params, X), x)
 
-    def _vjp(self, x, K, b, v):
-        """``(∂ℓ/∂x, ∂ℓ/∂K, ∂ℓ/∂b)`` for ``v = ∂ℓ/∂x_N``: one forward + costate sweep."""
+    def _vjp(self, x, K, b, v, input_grad=True):
+        """``(∂ℓ/∂x, ∂ℓ/∂K, ∂ℓ/∂b)`` for ``v = ∂ℓ/∂x_N``: one forward + costate sweep. The input's
+        gradient ``p_0`` comes from the sweep's costate trajectory; without ``input_grad`` (an
+        input that does not require grad) the sweep skips the trajectories (less memory: the
+        states and costates are not assembled) and ∂ℓ/∂x is None."""
         params, X = self._params(x, K, b)
         V = v.detach().to(torch.float64)
         V = V if not isinstance(X, np.ndarray) else V.cpu().numpy()
-        _, grads, _, costates = pmp.sweep(self.model, params, X, None, terminal_costate=V)
-        return self._back(costates[0], x), self._back(grads["K"], K), self._back(grads["b"], b)
+        _, grads, _, costates = pmp.sweep(self.model, params, X, None, terminal_costate=V, trajectories=input_grad)
+        gx = self._back(costates[0], x) if input_grad else None
+        return gx, self._back(grads["K"], K), self._back(grads["b"], b)
 
     # -------------------------------------------------------------------- model files
     def to_model(self, head=None, path=None, info=None):

@@ -3,7 +3,7 @@
 ``Batches(n, batch_size, seed)`` — shuffled epochs: each epoch is a fresh permutation of
 ``0..n−1`` cut into ``⌈n / batch_size⌉`` batches (the last one smaller). The mini-batch costate
 sweep of batch B gives the exact gradient of ``J_B = (1/|B|) Σ_{i∈B} Φ_i + R(θ)``: stochastic
-training is the exact gradient of a random sub-cost (DESIGN §11).
+training is the exact gradient of a random sub-cost (docs/theory.md §9).
 
 With ``batch_size ≥ n`` every draw is one whole epoch and returns ``None`` — the objective's full
 data in their own order, so a full-batch run with per-epoch bookkeeping (held-out accuracy,

@@ -87,6 +87,7 @@ def _maxabs(a):
 
 class Context:
     """The bookkeeping of one run (history, progress, divergence, checkpoints); what rules see."""
+    tensorboard = rule = grad_norm = None       # TensorBoard run (ocdl.optim.tensorboard), set by minimize
 
     def __init__(self, objective, name, iterations, quiet, callback, gtol, keep_best, snapshots, sampler,
                  checkpoint, checkpoint_every, should_stop, state_limit, loss_growth, extra_state, hint,
@@ -144,6 +145,8 @@ class Context:
             batch = self.sampler.draw()
         self.batch = batch                   # the batch of this iterate (line searches reuse it)
         f, g, info = self.call(x, batch)
+        if self.tensorboard is not None and g is not None:     # TensorBoard (ocdl.optim.tensorboard)
+            self.grad_norm = float(np.linalg.norm(_numpy(g)))
         what = None
         if self.first_loss is None and math.isfinite(f):
             self.first_loss = f
@@ -191,6 +194,9 @@ class Context:
             if self.epoch_callback is not None:
                 row.update(self.epoch_callback(int(self.sampler.epoch), x) or {})
         self.history.append(row)
+        if self.tensorboard is not None:                        # TensorBoard (ocdl.optim.tensorboard)
+            rate = getattr(self.rule, "rate", None)
+            self.tensorboard.record(row, self.grad_norm, float(rate(it)) if callable(rate) else None)
         self.last_good = (float(f), _copy(x), info)
         if self.monitor is not None:
             self._monitor(row, x, f, info)
@@ -314,6 +320,8 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     ctx = Context(objective, name or getattr(rule, "name", "minimize"), iterations, quiet, callback, gtol,
                   keep_best, snapshots, sampler, checkpoint, checkpoint_every, should_stop, state_limit,
                   loss_growth, extra_state, hint, state0, epoch_callback, monitor, patience)
+    from ocdl.optim import tensorboard                          # TensorBoard: the session's current run
+    ctx.tensorboard, ctx.rule = tensorboard.current(ctx.name), rule
     x = np.array(state0["params"]["x"], dtype=float) if state0 is not None else _copy(x0)
     if state0 is not None and x.shape != np.shape(x0):
         raise InputError(f"the checkpoint holds {x.size} parameters but this run has {np.size(x0)}; "

@@ -6,7 +6,8 @@ Use ``rule.objective`` as the driver's objective (it caches ``r`` and the Jacobi
 It stops when the gradient ``Jᵀr`` is negligible (``gtol`` relative to ``|r| · max √diag(JᵀJ)``),
 when no damped step lowers the cost in 40 tries, or when the relative decrease stays below
 ``ftol`` for 3 accepted steps. Certificate (``certify``, at the returned x): the gradient test, or
-the relative decrease below ``ftol`` for the 3 steps that led to x (the minimum to round-off).
+the relative decrease below ``ftol`` for the 3 steps that led to x, or an accepted last step
+that changed J by < 1e-15 relative and x by < 1e-10 relative (both: the minimum to round-off).
 40 rejected steps alone are not convergence (a poorly scaled Jacobian gives them too).
 """
 import math
@@ -44,6 +45,7 @@ class LevenbergMarquardt:
     def start(self, x, saved, ctx):
         self.mu = float(saved["mu"]) if saved else self.mu0
         self.stalled = int(saved["stalled"]) if saved else 0
+        self.roundoff = False
 
     def state(self):
         return {"mu": np.array(self.mu), "stalled": np.array(float(self.stalled))}
@@ -61,6 +63,8 @@ class LevenbergMarquardt:
         ok, text = self._gradient_test(ctx.last_full[0], f)       # the returned x (the driver evaluated it last)
         if not ok and self.stalled >= 3:
             return True, f"relative cost decrease below {self.ftol:g} for 3 steps; {text}"
+        if not ok and self.roundoff:
+            return True, f"the last accepted step and cost decrease are at round-off; {text}"
         return ok, text
 
     def step(self, it, x, f, g, ctx):
@@ -91,5 +95,6 @@ class LevenbergMarquardt:
         if self.stalled >= 3:
             raise StopRun(f"relative cost decrease below {self.ftol:g} for 3 steps", STALLED, after=x_new)
         if rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x_new).max()):
+            self.roundoff = True         # an accepted step that changes neither J nor x beyond round-off
             raise StopRun("step and cost decrease at round-off", STALLED, after=x_new)
         return x_new

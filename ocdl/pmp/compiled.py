@@ -1,55 +1,51 @@
-"""Dispatch to the compiled whole-sweep kernels (numba; the optional extra ``fast``).
+"""The compiled backend of the sweeps: numpy arrays on the CPU, whole sweeps in numba kernels.
 
-The numpy sweeps of :mod:`ocdl.pmp.fused` hand a sweep to the kernels of
-:mod:`ocdl.pmp.kernels` (Euler), :mod:`ocdl.pmp.kernels_rk` (other explicit Runge–Kutta methods)
-and :mod:`ocdl.pmp.kernels_split` (the splittings) when numba is installed and the activation
-has a kernel code; this module prepares their operands (from the field's fused form, in the
-model's workspace), calls them and returns what the numpy sweep would. The numpy sweeps stay
-the fallback and the tested reference. numba is imported on the first compiled sweep, not with
-ocdl.
+Explicit Runge–Kutta layers (:mod:`ocdl.pmp.kernels` for Euler, :mod:`ocdl.pmp.kernels_rk` for
+the other tableaux) and the drift/kick splittings of a separable field
+(:mod:`ocdl.pmp.kernels_split`) on the fused forms of :mod:`ocdl.pmp.forms` — the equations are
+in :mod:`ocdl.pmp.costate` and in each kernel module. This module prepares the kernels' operands
+(from the field's fused form, in the model's :mod:`workspace <ocdl.pmp.workspace>`), calls them
+and returns ``(J_data, gK, gb, xN, extra, states, costates)``: ``J_data, p_N, extra`` from the
+terminal ``terminal(xN)``, ``gK, gb`` the θ-gradient without the regulariser, ``states`` and
+``costates`` fresh ``(N+1, n, d)`` arrays (``trajectories``) or None.
+
+numba is a required dependency (it installs from wheels); it is imported on the first sweep,
+not with ocdl (a process that runs one pays ~1 s to import numba and load the cached machine
+code; the very first run compiles the kernels, cached in ``__pycache__``). An activation
+without a compiled form runs the torch sweeps on the CPU instead (:func:`supports`).
 """
 import functools
-import importlib.util
-import os
 
 import numpy as np
 
-from ocdl.pmp.forms import (embed as _embed, hKT as _hKT, outer_parts, outer_theta_grads, split_theta_grads,
-                             theta_grads as _theta_grads)
-from ocdl.pmp.workspace import _borrow, _Lease
+from ocdl.pmp.forms import embed, hKT as _hKT, outer_parts, outer_theta_grads, split_theta_grads, theta_grads
+from ocdl.pmp.workspace import borrow
 
-#: run the sweeps through the compiled kernels when numba is installed (extra ``fast``);
-#: ``OCDL_NUMBA=0`` in the environment, or setting this to False, forces the numpy sweeps.
-COMPILED = importlib.util.find_spec("numba") is not None and os.environ.get("OCDL_NUMBA", "1") != "0"
+_NONE = np.empty((0, 0, 0))      # "no array" for the kernels' optional (K, d, n) outputs
 
 
-kernels = None
+@functools.cache
+def _modules():
+    """``(kernels, kernels_rk, kernels_split)``, imported (with numba) on first use."""
+    from ocdl.pmp import kernels, kernels_rk, kernels_split
+    return kernels, kernels_rk, kernels_split
 
 
-def _kernels():
-    """:mod:`ocdl.pmp.kernels` (imported on first use), or None when the numpy sweeps must run."""
-    global kernels
-    if not COMPILED:
+def supports(act):
+    """Whether the activation object ``act`` has a compiled scalar form (``act.compiled()``)."""
+    form = getattr(act, "compiled", None)
+    return form is not None and form() is not None
+
+
+def logistic_terminal(W, mu, y):
+    """The compiled two-class terminal (:func:`ocdl.pmp.kernels.logistic_terminal`): ``xN``
+    ((n, d): rows, or the transposed view of a feature-major array) ``→ (mean loss, p_N (n, d)
+    in the layout of xN, ∇_s (n, 1))`` — or None where it does not apply (more than one logit,
+    torch parameters)."""
+    if not (isinstance(W, np.ndarray) and W.shape[0] == 1):
         return None
-    if kernels is None:
-        from ocdl.pmp import kernels as k
-        kernels = k
-    return kernels
-
-
-def _compiled_code(act):
-    """The compiled kernels' activation code, or None when the numpy sweeps must run."""
-    return None if _kernels() is None else kernels.act_code(act)
-
-
-def compiled_logistic(W, mu, y):
-    """The compiled twin of the two-class terminal (:func:`ocdl.pmp.kernels.logistic_terminal`):
-    ``xN`` ((n, d): rows, or the transposed view of a feature-major array) ``→ (mean loss, p_N
-    (n, d) in the layout of xN, ∇_s (n, 1))`` — or None where it does not apply (numba missing
-    or switched off, more than one logit, torch parameters)."""
-    if not (isinstance(W, np.ndarray) and W.shape[0] == 1) or _kernels() is None:
-        return None
-    w, m, y = W[0], float(mu[0]), np.ascontiguousarray(y)     # W, mu: float64 arrays (_as_numpy)
+    kernels = _modules()[0]
+    w, m, y = W[0], float(mu[0]), np.ascontiguousarray(y)     # W, mu: float64 arrays
 
     def terminal(xN):
         n, d = xN.shape
@@ -59,87 +55,9 @@ def compiled_logistic(W, mu, y):
     return terminal
 
 
-# ------------------------------------------------------------------------------------------
-# explicit Runge–Kutta methods (ocdl.pmp.kernels_rk)
-
-kernels_rk = None
-
-
-def _rk_code(act):
-    """The activation code of the compiled RK kernels, or None when the numpy sweeps must run."""
-    global kernels_rk
-    code = _compiled_code(act)
-    if code is not None and kernels_rk is None:
-        from ocdl.pmp import kernels_rk as k
-        kernels_rk = k
-    return code
-
-
-def _rk_forward_compiled(model, params, A, bw, X, store, states, increments, code):
-    """:func:`forward` by the compiled kernels (:mod:`ocdl.pmp.kernels_rk`, samples in blocks).
-    Returns the same dict with ``cache`` None and ``rk`` the stored stages and the backward's
-    operands (``store=True``; held in the model's workspace until :func:`costate_sweep`); ``X``
-    the states (N+1, d, n) if ``states``; ``xN`` a fresh (d, n) array; ``M`` None for the
-    outer form (not formed: :func:`ocdl.pmp.forms.outer_parts`)."""
-    N, d = model.layers, model.d
-    n, s = X.shape[0], len(bw)
-    nb = kernels.block_width(d, n)
-    B = -(-n // nb) if store else 0
-    inc = _increments_fm(increments, N, d, n)
-    lease = _Lease(model) if store else None
-    ws = lease.ws if store else None
-    X0 = model.lift_into(X, np.empty((d, n)))
-    XN = np.empty((d, n))
-    Xs = np.empty((N + 1, d, n)) if states else _NONE
-    if model.F.form == "outer":
-        M = D = None
-        hK, hb, hKT = outer_parts(model, params)
-        S = ws.get("crkS", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))   # σ(Y_i)
-        kernels_rk.outer_forward(A, bw, hK, hb, X0, XN, S, inc, Xs, code)
-        stored = {"S": S}
-    else:
-        M, D = _embed(model, params)
-        hKT = _hKT(model, M, D) if store else None
-        # layer inputs x_k and σ(K Y_i + b) (the stage inputs Y_i are recomputed backwards)
-        Xk = ws.get("crkX", (B, N, d, nb)) if store else np.empty((0, N, d, nb))
-        Sg = ws.get("crkSg", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))
-        kernels_rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]), np.ascontiguousarray(M[:, :, d]),
-                                 _hD(model, D), X0, XN, Xk, Sg, inc, Xs, code)
-        stored = {"Xk": Xk, "Sg": Sg}
-    rk = dict(stored, code=code, A=A, bw=bw, hKT=hKT) if store else None
-    return {"xN": XN, "M": M, "D": D, "cache": None, "X": Xs if states else None, "n": n,
-            "lease": lease, "rk": rk}
-
-
 def _hD(model, D):
     """The inner form's signed steps ``h D`` as a (d,) array."""
     return np.full(model.d, model.h) if D is None else np.ascontiguousarray(model.h * D[:, 0])
-
-
-def _rk_backward_compiled(model, fw, lamN, costates):
-    """:func:`costate_sweep` by the compiled kernels over a forward of :func:`_rk_forward_compiled`."""
-    h, N, d = model.h, model.layers, model.d
-    rk, D, n = fw["rk"], fw["D"], fw["n"]
-    Ch = kernels_rk.weighted_coefficients(rk["A"], rk["bw"])
-    hKT = rk["hKT"]
-    G = fw["lease"].ws.get("crkG", (N, d, d + 1))
-    P = np.empty((N + 1, d, n)) if costates else _NONE
-    PN = np.ascontiguousarray(lamN.T)
-    if model.F.form == "outer":
-        kernels_rk.outer_backward(Ch, rk["bw"], hKT, rk["S"], PN, G, P, rk["code"])
-    else:
-        kernels_rk.inner_backward(rk["A"], Ch, rk["bw"], hKT, _hD(model, D), rk["Xk"], rk["Sg"], PN, G, P,
-                                  rk["code"])
-    G *= h                              # in place: theta_grads hands back fresh arrays
-    gK, gb = _theta_grads(model, G, D)
-    fw["lease"].release()
-    return (P if costates else None), gK, gb
-
-
-# ------------------------------------------------------------------------------------------
-# Euler (ocdl.pmp.kernels): outer form in row form, inner form feature-major
-
-_NONE = np.empty((0, 0, 0))      # "no array" for the kernels' optional (K, d, n) outputs
 
 
 def _increments_fm(increments, N, d, n):
@@ -149,6 +67,11 @@ def _increments_fm(increments, N, d, n):
     return np.ascontiguousarray(np.swapaxes(np.asarray(increments, dtype=float), 1, 2))
 
 
+def _increments_rows(increments):
+    """Additive increments (N, n, d) C-contiguous for the row-form kernels (``_NONE``: none)."""
+    return _NONE if increments is None else np.ascontiguousarray(increments, dtype=float)
+
+
 def _rows(model, X, ws):
     """``x_0 = lift(X)`` in row form, (n, d) C-contiguous, in the workspace (written through the
     feature-major view that :meth:`lift_into` fills; the padding columns are zeroed once, when
@@ -156,103 +79,147 @@ def _rows(model, X, ws):
     return model.lift_into(X, ws.get("x0r", (X.shape[0], model.d), zeros=True).T, zero_padding=False).T
 
 
-def _increments_rows(increments):
-    """Additive increments (N, n, d) C-contiguous for the row-form kernels (``_NONE``: none)."""
-    return _NONE if increments is None else np.ascontiguousarray(increments, dtype=float)
-
-
-def _euler_compiled(model, params, X, lam_of_xN, trajectories, increments, code, ws):
-    """:func:`euler_value_and_grad` through the compiled whole-sweep kernels
-    (:mod:`ocdl.pmp.kernels`); same workspace, same returns."""
-    h, N, d = model.h, model.layers, model.d
-    n = X.shape[0]
-    kind = model.F.form
-    if kind == "outer":                 # row form: one sample per row, as the model lifts it
-        hK, hb, hKT = outer_parts(model, params)
-        nb = kernels.block_width(d, n)
-        S = ws.get("SB", (-(-n // nb), N, nb, d))      # σ(x_k) per block of rows
-        XN = np.empty((n, d))
-        Xs = np.empty((N + 1, n, d)) if trajectories else _NONE
-        kernels.outer_forward(hKT, hb, _rows(model, X, ws), XN, S, _increments_rows(increments), Xs, code)
-        xN = XN
-        Jd, lamN, extra = lam_of_xN(xN)
-        P = np.empty((N + 1, n, d)) if trajectories else _NONE
-        gK, gb = np.empty((N, d, d)), np.empty((N, d))
-        kernels.outer_backward(hK, S, np.ascontiguousarray(lamN), h, gK, gb, P, code)
-        gK, gb = outer_theta_grads(model, gK, gb)
-        if trajectories:
-            return Jd, gK, gb, xN, extra, Xs, P
-        return Jd, gK, gb, xN, extra, None, None
-    G = ws.get("G", (N, d, d + 1))
-    M, D = _embed(model, params)
-    inc = _increments_fm(increments, N, d, n)
-    hKT = _hKT(model, M, D)
-    Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
+def _fm_out(Jd, gK, gb, xN, extra, Xs, P, trajectories):
+    """The common return; ``Xs``, ``P`` feature-major ``(N+1, d, n)``, handed back as views."""
     if trajectories:
-        Xa[:, d, :] = 1.0
-    Sg = ws.get("Sg", (N, d, n))
-    model.lift_into(X, Xa[0, :d])
-    hD = _hD(model, D)
-    kernels.inner_forward(M, hD, Xa, Sg, inc, code)
-    xN = Xa[N, :d].copy().T
-    Jd, lamN, extra = lam_of_xN(xN)
-    P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
-    P[N if trajectories else N % 2] = lamN.T
-    kernels.inner_backward(hKT, Xa, Sg, P, G, code)
-    states = Xa[:, :d]
-    G *= h                              # in place: theta_grads hands back fresh arrays
-    gK, gb = _theta_grads(model, G, D)
-    if trajectories:
-        return Jd, gK, gb, xN, extra, states.transpose(0, 2, 1), P.transpose(0, 2, 1)
+        return Jd, gK, gb, xN, extra, Xs.transpose(0, 2, 1), P.transpose(0, 2, 1)
     return Jd, gK, gb, xN, extra, None, None
 
 
-def _euler_forward_compiled(model, params, X, increments, code):
-    """x_N ((d, n), feature-major, a fresh array) of an Euler network by the compiled kernels;
-    the rotating buffers live in the model's workspace, nothing is stored."""
+# ------------------------------------------------------------------------------------------
+# Euler (ocdl.pmp.kernels): outer form in row form, inner form feature-major
+
+def euler_value_and_grad(model, params, X, terminal, trajectories=False, increments=None):
+    """Euler layers: forward keeping σ, costate sweep reusing it (:mod:`ocdl.pmp.kernels`).
+    ``increments`` ((N, n, d) or None): ``x_{k+1} = x_k + h f(x_k, θ_k) + ξ_k``; being state- and
+    θ-independent they leave the backward sweep and the gradient formula unchanged."""
+    kernels = _modules()[0]
+    ek = kernels.euler(model.F.act)
+    h, N, d = model.h, model.layers, model.d
+    n = X.shape[0]
+    with borrow(model) as ws:
+        if model.F.form == "outer":         # row form: one sample per row, as the model lifts it
+            hK, hb, hKT = outer_parts(model, params)
+            nb = kernels.block_width(d, n)
+            S = ws.get("SB", (-(-n // nb), N, nb, d))      # σ(x_k) per block of rows
+            xN = np.empty((n, d))
+            Xs = np.empty((N + 1, n, d)) if trajectories else _NONE
+            ek.outer_forward(hKT, hb, _rows(model, X, ws), xN, S, _increments_rows(increments), Xs)
+            Jd, lamN, extra = terminal(xN)
+            P = np.empty((N + 1, n, d)) if trajectories else _NONE
+            gK, gb = np.empty((N, d, d)), np.empty((N, d))
+            ek.outer_backward(hK, S, np.ascontiguousarray(lamN), h, gK, gb, P)
+            gK, gb = outer_theta_grads(model, gK, gb)
+            return (Jd, gK, gb, xN, extra) + ((Xs, P) if trajectories else (None, None))
+        G = ws.get("G", (N, d, d + 1))
+        M, D = embed(model, params)
+        Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
+        if trajectories:
+            Xa[:, d, :] = 1.0
+        Sg = ws.get("Sg", (N, d, n))
+        model.lift_into(X, Xa[0, :d])
+        ek.inner_forward(M, _hD(model, D), Xa, Sg, _increments_fm(increments, N, d, n))
+        xN = Xa[N, :d].copy().T
+        Jd, lamN, extra = terminal(xN)
+        P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
+        P[N if trajectories else N % 2] = lamN.T
+        ek.inner_backward(_hKT(model, M, D), Xa, Sg, P, G)
+        G *= h                              # in place: theta_grads hands back fresh arrays
+        gK, gb = theta_grads(model, G, D)
+        return _fm_out(Jd, gK, gb, xN, extra, Xa[:, :d], P, trajectories)
+
+
+def _euler_forward(model, params, X, increments, Xs):
+    """x_N ((n, d), fresh) of an Euler network; every state into ``Xs`` ((N+1, n, d)) unless it
+    is ``_NONE``; nothing stored, the rotating buffers in the model's workspace."""
+    kernels = _modules()[0]
+    ek = kernels.euler(model.F.act)
     N, d = model.layers, model.d
     n = X.shape[0]
-    with _borrow(model) as ws:
+    with borrow(model) as ws:
         if model.F.form == "outer":
             XN = np.empty((n, d))
             _, hb, hKT = outer_parts(model, params)
-            kernels.outer_forward(hKT, hb, _rows(model, X, ws), XN, np.empty((0, N, kernels.block_width(d, n), d)),
-                                  _increments_rows(increments), _NONE, code)
-            return XN.T
-        inc = _increments_fm(increments, N, d, n)
-        M, D = _embed(model, params)
-        Xs = ws.get("rotA", (2, d + 1, n), ones_row=True)
-        model.lift_into(X, Xs[0, :d])
-        hD = _hD(model, D)
-        last = kernels.inner_forward(M, hD, Xs, ws.get("Sg1", (1, d, n)), inc, code)
-        return Xs[last, :d].copy()
+            ek.outer_forward(hKT, hb, _rows(model, X, ws), XN, np.empty((0, N, kernels.block_width(d, n), d)),
+                             _increments_rows(increments), Xs)
+            return XN
+        M, D = embed(model, params)
+        full = Xs is not _NONE
+        Xa = np.empty((N + 1, d + 1, n)) if full else ws.get("rotA", (2, d + 1, n), ones_row=True)
+        Xa[:, d] = 1.0
+        model.lift_into(X, Xa[0, :d])
+        last = ek.inner_forward(M, _hD(model, D), Xa, ws.get("Sg1", (1, d, n)), _increments_fm(increments, N, d, n))
+        if full:
+            Xs[...] = Xa[:, :d].transpose(0, 2, 1)
+        return Xa[last, :d].T.copy()
 
 
 # ------------------------------------------------------------------------------------------
-# splittings on the hamiltonian field (ocdl.pmp.kernels_split)
+# explicit Runge–Kutta methods with s > 1 stages (ocdl.pmp.kernels_rk)
 
-kernels_split = None
+def _rk_forward(model, params, X, ws, store, Xs, increments):
+    """The forward kernels, samples in blocks: x_N (d, n); with ``store`` the stored stages and
+    the backward's operands (in ``ws``); every state into ``Xs`` (N+1, d, n) unless ``_NONE``."""
+    from ocdl.pmp.forms import rk_coefficients
+    kernels, kernels_rk, _ = _modules()
+    rk = kernels_rk.rk(model.F.act)
+    A, bw, _, _ = rk_coefficients(model.integrator)
+    N, d = model.layers, model.d
+    n, s = X.shape[0], len(bw)
+    nb = kernels.block_width(d, n)
+    B = -(-n // nb) if store else 0
+    inc = _increments_fm(increments, N, d, n)
+    X0 = model.lift_into(X, np.empty((d, n)))
+    XN = np.empty((d, n))
+    if model.F.form == "outer":
+        hK, hb, hKT = outer_parts(model, params)
+        S = ws.get("crkS", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))   # σ(Y_i)
+        rk.outer_forward(A, bw, hK, hb, X0, XN, S, inc, Xs)
+        return XN, {"S": S, "hKT": hKT, "D": None}
+    M, D = embed(model, params)
+    # layer inputs x_k and σ(K Y_i + b) (the stage inputs Y_i are recomputed backwards)
+    Xk = ws.get("crkX", (B, N, d, nb)) if store else np.empty((0, N, d, nb))
+    Sg = ws.get("crkSg", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))
+    rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]), np.ascontiguousarray(M[:, :, d]),
+                     _hD(model, D), X0, XN, Xk, Sg, inc, Xs)
+    return XN, {"Xk": Xk, "Sg": Sg, "hKT": _hKT(model, M, D) if store else None, "D": D}
 
 
-def _split_code(model):
-    """The compiled splitting kernels' activation code (:mod:`ocdl.pmp.kernels_split`), or None
-    when the numpy sweeps must run (no numba, ``COMPILED`` off, or an activation without one)."""
-    global kernels_split
-    code = _compiled_code(model.F.act) if model.F.separable else None
-    if code is not None and kernels_split is None:
-        from ocdl.pmp import kernels_split as ks
-        kernels_split = ks
-    return code
+def rk_value_and_grad(model, params, X, terminal, trajectories=False, increments=None):
+    """Explicit Runge–Kutta layers (s > 1 stages, all ``b_i ≠ 0``) by :mod:`ocdl.pmp.kernels_rk`."""
+    from ocdl.pmp.forms import rk_coefficients
+    rk = _modules()[1].rk(model.F.act)
+    A, bw, _, Ch = rk_coefficients(model.integrator)
+    h, N, d = model.h, model.layers, model.d
+    n = X.shape[0]
+    Xs = np.empty((N + 1, d, n)) if trajectories else _NONE
+    with borrow(model) as ws:
+        XN, st = _rk_forward(model, params, X, ws, True, Xs, increments)
+        xN = XN.T
+        Jd, lamN, extra = terminal(xN)
+        G = ws.get("crkG", (N, d, d + 1))
+        P = np.empty((N + 1, d, n)) if trajectories else _NONE
+        PN = np.ascontiguousarray(lamN.T)
+        if model.F.form == "outer":
+            rk.outer_backward(Ch, bw, st["hKT"], st["S"], PN, G, P)
+        else:
+            rk.inner_backward(A, Ch, bw, st["hKT"], _hD(model, st["D"]), st["Xk"], st["Sg"], PN, G, P)
+        G *= h                              # in place: theta_grads hands back fresh arrays
+        gK, gb = theta_grads(model, G, st["D"])
+    return _fm_out(Jd, gK, gb, xN, extra, Xs, P, trajectories)
 
+
+# ------------------------------------------------------------------------------------------
+# splittings on a separable field (ocdl.pmp.kernels_split)
 
 @functools.lru_cache(maxsize=64)
 def _split_slots(kinds, N, store):
-    return kernels_split.slots(kinds, N, store)
+    return _modules()[2].slots(kinds, N, store)
 
 
 def _split_blocks(model, params, subs):
-    """For the compiled sweeps: per layer and sub-step the ``(m × m)`` block of ``A_j`` on the
-    half it reads (drift: the p columns, kick: the q columns), its bias, ``ch`` and the kinds."""
+    """Per layer and sub-step the ``(m × m)`` block of ``A_j`` on the half it reads (drift: the
+    p columns, kick: the q columns), its bias, ``ch = c h s`` and the kinds (True = drift)."""
     N, d, m = model.layers, model.d, model.m
     halves = model.F.halves(params["K"], params["b"])
     L = len(subs)
@@ -273,41 +240,81 @@ def _split_start(model, X, H, ws):
     H[1, :m] = x0[m:]
 
 
-def _split_compiled(model, params, X, lam_of_xN, subs, trajectories, code, ws):
-    """:func:`split_value_and_grad` through the compiled kernels of :mod:`ocdl.pmp.kernels_split`
-    (same mathematics, same returns); stored arrays in the model's workspace."""
+def split_value_and_grad(model, params, X, terminal, subs, trajectories=False):
+    """Drift/kick splittings ``subs`` = [(kind, c)] on a separable field (:mod:`ocdl.pmp.kernels_split`);
+    the costates of the returned trajectory are those at the layer boundaries."""
+    ks = _modules()[2].split(model.F.act)
     N, d, m = model.layers, model.d, model.m
     n = X.shape[0]
     L = len(subs)
     K, bias, ch, kinds = _split_blocks(model, params, subs)
     src, prev, dst, qend, pend = _split_slots(kinds, N, True)
-    H = ws.get("Hk", (N * L + 2, m + 1, n), ones_row=True)    # [half-state; 1] per slot
-    Sg = ws.get("Sk", (N * L, m, n))
-    _split_start(model, X, H, ws)
-    kernels_split.split_forward(K, bias, ch, src, prev, dst, H, Sg, code)
-    xNf = np.empty((d, n))
-    xNf[:m] = H[qend[N], :m]
-    xNf[m:] = H[pend[N], :m]
-    xN = xNf.T
-    Jd, lamN, extra = lam_of_xN(xN)
-    chKT = np.ascontiguousarray(np.swapaxes(K, 2, 3) * ch[None, :, None, None])
-    lam = ws.get("lam", (d, n))
-    lam[...] = lamN.T
-    P = np.empty((N + 1, d, n)) if trajectories else _NONE
-    if trajectories:
-        P[N] = lam
-    Gs = ws.get("Gk", (N, L, m, m + 1))
-    kernels_split.split_backward(chKT, np.array(kinds), src, H, Sg, lam, Gs, P, code)
-    Gs *= ch[None, :, None, None]
-    G = np.zeros((N, L, m, d + 1))
-    for j, drift in enumerate(kinds):
-        cols = slice(m, d) if drift else slice(0, m)
-        G[:, j, :, cols] = Gs[:, j, :, :m]
-    G[..., d] = Gs[..., m]
-    gK, gb = split_theta_grads(model, params, G, subs)
-    if trajectories:
-        Xs = np.empty((N + 1, d, n))
-        Xs[:, :m] = H[qend, :m]
-        Xs[:, m:] = H[pend, :m]
-        return Jd, gK, gb, xN, extra, Xs.transpose(0, 2, 1), P.transpose(0, 2, 1)
-    return Jd, gK, gb, xN, extra, None, None
+    with borrow(model) as ws:
+        H = ws.get("Hk", (N * L + 2, m + 1, n), ones_row=True)    # [half-state; 1] per slot
+        Sg = ws.get("Sk", (N * L, m, n))
+        _split_start(model, X, H, ws)
+        ks.split_forward(K, bias, ch, src, prev, dst, H, Sg)
+        xNf = np.empty((d, n))
+        xNf[:m] = H[qend[N], :m]
+        xNf[m:] = H[pend[N], :m]
+        xN = xNf.T
+        Jd, lamN, extra = terminal(xN)
+        chKT = np.ascontiguousarray(np.swapaxes(K, 2, 3) * ch[None, :, None, None])
+        lam = ws.get("lam", (d, n))
+        lam[...] = lamN.T
+        P = np.empty((N + 1, d, n)) if trajectories else _NONE
+        if trajectories:
+            P[N] = lam
+        Gs = ws.get("Gk", (N, L, m, m + 1))
+        ks.split_backward(chKT, np.array(kinds), src, H, Sg, lam, Gs, P)
+        Gs *= ch[None, :, None, None]
+        G = np.zeros((N, L, m, d + 1))
+        for j, drift in enumerate(kinds):
+            G[:, j, :, slice(m, d) if drift else slice(0, m)] = Gs[:, j, :, :m]
+        G[..., d] = Gs[..., m]
+        gK, gb = split_theta_grads(model, params, G, subs)
+        Xs = None
+        if trajectories:
+            Xs = np.empty((N + 1, d, n))
+            Xs[:, :m] = H[qend, :m]
+            Xs[:, m:] = H[pend, :m]
+    return _fm_out(Jd, gK, gb, xN, extra, Xs, P, trajectories)
+
+
+def _split_forward(model, params, X, subs):
+    """x_N ((n, d)) of a splitting network, two slots updated in place, nothing stored."""
+    ks = _modules()[2].split(model.F.act)
+    m, n = model.m, X.shape[0]
+    K, bias, ch, kinds = _split_blocks(model, params, subs)
+    src, prev, dst, _, _ = _split_slots(kinds, model.layers, False)
+    with borrow(model) as ws:
+        H = ws.get("Hr", (2, m + 1, n))
+        _split_start(model, X, H, ws)
+        ks.split_forward(K, bias, ch, src, prev, dst, H, np.empty((0, m, n)))
+        return np.concatenate([H[0, :m], H[1, :m]]).T
+
+
+# ------------------------------------------------------------------------------------------
+# forward only
+
+def final_state(model, params, X, increments=None, subs=None):
+    """``x_N`` ((n, d)) by the cost-only forward (nothing stored); ``subs`` for a splitting."""
+    if subs is not None:
+        return _split_forward(model, params, X, subs)
+    if model.integrator == "euler":
+        return _euler_forward(model, params, X, increments, _NONE)
+    with borrow(model) as ws:
+        return _rk_forward(model, params, X, ws, False, _NONE, increments)[0].T
+
+
+def states(model, params, X, increments=None):
+    """Every state ``(N+1, n, d)`` of an explicit Runge–Kutta network (nothing else stored)."""
+    N, d, n = model.layers, model.d, X.shape[0]
+    if model.integrator == "euler":
+        Xs = np.empty((N + 1, n, d))
+        _euler_forward(model, params, X, increments, Xs)
+        return Xs
+    Xs = np.empty((N + 1, d, n))
+    with borrow(model) as ws:
+        _rk_forward(model, params, X, ws, False, Xs, increments)
+    return Xs.transpose(0, 2, 1)

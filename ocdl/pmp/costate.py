@@ -17,7 +17,7 @@ stationarity residual is the exact gradient
 
     ∂J/∂θ_k = h Σ_i b_i (∂f/∂θ(Y_i))ᵀ P_i + ∇_θ_k [regulariser].
 
-For Euler this is ``p_k = p_{k+1} + h (∂f/∂x(x_k))ᵀ p_{k+1}`` (DESIGN §4).
+For Euler this is ``p_k = p_{k+1} + h (∂f/∂x(x_k))ᵀ p_{k+1}`` (docs/theory.md §4).
 
 **Splittings on the hamiltonian field** (``symplectic_euler``, ``verlet``, ``yoshida4``): each
 sub-step is a shear — drift ``q ← q + c h F_q(p)`` or kick ``p ← p + c h F_p(q)`` — whose
@@ -33,23 +33,22 @@ its own adjoint partner (symplectic, so ``λᵀ δx`` is conserved exactly).
 hamiltonian field): Newton-solved stages forward, the transposed stage system solved for the
 adjoint stages backward, batched over samples — :mod:`ocdl.pmp.implicit`.
 
-No autograd tape is involved anywhere: everything is numpy, vectorised over samples — or, on
-torch tensors or with ``device=`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``), the
-torch twin of the fused sweeps in :mod:`ocdl.pmp.device` (explicit Runge–Kutta on the outer,
-inner and hamiltonian fields, splittings on hamiltonian; same equations, tested equal to
-≤ 1e-12). Results follow the parameters: numpy parameters give numpy gradients, torch ones
-torch gradients (on the sweep's device); ``J`` is a float either way.
-The explicit and splitting families run the fused sweeps of :mod:`ocdl.pmp.fused` (the same equations, with σ kept
-from the forward pass, a feature-major layout and batched θ-contractions); ``cost`` runs the
-fused forward without storing anything.
+No autograd tape is involved anywhere. Which code runs is decided in one place, the table of
+:mod:`ocdl.pmp.dispatch` keyed by ``(backend, family)``: the compiled kernels for numpy arrays
+(:mod:`ocdl.pmp.compiled`), the torch sweeps for tensors or ``device=`` (``"cpu"``,
+``"cuda"``, ``"cuda:1"``, a ``torch.device``; :mod:`ocdl.pmp.torch_sweeps`), numpy for the conv
+fields (:mod:`ocdl.pmp.fused_conv`) and the implicit methods (:mod:`ocdl.pmp.implicit`).
+
+Results follow the parameters: numpy parameters give numpy gradients, torch ones torch
+gradients (on the sweep's device); ``J`` is a float either way.
 """
 import numpy as np
 
 from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
 from ocdl.models.backend import is_torch, swap, zeros_like_shape
-from ocdl.pmp import device as dev
-from ocdl.pmp import compiled, fused, fused_conv, implicit
+from ocdl.pmp import compiled, fused_conv, torch_sweeps
+from ocdl.pmp.dispatch import SWEEPS, backend, family
 from ocdl.models.losses import mean_loss, mean_loss_and_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
 from ocdl.models.resnet import SPLITTINGS
@@ -78,24 +77,20 @@ def _check_increments(model, increments, n):
     return xi
 
 
-def _on_device(params, X, device):
-    """True when the torch sweeps are asked for: a ``device`` or torch tensors among the inputs."""
-    return device is not None or is_torch(X) or any(is_torch(v) for v in params.values())
-
-
 def _sweep(model, params, X, y, trajectories=True, increments=None, device=None, terminal_costate=None):
-    if _on_device(params, X, device):
-        return _sweep_device(model, params, X, y, trajectories, increments, device, terminal_costate)
+    be = backend(model, params, X, device)
+    if be == "torch":
+        return _sweep_torch(model, params, X, y, trajectories, increments, device, terminal_costate)
     params, X, y = _as_numpy(model, params, X, y)
     increments = _check_increments(model, increments, X.shape[0])
-    terminal = None if terminal_costate is None else _linear_terminal(np.asarray(terminal_costate, dtype=float))
-    if model.integrator in implicit.IMPLICIT_RK:
-        return _sweep_implicit(model, params, X, y, trajectories, terminal)
-    if model.integrator not in EXPLICIT and model.integrator not in SPLITTINGS:
-        raise InputError(f"no exact costate sweep for integrator '{model.integrator}' (it has one for "
-                         f"euler, heun, rk4, {', '.join(implicit.IMPLICIT_RK)} and, on the hamiltonian "
-                         f"field, {', '.join(SPLITTINGS)}); use the autograd solvers adam/lbfgs for it")
-    return _sweep_fused(model, params, X, y, trajectories, increments, terminal)
+    terminal = (_terminal(model, params, y) if terminal_costate is None
+                else _linear_terminal(np.asarray(terminal_costate, dtype=float)))
+    data, gK, gb, xN, g, states, costates = SWEEPS[be, family(model)](
+        model, params, X, terminal, trajectories, increments)
+    if states is None:                          # trajectories=False: keep x_N only, (1, n, d)
+        states = xN[None]
+    J, grads = _total(model, params, data, gK, gb, xN, g)
+    return J, grads, states, costates
 
 
 def _linear_terminal(V):
@@ -113,17 +108,16 @@ def _linear_terminal(V):
 def _terminal(model, params, y):
     W = params["W"]
     WT = swap(W)
-    compiled_terminal = compiled.compiled_logistic(W, params["mu"], y)
+    compiled_terminal = compiled.logistic_terminal(W, params["mu"], y)
 
     def terminal(xN):
         if compiled_terminal is not None and (xN.flags.c_contiguous or xN.T.flags.c_contiguous):
             return compiled_terminal(xN)
         s = model.head(params, xN)
         data, g = mean_loss_and_grad(s, y)
-        # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s per sample, formed feature-major (d, n) — the layout of the
-        # numpy and most compiled sweeps — and handed back as its (n, d) transposed view; with
-        # one logit Wᵀ ∇_s is an outer product (broadcast: ~7× faster than a rank-1 matmul at
-        # d = 64, n = 4000)
+        # p_N = (1/n) ∇_x Φ = Wᵀ ∇_s per sample, formed feature-major (d, n) and handed back as
+        # its (n, d) transposed view; with one logit Wᵀ ∇_s is an outer product (broadcast: ~7×
+        # faster than a rank-1 matmul at d = 64, n = 4000)
         gT = swap(g)
         return data, swap(WT * gT if WT.shape[1] == 1 else WT @ gT), g
     return terminal
@@ -138,76 +132,31 @@ def _total(model, params, data, gK, gb, xN, g):
     return float(data + reg), grads
 
 
-def _sweep_implicit(model, params, X, y, trajectories=True, terminal=None):
-    """Implicit RK networks (:mod:`ocdl.pmp.implicit`): Newton stages forward, adjoint stages back.
-    ``trajectories=False``: ``states`` holds x_N only, as in :func:`_sweep_fused`."""
-    if model.F.form == "conv":
-        raise InputError(f"no exact costate sweep for the conv fields with '{model.integrator}' "
-                         f"(they have one for the explicit Runge–Kutta methods and the splittings)")
-    states, stages = implicit.forward(model, params, X)
-    xN = states[-1]
-    data, lamN, g = (terminal or _terminal(model, params, y))(xN)
-    costates, gK, gb = implicit.costate_sweep(model, params, stages, lamN)
-    J, grads = _total(model, params, data, gK, gb, xN, g)
-    return J, grads, (states if trajectories else xN[None]), (costates if trajectories else None)
-
-
-def _sweep_fused(model, params, X, y, trajectories=True, increments=None, terminal=None):
-    """The fused sweeps of :mod:`ocdl.pmp.fused` (Euler, other explicit RK, splittings, conv).
-    ``trajectories=False`` skips assembling the (N+1, n, d) state and costate arrays: ``states``
-    is then x_N only, shape (1, n, d). ``terminal``: another terminal than the head's loss."""
-    terminal = terminal or _terminal(model, params, y)
-    if model.F.form == "conv":
-        if model.integrator in SPLITTINGS:
-            data, gK, gb, xN, g, states, costates = fused_conv.conv_split_value_and_grad(
-                model, params, X, terminal, SPLITTINGS[model.integrator], trajectories=trajectories)
-        else:
-            if increments is not None:
-                raise InputError("additive increments are not supported for the conv fields")
-            data, gK, gb, xN, g, states, costates = fused_conv.conv_rk_value_and_grad(
-                model, params, X, terminal, trajectories=trajectories)
-    elif model.integrator == "euler":
-        data, gK, gb, xN, g, states, costates = fused.euler_value_and_grad(
-            model, params, X, terminal, trajectories=trajectories, increments=increments)
-    elif model.integrator in SPLITTINGS:
-        data, gK, gb, xN, g, states, costates = fused.split_value_and_grad(
-            model, params, X, terminal, SPLITTINGS[model.integrator], trajectories=trajectories)
-    else:
-        fw = fused.forward(model, params, X, store=True, states=trajectories, increments=increments)
-        xN = np.array(fw["xN"].T)
-        data, lamN, g = terminal(xN)
-        P, gK, gb = fused.costate_sweep(model, params, fw, lamN, costates=trajectories)
-        states = fw["X"][:, :model.d, :].transpose(0, 2, 1) if trajectories else None
-        costates = P.transpose(0, 2, 1) if trajectories else None
-    if states is None:                          # trajectories=False: keep x_N only, (1, n, d)
-        states = xN[None]
-    J, grads = _total(model, params, data, gK, gb, xN, g)
-    return J, grads, states, costates
-
-
-def _device_inputs(model, params, X, y, increments, device):
-    """Checks and tensors on the device for :mod:`ocdl.pmp.device`: ``(params, x0, y, increments)``."""
-    dev.check(model)
+def _torch_inputs(model, params, X, y, increments, device):
+    """Checks and tensors on the device for :mod:`ocdl.pmp.torch_sweeps`: ``(params, x0, y, increments)``."""
+    torch_sweeps.check(model)
     if increments is not None and not is_torch(increments):
         increments = _check_increments(model, increments, X.shape[0])
-    params, x0, y, xi, _ = dev.as_tensors(model, params, X, y, device, increments)
+    params, x0, y, xi, _ = torch_sweeps.as_tensors(model, params, X, y, device, increments)
     if xi is not None and tuple(xi.shape) != (model.layers, x0.shape[0], model.d):
         raise InputError(f"increments have shape {tuple(xi.shape)}, need (layers, samples, width) = "
                          f"{(model.layers, x0.shape[0], model.d)}")
     return params, x0, y, xi
 
 
-def _sweep_device(model, params, X, y, trajectories, increments, device, terminal_costate=None):
-    """The torch sweeps of :mod:`ocdl.pmp.device` on ``device``; gradients, states and costates
-    are tensors there, converted to numpy if the parameters came as numpy arrays."""
+def _sweep_torch(model, params, X, y, trajectories, increments, device, terminal_costate=None):
+    """The torch sweeps on ``device``; gradients, states and costates are tensors there,
+    converted to numpy if the parameters came as numpy arrays."""
     numpy_out = not any(is_torch(v) for v in params.values())
-    params, x0, y, xi = _device_inputs(model, params, X, y, increments, device)
+    params, x0, y, xi = _torch_inputs(model, params, X, y, increments, device)
+    if xi is not None and model.integrator in SPLITTINGS:
+        raise InputError("additive increments need an explicit Runge–Kutta integrator")
     if terminal_costate is None:
         terminal = _terminal(model, params, y)
     else:
         import torch
         terminal = _linear_terminal(torch.as_tensor(terminal_costate).to(device=x0.device, dtype=x0.dtype))
-    data, gK, gb, xN, g, states, costates = dev.value_and_grad_parts(
+    data, gK, gb, xN, g, states, costates = SWEEPS["torch", family(model)](
         model, params, x0, terminal, trajectories, xi)
     if states is None:
         states = xN[None]
@@ -230,8 +179,8 @@ def sweep(model, params, X, y, increments=None, trajectories=True, device=None, 
     and ``∂x_{k+1}/∂θ_k`` do not involve ξ, so the costate sweep and the gradient formula are
     unchanged; only the forward (hence the states the costates are evaluated at) differs.
 
-    ``device`` (or torch tensors as inputs): the torch sweeps of :mod:`ocdl.pmp.device` on that
-    device (see the module docstring).
+    ``device`` (or torch tensors as inputs): the torch sweeps of :mod:`ocdl.pmp.torch_sweeps` on
+    that device (see the module docstring).
 
     ``terminal_costate`` (optional, (n, d)): replaces the head's loss by the linear terminal cost
     ``Σ_i ⟨v_i, x_N,i⟩``, so ``p_N = V`` and the sweep is the vector-Jacobian product of the state
@@ -243,32 +192,37 @@ def sweep(model, params, X, y, increments=None, trajectories=True, device=None, 
 
 def final_state(model, params, X, increments=None, device=None):
     """``x_N`` ((n, d)) by the cost-only forward, nothing stored: a float64 numpy array, or a
-    tensor on the device path (``increments`` and ``device`` as in :func:`sweep`)."""
-    if _on_device(params, X, device):
-        params, x0, _, xi = _device_inputs(model, params, X, None, increments, device)
-        return dev.final_state(model, params, x0, xi)
+    tensor on the torch path (``increments`` and ``device`` as in :func:`sweep`)."""
+    if backend(model, params, X, device) == "torch":
+        params, x0, _, xi = _torch_inputs(model, params, X, None, increments, device)
+        return torch_sweeps.final_state(model, params, x0, xi)
     params, X, _ = _as_numpy(model, params, X, None)
-    increments = _check_increments(model, increments, X.shape[0])
-    if model.F.form == "conv" and increments is None:
-        if model.integrator in SPLITTINGS:
-            return fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator],
-                                                        store=False)
+    return _final_state(model, params, X, _check_increments(model, increments, X.shape[0]))
+
+
+def _final_state(model, params, X, increments):
+    """:func:`final_state` on checked numpy inputs."""
+    fam = family(model)
+    if fam == "implicit":
+        return model.forward(params, X)[-1]
+    if fam.startswith("conv") and increments is not None:
+        raise InputError("additive increments are not supported for the conv fields")
+    if fam == "conv-rk":
         return fused_conv.conv_rk_value_and_grad(model, params, X, None, store=False)
-    if model.integrator in EXPLICIT:            # fused forward, only x_N kept
-        return fused.forward(model, params, X, store=False, increments=increments)["xN"].T
-    if model.integrator in SPLITTINGS:
-        return fused.split_forward(model, params, X, SPLITTINGS[model.integrator])
-    return model.forward(params, X)[-1]
+    if fam == "conv-split":
+        return fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator], store=False)
+    return compiled.final_state(model, params, X, increments, SPLITTINGS[model.integrator] if fam == "split" else None)
 
 
 def cost(model, params, X, y, increments=None, device=None):
-    """The discrete cost J (float); ``increments`` and ``device`` as in :func:`sweep`."""
-    if _on_device(params, X, device):
-        params, x0, y, xi = _device_inputs(model, params, X, y, increments, device)
-        xN = dev.final_state(model, params, x0, xi)
+    """The discrete cost J (float) by the forward sweep alone, nothing stored; ``increments``
+    and ``device`` as in :func:`sweep`."""
+    if backend(model, params, X, device) == "torch":
+        params, x0, y, xi = _torch_inputs(model, params, X, y, increments, device)
+        xN = torch_sweeps.final_state(model, params, x0, xi)
     else:
         params, X, y = _as_numpy(model, params, X, y)
-        xN = final_state(model, params, X, increments)
+        xN = _final_state(model, params, X, _check_increments(model, increments, X.shape[0]))
     return float(mean_loss(model.head(params, xN), y)
                  + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
 

@@ -1,5 +1,6 @@
-"""The fused form of a field, shared by the numpy sweeps (:mod:`ocdl.pmp.fused`, the compiled
-kernels) and the torch sweeps (:mod:`ocdl.pmp.device`): the one definition of the gradient formula.
+"""The fused form of a field, shared by the compiled sweeps (:mod:`ocdl.pmp.compiled`) and the
+torch sweeps (:mod:`ocdl.pmp.torch_sweeps`): the one definition of the gradient formula,
+and of the costate coefficients of an explicit Runge–Kutta tableau (:func:`rk_coefficients`).
 
 A field of form ``outer`` is ``f = M [σ(x); 1]``, of form ``inner`` ``f = D ⊙ σ(M [x; 1])``, with
 ``M = [K̃ | b̃]`` the field's embedding of ``(K, b)`` (``F.embed``) and ``D`` its output signs
@@ -8,11 +9,30 @@ A field of form ``outer`` is ``f = M [σ(x); 1]``, of form ``inner`` ``f = D ⊙
 ``∂J/∂M = D ⊙ h Σ U [a; 1]ᵀ`` through ``F.theta_grads``. Every function takes numpy arrays or
 torch tensors alike.
 """
+import functools
+
 import numpy as np
 
+from integrators.tableaux import costate_coefficients, tableau
 from ocdl.errors import InputError
 from ocdl.models.backend import contiguous, is_torch, swap
 from ocdl.models.fields import Field
+
+
+@functools.cache
+def rk_coefficients(method):
+    """``(A, b, C, Ĉ)`` of the explicit Runge–Kutta method ``method`` (read-only arrays, cached):
+    the tableau, the costate coefficients ``C_ij = â_ij − b_j`` of its adjoint partner
+    (``integrators.tableaux.costate_coefficients``: ``P_i = p_{k+1} − h Σ_{j>i} C_ij
+    (∂f/∂x(Y_j))ᵀ P_j``) and the weighted form ``Ĉ_ij = −b_i C_ij / b_j`` (explicit: ``= a_ji``
+    for j > i; None if some ``b_j = 0``) of the compiled kernels, whose stage costates carry ``b_i``."""
+    A, b, _ = tableau(method)
+    C = costate_coefficients(A, b)
+    Ch = None if np.any(b == 0.0) else np.ascontiguousarray(-b[:, None] * C / b[None, :])
+    for a in (A, b, C, Ch):
+        if a is not None:
+            a.flags.writeable = False
+    return A, b, C, Ch
 
 
 def embed(model, params):
@@ -78,7 +98,6 @@ def split_theta_grads(model, params, G, subs):
         import torch
         zeros = torch.zeros_like
     else:
-        import numpy as np
         zeros = np.zeros_like
     gK, gb = zeros(params["K"]), zeros(params["b"])
     for j, (kind, _) in enumerate(subs):

@@ -1,13 +1,24 @@
 """The fused sweeps on the convolutional fields (form ``"conv"``, :mod:`ocdl.models.conv`):
 feature-major ``(C_tot, L, n)`` arrays, the same discrete costate equations as
-:mod:`ocdl.pmp.fused` — explicit Runge–Kutta layers with the adjoint-partner tableau and the
+:mod:`ocdl.pmp.costate` — explicit Runge–Kutta layers with the adjoint-partner tableau and the
 drift/kick splittings of the hamiltonian conv field — with the field's correlations in place of
 the matrix products.
 """
 import numpy as np
 
-from integrators.tableaux import costate_coefficients, tableau
-from ocdl.pmp.fused import _combine
+from ocdl.pmp.forms import rk_coefficients
+
+
+def _combine(base, terms, weights, out, tmp):
+    """``out = base + Σ_i weights_i terms_i`` in place (one stage: weight 1, a single add)."""
+    if len(terms) == 1:
+        np.add(base, terms[0], out=out)
+        return
+    np.copyto(out, base)
+    for term, w in zip(terms, weights):
+        np.multiply(term, w, out=tmp)
+        np.add(out, tmp, out=out)
+
 
 def _conv_setup(model, X):
     F = model.F
@@ -28,8 +39,7 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
     ``store=False`` runs the forward only and returns ``x_N`` ((n, d)). Otherwise returns like
     :func:`euler_value_and_grad`."""
     from ocdl.models.conv import from_fm
-    A, bw, _ = tableau(model.integrator)
-    C = costate_coefficients(A, bw)
+    A, bw, C, _ = rk_coefficients(model.integrator)
     s = len(bw)
     h, N = model.h, model.layers
     F, Ct, S_, x = _conv_setup(model, X)

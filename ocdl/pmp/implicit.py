@@ -28,7 +28,7 @@ and
 
 With ``P_j = λ + Σ_i (a_ij / b_j) μ_i`` and ``μ_i = h b_i J_iᵀ P_i`` this is
 ``P_j = λ + h Σ_i (b_i a_ij / b_j) J_iᵀ P_i``, ``λ_k = λ + h Σ_i b_i J_iᵀ P_i`` — the adjoint-partner
-method ``â_ji = b_i − b_i a_ij / b_j`` run backwards (DESIGN §4); for Gauss ``b_i a_ij + b_j a_ji =
+method ``â_ji = b_i − b_i a_ij / b_j`` run backwards (docs/theory.md §4); for Gauss ``b_i a_ij + b_j a_ji =
 b_i b_j`` gives ``â = A``: the costate sweep is the Gauss method itself applied backwards to
 ``λ̇ = −Jᵀ λ`` (``tests/test_implicit_costate.py`` checks this).
 
@@ -181,3 +181,13 @@ def costate_sweep(model, params, stages, lamN):
                                            params["K"][k], params["b"][k], lam)
         P.append(lam)
     return np.stack(P[::-1]), gK, gb
+
+
+def value_and_grad(model, params, X, terminal, trajectories=False, increments=None):
+    """:func:`forward`, the terminal ``terminal(xN) → (J_data, p_N, extra)``, :func:`costate_sweep`:
+    ``(J_data, gK, gb, xN, extra, states, costates)`` (trajectories (N+1, n, d) or None)."""
+    states, stages = forward(model, params, X)
+    xN = states[-1]
+    data, lamN, extra = terminal(xN)
+    costates, gK, gb = costate_sweep(model, params, stages, lamN)
+    return data, gK, gb, xN, extra, (states if trajectories else None), (costates if trajectories else None)

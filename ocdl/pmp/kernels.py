@@ -1,10 +1,10 @@
-"""Compiled whole-sweep kernels for the fused Euler sweeps (numba; optional accelerator).
+"""Compiled whole-sweep kernels for the Euler sweeps (numba), and what all compiled kernels share.
 
 The loops over layers run inside compiled code, so a layer costs no Python or numpy call
 overhead, and each layer's block is touched in as few passes as possible. Same mathematics as
-:func:`ocdl.pmp.fused.euler_value_and_grad` (whose numpy code is the fallback and the tested
-reference). The outer form runs in **row form** (one sample per row, the layout the model
-lifts the data in), the inner form feature-major (one sample per column, as the numpy sweep):
+:func:`ocdl.pmp.torch_sweeps.euler_value_and_grad` (tested against torch autograd). The outer
+form runs in **row form** (one sample per row, the layout the model lifts the data in), the
+inner form feature-major (one sample per column):
 
     outer  forward   S_k = σ(x_k),                 x_{k+1} = x_k + S_k h K_kᵀ + 1 h b_kᵀ (+ ξ_k)
            backward  g = p_{k+1} h K_k,            p_k = p_{k+1} + σ'(x_k) ⊙ g,
@@ -37,269 +37,234 @@ cost about the same, and the flat passes took 0.45 µs a layer off (6.1 + 4.4 �
 :mod:`ocdl.models.losses` (logit, logistic loss, ∇_s and ``p_N = ∇_s wᵀ`` in one pass): at
 n = 512 it replaces ~20 µs of numpy calls.
 
-**tanh.** numpy's ``tanh`` costs ~1.7 ns per element here, half the forward sweep; libm's
-scalar ``tanh`` in compiled code is slower still. :func:`_tanh` is branch-free so the
-compiler vectorises it (AVX-512 / AVX2):
-
-    tanh x = sign(x) · (−e / (2 + e)),   e = expm1(−2 min(|x|, 20)),
-    expm1(y) = 2ᵏ expm1(r) + (2ᵏ − 1),   y = k ln2 + r,  |r| ≤ ln2/2,  k = round(y / ln2),
-
-with ``ln2`` split in a high and a low part (Cody–Waite), ``expm1(r) = r + r² p(r)`` with
-``p`` a degree-9 near-minimax polynomial (:data:`_EXPM1_P`: truncation ≤ 4.1e-17 relative on
-|r| ≤ ln2/2, Horner), and ``2ᵏ`` assembled from its exponent bits. Measured against numpy's tanh
-on 2.6 million points in [−30, 30] and on ±10^[−300, 1.5]: ≤ 4.4e-16 relative (4 ulp)
-everywhere, ≤ 3.6e-16 against 40-digit mpmath (numpy's own: 2.2e-16); tanh(±0) = ±0,
-tanh(±x) = ±1 beyond 20 (tanh 20 = 1 − 8.5e-18 rounds to 1). ~0.95 ns per element (numpy 1.7,
-XLA ~0.9 on this machine; the degree-14 Taylor form it replaced took 10 % longer).
+**Activations.** The kernels take σ and σ' from the activation object (``act.compiled()``:
+scalar ``value(z)`` and ``mul_deriv(s, v) = σ'(z) v`` given ``s = σ(z)``, e.g. tanh ``(1 − s²) v``,
+the branch-free tanh of :mod:`ocdl.models.fastmath`) through the overloads :func:`value` and
+:func:`mul_deriv`, resolved at compile time: each activation gets its own machine code, built by
+:func:`euler` (and ``kernels_rk.rk``, ``kernels_split.split``) as closures over the activation's
+name and cached on disk per activation — so every loop body stays branch-free (vectorisable).
+(numba's cache does not notice a change of ``compiled()``'s code: clear ``__pycache__`` then.)
 
 The matrix products are BLAS calls from the compiled loop (hand-written product loops measured
 2–3× slower than OpenBLAS at d = 8…64); the elementwise work around them is fused into as few
-passes as possible. Sums are in another order than numpy's, so results agree with the numpy
-path to round-off (tested ≤ 1e-12 relative, and both against torch autograd).
+passes as possible. Sums are in another order than numpy's, so results agree with torch
+autograd to round-off (tested ≤ 1e-12 relative).
 
 Cost: a process that runs a compiled sweep imports numba and loads the cached machine code
-(~1–2 s; the very first run compiles, a few seconds, cached in ``__pycache__``).
+(~1 s; the very first run compiles, tens of seconds, cached in ``__pycache__``).
 
 Fast-math: only ``contract`` (FMA), ``nsz`` and ``arcp`` — no reassociation (the tanh
 polynomial is evaluated as written), no ``nnan``/``ninf`` (NaN and ±inf propagate as in numpy).
 """
+import functools
+import warnings
+from types import SimpleNamespace
+
+import numba
 import numpy as np
+from numba.core import types as _nbt
+from numba.core.errors import NumbaIRAssumptionWarning, RequireLiteralValue
+from numba.extending import intrinsic, overload
+from numba.np.linalg import ensure_blas
 
-try:
-    import numba
-    from numba.core import types as _nbt
-    from numba.extending import intrinsic
-    from numba.np.linalg import ensure_blas
-except ImportError:     # optional: the numpy sweeps of ocdl.pmp.fused run instead
-    numba = None
-
-ACT_CODES = {"tanh": 0, "relu": 1, "softplus": 2}
-#: ``p(r) ≈ (expm1(r) − r)/r²`` on ``|r| ≤ ln2/2``, degree 9, highest power first: the Chebyshev
-#: interpolant at 10 nodes computed in 50-digit arithmetic (mpmath), coefficients rounded to
-#: double; ``r + r² p(r)`` is within 4.1e-17 relative of expm1(r) there (measured in mpmath;
-#: tests/test_fused_kernels.py checks it).
-_EXPM1_P = (2.5100375832561234e-08, 2.7620075879983367e-07, 2.7557268480310024e-06,
-            2.4801521322368692e-05, 0.00019841269863040545, 0.0013888888917196719,
-            0.008333333333330065, 0.041666666666624164, 0.16666666666666669, 0.5000000000000001)
 #: floats per (nb, d) sample block of the blocked sweeps (12288 = 96 KiB: measured best of
 #: 8k–32k at d = 64, n = 4000 on this machine's 2 MiB L2; see :func:`block_width`)
 BLOCK_FLOATS = 12288
 
-if numba is not None:
-    _FM = {"contract", "nsz", "arcp"}
-    _LN2HI = 6.93147180369123816490e-01
-    _LN2LO = 1.90821492927058770002e-10
-    _INVLN2 = 1.44269504088896338700e+00
+_FM = {"contract", "nsz", "arcp"}
+# numba's own "pedantic" SSA check fires on the inlined relu σ' (a conditional expression): an
+# internal consistency note printed while compiling, not a fault of the compiled code (its
+# results are tested against torch autograd); not shown to users
+warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
+#: activation name → its ``(value, mul_deriv)`` njit scalar functions, filled by :func:`forms`
+_FORMS = {}
 
-    def _jit(**kw):
-        return numba.njit(cache=True, boundscheck=False, error_model="numpy", **kw)
 
-    @intrinsic
-    def _bits_to_f64(typingctx, bits):
-        """Reinterpret an int64 as the float64 with those bits (LLVM bitcast)."""
-        sig = _nbt.float64(_nbt.int64)
+def _jit(**kw):
+    return numba.njit(cache=True, boundscheck=False, error_model="numpy", **kw)
 
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], context.get_value_type(_nbt.float64))
-        return sig, codegen
 
-    ensure_blas()
-    # numba's own binding of BLAS dgemm (the one np.dot calls), resolved by name at link time so
-    # the kernels stay cacheable; unlike np.dot it can accumulate (beta = 1) and transpose.
-    _xxgemm = _nbt.ExternalFunction("numba_xxgemm", _nbt.intc(
-        _nbt.char, _nbt.char, _nbt.char, _nbt.intp, _nbt.intp, _nbt.intp, _nbt.CPointer(_nbt.float64),
-        _nbt.CPointer(_nbt.float64), _nbt.intp, _nbt.CPointer(_nbt.float64), _nbt.intp,
-        _nbt.CPointer(_nbt.float64), _nbt.CPointer(_nbt.float64), _nbt.intp))
-    _KIND, _NOTR, _TR = np.int8(ord("d")), np.int8(ord("n")), np.int8(ord("t"))
+def forms(act):
+    """Register the compiled scalar form of the activation object ``act`` under its name (for
+    :func:`value`, :func:`mul_deriv`) and return the name, the closures' constant."""
+    if act.name not in _FORMS:
+        _FORMS[act.name] = tuple(f if isinstance(f, numba.core.dispatcher.Dispatcher)
+                                 else numba.njit(inline="always")(f) for f in act.compiled())
+    return act.name
 
-    @intrinsic
-    def _data(typingctx, arr):
-        """The data pointer of a float64 array."""
-        sig = _nbt.CPointer(_nbt.float64)(arr)
 
-        def codegen(context, builder, signature, args):
-            return context.make_array(signature.args[0])(context, builder, args[0]).data
-        return sig, codegen
+def value(act, z):
+    """``σ(z)`` of the activation named ``act`` (a compile-time string), in compiled code."""
 
-    @numba.njit(inline="always")
-    def _gemm(ta, tb, A, B, C, alpha, beta, ab):
-        """``C ← alpha op(A) op(B) + beta C`` for C-contiguous row-major float64 arrays
-        (``op`` transposes when ``ta``/``tb``); ``ab`` a 2-float scratch. Column-major BLAS sees
-        each array transposed, so it computes ``Cᵀ = op(B)ᵀ op(A)ᵀ``."""
-        m, n = C.shape
-        k = A.shape[0] if ta else A.shape[1]
-        ab[0] = alpha
-        ab[1] = beta
-        _xxgemm(_KIND, _TR if tb else _NOTR, _TR if ta else _NOTR, n, m, k, _data(ab[0:1]), _data(B), B.shape[1],
-                _data(A), A.shape[1], _data(ab[1:2]), _data(C), n)
 
-    @numba.njit(inline="always")
-    def _tanh(v):
-        y = -2.0 * min(abs(v), 20.0)
-        kf = np.floor(y * _INVLN2 + 0.5)
-        r = (y - kf * _LN2HI) - kf * _LN2LO
-        p = _EXPM1_P[0]
-        p = p * r + _EXPM1_P[1]
-        p = p * r + _EXPM1_P[2]
-        p = p * r + _EXPM1_P[3]
-        p = p * r + _EXPM1_P[4]
-        p = p * r + _EXPM1_P[5]
-        p = p * r + _EXPM1_P[6]
-        p = p * r + _EXPM1_P[7]
-        p = p * r + _EXPM1_P[8]
-        p = p * r + _EXPM1_P[9]
-        em = r + r * r * p                              # expm1(r)
-        s = _bits_to_f64((np.int64(kf) + 1023) << 52)   # 2^k, k in [-58, 0]
-        e = s * em + (s - 1.0)                          # expm1(y)
-        t = np.copysign(-e / (2.0 + e), v)
-        return t if v == v else v                       # NaN stays NaN
+def mul_deriv(act, s, v):
+    """``σ'(z) v`` given ``s = σ(z)``, of the activation named ``act``, in compiled code."""
 
-    @numba.njit(inline="always")
-    def _softplus(z):
-        return max(z, 0.0) + np.log1p(np.exp(-abs(z)))  # logaddexp(z, 0)
 
-    # The activation code is tested outside the loops so that every loop body is branch-free
-    # (vectorisable): one copy of each loop per activation.
+def _form(act, i):
+    if not isinstance(act, _nbt.StringLiteral):
+        raise RequireLiteralValue(act)
+    return _FORMS[act.literal_value][i]
 
-    @numba.njit(inline="always", fastmath=_FM)
-    def _apply(z, out, code):
-        """``out = σ(z)`` (2-D; ``out`` may be ``z``)."""
-        d, n = z.shape
-        if code == 0:
-            for i in range(d):
-                for c in range(n):
-                    out[i, c] = _tanh(z[i, c])
-        elif code == 1:
-            for i in range(d):
-                for c in range(n):
-                    out[i, c] = max(z[i, c], 0.0)
-        else:
-            for i in range(d):
-                for c in range(n):
-                    out[i, c] = _softplus(z[i, c])
 
-    @numba.njit(inline="always", fastmath=_FM)
-    def _deriv_mul(s, v, out, code):
-        """``out = σ'(z) ⊙ v`` given ``s = σ(z)`` (``out`` may be ``v``)."""
-        d, n = s.shape
-        if code == 0:
-            for i in range(d):
-                for c in range(n):
-                    out[i, c] = (1.0 - s[i, c] * s[i, c]) * v[i, c]
-        elif code == 1:
-            for i in range(d):
-                for c in range(n):
-                    out[i, c] = v[i, c] if s[i, c] > 0.0 else 0.0
-        else:
-            for i in range(d):
-                for c in range(n):
-                    out[i, c] = -np.expm1(-s[i, c]) * v[i, c]
+@overload(value, inline="always")
+def _value(act, z):
+    f = _form(act, 0)
+    return lambda act, z: f(z)
 
-    @_jit(fastmath=_FM)
-    def logistic_terminal(XN, w, mu, y, lam, g):
-        """Two classes, one logit ``s = x_N w + μ`` per sample (``XN`` (n, d), rows or a
-        transposed feature-major view): the mean logistic loss and its gradients, as
-        :func:`ocdl.models.losses.mean_loss_and_grad` (``z = −(2c − 1) s``, ``e = exp(−|z|)``,
-        ``Φ = max(z, 0) + log1p(e)``, ``g = ∂(Σ Φ / n)/∂s = −(2c − 1) λ(z) / n`` with the logistic
-        ``λ(z) = [1 or e]/(1 + e)``); ``g`` (n,) gets g, ``lam`` (n, d, the layout of XN) the
-        terminal costate ``p_N = g wᵀ`` (outer product). Returns the mean loss."""
-        n, d = XN.shape
-        np.dot(XN, w, g)                                 # x_N w (kept in g)
-        total = 0.0
-        inv = 1.0 / n
+
+@overload(mul_deriv, inline="always")
+def _mul_deriv(act, s, v):
+    f = _form(act, 1)
+    return lambda act, s, v: f(s, v)
+
+ensure_blas()
+# numba's own binding of BLAS dgemm (the one np.dot calls), resolved by name at link time so
+# the kernels stay cacheable; unlike np.dot it can accumulate (beta = 1) and transpose.
+_xxgemm = _nbt.ExternalFunction("numba_xxgemm", _nbt.intc(
+    _nbt.char, _nbt.char, _nbt.char, _nbt.intp, _nbt.intp, _nbt.intp, _nbt.CPointer(_nbt.float64),
+    _nbt.CPointer(_nbt.float64), _nbt.intp, _nbt.CPointer(_nbt.float64), _nbt.intp,
+    _nbt.CPointer(_nbt.float64), _nbt.CPointer(_nbt.float64), _nbt.intp))
+_KIND, _NOTR, _TR = np.int8(ord("d")), np.int8(ord("n")), np.int8(ord("t"))
+
+
+@intrinsic
+def _data(typingctx, arr):
+    """The data pointer of a float64 array."""
+    sig = _nbt.CPointer(_nbt.float64)(arr)
+
+    def codegen(context, builder, signature, args):
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+    return sig, codegen
+
+@numba.njit(inline="always")
+def _gemm(ta, tb, A, B, C, alpha, beta, ab):
+    """``C ← alpha op(A) op(B) + beta C`` for C-contiguous row-major float64 arrays
+    (``op`` transposes when ``ta``/``tb``); ``ab`` a 2-float scratch. Column-major BLAS sees
+    each array transposed, so it computes ``Cᵀ = op(B)ᵀ op(A)ᵀ``."""
+    m, n = C.shape
+    k = A.shape[0] if ta else A.shape[1]
+    ab[0] = alpha
+    ab[1] = beta
+    _xxgemm(_KIND, _TR if tb else _NOTR, _TR if ta else _NOTR, n, m, k, _data(ab[0:1]), _data(B), B.shape[1],
+            _data(A), A.shape[1], _data(ab[1:2]), _data(C), n)
+
+@numba.njit(inline="always", fastmath=_FM)
+def _apply(z, out, act):
+    """``out = σ(z)`` (2-D; ``out`` may be ``z``)."""
+    for i in range(z.shape[0]):
+        for c in range(z.shape[1]):
+            out[i, c] = value(act, z[i, c])
+
+
+@numba.njit(inline="always", fastmath=_FM)
+def _deriv_mul(s, v, out, act):
+    """``out = σ'(z) ⊙ v`` given ``s = σ(z)`` (``out`` may be ``v``)."""
+    for i in range(s.shape[0]):
+        for c in range(s.shape[1]):
+            out[i, c] = mul_deriv(act, s[i, c], v[i, c])
+
+
+@_jit(fastmath=_FM)
+def logistic_terminal(XN, w, mu, y, lam, g):
+    """Two classes, one logit ``s = x_N w + μ`` per sample (``XN`` (n, d), rows or a
+    transposed feature-major view): the mean logistic loss and its gradients, as
+    :func:`ocdl.models.losses.mean_loss_and_grad` (``z = −(2c − 1) s``, ``e = exp(−|z|)``,
+    ``Φ = max(z, 0) + log1p(e)``, ``g = ∂(Σ Φ / n)/∂s = −(2c − 1) λ(z) / n`` with the logistic
+    ``λ(z) = [1 or e]/(1 + e)``); ``g`` (n,) gets g, ``lam`` (n, d, the layout of XN) the
+    terminal costate ``p_N = g wᵀ`` (outer product). Returns the mean loss."""
+    n, d = XN.shape
+    np.dot(XN, w, g)                                 # x_N w (kept in g)
+    total = 0.0
+    inv = 1.0 / n
+    for c in range(n):
+        ns = 1.0 - 2.0 * y[c]
+        z = ns * (g[c] + mu)
+        e = np.exp(-abs(z))
+        total += max(z, 0.0) + np.log1p(e)
+        num = 1.0 if z >= 0.0 else e
+        g[c] = ns * inv * (num / (1.0 + e))
+    if lam.strides[1] <= lam.strides[0]:             # rows contiguous
         for c in range(n):
-            ns = 1.0 - 2.0 * y[c]
-            z = ns * (g[c] + mu)
-            e = np.exp(-abs(z))
-            total += max(z, 0.0) + np.log1p(e)
-            num = 1.0 if z >= 0.0 else e
-            g[c] = ns * inv * (num / (1.0 + e))
-        if lam.strides[1] <= lam.strides[0]:             # rows contiguous
-            for c in range(n):
-                gc = g[c]
-                for i in range(d):
-                    lam[c, i] = gc * w[i]
-        else:
+            gc = g[c]
             for i in range(d):
-                wi = w[i]
-                for c in range(n):
-                    lam[c, i] = g[c] * wi
-        return total * inv
+                lam[c, i] = gc * w[i]
+    else:
+        for i in range(d):
+            wi = w[i]
+            for c in range(n):
+                lam[c, i] = g[c] * wi
+    return total * inv
+
+@numba.njit(inline="always", fastmath=_FM)
+def _add_rows(x, y):
+    """``y += x`` (2-D)."""
+    for i in range(y.shape[0]):
+        for c in range(y.shape[1]):
+            y[i, c] += x[i, c]
+
+@numba.njit(inline="always", fastmath=_FM)
+def _load_block(src, c0, w, dst):
+    """``dst[:, :w] = src[:, c0:c0+w]``, the padding columns ``dst[:, w:]`` zeroed."""
+    d, nb = dst.shape
+    for i in range(d):
+        for c in range(w):
+            dst[i, c] = src[i, c0 + c]
+        for c in range(w, nb):
+            dst[i, c] = 0.0
+
+@numba.njit(inline="always", fastmath=_FM)
+def _store_block(src, w, dst, c0):
+    """``dst[:, c0:c0+w] = src[:, :w]``."""
+    for i in range(src.shape[0]):
+        for c in range(w):
+            dst[i, c0 + c] = src[i, c]
+
+@numba.njit(inline="always", fastmath=_FM)
+def _load_rows(src, c0, w, dst):
+    """``dst[:w, :d] = src[c0:c0+w]``, the padding rows ``dst[w:, :d]`` zeroed (d = src's width)."""
+    d = src.shape[1]
+    for c in range(w):
+        for i in range(d):
+            dst[c, i] = src[c0 + c, i]
+    for c in range(w, dst.shape[0]):
+        for i in range(d):
+            dst[c, i] = 0.0
+
+@numba.njit(inline="always", fastmath=_FM)
+def _store_rows(src, w, dst, c0):
+    """``dst[c0:c0+w] = src[:w, :d]`` (d = dst's width)."""
+    d = dst.shape[1]
+    for c in range(w):
+        for i in range(d):
+            dst[c0 + c, i] = src[c, i]
+
+@numba.njit(inline="always", fastmath=_FM)
+def _costate_pass(s, g, lam, act):
+    """``p ← p + σ'(x) ⊙ g`` with σ' from the stored ``s = σ(x)`` (2-D, same shapes)."""
+    for c in range(lam.shape[0]):
+        for i in range(lam.shape[1]):
+            lam[c, i] += mul_deriv(act, s[c, i], g[c, i])
+
+@numba.njit(inline="always")
+def _flat(a):
+    """A C-contiguous 2-D block as one long row, so elementwise loops run without row breaks."""
+    return a.reshape((1, a.size))
+
+@functools.cache
+def euler(act):
+    """The Euler kernels for the activation object ``act`` (compiled on first use, cached on
+    disk): ``outer_forward``, ``outer_backward``, ``inner_forward``, ``inner_backward``, ``apply``."""
+    act = forms(act)
 
     @_jit(fastmath=_FM)
-    def act_apply(z, out, code):
+    def apply(z, out):
         """``out = σ(z)`` for 2-D arrays (the kernels' activation on its own)."""
-        _apply(z, out, code)
+        _apply(z, out, act)
         return out
 
-    @numba.njit(inline="always", fastmath=_FM)
-    def _add_rows(x, y):
-        """``y += x`` (2-D)."""
-        for i in range(y.shape[0]):
-            for c in range(y.shape[1]):
-                y[i, c] += x[i, c]
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _load_block(src, c0, w, dst):
-        """``dst[:, :w] = src[:, c0:c0+w]``, the padding columns ``dst[:, w:]`` zeroed."""
-        d, nb = dst.shape
-        for i in range(d):
-            for c in range(w):
-                dst[i, c] = src[i, c0 + c]
-            for c in range(w, nb):
-                dst[i, c] = 0.0
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _store_block(src, w, dst, c0):
-        """``dst[:, c0:c0+w] = src[:, :w]``."""
-        for i in range(src.shape[0]):
-            for c in range(w):
-                dst[i, c0 + c] = src[i, c]
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _load_rows(src, c0, w, dst):
-        """``dst[:w, :d] = src[c0:c0+w]``, the padding rows ``dst[w:, :d]`` zeroed (d = src's width)."""
-        d = src.shape[1]
-        for c in range(w):
-            for i in range(d):
-                dst[c, i] = src[c0 + c, i]
-        for c in range(w, dst.shape[0]):
-            for i in range(d):
-                dst[c, i] = 0.0
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _store_rows(src, w, dst, c0):
-        """``dst[c0:c0+w] = src[:w, :d]`` (d = dst's width)."""
-        d = dst.shape[1]
-        for c in range(w):
-            for i in range(d):
-                dst[c0 + c, i] = src[c, i]
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _costate_pass(s, g, lam, code):
-        """``p ← p + σ'(x) ⊙ g`` with σ' from the stored ``s = σ(x)`` (2-D, same shapes)."""
-        nb, d = lam.shape
-        if code == 0:
-            for c in range(nb):
-                for i in range(d):
-                    lam[c, i] += (1.0 - s[c, i] * s[c, i]) * g[c, i]
-        elif code == 1:
-            for c in range(nb):
-                for i in range(d):
-                    if s[c, i] > 0.0:
-                        lam[c, i] += g[c, i]
-        else:
-            for c in range(nb):
-                for i in range(d):
-                    lam[c, i] -= np.expm1(-s[c, i]) * g[c, i]
-
-    @numba.njit(inline="always")
-    def _flat(a):
-        """A C-contiguous 2-D block as one long row, so elementwise loops run without row breaks."""
-        return a.reshape((1, a.size))
-
     @_jit(fastmath=_FM)
-    def outer_forward(hKT, hb, X0, XN, S, inc, Xall, code):
+    def outer_forward(hKT, hb, X0, XN, S, inc, Xall):
         """Outer-form Euler forward ``x_{k+1} = x_k + σ(x_k) h K_kᵀ + h b_kᵀ (+ ξ_k)`` in row form
         (one sample per row), sample-blocked: ``x_0`` from ``X0`` (n, d), ``x_N`` into ``XN``
         (n, d); ``hKT`` (N, d, d) is ``h K_kᵀ``, ``hb`` (N, d). ``S`` (B, N, nb, d) receives
@@ -322,7 +287,7 @@ if numba is not None:
             blk = c0 // nb
             _load_rows(X0, c0, w, x)
             a = S[blk, 0] if store else scratch
-            _apply(_flat(x), _flat(a), code)
+            _apply(_flat(x), _flat(a), act)
             for k in range(N):
                 _gemm(False, False, a, hKT[k], x, 1.0, 1.0, ab)          # x += σ(x_k) hKᵀ
                 _gemm(False, False, ones, hb[k:k + 1], x, 1.0, 1.0, ab)  # x += 1 hbᵀ
@@ -332,7 +297,7 @@ if numba is not None:
                             x[c, i] += inc[k, c0 + c, i]
                 if k < N - 1:
                     a = S[blk, k + 1] if store else scratch
-                    _apply(_flat(x), _flat(a), code)                     # σ(x_{k+1})
+                    _apply(_flat(x), _flat(a), act)                     # σ(x_{k+1})
                 if keep:
                     _store_rows(x, w, Xall[k + 1], c0)
             _store_rows(x, w, XN, c0)
@@ -340,7 +305,7 @@ if numba is not None:
             Xall[0] = X0
 
     @_jit(fastmath=_FM)
-    def outer_backward(hK, S, PN, h, GK, Gb, Pall, code):
+    def outer_backward(hK, S, PN, h, GK, Gb, Pall):
         """Outer-form Euler backward in row form, sample-blocked, from ``p_N`` in ``PN`` (n, d)
         over the blocks ``S`` of :func:`outer_forward` (padding rows get p = 0, so they add
         nothing): ``p_k = p_{k+1} + σ'(x_k) ⊙ (p_{k+1} h K_k)``; ``GK`` (N, d, d) and ``Gb``
@@ -365,14 +330,14 @@ if numba is not None:
                 _gemm(True, False, lam, a, GK[k], h, 1.0, ab)                    # += h pᵀ σ
                 _gemm(True, False, lam, ones, Gb[k].reshape((d, 1)), h, 1.0, ab)  # += h pᵀ 1
                 _gemm(False, False, lam, hK[k], g, 1.0, 0.0, ab)                 # g = p h K
-                _costate_pass(_flat(a), _flat(g), _flat(lam), code)              # p + σ' ⊙ g
+                _costate_pass(_flat(a), _flat(g), _flat(lam), act)              # p + σ' ⊙ g
                 if keep:
                     _store_rows(lam, w, Pall[k], c0)
         if keep:
             Pall[N] = PN
 
     @_jit(fastmath=_FM)
-    def inner_forward(M, hD, X, Sg, inc, code):
+    def inner_forward(M, hD, X, Sg, inc):
         """Inner-form Euler forward. ``X`` (N+1, d+1, n) all ``[x_k; 1]`` or (2, d+1, n)
         rotating (last row ones, x_0 in ``X[0]``); ``Sg`` (N, d, n) stored σ or (1, d, n);
         ``hD`` (d,) the signed steps h D. Returns the index of x_N in ``X``."""
@@ -386,7 +351,7 @@ if numba is not None:
             x = X[cur]
             s = Sg[k] if store else Sg[0]
             np.dot(M[k], x, s)
-            _apply(s, s, code)                           # σ(M [x; 1])
+            _apply(s, s, act)                           # σ(M [x; 1])
             y = X[nx]
             for i in range(d):
                 w = hD[i]
@@ -398,7 +363,7 @@ if numba is not None:
         return cur
 
     @_jit(fastmath=_FM)
-    def inner_backward(hKT, X, Sg, P, G, code):
+    def inner_backward(hKT, X, Sg, P, G):
         """Inner-form Euler backward from ``p_N`` (``X`` all N+1 states ``[x_k; 1]``, ``Sg`` all
         σ): ``P`` (N+1, d, n) all costates with p_N in ``P[N]``, or (2, d, n) rotating with p_N in
         ``P[N % 2]``; ``G`` (N, d, d+1) gets ``U_k [x_k; 1]ᵀ``, ``U_k = σ'_k ⊙ p_{k+1}``. Returns
@@ -411,13 +376,16 @@ if numba is not None:
         for k in range(N - 1, -1, -1):
             nx = k if full else k % 2
             lam = P[cur]
-            _deriv_mul(Sg[k], lam, U, code)              # U = σ' ⊙ p
+            _deriv_mul(Sg[k], lam, U, act)              # U = σ' ⊙ p
             np.dot(U, X[k].T, G[k])
             out = P[nx]
             np.dot(hKT[k], U, out)                       # h M̃ᵀ D U
             _add_rows(lam, out)
             cur = nx
         return cur
+
+    return SimpleNamespace(outer_forward=outer_forward, outer_backward=outer_backward,
+                           inner_forward=inner_forward, inner_backward=inner_backward, apply=apply)
 
 
 def block_width(d, n):
@@ -428,13 +396,3 @@ def block_width(d, n):
     nblk = max(1, -(-n * d // target))
     nb = -(-n // nblk)
     return max(8, -(-nb // 8) * 8)
-
-
-def available():
-    """Whether the compiled kernels can run (numba importable)."""
-    return numba is not None
-
-
-def act_code(act):
-    """The kernels' code of an activation object, or None if they do not implement it."""
-    return ACT_CODES.get(getattr(act, "name", None))

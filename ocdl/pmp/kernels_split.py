@@ -1,7 +1,7 @@
 """Compiled whole-sweep kernels for the drift/kick splittings on a separable field (numba).
 
-Same mathematics as :func:`ocdl.pmp.fused.split_value_and_grad` (the numpy sweep, fallback and
-tested reference), with the loops over layers and sub-steps inside compiled code. A sub-step
+Same mathematics as :func:`ocdl.pmp.torch_sweeps.split_value_and_grad` (tested against torch
+autograd), with the loops over layers and sub-steps inside compiled code. A sub-step
 ``t = k L + j`` (layer k, sub-step j of the splitting's list ``subs``) changes one half of the
 state and reads the other, through the ``(m × m)`` block ``K_t`` of its full-width matrix
 ``A_t`` on the columns of the half it reads, and its bias ``b_t``; ``ch_j = c_j h s_j``
@@ -28,64 +28,57 @@ not as a column of ones, which would make it m + 1. At m = 4 a hand-written loop
 ``λ_r += ch Kᵀ U`` was no faster than the BLAS call and an add (0.68 vs 0.70 µs at n = 512),
 and for ``K r`` slower (0.82 vs 0.46 µs).
 """
+import functools
+from types import SimpleNamespace
+
+import numba
 import numpy as np
 
-from ocdl.pmp.kernels import numba
+from ocdl.pmp.kernels import _FM, _add_rows, _deriv_mul, _jit, forms, mul_deriv, value
 
-if numba is not None:
-    from ocdl.pmp.kernels import _FM, _add_rows, _deriv_mul, _jit, _softplus, _tanh
 
-    @numba.njit(inline="always", fastmath=_FM)
-    def _act_update(z, b, ch, prev, out, code):
-        """``z ← σ(z + b)`` (b per row) and ``out = prev + ch z``, one pass (``out`` must not be
-        ``prev``: see :func:`_act_add`)."""
-        m, n = z.shape
-        if code == 0:
-            for i in range(m):
-                bi = b[i]
-                for c in range(n):
-                    s = _tanh(z[i, c] + bi)
-                    z[i, c] = s
-                    out[i, c] = prev[i, c] + ch * s
-        elif code == 1:
-            for i in range(m):
-                bi = b[i]
-                for c in range(n):
-                    s = max(z[i, c] + bi, 0.0)
-                    z[i, c] = s
-                    out[i, c] = prev[i, c] + ch * s
-        else:
-            for i in range(m):
-                bi = b[i]
-                for c in range(n):
-                    s = _softplus(z[i, c] + bi)
-                    z[i, c] = s
-                    out[i, c] = prev[i, c] + ch * s
+@numba.njit(inline="always", fastmath=_FM)
+def _act_update(z, b, ch, prev, out, act):
+    """``z ← σ(z + b)`` (b per row) and ``out = prev + ch z``, one pass (``out`` must not be
+    ``prev``: see :func:`_act_add`)."""
+    for i in range(z.shape[0]):
+        bi = b[i]
+        for c in range(z.shape[1]):
+            s = value(act, z[i, c] + bi)
+            z[i, c] = s
+            out[i, c] = prev[i, c] + ch * s
 
-    @numba.njit(inline="always", fastmath=_FM)
-    def _act_add(z, b, ch, out, code):
-        """``out += ch σ(z + b)`` (b per row), one pass; the in-place update of the cost-only
-        forward (a separate loop: with ``out`` also passed as ``prev`` to :func:`_act_update`
-        the compiler's overlap check sends every element down the scalar path, 7× slower)."""
-        m, n = z.shape
-        if code == 0:
-            for i in range(m):
-                bi = b[i]
-                for c in range(n):
-                    out[i, c] += ch * _tanh(z[i, c] + bi)
-        elif code == 1:
-            for i in range(m):
-                bi = b[i]
-                for c in range(n):
-                    out[i, c] += ch * max(z[i, c] + bi, 0.0)
-        else:
-            for i in range(m):
-                bi = b[i]
-                for c in range(n):
-                    out[i, c] += ch * _softplus(z[i, c] + bi)
+
+@numba.njit(inline="always", fastmath=_FM)
+def _act_add(z, b, ch, out, act):
+    """``out += ch σ(z + b)`` (b per row), one pass; the in-place update of the cost-only
+    forward (a separate loop: with ``out`` also passed as ``prev`` to :func:`_act_update`
+    the compiler's overlap check sends every element down the scalar path, 7× slower)."""
+    for i in range(z.shape[0]):
+        bi = b[i]
+        for c in range(z.shape[1]):
+            out[i, c] += ch * value(act, z[i, c] + bi)
+
+
+@numba.njit(inline="always", fastmath=_FM)
+def _add_deriv_mul(g, lam, s, U, act):
+    """``lam += g`` and ``U = σ'(z) ⊙ lam`` given ``s = σ(z)``, one pass (the costate update
+    of a sub-step fused with the next sub-step's ``U``, when that one reads ``lam``)."""
+    for i in range(lam.shape[0]):
+        for c in range(lam.shape[1]):
+            v = lam[i, c] + g[i, c]
+            lam[i, c] = v
+            U[i, c] = mul_deriv(act, s[i, c], v)
+
+
+@functools.cache
+def split(act):
+    """The splitting kernels for the activation object ``act`` (compiled on first use, cached on
+    disk per activation): ``split_forward``, ``split_backward``."""
+    act = forms(act)
 
     @_jit(fastmath=_FM)
-    def split_forward(K, bias, ch, src, prev, dst, H, Sg, code):
+    def split_forward(K, bias, ch, src, prev, dst, H, Sg):
         """Forward sweep over all sub-steps t = k L + j: ``S = σ(K[k, j] H[src[t]] + bias[k, j])``,
         ``H[dst[t]] = H[prev[t]] + ch[j] S`` (rows :m of the slots). ``K`` (N, L, m, m),
         ``bias`` (N, L, m); ``Sg`` (N L, m, n) receives every S, or is (0, m, n): cost only."""
@@ -99,37 +92,13 @@ if numba is not None:
                 if store:
                     s = Sg[t]
                     np.dot(K[k, j], H[src[t], :m], s)
-                    _act_update(s, bias[k, j], ch[j], H[prev[t], :m], H[dst[t], :m], code)
+                    _act_update(s, bias[k, j], ch[j], H[prev[t], :m], H[dst[t], :m], act)
                 else:
                     np.dot(K[k, j], H[src[t], :m], z)
-                    _act_add(z, bias[k, j], ch[j], H[dst[t], :m], code)
-
-    @numba.njit(inline="always", fastmath=_FM)
-    def _add_deriv_mul(g, lam, s, U, code):
-        """``lam += g`` and ``U = σ'(z) ⊙ lam`` given ``s = σ(z)``, one pass (the costate update
-        of a sub-step fused with the next sub-step's ``U``, when that one reads ``lam``)."""
-        m, n = lam.shape
-        if code == 0:
-            for i in range(m):
-                for c in range(n):
-                    v = lam[i, c] + g[i, c]
-                    lam[i, c] = v
-                    U[i, c] = (1.0 - s[i, c] * s[i, c]) * v
-        elif code == 1:
-            for i in range(m):
-                for c in range(n):
-                    v = lam[i, c] + g[i, c]
-                    lam[i, c] = v
-                    U[i, c] = v if s[i, c] > 0.0 else 0.0
-        else:
-            for i in range(m):
-                for c in range(n):
-                    v = lam[i, c] + g[i, c]
-                    lam[i, c] = v
-                    U[i, c] = -np.expm1(-s[i, c]) * v
+                    _act_add(z, bias[k, j], ch[j], H[dst[t], :m], act)
 
     @_jit(fastmath=_FM)
-    def split_backward(chKT, drift, src, H, Sg, lam, G, Pall, code):
+    def split_backward(chKT, drift, src, H, Sg, lam, G, Pall):
         """Backward sweep from ``lam`` ((d, n), ``[λ_q; λ_p]`` = p_N, updated in place to p_0)
         over the stored ``H``, ``Sg`` of :func:`split_forward`: per sub-step in reverse
         ``U = σ'(S) ⊙ λ_w``, ``λ_r += chKT[k, j] U`` (``chKT = ch K_tᵀ``) and
@@ -148,16 +117,19 @@ if numba is not None:
             lw = lam[:m] if drift[j] else lam[m:]
             lr = lam[m:] if drift[j] else lam[:m]
             if not ready:
-                _deriv_mul(Sg[t], lw, U, code)
+                _deriv_mul(Sg[t], lw, U, act)
             np.dot(U, H[src[t]].T, G[k, j])
             np.dot(chKT[k, j], U, g)
             ready = t > 0 and drift[(t - 1) % L] != drift[j]
             if ready:
-                _add_deriv_mul(g, lr, Sg[t - 1], U, code)
+                _add_deriv_mul(g, lr, Sg[t - 1], U, act)
             else:
                 _add_rows(g, lr)
             if keep and j == 0:
                 Pall[k] = lam
+
+    return SimpleNamespace(split_forward=split_forward, split_backward=split_backward)
+
 
 def slots(kinds, N, store=True):
     """Slot indices ``(src, prev, dst)`` (int64, N L each) of the sub-steps of :func:`split_forward`

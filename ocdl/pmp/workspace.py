@@ -1,33 +1,39 @@
-"""Per-model workspaces of the fused sweeps: arrays kept from call to call.
+"""Per-model workspaces of the sweeps: arrays kept from call to call, numpy or torch.
 
 Fresh memory costs page faults (on this machine a fresh ``(N, d+1, n)`` array costs more to
 touch than the tanh written into it, and glibc returns freed heap to the OS between calls), so
 the sweeps keep their caches — stored activations, rotating state and costate buffers, the
-compiled kernels' sample blocks — in a workspace per model (a weak key: it goes with the model),
-reused while the shapes stay the same. One thread at a time holds a model's workspace
-(:class:`_borrow`); another thread meanwhile gets a throw-away one. :class:`_Lease` holds it
-from a forward sweep to the costate sweep that consumes its cached stages.
+compiled kernels' sample blocks — in a workspace per model and array library (numpy, or torch
+on one device), under a weak key: it goes with the model. Arrays are reused while the shapes
+stay the same. One thread at a time holds a model's workspace (:class:`borrow`); another
+thread meanwhile gets a throw-away one. :class:`Lease` holds it from a forward sweep to the
+costate sweep that consumes its cached stages.
 """
 import threading
 import weakref
 
 import numpy as np
 
-
 _WORKSPACES = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
-class _Workspace:
-    def __init__(self):
-        self.arrays = {}
+class Workspace:
+    """Named float64 arrays of one library: numpy (``device`` None) or torch on ``device``."""
+
+    def __init__(self, device=None):
+        self.device, self.arrays, self.busy = device, {}, False
 
     def get(self, name, shape, ones_row=False, zeros=False):
         """An array of ``shape`` (contents undefined; ``ones_row``: last row of axis −2 is 1;
         ``zeros``: zero when made)."""
         a = self.arrays.get(name)
-        if a is None or a.shape != shape:
-            a = np.zeros(shape) if zeros else np.empty(shape)
+        if a is None or tuple(a.shape) != tuple(shape):
+            if self.device is None:
+                a = np.zeros(shape) if zeros else np.empty(shape)
+            else:
+                import torch
+                a = (torch.zeros if zeros else torch.empty)(shape, dtype=torch.float64, device=self.device)
             if ones_row:
                 a[..., -1, :] = 1.0
             self.arrays[name] = a
@@ -35,44 +41,44 @@ class _Workspace:
 
 
 def release(model):
-    """Free the workspace the fused Euler sweep keeps for ``model`` (it is also freed with it)."""
+    """Free the workspaces kept for ``model`` (they are also freed with it)."""
     with _LOCK:
         _WORKSPACES.pop(model, None)
 
 
-class _borrow:
-    """The model's workspace, or a throw-away one if another thread is using it."""
+class borrow:
+    """The model's workspace (numpy, or torch on ``device``), or a throw-away one if another
+    thread is using it."""
 
-    def __init__(self, model):
-        self.model = model
-        self.locked = False
+    def __init__(self, model, device=None):
+        self.model, self.key, self.ws = model, None if device is None else str(device), None
 
     def __enter__(self):
         with _LOCK:
-            ws = _WORKSPACES.get(self.model)
+            per = _WORKSPACES.setdefault(self.model, {})
+            ws = per.get(self.key)
             if ws is None:
-                ws = _WORKSPACES[self.model] = _Workspace()
-                ws.busy = False
+                ws = per[self.key] = Workspace(self.key)
             if ws.busy:
-                return _Workspace()
-            ws.busy = self.locked = True
+                return Workspace(self.key)
+            ws.busy = True
             self.ws = ws
             return ws
 
     def __exit__(self, *exc):
-        if self.locked:
+        if self.ws is not None:
             with _LOCK:
                 self.ws.busy = False
+            self.ws = None
         return False
 
 
-class _Lease:
-    """The model's workspace held from :func:`forward` (``store=True``) until
-    :func:`costate_sweep` has consumed the cached stages — released there, or when the forward's
-    result is dropped."""
+class Lease:
+    """The model's workspace held from a storing forward sweep until the costate sweep has
+    consumed the cached stages — released there, or when the forward's result is dropped."""
 
-    def __init__(self, model):
-        self._borrow = _borrow(model)
+    def __init__(self, model, device=None):
+        self._borrow = borrow(model, device)
         self.ws = self._borrow.__enter__()
 
     def release(self):

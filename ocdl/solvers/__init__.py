@@ -60,7 +60,7 @@ def default_normalize(data, from_table=False):
 DEFAULT_ITERATIONS = {name: declaration(fn).iterations for name, fn in SOLVERS.items()}
 
 
-#: costate solvers that run the torch sweeps of ocdl.pmp.device when given a ``device``
+#: costate solvers that run the torch sweeps of ocdl.pmp.torch_sweeps when given a ``device``
 DEVICE_SOLVERS = ("pmp-adam", "pmp-gd", "pmp-lbfgs")
 
 #: solvers that take ``batch_size``, ``epochs``, ``validation``, ``patience``, ``test`` (mini-batches)
@@ -203,7 +203,7 @@ def solver_options(solver):
 def train(X, y, solver="adam", *, field="outer", integrator="euler", activation="tanh", layers=None, T=None,
           width=None, alpha=DEFAULT_ALPHA, beta=0.0, normalize=DEFAULT_NORMALIZE, n_classes=None,
           iterations=None, seed=0, params0=None, model=None, callback=None, quiet=True, device=None,
-          max_seconds=None, **options):
+          max_seconds=None, tensorboard_dir=None, **options):
     """Train a ResNet-ODE classifier on inputs X (n, d) and labels y in 0..C−1; returns an
     :class:`~ocdl.optim.OptimizeResult` (``x`` = parameters {K, b, W, mu}, ``fun`` = final cost J,
     ``success``, ``message``, ``nit``, ``history``, ``model``).
@@ -226,11 +226,14 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     ``seed`` fixes the initial parameters (``model.init(seed)``) unless ``params0`` is given;
     ``callback(iteration, params, loss)`` is called every iteration (returning True stops);
     ``device`` (a torch device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``) runs adam/lbfgs' autograd and the
-    pmp-* solvers' costate sweeps (:mod:`ocdl.pmp.device`) there; None (default): autograd on the
+    pmp-* solvers' costate sweeps (:mod:`ocdl.pmp.torch_sweeps`) there; None (default): autograd on the
     CPU, numpy costate sweeps. The other solvers run on the CPU (any other device: InputError).
     ``options`` are the solver's own keywords (:func:`solver_options`; e.g. ``lr``, ``schedule``,
     ``gtol``, ``formulation``, ``segments``) and the run controls ``state0``, ``checkpoint``,
     ``checkpoint_every``, ``should_stop``; any other keyword raises TypeError.
+    ``tensorboard_dir``: write TensorBoard scalars of every iteration (loss, accuracies, gradient
+    norm, learning rate, wall time) to ``tensorboard_dir/<solver>/`` (:mod:`ocdl.optim.tensorboard`;
+    extra ``tensorboard``); inside an open :func:`ocdl.optim.tensorboard.session` the run goes there.
     adam, pmp-adam, pmp-gd and msa also take ``batch_size``, ``epochs``, ``validation``, ``patience``,
     ``test=(X_test, y_test)`` (:mod:`ocdl.solvers.gradient`); training sets of more than
     ``FULL_BATCH_MAX`` samples train in mini-batches by default (:func:`default_batching`).
@@ -262,7 +265,7 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
         options.setdefault("batch_seed", seed)      # --seed also fixes the batch order and the validation split
     check_solver_for_model(solver, model)
     if solver in DEVICE_SOLVERS and device is not None:
-        from ocdl.pmp.device import check
+        from ocdl.pmp.torch_sweeps import check
         check(model)                                # InputError if no device sweep covers the model
     if iterations is None:      # the solver's declaration (a function without one: the table's entry)
         decl = getattr(SOLVERS[solver], "supports", None)
@@ -282,5 +285,10 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     elif device not in (None, "cpu"):
         raise InputError(f"--device {device} applies to the solvers {', '.join(('adam', 'lbfgs') + DEVICE_SOLVERS)} "
                          f"only ('{solver}' runs on the CPU)")
-    return SOLVERS[solver](model, params0, X, y, iterations=int(iterations), callback=callback,
-                           quiet=quiet, **options)
+    from ocdl.optim import tensorboard
+    with tensorboard.session(tensorboard_dir), tensorboard.run(solver) as tb:
+        res = SOLVERS[solver](model, params0, X, y, iterations=int(iterations), callback=callback,
+                              quiet=quiet, **options)
+        if tb is not None:
+            tb.history(res.history)             # solvers whose loop is not the driver's
+    return res

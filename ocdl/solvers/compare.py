@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from ocdl import pmp
+from ocdl.optim import tensorboard
 from ocdl.errors import InputError, SolverError
 
 DEFAULT_SOLVERS = ("adam", "lbfgs", "pmp-lbfgs", "msa", "shooting", "newton")
@@ -120,8 +121,9 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
             log(f"compare: running {name} ...")
         t0 = time.perf_counter()
         try:
-            res = SOLVERS[name](model, {k: v.copy() for k, v in params0.items()}, X, y, iterations=int(its),
-                                callback=callback, quiet=quiet, **opts)
+            with tensorboard.run(name) as tb:   # one TensorBoard run per solver (inside a session)
+                res = SOLVERS[name](model, {k: v.copy() for k, v in params0.items()}, X, y, iterations=int(its),
+                                    callback=callback, quiet=quiet, **opts)
         except SolverError as exc:
             out[name] = {"error": str(exc), "final_loss": None, "train_accuracy": None, "test_accuracy": None,
                          "iterations": None, "wall_time_s": time.perf_counter() - t0, "kkt_residual": None,
@@ -136,6 +138,8 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
             if X_test is not None and "test_accuracy" not in row and row["iteration"] in snaps:
                 row["test_accuracy"] = float(model.accuracy(snaps[row["iteration"]], np.asarray(X_test, dtype=float),
                                                             np.asarray(y_test)))
+        if tb is not None:                       # rows of solvers outside the driver; KKT, test accuracy
+            tb.history(history, extra=("kkt", "test_accuracy"))
         params = res.x
         out[name] = {
             "final_loss": float(pmp.cost(model, params, X, y)),

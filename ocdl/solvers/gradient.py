@@ -11,10 +11,10 @@ solver         gradient                                         rule
 =============  ===============================================  ==================================
 
 Device (``device="cpu"``, ``"cuda"``, ``"cuda:N"``): adam and lbfgs run torch autograd there; the
-pmp-* solvers run the torch costate sweeps of :mod:`ocdl.pmp.device` there (the exact gradient, no
+pmp-* solvers run the torch costate sweeps of :mod:`ocdl.pmp.torch_sweeps` there (the exact gradient, no
 tape; the data are moved to the device once, the parameter vector and the gradient cross per
 iteration, the rule's own state stays on the host — so checkpoints, resuming and scipy's L-BFGS
-are unchanged). ``device=None`` (the pmp-* default) is the numpy sweep of :mod:`ocdl.pmp.fused`.
+are unchanged). ``device=None`` (the pmp-* default) is the compiled sweep of :mod:`ocdl.pmp.compiled`.
 
 Adam: β = (0.9, 0.999), ε = 1e-8, AMSGrad and cosine learning-rate decay by default.
 Convergence test: ``max |∂J/∂θ| ≤ gtol`` (default 1e-6) for adam, pmp-adam and pmp-gd; L-BFGS

@@ -1,11 +1,12 @@
-"""The fused costate sweep (:mod:`ocdl.pmp.fused`) against independent references.
+"""The costate sweeps of both array backends — compiled (numpy arrays) and torch (tensors on
+the CPU) — against independent references.
 
-The sweep keeps σ from the forward pass, works feature-major, and (Euler) reuses a per-model
-workspace between calls — so besides the gradient (tested in test_pmp.py) we check every
-costate against torch autograd, that reused memory never leaks into returned arrays or across
-data sizes, that concurrent threads on one model stay correct, and that the fused cost equals
-the generic forward of ``ocdl.models``. Performance itself is measured by ``ocdl bench
-gradient`` (BENCHMARKS.md), never asserted here.
+The sweeps keep σ from the forward pass and reuse a per-model workspace between calls, so
+besides the gradient (tested in test_pmp.py) we check every costate against torch autograd,
+that reused memory never leaks into returned arrays or across data sizes, that concurrent
+threads on one model stay correct, and that the cost-only forward equals the generic forward of
+``ocdl.models``. Speed is measured by ``ocdl bench gradient`` and ``python -m ocdl.bench.peers``
+(BENCHMARKS.md), never asserted in the test suite.
 """
 import threading
 
@@ -17,19 +18,19 @@ from ocdl import pmp
 from ocdl.models import ResNetODE
 from ocdl.models.losses import mean_loss
 from ocdl.models.resnet import to_torch
-from ocdl.pmp import compiled as dispatch
+from ocdl.pmp import dispatch
 
 CASES = [("outer", "euler"), ("inner", "euler"), ("hamiltonian", "euler"),
          ("outer", "rk4"), ("inner", "heun"), ("hamiltonian", "heun"), ("hamiltonian", "verlet"),
          ("hamiltonian", "yoshida4"), ("hamiltonian", "symplectic_euler")]
 
 
-@pytest.fixture(params=["compiled", "numpy"])
+@pytest.fixture(params=["compiled", "torch"])
 def path(request, monkeypatch):
-    """Both Euler paths: the compiled kernels of ocdl.pmp.kernels (numba) and the numpy sweeps."""
-    if request.param == "compiled":
-        pytest.importorskip("numba")
-    monkeypatch.setattr(dispatch, "COMPILED", request.param == "compiled")
+    """Both backends on numpy inputs: the compiled kernels and (as for an activation without a
+    compiled form) the torch sweeps on the CPU."""
+    if request.param == "torch":
+        monkeypatch.setattr(dispatch.compiled, "supports", lambda act: False)
     return request.param
 
 
@@ -71,6 +72,7 @@ def test_every_costate_is_the_autograd_state_derivative(path, field, method):
     X, y = _data(30, C=3)
     model = _model(field, method, C=3)
     params = model.init(seed=1)
+    assert dispatch.backend(model, params, X) == path                       # the backend under test
     states, costates = pmp.costate(model, params, X, y)
     ref_states, ref_costates = _autograd_costates(model, params, X, y)
     assert states.shape == costates.shape == ref_states.shape
@@ -135,3 +137,29 @@ def test_fused_cost_equals_generic_forward(path, field, method):
     model = _model(field, method)
     params = model.init(seed=4)
     assert abs(pmp.cost(model, params, X, y) - model.cost(params, X, y)) <= 1e-13 * abs(model.cost(params, X, y))
+
+
+def test_activation_without_compiled_form_runs_the_torch_sweep():
+    # an activation object whose compiled() is None (here tanh without its scalar form) runs
+    # the torch sweeps on the CPU for numpy inputs — numpy gradients, equal to autograd to
+    # round-off (bar 1e-12 relative, as in test_pmp.py)
+    from conftest import autograd_reference
+
+    from ocdl.models.activations import Tanh
+
+    class PlainTanh(Tanh):
+        name = "tanh-without-compiled-form"
+
+        @staticmethod
+        def compiled():
+            return None
+
+    X, y = _data(25)
+    model = ResNetODE(field="inner", integrator="rk4", layers=5, T=2.0, width=4, n_classes=2, alpha=1e-2)
+    model.F.act = PlainTanh()                  # this model's field object only
+    params = model.init(seed=3)
+    assert dispatch.backend(model, params, X) == "torch"
+    J, g = pmp.value_and_grad(model, params, X, y)
+    Ja, ga = autograd_reference(model, params, X, y)
+    assert isinstance(g["K"], np.ndarray)
+    assert abs(J - Ja) <= 1e-12 * abs(Ja) and pmp.rel_error(g, ga) <= 1e-12

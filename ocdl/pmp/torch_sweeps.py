@@ -1,7 +1,8 @@
-"""The fused forward and costate sweeps on torch tensors — any device (CPU, CUDA), float64.
+"""The torch backend of the sweeps: tensors on any device (CPU, CUDA), float64.
 
-The torch twin of :mod:`ocdl.pmp.fused`: the same mathematics, layout and field/activation
-objects, tested equal to the numpy sweeps to ≤ 1e-12 (tests/test_pmp_device.py).
+The torch twin of the compiled sweeps (:mod:`ocdl.pmp.compiled`): the same mathematics and
+field/activation objects, tested against torch autograd (tests/test_pmp_device.py). It runs
+for torch inputs or a ``device=``, and on the CPU for an activation without a compiled form.
 
 * **Feature-major layout.** States and costates are ``(N+1, d, n)`` tensors (one sample per
   column); ``[a; 1]`` carries a row of ones so ``K a + b = M [a; 1]`` with ``M = [K̃ | b̃]``
@@ -15,7 +16,7 @@ objects, tested equal to the numpy sweeps to ≤ 1e-12 (tests/test_pmp_device.py
   kernels: per layer the backward sweep is then a matmul and one fused elementwise op).
 * **Buffers.** Every layer writes into preallocated blocks with ``out=`` (``torch.addmm``
   fuses ``x + h M a`` and ``λ + h M̃ᵀ U`` into one call); the blocks live in a per-(model,
-  device) workspace reused from call to call, as in :mod:`ocdl.pmp.fused`. The only Python
+  device) workspace (:mod:`ocdl.pmp.workspace`) reused from call to call. The only Python
   loops are over layers and stages, never over samples.
 
 Equations (``h`` the step, ``C_ij = â_ij − b_j`` of the adjoint-partner tableau):
@@ -34,81 +35,23 @@ Equations (``h`` the step, ``C_ij = â_ij − b_j`` of the adjoint-partner table
               backwards per sub-step in reverse: drift U = σ' ⊙ λ_q, λ_p ← λ_p + ch Kᵀ U;
               kick U = σ' ⊙ λ_p, λ_q ← λ_q + ch K U;  ∂J/∂A_{k,j} = ch_j U [q; p; 1]ᵀ.
 
-The helpers ``embed``, ``hKT`` and ``theta_grads`` come from :mod:`ocdl.pmp.forms`, shared
-with the numpy sweeps (the gradient formula's one definition for both backends). The conv
-fields and the implicit methods have no device sweep (InputError).
+The helpers ``embed``, ``hKT``, ``theta_grads`` and the coefficients ``rk_coefficients`` come
+from :mod:`ocdl.pmp.forms`, shared with the compiled sweeps; the workspace is
+:mod:`ocdl.pmp.workspace`'s, keyed by device. The conv fields and the implicit methods have no
+torch sweep (InputError).
 """
-import threading
-import weakref
-
 import numpy as np
 
-from integrators.tableaux import EXPLICIT, costate_coefficients, tableau
+from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
 from ocdl.models.backend import is_torch
-from ocdl.pmp.forms import embed, hKT, split_theta_grads, theta_grads  # noqa: F401  (shared)
+from ocdl.pmp.forms import embed, hKT, rk_coefficients, split_theta_grads, theta_grads
+from ocdl.pmp.workspace import Workspace, borrow
 
 
 def _torch():
     import torch
     return torch
-
-
-# ------------------------------------------------------------------------------------------
-# the fused form of the field (numpy or torch)
-
-# ------------------------------------------------------------------------------------------
-# per-(model, device) workspace
-
-_WORKSPACES = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
-
-
-class _Workspace:
-    def __init__(self, device):
-        self.device, self.arrays, self.busy = device, {}, False
-
-    def get(self, name, shape, ones_row=False):
-        """A float64 tensor of ``shape`` (contents undefined; ``ones_row``: last row of axis −2 is 1)."""
-        a = self.arrays.get(name)
-        if a is None or tuple(a.shape) != tuple(shape):
-            torch = _torch()
-            a = torch.empty(shape, dtype=torch.float64, device=self.device)
-            if ones_row:
-                a[..., -1, :] = 1.0
-            self.arrays[name] = a
-        return a
-
-
-class _borrow:
-    """The model's workspace on ``device``, or a throw-away one if another thread holds it."""
-
-    def __init__(self, model, device):
-        self.model, self.device, self.ws = model, str(device), None
-
-    def __enter__(self):
-        with _LOCK:
-            per = _WORKSPACES.setdefault(self.model, {})
-            ws = per.get(self.device)
-            if ws is None:
-                ws = per[self.device] = _Workspace(self.device)
-            if ws.busy:
-                return _Workspace(self.device)
-            ws.busy = True
-            self.ws = ws
-            return ws
-
-    def __exit__(self, *exc):
-        if self.ws is not None:
-            with _LOCK:
-                self.ws.busy = False
-        return False
-
-
-def release(model):
-    """Free the device workspaces kept for ``model`` (they are also freed with it)."""
-    with _LOCK:
-        _WORKSPACES.pop(model, None)
 
 
 # ------------------------------------------------------------------------------------------
@@ -157,7 +100,7 @@ def euler_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, incre
     reusing it, θ-contraction of all layers in one batched matmul. ``x0`` = lift(X) (n, d);
     ``lam_of_xN(xN) -> (J_data, lamN, extra)``; ``increments`` (N, n, d) or None adds ξ_k to
     each step. Returns ``(J_data, gK, gb, xN, extra, states, costates)`` like
-    :func:`ocdl.pmp.fused.euler_value_and_grad` (states/costates (N+1, n, d) if ``trajectories``)."""
+    :func:`ocdl.pmp.compiled.euler_value_and_grad` (states/costates (N+1, n, d) if ``trajectories``)."""
     torch = _torch()
     h = model.h
     N, d = model.layers, model.d
@@ -168,7 +111,7 @@ def euler_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, incre
     dev = x0.device
     mm, addmm = torch.mm, torch.addmm
     inc = None if increments is None else increments.transpose(1, 2).unbind(0)   # ξ_k as (d, n) views
-    with _borrow(model, dev) as ws:
+    with borrow(model, dev) as ws:
         # per-layer views are made once by unbind (indexing a tensor in the loop costs ~2 µs a view)
         if kind == "outer":
             S = ws.get("S", (N, d + 1, n), ones_row=True)           # [σ(x_k); 1]
@@ -249,7 +192,7 @@ def forward(model, params, x0, store=True, states=False, increments=None, ws=Non
     ``X`` (N+1, d, n) the states if ``states``. ``store=False`` keeps rotating buffers only.
     ``ws``: a workspace for the blocks (else fresh tensors)."""
     torch = _torch()
-    A, bw, _ = tableau(model.integrator)
+    A, bw, _, _ = rk_coefficients(model.integrator)
     s = len(bw)
     h = model.h
     N, d = model.layers, model.d
@@ -257,7 +200,7 @@ def forward(model, params, x0, store=True, states=False, increments=None, ws=Non
     kind = model.F.form
     M, D = embed(model, params)
     n, dev = x0.shape[0], x0.device
-    ws = ws or _Workspace(dev)
+    ws = ws or Workspace(dev)
     hD = None if (kind == "outer" or D is None) else D * h
     Xs = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev) if states else ws.get("rk_rot", (2, d, n))
     nb = N if store else 1
@@ -312,8 +255,7 @@ def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     :func:`forward` (whose σ blocks it turns into σ' in place); returns ``(P, gK, gb)`` — ``P``
     the costates (N+1, d, n) if ``costates`` else None; ``gK, gb`` without the regulariser."""
     torch = _torch()
-    A, bw, _ = tableau(model.integrator)
-    C = costate_coefficients(A, bw)
+    A, bw, C, _ = rk_coefficients(model.integrator)
     s = len(bw)
     h = model.h
     N, d = model.layers, model.d
@@ -321,7 +263,7 @@ def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     kind = model.F.form
     M, D, Aaug, Sig, n = fw["M"], fw["D"], fw["Aaug"], fw["Sig"], fw["n"]
     dev = Aaug.device
-    ws = ws or _Workspace(dev)
+    ws = ws or Workspace(dev)
     hKl = hKT(model, M, D).unbind(0)
     P = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev) if costates else ws.get("rk_P", (2, d, n))
     Pl = P.unbind(0) if costates else P.unbind(0) * ((N + 2) // 2)
@@ -369,7 +311,7 @@ def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
 def rk_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, increments=None):
     """Explicit Runge–Kutta value and gradient (:func:`forward` then :func:`costate_sweep`, blocks
     in the model's workspace); returns like :func:`euler_value_and_grad`."""
-    with _borrow(model, x0.device) as ws:
+    with borrow(model, x0.device) as ws:
         fw = forward(model, params, x0, store=True, states=trajectories, increments=increments, ws=ws)
         xN = fw["xN"].T.clone()
         Jd, lamN, extra = lam_of_xN(xN)
@@ -404,7 +346,7 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
     drift = [kind == "drift" for kind, _ in subs]
     n, dev = x0.shape[0], x0.device
     mm = torch.mm
-    with _borrow(model, dev) as ws:
+    with borrow(model, dev) as ws:
         Z = ws.get("Zs", (N, L, d + 1, n), ones_row=True)          # [q; p; 1] entering sub-step j
         Sg = ws.get("Ss", (N, L, m, n))                             # σ(A [q; p; 1])
         cur = ws.get("cur", (d + 1, n), ones_row=True)
@@ -497,24 +439,11 @@ def check(model):
                          f"leave out --device to use the numpy sweep")
 
 
-def value_and_grad_parts(model, params, x0, lam_of_xN, trajectories=False, increments=None):
-    """The sweep for ``model.integrator``: ``(J_data, gK, gb, xN, extra, states, costates)``."""
-    from ocdl.models.resnet import SPLITTINGS
-    check(model)
-    if model.integrator in SPLITTINGS:
-        if increments is not None:
-            raise InputError("additive increments need an explicit Runge–Kutta integrator")
-        return split_value_and_grad(model, params, x0, lam_of_xN, SPLITTINGS[model.integrator], trajectories)
-    if model.integrator == "euler":
-        return euler_value_and_grad(model, params, x0, lam_of_xN, trajectories, increments)
-    return rk_value_and_grad(model, params, x0, lam_of_xN, trajectories, increments)
-
-
 def final_state(model, params, x0, increments=None):
     """``x_N`` ((n, d) tensor) by the cost-only forward (nothing stored)."""
     from ocdl.models.resnet import SPLITTINGS
     check(model)
     if model.integrator in SPLITTINGS:
         return split_forward(model, params, x0, SPLITTINGS[model.integrator])
-    with _borrow(model, x0.device) as ws:
+    with borrow(model, x0.device) as ws:
         return forward(model, params, x0, store=False, increments=increments, ws=ws)["xN"].T.clone()

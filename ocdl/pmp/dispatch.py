@@ -1,0 +1,78 @@
+"""The one dispatch table of the sweeps: which code runs a model's costate sweep.
+
+Keyed by ``(backend, family)``:
+
+* backends: ``compiled`` — numpy arrays on the CPU, whole sweeps in numba kernels
+  (:mod:`ocdl.pmp.compiled`); ``torch`` — tensors on any device (:mod:`ocdl.pmp.torch_sweeps`),
+  chosen by torch inputs or ``device=``, and on the CPU for an activation without a compiled
+  form; ``numpy`` — the conv fields (:mod:`ocdl.pmp.fused_conv`) and the implicit methods
+  (:mod:`ocdl.pmp.implicit`), which have no other backend;
+* families: ``euler``, ``rk`` (the other explicit tableaux), ``split`` (drift/kick splittings
+  of a separable field), ``conv-rk``, ``conv-split``, ``implicit``.
+"""
+from integrators.tableaux import EXPLICIT
+from ocdl.errors import InputError
+from ocdl.models.backend import is_torch
+from ocdl.models.resnet import SPLITTINGS
+from ocdl.pmp import compiled, fused_conv, implicit, torch_sweeps
+
+
+def _subs(f):
+    """A splitting sweep ``f(model, params, X, terminal, subs, trajectories)`` in the table's
+    signature (the sub-steps from ``resnet.SPLITTINGS``; no increments: refused before)."""
+    def sweep(model, params, X, terminal, trajectories=False, increments=None):
+        return f(model, params, X, terminal, SPLITTINGS[model.integrator], trajectories)
+    return sweep
+
+
+def _conv_rk(model, params, X, terminal, trajectories=False, increments=None):
+    if increments is not None:
+        raise InputError("additive increments are not supported for the conv fields")
+    return fused_conv.conv_rk_value_and_grad(model, params, X, terminal, trajectories=trajectories)
+
+
+#: ``(backend, family) → sweep(model, params, X, terminal, trajectories, increments)`` returning
+#: ``(J_data, gK, gb, xN, extra, states, costates)`` (``terminal(xN) → (J_data, p_N, extra)``)
+SWEEPS = {
+    ("compiled", "euler"): compiled.euler_value_and_grad,
+    ("compiled", "rk"): compiled.rk_value_and_grad,
+    ("compiled", "split"): _subs(compiled.split_value_and_grad),
+    ("torch", "euler"): torch_sweeps.euler_value_and_grad,
+    ("torch", "rk"): torch_sweeps.rk_value_and_grad,
+    ("torch", "split"): _subs(torch_sweeps.split_value_and_grad),
+    ("numpy", "conv-rk"): _conv_rk,
+    ("numpy", "conv-split"): _subs(fused_conv.conv_split_value_and_grad),
+    ("numpy", "implicit"): implicit.value_and_grad,
+}
+
+
+def family(model):
+    """The sweep family of ``model`` (see the module docstring); InputError if it has none."""
+    integ, form = model.integrator, model.F.form
+    if integ in implicit.IMPLICIT_RK:
+        if form == "conv":
+            raise InputError(f"no exact costate sweep for the conv fields with '{integ}' "
+                             f"(they have one for the explicit Runge–Kutta methods and the splittings)")
+        return "implicit"
+    if integ not in EXPLICIT and integ not in SPLITTINGS:
+        raise InputError(f"no exact costate sweep for integrator '{integ}' (it has one for "
+                         f"euler, heun, rk4, {', '.join(implicit.IMPLICIT_RK)} and, on the hamiltonian "
+                         f"field, {', '.join(SPLITTINGS)}); use the autograd solvers adam/lbfgs for it")
+    if form == "conv":
+        return "conv-split" if integ in SPLITTINGS else "conv-rk"
+    if form not in ("outer", "inner"):
+        raise InputError(f"field '{model.F.name}' has no fused form; use pmp.module_value_and_grad "
+                         f"or the autograd solvers for it")
+    return "split" if integ in SPLITTINGS else ("euler" if integ == "euler" else "rk")
+
+
+def backend(model, params, X, device=None):
+    """``"torch"`` for torch inputs or a ``device``, else ``"numpy"`` for the conv and implicit
+    families, ``"compiled"`` for the others (``"torch"`` on the CPU for an activation without a
+    compiled form)."""
+    if device is not None or is_torch(X) or any(is_torch(v) for v in params.values()):
+        return "torch"
+    fam = family(model)
+    if fam in ("conv-rk", "conv-split", "implicit"):
+        return "numpy"
+    return "compiled" if compiled.supports(model.F.act) else "torch"
