@@ -6,11 +6,13 @@ CasADi). Rules: :class:`Adam`, :class:`GradientDescent` (Armijo), :class:`LBFGS`
 L-BFGS-B), :class:`TorchLBFGS` (strong Wolfe), :class:`LevenbergMarquardt` (Gauss–Newton).
 Every run returns an :class:`OptimizeResult` (``x, fun, success, status, message, nit,
 history``); ``success`` means the convergence certificate passed at the returned x, on the
-full objective (:mod:`ocdl.optim.certificates`, docs/optim.md).
+full objective (:mod:`ocdl.optim.certificates`, docs/optim.md). Run control — checkpoints and the
+interrupt, divergence, early stopping — is given as hook objects (:mod:`ocdl.optim.hooks`).
 """
 from ocdl.optim.batches import Batches
 from ocdl.optim.driver import (CONVERGED, DIVERGED, ITERATION_CAP, STALLED, STOPPED, StopRun, minimize,
                                result_from_state)
+from ocdl.optim.hooks import Checkpointing, Divergence, EarlyStopping
 from ocdl.optim.lbfgs import LBFGS, TorchLBFGS
 from ocdl.optim.lm import LevenbergMarquardt
 from ocdl.optim.result import OptimizeResult
@@ -19,4 +21,4 @@ from ocdl.optim.schedules import SCHEDULES, learning_rate
 
 __all__ = ["minimize", "OptimizeResult", "StopRun", "result_from_state", "Adam", "GradientDescent", "LBFGS",
            "TorchLBFGS", "LevenbergMarquardt", "Batches", "learning_rate", "SCHEDULES", "CONVERGED",
-           "ITERATION_CAP", "STOPPED", "STALLED", "DIVERGED"]
+           "ITERATION_CAP", "STOPPED", "STALLED", "DIVERGED", "Checkpointing", "Divergence", "EarlyStopping"]

@@ -50,10 +50,9 @@ import numpy as np
 
 from integrators.errors import IntegratorError
 from ocdl.errors import InputError, SolverError
+from ocdl.optim.hooks import LOSS_GROWTH, Checkpointing, Divergence, EarlyStopping, from_keywords
 from ocdl.optim.result import CONVERGED, DIVERGED, ITERATION_CAP, STALLED, STOPPED, OptimizeResult
 from ocdl.progress import Progress
-
-LOSS_GROWTH = 1e6
 
 
 class StopRun(Exception):
@@ -89,18 +88,17 @@ class Context:
     """The bookkeeping of one run (history, progress, divergence, checkpoints); what rules see."""
     tensorboard = rule = grad_norm = None       # TensorBoard run (ocdl.optim.tensorboard), set by minimize
 
-    def __init__(self, objective, name, iterations, quiet, callback, gtol, keep_best, snapshots, sampler,
-                 checkpoint, checkpoint_every, should_stop, state_limit, loss_growth, extra_state, hint,
-                 state0, epoch_callback, monitor=None, patience=None):
+    def __init__(self, objective, name, iterations, quiet=True, callback=None, gtol=None, keep_best=False,
+                 snapshots=(), sampler=None, state0=None, checkpointing=None, divergence=None,
+                 early_stopping=None):
         self.objective, self.name, self.iterations = objective, name, int(iterations)
         self.callback, self.gtol, self.keep_best = callback, gtol, keep_best
         self.snap_at, self.sampler = set(int(s) for s in snapshots), sampler
-        self.checkpoint, self.every, self.should_stop = checkpoint, checkpoint_every, should_stop
-        self.state_limit, self.loss_growth, self.extra_state, self.hint = state_limit, loss_growth, extra_state, hint
-        self.epoch_callback = epoch_callback
-        if monitor is not None and (len(monitor) != 2 or monitor[1] not in ("max", "min")):
-            raise ValueError(f"monitor must be (key, 'max' | 'min'), got {monitor!r}")
-        self.monitor, self.patience, self.stop_reason = monitor, patience, None
+        self.checkpointing = checkpointing if checkpointing is not None else Checkpointing()
+        self.divergence = divergence if divergence is not None else Divergence()
+        self.early_stopping = early_stopping if early_stopping is not None else EarlyStopping()
+        self.monitor, self.patience = self.early_stopping.monitor, self.early_stopping.patience
+        self.stop_reason = None
         st = state0 or {}
         meta = st.get("meta", {}) or {}
         self.history = list(st.get("history", []))
@@ -147,17 +145,9 @@ class Context:
         f, g, info = self.call(x, batch)
         if self.tensorboard is not None and g is not None:     # TensorBoard (ocdl.optim.tensorboard)
             self.grad_norm = float(np.linalg.norm(_numpy(g)))
-        what = None
         if self.first_loss is None and math.isfinite(f):
             self.first_loss = f
-        if not math.isfinite(f):
-            what = f"loss became {f}"
-        elif f > self.loss_growth * max(self.first_loss, 1.0):
-            what = f"loss exploded ({f:.3g}, first {self.first_loss:.3g})"
-        elif g is not None and not _finite(g):
-            what = "gradient became non-finite"
-        elif self.state_limit is not None and not (info.get("state_max", 0.0) <= self.state_limit):
-            what = f"hidden state exploded (max |x_N| = {info['state_max']:.3g} > {self.state_limit:g})"
+        what = self.divergence.test(f, g, info, self.first_loss)
         if what is not None:
             self.diverged(it, what)
         if batch is None and g is not None:
@@ -178,7 +168,8 @@ class Context:
         res = self.result(good[1] if good else None, good[0] if good else float("nan"), DIVERGED,
                           f"diverged at iteration {it}: {what}", good[2] if good else {})
         self.progress.close()
-        err = SolverError(f"{self.name} diverged at iteration {it}: {what}" + (f"; {self.hint}" if self.hint else ""))
+        hint = self.divergence.hint
+        err = SolverError(f"{self.name} diverged at iteration {it}: {what}" + (f"; {hint}" if hint else ""))
         err.result = res
         raise err
 
@@ -191,8 +182,8 @@ class Context:
                         and not isinstance(v, bool) else v) for k, v in info.items()})
         if self.sampler is not None and getattr(self.sampler, "epoch_done", False):
             row["epoch"] = int(self.sampler.epoch)
-            if self.epoch_callback is not None:
-                row.update(self.epoch_callback(int(self.sampler.epoch), x) or {})
+            if self.early_stopping.epoch_callback is not None:
+                row.update(self.early_stopping.epoch_callback(int(self.sampler.epoch), x) or {})
         self.history.append(row)
         if self.tensorboard is not None:                        # TensorBoard (ocdl.optim.tensorboard)
             rate = getattr(self.rule, "rate", None)
@@ -212,11 +203,11 @@ class Context:
     def _monitor(self, row, x, f, info):
         """Early stopping: track the best iterate by the monitored epoch metric; stop after
         ``patience`` epochs without strict improvement."""
-        key, mode = self.monitor
+        key = self.monitor[0]
         if key not in row:
             return
         v = float(row[key])
-        if self.best_metric is None or (v > self.best_metric if mode == "max" else v < self.best_metric):
+        if self.early_stopping.improves(v, self.best_metric):
             self.best_metric, self.best_epoch, self.bad_epochs = v, int(row.get("epoch", row["iteration"])), 0
             self.best = (float(f), _numpy(x).copy(), info)
         else:
@@ -239,8 +230,8 @@ class Context:
             meta["monitor"] = {"value": self.best_metric, "epoch": self.best_epoch, "bad": self.bad_epochs}
         if self.first_gmax is not None:
             meta["first_gmax"] = self.first_gmax
-        if self.extra_state is not None:
-            meta["extra"] = self.extra_state()
+        if self.checkpointing.extra_state is not None:
+            meta["extra"] = self.checkpointing.extra_state()
         if finished is not None:
             meta["finished"] = True
             meta["result"] = {k: finished[k] for k in ("fun", "success", "status", "message", "nit", "wall_time_s")}
@@ -252,13 +243,12 @@ class Context:
 
     def after_step(self, it, x, rule):
         """Checkpoint on schedule or on interrupt (``x`` is the iterate *after* step ``it``)."""
-        stop = self.should_stop is not None and bool(self.should_stop())
-        due = bool(self.every) and it % self.every == 0
-        if self.checkpoint is not None and (stop or due):
-            self.checkpoint(self.state(it, x, rule))
+        stop, save_now = self.checkpointing.due(it)
+        if save_now:
+            self.checkpointing.save(self.state(it, x, rule))
         if stop:
             self.progress.close(f"{self.name}: interrupted at iteration {it}"
-                                + ("; checkpoint saved" if self.checkpoint is not None else ""))
+                                + ("; checkpoint saved" if self.checkpointing.save is not None else ""))
             raise KeyboardInterrupt
 
     # ---------------------------------------------------------------- the result
@@ -297,9 +287,8 @@ def result_from_state(st):
 
 
 def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=True, gtol=None,
-             keep_best=False, snapshots=(), sampler=None, epoch_callback=None, state0=None, checkpoint=None,
-             checkpoint_every=None, should_stop=None, state_limit=None, loss_growth=LOSS_GROWTH,
-             extra_state=None, hint="", monitor=None, patience=None, after=None):
+             keep_best=False, snapshots=(), sampler=None, state0=None, after=None, checkpointing=None,
+             divergence=None, early_stopping=None, **legacy):
     """Minimise ``objective`` from ``x0`` with ``rule`` for at most ``iterations`` iterations.
 
     ``after``: the :class:`OptimizeResult` of a previous phase this run continues (warm start →
@@ -311,6 +300,8 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     and ``patience`` epochs without improvement stop the run: early stopping). See the module
     docstring for the iteration, the checkpoint state and the meaning of ``status``.
     """
+    hooks = from_keywords({"checkpointing": checkpointing, "divergence": divergence,
+                           "early_stopping": early_stopping}, legacy)
     if state0 is not None and (state0.get("meta") or {}).get("finished"):
         return result_from_state(state0)
     if after is not None:            # a chained phase: continue the previous run's count, rows and clock
@@ -318,8 +309,8 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
             raise ValueError("minimize: give state0 (resume) or after (chain a phase), not both")
         state0 = {"iteration": int(after.nit), "params": {"x": np.asarray(x0)}, "history": after.history}
     ctx = Context(objective, name or getattr(rule, "name", "minimize"), iterations, quiet, callback, gtol,
-                  keep_best, snapshots, sampler, checkpoint, checkpoint_every, should_stop, state_limit,
-                  loss_growth, extra_state, hint, state0, epoch_callback, monitor, patience)
+                  keep_best, snapshots, sampler, state0, **hooks)
+    monitor, checkpoint = ctx.monitor, ctx.checkpointing.save
     from ocdl.optim import tensorboard                          # TensorBoard: the session's current run
     ctx.tensorboard, ctx.rule = tensorboard.current(ctx.name), rule
     x = np.array(state0["params"]["x"], dtype=float) if state0 is not None else _copy(x0)
@@ -444,5 +435,5 @@ def _loop(ctx, rule, x):
     return x, None, info, ITERATION_CAP, f"iteration limit reached ({n})"     # + the certificate's verdict
 
 
-__all__ = ["minimize", "StopRun", "Context", "result_from_state", "CONVERGED", "ITERATION_CAP", "STOPPED",
-           "STALLED", "DIVERGED"]
+__all__ = ["minimize", "StopRun", "Context", "Checkpointing", "Divergence", "EarlyStopping", "LOSS_GROWTH",
+           "result_from_state", "CONVERGED", "ITERATION_CAP", "STOPPED", "STALLED", "DIVERGED"]

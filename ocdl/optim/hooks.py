@@ -1,0 +1,115 @@
+"""Run control for :func:`ocdl.optim.minimize`: the hook objects the loop consults.
+
+Each is a frozen settings object with the one test it owns; the run's state (the first loss,
+the best metric, the epochs without improvement) stays in the driver's ``Context`` and in the
+checkpoint, so one hook object can serve any number of runs.
+
+* :class:`Divergence` — when an evaluation ends the run as diverged (status −1);
+* :class:`Checkpointing` — where and when the checkpoint state is saved, and the interrupt;
+* :class:`EarlyStopping` — the monitored epoch metric, its patience and the epoch callback that
+  measures it.
+
+Progress (``name``, ``quiet``) and the per-iteration ``callback(it, x, f)`` (True stops) stay plain
+keywords of ``minimize``.
+"""
+import math
+from dataclasses import dataclass
+from typing import Any
+from collections.abc import Callable
+
+import numpy as np
+
+LOSS_GROWTH = 1e6
+
+
+def _finite(a):
+    if hasattr(a, "detach"):
+        import torch
+        return bool(torch.isfinite(a).all())
+    return bool(np.all(np.isfinite(a)))
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The divergence test of one evaluation: f non-finite, ``f > loss_growth · max(f_first, 1)``,
+    g non-finite, or ``info["state_max"] > state_limit`` (when a limit is given). ``hint``: what the
+    error message suggests to the user."""
+    state_limit: float | None = None
+    loss_growth: float = LOSS_GROWTH
+    hint: str = ""
+
+    def test(self, f, g, info, first_loss):
+        """Why the evaluation ``(f, g, info)`` diverged, or None."""
+        if not math.isfinite(f):
+            return f"loss became {f}"
+        if f > self.loss_growth * max(first_loss, 1.0):
+            return f"loss exploded ({f:.3g}, first {first_loss:.3g})"
+        if g is not None and not _finite(g):
+            return "gradient became non-finite"
+        if self.state_limit is not None and not (info.get("state_max", 0.0) <= self.state_limit):
+            return f"hidden state exploded (max |x_N| = {info['state_max']:.3g} > {self.state_limit:g})"
+        return None
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """``save(state)`` stores the checkpoint state (:func:`ocdl.data.save_checkpoint`); it is called
+    every ``every`` iterations, when ``should_stop()`` turns true (then the run raises
+    ``KeyboardInterrupt``) and once at the end with the finished state. ``extra_state()``: a
+    caller's JSON-able state stored in ``meta["extra"]``."""
+    save: Callable[[dict], Any] | None = None
+    every: int | None = None
+    should_stop: Callable[[], bool] | None = None
+    extra_state: Callable[[], dict] | None = None
+
+    def due(self, it):
+        """``(stop, save_now)`` after step ``it``."""
+        stop = self.should_stop is not None and bool(self.should_stop())
+        save_now = self.save is not None and (stop or (bool(self.every) and it % self.every == 0))
+        return stop, save_now
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """``epoch_callback(epoch, x) → {key: value}`` adds metrics to the history row at each epoch's
+    end; ``monitor=(key, "max"|"min")`` chooses the best iterate by that metric (strict
+    improvement) and ``patience`` epochs without improvement stop the run (status 2)."""
+    monitor: tuple | None = None
+    patience: int | None = None
+    epoch_callback: Callable[[int, Any], dict] | None = None
+
+    def __post_init__(self):
+        m = self.monitor
+        if m is not None and (len(m) != 2 or m[1] not in ("max", "min")):
+            raise ValueError(f"monitor must be (key, 'max' | 'min'), got {m!r}")
+
+    def improves(self, value, best):
+        return best is None or (value > best if self.monitor[1] == "max" else value < best)
+
+
+# the keywords minimize() accepted before the hooks, mapped onto them (every call site keeps working)
+LEGACY = {"checkpoint": ("checkpointing", "save"), "checkpoint_every": ("checkpointing", "every"),
+          "should_stop": ("checkpointing", "should_stop"), "extra_state": ("checkpointing", "extra_state"),
+          "state_limit": ("divergence", "state_limit"), "loss_growth": ("divergence", "loss_growth"),
+          "hint": ("divergence", "hint"), "monitor": ("early_stopping", "monitor"),
+          "patience": ("early_stopping", "patience"), "epoch_callback": ("early_stopping", "epoch_callback")}
+_KINDS = {"checkpointing": Checkpointing, "divergence": Divergence, "early_stopping": EarlyStopping}
+
+
+def from_keywords(hooks, keywords):
+    """The hook objects ``{"checkpointing": …, "divergence": …, "early_stopping": …}`` from the given
+    ones (None → defaults) and the legacy keywords (``checkpoint=``, ``state_limit=``, …), which fill
+    the fields of a hook not given as an object. Unknown keywords raise TypeError."""
+    fields = {kind: {} for kind in _KINDS}
+    for key, value in keywords.items():
+        if key not in LEGACY:
+            raise TypeError(f"minimize() got an unexpected keyword argument {key!r}")
+        kind, field = LEGACY[key]
+        if hooks.get(kind) is not None:
+            raise TypeError(f"minimize(): give {key}= or {kind}=, not both")
+        fields[kind][field] = value
+    return {kind: hooks.get(kind) if hooks.get(kind) is not None else cls(**fields[kind])
+            for kind, cls in _KINDS.items()}
+
+
+__all__ = ["Divergence", "Checkpointing", "EarlyStopping", "LOSS_GROWTH", "from_keywords"]
