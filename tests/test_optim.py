@@ -350,3 +350,24 @@ def test_adam_first_order_certificate():
     assert not slow.success and "its first value" in slow.message
     short = minimize(quadratic, np.array([2.0, -1.0]), Adam(lr=0.05), 50)     # too short for the window
     assert not short.success and "fewer than 100" in short.message
+
+
+def test_hook_objects_and_legacy_keywords_run_the_same_iterations():
+    """The run-control hooks (ocdl.optim.hooks) are the same settings as the old keywords: both
+    forms save the same checkpoint states and return the same iterates; mixing a hook object with
+    its old keywords, or an unknown keyword, is refused."""
+    from ocdl.optim import Checkpointing, Divergence
+    legacy, hooked = [], []
+    r1 = minimize(rosenbrock, np.array([-1.2, 1.0]), Adam(lr=0.01), 40, checkpoint=legacy.append,
+                  checkpoint_every=10, state_limit=1e6, hint="h")
+    r2 = minimize(rosenbrock, np.array([-1.2, 1.0]), Adam(lr=0.01), 40, divergence=Divergence(1e6, hint="h"),
+                  checkpointing=Checkpointing(save=hooked.append, every=10))
+    assert np.array_equal(r1.x, r2.x) and r1.message == r2.message and r1.nit == r2.nit == 40
+    assert [s["iteration"] for s in legacy] == [s["iteration"] for s in hooked] == [10, 20, 30, 40, 40]
+    for a, b in zip(legacy, hooked):
+        assert np.array_equal(a["params"]["x"], b["params"]["x"])
+        assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
+    with pytest.raises(TypeError, match="not both"):
+        minimize(quadratic, np.zeros(2), Adam(), 5, checkpoint=legacy.append, checkpointing=Checkpointing())
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        minimize(quadratic, np.zeros(2), Adam(), 5, checkpoint_evry=3)

@@ -1,7 +1,11 @@
 """The one iteration driver: ``minimize(objective, x0, rule, iterations, ...)``.
 
 Every optimisation loop in ocdl — the classifier solvers, the force tables, the PINN, the
-mean-field training — runs here. One iteration ``it`` (1-based) is
+mean-field training — runs here. Run control is given as hook objects (:mod:`ocdl.optim.hooks`):
+``divergence=Divergence(state_limit, loss_growth, hint)``, ``checkpointing=Checkpointing(save,
+every, should_stop, extra_state)``, ``early_stopping=EarlyStopping(monitor, patience,
+epoch_callback)``; the keywords of the same names as their fields (``checkpoint=`` for ``save``,
+``checkpoint_every=`` for ``every``) are still accepted. One iteration ``it`` (1-based) is
 
 1. ``f, g[, info] = objective(x, batch)`` (``batch`` from the ``sampler``, else None);
 2. the divergence test: f or g non-finite, ``f > loss_growth · max(f_first, 1)``, or
@@ -16,7 +20,7 @@ mean-field training — runs here. One iteration ``it`` (1-based) is
    stopped); ``StopRun(…, after=x_new)`` when it took one last step: ``x_new`` is checkpointed,
    evaluated and recorded as the next iterate (unless that step used the last iteration), then
    the run ends;
-6. a checkpoint every ``checkpoint_every`` iterations and when ``should_stop()`` turns true
+6. a checkpoint (``Checkpointing.save``) every ``every`` iterations and when ``should_stop()`` turns true
    (then ``KeyboardInterrupt``: the caller exits 130 and ``state0=`` resumes bit for bit).
 
 A rule that drives its own loop (scipy's L-BFGS-B) implements ``run(ctx, x, start, iterations)``

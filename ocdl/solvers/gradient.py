@@ -52,6 +52,7 @@ from ocdl.solvers.support import EXACT_COSTATE, WITH_FUSED_FORM, declaration, su
 STATE_LIMIT = 1e6
 GTOL = 1e-6
 HINT = "try a smaller learning rate (--lr / options lr), a larger --alpha, fewer --layers or a smaller --T"
+DIVERGENCE = optim.Divergence(state_limit=STATE_LIMIT, hint=HINT)     # the classifier solvers' divergence test
 
 
 def tensor_params(model, xt):
@@ -124,7 +125,7 @@ class Batching:
 
     ``Batching(model, X, y, batch_size, epochs, validation, patience, test, seed)``; ``X, y``
     become the training part; ``minimize_options(iterations)`` gives the keyword arguments of
-    :func:`ocdl.optim.minimize` (sampler, epoch_callback, monitor, patience) and the iteration
+    :func:`ocdl.optim.minimize` (sampler, early_stopping) and the iteration
     count. ``active`` is False when nothing stochastic or per-epoch was asked for."""
 
     def __init__(self, model, X, y, batch_size=None, epochs=None, validation=None, patience=PATIENCE, test=None,
@@ -164,10 +165,9 @@ class Batching:
     def minimize_options(self):
         if not self.active:
             return {}
-        out = {"sampler": optim.Batches(self.n, self.size, self.seed), "epoch_callback": self.metrics}
-        if self.val is not None:
-            out.update(monitor=("val_accuracy", "max"), patience=self.patience)
-        return out
+        early = (optim.EarlyStopping(("val_accuracy", "max"), self.patience, self.metrics) if self.val is not None
+                 else optim.EarlyStopping(epoch_callback=self.metrics))
+        return {"sampler": optim.Batches(self.n, self.size, self.seed), "early_stopping": early}
 
 
 def _run(name, model, params0, objective, rule, iterations, callback, quiet, gtol, state0, checkpoint,
@@ -181,9 +181,8 @@ def _run(name, model, params0, objective, rule, iterations, callback, quiet, gto
         iterations = batching.iterations(iterations)
     try:
         res = optim.minimize(objective, model.flatten(params0), rule, iterations, name=name, callback=cb,
-                             quiet=quiet, gtol=gtol, state0=state0, checkpoint=checkpoint,
-                             checkpoint_every=checkpoint_every, should_stop=should_stop,
-                             state_limit=STATE_LIMIT, hint=HINT, **extra)
+                             quiet=quiet, gtol=gtol, state0=state0, divergence=DIVERGENCE,
+                             checkpointing=optim.Checkpointing(checkpoint, checkpoint_every, should_stop), **extra)
     except SolverError as err:
         if getattr(err, "result", None) is not None and err.result.x is not None:
             err.result.x = model.unflatten(np.array(err.result.x, dtype=float))

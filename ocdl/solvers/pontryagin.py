@@ -17,7 +17,7 @@ import numpy as np
 from ocdl import optim, pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STOPPED, StopRun
-from ocdl.solvers.gradient import HINT, STATE_LIMIT
+from ocdl.solvers.gradient import DIVERGENCE
 
 
 def check_options(name, unknown):
@@ -124,8 +124,8 @@ class Phases:
                 row["time_s"] += gap
         try:
             res = optim.minimize(objective, x, rule, start + int(iterations), name=self.name, callback=cb,
-                                 quiet=self.quiet, after=prev, should_stop=self.should_stop,
-                                 state_limit=STATE_LIMIT, hint=HINT, **(extra or {}))
+                                 quiet=self.quiet, after=prev, divergence=DIVERGENCE,
+                                 checkpointing=optim.Checkpointing(should_stop=self.should_stop), **(extra or {}))
         except SolverError as err:
             if getattr(err, "result", None) is not None:
                 shift(err.result.history)
