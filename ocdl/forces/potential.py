@@ -248,6 +248,38 @@ class PotentialProblem:
 DEFAULT_LR = {"adam": 0.05, "pinn": 2e-3}
 
 
+class _Windows:
+    """The time-window continuation: the fractions :data:`WINDOWS` of the samples (at least 8;
+    all of them without ``continuation``) as ``(fraction, k)``, and the bookkeeping that makes the
+    windows' runs one run — one history (rows tagged ``window=k``), iteration count and clock —
+    plus the ``continuation`` path (samples, t_end, iterations, final_loss of each window)."""
+
+    def __init__(self, problem, continuation):
+        self.problem, self.fracs = problem, (WINDOWS if continuation else (1.0,))
+        self.hist, self.path, self.nit, self.time = [], [], 0, 0.0
+
+    def __len__(self):
+        return len(self.fracs)
+
+    def __iter__(self):
+        n = self.problem.n
+        return iter([(frac, min(max(int(round(frac * n)), 8), n)) for frac in self.fracs])
+
+    def add(self, res, k):
+        """Append window ``k``'s run; returns its end point (the next window's start)."""
+        self.hist += [dict(h, iteration=h["iteration"] + self.nit, time_s=h["time_s"] + self.time, window=k)
+                      for h in res.history]
+        self.nit, self.time = self.nit + res.nit, self.time + res.wall_time_s
+        self.path.append({"samples": k, "t_end": float(self.problem.t[k - 1]), "iterations": res.nit,
+                          "final_loss": res.fun})
+        return res.x
+
+    def finish(self, res):
+        """The last window's result carries the whole run's history, count and path."""
+        res.history, res.nit = self.hist, self.nit
+        res["continuation"] = self.path
+
+
 def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=None, lr=None, seed=0,
                     quiet=True, continuation=True, state0=None, checkpoint=None, checkpoint_every=None,
                     should_stop=None, **pinn_kw):
@@ -268,10 +300,9 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
           "should_stop": should_stop, "quiet": quiet}
     if method == "newton":
         rf, jf = problem.casadi_functions()
-        theta, path, hist, nit, tt = theta0, [], [], 0, 0.0
+        theta, windows = theta0, _Windows(problem, continuation)
         R = problem.reg_matrix(lam)
-        for frac in (WINDOWS if continuation else (1.0,)):
-            k = min(max(int(round(frac * problem.n)), 8), problem.n)
+        for _, k in windows:
             rule = LevenbergMarquardt(lambda th, k=k: np.concatenate([rf(th)[:k], R @ th]),
                                       lambda th, k=k: np.vstack([jf(th)[:k], R]))
 
@@ -282,21 +313,14 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
 
             res = minimize(objective, theta, rule, iterations or 100, name=f"newton t ≤ {problem.t[k - 1]:.3g}",
                            quiet=quiet, hint="try a larger --lambda or another --init")
-            hist += [dict(h, iteration=h["iteration"] + nit, time_s=h["time_s"] + tt, window=k) for h in res.history]
-            nit, tt, theta = nit + res.nit, tt + res.wall_time_s, res.x
-            path.append({"samples": k, "t_end": float(problem.t[k - 1]), "iterations": res.nit,
-                         "final_loss": res.fun})
-        res.history, res.nit = hist, nit
-        res["continuation"] = path
+            theta = windows.add(res, k)
+        windows.finish(res)
     elif method == "adam":
         rf, jf = problem.casadi_functions()
         R = problem.reg_matrix(lam)
-        windows = WINDOWS if continuation else (1.0,)
-        total = iterations or 2000
-        per = max(total // len(windows), 1)
-        theta, path, hist, nit, tt = theta0, [], [], 0, 0.0
-        for w, frac in enumerate(windows):
-            k = min(max(int(round(frac * problem.n)), 8), problem.n)
+        theta, windows = theta0, _Windows(problem, continuation)
+        per = max((iterations or 2000) // len(windows), 1)
+        for w, (frac, k) in enumerate(windows):
 
             def objective(x, batch=None, k=k):
                 r_all, reg = rf(x), R @ x
@@ -312,12 +336,8 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
             res = minimize(objective, theta, rule, per, name=f"adam t ≤ {problem.t[k - 1]:.3g}", keep_best=True,
                            hint="try a smaller --lr",
                            **(ck if frac == 1.0 else {"quiet": quiet, "should_stop": should_stop}))
-            hist += [dict(h, iteration=h["iteration"] + nit, time_s=h["time_s"] + tt, window=k) for h in res.history]
-            nit, tt, theta = nit + res.nit, tt + res.wall_time_s, res.x
-            path.append({"samples": k, "t_end": float(problem.t[k - 1]), "iterations": res.nit,
-                         "final_loss": res.fun})
-        res.history, res.nit = hist, nit
-        res["continuation"] = path
+            theta = windows.add(res, k)
+        windows.finish(res)
     else:
         from ocdl.forces.pinn import fit_pinn
         res = fit_pinn(problem, theta0, seed=seed, lr=lr, **ck, **pinn_kw)
