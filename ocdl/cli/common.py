@@ -320,17 +320,6 @@ def check_checkpoint_flags(args):
         raise InputError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
 
 
-DATA_FLAGS = ("data", "test", "points", "noise", "turns")
-
-
-def add_data_options(p, test_help=None):
-    """``--data``, ``--test`` and the synthetic generators' ``--points``, ``--noise``, ``--turns``
-    (the fields of :class:`ocdl.jobs.train.TrainJob`)."""
-    from ocdl.jobs.train import TrainJob
-    add_job(p, TrainJob, only=DATA_FLAGS, helps={"test": test_help} if test_help else None)
-    p.set_defaults(job_class=None)
-
-
 def run_job(args):
     """``func`` of a job command: build, run and return the job's result dict."""
     return job_from_args(args).run()

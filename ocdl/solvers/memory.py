@@ -81,8 +81,3 @@ def estimate(solver, model, n, batch_size=None, hessian_sample=None, formulation
         return max(F64 * (6 * n * b * G + 2 * n * d * G + 9 * G * G), warm), "--width"
     raise ValueError(f"no memory estimate for solver '{solver}'")
 
-
-def format_bytes(nbytes):
-    """``"1.23 GB"`` / ``"456 MB"``."""
-    nbytes = float(nbytes)
-    return f"{nbytes / 2**30:.3g} GB" if nbytes >= 2**30 else f"{nbytes / 2**20:.3g} MB"
