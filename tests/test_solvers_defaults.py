@@ -15,7 +15,7 @@ def test_small_sets_train_in_full_batch_with_width_three_d(d, classes):
     assert (out["layers"], out["T"], out["alpha"], out["normalize"]) == (20, 5.0, solvers.DEFAULT_ALPHA, "standard")
 
 
-@pytest.mark.parametrize("solver,batch,epochs", [("adam", 128, 60), ("pmp-adam", 128, 60), ("msa", 128, 10),
+@pytest.mark.parametrize("solver,batch,epochs", [("adam", 128, 60), ("pmp-adam", 128, 60), ("msa", 128, 30),
                                                  ("newton", 512, 10)])
 def test_large_sets_train_in_mini_batches_as_default_batching_does(solver, batch, epochs):
     n = FULL_BATCH_MAX + 1

@@ -419,7 +419,7 @@ BATCH_RHO = 10.0
 #: the defaults of ``metric="state"`` (the mini-batch default): ρ and ρ_head (their values at the
 #: start of the cosine schedule), γ, β₁ (``costate_average``), β₂ (``metric_average``) —
 #: measured on MNIST-1D, batches of 128 (docs/compare.md, "MNIST-1D … stochastic E-MSA")
-STATE_RHO, STATE_HEAD_RHO, STATE_DAMPING, STATE_COSTATE_AVERAGE, STATE_METRIC_AVERAGE = 3.0, 30.0, 0.1, 0.9, 0.95
+STATE_RHO, STATE_HEAD_RHO, STATE_DAMPING, STATE_COSTATE_AVERAGE, STATE_METRIC_AVERAGE = 3.0, 30.0, 1.0, 0.9, 0.95
 METRICS = ("exact", "state")
 
 
