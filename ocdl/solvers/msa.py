@@ -11,7 +11,9 @@ One iteration at the current controls ``θ⁰``:
                 + (ρ/2) n Σ_i |p_{k,i} − p_{k+1,i} − h (∂f/∂x(x_{k,i}, θ))ᵀ p_{k+1,i}|²
 
    (the penalty terms are Li et al.'s feasibility errors of the state and costate equations;
-   the factors ``1/n`` and ``n`` make both O(1) since ``p = O(1/n)``).
+   the factors ``1/n`` and ``n`` make both O(1) since ``p = O(1/n)``). Signs: Li et al.
+   maximise ``H − penalties`` with the costate ``−∂J/∂x``; ocdl's costate is ``p = +∂J/∂x``
+   (``p_N = (1/n)∇Φ``), so the same step *minimises* ``H̃_k = H_k + penalties`` as written.
 
 For ``outer`` (``f = K σ(x) + b``, affine in θ) and ``r = (α/2)|θ|²`` every term is quadratic in
 ``δ = θ − θ⁰``: the first two terms give the exact gradient ``G_k = ∂J/∂θ_k`` (linear part) and
