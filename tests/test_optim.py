@@ -391,3 +391,30 @@ def test_rule_state_is_the_checkpoint_and_update_is_pure():
     p = Point(1, x, *rosenbrock(x), {})
     a, b = rule.update(state, p, Run()), rule.update(state, p, Run())
     assert np.array_equal(a.x, b.x) and not np.any(state["m"]) and a.stop is None
+
+
+def test_step_info_joins_its_row_and_a_last_step_is_recorded():
+    """A rule x ← x/2 that reports ``{"halvings": k}`` for the iterate it steps from and stops at
+    iteration 3 with one last step: rows 1–3 carry their info (as given: an int stays an int), the
+    last step x0/8 is evaluated and recorded as iteration 4 (no info: no step from it), and the run
+    ends there with the rule's status. With the cap at 3 the last step is returned unrecorded."""
+    from ocdl.optim import STALLED, Stop
+
+    class Halve:
+        def init(self, x, saved, run):
+            return {"k": np.array(0.0)}
+
+        def update(self, state, p, run):
+            k = int(state["k"]) + 1
+            return Step(p.x / 2, {"k": np.array(float(k))}, {"halvings": k},
+                        Stop("halved three times", STALLED) if k == 3 else None)
+
+    x0 = np.array([8.0, -4.0])
+    res = minimize(quadratic, x0, Halve(), 10)
+    assert res.status == STALLED and res.message.startswith("halved three times") and res.nit == 4
+    assert [h.get("halvings") for h in res.history] == [1, 2, 3, None]
+    assert all(type(h["halvings"]) is int for h in res.history[:3])
+    np.testing.assert_array_equal(res.x, x0 / 8)
+    assert res.history[-1]["loss"] == quadratic(x0 / 8)[0]
+    capped = minimize(quadratic, x0, Halve(), 3)
+    assert capped.nit == 3 and np.array_equal(capped.x, x0 / 8) and capped.fun == quadratic(x0 / 8)[0]
