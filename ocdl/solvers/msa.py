@@ -37,7 +37,7 @@ The iteration is :class:`MSARule`, stepped by :func:`ocdl.optim.minimize` (histo
 callback, divergence, checkpoints with ρ in the rule state).
 
 Stochastic E-MSA (Li et al. 2018 §5 trained MNIST this way): with ``batch_size=B`` each iteration
-performs steps 1–3 on one shuffled mini-batch (the iterate's ``ctx.batch``). Two forms of step 3:
+performs steps 1–3 on one shuffled mini-batch (the evaluated point's ``batch``). Two forms of step 3:
 
 * ``metric="exact"`` (the full-batch default): the augmented Hamiltonian above on the batch,
   solved by CG, with the acceptance test and the ρ rule on the batch cost ``J_B``.
@@ -80,7 +80,7 @@ import numpy as np
 
 from ocdl import pmp
 from ocdl.errors import InputError, SolverError
-from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
+from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, Step, Stop
 from ocdl.optim.schedules import learning_rate
 from ocdl.solvers.gradient import PATIENCE, Batching, _run
 from ocdl.solvers.pontryagin import check_options
@@ -257,13 +257,14 @@ def _head_hessian(model, params, xN, y):
 class MSARule:
     """The E-MSA iteration as a rule of :func:`ocdl.optim.minimize` (flat parameters ``x``).
 
-    ``step``: converged (``StopRun``, status 0) when the shared KKT residual of the iterate is
+    ``update``: converged (``Stop``, status 0) when the shared KKT residual of the iterate is
     ≤ ``tol``; else, ``metric="exact"``: the closed-form layer step and the head's LM step with
     penalty ρ, retried with ``ρ ← 4ρ`` until the cost decreases (then ``ρ ← max(ρ/2, ρ_min)``); no
-    decrease after ``max_retries`` → stalled (status 3); its state (for checkpoints) is ρ.
-    ``metric="state"``: the averaged state-penalty step of the module docstring with ρ_t on its
-    schedule; its state is the averages Ḡ (``costate_average``), S̄_k (``metric``), S̄_N
-    (``head_metric``).
+    decrease after ``max_retries`` → stalled (status 3). ``metric="state"``: the averaged
+    state-penalty step of the module docstring with ρ_t on its schedule. Its state (for
+    checkpoints) is ``rho`` (and the heavy-ball ``velocity``, the averaged ``metric`` S̄_k; with
+    ``metric="state"`` also ``head_metric`` S̄_N and ``costate_average`` Ḡ); ``self.rho`` mirrors
+    it for the objective's ``rho`` key.
     """
     name = "msa"
 
@@ -278,16 +279,20 @@ class MSARule:
         self.metric, self.costate_average, self.rho_schedule = metric, float(costate_average), rho_schedule
         self._sweep = None
 
-    def start(self, x, saved, ctx):
-        saved = saved or {}
-        self.rho = float(saved["rho"]) if "rho" in saved else self.rho0
-        self.velocity = np.asarray(saved["velocity"]) if "velocity" in saved else None
-        self.S = np.asarray(saved["metric"]) if "metric" in saved else None
-        self.SH = np.asarray(saved["head_metric"]) if "head_metric" in saved else None
-        self.Gbar = np.asarray(saved["costate_average"]) if "costate_average" in saved else None
-        self.total = ctx.iterations
+    def init(self, x, saved, run):
+        return self._load(saved or {"rho": self.rho0})
 
-    def state(self):
+    def _load(self, state):
+        """The state's ρ, velocity and metric as the step's working values (``self.rho`` is also the
+        objective's ``rho``)."""
+        self.rho = float(state["rho"])
+        self.velocity = np.asarray(state["velocity"]) if "velocity" in state else None
+        self.S = np.asarray(state["metric"]) if "metric" in state else None
+        self.SH = np.asarray(state["head_metric"]) if "head_metric" in state else None
+        self.Gbar = np.asarray(state["costate_average"]) if "costate_average" in state else None
+        return self._state()
+
+    def _state(self):
         out = {"rho": np.array(self.rho)}
         for key, v in (("velocity", self.velocity), ("metric", self.S), ("head_metric", self.SH),
                        ("costate_average", self.Gbar)):
@@ -327,16 +332,16 @@ class MSARule:
         return J, model.flatten(grads), {"kkt": pmp.kkt_residual(model, params, X, y, grads=grads),
                                          "rho": self.rho}
 
-    def step(self, it, x, f, g, ctx):
-        model = self.model
-        batch = getattr(ctx, "batch", None)
-        X, y = self.data(batch)
+    def update(self, state, p, run):
+        model, x, f, g = self.model, p.x, p.f, p.g
+        self._load(state)
+        X, y = self.data(p.batch)
         params, grads = model.unflatten(x), model.unflatten(g)
         res = pmp.kkt_residual(model, params, X, y, grads=grads)
         if res <= self.tol:
-            raise StopRun(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED)
+            return Step(None, state, stop=Stop(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED))
         if self.metric == "state":
-            return self._state_step(it, x, g, params, X, y, batch)
+            return Step(self._state_step(p.it, run.iterations, x, g, params, X, y, p.batch), self._state())
         states, costates = pmp.costate(model, params, X, y)
         gh = np.concatenate([grads["W"].ravel(), grads["mu"]])
         Hh = _head_hessian(model, params, states[-1], y)
@@ -362,23 +367,22 @@ class MSARule:
                 break
             self.rho *= 4.0
         else:
-            raise StopRun(f"no decrease found with rho up to {self.rho:.1e} (KKT residual {res:.2e}: "
-                          f"stationary to round-off?)", STALLED)
-        ctx.history[-1].update(cg_iterations=cg_its, cg_residual=info["cg_residual"])
+            return Step(None, self._state(), stop=Stop(f"no decrease found with rho up to {self.rho:.1e} (KKT residual "
+                                                       f"{res:.2e}: stationary to round-off?)", STALLED))
         self.rho = max(self.rho / 2.0, self.rho_min)
         xn = model.flatten(trial)
         if self.momentum:
             self.velocity = xn - x
-        return xn
+        return Step(xn, self._state(), {"cg_iterations": cg_its, "cg_residual": info["cg_residual"]})
 
-    def penalty(self, it):
-        """``(ρ_t, ρ_head,t)`` of iteration ``it`` (``metric="state"``): ``ρ / s_t`` with ``s_t`` the
-        schedule's factor (:func:`ocdl.optim.schedules.learning_rate` with rate 1)."""
-        s = learning_rate(1.0, self.rho_schedule, it, self.total)
+    def penalty(self, it, total):
+        """``(ρ_t, ρ_head,t)`` of iteration ``it`` of ``total`` (``metric="state"``): ``ρ / s_t`` with
+        ``s_t`` the schedule's factor (:func:`ocdl.optim.schedules.learning_rate` with rate 1)."""
+        s = learning_rate(1.0, self.rho_schedule, it, total)
         head = self.rho0 if self.head_rho is None else self.head_rho
         return self.rho0 / s, head / s
 
-    def _state_step(self, it, x, g, params, X, y, batch):
+    def _state_step(self, it, total, x, g, params, X, y, batch):
         """The averaged state-penalty step (module docstring, ``metric="state"``) for all layers
         and the head at once."""
         model = self.model
@@ -389,7 +393,7 @@ class MSARule:
         else:                                     # (the driver evaluated another point or batch)
             states, costates = pmp.costate(model, params, X, y)
         self._sweep = None
-        rho, rho_head = self.penalty(it)
+        rho, rho_head = self.penalty(it, total)
         self.rho = rho
         self.Gbar = self._average(self.Gbar, g, self.costate_average)
         Gb = model.unflatten(self.Gbar)
