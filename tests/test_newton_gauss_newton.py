@@ -113,7 +113,7 @@ def test_mini_batch_gauss_newton_run_is_not_certified():
     ocdl.optim.certificates, needs the full objective), and the steps lowered the full cost."""
     X, y = make_dataset("spirals", seed=0, points_per_class=40)
     res = train(X, y, solver="newton", warm_start="none", curvature="gauss-newton", batch_size=20, epochs=2,
-                layers=4, width=4, seed=0, cg_maxiter=5)
+                layers=4, width=4, seed=0, gn_cg_maxiter=5)
     assert not res.success and res.status != 0
     assert res.n_gauss_newton_steps > 0
     # the cost went down from the initial point (full objective, measured independently)

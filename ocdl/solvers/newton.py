@@ -52,6 +52,7 @@ import numpy as np
 from ocdl import optim, pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, STALLED
+from ocdl.solvers.defaults import NEWTON_GN_CG_MAXITER, NEWTON_GN_CG_RTOL
 from ocdl.solvers.gradient import PATIENCE, Batching
 from ocdl.solvers.pontryagin import (KKTObjective, Phases, UntilKKT, cap_message, check_options, lbfgs_phase,
                                      refuse_checkpoints)
@@ -72,7 +73,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
            exact_below=1e-5, formulation="reduced", linear_solver="mumps", threads=1, hessian_sample=None,
            state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, batch_size=None, epochs=None,
            validation=None, patience=PATIENCE, test=None, batch_seed=0, curvature="hessian", damping=1.0,
-           cg_rtol=None, **unknown):
+           gn_cg_rtol=None, gn_cg_maxiter=None, **unknown):
     """Newton on the discrete PMP system (see module docstring): ``formulation="reduced"``
     (default; trust-region Newton–CG on ∇J = 0) or ``"full"`` (full-space Newton, sparse LU).
 
@@ -88,8 +89,9 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     ``curvature="gauss-newton"`` (reduced formulation): while the KKT residual is above
     ``exact_below`` the steps are Levenberg–Marquardt on the generalised Gauss–Newton matrix
     (:class:`GaussNewtonProduct`, positive semidefinite; Martens 2010), damping λ from ``damping``
-    adapted by the reduction ratio, CG to ``cg_rtol``·‖g‖ (None: the forcing term) or
-    ``cg_maxiter``; below it the exact-Hessian trust-region steps. ``curvature="hessian"``
+    adapted by the reduction ratio, CG to ``gn_cg_rtol``·‖g‖ or ``gn_cg_maxiter`` iterations (None:
+    ``NEWTON_GN_CG_RTOL``, ``NEWTON_GN_CG_MAXITER`` of :mod:`ocdl.solvers.defaults`); below it the
+    exact-Hessian trust-region steps (``cg_maxiter``). ``curvature="hessian"``
     (default): the trust-region Newton–CG steps throughout.
 
     Warm start ``warm_iterations`` Adam steps (constant ``lr``, plain Adam) with the exact costate
@@ -164,7 +166,8 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     sample = None if hessian_sample is None else HessianSample(hessian_sample, len(y), batch_seed)
     gn = GaussNewtonProduct(model, X, y) if curvature == "gauss-newton" else None
     rule = TrustRegionNewtonCG(objective.grad, hvp, tol, delta0, cg_maxiter, exact_below, sample, gn, damping,
-                               cg_rtol)
+                               NEWTON_GN_CG_RTOL if gn_cg_rtol is None else gn_cg_rtol,
+                               NEWTON_GN_CG_MAXITER if gn_cg_maxiter is None else gn_cg_maxiter)
     steps = bt.iterations(iterations)
     res = phases.run(objective, z, rule, steps, model.unflatten, extra=bt.minimize_options())
     hvp.release()

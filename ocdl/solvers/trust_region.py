@@ -213,8 +213,8 @@ class TrustRegionNewtonCG:
     Gauss–Newton far from a solution (``gauss_newton``, a :class:`GaussNewtonProduct`): while kkt >
     ``exact_below`` the step is Levenberg–Marquardt on the generalised Gauss–Newton matrix ``G``
     (Martens 2010, §4): CG on ``(G + λI) s = −g`` (positive definite: no negative curvature, no
-    boundary) stopped at ``‖(G + λI)s + g‖ ≤ cg_rtol·‖g‖`` (None: the forcing term above) or
-    ``cg_maxiter`` iterations; ρ = actual / predicted decrease of the *undamped* model
+    boundary) stopped at ``‖(G + λI)s + g‖ ≤ gn_cg_rtol·‖g‖`` or ``gn_cg_maxiter`` iterations (a
+    truncated step: few CG iterations per mini-batch); ρ = actual / predicted decrease of the *undamped* model
     ``gᵀs + ½ sᵀGs``; ``λ ← 3/2 λ`` if ρ < 1/4, ``2/3 λ`` if ρ > 3/4 (Martens' constants); taken
     if ρ > 1e-4. Below ``exact_below`` the trust-region Newton–CG steps above take over (the
     exact Hessian decides the final convergence). ``damping`` is the first λ.
@@ -225,12 +225,12 @@ class TrustRegionNewtonCG:
     name = "newton"
 
     def __init__(self, grad, hvp_exact, tol=1e-10, delta0=1.0, cg_maxiter=500, exact_below=1e-5, sample=None,
-                 gauss_newton=None, damping=1.0, cg_rtol=None):
+                 gauss_newton=None, damping=1.0, gn_cg_rtol=1e-3, gn_cg_maxiter=10):
         from ocdl.optim import certificates
         self.grad, self.hvp_exact, self.sample, self.gauss_newton = grad, hvp_exact, sample, gauss_newton
         self.tol, self.delta0, self.cg_maxiter, self.exact_below = float(tol), float(delta0), int(cg_maxiter), \
             float(exact_below)
-        self.damping0, self.cg_rtol = float(damping), None if cg_rtol is None else float(cg_rtol)
+        self.damping0, self.gn_cg_rtol, self.gn_cg_maxiter = float(damping), float(gn_cg_rtol), int(gn_cg_maxiter)
         if not self.damping0 > 0:
             raise SolverError(f"newton: damping must be > 0 (got {damping})")
         self.certify = certificates.kkt(self.tol)
@@ -254,7 +254,7 @@ class TrustRegionNewtonCG:
         batch = getattr(ctx, "batch", None)
         rows = batch if self.sample is None else self.sample(batch)
         if self.gauss_newton is not None and res > self.exact_below:
-            return self._gauss_newton_step(z, J, g, ctx, batch, rows, rtol)
+            return self._gauss_newton_step(z, J, g, ctx, batch, rows)
         if res > self.exact_below:
             # far from convergence: Hessian-vector products by central differences of the exact
             # costate gradient (2 sweeps, ~6x cheaper than CasADi's; relative error ~1e-8 only
@@ -294,15 +294,14 @@ class TrustRegionNewtonCG:
         ctx.history[-1].update(step=snorm, cg_iterations=nh, cg_stop=why, accepted=accepted)
         return z + s if accepted else z
 
-    def _gauss_newton_step(self, z, J, g, ctx, batch, rows, rtol):
+    def _gauss_newton_step(self, z, J, g, ctx, batch, rows):
         """The Levenberg–Marquardt step on the Gauss–Newton matrix (class docstring)."""
         lam = self.damping
-        if self.cg_rtol is not None:
-            rtol = self.cg_rtol * float(np.linalg.norm(g))
+        rtol = self.gn_cg_rtol * float(np.linalg.norm(g))
 
         def damped(v):
             return self.gauss_newton(z, v, rows) + lam * v
-        s, nh, why = steihaug_cg(g, damped, np.inf, rtol, self.cg_maxiter)
+        s, nh, why = steihaug_cg(g, damped, np.inf, rtol, self.gn_cg_maxiter)
         Gs = self.gauss_newton(z, s, rows)
         self.n_hvp += nh + 1
         self.n_cg += nh
