@@ -130,3 +130,23 @@ def test_bad_curvature_and_damping_are_refused():
     with pytest.raises(SolverError, match="damping"):
         train(X, y, solver="newton", warm_start="none", curvature="gauss-newton", damping=0.0, layers=2,
               width=3)
+
+
+def test_cli_flags_reach_newton_and_are_refused_elsewhere(tmp_path):
+    """``--newton-warm-start none --newton-curvature gauss-newton`` run Newton from the
+    initialisation: 4 iterations in all (an Adam warm start alone would be 1000), and the loss went
+    down from the initial point's; with another solver the flags are one line on stderr, exit 2."""
+    import json
+
+    from conftest import run_ocdl_inprocess
+    js = tmp_path / "o.json"
+    rc, _, err = run_ocdl_inprocess("train", "--data", "spirals", "--points", "20", "--solver", "newton",
+                                    "--newton-warm-start", "none", "--newton-curvature", "gauss-newton",
+                                    "--layers", "3", "--width", "3", "--iterations", "4", "--quiet", "--json", js)
+    assert rc == 0, err
+    out = json.loads(js.read_text())
+    assert out["iterations"] == 4 and "Newton steps" in out["message"]
+    assert out["train_loss"] < out["history"][0]["loss"]
+    rc, _, err = run_ocdl_inprocess("train", "--data", "spirals", "--points", "20", "--solver", "adam",
+                                    "--newton-curvature", "gauss-newton", "--iterations", "2", "--quiet")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--newton-curvature" in err
