@@ -44,11 +44,10 @@ def gradient(gtol):
 
 
 def kkt(tol):
-    """``info["kkt"] ≤ tol`` at the full-objective evaluation of the returned point (the driver's
-    ``ctx.last_full``; an objective that reports no ``kkt`` fails)."""
-    def test(f, g, ctx):
-        info = ctx.last_full[3] if ctx.last_full is not None else {}
-        res = info.get("kkt")
+    """``info["kkt"] ≤ tol`` at the full-objective evaluation of the returned point (``info`` what
+    the objective measured there, the certified point's; an objective that reports no ``kkt`` fails)."""
+    def test(f, g, ctx, info):
+        res = (info or {}).get("kkt")
         if res is None:
             return False, "the objective reports no KKT residual"
         ok = float(res) <= tol

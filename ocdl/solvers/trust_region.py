@@ -10,7 +10,7 @@
 import numpy as np
 
 from ocdl.errors import SolverError
-from ocdl.optim import CONVERGED, STALLED, StopRun
+from ocdl.optim import CONVERGED, STALLED, Step, Stop, certificates
 
 
 class TorchHVP:
@@ -197,27 +197,29 @@ def steihaug_cg(g, hvp, Delta, rtol, maxiter):
 class TrustRegionNewtonCG:
     """Trust-region Newton–CG on ``∇J = 0`` as a rule of :func:`ocdl.optim.minimize` (module docstring).
 
-    ``step`` at the iterate ``z`` (its ``kkt`` recorded by the driver): converged (status 0) when
+    ``update`` at the iterate ``z`` (its ``kkt`` measured by the objective): converged (status 0) when
     ``kkt ≤ tol``; stalled (status 3) when the radius has collapsed below 1e-14. Otherwise the
     Steihaug–Toint step ``s`` with forcing term ``min(0.5, √‖g‖)‖g‖``, the trial ``J(z + s)``
-    (``ctx.call``), the ratio ρ of actual to predicted decrease (at round-off level: the decrease of
+    (``run.call``), the ratio ρ of actual to predicted decrease (at round-off level: the decrease of
     ‖g‖), ``Δ ← Δ/4·min(1, ‖s‖/Δ)`` if ρ < 0.25, ``2Δ`` if ρ > 0.75 at the boundary; the step is
     taken if ρ > 1e-4. The iterate's history row gets ``step``, ``cg_iterations``, ``cg_stop``,
-    ``accepted``. Hessian-vector products: central differences of ``grad(x, rows)`` while kkt >
+    ``accepted``. State: the radius ``delta`` (``n_hvp``, ``n_fd_steps``: counts over the rule's
+    runs). Hessian-vector products: central differences of ``grad(x, rows)`` while kkt >
     ``exact_below``, else ``hvp_exact(z, v, rows)``.
 
     Mini-batches and subsampled Hessians (Byrd et al. 2011): the iterate's ``g``, ``J`` and the
-    trial cost are those of the driver's batch (``ctx.batch``; None: all data); the products use
-    the rows ``sample(ctx.batch)`` (default: the same rows), drawn afresh every step.
+    trial cost are those of the driver's batch (``point.batch``; None: all data); the products use
+    the rows ``sample(point.batch)`` (default: the same rows), drawn afresh every step.
 
     Gauss–Newton far from a solution (``gauss_newton``, a :class:`GaussNewtonProduct`): while kkt >
     ``exact_below`` the step is Levenberg–Marquardt on the generalised Gauss–Newton matrix ``G``
     (Martens 2010, §4): CG on ``(G + λI) s = −g`` (positive definite: no negative curvature, no
     boundary) stopped at ``‖(G + λI)s + g‖ ≤ gn_cg_rtol·‖g‖`` or ``gn_cg_maxiter`` iterations (a
-    truncated step: few CG iterations per mini-batch); ρ = actual / predicted decrease of the *undamped* model
-    ``gᵀs + ½ sᵀGs``; ``λ ← 3/2 λ`` if ρ < 1/4, ``2/3 λ`` if ρ > 3/4 (Martens' constants); taken
-    if ρ > 1e-4. Below ``exact_below`` the trust-region Newton–CG steps above take over (the
-    exact Hessian decides the final convergence). ``damping`` is the first λ.
+    truncated step: few CG iterations per mini-batch); ρ = actual / predicted decrease of the
+    *undamped* model ``gᵀs + ½ sᵀGs``; ``λ ← 3/2 λ`` if ρ < 1/4, ``2/3 λ`` if ρ > 3/4 (Martens'
+    constants); taken if ρ > 1e-4. Below ``exact_below`` the trust-region Newton–CG steps above
+    take over (the exact Hessian decides the final convergence). ``damping`` is the first λ (state
+    ``damping``); rows get ``damping`` and ``curvature``.
 
     ``certify`` (the driver's convergence test, :mod:`ocdl.optim.certificates`): the KKT residual
     of the **full** objective at the returned point ≤ ``tol``; a mini-batch run is never certified.
@@ -226,35 +228,35 @@ class TrustRegionNewtonCG:
 
     def __init__(self, grad, hvp_exact, tol=1e-10, delta0=1.0, cg_maxiter=500, exact_below=1e-5, sample=None,
                  gauss_newton=None, damping=1.0, gn_cg_rtol=1e-3, gn_cg_maxiter=10):
-        from ocdl.optim import certificates
         self.grad, self.hvp_exact, self.sample, self.gauss_newton = grad, hvp_exact, sample, gauss_newton
         self.tol, self.delta0, self.cg_maxiter, self.exact_below = float(tol), float(delta0), int(cg_maxiter), \
             float(exact_below)
         self.damping0, self.gn_cg_rtol, self.gn_cg_maxiter = float(damping), float(gn_cg_rtol), int(gn_cg_maxiter)
         if not self.damping0 > 0:
             raise SolverError(f"newton: damping must be > 0 (got {damping})")
-        self.certify = certificates.kkt(self.tol)
         self.n_hvp = self.n_fd_steps = self.n_gn_steps = self.n_cg = 0
 
-    def start(self, x, saved, ctx):
-        self.Delta = float(saved["delta"]) if saved else self.delta0
-        self.damping = float(saved["damping"]) if saved and "damping" in saved else self.damping0
+    def init(self, x, saved, run):
+        return {"delta": np.array(float(saved["delta"]) if saved else self.delta0),
+                "damping": np.array(float(saved["damping"]) if saved and "damping" in saved else self.damping0)}
 
-    def state(self):
-        return {"delta": np.array(self.Delta), "damping": np.array(self.damping)}
+    def certify(self, state, p, run):
+        """The KKT residual of the full objective at the returned point (:func:`certificates.kkt`)."""
+        return certificates.kkt(self.tol)(p.f, p.g, run, p.info)
 
-    def step(self, it, z, J, g, ctx):
-        res = ctx.history[-1]["kkt"]
+    def update(self, state, p, run):
+        z, J, g, res, Delta = p.x, p.f, p.g, p.info["kkt"], float(state["delta"])
         if res <= self.tol:
-            raise StopRun(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED)
-        if self.Delta < 1e-14:
-            raise StopRun(f"trust region collapsed (radius < 1e-14) at KKT residual {res:.2e}", STALLED)
+            return Step(None, state, stop=Stop(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED))
+        if Delta < 1e-14:
+            return Step(None, state, stop=Stop(f"trust region collapsed (radius < 1e-14) at KKT residual {res:.2e}",
+                                               STALLED))
         gnorm = float(np.linalg.norm(g))
         rtol = min(0.5, np.sqrt(gnorm)) * gnorm            # forcing term: superlinear convergence
-        batch = getattr(ctx, "batch", None)
+        batch = p.batch
         rows = batch if self.sample is None else self.sample(batch)
         if self.gauss_newton is not None and res > self.exact_below:
-            return self._gauss_newton_step(z, J, g, ctx, batch, rows)
+            return self._gauss_newton_step(state, z, J, g, run, batch, rows)
         if res > self.exact_below:
             # far from convergence: Hessian-vector products by central differences of the exact
             # costate gradient (2 sweeps, ~6x cheaper than CasADi's; relative error ~1e-8 only
@@ -271,13 +273,13 @@ class TrustRegionNewtonCG:
         else:
             def hvp(v):
                 return self.hvp_exact(z, v, rows)           # exact (torch double backward)
-        s, nh, why = steihaug_cg(g, hvp, self.Delta, rtol, self.cg_maxiter)
+        s, nh, why = steihaug_cg(g, hvp, Delta, rtol, self.cg_maxiter)
         Hs = hvp(s)
         self.n_hvp += nh + 1
         self.n_cg += nh
         snorm = float(np.linalg.norm(s))
         pred = -(g @ s + 0.5 * s @ Hs)
-        Jn, gn, _ = ctx.call(z + s, batch)
+        Jn, gn, _ = run.call(z + s, batch)
         ared = J - Jn
         if not np.isfinite(Jn):
             rho = -1.0
@@ -287,16 +289,16 @@ class TrustRegionNewtonCG:
         else:
             rho = ared / pred if pred > 0 else -1.0
         if rho < 0.25:
-            self.Delta = 0.25 * min(self.Delta, snorm)
-        elif rho > 0.75 and snorm > 0.99 * self.Delta:
-            self.Delta *= 2.0
+            Delta = 0.25 * min(Delta, snorm)
+        elif rho > 0.75 and snorm > 0.99 * Delta:
+            Delta *= 2.0
         accepted = bool(rho > 1e-4)
-        ctx.history[-1].update(step=snorm, cg_iterations=nh, cg_stop=why, accepted=accepted)
-        return z + s if accepted else z
+        return Step(z + s if accepted else z, {**state, "delta": np.array(Delta)},
+                    {"step": snorm, "cg_iterations": nh, "cg_stop": why, "accepted": accepted})
 
-    def _gauss_newton_step(self, z, J, g, ctx, batch, rows):
+    def _gauss_newton_step(self, state, z, J, g, run, batch, rows):
         """The Levenberg–Marquardt step on the Gauss–Newton matrix (class docstring)."""
-        lam = self.damping
+        lam = float(state["damping"])
         rtol = self.gn_cg_rtol * float(np.linalg.norm(g))
 
         def damped(v):
@@ -307,14 +309,10 @@ class TrustRegionNewtonCG:
         self.n_cg += nh
         self.n_gn_steps += 1
         pred = -(g @ s + 0.5 * s @ Gs)                       # the undamped quadratic model
-        Jn, _, _ = ctx.call(z + s, batch)
+        Jn, _, _ = run.call(z + s, batch)
         rho = (J - Jn) / pred if np.isfinite(Jn) and pred > 0 else -1.0
-        if rho < 0.25:
-            self.damping = lam * 1.5
-        elif rho > 0.75:
-            self.damping = lam * (2.0 / 3.0)
+        new = lam * 1.5 if rho < 0.25 else lam * (2.0 / 3.0) if rho > 0.75 else lam
         accepted = bool(rho > 1e-4)
-        ctx.history[-1].update(step=float(np.linalg.norm(s)), cg_iterations=nh, cg_stop=why, accepted=accepted,
-                               damping=lam, curvature="gauss-newton")
-        return z + s if accepted else z
-
+        return Step(z + s if accepted else z, {**state, "damping": np.array(new)},
+                    {"step": float(np.linalg.norm(s)), "cg_iterations": nh, "cg_stop": why, "accepted": accepted,
+                     "damping": lam, "curvature": "gauss-newton"})
