@@ -87,7 +87,8 @@ def test_gauss_newton_from_the_default_initialisation_converges_on_wine():
     the full objective), the point is stationary by torch autograd's gradient (independent of the
     sweeps) to 1e-9, Gauss–Newton did the global phase, and the held-out accuracy is at least
     scikit-learn's LogisticRegression's on the same standardised split, less one sample (45
-    held-out samples; the reference: a convex model, measured 100 %)."""
+    held-out samples; a different, convex model: measured LogisticRegression 100 %, newton 97.8 %,
+    the same local minimum as with the exact Hessian throughout, J = 0.0114487)."""
     from conftest import autograd_reference
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler

@@ -73,7 +73,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
            exact_below=1e-5, formulation="reduced", linear_solver="mumps", threads=1, hessian_sample=None,
            state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, batch_size=None, epochs=None,
            validation=None, patience=PATIENCE, test=None, batch_seed=0, curvature="hessian", damping=1.0,
-           gn_cg_rtol=None, gn_cg_maxiter=None, **unknown):
+           gn_cg_rtol=None, gn_cg_maxiter=None, gauss_newton_above=1e-3, **unknown):
     """Newton on the discrete PMP system (see module docstring): ``formulation="reduced"``
     (default; trust-region Newton–CG on ∇J = 0) or ``"full"`` (full-space Newton, sparse LU).
 
@@ -87,7 +87,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     The full formulation refuses these (``test``, only per-epoch held-out accuracy, it ignores).
 
     ``curvature="gauss-newton"`` (reduced formulation): while the KKT residual is above
-    ``exact_below`` the steps are Levenberg–Marquardt on the generalised Gauss–Newton matrix
+    ``gauss_newton_above`` (1e-3) the steps are Levenberg–Marquardt on the generalised Gauss–Newton matrix
     (:class:`GaussNewtonProduct`, positive semidefinite; Martens 2010), damping λ from ``damping``
     adapted by the reduction ratio, CG to ``gn_cg_rtol``·‖g‖ or ``gn_cg_maxiter`` iterations (None:
     ``NEWTON_GN_CG_RTOL``, ``NEWTON_GN_CG_MAXITER`` of :mod:`ocdl.solvers.defaults`); below it the
@@ -167,7 +167,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     gn = GaussNewtonProduct(model, X, y) if curvature == "gauss-newton" else None
     rule = TrustRegionNewtonCG(objective.grad, hvp, tol, delta0, cg_maxiter, exact_below, sample, gn, damping,
                                NEWTON_GN_CG_RTOL if gn_cg_rtol is None else gn_cg_rtol,
-                               NEWTON_GN_CG_MAXITER if gn_cg_maxiter is None else gn_cg_maxiter)
+                               NEWTON_GN_CG_MAXITER if gn_cg_maxiter is None else gn_cg_maxiter, gauss_newton_above)
     steps = bt.iterations(iterations)
     res = phases.run(objective, z, rule, steps, model.unflatten, extra=bt.minimize_options())
     hvp.release()
