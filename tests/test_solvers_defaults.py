@@ -21,14 +21,15 @@ def test_planar_sets_keep_the_reference_row(n, d, classes):
 
 
 @pytest.mark.parametrize("d,width", [(4, 128), (13, 128), (64, 128), (128, 128), (200, 200), (784, 784)])
-@pytest.mark.parametrize("n", [50, FULL_BATCH_MAX, 60000])
-def test_tabular_data_get_the_tabular_row_at_any_size(n, d, width):
+@pytest.mark.parametrize("n,alpha", [(50, 1e-2), (100, 1e-2), (400, 2.5e-3), (FULL_BATCH_MAX, 1e-3), (10000, 1e-4),
+                                     (60000, 1e-4)])
+def test_tabular_data_get_the_tabular_row_at_any_size(n, alpha, d, width):
     out = choose(n, d, 3)
     assert out["row"] == "tabular"
     assert (out["field"], out["activation"], out["solver"], out["layers"], out["T"]) == ("inner", "relu", "pmp-adam",
                                                                                          4, 2.0)
     assert out["width"] == width and out["width"] >= d            # max(128, d): the state holds the input
-    assert out["alpha"] == 1e-4 and out["normalize"] == "standard"
+    assert out["alpha"] == pytest.approx(alpha, rel=1e-12) and out["normalize"] == "standard"   # 1/n in [1e-4, 1e-2]
     assert (out["batch_size"], out["epochs"], out["iterations"], out["lr"]) == (128, 60, None, 0.01)
 
 
@@ -93,7 +94,7 @@ def test_the_estimator_fits_what_the_table_says():
         clf.fit(X, y)
     m = clf.model_
     assert (m.field, m.activation, m.layers, m.T, m.d, m.alpha) == ("inner", "relu", table.TABULAR_LAYERS,
-                                                                    table.TABULAR_HORIZON, 128, 1e-4)
+                                                                    table.TABULAR_HORIZON, 128, 1 / 150)
     assert clf.result_["solver"] == "pmp-adam"
     assert clf.n_iter_ == 3 * int(np.ceil(150 / table.TABULAR_BATCH))     # mini-batches of 128: 2 per epoch
     # a parameter given wins over the table; iterations given replace the epochs

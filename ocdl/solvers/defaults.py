@@ -8,7 +8,8 @@ row             defaults
 ==============  ================================================================================
 ``tabular``     ``field`` not given and d ≥ TABULAR_MIN_FEATURES (4): inner field
                 x_{k+1} = x_k + h relu(K_k x_k + b_k), euler, N = TABULAR_LAYERS (4), T = 2,
-                width max(TABULAR_WIDTH (128), d), α = 10⁻⁴, ``normalize="standard"``,
+                width max(TABULAR_WIDTH (128), d), α = 1/n within [10⁻⁴, 10⁻²]
+                (:func:`tabular_alpha`), ``normalize="standard"``,
                 solver pmp-adam; adam / pmp-adam / pmp-gd: shuffled mini-batches of
                 TABULAR_BATCH (128) for TABULAR_EPOCHS (60) epochs at lr TABULAR_LR (0.01, cosine
                 decay) — any n; other solvers: their run defaults of the ``reference`` row
@@ -33,8 +34,8 @@ data the ``reference`` row. ``ocdl.train``, ``ocdl train`` and ``ocdl compare`` 
 ``field="outer"`` — the model of every documented solver comparison (docs/benchmarks-real.md,
 docs/compare.md) — and read the ``reference`` row (their mini-batch settings through
 :func:`ocdl.solvers.default_batching`); ``--field inner --activation relu --layers 4 --T 2
---width 128 --alpha 1e-4 --solver pmp-adam --batch-size 128 --epochs 60 --lr 0.01`` is the
-``tabular`` row on the command line.
+--width 128 --alpha A --solver pmp-adam --batch-size 128 --epochs 60 --lr 0.01`` (A = 1/n within
+[1e-4, 1e-2]) is the ``tabular`` row on the command line.
 
 Why the ``tabular`` row (BENCHMARKS.md, "Estimator defaults (issue 26)", measured with
 ``examples/defaults_study.py`` against a standardised scikit-learn ``MLPClassifier`` — 100 ReLU
@@ -73,10 +74,20 @@ ALPHA, SOLVER, FIELD, ACTIVATION, NORMALIZE = 3e-3, "adam", "outer", "tanh", "st
 #: the tabular row: data of at least this many features, when the caller leaves ``field`` unset
 TABULAR_MIN_FEATURES = 4
 TABULAR_FIELD, TABULAR_ACTIVATION, TABULAR_SOLVER = "inner", "relu", "pmp-adam"
-TABULAR_LAYERS, TABULAR_HORIZON, TABULAR_WIDTH, TABULAR_ALPHA = 4, 2.0, 128, 1e-4
+TABULAR_LAYERS, TABULAR_HORIZON, TABULAR_WIDTH = 4, 2.0, 128
+#: the tabular row's weight decay: α = clip(TABULAR_ALPHA_SAMPLES / n, TABULAR_ALPHA_MIN, TABULAR_ALPHA_MAX) —
+#: a fixed Gaussian prior on θ weighs 1/n against the mean loss (scikit-learn's MLP divides its α by
+#: the batch size alike)
+TABULAR_ALPHA_SAMPLES, TABULAR_ALPHA_MIN, TABULAR_ALPHA_MAX = 1.0, 1e-4, 1e-2
 TABULAR_BATCH, TABULAR_EPOCHS, TABULAR_LR = 128, 60, 0.01
 #: the solvers that take the tabular row's mini-batch run (the first-order ones)
 TABULAR_BATCH_SOLVERS = ("adam", "pmp-adam", "pmp-gd")
+
+
+def tabular_alpha(n):
+    """The tabular row's α for ``n`` training samples: ``TABULAR_ALPHA_SAMPLES / n`` within
+    [``TABULAR_ALPHA_MIN``, ``TABULAR_ALPHA_MAX``]."""
+    return float(min(TABULAR_ALPHA_MAX, max(TABULAR_ALPHA_MIN, TABULAR_ALPHA_SAMPLES / int(n))))
 
 
 def choose(n, d, n_classes=2, solver=None, field=None):
@@ -98,7 +109,7 @@ def choose(n, d, n_classes=2, solver=None, field=None):
         solver = TABULAR_SOLVER if solver is None else solver
         out = {"row": "tabular", "field": TABULAR_FIELD, "activation": TABULAR_ACTIVATION,
                "layers": TABULAR_LAYERS, "T": TABULAR_HORIZON, "width": max(TABULAR_WIDTH, d),
-               "alpha": TABULAR_ALPHA, "normalize": NORMALIZE, "solver": solver}
+               "alpha": tabular_alpha(n), "normalize": NORMALIZE, "solver": solver}
         if solver in TABULAR_BATCH_SOLVERS:
             out.update(iterations=None, batch_size=TABULAR_BATCH, epochs=TABULAR_EPOCHS,
                        lr=TABULAR_LR if solver in ("adam", "pmp-adam") else None, hessian_sample=None)
