@@ -18,6 +18,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the no-sklearn test in a subprocess
     raise ImportError("ocdl.ResNetODEClassifier needs scikit-learn >= 1.6: pip install 'ocdl[sklearn]' "
                       f"(or pip install scikit-learn) — {exc}") from None
+import contextlib
+
 import numpy as np
 
 from ocdl.solvers.defaults import NORMALIZE
@@ -30,6 +32,28 @@ from ocdl.solvers.defaults import NORMALIZE
 #: sample-weight checks do not apply (``fit`` takes no ``sample_weight``: the cost is the
 #: unweighted mean loss).
 SKIPPED_CHECKS = {}
+
+
+@contextlib.contextmanager
+def _threads(n):
+    """BLAS/OpenMP pools (threadpoolctl, which scikit-learn brings) and torch's intra-op pool limited
+    to ``n`` threads for the ``with`` block, then restored; OMP_NUM_THREADS, when set, wins."""
+    import os
+    import sys
+
+    from threadpoolctl import threadpool_limits
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    n = int(env) if env.isdigit() and int(env) > 0 else int(n)
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        with threadpool_limits(limits=n):
+            if torch is not None:
+                torch.set_num_threads(n)
+            yield n
+    finally:
+        if torch is not None:
+            torch.set_num_threads(before)
 
 
 class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
@@ -114,10 +138,11 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
         for k in ("batch_size", "epochs", "hessian_sample"):      # the table's run, unless given
             if cfg[k] is not None and not (k == "epochs" and self.iterations is not None):
                 options.setdefault(k, cfg[k])
-        res = train(X, y_index, solver=cfg["solver"], field=cfg["field"], integrator=self.integrator,
-                    activation=cfg["activation"], layers=cfg["layers"], T=cfg["T"], width=cfg["width"],
-                    alpha=cfg["alpha"], beta=self.beta, normalize=self.normalize, n_classes=len(self.classes_),
-                    iterations=cfg["iterations"], seed=self.seed, device=self.device, quiet=True, **options)
+        with _threads(cfg["threads"]):
+            res = train(X, y_index, solver=cfg["solver"], field=cfg["field"], integrator=self.integrator,
+                        activation=cfg["activation"], layers=cfg["layers"], T=cfg["T"], width=cfg["width"],
+                        alpha=cfg["alpha"], beta=self.beta, normalize=self.normalize, n_classes=len(self.classes_),
+                        iterations=cfg["iterations"], seed=self.seed, device=self.device, quiet=True, **options)
         self.model_, self.params_, self.result_ = res.model, res.x, res
         self.n_iter_ = int(res.nit)
         if not res.success:

@@ -120,3 +120,32 @@ def test_default_estimator_is_within_two_points_of_the_mlp(task):
     X, y = study.tasks(True, only=[task])[task]
     (ours, _), (mlp, _) = (study.cv_score(make, X, y, 3) for make in (study.MODELS["ocdl"], study.MODELS["mlp"]))
     assert ours >= mlp - 0.02, (ours, mlp)
+
+
+def test_the_estimator_fits_on_the_tables_threads_and_restores_them(monkeypatch):
+    """During ``fit`` the BLAS pools run ``THREADS`` threads (threadpoolctl's own report), after it
+    as before; OMP_NUM_THREADS, when set, wins."""
+    pytest.importorskip("sklearn")
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import ocdl.solvers
+    from ocdl import ResNetODEClassifier
+    seen, real = [], ocdl.solvers.train
+
+    def spy(*args, **kwargs):
+        seen.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+        return real(*args, **kwargs)
+    monkeypatch.setattr(ocdl.solvers, "train", spy)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 5)), np.arange(40) % 2
+    import warnings
+    with threadpool_limits(limits=2, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        ResNetODEClassifier(iterations=2).fit(X, y)
+        after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        ResNetODEClassifier(iterations=2).fit(X, y)
+    assert seen[0] == {table.THREADS} and after == before
+    assert seen[1] == {2}

@@ -68,6 +68,14 @@ NEWTON_BATCH, NEWTON_HESSIAN_SAMPLE, NEWTON_EPOCHS = 512, 128, 10
 MSA_EPOCHS = 10
 #: Adam's learning rate for mini-batch runs of adam/pmp-adam (full batch keeps 0.05)
 BATCH_LR = 0.02
+#: BLAS/OpenMP/torch threads of a run when the user sets none (neither ``--threads`` nor
+#: ``OMP_NUM_THREADS``): ``ocdl``'s commands (``ocdl.cli.common.set_threads``) and
+#: ``ResNetODEClassifier.fit`` (for the fit only). The layers' matrices are small, so extra threads
+#: only contend for busy cores. Measured on this project's 2-core machine shared with other jobs:
+#: ``ocdl train --data spirals --solver adam --iterations 600`` (load ≈ 7) took 9.9 s with 1
+#: thread, 122 s with 2 and 112 s with torch's default (2); ten epochs of the tabular row on
+#: breast-cancer (load 17) 0.33–0.40 s with one BLAS thread, 25.8 s with OpenBLAS' default 2
+THREADS = 1
 #: the model defaults of the reference row (layers, T and width: the field's own defaults)
 ALPHA, SOLVER, FIELD, ACTIVATION, NORMALIZE = 3e-3, "adam", "outer", "tanh", "standard"
 
@@ -95,7 +103,8 @@ def choose(n, d, n_classes=2, solver=None, field=None):
     module table), as a dict: ``row`` (``"tabular"`` or ``"reference"``), the model keywords
     ``field``, ``activation``, ``layers``, ``T``, ``width``, ``alpha``, ``normalize``, and the run
     keywords of ``ocdl.train`` ``solver``, ``iterations`` (None when epochs count), ``batch_size``,
-    ``epochs``, ``lr`` (None: the solver's own), ``hessian_sample`` (newton on large sets).
+    ``epochs``, ``lr`` (None: the solver's own), ``hessian_sample`` (newton on large sets), ``threads``
+    (BLAS/OpenMP/torch threads: :data:`THREADS`).
     ``solver``/``field`` given: the defaults of a run with that solver / that field."""
     from ocdl.models import FIELDS
     from ocdl.solvers import DEFAULT_ITERATIONS
@@ -112,7 +121,8 @@ def choose(n, d, n_classes=2, solver=None, field=None):
                "alpha": tabular_alpha(n), "normalize": NORMALIZE, "solver": solver}
         if solver in TABULAR_BATCH_SOLVERS:
             out.update(iterations=None, batch_size=TABULAR_BATCH, epochs=TABULAR_EPOCHS,
-                       lr=TABULAR_LR if solver in ("adam", "pmp-adam") else None, hessian_sample=None)
+                       lr=TABULAR_LR if solver in ("adam", "pmp-adam") else None, hessian_sample=None,
+                       threads=THREADS)
             return out
     else:
         field = FIELD if field is None else field
@@ -122,7 +132,7 @@ def choose(n, d, n_classes=2, solver=None, field=None):
                "T": model["T"], "width": model.get("width"), "alpha": ALPHA, "normalize": NORMALIZE,
                "solver": solver}
     out.update(iterations=DEFAULT_ITERATIONS.get(solver), batch_size=None, epochs=None, lr=None,
-               hessian_sample=None)
+               hessian_sample=None, threads=THREADS)
     if n > FULL_BATCH_MAX and solver in ("adam", "pmp-adam", "pmp-gd", "msa", "newton"):
         out["iterations"] = None
         out["batch_size"] = NEWTON_BATCH if solver == "newton" else DEFAULT_BATCH
