@@ -83,7 +83,9 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
     With every default, tabular data (≥ 4 features) train an inner-field ReLU ResNet-ODE of 4
     layers, width max(128, d), α = 1/n within [1e-4, 1e-2], by pmp-adam on mini-batches of 128 for
     60 epochs — within 1 point of a standardised ``MLPClassifier`` on average over the suite of
-    ``examples/defaults_study.py`` (BENCHMARKS.md, "Estimator defaults (issue 26)").
+    ``examples/defaults_study.py`` (BENCHMARKS.md, "Estimator defaults (issue 26)"). ``fit`` runs on
+    the table's ``threads`` (1) BLAS/OpenMP/torch threads, or OMP_NUM_THREADS when set, and restores
+    the pools afterwards (torch's only when it was imported before the fit).
 
     Attributes after ``fit``: ``classes_`` (sorted unique labels), ``n_features_in_``,
     ``feature_names_in_`` (when X has string column names), ``model_``, ``params_``, ``result_``
