@@ -35,15 +35,18 @@ SKIPPED_CHECKS = {}
 
 
 @contextlib.contextmanager
-def _threads(n):
+def _threads(n, torch_run=False):
     """BLAS/OpenMP pools (threadpoolctl, which scikit-learn brings) and torch's intra-op pool limited
-    to ``n`` threads for the ``with`` block, then restored; OMP_NUM_THREADS, when set, wins."""
+    to ``n`` threads for the ``with`` block, then restored; OMP_NUM_THREADS, when set, wins.
+    ``torch_run``: the run uses torch (imported here first, so its pool is limited too)."""
     import os
     import sys
 
     from threadpoolctl import threadpool_limits
     env = os.environ.get("OMP_NUM_THREADS", "")
     n = int(env) if env.isdigit() and int(env) > 0 else int(n)
+    if torch_run:
+        import torch  # noqa: F401  (its pool exists before the limit is set)
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
     try:
@@ -85,7 +88,7 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
     60 epochs — within 1 point of a standardised ``MLPClassifier`` on average over the suite of
     ``examples/defaults_study.py`` (BENCHMARKS.md, "Estimator defaults (issue 26)"). ``fit`` runs on
     the table's ``threads`` (1) BLAS/OpenMP/torch threads, or OMP_NUM_THREADS when set, and restores
-    the pools afterwards (torch's only when it was imported before the fit).
+    the pools afterwards.
 
     Attributes after ``fit``: ``classes_`` (sorted unique labels), ``n_features_in_``,
     ``feature_names_in_`` (when X has string column names), ``model_``, ``params_``, ``result_``
@@ -140,7 +143,7 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
         for k in ("batch_size", "epochs", "hessian_sample"):      # the table's run, unless given
             if cfg[k] is not None and not (k == "epochs" and self.iterations is not None):
                 options.setdefault(k, cfg[k])
-        with _threads(cfg["threads"]):
+        with _threads(cfg["threads"], torch_run=cfg["solver"] in ("adam", "lbfgs") or self.device is not None):
             res = train(X, y_index, solver=cfg["solver"], field=cfg["field"], integrator=self.integrator,
                         activation=cfg["activation"], layers=cfg["layers"], T=cfg["T"], width=cfg["width"],
                         alpha=cfg["alpha"], beta=self.beta, normalize=self.normalize, n_classes=len(self.classes_),
