@@ -83,10 +83,11 @@ def test_other_activations_and_two_classes(field, integ, activation):
         assert rel(g1[k], g0[k]) <= TOL and rel(g1[k], ga[k]) <= TOL, k
 
 
-@pytest.mark.parametrize("integ", ["euler", "heun"])
-def test_increments_on_device(integ):
+@pytest.mark.parametrize("field,integ", [("outer", "euler"), ("outer", "heun"), ("inner", "euler"),
+                                         ("hamiltonian", "rk4")])
+def test_increments_on_device(field, integ):
     X, y = data()
-    model = make("outer", integ)
+    model = make(field, integ)
     params = model.init(seed=5)
     xi = 0.05 * np.random.default_rng(2).standard_normal((model.layers, len(X), model.d))
     J0, g0 = pmp.value_and_grad(model, params, X, y, increments=xi)

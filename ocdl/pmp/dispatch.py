@@ -37,7 +37,7 @@ SWEEPS = {
     ("compiled", "euler"): compiled.euler_value_and_grad,
     ("compiled", "rk"): compiled.rk_value_and_grad,
     ("compiled", "split"): _subs(compiled.split_value_and_grad),
-    ("torch", "euler"): torch_sweeps.euler_value_and_grad,
+    ("torch", "euler"): torch_sweeps.rk_value_and_grad,        # Euler: the one-stage tableau
     ("torch", "rk"): torch_sweeps.rk_value_and_grad,
     ("torch", "split"): _subs(torch_sweeps.split_value_and_grad),
     ("numpy", "conv-rk"): _conv_rk,
