@@ -85,13 +85,6 @@ def as_tensors(model, params, X, y=None, device=None, increments=None):
     return params, x0, y, increments, device
 
 
-def _ones_aug(shape, device):
-    torch = _torch()
-    a = torch.empty(shape, dtype=torch.float64, device=device)
-    a[..., -1, :] = 1.0
-    return a
-
-
 # ------------------------------------------------------------------------------------------
 # explicit Runge–Kutta (Euler is the one-stage tableau): forward with stage blocks, costate sweep
 
@@ -112,6 +105,12 @@ def _tableau_lists(method, forward):
     return sums, steps, float(b[fused])
 
 
+def _sizes(model):
+    """``(b, s, h, N, d, σ, inner)``: what both explicit-RK sweeps read off the model."""
+    bw = rk_coefficients(model.integrator)[1]
+    return bw, len(bw), model.h, model.layers, model.d, model.F.act, model.F.form == "inner"
+
+
 def forward(model, params, x0, store=True, states=False, increments=None, ws=None):
     """Explicit Runge–Kutta forward on tensors. Returns a dict with ``xN`` (d, n) and, with
     ``store``, the stage blocks the costate sweep reads: ``Aaug`` (N, s, d+1, n) = ``[a_{k,i}; 1]``
@@ -123,10 +122,7 @@ def forward(model, params, x0, store=True, states=False, increments=None, ws=Non
     holds x_N); the last stage's ``h b_s f(Y_s)`` is fused into the step's sum (``addmm`` /
     ``addcmul``), so Euler is one product and one elementwise pass a layer."""
     torch = _torch()
-    _, bw, _, _ = rk_coefficients(model.integrator)
-    s, h = len(bw), model.h
-    N, d = model.layers, model.d
-    act, inner = model.F.act, model.F.form == "inner"
+    bw, s, h, N, d, act, inner = _sizes(model)
     M, D = embed(model, params)
     n, dev = x0.shape[0], x0.device
     ws = ws or Workspace(dev)
@@ -197,10 +193,7 @@ def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     the stage costates of layer k−1 (so ``U = B[1:]``, ``p_k = B[k, s−1]``). Inner form: ``U =
     σ' ⊙ P_i`` is written over σ' (``Sig``)."""
     torch = _torch()
-    _, bw, _, _ = rk_coefficients(model.integrator)
-    s, h = len(bw), model.h
-    N, d = model.layers, model.d
-    act, inner = model.F.act, model.F.form == "inner"
+    bw, s, h, N, d, act, inner = _sizes(model)
     M, D, Aaug, n = fw["M"], fw["D"], fw["Aaug"], fw["n"]
     dev = Aaug.device
     ws = ws or Workspace(dev)
@@ -286,40 +279,54 @@ def _split_setup(model, params, subs):
     return A, ch
 
 
-def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False):
-    """Drift/kick splittings (``subs`` = [(kind, c)]) on a separable field, σ kept from the
-    forward (equations in the module docstring); returns like :func:`euler_value_and_grad`
-    (costates at the layer boundaries)."""
+def split_forward(model, params, x0, subs, ws, store=True, states=False):
+    """The drift/kick sub-steps (module docstring) from ``x0`` (n, d). Returns ``(cur, Z, Sg, X,
+    A, ch)``: ``cur`` (d+1, n) = ``[x_N; 1]``; with ``store`` ``Z`` (N, L, d+1, n) the
+    ``[q; p; 1]`` entering each sub-step and ``Sg`` (N, L, m, n) its σ (else one reused block,
+    returned as None); ``X`` (N+1, d, n) the states if ``states``, else None."""
     torch = _torch()
     N, d, m = model.layers, model.d, model.m
     act = model.F.act
     L = len(subs)
     A, ch = _split_setup(model, params, subs)
+    n, dev = x0.shape[0], x0.device
+    nb, tag = (N, "") if store else (1, "c")                         # cost-only blocks apart
+    Z = ws.get("Zs" + tag, (nb, L, d + 1, n), ones_row=True)
+    Sg = ws.get("Ss" + tag, (nb, L, m, n))
+    cur = ws.get("cur", (d + 1, n), ones_row=True)
+    Xs = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev) if states else None
+    cur[:d] = x0.T
+    if states:
+        Xs[0] = cur[:d]
+    Zl, Zd = Z.flatten(0, 1).unbind(0), Z[:, :, :d].flatten(0, 1).unbind(0)
+    Sl, Al = Sg.flatten(0, 1).unbind(0), A.flatten(0, 1).unbind(0)
+    state, parts = cur[:d], [cur[:m] if kind == "drift" else cur[m:d] for kind, _ in subs]
+    for k in range(N):
+        o = k * L if store else 0
+        for j in range(L):
+            z, sig = (Zl[o + j], Sl[o + j]) if store else (cur, Sl[j])
+            if store:
+                Zd[o + j].copy_(state)
+            torch.mm(Al[k * L + j], z, out=sig)
+            act.apply_torch(sig, sig)
+            parts[j].add_(sig, alpha=ch[j])
+        if states:
+            Xs[k + 1] = cur[:d]
+    return cur, (Z if store else None), (Sg if store else None), Xs, A, ch
+
+
+def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False):
+    """Drift/kick splittings (``subs`` = [(kind, c)]) on a separable field, σ kept from the
+    forward (equations in the module docstring); returns like :func:`rk_value_and_grad`
+    (costates at the layer boundaries)."""
+    torch = _torch()
+    N, d, m = model.layers, model.d, model.m
+    act = model.F.act
+    L = len(subs)
     drift = [kind == "drift" for kind, _ in subs]
     n, dev = x0.shape[0], x0.device
-    mm = torch.mm
     with borrow(model, dev) as ws:
-        Z = ws.get("Zs", (N, L, d + 1, n), ones_row=True)          # [q; p; 1] entering sub-step j
-        Sg = ws.get("Ss", (N, L, m, n))                             # σ(A [q; p; 1])
-        cur = ws.get("cur", (d + 1, n), ones_row=True)
-        if trajectories:
-            Xs = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev)
-        cur[:d] = x0.T
-        if trajectories:
-            Xs[0] = cur[:d]
-        Zl, Zd = Z.flatten(0, 1).unbind(0), Z[:, :, :d].flatten(0, 1).unbind(0)
-        Sl, Al = Sg.flatten(0, 1).unbind(0), A.flatten(0, 1).unbind(0)
-        state, parts = cur[:d], [cur[:m] if dr else cur[m:d] for dr in drift]
-        for k in range(N):
-            for j in range(L):
-                kj = k * L + j
-                Zd[kj].copy_(state)
-                sig = Sl[kj]
-                mm(Al[kj], Zl[kj], out=sig)
-                act.apply_torch(sig, sig)
-                parts[j].add_(sig, alpha=ch[j])
-            if trajectories:
-                Xs[k + 1] = cur[:d]
+        cur, Z, Sg, Xs, A, ch = split_forward(model, params, x0, subs, ws, store=True, states=trajectories)
         xN = cur[:d].T.clone()
         Jd, lamN, extra = lam_of_xN(xN)
         U = ws.get("Us", (N, L, m, n))
@@ -335,7 +342,7 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
             torch.mul(A[:, j, :, cols].transpose(1, 2), ch[j], out=chAT[:, j])
         act.deriv_inplace_torch(Sg)                                  # σ → σ', all sub-steps at once
         lq, lp = lam[:m], lam[m:]
-        Ul, Cl = U.flatten(0, 1).unbind(0), chAT.flatten(0, 1).unbind(0)
+        Sl, Ul, Cl = Sg.flatten(0, 1).unbind(0), U.flatten(0, 1).unbind(0), chAT.flatten(0, 1).unbind(0)
         for k in range(N - 1, -1, -1):
             for j in range(L - 1, -1, -1):
                 kj = k * L + j
@@ -354,25 +361,6 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
         if trajectories:
             return Jd, gK, gb, xN, extra, Xs.permute(0, 2, 1), P.permute(0, 2, 1)
         return Jd, gK, gb, xN, extra, None, None
-
-
-def split_forward(model, params, x0, subs):
-    """``x_N`` ((n, d)) of a splitting network by the sub-steps above, nothing stored."""
-    torch = _torch()
-    N, d, m = model.layers, model.d, model.m
-    act = model.F.act
-    A, ch = _split_setup(model, params, subs)
-    n, dev = x0.shape[0], x0.device
-    cur = _ones_aug((d + 1, n), dev)
-    cur[:d] = x0.T
-    sig = torch.empty((m, n), dtype=torch.float64, device=dev)
-    for k in range(N):
-        for j, (kind, _) in enumerate(subs):
-            torch.mm(A[k, j], cur, out=sig)
-            act.apply_torch(sig, sig)
-            part = cur[:m] if kind == "drift" else cur[m:d]
-            part.add_(sig, alpha=ch[j])
-    return cur[:d].T.clone()
 
 
 # ------------------------------------------------------------------------------------------
@@ -395,7 +383,7 @@ def final_state(model, params, x0, increments=None):
     """``x_N`` ((n, d) tensor) by the cost-only forward (nothing stored)."""
     from ocdl.models.resnet import SPLITTINGS
     check(model)
-    if model.integrator in SPLITTINGS:
-        return split_forward(model, params, x0, SPLITTINGS[model.integrator])
     with borrow(model, x0.device) as ws:
+        if model.integrator in SPLITTINGS:
+            return split_forward(model, params, x0, SPLITTINGS[model.integrator], ws, store=False)[0][:-1].T.clone()
         return forward(model, params, x0, store=False, increments=increments, ws=ws)["xN"].T.clone()

@@ -5,9 +5,8 @@ touch than the tanh written into it, and glibc returns freed heap to the OS betw
 the sweeps keep their caches — stored activations, rotating state and costate buffers, the
 compiled kernels' sample blocks — in a workspace per model and array library (numpy, or torch
 on one device), under a weak key: it goes with the model. Arrays are reused while the shapes
-stay the same. One thread at a time holds a model's workspace (:class:`borrow`); another
-thread meanwhile gets a throw-away one. :class:`Lease` holds it from a forward sweep to the
-costate sweep that consumes its cached stages.
+stay the same. One thread at a time holds a model's workspace (:class:`borrow`), for a whole
+forward-and-costate sweep; another thread meanwhile gets a throw-away one.
 """
 import threading
 import weakref
@@ -40,12 +39,6 @@ class Workspace:
         return a
 
 
-def release(model):
-    """Free the workspaces kept for ``model`` (they are also freed with it)."""
-    with _LOCK:
-        _WORKSPACES.pop(model, None)
-
-
 class borrow:
     """The model's workspace (numpy, or torch on ``device``), or a throw-away one if another
     thread is using it."""
@@ -72,22 +65,3 @@ class borrow:
             self.ws = None
         return False
 
-
-class Lease:
-    """The model's workspace held from a storing forward sweep until the costate sweep has
-    consumed the cached stages — released there, or when the forward's result is dropped."""
-
-    def __init__(self, model, device=None):
-        self._borrow = borrow(model, device)
-        self.ws = self._borrow.__enter__()
-
-    def release(self):
-        if self._borrow is not None:
-            self._borrow.__exit__(None, None, None)
-            self._borrow = None
-
-    def __del__(self):
-        try:
-            self.release()
-        except Exception:       # interpreter shutdown: nothing left to release into
-            pass
