@@ -130,16 +130,20 @@ def forward(model, params, x0, store=True, states=False, increments=None, ws=Non
     store = store or (states and inner)
     nb = N + 1 if store else 2                                       # layer k in block k (or k mod 2)
     tag = "" if store else "c"                                       # cost-only blocks apart
-    Aaug = (keep if inner else ws).get("rk_A" + tag, (nb, s, d + 1, n), ones_row=True)
+    wa = keep if inner else ws
+    Aaug = wa.get("rk_A" + tag, (nb, s, d + 1, n), ones_row=True)
     Sig = ws.get("rk_S" + tag, (nb, s, d, n)) if inner else None
     hF = ws.get("rk_hF", (s, d, n))                                  # h f(Y_i) of the current layer
     Y = ws.get("rk_Y", (d, n))
-    # per-(layer block, stage) views, made once (index o + i, o = block · s)
-    Al, Ad = Aaug.flatten(0, 1).unbind(0), Aaug[:, :, :d].flatten(0, 1).unbind(0)
-    Sl = None if Sig is None else Sig.flatten(0, 1).unbind(0)
-    hFl = hF.unbind(0)
-    Xs = Aaug[:, 0, :d] if inner else keep.get("rk_X", (N + 1, d, n)) if states else ws.get("rk_rot", (2, d, n))
-    xs = Xs.unbind(0) if len(Xs) == N + 1 else Xs.unbind(0) * ((N + 2) // 2)
+    # per-(layer block, stage) views (index o + i, o = block · s), kept with the blocks
+    Al, Ad = wa.views("rk_A" + tag, Aaug, lambda: (Aaug.flatten(0, 1).unbind(0),
+                                                    Aaug[:, :, :d].flatten(0, 1).unbind(0)))
+    Sl = None if Sig is None else ws.views("rk_S" + tag, Sig, lambda: Sig.flatten(0, 1).unbind(0))
+    hFl = ws.views("rk_hF", hF, lambda: hF.unbind(0))
+    wx = wa if inner else keep if states else ws
+    Xs = Aaug[:, 0, :d] if inner else wx.get("rk_X", (N + 1, d, n)) if states else ws.get("rk_rot", (2, d, n))
+    xs = wx.views("rk_X" + tag, Aaug if inner else Xs,
+                  lambda: Xs.unbind(0) if len(Xs) == N + 1 else Xs.unbind(0) * ((N + 2) // 2))
     Ml = (M if inner else M * h).unbind(0)                           # outer: h M
     hD = None if (not inner or D is None) else D * h
     hDb = hD if (hD is None or bw[-1] == 1.0) else hD * float(bw[-1])
@@ -178,8 +182,8 @@ def forward(model, params, x0, store=True, states=False, increments=None, ws=Non
         if inc is not None:
             nxt.add_(inc[k])                                         # + ξ_k
         x = nxt
-    return {"xN": x, "M": M, "D": D, "Aaug": Aaug[:N] if store else None,
-            "Sig": Sig[:N] if (store and inner) else None, "X": Xs if states else None, "n": n}
+    return {"xN": x, "M": M, "D": D, "Aaug": Aaug[:N] if store else None, "Sig": Sig[:N] if (store and inner)
+            else None, "Sl": Sl, "X": Xs if states else None, "n": n}
 
 
 def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
@@ -199,20 +203,22 @@ def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     ws = ws or Workspace(dev)
     keep = Workspace(dev) if costates else ws
     hKl = hKT(model, M, D).unbind(0)
-    hGl = ws.get("rk_hG", (s, d, n)).unbind(0)                       # h (∂f/∂x(Y_i))ᵀ P_i
+    hG = ws.get("rk_hG", (s, d, n))                                  # h (∂f/∂x(Y_i))ᵀ P_i
+    hGl = ws.views("rk_hG", hG, lambda: hG.unbind(0))
     if inner:
         U = fw["Sig"]
         act.deriv_inplace_torch(U)                                   # σ → σ'; then U = σ' ⊙ P_i
-        Pb = ws.get("rk_Pb", (s, d, n)).unbind(0)
+        Pb = ws.get("rk_Pb", (s, d, n))
+        Pb = ws.views("rk_Pb", Pb, lambda: Pb.unbind(0))
         P = keep.get("rk_P", (N + 1, d, n)) if costates else ws.get("rk_P", (2, d, n))
-        Pl = P.unbind(0) if costates else P.unbind(0) * ((N + 2) // 2)
-        Ul = U.flatten(0, 1).unbind(0)
+        Pl = keep.views("rk_P", P, lambda: P.unbind(0) if costates else P.unbind(0) * ((N + 2) // 2))
+        Ul = fw["Sl"]                                                # (the forward's views of σ)
     else:
         B = keep.get("rk_B", (N + 1, s, d, n))
         B[:N].copy_(Aaug[:, :, :d])
         act.deriv_inplace_torch(B[:N])                               # σ'(Y), all stages at once
-        U, P = B[1:], B[:, s - 1]
-        Sd = B.flatten(0, 1).unbind(0)
+        U, P = B[1:], (B[:, s - 1] if costates else None)
+        Sd = keep.views("rk_B", B, lambda: B.flatten(0, 1).unbind(0))
         Pb, Pl, Ul = None, Sd[s - 1::s], Sd[s:]
     lam = Pl[N]
     lam.copy_(lamN.T)

@@ -21,7 +21,7 @@ class Workspace:
     """Named float64 arrays of one library: numpy (``device`` None) or torch on ``device``."""
 
     def __init__(self, device=None):
-        self.device, self.arrays, self.busy = device, {}, False
+        self.device, self.arrays, self.busy, self.memos = device, {}, False, {}
 
     def get(self, name, shape, ones_row=False, zeros=False):
         """An array of ``shape`` (contents undefined; ``ones_row``: last row of axis −2 is 1;
@@ -37,6 +37,14 @@ class Workspace:
                 a[..., -1, :] = 1.0
             self.arrays[name] = a
         return a
+
+    def views(self, name, base, make):
+        """``make()`` — views into the workspace array ``base`` (e.g. per-layer ``unbind``s) — made
+        once and kept while ``base`` stays the array (a torch view costs ~1 µs to make)."""
+        hit = self.memos.get(name)
+        if hit is None or hit[0] is not base:
+            hit = self.memos[name] = (base, make())
+        return hit[1]
 
 
 class borrow:
