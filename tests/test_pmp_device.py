@@ -138,6 +138,19 @@ def test_no_device_sweep_is_one_clear_error():
         train(X, y, solver="msa", iterations=1, device="cuda")
 
 
+def test_increments_on_a_splitting_are_refused_by_sweep_and_cost():
+    """A splitting takes no additive increments: refused with one InputError on every path
+    (the torch cost-only forward used to drop tensor increments without a word)."""
+    X, y = data()
+    model = make("hamiltonian", "verlet")
+    params = model.init(seed=1)
+    xi = torch.zeros((model.layers, len(X), model.d), dtype=torch.float64)
+    for f in (pmp.cost, pmp.value_and_grad):
+        for inc, dev in ((xi, "cpu"), (xi.numpy(), "cpu"), (xi.numpy(), None)):
+            with pytest.raises(InputError, match="increments need an explicit Runge–Kutta"):
+                f(model, params, X, y, increments=inc, device=dev)
+
+
 @pytest.mark.parametrize("solver,options", [("pmp-adam", {}), ("pmp-adam", {"batch_size": 16}),
                                             ("pmp-gd", {}), ("pmp-lbfgs", {})])
 def test_training_on_device_cpu_follows_the_numpy_run(solver, options, monkeypatch):
