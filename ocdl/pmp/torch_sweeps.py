@@ -304,8 +304,9 @@ def split_forward(model, params, x0, subs, ws, store=True, states=False):
     cur[:d] = x0.T
     if states:
         Xs[0] = cur[:d]
-    Zl, Zd = Z.flatten(0, 1).unbind(0), Z[:, :, :d].flatten(0, 1).unbind(0)
-    Sl, Al = Sg.flatten(0, 1).unbind(0), A.flatten(0, 1).unbind(0)
+    Zl, Zd, Sl = ws.views("Zs" + tag, (Z, Sg), lambda: (Z.flatten(0, 1).unbind(0), Z[:, :, :d].flatten(0, 1).unbind(0),
+                                                   Sg.flatten(0, 1).unbind(0)))
+    Al = A.flatten(0, 1).unbind(0)
     state, parts = cur[:d], [cur[:m] if kind == "drift" else cur[m:d] for kind, _ in subs]
     for k in range(N):
         o = k * L if store else 0
@@ -348,7 +349,8 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
             torch.mul(A[:, j, :, cols].transpose(1, 2), ch[j], out=chAT[:, j])
         act.deriv_inplace_torch(Sg)                                  # σ → σ', all sub-steps at once
         lq, lp = lam[:m], lam[m:]
-        Sl, Ul, Cl = Sg.flatten(0, 1).unbind(0), U.flatten(0, 1).unbind(0), chAT.flatten(0, 1).unbind(0)
+        Sl, Ul = ws.views("Us", (Sg, U), lambda: (Sg.flatten(0, 1).unbind(0), U.flatten(0, 1).unbind(0)))
+        Cl = chAT.flatten(0, 1).unbind(0)
         for k in range(N - 1, -1, -1):
             for j in range(L - 1, -1, -1):
                 kj = k * L + j

@@ -39,11 +39,12 @@ class Workspace:
         return a
 
     def views(self, name, base, make):
-        """``make()`` — views into the workspace array ``base`` (e.g. per-layer ``unbind``s) — made
-        once and kept while ``base`` stays the array (a torch view costs ~1 µs to make)."""
+        """``make()`` — views into the workspace array ``base`` (or a tuple of them; e.g. per-layer
+        ``unbind``s) — made once and kept while they stay the arrays (a torch view costs ~1 µs)."""
+        bases = base if isinstance(base, tuple) else (base,)
         hit = self.memos.get(name)
-        if hit is None or hit[0] is not base:
-            hit = self.memos[name] = (base, make())
+        if hit is None or len(hit[0]) != len(bases) or any(a is not b for a, b in zip(hit[0], bases)):
+            hit = self.memos[name] = (bases, make())
         return hit[1]
 
 
