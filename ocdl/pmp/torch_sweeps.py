@@ -114,9 +114,10 @@ def _sizes(model):
 def forward(model, params, x0, store=True, states=False, increments=None, ws=None):
     """Explicit Runge–Kutta forward on tensors. Returns a dict with ``xN`` (d, n) and, with
     ``store``, the stage blocks the costate sweep reads: ``Aaug`` (N, s, d+1, n) = ``[a_{k,i}; 1]``
-    (outer a = σ(Y_i), inner a = Y_i) and ``Sig`` (N, s, d, n) = σ(M [Y_i; 1]) (inner);
-    ``X`` (N+1, d, n) the states if ``states`` (fresh tensors). ``store=False`` keeps two layer
-    blocks, used in turn. ``ws``: a workspace for the blocks (else fresh tensors).
+    (outer a = σ(Y_i), inner a = Y_i) and ``Sig`` (N, s, d, n) = σ(M [Y_i; 1]) (inner; ``Sl`` its
+    per-(layer, stage) views); ``X`` (N+1, d, n) the states if ``states`` (fresh tensors).
+    ``store=False`` keeps two layer blocks, used in turn. ``ws``: a workspace for the blocks
+    (else fresh tensors).
 
     The inner form keeps x_k in its layer block as the stage-0 input ``Y_0 = x_k`` (block N
     holds x_N); the last stage's ``h b_s f(Y_s)`` is fused into the step's sum (``addmm`` /
@@ -208,8 +209,8 @@ def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     if inner:
         U = fw["Sig"]
         act.deriv_inplace_torch(U)                                   # σ → σ'; then U = σ' ⊙ P_i
-        Pb = ws.get("rk_Pb", (s, d, n))
-        Pb = ws.views("rk_Pb", Pb, lambda: Pb.unbind(0))
+        Pbuf = ws.get("rk_Pb", (s, d, n))                            # P_i, i < s−1
+        Pb = ws.views("rk_Pb", Pbuf, lambda: Pbuf.unbind(0))
         P = keep.get("rk_P", (N + 1, d, n)) if costates else ws.get("rk_P", (2, d, n))
         Pl = keep.views("rk_P", P, lambda: P.unbind(0) if costates else P.unbind(0) * ((N + 2) // 2))
         Ul = fw["Sl"]                                                # (the forward's views of σ)
