@@ -304,6 +304,7 @@ def test_msa_metric_options_refuse_bad_input():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)          # adam's 60 epochs: 80 s on a quiet machine, 5–9 min at load 10–15
 def test_stochastic_msa_defaults_within_3_points_of_adam_on_mnist1d():
     """Issue 26's target on MNIST-1D (outer field, the defaults of ``ocdl compare --data mnist1d``:
     batches of 128, adam 60 epochs, msa ``MSA_EPOCHS`` with ``metric="state"``), seed 0: msa's
