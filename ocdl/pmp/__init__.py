@@ -5,7 +5,7 @@ of the forward method — no autograd tape — and returns the exact gradient of
 (see :mod:`ocdl.pmp.costate`). ``continuous_value_and_grad`` is the optimise-then-discretise
 alternative, accurate only to O(h^q).
 """
-from ocdl.pmp.costate import cost, costate, final_state, kkt_residual, sweep, value_and_grad  # noqa: F401
+from ocdl.pmp.costate import cost, costate, final_state, kkt_residual, sweep, value_and_grad, vjp  # noqa: F401
 from ocdl.pmp.continuous import continuous_value_and_grad  # noqa: F401
 from ocdl.pmp.reference import autograd_value_and_grad, finite_difference_directional  # noqa: F401
 from ocdl.pmp.gradcheck import gradcheck, rel_error  # noqa: F401

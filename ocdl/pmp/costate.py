@@ -48,7 +48,7 @@ from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
 from ocdl.models.backend import is_torch, swap, zeros_like_shape
 from ocdl.pmp import compiled, fused_conv, torch_sweeps
-from ocdl.pmp.dispatch import SWEEPS, backend, family
+from ocdl.pmp.dispatch import SWEEPS, backend, family, finish, run
 from ocdl.models.losses import mean_loss, mean_loss_and_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
 from ocdl.models.resnet import SPLITTINGS
@@ -85,8 +85,8 @@ def _sweep(model, params, X, y, trajectories=True, increments=None, device=None,
     increments = _check_increments(model, increments, X.shape[0])
     terminal = (_terminal(model, params, y) if terminal_costate is None
                 else _linear_terminal(np.asarray(terminal_costate, dtype=float)))
-    data, gK, gb, xN, g, states, costates = SWEEPS[be, family(model)](
-        model, params, X, terminal, trajectories, increments)
+    data, gK, gb, xN, g, states, costates = run(SWEEPS[be, family(model)](
+        model, params, X, trajectories, increments), terminal)
     if states is None:                          # trajectories=False: keep x_N only, (1, n, d)
         states = xN[None]
     J, grads = _total(model, params, data, gK, gb, xN, g)
@@ -156,8 +156,8 @@ def _sweep_torch(model, params, X, y, trajectories, increments, device, terminal
     else:
         import torch
         terminal = _linear_terminal(torch.as_tensor(terminal_costate).to(device=x0.device, dtype=x0.dtype))
-    data, gK, gb, xN, g, states, costates = SWEEPS["torch", family(model)](
-        model, params, x0, terminal, trajectories, xi)
+    data, gK, gb, xN, g, states, costates = run(SWEEPS["torch", family(model)](
+        model, params, x0, trajectories, xi), terminal)
     if states is None:
         states = xN[None]
     J, grads = _total(model, params, data, gK, gb, xN, g)
@@ -208,10 +208,64 @@ def _final_state(model, params, X, increments):
     if fam.startswith("conv") and increments is not None:
         raise InputError("additive increments are not supported for the conv fields")
     if fam == "conv-rk":
-        return fused_conv.conv_rk_value_and_grad(model, params, X, None, store=False)
+        return fused_conv.conv_rk_final_state(model, params, X)
     if fam == "conv-split":
-        return fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator], store=False)
+        return fused_conv.conv_split_final_state(model, params, X, SPLITTINGS[model.integrator])
     return compiled.final_state(model, params, X, increments, SPLITTINGS[model.integrator] if fam == "split" else None)
+
+
+def vjp(model, params, X, increments=None, device=None):
+    """``(x_N, pullback)``: the state map ``x_0 = lift(X) ↦ x_N`` run forward once, keeping what its
+    costate sweep reads, and the vector-Jacobian product from those stored stages.
+
+    ``pullback(V)`` (V (n, d), ``∂ℓ/∂x_N`` of any scalar ℓ) runs the costate sweep from
+    ``p_N = V`` — ``p_k = (∂x_{k+1}/∂x_k)ᵀ p_{k+1}`` — without re-running the forward and
+    without assembling trajectories, and returns ``(p_0, grads)``: ``p_0 = (∂x_N/∂x_0)ᵀ V``
+    (n, d) and ``grads = {"K", "b"}``, ``∂ℓ/∂θ_k = (∂x_{k+1}/∂θ_k)ᵀ p_{k+1}`` (the state map's
+    alone: no head, no regulariser). ``p_0`` is the gradient of the lifted input (the input's
+    own when the model's ``d_in = d``).
+
+    Until ``pullback`` runs (once: the stored stages are consumed) or ``pullback`` is dropped,
+    the stored stages hold the model's workspace; another sweep of the model meanwhile works in
+    a throw-away one. Results are numpy arrays (the compiled and numpy sweeps) or tensors on the
+    sweep's device (the torch sweeps: torch inputs or ``device``), like :func:`sweep`;
+    ``increments`` and ``device`` as there. This is the backward of :class:`ocdl.nn.ODEBlock`."""
+    be = backend(model, params, X, device)
+    if be == "torch":
+        numpy_out = not any(is_torch(v) for v in params.values())
+        params, x0, _, xi = _torch_inputs(model, params, X, None, increments, device)
+        if xi is not None and model.integrator in SPLITTINGS:
+            raise InputError("additive increments need an explicit Runge–Kutta integrator")
+        gen = SWEEPS["torch", family(model)](model, params, x0, False, xi, True)
+    else:
+        numpy_out = True
+        params, X, _ = _as_numpy(model, params, X, None)
+        xi = _check_increments(model, increments, X.shape[0])
+        gen = SWEEPS[be, family(model)](model, params, X, False, xi, True)
+    xN = next(gen)
+    shape = tuple(xN.shape)
+
+    def pullback(V):
+        nonlocal gen
+        if gen is None:
+            raise RuntimeError("this pullback has run: the forward's stored stages are consumed "
+                               "(run the forward again for another vector-Jacobian product)")
+        if tuple(V.shape) != shape:
+            raise InputError(f"the cotangent has shape {tuple(V.shape)}, need (samples, width) = {shape}")
+        if be == "torch":
+            import torch
+            lamN = torch.as_tensor(V).to(device=xN.device, dtype=xN.dtype)
+        else:
+            lamN = np.asarray(V.cpu().numpy() if is_torch(V) else V, dtype=float)
+        sweep, gen = gen, None
+        gK, gb, _, _, p0 = finish(sweep, lamN)
+        if be == "torch" and numpy_out:
+            gK, gb, p0 = gK.cpu().numpy(), gb.cpu().numpy(), p0.cpu().numpy()
+        return p0, {"K": gK, "b": gb}
+
+    if be == "torch" and numpy_out:
+        xN = xN.cpu().numpy()
+    return xN, pullback
 
 
 def cost(model, params, X, y, increments=None, device=None):

@@ -95,12 +95,13 @@ def _ones_aug(shape, device):
 # ------------------------------------------------------------------------------------------
 # Euler
 
-def euler_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, increments=None):
+def euler_sweep(model, params, x0, trajectories=False, increments=None, initial_costate=False):
     """Euler layers on tensors (see the module docstring): forward keeping σ, costate sweep
     reusing it, θ-contraction of all layers in one batched matmul. ``x0`` = lift(X) (n, d);
-    ``lam_of_xN(xN) -> (J_data, lamN, extra)``; ``increments`` (N, n, d) or None adds ξ_k to
-    each step. Returns ``(J_data, gK, gb, xN, extra, states, costates)`` like
-    :func:`ocdl.pmp.compiled.euler_value_and_grad` (states/costates (N+1, n, d) if ``trajectories``)."""
+    ``increments`` (N, n, d) or None adds ξ_k to each step. A two-phase generator like
+    :func:`ocdl.pmp.compiled.euler_sweep`: yields ``x_N`` (n, d), is sent ``p_N`` (n, d), returns
+    ``(gK, gb, states, costates, p0)`` (states/costates (N+1, n, d) if ``trajectories``, p_0
+    (n, d) if ``initial_costate``)."""
     torch = _torch()
     h = model.h
     N, d = model.layers, model.d
@@ -148,8 +149,7 @@ def euler_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, incre
                     x.add_(inc[k])
             x = Xd[N]
             states = Xa[:, :d] if trajectories else None
-        xN = x.T.clone()
-        Jd, lamN, extra = lam_of_xN(xN)
+        lamN = yield x.T.clone()
         hKl = hKT(model, M, D).unbind(0)
         if trajectories:
             P = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev)
@@ -177,9 +177,10 @@ def euler_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, incre
             gM = torch.matmul(U, Xa[:N].transpose(1, 2))
         gM *= h
         gK, gb = theta_grads(model, gM, D)
+        p0 = lam.T.clone() if initial_costate else None
         if trajectories:
-            return Jd, gK, gb, xN, extra, states.permute(0, 2, 1), P.permute(0, 2, 1)
-        return Jd, gK, gb, xN, extra, None, None
+            return gK, gb, states.permute(0, 2, 1), P.permute(0, 2, 1), p0
+        return gK, gb, None, None, p0
 
 
 # ------------------------------------------------------------------------------------------
@@ -252,8 +253,9 @@ def forward(model, params, x0, store=True, states=False, increments=None, ws=Non
 
 def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     """Backward sweep from ``p_N = lamN`` ((n, d) tensor) over the forward ``fw`` of
-    :func:`forward` (whose σ blocks it turns into σ' in place); returns ``(P, gK, gb)`` — ``P``
-    the costates (N+1, d, n) if ``costates`` else None; ``gK, gb`` without the regulariser."""
+    :func:`forward` (whose σ blocks it turns into σ' in place); returns ``(P, gK, gb, p0)`` —
+    ``P`` the costates (N+1, d, n) if ``costates`` else None; ``gK, gb`` without the
+    regulariser; ``p0`` the initial costate (d, n), in a buffer the next sweep reuses."""
     torch = _torch()
     A, bw, C, _ = rk_coefficients(model.integrator)
     s = len(bw)
@@ -305,20 +307,20 @@ def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     w = torch.as_tensor(h * np.asarray(bw, dtype=float), dtype=G.dtype, device=dev)
     gM = torch.einsum("ksij,s->kij", G, w)
     gK, gb = theta_grads(model, gM, D)
-    return P if costates else None, gK, gb
+    return P if costates else None, gK, gb, lam
 
 
-def rk_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, increments=None):
-    """Explicit Runge–Kutta value and gradient (:func:`forward` then :func:`costate_sweep`, blocks
-    in the model's workspace); returns like :func:`euler_value_and_grad`."""
+def rk_sweep(model, params, x0, trajectories=False, increments=None, initial_costate=False):
+    """Explicit Runge–Kutta sweeps (:func:`forward` then :func:`costate_sweep`, blocks in the
+    model's workspace); a two-phase generator like :func:`euler_sweep`."""
     with borrow(model, x0.device) as ws:
         fw = forward(model, params, x0, store=True, states=trajectories, increments=increments, ws=ws)
-        xN = fw["xN"].T.clone()
-        Jd, lamN, extra = lam_of_xN(xN)
-        P, gK, gb = costate_sweep(model, params, fw, lamN, costates=trajectories, ws=ws)
+        lamN = yield fw["xN"].T.clone()
+        P, gK, gb, lam = costate_sweep(model, params, fw, lamN, costates=trajectories, ws=ws)
+        p0 = lam.T.clone() if initial_costate else None
     if trajectories:
-        return Jd, gK, gb, xN, extra, fw["X"].permute(0, 2, 1), P.permute(0, 2, 1)
-    return Jd, gK, gb, xN, extra, None, None
+        return gK, gb, fw["X"].permute(0, 2, 1), P.permute(0, 2, 1), p0
+    return gK, gb, None, None, p0
 
 
 # ------------------------------------------------------------------------------------------
@@ -334,9 +336,9 @@ def _split_setup(model, params, subs):
     return A, ch
 
 
-def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False):
+def split_sweep(model, params, x0, subs, trajectories=False, initial_costate=False):
     """Drift/kick splittings (``subs`` = [(kind, c)]) on a separable field, σ kept from the
-    forward (equations in the module docstring); returns like :func:`euler_value_and_grad`
+    forward (equations in the module docstring); a two-phase generator like :func:`euler_sweep`
     (costates at the layer boundaries)."""
     torch = _torch()
     N, d, m = model.layers, model.d, model.m
@@ -368,8 +370,7 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
                 parts[j].add_(sig, alpha=ch[j])
             if trajectories:
                 Xs[k + 1] = cur[:d]
-        xN = cur[:d].T.clone()
-        Jd, lamN, extra = lam_of_xN(xN)
+        lamN = yield cur[:d].T.clone()
         U = ws.get("Us", (N, L, m, n))
         lam = ws.get("lam", (d, n))
         lam.copy_(lamN.T)
@@ -399,9 +400,10 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
         G = torch.matmul(U, Z.transpose(2, 3))                       # (N, L, m, d+1)
         G *= torch.as_tensor(ch, dtype=G.dtype, device=dev)[None, :, None, None]
         gK, gb = split_theta_grads(model, params, G, subs)
+        p0 = lam.T.clone() if initial_costate else None
         if trajectories:
-            return Jd, gK, gb, xN, extra, Xs.permute(0, 2, 1), P.permute(0, 2, 1)
-        return Jd, gK, gb, xN, extra, None, None
+            return gK, gb, Xs.permute(0, 2, 1), P.permute(0, 2, 1), p0
+        return gK, gb, None, None, p0
 
 
 def split_forward(model, params, x0, subs):
