@@ -11,24 +11,22 @@ f = K σ(x) + b; depth N, h = T/N), then a fixed linear head and the mean cross-
                            (the continuous adjoint integrated backwards: an O(h) gradient error);
 * ``torchdiffeq-direct``   ``torchdiffeq.odeint`` with the same grid, backprop through the solver.
 
-Each (method, width, depth) runs in a fresh process, measured as ``ocdl bench gradient`` does
-(:mod:`ocdl.bench.gradient`): warm-up at depth 2, reset the peak-RSS counter, one forward +
+Each (method, width, depth) runs in a fresh process (:mod:`ocdl.bench.fresh`), measured as
+``ocdl bench gradient`` does (:mod:`ocdl.bench.gradient`): warm-up at depth 2, reset the peak-RSS counter, one forward +
 backward: ``peak_mib`` = extra resident memory it needed; then ``forward_s`` (best of
 ``repeats`` under ``torch.no_grad``) and ``gradient_s`` (best of ``repeats`` forward + backward).
 ``states_mib`` = (N+1) n width × 8 bytes, the size of the stored states; ``rel_error`` =
 ‖g − g_ref‖/‖g_ref‖ over (x, K, b) against float64 autograd computed in the driving process.
 """
 import gc
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-from ocdl.errors import InputError, SolverError
+from ocdl.bench import fresh
+from ocdl.errors import InputError
 
 METHODS = ("odeblock", "autograd", "torchdiffeq-adjoint", "torchdiffeq-direct")
 
@@ -95,7 +93,6 @@ def measure(spec):
     """One (method, width, depth) in this process (see the module docstring)."""
     import torch
     torch.set_num_threads(1)
-    from ocdl.bench.gradient import _reset_peak, _status_kib
     method = spec["method"]
     x, y, block, head = _setup(spec, 2)                        # warm-up: imports, kernels, pools
     _loss_and_grad(_final_state_fn(method, block), x, y, block, head)
@@ -103,31 +100,16 @@ def measure(spec):
     x, y, block, head = _setup(spec, spec["depth"])
     fn = _final_state_fn(method, block)
     gc.collect()
-    reset_ok = _reset_peak()
-    base = _status_kib("VmRSS")
-    loss, grad = _loss_and_grad(fn, x, y, block, head)
-    peak = _status_kib("VmHWM")
-
-    def best(f):
-        times = []
-        for _ in range(spec["repeats"]):
-            t0 = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - t0)
-        return min(times)
+    (loss, grad), peak, reset_ok, _ = fresh.peak_mib(lambda: _loss_and_grad(fn, x, y, block, head))
 
     def forward():
         with torch.no_grad():
             head(fn(x))
-    out = {"forward_s": best(forward), "gradient_s": best(lambda: _loss_and_grad(fn, x, y, block, head)),
-           "peak_mib": (peak - base) / 1024.0, "loss": loss, "peak_reset": reset_ok}
+    out = {"forward_s": fresh.best_of(forward, spec["repeats"]),
+           "gradient_s": fresh.best_of(lambda: _loss_and_grad(fn, x, y, block, head), spec["repeats"]),
+           "peak_mib": peak, "loss": loss, "peak_reset": reset_ok}
     np.save(spec["grad_path"], grad)
     return out
-
-
-def _worker_main(argv):
-    out = measure(json.loads(argv[0]))
-    sys.stdout.write("OCDL-BENCH-RESULT " + json.dumps(out) + "\n")
 
 
 def run_block_bench(depths=(16, 64, 256, 1024), widths=(8, 64), samples=256, repeats=3, methods=METHODS,
@@ -148,9 +130,6 @@ def run_block_bench(depths=(16, 64, 256, 1024), widths=(8, 64), samples=256, rep
         raise InputError("--samples, --depths and --widths must be ≥ 1")
     cases = [(w, d, m) for w in widths for d in depths for m in methods]
     bar = Progress(len(cases), "bench block", quiet)
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     runs, refs = [], {}
     with tempfile.TemporaryDirectory(prefix="ocdl-bench-block-") as tmp:
         for i, (width, depth, method) in enumerate(cases):
@@ -161,13 +140,7 @@ def run_block_bench(depths=(16, 64, 256, 1024), widths=(8, 64), samples=256, rep
                 refs[(width, depth)] = _loss_and_grad(_final_state_fn("autograd", block), x, y, block, head)[1]
                 del x, y, block, head
             bar.update(i, force=True, method=method, width=width, depth=depth)
-            proc = subprocess.run([sys.executable, "-m", "ocdl.bench.block", json.dumps(spec)], env=env,
-                                  capture_output=True, text=True, timeout=timeout)
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("OCDL-BENCH-RESULT ")), None)
-            if proc.returncode != 0 or line is None:
-                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                raise SolverError(f"bench worker for {method}/width {width}/depth {depth} failed: {last}")
-            res = json.loads(line.split(" ", 1)[1])
+            res = fresh.run("ocdl.bench.block", spec, f"{method}/width {width}/depth {depth}", timeout)
             g, g_ref = np.load(spec["grad_path"]), refs[(width, depth)]
             run = {"method": method, "width": width, "depth": depth, "forward_s": res["forward_s"],
                    "gradient_s": res["gradient_s"], "peak_mib": res["peak_mib"],
@@ -239,4 +212,4 @@ def plot_block_bench(result, path):
 
 
 if __name__ == "__main__":
-    _worker_main(sys.argv[1:])
+    fresh.worker_main(measure)

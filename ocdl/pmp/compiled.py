@@ -119,6 +119,7 @@ def euler_sweep(model, params, X, trajectories=False, increments=None, initial_c
             xN = np.empty((n, d))
             Xs = np.empty((N + 1, n, d)) if trajectories else _NONE
             ek.outer_forward(hKT, hb, _rows(model, X, ws), xN, S, _increments_rows(increments), Xs)
+            del hKT, hb                     # (not held while the stored stages wait for p_N)
             lamN = yield xN
             P = _p0_buffer(trajectories, initial_costate, (N + 1, n, d))
             gK, gb = np.empty((N, d, d)), np.empty((N, d))

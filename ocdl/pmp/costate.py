@@ -244,6 +244,7 @@ def vjp(model, params, X, increments=None, device=None):
         gen = SWEEPS[be, family(model)](model, params, X, False, xi, True)
     xN = next(gen)
     shape = tuple(xN.shape)
+    device = xN.device if be == "torch" else None
 
     def pullback(V):
         nonlocal gen
@@ -254,7 +255,7 @@ def vjp(model, params, X, increments=None, device=None):
             raise InputError(f"the cotangent has shape {tuple(V.shape)}, need (samples, width) = {shape}")
         if be == "torch":
             import torch
-            lamN = torch.as_tensor(V).to(device=xN.device, dtype=xN.dtype)
+            lamN = torch.as_tensor(V).to(device=device, dtype=torch.float64)
         else:
             lamN = np.asarray(V.cpu().numpy() if is_torch(V) else V, dtype=float)
         sweep, gen = gen, None
