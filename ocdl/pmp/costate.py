@@ -33,8 +33,13 @@ its own adjoint partner (symplectic, so ``λᵀ δx`` is conserved exactly).
 hamiltonian field): Newton-solved stages forward, the transposed stage system solved for the
 adjoint stages backward, batched over samples — :mod:`ocdl.pmp.implicit`.
 
-No autograd tape is involved anywhere. Which code runs is decided in one place, the table of
-:mod:`ocdl.pmp.dispatch` keyed by ``(backend, family)``: the compiled kernels for numpy arrays
+No autograd tape is involved anywhere. Every sweep runs in two phases (:func:`ocdl.pmp.dispatch.finish`):
+the forward keeps what the costate sweep reads and yields ``x_N``; sent ``p_N`` it runs the
+costate sweep from those stored stages. :func:`sweep` and :func:`value_and_grad` put the head's
+terminal between the phases; :func:`vjp` hands the second phase back as a pullback, so a
+caller's backward (``ocdl.nn.ODEBlock``) runs it later without re-running the forward. Which
+code runs is decided in one place, the table of :mod:`ocdl.pmp.dispatch` keyed by
+``(backend, family)``: the compiled kernels for numpy arrays
 (:mod:`ocdl.pmp.compiled`), the torch sweeps for tensors or ``device=`` (``"cpu"``,
 ``"cuda"``, ``"cuda:1"``, a ``torch.device``; :mod:`ocdl.pmp.torch_sweeps`), numpy for the conv
 fields (:mod:`ocdl.pmp.fused_conv`) and the implicit methods (:mod:`ocdl.pmp.implicit`).

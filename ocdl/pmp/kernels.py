@@ -2,7 +2,7 @@
 
 The loops over layers run inside compiled code, so a layer costs no Python or numpy call
 overhead, and each layer's block is touched in as few passes as possible. Same mathematics as
-:func:`ocdl.pmp.torch_sweeps.euler_value_and_grad` (tested against torch autograd). The outer
+:func:`ocdl.pmp.torch_sweeps.euler_sweep` (tested against torch autograd). The outer
 form runs in **row form** (one sample per row, the layout the model lifts the data in), the
 inner form feature-major (one sample per column):
 

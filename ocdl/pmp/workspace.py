@@ -6,8 +6,10 @@ the sweeps keep their caches — stored activations, rotating state and costate 
 compiled kernels' sample blocks — in a workspace per model and array library (numpy, or torch
 on one device), under a weak key: it goes with the model. Arrays are reused while the shapes
 stay the same. One thread at a time holds a model's workspace (:class:`borrow`); another
-thread meanwhile gets a throw-away one. :class:`Lease` holds it from a forward sweep to the
-costate sweep that consumes its cached stages.
+thread meanwhile gets a throw-away one. A two-phase sweep (:func:`ocdl.pmp.dispatch.finish`)
+holds it from its forward to the end of its costate sweep, which reads the cached stages: a
+second forward of the same model meanwhile (a block applied twice before one backward) works
+in a throw-away workspace, so neither overwrites the other's stages.
 """
 import threading
 import weakref
@@ -72,22 +74,3 @@ class borrow:
             self.ws = None
         return False
 
-
-class Lease:
-    """The model's workspace held from a storing forward sweep until the costate sweep has
-    consumed the cached stages — released there, or when the forward's result is dropped."""
-
-    def __init__(self, model, device=None):
-        self._borrow = borrow(model, device)
-        self.ws = self._borrow.__enter__()
-
-    def release(self):
-        if self._borrow is not None:
-            self._borrow.__exit__(None, None, None)
-            self._borrow = None
-
-    def __del__(self):
-        try:
-            self.release()
-        except Exception:       # interpreter shutdown: nothing left to release into
-            pass
