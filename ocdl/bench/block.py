@@ -14,7 +14,10 @@ f = K σ(x) + b; depth N, h = T/N), then a fixed linear head and the mean cross-
 Each (method, width, depth) runs in a fresh process (:mod:`ocdl.bench.fresh`), measured as
 ``ocdl bench gradient`` does (:mod:`ocdl.bench.gradient`): warm-up at depth 2, reset the peak-RSS counter, one forward +
 backward: ``peak_mib`` = extra resident memory it needed; then ``forward_s`` (best of
-``repeats`` under ``torch.no_grad``) and ``gradient_s`` (best of ``repeats`` forward + backward).
+``repeats`` under ``torch.no_grad``) and ``gradient_s`` (best of ``repeats`` forward + backward),
+wall time, and ``forward_cpu_s``, ``gradient_cpu_s`` the same in the process's CPU time (robust to
+preemption on a loaded machine: :mod:`ocdl.bench.fresh`); ``ratio_autograd`` and
+``ratio_autograd_cpu`` divide by autograd's at the same width and depth.
 ``states_mib`` = (N+1) n width × 8 bytes, the size of the stored states; ``rel_error`` =
 ‖g − g_ref‖/‖g_ref‖ over (x, K, b) against float64 autograd computed in the driving process.
 """
@@ -105,9 +108,10 @@ def measure(spec):
     def forward():
         with torch.no_grad():
             head(fn(x))
-    out = {"forward_s": fresh.best_of(forward, spec["repeats"]),
-           "gradient_s": fresh.best_of(lambda: _loss_and_grad(fn, x, y, block, head), spec["repeats"]),
-           "peak_mib": peak, "loss": loss, "peak_reset": reset_ok}
+    forward_s, forward_cpu_s = fresh.best_of(forward, spec["repeats"])
+    gradient_s, gradient_cpu_s = fresh.best_of(lambda: _loss_and_grad(fn, x, y, block, head), spec["repeats"])
+    out = {"forward_s": forward_s, "gradient_s": gradient_s, "forward_cpu_s": forward_cpu_s,
+           "gradient_cpu_s": gradient_cpu_s, "peak_mib": peak, "loss": loss, "peak_reset": reset_ok}
     np.save(spec["grad_path"], grad)
     return out
 
@@ -143,7 +147,8 @@ def run_block_bench(depths=(16, 64, 256, 1024), widths=(8, 64), samples=256, rep
             res = fresh.run("ocdl.bench.block", spec, f"{method}/width {width}/depth {depth}", timeout)
             g, g_ref = np.load(spec["grad_path"]), refs[(width, depth)]
             run = {"method": method, "width": width, "depth": depth, "forward_s": res["forward_s"],
-                   "gradient_s": res["gradient_s"], "peak_mib": res["peak_mib"],
+                   "gradient_s": res["gradient_s"], "forward_cpu_s": res["forward_cpu_s"],
+                   "gradient_cpu_s": res["gradient_cpu_s"], "peak_mib": res["peak_mib"],
                    "states_mib": (depth + 1) * samples * width * 8 / 2 ** 20,
                    "rel_error": float(np.linalg.norm(g - g_ref) / np.linalg.norm(g_ref))}
             if not res["peak_reset"]:
@@ -160,10 +165,11 @@ def _result(runs, depths, widths, samples, repeats, methods, field, T, seed):
     import torch
 
     from ocdl.bench.gradient import machine_info
-    auto = {(r["width"], r["depth"]): r["gradient_s"] for r in runs if r["method"] == "autograd"}
-    for r in runs:
-        a = auto.get((r["width"], r["depth"]))
-        r["ratio_autograd"] = None if a is None else r["gradient_s"] / a
+    for key, ratio in (("gradient_s", "ratio_autograd"), ("gradient_cpu_s", "ratio_autograd_cpu")):
+        auto = {(r["width"], r["depth"]): r[key] for r in runs if r["method"] == "autograd"}
+        for r in runs:
+            a = auto.get((r["width"], r["depth"]))
+            r[ratio] = None if not a else r[key] / a
     return {"runs": runs,
             "settings": {"depths": list(depths), "widths": list(widths), "samples": samples, "repeats": repeats,
                          "methods": list(methods), "field": field, "integrator": "euler", "T": T, "seed": seed,
@@ -173,12 +179,17 @@ def _result(runs, depths, widths, samples, repeats, methods, field, T, seed):
 
 def format_table(result):
     """The runs as a markdown table (one row per run)."""
-    lines = ["| width | depth | method | forward s | forward+backward s | × autograd | peak MiB | states MiB "
-             "| gradient rel. error |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| width | depth | method | forward s | forward+backward s | × autograd | forward+backward CPU s "
+             "| × autograd (CPU) | peak MiB | states MiB | gradient rel. error |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def fmt(v, spec):
+        return "—" if v is None else format(v, spec)
     for r in result["runs"]:
-        ratio = "—" if r["ratio_autograd"] is None else f"{r['ratio_autograd']:.2f}"
         lines.append(f"| {r['width']} | {r['depth']} | {r['method']} | {r['forward_s']:.4f} | {r['gradient_s']:.4f} "
-                     f"| {ratio} | {r['peak_mib']:.1f} | {r['states_mib']:.1f} | {r['rel_error']:.1e} |")
+                     f"| {fmt(r['ratio_autograd'], '.2f')} | {fmt(r.get('gradient_cpu_s'), '.4f')} "
+                     f"| {fmt(r.get('ratio_autograd_cpu'), '.2f')} | {r['peak_mib']:.1f} | {r['states_mib']:.1f} "
+                     f"| {r['rel_error']:.1e} |")
     return "\n".join(lines)
 
 

@@ -9,8 +9,11 @@ JSON-able dict, which :func:`worker_main` prints on one tagged line and :func:`r
 Inside the worker, :func:`peak_mib` measures the extra resident memory one call needs (reset
 the kernel's peak-RSS counter, ``echo 5 > /proc/self/clear_refs``, note ``VmRSS``, call, read
 ``VmHWM``; tracemalloc does not see torch's allocations, RSS does; resolution a page) and
-:func:`best_of` the best wall time of ``repeats`` calls (other load on a shared machine only
-ever adds time).
+:func:`best_of` the best wall time and the best CPU time of ``repeats`` calls (other load on a
+shared machine only ever adds time; the process's CPU time leaves out the time slices other
+processes took while the call was preempted — on a machine with more runnable processes than
+cores a call of more than a few milliseconds is preempted every time, so its best wall time
+still includes them).
 """
 import json
 import os
@@ -82,13 +85,15 @@ def peak_mib(fn):
 
 
 def best_of(fn, repeats, sync=None):
-    """The best wall time in seconds of ``repeats`` calls of ``fn`` (``sync()`` after each, e.g.
-    ``torch.cuda.synchronize``)."""
-    times = []
+    """``(wall, cpu)``: the best wall time and the best CPU time of this process, in seconds, of
+    ``repeats`` calls of ``fn`` (``sync()`` after each, e.g. ``torch.cuda.synchronize``; the CPU
+    time of a GPU method is the host's only)."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         if sync is not None:
             sync()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return min(wall), min(cpu)

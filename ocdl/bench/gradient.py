@@ -202,10 +202,11 @@ def measure(spec):
         torch.cuda.synchronize()
         peak_mib = (torch.cuda.max_memory_allocated() - base_cuda) / 2 ** 20
     sync = torch.cuda.synchronize if cuda else None
-    forward_s = fresh.best_of(forward, spec["repeats"], sync)
-    gradient_s = fresh.best_of(value_and_grad, spec["repeats"], sync)
+    forward_s, forward_cpu_s = fresh.best_of(forward, spec["repeats"], sync)
+    gradient_s, gradient_cpu_s = fresh.best_of(value_and_grad, spec["repeats"], sync)
     np.save(spec["grad_path"], grad)
-    out = {"forward_s": forward_s, "gradient_s": gradient_s, "peak_mib": peak_mib, "J": J,
+    out = {"forward_s": forward_s, "gradient_s": gradient_s, "forward_cpu_s": forward_cpu_s,
+           "gradient_cpu_s": gradient_cpu_s, "peak_mib": peak_mib, "J": J,
            "peak_reset": reset_ok, "process_peak_mib": process_peak}
     out.update(extra)
     return out
@@ -305,7 +306,8 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
                    "integrator": integ, "cost_abs_error": abs(res["J"] - J_ref),
                    "process_peak_mib": res["process_peak_mib"], "gradient_mib": g.nbytes / 2 ** 20}
             run["compile_s"] = res.get("compile_s")
-            for key in ("forward_compile_s", "xla_temp_mib", "reconstruction_error"):
+            for key in ("forward_cpu_s", "gradient_cpu_s", "forward_compile_s", "xla_temp_mib",
+                        "reconstruction_error"):
                 if key in res:
                     run[key] = res[key]
             if not res.get("peak_reset", True):
