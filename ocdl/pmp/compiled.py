@@ -113,7 +113,7 @@ def euler_sweep(model, params, X, trajectories=False, increments=None, initial_c
     n = X.shape[0]
     with borrow(model) as ws:
         if model.F.form == "outer":         # row form: one sample per row, as the model lifts it
-            hK, hb, hKT = outer_parts(model, params)
+            K, hb, hKT = outer_parts(model, params, scaled=False)
             nb = kernels.block_width(d, n)
             S = ws.get("SB", (-(-n // nb), N, nb, d))      # σ(x_k) per block of rows
             xN = np.empty((n, d))
@@ -123,7 +123,7 @@ def euler_sweep(model, params, X, trajectories=False, increments=None, initial_c
             lamN = yield xN
             P = _p0_buffer(trajectories, initial_costate, (N + 1, n, d))
             gK, gb = np.empty((N, d, d)), np.empty((N, d))
-            ek.outer_backward(hK, S, np.ascontiguousarray(lamN), h, gK, gb, P)
+            ek.outer_backward(K, S, np.ascontiguousarray(lamN), h, gK, gb, P)
             gK, gb = outer_theta_grads(model, gK, gb)
             p0 = P[0] if (trajectories or initial_costate) else None
             return (gK, gb) + ((Xs, P) if trajectories else (None, None)) + (p0,)
@@ -156,7 +156,7 @@ def _euler_forward(model, params, X, increments, Xs):
     with borrow(model) as ws:
         if model.F.form == "outer":
             XN = np.empty((n, d))
-            _, hb, hKT = outer_parts(model, params)
+            _, hb, hKT = outer_parts(model, params, scaled=False)
             ek.outer_forward(hKT, hb, _rows(model, X, ws), XN, np.empty((0, N, kernels.block_width(d, n), d)),
                              _increments_rows(increments), Xs)
             return XN
