@@ -123,7 +123,8 @@ def euler_sweep(model, params, X, trajectories=False, increments=None, initial_c
             lamN = yield xN
             P = _p0_buffer(trajectories, initial_costate, (N + 1, n, d))
             gK, gb = np.empty((N, d, d)), np.empty((N, d))
-            ek.outer_backward(K, S, np.ascontiguousarray(lamN), h, gK, gb, P)
+            hK = np.multiply(K, h)          # formed only now: not held while σ waits for p_N
+            ek.outer_backward(hK, S, np.ascontiguousarray(lamN), h, gK, gb, P)
             gK, gb = outer_theta_grads(model, gK, gb)
             p0 = P[0] if (trajectories or initial_costate) else None
             return (gK, gb) + ((Xs, P) if trajectories else (None, None)) + (p0,)
