@@ -161,6 +161,19 @@ def positive_int(text):
     return _number(text, "integer", int, 0, strict=True)
 
 
+def natural(text):
+    """argparse type: an integer ≥ 0."""
+    return _number(text, "integer", int, 0)
+
+
+def seed_list(text):
+    """argparse type: comma-separated seeds."""
+    items = [seed_int(t.strip()) for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"'{text}' must list seeds (integers ≥ 0)")
+    return items
+
+
 def int_list(text):
     """argparse type: comma-separated positive integers."""
     try:
@@ -257,7 +270,8 @@ def check_paths(args, directories=()):
 
 
 # ------------------------------------------------------------------------------ jobs
-_TYPES = {"count": lambda: positive_int, "positive": lambda: positive, "nonnegative": lambda: nonnegative,
+_TYPES = {"count": lambda: positive_int, "natural": lambda: natural, "seeds": lambda: seed_list,
+          "positive": lambda: positive, "nonnegative": lambda: nonnegative,
           "real": lambda: real, "seed": lambda: seed_int, "counts": lambda: int_list, "fraction": lambda: positive}
 
 
@@ -277,8 +291,8 @@ def add_job(p, job_class, skip=(), defaults=None, helps=None, only=None):
             continue
         default = (defaults or {}).get(f.name, f.default if f.default is not dataclasses.MISSING else None)
         kw = {"help": (helps or {}).get(f.name, m["help"]), "dest": f.name}
-        if m["kind"] == "switch":
-            p.add_argument(flag_of(f), action="store_true", **kw)
+        if m["kind"] == "switch":        # a switch whose default is true is a --no-... flag
+            p.add_argument(flag_of(f), action="store_false" if default is True else "store_true", **kw)
             continue
         from ocdl.jobs.base import choices_of
         choices = choices_of(m["choices"])
