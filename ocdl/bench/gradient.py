@@ -418,3 +418,12 @@ def plot_gradient_bench(result, path):
 
 if __name__ == "__main__":
     _worker_main(sys.argv[1:])
+
+
+def format_table(result):
+    """The runs as a plain-text table: method, field, depth, times, peak memory, gradient error."""
+    from ocdl.bench import number, text_table
+    return text_table(["method", "field", "depth", "forward_s", "gradient_s", "compile_s", "peak_mib", "rel_error"],
+                      [[r["method"], r["field"], r["depth"], number(r["forward_s"]), number(r["gradient_s"]),
+                        number(r.get("compile_s")), number(r["peak_mib"], ".1f"), number(r["rel_error"], ".2e")]
+                       for r in result["runs"]])

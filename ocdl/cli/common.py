@@ -289,7 +289,9 @@ def add_job(p, job_class, skip=(), defaults=None, helps=None, only=None):
         if f.name in skip or f.name in ("quiet", "max_seconds") or not m.get("cli", True) or \
                 (only is not None and f.name not in only):
             continue
-        default = (defaults or {}).get(f.name, f.default if f.default is not dataclasses.MISSING else None)
+        own = f.default if f.default is not dataclasses.MISSING else \
+            (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        default = (defaults or {}).get(f.name, own)
         kw = {"help": (helps or {}).get(f.name, m["help"]), "dest": f.name}
         if m["kind"] == "switch":        # a switch whose default is true is a --no-... flag
             p.add_argument(flag_of(f), action="store_false" if default is True else "store_true", **kw)
