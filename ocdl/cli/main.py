@@ -130,8 +130,9 @@ def main(argv=None):
         msg = " ".join(str(exc).split("\n"))
         print(f"ocdl: error: {msg}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("ocdl: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:      # ocdl.errors.Interrupted says what was kept
+        detail = " ".join(str(exc).split("\n"))
+        print("ocdl: interrupted" + (f"; {detail}" if detail else ""), file=sys.stderr)
         return 130
     except MemoryError:
         if debug:
