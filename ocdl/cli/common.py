@@ -305,7 +305,7 @@ def add_job(p, job_class, skip=(), defaults=None, helps=None, only=None):
         elif m["kind"] == "positives":
             kw.update(type=positive, nargs="+")
         elif m["kind"] == "names":
-            kw["type"] = choice_list(f.name.rstrip("s").replace("_", " "), choices)
+            kw["type"] = choice_list(f.name.rstrip("_").rstrip("s").replace("_", " "), choices)
         elif m["kind"] in _TYPES:
             kw["type"] = _TYPES[m["kind"]]()
         if m.get("metavar"):
