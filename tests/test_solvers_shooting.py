@@ -123,10 +123,10 @@ def test_lm_step_damps_a_singular_system_instead_of_crashing():
             return u - target
     pb = Singular()
     rule = ShootingLM(pb, tol=1e-8)
-    rule.start(None, None, None)
-    ctx = types.SimpleNamespace(history=[{"boundary_residual": 3.0, "kkt": 3.0}])
-    u = rule.step(0, np.zeros(2), None, None, ctx)
-    assert pb.lams[0] == 0.0 and pb.lams[1] > 0.0
+    state = rule.init(np.zeros(2), None, None)
+    point = types.SimpleNamespace(x=np.zeros(2), info={"boundary_residual": 3.0, "kkt": 3.0})
+    step = rule.update(state, point, None)
+    assert pb.lams[0] == 0.0 and pb.lams[1] > 0.0 and step.stop is None
     # the damped step −r/(1 + λ) lowers ‖r‖ (λ = 1e-10: by a factor ≈ 1e10)
-    assert np.linalg.norm(u - target) < 1e-9 * np.linalg.norm(target)
-    assert ctx.history[-1]["lm_lambda"] == pb.lams[1]
+    assert np.linalg.norm(step.x - target) < 1e-9 * np.linalg.norm(target)
+    assert step.info["lm_lambda"] == pb.lams[1]
