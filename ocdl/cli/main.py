@@ -9,7 +9,7 @@ import sys
 import traceback
 
 from ocdl import __version__
-from ocdl.cli.common import Parser, check_paths, set_threads, warn_not_converged
+from ocdl.cli.common import Parser, set_threads, warn_not_converged
 from ocdl.errors import InputError, OcdlError
 from ocdl.io import read_toml
 from ocdl.jobs import work
@@ -113,11 +113,8 @@ def main(argv=None):
         if func is None:
             _leaf(parser, argv).print_help(sys.stderr)
             return 2
-        # every output path is checked before any work: writable, not an input, not another output
-        # (a job command checks its own, derived files included: ocdl.jobs.base.Job.check_paths)
-        leaf, words = _walk(parser, argv)
-        if getattr(args, "job_class", None) is None:
-            check_paths(args, [a.dest for a in leaf._actions if a.metavar == "DIR"])
+        # every path is checked by the command's job before any work (ocdl.jobs.base.Job.check_paths)
+        words = _walk(parser, argv)[1]
         work.check(words, args, args.max_seconds)   # memory and time estimate, before any work
         with sigterm_interrupts():       # SIGTERM stops every command as Ctrl-C does: exit 130
             rc = func(args)
