@@ -59,3 +59,32 @@ def test_job_defaults_are_the_librarys():
             potential.PINN_STEPS.get(name, fit[name].default)
     for job in (LearnOscillatorJob, LearnPotentialJob):          # None: the library's DEFAULT_LR
         assert job.__dataclass_fields__["lr"].default is None
+
+
+def test_list_defaults_reach_the_job():
+    """A list default (``option([...])``) is the flag's default: ``ocdl meanfield limit`` without
+    ``--nus`` used to hand None to the study (a TypeError at its end)."""
+    from ocdl.cli.common import job_from_args
+    from ocdl.cli.main import build_parser
+    job = job_from_args(build_parser().parse_args(["meanfield", "limit"]))
+    assert job.nus == [0.4, 0.2, 0.1]
+    job = job_from_args(build_parser().parse_args(["bench", "gradient"]))
+    assert job.fields_ == ["outer", "hamiltonian"] and job.depths == [16, 64, 256, 1024, 4096]
+
+
+def test_bench_train_loads_each_seeds_data():
+    """``ocdl bench train`` failed with an internal ImportError (its loader had been removed): the
+    default loader is the one data loader, drawing the synthetic set with each seed."""
+    from ocdl.bench.train import run_train_bench
+    from ocdl.data.loading import load_dataset
+    seen = {}
+
+    def fake_compare(X, y, solvers, seed, **kw):
+        seen[seed] = (X, y)
+        return {"solvers": {s: {"history": [{"loss": 1.0, "time_s": 0.1, "iteration": 0}], "final_loss": 1.0,
+                                "wall_time_s": 0.1} for s in solvers}}
+    run_train_bench(["adam"], [0, 1], 0.5, compare_fn=fake_compare, quiet=True)
+    for seed in (0, 1):
+        ds = load_dataset("spirals", seed=seed)
+        assert np.array_equal(seen[seed][0], ds.X) and np.array_equal(seen[seed][1], ds.y)
+    assert not np.array_equal(seen[0][0], seen[1][0])
