@@ -185,24 +185,24 @@ def warn_not_converged(solver, success, message):
         print(f"ocdl: warning: {solver} did not converge: {message}", file=sys.stderr)
 
 
-#: threads when neither --threads nor OMP_NUM_THREADS is given. Measured on this project's 2-core
-#: machine shared with ~5 other jobs (load ≈ 7): ``ocdl train --data spirals --solver adam
-#: --iterations 600`` took 9.9 s with 1 thread, 122 s with 2 and 112 s with torch's default (2):
-#: the layers' matrices are small (n × 6), so extra threads only contend for busy cores.
-DEFAULT_THREADS = 1
 #: most threads accepted: each costs a stack and a BLAS buffer; far more than any machine's cores
 MAX_THREADS = 1024
 
 
 def set_threads(n=None):
     """Limit torch's intra-op threads and the BLAS/OpenMP pools to ``n`` (None: OMP_NUM_THREADS if
-    set, else :data:`DEFAULT_THREADS`). Before torch is imported this sets the environment it reads
-    at start-up; afterwards ``torch.set_num_threads``; BLAS pools already loaded by numpy are
-    limited through threadpoolctl when it is installed. Returns the number used."""
+    set, else the defaults table's :data:`ocdl.solvers.defaults.THREADS`, with its measurements).
+    Before torch is imported this sets the environment it reads at start-up; afterwards
+    ``torch.set_num_threads``; BLAS pools already loaded by numpy are limited through threadpoolctl
+    when it is installed. Returns the number used."""
     import os
     if n is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
-        n = int(env) if env.isdigit() and int(env) > 0 else DEFAULT_THREADS
+        if env.isdigit() and int(env) > 0:
+            n = int(env)
+        else:
+            from ocdl.solvers.defaults import THREADS
+            n = THREADS
     n = int(n)
     if n > MAX_THREADS:
         from ocdl.errors import InputError
