@@ -97,9 +97,10 @@ def _sweep(model, params, X, y, trajectories=True, increments=None, device=None,
         terminal = _terminal(model, params, y)
     elif be == "torch":
         import torch
-        terminal = _linear_terminal(torch.as_tensor(terminal_costate).to(device=X.device, dtype=X.dtype))
+        terminal = _linear_terminal(torch.as_tensor(terminal_costate).to(device=X.device, dtype=X.dtype),
+                                    model.n_out)
     else:
-        terminal = _linear_terminal(np.asarray(terminal_costate, dtype=float))
+        terminal = _linear_terminal(np.asarray(terminal_costate, dtype=float), model.n_out)
     data, gK, gb, xN, g, states, costates = SWEEPS[be, family(model)](
         model, params, X, terminal, trajectories, increments)
     if states is None:                          # trajectories=False: keep x_N only, (1, n, d)
@@ -112,15 +113,16 @@ def _sweep(model, params, X, y, trajectories=True, increments=None, device=None,
     return J, grads, states, costates
 
 
-def _linear_terminal(V):
+def _linear_terminal(V, n_out=1):
     """The terminal of a linear cost ``Σ_i ⟨v_i, x_N,i⟩`` (V (n, d), numpy or torch): ``p_N = V``
-    whatever x_N is; the head gets no gradient (``∇_s`` is zero). This is the vector-Jacobian
-    product of the state map ``x_0 ↦ x_N`` with V (the backward of :class:`ocdl.nn.ODEBlock`)."""
+    whatever x_N is; the head gets no gradient (``∇_s`` is zero, (n, ``n_out``)). This is the
+    vector-Jacobian product of the state map ``x_0 ↦ x_N`` with V (the backward of
+    :class:`ocdl.nn.ODEBlock`)."""
     def terminal(xN):
         n = xN.shape[0]
         if tuple(V.shape) != tuple(xN.shape):
             raise InputError(f"terminal costate has shape {tuple(V.shape)}, need (samples, width) = {tuple(xN.shape)}")
-        return float((V * xN).sum()), V, zeros_like_shape(xN, (n, 1))
+        return float((V * xN).sum()), V, zeros_like_shape(xN, (n, n_out))
     return terminal
 
 
