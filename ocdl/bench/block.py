@@ -23,6 +23,7 @@ preemption on a loaded machine: :mod:`ocdl.bench.fresh`); ``ratio_autograd`` and
 """
 import gc
 import os
+import sys
 import tempfile
 import time
 
@@ -222,5 +223,6 @@ def plot_block_bench(result, path):
     save_figure(fig, path)
 
 
-if __name__ == "__main__":
-    fresh.worker_main(measure)
+if __name__ == "__main__":          # a worker: one case per process (ocdl.bench.worker_main)
+    from ocdl.bench import worker_main
+    raise SystemExit(worker_main(sys.argv[1:], measure, "ocdl.bench.block"))

@@ -3,8 +3,8 @@
 A benchmark case (one method at one size) runs in its own process, so one method's allocations
 cannot hide in another's heap and nothing is warm that the case did not warm itself. The
 driving process calls :func:`run` with the worker module and a JSON-able ``spec``; the worker
-module ends with ``if __name__ == "__main__": worker_main(measure)``; ``measure(spec)`` returns a
-JSON-able dict, which :func:`worker_main` prints on one tagged line and :func:`run` reads back.
+module's ``__main__`` is :func:`ocdl.bench.worker_main` with its ``measure(spec)``, which prints
+the JSON-able result on one line after :data:`ocdl.bench.RESULT_PREFIX`; :func:`run` reads it back.
 
 Inside the worker, :func:`peak_mib` measures the extra resident memory one call needs (reset
 the kernel's peak-RSS counter, ``echo 5 > /proc/self/clear_refs``, note ``VmRSS``, call, read
@@ -21,34 +21,26 @@ import subprocess
 import sys
 import time
 
+from ocdl.bench import RESULT_PREFIX
 from ocdl.errors import SolverError
 
-_TAG = "OCDL-BENCH-RESULT "
 #: the checkout this module belongs to (put first on the worker's PYTHONPATH)
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run(module, spec, what, timeout=1800):
     """``python -m module '<spec as JSON>'`` in a fresh process of this checkout; the dict its
-    :func:`worker_main` printed. SolverError naming ``what`` (e.g. ``"odeblock/width 8/depth 64"``)
+    :func:`ocdl.bench.worker_main` printed. SolverError naming ``what`` (e.g. ``"odeblock/width 8/depth 64"``)
     with the worker's last stderr line if it failed or printed no result."""
     env = dict(os.environ)
     env["PYTHONPATH"] = _ROOT + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-m", module, json.dumps(spec)], env=env, capture_output=True,
                           text=True, timeout=timeout)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(_TAG)), None)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)), None)
     if proc.returncode != 0 or line is None:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise SolverError(f"bench worker for {what} failed: {last}")
-    return json.loads(line[len(_TAG):])
-
-
-def worker_main(measure, argv=None):
-    """The worker's entry point: ``measure(spec)`` with the spec from the command line, its
-    result printed on the tagged line :func:`run` reads."""
-    argv = sys.argv[1:] if argv is None else argv
-    out = measure(json.loads(argv[0]))
-    sys.stdout.write(_TAG + json.dumps(out) + "\n")
+    return json.loads(line[len(RESULT_PREFIX):])
 
 
 def status_kib(key):

@@ -43,6 +43,7 @@ machine (other load only ever adds time). On CUDA, ``peak_mib`` is
 import gc
 import os
 import platform
+import sys
 import tempfile
 import time
 
@@ -370,5 +371,17 @@ def plot_gradient_bench(result, path):
     save_figure(fig, path)
 
 
-if __name__ == "__main__":
-    fresh.worker_main(measure)
+
+
+def format_table(result):
+    """The runs as a plain-text table: method, field, depth, times, peak memory, gradient error."""
+    from ocdl.bench import number, text_table
+    return text_table(["method", "field", "depth", "forward_s", "gradient_s", "compile_s", "peak_mib", "rel_error"],
+                      [[r["method"], r["field"], r["depth"], number(r["forward_s"]), number(r["gradient_s"]),
+                        number(r.get("compile_s")), number(r["peak_mib"], ".1f"), number(r["rel_error"], ".2e")]
+                       for r in result["runs"]])
+
+
+if __name__ == "__main__":          # a worker: one case per process (ocdl.bench.worker_main)
+    from ocdl.bench import worker_main
+    raise SystemExit(worker_main(sys.argv[1:], measure, "ocdl.bench.gradient"))

@@ -1,4 +1,5 @@
-"""The one dispatch table of the sweeps: which code runs a model's costate sweep.
+"""The one dispatch table of the sweeps: which code runs a model's costate sweep (and its
+cost-only forward, :data:`FORWARDS`).
 
 Keyed by ``(backend, family)``:
 
@@ -25,9 +26,13 @@ def _subs(f):
     return sweep
 
 
-def _conv_rk(model, params, X, trajectories=False, increments=None, initial_costate=False):
+def _no_increments(increments):
     if increments is not None:
         raise InputError("additive increments are not supported for the conv fields")
+
+
+def _conv_rk(model, params, X, trajectories=False, increments=None, initial_costate=False):
+    _no_increments(increments)
     return fused_conv.conv_rk_sweep(model, params, X, trajectories, initial_costate)
 
 
@@ -37,7 +42,7 @@ SWEEPS = {
     ("compiled", "euler"): compiled.euler_sweep,
     ("compiled", "rk"): compiled.rk_sweep,
     ("compiled", "split"): _subs(compiled.split_sweep),
-    ("torch", "euler"): torch_sweeps.euler_sweep,
+    ("torch", "euler"): torch_sweeps.rk_sweep,        # Euler: the one-stage tableau
     ("torch", "rk"): torch_sweeps.rk_sweep,
     ("torch", "split"): _subs(torch_sweeps.split_sweep),
     ("numpy", "conv-rk"): _conv_rk,
@@ -72,6 +77,28 @@ def run(sweep, terminal):
     Jd, lamN, extra = terminal(xN)
     gK, gb, states, costates, _ = finish(sweep, lamN)
     return Jd, gK, gb, xN, extra, states, costates
+
+
+def _conv_forward(model, params, X, increments=None):
+    _no_increments(increments)
+    if model.integrator in SPLITTINGS:
+        return fused_conv.conv_split_final_state(model, params, X, SPLITTINGS[model.integrator])
+    return fused_conv.conv_rk_final_state(model, params, X)
+
+
+def _compiled_forward(model, params, X, increments=None):
+    return compiled.final_state(model, params, X, increments, SPLITTINGS.get(model.integrator))
+
+
+#: the same table for the cost-only forward: ``(backend, family) → forward(model, params, X,
+#: increments)`` returning ``x_N`` (n, d), nothing stored (the implicit family: the model's own)
+FORWARDS = {
+    **{("compiled", fam): _compiled_forward for fam in ("euler", "rk", "split")},
+    **{("torch", fam): torch_sweeps.final_state for fam in ("euler", "rk", "split")},
+    ("numpy", "conv-rk"): _conv_forward,
+    ("numpy", "conv-split"): _conv_forward,
+    ("numpy", "implicit"): lambda model, params, X, increments=None: model.forward(params, X)[-1],
+}
 
 
 def family(model):

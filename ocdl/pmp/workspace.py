@@ -24,7 +24,7 @@ class Workspace:
     """Named float64 arrays of one library: numpy (``device`` None) or torch on ``device``."""
 
     def __init__(self, device=None):
-        self.device, self.arrays, self.busy = device, {}, False
+        self.device, self.arrays, self.busy, self.memos = device, {}, False, {}
 
     def get(self, name, shape, ones_row=False, zeros=False):
         """An array of ``shape`` (contents undefined; ``ones_row``: last row of axis −2 is 1;
@@ -41,11 +41,14 @@ class Workspace:
             self.arrays[name] = a
         return a
 
-
-def release(model):
-    """Free the workspaces kept for ``model`` (they are also freed with it)."""
-    with _LOCK:
-        _WORKSPACES.pop(model, None)
+    def views(self, name, base, make):
+        """``make()`` — views into the workspace array ``base`` (or a tuple of them; e.g. per-layer
+        ``unbind``s) — made once and kept while they stay the arrays (a torch view costs ~1 µs)."""
+        bases = base if isinstance(base, tuple) else (base,)
+        hit = self.memos.get(name)
+        if hit is None or len(hit[0]) != len(bases) or any(a is not b for a, b in zip(hit[0], bases)):
+            hit = self.memos[name] = (bases, make())
+        return hit[1]
 
 
 class borrow:
