@@ -20,7 +20,10 @@ row (``step``, ``cg_iterations``); ``stop=Stop(message, status)`` ends the run â
 that last step is evaluated and recorded as the next iterate first (unless the iteration cap is
 reached); with ``x=None`` the run ends at ``point.x``. ``run`` (the driver's :class:`Context`)
 gives a rule ``run.call(x, batch) â†’ (f, g, info)`` (trial points: no checks, no row),
-``run.iterations``, ``run.gtol``, and for tests ``run.full_losses()``, ``run.first_gmax``.
+``run.iterations``, ``run.gtol``, and for tests ``run.full_losses()``, ``run.epoch_losses()`` (a
+mini-batch run, ``run.minibatch``), ``run.first_gmax``. A rule with ``certifies_minibatch = True``
+has a test for mini-batch runs; for it the driver computes ``first_gmax`` on the full objective at
+x_0 before the first step (one full gradient), else only ``gtol`` certifies a mini-batch run.
 A rule never writes the history and raises nothing to stop.
 
 An external solver that drives its own loop (scipy's L-BFGS-B, IPOPT) implements
