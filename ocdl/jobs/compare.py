@@ -48,6 +48,8 @@ class CompareJob(Job):
     device: str = option("cpu", "torch device for adam/lbfgs: cpu (default) or cuda", "text")
     hessian_sample: float = same_option(TrainJob, "hessian_sample")
     newton_formulation: str = same_option(TrainJob, "newton_formulation", default="reduced")
+    newton_curvature: str = same_option(TrainJob, "newton_curvature")
+    newton_warm_start: str = same_option(TrainJob, "newton_warm_start")
     json: str = same_option(TrainJob, "json")
     plot: str = same_option(TrainJob, "plot")
     seed: int = same_option(TrainJob, "seed")
@@ -83,6 +85,10 @@ class CompareJob(Job):
         newton = {"formulation": self.newton_formulation}
         if self.hessian_sample is not None:
             newton["hessian_sample"] = self.hessian_sample
+        if self.newton_curvature is not None:
+            newton["curvature"] = self.newton_curvature
+        if self.newton_warm_start is not None:
+            newton["warm_start"] = self.newton_warm_start
         options = {"shooting": {"segments": self.segments}, "newton": newton,
                    "adam": {"device": device}, "lbfgs": {"device": device}}
         conv = {k: getattr(self, k) for k in ("channels", "kernel", "shape") if getattr(self, k) is not None}

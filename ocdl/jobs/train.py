@@ -206,6 +206,13 @@ class TrainJob(Resumable):
                                          "(default: all rows)", "positive", metavar="FRACTION|COUNT")
     newton_formulation: str = option(None, "newton: reduced-space Newton–CG (default) or full-space Newton on "
                                            "F(z) = 0 with sparse LU", "choice", choices=["reduced", "full"])
+    newton_curvature: str = option(None, "newton (reduced): curvature of the CG steps far from a solution — "
+                                         "hessian (exact, trust region; default) or gauss-newton "
+                                         "(Levenberg–Marquardt on the generalised Gauss–Newton matrix; the exact "
+                                         "Hessian near the solution)", "choice", choices=["hessian", "gauss-newton"])
+    newton_warm_start: str = option(None, "newton: warm start before the Newton steps — adam (default, reduced), "
+                                          "lbfgs (default, full) or none (from the initialisation)", "choice",
+                                    choices=["adam", "lbfgs", "none"])
     alpha: float = option(TABLE.ALPHA, f"weight decay α (default {TABLE.ALPHA:g})", "nonnegative")
     beta: float = option(0.0, "smoothness across layers β (default 0)", "nonnegative")
     normalize: str = option(None, "input map stored in the model: standard = per-feature mean 0, std 1; range = "
@@ -239,6 +246,10 @@ class TrainJob(Resumable):
             raise InputError("--newton-formulation applies to --solver newton only")
         if self.hessian_sample is not None and (self.solver != "newton" or self.newton_formulation == "full"):
             raise InputError("--hessian-sample applies to --solver newton (reduced formulation) only")
+        if self.newton_curvature is not None and (self.solver != "newton" or self.newton_formulation == "full"):
+            raise InputError("--newton-curvature applies to --solver newton (reduced formulation) only")
+        if self.newton_warm_start is not None and self.solver != "newton":
+            raise InputError("--newton-warm-start applies to --solver newton only")
         if self.patience is not None and self.validation is None:
             raise InputError("--patience applies with --validation only")
         if self.segments is not None and self.solver != "shooting":
@@ -260,6 +271,10 @@ class TrainJob(Resumable):
                                                "hessian_sample") if getattr(self, k) is not None}
         if self.newton_formulation is not None:
             opts["formulation"] = self.newton_formulation
+        if self.newton_curvature is not None:
+            opts["curvature"] = self.newton_curvature
+        if self.newton_warm_start is not None:
+            opts["warm_start"] = self.newton_warm_start
         return opts
 
     def execute(self):

@@ -21,6 +21,8 @@ With held-out data also ``time_to_accuracy_s``: wall time of the first history e
 held-out accuracy is ≥ ``target_accuracy`` (default: the best final held-out accuracy of any
 solver minus one point). ``memory_bytes``: the solver's memory estimate
 (:func:`ocdl.solvers.memory.estimate`, checked against traced peaks in docs/benchmarks-real.md).
+newton also reports ``n_hvp`` (curvature products: Hessian- or Gauss–Newton-vector),
+``cg_iterations`` and ``n_gauss_newton_steps``.
 """
 import time
 
@@ -156,6 +158,9 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
         }
         if name == "shooting" and "boundary_residual" in res:
             out[name]["boundary_residual"] = float(res["boundary_residual"])
+        for k in ("n_hvp", "cg_iterations", "n_gauss_newton_steps"):       # newton's curvature work
+            if k in res:
+                out[name][k] = int(res[k])
     losses = [r["final_loss"] for r in out.values() if r["final_loss"] is not None]
     losses += [row["loss"] for r in out.values() for row in r["history"]]
     best = min(losses) if losses else None

@@ -25,7 +25,10 @@ row             defaults
                 n > FULL_BATCH_MAX: mini-batches of DEFAULT_BATCH (128) for DEFAULT_EPOCHS (60)
                 epochs, adam / pmp-adam lr BATCH_LR (0.02); newton batches of NEWTON_BATCH (512)
                 with Hessian-vector products on NEWTON_HESSIAN_SAMPLE (128) rows, NEWTON_EPOCHS
-                (10) epochs; msa MSA_EPOCHS (10) epochs (``default_batching`` applies these)
+                (10) epochs after its Adam warm start (without it — Gauss–Newton steps with CG ≤
+                NEWTON_GN_CG_MAXITER (10) at NEWTON_GN_CG_RTOL (1e-3) — it reaches 50 % held-out
+                on MNIST-1D, not adam's 70.7 %); msa MSA_EPOCHS (10) epochs
+                (``default_batching`` applies these)
 ==============  ================================================================================
 
 Who reads which row: ``ResNetODEClassifier()`` leaves ``field`` (and solver, activation,
@@ -63,6 +66,12 @@ DEFAULT_EPOCHS = 60
 #: products on 128 of their rows (Byrd et al. 2011), 10 epochs — MNIST-1D: 72.6 / 72.1 / 72.3 %
 #: held-out (seeds 0/1/2) in about a minute, where batches of 128 gave 59.6 % after 3 epochs
 NEWTON_BATCH, NEWTON_HESSIAN_SAMPLE, NEWTON_EPOCHS = 512, 128, 10
+#: newton's Gauss–Newton steps (``curvature="gauss-newton"``): CG on (G + λI)s = −g truncated at
+#: NEWTON_GN_CG_MAXITER iterations or relative residual NEWTON_GN_CG_RTOL, first damping λ = 1 —
+#: MNIST-1D from the initialisation, batches of 512, products on 128 rows: 46.9 % held-out after 6
+#: epochs with these, 40.9 % with the Newton forcing term (2–4 CG iterations per step), 45.3 % with
+#: 30 iterations (docs/compare.md, "MNIST-1D: Newton from the default initialisation")
+NEWTON_GN_CG_MAXITER, NEWTON_GN_CG_RTOL = 10, 1e-3
 #: msa's epochs on large sets: its stochastic E-MSA step costs ≈ 1.3 s per batch of 128 at width
 #: 120 (MNIST-1D), so 60 epochs would take ≈ 40 min for ≈ 35–40 % held-out; 10 epochs ≈ 7 min
 MSA_EPOCHS = 10
