@@ -126,3 +126,26 @@ def test_initial_full_gradient_is_checkpointed_and_resumed_bit_for_bit():
     assert np.array_equal(whole.x, resumed.x) and whole.fun == resumed.fun
     assert [h["loss"] for h in whole.history] == [h["loss"] for h in resumed.history]
     assert whole.success == resumed.success and whole.message == resumed.message
+
+
+def test_the_default_estimator_fit_is_certified_without_a_warning():
+    """The estimator's tabular defaults (pmp-adam, batches of 128, 60 epochs, cosine decay) on
+    breast-cancer (569 samples, 5 batches an epoch): certified, no ConvergenceWarning. Measured
+    (seeds 0/1/2): epoch-loss drop over the last 10 epochs 1.1e-2–1.2e-2 (≤ 5e-2), gradient
+    reduction 1.7e-3–3.0e-3 (≤ 0.05). Checked here independently of the certificate: the
+    unweighted mean of each epoch's batch losses fell less than EPOCH_FTOL over the last 10 epochs."""
+    import warnings
+
+    from sklearn.datasets import load_breast_cancer
+
+    from ocdl.estimator import ResNetODEClassifier
+    X, y = load_breast_cancer(return_X_y=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = ResNetODEClassifier().fit(X, y)
+    assert clf.result_.success, clf.result_.message
+    assert not [w for w in caught if "did not converge" in str(w.message)]
+    ends = [i for i, h in enumerate(clf.result_.history) if "epoch" in h]
+    losses = np.array([h["loss"] for h in clf.result_.history])
+    means = np.array([losses[a + 1:b + 1].mean() for a, b in zip([-1] + ends[:-1], ends)])
+    assert len(means) == 60 and (means[-11] - means[-1]) / means[-1] <= EPOCH_FTOL
