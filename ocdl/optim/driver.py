@@ -424,7 +424,9 @@ def _certify(ctx, rule, state, x, f, status, message):
     status 0, whatever made the rule stop; a rule's claim that fails the test → status 3 (stalled).
     A rule without a test and no ``gtol`` keeps its own status (the Newton-type rules raise
     ``Stop(…, CONVERGED)`` only from their KKT test at the iterate they return).
-    Returns ``(status, message, f)``, ``f`` the full objective at x when it was evaluated."""
+    A mini-batch run is tested by the rule only when it declares ``certifies_minibatch`` (Adam,
+    gradient descent: the epoch form of :func:`ocdl.optim.certificates.first_order`), else only by
+    ``gtol``. Returns ``(status, message, f)``, ``f`` the full objective at x when it was evaluated."""
     from ocdl.optim import certificates
     test = getattr(rule, "certify", None)
     if test is None and ctx.gtol is not None:
