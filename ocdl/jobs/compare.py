@@ -43,6 +43,10 @@ class CompareJob(Job):
     width: int = same_option(TrainJob, "width")
     iterations: int = option(None, "iterations for every solver (default: each solver's own default)", "count")
     target: float = option(None, "target loss for time_to_target_s (default 1.05 × best loss reached)", "positive")
+    target_accuracy: float = option(None, "target held-out accuracy for time_to_accuracy_s, a fraction in (0, 1) "
+                                          "(default: best final held-out accuracy − 0.01)", "fraction")
+    train_size: int = option(None, "train on a class-stratified subset of this many training samples (seeded by "
+                                   "--seed; the held-out set is unchanged; default: all)", "count", metavar="COUNT")
     normalize: str = same_option(TrainJob, "normalize")
     segments: int = option(1, "shooting segments (default 1)", "count")
     device: str = option("cpu", "torch device for adam/lbfgs: cpu (default) or cuda", "text")
@@ -76,6 +80,12 @@ class CompareJob(Job):
         ds = load_dataset(self.data, self.test, None, self.seed, self.points, self.noise, self.turns,
                           test_seed=synthetic_test_seed(self.seed))
         X, y, Xt, yt = ds.X, ds.y, ds.X_test, ds.y_test
+        if self.train_size is not None:
+            from ocdl.data.real import stratified_subset
+            if self.train_size > len(y):
+                raise InputError(f"--train-size {self.train_size} exceeds the {len(y)} training samples")
+            keep = stratified_subset(y, self.train_size, seed=self.seed)
+            X, y = X[keep], y[keep]
         check_model_size(self.layers, self.width, X.shape[1], len(X))  # before allocating the model
         synthetic = self.data in DATASETS
         alpha = self.alpha if self.alpha is not None else (COMPARE_SYNTHETIC_ALPHA if synthetic else DEFAULT_ALPHA)
@@ -90,10 +100,12 @@ class CompareJob(Job):
         with tensorboard.session(self.tensorboard):     # one TensorBoard run per solver
             result = compare(X, y, self.solvers, X_test=Xt, y_test=yt, field=self.field, integrator=self.integrator,
                              layers=self.layers, T=self.T, alpha=alpha, width=self.width, seed=self.seed,
-                             iterations=self.iterations, target=self.target, options=options, quiet=self.quiet,
+                             iterations=self.iterations, target=self.target,
+                             target_accuracy=self.target_accuracy, options=options, quiet=self.quiet,
                              normalize=self.normalize or default_normalize(self.data), precheck=guard, **conv,
                              log=self.log)
         result["settings"]["data"] = self.data
+        result["settings"]["train_size"] = self.train_size
         drawn = f"{self.data} test split" if self.data in REAL_DATASETS else \
             f"{self.data} seed {synthetic_test_seed(self.seed)}"
         result["settings"]["test"] = self.test or (None if Xt is None else drawn)
