@@ -169,3 +169,23 @@ def test_compare_cli_bad_train_size_or_target_is_one_line_error(ocdl_main, tmp_p
     lines = err.strip().splitlines()
     assert len(lines) == 1 and all(w in lines[0] for w in words), err
     assert not png.exists()
+
+
+def test_compare_cli_warm_tol_reaches_shooting(ocdl_main, monkeypatch):
+    # --warm-tol is shooting's warm_tol keyword (its newton warm start's stopping KKT residual);
+    # the other solvers never see it; a non-positive value is one line, exit 2
+    import ocdl.solvers as S
+    seen = {}
+    real = S.SOLVERS["pmp-lbfgs"]
+
+    def spy(model, params0, X, y, **kw):
+        seen["shooting"] = kw
+        return real(model, params0, X, y, iterations=2, callback=kw.get("callback"))
+
+    monkeypatch.setitem(S.SOLVERS, "shooting", spy)
+    rc, out, err = ocdl_main("compare", "--data", "wine", "--train-size", "20", "--width", "13", "--layers", "2",
+                             "--solvers", "shooting,pmp-lbfgs", "--iterations", "2", "--warm-tol", "1e-6", "--quiet")
+    assert rc == 0, err
+    assert seen["shooting"]["warm_tol"] == 1e-6 and seen["shooting"]["segments"] == 1
+    rc, out, err = ocdl_main("compare", "--data", "wine", "--solvers", "shooting", "--warm-tol", "-1")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--warm-tol" in err

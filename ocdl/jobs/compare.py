@@ -49,6 +49,8 @@ class CompareJob(Job):
                                    "--seed; the held-out set is unchanged; default: all)", "count", metavar="COUNT")
     normalize: str = same_option(TrainJob, "normalize")
     segments: int = option(1, "shooting segments (default 1)", "count")
+    warm_tol: float = option(None, "shooting: KKT residual at which its newton warm start stops and the "
+                                   "Levenberg–Marquardt shooting takes over (default 1e-10)", "positive")
     device: str = option("cpu", "torch device for adam/lbfgs: cpu (default) or cuda", "text")
     hessian_sample: float = same_option(TrainJob, "hessian_sample")
     newton_formulation: str = same_option(TrainJob, "newton_formulation", default="reduced")
@@ -93,7 +95,10 @@ class CompareJob(Job):
         newton = {"formulation": self.newton_formulation}
         if self.hessian_sample is not None:
             newton["hessian_sample"] = self.hessian_sample
-        options = {"shooting": {"segments": self.segments}, "newton": newton,
+        shooting = {"segments": self.segments}
+        if self.warm_tol is not None:
+            shooting["warm_tol"] = self.warm_tol
+        options = {"shooting": shooting, "newton": newton,
                    "adam": {"device": device}, "lbfgs": {"device": device}}
         conv = {k: getattr(self, k) for k in ("channels", "kernel", "shape") if getattr(self, k) is not None}
         from ocdl.optim import tensorboard
