@@ -44,7 +44,8 @@ def main():
 
     iterations = a.epochs * -(-len(y) // a.batch)
     res = optim.minimize(costate_objective(model, X, y), model.flatten(model.init(a.seed)), optim.Adam(a.lr),
-                         iterations, sampler=optim.Batches(len(y), a.batch, seed=a.seed), epoch_callback=per_epoch)
+                         iterations, sampler=optim.Batches(len(y), a.batch, seed=a.seed),
+                         early_stopping=optim.EarlyStopping(epoch_callback=per_epoch))
     p = model.unflatten(res.x)
     best = max(rows, key=lambda r: r[3])
     out = dict(vars(a), final_test=model.accuracy(p, Xt, yt), final_train=model.accuracy(p, X, y),

@@ -126,19 +126,19 @@ def test_stochastic_msa_steps_on_the_iterations_batch():
     X, y = spirals(30, seed=7)
     model = make_model(X, y, layers=4, T=1.0, width=4)
     seen = []
-    orig = MSARule.step
+    orig = MSARule.update
 
-    def step(self, it, x, f, g, ctx):
-        new = orig(self, it, x, f, g, ctx)
-        b = ctx.batch
-        seen.append((len(b), pmp.cost(model, model.unflatten(x), X[b], y[b]), f,
-                     pmp.cost(model, model.unflatten(new), X[b], y[b])))
-        return new
-    MSARule.step = step
+    def update(self, state, p, run):
+        step = orig(self, state, p, run)
+        b = p.batch
+        seen.append((len(b), pmp.cost(model, model.unflatten(p.x), X[b], y[b]), p.f,
+                     pmp.cost(model, model.unflatten(step.x), X[b], y[b])))
+        return step
+    MSARule.update = update
     try:
         res = train(X, y, solver="msa", model=model, batch_size=16, epochs=3, seed=1)
     finally:
-        MSARule.step = orig
+        MSARule.update = orig
     assert res.nit == 3 * 4 and [n for n, *_ in seen] == [16, 16, 16, 12] * 3
     for _, before, f, after in seen:
         assert before == pytest.approx(f, rel=1e-13) and after < before

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from ocdl.errors import SolverError
-from ocdl.optim import (Adam, Batches, GradientDescent, LBFGS, LevenbergMarquardt, TorchLBFGS, minimize)
+from ocdl.optim import (LBFGS, Adam, Batches, Callback, Checkpointing, Divergence, EarlyStopping, GradientDescent,
+                        LevenbergMarquardt, Step, TorchLBFGS, minimize)
 
 A = np.array([[3.0, 1.0], [1.0, 2.0]])
 B = np.array([1.0, -2.0])
@@ -71,7 +72,7 @@ def test_levenberg_marquardt_and_lbfgs_solve_rosenbrock():
 
 
 def test_callback_stop_and_divergence_keep_the_last_good_iterate():
-    res = minimize(quadratic, np.zeros(2), Adam(), 100, callback=lambda it, x, f: it == 5)
+    res = minimize(quadratic, np.zeros(2), Adam(), 100, callback=Callback(lambda it, x, f: it == 5))
     assert res.status == 2 and not res.success and res.nit == 5
 
     def exploding(x, batch=None):
@@ -99,14 +100,11 @@ def test_an_error_inside_the_objective_keeps_the_last_recorded_iterate():
             return quadratic(x)
 
         class Plain:                     # x ← x − 0.1 g: a rule with no evaluations of its own
-            def start(self, x, saved, ctx):
-                pass
-
-            def state(self):
+            def init(self, x, saved, run):
                 return {}
 
-            def step(self, it, x, f, g, ctx):
-                return x - 0.1 * g
+            def update(self, state, p, run):
+                return Step(p.x - 0.1 * p.g, state)
 
         with pytest.raises(exc, match="inner solve failed") as info:
             minimize(failing, np.zeros(2), Plain(), 50)
@@ -123,7 +121,8 @@ def test_state_limit_counts_as_divergence():
     def obj(x, batch=None):
         return 1.0, -np.ones(2), {"state_max": 10.0 ** x[0]}
     with pytest.raises(SolverError, match="hidden state exploded"):
-        minimize(obj, np.zeros(2), GradientDescent(lr=1.0, armijo=-1.0), 50, state_limit=1e6)
+        minimize(obj, np.zeros(2), GradientDescent(lr=1.0, armijo=-1.0), 50,
+                 divergence=Divergence(state_limit=1e6))
 
 
 def _noisy(x, batch):
@@ -146,7 +145,7 @@ def test_interrupt_and_resume_bit_for_bit(sampler):
     full = run()
     saved = []
     with pytest.raises(KeyboardInterrupt):
-        run(checkpoint=saved.append, checkpoint_every=4, should_stop=lambda: len(saved) >= 2)
+        run(checkpointing=Checkpointing(saved.append, 4, lambda: len(saved) >= 2))
     assert saved[-1]["iteration"] == 9          # the interrupt saves the state it stops in
     resumed = run(state0=saved[-1])
     assert np.array_equal(full.x, resumed.x) and full.fun == resumed.fun
@@ -158,7 +157,7 @@ def test_interrupt_and_resume_bit_for_bit(sampler):
 
 def test_finished_state_is_returned_without_iterating():
     saved = []
-    res = minimize(quadratic, np.zeros(2), LBFGS(gtol=1e-12), 100, checkpoint=saved.append)
+    res = minimize(quadratic, np.zeros(2), LBFGS(gtol=1e-12), 100, checkpointing=Checkpointing(saved.append))
     calls = []
     again = minimize(lambda x, b=None: calls.append(1) or quadratic(x), np.zeros(2), LBFGS(), 100,
                      state0=saved[-1])
@@ -196,7 +195,7 @@ def _score_peaking_at(epoch_best, seen):
 def test_early_stopping_restores_the_best_parameters():
     seen = {}
     res = minimize(_noisy, np.array([2.0, -1.0]), Adam(lr=0.1), 1000, sampler=Batches(40, 7, seed=1),
-                   epoch_callback=_score_peaking_at(4, seen), monitor=("score", "max"), patience=3)
+                   early_stopping=EarlyStopping(("score", "max"), 3, _score_peaking_at(4, seen)))
     # epochs 5, 6, 7 are worse than epoch 4: the run stops at the end of epoch 7 (6 batches an epoch)
     assert res.status == 2 and not res.success and "early stopping" in res.message
     assert max(seen) == 7 and res.nit == 7 * 6 and res.best_epoch == 4 and res.best_score == 0
@@ -208,11 +207,11 @@ def test_early_stopping_restores_the_best_parameters():
 def test_early_stopping_state_resumes_bit_for_bit():
     def run(**kw):
         return minimize(_noisy, np.array([2.0, -1.0]), Adam(lr=0.1), 1000, sampler=Batches(40, 7, seed=1),
-                        epoch_callback=_score_peaking_at(4, {}), monitor=("score", "max"), patience=3, **kw)
+                        early_stopping=EarlyStopping(("score", "max"), 3, _score_peaking_at(4, {})), **kw)
     full = run()
     saved = []
     with pytest.raises(KeyboardInterrupt):                    # interrupted after epoch 5: best and count saved
-        run(checkpoint=saved.append, checkpoint_every=32, should_stop=lambda: len(saved) >= 1)
+        run(checkpointing=Checkpointing(saved.append, 32, lambda: len(saved) >= 1))
     resumed = run(state0=saved[-1])
     assert np.array_equal(full.x, resumed.x) and full.message == resumed.message and full.nit == resumed.nit
 
@@ -225,7 +224,7 @@ def test_full_batch_sampler_computes_the_numbers_of_a_run_without_it():
     plain = minimize(obj, np.array([2.0, -1.0]), Adam(lr=0.1), 20)
     epochs = []
     full = minimize(obj, np.array([2.0, -1.0]), Adam(lr=0.1), 20, sampler=Batches(40, 40),
-                    epoch_callback=lambda e, x: epochs.append(e) or {"m": 1.0})
+                    early_stopping=EarlyStopping(epoch_callback=lambda e, x: epochs.append(e) or {"m": 1.0}))
     assert np.array_equal(plain.x, full.x) and epochs == list(range(1, 21))
 
 
@@ -324,14 +323,11 @@ def test_keep_best_does_not_replace_a_converged_last_iterate():
         return float(np.cos(x[0]) + 0.1 * x[0] ** 2), np.array([-np.sin(x[0]) + 0.2 * x[0]])
 
     class Jump:                      # x0 → stationary point x = 0 (a local maximum of f, |g| = 0)
-        def start(self, x, saved, ctx):
-            pass
-
-        def state(self):
+        def init(self, x, saved, run):
             return {}
 
-        def step(self, it, x, fx, g, ctx):
-            return xs[1]
+        def update(self, state, p, run):
+            return Step(xs[1], state)
 
     res = minimize(f, xs[0], Jump(), 5, gtol=1e-12, keep_best=True)
     assert f(xs[0])[0] < f(xs[1])[0]                         # the earlier iterate has the lower f
@@ -352,22 +348,73 @@ def test_adam_first_order_certificate():
     assert not short.success and "fewer than 100" in short.message
 
 
-def test_hook_objects_and_legacy_keywords_run_the_same_iterations():
-    """The run-control hooks (ocdl.optim.hooks) are the same settings as the old keywords: both
-    forms save the same checkpoint states and return the same iterates; mixing a hook object with
-    its old keywords, or an unknown keyword, is refused."""
-    from ocdl.optim import Checkpointing, Divergence
-    legacy, hooked = [], []
-    r1 = minimize(rosenbrock, np.array([-1.2, 1.0]), Adam(lr=0.01), 40, checkpoint=legacy.append,
-                  checkpoint_every=10, state_limit=1e6, hint="h")
-    r2 = minimize(rosenbrock, np.array([-1.2, 1.0]), Adam(lr=0.01), 40, divergence=Divergence(1e6, hint="h"),
-                  checkpointing=Checkpointing(save=hooked.append, every=10))
-    assert np.array_equal(r1.x, r2.x) and r1.message == r2.message and r1.nit == r2.nit == 40
-    assert [s["iteration"] for s in legacy] == [s["iteration"] for s in hooked] == [10, 20, 30, 40, 40]
-    for a, b in zip(legacy, hooked):
-        assert np.array_equal(a["params"]["x"], b["params"]["x"])
-        assert [r["loss"] for r in a["history"]] == [r["loss"] for r in b["history"]]
-    with pytest.raises(TypeError, match="not both"):
-        minimize(quadratic, np.zeros(2), Adam(), 5, checkpoint=legacy.append, checkpointing=Checkpointing())
+def test_removed_keywords_are_refused_naming_their_hook():
+    """The keywords the hooks replaced raise one line naming the replacement; a bare function for a
+    hook, and an unknown keyword, are refused too."""
+    for key, hook in [("checkpoint", "checkpointing=Checkpointing(save=…)"), ("quiet", "progress=ProgressBar"),
+                      ("hint", "divergence=Divergence(hint=…)"), ("monitor", "early_stopping=EarlyStopping")]:
+        with pytest.raises(TypeError, match="was removed") as info:
+            minimize(quadratic, np.zeros(2), Adam(), 5, **{key: None})
+        assert hook in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(TypeError, match="takes a Callback"):
+        minimize(quadratic, np.zeros(2), Adam(), 5, callback=lambda it, x, f: False)
     with pytest.raises(TypeError, match="unexpected keyword"):
         minimize(quadratic, np.zeros(2), Adam(), 5, checkpoint_evry=3)
+
+
+def test_rule_state_is_the_checkpoint_and_update_is_pure():
+    """A rule's state is what the checkpoint stores ("opt"): Adam's moments after k steps equal the
+    closed-form recursion m_k = β₁ m_{k−1} + (1 − β₁) g_k, v_k = β₂ v_{k−1} + (1 − β₂) g_k² on the
+    recorded gradients; and update does not mutate the state it is given (calling it twice on the
+    same state gives the same step, bit for bit)."""
+    from ocdl.optim import Point
+    saved, grads = [], []
+
+    def obj(x, batch=None):
+        f, g = rosenbrock(x)
+        grads.append(g.copy())
+        return f, g
+    minimize(obj, np.array([-1.2, 1.0]), Adam(lr=0.01, amsgrad=False), 5,
+             checkpointing=Checkpointing(saved.append, every=3))
+    m = v = np.zeros(2)
+    for g in grads[:3]:
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+    st = saved[0]
+    assert st["iteration"] == 3 and set(st["opt"]) == {"m", "v"}
+    np.testing.assert_allclose(st["opt"]["m"], m, rtol=1e-15)
+    np.testing.assert_allclose(st["opt"]["v"], v, rtol=1e-15)
+
+    class Run:
+        iterations, gtol = 10, None
+    rule, x = Adam(lr=0.01), np.array([-1.2, 1.0])
+    state = rule.init(x, None, Run())
+    p = Point(1, x, *rosenbrock(x), {})
+    a, b = rule.update(state, p, Run()), rule.update(state, p, Run())
+    assert np.array_equal(a.x, b.x) and not np.any(state["m"]) and a.stop is None
+
+
+def test_step_info_joins_its_row_and_a_last_step_is_recorded():
+    """A rule x ← x/2 that reports ``{"halvings": k}`` for the iterate it steps from and stops at
+    iteration 3 with one last step: rows 1–3 carry their info (as given: an int stays an int), the
+    last step x0/8 is evaluated and recorded as iteration 4 (no info: no step from it), and the run
+    ends there with the rule's status. With the cap at 3 the last step is returned unrecorded."""
+    from ocdl.optim import STALLED, Stop
+
+    class Halve:
+        def init(self, x, saved, run):
+            return {"k": np.array(0.0)}
+
+        def update(self, state, p, run):
+            k = int(state["k"]) + 1
+            return Step(p.x / 2, {"k": np.array(float(k))}, {"halvings": k},
+                        Stop("halved three times", STALLED) if k == 3 else None)
+
+    x0 = np.array([8.0, -4.0])
+    res = minimize(quadratic, x0, Halve(), 10)
+    assert res.status == STALLED and res.message.startswith("halved three times") and res.nit == 4
+    assert [h.get("halvings") for h in res.history] == [1, 2, 3, None]
+    assert all(type(h["halvings"]) is int for h in res.history[:3])
+    np.testing.assert_array_equal(res.x, x0 / 8)
+    assert res.history[-1]["loss"] == quadratic(x0 / 8)[0]
+    capped = minimize(quadratic, x0, Halve(), 3)
+    assert capped.nit == 3 and np.array_equal(capped.x, x0 / 8) and capped.fun == quadratic(x0 / 8)[0]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ocdl.errors import InputError
-from ocdl.optim import Adam, LevenbergMarquardt, minimize
+from ocdl.optim import Adam, Checkpointing, Divergence, LevenbergMarquardt, ProgressBar, minimize
 
 ORDER = {"euler": 1, "heun": 2, "rk4": 4}
 DTYPE = torch.float64
@@ -189,7 +189,9 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=None, quiet=T
     lr = DEFAULT_LR.get(method) if lr is None else lr
     theta0 = problem.initial_guess(init, seed)
     ck = {"state0": state0, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every,
-          "should_stop": should_stop, "quiet": quiet}
+          "should_stop": should_stop, "quiet": quiet}                  # fit_pinn's options
+    hooks = {"state0": state0, "progress": ProgressBar(quiet),
+             "checkpointing": Checkpointing(checkpoint, checkpoint_every, should_stop)}
     if method == "newton":
         rf, jf = problem.casadi_functions()
         rule = LevenbergMarquardt(lambda th: np.asarray(rf(th)).ravel(), lambda th: np.asarray(jf(th)))
@@ -198,7 +200,7 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=None, quiet=T
             f, g = rule.objective(x)
             return f, g, {"data_loss": f}
 
-        res = minimize(objective, theta0, rule, iterations or 100, name="newton", **ck)
+        res = minimize(objective, theta0, rule, iterations or 100, name="newton", **hooks)
         x = res.x
         J = np.asarray(jf(x)) * math.sqrt(problem.n)     # Jacobian of the unscaled residuals x̄ − x
         dof = max(problem.n - len(x), 1)
@@ -220,7 +222,7 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=None, quiet=T
             return f, g.numpy(), {"data_loss": f}
 
         res = minimize(objective, theta0, Adam(lr=lr, schedule="constant", amsgrad=False), iterations or 3000,
-                       name="adam", keep_best=True, hint="try a smaller --lr", **ck)
+                       name="adam", keep_best=True, divergence=Divergence(hint="try a smaller --lr"), **hooks)
     elif method == "pinn":
         from ocdl.forces.pinn import fit_pinn
         res = fit_pinn(problem, theta0, seed=seed, lr=lr, **ck, **pinn_kw)

@@ -30,7 +30,7 @@ import time
 import numpy as np
 import torch
 
-from ocdl.optim import Adam, OptimizeResult, TorchLBFGS, minimize
+from ocdl.optim import Adam, Checkpointing, Divergence, OptimizeResult, ProgressBar, TorchLBFGS, minimize
 
 DTYPE = torch.float64
 
@@ -105,10 +105,10 @@ def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=5
         return float(loss.detach()), g, info
 
     x0 = torch.nn.utils.parameters_to_vector(tensors).detach().numpy().copy()
-    hint = "try a smaller --lr"
+    progress, divergence = ProgressBar(quiet), Divergence(hint="try a smaller --lr")
     adam = minimize(objective, x0, Adam(lr=lr, schedule="constant", amsgrad=False), adam_steps, name="pinn",
-                    quiet=quiet, state0=state0, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                    should_stop=should_stop, hint=hint)
+                    progress=progress, divergence=divergence, state0=state0,
+                    checkpointing=Checkpointing(checkpoint, checkpoint_every, should_stop))
     res = adam
     if lbfgs_steps > 0:
         def interruptible(x, batch=None):
@@ -117,7 +117,7 @@ def fit_pinn(problem, theta0, hidden=32, depth=3, adam_steps=6000, lbfgs_steps=5
             return objective(x, batch)
 
         rule = TorchLBFGS(max_iter=lbfgs_steps, history_size=50, max_eval=lbfgs_steps * 5 // 4)
-        res = minimize(interruptible, adam.x, rule, 1, name="pinn L-BFGS", quiet=quiet, hint=hint)
+        res = minimize(interruptible, adam.x, rule, 1, name="pinn L-BFGS", progress=progress, divergence=divergence)
         offset = adam.nit
         t_adam = adam.history[-1]["time_s"] if adam.history else 0.0
         res.history = list(adam.history) + [dict(h, iteration=h["iteration"] + offset, time_s=h["time_s"] + t_adam)

@@ -40,7 +40,7 @@ import integrators
 from integrators import IntegratorError
 from ocdl.errors import InputError, SolverError
 from ocdl.forces.table import ForceGrid, difference_matrix
-from ocdl.optim import Adam, LevenbergMarquardt, minimize
+from ocdl.optim import Adam, Checkpointing, Divergence, LevenbergMarquardt, ProgressBar, minimize
 
 DTYPE = torch.float64
 METHODS = ("euler", "heun", "rk4")
@@ -297,7 +297,8 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
     t0 = time.perf_counter()
     theta0 = problem.initial_theta(init, seed)
     ck = {"state0": state0, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every,
-          "should_stop": should_stop, "quiet": quiet}
+          "should_stop": should_stop, "quiet": quiet}                  # fit_pinn's options
+    progress = ProgressBar(quiet)
     if method == "newton":
         rf, jf = problem.casadi_functions()
         theta, windows = theta0, _Windows(problem, continuation)
@@ -312,7 +313,7 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
                 return f, g, {"data_loss": float(r @ r)}
 
             res = minimize(objective, theta, rule, iterations or 100, name=f"newton t ≤ {problem.t[k - 1]:.3g}",
-                           quiet=quiet, hint="try a larger --lambda or another --init")
+                           progress=progress, divergence=Divergence(hint="try a larger --lambda or another --init"))
             theta = windows.add(res, k)
         windows.finish(res)
     elif method == "adam":
@@ -333,9 +334,13 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
             # the w-th stretch of one exponential schedule lr → lr·0.01 over all windows
             rule = Adam(lr=lr * 1e-2 ** (w / len(windows)), schedule="exponential",
                         decay=1e-2 ** (1 / len(windows)), amsgrad=False)
+            # the last window (all samples) checkpoints and resumes; the earlier ones only stop on an interrupt
+            last = frac == 1.0
             res = minimize(objective, theta, rule, per, name=f"adam t ≤ {problem.t[k - 1]:.3g}", keep_best=True,
-                           hint="try a smaller --lr",
-                           **(ck if frac == 1.0 else {"quiet": quiet, "should_stop": should_stop}))
+                           progress=progress, divergence=Divergence(hint="try a smaller --lr"),
+                           state0=state0 if last else None,
+                           checkpointing=Checkpointing(checkpoint, checkpoint_every, should_stop) if last
+                           else Checkpointing(should_stop=should_stop))
             theta = windows.add(res, k)
         windows.finish(res)
     else:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ocdl.errors import InputError, SolverError
-from ocdl.optim import LBFGS, Adam, LevenbergMarquardt, minimize
+from ocdl.optim import LBFGS, Adam, Callback, Checkpointing, Divergence, LevenbergMarquardt, ProgressBar, minimize
 
 SOLVERS = ("adam", "pmp-adam", "pmp-lbfgs", "newton")
 DTYPE = torch.float64
@@ -50,8 +50,9 @@ def solve(problem, method="newton", lam=1e-4, theta0=None, iterations=None, lr=0
         from ocdl.errors import unknown_name
         raise unknown_name("solver", method, SOLVERS)
     theta0 = problem.zero_theta() if theta0 is None else np.asarray(theta0, float)
-    ck = {"state0": state0, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every,
-          "should_stop": should_stop, "quiet": quiet, "snapshots": SNAPSHOTS, "hint": HINT, "callback": callback}
+    ck = {"state0": state0, "checkpointing": Checkpointing(checkpoint, checkpoint_every, should_stop),
+          "progress": ProgressBar(quiet), "snapshots": SNAPSHOTS, "divergence": Divergence(hint=HINT),
+          "callback": None if callback is None else Callback(callback)}
     if method == "newton":
         return _newton(problem, lam, theta0, iterations or 100, subset, label or "newton", ck)
     objective = _objective(problem, lam, subset, costate=method != "adam")

@@ -26,7 +26,8 @@ import torch
 
 from ocdl.errors import InputError, SolverError
 from ocdl.holography.network import DTYPE
-from ocdl.optim import Adam, LevenbergMarquardt, TorchLBFGS, minimize
+from ocdl.optim import (Adam, Callback, Checkpointing, Divergence, LevenbergMarquardt, ProgressBar, TorchLBFGS,
+                        minimize)
 
 SOLVERS = ("newton", "pmp-adam", "adam", "pmp-lbfgs")
 SIGMA_PATH = (1.0, 0.1)          # then the problem's own σ (the paper's 0.01)
@@ -73,12 +74,15 @@ def solve(problem, method="newton", x0=None, iterations=None, lr=0.05, decay=1e-
         from ocdl.errors import unknown_name
         raise unknown_name("solver", method, SOLVERS)
     x0 = problem.x0(1.0) if x0 is None else np.asarray(x0, float)
-    ck = {"quiet": quiet, "hint": HINT, "callback": callback, "snapshots": snapshots}
+    ck = {"progress": ProgressBar(quiet), "divergence": Divergence(hint=HINT), "snapshots": snapshots,
+          "callback": None if callback is None else Callback(callback)}
+    control = control or {}
     if method == "newton":
-        if control and any(control.get(k) is not None for k in ("state0", "checkpoint")):
+        if any(control.get(k) is not None for k in ("state0", "checkpoint")):
             raise InputError("checkpoints apply to adam, pmp-adam and pmp-lbfgs; newton runs in seconds")
-        return _newton(problem, x0, iterations or 100, label or "newton", ck)
-    ck.update(control or {})
+        return _newton(problem, x0, iterations or 100, label or "newton", ck, callback)
+    ck.update(state0=control.get("state0"), checkpointing=Checkpointing(
+        control.get("checkpoint"), control.get("checkpoint_every"), control.get("should_stop")))
     objective = _objective(problem, costate=method != "adam")
     if method == "pmp-lbfgs":
         rule = TorchLBFGS(max_iter=LBFGS_CHUNK, history_size=30, max_eval=3 * LBFGS_CHUNK)
@@ -88,7 +92,7 @@ def solve(problem, method="newton", x0=None, iterations=None, lr=0.05, decay=1e-
     return minimize(objective, x0, rule, iterations or 3000, name=label or method, keep_best=True, **ck)
 
 
-def _newton(problem, x0, iterations, label, ck):
+def _newton(problem, x0, iterations, label, ck, cb):
     """Levenberg–Marquardt down the σ path; one history over all stages."""
     t0 = time.perf_counter()
     sigmas = [s for s in SIGMA_PATH if s > problem.net.output.sigma] + [problem.net.output.sigma]
@@ -112,11 +116,9 @@ def _newton(problem, x0, iterations, label, ck):
             f, g = rule.objective(x)
             return f, g, {"sigma": s, "c_reg": c}
 
-        cb = ck["callback"]
-        res = minimize(objective, x, rule, iterations, name=f"{label} σ={s:g} c_reg={c:g}", quiet=ck["quiet"],
-                       hint=ck["hint"],
-                       callback=None if cb is None else (lambda it, xx, f, it0=it0: cb(it + it0, xx, f)),
-                       snapshots=ck["snapshots"])
+        res = minimize(objective, x, rule, iterations, name=f"{label} σ={s:g} c_reg={c:g}", progress=ck["progress"],
+                       divergence=ck["divergence"], snapshots=ck["snapshots"],
+                       callback=None if cb is None else Callback(lambda it, xx, f, it0=it0: cb(it + it0, xx, f)))
         hist += [dict(h, iteration=h["iteration"] + it0) for h in res.history]
         snaps += [(i + it0, v) for i, v in res.get("snapshots", [])]
         it0 += res.nit

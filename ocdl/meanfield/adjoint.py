@@ -138,13 +138,13 @@ class MeanFieldControl:
         """Minimise ``J`` with scipy's L-BFGS-B (``gtol = tol``) on the exact discrete gradient through
         :func:`ocdl.optim.minimize`; an :class:`ocdl.optim.OptimizeResult` with ``x`` of shape
         ``(layers, p)`` and ``grad_norm`` = max |∂J/∂θ| in the history."""
-        from ocdl.optim import LBFGS, minimize
+        from ocdl.optim import LBFGS, ProgressBar, minimize
 
         def objective(th, batch):
             J, G, _ = self.value_and_gradient(th)
             return J, G.ravel(), {"grad_norm": float(np.max(np.abs(G)))}
         res = minimize(objective, np.asarray(theta0, dtype=float).ravel(),
                        LBFGS(gtol=tol, ftol=2.220446049250313e-09, maxcor=10), maxiter,
-                       name="mean-field control (L-BFGS)", quiet=quiet)
+                       name="mean-field control (L-BFGS)", progress=ProgressBar(quiet))
         res.x = res.x.reshape(self.layers, -1)
         return res

@@ -116,22 +116,20 @@ class PolicyImprovement:
     name = "FP–HJB sweep"
 
     def __init__(self, omega, growth=100.0):
-        self.omega, self.growth, self.best = float(omega), float(growth), np.inf
+        self.omega, self.growth = float(omega), float(growth)
 
-    def start(self, x, saved, ctx):
-        pass
+    def init(self, x, saved, run):
+        return {"_best": np.inf}         # the smallest max|r| so far (not checkpointed)
 
-    def step(self, it, x, f, g, ctx):
-        from ocdl.optim import STALLED, StopRun
+    def update(self, state, p, run):
+        from ocdl.optim import STALLED, Step, Stop
+        x, g = p.x, p.g
         r = float(np.max(np.abs(g)))
-        self.best = min(self.best, r)
-        if r > self.growth * self.best:
-            raise StopRun(f"stalled: max |a + ∇V| grew from {self.best:.2e} to {r:.2e}; "
-                          "returning the policy with the smallest residual", STALLED)
-        return (1 - self.omega) * x + self.omega * (x - g)
-
-    def state(self):
-        return {}
+        best = min(state["_best"], r)
+        if r > self.growth * best:
+            return Step(None, {"_best": best}, stop=Stop(f"stalled: max |a + ∇V| grew from {best:.2e} to {r:.2e}; "
+                                                         "returning the policy with the smallest residual", STALLED))
+        return Step((1 - self.omega) * x + self.omega * (x - g), {"_best": best})
 
 
 def solve_forward_backward(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, scheme="cn", damping=None,
@@ -145,7 +143,7 @@ def solve_forward_backward(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, 
     evaluated policy, ``fun`` = ``cost`` its discrete cost, ``residual`` its max |a + ∇V|, and
     ``rho`` (density at T), ``rho_path``, ``value0`` (V(·, 0)) of that policy.
     """
-    from ocdl.optim import STALLED, minimize
+    from ocdl.optim import STALLED, Divergence, ProgressBar, minimize
     Phi = _check(grid, rho0, terminal, nu, T, steps)
     th = SCHEMES[scheme]
     dt = T / steps
@@ -164,8 +162,8 @@ def solve_forward_backward(grid: Grid, rho0, terminal, nu, T, steps=200, g=0.0, 
         if res < best["residual"]:
             best.update(last)
         return cost, r.ravel(), {"residual": res}
-    res = minimize(objective, a0.ravel(), PolicyImprovement(omega), maxiter, gtol=tol, quiet=quiet,
-                   name="control sweep", hint="raise --nu, lower --g or use more --steps")
+    res = minimize(objective, a0.ravel(), PolicyImprovement(omega), maxiter, gtol=tol, name="control sweep",
+                   progress=ProgressBar(quiet), divergence=Divergence(hint="raise --nu, lower --g or use more --steps"))
     if res.status == STALLED:
         last = best
         res.x, res.fun, res.residual = last["x"], last["cost"], last["residual"]

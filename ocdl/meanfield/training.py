@@ -231,7 +231,7 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
     ``seed + 1``) whose generator state is part of the checkpoint, so ``state0`` continues a run to
     the same parameters, bit for bit (checkpoint options as in :func:`ocdl.optim.minimize`).
     Divergence: :class:`SolverError` whose ``result.x`` is the last good parameter dict."""
-    from ocdl.optim import Adam, minimize
+    from ocdl.optim import Adam, Checkpointing, Divergence, ProgressBar, minimize
     X = np.asarray(X, dtype=float)
     y = np.asarray(y).astype(int)
     if set(np.unique(y)) != {0, 1}:
@@ -272,9 +272,9 @@ def train_stochastic_resnet(X, y, method="particles", nu=0.1, layers=10, T=2.0, 
         res = minimize(objective, shape_model.flatten(init_params(layers, d, seed)),
                        Adam(lr=DEFAULT_LR.get(method, 0.05) if lr is None else lr, schedule=schedule or "constant",
                             amsgrad=False), iterations,
-                       name=f"meanfield train ({method})", quiet=quiet, sampler=sampler, state0=state0,
-                       checkpoint=checkpoint, checkpoint_every=checkpoint_every, should_stop=should_stop,
-                       hint="lower --lr or --T")
+                       name=f"meanfield train ({method})", progress=ProgressBar(quiet), sampler=sampler, state0=state0,
+                       checkpointing=Checkpointing(checkpoint, checkpoint_every, should_stop),
+                       divergence=Divergence(hint="lower --lr or --T"))
     except SolverError as err:
         if err.result.x is not None:
             err.result.x = shape_model.unflatten(err.result.x)

@@ -1,11 +1,37 @@
 """The one iteration driver: ``minimize(objective, x0, rule, iterations, ...)``.
 
 Every optimisation loop in ocdl — the classifier solvers, the force tables, the PINN, the
-mean-field training — runs here. Run control is given as hook objects (:mod:`ocdl.optim.hooks`):
-``divergence=Divergence(state_limit, loss_growth, hint)``, ``checkpointing=Checkpointing(save,
-every, should_stop, extra_state)``, ``early_stopping=EarlyStopping(monitor, patience,
-epoch_callback)``; the keywords of the same names as their fields (``checkpoint=`` for ``save``,
-``checkpoint_every=`` for ``every``) are still accepted. One iteration ``it`` (1-based) is
+mean-field training — runs here. The driver owns the run: the history, divergence, stopping,
+checkpoints, progress and the caller's callback; a rule only computes the next iterate.
+
+**The rule protocol.** A rule is a small object whose constructor holds its settings:
+
+    state = rule.init(x, saved, run)
+    x_next, state, info, stop = rule.update(state, point, run)      # a Step
+    ok, text = rule.certify(state, point, run)                     # optional: its convergence test
+
+``state`` is a dict; its entries are the checkpoint's ``"opt"`` arrays (``saved`` when resuming:
+continuing from them is bit for bit), except keys beginning with ``_``: the rule's working memory
+(torch's L-BFGS object, a flag its test reads), not checkpointed. ``point`` is the
+:class:`Point` ``(it, x, f, g, info, batch)`` the driver evaluated: ``info`` holds what the
+objective measured there (``kkt``, ``boundary_residual``), ``batch`` the mini-batch (None: all
+data). :class:`Step` ``(x, state, info={}, stop=None)``: ``info`` goes into iterate ``it``'s history
+row (``step``, ``cg_iterations``); ``stop=Stop(message, status)`` ends the run — with ``x`` given,
+that last step is evaluated and recorded as the next iterate first (unless the iteration cap is
+reached); with ``x=None`` the run ends at ``point.x``. ``run`` (the driver's :class:`Context`)
+gives a rule ``run.call(x, batch) → (f, g, info)`` (trial points: no checks, no row),
+``run.iterations``, ``run.gtol``, and for tests ``run.full_losses()``, ``run.first_gmax``.
+A rule never writes the history and raises nothing to stop.
+
+An external solver that drives its own loop (scipy's L-BFGS-B, IPOPT) implements
+``rule.run(state, x, run) → (x, state, status, message)`` instead of ``update`` and reports each
+iterate through ``run.evaluate(it, x)``, ``run.record(it, x, f, info)`` (True: stop) and
+``run.after_step(it, x, state)`` (checkpoint/interrupt): the same bookkeeping.
+
+Run control is given as hook objects (:mod:`ocdl.optim.hooks`): ``progress=ProgressBar(quiet)``,
+``callback=Callback(fn)``, ``divergence=Divergence(state_limit, loss_growth, hint)``,
+``checkpointing=Checkpointing(save, every, should_stop, extra_state)``,
+``early_stopping=EarlyStopping(monitor, patience, epoch_callback)``. One iteration ``it`` (1-based) is
 
 1. ``f, g[, info] = objective(x, batch)`` (``batch`` from the ``sampler``, else None);
 2. the divergence test: f or g non-finite, ``f > loss_growth · max(f_first, 1)``, or
@@ -13,23 +39,16 @@ epoch_callback)``; the keywords of the same names as their fields (``checkpoint=
    the last good iterate (status −1); a ``SolverError`` or ``IntegratorError`` raised by the
    objective or the rule (a failed inner solve) gets the same ``result`` before it propagates;
 3. a history row ``{"iteration": it, "loss": f, "time_s", **info}``, the progress line, the
-   ``callback(it, x, f)`` (True stops: status 2), snapshots and the best iterate;
+   callback (True stops: status 2), early stopping, snapshots and the best iterate;
 4. the convergence test ``max |g| ≤ gtol`` (status 0), if ``gtol`` is given and the evaluation
    was of the full objective (no mini-batch);
-5. ``x ← rule.step(it, x, f, g, ctx)`` — a rule ends the run by raising :class:`StopRun` (why it
-   stopped); ``StopRun(…, after=x_new)`` when it took one last step: ``x_new`` is checkpointed,
-   evaluated and recorded as the next iterate (unless that step used the last iteration), then
-   the run ends;
-6. a checkpoint (``Checkpointing.save``) every ``every`` iterations and when ``should_stop()`` turns true
-   (then ``KeyboardInterrupt``: the caller exits 130 and ``state0=`` resumes bit for bit).
-
-A rule that drives its own loop (scipy's L-BFGS-B) implements ``run(ctx, x, start, iterations)``
-and calls ``ctx.evaluate`` / ``ctx.record`` / ``ctx.after_step`` itself: the bookkeeping above is
-the same code either way.
+5. ``rule.update``: its ``info`` joins row ``it``; its ``stop`` ends the run (above);
+6. a checkpoint (``Checkpointing.save``) every ``every`` iterations and when ``should_stop()`` turns
+   true (then ``KeyboardInterrupt``: the caller exits 130 and ``state0=`` resumes bit for bit).
 
 Checkpoint state (the container is :func:`ocdl.data.save_checkpoint`)::
 
-    {"iteration": it, "params": {"x": x, "best": …, "snap_i": …}, "opt": rule.state(),
+    {"iteration": it, "params": {"x": x, "best": …, "snap_i": …}, "opt": the rule's state,
      "history": [...], "meta": {"rng": sampler.state(), "extra": extra_state(), "best_loss": …,
                                  "snapshot_iterations": [...], "finished": bool, "result": {...}}}
 
@@ -43,30 +62,47 @@ saying so. The best metric and the count of epochs without improvement are in th
 When the run ends, the certificate decides ``success`` (:func:`_certify`): the rule's test
 (``rule.certify``) or ``max |g| ≤ gtol``, on the full objective at the returned x.
 
-When the run ends and ``checkpoint`` is given, the final state is saved with ``finished=True``; a
-``state0`` marked finished is returned as its result without iterating (multi-stage runs skip
-the stages they already completed).
+When the run ends and ``checkpointing.save`` is given, the final state is saved with
+``finished=True``; a ``state0`` marked finished is returned as its result without iterating
+(multi-stage runs skip the stages they already completed).
 """
 import math
 import time
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from integrators.errors import IntegratorError
 from ocdl.errors import InputError, SolverError
-from ocdl.optim.hooks import LOSS_GROWTH, Checkpointing, Divergence, EarlyStopping, from_keywords
+from ocdl.optim import hooks as _hooks
+from ocdl.optim.hooks import LOSS_GROWTH, Callback, Checkpointing, Divergence, EarlyStopping, ProgressBar
 from ocdl.optim.result import CONVERGED, DIVERGED, ITERATION_CAP, STALLED, STOPPED, OptimizeResult
-from ocdl.progress import Progress
 
 
-class StopRun(Exception):
-    """Raised by a rule's ``step`` to end the run: ``StopRun(message, status)`` (0 = the rule's
-    test passed — a claim the driver's certificate checks); ``after``: the iterate of a last step
-    taken before stopping, which the driver evaluates and records."""
+class Point(NamedTuple):
+    """An iterate the driver evaluated: ``f, g, info = objective(x, batch)`` at iteration ``it``."""
+    it: int
+    x: Any
+    f: float
+    g: Any
+    info: dict
+    batch: Any = None
 
-    def __init__(self, message, status=CONVERGED, after=None):
-        super().__init__(message)
-        self.message, self.status, self.after = message, int(status), after
+
+class Stop(NamedTuple):
+    """A rule's reason to end the run: ``status`` 0 (its test passed — a claim the driver's
+    certificate checks), 3 (stalled), …; ``message`` says why."""
+    message: str
+    status: int = CONVERGED
+
+
+class Step(NamedTuple):
+    """What ``rule.update`` returns: the next iterate ``x`` (None: no step, only with ``stop``), the
+    rule's new ``state``, ``info`` for the current iterate's history row, and ``stop`` (None: go on)."""
+    x: Any
+    state: dict
+    info: dict | None = None
+    stop: Stop | None = None
 
 
 def _copy(x):
@@ -89,18 +125,18 @@ def _maxabs(a):
 
 
 class Context:
-    """The bookkeeping of one run (history, progress, divergence, checkpoints); what rules see."""
+    """The bookkeeping of one run (history, progress, divergence, checkpoints, callback); the
+    ``run`` a rule sees (module docstring: what a rule may use)."""
     tensorboard = rule = grad_norm = None       # TensorBoard run (ocdl.optim.tensorboard), set by minimize
 
-    def __init__(self, objective, name, iterations, quiet=True, callback=None, gtol=None, keep_best=False,
-                 snapshots=(), sampler=None, state0=None, checkpointing=None, divergence=None,
-                 early_stopping=None):
+    def __init__(self, objective, name, iterations, *, gtol=None, keep_best=False, snapshots=(), sampler=None,
+                 state0=None, hooks=None):
         self.objective, self.name, self.iterations = objective, name, int(iterations)
-        self.callback, self.gtol, self.keep_best = callback, gtol, keep_best
+        self.gtol, self.keep_best = gtol, keep_best
         self.snap_at, self.sampler = set(int(s) for s in snapshots), sampler
-        self.checkpointing = checkpointing if checkpointing is not None else Checkpointing()
-        self.divergence = divergence if divergence is not None else Divergence()
-        self.early_stopping = early_stopping if early_stopping is not None else EarlyStopping()
+        hooks = _hooks.check(hooks or {}, {})
+        self.checkpointing, self.divergence = hooks["checkpointing"], hooks["divergence"]
+        self.early_stopping, self.callback = hooks["early_stopping"], hooks["callback"]
         self.monitor, self.patience = self.early_stopping.monitor, self.early_stopping.patience
         self.stop_reason = None
         st = state0 or {}
@@ -120,7 +156,7 @@ class Context:
             sampler.load_state(meta["rng"])
         self.time_offset = self.history[-1]["time_s"] if self.history else 0.0
         self.t0 = time.perf_counter()
-        self.progress = Progress(self.iterations, name, quiet)
+        self.progress = (hooks["progress"] or ProgressBar(quiet=True)).open(self.iterations, name)
         self.last_good = None        # (f, x, info) of the last recorded iterate
         self.batch = None            # the batch the current iterate was evaluated on
         # the certificate's inputs: the last full-objective evaluation (x, f, g, info), the first
@@ -191,7 +227,7 @@ class Context:
         self.history.append(row)
         if self.tensorboard is not None:                        # TensorBoard (ocdl.optim.tensorboard)
             rate = getattr(self.rule, "rate", None)
-            self.tensorboard.record(row, self.grad_norm, float(rate(it)) if callable(rate) else None)
+            self.tensorboard.record(row, self.grad_norm, float(rate(it, self.iterations)) if callable(rate) else None)
         self.last_good = (float(f), _copy(x), info)
         if self.monitor is not None:
             self._monitor(row, x, f, info)
@@ -202,7 +238,12 @@ class Context:
         self.progress.update(it, loss=float(f), **{k: v for k, v in info.items() if isinstance(v, float)})
         if self.stop_reason is not None:
             return True
-        return bool(self.callback is not None and self.callback(it, x, f))
+        return self.callback is not None and self.callback.stops(it, x, f)
+
+    def annotate(self, info):
+        """A rule's ``Step.info`` joins the row of the iterate it stepped from (values as given)."""
+        if info:
+            self.history[-1].update(info)
 
     def _monitor(self, row, x, f, info):
         """Early stopping: track the best iterate by the monitored epoch metric; stop after
@@ -221,7 +262,7 @@ class Context:
                                 f"best {key} {self.best_metric:.6g} at epoch {self.best_epoch}")
 
     # ---------------------------------------------------------------- checkpoints
-    def state(self, it, x, rule, finished=None):
+    def state(self, it, x, rule_state, finished=None):
         params = {"x": _numpy(x)}
         meta = {"snapshot_iterations": [i for i, _ in self.snapshots]}
         params.update({f"snap_{j}": s for j, (_, s) in enumerate(self.snapshots)})
@@ -242,14 +283,15 @@ class Context:
             meta["result_extra"] = _jsonable({k: v for k, v in finished.items() if k not in (
                 "x", "fun", "success", "status", "message", "nit", "wall_time_s", "history", "snapshots", "best")})
             params["x"] = _numpy(finished["x"])
-        opt = {k: _numpy(v) for k, v in (rule.state() if rule is not None and finished is None else {}).items()}
+        opt = {k: _numpy(v) for k, v in (rule_state or {}).items() if finished is None and not k.startswith("_")}
         return {"iteration": int(it), "params": params, "opt": opt, "history": list(self.history), "meta": meta}
 
-    def after_step(self, it, x, rule):
-        """Checkpoint on schedule or on interrupt (``x`` is the iterate *after* step ``it``)."""
+    def after_step(self, it, x, rule_state):
+        """Checkpoint on schedule or on interrupt (``x`` is the iterate *after* step ``it``,
+        ``rule_state`` the rule's state then)."""
         stop, save_now = self.checkpointing.due(it)
         if save_now:
-            self.checkpointing.save(self.state(it, x, rule))
+            self.checkpointing.save(self.state(it, x, rule_state))
         if stop:
             self.progress.close(f"{self.name}: interrupted at iteration {it}"
                                 + ("; checkpoint saved" if self.checkpointing.save is not None else ""))
@@ -290,30 +332,33 @@ def result_from_state(st):
     return res
 
 
-def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=True, gtol=None,
-             keep_best=False, snapshots=(), sampler=None, state0=None, after=None, checkpointing=None,
-             divergence=None, early_stopping=None, **legacy):
+def minimize(objective, x0, rule, iterations, *, name="", gtol=None, keep_best=False, snapshots=(), sampler=None,
+             state0=None, after=None, progress=None, callback=None, checkpointing=None, divergence=None,
+             early_stopping=None, **removed):
     """Minimise ``objective`` from ``x0`` with ``rule`` for at most ``iterations`` iterations.
 
-    ``after``: the :class:`OptimizeResult` of a previous phase this run continues (warm start →
-    Newton): its iteration count, history and clock go on; ``iterations`` counts from 0 as usual
-    (give ``after.nit + k`` for k more).
+    ``progress``, ``callback``, ``checkpointing``, ``divergence``, ``early_stopping``: the hook
+    objects of :mod:`ocdl.optim.hooks` (None: no progress line, no callback, no checkpoint, the
+    default divergence test, no early stopping). ``after``: the :class:`OptimizeResult` of a previous
+    phase this run continues (warm start → Newton): its iteration count, history and clock go on;
+    ``iterations`` counts from 0 as usual (give ``after.nit + k`` for k more). The keywords the hooks
+    replaced (``checkpoint=``, ``quiet=``, ``hint=``, …) raise a TypeError naming the replacement.
 
     Returns an :class:`~ocdl.optim.OptimizeResult` whose ``x`` is a flat float64 array (the best
-    recorded iterate with ``keep_best``; with ``monitor=(key, mode)`` the best by that epoch metric,
-    and ``patience`` epochs without improvement stop the run: early stopping). See the module
-    docstring for the iteration, the checkpoint state and the meaning of ``status``.
+    recorded iterate with ``keep_best``; with ``EarlyStopping.monitor=(key, mode)`` the best by that
+    epoch metric, and ``patience`` epochs without improvement stop the run: early stopping). See the
+    module docstring for the rule protocol, the iteration, the checkpoint state and ``status``.
     """
-    hooks = from_keywords({"checkpointing": checkpointing, "divergence": divergence,
-                           "early_stopping": early_stopping}, legacy)
+    hooks = _hooks.check({"progress": progress, "callback": callback, "checkpointing": checkpointing,
+                          "divergence": divergence, "early_stopping": early_stopping}, removed)
     if state0 is not None and (state0.get("meta") or {}).get("finished"):
         return result_from_state(state0)
     if after is not None:            # a chained phase: continue the previous run's count, rows and clock
         if state0 is not None:
             raise ValueError("minimize: give state0 (resume) or after (chain a phase), not both")
         state0 = {"iteration": int(after.nit), "params": {"x": np.asarray(x0)}, "history": after.history}
-    ctx = Context(objective, name or getattr(rule, "name", "minimize"), iterations, quiet, callback, gtol,
-                  keep_best, snapshots, sampler, state0, **hooks)
+    ctx = Context(objective, name or getattr(rule, "name", "minimize"), iterations, gtol=gtol, keep_best=keep_best,
+                  snapshots=snapshots, sampler=sampler, state0=state0, hooks=hooks)
     monitor, checkpoint = ctx.monitor, ctx.checkpointing.save
     from ocdl.optim import tensorboard                          # TensorBoard: the session's current run
     ctx.tensorboard, ctx.rule = tensorboard.current(ctx.name), rule
@@ -324,22 +369,23 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     if not hasattr(x, "clone"):
         x = np.asarray(x, dtype=float)
     ctx._x_now = x
-    rule.start(x, (state0 or {}).get("opt"), ctx)
+    state = rule.init(x, (state0 or {}).get("opt"), ctx)
     try:
         if hasattr(rule, "run"):
-            x, f, info, status, message = rule.run(ctx, x, ctx.start, ctx.iterations)
+            x, state, status, message = rule.run(state, x, ctx)
+            f = info = None
         else:
-            x, f, info, status, message = _loop(ctx, rule, x)
+            x, state, f, info, status, message = _loop(ctx, rule, x, state)
     except (SolverError, IntegratorError) as err:
         _attach_last_good(ctx, err)
         raise
-    if f is None:                    # the last step was taken but not evaluated (iteration cap)
+    if f is None:                    # the last step was taken but not evaluated (iteration cap, external run)
         f, _, info = ctx.evaluate(ctx.history[-1]["iteration"] + 1 if ctx.history else 1, x)
     if monitor is not None and ctx.best is not None:
         f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]
     elif keep_best and ctx.best is not None and ctx.best[0] <= f and status != CONVERGED:
         f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]     # (a converged last iterate is kept)
-    status, message, f = _certify(ctx, rule, x, f, status, message)
+    status, message, f = _certify(ctx, rule, state, x, f, status, message)
     ctx.progress.close()
     res = ctx.result(_numpy(x) if not hasattr(x, "clone") else x, f, status, message, info)
     if keep_best or monitor is not None:
@@ -349,21 +395,24 @@ def minimize(objective, x0, rule, iterations, *, name="", callback=None, quiet=T
     if ctx.snap_at:
         res["snapshots"].append((res.nit, _numpy(x).copy()))
     if checkpoint is not None:
-        checkpoint(ctx.state(res.nit, x, rule, finished=res))
+        checkpoint(ctx.state(res.nit, x, None, finished=res))
     return res
 
 
-def _certify(ctx, rule, x, f, status, message):
+def _certify(ctx, rule, state, x, f, status, message):
     """The driver's verdict at the returned ``x``: the rule's test (``rule.certify``, else
     ``max |g| ≤ gtol`` when a ``gtol`` is given) on the **full** objective there. Certified →
     status 0, whatever made the rule stop; a rule's claim that fails the test → status 3 (stalled).
     A rule without a test and no ``gtol`` keeps its own status (the Newton-type rules raise
-    ``StopRun(…, CONVERGED)`` only from their KKT test at the iterate they return).
+    ``Stop(…, CONVERGED)`` only from their KKT test at the iterate they return).
     Returns ``(status, message, f)``, ``f`` the full objective at x when it was evaluated."""
     from ocdl.optim import certificates
     test = getattr(rule, "certify", None)
     if test is None and ctx.gtol is not None:
-        test = certificates.gradient(ctx.gtol)
+        gradient = certificates.gradient(ctx.gtol)
+
+        def test(state, point, run):
+            return gradient(point.f, point.g, run)
     if test is None or status not in (CONVERGED, ITERATION_CAP, STALLED, STOPPED):
         return status, message, f
     if ctx.sampler is not None and not hasattr(ctx.sampler, "size"):
@@ -372,15 +421,15 @@ def _certify(ctx, rule, x, f, status, message):
         ok, text = False, "a mini-batch run is certified only by max |gradient| ≤ gtol on the full objective"
     else:
         full = ctx.last_full
-        if full is not None and _same(full[0], x):
-            fx, g = full[1], full[2]
-        else:
+        if full is None or not _same(full[0], x):
             fx, g, info_x = ctx.call(x, None)
-            ctx.last_full = (_copy(x), fx, g, info_x)
+            full = ctx.last_full = (_copy(x), fx, g, info_x)
+        fx, g = full[1], full[2]
         if g is None or not (math.isfinite(fx) and _finite(g)):
             ok, text = False, "the objective at the returned point is not finite"
         else:
-            ok, text = test(fx, g, ctx)
+            it = ctx.history[-1]["iteration"] if ctx.history else ctx.start
+            ok, text = test(state, Point(it, x, fx, g, full[3]), ctx)
             f = fx
     if ok:
         reason = "" if status == CONVERGED or message.startswith("converged") else f" ({message})"
@@ -408,36 +457,37 @@ def _attach_last_good(ctx, err):
                             f"failed after iteration {ctx.history[-1]['iteration']}: {err}", info)
 
 
-def _loop(ctx, rule, x):
-    """The stepping loop (rules with a ``step`` method)."""
+def _loop(ctx, rule, x, state):
+    """The stepping loop (rules with ``update``) → ``(x, state, f, info, status, message)``; ``f`` None
+    when the last step was not evaluated."""
     f, info = None, {}
     for it in range(ctx.start + 1, ctx.iterations + 1):
         ctx._x_now = x
         f, g, info = ctx.evaluate(it, x)
         if ctx.record(it, x, f, info):
-            return x, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it}"
+            return x, state, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it}"
         if ctx.gtol is not None and ctx.batch is None and _maxabs(g) <= ctx.gtol:     # full objective only
-            return x, f, info, CONVERGED, f"converged: max |gradient| {_maxabs(g):.2e} ≤ gtol {ctx.gtol:g}"
-        try:
-            x = rule.step(it, x, f, g, ctx)
-        except StopRun as stop:
-            if stop.after is None:
-                return x, f, info, stop.status, stop.message
-            x = stop.after                          # a last step: checkpoint, evaluate and record it
-            ctx.after_step(it, x, rule)
+            return x, state, f, info, CONVERGED, f"converged: max |gradient| {_maxabs(g):.2e} ≤ gtol {ctx.gtol:g}"
+        x_next, state, extra, stop = rule.update(state, Point(it, x, f, g, info, ctx.batch), ctx)
+        ctx.annotate(extra)
+        if stop is not None and x_next is None:
+            return x, state, f, info, stop.status, stop.message
+        x = x_next
+        ctx.after_step(it, x, state)
+        if stop is not None:                        # a last step: checkpointed above, evaluated and recorded
             if it == ctx.iterations:
-                return x, None, info, stop.status, stop.message
+                return x, state, None, info, stop.status, stop.message
             ctx._x_now = x
             f, g, info = ctx.evaluate(it + 1, x)
             if ctx.record(it + 1, x, f, info):
-                return x, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it + 1}"
-            return x, f, info, stop.status, stop.message
-        ctx.after_step(it, x, rule)
+                return x, state, f, info, STOPPED, ctx.stop_reason or f"stopped by the callback at iteration {it + 1}"
+            return x, state, f, info, stop.status, stop.message
     n = ctx.iterations
     if ctx.gtol is None and not hasattr(rule, "certify"):
-        return x, None, info, ITERATION_CAP, f"iteration limit reached ({n}) (no convergence test for this rule)"
-    return x, None, info, ITERATION_CAP, f"iteration limit reached ({n})"     # + the certificate's verdict
+        return x, state, None, info, ITERATION_CAP, f"iteration limit reached ({n}) (no convergence test for this rule)"
+    return x, state, None, info, ITERATION_CAP, f"iteration limit reached ({n})"     # + the certificate's verdict
 
 
-__all__ = ["minimize", "StopRun", "Context", "Checkpointing", "Divergence", "EarlyStopping", "LOSS_GROWTH",
-           "result_from_state", "CONVERGED", "ITERATION_CAP", "STOPPED", "STALLED", "DIVERGED"]
+__all__ = ["minimize", "Point", "Step", "Stop", "Context", "Checkpointing", "Divergence", "EarlyStopping",
+           "ProgressBar", "Callback", "LOSS_GROWTH", "result_from_state", "CONVERGED", "ITERATION_CAP", "STOPPED",
+           "STALLED", "DIVERGED"]

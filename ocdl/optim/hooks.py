@@ -7,10 +7,12 @@ checkpoint, so one hook object can serve any number of runs.
 * :class:`Divergence` — when an evaluation ends the run as diverged (status −1);
 * :class:`Checkpointing` — where and when the checkpoint state is saved, and the interrupt;
 * :class:`EarlyStopping` — the monitored epoch metric, its patience and the epoch callback that
-  measures it.
+  measures it;
+* :class:`ProgressBar` — the progress line on stderr (:class:`ocdl.progress.Progress`);
+* :class:`Callback` — the caller's ``fn(it, x, f)`` after each recorded iterate (True stops).
 
-Progress (``name``, ``quiet``) and the per-iteration ``callback(it, x, f)`` (True stops) stay plain
-keywords of ``minimize``.
+A hook not given (None) does nothing: no progress line, no callback, no checkpoint, no early
+stopping; the divergence test always runs (default thresholds).
 """
 import math
 from dataclasses import dataclass
@@ -87,29 +89,58 @@ class EarlyStopping:
         return best is None or (value > best if self.monitor[1] == "max" else value < best)
 
 
-# the keywords minimize() accepted before the hooks, mapped onto them (every call site keeps working)
-LEGACY = {"checkpoint": ("checkpointing", "save"), "checkpoint_every": ("checkpointing", "every"),
-          "should_stop": ("checkpointing", "should_stop"), "extra_state": ("checkpointing", "extra_state"),
-          "state_limit": ("divergence", "state_limit"), "loss_growth": ("divergence", "loss_growth"),
-          "hint": ("divergence", "hint"), "monitor": ("early_stopping", "monitor"),
-          "patience": ("early_stopping", "patience"), "epoch_callback": ("early_stopping", "epoch_callback")}
-_KINDS = {"checkpointing": Checkpointing, "divergence": Divergence, "early_stopping": EarlyStopping}
+@dataclass(frozen=True)
+class ProgressBar:
+    """The progress line of a run on stderr (iteration, loss, the row's float metrics, ETA), labelled
+    with the run's ``name``; ``quiet=True`` silences it (the ``--quiet`` flag)."""
+    quiet: bool = False
+
+    def open(self, total, label):
+        from ocdl.progress import Progress
+        return Progress(total, label, self.quiet)
 
 
-def from_keywords(hooks, keywords):
-    """The hook objects ``{"checkpointing": …, "divergence": …, "early_stopping": …}`` from the given
-    ones (None → defaults) and the legacy keywords (``checkpoint=``, ``state_limit=``, …), which fill
-    the fields of a hook not given as an object. Unknown keywords raise TypeError."""
-    fields = {kind: {} for kind in _KINDS}
-    for key, value in keywords.items():
-        if key not in LEGACY:
-            raise TypeError(f"minimize() got an unexpected keyword argument {key!r}")
-        kind, field = LEGACY[key]
-        if hooks.get(kind) is not None:
-            raise TypeError(f"minimize(): give {key}= or {kind}=, not both")
-        fields[kind][field] = value
-    return {kind: hooks.get(kind) if hooks.get(kind) is not None else cls(**fields[kind])
-            for kind, cls in _KINDS.items()}
+@dataclass(frozen=True)
+class Callback:
+    """``fn(it, x, f)`` after each recorded iterate (its history row written); a true return stops
+    the run (status 2, "stopped by the callback at iteration it")."""
+    fn: Callable[[int, Any, float], Any]
+
+    def stops(self, it, x, f):
+        return bool(self.fn(it, x, f))
 
 
-__all__ = ["Divergence", "Checkpointing", "EarlyStopping", "LOSS_GROWTH", "from_keywords"]
+# the keywords minimize() took before the hooks: each now raises one line naming its replacement
+REMOVED = {"checkpoint": "checkpointing=Checkpointing(save=…)",
+           "checkpoint_every": "checkpointing=Checkpointing(every=…)",
+           "should_stop": "checkpointing=Checkpointing(should_stop=…)",
+           "extra_state": "checkpointing=Checkpointing(extra_state=…)",
+           "state_limit": "divergence=Divergence(state_limit=…)",
+           "loss_growth": "divergence=Divergence(loss_growth=…)",
+           "hint": "divergence=Divergence(hint=…)",
+           "monitor": "early_stopping=EarlyStopping(monitor=…)",
+           "patience": "early_stopping=EarlyStopping(patience=…)",
+           "epoch_callback": "early_stopping=EarlyStopping(epoch_callback=…)",
+           "quiet": "progress=ProgressBar(quiet=…)"}
+HOOKS = {"progress": ProgressBar, "callback": Callback, "checkpointing": Checkpointing, "divergence": Divergence,
+         "early_stopping": EarlyStopping}
+
+
+def check(hooks, keywords):
+    """The hook objects ``{kind: hook}`` (None → the default: ``Divergence()``, an inactive
+    ``Checkpointing()``/``EarlyStopping()``, no progress line, no callback); TypeError, one line,
+    for a keyword ``minimize`` no longer takes (naming its replacement) or a hook of the wrong type."""
+    for key in keywords:
+        if key in REMOVED:
+            raise TypeError(f"minimize(): {key}= was removed; give {REMOVED[key]} (ocdl.optim.hooks)")
+        raise TypeError(f"minimize() got an unexpected keyword argument {key!r}")
+    out = {}
+    for kind, cls in HOOKS.items():
+        hook = hooks.get(kind)
+        if hook is not None and not isinstance(hook, cls):
+            raise TypeError(f"minimize(): {kind}= takes a {cls.__name__}(…) hook, got {type(hook).__name__}")
+        out[kind] = hook if hook is not None or kind in ("progress", "callback") else cls()
+    return out
+
+
+__all__ = ["Divergence", "Checkpointing", "EarlyStopping", "ProgressBar", "Callback", "LOSS_GROWTH", "check"]

@@ -7,7 +7,7 @@ whether that is convergence.
 import numpy as np
 
 from ocdl.optim import certificates
-from ocdl.optim.driver import StopRun
+from ocdl.optim.driver import Step, Stop
 from ocdl.optim.result import CONVERGED, ITERATION_CAP, STALLED, STOPPED
 
 
@@ -22,20 +22,19 @@ class LBFGS:
     def __init__(self, gtol=1e-9, ftol=1e-15, maxcor=20, maxls=20):
         self.options = {"gtol": float(gtol), "ftol": float(ftol), "maxcor": int(maxcor), "maxls": int(maxls)}
 
-    def start(self, x, saved, ctx):
-        self.reduction_stop = False
+    def init(self, x, saved, run):
+        return {"_reduction_stop": False}       # scipy's memory is not checkpointed: a resume restarts it
 
-    def certify(self, f, g, ctx):
-        ok, text = certificates.gradient(self.options["gtol"])(f, g, ctx)
-        if not ok and self.reduction_stop:
+    def certify(self, state, p, run):
+        ok, text = certificates.gradient(self.options["gtol"])(p.f, p.g, run)
+        if not ok and state["_reduction_stop"]:
             return True, f"relative decrease of J ≤ ftol {self.options['ftol']:g} (L-BFGS-B); {text}"
         return ok, text
 
-    def state(self):
-        return {}
-
-    def run(self, ctx, x0, start, iterations):
+    def run(self, state, x0, ctx):
+        """scipy drives the loop; each of its iterates is recorded and checkpointed through ``ctx``."""
         from scipy.optimize import minimize as scipy_minimize
+        start, iterations = ctx.start, ctx.iterations
         counter = {"it": start, "last": None, "stopped": False}
 
         def fun(v):
@@ -51,21 +50,21 @@ class LBFGS:
             if ctx.record(it, v, f, info):
                 counter["stopped"] = True
                 raise StopIteration
-            ctx.after_step(it, v, self)
+            ctx.after_step(it, v, state)
 
         if iterations - start <= 0:
-            return x0, None, {}, ITERATION_CAP, f"iteration limit reached ({iterations})"
+            return x0, state, ITERATION_CAP, f"iteration limit reached ({iterations})"
         r = scipy_minimize(fun, np.asarray(x0, dtype=float), jac=True, method="L-BFGS-B", callback=callback,
                            options={**self.options, "maxiter": iterations - start})
         if counter["stopped"]:
-            return r.x, None, {}, STOPPED, f"stopped by the callback at iteration {counter['it']}"
+            return r.x, state, STOPPED, f"stopped by the callback at iteration {counter['it']}"
         if r.success:
-            self.reduction_stop = "REDUCTION" in str(r.message).upper()
-            return r.x, None, {}, CONVERGED, f"converged: {r.message}"
+            state = {"_reduction_stop": "REDUCTION" in str(r.message).upper()}
+            return r.x, state, CONVERGED, f"converged: {r.message}"
         if r.nit >= iterations - start:
-            return r.x, None, {}, ITERATION_CAP, f"iteration limit reached ({iterations}) before convergence " \
-                                                 f"(L-BFGS-B: {r.message})"
-        return r.x, None, {}, STALLED, f"not converged: {r.message}"
+            return r.x, state, ITERATION_CAP, f"iteration limit reached ({iterations}) before convergence " \
+                                              f"(L-BFGS-B: {r.message})"
+        return r.x, state, STALLED, f"not converged: {r.message}"
 
 
 class TorchLBFGS:
@@ -87,22 +86,19 @@ class TorchLBFGS:
                             max_eval=max_eval, line_search_fn=line_search_fn,
                             tolerance_grad=tolerance_grad, tolerance_change=tolerance_change)
 
-    def start(self, x, saved, ctx):
+    def init(self, x, saved, run):
         import torch
-        self.torch = torch
-        self.param = torch.tensor(np.asarray(x, dtype=float), dtype=torch.float64, requires_grad=True)
-        self.opt = torch.optim.LBFGS([self.param], **self.options)
+        param = torch.tensor(np.asarray(x, dtype=float), dtype=torch.float64, requires_grad=True)
+        return {"_param": param, "_opt": torch.optim.LBFGS([param], **self.options)}   # not checkpointed
 
-    def certify(self, f, g, ctx):
-        return certificates.gradient(ctx.gtol if ctx.gtol is not None else self.gtol)(f, g, ctx)
+    def certify(self, state, p, run):
+        return certificates.gradient(run.gtol if run.gtol is not None else self.gtol)(p.f, p.g, run)
 
-    def state(self):
-        return {}
-
-    def step(self, it, x, f, g, ctx):
-        torch = self.torch
+    def update(self, state, p, run):
+        import torch
+        param, opt, f, g, x = state["_param"], state["_opt"], p.f, p.g, p.x
         with torch.no_grad():
-            self.param.copy_(torch.as_tensor(np.asarray(x, dtype=float)))
+            param.copy_(torch.as_tensor(np.asarray(x, dtype=float)))
         first = [True]
 
         def closure():
@@ -110,20 +106,21 @@ class TorchLBFGS:
                 first[0] = False
                 fv, gv = f, g
             else:
-                fv, gv, _ = ctx.call(self.param.detach().numpy().copy())
-            self.param.grad = torch.as_tensor(np.array(gv, dtype=float))
+                fv, gv, _ = run.call(param.detach().numpy().copy())
+            param.grad = torch.as_tensor(np.array(gv, dtype=float))
             return torch.tensor(fv, dtype=torch.float64)
 
-        st = self.opt.state[self.param]
+        st = opt.state[param]
         before, evals_before = st.get("n_iter", 0), st.get("func_evals", 0)
-        self.opt.step(closure)
+        opt.step(closure)
         done = st.get("n_iter", 0) - before
         evals = st.get("func_evals", 0) - evals_before
-        x_new = self.param.detach().numpy().copy()
+        x_new = param.detach().numpy().copy()
         if np.array_equal(x_new, np.asarray(x)):
-            raise StopRun("L-BFGS made no progress (x unchanged)", STALLED)
+            return Step(None, state, stop=Stop("L-BFGS made no progress (x unchanged)", STALLED))
         if done < self.options["max_iter"]:         # ended early: x_new is recorded, then the run stops
-            raise StopRun(f"L-BFGS used its evaluation budget (max_eval {self.options['max_eval']})"
-                          if evals >= self.options["max_eval"] else
-                          "L-BFGS ended its iterations early (gradient or change at tolerance)", STALLED, after=x_new)
-        return x_new
+            why = (f"L-BFGS used its evaluation budget (max_eval {self.options['max_eval']})"
+                   if evals >= self.options["max_eval"] else
+                   "L-BFGS ended its iterations early (gradient or change at tolerance)")
+            return Step(x_new, state, stop=Stop(why, STALLED))
+        return Step(x_new, state)

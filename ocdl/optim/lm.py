@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ocdl.optim.driver import StopRun
+from ocdl.optim.driver import Step, Stop
 from ocdl.optim.result import CONVERGED, STALLED
 
 
@@ -42,13 +42,11 @@ class LevenbergMarquardt:
         r = self._res(x)
         return float(r @ r), 2.0 * (self._jac(x).T @ r)
 
-    def start(self, x, saved, ctx):
-        self.mu = float(saved["mu"]) if saved else self.mu0
-        self.stalled = int(saved["stalled"]) if saved else 0
-        self.roundoff = False
-
-    def state(self):
-        return {"mu": np.array(self.mu), "stalled": np.array(float(self.stalled))}
+    def init(self, x, saved, run):
+        """State: the damping ``mu``, the count ``stalled`` of accepted steps with a relative decrease
+        below ``ftol``, ``_roundoff`` (the last step was at round-off; not checkpointed)."""
+        return {"mu": np.array(float(saved["mu"]) if saved else self.mu0),
+                "stalled": np.array(float(int(saved["stalled"]) if saved else 0)), "_roundoff": False}
 
     def _gradient_test(self, x, f):
         r, J = self._res(x), self._jac(x)
@@ -59,42 +57,45 @@ class LevenbergMarquardt:
         return gm <= bound, (f"max |Jᵀr| {gm:.2e} {'≤' if gm <= bound else '>'} {bound:.2e} "
                              f"(gtol {self.gtol:g} × |r| × max √diag JᵀJ)")
 
-    def certify(self, f, g, ctx):
-        ok, text = self._gradient_test(ctx.last_full[0], f)       # the returned x (the driver evaluated it last)
-        if not ok and self.stalled >= 3:
+    def certify(self, state, p, run):
+        ok, text = self._gradient_test(p.x, p.f)
+        if not ok and state["stalled"] >= 3:
             return True, f"relative cost decrease below {self.ftol:g} for 3 steps; {text}"
-        if not ok and self.roundoff:
+        if not ok and state["_roundoff"]:
             return True, f"the last accepted step and cost decrease are at round-off; {text}"
         return ok, text
 
-    def step(self, it, x, f, g, ctx):
+    def update(self, state, p, run):
+        x, f = p.x, p.f
+        mu, stalled = float(state["mu"]), int(state["stalled"])
         r, J = self._res(x), self._jac(x)
         gv = J.T @ r
         H = J.T @ J
         dH = np.maximum(np.diag(H), 1e-12 * max(np.diag(H).max(), 1e-300))
         if self._gradient_test(x, f)[0]:
-            raise StopRun("converged: gradient below tolerance (Gauss–Newton)", CONVERGED)
+            return Step(None, state, stop=Stop("converged: gradient below tolerance (Gauss–Newton)", CONVERGED))
         for _ in range(40):
             try:
-                delta = np.linalg.solve(H + self.mu * np.diag(dH), -gv)
+                delta = np.linalg.solve(H + mu * np.diag(dH), -gv)
             except np.linalg.LinAlgError:
-                self.mu *= 4
+                mu *= 4
                 continue
             x_new = x + delta
             r_new = np.asarray(self.residual(x_new), dtype=float)
             c_new = float(r_new @ r_new)
             if math.isfinite(c_new) and c_new <= f:
                 break
-            self.mu *= 4
+            mu *= 4
         else:
-            raise StopRun("no damped Gauss–Newton step lowers the cost (40 tries)", STALLED)
+            return Step(None, dict(state, mu=np.array(mu)),
+                        stop=Stop("no damped Gauss–Newton step lowers the cost (40 tries)", STALLED))
         self._r = (x_new, r_new)
         rel = (f - c_new) / max(f, 1e-300)
-        self.mu = max(self.mu / 3, 1e-12)
-        self.stalled = self.stalled + 1 if rel < self.ftol else 0
-        if self.stalled >= 3:
-            raise StopRun(f"relative cost decrease below {self.ftol:g} for 3 steps", STALLED, after=x_new)
+        stalled = stalled + 1 if rel < self.ftol else 0
+        state = {"mu": np.array(max(mu / 3, 1e-12)), "stalled": np.array(float(stalled)), "_roundoff": False}
+        if stalled >= 3:
+            return Step(x_new, state, stop=Stop(f"relative cost decrease below {self.ftol:g} for 3 steps", STALLED))
         if rel < 1e-15 and np.abs(delta).max() <= 1e-10 * (1 + np.abs(x_new).max()):
-            self.roundoff = True         # an accepted step that changes neither J nor x beyond round-off
-            raise StopRun("step and cost decrease at round-off", STALLED, after=x_new)
-        return x_new
+            state["_roundoff"] = True      # an accepted step that changes neither J nor x beyond round-off
+            return Step(x_new, state, stop=Stop("step and cost decrease at round-off", STALLED))
+        return Step(x_new, state)

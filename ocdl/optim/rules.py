@@ -1,15 +1,15 @@
 """Step rules for :func:`ocdl.optim.minimize`: ``Adam`` and ``GradientDescent`` (Armijo).
 
-A rule has ``start(x, saved, ctx)`` (``saved``: its arrays from a checkpoint, or None),
-``step(it, x, f, g, ctx) → x_next`` (may raise :class:`~ocdl.optim.StopRun`: why it stopped),
-``state()`` (its arrays for a checkpoint; resuming from them continues bit for bit) and
-``certify(f, g, ctx) → (passed, text)``: its convergence test, which the driver applies to the
-full objective at the returned x (:mod:`ocdl.optim.certificates`).
+The rule protocol (:mod:`ocdl.optim.driver`): ``init(x, saved, run) → state`` (``saved``: the
+state's arrays from a checkpoint, or None; resuming from them continues bit for bit),
+``update(state, point, run) → Step(x_next, state, info, stop)`` and
+``certify(state, point, run) → (passed, text)``: its convergence test, which the driver applies to
+the full objective at the returned x (:mod:`ocdl.optim.certificates`).
 """
 import numpy as np
 
 from ocdl.optim import certificates
-from ocdl.optim.driver import StopRun
+from ocdl.optim.driver import Step, Stop
 from ocdl.optim.result import STALLED
 from ocdl.optim.schedules import learning_rate
 
@@ -27,10 +27,11 @@ class Adam:
         m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,   v̂ ← max(v̂, v)  (AMSGrad; else v̂ = v)
         x ← x − (a_t / (1 − β₁^t)) · m / (√v̂ / √(1 − β₂^t) + ε)
 
-    with ``a_t`` from the schedule (see :mod:`ocdl.optim.schedules`) — the update of
-    ``torch.optim.Adam(amsgrad=…)``. ``t`` is the driver's iteration, so a resumed run continues
-    the bias corrections. AMSGrad keeps the second-moment estimate from decreasing, which
-    prevents the late loss spikes plain Adam showed on the spirals.
+    with ``a_t`` from the schedule (see :mod:`ocdl.optim.schedules`) over the run's iterations — the
+    update of ``torch.optim.Adam(amsgrad=…)``. ``t`` is the driver's iteration, so a resumed run
+    continues the bias corrections. State: ``m``, ``v`` (and ``vmax``). AMSGrad keeps the
+    second-moment estimate from decreasing, which prevents the late loss spikes plain Adam showed
+    on the spirals.
     """
     name = "adam"
 
@@ -39,73 +40,70 @@ class Adam:
         self.b1, self.b2 = (float(b) for b in betas)
         self.eps, self.amsgrad = float(eps), bool(amsgrad)
 
-    def start(self, x, saved, ctx):
-        self.total = ctx.iterations
+    def init(self, x, saved, run):
         xp = _xp(x)
         if saved:
             as_x = (lambda a: xp.as_tensor(np.asarray(a), dtype=x.dtype, device=x.device)) if xp is not np \
                 else (lambda a: np.array(a, dtype=float))
-            self.m, self.v = as_x(saved["m"]), as_x(saved["v"])
-            self.vmax = as_x(saved["vmax"]) if "vmax" in saved else None
+            state = {"m": as_x(saved["m"]), "v": as_x(saved["v"])}
+            if "vmax" in saved:
+                state["vmax"] = as_x(saved["vmax"])
+            return state
+        state = {"m": xp.zeros_like(x), "v": xp.zeros_like(x)}
+        if self.amsgrad:
+            state["vmax"] = xp.zeros_like(x)
+        return state
+
+    def rate(self, it, total):
+        """The learning rate ``a_t`` of iteration ``it`` of ``total``."""
+        return learning_rate(self.lr, self.schedule, it, total, self.decay)
+
+    def update(self, state, p, run):
+        xp = _xp(p.x)
+        b1, b2, g, it = self.b1, self.b2, p.g, p.it
+        m = b1 * state["m"] + (1 - b1) * g
+        v = b2 * state["v"] + (1 - b2) * g * g
+        new = {"m": m, "v": v}
+        if self.amsgrad:
+            new["vmax"] = vv = xp.maximum(state["vmax"], v)
         else:
-            self.m, self.v = xp.zeros_like(x), xp.zeros_like(x)
-            self.vmax = xp.zeros_like(x) if self.amsgrad else None
+            vv = v
+        a = self.rate(it, run.iterations)
+        return Step(p.x - (a / (1 - b1 ** it)) * m / (xp.sqrt(vv) / np.sqrt(1 - b2 ** it) + self.eps), new)
 
-    def rate(self, it):
-        return learning_rate(self.lr, self.schedule, it, self.total, self.decay)
-
-    def step(self, it, x, f, g, ctx):
-        xp = _xp(x)
-        b1, b2 = self.b1, self.b2
-        self.m = b1 * self.m + (1 - b1) * g
-        self.v = b2 * self.v + (1 - b2) * g * g
-        if self.amsgrad:
-            self.vmax = xp.maximum(self.vmax, self.v)
-        vv = self.vmax if self.amsgrad else self.v
-        a = self.rate(it)
-        return x - (a / (1 - b1 ** it)) * self.m / (xp.sqrt(vv) / np.sqrt(1 - b2 ** it) + self.eps)
-
-    def certify(self, f, g, ctx):
+    def certify(self, state, p, run):
         """The first-order test (:func:`ocdl.optim.certificates.first_order`)."""
-        return certificates.first_order(ctx.gtol)(f, g, ctx)
-
-    def state(self):
-        out = {"m": self.m, "v": self.v}
-        if self.amsgrad:
-            out["vmax"] = self.vmax
-        return out
+        return certificates.first_order(run.gtol)(p.f, p.g, run)
 
 
 class GradientDescent:
     """Gradient descent with Armijo backtracking: the step ``s`` halves until
     ``J(x − s g) ≤ J(x) − armijo · s |g|²``, then grows ×``grow`` for the next iteration.
     ``value(x, batch)`` (optional) is a cheaper cost-only evaluation used for the trial points.
-    With a sampler the trial points are evaluated on the iteration's own batch (``ctx.batch``):
+    With a sampler the trial points are evaluated on the iteration's own batch (``point.batch``):
     the line search decreases the same sub-cost whose gradient it follows.
-    No step in 60 halvings decreases the cost → the run stops as stalled (status 3)."""
+    No step in 60 halvings decreases the cost → the run stops as stalled (status 3). State: ``step``."""
     name = "gradient descent"
 
     def __init__(self, lr=0.5, armijo=1e-4, grow=1.5, value=None):
         self.lr, self.armijo, self.grow, self.value = float(lr), float(armijo), float(grow), value
 
-    def start(self, x, saved, ctx):
-        self.s = float(saved["step"]) if saved else self.lr
+    def init(self, x, saved, run):
+        return {"step": np.array(float(saved["step"]) if saved else self.lr)}
 
-    def step(self, it, x, f, g, ctx):
+    def update(self, state, p, run):
+        x, f, g = p.x, p.f, p.g
+        s = float(state["step"])
         gg = float(np.sum(np.asarray(g) ** 2))
         for _ in range(60):
-            trial = x - self.s * g
-            batch = getattr(ctx, "batch", None)
-            ft = self.value(trial, batch) if self.value is not None else ctx.call(trial, batch)[0]
-            if np.isfinite(ft) and ft <= f - self.armijo * self.s * gg:
-                self.s *= self.grow
-                return trial
-            self.s *= 0.5
-        raise StopRun("line search found no decrease (gradient at round-off level?)", STALLED)
+            trial = x - s * g
+            ft = self.value(trial, p.batch) if self.value is not None else run.call(trial, p.batch)[0]
+            if np.isfinite(ft) and ft <= f - self.armijo * s * gg:
+                return Step(trial, {"step": np.array(s * self.grow)})
+            s *= 0.5
+        return Step(None, {"step": np.array(s)},
+                    stop=Stop("line search found no decrease (gradient at round-off level?)", STALLED))
 
-    def certify(self, f, g, ctx):
+    def certify(self, state, p, run):
         """The first-order test (:func:`ocdl.optim.certificates.first_order`)."""
-        return certificates.first_order(ctx.gtol)(f, g, ctx)
-
-    def state(self):
-        return {"step": np.array(self.s)}
+        return certificates.first_order(run.gtol)(p.f, p.g, run)

@@ -9,7 +9,7 @@ at ``global_step`` = the iteration:
   ``test_accuracy``) and ``epoch`` where the run adds them; ``kkt`` where a solver reports it;
 * ``wall_time_s`` — the row's ``time_s``, seconds since the run started;
 * ``grad_norm`` — ‖g‖₂ of the gradient the driver evaluated at that iterate;
-* ``lr`` — the step rule's learning rate at that iteration (rules with a ``rate(it)``, e.g. Adam).
+* ``lr`` — the step rule's learning rate at that iteration (rules with a ``rate(it, total)``, e.g. Adam).
 
 :func:`run` names the run (``ocdl.train`` uses the solver's name, ``ocdl compare`` one run per
 solver, so their curves overlay in TensorBoard). Solvers whose iterations do not pass through

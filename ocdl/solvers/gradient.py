@@ -180,8 +180,9 @@ def _run(name, model, params0, objective, rule, iterations, callback, quiet, gto
     if batching is not None:
         iterations = batching.iterations(iterations)
     try:
-        res = optim.minimize(objective, model.flatten(params0), rule, iterations, name=name, callback=cb,
-                             quiet=quiet, gtol=gtol, state0=state0, divergence=DIVERGENCE,
+        res = optim.minimize(objective, model.flatten(params0), rule, iterations, name=name, gtol=gtol,
+                             state0=state0, progress=optim.ProgressBar(quiet),
+                             callback=None if cb is None else optim.Callback(cb), divergence=DIVERGENCE,
                              checkpointing=optim.Checkpointing(checkpoint, checkpoint_every, should_stop), **extra)
     except SolverError as err:
         if getattr(err, "result", None) is not None and err.result.x is not None:

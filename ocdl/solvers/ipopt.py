@@ -23,10 +23,7 @@ class IpoptRun:
             should_stop
         self.sol = None
 
-    def start(self, x, saved, ctx):
-        pass
-
-    def state(self):
+    def init(self, x, saved, run):
         return {}
 
     def iterate(self, ctx, k, w):
@@ -43,8 +40,9 @@ class IpoptRun:
         self.interrupted = bool(self.should_stop is not None and self.should_stop())
         return self.stopped or self.interrupted
 
-    def run(self, ctx, x0, start, iterations):
-        """``iterations`` = IPOPT's ``max_iter`` + 1 (its starting point is a row)."""
+    def run(self, state, x0, ctx):
+        """``ctx.iterations`` = IPOPT's ``max_iter`` + 1 (its starting point is a row)."""
+        iterations = ctx.iterations
         self.error, self.stopped, self.interrupted, self.ctx = None, False, False, ctx
         self.sol = self.solver(x0=self.x0_full, lbg=0, ubg=0)
         if self.error is not None:
@@ -65,7 +63,7 @@ class IpoptRun:
                                             f"convergence ({status})")
         else:
             code, message = STALLED, f"not converged: {status}"
-        return w[:self.n_params], None, {}, code, message
+        return w[:self.n_params], state, code, message
 
 
 @supports(fields=WITH_CASADI_FORM, activations=CASADI_ACTIVATIONS, integrators=EXPLICIT_RK, iterations=500)

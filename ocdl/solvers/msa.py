@@ -44,7 +44,7 @@ import numpy as np
 
 from ocdl import pmp
 from ocdl.errors import SolverError
-from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
+from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, Step, Stop
 from ocdl.solvers.gradient import PATIENCE, Batching, _run
 from ocdl.solvers.pontryagin import check_options
 from ocdl.solvers.support import supports
@@ -203,10 +203,11 @@ def _head_hessian(model, params, xN, y):
 class MSARule:
     """The E-MSA iteration as a rule of :func:`ocdl.optim.minimize` (flat parameters ``x``).
 
-    ``step``: converged (``StopRun``, status 0) when the shared KKT residual of the iterate is
+    ``update``: converged (``Stop``, status 0) when the shared KKT residual of the iterate is
     ≤ ``tol``; else the closed-form layer step and the head's LM step with penalty ρ, retried with
     ``ρ ← 4ρ`` until the cost decreases (then ``ρ ← max(ρ/2, ρ_min)``); no decrease after
-    ``max_retries`` → stalled (status 3). Its state (for checkpoints) is ρ.
+    ``max_retries`` → stalled (status 3). Its state (for checkpoints) is ``rho`` (and the heavy-ball
+    ``velocity``, the averaged ``metric``); ``self.rho`` mirrors it for the objective's ``rho`` key.
     """
     name = "msa"
 
@@ -218,12 +219,18 @@ class MSARule:
         self.momentum, self.metric_average, self.damping = float(momentum), float(metric_average), float(damping)
         self.head_rho = None if head_rho is None else float(head_rho)
 
-    def start(self, x, saved, ctx):
-        self.rho = float(saved["rho"]) if saved else self.rho0
-        self.velocity = np.asarray(saved["velocity"]) if saved and "velocity" in saved else None
-        self.S = np.asarray(saved["metric"]) if saved and "metric" in saved else None
+    def init(self, x, saved, run):
+        return self._load(saved or {"rho": self.rho0})
 
-    def state(self):
+    def _load(self, state):
+        """The state's ρ, velocity and metric as the step's working values (``self.rho`` is also the
+        objective's ``rho``)."""
+        self.rho = float(state["rho"])
+        self.velocity = np.asarray(state["velocity"]) if "velocity" in state else None
+        self.S = np.asarray(state["metric"]) if "metric" in state else None
+        return self._state()
+
+    def _state(self):
         out = {"rho": np.array(self.rho)}
         if self.velocity is not None:
             out["velocity"] = self.velocity
@@ -257,13 +264,14 @@ class MSARule:
         return J, model.flatten(grads), {"kkt": pmp.kkt_residual(model, params, X, y, grads=grads),
                                          "rho": self.rho}
 
-    def step(self, it, x, f, g, ctx):
-        model = self.model
-        X, y = self.data(getattr(ctx, "batch", None))
+    def update(self, state, p, run):
+        model, x, f, g = self.model, p.x, p.f, p.g
+        self._load(state)
+        X, y = self.data(p.batch)
         params, grads = model.unflatten(x), model.unflatten(g)
         res = pmp.kkt_residual(model, params, X, y, grads=grads)
         if res <= self.tol:
-            raise StopRun(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED)
+            return Step(None, state, stop=Stop(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED))
         states, costates = pmp.costate(model, params, X, y)
         gh = np.concatenate([grads["W"].ravel(), grads["mu"]])
         Hh = _head_hessian(model, params, states[-1], y)
@@ -289,14 +297,13 @@ class MSARule:
                 break
             self.rho *= 4.0
         else:
-            raise StopRun(f"no decrease found with rho up to {self.rho:.1e} (KKT residual {res:.2e}: "
-                          f"stationary to round-off?)", STALLED)
-        ctx.history[-1].update(cg_iterations=cg_its, cg_residual=info["cg_residual"])
+            return Step(None, self._state(), stop=Stop(f"no decrease found with rho up to {self.rho:.1e} (KKT residual "
+                                                       f"{res:.2e}: stationary to round-off?)", STALLED))
         self.rho = max(self.rho / 2.0, self.rho_min)
         xn = model.flatten(trial)
         if self.momentum:
             self.velocity = xn - x
-        return xn
+        return Step(xn, self._state(), {"cg_iterations": cg_its, "cg_residual": info["cg_residual"]})
 
 
 #: ρ of stochastic E-MSA (mini-batches), held as the floor: with the full-batch rule (ρ halves after

@@ -304,12 +304,13 @@ class FullSpaceNewton:
     full-space ``z`` of a :class:`FullSpaceKKT`).
 
     :meth:`objective` gives the driver ``J`` at the parameters of ``z`` (the history's ``loss``) and
-    ``{"kkt": ‖F(z)‖∞, "kkt_reduced": ocdl.pmp.kkt_residual at its parameters}``. ``step``:
+    ``{"kkt": ‖F(z)‖∞, "kkt_reduced": ocdl.pmp.kkt_residual at its parameters}``. ``update``:
     converged (status 0) when ``‖F(z)‖∞ ≤ tol``; else the Newton step ``Jac(z) s = −F(z)`` (sparse
     LU, :func:`sparse_lu_solve`) and Armijo backtracking on the merit ``½‖F‖²`` (its derivative
     along ``s`` is ``−‖F‖²``); a step below ``min_step`` ends the run as stalled (status 3: the
-    caller returns to L-BFGS). The iterate's row gets ``step``, ``jacobian_s``, ``lu_s``. Totals
-    over all its runs: ``steps``, ``jacobian_s``, ``lu_s``; ``lu_nnz`` of the last factorisation.
+    caller returns to L-BFGS). The iterate's row gets ``step``, ``jacobian_s``, ``lu_s``. No state;
+    totals over all its runs (statistics on the rule): ``steps``, ``jacobian_s``, ``lu_s``;
+    ``lu_nnz`` of the last factorisation.
     """
     name = "newton (full space)"
 
@@ -319,10 +320,7 @@ class FullSpaceNewton:
         self.steps, self.jacobian_s, self.lu_s, self.lu_nnz = 0, 0.0, 0.0, 0
         self._F = None                                 # (z, F) of the accepted line-search point
 
-    def start(self, x, saved, ctx):
-        pass
-
-    def state(self):
+    def init(self, x, saved, run):
         return {}
 
     def objective(self, z, batch=None):
@@ -338,11 +336,11 @@ class FullSpaceNewton:
                          "kkt_reduced": pmp.kkt_residual(sys_.model, params, sys_.Xraw, sys_.y, gd),
                          "phase": "newton-full"}
 
-    def step(self, it, z, f, g, ctx):
-        from ocdl.optim import CONVERGED, STALLED, StopRun
-        res = ctx.history[-1]["kkt"]
+    def update(self, state, p, run):
+        from ocdl.optim import CONVERGED, STALLED, Step, Stop
+        z, res = p.x, p.info["kkt"]
         if res <= self.tol:
-            raise StopRun(f"converged: full-space ‖F(z)‖∞ {res:.2e} <= {self.tol:g}", CONVERGED)
+            return Step(None, state, stop=Stop(f"converged: full-space ‖F(z)‖∞ {res:.2e} <= {self.tol:g}", CONVERGED))
         ta = time.perf_counter()
         F, _, A = self.system.jacobian(z)
         tb = time.perf_counter()
@@ -361,11 +359,12 @@ class FullSpaceNewton:
             step *= 0.5
             if step < self.min_step:
                 break
-        ctx.history[-1].update(jacobian_s=tb - ta, lu_s=tc - tb)
+        info = {"jacobian_s": tb - ta, "lu_s": tc - tb}
         if step < self.min_step:
-            raise StopRun(f"line search on ½‖F‖² stalled (step < {self.min_step:g}) at ‖F(z)‖∞ {res:.2e}", STALLED)
-        ctx.history[-1]["step"] = step
+            return Step(None, state, info, Stop(f"line search on ½‖F‖² stalled (step < {self.min_step:g}) at "
+                                                f"‖F(z)‖∞ {res:.2e}", STALLED))
+        info["step"] = step
         self.steps += 1
         z_new = z + step * s
         self._F = (z_new, Fn)
-        return z_new
+        return Step(z_new, state, info)

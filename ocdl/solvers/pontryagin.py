@@ -16,7 +16,7 @@ import numpy as np
 
 from ocdl import optim, pmp
 from ocdl.errors import SolverError
-from ocdl.optim import CONVERGED, ITERATION_CAP, STOPPED, StopRun
+from ocdl.optim import CONVERGED, ITERATION_CAP, STOPPED, Step, Stop
 from ocdl.solvers.gradient import DIVERGENCE
 
 
@@ -71,23 +71,20 @@ class KKTObjective:
 
 
 class UntilKKT:
-    """A stepping rule that also stops the run, converged (status 0), once the iterate's recorded
-    ``kkt`` is ≤ ``tol``."""
+    """A stepping rule that also stops the run, converged (status 0), once the iterate's ``kkt``
+    (measured by the objective) is ≤ ``tol``; the wrapped rule's state is its state."""
 
     def __init__(self, rule, tol):
         self.rule, self.tol, self.name = rule, float(tol), rule.name
 
-    def start(self, x, saved, ctx):
-        self.rule.start(x, saved, ctx)
+    def init(self, x, saved, run):
+        return self.rule.init(x, saved, run)
 
-    def state(self):
-        return self.rule.state()
-
-    def step(self, it, x, f, g, ctx):
-        kkt = ctx.history[-1]["kkt"]
+    def update(self, state, p, run):
+        kkt = p.info["kkt"]
         if kkt <= self.tol:
-            raise StopRun(f"converged: KKT residual {kkt:.2e} <= {self.tol:g}", CONVERGED)
-        return self.rule.step(it, x, f, g, ctx)
+            return Step(None, state, stop=Stop(f"converged: KKT residual {kkt:.2e} <= {self.tol:g}", CONVERGED))
+        return self.rule.update(state, p, run)
 
 
 class Phases:
@@ -104,7 +101,7 @@ class Phases:
     def run(self, objective, x, rule, iterations, to_params, stop_test=None, extra=None):
         """``iterations`` more iterations of ``rule`` from ``x``; ``stop_test(x)`` True ends the phase
         (status 2, like a callback) — used for the L-BFGS warm start's KKT target. ``extra``: more
-        keywords of :func:`ocdl.optim.minimize` (mini-batches: sampler, epoch_callback, monitor)."""
+        keywords of :func:`ocdl.optim.minimize` (mini-batches: sampler, early_stopping)."""
         prev = self.last
 
         def cb(it, xx, f):
@@ -123,9 +120,10 @@ class Phases:
             for row in history[len(before):]:
                 row["time_s"] += gap
         try:
-            res = optim.minimize(objective, x, rule, start + int(iterations), name=self.name, callback=cb,
-                                 quiet=self.quiet, after=prev, divergence=DIVERGENCE,
-                                 checkpointing=optim.Checkpointing(should_stop=self.should_stop), **(extra or {}))
+            res = optim.minimize(objective, x, rule, start + int(iterations), name=self.name,
+                                 progress=optim.ProgressBar(self.quiet), callback=optim.Callback(cb), after=prev,
+                                 divergence=DIVERGENCE, checkpointing=optim.Checkpointing(should_stop=self.should_stop),
+                                 **(extra or {}))
         except SolverError as err:
             if getattr(err, "result", None) is not None:
                 shift(err.result.history)

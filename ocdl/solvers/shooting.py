@@ -44,7 +44,7 @@ import numpy as np
 
 from ocdl import optim, pmp
 from ocdl.errors import SolverError
-from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, StopRun
+from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, Step, Stop
 from ocdl.solvers.newton import newton
 from ocdl.solvers.pontryagin import KKTObjective, Phases, check_options, refuse_checkpoints
 from ocdl.solvers.shooting_blocks import ShootingSystem, bordered_solve
@@ -73,32 +73,28 @@ class ShootingLM:
     def __init__(self, problem, tol, lam0=0.0):
         self.problem, self.tol, self.lam0 = problem, float(tol), float(lam0)
 
-    def start(self, x, saved, ctx):
-        self.lam = float(saved["lm_lambda"]) if saved else self.lam0
+    def init(self, x, saved, run):
+        return {"lm_lambda": np.array(float(saved["lm_lambda"]) if saved else self.lam0)}
 
-    def state(self):
-        return {"lm_lambda": np.array(self.lam)}
-
-    def step(self, it, u, f, g, ctx):
-        row = ctx.history[-1]
+    def update(self, state, p, run):
+        u, row, lam = p.x, p.info, float(state["lm_lambda"])
         if row["boundary_residual"] <= self.tol and row["kkt"] <= self.tol:
-            raise StopRun(f"converged: boundary residual {row['boundary_residual']:.2e} and KKT residual "
-                          f"{row['kkt']:.2e} <= {self.tol:g}", CONVERGED)
+            return Step(None, state, stop=Stop(f"converged: boundary residual {row['boundary_residual']:.2e} and "
+                                               f"KKT residual {row['kkt']:.2e} <= {self.tol:g}", CONVERGED))
         pb = self.problem
         r, theta, blocks = pb.linearise(u)
         nr = np.linalg.norm(r)
         for _ in range(30):
-            du, dtheta = pb.step(blocks, r, self.lam)
+            du, dtheta = pb.step(blocks, r, lam)
             rt = pb.residual(u + du, theta + dtheta)
             if np.all(np.isfinite(rt)) and np.linalg.norm(rt) < nr:
                 break
-            self.lam = max(self.lam * 10.0, 1e-10)
+            lam = max(lam * 10.0, 1e-10)
         else:
-            raise StopRun(f"stalled: no Levenberg–Marquardt step lowers ‖r‖ (boundary residual "
-                          f"{row['boundary_residual']:.2e}, KKT residual {row['kkt']:.2e})", STALLED)
-        row["lm_lambda"] = self.lam
-        self.lam = self.lam / 10.0 if self.lam >= 1e-12 else 0.0
-        return u + du
+            return Step(None, {"lm_lambda": np.array(lam)},
+                        stop=Stop(f"stalled: no Levenberg–Marquardt step lowers ‖r‖ (boundary residual "
+                                  f"{row['boundary_residual']:.2e}, KKT residual {row['kkt']:.2e})", STALLED))
+        return Step(u + du, {"lm_lambda": np.array(lam / 10.0 if lam >= 1e-12 else 0.0)}, {"lm_lambda": lam})
 
 
 class ShootingProblem:

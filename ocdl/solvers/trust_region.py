@@ -8,7 +8,7 @@
 import numpy as np
 
 from ocdl.errors import SolverError
-from ocdl.optim import CONVERGED, STALLED, StopRun
+from ocdl.optim import CONVERGED, STALLED, Step, Stop
 
 
 class TorchHVP:
@@ -122,18 +122,19 @@ def steihaug_cg(g, hvp, Delta, rtol, maxiter):
 class TrustRegionNewtonCG:
     """Trust-region Newton–CG on ``∇J = 0`` as a rule of :func:`ocdl.optim.minimize` (module docstring).
 
-    ``step`` at the iterate ``z`` (its ``kkt`` recorded by the driver): converged (status 0) when
+    ``update`` at the iterate ``z`` (its ``kkt`` measured by the objective): converged (status 0) when
     ``kkt ≤ tol``; stalled (status 3) when the radius has collapsed below 1e-14. Otherwise the
     Steihaug–Toint step ``s`` with forcing term ``min(0.5, √‖g‖)‖g‖``, the trial ``J(z + s)``
-    (``ctx.call``), the ratio ρ of actual to predicted decrease (at round-off level: the decrease of
+    (``run.call``), the ratio ρ of actual to predicted decrease (at round-off level: the decrease of
     ‖g‖), ``Δ ← Δ/4·min(1, ‖s‖/Δ)`` if ρ < 0.25, ``2Δ`` if ρ > 0.75 at the boundary; the step is
     taken if ρ > 1e-4. The iterate's history row gets ``step``, ``cg_iterations``, ``cg_stop``,
-    ``accepted``. Hessian-vector products: central differences of ``grad(x, rows)`` while kkt >
+    ``accepted``. State: the radius ``delta`` (``n_hvp``, ``n_fd_steps``: counts over the rule's
+    runs). Hessian-vector products: central differences of ``grad(x, rows)`` while kkt >
     ``exact_below``, else ``hvp_exact(z, v, rows)``.
 
     Mini-batches and subsampled Hessians (Byrd et al. 2011): the iterate's ``g``, ``J`` and the
-    trial cost are those of the driver's batch (``ctx.batch``; None: all data); the products use
-    the rows ``sample(ctx.batch)`` (default: the same rows), drawn afresh every step.
+    trial cost are those of the driver's batch (``point.batch``; None: all data); the products use
+    the rows ``sample(point.batch)`` (default: the same rows), drawn afresh every step.
     """
     name = "newton"
 
@@ -143,21 +144,19 @@ class TrustRegionNewtonCG:
             float(exact_below)
         self.n_hvp = self.n_fd_steps = 0
 
-    def start(self, x, saved, ctx):
-        self.Delta = float(saved["delta"]) if saved else self.delta0
+    def init(self, x, saved, run):
+        return {"delta": np.array(float(saved["delta"]) if saved else self.delta0)}
 
-    def state(self):
-        return {"delta": np.array(self.Delta)}
-
-    def step(self, it, z, J, g, ctx):
-        res = ctx.history[-1]["kkt"]
+    def update(self, state, p, run):
+        z, J, g, res, Delta = p.x, p.f, p.g, p.info["kkt"], float(state["delta"])
         if res <= self.tol:
-            raise StopRun(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED)
-        if self.Delta < 1e-14:
-            raise StopRun(f"trust region collapsed (radius < 1e-14) at KKT residual {res:.2e}", STALLED)
+            return Step(None, state, stop=Stop(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED))
+        if Delta < 1e-14:
+            return Step(None, state, stop=Stop(f"trust region collapsed (radius < 1e-14) at KKT residual {res:.2e}",
+                                               STALLED))
         gnorm = float(np.linalg.norm(g))
         rtol = min(0.5, np.sqrt(gnorm)) * gnorm            # forcing term: superlinear convergence
-        batch = getattr(ctx, "batch", None)
+        batch = p.batch
         rows = batch if self.sample is None else self.sample(batch)
         if res > self.exact_below:
             # far from convergence: Hessian-vector products by central differences of the exact
@@ -175,12 +174,12 @@ class TrustRegionNewtonCG:
         else:
             def hvp(v):
                 return self.hvp_exact(z, v, rows)           # exact (torch double backward)
-        s, nh, why = steihaug_cg(g, hvp, self.Delta, rtol, self.cg_maxiter)
+        s, nh, why = steihaug_cg(g, hvp, Delta, rtol, self.cg_maxiter)
         Hs = hvp(s)
         self.n_hvp += nh + 1
         snorm = float(np.linalg.norm(s))
         pred = -(g @ s + 0.5 * s @ Hs)
-        Jn, gn, _ = ctx.call(z + s, batch)
+        Jn, gn, _ = run.call(z + s, batch)
         ared = J - Jn
         if not np.isfinite(Jn):
             rho = -1.0
@@ -190,9 +189,9 @@ class TrustRegionNewtonCG:
         else:
             rho = ared / pred if pred > 0 else -1.0
         if rho < 0.25:
-            self.Delta = 0.25 * min(self.Delta, snorm)
-        elif rho > 0.75 and snorm > 0.99 * self.Delta:
-            self.Delta *= 2.0
+            Delta = 0.25 * min(Delta, snorm)
+        elif rho > 0.75 and snorm > 0.99 * Delta:
+            Delta *= 2.0
         accepted = bool(rho > 1e-4)
-        ctx.history[-1].update(step=snorm, cg_iterations=nh, cg_stop=why, accepted=accepted)
-        return z + s if accepted else z
+        return Step(z + s if accepted else z, {"delta": np.array(Delta)},
+                    {"step": snorm, "cg_iterations": nh, "cg_stop": why, "accepted": accepted})

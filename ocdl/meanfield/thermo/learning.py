@@ -34,7 +34,7 @@ def train(w0, b0, beta, m=0.0, objective="free-energy", iterations=200, lr=0.5, 
           activation="tanh", quiet=True):
     """Gradient descent on ``F`` or ``U`` from ``(w0, b0)``; returns the :class:`OptimizeResult`
     with ``x`` = final ``q`` and history rows carrying ``U, F, S0, C, Sx`` and ``grad_norm``."""
-    from ocdl.optim import GradientDescent, minimize
+    from ocdl.optim import GradientDescent, ProgressBar, minimize
     if objective not in OBJECTIVES:
         raise InputError(f"unknown objective '{objective}' (valid: {', '.join(OBJECTIVES)})")
     N = np.size(b0)
@@ -54,7 +54,8 @@ def train(w0, b0, beta, m=0.0, objective="free-energy", iterations=200, lr=0.5, 
         return ens.F if objective == "free-energy" else ens.U
 
     rule = GradientDescent(lr=lr, value=value)
-    return minimize(fun, pack(w0, b0), rule, iterations, name=f"thermo train ({objective})", quiet=quiet, gtol=gtol)
+    return minimize(fun, pack(w0, b0), rule, iterations, name=f"thermo train ({objective})",
+                    progress=ProgressBar(quiet), gtol=gtol)
 
 
 def second_law(history):
