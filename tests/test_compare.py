@@ -191,14 +191,16 @@ def test_compare_cli_warm_tol_reaches_shooting(ocdl_main, monkeypatch):
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "--warm-tol" in err
 
 
-def test_compare_guard_is_given_the_iterations_asked_for(ocdl_main, monkeypatch):
+def test_compare_guard_is_given_the_iterations_and_bound_asked_for(ocdl_main, monkeypatch):
     # the up-front time guard must estimate the run that will happen: --iterations 7, not the
-    # solver's default (before the fix, `--iterations 100` on a large conv model was refused
-    # with "1000 iterations would take about 4.4e3 s")
+    # solver's default, against the --max-seconds bound its refusal message tells the user to
+    # raise (before the fix, `--iterations 100` on a large conv model was refused with "1000
+    # iterations would take about 4.4e3 s", and --max-seconds was ignored)
     import ocdl.jobs.train as train_job
     seen = []
-    monkeypatch.setattr(train_job, "guard", lambda solver, model, n, options=None, iterations=None: seen.append(
-        (solver, iterations)))
-    rc, out, err = ocdl_main("compare", "--data", "iris", "--solvers", "pmp-lbfgs", "--iterations", "7", "--quiet")
+    monkeypatch.setattr(train_job, "guard", lambda solver, model, n, options=None, iterations=None,
+                        max_seconds=None: seen.append((solver, iterations, max_seconds)))
+    rc, out, err = ocdl_main("compare", "--data", "iris", "--solvers", "pmp-lbfgs", "--iterations", "7",
+                             "--max-seconds", "5000", "--quiet")
     assert rc == 0, err
-    assert seen == [("pmp-lbfgs", 7)]
+    assert seen == [("pmp-lbfgs", 7, 5000.0)]

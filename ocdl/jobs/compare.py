@@ -73,10 +73,15 @@ class CompareJob(Job):
         from ocdl.jobs.work import training_data
         return training_data(self)
 
+    def _guard(self, solver, model, n, options=None, iterations=None):
+        """The memory and time guard of ``ocdl train`` for one solver, with this job's --max-seconds."""
+        from ocdl.jobs.train import guard
+        guard(solver, model, n, options, iterations, self.max_seconds)
+
     def execute(self):
         from ocdl.data import DATASETS, REAL_DATASETS
         from ocdl.data.loading import load_dataset, synthetic_test_seed
-        from ocdl.jobs.train import check_model_size, guard, resolve_device
+        from ocdl.jobs.train import check_model_size, resolve_device
         from ocdl.solvers import COMPARE_SYNTHETIC_ALPHA, DEFAULT_ALPHA, default_normalize
         from ocdl.solvers.compare import compare, plot
         ds = load_dataset(self.data, self.test, None, self.seed, self.points, self.noise, self.turns,
@@ -107,7 +112,7 @@ class CompareJob(Job):
                              layers=self.layers, T=self.T, alpha=alpha, width=self.width, seed=self.seed,
                              iterations=self.iterations, target=self.target,
                              target_accuracy=self.target_accuracy, options=options, quiet=self.quiet,
-                             normalize=self.normalize or default_normalize(self.data), precheck=guard, **conv,
+                             normalize=self.normalize or default_normalize(self.data), precheck=self._guard, **conv,
                              log=self.log)
         result["settings"]["data"] = self.data
         result["settings"]["train_size"] = self.train_size
