@@ -30,6 +30,7 @@ EXAMPLES = {
     "meanfield_nls": "pos",
     "meanfield_langevin": "pos",
     "meanfield_train": "pos",
+    "defaults_study": "--out",
 }
 
 

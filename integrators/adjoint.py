@@ -39,6 +39,12 @@ order at the sub-step's starting point ``y``, is
 
 No autograd is involved: the sweep is plain array arithmetic (call it under ``torch.no_grad()``
 for torch tensors).
+
+**Where it stands among the sweeps.** This is the generic form of the discrete costate
+recursion (any field with ``vjp_y``/``vjp_theta``, one θ for all steps), used by ocdl's force
+and holography networks. The ResNet sweeps of :mod:`ocdl.pmp` are the same recursion
+specialised to a θ_k per layer and the fused field forms (``integrators`` imports nothing from
+ocdl, so the dependency can only run that way).
 """
 import numpy as np
 

@@ -18,9 +18,11 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the no-sklearn test in a subprocess
     raise ImportError("ocdl.ResNetODEClassifier needs scikit-learn >= 1.6: pip install 'ocdl[sklearn]' "
                       f"(or pip install scikit-learn) — {exc}") from None
+import contextlib
+
 import numpy as np
 
-from ocdl.solvers.defaults import ALPHA, HORIZON, LAYERS, NORMALIZE, SOLVER
+from ocdl.solvers.defaults import NORMALIZE
 
 #: checks of ``check_estimator`` this estimator is expected to fail, with the reason
 #: (``check_estimator(..., expected_failed_checks=SKIPPED_CHECKS)``). None: all 55 checks of
@@ -32,6 +34,31 @@ from ocdl.solvers.defaults import ALPHA, HORIZON, LAYERS, NORMALIZE, SOLVER
 SKIPPED_CHECKS = {}
 
 
+@contextlib.contextmanager
+def _threads(n, torch_run=False):
+    """BLAS/OpenMP pools (threadpoolctl, which scikit-learn brings) and torch's intra-op pool limited
+    to ``n`` threads for the ``with`` block, then restored; OMP_NUM_THREADS, when set, wins.
+    ``torch_run``: the run uses torch (imported here first, so its pool is limited too)."""
+    import os
+    import sys
+
+    from threadpoolctl import threadpool_limits
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    n = int(env) if env.isdigit() and int(env) > 0 else int(n)
+    if torch_run:
+        import torch  # noqa: F401  (its pool exists before the limit is set)
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        with threadpool_limits(limits=n):
+            if torch is not None:
+                torch.set_num_threads(n)
+            yield n
+    finally:
+        if torch is not None:
+            torch.set_num_threads(before)
+
+
 class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
     """A ResNet-ODE classifier ``x_{k+1} = Ψ_h(x_k; θ_k)``, ``s = W x_N + μ`` (see
     :mod:`ocdl.models.resnet`), trained by ``ocdl.train`` on the cost
@@ -41,25 +68,32 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
     (Φ logistic for two classes, softmax cross-entropy for more).
 
     Parameters (all plain values; every one is a ``get_params``/``set_params`` key and a keyword of
-    ``ocdl.train``): ``solver`` (adam, lbfgs, pmp-adam, pmp-lbfgs, pmp-gd, newton, ipopt, msa,
-    shooting), ``field`` (inner, outer, hamiltonian), ``integrator`` (euler, heun, rk4, …),
-    ``activation`` (tanh, softplus, relu), ``layers`` N, ``T`` (h = T/N), ``width`` (None: 3 × the
-    number of features), ``alpha`` α, ``beta`` β, ``normalize`` (``"standard"`` per-feature mean/std
-    — the default —, ``"range"``, ``"none"``; computed on the training data and stored in the
-    model), ``iterations`` (None: the solver's default), ``lr`` (None: the solver's default; only
-    for solvers with a learning rate), ``seed`` (initial parameters), ``device`` (None: autograd on the
-    CPU and numpy costate sweeps; a torch device: adam/lbfgs autograd and the pmp-* costate sweeps
-    there), ``solver_options`` (a dict of further solver keywords, e.g.
-    ``{"schedule": "constant"}``; None: none).
+    ``ocdl.train``; None: from the defaults table, :func:`ocdl.solvers.defaults.choose`, at ``fit``
+    for the data's shape): ``solver`` (adam, lbfgs, pmp-adam, pmp-lbfgs, pmp-gd, newton, ipopt, msa,
+    shooting), ``field`` (inner, outer, hamiltonian; None: inner for data of ≥ 4 features — the
+    table's ``tabular`` row —, outer for planar data; a field given selects the table's
+    ``reference`` row, as in ``ocdl.train``), ``integrator`` (euler, heun, rk4, …), ``activation``
+    (tanh, softplus, relu), ``layers`` N, ``T`` (h = T/N), ``width``, ``alpha`` α, ``beta`` β,
+    ``normalize`` (``"standard"`` per-feature mean/std — the default —, ``"range"``, ``"none"``;
+    computed on the training data and stored in the model), ``iterations`` (None: the table's
+    epochs or the solver's default; given: that many steps, on the table's mini-batches), ``lr``
+    (only for solvers with a learning rate), ``seed`` (initial parameters), ``device`` (None:
+    autograd on the CPU and numpy costate sweeps; a torch device: adam/lbfgs autograd and the
+    pmp-* costate sweeps there), ``solver_options`` (a dict of further solver keywords, e.g.
+    ``{"schedule": "constant"}`` or ``{"batch_size": 64, "epochs": 20}``; None: none).
+    :meth:`run_settings` shows what ``fit`` will use.
+
+    With every default, tabular data (≥ 4 features) train an inner-field ReLU ResNet-ODE of 4
+    layers, width max(128, d), α = 1/n within [1e-4, 1e-2], by pmp-adam on mini-batches of 128 for
+    60 epochs — within 1 point of a standardised ``MLPClassifier`` on average over the suite of
+    ``examples/defaults_study.py`` (BENCHMARKS.md, "Estimator defaults (issue 26)"). ``fit`` runs on
+    the table's ``threads`` (1) BLAS/OpenMP/torch threads, or OMP_NUM_THREADS when set, and restores
+    the pools afterwards.
 
     Attributes after ``fit``: ``classes_`` (sorted unique labels), ``n_features_in_``,
     ``feature_names_in_`` (when X has string column names), ``model_``, ``params_``, ``result_``
     (the :class:`~ocdl.optim.OptimizeResult`: ``success``, ``message``, ``fun``, ``history``),
     ``n_iter_``.
-
-    The default values are those of the one defaults table, :mod:`ocdl.solvers.defaults`
-    (iterations, mini-batches and learning rate by data size are filled in by ``ocdl.train`` from
-    the same table).
 
     Not converging within ``iterations`` is not an error: ``result_.success`` is False and ``fit``
     warns with scikit-learn's ``ConvergenceWarning``, as its iterative estimators do; divergence
@@ -67,8 +101,8 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
     Skipped ``check_estimator`` checks: :data:`SKIPPED_CHECKS`.
     """
 
-    def __init__(self, solver=SOLVER, field="outer", integrator="euler", activation="tanh", layers=LAYERS, T=HORIZON,
-                 width=None, alpha=ALPHA, beta=0.0, normalize=NORMALIZE, iterations=None, lr=None, seed=0,
+    def __init__(self, solver=None, field=None, integrator="euler", activation=None, layers=None, T=None,
+                 width=None, alpha=None, beta=0.0, normalize=NORMALIZE, iterations=None, lr=None, seed=0,
                  device=None, solver_options=None):
         self.solver = solver
         self.field = field
@@ -100,20 +134,42 @@ class ResNetODEClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; "
                              f"the data contain only one class: {self.classes_[0]!r}")
+        cfg = self.run_settings(len(y), X.shape[1], len(self.classes_))
         options = dict(self.solver_options or {})
         if self.lr is not None:
             options["lr"] = self.lr
-        res = train(X, y_index, solver=self.solver, field=self.field, integrator=self.integrator,
-                    activation=self.activation, layers=self.layers, T=self.T, width=self.width, alpha=self.alpha,
-                    beta=self.beta, normalize=self.normalize, n_classes=len(self.classes_),
-                    iterations=self.iterations, seed=self.seed, device=self.device, quiet=True, **options)
+        elif cfg["lr"] is not None:
+            options.setdefault("lr", cfg["lr"])
+        for k in ("batch_size", "epochs", "hessian_sample"):      # the table's run, unless given
+            if cfg[k] is not None and not (k == "epochs" and self.iterations is not None):
+                options.setdefault(k, cfg[k])
+        with _threads(cfg["threads"], torch_run=cfg["solver"] in ("adam", "lbfgs") or self.device is not None):
+            res = train(X, y_index, solver=cfg["solver"], field=cfg["field"], integrator=self.integrator,
+                        activation=cfg["activation"], layers=cfg["layers"], T=cfg["T"], width=cfg["width"],
+                        alpha=cfg["alpha"], beta=self.beta, normalize=self.normalize, n_classes=len(self.classes_),
+                        iterations=cfg["iterations"], seed=self.seed, device=self.device, quiet=True, **options)
         self.model_, self.params_, self.result_ = res.model, res.x, res
         self.n_iter_ = int(res.nit)
         if not res.success:
             import warnings
             from sklearn.exceptions import ConvergenceWarning
-            warnings.warn(f"{self.solver} did not converge: {res.message}", ConvergenceWarning, stacklevel=2)
+            warnings.warn(f"{res.get('solver', self.solver)} did not converge: {res.message}", ConvergenceWarning,
+                          stacklevel=2)
         return self
+
+    def run_settings(self, n, d, n_classes):
+        """The settings ``fit`` uses for ``n`` samples of ``d`` features and ``n_classes`` classes: the
+        row of :func:`ocdl.solvers.defaults.choose` for the estimator's ``solver`` and ``field``
+        (None: chosen by the table), with every parameter that is not None in its place
+        (``iterations`` given: no epochs; ``lr``)."""
+        from ocdl.solvers.defaults import choose
+        cfg = choose(n, d, n_classes, solver=self.solver, field=self.field)
+        for k in ("activation", "layers", "T", "width", "alpha", "iterations", "lr"):
+            if getattr(self, k) is not None:
+                cfg[k] = getattr(self, k)
+        if self.iterations is not None:
+            cfg["epochs"] = None
+        return cfg
 
     def _check(self, X):
         check_is_fitted(self, "params_")

@@ -83,10 +83,11 @@ def test_other_activations_and_two_classes(field, integ, activation):
         assert rel(g1[k], g0[k]) <= TOL and rel(g1[k], ga[k]) <= TOL, k
 
 
-@pytest.mark.parametrize("integ", ["euler", "heun"])
-def test_increments_on_device(integ):
+@pytest.mark.parametrize("field,integ", [("outer", "euler"), ("outer", "heun"), ("inner", "euler"),
+                                         ("hamiltonian", "rk4")])
+def test_increments_on_device(field, integ):
     X, y = data()
-    model = make("outer", integ)
+    model = make(field, integ)
     params = model.init(seed=5)
     xi = 0.05 * np.random.default_rng(2).standard_normal((model.layers, len(X), model.d))
     J0, g0 = pmp.value_and_grad(model, params, X, y, increments=xi)
@@ -135,6 +136,19 @@ def test_no_device_sweep_is_one_clear_error():
         train(X, y, solver="pmp-adam", field="outer", integrator="gauss2", iterations=1, device="cpu")
     with pytest.raises(InputError, match="applies to the solvers"):
         train(X, y, solver="msa", iterations=1, device="cuda")
+
+
+def test_increments_on_a_splitting_are_refused_by_sweep_and_cost():
+    """A splitting takes no additive increments: refused with one InputError on every path
+    (the torch cost-only forward used to drop tensor increments without a word)."""
+    X, y = data()
+    model = make("hamiltonian", "verlet")
+    params = model.init(seed=1)
+    xi = torch.zeros((model.layers, len(X), model.d), dtype=torch.float64)
+    for f in (pmp.cost, pmp.value_and_grad):
+        for inc, dev in ((xi, "cpu"), (xi.numpy(), "cpu"), (xi.numpy(), None)):
+            with pytest.raises(InputError, match="increments need an explicit Runge–Kutta"):
+                f(model, params, X, y, increments=inc, device=dev)
 
 
 @pytest.mark.parametrize("solver,options", [("pmp-adam", {}), ("pmp-adam", {"batch_size": 16}),

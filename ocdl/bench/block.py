@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from ocdl.bench import RESULT_PREFIX
 from ocdl.errors import InputError, SolverError
 
 METHODS = ("odeblock", "autograd", "torchdiffeq-adjoint", "torchdiffeq-direct")
@@ -125,11 +126,6 @@ def measure(spec):
     return out
 
 
-def _worker_main(argv):
-    out = measure(json.loads(argv[0]))
-    sys.stdout.write("OCDL-BENCH-RESULT " + json.dumps(out) + "\n")
-
-
 def run_block_bench(depths=(16, 64, 256, 1024), widths=(8, 64), samples=256, repeats=3, methods=METHODS,
                     field="outer", T=5.0, seed=0, quiet=False, timeout=1800, partial=None):
     """Measure every (method, width, depth); ``{"runs": [...], "settings", "machine", "date_utc"}``;
@@ -163,11 +159,11 @@ def run_block_bench(depths=(16, 64, 256, 1024), widths=(8, 64), samples=256, rep
             bar.update(i, force=True, method=method, width=width, depth=depth)
             proc = subprocess.run([sys.executable, "-m", "ocdl.bench.block", json.dumps(spec)], env=env,
                                   capture_output=True, text=True, timeout=timeout)
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("OCDL-BENCH-RESULT ")), None)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)), None)
             if proc.returncode != 0 or line is None:
                 last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
                 raise SolverError(f"bench worker for {method}/width {width}/depth {depth} failed: {last}")
-            res = json.loads(line.split(" ", 1)[1])
+            res = json.loads(line[len(RESULT_PREFIX):])
             g, g_ref = np.load(spec["grad_path"]), refs[(width, depth)]
             run = {"method": method, "width": width, "depth": depth, "forward_s": res["forward_s"],
                    "gradient_s": res["gradient_s"], "peak_mib": res["peak_mib"],
@@ -238,5 +234,6 @@ def plot_block_bench(result, path):
     save_figure(fig, path)
 
 
-if __name__ == "__main__":
-    _worker_main(sys.argv[1:])
+if __name__ == "__main__":          # a worker: one case per process (ocdl.bench.worker_main)
+    from ocdl.bench import worker_main
+    raise SystemExit(worker_main(sys.argv[1:], measure, "ocdl.bench.block"))

@@ -51,6 +51,7 @@ import time
 
 import numpy as np
 
+from ocdl.bench import RESULT_PREFIX
 from ocdl.errors import InputError, SolverError
 
 from ocdl.bench.peers import PEER_METHODS, missing
@@ -244,12 +245,6 @@ def measure(spec):
     return out
 
 
-def _worker_main(argv):
-    spec = json.loads(argv[0])
-    out = measure(spec)
-    sys.stdout.write("OCDL-BENCH-RESULT " + json.dumps(out) + "\n")
-
-
 # ------------------------------------------------------------------------------------------
 # the driver
 
@@ -340,11 +335,11 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
             bar.update(i, force=True, method=method, field=field, depth=depth)
             proc = subprocess.run([sys.executable, "-m", "ocdl.bench.gradient", json.dumps(spec)],
                                   env=env, capture_output=True, text=True, timeout=timeout)
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("OCDL-BENCH-RESULT ")), None)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)), None)
             if proc.returncode != 0 or line is None:
                 last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
                 raise SolverError(f"bench worker for {method}/{field}/depth {depth} failed: {last}")
-            res = json.loads(line.split(" ", 1)[1])
+            res = json.loads(line[len(RESULT_PREFIX):])
             g = np.load(spec["grad_path"])
             rel = float(np.linalg.norm(g - g_ref) / np.linalg.norm(g_ref))
             run = {"method": method, "field": field, "depth": depth, "device": device_of(method, device),
@@ -416,5 +411,17 @@ def plot_gradient_bench(result, path):
     save_figure(fig, path)
 
 
-if __name__ == "__main__":
-    _worker_main(sys.argv[1:])
+
+
+def format_table(result):
+    """The runs as a plain-text table: method, field, depth, times, peak memory, gradient error."""
+    from ocdl.bench import number, text_table
+    return text_table(["method", "field", "depth", "forward_s", "gradient_s", "compile_s", "peak_mib", "rel_error"],
+                      [[r["method"], r["field"], r["depth"], number(r["forward_s"]), number(r["gradient_s"]),
+                        number(r.get("compile_s")), number(r["peak_mib"], ".1f"), number(r["rel_error"], ".2e")]
+                       for r in result["runs"]])
+
+
+if __name__ == "__main__":          # a worker: one case per process (ocdl.bench.worker_main)
+    from ocdl.bench import worker_main
+    raise SystemExit(worker_main(sys.argv[1:], measure, "ocdl.bench.gradient"))

@@ -21,6 +21,10 @@ gradient of the discrete cost (it is the chain rule of the discrete map), comput
 O(n d) working memory independent of depth N (the gradient array itself is O(N m²)).
 Round-off in the reconstructed states grows with N; :func:`value_and_grad` reports it as
 ``reconstruction_error = max|x_0(reconstructed) − x_0| / max|x_0|``.
+
+Not a sweep of ``ocdl.pmp.dispatch``: it reconstructs the states backwards (Verlet inverted)
+instead of storing them — a different recursion, kept as the ``costate-reversible`` benchmark
+method (the stored-state Verlet sweep is ``ocdl.pmp``'s ``split`` family).
 """
 import numpy as np
 

@@ -2,7 +2,9 @@
 model, initialisation and cost (:func:`ocdl.solvers.compare.compare`). Its defaults: the solvers of
 :func:`ocdl.solvers.compare.default_solvers`, weight decay ``COMPARE_SYNTHETIC_ALPHA`` on the
 synthetic sets and ``DEFAULT_ALPHA`` otherwise, the held-out draw of
-:func:`ocdl.data.loading.synthetic_test_seed`."""
+:func:`ocdl.data.loading.synthetic_test_seed`. SIGINT/SIGTERM during the runs writes the finished
+solvers' rows to ``--json`` (the same JSON with ``"partial": true`` and ``"unfinished"``) and
+exits 130 saying so."""
 import dataclasses
 
 from ocdl.errors import InputError, SolverError
@@ -54,6 +56,8 @@ class CompareJob(Job):
     device: str = option("cpu", "torch device for adam/lbfgs: cpu (default) or cuda", "text")
     hessian_sample: float = same_option(TrainJob, "hessian_sample")
     newton_formulation: str = same_option(TrainJob, "newton_formulation", default="reduced")
+    newton_curvature: str = same_option(TrainJob, "newton_curvature")
+    newton_warm_start: str = same_option(TrainJob, "newton_warm_start")
     json: str = same_option(TrainJob, "json")
     plot: str = same_option(TrainJob, "plot")
     seed: int = same_option(TrainJob, "seed")
@@ -79,9 +83,12 @@ class CompareJob(Job):
         guard(solver, model, n, options, iterations, self.max_seconds)
 
     def execute(self):
-        from ocdl.data import DATASETS, REAL_DATASETS
+        from ocdl.data import DATASETS
         from ocdl.data.loading import load_dataset, synthetic_test_seed
+        from ocdl.errors import Interrupted
+        from ocdl.io import write_json
         from ocdl.jobs.train import check_model_size, resolve_device
+        from ocdl.optim import tensorboard
         from ocdl.solvers import COMPARE_SYNTHETIC_ALPHA, DEFAULT_ALPHA, default_normalize
         from ocdl.solvers.compare import compare, plot
         ds = load_dataset(self.data, self.test, None, self.seed, self.points, self.noise, self.turns,
@@ -100,31 +107,46 @@ class CompareJob(Job):
         newton = {"formulation": self.newton_formulation}
         if self.hessian_sample is not None:
             newton["hessian_sample"] = self.hessian_sample
+        if self.newton_curvature is not None:
+            newton["curvature"] = self.newton_curvature
+        if self.newton_warm_start is not None:
+            newton["warm_start"] = self.newton_warm_start
         shooting = {"segments": self.segments}
         if self.warm_tol is not None:
             shooting["warm_tol"] = self.warm_tol
         options = {"shooting": shooting, "newton": newton,
                    "adam": {"device": device}, "lbfgs": {"device": device}}
         conv = {k: getattr(self, k) for k in ("channels", "kernel", "shape") if getattr(self, k) is not None}
-        from ocdl.optim import tensorboard
-        with tensorboard.session(self.tensorboard):     # one TensorBoard run per solver
-            result = compare(X, y, self.solvers, X_test=Xt, y_test=yt, field=self.field, integrator=self.integrator,
-                             layers=self.layers, T=self.T, alpha=alpha, width=self.width, seed=self.seed,
-                             iterations=self.iterations, target=self.target,
-                             target_accuracy=self.target_accuracy, options=options, quiet=self.quiet,
-                             normalize=self.normalize or default_normalize(self.data), precheck=self._guard, **conv,
-                             log=self.log)
+        try:
+            with tensorboard.session(self.tensorboard):     # one TensorBoard run per solver
+                result = compare(X, y, self.solvers, X_test=Xt, y_test=yt, field=self.field,
+                                 integrator=self.integrator, layers=self.layers, T=self.T, alpha=alpha,
+                                 width=self.width, seed=self.seed, iterations=self.iterations, target=self.target,
+                                 target_accuracy=self.target_accuracy, options=options, quiet=self.quiet,
+                                 precheck=self._guard, log=self.log,
+                                 normalize=self.normalize or default_normalize(self.data), **conv)
+        except Interrupted as exc:      # SIGINT/SIGTERM: the finished solvers' rows, marked "partial": true
+            if not self.json:
+                raise Interrupted(f"{exc}; give --json PATH to keep the finished rows", exc.result) from None
+            write_json(self.json, self._describe_data(exc.result, Xt))
+            raise Interrupted(f"{exc}; their rows written to {self.json} (\"partial\": true)", exc.result) from None
+        result = self._describe_data(result, Xt)
+        errors = [r.get("error") for r in result["solvers"].values()]
+        if all(errors):
+            raise SolverError(f"every solver failed; first: {errors[0]}")
+        if self.json:
+            write_json(self.json, result)
+        if self.plot:
+            plot(result, self.plot)
+        return result
+
+    def _describe_data(self, result, Xt):
+        """The settings' ``data`` and ``test`` entries (what was trained and tested on)."""
+        from ocdl.data import REAL_DATASETS
+        from ocdl.data.loading import synthetic_test_seed
         result["settings"]["data"] = self.data
         result["settings"]["train_size"] = self.train_size
         drawn = f"{self.data} test split" if self.data in REAL_DATASETS else \
             f"{self.data} seed {synthetic_test_seed(self.seed)}"
         result["settings"]["test"] = self.test or (None if Xt is None else drawn)
-        errors = [r.get("error") for r in result["solvers"].values()]
-        if all(errors):
-            raise SolverError(f"every solver failed; first: {errors[0]}")
-        if self.json:
-            from ocdl.io import write_json
-            write_json(self.json, result)
-        if self.plot:
-            plot(result, self.plot)
         return result

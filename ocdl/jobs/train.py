@@ -17,6 +17,7 @@ import numpy as np
 
 from ocdl.errors import InputError
 from ocdl.jobs.base import Resumable, digest, option
+from ocdl.solvers import defaults as TABLE      # the reference row of the one defaults table
 
 DATA_HELP = ("a built-in data set (synthetic spirals, circles, moons; real mnist1d, digits, wine, breast-cancer, "
              "iris with a fixed train/test split, see docs/benchmarks-real.md) or a CSV file with header "
@@ -141,11 +142,14 @@ def model_bytes(layers, width, samples, classes=2):
 
 
 def check_model_size(layers, width, n_features, samples, names=("--layers", "--width")):
-    """Memory guard of :func:`model_bytes` (defaults: 20 layers, width 3 × features)."""
+    """Memory guard of :func:`model_bytes` (defaults: the outer field's row of the defaults table,
+    :func:`ocdl.solvers.defaults.choose` — 20 layers, width 3 × features)."""
     from ocdl.jobs.budget import check_memory
-    w = width or 3 * int(n_features)
-    flags = f"{names[0]} {layers or 20} {names[1]} {w}" + ("" if width else " (default)")
-    check_memory(model_bytes(layers or 20, w, samples), flags)
+    from ocdl.solvers.defaults import choose
+    row = choose(max(int(samples), 1), max(int(n_features), 1), field="outer")
+    layers, w = layers or row["layers"], width or row["width"]
+    flags = f"{names[0]} {layers} {names[1]} {w}" + ("" if width else " (default)")
+    check_memory(model_bytes(layers, w, samples), flags)
 
 
 # ---------------------------------------------------------------------------- the job
@@ -173,14 +177,16 @@ class TrainJob(Resumable):
                                       "symplectic_euler, symplectic_euler_b, verlet, yoshida4; implicit ones "
                                       "(implicit_midpoint, gauss2, gauss3, lobatto3ab) with the autograd solvers "
                                       "only (default euler)", "choice", choices=_integrators)
-    activation: str = option("tanh", "activation σ of the field: tanh, softplus, relu (relu' (0) taken as 0; "
-                                     "a solver that does not support it refuses it) (default tanh)", "choice",
+    activation: str = option(TABLE.ACTIVATION, "activation σ of the field: tanh, softplus, relu (relu' (0) taken as "
+                                               "0; a solver that does not support it refuses it) (default "
+                                               f"{TABLE.ACTIVATION})", "choice",
                              choices=_activations)
     layers: int = option(None, "number of layers N (default 20; conv fields 8)", "count")
     T: float = option(None, "final time T; step h = T/N (default 5.0; conv fields 4.0)", "positive")
     width: int = option(None, "state dimension d ≥ input dimension (default 3 × input dimension; hamiltonian: "
                               "rounded up to even)", "count")
-    solver: str = option("adam", f"optimiser: {', '.join(_solvers())} (default adam)", "choice", choices=_solvers())
+    solver: str = option(TABLE.SOLVER, f"optimiser: {', '.join(_solvers())} (default {TABLE.SOLVER})", "choice",
+                         choices=_solvers())
     iterations: int = option(None, "iterations (default: the solver's own, " + ", ".join(
         f"{k} {v}" for k, v in _default_iterations().items()) + ")", "count")
     lr: float = option(None, "learning rate for adam/pmp-adam (default 0.05, for mini-batch runs 0.02; cosine "
@@ -200,7 +206,14 @@ class TrainJob(Resumable):
                                          "(default: all rows)", "positive", metavar="FRACTION|COUNT")
     newton_formulation: str = option(None, "newton: reduced-space Newton–CG (default) or full-space Newton on "
                                            "F(z) = 0 with sparse LU", "choice", choices=["reduced", "full"])
-    alpha: float = option(3e-3, "weight decay α (default 0.003)", "nonnegative")
+    newton_curvature: str = option(None, "newton (reduced): curvature of the CG steps far from a solution — "
+                                         "hessian (exact, trust region; default) or gauss-newton "
+                                         "(Levenberg–Marquardt on the generalised Gauss–Newton matrix; the exact "
+                                         "Hessian near the solution)", "choice", choices=["hessian", "gauss-newton"])
+    newton_warm_start: str = option(None, "newton: warm start before the Newton steps — adam (default, reduced), "
+                                          "lbfgs (default, full) or none (from the initialisation)", "choice",
+                                    choices=["adam", "lbfgs", "none"])
+    alpha: float = option(TABLE.ALPHA, f"weight decay α (default {TABLE.ALPHA:g})", "nonnegative")
     beta: float = option(0.0, "smoothness across layers β (default 0)", "nonnegative")
     normalize: str = option(None, "input map stored in the model: standard = per-feature mean 0, std 1; range = "
                                   "shift/scale the training data's bounding box into [-1, 1]^d (one scale); none "
@@ -233,6 +246,10 @@ class TrainJob(Resumable):
             raise InputError("--newton-formulation applies to --solver newton only")
         if self.hessian_sample is not None and (self.solver != "newton" or self.newton_formulation == "full"):
             raise InputError("--hessian-sample applies to --solver newton (reduced formulation) only")
+        if self.newton_curvature is not None and (self.solver != "newton" or self.newton_formulation == "full"):
+            raise InputError("--newton-curvature applies to --solver newton (reduced formulation) only")
+        if self.newton_warm_start is not None and self.solver != "newton":
+            raise InputError("--newton-warm-start applies to --solver newton only")
         if self.patience is not None and self.validation is None:
             raise InputError("--patience applies with --validation only")
         if self.segments is not None and self.solver != "shooting":
@@ -254,6 +271,10 @@ class TrainJob(Resumable):
                                                "hessian_sample") if getattr(self, k) is not None}
         if self.newton_formulation is not None:
             opts["formulation"] = self.newton_formulation
+        if self.newton_curvature is not None:
+            opts["curvature"] = self.newton_curvature
+        if self.newton_warm_start is not None:
+            opts["warm_start"] = self.newton_warm_start
         return opts
 
     def execute(self):

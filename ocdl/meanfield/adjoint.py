@@ -26,6 +26,10 @@ cost ``J = |cell| Σ_c Φ_cᵀ ρ_c^N + h Σ_k r(θ_k)`` is exact:
     wᵀ (∂L/∂θ) ρ̄ = Σ_faces (∂F/∂f_n)(ρ̄) (∂f_n/∂θ) (w_R − w_L)/h_face,
 
 the discrete form of ``∫ ρ (∂f/∂θ)ᵀ ∇u``.
+
+This is the exact transpose of a finite-volume Fokker–Planck scheme on a grid (a PDE adjoint),
+not the per-sample costate recursion of :mod:`ocdl.pmp`, which it shares nothing with but the
+field's ``vjp_theta``.
 """
 import numpy as np
 

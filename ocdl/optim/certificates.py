@@ -6,6 +6,8 @@ A test is ``test(f, g, ctx) → (passed, text)``; ``text`` says what was measure
 
 * :func:`gradient` — ``max |∇J(x)| ≤ gtol``: quasi-Newton and Newton-type rules, and any run
   given a ``gtol``.
+* :func:`kkt` — the KKT residual ``‖F(z)‖∞`` of the discrete Pontryagin system (the objective's
+  ``info["kkt"]``, :func:`ocdl.pmp.kkt_residual`) ≤ tol: the Newton-type Pontryagin rules.
 * :func:`first_order` — for Adam and gradient descent, whose gradient at a finite learning rate
   rarely falls to a fixed 1e-6: converged when ``max |∇J| ≤ gtol``, **or** when the loss has
   stalled and the gradient has fallen, both measured on the full objective:
@@ -38,6 +40,18 @@ def gradient(gtol):
         gm = maxabs(g)
         ok = gm <= gtol
         return ok, f"max |gradient| {gm:.2e} {'≤' if ok else '>'} gtol {gtol:g}"
+    return test
+
+
+def kkt(tol):
+    """``info["kkt"] ≤ tol`` at the full-objective evaluation of the returned point (``info`` what
+    the objective measured there, the certified point's; an objective that reports no ``kkt`` fails)."""
+    def test(f, g, ctx, info):
+        res = (info or {}).get("kkt")
+        if res is None:
+            return False, "the objective reports no KKT residual"
+        ok = float(res) <= tol
+        return ok, f"KKT residual {float(res):.2e} {'≤' if ok else '>'} tol {tol:g}"
     return test
 
 

@@ -10,6 +10,9 @@ on a fine grid (``substeps`` steps of size δ = h/substeps per layer; the state 
 with step δ/2 so the costate's RK4 stages find it at the half points), and composite Simpson
 quadrature of the stationarity integrand on the δ grid. Its error is O(δ⁴), negligible, so the
 difference to the exact discrete gradient shows the O(h^q) error of the network's integrator q.
+
+Not a discrete sweep (nothing in :mod:`ocdl.pmp.dispatch`): a different recursion, the
+continuous adjoint ODE integrated on a fine grid, kept as the reference for the O(h^q) gap.
 """
 import numpy as np
 

@@ -47,8 +47,8 @@ import numpy as np
 from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
 from ocdl.models.backend import is_torch, swap, zeros_like_shape
-from ocdl.pmp import compiled, fused_conv, torch_sweeps
-from ocdl.pmp.dispatch import SWEEPS, backend, family
+from ocdl.pmp import compiled, torch_sweeps
+from ocdl.pmp.dispatch import FORWARDS, SWEEPS, backend, family
 from ocdl.models.losses import mean_loss, mean_loss_and_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
 from ocdl.models.resnet import SPLITTINGS
@@ -77,31 +77,52 @@ def _check_increments(model, increments, n):
     return xi
 
 
-def _sweep(model, params, X, y, trajectories=True, increments=None, device=None, terminal_costate=None):
+def _inputs(model, params, X, y, increments, device):
+    """``(backend, params, X, y, increments)`` checked, for the sweep that runs: numpy arrays
+    (``X`` as given) or tensors on the device (``X`` = lift(X), as :mod:`ocdl.pmp.torch_sweeps`
+    takes it)."""
     be = backend(model, params, X, device)
     if be == "torch":
-        return _sweep_torch(model, params, X, y, trajectories, increments, device, terminal_costate)
+        return (be,) + _torch_inputs(model, params, X, y, increments, device)
     params, X, y = _as_numpy(model, params, X, y)
-    increments = _check_increments(model, increments, X.shape[0])
-    terminal = (_terminal(model, params, y) if terminal_costate is None
-                else _linear_terminal(np.asarray(terminal_costate, dtype=float)))
+    return be, params, X, y, _check_increments(model, increments, X.shape[0])
+
+
+def _sweep(model, params, X, y, trajectories=True, increments=None, device=None, terminal_costate=None):
+    """One forward and one costate sweep by the table of :mod:`ocdl.pmp.dispatch`; results in
+    the parameters' library (torch results converted back for numpy parameters)."""
+    numpy_out = not any(is_torch(v) for v in params.values())
+    be, params, X, y, increments = _inputs(model, params, X, y, increments, device)
+    if terminal_costate is None:
+        terminal = _terminal(model, params, y)
+    elif be == "torch":
+        import torch
+        terminal = _linear_terminal(torch.as_tensor(terminal_costate).to(device=X.device, dtype=X.dtype),
+                                    model.n_out)
+    else:
+        terminal = _linear_terminal(np.asarray(terminal_costate, dtype=float), model.n_out)
     data, gK, gb, xN, g, states, costates = SWEEPS[be, family(model)](
         model, params, X, terminal, trajectories, increments)
     if states is None:                          # trajectories=False: keep x_N only, (1, n, d)
         states = xN[None]
     J, grads = _total(model, params, data, gK, gb, xN, g)
+    if be == "torch" and numpy_out:
+        grads = {k: v.cpu().numpy() for k, v in grads.items()}
+        states = states.cpu().numpy()
+        costates = None if costates is None else costates.cpu().numpy()
     return J, grads, states, costates
 
 
-def _linear_terminal(V):
+def _linear_terminal(V, n_out=1):
     """The terminal of a linear cost ``Σ_i ⟨v_i, x_N,i⟩`` (V (n, d), numpy or torch): ``p_N = V``
-    whatever x_N is; the head gets no gradient (``∇_s`` is zero). This is the vector-Jacobian
-    product of the state map ``x_0 ↦ x_N`` with V (the backward of :class:`ocdl.nn.ODEBlock`)."""
+    whatever x_N is; the head gets no gradient (``∇_s`` is zero, (n, ``n_out``)). This is the
+    vector-Jacobian product of the state map ``x_0 ↦ x_N`` with V (the backward of
+    :class:`ocdl.nn.ODEBlock`)."""
     def terminal(xN):
         n = xN.shape[0]
         if tuple(V.shape) != tuple(xN.shape):
             raise InputError(f"terminal costate has shape {tuple(V.shape)}, need (samples, width) = {tuple(xN.shape)}")
-        return float((V * xN).sum()), V, zeros_like_shape(xN, (n, 1))
+        return float((V * xN).sum()), V, zeros_like_shape(xN, (n, n_out))
     return terminal
 
 
@@ -138,34 +159,12 @@ def _torch_inputs(model, params, X, y, increments, device):
     if increments is not None and not is_torch(increments):
         increments = _check_increments(model, increments, X.shape[0])
     params, x0, y, xi, _ = torch_sweeps.as_tensors(model, params, X, y, device, increments)
+    if xi is not None and model.integrator in SPLITTINGS:
+        raise InputError("additive increments need an explicit Runge–Kutta integrator")
     if xi is not None and tuple(xi.shape) != (model.layers, x0.shape[0], model.d):
         raise InputError(f"increments have shape {tuple(xi.shape)}, need (layers, samples, width) = "
                          f"{(model.layers, x0.shape[0], model.d)}")
     return params, x0, y, xi
-
-
-def _sweep_torch(model, params, X, y, trajectories, increments, device, terminal_costate=None):
-    """The torch sweeps on ``device``; gradients, states and costates are tensors there,
-    converted to numpy if the parameters came as numpy arrays."""
-    numpy_out = not any(is_torch(v) for v in params.values())
-    params, x0, y, xi = _torch_inputs(model, params, X, y, increments, device)
-    if xi is not None and model.integrator in SPLITTINGS:
-        raise InputError("additive increments need an explicit Runge–Kutta integrator")
-    if terminal_costate is None:
-        terminal = _terminal(model, params, y)
-    else:
-        import torch
-        terminal = _linear_terminal(torch.as_tensor(terminal_costate).to(device=x0.device, dtype=x0.dtype))
-    data, gK, gb, xN, g, states, costates = SWEEPS["torch", family(model)](
-        model, params, x0, terminal, trajectories, xi)
-    if states is None:
-        states = xN[None]
-    J, grads = _total(model, params, data, gK, gb, xN, g)
-    if numpy_out:
-        grads = {k: v.cpu().numpy() for k, v in grads.items()}
-        states = states.cpu().numpy()
-        costates = None if costates is None else costates.cpu().numpy()
-    return J, grads, states, costates
 
 
 def sweep(model, params, X, y, increments=None, trajectories=True, device=None, terminal_costate=None):
@@ -193,36 +192,15 @@ def sweep(model, params, X, y, increments=None, trajectories=True, device=None, 
 def final_state(model, params, X, increments=None, device=None):
     """``x_N`` ((n, d)) by the cost-only forward, nothing stored: a float64 numpy array, or a
     tensor on the torch path (``increments`` and ``device`` as in :func:`sweep`)."""
-    if backend(model, params, X, device) == "torch":
-        params, x0, _, xi = _torch_inputs(model, params, X, None, increments, device)
-        return torch_sweeps.final_state(model, params, x0, xi)
-    params, X, _ = _as_numpy(model, params, X, None)
-    return _final_state(model, params, X, _check_increments(model, increments, X.shape[0]))
-
-
-def _final_state(model, params, X, increments):
-    """:func:`final_state` on checked numpy inputs."""
-    fam = family(model)
-    if fam == "implicit":
-        return model.forward(params, X)[-1]
-    if fam.startswith("conv") and increments is not None:
-        raise InputError("additive increments are not supported for the conv fields")
-    if fam == "conv-rk":
-        return fused_conv.conv_rk_value_and_grad(model, params, X, None, store=False)
-    if fam == "conv-split":
-        return fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator], store=False)
-    return compiled.final_state(model, params, X, increments, SPLITTINGS[model.integrator] if fam == "split" else None)
+    be, params, X, _, increments = _inputs(model, params, X, None, increments, device)
+    return FORWARDS[be, family(model)](model, params, X, increments)
 
 
 def cost(model, params, X, y, increments=None, device=None):
     """The discrete cost J (float) by the forward sweep alone, nothing stored; ``increments``
     and ``device`` as in :func:`sweep`."""
-    if backend(model, params, X, device) == "torch":
-        params, x0, y, xi = _torch_inputs(model, params, X, y, increments, device)
-        xN = torch_sweeps.final_state(model, params, x0, xi)
-    else:
-        params, X, y = _as_numpy(model, params, X, y)
-        xN = _final_state(model, params, X, _check_increments(model, increments, X.shape[0]))
+    be, params, X, y, increments = _inputs(model, params, X, y, increments, device)
+    xN = FORWARDS[be, family(model)](model, params, X, increments)
     return float(mean_loss(model.head(params, xN), y)
                  + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
 

@@ -1,4 +1,5 @@
-"""The one dispatch table of the sweeps: which code runs a model's costate sweep.
+"""The one dispatch table of the sweeps: which code runs a model's costate sweep (and its
+cost-only forward, :data:`FORWARDS`).
 
 Keyed by ``(backend, family)``:
 
@@ -25,9 +26,13 @@ def _subs(f):
     return sweep
 
 
-def _conv_rk(model, params, X, terminal, trajectories=False, increments=None):
+def _no_increments(increments):
     if increments is not None:
         raise InputError("additive increments are not supported for the conv fields")
+
+
+def _conv_rk(model, params, X, terminal, trajectories=False, increments=None):
+    _no_increments(increments)
     return fused_conv.conv_rk_value_and_grad(model, params, X, terminal, trajectories=trajectories)
 
 
@@ -37,12 +42,34 @@ SWEEPS = {
     ("compiled", "euler"): compiled.euler_value_and_grad,
     ("compiled", "rk"): compiled.rk_value_and_grad,
     ("compiled", "split"): _subs(compiled.split_value_and_grad),
-    ("torch", "euler"): torch_sweeps.euler_value_and_grad,
+    ("torch", "euler"): torch_sweeps.rk_value_and_grad,        # Euler: the one-stage tableau
     ("torch", "rk"): torch_sweeps.rk_value_and_grad,
     ("torch", "split"): _subs(torch_sweeps.split_value_and_grad),
     ("numpy", "conv-rk"): _conv_rk,
     ("numpy", "conv-split"): _subs(fused_conv.conv_split_value_and_grad),
     ("numpy", "implicit"): implicit.value_and_grad,
+}
+
+
+def _conv_forward(model, params, X, increments=None):
+    _no_increments(increments)
+    if model.integrator in SPLITTINGS:
+        return fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator], store=False)
+    return fused_conv.conv_rk_value_and_grad(model, params, X, None, store=False)
+
+
+def _compiled_forward(model, params, X, increments=None):
+    return compiled.final_state(model, params, X, increments, SPLITTINGS.get(model.integrator))
+
+
+#: the same table for the cost-only forward: ``(backend, family) → forward(model, params, X,
+#: increments)`` returning ``x_N`` (n, d), nothing stored (the implicit family: the model's own)
+FORWARDS = {
+    **{("compiled", fam): _compiled_forward for fam in ("euler", "rk", "split")},
+    **{("torch", fam): torch_sweeps.final_state for fam in ("euler", "rk", "split")},
+    ("numpy", "conv-rk"): _conv_forward,
+    ("numpy", "conv-split"): _conv_forward,
+    ("numpy", "implicit"): lambda model, params, X, increments=None: model.forward(params, X)[-1],
 }
 
 

@@ -28,7 +28,7 @@ def _conv_setup(model, X):
 
 
 def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, store=True):
-    """Explicit Runge–Kutta layers on a conv field, the sweep of :func:`costate_sweep` with the
+    """Explicit Runge–Kutta layers on a conv field, the recursion of the other explicit sweeps with the
     field's feature-major kernels (``F.fm_stage``, ``F.fm_vjp``: convolution forward, transposed
     convolution and kernel correlation backward — k BLAS matmuls each, no loop over samples):
 
@@ -37,7 +37,7 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
         ∂J/∂θ_k = h Σ_i b_i (∂f/∂θ(Y_i))ᵀ P_i        (C_ij = â_ij − b_j of the adjoint partner)
 
     ``store=False`` runs the forward only and returns ``x_N`` ((n, d)). Otherwise returns like
-    :func:`euler_value_and_grad`."""
+    the sweeps of :data:`ocdl.pmp.dispatch.SWEEPS`."""
     from ocdl.models.conv import from_fm
     A, bw, C, _ = rk_coefficients(model.integrator)
     s = len(bw)

@@ -36,6 +36,11 @@ b_i b_j`` gives ``â = A``: the costate sweep is the Gauss method itself applied
 Stages stopped at ``‖R‖ ~ τ`` give a gradient off by O(τ) (the adjoint is the derivative at
 the converged stages, evaluated at perturbed ones): tested with the fixed-point solver at
 τ = 1e-4 … 1e-8, error ∝ τ. With Newton's default the stages and the gradient are at round-off.
+
+**The one implicit sweep** (family ``implicit`` of :mod:`ocdl.pmp.dispatch`): the adjoint
+stages solve the transposed stage system of each layer by one batched direct solve, not the
+explicit stage-by-stage recursion of the other families (``integrators.costate_sweep`` iterates
+the same equations to a fixed point, for one θ shared by all steps); ``lobatto3ab`` component-wise.
 """
 import numpy as np
 

@@ -18,6 +18,10 @@ is re-run inside the backward step). Only the states ``x_0..x_N`` are stored (as
 computed under ``torch.no_grad``): no whole-network autograd tape exists at any time; at most
 one layer's graph is alive during the backward sweep. Memory O(N n d) for the states plus one
 layer's intermediates, against O(N × layer intermediates) for whole-network autograd.
+
+Not a sweep of :mod:`ocdl.pmp.dispatch`: the step's transposed Jacobian is taken whole by
+``torch.func.vjp`` of an arbitrary module, so there is no stage-level recursion to share with
+the fused sweeps.
 """
 import numpy as np
 

@@ -19,17 +19,15 @@ for torch inputs or a ``device=``, and on the CPU for an activation without a co
   device) workspace (:mod:`ocdl.pmp.workspace`) reused from call to call. The only Python
   loops are over layers and stages, never over samples.
 
-Equations (``h`` the step, ``C_ij = â_ij − b_j`` of the adjoint-partner tableau):
+Equations (``h`` the step, ``C_ij = â_ij − b_j`` of the adjoint-partner tableau; Euler is the
+one-stage tableau A = 0, b = 1: ``p_k = p_{k+1} + h (∂f/∂x(x_k))ᵀ p_{k+1}``):
 
-    Euler     forward   outer: S_k = σ(x_k),  x_{k+1} = x_k + h (K_k S_k + b_k)
-                        inner: Σ_k = σ(M_k [x_k; 1]),  x_{k+1} = x_k + h D ⊙ Σ_k
-              backward  outer: p_k = p_{k+1} + h σ'(x_k) ⊙ (K_kᵀ p_{k+1}),        U_k = p_{k+1}
-                        inner: U_k = σ'_k ⊙ p_{k+1},  p_k = p_{k+1} + h M̃_kᵀ D U_k
-              gradient  ∂J/∂M_k = h D ⊙ U_k [a_k; 1]ᵀ   (outer a = S, inner a = x)
     explicit RK (A, b): Y_i = x_k + h Σ_{j<i} a_ij f(Y_j),  x_{k+1} = x_k + h Σ_i b_i f(Y_i)
                         P_i = p_{k+1} − h Σ_{j>i} C_ij (∂f/∂x(Y_j))ᵀ P_j,
                         p_k = p_{k+1} + h Σ_i b_i (∂f/∂x(Y_i))ᵀ P_i,
                         ∂J/∂M_k = h Σ_i b_i D ⊙ U_{k,i} [a_{k,i}; 1]ᵀ
+              outer: (∂f/∂x(Y))ᵀ P = σ'(Y) ⊙ (K̃ᵀ P),  U = P,          a = σ(Y)
+              inner: (∂f/∂x(Y))ᵀ P = M̃ᵀ D U,  U = σ'(M [Y; 1]) ⊙ P,   a = Y
     splittings (hamiltonian, ``F.halves``: A_q = [0, K, b], s = +1; A_p = [Kᵀ, 0, b], s = −1;
               ch = c h s):  drift q ← q + ch σ(A_q [q; p; 1]),  kick p ← p + ch σ(A_p [q; p; 1]);
               backwards per sub-step in reverse: drift U = σ' ⊙ λ_q, λ_p ← λ_p + ch Kᵀ U;
@@ -40,6 +38,8 @@ from :mod:`ocdl.pmp.forms`, shared with the compiled sweeps; the workspace is
 :mod:`ocdl.pmp.workspace`'s, keyed by device. The conv fields and the implicit methods have no
 torch sweep (InputError).
 """
+import functools
+
 import numpy as np
 
 from integrators.tableaux import EXPLICIT
@@ -85,232 +85,185 @@ def as_tensors(model, params, X, y=None, device=None, increments=None):
     return params, x0, y, increments, device
 
 
-def _ones_aug(shape, device):
-    torch = _torch()
-    a = torch.empty(shape, dtype=torch.float64, device=device)
-    a[..., -1, :] = 1.0
-    return a
-
-
 # ------------------------------------------------------------------------------------------
-# Euler
+# explicit Runge–Kutta (Euler is the one-stage tableau): forward with stage blocks, costate sweep
 
-def euler_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, increments=None):
-    """Euler layers on tensors (see the module docstring): forward keeping σ, costate sweep
-    reusing it, θ-contraction of all layers in one batched matmul. ``x0`` = lift(X) (n, d);
-    ``lam_of_xN(xN) -> (J_data, lamN, extra)``; ``increments`` (N, n, d) or None adds ξ_k to
-    each step. Returns ``(J_data, gK, gb, xN, extra, states, costates)`` like
-    :func:`ocdl.pmp.compiled.euler_value_and_grad` (states/costates (N+1, n, d) if ``trajectories``)."""
-    torch = _torch()
-    h = model.h
-    N, d = model.layers, model.d
-    act = model.F.act
-    M, D = embed(model, params)
-    kind = model.F.form
-    n = x0.shape[0]
-    dev = x0.device
-    mm, addmm = torch.mm, torch.addmm
-    inc = None if increments is None else increments.transpose(1, 2).unbind(0)   # ξ_k as (d, n) views
-    with borrow(model, dev) as ws:
-        # per-layer views are made once by unbind (indexing a tensor in the loop costs ~2 µs a view)
-        if kind == "outer":
-            S = ws.get("S", (N, d + 1, n), ones_row=True)           # [σ(x_k); 1]
-            Xs = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev) if trajectories \
-                else ws.get("rot", (2, d, n))
-            xs = Xs.unbind(0) if trajectories else Xs.unbind(0) * ((N + 2) // 2)
-            Sl, Sdl, hMl = S.unbind(0), S[:, :d].unbind(0), (M * h).unbind(0)
-            x = xs[0]
-            x.copy_(x0.T)
-            for k in range(N):
-                act.apply_torch(x, Sdl[k])
-                nxt = xs[k + 1]
-                addmm(x, hMl[k], Sl[k], out=nxt)                     # x + h (K σ + b)
-                if inc is not None:
-                    nxt.add_(inc[k])                                 # + ξ_k
-                x = nxt
-            states = Xs if trajectories else None
-        else:
-            Xa = _ones_aug((N + 1, d + 1, n), dev) if trajectories else ws.get("Xa", (N + 1, d + 1, n), True)
-            Sg = ws.get("Sg", (N, d, n))                             # σ(M [x_k; 1])
-            Xal, Xd, Sgl, Ml = Xa.unbind(0), Xa[:, :d].unbind(0), Sg.unbind(0), M.unbind(0)
-            Xd[0].copy_(x0.T)
-            hD = None if D is None else D * h
-            for k in range(N):
-                sig = Sgl[k]
-                mm(Ml[k], Xal[k], out=sig)
-                act.apply_torch(sig, sig)
-                x = Xd[k + 1]
-                if hD is None:
-                    torch.add(Xd[k], sig, alpha=h, out=x)            # x + h σ
-                else:
-                    torch.addcmul(Xd[k], sig, hD, out=x)             # x + h D ⊙ σ
-                if inc is not None:
-                    x.add_(inc[k])
-            x = Xd[N]
-            states = Xa[:, :d] if trajectories else None
-        xN = x.T.clone()
-        Jd, lamN, extra = lam_of_xN(xN)
-        hKl = hKT(model, M, D).unbind(0)
-        if trajectories:
-            P = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev)
-        else:
-            P = ws.get("P", (N + 1, d, n)) if kind == "outer" else ws.get("rotP", (2, d, n))
-        Pl = P.unbind(0) if (trajectories or kind == "outer") else P.unbind(0) * ((N + 2) // 2)
-        lam = Pl[N]
-        lam.copy_(lamN.T)
-        g = ws.get("g", (d, n))
-        if kind == "outer":
-            P[:N].copy_(S[:, :d])                                    # σ'(x_k), all layers at once, in
-            act.deriv_inplace_torch(P[:N])                           # the rows p_k will overwrite
-            for k in range(N - 1, -1, -1):
-                mm(hKl[k], lam, out=g)                               # h Kᵀ p
-                lam = torch.addcmul(lam, g, Pl[k], out=Pl[k])        # p + h σ'(x) ⊙ Kᵀ p
-            gM = torch.matmul(P[1:], S.transpose(1, 2))              # Σ p_{k+1} [σ(x_k); 1]ᵀ
-        else:
-            U = ws.get("U", (N, d, n))
-            Ul = U.unbind(0)
-            act.deriv_inplace_torch(Sg)                              # σ → σ', all layers at once
-            for k in range(N - 1, -1, -1):
-                u = Ul[k]
-                torch.mul(Sgl[k], lam, out=u)                        # U = σ' ⊙ p
-                lam = addmm(lam, hKl[k], u, out=Pl[k])               # p + h M̃ᵀ D U
-            gM = torch.matmul(U, Xa[:N].transpose(1, 2))
-        gM *= h
-        gK, gb = theta_grads(model, gM, D)
-        if trajectories:
-            return Jd, gK, gb, xN, extra, states.permute(0, 2, 1), P.permute(0, 2, 1)
-        return Jd, gK, gb, xN, extra, None, None
+@functools.cache
+def _tableau_lists(method, forward):
+    """The loops' view of a tableau, as Python floats (no numpy scalars per layer): ``sums`` =
+    [(i, [(j, coefficient)])] in stage order (forward: ``a_ij``, j < i; backward: ``−C_ij``,
+    j > i, stages reversed), ``steps`` = [(i, b_i)] of the stages summed one by one (b_i ≠ 0;
+    not the fused stage: s−1 forward, 0 backward), and the fused stage's weight."""
+    A, b, C, _ = rk_coefficients(method)
+    A = A if forward else C
+    s = len(b)
+    order = range(s) if forward else range(s - 1, -1, -1)
+    sums = [(i, [(j, float(A[i, j] if forward else -A[i, j])) for j in (range(i) if forward else range(i + 1, s))
+                 if A[i, j] != 0.0]) for i in order]
+    fused = s - 1 if forward else 0
+    steps = [(i, float(b[i])) for i in range(s) if i != fused and b[i] != 0.0]
+    return sums, steps, float(b[fused])
 
 
-# ------------------------------------------------------------------------------------------
-# explicit Runge–Kutta (heun, rk4, ...): forward with stage blocks, costate sweep
+def _sizes(model):
+    """``(b, s, h, N, d, σ, inner)``: what both explicit-RK sweeps read off the model."""
+    bw = rk_coefficients(model.integrator)[1]
+    return bw, len(bw), model.h, model.layers, model.d, model.F.act, model.F.form == "inner"
+
 
 def forward(model, params, x0, store=True, states=False, increments=None, ws=None):
     """Explicit Runge–Kutta forward on tensors. Returns a dict with ``xN`` (d, n) and, with
     ``store``, the stage blocks the costate sweep reads: ``Aaug`` (N, s, d+1, n) = ``[a_{k,i}; 1]``
-    (outer a = σ(Y_i), inner a = Y_i) and ``Sig`` (N, s, d, n) = σ(M [Y_i; 1]) (inner);
-    ``X`` (N+1, d, n) the states if ``states``. ``store=False`` keeps rotating buffers only.
-    ``ws``: a workspace for the blocks (else fresh tensors)."""
+    (outer a = σ(Y_i), inner a = Y_i) and ``Sig`` (N, s, d, n) = σ(M [Y_i; 1]) (inner; ``Sl`` its
+    per-(layer, stage) views); ``X`` (N+1, d, n) the states if ``states`` (fresh tensors).
+    ``store=False`` keeps two layer blocks, used in turn. ``ws``: a workspace for the blocks
+    (else fresh tensors).
+
+    The inner form keeps x_k in its layer block as the stage-0 input ``Y_0 = x_k`` (block N
+    holds x_N); the last stage's ``h b_s f(Y_s)`` is fused into the step's sum (``addmm`` /
+    ``addcmul``), so Euler is one product and one elementwise pass a layer."""
     torch = _torch()
-    A, bw, _, _ = rk_coefficients(model.integrator)
-    s = len(bw)
-    h = model.h
-    N, d = model.layers, model.d
-    act = model.F.act
-    kind = model.F.form
+    bw, s, h, N, d, act, inner = _sizes(model)
     M, D = embed(model, params)
     n, dev = x0.shape[0], x0.device
     ws = ws or Workspace(dev)
-    hD = None if (kind == "outer" or D is None) else D * h
-    Xs = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev) if states else ws.get("rk_rot", (2, d, n))
-    nb = N if store else 1
-    Aaug = ws.get("rk_A", (nb, s, d + 1, n), ones_row=True)
-    Sig = ws.get("rk_S", (nb, s, d, n)) if kind == "inner" else None
+    keep = Workspace(dev) if states else ws                          # blocks handed back: fresh
+    store = store or (states and inner)
+    nb = N + 1 if store else 2                                       # layer k in block k (or k mod 2)
+    tag = "" if store else "c"                                       # cost-only blocks apart
+    wa = keep if inner else ws
+    Aaug = wa.get("rk_A" + tag, (nb, s, d + 1, n), ones_row=True)
+    Sig = ws.get("rk_S" + tag, (nb, s, d, n)) if inner else None
     hF = ws.get("rk_hF", (s, d, n))                                  # h f(Y_i) of the current layer
     Y = ws.get("rk_Y", (d, n))
-    # per-(layer, stage) views, made once (index k s + i; one block reused without store)
-    Al, Ad = Aaug.flatten(0, 1).unbind(0), Aaug[:, :, :d].flatten(0, 1).unbind(0)
-    Sl = None if Sig is None else Sig.flatten(0, 1).unbind(0)
-    hFl = hF.unbind(0)
-    xs = Xs.unbind(0) if states else Xs.unbind(0) * ((N + 2) // 2)
-    Ml = (M * h if kind == "outer" else M).unbind(0)                 # outer: h M
+    # per-(layer block, stage) views (index o + i, o = block · s), kept with the blocks
+    Al, Ad = wa.views("rk_A" + tag, Aaug, lambda: (Aaug.flatten(0, 1).unbind(0),
+                                                    Aaug[:, :, :d].flatten(0, 1).unbind(0)))
+    Sl = None if Sig is None else ws.views("rk_S" + tag, Sig, lambda: Sig.flatten(0, 1).unbind(0))
+    hFl = ws.views("rk_hF", hF, lambda: hF.unbind(0))
+    wx = wa if inner else keep if states else ws
+    Xs = Aaug[:, 0, :d] if inner else wx.get("rk_X", (N + 1, d, n)) if states else ws.get("rk_rot", (2, d, n))
+    xs = wx.views("rk_X" + tag, Aaug if inner else Xs,
+                  lambda: Xs.unbind(0) if len(Xs) == N + 1 else Xs.unbind(0) * ((N + 2) // 2))
+    Ml = (M if inner else M * h).unbind(0)                           # outer: h M
+    hD = None if (not inner or D is None) else D * h
+    hDb = hD if (hD is None or bw[-1] == 1.0) else hD * float(bw[-1])
     inc = None if increments is None else increments.transpose(1, 2).unbind(0)
+    sums, steps, bf = _tableau_lists(model.integrator, True)
+    fuse = torch.addmm if bf == 1.0 else functools.partial(torch.addmm, alpha=bf)   # (1: a faster call)
     x = xs[0]
     x.copy_(x0.T)
     for k in range(N):
-        base = (k if store else 0) * s
-        for i in range(s):
-            a = Al[base + i]
-            Yi = (x if i == 0 else Y) if kind == "outer" else Ad[base + i]
-            if Yi is not x:
+        o = (k if store else k % 2) * s
+        for i, terms in sums:                                        # Y_i = x + Σ_j a_ij h f(Y_j)
+            Yi = Ad[o + i] if inner else (x if i == 0 else Y)       # (inner Ad[o] is x_k itself)
+            if i > 0:
                 Yi.copy_(x)
-            for j in range(i):
-                if A[i, j] != 0.0:
-                    Yi.add_(hFl[j], alpha=float(A[i, j]))
-            if kind == "outer":
-                act.apply_torch(Yi, Ad[base + i])
-                torch.mm(Ml[k], a, out=hFl[i])                       # h (K σ(Y) + b)
+                for j, a in terms:
+                    Yi.add_(hFl[j], alpha=a)
+            if inner:
+                f = Sl[o + i]
+                torch.mm(Ml[k], Al[o + i], out=f)
+                act.apply_torch(f, f)                                # σ(K Y + b)
+                if i < s - 1:
+                    torch.mul(f, h if hD is None else hD, out=hFl[i])   # h D σ
             else:
-                sig = Sl[base + i]
-                torch.mm(Ml[k], a, out=sig)
-                act.apply_torch(sig, sig)                            # σ(K Y + b)
-                if hD is None:
-                    torch.mul(sig, h, out=hFl[i])
-                else:
-                    torch.mul(sig, hD, out=hFl[i])                   # h D σ
-        nxt = xs[k + 1]
-        torch.add(x, hFl[0], alpha=float(bw[0]), out=nxt)
-        for i in range(1, s):
-            if bw[i] != 0.0:
-                nxt.add_(hFl[i], alpha=float(bw[i]))
+                act.apply_torch(Yi, Ad[o + i])
+                if i < s - 1:
+                    torch.mm(Ml[k], Al[o + i], out=hFl[i])           # h (K σ(Y) + b)
+        nxt, y = xs[k + 1], x                                        # x + Σ_i b_i h f(Y_i)
+        for i, b in steps:
+            y = torch.add(y, hFl[i], alpha=b, out=nxt)
+        if not inner:
+            fuse(y, Ml[k], Al[o + s - 1], out=nxt)
+        elif hDb is None:
+            torch.add(y, f, alpha=h * float(bw[-1]), out=nxt)
+        else:
+            torch.addcmul(y, f, hDb, out=nxt)
         if inc is not None:
-            nxt.add_(inc[k])
+            nxt.add_(inc[k])                                         # + ξ_k
         x = nxt
-    return {"xN": x, "M": M, "D": D, "Aaug": Aaug if store else None, "Sig": Sig if store else None,
-            "X": Xs if states else None, "n": n}
+    return {"xN": x, "M": M, "D": D, "Aaug": Aaug[:N] if store else None, "Sig": Sig[:N] if (store and inner)
+            else None, "Sl": Sl, "X": Xs if states else None, "n": n}
 
 
 def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     """Backward sweep from ``p_N = lamN`` ((n, d) tensor) over the forward ``fw`` of
-    :func:`forward` (whose σ blocks it turns into σ' in place); returns ``(P, gK, gb)`` — ``P``
-    the costates (N+1, d, n) if ``costates`` else None; ``gK, gb`` without the regulariser."""
+    :func:`forward` (whose σ blocks it overwrites); returns ``(P, gK, gb)`` — ``P`` the costates
+    (N+1, d, n) if ``costates`` else None; ``gK, gb`` without the regulariser.
+
+    σ' of all layers and stages is made in one batched pass before the loop; stage s−1 has
+    ``P_{s−1} = p_{k+1}`` (no copy) and stage 0's term is fused into the sum for ``p_k``. Outer
+    form: block ``B`` (N+1, s, d, n) holds σ'(Y_{k,i}) in ``B[k, i]`` until layer k is swept, then
+    the stage costates of layer k−1 (so ``U = B[1:]``, ``p_k = B[k, s−1]``). Inner form: ``U =
+    σ' ⊙ P_i`` is written over σ' (``Sig``)."""
     torch = _torch()
-    A, bw, C, _ = rk_coefficients(model.integrator)
-    s = len(bw)
-    h = model.h
-    N, d = model.layers, model.d
-    act = model.F.act
-    kind = model.F.form
-    M, D, Aaug, Sig, n = fw["M"], fw["D"], fw["Aaug"], fw["Sig"], fw["n"]
+    bw, s, h, N, d, act, inner = _sizes(model)
+    M, D, Aaug, n = fw["M"], fw["D"], fw["Aaug"], fw["n"]
     dev = Aaug.device
     ws = ws or Workspace(dev)
+    keep = Workspace(dev) if costates else ws
     hKl = hKT(model, M, D).unbind(0)
-    P = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev) if costates else ws.get("rk_P", (2, d, n))
-    Pl = P.unbind(0) if costates else P.unbind(0) * ((N + 2) // 2)
+    hG = ws.get("rk_hG", (s, d, n))                                  # h (∂f/∂x(Y_i))ᵀ P_i
+    hGl = ws.views("rk_hG", hG, lambda: hG.unbind(0))
+    if inner:
+        U = fw["Sig"]
+        act.deriv_inplace_torch(U)                                   # σ → σ'; then U = σ' ⊙ P_i
+        Pbuf = ws.get("rk_Pb", (s, d, n))                            # P_i, i < s−1
+        Pb = ws.views("rk_Pb", Pbuf, lambda: Pbuf.unbind(0))
+        P = keep.get("rk_P", (N + 1, d, n)) if costates else ws.get("rk_P", (2, d, n))
+        Pl = keep.views("rk_P", P, lambda: P.unbind(0) if costates else P.unbind(0) * ((N + 2) // 2))
+        Ul = fw["Sl"]                                                # (the forward's views of σ)
+    else:
+        B = keep.get("rk_B", (N + 1, s, d, n))
+        B[:N].copy_(Aaug[:, :, :d])
+        act.deriv_inplace_torch(B[:N])                               # σ'(Y), all stages at once
+        U, P = B[1:], (B[:, s - 1] if costates else None)
+        Sd = keep.views("rk_B", B, lambda: B.flatten(0, 1).unbind(0))
+        Pb, Pl, Ul = None, Sd[s - 1::s], Sd[s:]
     lam = Pl[N]
     lam.copy_(lamN.T)
-    U = ws.get("rk_U", (N, s, d, n))                                 # U_{k,i}
-    hG = ws.get("rk_hG", (s, d, n))                                  # h (∂f/∂x(Y_i))ᵀ P_i
-    Pbuf = ws.get("rk_Pb", (s, d, n))
-    if kind == "outer":                                              # σ'(Y) of all stages at once
-        Sd = ws.get("rk_Sd", (N, s, d, n))
-        Sd.copy_(Aaug[:, :, :d])
-    else:
-        Sd = Sig                                                     # (σ is not needed any more)
-    act.deriv_inplace_torch(Sd)
-    Ul, Sdl, hGl, Pbl = U.flatten(0, 1).unbind(0), Sd.flatten(0, 1).unbind(0), hG.unbind(0), Pbuf.unbind(0)
+    sums, steps, bf = _tableau_lists(model.integrator, False)
+    fuse = torch.addmm if inner else torch.addcmul                   # the fused stage-0 term
+    fuse = fuse if bf == 1.0 else functools.partial(fuse, **{"alpha" if inner else "value": bf})
     for k in range(N - 1, -1, -1):
-        for i in range(s - 1, -1, -1):
-            ki = k * s + i
-            Pi = Pbl[i] if kind == "inner" else Ul[ki]
-            Pi.copy_(lam)
-            for j in range(i + 1, s):
-                if C[i, j] != 0.0:
-                    Pi.add_(hGl[j], alpha=float(-C[i, j]))
-            if kind == "outer":                                      # U = P;  h σ'(Y) ⊙ (Kᵀ P)
-                g = hGl[i]
-                torch.mm(hKl[k], Pi, out=g)
-                g.mul_(Sdl[ki])
-            else:                                                    # U = σ' ⊙ P;  h K̃ᵀ D U
-                torch.mul(Sdl[ki], Pi, out=Ul[ki])
-                torch.mm(hKl[k], Ul[ki], out=hGl[i])
-        out = Pl[k]
-        torch.add(lam, hGl[0], alpha=float(bw[0]), out=out)
-        for i in range(1, s):
-            if bw[i] != 0.0:
-                out.add_(hGl[i], alpha=float(bw[i]))
-        lam = out
+        o = k * s
+        for i, terms in sums:                                        # P_i = p − Σ_j C_ij h G_j
+            Pi = lam if i == s - 1 else (Pb[i] if inner else Ul[o + i])
+            if i < s - 1:
+                Pi.copy_(lam)
+                for j, c in terms:
+                    Pi.add_(hGl[j], alpha=c)
+            if inner:                                                # U = σ' ⊙ P;  h K̃ᵀ D U
+                Ul[o + i].mul_(Pi)
+                if i > 0:
+                    torch.mm(hKl[k], Ul[o + i], out=hGl[i])
+            else:                                                    # U = P;  h σ'(Y) ⊙ (Kᵀ P)
+                torch.mm(hKl[k], Pi, out=hGl[i])
+                if i > 0:
+                    hGl[i].mul_(Sd[o + i])
+        out, y = Pl[k], lam                                          # p + Σ_i b_i h G_i
+        for i, b in steps:
+            y = torch.add(y, hGl[i], alpha=b, out=out)
+        if inner:
+            lam = fuse(y, hKl[k], Ul[o], out=out)
+        else:
+            lam = fuse(y, hGl[0], Sd[o], out=out)
     # ∂J/∂M_k = h Σ_i b_i U_{k,i} [a_{k,i}; 1]ᵀ, all layers and stages in one batched matmul
     G = torch.matmul(U, Aaug.transpose(2, 3))                        # (N, s, d, d+1)
-    w = torch.as_tensor(h * np.asarray(bw, dtype=float), dtype=G.dtype, device=dev)
-    gM = torch.einsum("ksij,s->kij", G, w)
+    gM = G[:, 0].mul_(h * float(bw[0]))
+    for i in range(1, s):
+        gM.add_(G[:, i], alpha=h * float(bw[i]))
     gK, gb = theta_grads(model, gM, D)
     return P if costates else None, gK, gb
 
 
 def rk_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, increments=None):
     """Explicit Runge–Kutta value and gradient (:func:`forward` then :func:`costate_sweep`, blocks
-    in the model's workspace); returns like :func:`euler_value_and_grad`."""
+    in the model's workspace); ``x0`` = lift(X) (n, d); ``lam_of_xN(xN) -> (J_data, lamN,
+    extra)``; ``increments`` (N, n, d) or None adds ξ_k to each step. Returns ``(J_data, gK, gb,
+    xN, extra, states, costates)`` like :func:`ocdl.pmp.compiled.rk_value_and_grad`
+    (states/costates (N+1, n, d) if ``trajectories``)."""
     with borrow(model, x0.device) as ws:
         fw = forward(model, params, x0, store=True, states=trajectories, increments=increments, ws=ws)
         xN = fw["xN"].T.clone()
@@ -334,40 +287,55 @@ def _split_setup(model, params, subs):
     return A, ch
 
 
-def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False):
-    """Drift/kick splittings (``subs`` = [(kind, c)]) on a separable field, σ kept from the
-    forward (equations in the module docstring); returns like :func:`euler_value_and_grad`
-    (costates at the layer boundaries)."""
+def split_forward(model, params, x0, subs, ws, store=True, states=False):
+    """The drift/kick sub-steps (module docstring) from ``x0`` (n, d). Returns ``(cur, Z, Sg, X,
+    A, ch)``: ``cur`` (d+1, n) = ``[x_N; 1]``; with ``store`` ``Z`` (N, L, d+1, n) the
+    ``[q; p; 1]`` entering each sub-step and ``Sg`` (N, L, m, n) its σ (else one reused block,
+    returned as None); ``X`` (N+1, d, n) the states if ``states``, else None."""
     torch = _torch()
     N, d, m = model.layers, model.d, model.m
     act = model.F.act
     L = len(subs)
     A, ch = _split_setup(model, params, subs)
+    n, dev = x0.shape[0], x0.device
+    nb, tag = (N, "") if store else (1, "c")                         # cost-only blocks apart
+    Z = ws.get("Zs" + tag, (nb, L, d + 1, n), ones_row=True)
+    Sg = ws.get("Ss" + tag, (nb, L, m, n))
+    cur = ws.get("cur", (d + 1, n), ones_row=True)
+    Xs = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev) if states else None
+    cur[:d] = x0.T
+    if states:
+        Xs[0] = cur[:d]
+    Zl, Zd, Sl = ws.views("Zs" + tag, (Z, Sg), lambda: (Z.flatten(0, 1).unbind(0), Z[:, :, :d].flatten(0, 1).unbind(0),
+                                                   Sg.flatten(0, 1).unbind(0)))
+    Al = A.flatten(0, 1).unbind(0)
+    state, parts = cur[:d], [cur[:m] if kind == "drift" else cur[m:d] for kind, _ in subs]
+    for k in range(N):
+        o = k * L if store else 0
+        for j in range(L):
+            z, sig = (Zl[o + j], Sl[o + j]) if store else (cur, Sl[j])
+            if store:
+                Zd[o + j].copy_(state)
+            torch.mm(Al[k * L + j], z, out=sig)
+            act.apply_torch(sig, sig)
+            parts[j].add_(sig, alpha=ch[j])
+        if states:
+            Xs[k + 1] = cur[:d]
+    return cur, (Z if store else None), (Sg if store else None), Xs, A, ch
+
+
+def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False):
+    """Drift/kick splittings (``subs`` = [(kind, c)]) on a separable field, σ kept from the
+    forward (equations in the module docstring); returns like :func:`rk_value_and_grad`
+    (costates at the layer boundaries)."""
+    torch = _torch()
+    N, d, m = model.layers, model.d, model.m
+    act = model.F.act
+    L = len(subs)
     drift = [kind == "drift" for kind, _ in subs]
     n, dev = x0.shape[0], x0.device
-    mm = torch.mm
     with borrow(model, dev) as ws:
-        Z = ws.get("Zs", (N, L, d + 1, n), ones_row=True)          # [q; p; 1] entering sub-step j
-        Sg = ws.get("Ss", (N, L, m, n))                             # σ(A [q; p; 1])
-        cur = ws.get("cur", (d + 1, n), ones_row=True)
-        if trajectories:
-            Xs = torch.empty((N + 1, d, n), dtype=torch.float64, device=dev)
-        cur[:d] = x0.T
-        if trajectories:
-            Xs[0] = cur[:d]
-        Zl, Zd = Z.flatten(0, 1).unbind(0), Z[:, :, :d].flatten(0, 1).unbind(0)
-        Sl, Al = Sg.flatten(0, 1).unbind(0), A.flatten(0, 1).unbind(0)
-        state, parts = cur[:d], [cur[:m] if dr else cur[m:d] for dr in drift]
-        for k in range(N):
-            for j in range(L):
-                kj = k * L + j
-                Zd[kj].copy_(state)
-                sig = Sl[kj]
-                mm(Al[kj], Zl[kj], out=sig)
-                act.apply_torch(sig, sig)
-                parts[j].add_(sig, alpha=ch[j])
-            if trajectories:
-                Xs[k + 1] = cur[:d]
+        cur, Z, Sg, Xs, A, ch = split_forward(model, params, x0, subs, ws, store=True, states=trajectories)
         xN = cur[:d].T.clone()
         Jd, lamN, extra = lam_of_xN(xN)
         U = ws.get("Us", (N, L, m, n))
@@ -383,7 +351,8 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
             torch.mul(A[:, j, :, cols].transpose(1, 2), ch[j], out=chAT[:, j])
         act.deriv_inplace_torch(Sg)                                  # σ → σ', all sub-steps at once
         lq, lp = lam[:m], lam[m:]
-        Ul, Cl = U.flatten(0, 1).unbind(0), chAT.flatten(0, 1).unbind(0)
+        Sl, Ul = ws.views("Us", (Sg, U), lambda: (Sg.flatten(0, 1).unbind(0), U.flatten(0, 1).unbind(0)))
+        Cl = chAT.flatten(0, 1).unbind(0)
         for k in range(N - 1, -1, -1):
             for j in range(L - 1, -1, -1):
                 kj = k * L + j
@@ -402,25 +371,6 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
         if trajectories:
             return Jd, gK, gb, xN, extra, Xs.permute(0, 2, 1), P.permute(0, 2, 1)
         return Jd, gK, gb, xN, extra, None, None
-
-
-def split_forward(model, params, x0, subs):
-    """``x_N`` ((n, d)) of a splitting network by the sub-steps above, nothing stored."""
-    torch = _torch()
-    N, d, m = model.layers, model.d, model.m
-    act = model.F.act
-    A, ch = _split_setup(model, params, subs)
-    n, dev = x0.shape[0], x0.device
-    cur = _ones_aug((d + 1, n), dev)
-    cur[:d] = x0.T
-    sig = torch.empty((m, n), dtype=torch.float64, device=dev)
-    for k in range(N):
-        for j, (kind, _) in enumerate(subs):
-            torch.mm(A[k, j], cur, out=sig)
-            act.apply_torch(sig, sig)
-            part = cur[:m] if kind == "drift" else cur[m:d]
-            part.add_(sig, alpha=ch[j])
-    return cur[:d].T.clone()
 
 
 # ------------------------------------------------------------------------------------------
@@ -443,7 +393,7 @@ def final_state(model, params, x0, increments=None):
     """``x_N`` ((n, d) tensor) by the cost-only forward (nothing stored)."""
     from ocdl.models.resnet import SPLITTINGS
     check(model)
-    if model.integrator in SPLITTINGS:
-        return split_forward(model, params, x0, SPLITTINGS[model.integrator])
     with borrow(model, x0.device) as ws:
+        if model.integrator in SPLITTINGS:
+            return split_forward(model, params, x0, SPLITTINGS[model.integrator], ws, store=False)[0][:-1].T.clone()
         return forward(model, params, x0, store=False, increments=increments, ws=ws)["xN"].T.clone()

@@ -5,9 +5,8 @@ touch than the tanh written into it, and glibc returns freed heap to the OS betw
 the sweeps keep their caches — stored activations, rotating state and costate buffers, the
 compiled kernels' sample blocks — in a workspace per model and array library (numpy, or torch
 on one device), under a weak key: it goes with the model. Arrays are reused while the shapes
-stay the same. One thread at a time holds a model's workspace (:class:`borrow`); another
-thread meanwhile gets a throw-away one. :class:`Lease` holds it from a forward sweep to the
-costate sweep that consumes its cached stages.
+stay the same. One thread at a time holds a model's workspace (:class:`borrow`), for a whole
+forward-and-costate sweep; another thread meanwhile gets a throw-away one.
 """
 import threading
 import weakref
@@ -22,7 +21,7 @@ class Workspace:
     """Named float64 arrays of one library: numpy (``device`` None) or torch on ``device``."""
 
     def __init__(self, device=None):
-        self.device, self.arrays, self.busy = device, {}, False
+        self.device, self.arrays, self.busy, self.memos = device, {}, False, {}
 
     def get(self, name, shape, ones_row=False, zeros=False):
         """An array of ``shape`` (contents undefined; ``ones_row``: last row of axis −2 is 1;
@@ -39,11 +38,14 @@ class Workspace:
             self.arrays[name] = a
         return a
 
-
-def release(model):
-    """Free the workspaces kept for ``model`` (they are also freed with it)."""
-    with _LOCK:
-        _WORKSPACES.pop(model, None)
+    def views(self, name, base, make):
+        """``make()`` — views into the workspace array ``base`` (or a tuple of them; e.g. per-layer
+        ``unbind``s) — made once and kept while they stay the arrays (a torch view costs ~1 µs)."""
+        bases = base if isinstance(base, tuple) else (base,)
+        hit = self.memos.get(name)
+        if hit is None or len(hit[0]) != len(bases) or any(a is not b for a, b in zip(hit[0], bases)):
+            hit = self.memos[name] = (bases, make())
+        return hit[1]
 
 
 class borrow:
@@ -72,22 +74,3 @@ class borrow:
             self.ws = None
         return False
 
-
-class Lease:
-    """The model's workspace held from a storing forward sweep until the costate sweep has
-    consumed the cached stages — released there, or when the forward's result is dropped."""
-
-    def __init__(self, model, device=None):
-        self._borrow = borrow(model, device)
-        self.ws = self._borrow.__enter__()
-
-    def release(self):
-        if self._borrow is not None:
-            self._borrow.__exit__(None, None, None)
-            self._borrow = None
-
-    def __del__(self):
-        try:
-            self.release()
-        except Exception:       # interpreter shutdown: nothing left to release into
-            pass

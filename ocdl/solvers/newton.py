@@ -52,16 +52,19 @@ import numpy as np
 from ocdl import optim, pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, STALLED
+from ocdl.solvers.defaults import NEWTON_GN_CG_MAXITER, NEWTON_GN_CG_RTOL
 from ocdl.solvers.gradient import PATIENCE, Batching
 from ocdl.solvers.pontryagin import (KKTObjective, Phases, UntilKKT, cap_message, check_options, lbfgs_phase,
                                      refuse_checkpoints)
 from ocdl.solvers.support import EXACT_COSTATE, FULLY_CONNECTED, supports
-from ocdl.solvers.trust_region import HessianSample, TorchHVP, TrustRegionNewtonCG
+from ocdl.solvers.trust_region import GaussNewtonProduct, HessianSample, TorchHVP, TrustRegionNewtonCG
 
-__all__ = ["newton", "FORMULATIONS", "WARM_STARTS", "HessianSample", "TorchHVP", "TrustRegionNewtonCG"]
+__all__ = ["newton", "FORMULATIONS", "WARM_STARTS", "CURVATURES", "GaussNewtonProduct", "HessianSample",
+           "TorchHVP", "TrustRegionNewtonCG"]
 
 FORMULATIONS = ("reduced", "full")
 WARM_STARTS = ("adam", "lbfgs", "none")
+CURVATURES = ("hessian", "gauss-newton")
 
 
 @supports(fields=FULLY_CONNECTED, integrators=EXACT_COSTATE, iterations=300)
@@ -69,7 +72,8 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
            warm_start=None, warm_iterations=None, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
            exact_below=1e-5, formulation="reduced", linear_solver="mumps", threads=1, hessian_sample=None,
            state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, batch_size=None, epochs=None,
-           validation=None, patience=PATIENCE, test=None, batch_seed=0, **unknown):
+           validation=None, patience=PATIENCE, test=None, batch_seed=0, curvature="hessian", damping=1.0,
+           gn_cg_rtol=None, gn_cg_maxiter=None, gauss_newton_above=1e-3, **unknown):
     """Newton on the discrete PMP system (see module docstring): ``formulation="reduced"``
     (default; trust-region Newton–CG on ∇J = 0) or ``"full"`` (full-space Newton, sparse LU).
 
@@ -81,6 +85,14 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     ``hessian_sample`` takes a part of it — Hessian-vector products of the batch cost ``J_B``);
     ``epochs`` counts the Newton steps (``iterations = epochs · ⌈n/B⌉``).
     The full formulation refuses these (``test``, only per-epoch held-out accuracy, it ignores).
+
+    ``curvature="gauss-newton"`` (reduced formulation): while the KKT residual is above
+    ``gauss_newton_above`` (1e-3) the steps are Levenberg–Marquardt on the generalised Gauss–Newton matrix
+    (:class:`GaussNewtonProduct`, positive semidefinite; Martens 2010), damping λ from ``damping``
+    adapted by the reduction ratio, CG to ``gn_cg_rtol``·‖g‖ or ``gn_cg_maxiter`` iterations (None:
+    ``NEWTON_GN_CG_RTOL``, ``NEWTON_GN_CG_MAXITER`` of :mod:`ocdl.solvers.defaults`); below it the
+    exact-Hessian trust-region steps (``cg_maxiter``). ``curvature="hessian"``
+    (default): the trust-region Newton–CG steps throughout.
 
     Warm start ``warm_iterations`` Adam steps (constant ``lr``, plain Adam) with the exact costate
     gradient, or L-BFGS to KKT ≤ ``warm_tol``; then trust-region Newton steps until
@@ -101,6 +113,10 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
                               f"formulation='reduced' only")
     if warm_start is None:
         warm_start = "adam" if formulation == "reduced" else "lbfgs"
+    if curvature not in CURVATURES:
+        raise SolverError(f"newton: unknown curvature '{curvature}' (valid: {', '.join(CURVATURES)})")
+    if formulation == "full" and curvature != "hessian":
+        raise SolverError("newton: curvature='gauss-newton' applies to formulation='reduced' only")
     if warm_start not in WARM_STARTS:
         raise SolverError(f"newton: unknown warm_start '{warm_start}' (valid: {', '.join(WARM_STARTS)})")
     if formulation == "full":
@@ -148,19 +164,27 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     objective.phase = "newton"
     hvp = TorchHVP(model, X, y)
     sample = None if hessian_sample is None else HessianSample(hessian_sample, len(y), batch_seed)
-    rule = TrustRegionNewtonCG(objective.grad, hvp, tol, delta0, cg_maxiter, exact_below, sample)
+    gn = GaussNewtonProduct(model, X, y) if curvature == "gauss-newton" else None
+    rule = TrustRegionNewtonCG(objective.grad, hvp, tol, delta0, cg_maxiter, exact_below, sample, gn, damping,
+                               NEWTON_GN_CG_RTOL if gn_cg_rtol is None else gn_cg_rtol,
+                               NEWTON_GN_CG_MAXITER if gn_cg_maxiter is None else gn_cg_maxiter, gauss_newton_above)
     steps = bt.iterations(iterations)
     res = phases.run(objective, z, rule, steps, model.unflatten, extra=bt.minimize_options())
     hvp.release()
+    if gn is not None:
+        gn.release()
     cap_message(res, "Newton steps", steps, tol)
     params = model.unflatten(res.x)
     extra = {}
     if bt.size < bt.n or bt.val is not None:
         extra["fun"] = pmp.cost(model, params, X, y)          # the full training cost
     return phases.finish(params, n_hvp=rule.n_hvp, n_fd_newton_steps=rule.n_fd_steps,
+                         n_gauss_newton_steps=rule.n_gn_steps, cg_iterations=rule.n_cg, curvature=curvature,
                          hessian_sample=None if sample is None else sample.size(bt.size),
-                         formulation="reduced-space trust-region Newton-CG, exact Hessian-vector products "
-                                     "(states/costates eliminated by exact sweeps)", **extra)
+                         formulation=("reduced-space Levenberg–Marquardt Gauss–Newton-CG, then " if gn is not None
+                                      else "reduced-space ") +
+                         "trust-region Newton-CG, exact Hessian-vector products "
+                         "(states/costates eliminated by exact sweeps)", **extra)
 
 
 def _full_space(phases, objective, z, model, X, y, tol, iterations, warm_iterations, warm_tol, max_restarts,
