@@ -70,8 +70,9 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
     input map, ``"standard"``, ``"range"`` (or True) or ``"none"`` (or False), as in ``ocdl train``.
     ``options``: dict solver -> kwargs.
     A solver that fails (SolverError) is reported with ``"error"`` and null numbers.
-    ``precheck(name, model, n, options)`` (e.g. the CLI's memory guard) is called for every solver
-    before any of them runs, so a refusal comes up front.
+    ``precheck(name, model, n, options, iterations)`` (e.g. the CLI's memory and time guard) is
+    called for every solver before any of them runs, so a refusal comes up front; ``iterations``
+    is the count given for that solver (None: its default).
     SIGINT/SIGTERM (``KeyboardInterrupt``) during the runs raises :class:`ocdl.errors.Interrupted`
     whose ``result`` is the same dict over the finished solvers, with ``"partial": true`` and
     ``"unfinished"`` (the solvers not run to the end).
@@ -92,7 +93,8 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
     options = options or {}
     if precheck is not None:
         for name in solvers:
-            precheck(name, model, len(y), dict(options.get(name, {})))
+            its = iterations.get(name) if isinstance(iterations, dict) else iterations
+            precheck(name, model, len(y), dict(options.get(name, {})), its)
     for name in solvers:
         if name in ("adam", "lbfgs"):
             # torch's first call costs seconds (import, kernel set-up); do it outside the clock
