@@ -2,6 +2,7 @@
 
 * :class:`InputError` — bad input (file, number, name); exit code 2.
 * :class:`SolverError` — a solver failed or diverged; exit code 3.
+* :class:`Interrupted` — SIGINT/SIGTERM, with the partial result kept; exit code 130.
 
 Messages are one line, name the problem and say how to fix it.
 """
@@ -18,6 +19,15 @@ class InputError(OcdlError, ValueError):
 
 class SolverError(OcdlError, RuntimeError):
     exit_code = 3
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM stopped a run that kept what it had finished: ``result`` (a partial result,
+    marked ``"partial": true``). The command writes it and exits 130 with the message."""
+
+    def __init__(self, message="", result=None):
+        super().__init__(message)
+        self.result = result
 
 
 def unknown_name(kind, name, valid):

@@ -128,6 +128,18 @@ CASES = {
     "npy header lies about its shape": ["predict", "--model", "{d}/lie.npz", "--data", "{d}/good.csv"],
     "absurd layers": TRAIN + ["--data", "spirals", "--layers", "100000000"],
     "absurd width": TRAIN + ["--data", "spirals", "--width", "10000000"],
+    # issue 22: the bench and forces commands as jobs
+    "bench unknown solver": ["bench", "train", "--solvers", "adam,foo", "--json", "{out}/b.json"],
+    "bench unknown field": ["bench", "train", "--field", "foo", "--json", "{out}/b.json"],
+    "bench unknown integrator": ["bench", "train", "--integrator", "foo", "--json", "{out}/b.json"],
+    "bench negative seed": ["bench", "train", "--seeds", "0,-1", "--json", "{out}/b.json"],
+    "bench gradient unknown field": ["bench", "gradient", "--fields", "foo", "--json", "{out}/b.json"],
+    "forces lambda not a number": ["forces", "learn", "drag", "--data", "{d}/good.csv", "--T", "1", "--g", "9.8",
+                                   "--lambda", "lots", "--json", "{out}/f.json"],
+    "forces negative lbfgs steps": ["forces", "learn", "oscillator", "--data", "{d}/good.csv", "--solver", "pinn",
+                                    "--lbfgs-steps", "-1", "--json", "{out}/f.json"],
+    "forces truth in the wrong variable": ["forces", "learn", "drag", "--data", "{d}/good.csv", "--T", "1", "--g",
+                                           "9.8", "--truth", "x", "--json", "{out}/f.json"],
     "absurd bench depth": ["bench", "gradient", "--depths", "100000000", "--width", "1000", "--json", "{out}/b.json"],
     # outputs checked before any work
     "json is the data file": ["train", "--iterations", "2", "--data", "{d}/good.csv", "--json", "{d}/good.csv"],
@@ -407,3 +419,61 @@ def test_data_that_is_the_checkpoint_file_is_never_overwritten(tmp_path, ocdl_ma
                            "--checkpoint-every", "1", "--quiet")
     assert rc == 2 and "--checkpoint" in err and "input" in err, err
     assert data.read_text() == GOOD
+
+
+# ---- issue 22: the benchmark entry points outside the ``ocdl`` command ------------------------
+PEERS_CASES = {
+    "no arguments": [],
+    "not six parts": ["outer:euler:8:512"],
+    "malformed": ["foo"],
+    "unknown field": ["outr:euler:8:64:4:1"],
+    "unknown integrator": ["outer:eulr:8:64:4:1"],
+    "negative width": ["outer:euler:-8:64:4:1"],
+    "non-integer depth": ["outer:euler:8:64:x:1"],
+    "one sample": ["outer:euler:8:1:4:1"],
+    "splitting on a non-hamiltonian field": ["outer:verlet:8:64:4:1"],
+    "implicit integrator": ["outer:gauss2:8:64:4:1"],     # was run, stepping only A's lower triangle
+    "conv field": ["conv:euler:8:64:4:1"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(PEERS_CASES))
+def test_bench_peers_bad_arguments(case, capsys):
+    """``python -m ocdl.bench.peers`` used to print a traceback (or, for an implicit integrator,
+    time a different network); now one line on stderr and exit 2, before any timing."""
+    from ocdl.bench.peers import main
+    assert main(PEERS_CASES[case]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("usage:" if not PEERS_CASES[case] else "ocdl.bench.peers: error:"), err
+
+
+@pytest.mark.parametrize("module", ["gradient", "block"])
+@pytest.mark.parametrize("argv", [[], ["{not json"], ["[1, 2]"], ["{}", "{}"]])
+def test_bench_worker_bad_arguments(module, argv, capsys):
+    """The per-case worker processes of ``ocdl bench gradient|block`` take one JSON object."""
+    import importlib
+
+    from ocdl.bench import worker_main
+    measure = importlib.import_module(f"ocdl.bench.{module}").measure
+    assert worker_main(argv, measure, f"ocdl.bench.{module}") == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"usage: python -m ocdl.bench.{module} SPEC") and len(err.splitlines()) == 1
+
+
+def test_bench_peers_entry_point_without_arguments():
+    """The real entry point: ``python -m ocdl.bench.peers`` exits 2 with its usage line."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-m", "ocdl.bench.peers"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith("usage: python -m ocdl.bench.peers"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_list_flag_error_names_the_item(ocdl_main):
+    """``--fields foo`` (a job field named ``fields_``) said "unknown fields  'foo'"."""
+    rc, _, err = ocdl_main("bench", "gradient", "--fields", "foo")
+    assert rc == 2 and "unknown field 'foo' (valid: outer, hamiltonian, inner)" in err, err

@@ -125,3 +125,82 @@ def test_time_to_accuracy_is_first_crossing_upwards():
             {"loss": 0.4, "time_s": 0.3, "test_accuracy": 0.9}]
     assert time_to_target(hist, 0.8, "test_accuracy") == 0.3
     assert time_to_target(hist, 0.95, "test_accuracy") is None
+
+
+def test_stratified_subset_keeps_class_shares():
+    # independent reference: the per-class counts of a subset must be the class shares of the
+    # full labels times size, rounded (largest remainders), and the indices distinct and in range
+    from ocdl.data.real import stratified_subset
+    y = np.repeat([0, 1, 2], [59, 71, 48])                  # wine's class sizes before the split
+    idx = stratified_subset(y, 40, seed=3)
+    assert len(idx) == 40 and len(np.unique(idx)) == 40 and np.all(np.diff(idx) > 0)
+    np.testing.assert_array_equal(np.bincount(y[idx]), [13, 16, 11])   # 13.26, 15.96, 10.79
+    np.testing.assert_array_equal(stratified_subset(y, 400), np.arange(len(y)))
+    assert not np.array_equal(idx, stratified_subset(y, 40, seed=4))
+
+
+def test_compare_cli_train_size_and_target_accuracy(ocdl_main, tmp_path):
+    js, png = tmp_path / "c.json", tmp_path / "c.png"
+    rc, out, err = ocdl_main("compare", "--data", "wine", "--train-size", "30", "--solvers",
+                           "pmp-lbfgs,msa", "--width", "13", "--layers", "3", "--iterations", "5",
+                           "--target-accuracy", "0.5", "--json", js, "--plot", png, "--quiet")
+    assert rc == 0, err
+    data = json.loads(js.read_text())
+    s = data["settings"]
+    assert s["n_train"] == 30 and s["train_size"] == 30 and s["target_accuracy"] == 0.5 and s["n_test"] == 45
+    for r in data["solvers"].values():
+        assert KEYS | {"time_to_accuracy_s", "memory_bytes"} <= set(r)
+        # time_to_accuracy_s is the first history row at or above the given target (recomputed here)
+        first = next((row["time_s"] for row in r["history"] if row.get("test_accuracy", -1) >= 0.5), None)
+        assert r["time_to_accuracy_s"] == first
+    assert png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--train-size", "500"], ["--train-size", "133"]),
+    (["--train-size", "2"], ["2 samples", "3 classes"]),
+    (["--target-accuracy", "1.5"], ["--target-accuracy", "(0, 1)"]),
+])
+def test_compare_cli_bad_train_size_or_target_is_one_line_error(ocdl_main, tmp_path, flags, words):
+    png = tmp_path / "c.png"
+    rc, out, err = ocdl_main("compare", "--data", "wine", "--solvers", "pmp-lbfgs", "--iterations", "2",
+                           "--plot", png, *flags)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and all(w in lines[0] for w in words), err
+    assert not png.exists()
+
+
+def test_compare_cli_warm_tol_reaches_shooting(ocdl_main, monkeypatch):
+    # --warm-tol is shooting's warm_tol keyword (its newton warm start's stopping KKT residual);
+    # the other solvers never see it; a non-positive value is one line, exit 2
+    import ocdl.solvers as S
+    seen = {}
+    real = S.SOLVERS["pmp-lbfgs"]
+
+    def spy(model, params0, X, y, **kw):
+        seen["shooting"] = kw
+        return real(model, params0, X, y, iterations=2, callback=kw.get("callback"))
+
+    monkeypatch.setitem(S.SOLVERS, "shooting", spy)
+    rc, out, err = ocdl_main("compare", "--data", "wine", "--train-size", "20", "--width", "13", "--layers", "2",
+                             "--solvers", "shooting,pmp-lbfgs", "--iterations", "2", "--warm-tol", "1e-6", "--quiet")
+    assert rc == 0, err
+    assert seen["shooting"]["warm_tol"] == 1e-6 and seen["shooting"]["segments"] == 1
+    rc, out, err = ocdl_main("compare", "--data", "wine", "--solvers", "shooting", "--warm-tol", "-1")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--warm-tol" in err
+
+
+def test_compare_guard_is_given_the_iterations_and_bound_asked_for(ocdl_main, monkeypatch):
+    # the up-front time guard must estimate the run that will happen: --iterations 7, not the
+    # solver's default, against the --max-seconds bound its refusal message tells the user to
+    # raise (before the fix, `--iterations 100` on a large conv model was refused with "1000
+    # iterations would take about 4.4e3 s", and --max-seconds was ignored)
+    import ocdl.jobs.train as train_job
+    seen = []
+    monkeypatch.setattr(train_job, "guard", lambda solver, model, n, options=None, iterations=None,
+                        max_seconds=None: seen.append((solver, iterations, max_seconds)))
+    rc, out, err = ocdl_main("compare", "--data", "iris", "--solvers", "pmp-lbfgs", "--iterations", "7",
+                             "--max-seconds", "5000", "--quiet")
+    assert rc == 0, err
+    assert seen == [("pmp-lbfgs", 7, 5000.0)]

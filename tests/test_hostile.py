@@ -527,3 +527,41 @@ def check_sigterm(tmp_path, case):
     if case == "sweep":                                    # the summary of the finished runs is written
         assert (tmp_path / "out" / "summary.csv").exists()
     assert not [f for r, _, fs in os.walk(tmp_path) for f in fs if f.startswith(".tmp-")]
+
+
+def test_sigterm_compare_keeps_the_finished_solvers_rows(tmp_path):
+    """``ocdl compare`` killed while its second solver runs writes the first solver's row (the JSON
+    a full run writes, marked ``"partial": true`` with the unfinished solvers) and exits 130 with
+    one line saying so. The kept row equals the row of an uninterrupted run of that solver alone
+    (compare is deterministic for a seed), times aside."""
+    import json
+    import subprocess
+    import sys
+    from conftest import ROOT
+    common = ["compare", "--data", "spirals", "--points", "20", "--layers", "3", "--iterations", "1000000",
+              "--max-seconds", "1e9"]
+    # pmp-lbfgs stops at its own convergence test (~3400 iterations, seconds); adam then runs 10⁶ steps
+    rc, err = _terminate_after_start(common + ["--solvers", "pmp-lbfgs,adam", "--json", tmp_path / "cmp.json"],
+                                     "compare: running adam", tmp_path)
+    assert rc == 130, err
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ocdl: interrupted; 1 of 2 solvers finished (stopped during adam); their rows "
+                           f"written to {tmp_path / 'cmp.json'}"), err
+    partial = json.loads((tmp_path / "cmp.json").read_text())
+    assert partial["partial"] is True and partial["unfinished"] == ["adam"]
+    assert list(partial["solvers"]) == ["pmp-lbfgs"] and partial["settings"]["solvers"] == ["pmp-lbfgs", "adam"]
+    assert not [f for r, _, fs in os.walk(tmp_path) for f in fs if f.startswith(".tmp-")]
+
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
+    done = subprocess.run([sys.executable, "-m", "ocdl", *map(str, common), "--solvers", "pmp-lbfgs", "--json",
+                           tmp_path / "one.json", "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    full = json.loads((tmp_path / "one.json").read_text())
+    assert "partial" not in full
+
+    def untimed(row):
+        return {k: v for k, v in row.items() if "time" not in k and k != "history"}
+    assert untimed(partial["solvers"]["pmp-lbfgs"]) == untimed(full["solvers"]["pmp-lbfgs"])
+    assert [h["loss"] for h in partial["solvers"]["pmp-lbfgs"]["history"]] == \
+        [h["loss"] for h in full["solvers"]["pmp-lbfgs"]["history"]]

@@ -129,9 +129,9 @@ def _noisy(x, batch):
     """A stochastic quadratic: the batch picks rows of a fixed design (mini-batch least squares)."""
     rng = np.random.default_rng(0)
     M, t = rng.standard_normal((40, 2)), rng.standard_normal(40)
-    Mb, tb = M[batch], t[batch]
+    Mb, tb = (M, t) if batch is None else (M[batch], t[batch])          # None: all data (the protocol)
     r = Mb @ x - tb
-    return float(r @ r) / len(batch), 2 * Mb.T @ r / len(batch)
+    return float(r @ r) / len(tb), 2 * Mb.T @ r / len(tb)
 
 
 @pytest.mark.parametrize("sampler", [None, 7])
@@ -151,8 +151,10 @@ def test_interrupt_and_resume_bit_for_bit(sampler):
     assert np.array_equal(full.x, resumed.x) and full.fun == resumed.fun
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
     assert [i for i, _ in full.snapshots] == [i for i, _ in resumed.snapshots] == [1, 3, 10, 30]
-    # keep_best returns the lowest recorded loss (or the final iterate, when it is lower still)
-    assert full.fun <= min(h["loss"] for h in full.history)
+    if sampler:     # fun: the certificate's full objective at the returned x (history rows: batch losses)
+        assert full.fun == _noisy(full.x, None)[0]
+    else:           # keep_best returns the lowest recorded loss (or the final iterate, when it is lower still)
+        assert full.fun <= min(h["loss"] for h in full.history)
 
 
 def test_finished_state_is_returned_without_iterating():
@@ -235,7 +237,10 @@ def test_armijo_line_search_uses_the_iterations_batch():
         calls.append(None if batch is None else tuple(batch))
         return _noisy(x, batch)
     minimize(obj, np.array([2.0, -1.0]), GradientDescent(lr=4.0), 12, sampler=Batches(40, 7, seed=0))
-    # each iteration: one evaluation, then the trial points of its line search, all on one batch
+    # the full objective at x_0 and at the end (the mini-batch certificate's two evaluations) …
+    assert calls[0] is None and calls[-1] is None
+    calls = calls[1:-1]
+    # … between them each iteration: one evaluation, then the trial points of its line search, all on one batch
     groups, cur = [], None
     for c in calls:
         if c != cur:

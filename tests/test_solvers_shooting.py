@@ -96,3 +96,37 @@ def test_shooting_rejects_other_fields(data):
     X, y = data
     with pytest.raises(InputError, match="solver 'shooting' does not support field 'inner'; it supports: outer"):
         train(X, y, solver="shooting", field="inner", iterations=1)
+
+
+def test_lm_step_damps_a_singular_system_instead_of_crashing():
+    """A singular undamped (Gauss–Newton) system — relu's dead units made the bordered Schur
+    complement singular and ``ocdl train --solver shooting --activation relu`` ended with an
+    internal LinAlgError — is a rejected trial: the rule damps (λ > 0) and takes that step."""
+    import types
+
+    from ocdl.solvers.shooting import ShootingLM
+    target = np.array([1.0, -2.0])
+
+    class Singular:                         # r(u) = u − target; the λ = 0 solve is singular
+        lams = []
+
+        def linearise(self, u):
+            return u - target, np.zeros(1), None
+
+        def step(self, blocks, r, lam):
+            self.lams.append(lam)
+            if lam == 0.0:
+                raise np.linalg.LinAlgError("Singular matrix")
+            return -r / (1.0 + lam), np.zeros(1)
+
+        def residual(self, u, theta):
+            return u - target
+    pb = Singular()
+    rule = ShootingLM(pb, tol=1e-8)
+    state = rule.init(np.zeros(2), None, None)
+    point = types.SimpleNamespace(x=np.zeros(2), info={"boundary_residual": 3.0, "kkt": 3.0})
+    step = rule.update(state, point, None)
+    assert pb.lams[0] == 0.0 and pb.lams[1] > 0.0 and step.stop is None
+    # the damped step −r/(1 + λ) lowers ‖r‖ (λ = 1e-10: by a factor ≈ 1e10)
+    assert np.linalg.norm(step.x - target) < 1e-9 * np.linalg.norm(target)
+    assert step.info["lm_lambda"] == pb.lams[1]

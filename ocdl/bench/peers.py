@@ -58,6 +58,10 @@ def _jax(device="cpu"):
     return jax
 
 
+#: the fields :func:`field_fn` writes in jax.numpy
+FIELDS = ("outer", "inner", "hamiltonian")
+
+
 def field_fn(field):
     """``f(x, K, b)`` in jax.numpy, row form (see the module docstring)."""
     import jax.numpy as jnp
@@ -100,6 +104,10 @@ def step_fn(problem):
         return split
     from integrators.tableaux import tableau
     A, bw, _ = tableau(problem.integrator)
+    if np.any(np.triu(A) != 0.0):      # the stages below are explicit: refuse, never compute another network
+        from ocdl.errors import InputError
+        raise InputError(f"the jax peer steps explicit Runge–Kutta tableaux and splittings; {problem.integrator} "
+                         f"is implicit")
 
     def rk(x, K, b):
         ks = []
@@ -274,10 +282,74 @@ def format_row(r):
             f"rel. error vs autograd costate {r['rel_error']['costate']:.1e} jax {r['rel_error']['jax']:.1e}")
 
 
-if __name__ == "__main__":      # python -m ocdl.bench.peers field:integrator:width:samples:depth:R ...
+USAGE = ("usage: python -m ocdl.bench.peers FIELD:INTEGRATOR:WIDTH:SAMPLES:DEPTH:REPEATS ... "
+         "(e.g. outer:euler:8:512:256:30; needs the extra peers)")
+
+
+def parse_case(token):
+    """One ``FIELD:INTEGRATOR:WIDTH:SAMPLES:DEPTH:REPEATS`` argument as a case of :func:`side_by_side`
+    (InputError naming the bad part)."""
+    from ocdl.errors import InputError, unknown_name
+    from ocdl.jobs.base import MAX_COUNT
+    from ocdl.models.resnet import all_integrators
+    parts = token.split(":")
+    if len(parts) != 6:
+        raise InputError(f"'{token}' is not FIELD:INTEGRATOR:WIDTH:SAMPLES:DEPTH:REPEATS (6 parts, got {len(parts)})")
+    field, integrator, *numbers = parts
+    if field not in FIELDS:
+        raise unknown_name("field", field, FIELDS)      # (the jax peer's fields: field_fn)
+    if integrator not in all_integrators():
+        raise unknown_name("integrator", integrator, all_integrators())
+    counts = []
+    for name, text in zip(("WIDTH", "SAMPLES", "DEPTH", "REPEATS"), numbers):
+        try:
+            v = int(text)
+        except ValueError:
+            v = 0
+        if not 1 <= v <= MAX_COUNT:
+            raise InputError(f"'{token}': {name} must be an integer in 1..{MAX_COUNT} (got '{text}')")
+        counts.append(v)
+    if counts[1] < 2:
+        raise InputError(f"'{token}': SAMPLES must be ≥ 2 (one point per class)")
+    from integrators.tableaux import EXPLICIT
+    from ocdl.models.resnet import SPLITTINGS
+    if integrator not in EXPLICIT and integrator not in SPLITTINGS:
+        raise InputError(f"'{token}': the jax peer steps the explicit Runge–Kutta tableaux "
+                         f"({', '.join(EXPLICIT)}) and the splittings ({', '.join(SPLITTINGS)}); not {integrator}")
+    try:                    # the field and integrator go together (verlet & co. need hamiltonian)
+        from ocdl.bench.problem import Problem
+        Problem(field, depth=1, samples=2, width=counts[0], integrator=integrator)
+    except ValueError as exc:
+        raise InputError(f"'{token}': {exc}") from None
+    return dict(field=field, integrator=integrator, width=counts[0], samples=counts[1], depth=counts[2],
+                repeats=counts[3])
+
+
+def main(argv=None):
+    """``python -m ocdl.bench.peers CASE ...``: one row of :func:`format_row` per case; bad
+    arguments print one line on stderr and exit 2, as the ``ocdl`` commands do."""
     import sys
-    for tok in sys.argv[1:]:
-        f, i, w, n, N, R = tok.split(":")
-        for row in side_by_side([dict(field=f, integrator=i, width=int(w), samples=int(n), depth=int(N),
-                                      repeats=int(R))]):
-            print(format_row(row), flush=True)
+    from ocdl.errors import InputError
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    try:
+        cases = [parse_case(tok) for tok in argv]
+        lacking = missing("jax")
+        if lacking:
+            raise InputError(f"the jax peer needs {', '.join(lacking)}: pip install -e '.[peers]'")
+        for case in cases:
+            for row in side_by_side([case]):
+                print(format_row(row), flush=True)
+    except InputError as exc:
+        print(f"ocdl.bench.peers: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ocdl.bench.peers: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":      # python -m ocdl.bench.peers field:integrator:width:samples:depth:R ...
+    raise SystemExit(main())

@@ -19,6 +19,14 @@ def time_to_target(history, target):
     return None, None
 
 
+def _training_data(data, seed, options):
+    """``(X, y)``: the training data of one seed through the one loader (synthetic sets drawn with
+    ``seed``, real sets their fixed training split, or a CSV)."""
+    from ocdl.data.loading import load_dataset
+    ds = load_dataset(data, seed=seed, options=options)
+    return ds.X, ds.y
+
+
 def run_train_bench(solvers, seeds, target, data="spirals", field="outer", integrator="euler", layers=20,
                     T=5.0, alpha=1e-3, iterations=None, device="cpu", compare_fn=None, load_fn=None,
                     quiet=False):
@@ -40,7 +48,7 @@ def run_train_bench(solvers, seeds, target, data="spirals", field="outer", integ
             raise InputError("ocdl bench train needs ocdl.solvers.compare (the solvers work is not in this "
                              "tree yet)") from None
     if load_fn is None:
-        from ocdl.bench.sweep import load_data as load_fn
+        load_fn = _training_data
     from ocdl.solvers import DEVICE_SOLVERS
     options = {s: {"device": device} for s in solvers if s in ("adam", "lbfgs") + DEVICE_SOLVERS and device != "cpu"}
     runs = []
@@ -95,3 +103,12 @@ def plot_train_bench(result, path):
                  fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def format_table(result):
+    """The per-solver summary as a plain-text table."""
+    from ocdl.bench import number, text_table
+    return text_table(["solver", "reached", "median_time_to_target_s", "median_final_loss", "median_wall_time_s"],
+                      [[s["solver"], f"{s['reached']}/{s['runs']}", number(s["median_time_to_target_s"]),
+                        number(s["median_final_loss"], ".4g"), number(s["median_wall_time_s"])]
+                       for s in result["summary"]])

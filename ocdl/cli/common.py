@@ -7,7 +7,6 @@ unknown names into one-line errors (exit 2) that list the valid names and sugges
 import argparse
 import difflib
 import math
-import os
 import re
 import sys
 
@@ -60,25 +59,8 @@ def add_global(p):
                    help="refuse runs estimated to take longer than S seconds (default 3600; docs/cli.md)")
 
 
-def add_outputs(p, json=True, plot=True, out=False, seed=True, device=False, out_help="output data file"):
-    if json:
-        p.add_argument("--json", metavar="PATH", help="write machine-readable results as JSON")
-    if plot:
-        p.add_argument("--plot", metavar="PNG", help="write a picture")
-    if out:
-        p.add_argument("--out", metavar="PATH", required=out == "required", help=out_help)
-    if seed:
-        p.add_argument("--seed", type=seed_int, default=0, help="random seed (default 0)")
-    if device:
-        p.add_argument("--device", default="cpu" if device is True else None,
-                       help="torch device: cpu (default) or cuda[:N]" if device is True else device)
 
 
-def add_tensorboard(p):
-    """``--tensorboard DIR`` (ocdl.optim.tensorboard): scalars of every iteration for TensorBoard."""
-    p.add_argument("--tensorboard", metavar="DIR", default=None,
-                   help="write TensorBoard scalars (loss, accuracies, gradient norm, learning rate, wall time per "
-                        "iteration) into DIR/<run>/ (needs the extra tensorboard; view: tensorboard --logdir DIR)")
 
 
 def choice(kind, valid):
@@ -145,8 +127,6 @@ def nonnegative(text):
     return _number(text, "number", float, 0.0)
 
 
-def integer(text):
-    return _number(text, "integer", int)
 
 
 def seed_int(text):
@@ -159,6 +139,19 @@ def seed_int(text):
 
 def positive_int(text):
     return _number(text, "integer", int, 0, strict=True)
+
+
+def natural(text):
+    """argparse type: an integer ≥ 0."""
+    return _number(text, "integer", int, 0)
+
+
+def seed_list(text):
+    """argparse type: comma-separated seeds."""
+    items = [seed_int(t.strip()) for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"'{text}' must list seeds (integers ≥ 0)")
+    return items
 
 
 def int_list(text):
@@ -226,38 +219,14 @@ def set_threads(n=None):
     return n
 
 
-def resolve_device(name, quiet=False):
-    """``--device`` → torch device (:func:`ocdl.jobs.train.resolve_device`)."""
-    from ocdl.jobs.train import resolve_device as resolve
-    return resolve(name)
 
 
-#: flags naming files a command reads, and files / directories it writes (any command, any level)
-INPUT_FLAGS = ("data", "test", "model", "config")
-OUTPUT_FLAGS = ("json", "plot", "save", "out", "profile")
 
-
-def check_paths(args, directories=()):
-    """The up-front path check (:func:`ocdl.io.paths.check_paths`) of a command not built on a job
-    (a job checks its own, :meth:`ocdl.jobs.base.Job.check_paths`): output flags ``--json --plot
-    --save --out --profile`` against the input flags ``--data --test --model --config`` and each
-    other; ``directories`` (and ``--checkpoint``) are output directories, with the checkpoint's
-    files ``DIR/checkpoint.npz`` and ``DIR/last_good.*`` as outputs. Called by ``ocdl.cli.main``."""
-    from ocdl.io.paths import check_paths as check
-    inputs = [(f"--{f}", getattr(args, f)) for f in INPUT_FLAGS if isinstance(getattr(args, f, None), str)]
-    outputs = [(f"--{f}", getattr(args, f)) for f in OUTPUT_FLAGS
-               if isinstance(getattr(args, f, None), str) and f not in directories]
-    dirs = [(f"--{f}", getattr(args, f)) for f in set(directories) | {"checkpoint"}
-            if isinstance(getattr(args, f, None), str)]
-    ckpt = getattr(args, "checkpoint", None)
-    if isinstance(ckpt, str):
-        outputs += [("--checkpoint", os.path.join(ckpt, n)) for n in ("checkpoint.npz", "last_good.npz",
-                                                                      "last_good.csv", "last_good.json")]
-    check(inputs, outputs, dirs)
 
 
 # ------------------------------------------------------------------------------ jobs
-_TYPES = {"count": lambda: positive_int, "positive": lambda: positive, "nonnegative": lambda: nonnegative,
+_TYPES = {"count": lambda: positive_int, "natural": lambda: natural, "seeds": lambda: seed_list,
+          "positive": lambda: positive, "nonnegative": lambda: nonnegative,
           "real": lambda: real, "seed": lambda: seed_int, "counts": lambda: int_list, "fraction": lambda: positive}
 
 
@@ -275,10 +244,12 @@ def add_job(p, job_class, skip=(), defaults=None, helps=None, only=None):
         if f.name in skip or f.name in ("quiet", "max_seconds") or not m.get("cli", True) or \
                 (only is not None and f.name not in only):
             continue
-        default = (defaults or {}).get(f.name, f.default if f.default is not dataclasses.MISSING else None)
+        own = f.default if f.default is not dataclasses.MISSING else \
+            (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        default = (defaults or {}).get(f.name, own)
         kw = {"help": (helps or {}).get(f.name, m["help"]), "dest": f.name}
-        if m["kind"] == "switch":
-            p.add_argument(flag_of(f), action="store_true", **kw)
+        if m["kind"] == "switch":        # a switch whose default is true is a --no-... flag
+            p.add_argument(flag_of(f), action="store_false" if default is True else "store_true", **kw)
             continue
         from ocdl.jobs.base import choices_of
         choices = choices_of(m["choices"])
@@ -289,7 +260,7 @@ def add_job(p, job_class, skip=(), defaults=None, helps=None, only=None):
         elif m["kind"] == "positives":
             kw.update(type=positive, nargs="+")
         elif m["kind"] == "names":
-            kw["type"] = choice_list(f.name.rstrip("s").replace("_", " "), choices)
+            kw["type"] = choice_list(f.name.rstrip("_").rstrip("s").replace("_", " "), choices)
         elif m["kind"] in _TYPES:
             kw["type"] = _TYPES[m["kind"]]()
         if m.get("metavar"):
@@ -305,19 +276,8 @@ def job_from_args(args):
     return cls(**{k: v for k, v in vars(args).items() if k in names})
 
 
-def add_checkpoint_flags(p, every=100, unit="iterations"):
-    """``--checkpoint DIR``, ``--checkpoint-every K``, ``--resume`` (the fields of
-    :class:`ocdl.jobs.base.Resumable`) on a command not yet built on a job."""
-    p.add_argument("--checkpoint", metavar="DIR", help="save resumable state in DIR periodically and on Ctrl-C")
-    p.add_argument("--checkpoint-every", type=positive_int, default=every, metavar="K",
-                   help=f"{unit} between checkpoints (default {every})")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
 
 
-def check_checkpoint_flags(args):
-    from ocdl.errors import InputError
-    if args.resume and not args.checkpoint:
-        raise InputError("--resume needs --checkpoint DIR (the directory of the interrupted run)")
 
 
 def run_job(args):

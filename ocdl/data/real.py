@@ -67,6 +67,31 @@ def stratified_split(y, test_fraction=TEST_FRACTION, seed=SPLIT_SEED):
     return train, test
 
 
+def stratified_subset(y, size, seed=SPLIT_SEED):
+    """Sorted indices of a class-stratified subset of ``size`` of the labels ``y``: every class
+    keeps its share (largest remainders get the leftover samples, at least one sample per class),
+    taken from a permutation by ``numpy.random.default_rng(seed)``. ``size ≥ len(y)``: all."""
+    y = np.asarray(y)
+    n, size = len(y), int(size)
+    if size >= n:
+        return np.arange(n)
+    classes, counts = np.unique(y, return_counts=True)
+    if size < len(classes):
+        raise InputError(f"a subset of {size} samples cannot keep all {len(classes)} classes")
+    share = counts * size / n
+    take = np.maximum(np.floor(share).astype(int), 1)
+    for c in np.argsort(-(share - np.floor(share)), kind="stable"):     # largest remainders first
+        if take.sum() >= size:
+            break
+        if take[c] < counts[c]:
+            take[c] += 1
+    while take.sum() > size:                                        # the floor-1 minimum overshot
+        take[np.argmax(take)] -= 1
+    rng = np.random.default_rng(seed)
+    idx = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(idx))
+
+
 def sklearn_set(name):
     """A scikit-learn bundled set, split by :func:`stratified_split`: ``(X, y, X_test, y_test)``."""
     check_choice("dataset", name, list(SKLEARN_LOADERS))

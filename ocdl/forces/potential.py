@@ -246,6 +246,8 @@ class PotentialProblem:
 # ----------------------------------------------------------------------------------------------
 #: learning rates when ``lr`` is None (adam: decaying ×0.01 over the run; pinn: the PINN's Adam phase)
 DEFAULT_LR = {"adam": 0.05, "pinn": 2e-3}
+#: the PINN's phases here (one trajectory: half of :func:`ocdl.forces.pinn.fit_pinn`'s defaults)
+PINN_STEPS = {"adam_steps": 3000, "lbfgs_steps": 300}
 
 
 class _Windows:
@@ -288,7 +290,7 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
     time-window ``continuation`` path (``continuation=False``: all samples at once).
     ``iterations``: Gauss–Newton steps per window (default 100) / Adam steps over all windows
     (default 2000, ``lr`` decaying ×0.01; None: :data:`DEFAULT_LR`, also for the PINN's Adam phase).
-    ``pinn_kw`` go to :func:`ocdl.forces.pinn.fit_pinn`."""
+    ``pinn_kw`` go to :func:`ocdl.forces.pinn.fit_pinn` (Adam / L-BFGS steps: :data:`PINN_STEPS` unless given)."""
     lr = DEFAULT_LR.get(method) if lr is None else lr
     if method not in SOLVERS:
         from ocdl.errors import unknown_name
@@ -345,7 +347,7 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
         windows.finish(res)
     else:
         from ocdl.forces.pinn import fit_pinn
-        res = fit_pinn(problem, theta0, seed=seed, lr=lr, **ck, **pinn_kw)
+        res = fit_pinn(problem, theta0, seed=seed, lr=lr, **ck, **{**PINN_STEPS, **pinn_kw})
         # the PINN has no initial-condition unknowns of its own: read them off the MLP
         if problem.fixed["x0"] is None or problem.fixed["v0"] is None:
             xs = res.predict(np.array([0.0, 1e-6 * problem.dt]))

@@ -1,9 +1,10 @@
 """The config-object pattern every command follows (docs/cli.md, "How a command is built").
 
 A *job* is a dataclass holding one command's options with their defaults; each field carries
-its help text, its kind (``count``, ``positive``, ``nonnegative``, ``real``, ``fraction``,
-``seed``, ``switch``, ``choice``, ``path``, ``text``) and, for paths, its role (``input``,
-``output``, ``directory``) in ``metadata`` (build fields with :func:`option`). The base class
+its help text, its kind (``count``, ``natural`` (an integer ≥ 0), ``positive``, ``nonnegative``,
+``real``, ``fraction``, ``seed``, ``switch``, ``choice``, ``path``, ``text``, lists: ``counts``,
+``seeds``, ``names``, ``positives``) and, for paths, its role (``input``, ``output``, ``directory``)
+in ``metadata`` (build fields with :func:`option`). The base class
 gives every job the same life cycle — ``job.run()`` =
 
 1. :meth:`Job.validate` — every field against its kind (library calls and the CLI alike: a
@@ -32,8 +33,8 @@ from ocdl.errors import InputError
 #: largest count (layers, steps, samples, iterations ...) an option takes: beyond it numpy cannot
 #: even index the arrays, and no run of that size finishes
 MAX_COUNT = 2 ** 31 - 1
-KINDS = ("count", "positive", "nonnegative", "real", "fraction", "seed", "switch", "choice", "path", "text",
-         "counts", "names", "positives", "object")
+KINDS = ("count", "natural", "positive", "nonnegative", "real", "fraction", "seed", "switch", "choice", "path",
+         "text", "counts", "seeds", "names", "positives", "object")
 
 
 def option(default, help, kind="text", flag=None, choices=None, role=None, required=False, metavar=None,
@@ -80,7 +81,7 @@ def check_value(name, value, kind, choices=None):
     def bad(what):
         shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
         return InputError(f"{name} must be {what} (got {shown})")
-    if kind in ("count", "seed"):
+    if kind in ("count", "natural", "seed"):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             if isinstance(value, (float, np.floating)) and math.isfinite(value) and value == int(value):
                 value = int(value)
@@ -89,6 +90,8 @@ def check_value(name, value, kind, choices=None):
         value = int(value)
         if kind == "count" and not 1 <= value <= MAX_COUNT:
             raise bad(f"an integer in 1..{MAX_COUNT}")
+        if kind == "natural" and not 0 <= value <= MAX_COUNT:
+            raise bad(f"an integer in 0..{MAX_COUNT}")
         if kind == "seed" and not 0 <= value < 2 ** 63:
             raise bad("an integer in 0..2**63-1")
         return value
@@ -126,6 +129,10 @@ def check_value(name, value, kind, choices=None):
         if not isinstance(value, (list, tuple)) or not value:
             raise bad("a non-empty list of integers")
         return [check_value(name, v, "count") for v in value]
+    if kind == "seeds":
+        if not isinstance(value, (list, tuple)) or not value:
+            raise bad("a non-empty list of seeds")
+        return [check_value(name, v, "seed") for v in value]
     if kind == "positives":
         if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
             raise bad("a non-empty list of numbers > 0")

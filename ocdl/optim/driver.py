@@ -20,7 +20,10 @@ row (``step``, ``cg_iterations``); ``stop=Stop(message, status)`` ends the run �
 that last step is evaluated and recorded as the next iterate first (unless the iteration cap is
 reached); with ``x=None`` the run ends at ``point.x``. ``run`` (the driver's :class:`Context`)
 gives a rule ``run.call(x, batch) → (f, g, info)`` (trial points: no checks, no row),
-``run.iterations``, ``run.gtol``, and for tests ``run.full_losses()``, ``run.first_gmax``.
+``run.iterations``, ``run.gtol``, and for tests ``run.full_losses()``, ``run.epoch_losses()`` (a
+mini-batch run, ``run.minibatch``), ``run.first_gmax``. A rule with ``certifies_minibatch = True``
+has a test for mini-batch runs; for it the driver computes ``first_gmax`` on the full objective at
+x_0 before the first step (one full gradient), else only ``gtol`` certifies a mini-batch run.
 A rule never writes the history and raises nothing to stop.
 
 An external solver that drives its own loop (scipy's L-BFGS-B, IPOPT) implements
@@ -164,6 +167,8 @@ class Context:
         self.last_full = None
         self.first_gmax = meta.get("first_gmax")
         self.all_full = sampler is None or getattr(sampler, "size", 0) >= getattr(sampler, "n", 1)
+        # a mini-batch run over a finite sample (Batches): epochs, and a full objective to certify on
+        self.minibatch = not self.all_full and hasattr(sampler, "size") and hasattr(sampler, "n")
 
     # ---------------------------------------------------------------- evaluation and checks
     def elapsed(self):
@@ -200,6 +205,14 @@ class Context:
         """``[(iteration, J)]`` of the recorded iterates when every one is a full-objective value
         (no mini-batches), else ``[]`` — what the stalled-loss test reads."""
         return [(r["iteration"], r["loss"]) for r in self.history] if self.all_full else []
+
+    def epoch_losses(self):
+        """``[(epoch, L̄)]`` of a mini-batch run: each completed epoch's mean batch loss, weighted by
+        the batch sizes (:func:`ocdl.optim.certificates.epoch_means`); ``[]`` for other runs."""
+        if not self.minibatch:
+            return []
+        from ocdl.optim.certificates import epoch_means
+        return epoch_means(self.history, self.sampler.n, self.sampler.size)
 
     def diverged(self, it, what):
         good = self.last_good
@@ -369,6 +382,12 @@ def minimize(objective, x0, rule, iterations, *, name="", gtol=None, keep_best=F
     if not hasattr(x, "clone"):
         x = np.asarray(x, dtype=float)
     ctx._x_now = x
+    if ctx.minibatch and ctx.first_gmax is None and getattr(rule, "certifies_minibatch", False):
+        # the mini-batch certificate's reference: max |∇J(x_0)| on the FULL objective, once (one full
+        # gradient); kept in the checkpoint's meta, so a resumed run reads it instead
+        g0 = ctx.call(x, None)[1]
+        if g0 is not None and _finite(g0):
+            ctx.first_gmax = _maxabs(g0)
     state = rule.init(x, (state0 or {}).get("opt"), ctx)
     try:
         if hasattr(rule, "run"):
@@ -405,7 +424,9 @@ def _certify(ctx, rule, state, x, f, status, message):
     status 0, whatever made the rule stop; a rule's claim that fails the test → status 3 (stalled).
     A rule without a test and no ``gtol`` keeps its own status (the Newton-type rules raise
     ``Stop(…, CONVERGED)`` only from their KKT test at the iterate they return).
-    Returns ``(status, message, f)``, ``f`` the full objective at x when it was evaluated."""
+    A mini-batch run is tested by the rule only when it declares ``certifies_minibatch`` (Adam,
+    gradient descent: the epoch form of :func:`ocdl.optim.certificates.first_order`), else only by
+    ``gtol``. Returns ``(status, message, f)``, ``f`` the full objective at x when it was evaluated."""
     from ocdl.optim import certificates
     test = getattr(rule, "certify", None)
     if test is None and ctx.gtol is not None:
@@ -417,8 +438,9 @@ def _certify(ctx, rule, state, x, f, status, message):
         return status, message, f
     if ctx.sampler is not None and not hasattr(ctx.sampler, "size"):
         ok, text = False, "a stochastic objective (no full objective to test)"
-    elif not ctx.all_full and ctx.gtol is None:
-        ok, text = False, "a mini-batch run is certified only by max |gradient| ≤ gtol on the full objective"
+    elif not ctx.all_full and ctx.gtol is None and not getattr(rule, "certifies_minibatch", False):
+        ok, text = False, ("a mini-batch run of this rule is certified only by max |gradient| ≤ gtol on the "
+                           "full objective")
     else:
         full = ctx.last_full
         if full is None or not _same(full[0], x):

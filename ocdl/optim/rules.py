@@ -34,6 +34,7 @@ class Adam:
     on the spirals.
     """
     name = "adam"
+    certifies_minibatch = True       # the epoch form of the first-order test (certificates.first_order)
 
     def __init__(self, lr=0.05, schedule="cosine", betas=(0.9, 0.999), eps=1e-8, amsgrad=True, decay=1e-2):
         self.lr, self.schedule, self.decay = float(lr), schedule, float(decay)
@@ -84,6 +85,7 @@ class GradientDescent:
     the line search decreases the same sub-cost whose gradient it follows.
     No step in 60 halvings decreases the cost → the run stops as stalled (status 3). State: ``step``."""
     name = "gradient descent"
+    certifies_minibatch = True
 
     def __init__(self, lr=0.5, armijo=1e-4, grow=1.5, value=None):
         self.lr, self.armijo, self.grow, self.value = float(lr), float(armijo), float(grow), value

@@ -30,7 +30,7 @@ import numpy as np
 
 from ocdl import pmp
 from ocdl.optim import tensorboard
-from ocdl.errors import InputError, SolverError
+from ocdl.errors import InputError, Interrupted, SolverError
 
 DEFAULT_SOLVERS = ("adam", "lbfgs", "pmp-lbfgs", "msa", "shooting", "newton")
 #: the default on training sets of more than ``FULL_BATCH_MAX`` samples: the mini-batch solvers
@@ -70,13 +70,16 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
     input map, ``"standard"``, ``"range"`` (or True) or ``"none"`` (or False), as in ``ocdl train``.
     ``options``: dict solver -> kwargs.
     A solver that fails (SolverError) is reported with ``"error"`` and null numbers.
-    ``precheck(name, model, n, options)`` (e.g. the CLI's memory guard) is called for every solver
-    before any of them runs, so a refusal comes up front.
+    ``precheck(name, model, n, options, iterations)`` (e.g. the CLI's memory and time guard) is
+    called for every solver before any of them runs, so a refusal comes up front; ``iterations``
+    is the count given for that solver (None: its default).
+    SIGINT/SIGTERM (``KeyboardInterrupt``) during the runs raises :class:`ocdl.errors.Interrupted`
+    whose ``result`` is the same dict over the finished solvers, with ``"partial": true`` and
+    ``"unfinished"`` (the solvers not run to the end).
     """
     if solvers is None:
         solvers = default_solvers(len(y))
-    from ocdl.solvers import DEFAULT_ITERATIONS, MINIBATCH_SOLVERS, SOLVERS, check_solver_for_model, \
-        default_batching, make_model
+    from ocdl.solvers import SOLVERS, check_solver_for_model, make_model
     unknown = [s for s in solvers if s not in SOLVERS]
     if unknown:
         raise InputError(f"unknown solver(s) {', '.join(unknown)} (valid: {', '.join(SOLVERS)})")
@@ -90,7 +93,8 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
     options = options or {}
     if precheck is not None:
         for name in solvers:
-            precheck(name, model, len(y), dict(options.get(name, {})))
+            its = iterations.get(name) if isinstance(iterations, dict) else iterations
+            precheck(name, model, len(y), dict(options.get(name, {})), its)
     for name in solvers:
         if name in ("adam", "lbfgs"):
             # torch's first call costs seconds (import, kernel set-up); do it outside the clock
@@ -99,6 +103,23 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
     if any(s in ("newton", "ipopt", "shooting") for s in solvers):
         import casadi  # noqa: F401
     out = {}
+    try:
+        _run_all(out, model, params0, X, y, solvers, iterations, options, X_test, y_test, quiet, log)
+    except KeyboardInterrupt:
+        # SIGINT/SIGTERM: the finished solvers' rows, summarised as a full run would be
+        result = _summary(out, model, X, X_test, target, target_accuracy, field, integrator, alpha, beta, seed,
+                          solvers, normalize)
+        unfinished = [s for s in solvers if s not in out]
+        result.update(partial=True, unfinished=unfinished)
+        during = f" (stopped during {unfinished[0]})" if unfinished else ""
+        raise Interrupted(f"{len(out)} of {len(solvers)} solvers finished{during}", result) from None
+    return _summary(out, model, X, X_test, target, target_accuracy, field, integrator, alpha, beta, seed, solvers,
+                    normalize)
+
+
+def _run_all(out, model, params0, X, y, solvers, iterations, options, X_test, y_test, quiet, log):
+    """Run every solver from ``params0``; each finished solver's row goes into ``out`` at once."""
+    from ocdl.solvers import DEFAULT_ITERATIONS, MINIBATCH_SOLVERS, SOLVERS, default_batching
     for name in solvers:
         its = iterations.get(name) if isinstance(iterations, dict) else iterations
         given = its is not None
@@ -161,6 +182,11 @@ def compare(X, y, solvers=None, X_test=None, y_test=None, field="outer", integra
         for k in ("n_hvp", "cg_iterations", "n_gauss_newton_steps"):       # newton's curvature work
             if k in res:
                 out[name][k] = int(res[k])
+
+
+def _summary(out, model, X, X_test, target, target_accuracy, field, integrator, alpha, beta, seed, solvers,
+             normalize):
+    """``{"solvers": out, "settings": ...}`` with the times to the target loss and accuracy."""
     losses = [r["final_loss"] for r in out.values() if r["final_loss"] is not None]
     losses += [row["loss"] for r in out.values() for row in r["history"]]
     best = min(losses) if losses else None

@@ -85,9 +85,13 @@ class ShootingLM:
         r, theta, blocks = pb.linearise(u)
         nr = np.linalg.norm(r)
         for _ in range(30):
-            du, dtheta = pb.step(blocks, r, lam)
-            rt = pb.residual(u + du, theta + dtheta)
-            if np.all(np.isfinite(rt)) and np.linalg.norm(rt) < nr:
+            try:                            # a trial point that overflows is rejected below
+                with np.errstate(over="ignore", invalid="ignore"):
+                    du, dtheta = pb.step(blocks, r, lam)
+                    rt = pb.residual(u + du, theta + dtheta)
+            except np.linalg.LinAlgError:   # singular (undamped) system, e.g. relu's dead units: damp more
+                rt = None
+            if rt is not None and np.all(np.isfinite(rt)) and np.linalg.norm(rt) < nr:
                 break
             lam = max(lam * 10.0, 1e-10)
         else:
