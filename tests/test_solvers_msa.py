@@ -304,12 +304,12 @@ def test_msa_metric_options_refuse_bad_input():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)          # adam's 60 epochs: 80 s on a quiet machine, 5–9 min at load 10–15
+@pytest.mark.timeout(2400)   # 78 s with OMP_NUM_THREADS=1 at load 5; > 10 min with multi-threaded BLAS at load 12
 def test_stochastic_msa_defaults_within_3_points_of_adam_on_mnist1d():
     """Issue 26's target on MNIST-1D (outer field, the defaults of ``ocdl compare --data mnist1d``:
     batches of 128, adam 60 epochs, msa ``MSA_EPOCHS`` with ``metric="state"``), seed 0: msa's
     held-out accuracy within 3 points of adam's, the reference run in the same test (measured
-    68.5 % vs 70.7 %; about 30 s + 80 s CPU)."""
+    68.5 % vs 70.7 %; the whole test 78 s with one thread)."""
     pytest.importorskip("mnist1d")
     from ocdl.data import load_real
     X, y, Xt, yt = load_real("mnist1d")
