@@ -95,7 +95,8 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     (default): the trust-region Newton–CG steps throughout.
 
     Warm start ``warm_iterations`` Adam steps (AMSGrad, ``lr`` with cosine decay, the best full-batch
-    iterate handed over: :func:`_adam_warm_start`) with the exact costate gradient, or L-BFGS to KKT ≤ ``warm_tol``; then trust-region Newton steps until
+    iterate handed over: :func:`_adam_warm_start`) with the exact costate gradient, or L-BFGS to
+    KKT ≤ ``warm_tol``; then trust-region Newton steps until
     ``kkt_residual ≤ tol`` (``success``) or ``iterations`` Newton steps (default 300). Every
     phase runs on :func:`ocdl.optim.minimize`; one history: iteration, loss, time_s, kkt
     (= ‖F(z)‖∞), phase ("adam" | "lbfgs" | "newton" | "newton-full"), and for Newton rows the step
@@ -188,7 +189,8 @@ def _adam_warm_start(phases, objective, z, model, bt, lr, tol, warm_iterations):
     """The Adam warm start: ``warm_iterations`` steps of the adam solver's rule — AMSGrad, cosine
     schedule ``a_t = lr (1 + cos(π (t − 1)/warm_iterations))/2`` (:mod:`ocdl.optim.schedules`), so
     the last step is taken at ≈ (π/2w)² lr, w = ``warm_iterations`` (2.5·10⁻⁶ lr at w = 1000) — on
-    the exact costate gradient ∇J (of the mini-batch cost ``J_B`` when ``bt`` batches), stopping early, converged, once ‖F(z)‖∞ ≤ ``tol``.
+    the exact costate gradient ∇J (of the mini-batch cost ``J_B`` when ``bt`` batches), stopping
+    early, converged, once ‖F(z)‖∞ ≤ ``tol``.
 
     Hand-over: in full batch the best iterate by the recorded loss (the full cost J, the driver's
     ``keep_best``), so the Newton phase never starts above the lowest J the warm start reached; in
