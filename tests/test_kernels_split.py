@@ -1,7 +1,7 @@
 """The compiled splitting sweeps (:mod:`ocdl.pmp.kernels_split`, numba) against independent
 references: torch autograd through the generic model (cost, gradient, and the costates as
 gradients with respect to the retained layer states) and the torch sweep of
-:func:`ocdl.pmp.torch_sweeps.split_value_and_grad` on the CPU, for every splitting and activation.
+:func:`ocdl.pmp.torch_sweeps.split_sweep` on the CPU, for every splitting and activation.
 
 Bars: float64, same discrete network, other order of operations — round-off only (measured
 ≤ 1.3e-15 relative against autograd); bar 1e-12 relative.

@@ -277,3 +277,78 @@ def test_parameter_gradients_without_input_gradient():
     w = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     (blk(x) * w).sum().backward()
     assert rel(blk.K.grad, ref[1]) <= 1e-12 and rel(blk.b.grad, ref[2]) <= 1e-12
+
+
+def _count(monkeypatch, ns, name, calls, note=None):
+    """Wrap ``ns.name`` so each call appends ``name`` (or ``note(*args)``) to ``calls``."""
+    f = getattr(ns, name)
+
+    def counted(*args, **kwargs):
+        calls.append(name if note is None else note(*args))
+        return f(*args, **kwargs)
+    monkeypatch.setattr(ns, name, counted)
+
+
+def test_backward_does_not_rerun_the_forward_compiled(monkeypatch):
+    """Forward + backward run the compiled forward kernel once, storing σ (its S argument has one
+    block per sample block), and the backward kernel once; under no_grad the forward kernel runs
+    once storing nothing (S of zero blocks) and no backward kernel runs."""
+    from ocdl.pmp import kernels
+    blk = ODEBlock(5, layers=7, T=1.0, dtype=torch.float64, seed=0)
+    x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    blk(x.detach())                                     # (no grad needed: warm the kernels)
+    ek = kernels.euler(blk.model.F.act)
+    calls = []
+    _count(monkeypatch, ek, "outer_forward", calls, lambda *a: ("forward", a[4].shape[0]))
+    _count(monkeypatch, ek, "outer_backward", calls, lambda *a: ("backward",))
+    blk(x).sum().backward()
+    assert calls == [("forward", 1), ("backward",)]
+    calls.clear()
+    with torch.no_grad():
+        blk(x)
+    assert calls == [("forward", 0)]
+    ref = torch.autograd.grad(reference("outer", "euler", x, blk.K.detach(), blk.b.detach(), 1.0).sum(), x)[0]
+    assert rel(x.grad, ref) <= 1e-12
+
+
+@pytest.mark.parametrize("field,integrator,evals", [("outer", "euler", 1), ("inner", "rk4", 4),
+                                                    ("hamiltonian", "verlet", 3)])
+def test_torch_sweeps_backward_does_not_rerun_the_forward(monkeypatch, field, integrator, evals):
+    """The torch sweeps (forced on the CPU, as for an activation without a compiled form): one
+    forward + backward evaluates σ once per layer and stage (``evals`` a layer) — the backward
+    reads σ' off the stored σ — and the gradients equal autograd's (float64, ≤ 1e-12)."""
+    from ocdl.pmp import dispatch
+    monkeypatch.setattr(dispatch.compiled, "supports", lambda act: False)
+    blk = ODEBlock(6, layers=5, T=2.0, field=field, integrator=integrator, dtype=torch.float64, seed=1)
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    calls = []
+    _count(monkeypatch, blk.model.F.act, "apply_torch", calls)
+    mine, ref = grads_both(blk, x, 2.0)
+    assert len(calls) == 5 * evals
+    for a, r in zip(mine, ref):
+        assert rel(a, r) <= 1e-12
+
+
+def test_block_applied_twice_keeps_both_forwards():
+    """The same block twice in one graph (weight tying): two forwards are pending before either
+    backward, each holding its own stored stages; the gradients equal autograd's (≤ 1e-12)."""
+    for field, integrator in (("outer", "euler"), ("inner", "heun"), ("hamiltonian", "verlet")):
+        blk, x = make(field, integrator, torch.float64)
+        x1 = x.clone().requires_grad_(True)
+        (blk(torch.tanh(blk(x1))) ** 2).sum().backward()
+        x2 = x.clone().requires_grad_(True)
+        K2 = blk.K.detach().clone().requires_grad_(True)
+        b2 = blk.b.detach().clone().requires_grad_(True)
+        y2 = reference(field, integrator, torch.tanh(reference(field, integrator, x2, K2, b2, 2.0)), K2, b2, 2.0)
+        ref = torch.autograd.grad((y2 ** 2).sum(), [x2, K2, b2])
+        for a, r in zip((x1.grad, blk.K.grad, blk.b.grad), ref):
+            assert rel(a, r) <= 1e-12
+
+
+def test_second_backward_through_one_forward_is_refused():
+    blk = ODEBlock(4, layers=3, dtype=torch.float64, seed=0)
+    x = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    y = blk(x).sum()
+    y.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="second backward"):
+        y.backward()

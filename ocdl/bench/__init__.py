@@ -3,7 +3,10 @@
 * :mod:`ocdl.bench.sweep`       grid sweeps over ``ocdl.solvers.train`` (local or dask.distributed);
 * :mod:`ocdl.bench.gradient`    gradient time / memory / accuracy against autograd and torchdiffeq;
 * :mod:`ocdl.bench.reversible`  the constant-memory costate sweep of the reversible Verlet network;
-* :mod:`ocdl.bench.train`       time-to-target of the training solvers over seeds.
+* :mod:`ocdl.bench.train`       time-to-target of the training solvers over seeds;
+* :mod:`ocdl.bench.block`       ``ocdl.nn.ODEBlock`` against autograd and torchdiffeq;
+* :mod:`ocdl.bench.fresh`       one case in a fresh process (the runner of bench gradient and
+  block: :func:`~ocdl.bench.fresh.run`, peak memory, best-of times), with :func:`worker_main`.
 """
 
 

@@ -24,13 +24,13 @@ Reference: the float64 autograd gradient of the same discrete network (Euler, or
 over all parameters (K, b, W, μ). The ``autograd`` method repeats that computation in its own
 process, so its error is 0 by construction.
 
-How it is measured. Every (method, field, depth) runs in a fresh Python process, so one
-method's allocations cannot hide in another's heap. In that process: build the problem, do one
-warm-up gradient at depth 2 (loads code paths), then reset the kernel's peak-RSS counter
-(``echo 5 > /proc/self/clear_refs``), note ``VmRSS``, compute one value-and-gradient at full
-depth, read ``VmHWM``: ``peak_mib = (VmHWM − VmRSS_before) / 2^20`` is the extra resident memory
-the gradient needed (tracemalloc does not see torch's allocations; RSS does). Its resolution is
-a page, and memory the allocator kept from the warm-up is reused without showing up, so
+How it is measured. Every (method, field, depth) runs in a fresh Python process
+(:mod:`ocdl.bench.fresh`), so one method's allocations cannot hide in another's heap. In that
+process: build the problem, do one warm-up gradient at depth 2 (loads code paths), then reset
+the kernel's peak-RSS counter (``echo 5 > /proc/self/clear_refs``), note ``VmRSS``, compute one
+value-and-gradient at full depth, read ``VmHWM``: ``peak_mib = (VmHWM − VmRSS_before) / 2^20``
+is the extra resident memory the gradient needed (tracemalloc does not see torch's allocations;
+RSS does). Its resolution is a page, and memory the allocator kept from the warm-up is reused without showing up, so
 values below ~0.1 MiB mean "nothing measurable". ``process_peak_mib`` (extra key) is the whole
 process's VmHWM (interpreter + torch + data + gradient). Then
 ``forward_s`` = best of ``repeats`` cost-only evaluations (no tape, no stored states where the
@@ -41,18 +41,16 @@ machine (other load only ever adds time). On CUDA, ``peak_mib`` is
 (:func:`device_of`: the numpy methods on the CPU, the torch ones and the peers on ``device``).
 """
 import gc
-import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from ocdl.bench import RESULT_PREFIX
-from ocdl.errors import InputError, SolverError
+from ocdl.bench import fresh
+from ocdl.errors import InputError
 
 from ocdl.bench.peers import PEER_METHODS, missing
 
@@ -179,23 +177,6 @@ def prepare(method, problem, device="cpu"):
 # ------------------------------------------------------------------------------------------
 # measurement inside a fresh process
 
-def _status_kib(key):
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return None
-
-
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def measure(spec):
     """Run one (method, field, depth) measurement in this process; return the result dict and
     write the gradient to ``spec['grad_path']`` (npz)."""
@@ -217,30 +198,17 @@ def measure(spec):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base_cuda = torch.cuda.memory_allocated()
-    reset_ok = _reset_peak()
-    base = _status_kib("VmRSS")
-    J, grad, extra = value_and_grad()
-    peak = _status_kib("VmHWM")
-    peak_mib = (peak - base) / 1024.0
+    (J, grad, extra), peak_mib, reset_ok, process_peak = fresh.peak_mib(value_and_grad)
     if cuda:
         torch.cuda.synchronize()
         peak_mib = (torch.cuda.max_memory_allocated() - base_cuda) / 2 ** 20
-
-    def best(fn):
-        times = []
-        for _ in range(spec["repeats"]):
-            t0 = time.perf_counter()
-            fn()
-            if cuda:
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    forward_s = best(forward)
-    gradient_s = best(value_and_grad)
+    sync = torch.cuda.synchronize if cuda else None
+    forward_s, forward_cpu_s = fresh.best_of(forward, spec["repeats"], sync)
+    gradient_s, gradient_cpu_s = fresh.best_of(value_and_grad, spec["repeats"], sync)
     np.save(spec["grad_path"], grad)
-    out = {"forward_s": forward_s, "gradient_s": gradient_s, "peak_mib": peak_mib, "J": J,
-           "peak_reset": reset_ok, "process_peak_mib": peak / 1024.0}
+    out = {"forward_s": forward_s, "gradient_s": gradient_s, "forward_cpu_s": forward_cpu_s,
+           "gradient_cpu_s": gradient_cpu_s, "peak_mib": peak_mib, "J": J,
+           "peak_reset": reset_ok, "process_peak_mib": process_peak}
     out.update(extra)
     return out
 
@@ -316,9 +284,6 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
     if not cases:
         raise InputError("no (method, field) pair applies: costate-reversible needs the hamiltonian field")
     bar = Progress(len(cases), "bench gradient", quiet)
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     runs, refs = [], {}
     with tempfile.TemporaryDirectory(prefix="ocdl-bench-") as tmp:
         for i, (field, depth, method) in enumerate(cases):
@@ -333,13 +298,7 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
                     "T": T, "alpha": alpha, "seed": seed, "repeats": repeats, "device": device,
                     "grad_path": os.path.join(tmp, f"g{i}.npy")}
             bar.update(i, force=True, method=method, field=field, depth=depth)
-            proc = subprocess.run([sys.executable, "-m", "ocdl.bench.gradient", json.dumps(spec)],
-                                  env=env, capture_output=True, text=True, timeout=timeout)
-            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_PREFIX)), None)
-            if proc.returncode != 0 or line is None:
-                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                raise SolverError(f"bench worker for {method}/{field}/depth {depth} failed: {last}")
-            res = json.loads(line[len(RESULT_PREFIX):])
+            res = fresh.run("ocdl.bench.gradient", spec, f"{method}/{field}/depth {depth}", timeout)
             g = np.load(spec["grad_path"])
             rel = float(np.linalg.norm(g - g_ref) / np.linalg.norm(g_ref))
             run = {"method": method, "field": field, "depth": depth, "device": device_of(method, device),
@@ -348,7 +307,8 @@ def run_gradient_bench(fields=("outer", "hamiltonian"), depths=(16, 64, 256, 102
                    "integrator": integ, "cost_abs_error": abs(res["J"] - J_ref),
                    "process_peak_mib": res["process_peak_mib"], "gradient_mib": g.nbytes / 2 ** 20}
             run["compile_s"] = res.get("compile_s")
-            for key in ("forward_compile_s", "xla_temp_mib", "reconstruction_error"):
+            for key in ("forward_cpu_s", "gradient_cpu_s", "forward_compile_s", "xla_temp_mib",
+                        "reconstruction_error"):
                 if key in res:
                     run[key] = res[key]
             if not res.get("peak_reset", True):

@@ -10,16 +10,20 @@ A block is the state map of a ResNet-ODE without lift and head,
 
 **Backward.** For an incoming gradient ``v = ∂ℓ/∂x_N`` (any scalar ℓ downstream) the discrete
 costate of the linear terminal cost ``⟨v, x_N⟩`` gives both gradients at once
-(:func:`ocdl.pmp.sweep` with ``terminal_costate=v``):
+(:func:`ocdl.pmp.vjp`):
 
     p_N = v,   p_k = (∂Ψ_h/∂x_k)ᵀ p_{k+1}   (the adjoint-partner sweep; Euler: p_k = p_{k+1} + h (∂f/∂x(x_k))ᵀ p_{k+1}),
     ∂ℓ/∂x = p_0,   ∂ℓ/∂θ_k = (∂Ψ_h/∂θ_k)ᵀ p_{k+1}   (Euler: h (∂f/∂θ(x_k))ᵀ p_{k+1}).
 
 That is the exact gradient of the discrete map — equal to autograd through the same explicit steps
-to round-off — without an autograd tape over the layers: ``forward`` keeps only its input
-(the cost-only forward sweep stores nothing), and ``backward`` re-runs the forward sweep storing
-the states and runs the costate sweep (so memory is the stored states and the sweep's per-layer
-caches, O(N n d) floats, with no per-operation tape).
+to round-off — without an autograd tape over the layers: ``forward`` runs the forward sweep once,
+keeping what the costate sweep reads (σ of every layer or stage, in the model's sweep workspace),
+and ``backward`` runs the costate sweep from those stored stages — the forward is not re-run and
+no state or costate trajectory is assembled; it returns ``p_0`` and the parameter gradients. So
+memory is the stored stages, O(N n d) floats, plus one layer's work arrays, with no
+per-operation tape. Under ``torch.no_grad()``, or when nothing requires grad, the forward is the
+cost-only sweep and stores nothing. A second backward through one forward (``retain_graph``)
+raises: the stored stages are consumed by the first.
 
 **Where it runs.** On CPU tensors the compiled sweeps (numba kernels on numpy copies,
 :mod:`ocdl.pmp.compiled`); on CUDA tensors the torch sweeps of :mod:`ocdl.pmp.torch_sweeps` on the
@@ -51,18 +55,24 @@ def _in_functorch(*tensors):
 
 
 class _CostateSweep(torch.autograd.Function):
-    """``x ↦ x_N`` with the costate sweep as its backward (see the module docstring)."""
+    """``x ↦ x_N`` with the costate sweep as its backward (see the module docstring): the forward
+    keeps the sweep's pullback (:func:`ocdl.pmp.vjp`, holding the stored stages), the backward
+    calls it once."""
 
     @staticmethod
     def forward(ctx, x, K, b, block):
-        ctx.save_for_backward(x, K, b)
-        ctx.block = block
-        return block._final_state(x, K, b)
+        xN, pullback = block._forward_stored(x, K, b)
+        ctx.pullback = pullback
+        ctx.like = tuple((t.dtype, t.device) for t in (x, K, b))
+        return xN
 
     @staticmethod
     def backward(ctx, v):
-        x, K, b = ctx.saved_tensors
-        gx, gK, gb = ctx.block._vjp(x, K, b, v, input_grad=ctx.needs_input_grad[0])
+        if ctx.pullback is None:
+            raise RuntimeError("ODEBlock: a second backward through one forward is not supported "
+                               "(the costate sweep consumed the stored stages); run the forward again")
+        pullback, ctx.pullback = ctx.pullback, None
+        gx, gK, gb = _Block._backward(pullback, v, ctx.like, ctx.needs_input_grad)
         return gx, gK, gb, None
 
 
@@ -163,17 +173,26 @@ class _Block(torch.nn.Module):
         params, X = self._params(x, K, b)
         return self._back(pmp.final_state(self.model, params, X), x)
 
-    def _vjp(self, x, K, b, v, input_grad=True):
-        """``(∂ℓ/∂x, ∂ℓ/∂K, ∂ℓ/∂b)`` for ``v = ∂ℓ/∂x_N``: one forward + costate sweep. The input's
-        gradient ``p_0`` comes from the sweep's costate trajectory; without ``input_grad`` (an
-        input that does not require grad) the sweep skips the trajectories (less memory: the
-        states and costates are not assembled) and ∂ℓ/∂x is None."""
+    def _forward_stored(self, x, K, b):
+        """``(x_N, pullback)``: the forward sweep keeping what the costate sweep reads
+        (:func:`ocdl.pmp.vjp`)."""
         params, X = self._params(x, K, b)
-        V = v.detach().to(torch.float64)
-        V = V if not isinstance(X, np.ndarray) else V.cpu().numpy()
-        _, grads, _, costates = pmp.sweep(self.model, params, X, None, terminal_costate=V, trajectories=input_grad)
-        gx = self._back(costates[0], x) if input_grad else None
-        return gx, self._back(grads["K"], K), self._back(grads["b"], b)
+        xN, pullback = pmp.vjp(self.model, params, X)
+        return self._back(xN, x), pullback
+
+    @staticmethod
+    def _backward(pullback, v, like, needs):
+        """``(∂ℓ/∂x, ∂ℓ/∂K, ∂ℓ/∂b)`` for ``v = ∂ℓ/∂x_N``: the costate sweep from the stored
+        stages, ``∂ℓ/∂x = p_0`` (None where ``needs`` says no gradient is wanted); ``like`` the
+        ``(dtype, device)`` of x, K, b."""
+        p0, grads = pullback(v.detach().to(torch.float64))
+
+        def back(a, i):
+            if not needs[i]:
+                return None
+            a = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))
+            return a.to(device=like[i][1], dtype=like[i][0])
+        return back(p0, 0), back(grads["K"], 1), back(grads["b"], 2)
 
     # -------------------------------------------------------------------- model files
     def to_model(self, head=None, path=None, info=None):

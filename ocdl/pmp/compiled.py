@@ -5,9 +5,13 @@ the other tableaux) and the drift/kick splittings of a separable field
 (:mod:`ocdl.pmp.kernels_split`) on the fused forms of :mod:`ocdl.pmp.forms` — the equations are
 in :mod:`ocdl.pmp.costate` and in each kernel module. This module prepares the kernels' operands
 (from the field's fused form, in the model's :mod:`workspace <ocdl.pmp.workspace>`), calls them
-and returns ``(J_data, gK, gb, xN, extra, states, costates)``: ``J_data, p_N, extra`` from the
-terminal ``terminal(xN)``, ``gK, gb`` the θ-gradient without the regulariser, ``states`` and
-``costates`` fresh ``(N+1, n, d)`` arrays (``trajectories``) or None.
+and hands back what they compute. Each sweep is a two-phase generator (the protocol of
+:mod:`ocdl.pmp.dispatch`): it runs the forward keeping what the backward reads, yields ``x_N``
+(n, d), is sent ``p_N`` (n, d) and runs the costate sweep from the stored stages, returning
+``(gK, gb, states, costates, p0)``: ``gK, gb`` the θ-gradient without the regulariser, ``states``
+and ``costates`` fresh ``(N+1, n, d)`` arrays (``trajectories``) or None, ``p0`` the initial
+costate (n, d) with ``initial_costate`` (or None). Between the two phases the sweep holds the
+model's workspace, where its stored stages are.
 
 numba is a required dependency (it installs from wheels); it is imported on the first sweep,
 not with ocdl (a process that runs one pays ~1 s to import numba and load the cached machine
@@ -79,38 +83,51 @@ def _rows(model, X, ws):
     return model.lift_into(X, ws.get("x0r", (X.shape[0], model.d), zeros=True).T, zero_padding=False).T
 
 
-def _fm_out(Jd, gK, gb, xN, extra, Xs, P, trajectories):
-    """The common return; ``Xs``, ``P`` feature-major ``(N+1, d, n)``, handed back as views."""
+def _fm_out(gK, gb, Xs, P, trajectories, p0=None):
+    """The common return; ``Xs``, ``P`` feature-major ``(N+1, d, n)``, handed back as views;
+    ``p0`` feature-major (d, n) or None."""
+    p0 = None if p0 is None else p0.T
     if trajectories:
-        return Jd, gK, gb, xN, extra, Xs.transpose(0, 2, 1), P.transpose(0, 2, 1)
-    return Jd, gK, gb, xN, extra, None, None
+        return gK, gb, Xs.transpose(0, 2, 1), P.transpose(0, 2, 1), p0
+    return gK, gb, None, None, p0
+
+
+def _p0_buffer(trajectories, initial_costate, shape):
+    """The kernels' costate output: every costate (N+1, …), p_0 only (1, …), or none."""
+    if trajectories:
+        return np.empty(shape)
+    return np.empty((1,) + shape[1:]) if initial_costate else _NONE
 
 
 # ------------------------------------------------------------------------------------------
 # Euler (ocdl.pmp.kernels): outer form in row form, inner form feature-major
 
-def euler_value_and_grad(model, params, X, terminal, trajectories=False, increments=None):
-    """Euler layers: forward keeping σ, costate sweep reusing it (:mod:`ocdl.pmp.kernels`).
-    ``increments`` ((N, n, d) or None): ``x_{k+1} = x_k + h f(x_k, θ_k) + ξ_k``; being state- and
-    θ-independent they leave the backward sweep and the gradient formula unchanged."""
+def euler_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False):
+    """Euler layers: forward keeping σ, costate sweep reusing it (:mod:`ocdl.pmp.kernels`); a
+    two-phase generator (module docstring). ``increments`` ((N, n, d) or None):
+    ``x_{k+1} = x_k + h f(x_k, θ_k) + ξ_k``; being state- and θ-independent they leave the
+    backward sweep and the gradient formula unchanged."""
     kernels = _modules()[0]
     ek = kernels.euler(model.F.act)
     h, N, d = model.h, model.layers, model.d
     n = X.shape[0]
     with borrow(model) as ws:
         if model.F.form == "outer":         # row form: one sample per row, as the model lifts it
-            hK, hb, hKT = outer_parts(model, params)
+            K, hb, hKT = outer_parts(model, params, scaled=False)
             nb = kernels.block_width(d, n)
             S = ws.get("SB", (-(-n // nb), N, nb, d))      # σ(x_k) per block of rows
             xN = np.empty((n, d))
             Xs = np.empty((N + 1, n, d)) if trajectories else _NONE
             ek.outer_forward(hKT, hb, _rows(model, X, ws), xN, S, _increments_rows(increments), Xs)
-            Jd, lamN, extra = terminal(xN)
-            P = np.empty((N + 1, n, d)) if trajectories else _NONE
+            del hKT, hb                     # (not held while the stored stages wait for p_N)
+            lamN = yield xN
+            P = _p0_buffer(trajectories, initial_costate, (N + 1, n, d))
             gK, gb = np.empty((N, d, d)), np.empty((N, d))
+            hK = np.multiply(K, h)          # formed only now: not held while σ waits for p_N
             ek.outer_backward(hK, S, np.ascontiguousarray(lamN), h, gK, gb, P)
             gK, gb = outer_theta_grads(model, gK, gb)
-            return (Jd, gK, gb, xN, extra) + ((Xs, P) if trajectories else (None, None))
+            p0 = P[0] if (trajectories or initial_costate) else None
+            return (gK, gb) + ((Xs, P) if trajectories else (None, None)) + (p0,)
         G = ws.get("G", (N, d, d + 1))
         M, D = embed(model, params)
         Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
@@ -120,13 +137,14 @@ def euler_value_and_grad(model, params, X, terminal, trajectories=False, increme
         model.lift_into(X, Xa[0, :d])
         ek.inner_forward(M, _hD(model, D), Xa, Sg, _increments_fm(increments, N, d, n))
         xN = Xa[N, :d].copy().T
-        Jd, lamN, extra = terminal(xN)
+        lamN = yield xN
         P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
         P[N if trajectories else N % 2] = lamN.T
-        ek.inner_backward(_hKT(model, M, D), Xa, Sg, P, G)
+        first = ek.inner_backward(_hKT(model, M, D), Xa, Sg, P, G)
         G *= h                              # in place: theta_grads hands back fresh arrays
         gK, gb = theta_grads(model, G, D)
-        return _fm_out(Jd, gK, gb, xN, extra, Xa[:, :d], P, trajectories)
+        p0 = P[first].copy() if initial_costate else None
+        return _fm_out(gK, gb, Xa[:, :d], P, trajectories, p0)
 
 
 def _euler_forward(model, params, X, increments, Xs):
@@ -139,7 +157,7 @@ def _euler_forward(model, params, X, increments, Xs):
     with borrow(model) as ws:
         if model.F.form == "outer":
             XN = np.empty((n, d))
-            _, hb, hKT = outer_parts(model, params)
+            _, hb, hKT = outer_parts(model, params, scaled=False)
             ek.outer_forward(hKT, hb, _rows(model, X, ws), XN, np.empty((0, N, kernels.block_width(d, n), d)),
                              _increments_rows(increments), Xs)
             return XN
@@ -185,8 +203,9 @@ def _rk_forward(model, params, X, ws, store, Xs, increments):
     return XN, {"Xk": Xk, "Sg": Sg, "hKT": _hKT(model, M, D) if store else None, "D": D}
 
 
-def rk_value_and_grad(model, params, X, terminal, trajectories=False, increments=None):
-    """Explicit Runge–Kutta layers (s > 1 stages, all ``b_i ≠ 0``) by :mod:`ocdl.pmp.kernels_rk`."""
+def rk_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False):
+    """Explicit Runge–Kutta layers (s > 1 stages, all ``b_i ≠ 0``) by :mod:`ocdl.pmp.kernels_rk`;
+    a two-phase generator (module docstring)."""
     from ocdl.pmp.forms import rk_coefficients
     rk = _modules()[1].rk(model.F.act)
     A, bw, _, Ch = rk_coefficients(model.integrator)
@@ -196,9 +215,9 @@ def rk_value_and_grad(model, params, X, terminal, trajectories=False, increments
     with borrow(model) as ws:
         XN, st = _rk_forward(model, params, X, ws, True, Xs, increments)
         xN = XN.T
-        Jd, lamN, extra = terminal(xN)
+        lamN = yield xN
         G = ws.get("crkG", (N, d, d + 1))
-        P = np.empty((N + 1, d, n)) if trajectories else _NONE
+        P = _p0_buffer(trajectories, initial_costate, (N + 1, d, n))
         PN = np.ascontiguousarray(lamN.T)
         if model.F.form == "outer":
             rk.outer_backward(Ch, bw, st["hKT"], st["S"], PN, G, P)
@@ -206,7 +225,8 @@ def rk_value_and_grad(model, params, X, terminal, trajectories=False, increments
             rk.inner_backward(A, Ch, bw, st["hKT"], _hD(model, st["D"]), st["Xk"], st["Sg"], PN, G, P)
         G *= h                              # in place: theta_grads hands back fresh arrays
         gK, gb = theta_grads(model, G, st["D"])
-    return _fm_out(Jd, gK, gb, xN, extra, Xs, P, trajectories)
+    p0 = P[0] if (trajectories or initial_costate) else None
+    return _fm_out(gK, gb, Xs, P, trajectories, p0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -240,9 +260,10 @@ def _split_start(model, X, H, ws):
     H[1, :m] = x0[m:]
 
 
-def split_value_and_grad(model, params, X, terminal, subs, trajectories=False):
-    """Drift/kick splittings ``subs`` = [(kind, c)] on a separable field (:mod:`ocdl.pmp.kernels_split`);
-    the costates of the returned trajectory are those at the layer boundaries."""
+def split_sweep(model, params, X, subs, trajectories=False, initial_costate=False):
+    """Drift/kick splittings ``subs`` = [(kind, c)] on a separable field (:mod:`ocdl.pmp.kernels_split`),
+    a two-phase generator (module docstring); the costates of the returned trajectory are those
+    at the layer boundaries."""
     ks = _modules()[2].split(model.F.act)
     N, d, m = model.layers, model.d, model.m
     n = X.shape[0]
@@ -258,7 +279,7 @@ def split_value_and_grad(model, params, X, terminal, subs, trajectories=False):
         xNf[:m] = H[qend[N], :m]
         xNf[m:] = H[pend[N], :m]
         xN = xNf.T
-        Jd, lamN, extra = terminal(xN)
+        lamN = yield xN
         chKT = np.ascontiguousarray(np.swapaxes(K, 2, 3) * ch[None, :, None, None])
         lam = ws.get("lam", (d, n))
         lam[...] = lamN.T
@@ -278,7 +299,8 @@ def split_value_and_grad(model, params, X, terminal, subs, trajectories=False):
             Xs = np.empty((N + 1, d, n))
             Xs[:, :m] = H[qend, :m]
             Xs[:, m:] = H[pend, :m]
-    return _fm_out(Jd, gK, gb, xN, extra, Xs, P, trajectories)
+        p0 = lam.copy() if initial_costate else None        # split_backward leaves p_0 in lam
+    return _fm_out(gK, gb, Xs, P, trajectories, p0)
 
 
 def _split_forward(model, params, X, subs):

@@ -33,8 +33,13 @@ its own adjoint partner (symplectic, so ``λᵀ δx`` is conserved exactly).
 hamiltonian field): Newton-solved stages forward, the transposed stage system solved for the
 adjoint stages backward, batched over samples — :mod:`ocdl.pmp.implicit`.
 
-No autograd tape is involved anywhere. Which code runs is decided in one place, the table of
-:mod:`ocdl.pmp.dispatch` keyed by ``(backend, family)``: the compiled kernels for numpy arrays
+No autograd tape is involved anywhere. Every sweep runs in two phases (:func:`ocdl.pmp.dispatch.finish`):
+the forward keeps what the costate sweep reads and yields ``x_N``; sent ``p_N`` it runs the
+costate sweep from those stored stages. :func:`sweep` and :func:`value_and_grad` put the head's
+terminal between the phases; :func:`vjp` hands the second phase back as a pullback, so a
+caller's backward (``ocdl.nn.ODEBlock``) runs it later without re-running the forward. Which
+code runs is decided in one place, the table of :mod:`ocdl.pmp.dispatch` keyed by
+``(backend, family)``: the compiled kernels for numpy arrays
 (:mod:`ocdl.pmp.compiled`), the torch sweeps for tensors or ``device=`` (``"cpu"``,
 ``"cuda"``, ``"cuda:1"``, a ``torch.device``; :mod:`ocdl.pmp.torch_sweeps`), numpy for the conv
 fields (:mod:`ocdl.pmp.fused_conv`) and the implicit methods (:mod:`ocdl.pmp.implicit`).
@@ -48,7 +53,7 @@ from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
 from ocdl.models.backend import is_torch, swap, zeros_like_shape
 from ocdl.pmp import compiled, torch_sweeps
-from ocdl.pmp.dispatch import FORWARDS, SWEEPS, backend, family
+from ocdl.pmp.dispatch import FORWARDS, SWEEPS, backend, family, finish, run
 from ocdl.models.losses import mean_loss, mean_loss_and_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
 from ocdl.models.resnet import SPLITTINGS
@@ -101,8 +106,8 @@ def _sweep(model, params, X, y, trajectories=True, increments=None, device=None,
                                     model.n_out)
     else:
         terminal = _linear_terminal(np.asarray(terminal_costate, dtype=float), model.n_out)
-    data, gK, gb, xN, g, states, costates = SWEEPS[be, family(model)](
-        model, params, X, terminal, trajectories, increments)
+    data, gK, gb, xN, g, states, costates = run(SWEEPS[be, family(model)](
+        model, params, X, trajectories, increments), terminal)
     if states is None:                          # trajectories=False: keep x_N only, (1, n, d)
         states = xN[None]
     J, grads = _total(model, params, data, gK, gb, xN, g)
@@ -194,6 +199,52 @@ def final_state(model, params, X, increments=None, device=None):
     tensor on the torch path (``increments`` and ``device`` as in :func:`sweep`)."""
     be, params, X, _, increments = _inputs(model, params, X, None, increments, device)
     return FORWARDS[be, family(model)](model, params, X, increments)
+
+
+def vjp(model, params, X, increments=None, device=None):
+    """``(x_N, pullback)``: the state map ``x_0 = lift(X) ↦ x_N`` run forward once, keeping what its
+    costate sweep reads, and the vector-Jacobian product from those stored stages.
+
+    ``pullback(V)`` (V (n, d), ``∂ℓ/∂x_N`` of any scalar ℓ) runs the costate sweep from
+    ``p_N = V`` — ``p_k = (∂x_{k+1}/∂x_k)ᵀ p_{k+1}`` — without re-running the forward and
+    without assembling trajectories, and returns ``(p_0, grads)``: ``p_0 = (∂x_N/∂x_0)ᵀ V``
+    (n, d) and ``grads = {"K", "b"}``, ``∂ℓ/∂θ_k = (∂x_{k+1}/∂θ_k)ᵀ p_{k+1}`` (the state map's
+    alone: no head, no regulariser). ``p_0`` is the gradient of the lifted input (the input's
+    own when the model's ``d_in = d``).
+
+    Until ``pullback`` runs (once: the stored stages are consumed) or ``pullback`` is dropped,
+    the stored stages hold the model's workspace; another sweep of the model meanwhile works in
+    a throw-away one. Results are numpy arrays (the compiled and numpy sweeps) or tensors on the
+    sweep's device (the torch sweeps: torch inputs or ``device``), like :func:`sweep`;
+    ``increments`` and ``device`` as there. This is the backward of :class:`ocdl.nn.ODEBlock`."""
+    numpy_out = not any(is_torch(v) for v in params.values())
+    be, params, X, _, xi = _inputs(model, params, X, None, increments, device)
+    gen = SWEEPS[be, family(model)](model, params, X, False, xi, True)
+    xN = next(gen)
+    shape = tuple(xN.shape)
+    device = xN.device if be == "torch" else None
+
+    def pullback(V):
+        nonlocal gen
+        if gen is None:
+            raise RuntimeError("this pullback has run: the forward's stored stages are consumed "
+                               "(run the forward again for another vector-Jacobian product)")
+        if tuple(V.shape) != shape:
+            raise InputError(f"the cotangent has shape {tuple(V.shape)}, need (samples, width) = {shape}")
+        if be == "torch":
+            import torch
+            lamN = torch.as_tensor(V).to(device=device, dtype=torch.float64)
+        else:
+            lamN = np.asarray(V.cpu().numpy() if is_torch(V) else V, dtype=float)
+        sweep, gen = gen, None
+        gK, gb, _, _, p0 = finish(sweep, lamN)
+        if be == "torch" and numpy_out:
+            gK, gb, p0 = gK.cpu().numpy(), gb.cpu().numpy(), p0.cpu().numpy()
+        return p0, {"K": gK, "b": gb}
+
+    if be == "torch" and numpy_out:
+        xN = xN.cpu().numpy()
+    return xN, pullback
 
 
 def cost(model, params, X, y, increments=None, device=None):

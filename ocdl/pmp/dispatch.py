@@ -19,10 +19,10 @@ from ocdl.pmp import compiled, fused_conv, implicit, torch_sweeps
 
 
 def _subs(f):
-    """A splitting sweep ``f(model, params, X, terminal, subs, trajectories)`` in the table's
-    signature (the sub-steps from ``resnet.SPLITTINGS``; no increments: refused before)."""
-    def sweep(model, params, X, terminal, trajectories=False, increments=None):
-        return f(model, params, X, terminal, SPLITTINGS[model.integrator], trajectories)
+    """A splitting sweep ``f(model, params, X, subs, trajectories, initial_costate)`` in the
+    table's signature (the sub-steps from ``resnet.SPLITTINGS``; no increments: refused before)."""
+    def sweep(model, params, X, trajectories=False, increments=None, initial_costate=False):
+        return f(model, params, X, SPLITTINGS[model.integrator], trajectories, initial_costate)
     return sweep
 
 
@@ -31,31 +31,59 @@ def _no_increments(increments):
         raise InputError("additive increments are not supported for the conv fields")
 
 
-def _conv_rk(model, params, X, terminal, trajectories=False, increments=None):
+def _conv_rk(model, params, X, trajectories=False, increments=None, initial_costate=False):
     _no_increments(increments)
-    return fused_conv.conv_rk_value_and_grad(model, params, X, terminal, trajectories=trajectories)
+    return fused_conv.conv_rk_sweep(model, params, X, trajectories, initial_costate)
 
 
-#: ``(backend, family) → sweep(model, params, X, terminal, trajectories, increments)`` returning
-#: ``(J_data, gK, gb, xN, extra, states, costates)`` (``terminal(xN) → (J_data, p_N, extra)``)
+#: ``(backend, family) → sweep(model, params, X, trajectories, increments, initial_costate)``,
+#: a two-phase generator (see :func:`finish`)
 SWEEPS = {
-    ("compiled", "euler"): compiled.euler_value_and_grad,
-    ("compiled", "rk"): compiled.rk_value_and_grad,
-    ("compiled", "split"): _subs(compiled.split_value_and_grad),
-    ("torch", "euler"): torch_sweeps.rk_value_and_grad,        # Euler: the one-stage tableau
-    ("torch", "rk"): torch_sweeps.rk_value_and_grad,
-    ("torch", "split"): _subs(torch_sweeps.split_value_and_grad),
+    ("compiled", "euler"): compiled.euler_sweep,
+    ("compiled", "rk"): compiled.rk_sweep,
+    ("compiled", "split"): _subs(compiled.split_sweep),
+    ("torch", "euler"): torch_sweeps.rk_sweep,        # Euler: the one-stage tableau
+    ("torch", "rk"): torch_sweeps.rk_sweep,
+    ("torch", "split"): _subs(torch_sweeps.split_sweep),
     ("numpy", "conv-rk"): _conv_rk,
-    ("numpy", "conv-split"): _subs(fused_conv.conv_split_value_and_grad),
-    ("numpy", "implicit"): implicit.value_and_grad,
+    ("numpy", "conv-split"): _subs(fused_conv.conv_split_sweep),
+    ("numpy", "implicit"): implicit.sweep,
 }
+
+
+def finish(sweep, lamN):
+    """The backward phase of a two-phase sweep: send it ``p_N`` and return what it returns,
+    ``(gK, gb, states, costates, p0)``.
+
+    Every sweep of the table is a generator in two phases. The forward runs when it is first
+    advanced (``x_N = next(sweep)``) and keeps what the costate sweep reads — σ of every layer or
+    stage, or the states — in the model's workspace (:mod:`ocdl.pmp.workspace`), which it holds
+    until it ends. Sent ``p_N`` (n, d), it runs the costate sweep from those stored stages
+    (the forward is not re-run) and returns ``gK, gb`` (the θ-gradient of the data term),
+    ``states`` and ``costates`` ((N+1, n, d) with ``trajectories``, else None) and ``p0`` (the
+    initial costate, (n, d), with ``initial_costate``, else None). A sweep dropped after its
+    forward releases the workspace when it is garbage-collected (``close``)."""
+    try:
+        sweep.send(lamN)
+    except StopIteration as stop:
+        return stop.value
+    raise RuntimeError("a sweep yielded more than once")        # pragma: no cover - a broken sweep
+
+
+def run(sweep, terminal):
+    """Both phases of ``sweep`` with the terminal ``terminal(xN) → (J_data, p_N, extra)`` between
+    them: ``(J_data, gK, gb, xN, extra, states, costates)``."""
+    xN = next(sweep)
+    Jd, lamN, extra = terminal(xN)
+    gK, gb, states, costates, _ = finish(sweep, lamN)
+    return Jd, gK, gb, xN, extra, states, costates
 
 
 def _conv_forward(model, params, X, increments=None):
     _no_increments(increments)
     if model.integrator in SPLITTINGS:
-        return fused_conv.conv_split_value_and_grad(model, params, X, None, SPLITTINGS[model.integrator], store=False)
-    return fused_conv.conv_rk_value_and_grad(model, params, X, None, store=False)
+        return fused_conv.conv_split_final_state(model, params, X, SPLITTINGS[model.integrator])
+    return fused_conv.conv_rk_final_state(model, params, X)
 
 
 def _compiled_forward(model, params, X, increments=None):

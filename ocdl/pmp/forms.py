@@ -60,17 +60,20 @@ def hKT(model, M, D):
     return out
 
 
-def outer_parts(model, params):
+def outer_parts(model, params, scaled=True):
     """``(h K̃, h b̃, h K̃ᵀ)`` (numpy, contiguous) of an outer-form field with ``M = [K̃ | b̃]`` =
     ``F.embed(K, b)`` — the compiled kernels' operands (``hK̃ᵀ`` is :func:`hKT`; D is None for the
-    outer form). M is not formed when the field keeps the plain embedding ``[K | b]``."""
+    outer form). M is not formed when the field keeps the plain embedding ``[K | b]``.
+    ``scaled=False`` gives ``K̃`` itself first (no copy for the plain embedding of a contiguous K:
+    for kernels that scale by h inside their matrix product)."""
     K, b = params["K"], params["b"]
     d, h = model.d, model.h
     if type(model.F).embed is not Field.embed:
         M = model.F.embed(K, b)
         K, b = M[:, :, :d], M[:, :, d]
-    hK = np.multiply(K, h)
-    return hK, np.multiply(b, h), np.ascontiguousarray(np.swapaxes(hK, 1, 2))
+    KT = np.empty(K.shape[:1] + K.shape[2:0:-1])
+    np.multiply(np.swapaxes(K, 1, 2), h, out=KT)               # h K̃ᵀ, one pass
+    return (np.multiply(K, h) if scaled else np.ascontiguousarray(K)), np.multiply(b, h), KT
 
 
 def outer_theta_grads(model, gK, gb):

@@ -27,24 +27,16 @@ def _conv_setup(model, X):
     return F, Ct, S, to_fm(model.lift(np.asarray(X, dtype=float)), Ct, S)
 
 
-def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, store=True):
-    """Explicit Runge–Kutta layers on a conv field, the recursion of the other explicit sweeps with the
-    field's feature-major kernels (``F.fm_stage``, ``F.fm_vjp``: convolution forward, transposed
-    convolution and kernel correlation backward — k BLAS matmuls each, no loop over samples):
-
-        Y_i = x_k + h Σ_j a_ij f(Y_j),   x_{k+1} = x_k + h Σ_i b_i f(Y_i)
-        P_i = p_{k+1} − h Σ_{j>i} C_ij (∂f/∂x(Y_j))ᵀ P_j,   p_k = p_{k+1} + h Σ_i b_i (∂f/∂x(Y_i))ᵀ P_i
-        ∂J/∂θ_k = h Σ_i b_i (∂f/∂θ(Y_i))ᵀ P_i        (C_ij = â_ij − b_j of the adjoint partner)
-
-    ``store=False`` runs the forward only and returns ``x_N`` ((n, d)). Otherwise returns like
-    the sweeps of :data:`ocdl.pmp.dispatch.SWEEPS`."""
+def _conv_rk_forward(model, params, X, store, trajectories):
+    """The forward of :func:`conv_rk_sweep`: ``(x_N (n, d), caches, states)`` — the stage caches
+    per layer with ``store`` (else None), every feature-major state with ``trajectories``."""
     from ocdl.models.conv import from_fm
-    A, bw, C, _ = rk_coefficients(model.integrator)
+    A, bw, _, _ = rk_coefficients(model.integrator)
     s = len(bw)
     h, N = model.h, model.layers
-    F, Ct, S_, x = _conv_setup(model, X)
+    F, _, _, x = _conv_setup(model, X)
     K, b = params["K"], params["b"]
-    caches = []
+    caches = [] if store else None
     Xs = [x] if trajectories else None
     for k in range(N):
         hF, layer = [], []
@@ -63,11 +55,35 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
             caches.append(layer)
         if trajectories:
             Xs.append(x)
-    xN = from_fm(x)
-    if not store:
-        return xN
-    Jd, lamN, extra = lam_of_xN(xN)
-    from ocdl.models.conv import to_fm
+    return from_fm(x), caches, Xs
+
+
+def conv_rk_final_state(model, params, X):
+    """``x_N`` ((n, d)) of :func:`conv_rk_sweep`'s forward, nothing stored."""
+    return _conv_rk_forward(model, params, X, False, False)[0]
+
+
+def conv_rk_sweep(model, params, X, trajectories=False, initial_costate=False):
+    """Explicit Runge–Kutta layers on a conv field, the sweep of :func:`costate_sweep` with the
+    field's feature-major kernels (``F.fm_stage``, ``F.fm_vjp``: convolution forward, transposed
+    convolution and kernel correlation backward — k BLAS matmuls each, no loop over samples):
+
+        Y_i = x_k + h Σ_j a_ij f(Y_j),   x_{k+1} = x_k + h Σ_i b_i f(Y_i)
+        P_i = p_{k+1} − h Σ_{j>i} C_ij (∂f/∂x(Y_j))ᵀ P_j,   p_k = p_{k+1} + h Σ_i b_i (∂f/∂x(Y_i))ᵀ P_i
+        ∂J/∂θ_k = h Σ_i b_i (∂f/∂θ(Y_i))ᵀ P_i        (C_ij = â_ij − b_j of the adjoint partner)
+
+    A two-phase generator (the protocol of :mod:`ocdl.pmp.dispatch`): the forward keeps every
+    stage's cache, yields ``x_N`` (n, d), is sent ``p_N`` and returns
+    ``(gK, gb, states, costates, p0)`` (trajectories (N+1, n, d) or None, p_0 (n, d) or None)."""
+    from ocdl.models.conv import from_fm, to_fm
+    A, bw, C, _ = rk_coefficients(model.integrator)
+    s = len(bw)
+    h, N = model.h, model.layers
+    F = model.F
+    Ct, S_ = F.channels_total, F.shape
+    K, b = params["K"], params["b"]
+    xN, caches, Xs = _conv_rk_forward(model, params, X, True, trajectories)
+    lamN = yield xN
     lam = to_fm(lamN, Ct, S_)
     Ps = [lam] if trajectories else None
     gK = np.zeros_like(K)
@@ -90,14 +106,23 @@ def conv_rk_value_and_grad(model, params, X, lam_of_xN, trajectories=False, stor
         lam = new
         if trajectories:
             Ps.append(lam)
+    p0 = from_fm(lam) if initial_costate else None
     if trajectories:
         states = np.stack([from_fm(a) for a in Xs])
         costates = np.stack([from_fm(a) for a in Ps[::-1]])
-        return Jd, gK, gb, xN, extra, states, costates
-    return Jd, gK, gb, xN, extra, None, None
+        return gK, gb, states, costates, p0
+    return gK, gb, None, None, p0
 
 
-def conv_split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=False, store=True):
+def conv_split_final_state(model, params, X, subs):
+    """``x_N`` ((n, d)) of :func:`conv_split_sweep`'s forward (two half-states, nothing stored)."""
+    gen = conv_split_sweep(model, params, X, subs)
+    xN = next(gen)
+    gen.close()
+    return xN
+
+
+def conv_split_sweep(model, params, X, subs, trajectories=False, initial_costate=False):
     """Splittings (drift/kick) on the separable ``hamiltonian-conv`` field with **reversible,
     constant-memory** gradients: the forward keeps only the current (q, p); the backward sweep
     runs the sub-steps in reverse, reconstructing the state exactly up to round-off
@@ -110,8 +135,8 @@ def conv_split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=Fa
                     λ_q ← λ_q + c h K ∗ U,                      ∂J/∂Kᵀ += c h corr(U, q)  (→ K by flip-swap)
 
     Working memory O(C L n), independent of the depth N (the gradient itself is O(N C² k)).
-    ``store=False`` returns ``x_N`` only; ``trajectories=True`` also keeps all states (for
-    :func:`ocdl.pmp.costate`)."""
+    A two-phase generator like :func:`conv_rk_sweep`; ``trajectories=True`` also keeps all
+    states (for :func:`ocdl.pmp.costate`)."""
     from ocdl.models.conv import corr, corr_T, corr_grad, flip_swap, from_fm, to_fm
     h, N = model.h, model.layers
     F, Ct, S_, x = _conv_setup(model, X)
@@ -138,10 +163,7 @@ def conv_split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=Fa
                 p -= (c * h) * S
         if trajectories:
             Xs.append(np.concatenate([q, p]))
-    xN = from_fm(np.concatenate([q, p]))
-    if not store:
-        return xN
-    Jd, lamN, extra = lam_of_xN(xN)
+    lamN = yield from_fm(np.concatenate([q, p]))
     lam = to_fm(lamN, Ct, S_)
     lq, lp = lam[:Cc], lam[Cc:]
     Ps = [lam.copy()] if trajectories else None
@@ -169,8 +191,9 @@ def conv_split_value_and_grad(model, params, X, lam_of_xN, subs, trajectories=Fa
         if trajectories:
             Ps.append(lam.copy())
     gK += flip_swap(gKT, F.D)
+    p0 = from_fm(lam) if initial_costate else None
     if trajectories:
         states = np.stack([from_fm(a) for a in Xs])
         costates = np.stack([from_fm(a) for a in Ps[::-1]])
-        return Jd, gK, gb, xN, extra, states, costates
-    return Jd, gK, gb, xN, extra, None, None
+        return gK, gb, states, costates, p0
+    return gK, gb, None, None, p0

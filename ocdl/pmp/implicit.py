@@ -188,11 +188,12 @@ def costate_sweep(model, params, stages, lamN):
     return np.stack(P[::-1]), gK, gb
 
 
-def value_and_grad(model, params, X, terminal, trajectories=False, increments=None):
-    """:func:`forward`, the terminal ``terminal(xN) → (J_data, p_N, extra)``, :func:`costate_sweep`:
-    ``(J_data, gK, gb, xN, extra, states, costates)`` (trajectories (N+1, n, d) or None)."""
+def sweep(model, params, X, trajectories=False, increments=None, initial_costate=False):
+    """:func:`forward`, then — sent ``p_N`` — :func:`costate_sweep`: a two-phase generator (the
+    protocol of :mod:`ocdl.pmp.dispatch`) yielding ``x_N`` and returning
+    ``(gK, gb, states, costates, p0)`` (trajectories (N+1, n, d) or None, p_0 (n, d) or None)."""
     states, stages = forward(model, params, X)
-    xN = states[-1]
-    data, lamN, extra = terminal(xN)
+    lamN = yield states[-1]
     costates, gK, gb = costate_sweep(model, params, stages, lamN)
-    return data, gK, gb, xN, extra, (states if trajectories else None), (costates if trajectories else None)
+    return (gK, gb, (states if trajectories else None), (costates if trajectories else None),
+            costates[0] if initial_costate else None)

@@ -2,7 +2,7 @@
 
 The loops over layers run inside compiled code, so a layer costs no Python or numpy call
 overhead, and each layer's block is touched in as few passes as possible. Same mathematics as
-:func:`ocdl.pmp.torch_sweeps.rk_value_and_grad` with the one-stage tableau (tested against torch
+:func:`ocdl.pmp.torch_sweeps.rk_sweep` with the one-stage tableau (tested against torch
 autograd). The outer form runs in **row form** (one sample per row, the layout the model lifts
 the data in), the inner form feature-major (one sample per column):
 
@@ -316,11 +316,12 @@ def euler(act):
         nothing): ``p_k = p_{k+1} + σ'(x_k) ⊙ (p_{k+1} h K_k)``; ``GK`` (N, d, d) and ``Gb``
         (N, d) get ``h Σ_samples p_{k+1}ᵀ σ(x_k)`` and ``h Σ_samples p_{k+1}`` (∂J/∂K_k, ∂J/∂b_k
         of the data term; BLAS accumulates them block by block); ``Pall`` (N+1, n, d) receives
-        every costate, or is (0, 0, 0)."""
+        every costate, (1, n, d) p_0 only, or is (0, 0, 0)."""
         N = hK.shape[0]
         n, d = PN.shape
         nb = S.shape[2]
         keep = Pall.shape[0] > 0
+        full = Pall.shape[0] > 1
         lam = np.empty((nb, d))
         g = np.empty((nb, d))
         ones = np.ones((nb, 1))
@@ -336,9 +337,11 @@ def euler(act):
                 _gemm(True, False, lam, ones, Gb[k].reshape((d, 1)), h, 1.0, ab)  # += h pᵀ 1
                 _gemm(False, False, lam, hK[k], g, 1.0, 0.0, ab)                 # g = p h K
                 _costate_pass(_flat(a), _flat(g), _flat(lam), act)              # p + σ' ⊙ g
-                if keep:
+                if full:
                     _store_rows(lam, w, Pall[k], c0)
-        if keep:
+            if keep and not full:
+                _store_rows(lam, w, Pall[0], c0)
+        if full:
             Pall[N] = PN
 
     @_jit(fastmath=_FM)

@@ -203,11 +203,12 @@ def rk(act):
         """Outer-form RK backward, sample-blocked, from ``p_N`` in ``PN`` (d, n) over the blocks
         ``S`` of :func:`outer_forward`; ``Ch`` (s, s) the weighted costate coefficients ``Ĉ``;
         ``hKT`` (N, d, d) = h K̃ᵀ; ``G`` (N, d, d+1) gets ``Σ_samples Σ_i W_i [S_i; 1]ᵀ``;
-        ``Pall`` (N+1, d, n) receives every costate, or is (0, d, n)."""
+        ``Pall`` (N+1, d, n) receives every costate, (1, d, n) p_0 only, or is (0, d, n)."""
         N, s = hKT.shape[0], bw.shape[0]
         d, n = PN.shape
         nb = S.shape[4]
         keep = Pall.shape[0] > 0
+        full = Pall.shape[0] > 1
         lam = np.empty((d, nb))
         W = np.empty((s, d, nb))
         R = np.empty((s, d, nb))
@@ -236,9 +237,11 @@ def rk(act):
                         Ri = R[i]
                         for c in range(nb):
                             lam[r, c] += Ri[r, c]
-                if keep:
+                if full:
                     _store_block(lam, w, Pall[k], c0)
-        if keep:
+            if keep and not full:
+                _store_block(lam, w, Pall[0], c0)
+        if full:
             Pall[N] = PN
 
     @_jit(fastmath=_FM)
@@ -292,6 +295,7 @@ def rk(act):
         d, n = PN.shape
         nb = Sg.shape[4]
         keep = Pall.shape[0] > 0
+        full = Pall.shape[0] > 1
         lam = np.empty((d, nb))
         W = np.empty((s, d, nb))
         R = np.empty((s, d, nb))
@@ -330,9 +334,11 @@ def rk(act):
                         Ri = R[i]
                         for c in range(nb):
                             lam[r, c] += Ri[r, c]
-                if keep:
+                if full:
                     _store_block(lam, w, Pall[k], c0)
-        if keep:
+            if keep and not full:
+                _store_block(lam, w, Pall[0], c0)
+        if full:
             Pall[N] = PN
 
     return SimpleNamespace(outer_forward=outer_forward, outer_backward=outer_backward,

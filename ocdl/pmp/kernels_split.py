@@ -1,6 +1,6 @@
 """Compiled whole-sweep kernels for the drift/kick splittings on a separable field (numba).
 
-Same mathematics as :func:`ocdl.pmp.torch_sweeps.split_value_and_grad` (tested against torch
+Same mathematics as :func:`ocdl.pmp.torch_sweeps.split_sweep` (tested against torch
 autograd), with the loops over layers and sub-steps inside compiled code. A sub-step
 ``t = k L + j`` (layer k, sub-step j of the splitting's list ``subs``) changes one half of the
 state and reads the other, through the ``(m × m)`` block ``K_t`` of its full-width matrix

@@ -189,8 +189,9 @@ def forward(model, params, x0, store=True, states=False, increments=None, ws=Non
 
 def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     """Backward sweep from ``p_N = lamN`` ((n, d) tensor) over the forward ``fw`` of
-    :func:`forward` (whose σ blocks it overwrites); returns ``(P, gK, gb)`` — ``P`` the costates
-    (N+1, d, n) if ``costates`` else None; ``gK, gb`` without the regulariser.
+    :func:`forward` (whose σ blocks it overwrites); returns ``(P, gK, gb, p0)`` — ``P`` the
+    costates (N+1, d, n) if ``costates`` else None; ``gK, gb`` without the regulariser; ``p0`` the
+    initial costate (d, n), in a buffer the next sweep reuses.
 
     σ' of all layers and stages is made in one batched pass before the loop; stage s−1 has
     ``P_{s−1} = p_{k+1}`` (no copy) and stage 0's term is fused into the sum for ``p_k``. Outer
@@ -255,23 +256,23 @@ def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     for i in range(1, s):
         gM.add_(G[:, i], alpha=h * float(bw[i]))
     gK, gb = theta_grads(model, gM, D)
-    return P if costates else None, gK, gb
+    return P if costates else None, gK, gb, lam
 
 
-def rk_value_and_grad(model, params, x0, lam_of_xN, trajectories=False, increments=None):
-    """Explicit Runge–Kutta value and gradient (:func:`forward` then :func:`costate_sweep`, blocks
-    in the model's workspace); ``x0`` = lift(X) (n, d); ``lam_of_xN(xN) -> (J_data, lamN,
-    extra)``; ``increments`` (N, n, d) or None adds ξ_k to each step. Returns ``(J_data, gK, gb,
-    xN, extra, states, costates)`` like :func:`ocdl.pmp.compiled.rk_value_and_grad`
-    (states/costates (N+1, n, d) if ``trajectories``)."""
+def rk_sweep(model, params, x0, trajectories=False, increments=None, initial_costate=False):
+    """Explicit Runge–Kutta sweeps (:func:`forward` then :func:`costate_sweep`, blocks in the
+    model's workspace); ``x0`` = lift(X) (n, d); ``increments`` (N, n, d) or None adds ξ_k to each
+    step. A two-phase generator like :func:`ocdl.pmp.compiled.rk_sweep`: yields ``x_N`` (n, d),
+    is sent ``p_N`` (n, d), returns ``(gK, gb, states, costates, p0)`` (states/costates
+    (N+1, n, d) if ``trajectories``, p_0 (n, d) if ``initial_costate``)."""
     with borrow(model, x0.device) as ws:
         fw = forward(model, params, x0, store=True, states=trajectories, increments=increments, ws=ws)
-        xN = fw["xN"].T.clone()
-        Jd, lamN, extra = lam_of_xN(xN)
-        P, gK, gb = costate_sweep(model, params, fw, lamN, costates=trajectories, ws=ws)
+        lamN = yield fw["xN"].T.clone()
+        P, gK, gb, lam = costate_sweep(model, params, fw, lamN, costates=trajectories, ws=ws)
+        p0 = lam.T.clone() if initial_costate else None
     if trajectories:
-        return Jd, gK, gb, xN, extra, fw["X"].permute(0, 2, 1), P.permute(0, 2, 1)
-    return Jd, gK, gb, xN, extra, None, None
+        return gK, gb, fw["X"].permute(0, 2, 1), P.permute(0, 2, 1), p0
+    return gK, gb, None, None, p0
 
 
 # ------------------------------------------------------------------------------------------
@@ -324,9 +325,9 @@ def split_forward(model, params, x0, subs, ws, store=True, states=False):
     return cur, (Z if store else None), (Sg if store else None), Xs, A, ch
 
 
-def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False):
+def split_sweep(model, params, x0, subs, trajectories=False, initial_costate=False):
     """Drift/kick splittings (``subs`` = [(kind, c)]) on a separable field, σ kept from the
-    forward (equations in the module docstring); returns like :func:`rk_value_and_grad`
+    forward (equations in the module docstring); a two-phase generator like :func:`rk_sweep`
     (costates at the layer boundaries)."""
     torch = _torch()
     N, d, m = model.layers, model.d, model.m
@@ -336,8 +337,7 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
     n, dev = x0.shape[0], x0.device
     with borrow(model, dev) as ws:
         cur, Z, Sg, Xs, A, ch = split_forward(model, params, x0, subs, ws, store=True, states=trajectories)
-        xN = cur[:d].T.clone()
-        Jd, lamN, extra = lam_of_xN(xN)
+        lamN = yield cur[:d].T.clone()
         U = ws.get("Us", (N, L, m, n))
         lam = ws.get("lam", (d, n))
         lam.copy_(lamN.T)
@@ -368,9 +368,10 @@ def split_value_and_grad(model, params, x0, lam_of_xN, subs, trajectories=False)
         G = torch.matmul(U, Z.transpose(2, 3))                       # (N, L, m, d+1)
         G *= torch.as_tensor(ch, dtype=G.dtype, device=dev)[None, :, None, None]
         gK, gb = split_theta_grads(model, params, G, subs)
+        p0 = lam.T.clone() if initial_costate else None
         if trajectories:
-            return Jd, gK, gb, xN, extra, Xs.permute(0, 2, 1), P.permute(0, 2, 1)
-        return Jd, gK, gb, xN, extra, None, None
+            return gK, gb, Xs.permute(0, 2, 1), P.permute(0, 2, 1), p0
+        return gK, gb, None, None, p0
 
 
 # ------------------------------------------------------------------------------------------

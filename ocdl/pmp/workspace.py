@@ -5,8 +5,11 @@ touch than the tanh written into it, and glibc returns freed heap to the OS betw
 the sweeps keep their caches — stored activations, rotating state and costate buffers, the
 compiled kernels' sample blocks — in a workspace per model and array library (numpy, or torch
 on one device), under a weak key: it goes with the model. Arrays are reused while the shapes
-stay the same. One thread at a time holds a model's workspace (:class:`borrow`), for a whole
-forward-and-costate sweep; another thread meanwhile gets a throw-away one.
+stay the same. One thread at a time holds a model's workspace (:class:`borrow`); another
+thread meanwhile gets a throw-away one. A two-phase sweep (:func:`ocdl.pmp.dispatch.finish`)
+holds it from its forward to the end of its costate sweep, which reads the cached stages: a
+second forward of the same model meanwhile (a block applied twice before one backward) works
+in a throw-away workspace, so neither overwrites the other's stages.
 """
 import threading
 import weakref
