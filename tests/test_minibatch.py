@@ -120,7 +120,9 @@ def test_compare_records_held_out_accuracy_against_time(tmp_path):
 
 
 def test_stochastic_msa_steps_on_the_iterations_batch():
-    # stochastic E-MSA: every accepted step decreases the cost of the batch it was computed on
+    # stochastic E-MSA with the exact step and its acceptance test (metric "exact"; the mini-batch
+    # default "state" has no acceptance test): every accepted step decreases the cost of the batch it
+    # was computed on
     from ocdl import pmp
     from ocdl.solvers.msa import MSARule
     X, y = spirals(30, seed=7)
@@ -136,7 +138,7 @@ def test_stochastic_msa_steps_on_the_iterations_batch():
         return step
     MSARule.update = update
     try:
-        res = train(X, y, solver="msa", model=model, batch_size=16, epochs=3, seed=1)
+        res = train(X, y, solver="msa", model=model, batch_size=16, epochs=3, seed=1, metric="exact")
     finally:
         MSARule.update = orig
     assert res.nit == 3 * 4 and [n for n, *_ in seen] == [16, 16, 16, 12] * 3

@@ -53,7 +53,7 @@ def test_tabular_model_with_second_order_solvers_keeps_their_run():
     assert (gd["batch_size"], gd["epochs"], gd["lr"]) == (128, 60, None)     # pmp-gd: Armijo steps, no lr
 
 
-@pytest.mark.parametrize("solver,batch,epochs", [("adam", 128, 60), ("pmp-adam", 128, 60), ("msa", 128, 10),
+@pytest.mark.parametrize("solver,batch,epochs", [("adam", 128, 60), ("pmp-adam", 128, 60), ("msa", 128, 30),
                                                  ("newton", 512, 10)])
 def test_large_sets_of_the_reference_row_train_in_mini_batches_as_default_batching_does(solver, batch, epochs):
     n = FULL_BATCH_MAX + 1

@@ -27,7 +27,7 @@ row             defaults
                 with Hessian-vector products on NEWTON_HESSIAN_SAMPLE (128) rows, NEWTON_EPOCHS
                 (10) epochs after its Adam warm start (without it — Gauss–Newton steps with CG ≤
                 NEWTON_GN_CG_MAXITER (10) at NEWTON_GN_CG_RTOL (1e-3) — it reaches 50 % held-out
-                on MNIST-1D, not adam's 70.7 %); msa MSA_EPOCHS (10) epochs
+                on MNIST-1D, not adam's 70.7 %); msa MSA_EPOCHS (30) epochs
                 (``default_batching`` applies these)
 ==============  ================================================================================
 
@@ -72,9 +72,11 @@ NEWTON_BATCH, NEWTON_HESSIAN_SAMPLE, NEWTON_EPOCHS = 512, 128, 10
 #: epochs with these, 40.9 % with the Newton forcing term (2–4 CG iterations per step), 45.3 % with
 #: 30 iterations (docs/compare.md, "MNIST-1D: Newton from the default initialisation")
 NEWTON_GN_CG_MAXITER, NEWTON_GN_CG_RTOL = 10, 1e-3
-#: msa's epochs on large sets: its stochastic E-MSA step costs ≈ 1.3 s per batch of 128 at width
-#: 120 (MNIST-1D), so 60 epochs would take ≈ 40 min for ≈ 35–40 % held-out; 10 epochs ≈ 7 min
-MSA_EPOCHS = 10
+#: msa's epochs on large sets: its mini-batch step (``metric="state"``, one (m+1)² solve per layer)
+#: costs about an Adam step; 30 epochs of batches of 128 reach adam's 60-epoch held-out accuracy
+#: within 3 points on MNIST-1D in about half its time (docs/compare.md, "MNIST-1D … E-MSA"); the
+#: exact step (CG) cost ≈ 1.3 s per batch and gave ≈ 35–45 % in 10 epochs
+MSA_EPOCHS = 30
 #: Adam's learning rate for mini-batch runs of adam/pmp-adam (full batch keeps 0.05)
 BATCH_LR = 0.02
 #: BLAS/OpenMP/torch threads of a run when the user sets none (neither ``--threads`` nor

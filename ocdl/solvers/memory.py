@@ -16,7 +16,11 @@ adam, lbfgs        8 [6 P + 8 (N+1) B d]: torch's tape keeps several (B, d) tens
 msa                8 [6 P + 10 (N+1) B d + 8 N (m+1)² + 3 (C'd + C')²]: trajectories and costates
                    of the batch, σ, σ'², P δK of the matrix-free layer step
                    (:class:`ocdl.solvers.msa.LayerMetric`), its S_k and preconditioner factors
-                   and the CG vectors (N (m+1)² each), the head's dense LM matrix
+                   and the CG vectors (N (m+1)² each), the head's dense LM matrix; with
+                   mini-batches (B < n: ``metric="state"``, the default there)
+                   8 [8 P + 6 (N+1) B d + 4 N (m+1)²]: the averaged gradient and metrics S̄_k, one
+                   (m+1)² system per layer, no head matrix (measured peak/estimate 0.83–1.02 at
+                   widths 40–120, B = 128–512)
 newton (reduced)   8 [12 P + 4 (N+1) B d + 16 (N+1) S d]: CG vectors; the costate gradient of
                    the batch; torch's double-backward graph on the S rows
 newton (full),     8 [P² + 12 N n d² + 2 N n q]: the sparse KKT matrix and its LU / LDLᵀ factors,
@@ -64,6 +68,9 @@ def estimate(solver, model, n, batch_size=None, hessian_sample=None, formulation
         return F64 * (6 * P + 4 * traj), ("--batch-size" if B > 256 else "--width")
     if solver in ("adam", "lbfgs"):
         return F64 * (6 * P + 8 * traj), ("--batch-size" if B > 256 else "--width")
+    if solver == "msa" and B < n:
+        nb = F64 * (8 * P + 6 * traj + 4 * N * (m + 1) ** 2)
+        return nb, ("--batch-size" if 6 * traj > 4 * N * (m + 1) ** 2 else "--width")
     if solver == "msa":
         nb = F64 * (6 * P + 10 * traj + 8 * N * (m + 1) ** 2 + 3 * (C * d + C) ** 2)
         return nb, ("--batch-size" if 10 * traj > 8 * N * (m + 1) ** 2 else "--width")

@@ -11,7 +11,9 @@ One iteration at the current controls ``θ⁰``:
                 + (ρ/2) n Σ_i |p_{k,i} − p_{k+1,i} − h (∂f/∂x(x_{k,i}, θ))ᵀ p_{k+1,i}|²
 
    (the penalty terms are Li et al.'s feasibility errors of the state and costate equations;
-   the factors ``1/n`` and ``n`` make both O(1) since ``p = O(1/n)``).
+   the factors ``1/n`` and ``n`` make both O(1) since ``p = O(1/n)``). Signs: Li et al.
+   maximise ``H − penalties`` with the costate ``−∂J/∂x``; ocdl's costate is ``p = +∂J/∂x``
+   (``p_N = (1/n)∇Φ``), so the same step *minimises* ``H̃_k = H_k + penalties`` as written.
 
 For ``outer`` (``f = K σ(x) + b``, affine in θ) and ``r = (α/2)|θ|²`` every term is quadratic in
 ``δ = θ − θ⁰``: the first two terms give the exact gradient ``G_k = ∂J/∂θ_k`` (linear part) and
@@ -35,16 +37,51 @@ The iteration is :class:`MSARule`, stepped by :func:`ocdl.optim.minimize` (histo
 callback, divergence, checkpoints with ρ in the rule state).
 
 Stochastic E-MSA (Li et al. 2018 §5 trained MNIST this way): with ``batch_size=B`` each iteration
-performs steps 1–3 and the acceptance test on one shuffled mini-batch (the iterate's
-``ctx.batch``), i.e. E-MSA on the batch cost ``J_B``; the ρ rule then adapts to the batch
-sequence. ``epochs``, ``validation``, ``patience`` and ``test`` as for the gradient solvers
+performs steps 1–3 on one shuffled mini-batch (the evaluated point's ``batch``). Two forms of step 3:
+
+* ``metric="exact"`` (the full-batch default): the augmented Hamiltonian above on the batch,
+  solved by CG, with the acceptance test and the ρ rule on the batch cost ``J_B``.
+* ``metric="state"`` (the mini-batch default; issue 26): every layer ``k`` minimises
+
+      H̄_k(θ) = ⟨Ḡ_k, θ − θ⁰_k⟩ + (hα/2)|θ − θ⁰_k|²
+               + (ρ_t/2) (1/n) Σ_i |h (f(x_{k,i}, θ) − f(x_{k,i}, θ⁰_k))|²  (averaged: S̄_k)
+               + (ρ_t h²/2) γ (tr S̄_k/(m+1)) |θ − θ⁰_k|²
+
+  With ``Ḡ_k = G_k = ∂J_B/∂θ_k = h Σ_i p_{k+1,i} [σ(x_{k,i}); 1]ᵀ + hαθ⁰_k`` (the costate term of
+  the Hamiltonian plus the regulariser's gradient), ``S̄_k = S_k = (1/n) Σ_i a_i a_iᵀ``,
+  ``a_i = [σ(x_{k,i}); 1]``, and γ = 0 this is exactly ``H̃_k`` above without its
+  costate-feasibility penalty: ``H(θ) + h r(θ)`` is quadratic in θ for ``outer``, and at the
+  current iterate ``x_{k+1} − x_k = h f(x_k, θ⁰_k)``, so the state-feasibility error of θ is
+  ``h (f(x_k, θ⁰_k) − f(x_k, θ)) = −h (θ − θ⁰_k) a_i``. γ (``damping``) is a Levenberg term.
+  Two stochastic-approximation estimates replace the batch quantities: ``Ḡ_k ← β₁ Ḡ_k +
+  (1 − β₁) G_k`` (``costate_average`` = β₁: the Hamiltonian's linear coefficient averaged over
+  the recent batches, an estimate of the expected Hamiltonian's — momentum averaging) and
+  ``S̄_k ← β₂ S̄_k + (1 − β₂) S_k`` (``metric_average`` = β₂: K-FAC's running estimate of the
+  layer input's second moment, Martens & Grosse 2015). The minimiser, on the rows of
+  ``δ_k = [δK_k | δb_k]``,
+
+      δ_k = −Ḡ_k [ρ_t h² (S̄_k + γ tr(S̄_k)/(m+1) I) + c_k I]⁻¹    (c_k = hα, + Jacobi β term),
+
+  costs one (m+1)×(m+1) solve per layer (no CG, no m³ costate tensor): about an Adam step.
+  The head ``(W, μ)`` takes the same step with the logits ``s = W x_N + μ`` as its state:
+  it minimises ``⟨Ḡ_head, δ⟩ + (α_head/2)|δW|² + (ρ_head,t/2)(1/n) Σ_i |δW x_{N,i} + δμ|²``
+  plus the γ term, ``δ_head = −Ḡ_head [ρ_head,t (S̄_N + γ tr(S̄_N)/(d+1) I) + α_head
+  diag(1,…,1,0)]⁻¹`` (``Ḡ_head`` the averaged ``∂J_B/∂[W | μ]``, ``S̄_N`` the averaged
+  ``(1/n) Σ_i [x_{N,i}; 1][x_{N,i}; 1]ᵀ``). The penalty follows a schedule instead of the
+  acceptance test: ``ρ_t = ρ / s_t`` (and ``ρ_head,t = ρ_head / s_t``) with ``s_t`` the cosine
+  schedule of :mod:`ocdl.optim.schedules`, from 1 to ≈ 0 over the run (``rho_schedule``;
+  "constant": s_t = 1): the penalty grows as the steps must shrink against the batch noise.
+  Measured on MNIST-1D: docs/compare.md.
+
+``epochs``, ``validation``, ``patience`` and ``test`` as for the gradient solvers
 (:class:`ocdl.solvers.gradient.Batching`).
 """
 import numpy as np
 
 from ocdl import pmp
-from ocdl.errors import SolverError
+from ocdl.errors import InputError, SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, Step, Stop
+from ocdl.optim.schedules import learning_rate
 from ocdl.solvers.gradient import PATIENCE, Batching, _run
 from ocdl.solvers.pontryagin import check_options
 from ocdl.solvers.support import supports
@@ -164,6 +201,23 @@ def layer_step(model, params, states, costates, grads, rho, rtol=CG_RTOL, maxite
     return params["K"] + D[:, :, :m], params["b"] + D[:, :, m]
 
 
+def input_moments(states, act=None):
+    """``(1/n) Σ_i a_i a_iᵀ`` per layer, ``a_i = [act(x_i); 1]`` (states (L, n, m) → (L, m+1, m+1))."""
+    L, n = states.shape[:2]
+    a = np.concatenate([states if act is None else act(states), np.ones((L, n, 1))], axis=2)
+    return np.matmul(a.transpose(0, 2, 1), a) / n
+
+
+def state_metric_step(G, S, curvature, rho, damping=0.0):
+    """``δ = −G [ρ (S + γ tr(S)/(m+1) I) + C]⁻¹`` for a stack of layers: G (L, r, m+1), S (L, m+1, m+1),
+    ``curvature`` C (L, m+1, m+1), ρ a number, γ = ``damping`` — the minimiser of
+    ``⟨G, δ⟩ + ½ tr(δ [ρ(S + γ…) + C] δᵀ)`` row by row (module docstring, ``metric="state"``)."""
+    q = S.shape[-1]
+    tr = np.trace(S, axis1=1, axis2=2)[:, None, None] / q
+    M = rho * (S + damping * tr * np.eye(q)) + curvature
+    return -np.linalg.solve(M, G.transpose(0, 2, 1)).transpose(0, 2, 1)
+
+
 def _head_hessian(model, params, xN, y):
     """Hessian of ``(1/n) Σ Φ(W x + μ) + (α_head/2)‖W‖²`` in ``(vec W, μ)`` ((C·d + C)², dense:
     1.2·10⁶ entries for C = 10, d = 120).
@@ -204,20 +258,26 @@ class MSARule:
     """The E-MSA iteration as a rule of :func:`ocdl.optim.minimize` (flat parameters ``x``).
 
     ``update``: converged (``Stop``, status 0) when the shared KKT residual of the iterate is
-    ≤ ``tol``; else the closed-form layer step and the head's LM step with penalty ρ, retried with
-    ``ρ ← 4ρ`` until the cost decreases (then ``ρ ← max(ρ/2, ρ_min)``); no decrease after
-    ``max_retries`` → stalled (status 3). Its state (for checkpoints) is ``rho`` (and the heavy-ball
-    ``velocity``, the averaged ``metric``); ``self.rho`` mirrors it for the objective's ``rho`` key.
+    ≤ ``tol``; else, ``metric="exact"``: the closed-form layer step and the head's LM step with
+    penalty ρ, retried with ``ρ ← 4ρ`` until the cost decreases (then ``ρ ← max(ρ/2, ρ_min)``); no
+    decrease after ``max_retries`` → stalled (status 3). ``metric="state"``: the averaged
+    state-penalty step of the module docstring with ρ_t on its schedule. Its state (for
+    checkpoints) is ``rho`` (and the heavy-ball ``velocity``, the averaged ``metric`` S̄_k; with
+    ``metric="state"`` also ``head_metric`` S̄_N and ``costate_average`` Ḡ); ``self.rho`` mirrors
+    it for the objective's ``rho`` key.
     """
     name = "msa"
 
     def __init__(self, model, X, y, rho=1.0, rho_min=1e-6, tol=1e-10, max_retries=40, cg_rtol=CG_RTOL,
-                 cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=0.0, damping=0.0, head_rho=None):
+                 cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=0.0, damping=0.0, head_rho=None,
+                 metric="exact", costate_average=0.0, rho_schedule="cosine"):
         self.model, self.X, self.y = model, X, y
         self.rho0, self.rho_min, self.tol, self.max_retries = float(rho), float(rho_min), float(tol), int(max_retries)
         self.cg_rtol, self.cg_maxiter = float(cg_rtol), int(cg_maxiter)
         self.momentum, self.metric_average, self.damping = float(momentum), float(metric_average), float(damping)
         self.head_rho = None if head_rho is None else float(head_rho)
+        self.metric, self.costate_average, self.rho_schedule = metric, float(costate_average), rho_schedule
+        self._sweep = None
 
     def init(self, x, saved, run):
         return self._load(saved or {"rho": self.rho0})
@@ -228,15 +288,21 @@ class MSARule:
         self.rho = float(state["rho"])
         self.velocity = np.asarray(state["velocity"]) if "velocity" in state else None
         self.S = np.asarray(state["metric"]) if "metric" in state else None
+        self.SH = np.asarray(state["head_metric"]) if "head_metric" in state else None
+        self.Gbar = np.asarray(state["costate_average"]) if "costate_average" in state else None
         return self._state()
 
     def _state(self):
         out = {"rho": np.array(self.rho)}
-        if self.velocity is not None:
-            out["velocity"] = self.velocity
-        if self.S is not None:
-            out["metric"] = self.S
+        for key, v in (("velocity", self.velocity), ("metric", self.S), ("head_metric", self.SH),
+                       ("costate_average", self.Gbar)):
+            if v is not None:
+                out[key] = v
         return out
+
+    @staticmethod
+    def _average(old, new, a):
+        return new if old is None or not a else a * old + (1.0 - a) * new
 
     def _metric(self, states):
         """The state-penalty metric S_k of this step: the batch's, or (``metric_average`` = a > 0)
@@ -244,10 +310,7 @@ class MSARule:
         estimate of the layer's input second moment, Martens & Grosse 2015)."""
         if not self.metric_average:
             return None
-        N, n = self.model.layers, states.shape[1]
-        a = np.concatenate([self.model.F.act(states[:-1]), np.ones((N, n, 1))], axis=2)
-        Sb = np.matmul(a.transpose(0, 2, 1), a) / n
-        self.S = Sb if self.S is None else self.metric_average * self.S + (1.0 - self.metric_average) * Sb
+        self.S = self._average(self.S, input_moments(states[:-1], self.model.F.act), self.metric_average)
         return self.S
 
     def data(self, batch):
@@ -256,11 +319,16 @@ class MSARule:
 
     def objective(self, x, batch=None):
         """``(J, ∇J, {"kkt", "rho"})`` by the costate sweep (on ``batch``'s rows); ``rho`` is the
-        penalty the next step starts from."""
+        penalty the next step starts from. ``metric="state"`` keeps the sweep's trajectories for
+        the step at the same ``x`` and batch (one sweep per iteration)."""
         model = self.model
         params = model.unflatten(x)
         X, y = self.data(batch)
-        J, grads = pmp.value_and_grad(model, params, X, y)
+        if self.metric == "state":
+            J, grads, states, costates = pmp.sweep(model, params, X, y)
+            self._sweep = (x, batch, states, costates)
+        else:
+            J, grads = pmp.value_and_grad(model, params, X, y)
         return J, model.flatten(grads), {"kkt": pmp.kkt_residual(model, params, X, y, grads=grads),
                                          "rho": self.rho}
 
@@ -272,6 +340,8 @@ class MSARule:
         res = pmp.kkt_residual(model, params, X, y, grads=grads)
         if res <= self.tol:
             return Step(None, state, stop=Stop(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED))
+        if self.metric == "state":
+            return Step(self._state_step(p.it, run.iterations, x, g, params, X, y, p.batch), self._state())
         states, costates = pmp.costate(model, params, X, y)
         gh = np.concatenate([grads["W"].ravel(), grads["mu"]])
         Hh = _head_hessian(model, params, states[-1], y)
@@ -305,6 +375,45 @@ class MSARule:
             self.velocity = xn - x
         return Step(xn, self._state(), {"cg_iterations": cg_its, "cg_residual": info["cg_residual"]})
 
+    def penalty(self, it, total):
+        """``(ρ_t, ρ_head,t)`` of iteration ``it`` of ``total`` (``metric="state"``): ``ρ / s_t`` with
+        ``s_t`` the schedule's factor (:func:`ocdl.optim.schedules.learning_rate` with rate 1)."""
+        s = learning_rate(1.0, self.rho_schedule, it, total)
+        head = self.rho0 if self.head_rho is None else self.head_rho
+        return self.rho0 / s, head / s
+
+    def _state_step(self, it, total, x, g, params, X, y, batch):
+        """The averaged state-penalty step (module docstring, ``metric="state"``) for all layers
+        and the head at once."""
+        model = self.model
+        N, m, h = model.layers, model.m, model.h
+        cached = self._sweep
+        if cached is not None and cached[0] is x and cached[1] is batch:
+            states, costates = cached[2], cached[3]
+        else:                                     # (the driver evaluated another point or batch)
+            states, costates = pmp.costate(model, params, X, y)
+        self._sweep = None
+        rho, rho_head = self.penalty(it, total)
+        self.rho = rho
+        self.Gbar = self._average(self.Gbar, g, self.costate_average)
+        Gb = model.unflatten(self.Gbar)
+        self.S = self._average(self.S, input_moments(states[:-1], model.F.act), self.metric_average)
+        self.SH = self._average(self.SH, input_moments(states[-1:])[0], self.metric_average)
+        c = np.full(N, h * model.alpha)
+        if model.beta and N > 1:                  # the β smoothness term, neighbours frozen (Jacobi)
+            nb = np.full(N, 2.0)
+            nb[0] = nb[-1] = 1.0
+            c = c + (model.beta / h) * nb
+        G = np.concatenate([Gb["K"], Gb["b"][:, :, None]], axis=2)                  # (N, m, m+1)
+        D = state_metric_step(G, self.S, c[:, None, None] * np.eye(m + 1), rho * h * h, self.damping)
+        d = params["W"].shape[1]
+        ch = model.alpha_head * np.eye(d + 1)
+        ch[d, d] = 0.0                                                             # μ is not regularised
+        GH = np.concatenate([Gb["W"], Gb["mu"][:, None]], axis=1)[None]
+        DH = state_metric_step(GH, self.SH[None], ch[None], rho_head, self.damping)[0]
+        return model.flatten({"K": params["K"] + D[:, :, :m], "b": params["b"] + D[:, :, m],
+                              "W": params["W"] + DH[:, :d], "mu": params["mu"] + DH[:, d]})
+
 
 #: ρ of stochastic E-MSA (mini-batches), held as the floor: with the full-batch rule (ρ halves after
 #: every accepted step, floor 1e-6) each step fits its batch almost exactly and the next batch's
@@ -313,24 +422,45 @@ class MSARule:
 BATCH_RHO = 10.0
 
 
+#: the defaults of ``metric="state"`` (the mini-batch default): ρ and ρ_head (their values at the
+#: start of the cosine schedule), γ, β₁ (``costate_average``), β₂ (``metric_average``) —
+#: measured on MNIST-1D, batches of 128 (docs/compare.md, "MNIST-1D … stochastic E-MSA")
+STATE_RHO, STATE_HEAD_RHO, STATE_DAMPING, STATE_COSTATE_AVERAGE, STATE_METRIC_AVERAGE = 3.0, 30.0, 1.0, 0.9, 0.95
+METRICS = ("exact", "state")
+
+
 #: 1000 E-MSA steps by default — on the built-in spirals (200 points per class, range input map,
 #: width 6) 200 steps gave 82.5 % training accuracy, 1000 steps 100 % / 99.75 % held-out in 9.1 s CPU
 @supports(fields=("outer",), integrators=("euler",), iterations=1000)
 def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho=None, rho_min=None,
-        tol=1e-10, max_retries=40, cg_rtol=CG_RTOL, cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=0.0,
-        damping=0.0, head_rho=None, state0=None, checkpoint=None,
+        tol=1e-10, max_retries=40, cg_rtol=CG_RTOL, cg_maxiter=CG_MAXITER, momentum=0.0, metric_average=None,
+        damping=None, head_rho=None, metric=None, costate_average=None, rho_schedule="cosine", state0=None,
+        checkpoint=None,
         checkpoint_every=None, should_stop=None,
         batch_size=None, epochs=None, validation=None, patience=PATIENCE, test=None, batch_seed=0, **unknown):
     """E-MSA with the closed-form per-layer step (``outer`` field, ``euler``); see module docstring.
 
     ``iterations`` MSA steps at most (default 1000, its declaration);
     converged (``success``) when the shared KKT
-    residual is ≤ ``tol``. ``rho``/``rho_min``: the penalty's start and floor (default 1 and 1e-6;
+    residual is ≤ ``tol``. ``metric``: the layer step, "exact" (the augmented Hamiltonian with
+    both penalties, by CG; the full-batch default) or "state" (the averaged state-penalty step,
+    one small solve per layer; the default with mini-batches) — see the module docstring.
+
+    ``metric="exact"``: ``rho``/``rho_min``: the penalty's start and floor (default 1 and 1e-6;
     with mini-batches both :data:`BATCH_RHO`). ``cg_rtol``, ``cg_maxiter``: the layer step's CG
     stopping rule (:func:`batched_cg`); rows also hold ``cg_iterations`` (summed over the ρ retries)
-    and ``cg_residual``. History rows: iteration, loss, time_s, kkt, rho; ``result.kkt`` and
-    ``result.rho`` are those of the final iterate. Checkpoints hold the parameters and ρ, so
-    ``state0`` resumes bit for bit.
+    and ``cg_residual``. ``momentum`` (heavy ball on the step), ``metric_average``, ``damping``,
+    ``head_rho`` (the head's LM damping instead of ρ): off by default.
+
+    ``metric="state"``: ``rho``, ``head_rho`` (default :data:`STATE_RHO`, :data:`STATE_HEAD_RHO`),
+    their ``rho_schedule`` ("cosine" or "constant"), ``damping`` γ (:data:`STATE_DAMPING`),
+    ``costate_average`` β₁ (:data:`STATE_COSTATE_AVERAGE`), ``metric_average`` β₂
+    (:data:`STATE_METRIC_AVERAGE`); the acceptance test is not made (``rho_min``, ``max_retries``,
+    ``cg_*`` and ``momentum`` do not apply).
+
+    History rows: iteration, loss, time_s, kkt, rho; ``result.kkt`` and ``result.rho`` are those
+    of the final iterate. Checkpoints hold the parameters, ρ and the averages, so ``state0``
+    resumes bit for bit.
     """
     check_options("msa", unknown)
     if model.field != "outer" or model.integrator != "euler":
@@ -339,10 +469,35 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     iterations = msa.supports.iterations if iterations is None else int(iterations)
     bt = Batching(model, np.asarray(X, dtype=float), y, batch_size, epochs, validation, patience, test, batch_seed)
     stochastic = bt.size < bt.n
+    metric = ("state" if stochastic else "exact") if metric is None else metric
+    if metric not in METRICS:
+        from ocdl.errors import unknown_name
+        raise unknown_name("msa metric", metric, list(METRICS))
+    if metric == "state":
+        if momentum:
+            raise InputError("msa: momentum is the heavy ball of metric 'exact'; metric 'state' averages the "
+                             "Hamiltonian's costate coefficient instead (costate_average)")
+        learning_rate(1.0, rho_schedule, 1, 1)                  # an unknown schedule: one clear error
+        rho = STATE_RHO if rho is None else rho
+        head_rho = STATE_HEAD_RHO if head_rho is None else head_rho
+        damping = STATE_DAMPING if damping is None else damping
+        costate_average = STATE_COSTATE_AVERAGE if costate_average is None else costate_average
+        metric_average = STATE_METRIC_AVERAGE if metric_average is None else metric_average
+        for name, v in (("rho", rho), ("head_rho", head_rho)):
+            if not v > 0:
+                raise InputError(f"msa: {name} must be > 0 (got {v})")
+        for name, v in (("costate_average", costate_average), ("metric_average", metric_average)):
+            if not 0 <= v < 1:
+                raise InputError(f"msa: {name} must be in [0, 1) (got {v})")
+    else:
+        if costate_average:
+            raise InputError("msa: costate_average applies to metric 'state' only")
+        damping = 0.0 if damping is None else damping
+        metric_average = 0.0 if metric_average is None else metric_average
     rho = (BATCH_RHO if stochastic else 1.0) if rho is None else rho
     rho_min = (rho if stochastic else 1e-6) if rho_min is None else rho_min
     rule = MSARule(model, bt.X, bt.y, rho, rho_min, tol, max_retries, cg_rtol, cg_maxiter, momentum, metric_average,
-                   damping, head_rho)
+                   damping, head_rho, metric, costate_average or 0.0, rho_schedule)
     res = _run("msa", model, params0, rule.objective, rule, iterations, callback, quiet, None, state0, checkpoint,
                checkpoint_every, should_stop, bt)
     if res.status == ITERATION_CAP:
