@@ -5,6 +5,8 @@ Each rank takes half of the batch and the mean loss over its half; DDP averages 
 gradients, which is the gradient of the mean loss over the whole batch (equal halves). Float64;
 the two sides differ only in summation order, ≤ 1e-12 relative.
 """
+import os
+
 import numpy as np
 import torch
 
@@ -32,8 +34,15 @@ def _worker(rank, world, init_file, out):
         torch.nn.functional.cross_entropy(ddp(Xr), yr).backward()
         if rank == 0:
             np.savez(out, *[p.grad.numpy() for p in ddp.module.parameters()])
+        # both ranks done before either tears gloo down: a rank that exits while its peer is still
+        # working can abort the peer's gloo threads (seen once in a fresh clone, with the first
+        # rank still compiling its kernels: "terminate called without an active exception", SIGABRT)
+        torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
+    # skip interpreter finalisation: gloo's worker threads can outlive destroy_process_group and
+    # abort the process while Python tears down (pytorch/pytorch#179291); the result is on disk
+    os._exit(0)
 
 
 def test_ddp_gradients_equal_single_process(tmp_path):
