@@ -39,12 +39,12 @@ def _threads(n, torch_run=False):
     """BLAS/OpenMP pools (threadpoolctl, which scikit-learn brings) and torch's intra-op pool limited
     to ``n`` threads for the ``with`` block, then restored; OMP_NUM_THREADS, when set, wins.
     ``torch_run``: the run uses torch (imported here first, so its pool is limited too)."""
-    import os
     import sys
 
     from threadpoolctl import threadpool_limits
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    n = int(env) if env.isdigit() and int(env) > 0 else int(n)
+
+    from ocdl.solvers.defaults import run_threads
+    n = run_threads(n)
     if torch_run:
         import torch  # noqa: F401  (its pool exists before the limit is set)
     torch = sys.modules.get("torch")

@@ -197,12 +197,8 @@ def set_threads(n=None):
     when it is installed. Returns the number used."""
     import os
     if n is None:
-        env = os.environ.get("OMP_NUM_THREADS", "")
-        if env.isdigit() and int(env) > 0:
-            n = int(env)
-        else:
-            from ocdl.solvers.defaults import THREADS
-            n = THREADS
+        from ocdl.solvers.defaults import run_threads
+        n = run_threads()
     n = int(n)
     if n > MAX_THREADS:
         from ocdl.errors import InputError

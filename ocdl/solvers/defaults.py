@@ -87,6 +87,14 @@ BATCH_LR = 0.02
 #: thread, 122 s with 2 and 112 s with torch's default (2); ten epochs of the tabular row on
 #: breast-cancer (load 17) 0.33–0.40 s with one BLAS thread, 25.8 s with OpenBLAS' default 2
 THREADS = 1
+
+
+def run_threads(default=THREADS):
+    """The threads of a run the user gave none for: ``OMP_NUM_THREADS`` when set to a positive
+    integer, else ``default`` (:data:`THREADS`)."""
+    import os
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else int(default)
 #: the model defaults of the reference row (layers, T and width: the field's own defaults)
 ALPHA, SOLVER, FIELD, ACTIVATION, NORMALIZE = 3e-3, "adam", "outer", "tanh", "standard"
 
