@@ -113,6 +113,11 @@ class InnerField(Field):
         u = self.act.deriv(x @ K.T + b) * p
         return u.T @ x, u.sum(axis=0)
 
+    def jvp(self, x, K, b, dx, dK, db):
+        """The tangent ``(∂f/∂x) δx + (∂f/∂K) δK + (∂f/∂b) δb = σ'(Kx + b) ⊙ (K δx + δK x + δb)``
+        (rows of x, δx; numpy)."""
+        return self.act.deriv(x @ K.T + b) * (dx @ K.T + x @ dK.T + db)
+
     def casadi(self, x, K, b):
         import casadi as ca
         return self.act.casadi(ca.mtimes(K, x) + b)
@@ -130,6 +135,11 @@ class OuterField(Field):
 
     def vjp_theta(self, x, K, b, p):
         return p.T @ self.act(x), p.sum(axis=0)
+
+    def jvp(self, x, K, b, dx, dK, db):
+        """The tangent ``(∂f/∂x) δx + (∂f/∂K) δK + (∂f/∂b) δb = K (σ'(x) ⊙ δx) + δK σ(x) + δb``
+        (rows of x, δx; numpy)."""
+        return (self.act.deriv(x) * dx) @ K.T + self.act(x) @ dK.T + db
 
     def casadi(self, x, K, b):
         import casadi as ca

@@ -72,6 +72,10 @@ NEWTON_BATCH, NEWTON_HESSIAN_SAMPLE, NEWTON_EPOCHS = 512, 128, 10
 #: epochs with these, 40.9 % with the Newton forcing term (2–4 CG iterations per step), 45.3 % with
 #: 30 iterations (docs/compare.md, "MNIST-1D: Newton from the default initialisation")
 NEWTON_GN_CG_MAXITER, NEWTON_GN_CG_RTOL = 10, 1e-3
+#: the Kronecker-factored metric of newton's Gauss–Newton CG (``preconditioner="kfac"``,
+#: :class:`ocdl.solvers.kronecker.KroneckerMetric`): the factors' exponential average, their
+#: relative damping ε, the observations between refreshes of their inverses
+NEWTON_KFAC_AVERAGE, NEWTON_KFAC_DAMPING, NEWTON_KFAC_REFRESH = 0.95, 1.0, 10
 #: msa's epochs on large sets: its mini-batch step (``metric="state"``, one (m+1)² solve per layer)
 #: costs about an Adam step; 30 epochs of batches of 128 reach adam's 60-epoch held-out accuracy
 #: within 3 points on MNIST-1D in about half its time (docs/compare.md, "MNIST-1D … E-MSA"); the

@@ -83,6 +83,7 @@ from ocdl.errors import InputError, SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, Step, Stop
 from ocdl.optim.schedules import learning_rate
 from ocdl.solvers.gradient import PATIENCE, Batching, _run
+from ocdl.solvers.kronecker import input_moments
 from ocdl.solvers.pontryagin import check_options
 from ocdl.solvers.support import supports
 
@@ -199,13 +200,6 @@ def layer_step(model, params, states, costates, grads, rho, rtol=CG_RTOL, maxite
     if info is not None:
         info.update(cg_iterations=it, cg_residual=res)
     return params["K"] + D[:, :, :m], params["b"] + D[:, :, m]
-
-
-def input_moments(states, act=None):
-    """``(1/n) Σ_i a_i a_iᵀ`` per layer, ``a_i = [act(x_i); 1]`` (states (L, n, m) → (L, m+1, m+1))."""
-    L, n = states.shape[:2]
-    a = np.concatenate([states if act is None else act(states), np.ones((L, n, 1))], axis=2)
-    return np.matmul(a.transpose(0, 2, 1), a) / n
 
 
 def state_metric_step(G, S, curvature, rho, damping=0.0):

@@ -52,7 +52,9 @@ import numpy as np
 from ocdl import optim, pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, STALLED
-from ocdl.solvers.defaults import NEWTON_GN_CG_MAXITER, NEWTON_GN_CG_RTOL
+from ocdl.solvers.defaults import (NEWTON_GN_CG_MAXITER, NEWTON_GN_CG_RTOL, NEWTON_KFAC_AVERAGE, NEWTON_KFAC_DAMPING,
+                                   NEWTON_KFAC_REFRESH)
+from ocdl.solvers.kronecker import KroneckerMetric
 from ocdl.solvers.gradient import PATIENCE, Batching
 from ocdl.solvers.pontryagin import (KKTObjective, Phases, UntilKKT, cap_message, check_options, lbfgs_phase,
                                      refuse_checkpoints)
@@ -65,6 +67,7 @@ __all__ = ["newton", "FORMULATIONS", "WARM_STARTS", "CURVATURES", "GaussNewtonPr
 FORMULATIONS = ("reduced", "full")
 WARM_STARTS = ("adam", "lbfgs", "none")
 CURVATURES = ("hessian", "gauss-newton")
+PRECONDITIONERS = ("none", "kfac")
 
 
 @supports(fields=FULLY_CONNECTED, integrators=EXACT_COSTATE, iterations=300)
@@ -73,7 +76,8 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
            exact_below=1e-5, formulation="reduced", linear_solver="mumps", threads=1, hessian_sample=None,
            state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, batch_size=None, epochs=None,
            validation=None, patience=PATIENCE, test=None, batch_seed=0, curvature="hessian", damping=1.0,
-           gn_cg_rtol=None, gn_cg_maxiter=None, gauss_newton_above=1e-3, **unknown):
+           gn_cg_rtol=None, gn_cg_maxiter=None, gauss_newton_above=1e-3, preconditioner="none", schedule=None,
+           **unknown):
     """Newton on the discrete PMP system (see module docstring): ``formulation="reduced"``
     (default; trust-region Newton–CG on ∇J = 0) or ``"full"`` (full-space Newton, sparse LU).
 
@@ -118,6 +122,10 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         raise SolverError(f"newton: unknown curvature '{curvature}' (valid: {', '.join(CURVATURES)})")
     if formulation == "full" and curvature != "hessian":
         raise SolverError("newton: curvature='gauss-newton' applies to formulation='reduced' only")
+    if preconditioner not in PRECONDITIONERS:
+        raise SolverError(f"newton: unknown preconditioner '{preconditioner}' (valid: {', '.join(PRECONDITIONERS)})")
+    if preconditioner != "none" and curvature != "gauss-newton":
+        raise SolverError(f"newton: preconditioner='{preconditioner}' applies to curvature='gauss-newton' only")
     if warm_start not in WARM_STARTS:
         raise SolverError(f"newton: unknown warm_start '{warm_start}' (valid: {', '.join(WARM_STARTS)})")
     if formulation == "full":
@@ -163,9 +171,13 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     hvp = TorchHVP(model, X, y)
     sample = None if hessian_sample is None else HessianSample(hessian_sample, len(y), batch_seed)
     gn = GaussNewtonProduct(model, X, y) if curvature == "gauss-newton" else None
+    metric = None
+    if preconditioner == "kfac":
+        metric = KroneckerMetric(model, X, NEWTON_KFAC_AVERAGE, NEWTON_KFAC_DAMPING, NEWTON_KFAC_REFRESH, batch_seed)
     rule = TrustRegionNewtonCG(objective.grad, hvp, tol, delta0, cg_maxiter, exact_below, sample, gn, damping,
                                NEWTON_GN_CG_RTOL if gn_cg_rtol is None else gn_cg_rtol,
-                               NEWTON_GN_CG_MAXITER if gn_cg_maxiter is None else gn_cg_maxiter, gauss_newton_above)
+                               NEWTON_GN_CG_MAXITER if gn_cg_maxiter is None else gn_cg_maxiter, gauss_newton_above,
+                               metric, schedule, objective.cost)
     steps = bt.iterations(iterations)
     res = phases.run(objective, z, rule, steps, model.unflatten, extra=bt.minimize_options())
     hvp.release()
@@ -178,6 +190,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         extra["fun"] = pmp.cost(model, params, X, y)          # the full training cost
     return phases.finish(params, n_hvp=rule.n_hvp, n_fd_newton_steps=rule.n_fd_steps,
                          n_gauss_newton_steps=rule.n_gn_steps, cg_iterations=rule.n_cg, curvature=curvature,
+                         preconditioner=preconditioner,
                          hessian_sample=None if sample is None else sample.size(bt.size),
                          formulation=("reduced-space Levenberg–Marquardt Gauss–Newton-CG, then " if gn is not None
                                       else "reduced-space ") +

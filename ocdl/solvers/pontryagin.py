@@ -54,6 +54,10 @@ class KKTObjective:
         Hessian-vector products)."""
         return self.model.flatten(pmp.value_and_grad(self.model, self.model.unflatten(x), *self.data(rows))[1])
 
+    def cost(self, x, rows=None):
+        """J of the rows ``rows`` (None: all) only — the forward, no costate sweep (not remembered)."""
+        return pmp.cost(self.model, self.model.unflatten(x), *self.data(rows))
+
     def __call__(self, x, batch=None):
         for xc, bc, cached in self._cache:
             if np.array_equal(xc, x) and (bc is batch or (bc is not None and batch is not None

@@ -11,6 +11,7 @@ import numpy as np
 
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, STALLED, Step, Stop, certificates
+from ocdl.optim.schedules import learning_rate
 
 
 class TorchHVP:
@@ -76,7 +77,11 @@ class GaussNewtonProduct:
        ``(∂x_N/∂θ)ᵀ Wᵀ u`` for (K, b); the head's part is ``uᵀ x_N`` (W) and ``Σ_i u_i`` (μ).
 
     Each product costs about one forward (doubled by the tangents) and one costate sweep on
-    ``|S|`` rows. Tested against torch autograd's ``Jᵀ H J v`` (``torch.func`` jvp/vjp) in float64."""
+    ``|S|`` rows. Tested against torch autograd's ``Jᵀ H J v`` (``torch.func`` jvp/vjp) in float64.
+    With the Euler step and a field that has the tangent of its right-hand side (``field.jvp``:
+    inner, outer) the tangent is the numpy recurrence ``δx_{k+1} = δx_k + h (∂f/∂x δx_k + ∂f/∂θ δθ_k)``
+    along the states stored once per point ``(z, S)`` (on MNIST-1D, 32 rows, width 120, 20 layers:
+    ≈ 5 ms per product against 23 ms through torch forward mode)."""
 
     def __init__(self, model, X, y):
         import torch
@@ -89,8 +94,22 @@ class GaussNewtonProduct:
         torch = self.torch
         params = self.model.unflatten(np.array(z, dtype=float, copy=True))
         X, y = (self.X, self.y) if rows is None else (self.X[rows], self.y[rows])
+        if self._numpy_tangent():
+            return params, None, X, y, self.model.forward(params, X)      # the states (N+1, n, m)
         tp = {k: torch.as_tensor(v) for k, v in params.items()}
         return params, tp, X, y, torch.as_tensor(X)
+
+    def _numpy_tangent(self):
+        return self.model.integrator == "euler" and hasattr(self.model.F, "jvp")
+
+    def _tangent(self, params, states, dv):
+        """``(x_N, δx_N)`` by the Euler tangent recurrence along the stored ``states``."""
+        F, h = self.model.F, self.model.h
+        K, b, dK, db = params["K"], params["b"], dv["K"], dv["b"]
+        dx = np.zeros_like(states[0])
+        for k in range(self.model.layers):
+            dx = dx + h * F.jvp(states[k], K[k], b[k], dx, dK[k], db[k])
+        return states[-1], dx
 
     def __call__(self, z, v, rows=None):
         from ocdl import pmp
@@ -102,12 +121,19 @@ class GaussNewtonProduct:
             self._at = self._point(z, rows)
             self._key = (np.array(z, dtype=float, copy=True), None if rows is None else np.array(rows))
         params, tp, X, y, Xt = self._at
-        dv = {k: torch.as_tensor(a) for k, a in model.unflatten(v).items()}
-        W, mu = tp["W"], tp["mu"]
+        if tp is None:
+            dv = model.unflatten(v)
+            xN, dxN = self._tangent(params, Xt, dv)
+            xN, dxN = torch.as_tensor(xN), torch.as_tensor(dxN)
+            W, mu = torch.as_tensor(params["W"]), torch.as_tensor(params["mu"])
+            dv = {k: torch.as_tensor(a) for k, a in dv.items()}
+        else:
+            dv = {k: torch.as_tensor(a) for k, a in model.unflatten(v).items()}
+            W, mu = tp["W"], tp["mu"]
 
-        def state_map(K, b):
-            return model.forward({"K": K, "b": b, "W": W, "mu": mu}, Xt)[-1]
-        xN, dxN = torch.func.jvp(state_map, (tp["K"], tp["b"]), (dv["K"], dv["b"]))
+            def state_map(K, b):
+                return model.forward({"K": K, "b": b, "W": W, "mu": mu}, Xt)[-1]
+            xN, dxN = torch.func.jvp(state_map, (tp["K"], tp["b"]), (dv["K"], dv["b"]))
         s = xN @ W.T + mu
         ds = dxN @ W.T + xN @ dv["W"].T + dv["mu"]
         n = s.shape[0]
@@ -194,6 +220,49 @@ def steihaug_cg(g, hvp, Delta, rtol, maxiter):
     return s, maxiter, "maxiter"
 
 
+def damped_pcg(g, product, metric, lam, rtol, maxiter):
+    """Preconditioned CG for the Levenberg–Marquardt system ``(G + λM) s = −g`` (G positive
+    semidefinite, M symmetric positive definite, λ > 0), preconditioned by ``M⁻¹``
+    (``metric.solve``): iterates ``s_j`` minimise ``gᵀs + ½ sᵀ(G + λM)s`` over the preconditioned
+    Krylov space ``span{M⁻¹g, (M⁻¹(G + λM))M⁻¹g, …}``; the first is the natural-gradient step
+    ``−α M⁻¹g`` with the length α of the damped quadratic model. ``M d_j`` is carried by the
+    recurrence ``M d_{j+1} = −r_{j+1} + β_j M d_j`` (``M z = r``), so M itself is never applied:
+    one product ``G d`` and one ``M⁻¹ r`` per iteration. Stops at ``‖(G + λM)s + g‖ ≤ rtol`` or
+    after ``maxiter`` iterations. Returns ``(s, G s, M s, products, why)`` (accumulated from the
+    iterations' products: ``G s = Σ_j α_j G d_j``, ``M s = Σ_j α_j M d_j``)."""
+    s = np.zeros_like(g)
+    Gs = np.zeros_like(g)
+    Ms = np.zeros_like(g)
+    r = g.copy()
+    if np.linalg.norm(r) <= rtol:
+        return s, Gs, Ms, 0, "small"
+    zr = metric.solve(r)
+    d, Md = -zr, -r
+    rz = float(r @ zr)
+    for j in range(maxiter):
+        Gd = product(d)
+        Ad = Gd + lam * Md
+        dAd = float(d @ Ad)
+        if not dAd > 0:
+            return s, Gs, Ms, j + 1, "breakdown"
+        a = rz / dAd
+        s += a * d
+        Gs += a * Gd
+        Ms += a * Md
+        r += a * Ad
+        if np.linalg.norm(r) <= rtol:
+            return s, Gs, Ms, j + 1, "converged"
+        if j + 1 == maxiter:
+            break
+        zr = metric.solve(r)
+        rz_new = float(r @ zr)
+        beta = rz_new / rz
+        d = -zr + beta * d
+        Md = -r + beta * Md
+        rz = rz_new
+    return s, Gs, Ms, maxiter, "maxiter"
+
+
 class TrustRegionNewtonCG:
     """Trust-region Newton–CG on ``∇J = 0`` as a rule of :func:`ocdl.optim.minimize` (module docstring).
 
@@ -223,14 +292,22 @@ class TrustRegionNewtonCG:
     initialisation: switching at 1e-5 took 240 Gauss–Newton + 10 Newton steps, at 1e-3 22 + 22).
     ``damping`` is the first λ (state ``damping``); rows get ``damping`` and ``curvature``.
 
+    ``preconditioner`` (a :class:`ocdl.solvers.kronecker.KroneckerMetric`, Gauss–Newton steps only):
+    it observes the step's product rows at ``z`` (its factor averages), then the step solves
+    ``(G + λM) s = −g`` by :func:`damped_pcg` — the damping and the preconditioner in the metric
+    ``M`` ≈ G (K-FAC): the first CG iterate is a K-FAC step with the length of the Gauss–Newton
+    model, the further ones add G's coupling of the layers (Martens & Grosse 2015, §6.4 and §7).
+
     ``certify`` (the driver's convergence test, :mod:`ocdl.optim.certificates`): the KKT residual
     of the **full** objective at the returned point ≤ ``tol``; a mini-batch run is never certified.
     """
     name = "newton"
 
     def __init__(self, grad, hvp_exact, tol=1e-10, delta0=1.0, cg_maxiter=500, exact_below=1e-5, sample=None,
-                 gauss_newton=None, damping=1.0, gn_cg_rtol=1e-3, gn_cg_maxiter=10, gauss_newton_above=1e-3):
+                 gauss_newton=None, damping=1.0, gn_cg_rtol=1e-3, gn_cg_maxiter=10, gauss_newton_above=1e-3,
+                 preconditioner=None, schedule=None, cost=None):
         self.grad, self.hvp_exact, self.sample, self.gauss_newton = grad, hvp_exact, sample, gauss_newton
+        self.preconditioner, self.schedule, self.cost = preconditioner, schedule, cost
         self.tol, self.delta0, self.cg_maxiter, self.exact_below = float(tol), float(delta0), int(cg_maxiter), \
             float(exact_below)
         self.damping0, self.gn_cg_rtol, self.gn_cg_maxiter = float(damping), float(gn_cg_rtol), int(gn_cg_maxiter)
@@ -259,7 +336,7 @@ class TrustRegionNewtonCG:
         batch = p.batch
         rows = batch if self.sample is None else self.sample(batch)
         if self.gauss_newton is not None and res > self.gauss_newton_above:
-            return self._gauss_newton_step(state, z, J, g, run, batch, rows)
+            return self._gauss_newton_step(state, z, J, g, run, batch, rows, p.it)
         if res > self.exact_below:
             # far from convergence: Hessian-vector products by central differences of the exact
             # costate gradient (2 sweeps, ~6x cheaper than CasADi's; relative error ~1e-8 only
@@ -299,20 +376,33 @@ class TrustRegionNewtonCG:
         return Step(z + s if accepted else z, {**state, "delta": np.array(Delta)},
                     {"step": snorm, "cg_iterations": nh, "cg_stop": why, "accepted": accepted})
 
-    def _gauss_newton_step(self, state, z, J, g, run, batch, rows):
+    def _gauss_newton_step(self, state, z, J, g, run, batch, rows, it=1):
         """The Levenberg–Marquardt step on the Gauss–Newton matrix (class docstring)."""
         lam = float(state["damping"])
         rtol = self.gn_cg_rtol * float(np.linalg.norm(g))
 
-        def damped(v):
-            return self.gauss_newton(z, v, rows) + lam * v
-        s, nh, why = steihaug_cg(g, damped, np.inf, rtol, self.gn_cg_maxiter)
-        Gs = self.gauss_newton(z, s, rows)
-        self.n_hvp += nh + 1
+        if self.preconditioner is not None:
+            self.preconditioner.observe(z, rows)
+            s, Gs, _, nh, why = damped_pcg(g, lambda v: self.gauss_newton(z, v, rows), self.preconditioner, lam,
+                                           rtol, self.gn_cg_maxiter)
+            self.n_hvp += nh
+        else:
+            def damped(v):
+                return self.gauss_newton(z, v, rows) + lam * v
+            s, nh, why = steihaug_cg(g, damped, np.inf, rtol, self.gn_cg_maxiter)
+            Gs = self.gauss_newton(z, s, rows)
+            self.n_hvp += nh + 1
+        if self.schedule is not None:
+            # the step's share on the schedule (mini-batches: Robbins–Monro decay against batch noise)
+            t = learning_rate(1.0, self.schedule, it, run.iterations)
+            s, Gs = t * s, t * Gs
         self.n_cg += nh
         self.n_gn_steps += 1
         pred = -(g @ s + 0.5 * s @ Gs)                       # the undamped quadratic model
-        Jn, _, _ = run.call(z + s, batch)
+        if batch is not None and self.cost is not None:
+            Jn = self.cost(z + s, batch)      # a mini-batch's trial: its cost only (the next iterate is another batch)
+        else:
+            Jn, _, _ = run.call(z + s, batch)
         rho = (J - Jn) / pred if np.isfinite(Jn) and pred > 0 else -1.0
         new = lam * 1.5 if rho < 0.25 else lam * (2.0 / 3.0) if rho > 0.75 else lam
         accepted = bool(rho > 1e-4)
