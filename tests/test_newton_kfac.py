@@ -157,13 +157,46 @@ def test_newton_with_the_kronecker_preconditioner_converges_on_wine():
 
 def test_kfac_refuses_what_it_does_not_model():
     """Other fields or integrators, and the exact-Hessian curvature: one clear error each."""
-    from ocdl.errors import SolverError
+    from ocdl.errors import InputError
     X, y = make_dataset("spirals", seed=0, points_per_class=10)
-    with pytest.raises(SolverError, match="Kronecker"):
+    with pytest.raises(InputError, match="Kronecker"):
         train(X, y, solver="newton", warm_start="none", curvature="gauss-newton", preconditioner="kfac",
               field="inner", layers=2, width=3)
-    with pytest.raises(SolverError, match="gauss-newton"):
+    with pytest.raises(InputError, match="gauss-newton"):
         train(X, y, solver="newton", warm_start="none", curvature="hessian", preconditioner="kfac", layers=2,
               width=3)
-    with pytest.raises(SolverError, match="preconditioner"):
+    with pytest.raises(InputError, match="preconditioner"):
         train(X, y, solver="newton", preconditioner="diagonal", layers=2, width=3)
+
+
+def test_defaults_without_a_warm_start_and_the_cli_flag(tmp_path):
+    """On more than FULL_BATCH_MAX samples ``warm_start="none"`` takes the cold-start batching
+    (NEWTON_INIT_*) and newton resolves Gauss–Newton with the Kronecker metric and CG ≤ 1;
+    ``--newton-preconditioner`` reaches newton (its JSON says so) and is one line on stderr, exit 2,
+    with another solver."""
+    import json
+
+    from conftest import run_ocdl_inprocess
+    from ocdl.solvers import default_batching
+    from ocdl.solvers.defaults import NEWTON_INIT_BATCH, NEWTON_INIT_EPOCHS, NEWTON_INIT_HESSIAN_SAMPLE
+    opts = default_batching("newton", 4000, {"warm_start": "none"})
+    assert (opts["batch_size"], opts["hessian_sample"], opts["epochs"]) == (
+        NEWTON_INIT_BATCH, NEWTON_INIT_HESSIAN_SAMPLE, NEWTON_INIT_EPOCHS)
+    X, y = make_dataset("spirals", seed=0, points_per_class=30)
+    res = train(X, y, solver="newton", warm_start="none", batch_size=20, epochs=1, layers=3, width=4)
+    assert res.curvature == "gauss-newton" and res.preconditioner == "kfac"
+    assert res.cg_iterations == res.n_gauss_newton_steps == res.nit       # one CG iteration per step
+    base = ("train", "--data", "spirals", "--points", "20", "--solver", "newton", "--newton-warm-start", "none",
+            "--newton-curvature", "gauss-newton", "--layers", "3", "--width", "3", "--iterations", "3", "--quiet")
+    runs = {}
+    for pc in ("kfac", "none"):
+        js = tmp_path / f"{pc}.json"
+        rc, _, err = run_ocdl_inprocess(*base, "--newton-preconditioner", pc, "--json", js)
+        assert rc == 0, err
+        runs[pc] = json.loads(js.read_text())["train_loss"]
+    assert runs["kfac"] != runs["none"]                  # the flag changed the steps
+    rc, _, err = run_ocdl_inprocess(*base, "--newton-preconditioner", "kfac", "--field", "inner")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "Kronecker" in err
+    rc, _, err = run_ocdl_inprocess("train", "--data", "spirals", "--points", "20", "--solver", "adam",
+                                    "--newton-preconditioner", "kfac", "--iterations", "2", "--quiet")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--newton-preconditioner" in err

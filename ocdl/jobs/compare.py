@@ -57,6 +57,7 @@ class CompareJob(Job):
     hessian_sample: float = same_option(TrainJob, "hessian_sample")
     newton_formulation: str = same_option(TrainJob, "newton_formulation", default="reduced")
     newton_curvature: str = same_option(TrainJob, "newton_curvature")
+    newton_preconditioner: str = same_option(TrainJob, "newton_preconditioner")
     newton_warm_start: str = same_option(TrainJob, "newton_warm_start")
     json: str = same_option(TrainJob, "json")
     plot: str = same_option(TrainJob, "plot")
@@ -109,6 +110,8 @@ class CompareJob(Job):
             newton["hessian_sample"] = self.hessian_sample
         if self.newton_curvature is not None:
             newton["curvature"] = self.newton_curvature
+        if self.newton_preconditioner is not None:
+            newton["preconditioner"] = self.newton_preconditioner
         if self.newton_warm_start is not None:
             newton["warm_start"] = self.newton_warm_start
         shooting = {"segments": self.segments}

@@ -210,6 +210,11 @@ class TrainJob(Resumable):
                                          "hessian (exact, trust region; default) or gauss-newton "
                                          "(Levenberg–Marquardt on the generalised Gauss–Newton matrix; the exact "
                                          "Hessian near the solution)", "choice", choices=["hessian", "gauss-newton"])
+    newton_preconditioner: str = option(None, "newton (reduced, gauss-newton curvature): preconditioner and "
+                                              "damping metric of the CG — kfac (Kronecker-factored Gauss–Newton "
+                                              "blocks of the layers from the costate sweeps; outer field, euler) or "
+                                              "none (default: kfac with --newton-warm-start none on more than 1000 "
+                                              "samples, else none)", "choice", choices=["kfac", "none"])
     newton_warm_start: str = option(None, "newton: warm start before the Newton steps — adam (default, reduced), "
                                           "lbfgs (default, full) or none (from the initialisation)", "choice",
                                     choices=["adam", "lbfgs", "none"])
@@ -248,6 +253,8 @@ class TrainJob(Resumable):
             raise InputError("--hessian-sample applies to --solver newton (reduced formulation) only")
         if self.newton_curvature is not None and (self.solver != "newton" or self.newton_formulation == "full"):
             raise InputError("--newton-curvature applies to --solver newton (reduced formulation) only")
+        if self.newton_preconditioner is not None and (self.solver != "newton" or self.newton_formulation == "full"):
+            raise InputError("--newton-preconditioner applies to --solver newton (reduced formulation) only")
         if self.newton_warm_start is not None and self.solver != "newton":
             raise InputError("--newton-warm-start applies to --solver newton only")
         if self.patience is not None and self.validation is None:
@@ -273,6 +280,8 @@ class TrainJob(Resumable):
             opts["formulation"] = self.newton_formulation
         if self.newton_curvature is not None:
             opts["curvature"] = self.newton_curvature
+        if self.newton_preconditioner is not None:
+            opts["preconditioner"] = self.newton_preconditioner
         if self.newton_warm_start is not None:
             opts["warm_start"] = self.newton_warm_start
         return opts

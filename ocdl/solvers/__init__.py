@@ -69,14 +69,16 @@ BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
 
 #: mini-batch defaults by data size (the one table and its measurements: :mod:`ocdl.solvers.defaults`)
 from ocdl.solvers.defaults import (BATCH_LR, DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX, MSA_EPOCHS,  # noqa: E402,F401
-                                   NEWTON_BATCH, NEWTON_EPOCHS, NEWTON_HESSIAN_SAMPLE)
+                                   NEWTON_BATCH, NEWTON_EPOCHS, NEWTON_HESSIAN_SAMPLE, NEWTON_INIT_BATCH,
+                                   NEWTON_INIT_EPOCHS, NEWTON_INIT_HESSIAN_SAMPLE)
 
 
 def default_batching(solver, n, options, iterations=None):
     """Fill in the mini-batch defaults of ``options`` for ``n`` training samples: sets with more
     than ``FULL_BATCH_MAX`` samples train in batches of ``DEFAULT_BATCH`` for ``DEFAULT_EPOCHS``
     epochs (unless ``iterations``/``epochs`` are given; newton: batches of ``NEWTON_BATCH``,
-    Hessian-vector products on ``NEWTON_HESSIAN_SAMPLE`` rows, ``NEWTON_EPOCHS`` epochs; msa
+    Hessian-vector products on ``NEWTON_HESSIAN_SAMPLE`` rows, ``NEWTON_EPOCHS`` epochs — with
+    ``warm_start="none"`` ``NEWTON_INIT_BATCH``, ``NEWTON_INIT_HESSIAN_SAMPLE``, ``NEWTON_INIT_EPOCHS``; msa
     ``MSA_EPOCHS`` epochs); smaller
     ones in full batch. A mini-batch run of adam/pmp-adam without ``lr`` uses ``BATCH_LR``.
     The one place these defaults are applied (``train``, ``ocdl train``, ``ocdl compare``)."""
@@ -91,12 +93,14 @@ def default_batching(solver, n, options, iterations=None):
                              f" (newton: with --newton-formulation reduced)")
         return options
     large = n > FULL_BATCH_MAX
+    cold = solver == "newton" and options.get("warm_start") == "none"     # newton from the initialisation
     if options.get("batch_size") is None and large:
-        options["batch_size"] = NEWTON_BATCH if solver == "newton" else DEFAULT_BATCH
+        options["batch_size"] = (NEWTON_INIT_BATCH if cold else NEWTON_BATCH) if solver == "newton" else DEFAULT_BATCH
         if solver == "newton" and options.get("hessian_sample") is None:
-            options["hessian_sample"] = NEWTON_HESSIAN_SAMPLE
+            options["hessian_sample"] = NEWTON_INIT_HESSIAN_SAMPLE if cold else NEWTON_HESSIAN_SAMPLE
     if options.get("batch_size") is not None and options.get("epochs") is None and iterations is None and large:
-        options["epochs"] = {"newton": NEWTON_EPOCHS, "msa": MSA_EPOCHS}.get(solver, DEFAULT_EPOCHS)
+        options["epochs"] = {"newton": NEWTON_INIT_EPOCHS if cold else NEWTON_EPOCHS,
+                             "msa": MSA_EPOCHS}.get(solver, DEFAULT_EPOCHS)
     if solver in ("adam", "pmp-adam") and options.get("batch_size", n) < n and options.get("lr") is None:
         options["lr"] = BATCH_LR
     return options

@@ -32,7 +32,7 @@ preconditioner and the damping metric of the Gauss–Newton CG in :mod:`ocdl.sol
 import numpy as np
 
 from ocdl import pmp
-from ocdl.errors import SolverError
+from ocdl.errors import InputError, SolverError
 
 
 def input_moments(states, act=None):
@@ -49,7 +49,7 @@ def sample_labels(prob, rng):
 
 
 def _damped_inverse(F, eps):
-    """``(F + ε tr(F)/q I)⁻¹`` for a stack of SPD factors F (L, q, q), and the damped factors."""
+    """``(F̃, F̃⁻¹)`` with ``F̃ = F + ε tr(F)/q I`` for a stack of SPD factors F (L, q, q)."""
     q = F.shape[-1]
     tr = np.trace(F, axis1=1, axis2=2)[:, None, None] / q
     Fd = F + eps * np.maximum(tr, 1e-300) * np.eye(q)
@@ -71,13 +71,13 @@ class KroneckerMetric:
 
     def __init__(self, model, X, average=0.95, damping=1.0, refresh=10, seed=0):
         if model.field != "outer" or model.integrator != "euler":
-            raise SolverError(f"newton: the Kronecker-factored preconditioner needs field 'outer' with integrator "
+            raise InputError(f"newton: the Kronecker-factored preconditioner needs field 'outer' with integrator "
                               f"'euler' (got field '{model.field}', integrator '{model.integrator}'); use "
                               f"preconditioner='none'")
         if not 0 <= average < 1:
-            raise SolverError(f"newton: the Kronecker factors' average must be in [0, 1) (got {average})")
+            raise InputError(f"newton: the Kronecker factors' average must be in [0, 1) (got {average})")
         if not damping > 0:
-            raise SolverError(f"newton: the Kronecker factors' damping must be > 0 (got {damping})")
+            raise InputError(f"newton: the Kronecker factors' damping must be > 0 (got {damping})")
         self.model, self.average, self.damping, self.refresh = model, float(average), float(damping), int(refresh)
         self.X, self.rng = np.asarray(X, dtype=float), np.random.default_rng(seed)
         self.factors = None          # averaged (Γ, S, A, S_N)
@@ -114,8 +114,8 @@ class KroneckerMetric:
         if self.inverses is None or self.n_observed % self.refresh == 0:
             Gam, S, A, SN = self.factors
             eps = self.damping
-            self.inverses = (_damped_inverse(Gam, eps), _damped_inverse(S, eps),
-                             _damped_inverse(A[None], eps), _damped_inverse(SN[None], eps))
+            self.inverses = (_damped_inverse(Gam, eps), _damped_inverse(S, eps), _damped_inverse(A[None], eps),
+                             _damped_inverse(SN[None], eps))
         self.n_observed += 1
 
     def _blocks(self, v):

@@ -50,10 +50,10 @@ import time
 import numpy as np
 
 from ocdl import optim, pmp
-from ocdl.errors import SolverError
+from ocdl.errors import InputError, SolverError
 from ocdl.optim import CONVERGED, STALLED
 from ocdl.solvers.defaults import (NEWTON_GN_CG_MAXITER, NEWTON_GN_CG_RTOL, NEWTON_KFAC_AVERAGE, NEWTON_KFAC_DAMPING,
-                                   NEWTON_KFAC_REFRESH)
+                                   NEWTON_KFAC_CG_MAXITER, NEWTON_KFAC_REFRESH)
 from ocdl.solvers.kronecker import KroneckerMetric
 from ocdl.solvers.gradient import PATIENCE, Batching
 from ocdl.solvers.pontryagin import (KKTObjective, Phases, UntilKKT, cap_message, check_options, lbfgs_phase,
@@ -61,8 +61,8 @@ from ocdl.solvers.pontryagin import (KKTObjective, Phases, UntilKKT, cap_message
 from ocdl.solvers.support import EXACT_COSTATE, FULLY_CONNECTED, supports
 from ocdl.solvers.trust_region import GaussNewtonProduct, HessianSample, TorchHVP, TrustRegionNewtonCG
 
-__all__ = ["newton", "FORMULATIONS", "WARM_STARTS", "CURVATURES", "GaussNewtonProduct", "HessianSample",
-           "TorchHVP", "TrustRegionNewtonCG"]
+__all__ = ["newton", "FORMULATIONS", "WARM_STARTS", "CURVATURES", "PRECONDITIONERS", "GaussNewtonProduct",
+           "HessianSample", "TorchHVP", "TrustRegionNewtonCG"]
 
 FORMULATIONS = ("reduced", "full")
 WARM_STARTS = ("adam", "lbfgs", "none")
@@ -75,8 +75,8 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
            warm_start=None, warm_iterations=None, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
            exact_below=1e-5, formulation="reduced", linear_solver="mumps", threads=1, hessian_sample=None,
            state0=None, checkpoint=None, checkpoint_every=None, should_stop=None, batch_size=None, epochs=None,
-           validation=None, patience=PATIENCE, test=None, batch_seed=0, curvature="hessian", damping=1.0,
-           gn_cg_rtol=None, gn_cg_maxiter=None, gauss_newton_above=1e-3, preconditioner="none", schedule=None,
+           validation=None, patience=PATIENCE, test=None, batch_seed=0, curvature=None, damping=1.0,
+           gn_cg_rtol=None, gn_cg_maxiter=None, gauss_newton_above=1e-3, preconditioner=None,
            **unknown):
     """Newton on the discrete PMP system (see module docstring): ``formulation="reduced"``
     (default; trust-region Newton–CG on ∇J = 0) or ``"full"`` (full-space Newton, sparse LU).
@@ -95,8 +95,17 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     (:class:`GaussNewtonProduct`, positive semidefinite; Martens 2010), damping λ from ``damping``
     adapted by the reduction ratio, CG to ``gn_cg_rtol``·‖g‖ or ``gn_cg_maxiter`` iterations (None:
     ``NEWTON_GN_CG_RTOL``, ``NEWTON_GN_CG_MAXITER`` of :mod:`ocdl.solvers.defaults`); below it the
-    exact-Hessian trust-region steps (``cg_maxiter``). ``curvature="hessian"``
-    (default): the trust-region Newton–CG steps throughout.
+    exact-Hessian trust-region steps (``cg_maxiter``). ``curvature="hessian"``: the trust-region
+    Newton–CG steps throughout. None (default): "gauss-newton" for mini-batches without a warm start
+    (``warm_start="none"``, ``batch_size`` given), else "hessian".
+
+    ``preconditioner="kfac"`` (Gauss–Newton steps; ``outer`` field, ``euler``): the damping and the
+    CG preconditioner in the Kronecker-factored metric ``M ≈ G`` of
+    :class:`ocdl.solvers.kronecker.KroneckerMetric` (K-FAC, Martens & Grosse 2015, from the costate
+    sweeps with labels drawn from the model, on the products' rows): ``(G + λM)s = −g`` by
+    :func:`ocdl.solvers.trust_region.damped_pcg`, CG ≤ ``NEWTON_KFAC_CG_MAXITER`` (1) unless
+    ``gn_cg_maxiter``. ``"none"``: ``(G + λI)s = −g``, unpreconditioned. None (default): "kfac" for
+    mini-batches without a warm start on the outer field with euler, else "none".
 
     Warm start ``warm_iterations`` Adam steps (AMSGrad, ``lr`` with cosine decay, the best full-batch
     iterate handed over: :func:`_adam_warm_start`) with the exact costate gradient, or L-BFGS to
@@ -118,14 +127,20 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
                               f"formulation='reduced' only")
     if warm_start is None:
         warm_start = "adam" if formulation == "reduced" else "lbfgs"
+    cold_batches = warm_start == "none" and formulation == "reduced" and batch_size is not None
+    if curvature is None:
+        curvature = "gauss-newton" if cold_batches else "hessian"
+    if preconditioner is None:
+        preconditioner = ("kfac" if cold_batches and curvature == "gauss-newton" and model.field == "outer"
+                          and model.integrator == "euler" else "none")
     if curvature not in CURVATURES:
         raise SolverError(f"newton: unknown curvature '{curvature}' (valid: {', '.join(CURVATURES)})")
     if formulation == "full" and curvature != "hessian":
         raise SolverError("newton: curvature='gauss-newton' applies to formulation='reduced' only")
     if preconditioner not in PRECONDITIONERS:
-        raise SolverError(f"newton: unknown preconditioner '{preconditioner}' (valid: {', '.join(PRECONDITIONERS)})")
+        raise InputError(f"newton: unknown preconditioner '{preconditioner}' (valid: {', '.join(PRECONDITIONERS)})")
     if preconditioner != "none" and curvature != "gauss-newton":
-        raise SolverError(f"newton: preconditioner='{preconditioner}' applies to curvature='gauss-newton' only")
+        raise InputError(f"newton: preconditioner='{preconditioner}' applies to curvature='gauss-newton' only")
     if warm_start not in WARM_STARTS:
         raise SolverError(f"newton: unknown warm_start '{warm_start}' (valid: {', '.join(WARM_STARTS)})")
     if formulation == "full":
@@ -176,8 +191,9 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
         metric = KroneckerMetric(model, X, NEWTON_KFAC_AVERAGE, NEWTON_KFAC_DAMPING, NEWTON_KFAC_REFRESH, batch_seed)
     rule = TrustRegionNewtonCG(objective.grad, hvp, tol, delta0, cg_maxiter, exact_below, sample, gn, damping,
                                NEWTON_GN_CG_RTOL if gn_cg_rtol is None else gn_cg_rtol,
-                               NEWTON_GN_CG_MAXITER if gn_cg_maxiter is None else gn_cg_maxiter, gauss_newton_above,
-                               metric, schedule, objective.cost)
+                               gn_cg_maxiter if gn_cg_maxiter is not None else
+                               NEWTON_KFAC_CG_MAXITER if metric is not None else NEWTON_GN_CG_MAXITER,
+                               gauss_newton_above, metric, objective.cost)
     steps = bt.iterations(iterations)
     res = phases.run(objective, z, rule, steps, model.unflatten, extra=bt.minimize_options())
     hvp.release()

@@ -11,7 +11,6 @@ import numpy as np
 
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, STALLED, Step, Stop, certificates
-from ocdl.optim.schedules import learning_rate
 
 
 class TorchHVP:
@@ -305,9 +304,9 @@ class TrustRegionNewtonCG:
 
     def __init__(self, grad, hvp_exact, tol=1e-10, delta0=1.0, cg_maxiter=500, exact_below=1e-5, sample=None,
                  gauss_newton=None, damping=1.0, gn_cg_rtol=1e-3, gn_cg_maxiter=10, gauss_newton_above=1e-3,
-                 preconditioner=None, schedule=None, cost=None):
+                 preconditioner=None, cost=None):
         self.grad, self.hvp_exact, self.sample, self.gauss_newton = grad, hvp_exact, sample, gauss_newton
-        self.preconditioner, self.schedule, self.cost = preconditioner, schedule, cost
+        self.preconditioner, self.cost = preconditioner, cost
         self.tol, self.delta0, self.cg_maxiter, self.exact_below = float(tol), float(delta0), int(cg_maxiter), \
             float(exact_below)
         self.damping0, self.gn_cg_rtol, self.gn_cg_maxiter = float(damping), float(gn_cg_rtol), int(gn_cg_maxiter)
@@ -336,7 +335,7 @@ class TrustRegionNewtonCG:
         batch = p.batch
         rows = batch if self.sample is None else self.sample(batch)
         if self.gauss_newton is not None and res > self.gauss_newton_above:
-            return self._gauss_newton_step(state, z, J, g, run, batch, rows, p.it)
+            return self._gauss_newton_step(state, z, J, g, run, batch, rows)
         if res > self.exact_below:
             # far from convergence: Hessian-vector products by central differences of the exact
             # costate gradient (2 sweeps, ~6x cheaper than CasADi's; relative error ~1e-8 only
@@ -376,7 +375,7 @@ class TrustRegionNewtonCG:
         return Step(z + s if accepted else z, {**state, "delta": np.array(Delta)},
                     {"step": snorm, "cg_iterations": nh, "cg_stop": why, "accepted": accepted})
 
-    def _gauss_newton_step(self, state, z, J, g, run, batch, rows, it=1):
+    def _gauss_newton_step(self, state, z, J, g, run, batch, rows):
         """The Levenberg–Marquardt step on the Gauss–Newton matrix (class docstring)."""
         lam = float(state["damping"])
         rtol = self.gn_cg_rtol * float(np.linalg.norm(g))
@@ -392,10 +391,6 @@ class TrustRegionNewtonCG:
             s, nh, why = steihaug_cg(g, damped, np.inf, rtol, self.gn_cg_maxiter)
             Gs = self.gauss_newton(z, s, rows)
             self.n_hvp += nh + 1
-        if self.schedule is not None:
-            # the step's share on the schedule (mini-batches: Robbins–Monro decay against batch noise)
-            t = learning_rate(1.0, self.schedule, it, run.iterations)
-            s, Gs = t * s, t * Gs
         self.n_cg += nh
         self.n_gn_steps += 1
         pred = -(g @ s + 0.5 * s @ Gs)                       # the undamped quadratic model
