@@ -34,7 +34,8 @@ of the dense ``O((n b)³)``. Solved by Levenberg–Marquardt (:class:`ShootingLM
 boundary and the shared KKT residual are ≤ ``tol``) on :func:`ocdl.optim.minimize`. The initial
 guess (``p_0`` and the interior ``(x, p)`` from the costate sweep) comes from
 ``warm_start="newton"`` — the reduced Newton solver stopped at the loose tolerance ``warm_tol`` —
-or ``"adam"``: ``warm_iterations`` Adam steps. From a point far from stationarity (e.g. a few
+or ``"adam"``: ``warm_iterations`` steps of the adam solver's rule (AMSGrad, cosine decay;
+:func:`ocdl.solvers.pontryagin.adam_phase`, as newton's warm start). From a point far from stationarity (e.g. a few
 hundred Adam steps) LM stalls in a local minimum of ``‖residual‖²`` at T = 5 even with 20
 segments (measured; docs/compare.md).
 """
@@ -42,11 +43,11 @@ import time
 
 import numpy as np
 
-from ocdl import optim, pmp
+from ocdl import pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, Step, Stop
 from ocdl.solvers.newton import newton
-from ocdl.solvers.pontryagin import KKTObjective, Phases, check_options, refuse_checkpoints
+from ocdl.solvers.pontryagin import KKTObjective, Phases, adam_phase, check_options, refuse_checkpoints
 from ocdl.solvers.shooting_blocks import ShootingSystem, bordered_solve
 from ocdl.solvers.support import supports
 
@@ -238,10 +239,9 @@ def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True
         # homotopy start: the reduced Newton solver to a loose tolerance, then shooting polishes
         params = newton(model, params, X, y, tol=warm_tol, quiet=True, should_stop=should_stop).x
     elif warm_iterations > 0:
-        # Adam (constant lr, plain) with the exact costate gradient; its rows are the history's first
-        objective = KKTObjective(model, X, y, "adam")
-        res = phases.run(objective, model.flatten(params), optim.Adam(lr, "constant", amsgrad=False),
-                         warm_iterations, model.unflatten)
+        # the adam solver's rule (AMSGrad, cosine) with the exact costate gradient, the lowest-J
+        # iterate handed over; its rows are the history's first
+        res = adam_phase(phases, KKTObjective(model, X, y), model.flatten(params), warm_iterations, lr, tol)
         if phases.user_stopped:
             return phases.finish(model.unflatten(res.x))
         params = model.unflatten(res.x)
