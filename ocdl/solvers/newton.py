@@ -205,7 +205,7 @@ def _adam_warm_start(phases, objective, z, model, bt, lr, tol, warm_iterations):
     rule = UntilKKT(optim.Adam(lr), tol)            # Adam's defaults = the adam solver's: cosine, AMSGrad
     extra = {k: v for k, v in bt.minimize_options().items() if k == "sampler"}
     if "sampler" not in extra:
-        extra["keep_best"] = True
+        extra["keep_best"] = optim.KeepBest()
     return phases.run(objective, z, rule, warm_iterations, model.unflatten, extra=extra)
 
 
