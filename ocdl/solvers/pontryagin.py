@@ -162,7 +162,7 @@ def adam_phase(phases, objective, z, iterations, lr, tol, sampler=None):
     """
     objective.phase = "adam"
     rule = UntilKKT(optim.Adam(lr), tol)            # Adam's defaults = the adam solver's: cosine, AMSGrad
-    extra = {"keep_best": True} if sampler is None else {"sampler": sampler}
+    extra = {"keep_best": optim.KeepBest()} if sampler is None else {"sampler": sampler}
     return phases.run(objective, z, rule, iterations, phases.model.unflatten, extra=extra)
 
 
