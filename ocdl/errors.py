@@ -21,6 +21,20 @@ class SolverError(OcdlError, RuntimeError):
     exit_code = 3
 
 
+class Signalled(KeyboardInterrupt):
+    """What ocdl's SIGINT/SIGTERM handlers raise (:func:`ocdl.jobs.runcontrol.interrupts`,
+    :class:`ocdl.jobs.runcontrol.StopFlag`); every ``except KeyboardInterrupt`` catches it.
+
+    Why not a bare ``KeyboardInterrupt``: CPython (``Python/pythonrun.c``, ``run_eval_code_obj``;
+    3.11 here) sets a process-wide flag when code run through ``PyRun_*`` — ``exec`` of a string,
+    which ``dataclasses`` does for every class it builds, so during any import — ends with an
+    exception whose type *is* ``KeyboardInterrupt`` (an identity test), and ``python -m`` then exits
+    by SIGINT (−2) instead of with the CLI's 130 although the CLI handled the interrupt (measured:
+    ``ocdl sweep`` sent SIGTERM as it starts, 1 of 15 runs). A subclass never sets that flag; it
+    replaces the ctypes write to ``_Py_UnhandledKeyboardInterrupt`` the CLI made before.
+    tests/test_cli_interrupts.py reproduces both."""
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM stopped a run that kept what it had finished: ``result`` (a partial result,
     marked ``"partial": true``). The command writes it and exits 130 with the message."""
