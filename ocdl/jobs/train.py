@@ -214,7 +214,8 @@ class TrainJob(Resumable):
                                               "damping metric of the CG — kfac (Kronecker-factored Gauss–Newton "
                                               "blocks of the layers from the costate sweeps; outer field, euler) or "
                                               "none (default: kfac with --newton-warm-start none on more than 1000 "
-                                              "samples, else none)", "choice", choices=["kfac", "none"])
+                                              "samples with the outer field and euler, else none)", "choice",
+                                        choices=["kfac", "none"])
     newton_warm_start: str = option(None, "newton: warm start before the Newton steps — adam (default, reduced), "
                                           "lbfgs (default, full) or none (from the initialisation)", "choice",
                                     choices=["adam", "lbfgs", "none"])

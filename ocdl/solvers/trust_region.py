@@ -1,6 +1,8 @@
 """Trust-region Newton–CG on ``∇J = 0`` (the reduced Pontryagin stationarity equations).
 
 - :func:`steihaug_cg`: truncated CG (Steihaug–Toint) for ``min_s gᵀs + ½ sᵀHs, ‖s‖ ≤ Δ``;
+- :func:`damped_pcg`: preconditioned CG for ``(G + λM) s = −g`` in a metric M (the Kronecker-factored
+  one of :mod:`ocdl.solvers.kronecker`);
 - :class:`TrustRegionNewtonCG`: the stepping rule for :func:`ocdl.optim.minimize`;
 - :class:`TorchHVP`: exact ``∇²J_S v`` (torch reverse-over-reverse);
 - :class:`GaussNewtonProduct`: the generalised Gauss–Newton product ``G_S v`` (positive
@@ -301,7 +303,10 @@ class TrustRegionNewtonCG:
     it observes the step's product rows at ``z`` (its factor averages), then the step solves
     ``(G + λM) s = −g`` by :func:`damped_pcg` — the damping and the preconditioner in the metric
     ``M`` ≈ G (K-FAC): the first CG iterate is a K-FAC step with the length of the Gauss–Newton
-    model, the further ones add G's coupling of the layers (Martens & Grosse 2015, §6.4 and §7).
+    model, the further ones add G's coupling of the layers (Martens & Grosse 2015, §6.4).
+    ``cost(x, rows)`` (the objective's cost alone): a mini-batch step's trial is judged by the
+    batch's cost at ``z + s``, one forward (the trial point's gradient would be wasted: the next
+    iterate is evaluated on the next batch).
 
     ``certify`` (the driver's convergence test, :mod:`ocdl.optim.certificates`): the KKT residual
     of the **full** objective at the returned point ≤ ``tol``; a mini-batch run is never certified.
