@@ -21,10 +21,11 @@ def _model(classes=3, rows=15):
 
 
 def _layer_index(model):
-    """Flat indices of the block ``D_k = [K_k | b_k]`` (row-major, (m, m+1)) of every layer and of
+    """Flat indices of the block ``D_k = [K_k | b_k]`` (row-major, (r, q); conv: K_k as (C, C k)) of every layer and of
     the head's ``E = [W | μ]`` — built from ``model.unflatten`` of the index vector."""
     idx = model.unflatten(np.arange(model.n_params(), dtype=float))
-    D = np.concatenate([idx["K"], idx["b"][:, :, None]], axis=2).astype(int)
+    N, r = idx["b"].shape
+    D = np.concatenate([idx["K"].reshape(N, r, -1), idx["b"][:, :, None]], axis=2).astype(int)
     E = np.concatenate([idx["W"], idx["mu"][:, None]], axis=1).astype(int)
     return [D[k].ravel() for k in range(model.layers)], E.ravel()
 
@@ -41,26 +42,31 @@ def _dense_metric(model, metric):
     return M
 
 
+def _autograd_grad(model, z, X1, yhat):
+    """``∂Φ(s(X1), ŷ)/∂z`` by torch autograd through the model's generic torch forward."""
+    import torch
+
+    from ocdl.models.losses import mean_loss
+    zt = torch.tensor(z, requires_grad=True)
+    p = dict(zip(("K", "b", "W", "mu"), _split(model, zt)))
+    loss = mean_loss(model.head(p, model.forward(p, torch.tensor(X1))[-1]), yhat)
+    g, = torch.autograd.grad(loss, zt)
+    return g.numpy()
+
+
 @pytest.mark.parametrize("classes", [2, 3])
 def test_one_row_factors_are_the_per_sample_gradient_outer_product(classes):
     """On one row with a given label ŷ the layer factor is exact: ``Γ_k ⊗ S_k = vec(g_k) vec(g_k)ᵀ``
     with ``g_k = ∂Φ(s, ŷ)/∂[K_k | b_k]`` by torch autograd (independent of the sweeps; ≤ 1e-10
     relative, measured ~1e-16), and the head's ``A ⊗ S_N`` equals the head block of the Gauss–Newton
     matrix (``GaussNewtonProduct`` on the unit vectors, itself tested against autograd)."""
-    import torch
-
-    from ocdl.models.losses import mean_loss
     model, X, y, z = _model(classes)
     metric = KroneckerMetric(model, X)
     layers, head = _layer_index(model)
     for i in (0, 4):
         x1, yhat = X[i:i + 1], np.array([(y[i] + 1) % classes])
         Gam, S, A, SN = metric.batch_factors(z, x1, yhat)
-        zt = torch.tensor(z, requires_grad=True)
-        p = {k: v for k, v in zip(("K", "b", "W", "mu"), _split(model, zt))}
-        loss = mean_loss(model.head(p, model.forward(p, torch.tensor(x1))[-1]), yhat)
-        g, = torch.autograd.grad(loss, zt)
-        g = g.numpy()
+        g = _autograd_grad(model, z, x1, yhat)
         for k, ix in enumerate(layers):
             want = np.outer(g[ix], g[ix])
             got = np.kron(Gam[k], S[k])
@@ -70,6 +76,32 @@ def test_one_row_factors_are_the_per_sample_gradient_outer_product(classes):
         Gh = np.array([gn(z, e[j])[head] for j in head])
         Gh -= np.diag(np.where(np.arange(len(head)) % (model.d + 1) < model.d, model.alpha_head, 0.0))
         assert np.abs(np.kron(A, SN) - Gh).max() <= 1e-10 * np.abs(Gh).max()
+
+
+@pytest.mark.parametrize("field", ["outer", "inner", "conv"])
+def test_layer_sides_give_the_per_sample_gradient(field):
+    """``Field.layer_io``: ``h Σ_j U[:, j] A[:, j]ᵀ`` over one sample's columns (its positions, for conv)
+    is the gradient of that sample's loss with respect to ``[K_k | b_k]`` — against torch autograd
+    (≤ 1e-10 relative) for every layer, on the inner, outer and conv fields (conv: 2 channels,
+    kernel 3, signals of length 6, zero padding at both ends)."""
+    from ocdl import pmp
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(3), 3)
+    X = rng.normal(size=(y.size, 6)) + y[:, None]
+    opts = dict(channels=2, kernel=3) if field == "conv" else dict(width=7)
+    model = make_model(X, y, field=field, layers=3, T=1.5, alpha=1e-2, **opts)
+    z = model.flatten(model.init(seed=1)) + 0.3 * rng.normal(size=model.n_params())
+    params = model.unflatten(z)
+    layers, _ = _layer_index(model)
+    for i in (0, 7):
+        x1, yhat = X[i:i + 1], y[i:i + 1]
+        g = _autograd_grad(model, z, x1, yhat)
+        _, _, states, costates = pmp.sweep(model, params, x1, yhat)
+        for k, ix in enumerate(layers):
+            U, A = model.F.layer_io(states[k], params["K"][k], params["b"][k], costates[k + 1])
+            got = model.h * (U @ A.T)
+            want = g[ix].reshape(got.shape)
+            assert np.abs(got - want).max() <= 1e-10 * np.abs(want).max()
 
 
 def _split(model, zt):
@@ -161,7 +193,10 @@ def test_kfac_refuses_what_it_does_not_model():
     X, y = make_dataset("spirals", seed=0, points_per_class=10)
     with pytest.raises(InputError, match="Kronecker"):
         train(X, y, solver="newton", warm_start="none", curvature="gauss-newton", preconditioner="kfac",
-              field="inner", layers=2, width=3)
+              field="hamiltonian", layers=2, width=4)
+    with pytest.raises(InputError, match="Kronecker"):
+        train(X, y, solver="newton", warm_start="none", curvature="gauss-newton", preconditioner="kfac",
+              integrator="rk4", layers=2, width=3)
     with pytest.raises(InputError, match="gauss-newton"):
         train(X, y, solver="newton", warm_start="none", curvature="hessian", preconditioner="kfac", layers=2,
               width=3)
@@ -195,7 +230,7 @@ def test_defaults_without_a_warm_start_and_the_cli_flag(tmp_path):
         assert rc == 0, err
         runs[pc] = json.loads(js.read_text())["train_loss"]
     assert runs["kfac"] != runs["none"]                  # the flag changed the steps
-    rc, _, err = run_ocdl_inprocess(*base, "--newton-preconditioner", "kfac", "--field", "inner")
+    rc, _, err = run_ocdl_inprocess(*base, "--newton-preconditioner", "kfac", "--integrator", "rk4")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "Kronecker" in err
     rc, _, err = run_ocdl_inprocess("train", "--data", "spirals", "--points", "20", "--solver", "adam",
                                     "--newton-preconditioner", "kfac", "--iterations", "2", "--quiet")

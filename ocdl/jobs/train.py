@@ -212,9 +212,9 @@ class TrainJob(Resumable):
                                          "Hessian near the solution)", "choice", choices=["hessian", "gauss-newton"])
     newton_preconditioner: str = option(None, "newton (reduced, gauss-newton curvature): preconditioner and "
                                               "damping metric of the CG — kfac (Kronecker-factored Gauss–Newton "
-                                              "blocks of the layers from the costate sweeps; outer field, euler) or "
-                                              "none (default: kfac with --newton-warm-start none on more than 1000 "
-                                              "samples with the outer field and euler, else none)", "choice",
+                                              "blocks of the layers from the costate sweeps; outer, inner or conv "
+                                              "field, euler) or none (default: kfac with --newton-warm-start none on "
+                                              "more than 1000 samples on those, else none)", "choice",
                                         choices=["kfac", "none"])
     newton_warm_start: str = option(None, "newton: warm start before the Newton steps — adam (default, reduced), "
                                           "lbfgs (default, full) or none (from the initialisation)", "choice",

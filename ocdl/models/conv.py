@@ -244,6 +244,19 @@ class ConvField(Field):
         g, _, _ = self.fm_vjp(K, self.fm_stage(K, b, to_fm(x, self.C, self.shape))[1], to_fm(p, self.C, self.shape))
         return from_fm(g)
 
+    def layer_io(self, x, K, b, q):
+        """``(U, A)`` with ``Σ_j U[:, j] A[:, j]ᵀ = ∂⟨q, f(x)⟩/∂[K | b]`` (K flattened to (C, C k^D)) summed
+        over one sample's positions: columns j = (position, sample), ``U = σ'(K ∗ x + b) ⊙ q``
+        (C, |S| n), ``A = [im2col(x); 1]`` (C k^D + 1, |S| n) — the sides of the Kronecker-factored
+        curvature (:mod:`ocdl.solvers.kronecker`; K-FAC's convolution factors, Grosse & Martens 2016)."""
+        xf = to_fm(x, self.C, self.shape)
+        cols = im2col(xf, self.k)
+        pre = corr(K, xf, cols=cols)
+        pre += self._bias(b)
+        m = xf[0].size
+        U = (self.act.deriv(pre) * to_fm(q, self.C, self.shape)).reshape(self.C, m)
+        return U, np.concatenate([cols.reshape(-1, m), np.ones((1, m))], axis=0)
+
     def vjp_theta(self, x, K, b, p):
         _, gK, gb = self.fm_vjp(K, self.fm_stage(K, b, to_fm(x, self.C, self.shape))[1], to_fm(p, self.C, self.shape))
         return gK, gb
@@ -264,6 +277,8 @@ class HamiltonianConvField(ConvField):
     name = "hamiltonian-conv"
     separable = True
     halves_per_state = 2
+    #: its layer is not one convolution of the state (K acts on p and, transposed, on q)
+    layer_io = None
 
     def _split(self, x):
         C = self.C

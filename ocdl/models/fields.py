@@ -118,6 +118,12 @@ class InnerField(Field):
         (rows of x, δx; numpy)."""
         return self.act.deriv(x @ K.T + b) * (dx @ K.T + x @ dK.T + db)
 
+    def layer_io(self, x, K, b, q):
+        """``(U, A)`` with ``Σ_j U[:, j] A[:, j]ᵀ = ∂⟨q, f(x)⟩/∂[K | b]`` per sample: ``U = (σ'(Kx + b) ⊙ q)ᵀ``
+        (m, n), ``A = [x; 1]ᵀ`` (m+1, n) — the sides of the Kronecker-factored curvature
+        (:mod:`ocdl.solvers.kronecker`)."""
+        return (self.act.deriv(x @ K.T + b) * q).T, np.concatenate([x, np.ones((x.shape[0], 1))], axis=1).T
+
     def casadi(self, x, K, b):
         import casadi as ca
         return self.act.casadi(ca.mtimes(K, x) + b)
@@ -140,6 +146,12 @@ class OuterField(Field):
         """The tangent ``(∂f/∂x) δx + (∂f/∂K) δK + (∂f/∂b) δb = K (σ'(x) ⊙ δx) + δK σ(x) + δb``
         (rows of x, δx; numpy)."""
         return (self.act.deriv(x) * dx) @ K.T + self.act(x) @ dK.T + db
+
+    def layer_io(self, x, K, b, q):
+        """``(U, A)`` with ``Σ_j U[:, j] A[:, j]ᵀ = ∂⟨q, f(x)⟩/∂[K | b]`` per sample: ``U = qᵀ`` (m, n),
+        ``A = [σ(x); 1]ᵀ`` (m+1, n) — the sides of the Kronecker-factored curvature
+        (:mod:`ocdl.solvers.kronecker`)."""
+        return q.T, np.concatenate([self.act(x), np.ones((x.shape[0], 1))], axis=1).T
 
     def casadi(self, x, K, b):
         import casadi as ca

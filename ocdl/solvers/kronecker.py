@@ -8,6 +8,11 @@ per-sample gradient of the loss Φ_i with respect to layer k's controls ``D_k = 
     ∂Φ_i/∂D_k = h q_{k+1,i} a_{k,i}ᵀ,   a_{k,i} = [σ(x_{k,i}); 1],  q_{k+1,i} = ∂Φ_i/∂x_{k+1,i},
 
 (the costate of the sample's own loss: ``n p_{k+1,i}`` in ocdl's convention ``p_N = (1/n)∇Φ``).
+The field says what its two sides are (``Field.layer_io(x, K, b, q) → (U, A)``): ``inner``
+(``σ(K x + b)``) has ``u = σ'(K x + b) ⊙ q``, ``a = [x; 1]``; ``conv`` (``σ(K ∗ x + b)``, K flattened
+to (C, C k^D)) has one pair per position, ``u_l = σ'(·)_l ⊙ q_l`` and ``a_l`` the zero-padded
+window at l, ``∂Φ_i/∂D_k = h Σ_l u_l a_lᵀ`` — its factors are K-FAC's for convolutions (Grosse &
+Martens 2016): ``Γ_k = h² E_i[Σ_l u_l u_lᵀ]``, ``S_k = E_{i,l}[a_l a_lᵀ]``.
 The Gauss–Newton block of layer k, ``G_k = E_i[(∂s_i/∂D_k)ᵀ ∇²_sΦ_i (∂s_i/∂D_k)]``, equals
 ``E_i E_ŷ[vec(h q̂ aᵀ) vec(h q̂ aᵀ)ᵀ]`` when ``q̂`` is the costate of a label ``ŷ`` drawn from the
 model's own predictive distribution (``E_ŷ[(p − e_ŷ)(p − e_ŷ)ᵀ] = diag p − p pᵀ = ∇²_sΦ``). K-FAC
@@ -58,8 +63,8 @@ def _damped_inverse(F, eps):
 
 class KroneckerMetric:
     """The Kronecker-factored Gauss–Newton metric ``M`` of the module docstring, on flat parameter
-    vectors of ``model`` (``outer`` field, ``euler`` integrator: the layer's step is affine in
-    ``[K_k | b_k]`` with input ``[σ(x_k); 1]``; other fields and integrators are refused).
+    vectors of ``model`` (fields with ``layer_io`` — outer, inner, conv — and the ``euler``
+    integrator, where a layer's step is ``h`` times one field evaluation; others are refused).
 
     ``observe(z, rows)``: one forward and one costate sweep at the parameters ``z`` on the rows
     ``rows`` of ``X`` (None: all) with labels drawn from the model (``numpy.random.default_rng(seed)``),
@@ -70,10 +75,10 @@ class KroneckerMetric:
     is exactly inverse: ``M`` is SPD and fixed between refreshes)."""
 
     def __init__(self, model, X, average=0.95, damping=1.0, refresh=10, seed=0):
-        if model.field != "outer" or model.integrator != "euler":
-            raise InputError(f"newton: the Kronecker-factored preconditioner needs field 'outer' with integrator "
-                              f"'euler' (got field '{model.field}', integrator '{model.integrator}'); use "
-                              f"preconditioner='none'")
+        if getattr(model.F, "layer_io", None) is None or model.integrator != "euler":
+            raise InputError(f"newton: the Kronecker-factored preconditioner needs a field whose layer is one affine "
+                             f"map of the state or its activation (outer, inner, conv) with integrator 'euler' (got "
+                             f"field '{model.field}', integrator '{model.integrator}'); use preconditioner='none'")
         if not 0 <= average < 1:
             raise InputError(f"newton: the Kronecker factors' average must be in [0, 1) (got {average})")
         if not damping > 0:
@@ -100,10 +105,13 @@ class KroneckerMetric:
         else:
             A = np.diag(prob.mean(axis=0)) - prob.T @ prob / n
         _, _, states, costates = pmp.sweep(model, params, X, np.asarray(yhat))
-        q = n * costates[1:]                                                   # (N, n, m): per-sample costates
-        h = model.h
-        Gam = h * h * np.matmul(q.transpose(0, 2, 1), q) / n                   # (N, m, m)
-        S = input_moments(states[:-1], model.F.act)                           # (N, m+1, m+1)
+        h, K, b = model.h, params["K"], params["b"]
+        Gam, S = [], []
+        for k in range(model.layers):               # (per layer: the sides over samples × positions)
+            U, a = model.F.layer_io(states[k], K[k], b[k], n * costates[k + 1])
+            Gam.append(h * h * (U @ U.T) / n)
+            S.append(a @ a.T / a.shape[1])
+        Gam, S = np.array(Gam), np.array(S)
         SN = input_moments(states[-1:])[0]                                     # (d+1, d+1)
         return Gam, S, A, SN
 
@@ -120,14 +128,16 @@ class KroneckerMetric:
 
     def _blocks(self, v):
         p = self.model.unflatten(v)
-        D = np.concatenate([p["K"], p["b"][:, :, None]], axis=2)               # (N, m, m+1)
-        E = np.concatenate([p["W"], p["mu"][:, None]], axis=1)[None]           # (1, C', d+1)
+        N, r = p["b"].shape
+        D = np.concatenate([p["K"].reshape(N, r, -1), p["b"][:, :, None]], axis=2)   # (N, r, q): [K_k | b_k]
+        E = np.concatenate([p["W"], p["mu"][:, None]], axis=1)[None]                 # (1, C', d+1)
         return D, E
 
     def _flat(self, D, E):
-        m = D.shape[1]
         d = E.shape[2] - 1
-        return self.model.flatten({"K": D[:, :, :m], "b": D[:, :, m], "W": E[0, :, :d], "mu": E[0, :, d]})
+        shape = self.model.shapes()["K"]
+        return self.model.flatten({"K": D[:, :, :-1].reshape(shape), "b": D[:, :, -1], "W": E[0, :, :d],
+                                   "mu": E[0, :, d]})
 
     def _kron(self, v, which):
         if self.inverses is None:

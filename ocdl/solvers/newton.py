@@ -99,13 +99,14 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     Newton–CG steps throughout. None (default): "gauss-newton" for mini-batches without a warm start
     (``warm_start="none"``, ``batch_size`` given), else "hessian".
 
-    ``preconditioner="kfac"`` (Gauss–Newton steps; ``outer`` field, ``euler``): the damping and the
+    ``preconditioner="kfac"`` (Gauss–Newton steps; fields with ``layer_io`` — outer, inner, conv —
+    and ``euler``): the damping and the
     CG preconditioner in the Kronecker-factored metric ``M ≈ G`` of
     :class:`ocdl.solvers.kronecker.KroneckerMetric` (K-FAC, Martens & Grosse 2015, from the costate
     sweeps with labels drawn from the model, on the products' rows): ``(G + λM)s = −g`` by
     :func:`ocdl.solvers.trust_region.damped_pcg`, CG ≤ ``NEWTON_KFAC_CG_MAXITER`` (1) unless
     ``gn_cg_maxiter``. ``"none"``: ``(G + λI)s = −g``, unpreconditioned. None (default): "kfac" for
-    mini-batches without a warm start on the outer field with euler, else "none".
+    mini-batches without a warm start on those fields with euler, else "none".
 
     Warm start ``warm_iterations`` Adam steps (AMSGrad, ``lr`` with cosine decay, the best full-batch
     iterate handed over: :func:`ocdl.solvers.pontryagin.adam_phase`) with the exact costate gradient, or L-BFGS to
@@ -131,8 +132,8 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     if curvature is None:
         curvature = "gauss-newton" if cold_batches else "hessian"
     if preconditioner is None:
-        preconditioner = ("kfac" if cold_batches and curvature == "gauss-newton" and model.field == "outer"
-                          and model.integrator == "euler" else "none")
+        preconditioner = ("kfac" if cold_batches and curvature == "gauss-newton" and model.integrator == "euler"
+                          and getattr(model.F, "layer_io", None) is not None else "none")
     if curvature not in CURVATURES:
         raise SolverError(f"newton: unknown curvature '{curvature}' (valid: {', '.join(CURVATURES)})")
     if formulation == "full" and curvature != "hessian":
