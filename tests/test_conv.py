@@ -226,7 +226,8 @@ def test_cli_gradcheck_conv(ocdl_cli, field, method, extra):
 @pytest.mark.parametrize("extra,match", [
     (["--field", "conv", "--kernel", "4"], "odd"),
     (["--field", "conv", "--channels", "0"], "channels"),
-    (["--field", "conv", "--solver", "newton"], "does not support field 'conv'"),
+    (["--field", "conv", "--solver", "msa"], "does not support field 'conv'"),
+    (["--field", "conv", "--solver", "newton", "--newton-formulation", "full"], "formulation='full'"),
     (["--field", "conv", "--width", "9"], "--width"),
     (["--field", "outer", "--channels", "4"], "conv fields only"),
     (["--field", "conv", "--shape", "4,2"], "positions"),

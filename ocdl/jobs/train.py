@@ -110,7 +110,7 @@ def estimate(solver, model, n, options=None, iterations=None):
     from ocdl.jobs.budget import SECONDS_PER_FLOP, SECONDS_PER_STEP, Estimate
     from ocdl.solvers import DEFAULT_ITERATIONS, default_batching
     from ocdl.solvers.memory import estimate as memory
-    opts = default_batching(solver, n, dict(options or {}))
+    opts = default_batching(solver, n, dict(options or {}), field=model.field)
     formulation = opts.get("formulation", "reduced")
     nbytes, flag = memory(solver, model, n, opts.get("batch_size"), opts.get("hessian_sample"), formulation,
                           opts.get("segments") or 1)

@@ -70,15 +70,16 @@ BATCH_OPTIONS = ("batch_size", "epochs", "validation", "patience", "test")
 #: mini-batch defaults by data size (the one table and its measurements: :mod:`ocdl.solvers.defaults`)
 from ocdl.solvers.defaults import (BATCH_LR, DEFAULT_BATCH, DEFAULT_EPOCHS, FULL_BATCH_MAX, MSA_EPOCHS,  # noqa: E402,F401
                                    NEWTON_BATCH, NEWTON_EPOCHS, NEWTON_HESSIAN_SAMPLE, NEWTON_INIT_BATCH,
-                                   NEWTON_INIT_EPOCHS, NEWTON_INIT_HESSIAN_SAMPLE)
+                                   NEWTON_INIT_CONV_EPOCHS, NEWTON_INIT_EPOCHS, NEWTON_INIT_HESSIAN_SAMPLE)
 
 
-def default_batching(solver, n, options, iterations=None):
+def default_batching(solver, n, options, iterations=None, field=None):
     """Fill in the mini-batch defaults of ``options`` for ``n`` training samples: sets with more
     than ``FULL_BATCH_MAX`` samples train in batches of ``DEFAULT_BATCH`` for ``DEFAULT_EPOCHS``
     epochs (unless ``iterations``/``epochs`` are given; newton: batches of ``NEWTON_BATCH``,
     Hessian-vector products on ``NEWTON_HESSIAN_SAMPLE`` rows, ``NEWTON_EPOCHS`` epochs — with
-    ``warm_start="none"`` ``NEWTON_INIT_BATCH``, ``NEWTON_INIT_HESSIAN_SAMPLE``, ``NEWTON_INIT_EPOCHS``; msa
+    ``warm_start="none"`` ``NEWTON_INIT_BATCH``, ``NEWTON_INIT_HESSIAN_SAMPLE``, ``NEWTON_INIT_EPOCHS``
+    (``field="conv"``: ``NEWTON_INIT_CONV_EPOCHS``); msa
     ``MSA_EPOCHS`` epochs); smaller
     ones in full batch. A mini-batch run of adam/pmp-adam without ``lr`` uses ``BATCH_LR``.
     The one place these defaults are applied (``train``, ``ocdl train``, ``ocdl compare``)."""
@@ -99,8 +100,8 @@ def default_batching(solver, n, options, iterations=None):
         if solver == "newton" and options.get("hessian_sample") is None:
             options["hessian_sample"] = NEWTON_INIT_HESSIAN_SAMPLE if cold else NEWTON_HESSIAN_SAMPLE
     if options.get("batch_size") is not None and options.get("epochs") is None and iterations is None and large:
-        options["epochs"] = {"newton": NEWTON_INIT_EPOCHS if cold else NEWTON_EPOCHS,
-                             "msa": MSA_EPOCHS}.get(solver, DEFAULT_EPOCHS)
+        options["epochs"] = {"newton": (NEWTON_INIT_CONV_EPOCHS if field == "conv" else NEWTON_INIT_EPOCHS) if cold
+                             else NEWTON_EPOCHS, "msa": MSA_EPOCHS}.get(solver, DEFAULT_EPOCHS)
     if solver in ("adam", "pmp-adam") and options.get("batch_size", n) < n and options.get("lr") is None:
         options["lr"] = BATCH_LR
     return options
@@ -253,7 +254,8 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
     checked = job.check_options({"layers": layers, "T": T, "width": width, "alpha": alpha, "beta": beta,
                                  "iterations": iterations, "seed": seed, **options})
     options = {k: checked[k] for k in options}
-    default_batching(solver, len(y), options, iterations)   # InputError for batch options of other solvers
+    default_batching(solver, len(y), options, iterations,   # InputError for batch options of other solvers
+                     field if model is None else model.field)
     known = solver_options(solver)
     unknown = sorted(set(options) - set(known))
     if unknown:

@@ -127,7 +127,7 @@ def _run_all(out, model, params0, X, y, solvers, iterations, options, X_test, y_
             its = DEFAULT_ITERATIONS[name]
         opts = dict(options.get(name, {}))
         if name in MINIBATCH_SOLVERS:
-            default_batching(name, len(y), opts, its if given else None)
+            default_batching(name, len(y), opts, its if given else None, model.field)
             if "epochs" in opts:
                 its = int(opts["epochs"]) * -(-len(y) // min(int(opts.get("batch_size") or len(y)), len(y)))
             if X_test is not None:

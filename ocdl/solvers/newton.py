@@ -53,12 +53,12 @@ from ocdl import pmp
 from ocdl.errors import InputError, SolverError
 from ocdl.optim import CONVERGED, STALLED
 from ocdl.solvers.defaults import (NEWTON_GN_CG_MAXITER, NEWTON_GN_CG_RTOL, NEWTON_KFAC_AVERAGE, NEWTON_KFAC_DAMPING,
-                                   NEWTON_KFAC_CG_MAXITER, NEWTON_KFAC_REFRESH)
+                                   NEWTON_KFAC_CG_MAXITER, NEWTON_KFAC_CONV_CG_MAXITER, NEWTON_KFAC_REFRESH)
 from ocdl.solvers.kronecker import KroneckerMetric
 from ocdl.solvers.gradient import PATIENCE, Batching
 from ocdl.solvers.pontryagin import (KKTObjective, Phases, adam_phase, cap_message, check_options, lbfgs_phase,
                                      refuse_checkpoints)
-from ocdl.solvers.support import EXACT_COSTATE, FULLY_CONNECTED, supports
+from ocdl.solvers.support import EXACT_COSTATE, Rule, supports
 from ocdl.solvers.trust_region import GaussNewtonProduct, HessianSample, TorchHVP, TrustRegionNewtonCG
 
 __all__ = ["newton", "FORMULATIONS", "WARM_STARTS", "CURVATURES", "PRECONDITIONERS", "GaussNewtonProduct",
@@ -70,7 +70,13 @@ CURVATURES = ("hessian", "gauss-newton")
 PRECONDITIONERS = ("none", "kfac")
 
 
-@supports(fields=FULLY_CONNECTED, integrators=EXACT_COSTATE, iterations=300)
+#: newton's fields: the fully connected ones, and ``conv`` (reduced formulation: its Gauss–Newton
+#: step with the Kronecker metric reaches 95–96 % held-out on MNIST-1D, docs/compare.md)
+FIELDS = Rule("fully connected fields with a fused form, and conv (reduced formulation)",
+              lambda F: F.form is not None and (not getattr(F, "conv", False) or F.name == "conv"))
+
+
+@supports(fields=FIELDS, integrators=EXACT_COSTATE, iterations=300)
 def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, tol=1e-10,
            warm_start=None, warm_iterations=None, warm_tol=None, max_restarts=3, lr=0.02, delta0=1.0, cg_maxiter=500,
            exact_below=1e-5, formulation="reduced", linear_solver="mumps", threads=1, hessian_sample=None,
@@ -100,13 +106,16 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     (``warm_start="none"``, ``batch_size`` given), else "hessian".
 
     ``preconditioner="kfac"`` (Gauss–Newton steps; fields with ``layer_io`` — outer, inner, conv —
-    and ``euler``): the damping and the
-    CG preconditioner in the Kronecker-factored metric ``M ≈ G`` of
-    :class:`ocdl.solvers.kronecker.KroneckerMetric` (K-FAC, Martens & Grosse 2015, from the costate
-    sweeps with labels drawn from the model, on the products' rows): ``(G + λM)s = −g`` by
-    :func:`ocdl.solvers.trust_region.damped_pcg`, CG ≤ ``NEWTON_KFAC_CG_MAXITER`` (1) unless
-    ``gn_cg_maxiter``. ``"none"``: ``(G + λI)s = −g``, unpreconditioned. None (default): "kfac" for
-    mini-batches without a warm start on those fields with euler, else "none".
+    and ``euler``): the damping and the CG preconditioner in the Kronecker-factored metric ``M ≈ G``
+    of :class:`ocdl.solvers.kronecker.KroneckerMetric` (K-FAC, Martens & Grosse 2015, from the
+    costate sweeps with labels drawn from the model, on the products' rows): ``(G + λM)s = −g`` by
+    :func:`ocdl.solvers.trust_region.damped_pcg`, CG ≤ ``NEWTON_KFAC_CG_MAXITER`` (1; conv:
+    ``NEWTON_KFAC_CONV_CG_MAXITER``, 5) unless ``gn_cg_maxiter``. ``"none"``: ``(G + λI)s = −g``,
+    unpreconditioned. None (default): "kfac" for mini-batches without a warm start on those fields
+    with euler, else "none".
+
+    Fields: the fully connected ones and ``conv`` (reduced formulation; the full-space one builds
+    its KKT system in CasADi, which has no conv form).
 
     Warm start ``warm_iterations`` Adam steps (AMSGrad, ``lr`` with cosine decay, the best full-batch
     iterate handed over: :func:`ocdl.solvers.pontryagin.adam_phase`) with the exact costate gradient, or L-BFGS to
@@ -120,6 +129,9 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     refuse_checkpoints("newton", state0, checkpoint)
     if formulation not in FORMULATIONS:
         raise SolverError(f"newton: unknown formulation '{formulation}' (valid: {', '.join(FORMULATIONS)})")
+    if formulation == "full" and getattr(model.F, "conv", False):
+        raise InputError("newton: formulation='full' needs a fully connected field (its KKT system is built in "
+                         "CasADi, which has no conv form); use formulation='reduced'")
     if formulation == "full":
         given = [k for k, v in (("hessian_sample", hessian_sample), ("batch_size", batch_size), ("epochs", epochs),
                                 ("validation", validation)) if v is not None]
@@ -193,7 +205,8 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     rule = TrustRegionNewtonCG(objective.grad, hvp, tol, delta0, cg_maxiter, exact_below, sample, gn, damping,
                                NEWTON_GN_CG_RTOL if gn_cg_rtol is None else gn_cg_rtol,
                                gn_cg_maxiter if gn_cg_maxiter is not None else
-                               NEWTON_KFAC_CG_MAXITER if metric is not None else NEWTON_GN_CG_MAXITER,
+                               NEWTON_GN_CG_MAXITER if metric is None else NEWTON_KFAC_CONV_CG_MAXITER
+                               if getattr(model.F, "conv", False) else NEWTON_KFAC_CG_MAXITER,
                                gauss_newton_above, metric, objective.cost)
     steps = bt.iterations(iterations)
     res = phases.run(objective, z, rule, steps, model.unflatten, extra=bt.minimize_options())
