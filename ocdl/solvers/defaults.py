@@ -88,9 +88,9 @@ NEWTON_KFAC_AVERAGE, NEWTON_KFAC_DAMPING, NEWTON_KFAC_REFRESH = 0.95, 1.0, 10
 NEWTON_KFAC_CG_MAXITER = 1
 NEWTON_INIT_BATCH, NEWTON_INIT_HESSIAN_SAMPLE, NEWTON_INIT_EPOCHS = 256, 32, 30
 #: the same on the conv field (16 778 parameters: the Gauss–Newton coupling of the layers pays for
-#: more CG iterations) — MNIST-1D, 15 epochs: CG ≤ 3 / 5 95.2 / 95.9 % held-out; 30 epochs: CG ≤ 1
-#: 86.3 %, CG ≤ 3 95.7 % (docs/compare.md, "MNIST-1D: Newton from the default initialisation")
-NEWTON_KFAC_CONV_CG_MAXITER, NEWTON_INIT_CONV_EPOCHS = 5, 15
+#: more CG iterations) — MNIST-1D (α = 3e-3), 40 epochs: CG ≤ 3 / 5 95.6 / 95.5 % held-out; 15 epochs
+#: with CG ≤ 5: 92.4 % (docs/compare.md, "MNIST-1D: Newton from the default initialisation")
+NEWTON_KFAC_CONV_CG_MAXITER, NEWTON_INIT_CONV_EPOCHS = 3, 40
 #: msa's epochs on large sets: its mini-batch step (``metric="state"``, one (m+1)² solve per layer)
 #: costs about an Adam step; 30 epochs of batches of 128 reach adam's 60-epoch held-out accuracy
 #: within 3 points on MNIST-1D in about half its time (docs/compare.md, "MNIST-1D … E-MSA"); the

@@ -110,7 +110,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     of :class:`ocdl.solvers.kronecker.KroneckerMetric` (K-FAC, Martens & Grosse 2015, from the
     costate sweeps with labels drawn from the model, on the products' rows): ``(G + λM)s = −g`` by
     :func:`ocdl.solvers.trust_region.damped_pcg`, CG ≤ ``NEWTON_KFAC_CG_MAXITER`` (1; conv:
-    ``NEWTON_KFAC_CONV_CG_MAXITER``, 5) unless ``gn_cg_maxiter``. ``"none"``: ``(G + λI)s = −g``,
+    ``NEWTON_KFAC_CONV_CG_MAXITER``, 3) unless ``gn_cg_maxiter``. ``"none"``: ``(G + λI)s = −g``,
     unpreconditioned. None (default): "kfac" for mini-batches without a warm start on those fields
     with euler, else "none".
 
