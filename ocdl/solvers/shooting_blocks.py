@@ -320,24 +320,37 @@ class ShootingSystem:
         return Jr[np.ix_(perm, perm)]
 
 
+#: numbers of ``A⁻¹E`` formed at once by :func:`bordered_solve` (32 MB): the Schur complement is
+#: accumulated over chunks of samples of at most this size (at least one sample)
+SCHUR_CHUNK = 1 << 22
+
+
 def bordered_solve(A, E, F, D, r1, r2):
     """Solve ``[[blockdiag(A_i), E], [F, D]] [y; g] = [r1; r2]`` (A (n, b, b), E (n, b, G), F (G, n, b),
     D (G, G), r1 (n, b), r2 (G)) by block elimination: ``g`` from the Schur complement
-    ``S = D − Σ_i F_i A_i⁻¹ E_i`` (one GEMM), then ``y_i = A_i⁻¹ (r1_i − E_i g)``.
+    ``S = D − Σ_i F_i A_i⁻¹ E_i`` (GEMMs over chunks of samples), then ``y_i = A_i⁻¹ (r1_i − E_i g)``.
 
-    Memory (the terms of :func:`ocdl.solvers.memory.estimate`): beyond its arguments, ``A⁻¹E``
-    (n b G numbers) and ``S`` (G²), formed in place and factorised in place (LAPACK getrf on
-    ``Sᵀ``'s Fortran view, then getrs with the transpose) — no copy of either."""
-    from scipy.linalg import lapack
+    Memory (the terms of :func:`ocdl.solvers.memory.estimate`): beyond its arguments, ``S`` (G²),
+    updated by GEMMs in place and LU-factorised in place (LAPACK getrf on ``Sᵀ``'s Fortran view, getrs with the
+    transpose: no copy), and ``A⁻¹E`` of one chunk of samples (≤ max(:data:`SCHUR_CHUNK`, b G)
+    numbers)."""
+    from scipy.linalg import blas, lapack
     n, b, G = E.shape
-    AE = np.linalg.solve(A, E)                                             # (n, b, G)
-    Ar = np.linalg.solve(A, r1[:, :, None])[:, :, 0]                       # (n, b)
-    Ff = F.reshape(G, n * b)
-    S = Ff @ AE.reshape(n * b, G)
-    np.subtract(D, S, out=S)                                               # S = D − F A⁻¹E, in place
+    S = np.array(D, dtype=float, order="C", copy=True)
+    rhs = np.array(r2, dtype=float, copy=True)
+    step = max(1, SCHUR_CHUNK // max(1, b * G))
+    for i0 in range(0, n, step):                      # chunks of samples (vectorised within a chunk)
+        i1 = min(n, i0 + step)
+        AE = np.linalg.solve(A[i0:i1], E[i0:i1])                             # (c, b, G)
+        Ar = np.linalg.solve(A[i0:i1], r1[i0:i1, :, None])[:, :, 0]          # (c, b)
+        Fc = F[:, i0:i1].reshape(G, (i1 - i0) * b)
+        # S −= Fc A⁻¹E in place: GEMM into Sᵀ's Fortran view (Sᵀ −= (A⁻¹E)ᵀ Fcᵀ), no G × G temporary
+        blas.dgemm(-1.0, AE.reshape((i1 - i0) * b, G).T, Fc.T, beta=1.0, c=S.T, overwrite_c=1)
+        rhs -= Fc @ Ar.ravel()
+        del AE
     lu, piv, info = lapack.dgetrf(S.T, overwrite_a=1)                      # S.T is Fortran-ordered: no copy
     if info > 0:
         raise np.linalg.LinAlgError("Singular matrix")
-    g, info = lapack.dgetrs(lu, piv, r2 - Ff @ Ar.reshape(n * b), trans=1)   # (Sᵀ)ᵀ g = S g
-    y = Ar - np.einsum("ibg,g->ib", AE, g)
+    g, info = lapack.dgetrs(lu, piv, rhs, trans=1)                         # (Sᵀ)ᵀ g = S g
+    y = np.linalg.solve(A, (r1 - np.einsum("ibg,g->ib", E, g))[:, :, None])[:, :, 0]
     return y, g
