@@ -39,7 +39,9 @@ shooting           1.05 · 8 [n b² + 2 n b G + G² + 4 N n (m² + 6 d)
                    :data:`ocdl.solvers.shooting_blocks.SCHUR_CHUNK`) with, when there is more than
                    one chunk (c < 4 n b G), a copy of its F columns (c' = c, else 0), and (ii) the
                    tangent sweep's θ tangents UX, UQ (n d L q each) with their update temporaries
-                   and a layer's stationarity rows (n q b, with their einsum terms). An undamped
+                   and a layer's stationarity rows (n q b, with their einsum terms); the layer
+                   solves' m² × m² Newton matrices of a trial evaluation (≤ 5 m⁴ < 8 G²) come
+                   after the step's arrays are freed and fall under (i). An undamped
                    (Gauss–Newton) step needs only S (G²) and the chunk beyond the Jacobian; the
                    estimate covers the damped step because a run takes one as soon as a
                    Gauss–Newton step is rejected. A run whose Newton warm start already meets
