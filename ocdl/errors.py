@@ -44,6 +44,23 @@ class Interrupted(KeyboardInterrupt):
         self.result = result
 
 
+def interrupt_cause(exc):
+    """The ``KeyboardInterrupt`` (SIGINT/SIGTERM) in ``exc``'s chain (itself, ``__cause__``,
+    ``__context__``), or ``None``. A signal handler raises wherever the main thread is, and some
+    frames wrap what they see: CPython 3.11 turns an exception raised while ``type.__new__`` calls
+    ``__set_name__`` (every class being built, e.g. during an import) into a ``RuntimeError``
+    whose ``__cause__`` is the interrupt (measured: an ``ocdl sweep`` run recorded as failed with
+    "Error calling __set_name__ on 'Field' instance …", and the sweep went on). Whoever records
+    failures and carries on must re-raise this instead."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def unknown_name(kind, name, valid):
     """An :class:`InputError` for an unknown ``kind`` name, listing valid ones and the closest."""
     valid = list(valid)

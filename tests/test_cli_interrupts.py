@@ -69,3 +69,50 @@ def test_interrupts_takes_sigint_only_from_the_default_handler():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def _class_built_while_signalled():
+    """Raise ocdl's interrupt where the interpreter wraps it: inside ``__set_name__`` while a class
+    is built (what a signal arriving during an import does)."""
+    from ocdl.errors import Signalled
+
+    class Descriptor:
+        def __set_name__(self, owner, name):
+            raise Signalled
+
+    type("Built", (), {"field": Descriptor()})
+
+
+def test_interrupt_cause_finds_a_signal_the_interpreter_wrapped():
+    import pytest
+
+    from ocdl.errors import Signalled, interrupt_cause
+    try:
+        _class_built_while_signalled()
+    except KeyboardInterrupt:                      # Python ≥ 3.12 no longer wraps: nothing to find
+        pytest.skip("this interpreter does not wrap exceptions from __set_name__")
+    except Exception as exc:                       # noqa: BLE001 - the premise: 3.11 wraps it
+        assert not isinstance(exc, KeyboardInterrupt)
+        assert isinstance(interrupt_cause(exc), Signalled)
+    assert interrupt_cause(RuntimeError("plain")) is None
+
+
+def test_a_wrapped_signal_stops_the_sweep_instead_of_failing_a_run():
+    import pytest
+
+    from ocdl.bench.sweep import execute
+
+    def run_fn(run):
+        try:
+            _class_built_while_signalled()
+        except KeyboardInterrupt:
+            raise RuntimeError("wrapped by hand") from sys.exc_info()[1]
+        return {}
+    run = {"name": "r", "settings": {}, "data_options": {}}
+    from ocdl.bench.sweep import GRID_KEYS
+    run.update({k: None for k in GRID_KEYS})
+    with pytest.raises(KeyboardInterrupt):
+        execute(run, run_fn)
+    # an ordinary failure is still recorded, the sweep goes on
+    record = execute(run, lambda r: (_ for _ in ()).throw(ValueError("bad")))
+    assert record["status"] == "failed" and "ValueError" in record["message"]

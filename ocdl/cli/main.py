@@ -10,7 +10,7 @@ import traceback
 
 from ocdl import __version__
 from ocdl.cli.common import Parser, set_threads, warn_not_converged
-from ocdl.errors import InputError, OcdlError
+from ocdl.errors import InputError, OcdlError, interrupt_cause
 from ocdl.io import read_toml
 from ocdl.jobs import work
 from ocdl.jobs.runcontrol import interrupts
@@ -151,6 +151,9 @@ def main(argv=None):
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
+        if interrupt_cause(exc) is not None:      # a signal another frame wrapped (ocdl.errors)
+            print("ocdl: interrupted", file=sys.stderr)
+            return 130
         if debug:
             traceback.print_exc()
         msg = " ".join(str(exc).split("\n"))[:300]
