@@ -60,12 +60,11 @@ def hKT(model, M, D):
     return out
 
 
-def outer_parts(model, params, scaled=True):
-    """``(h K̃, h b̃, h K̃ᵀ)`` (numpy, contiguous) of an outer-form field with ``M = [K̃ | b̃]`` =
+def outer_parts(model, params):
+    """``(K̃, h b̃, h K̃ᵀ)`` (numpy, contiguous) of an outer-form field with ``M = [K̃ | b̃]`` =
     ``F.embed(K, b)`` — the compiled kernels' operands (``hK̃ᵀ`` is :func:`hKT`; D is None for the
-    outer form). M is not formed when the field keeps the plain embedding ``[K | b]``.
-    ``scaled=False`` gives ``K̃`` itself first (no copy for the plain embedding of a contiguous K:
-    for kernels that scale by h inside their matrix product)."""
+    outer form). M is not formed (nor K copied, if contiguous) when the field keeps the plain
+    embedding ``[K | b]``."""
     K, b = params["K"], params["b"]
     d, h = model.d, model.h
     if type(model.F).embed is not Field.embed:
@@ -73,16 +72,7 @@ def outer_parts(model, params, scaled=True):
         K, b = M[:, :, :d], M[:, :, d]
     KT = np.empty(K.shape[:1] + K.shape[2:0:-1])
     np.multiply(np.swapaxes(K, 1, 2), h, out=KT)               # h K̃ᵀ, one pass
-    return (np.multiply(K, h) if scaled else np.ascontiguousarray(K)), np.multiply(b, h), KT
-
-
-def outer_theta_grads(model, gK, gb):
-    """``(∂J/∂K, ∂J/∂b)`` from the outer form's ``∂J/∂[K̃ | b̃]`` given as its two parts (the
-    row-form kernels' output): the parts themselves for the plain embedding ``[K | b]``, else the
-    field's ``theta_grads`` of the joined ``∂J/∂M``."""
-    if type(model.F).embed is Field.embed and type(model.F).theta_grads is Field.theta_grads:
-        return gK, gb
-    return model.F.theta_grads(np.concatenate([gK, gb[:, :, None]], axis=2))
+    return np.ascontiguousarray(K), np.multiply(b, h), KT
 
 
 def theta_grads(model, gM, D):

@@ -6,6 +6,7 @@ the matrix products.
 """
 import numpy as np
 
+from ocdl.models.resnet import SPLITTINGS
 from ocdl.pmp.forms import rk_coefficients
 
 
@@ -58,12 +59,7 @@ def _conv_rk_forward(model, params, X, store, trajectories):
     return from_fm(x), caches, Xs
 
 
-def conv_rk_final_state(model, params, X):
-    """``x_N`` ((n, d)) of :func:`conv_rk_sweep`'s forward, nothing stored."""
-    return _conv_rk_forward(model, params, X, False, False)[0]
-
-
-def conv_rk_sweep(model, params, X, trajectories=False, initial_costate=False):
+def conv_rk_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False, store=True):
     """Explicit Runge–Kutta layers on a conv field, the sweep of :func:`costate_sweep` with the
     field's feature-major kernels (``F.fm_stage``, ``F.fm_vjp``: convolution forward, transposed
     convolution and kernel correlation backward — k BLAS matmuls each, no loop over samples):
@@ -75,14 +71,14 @@ def conv_rk_sweep(model, params, X, trajectories=False, initial_costate=False):
     A two-phase generator (the protocol of :mod:`ocdl.pmp.dispatch`): the forward keeps every
     stage's cache, yields ``x_N`` (n, d), is sent ``p_N`` and returns
     ``(gK, gb, states, costates, p0)`` (trajectories (N+1, n, d) or None, p_0 (n, d) or None)."""
-    from ocdl.models.conv import from_fm, to_fm
+    from ocdl.models.conv import to_fm
     A, bw, C, _ = rk_coefficients(model.integrator)
     s = len(bw)
     h, N = model.h, model.layers
     F = model.F
     Ct, S_ = F.channels_total, F.shape
     K, b = params["K"], params["b"]
-    xN, caches, Xs = _conv_rk_forward(model, params, X, True, trajectories)
+    xN, caches, Xs = _conv_rk_forward(model, params, X, store, trajectories)
     lamN = yield xN
     lam = to_fm(lamN, Ct, S_)
     Ps = [lam] if trajectories else None
@@ -106,23 +102,19 @@ def conv_rk_sweep(model, params, X, trajectories=False, initial_costate=False):
         lam = new
         if trajectories:
             Ps.append(lam)
+    return _out(gK, gb, Xs, Ps, lam, initial_costate)
+
+
+def _out(gK, gb, Xs, Ps, lam, initial_costate):
+    """The sweeps' return from feature-major states ``Xs`` and costates ``Ps`` (backwards) or None."""
+    from ocdl.models.conv import from_fm
     p0 = from_fm(lam) if initial_costate else None
-    if trajectories:
-        states = np.stack([from_fm(a) for a in Xs])
-        costates = np.stack([from_fm(a) for a in Ps[::-1]])
-        return gK, gb, states, costates, p0
-    return gK, gb, None, None, p0
+    if Xs is None:
+        return gK, gb, None, None, p0
+    return gK, gb, np.stack([from_fm(a) for a in Xs]), np.stack([from_fm(a) for a in Ps[::-1]]), p0
 
 
-def conv_split_final_state(model, params, X, subs):
-    """``x_N`` ((n, d)) of :func:`conv_split_sweep`'s forward (two half-states, nothing stored)."""
-    gen = conv_split_sweep(model, params, X, subs)
-    xN = next(gen)
-    gen.close()
-    return xN
-
-
-def conv_split_sweep(model, params, X, subs, trajectories=False, initial_costate=False):
+def conv_split_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False, store=True):
     """Splittings (drift/kick) on the separable ``hamiltonian-conv`` field with **reversible,
     constant-memory** gradients: the forward keeps only the current (q, p); the backward sweep
     runs the sub-steps in reverse, reconstructing the state exactly up to round-off
@@ -135,9 +127,11 @@ def conv_split_sweep(model, params, X, subs, trajectories=False, initial_costate
                     λ_q ← λ_q + c h K ∗ U,                      ∂J/∂Kᵀ += c h corr(U, q)  (→ K by flip-swap)
 
     Working memory O(C L n), independent of the depth N (the gradient itself is O(N C² k)).
-    A two-phase generator like :func:`conv_rk_sweep`; ``trajectories=True`` also keeps all
-    states (for :func:`ocdl.pmp.costate`)."""
+    A two-phase generator like :func:`conv_rk_sweep` (sub-steps ``SPLITTINGS[integrator]``; it
+    stores nothing either way);
+    ``trajectories=True`` also keeps all states (for :func:`ocdl.pmp.costate`)."""
     from ocdl.models.conv import corr, corr_T, corr_grad, flip_swap, from_fm, to_fm
+    subs = SPLITTINGS[model.integrator]
     h, N = model.h, model.layers
     F, Ct, S_, x = _conv_setup(model, X)
     act = F.act
@@ -191,9 +185,4 @@ def conv_split_sweep(model, params, X, subs, trajectories=False, initial_costate
         if trajectories:
             Ps.append(lam.copy())
     gK += flip_swap(gKT, F.D)
-    p0 = from_fm(lam) if initial_costate else None
-    if trajectories:
-        states = np.stack([from_fm(a) for a in Xs])
-        costates = np.stack([from_fm(a) for a in Ps[::-1]])
-        return gK, gb, states, costates, p0
-    return gK, gb, None, None, p0
+    return _out(gK, gb, Xs, Ps, lam, initial_costate)
