@@ -71,13 +71,6 @@ def _increments(increments):
     return _NONE if increments is None else np.ascontiguousarray(increments, dtype=float)
 
 
-def _rows(model, X, ws):
-    """``x_0 = lift(X)`` in row form, (n, d) C-contiguous, in the workspace (written through the
-    feature-major view that :meth:`lift_into` fills; the padding columns are zeroed once, when
-    the buffer is made, and nothing else writes them)."""
-    return model.lift_into(X, ws.get("x0r", (X.shape[0], model.d), zeros=True).T, zero_padding=False).T
-
-
 def _p0_buffer(trajectories, initial_costate, shape):
     """The kernels' costate output: every costate (N+1, …), p_0 only (1, …), or none."""
     if trajectories:
@@ -105,7 +98,10 @@ def _rk_forward(model, params, X, ws, store, states, increments):
         S = ws.get("crkS", (B, N, s, nb, d)) if store else np.empty((0, N, s, nb, d))   # σ(Y_i)
         Xs = np.empty((N + 1, n, d)) if states else _NONE
         XN = np.empty((n, d))
-        rk.outer_forward(A, bw, hKT, hb, _rows(model, X, ws), XN, S, _increments(increments), Xs)
+        # x_0 = lift(X) in row form, written through the feature-major view lift_into fills (the
+        # padding columns are zeroed once, when the buffer is made, and nothing else writes them)
+        X0 = model.lift_into(X, ws.get("x0r", (n, d), zeros=True).T, zero_padding=False).T
+        rk.outer_forward(A, bw, hKT, hb, X0, XN, S, _increments(increments), Xs)
         return XN, {"S": S, "K": K, "D": None}, (Xs if states else None)
     M, D = embed(model, params)
     # layer inputs x_k and σ(K Y_i + b) (the stage inputs Y_i are recomputed backwards)
@@ -170,14 +166,6 @@ def _split_blocks(model, params, subs):
     return K, bias, ch, tuple(kind == "drift" for kind, _ in subs)
 
 
-def _split_start(model, X, H, ws):
-    """q_0 into slot 0 and p_0 into slot 1 of ``H`` (rows :m)."""
-    m = model.m
-    x0 = model.lift_into(X, ws.get("x0", (model.d, X.shape[0])))
-    H[0, :m] = x0[:m]
-    H[1, :m] = x0[m:]
-
-
 def split_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False, store=True):
     """Drift/kick splittings ``SPLITTINGS[integrator]`` = [(kind, c)] on a separable field
     (:mod:`ocdl.pmp.kernels_split`), a two-phase generator (module docstring); the costates of
@@ -192,7 +180,8 @@ def split_sweep(model, params, X, trajectories=False, increments=None, initial_c
     with borrow(model) as ws:             # [half-state; 1] per slot (cost only: two, in place)
         H = ws.get("Hk" if store else "Hr", (N * L + 2 if store else 2, m + 1, n), ones_row=True)
         Sg = ws.get("Sk", (N * L, m, n)) if store else np.empty((0, m, n))
-        _split_start(model, X, H, ws)
+        x0 = model.lift_into(X, ws.get("x0", (d, n)))               # q_0 into slot 0, p_0 into 1
+        H[0, :m], H[1, :m] = x0[:m], x0[m:]
         ks.split_forward(K, bias, ch, src, prev, dst, H, Sg)
         xNf = np.empty((d, n))
         xNf[:m] = H[qend[N] if store else 0, :m]

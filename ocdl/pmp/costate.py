@@ -114,12 +114,8 @@ def sweep(model, params, X, y, increments=None, trajectories=True, device=None, 
     be, params, X, y, increments = _inputs(model, params, X, y, increments, device)
     if terminal_costate is None:
         terminal = _terminal(model, params, y)
-    elif be == "torch":
-        import torch
-        terminal = _linear_terminal(torch.as_tensor(terminal_costate).to(device=X.device, dtype=X.dtype),
-                                    model.n_out)
     else:
-        terminal = _linear_terminal(np.asarray(terminal_costate, dtype=float), model.n_out)
+        terminal = _linear_terminal(_cotangent(terminal_costate, be, X), model.n_out)
     gen = lookup(SWEEPS, be, model)(model, params, X, trajectories, increments)
     xN = next(gen)                              # the forward, then the head's terminal, then
     data, lamN, g = terminal(xN)                # the costate sweep from the stored stages
@@ -132,6 +128,15 @@ def sweep(model, params, X, y, increments=None, trajectories=True, device=None, 
         states = states.cpu().numpy()
         costates = None if costates is None else costates.cpu().numpy()
     return J, grads, states, costates
+
+
+def _cotangent(V, be, like):
+    """``V`` (a terminal costate) in the library of the sweep that runs: a float64 tensor on the
+    device of ``like`` (backend ``torch``) or a float64 numpy array."""
+    if be == "torch":
+        import torch
+        return torch.as_tensor(V).to(device=like.device, dtype=torch.float64)
+    return np.asarray(V.cpu().numpy() if is_torch(V) else V, dtype=float)
 
 
 def _linear_terminal(V, n_out=1):
@@ -210,7 +215,6 @@ def vjp(model, params, X, increments=None, device=None):
     gen = lookup(SWEEPS, be, model)(model, params, X, False, xi, True)
     xN = next(gen)
     shape = tuple(xN.shape)
-    device = xN.device if be == "torch" else None
 
     def pullback(V):
         nonlocal gen
@@ -219,13 +223,8 @@ def vjp(model, params, X, increments=None, device=None):
                                "(run the forward again for another vector-Jacobian product)")
         if tuple(V.shape) != shape:
             raise InputError(f"the cotangent has shape {tuple(V.shape)}, need (samples, width) = {shape}")
-        if be == "torch":
-            import torch
-            lamN = torch.as_tensor(V).to(device=device, dtype=torch.float64)
-        else:
-            lamN = np.asarray(V.cpu().numpy() if is_torch(V) else V, dtype=float)
         sweep, gen = gen, None
-        gK, gb, _, _, p0 = finish(sweep, lamN)
+        gK, gb, _, _, p0 = finish(sweep, _cotangent(V, be, xN))
         if be == "torch" and numpy_out:
             gK, gb, p0 = gK.cpu().numpy(), gb.cpu().numpy(), p0.cpu().numpy()
         return p0, {"K": gK, "b": gb}

@@ -14,7 +14,6 @@ import functools
 import numpy as np
 
 from integrators.tableaux import costate_coefficients, tableau
-from ocdl.errors import InputError
 from ocdl.models.backend import contiguous, is_torch, swap
 from ocdl.models.fields import Field
 
@@ -39,9 +38,6 @@ def embed(model, params):
     """``(M, D)``: ``M`` (N, d, d+1) the per-layer affine map on ``[a; 1]`` and ``D`` ((d, 1)
     output signs of the inner form, or None), both in the library (and device) of ``params["K"]``."""
     F = model.F
-    if F.form not in ("outer", "inner"):
-        raise InputError(f"field '{F.name}' has no fused form; use pmp.module_value_and_grad "
-                         f"or the autograd solvers for it")
     M = F.embed(params["K"], params["b"])
     D = F.out_sign(model.d)
     if D is None:

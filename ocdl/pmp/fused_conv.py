@@ -10,17 +10,6 @@ from ocdl.models.resnet import SPLITTINGS
 from ocdl.pmp.forms import rk_coefficients
 
 
-def _combine(base, terms, weights, out, tmp):
-    """``out = base + Σ_i weights_i terms_i`` in place (one stage: weight 1, a single add)."""
-    if len(terms) == 1:
-        np.add(base, terms[0], out=out)
-        return
-    np.copyto(out, base)
-    for term, w in zip(terms, weights):
-        np.multiply(term, w, out=tmp)
-        np.add(out, tmp, out=out)
-
-
 def _conv_setup(model, X):
     F = model.F
     Ct, S = F.channels_total, F.shape
@@ -49,9 +38,7 @@ def _conv_rk_forward(model, params, X, store, trajectories):
             f, cache = F.fm_stage(K[k], b[k], Y)
             hF.append(h * f)                            # f may be the cached σ: not in place
             layer.append(cache if store else None)
-        xn = np.empty_like(x)
-        _combine(x, hF, bw, xn, np.empty_like(x))     # x + Σ_i b_i h f(Y_i)
-        x = xn
+        x = x + sum(b * f for b, f in zip(bw, hF))     # x + Σ_i b_i h f(Y_i)
         if store:
             caches.append(layer)
         if trajectories:
@@ -97,9 +84,7 @@ def conv_rk_sweep(model, params, X, trajectories=False, increments=None, initial
             gK[k] += (h * bw[i]) * tK
             gb[k] += (h * bw[i]) * tb
         caches[k] = None
-        new = np.empty_like(lam)
-        _combine(lam, hG, bw, new, np.empty_like(lam))  # p + Σ_i b_i h (∂f/∂x)ᵀ P_i
-        lam = new
+        lam = lam + sum(b * g for b, g in zip(bw, hG))  # p + Σ_i b_i h (∂f/∂x)ᵀ P_i
         if trajectories:
             Ps.append(lam)
     return _out(gK, gb, Xs, Ps, lam, initial_costate)

@@ -56,20 +56,6 @@ from ocdl.pmp.kernels import (_FM, _apply, _costate_pass, _flat, _gemm, _jit, _l
 # constant: each loop body is branch-free, vectorisable).
 
 @numba.njit(inline="always", fastmath=_FM)
-def _act_row(z, out, r, shift, act):
-    """``out[r] = σ(z[r] + shift)`` (``out`` may be ``z``)."""
-    for c in range(z.shape[1]):
-        out[r, c] = value(act, z[r, c] + shift)
-
-
-@numba.njit(inline="always", fastmath=_FM)
-def _dmul_row(s, v, r, act):
-    """``v[r] *= σ'`` given the stored ``s = σ``."""
-    for c in range(s.shape[1]):
-        v[r, c] = mul_deriv(act, s[r, c], v[r, c])
-
-
-@numba.njit(inline="always", fastmath=_FM)
 def _comb_row(out, r, base, bscale, add, T, coef, lo, hi, rs):
     """``out[r] = bscale base[r] + add + rs Σ_{lo ≤ j < hi} coef_j T_j[r]`` (zero coefficients
     skipped, the first nonzero term in the pass of ``bscale base``; ``out`` may be ``base``)."""
@@ -77,12 +63,7 @@ def _comb_row(out, r, base, bscale, add, T, coef, lo, hi, rs):
     t, a = T[j0 if j0 < hi else 0], rs * coef[j0] if j0 < hi else 0.0
     for c in range(out.shape[1]):
         out[r, c] = bscale * base[r, c] + add + a * t[r, c]
-    _add_terms_row(out, r, T, coef, j0 + 1, hi, rs)
-
-@numba.njit(inline="always", fastmath=_FM)
-def _add_terms_row(out, r, T, coef, lo, hi, rs):
-    """``out[r] += rs Σ_{lo ≤ j < hi} coef_j T_j[r]`` (zero coefficients skipped)."""
-    for j in range(lo, hi):
+    for j in range(j0 + 1, hi):
         w = coef[j] * rs
         if w != 0.0:
             Tj = T[j]
@@ -324,8 +305,9 @@ def rk(act):
                     else:
                         _inner_stage_input(Yi, x, Sk, A, i, hD)
                         _gemm(False, False, M[k, :, :d], Yi, Si, 1.0, 0.0, ab)
-                    for r in range(d):
-                        _act_row(Si, Si, r, M[k, r, d], act)  # σ(K Y + b)
+                    for r in range(d):                   # σ(K Y + b)
+                        for c in range(nb):
+                            Si[r, c] = value(act, Si[r, c] + M[k, r, d])
                 y = Xk[c0 // nb, k + 1, :d] if store and k < N - 1 else xr[(k + 1) % 2, :d]
                 for r in range(d):                       # x_{k+1} = x + hD Σ b_i Σ_i
                     _comb_row(y, r, x, 1.0, 0.0, Sk, bw, 0, s, hD[r])
@@ -378,7 +360,8 @@ def rk(act):
                                 _dmul_lin_row(Sk[i], Wi, lam, bw[i], lam, 0.0, r, act)
                         else:
                             _comb_row(Wi, r, lam, bw[i], 0.0, R, Ch[i], i + 1, s, 1.0)
-                            _dmul_row(Sk[i], Wi, r, act)
+                            for c in range(nb):          # W_i *= σ'_i
+                                Wi[r, c] = mul_deriv(act, Sk[i, r, c], Wi[r, c])
                     _gemm(False, True, Wi, x if i == 0 else Y[i], Gk, 1.0, 1.0, ab)     # += W [Y; 1]ᵀ
                     if i > 0:
                         np.dot(hKT[k], Wi, R[i])

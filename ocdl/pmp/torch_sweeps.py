@@ -60,12 +60,7 @@ def as_tensors(model, params, X, y=None, device=None, increments=None):
     a tensor among params / X, else the CPU); ``x0 = lift(X)`` (n, d); y int64, or None."""
     torch = _torch()
     if device is None:
-        for v in list(params.values()) + [X]:
-            if is_torch(v):
-                device = v.device
-                break
-        else:
-            device = "cpu"
+        device = next((v.device for v in [*params.values(), X] if is_torch(v)), "cpu")
     device = torch.device(device)
 
     def t(v, dtype=torch.float64):
