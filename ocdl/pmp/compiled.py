@@ -24,7 +24,8 @@ import functools
 import numpy as np
 
 from ocdl.models.resnet import SPLITTINGS
-from ocdl.pmp.forms import embed, hKT as _hKT, outer_parts, rk_coefficients, split_theta_grads, theta_grads
+from ocdl.pmp.forms import (embed, hKT as _hKT, outer_parts, outer_theta_grads, rk_coefficients, split_theta_grads,
+                            theta_grads)
 from ocdl.pmp.workspace import borrow
 
 _NONE = np.empty((0, 0, 0))      # "no array" for the kernels' optional (K, d, n) outputs
@@ -102,7 +103,7 @@ def _rk_forward(model, params, X, ws, store, states, increments):
         # padding columns are zeroed once, when the buffer is made, and nothing else writes them)
         X0 = model.lift_into(X, ws.get("x0r", (n, d), zeros=True).T, zero_padding=False).T
         rk.outer_forward(A, bw, hKT, hb, X0, XN, S, _increments(increments), Xs)
-        return XN, {"S": S, "K": K, "D": None}, (Xs if states else None)
+        return XN, {"S": S, "K": K}, (Xs if states else None)
     M, D = embed(model, params)
     # layer inputs x_k and σ(K Y_i + b) (the stage inputs Y_i are recomputed backwards)
     Xk = ws.get("crkX", (B, N, d + 1, nb), ones_row=True) if store else np.empty((0, N, d + 1, nb))
@@ -127,18 +128,20 @@ def rk_sweep(model, params, X, trajectories=False, increments=None, initial_cost
     with borrow(model) as ws:
         xN, st, Xs = _rk_forward(model, params, X, ws, store, trajectories, increments)
         lamN = yield xN
-        G = ws.get("crkG", (N, d, d + 1))
-        if model.F.form == "outer":
+        if model.F.form == "outer":             # (∂J/∂K̃, ∂J/∂b̃ apart: no copy for the plain [K | b])
             P = _p0_buffer(trajectories, initial_costate, (N + 1, n, d))
+            gK, gb = np.empty((N, d, d)), np.empty((N, d))
             hK = np.multiply(st["K"], h)        # formed only now: not held while σ waits for p_N
-            rk.outer_backward(Ch, bw, hK, st["S"], np.ascontiguousarray(lamN), G, P)
+            rk.outer_backward(Ch, bw, hK, st["S"], np.ascontiguousarray(lamN), h, gK, gb, P)
+            gK, gb = outer_theta_grads(model, gK, gb)
         else:
+            G = ws.get("crkG", (N, d, d + 1))
             P = _p0_buffer(trajectories, initial_costate, (N + 1, d, n))
             rk.inner_backward(A, Ch, bw, st["hKT"], _hD(model, st["D"]), st["Xk"], st["Sg"],
                               np.ascontiguousarray(lamN.T), G, P)
+            G *= h                              # in place: theta_grads hands back fresh arrays
+            gK, gb = theta_grads(model, G, st["D"])
             P = P.transpose(0, 2, 1)
-        G *= h                                  # in place: theta_grads hands back fresh arrays
-        gK, gb = theta_grads(model, G, st["D"])
     p0 = P[0] if (trajectories or initial_costate) else None
     return gK, gb, Xs, (P if trajectories else None), p0
 

@@ -261,7 +261,5 @@ def kkt_residual(model, params, X, y, grads=None):
     discrete PMP system (state, costate and boundary equations hold exactly by construction)."""
     if grads is None:
         _, grads = value_and_grad(model, params, X, y)
-    def amax(a):                                # numpy arrays or torch tensors
-        return float(abs(a).max())
-    th = max(amax(grads["K"]), amax(grads["b"])) / model.h
-    return max(th, amax(grads["W"]), amax(grads["mu"]))
+    amax = {k: float(abs(g).max()) for k, g in grads.items()}      # numpy arrays or torch tensors
+    return max(max(amax["K"], amax["b"]) / model.h, amax["W"], amax["mu"])

@@ -71,6 +71,15 @@ def outer_parts(model, params):
     return np.ascontiguousarray(K), np.multiply(b, h), KT
 
 
+def outer_theta_grads(model, gK, gb):
+    """``(∂J/∂K, ∂J/∂b)`` from the outer form's ``∂J/∂[K̃ | b̃]`` given as its two parts (the
+    row-form kernels' output): the parts themselves for the plain embedding ``[K | b]``, else the
+    field's ``theta_grads`` of the joined ``∂J/∂M``."""
+    if type(model.F).embed is Field.embed and type(model.F).theta_grads is Field.theta_grads:
+        return gK, gb
+    return model.F.theta_grads(np.concatenate([gK, gb[:, :, None]], axis=2))
+
+
 def theta_grads(model, gM, D):
     """``(∂J/∂K, ∂J/∂b)`` from the contraction ``gM = h Σ U [a; 1]ᵀ`` (rows scaled in place by the
     output signs D first: ``∂J/∂M = D ⊙ gM``), through the field's ``theta_grads``."""

@@ -10,11 +10,10 @@ from ocdl.models.resnet import SPLITTINGS
 from ocdl.pmp.forms import rk_coefficients
 
 
-def _conv_setup(model, X):
-    F = model.F
-    Ct, S = F.channels_total, F.shape
+def _fm(model, a):
+    """Rows ``a`` (n, d) in the conv fields' feature-major layout (C_tot, L, n)."""
     from ocdl.models.conv import to_fm
-    return F, Ct, S, to_fm(model.lift(np.asarray(X, dtype=float)), Ct, S)
+    return to_fm(a, model.F.channels_total, model.F.shape)
 
 
 def _conv_rk_forward(model, params, X, store, trajectories):
@@ -24,7 +23,7 @@ def _conv_rk_forward(model, params, X, store, trajectories):
     A, bw, _, _ = rk_coefficients(model.integrator)
     s = len(bw)
     h, N = model.h, model.layers
-    F, _, _, x = _conv_setup(model, X)
+    F, x = model.F, _fm(model, model.lift(np.asarray(X, dtype=float)))
     K, b = params["K"], params["b"]
     caches = [] if store else None
     Xs = [x] if trajectories else None
@@ -58,16 +57,14 @@ def conv_rk_sweep(model, params, X, trajectories=False, increments=None, initial
     A two-phase generator (the protocol of :mod:`ocdl.pmp.dispatch`): the forward keeps every
     stage's cache, yields ``x_N`` (n, d), is sent ``p_N`` and returns
     ``(gK, gb, states, costates, p0)`` (trajectories (N+1, n, d) or None, p_0 (n, d) or None)."""
-    from ocdl.models.conv import to_fm
     A, bw, C, _ = rk_coefficients(model.integrator)
     s = len(bw)
     h, N = model.h, model.layers
     F = model.F
-    Ct, S_ = F.channels_total, F.shape
     K, b = params["K"], params["b"]
     xN, caches, Xs = _conv_rk_forward(model, params, X, store, trajectories)
     lamN = yield xN
-    lam = to_fm(lamN, Ct, S_)
+    lam = _fm(model, lamN)
     Ps = [lam] if trajectories else None
     gK = np.zeros_like(K)
     gb = np.zeros_like(b)
@@ -115,10 +112,10 @@ def conv_split_sweep(model, params, X, trajectories=False, increments=None, init
     A two-phase generator like :func:`conv_rk_sweep` (sub-steps ``SPLITTINGS[integrator]``; it
     stores nothing either way);
     ``trajectories=True`` also keeps all states (for :func:`ocdl.pmp.costate`)."""
-    from ocdl.models.conv import corr, corr_T, corr_grad, flip_swap, from_fm, to_fm
+    from ocdl.models.conv import corr, corr_T, corr_grad, flip_swap, from_fm
     subs = SPLITTINGS[model.integrator]
     h, N = model.h, model.layers
-    F, Ct, S_, x = _conv_setup(model, X)
+    F, x = model.F, _fm(model, model.lift(np.asarray(X, dtype=float)))
     act = F.act
     Cc = F.C
     K, b = params["K"], params["b"]
@@ -143,7 +140,7 @@ def conv_split_sweep(model, params, X, trajectories=False, increments=None, init
         if trajectories:
             Xs.append(np.concatenate([q, p]))
     lamN = yield from_fm(np.concatenate([q, p]))
-    lam = to_fm(lamN, Ct, S_)
+    lam = _fm(model, lamN)
     lq, lp = lam[:Cc], lam[Cc:]
     Ps = [lam.copy()] if trajectories else None
     gK = np.zeros_like(K)

@@ -79,7 +79,8 @@ def _dmul_lin_row(s, W, lam, bi, Rn, cn, r, act):
 
 @numba.njit(inline="always", fastmath=_FM)
 def _add_inc(inc, k, c0, w, y):
-    """``y[:, :w] += ξ_k[c0:c0+w]ᵀ`` (``inc`` (N, n, d) in row form; none: (0, 0, 0))."""
+    """``y[:, :w] += ξ_k[c0:c0+w]ᵀ`` (``y`` (d, nb): a feature-major block, or a row-form one
+    transposed; ``inc`` (N, n, d) in row form; none: (0, 0, 0))."""
     if inc.shape[0] > 0:
         for r in range(y.shape[0]):
             for c in range(w):
@@ -218,10 +219,7 @@ def rk(act):
                 else:
                     _gemm(False, False, ones, hb[k:k + 1], x, sb, 1.0, ab)
                 _gemm(False, False, Sk[s - 1], hKT[k], x, bw[s - 1], 1.0, ab)      # + b_s S_s hKᵀ
-                if inc.shape[0] > 0:
-                    for c in range(w):
-                        for r in range(d):
-                            x[c, r] += inc[k, c0 + c, r]
+                _add_inc(inc, k, c0, w, x.T)
                 if keep:
                     _store_rows(x, w, Xall[k + 1], c0)
             _store_rows(x, w, XN, c0)
@@ -229,14 +227,14 @@ def rk(act):
             Xall[0] = X0
 
     @_jit(fastmath=_FM)
-    def outer_backward(Ch, bw, hK, S, PN, G, Pall):
+    def outer_backward(Ch, bw, hK, S, PN, h, GK, Gb, Pall):
         """Outer-form RK backward in row form, sample-blocked, from ``p_N`` in ``PN`` (n, d) over
         the blocks ``S`` of :func:`outer_forward` (padding rows get p = 0: they add nothing);
         ``Ch`` (s, s) the weighted costate coefficients ``Ĉ``, ``hK`` (N, d, d) = h K̃. Stages
         i = s..1: ``W_i = b_i λ + Σ_{j>i} Ĉ_ij R_j``, ``R_i = σ'(Y_i) ⊙ (W_i hK)``; then
-        ``p_k = λ + Σ_i R_i``. ``G`` (N, d, d+1) gets ``Σ_i W_iᵀ [S_i 1]`` (∂J/∂[K̃_k | b̃_k]
-        of the data term over h; BLAS accumulates it block by block); ``Pall`` (N+1, n, d)
-        receives every costate, (1, n, d) p_0 only, or is (0, 0, 0).
+        ``p_k = λ + Σ_i R_i``. ``GK`` (N, d, d) and ``Gb`` (N, d) get ``h Σ_i W_iᵀ S_i`` and
+        ``h Σ_i W_iᵀ 1`` (∂J/∂K̃_k, ∂J/∂b̃_k of the data term; BLAS accumulates them block by
+        block); ``Pall`` (N+1, n, d) receives every costate, (1, n, d) p_0 only, or is (0, 0, 0).
         The last stage reads λ itself (``W_s = b_s λ``: b_s goes into the products) and the first
         stage's R is formed in the update of p: Euler is three products and one pass a layer."""
         N, s = hK.shape[0], bw.shape[0]
@@ -248,7 +246,8 @@ def rk(act):
         R = np.empty((s, mb, d))
         ones = np.ones((nb, 1))
         ab = np.empty(2)
-        G[:] = 0.0
+        GK[:] = 0.0
+        Gb[:] = 0.0
         for c0 in range(0, n, nb):
             w = min(nb, n - c0)
             _load_rows(PN, c0, w, lam)
@@ -256,8 +255,8 @@ def rk(act):
                 Sk = S[c0 // nb, k]
                 for i in range(s - 1, -1, -1):
                     Wi, wi = (lam, bw[i]) if i == s - 1 else (W, 1.0)
-                    _gemm(True, False, Wi, Sk[i], G[k, :, :d], wi, 1.0, ab)                 # += Wᵀ S
-                    _gemm(True, False, Wi, ones, G[k, :, d:], wi, 1.0, ab)                  # += Wᵀ 1
+                    _gemm(True, False, Wi, Sk[i], GK[k], h * wi, 1.0, ab)                   # += h Wᵀ S
+                    _gemm(True, False, Wi, ones, Gb[k].reshape((d, 1)), h * wi, 1.0, ab)    # += h Wᵀ 1
                     _gemm(False, False, Wi, hK[k], g, wi, 0.0, ab)                        # g = W hK
                     if i > 0:                # R_i = σ' ⊙ g, p_k (in pk) += R_i, W_{i-1} in one pass
                         _stage_costate(Sk[i], g, lam, pk, i == s - 1, R[i], W, bw[i - 1], Ch[i - 1, i], act)
