@@ -6,7 +6,7 @@ import torch
 
 from ocdl.errors import SolverError
 from ocdl.optim import (LBFGS, Adam, Batches, Callback, Checkpointing, Divergence, EarlyStopping, GradientDescent,
-                        LevenbergMarquardt, Step, TorchLBFGS, minimize)
+                        KeepBest, LevenbergMarquardt, Snapshots, Step, TorchLBFGS, minimize)
 
 A = np.array([[3.0, 1.0], [1.0, 2.0]])
 B = np.array([1.0, -2.0])
@@ -139,8 +139,8 @@ def test_interrupt_and_resume_bit_for_bit(sampler):
     def run(**kw):
         smp = Batches(40, sampler, seed=3) if sampler else None
         obj = _noisy if sampler else (lambda x, b=None: quadratic(x))
-        return minimize(obj, np.array([2.0, -1.0]), Adam(lr=0.1), 30, sampler=smp, keep_best=True,
-                        snapshots=(1, 3, 10), **kw)
+        return minimize(obj, np.array([2.0, -1.0]), Adam(lr=0.1), 30, sampler=smp, keep_best=KeepBest(),
+                        snapshots=Snapshots((1, 3, 10)), **kw)
 
     full = run()
     saved = []
@@ -334,7 +334,7 @@ def test_keep_best_does_not_replace_a_converged_last_iterate():
         def update(self, state, p, run):
             return Step(xs[1], state)
 
-    res = minimize(f, xs[0], Jump(), 5, gtol=1e-12, keep_best=True)
+    res = minimize(f, xs[0], Jump(), 5, gtol=1e-12, keep_best=KeepBest())
     assert f(xs[0])[0] < f(xs[1])[0]                         # the earlier iterate has the lower f
     assert res.success and np.array_equal(res.x, xs[1])      # … but the certified last one is returned
     assert abs(f(res.x)[1][0]) <= 1e-12
@@ -423,3 +423,29 @@ def test_step_info_joins_its_row_and_a_last_step_is_recorded():
     assert res.history[-1]["loss"] == quadratic(x0 / 8)[0]
     capped = minimize(quadratic, x0, Halve(), 3)
     assert capped.nit == 3 and np.array_equal(capped.x, x0 / 8) and capped.fun == quadratic(x0 / 8)[0]
+
+
+def test_keep_best_and_snapshots_are_hooks_and_the_old_spellings_fail_loudly():
+    """``keep_best=True`` / ``snapshots=(…)`` were plain keywords; they are hooks now and a plain
+    value is a one-line TypeError naming the hook. KeepBest returns the lowest recorded loss and the
+    certificate is evaluated there: a rule that walks x = 0.1 → 1 → 2 on f = x² returns x = 0.1 with
+    f and the gradient test of x = 0.1 (g = 0.2 > gtol: not converged)."""
+    with pytest.raises(TypeError, match=r"keep_best= takes a KeepBest\(…\) hook, got bool"):
+        minimize(quadratic, np.zeros(2), Adam(), 3, keep_best=True)
+    with pytest.raises(TypeError, match=r"snapshots= takes a Snapshots\(…\) hook, got tuple"):
+        minimize(quadratic, np.zeros(2), Adam(), 3, snapshots=(1, 2))
+    path = [np.array([0.1]), np.array([1.0]), np.array([2.0])]
+
+    class Walk:
+        def init(self, x, saved, run):
+            return {"k": np.array(0.0)}
+
+        def update(self, state, p, run):
+            k = int(state["k"]) + 1
+            return Step(path[min(k, 2)], {"k": np.array(float(k))})
+
+    res = minimize(lambda x, b=None: (float(x[0] ** 2), 2 * x), path[0].copy(), Walk(), 3, gtol=1e-8,
+                   keep_best=KeepBest(), snapshots=Snapshots((1, 2)))
+    assert np.array_equal(res.x, path[0]) and res.fun == 0.1 ** 2 and res.best
+    assert not res.success and "max |gradient| 2.00e-01" in res.message
+    assert [(i, float(v[0])) for i, v in res.snapshots] == [(1, 0.1), (2, 1.0), (3, 0.1)]

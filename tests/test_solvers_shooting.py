@@ -58,8 +58,13 @@ def test_structured_jacobian_equals_casadi_dense(activation, segments, classes):
     assert np.abs(J - np.asarray(Jf(u, guess))).max() <= 1e-10
 
 
-def test_bordered_solve_against_dense():
-    """Block elimination against numpy's dense solve of the assembled bordered matrix."""
+@pytest.mark.parametrize("chunk", [None, 2 * 3 * 5], ids=["one-chunk", "chunks-of-2-samples"])
+def test_bordered_solve_against_dense(monkeypatch, chunk):
+    """Block elimination against numpy's dense solve of the assembled bordered matrix, with the
+    Schur complement accumulated in one GEMM or over chunks of 2 samples (the last of 1)."""
+    from ocdl.solvers import shooting_blocks
+    if chunk is not None:
+        monkeypatch.setattr(shooting_blocks, "SCHUR_CHUNK", chunk)
     rng = np.random.default_rng(3)
     n, b, G = 7, 3, 5
     A = rng.normal(size=(n, b, b)) + 3 * np.eye(b)

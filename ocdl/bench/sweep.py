@@ -40,7 +40,7 @@ import re
 import time
 import traceback
 
-from ocdl.errors import InputError
+from ocdl.errors import InputError, interrupt_cause
 from ocdl.io import read_toml, write_csv, write_json
 from ocdl.progress import Progress, log
 
@@ -300,6 +300,9 @@ def execute(run, run_fn=None):
         record.update(result)
         record["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - recorded, the sweep goes on
+        interrupt = interrupt_cause(exc)
+        if interrupt is not None:       # a signal wrapped on its way up: stop, do not record a failure
+            raise interrupt from None
         record["status"] = "failed"
         record["message"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
         record["traceback"] = traceback.format_exc()[-4000:]

@@ -10,10 +10,10 @@ import traceback
 
 from ocdl import __version__
 from ocdl.cli.common import Parser, set_threads, warn_not_converged
-from ocdl.errors import InputError, OcdlError
+from ocdl.errors import InputError, OcdlError, interrupt_cause
 from ocdl.io import read_toml
 from ocdl.jobs import work
-from ocdl.jobs.runcontrol import sigterm_interrupts
+from ocdl.jobs.runcontrol import interrupts
 
 # one module per command, in --help order; each defines ``register(subparsers)``.
 COMMANDS = [
@@ -100,19 +100,6 @@ def _walk(parser, argv):
     return p, argv[:i]
 
 
-def _forget_unhandled_interrupt():
-    """The interrupt was handled here, so the exit code is 130. CPython (3.8–3.11) also remembers a
-    KeyboardInterrupt that passed through Python code run by a C extension (``PyRun_*``) in a
-    process-wide flag, and at exit kills the process with SIGINT (exit code −2) instead of
-    returning ours — measured on ``ocdl sweep`` sent SIGTERM: 2 of 10 runs, the same on main.
-    Clear that flag (where it exists)."""
-    try:
-        import ctypes
-        ctypes.c_int.in_dll(ctypes.pythonapi, "_Py_UnhandledKeyboardInterrupt").value = 0
-    except (ImportError, AttributeError, ValueError, OSError):    # not CPython, or no such flag
-        pass
-
-
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -129,7 +116,9 @@ def main(argv=None):
         # every path is checked by the command's job before any work (ocdl.jobs.base.Job.check_paths)
         words = _walk(parser, argv)[1]
         work.check(words, args, args.max_seconds)   # memory and time estimate, before any work
-        with sigterm_interrupts():       # SIGTERM stops every command as Ctrl-C does: exit 130
+        # SIGINT/SIGTERM raise ocdl.errors.Signalled, a KeyboardInterrupt subclass: caught below (exit
+        # 130); a bare KeyboardInterrupt could make CPython exit by SIGINT instead (see Signalled)
+        with interrupts():
             rc = func(args)
         for solver, message in getattr(args, "unconverged", ()):       # the one place; also under --quiet
             warn_not_converged(solver, False, message)
@@ -143,7 +132,6 @@ def main(argv=None):
     except KeyboardInterrupt as exc:      # ocdl.errors.Interrupted says what was kept
         detail = " ".join(str(exc).split("\n"))
         print("ocdl: interrupted" + (f"; {detail}" if detail else ""), file=sys.stderr)
-        _forget_unhandled_interrupt()
         return 130
     except MemoryError:
         if debug:
@@ -163,6 +151,9 @@ def main(argv=None):
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
+        if interrupt_cause(exc) is not None:      # a signal another frame wrapped (ocdl.errors)
+            print("ocdl: interrupted", file=sys.stderr)
+            return 130
         if debug:
             traceback.print_exc()
         msg = " ".join(str(exc).split("\n"))[:300]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ocdl.errors import InputError
-from ocdl.optim import Adam, Checkpointing, Divergence, LevenbergMarquardt, ProgressBar, minimize
+from ocdl.optim import Adam, Checkpointing, Divergence, KeepBest, LevenbergMarquardt, ProgressBar, minimize
 
 ORDER = {"euler": 1, "heun": 2, "rk4": 4}
 DTYPE = torch.float64
@@ -222,7 +222,7 @@ def solve_oscillator(problem, method="newton", iterations=None, lr=None, quiet=T
             return f, g.numpy(), {"data_loss": f}
 
         res = minimize(objective, theta0, Adam(lr=lr, schedule="constant", amsgrad=False), iterations or 3000,
-                       name="adam", keep_best=True, divergence=Divergence(hint="try a smaller --lr"), **hooks)
+                       name="adam", keep_best=KeepBest(), divergence=Divergence(hint="try a smaller --lr"), **hooks)
     elif method == "pinn":
         from ocdl.forces.pinn import fit_pinn
         res = fit_pinn(problem, theta0, seed=seed, lr=lr, **ck, **pinn_kw)

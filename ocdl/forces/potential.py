@@ -40,7 +40,7 @@ import integrators
 from integrators import IntegratorError
 from ocdl.errors import InputError, SolverError
 from ocdl.forces.table import ForceGrid, difference_matrix
-from ocdl.optim import Adam, Checkpointing, Divergence, LevenbergMarquardt, ProgressBar, minimize
+from ocdl.optim import Adam, Checkpointing, Divergence, KeepBest, LevenbergMarquardt, ProgressBar, minimize
 
 DTYPE = torch.float64
 METHODS = ("euler", "heun", "rk4")
@@ -338,7 +338,7 @@ def solve_potential(problem, method="newton", lam=1e-6, init="zero", iterations=
                         decay=1e-2 ** (1 / len(windows)), amsgrad=False)
             # the last window (all samples) checkpoints and resumes; the earlier ones only stop on an interrupt
             last = frac == 1.0
-            res = minimize(objective, theta, rule, per, name=f"adam t ≤ {problem.t[k - 1]:.3g}", keep_best=True,
+            res = minimize(objective, theta, rule, per, name=f"adam t ≤ {problem.t[k - 1]:.3g}", keep_best=KeepBest(),
                            progress=progress, divergence=Divergence(hint="try a smaller --lr"),
                            state0=state0 if last else None,
                            checkpointing=Checkpointing(checkpoint, checkpoint_every, should_stop) if last

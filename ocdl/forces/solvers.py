@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from ocdl.errors import InputError, SolverError
-from ocdl.optim import LBFGS, Adam, Callback, Checkpointing, Divergence, LevenbergMarquardt, ProgressBar, minimize
+from ocdl.optim import (LBFGS, Adam, Callback, Checkpointing, Divergence, KeepBest, LevenbergMarquardt, ProgressBar,
+                        Snapshots, minimize)
 
 SOLVERS = ("adam", "pmp-adam", "pmp-lbfgs", "newton")
 DTYPE = torch.float64
@@ -51,7 +52,7 @@ def solve(problem, method="newton", lam=1e-4, theta0=None, iterations=None, lr=0
         raise unknown_name("solver", method, SOLVERS)
     theta0 = problem.zero_theta() if theta0 is None else np.asarray(theta0, float)
     ck = {"state0": state0, "checkpointing": Checkpointing(checkpoint, checkpoint_every, should_stop),
-          "progress": ProgressBar(quiet), "snapshots": SNAPSHOTS, "divergence": Divergence(hint=HINT),
+          "progress": ProgressBar(quiet), "snapshots": Snapshots(SNAPSHOTS), "divergence": Divergence(hint=HINT),
           "callback": None if callback is None else Callback(callback)}
     if method == "newton":
         return _newton(problem, lam, theta0, iterations or 100, subset, label or "newton", ck)
@@ -62,7 +63,7 @@ def solve(problem, method="newton", lam=1e-4, theta0=None, iterations=None, lr=0
     # the learning rate decays geometrically to lr·decay over the run (the table needs large early
     # steps to reach forces of order g, and small late steps to resolve the ill-conditioned tail)
     rule = Adam(lr=lr, schedule="exponential", decay=decay, amsgrad=False)
-    return minimize(objective, theta0, rule, iterations or 3000, name=label or method, keep_best=True, **ck)
+    return minimize(objective, theta0, rule, iterations or 3000, name=label or method, keep_best=KeepBest(), **ck)
 
 
 def _objective(problem, lam, subset, costate):

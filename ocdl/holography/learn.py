@@ -26,8 +26,8 @@ import torch
 
 from ocdl.errors import InputError, SolverError
 from ocdl.holography.network import DTYPE
-from ocdl.optim import (Adam, Callback, Checkpointing, Divergence, LevenbergMarquardt, ProgressBar, TorchLBFGS,
-                        minimize)
+from ocdl.optim import (Adam, Callback, Checkpointing, Divergence, KeepBest, LevenbergMarquardt, ProgressBar,
+                        Snapshots, TorchLBFGS, minimize)
 
 SOLVERS = ("newton", "pmp-adam", "adam", "pmp-lbfgs")
 SIGMA_PATH = (1.0, 0.1)          # then the problem's own σ (the paper's 0.01)
@@ -74,7 +74,8 @@ def solve(problem, method="newton", x0=None, iterations=None, lr=0.05, decay=1e-
         from ocdl.errors import unknown_name
         raise unknown_name("solver", method, SOLVERS)
     x0 = problem.x0(1.0) if x0 is None else np.asarray(x0, float)
-    ck = {"progress": ProgressBar(quiet), "divergence": Divergence(hint=HINT), "snapshots": snapshots,
+    ck = {"progress": ProgressBar(quiet), "divergence": Divergence(hint=HINT),
+          "snapshots": Snapshots(snapshots) if len(snapshots) else None,
           "callback": None if callback is None else Callback(callback)}
     control = control or {}
     if method == "newton":
@@ -89,7 +90,7 @@ def solve(problem, method="newton", x0=None, iterations=None, lr=0.05, decay=1e-
         return minimize(objective, x0, rule, math.ceil((iterations or 2000) / LBFGS_CHUNK), name=label or method,
                         **ck)
     rule = Adam(lr=lr, schedule="exponential", decay=decay, amsgrad=False)
-    return minimize(objective, x0, rule, iterations or 3000, name=label or method, keep_best=True, **ck)
+    return minimize(objective, x0, rule, iterations or 3000, name=label or method, keep_best=KeepBest(), **ck)
 
 
 def _newton(problem, x0, iterations, label, ck, cb):

@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 
-from ocdl.errors import SolverError
+from ocdl.errors import Signalled, SolverError
 
 
 class StopFlag:
@@ -28,7 +28,7 @@ class StopFlag:
     def install(self):
         def handler(signum, frame):
             if self.set:                      # second Ctrl-C: stop now
-                raise KeyboardInterrupt
+                raise Signalled
             self.set = True
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.old[sig] = signal.signal(sig, handler)
@@ -133,18 +133,23 @@ def keep_last_good(save, what="parameters"):
 
 
 @contextlib.contextmanager
-def sigterm_interrupts():
-    """SIGTERM raises KeyboardInterrupt (as SIGINT does) inside the block: every command stops the
-    same way (exit 130, keeping what it wrote). Only in the main thread."""
+def interrupts():
+    """SIGTERM and SIGINT raise :class:`~ocdl.errors.Signalled` (a ``KeyboardInterrupt``) inside the
+    block: every command stops the same way (exit 130, keeping what it wrote). SIGINT is taken over
+    only from Python's default handler (an ignored SIGINT, e.g. a background job's, stays ignored).
+    Only in the main thread."""
     import threading
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        raise KeyboardInterrupt
-    old = signal.signal(signal.SIGTERM, handler)
+        raise Signalled
+    old = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        old[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, h in old.items():
+            signal.signal(sig, h)

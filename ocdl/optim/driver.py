@@ -34,7 +34,8 @@ iterate through ``run.evaluate(it, x)``, ``run.record(it, x, f, info)`` (True: s
 Run control is given as hook objects (:mod:`ocdl.optim.hooks`): ``progress=ProgressBar(quiet)``,
 ``callback=Callback(fn)``, ``divergence=Divergence(state_limit, loss_growth, hint)``,
 ``checkpointing=Checkpointing(save, every, should_stop, extra_state)``,
-``early_stopping=EarlyStopping(monitor, patience, epoch_callback)``. One iteration ``it`` (1-based) is
+``early_stopping=EarlyStopping(monitor, patience, epoch_callback)``, ``keep_best=KeepBest()``,
+``snapshots=Snapshots(at)``. One iteration ``it`` (1-based) is
 
 1. ``f, g[, info] = objective(x, batch)`` (``batch`` from the ``sampler``, else None);
 2. the divergence test: f or g non-finite, ``f > loss_growth · max(f_first, 1)``, or
@@ -78,7 +79,8 @@ import numpy as np
 from integrators.errors import IntegratorError
 from ocdl.errors import InputError, SolverError
 from ocdl.optim import hooks as _hooks
-from ocdl.optim.hooks import LOSS_GROWTH, Callback, Checkpointing, Divergence, EarlyStopping, ProgressBar
+from ocdl.optim.hooks import (LOSS_GROWTH, Callback, Checkpointing, Divergence, EarlyStopping, KeepBest, ProgressBar,
+                              Snapshots)
 from ocdl.optim.result import CONVERGED, DIVERGED, ITERATION_CAP, STALLED, STOPPED, OptimizeResult
 
 
@@ -132,14 +134,13 @@ class Context:
     ``run`` a rule sees (module docstring: what a rule may use)."""
     tensorboard = rule = grad_norm = None       # TensorBoard run (ocdl.optim.tensorboard), set by minimize
 
-    def __init__(self, objective, name, iterations, *, gtol=None, keep_best=False, snapshots=(), sampler=None,
-                 state0=None, hooks=None):
-        self.objective, self.name, self.iterations = objective, name, int(iterations)
-        self.gtol, self.keep_best = gtol, keep_best
-        self.snap_at, self.sampler = set(int(s) for s in snapshots), sampler
-        hooks = _hooks.check(hooks or {}, {})
+    def __init__(self, objective, name, iterations, *, gtol=None, sampler=None, state0=None, hooks=None):
+        self.objective, self.name, self.iterations, self.gtol, self.sampler = objective, name, int(iterations), gtol, \
+            sampler
+        hooks = _hooks.check(hooks or {})
         self.checkpointing, self.divergence = hooks["checkpointing"], hooks["divergence"]
         self.early_stopping, self.callback = hooks["early_stopping"], hooks["callback"]
+        self.keep_best, self.snapshotting = hooks["keep_best"], hooks["snapshots"]
         self.monitor, self.patience = self.early_stopping.monitor, self.early_stopping.patience
         self.stop_reason = None
         st = state0 or {}
@@ -147,8 +148,7 @@ class Context:
         self.history = list(st.get("history", []))
         self.start = int(st.get("iteration", 0))
         self.first_loss = self.history[0]["loss"] if self.history else None
-        self.snapshots = [(int(i), np.array(st["params"][f"snap_{j}"], dtype=float))
-                          for j, i in enumerate(meta.get("snapshot_iterations", []))]
+        self.snapshots = _hooks.Snapshots.load(st)
         self.best = None
         if "best" in st.get("params", {}):
             self.best = (float(meta["best_loss"]), np.array(st["params"]["best"], dtype=float),
@@ -244,9 +244,9 @@ class Context:
         self.last_good = (float(f), _copy(x), info)
         if self.monitor is not None:
             self._monitor(row, x, f, info)
-        elif self.keep_best and (self.best is None or f < self.best[0]):
+        elif self.keep_best is not None and self.keep_best.improves(f, self.best):
             self.best = (float(f), _numpy(x).copy(), info)
-        if it in self.snap_at:
+        if self.snapshotting is not None and it in self.snapshotting.at:
             self.snapshots.append((int(it), _numpy(x).copy()))
         self.progress.update(it, loss=float(f), **{k: v for k, v in info.items() if isinstance(v, float)})
         if self.stop_reason is not None:
@@ -319,7 +319,7 @@ class Context:
         for k, v in (info or {}).items():
             if k != "state_max":
                 res[k] = v
-        if self.snap_at:
+        if self.snapshotting is not None:
             res["snapshots"] = list(self.snapshots)
         return res
 
@@ -340,38 +340,37 @@ def result_from_state(st):
     res = OptimizeResult(x=np.array(st["params"]["x"], dtype=float), history=list(st["history"]),
                          **meta["result"], **meta.get("result_extra", {}))
     if meta.get("snapshot_iterations"):
-        res["snapshots"] = [(int(i), np.array(st["params"][f"snap_{j}"], dtype=float))
-                            for j, i in enumerate(meta["snapshot_iterations"])]
+        res["snapshots"] = _hooks.Snapshots.load(st)
     return res
 
 
-def minimize(objective, x0, rule, iterations, *, name="", gtol=None, keep_best=False, snapshots=(), sampler=None,
-             state0=None, after=None, progress=None, callback=None, checkpointing=None, divergence=None,
-             early_stopping=None, **removed):
+def minimize(objective, x0, rule, iterations, *, name="", gtol=None, sampler=None, state0=None, after=None, **hooks):
     """Minimise ``objective`` from ``x0`` with ``rule`` for at most ``iterations`` iterations.
 
-    ``progress``, ``callback``, ``checkpointing``, ``divergence``, ``early_stopping``: the hook
-    objects of :mod:`ocdl.optim.hooks` (None: no progress line, no callback, no checkpoint, the
-    default divergence test, no early stopping). ``after``: the :class:`OptimizeResult` of a previous
-    phase this run continues (warm start → Newton): its iteration count, history and clock go on;
-    ``iterations`` counts from 0 as usual (give ``after.nit + k`` for k more). The keywords the hooks
-    replaced (``checkpoint=``, ``quiet=``, ``hint=``, …) raise a TypeError naming the replacement.
+    ``hooks``: run control, by kind (:data:`ocdl.optim.hooks.HOOKS`): ``progress=ProgressBar(…)``,
+    ``callback=Callback(…)``, ``checkpointing=Checkpointing(…)``, ``divergence=Divergence(…)``,
+    ``early_stopping=EarlyStopping(…)``, ``keep_best=KeepBest()``, ``snapshots=Snapshots(at)``
+    (not given or None: no progress line, no callback, no checkpoint, the default divergence test,
+    no early stopping, the last iterate, no snapshots).
+    ``after``: the :class:`OptimizeResult` of a previous phase this run continues (warm start →
+    Newton): its iteration count, history and clock go on; ``iterations`` counts from 0 as usual
+    (give ``after.nit + k`` for k more). The keywords the hooks replaced (``checkpoint=``,
+    ``quiet=``, ``hint=``, …) raise a TypeError naming the replacement.
 
     Returns an :class:`~ocdl.optim.OptimizeResult` whose ``x`` is a flat float64 array (the best
     recorded iterate with ``keep_best``; with ``EarlyStopping.monitor=(key, mode)`` the best by that
     epoch metric, and ``patience`` epochs without improvement stop the run: early stopping). See the
     module docstring for the rule protocol, the iteration, the checkpoint state and ``status``.
     """
-    hooks = _hooks.check({"progress": progress, "callback": callback, "checkpointing": checkpointing,
-                          "divergence": divergence, "early_stopping": early_stopping}, removed)
+    hooks = _hooks.check(hooks)
     if state0 is not None and (state0.get("meta") or {}).get("finished"):
         return result_from_state(state0)
     if after is not None:            # a chained phase: continue the previous run's count, rows and clock
         if state0 is not None:
             raise ValueError("minimize: give state0 (resume) or after (chain a phase), not both")
         state0 = {"iteration": int(after.nit), "params": {"x": np.asarray(x0)}, "history": after.history}
-    ctx = Context(objective, name or getattr(rule, "name", "minimize"), iterations, gtol=gtol, keep_best=keep_best,
-                  snapshots=snapshots, sampler=sampler, state0=state0, hooks=hooks)
+    ctx = Context(objective, name or getattr(rule, "name", "minimize"), iterations, gtol=gtol, sampler=sampler,
+                  state0=state0, hooks=hooks)
     monitor, checkpoint = ctx.monitor, ctx.checkpointing.save
     from ocdl.optim import tensorboard                          # TensorBoard: the session's current run
     ctx.tensorboard, ctx.rule = tensorboard.current(ctx.name), rule
@@ -402,16 +401,16 @@ def minimize(objective, x0, rule, iterations, *, name="", gtol=None, keep_best=F
         f, _, info = ctx.evaluate(ctx.history[-1]["iteration"] + 1 if ctx.history else 1, x)
     if monitor is not None and ctx.best is not None:
         f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]
-    elif keep_best and ctx.best is not None and ctx.best[0] <= f and status != CONVERGED:
-        f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]     # (a converged last iterate is kept)
+    elif ctx.keep_best is not None and ctx.keep_best.replaces(ctx.best, f, status):
+        f, x, info = ctx.best[0], ctx.best[1], ctx.best[2]
     status, message, f = _certify(ctx, rule, state, x, f, status, message)
     ctx.progress.close()
     res = ctx.result(_numpy(x) if not hasattr(x, "clone") else x, f, status, message, info)
-    if keep_best or monitor is not None:
+    if ctx.keep_best is not None or monitor is not None:
         res["best"] = True
     if monitor is not None:
         res["best_epoch"], res[f"best_{monitor[0]}"] = ctx.best_epoch, ctx.best_metric
-    if ctx.snap_at:
+    if ctx.snapshotting is not None:
         res["snapshots"].append((res.nit, _numpy(x).copy()))
     if checkpoint is not None:
         checkpoint(ctx.state(res.nit, x, None, finished=res))
@@ -511,5 +510,5 @@ def _loop(ctx, rule, x, state):
 
 
 __all__ = ["minimize", "Point", "Step", "Stop", "Context", "Checkpointing", "Divergence", "EarlyStopping",
-           "ProgressBar", "Callback", "LOSS_GROWTH", "result_from_state", "CONVERGED", "ITERATION_CAP", "STOPPED",
-           "STALLED", "DIVERGED"]
+           "ProgressBar", "Callback", "KeepBest", "Snapshots", "LOSS_GROWTH", "result_from_state", "CONVERGED",
+           "ITERATION_CAP", "STOPPED", "STALLED", "DIVERGED"]

@@ -9,10 +9,13 @@ checkpoint, so one hook object can serve any number of runs.
 * :class:`EarlyStopping` — the monitored epoch metric, its patience and the epoch callback that
   measures it;
 * :class:`ProgressBar` — the progress line on stderr (:class:`ocdl.progress.Progress`);
-* :class:`Callback` — the caller's ``fn(it, x, f)`` after each recorded iterate (True stops).
+* :class:`Callback` — the caller's ``fn(it, x, f)`` after each recorded iterate (True stops);
+* :class:`KeepBest` — return the recorded iterate with the lowest loss, not the last one;
+* :class:`Snapshots` — copies of x at chosen iterations (``result.snapshots``).
 
 A hook not given (None) does nothing: no progress line, no callback, no checkpoint, no early
-stopping; the divergence test always runs (default thresholds).
+stopping, the last iterate returned, no snapshots; the divergence test always runs (default
+thresholds).
 """
 import math
 from dataclasses import dataclass
@@ -20,6 +23,8 @@ from typing import Any
 from collections.abc import Callable
 
 import numpy as np
+
+from ocdl.optim.result import CONVERGED
 
 LOSS_GROWTH = 1e6
 
@@ -110,6 +115,40 @@ class Callback:
         return bool(self.fn(it, x, f))
 
 
+@dataclass(frozen=True)
+class KeepBest:
+    """Return the recorded iterate with the lowest loss instead of the last one: the best
+    ``(f, x, info)`` (strictly lower f) replaces the last iterate at the end unless the last is lower
+    still or the run stopped converged (its test passed there: it is kept). The driver's
+    certificate (``success``) is evaluated at the iterate returned. The best iterate is in the
+    checkpoint (``params["best"]``, ``meta["best_loss"]``, ``meta["best_info"]``)."""
+
+    def improves(self, f, best):
+        return best is None or f < best[0]
+
+    def replaces(self, best, f, status):
+        """Whether the best ``(f, x, info)`` replaces the last iterate (loss ``f``, the run's ``status``)."""
+        return best is not None and best[0] <= f and status != CONVERGED
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Copies of x at the recorded iterations ``at`` and of the returned x at the end, as
+    ``result.snapshots = [(iteration, x)]``; kept in the checkpoint (``params["snap_j"]``,
+    ``meta["snapshot_iterations"]``)."""
+    at: frozenset = frozenset()
+
+    def __post_init__(self):
+        object.__setattr__(self, "at", frozenset(int(i) for i in self.at))
+
+    @staticmethod
+    def load(st):
+        """The ``[(iteration, x)]`` stored in a checkpoint state."""
+        params, meta = st.get("params", {}), st.get("meta") or {}
+        return [(int(i), np.array(params[f"snap_{j}"], dtype=float))
+                for j, i in enumerate(meta.get("snapshot_iterations", []))]
+
+
 # the keywords minimize() took before the hooks: each now raises one line naming its replacement
 REMOVED = {"checkpoint": "checkpointing=Checkpointing(save=…)",
            "checkpoint_every": "checkpointing=Checkpointing(every=…)",
@@ -123,24 +162,27 @@ REMOVED = {"checkpoint": "checkpointing=Checkpointing(save=…)",
            "epoch_callback": "early_stopping=EarlyStopping(epoch_callback=…)",
            "quiet": "progress=ProgressBar(quiet=…)"}
 HOOKS = {"progress": ProgressBar, "callback": Callback, "checkpointing": Checkpointing, "divergence": Divergence,
-         "early_stopping": EarlyStopping}
+         "early_stopping": EarlyStopping, "keep_best": KeepBest, "snapshots": Snapshots}
 
 
-def check(hooks, keywords):
-    """The hook objects ``{kind: hook}`` (None → the default: ``Divergence()``, an inactive
-    ``Checkpointing()``/``EarlyStopping()``, no progress line, no callback); TypeError, one line,
-    for a keyword ``minimize`` no longer takes (naming its replacement) or a hook of the wrong type."""
-    for key in keywords:
+def check(hooks):
+    """The hook objects ``{kind: hook}`` of :data:`HOOKS` (None or not given → the default:
+    ``Divergence()``, an inactive ``Checkpointing()``/``EarlyStopping()``; no progress line, callback,
+    KeepBest, Snapshots); TypeError, one line, for a keyword ``minimize`` no longer takes (naming
+    its replacement), an unknown one, or a hook of the wrong type."""
+    for key in hooks:
         if key in REMOVED:
             raise TypeError(f"minimize(): {key}= was removed; give {REMOVED[key]} (ocdl.optim.hooks)")
-        raise TypeError(f"minimize() got an unexpected keyword argument {key!r}")
+        if key not in HOOKS:
+            raise TypeError(f"minimize() got an unexpected keyword argument {key!r}")
     out = {}
     for kind, cls in HOOKS.items():
         hook = hooks.get(kind)
         if hook is not None and not isinstance(hook, cls):
             raise TypeError(f"minimize(): {kind}= takes a {cls.__name__}(…) hook, got {type(hook).__name__}")
-        out[kind] = hook if hook is not None or kind in ("progress", "callback") else cls()
+        out[kind] = hook if hook is not None or kind not in ("checkpointing", "divergence", "early_stopping") else cls()
     return out
 
 
-__all__ = ["Divergence", "Checkpointing", "EarlyStopping", "ProgressBar", "Callback", "LOSS_GROWTH", "check"]
+__all__ = ["Divergence", "Checkpointing", "EarlyStopping", "ProgressBar", "Callback", "KeepBest", "Snapshots",
+           "LOSS_GROWTH", "check"]

@@ -25,10 +25,31 @@ newton (reduced)   8 [12 P + 4 (N+1) B d + 16 (N+1) S d]: CG vectors; the costat
                    the batch; torch's double-backward graph on the S rows
 newton (full),     8 [P² + 12 N n d² + 2 N n q]: the sparse KKT matrix and its LU / LDLᵀ factors,
 ipopt              whose fill-in is at least the dense reduced Hessian (P × P) in θ
-shooting           8 [6 n b G + 2 n d G + 9 G²] with b = (2M − 1) d per-sample unknowns (M segments)
-                   and G = N q + C'd + C' global ones: the bordered Jacobian's coupling blocks, the
-                   θ tangents, and the dense G × G Schur complements (Newton and damped LM
-                   step, :mod:`ocdl.solvers.shooting_blocks`); plus the reduced Newton warm start
+shooting           1.05 · 8 [n b² + 2 n b G + G² + 4 N n (m² + 6 d)
+                            + max(4 n b² + 8 n b G + 8 G² + c + c', 5 n d L q + 5 n q b)]
+                   with b = (2M − 1) d per-sample unknowns (M segments), G = N q + C'd + C' global
+                   ones, L the layers of the longest segment (⌈N/M⌉), c = min(4 n b G, max(2²², 4 b G)) the
+                   chunk of A⁻¹E; arrays of :mod:`ocdl.solvers.shooting_blocks` and
+                   :class:`ocdl.solvers.shooting.ShootingProblem`: the bordered Jacobian (A n b²,
+                   E and F n b G each, D G²); the trajectories of the last 4 residual evaluations
+                   (σ, σ', σ'', x, q, q⁺ and M_k per layer); and the larger of (i) a damped LM
+                   step (λ > 0), whose augmented system has twice the unknowns: Ma 4 n b², Ea and
+                   Fa 4 n b G each, Da 4 G², the Schur complement S 4 G² (updated and
+                   LU-factorised in place) and one chunk of samples' A⁻¹E (c,
+                   :data:`ocdl.solvers.shooting_blocks.SCHUR_CHUNK`) with, when there is more than
+                   one chunk (c < 4 n b G), a copy of its F columns (c' = c, else 0), and (ii) the
+                   tangent sweep's θ tangents UX, UQ (n d L q each) with their update temporaries
+                   and a layer's stationarity rows (n q b, with their einsum terms); the layer
+                   solves' m² × m² Newton matrices of a trial evaluation (≤ 5 m⁴ < 8 G²) come
+                   after the step's arrays are freed and fall under (i). An undamped
+                   (Gauss–Newton) step needs only S (G²) and the chunk beyond the Jacobian; the
+                   estimate covers the damped step because a run takes one as soon as a
+                   Gauss–Newton step is rejected. A run whose Newton warm start already meets
+                   ``tol`` takes no LM step and never allocates these arrays (its peak is the
+                   warm start's). Plus the reduced Newton warm start (the larger of the two
+                   phases counts). The factor 1.05 covers what is not counted (Python objects,
+                   history rows, vectors of length n b + G). Measured traced peaks:
+                   docs/compare.md, "How far shooting scales"
 =================  ===============================================================================
 """
 
@@ -82,9 +103,25 @@ def estimate(solver, model, n, batch_size=None, hessian_sample=None, formulation
         nb = F64 * (float(P) ** 2 + 12 * N * n * d * d + 2 * N * n * q)
         return nb, ("--newton-formulation reduced" if solver == "newton" else "--width")
     if solver == "shooting":
-        b = (2 * int(segments) - 1) * d
-        G = float(N * q + C * d + C)
-        warm = estimate("newton", model, n)[0]
-        return max(F64 * (6 * n * b * G + 2 * n * d * G + 9 * G * G), warm), "--width"
+        return max(shooting_lm(model, n, segments), estimate("newton", model, n)[0]), "--width"
     raise ValueError(f"no memory estimate for solver '{solver}'")
 
+
+
+def shooting_lm(model, n, segments=1):
+    """Bytes of shooting's Levenberg–Marquardt phase (module docstring, row ``shooting``, without
+    the Newton warm start): the bordered Jacobian, the cached trajectories, and the larger of a
+    damped step's augmented system and the tangent sweep."""
+    from ocdl.solvers.shooting_blocks import SCHUR_CHUNK
+    N, d, m, C, q, P = _dims(model)
+    M = int(segments)
+    b = (2 * M - 1) * d
+    G = float(N * q + C * d + C)
+    L = max(round((j + 1) * N / M) - round(j * N / M) for j in range(M))   # as ShootingSystem.bounds
+    jacobian = n * b * b + 2 * n * b * G + G * G
+    cache = 4 * N * n * (m * m + 6 * d)
+    chunk = min(4 * n * b * G, max(float(SCHUR_CHUNK), 4 * b * G))   # A⁻¹E of one chunk (damped: 2b × 2G)
+    copy = chunk if chunk < 4 * n * b * G else 0.0                   # its F columns, copied if not all
+    step = 4 * n * b * b + 8 * n * b * G + 8 * G * G + chunk + copy
+    sweep = 5 * n * d * L * q + 5 * n * q * b
+    return 1.05 * F64 * (jacobian + cache + max(step, sweep))

@@ -80,7 +80,8 @@ import numpy as np
 
 from ocdl import pmp
 from ocdl.errors import InputError, SolverError
-from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, Step, Stop
+from ocdl.optim import CONVERGED, ITERATION_CAP, Step, Stop
+from ocdl.optim.lm import Damping
 from ocdl.optim.schedules import learning_rate
 from ocdl.solvers.gradient import PATIENCE, Batching, _run
 from ocdl.solvers.pontryagin import check_options
@@ -255,16 +256,19 @@ def _head_hessian(model, params, xN, y):
 
 
 class MSARule:
-    """The E-MSA iteration as a rule of :func:`ocdl.optim.minimize` (flat parameters ``x``).
+    """The E-MSA iteration as a rule of :func:`ocdl.optim.minimize` (flat parameters ``x``), pure
+    ``init``/``update``: all it changes lives in the driver's state (and so in checkpoints).
 
     ``update``: converged (``Stop``, status 0) when the shared KKT residual of the iterate is
     ≤ ``tol``; else, ``metric="exact"``: the closed-form layer step and the head's LM step with
     penalty ρ, retried with ``ρ ← 4ρ`` until the cost decreases (then ``ρ ← max(ρ/2, ρ_min)``); no
-    decrease after ``max_retries`` → stalled (status 3). ``metric="state"``: the averaged
-    state-penalty step of the module docstring with ρ_t on its schedule. Its state (for
-    checkpoints) is ``rho`` (and the heavy-ball ``velocity``, the averaged ``metric`` S̄_k; with
-    ``metric="state"`` also ``head_metric`` S̄_N and ``costate_average`` Ḡ); ``self.rho`` mirrors
-    it for the objective's ``rho`` key.
+    decrease after ``max_retries`` → stalled (status 3) — the accept/reject-by-decrease rule of
+    :class:`ocdl.optim.lm.Damping` (ρ is the damping). ``metric="state"``: the averaged
+    state-penalty step of the module docstring with ρ_t on its schedule. State: ``rho`` (the penalty
+    the next step starts from; the row of each iterate a step leaves gets it as ``rho``), the
+    heavy-ball ``velocity``, the averaged ``metric`` S̄_k; with ``metric="state"`` also
+    ``head_metric`` S̄_N and ``costate_average`` Ḡ. (``objective`` keeps the last sweep's
+    trajectories for the step at the same point: a cache, not state.)
     """
     name = "msa"
 
@@ -277,50 +281,25 @@ class MSARule:
         self.momentum, self.metric_average, self.damping = float(momentum), float(metric_average), float(damping)
         self.head_rho = None if head_rho is None else float(head_rho)
         self.metric, self.costate_average, self.rho_schedule = metric, float(costate_average), rho_schedule
+        #: the ρ rule of ``metric="exact"``: ×4 on rejection, max(ρ/2, ρ_min) on acceptance
+        self.penalty_rule = Damping("decrease", increase=4.0, decrease=2.0, tries=self.max_retries,
+                                    floor=self.rho_min)
         self._sweep = None
 
     def init(self, x, saved, run):
-        return self._load(saved or {"rho": self.rho0})
-
-    def _load(self, state):
-        """The state's ρ, velocity and metric as the step's working values (``self.rho`` is also the
-        objective's ``rho``)."""
-        self.rho = float(state["rho"])
-        self.velocity = np.asarray(state["velocity"]) if "velocity" in state else None
-        self.S = np.asarray(state["metric"]) if "metric" in state else None
-        self.SH = np.asarray(state["head_metric"]) if "head_metric" in state else None
-        self.Gbar = np.asarray(state["costate_average"]) if "costate_average" in state else None
-        return self._state()
-
-    def _state(self):
-        out = {"rho": np.array(self.rho)}
-        for key, v in (("velocity", self.velocity), ("metric", self.S), ("head_metric", self.SH),
-                       ("costate_average", self.Gbar)):
-            if v is not None:
-                out[key] = v
-        return out
+        return {k: np.array(v) for k, v in (saved or {"rho": self.rho0}).items()}
 
     @staticmethod
     def _average(old, new, a):
         return new if old is None or not a else a * old + (1.0 - a) * new
-
-    def _metric(self, states):
-        """The state-penalty metric S_k of this step: the batch's, or (``metric_average`` = a > 0)
-        its exponential average over the batches, ``S ← a S + (1 − a) S_batch`` (K-FAC's running
-        estimate of the layer's input second moment, Martens & Grosse 2015)."""
-        if not self.metric_average:
-            return None
-        self.S = self._average(self.S, input_moments(states[:-1], self.model.F.act), self.metric_average)
-        return self.S
 
     def data(self, batch):
         """The rows of ``batch`` (None: all data)."""
         return (self.X, self.y) if batch is None else (self.X[batch], self.y[batch])
 
     def objective(self, x, batch=None):
-        """``(J, ∇J, {"kkt", "rho"})`` by the costate sweep (on ``batch``'s rows); ``rho`` is the
-        penalty the next step starts from. ``metric="state"`` keeps the sweep's trajectories for
-        the step at the same ``x`` and batch (one sweep per iteration)."""
+        """``(J, ∇J, {"kkt"})`` by the costate sweep (on ``batch``'s rows). ``metric="state"`` keeps
+        the sweep's trajectories for the step at the same ``x`` and batch (one sweep per iteration)."""
         model = self.model
         params = model.unflatten(x)
         X, y = self.data(batch)
@@ -329,51 +308,56 @@ class MSARule:
             self._sweep = (x, batch, states, costates)
         else:
             J, grads = pmp.value_and_grad(model, params, X, y)
-        return J, model.flatten(grads), {"kkt": pmp.kkt_residual(model, params, X, y, grads=grads),
-                                         "rho": self.rho}
+        return J, model.flatten(grads), {"kkt": pmp.kkt_residual(model, params, X, y, grads=grads)}
 
     def update(self, state, p, run):
         model, x, f, g = self.model, p.x, p.f, p.g
-        self._load(state)
         X, y = self.data(p.batch)
         params, grads = model.unflatten(x), model.unflatten(g)
         res = pmp.kkt_residual(model, params, X, y, grads=grads)
+        row = {"rho": float(state["rho"])}
         if res <= self.tol:
-            return Step(None, state, stop=Stop(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED))
+            return Step(None, state, row, Stop(f"converged: KKT residual {res:.2e} <= {self.tol:g}", CONVERGED))
         if self.metric == "state":
-            return Step(self._state_step(p.it, run.iterations, x, g, params, X, y, p.batch), self._state())
+            xn, new = self._state_step(state, p.it, run.iterations, x, g, params, X, y, p.batch)
+            return Step(xn, new, row)
         states, costates = pmp.costate(model, params, X, y)
         gh = np.concatenate([grads["W"].ravel(), grads["mu"]])
         Hh = _head_hessian(model, params, states[-1], y)
         lam_bar = np.trace(Hh) / Hh.shape[0]
         C, d = params["W"].shape
-        cg_its, info = 0, {}
-        S = self._metric(states)
-        for _ in range(self.max_retries):
-            K_new, b_new = layer_step(model, params, states, costates, grads, self.rho, self.cg_rtol,
-                                      self.cg_maxiter, info, S, self.damping)
-            cg_its += info["cg_iterations"]
-            rh = self.rho if self.head_rho is None else self.head_rho
+        info, cg_its = {}, [0]
+        new = dict(state)
+        if self.metric_average:
+            # the state-penalty metric S_k averaged over the batches, S ← a S + (1 − a) S_batch
+            # (K-FAC's running estimate of the layer input's second moment, Martens & Grosse 2015)
+            new["metric"] = self._average(state.get("metric"), input_moments(states[:-1], model.F.act),
+                                          self.metric_average)
+        S, velocity = new.get("metric"), state.get("velocity")
+
+        def trial(rho):
+            K_new, b_new = layer_step(model, params, states, costates, grads, rho, self.cg_rtol, self.cg_maxiter,
+                                      info, S, self.damping)
+            cg_its[0] += info["cg_iterations"]
+            rh = rho if self.head_rho is None else self.head_rho
             dh = -np.linalg.solve(Hh + rh * lam_bar * np.eye(Hh.shape[0]), gh)
-            trial = {"K": K_new, "b": b_new, "W": params["W"] + dh[:C * d].reshape(C, d),
-                     "mu": params["mu"] + dh[C * d:]}
+            xt = model.flatten({"K": K_new, "b": b_new, "W": params["W"] + dh[:C * d].reshape(C, d),
+                                "mu": params["mu"] + dh[C * d:]})
             if self.momentum:
                 # heavy ball on the E-MSA step: v ← β v + δ, θ ← θ + v (Polyak 1964)
-                step = model.flatten(trial) - x
-                v = step if self.velocity is None else self.momentum * self.velocity + step
-                trial = model.unflatten(x + v)
-            Jt = pmp.cost(model, trial, X, y)
-            if np.isfinite(Jt) and Jt < f:
-                break
-            self.rho *= 4.0
-        else:
-            return Step(None, self._state(), stop=Stop(f"no decrease found with rho up to {self.rho:.1e} (KKT residual "
-                                                       f"{res:.2e}: stationary to round-off?)", STALLED))
-        self.rho = max(self.rho / 2.0, self.rho_min)
-        xn = model.flatten(trial)
+                step = xt - x
+                xt = x + (step if velocity is None else self.momentum * velocity + step)
+            Jt = pmp.cost(model, model.unflatten(xt), X, y)
+            return xt, bool(np.isfinite(Jt) and Jt < f)
+        dm = self.penalty_rule.search(float(state["rho"]), trial)
+        new["rho"] = np.array(dm.next)
+        if not dm.accepted:
+            return Step(None, new, row, self.penalty_rule.gives_up(
+                "J", f"rho up to {dm.next:.1e}, KKT residual {res:.2e}: stationary to round-off?"))
+        xn = dm.payload
         if self.momentum:
-            self.velocity = xn - x
-        return Step(xn, self._state(), {"cg_iterations": cg_its, "cg_residual": info["cg_residual"]})
+            new["velocity"] = xn - x
+        return Step(xn, new, {**row, "cg_iterations": cg_its[0], "cg_residual": info["cg_residual"]})
 
     def penalty(self, it, total):
         """``(ρ_t, ρ_head,t)`` of iteration ``it`` of ``total`` (``metric="state"``): ``ρ / s_t`` with
@@ -382,9 +366,9 @@ class MSARule:
         head = self.rho0 if self.head_rho is None else self.head_rho
         return self.rho0 / s, head / s
 
-    def _state_step(self, it, total, x, g, params, X, y, batch):
+    def _state_step(self, state, it, total, x, g, params, X, y, batch):
         """The averaged state-penalty step (module docstring, ``metric="state"``) for all layers
-        and the head at once."""
+        and the head at once → ``(x_next, state)``."""
         model = self.model
         N, m, h = model.layers, model.m, model.h
         cached = self._sweep
@@ -394,25 +378,26 @@ class MSARule:
             states, costates = pmp.costate(model, params, X, y)
         self._sweep = None
         rho, rho_head = self.penalty(it, total)
-        self.rho = rho
-        self.Gbar = self._average(self.Gbar, g, self.costate_average)
-        Gb = model.unflatten(self.Gbar)
-        self.S = self._average(self.S, input_moments(states[:-1], model.F.act), self.metric_average)
-        self.SH = self._average(self.SH, input_moments(states[-1:])[0], self.metric_average)
+        a = self.metric_average
+        new = {"rho": np.array(rho), "costate_average": self._average(state.get("costate_average"), g,
+                                                                      self.costate_average),
+               "metric": self._average(state.get("metric"), input_moments(states[:-1], model.F.act), a),
+               "head_metric": self._average(state.get("head_metric"), input_moments(states[-1:])[0], a)}
+        Gb = model.unflatten(new["costate_average"])
         c = np.full(N, h * model.alpha)
         if model.beta and N > 1:                  # the β smoothness term, neighbours frozen (Jacobi)
             nb = np.full(N, 2.0)
             nb[0] = nb[-1] = 1.0
             c = c + (model.beta / h) * nb
         G = np.concatenate([Gb["K"], Gb["b"][:, :, None]], axis=2)                  # (N, m, m+1)
-        D = state_metric_step(G, self.S, c[:, None, None] * np.eye(m + 1), rho * h * h, self.damping)
+        D = state_metric_step(G, new["metric"], c[:, None, None] * np.eye(m + 1), rho * h * h, self.damping)
         d = params["W"].shape[1]
         ch = model.alpha_head * np.eye(d + 1)
         ch[d, d] = 0.0                                                             # μ is not regularised
         GH = np.concatenate([Gb["W"], Gb["mu"][:, None]], axis=1)[None]
-        DH = state_metric_step(GH, self.SH[None], ch[None], rho_head, self.damping)[0]
+        DH = state_metric_step(GH, new["head_metric"][None], ch[None], rho_head, self.damping)[0]
         return model.flatten({"K": params["K"] + D[:, :, :m], "b": params["b"] + D[:, :, m],
-                              "W": params["W"] + DH[:, :d], "mu": params["mu"] + DH[:, d]})
+                              "W": params["W"] + DH[:, :d], "mu": params["mu"] + DH[:, d]}), new
 
 
 #: ρ of stochastic E-MSA (mini-batches), held as the floor: with the full-batch rule (ρ halves after
@@ -458,9 +443,9 @@ def msa(model, params0, X, y, *, iterations=None, callback=None, quiet=True, rho
     (:data:`STATE_METRIC_AVERAGE`); the acceptance test is not made (``rho_min``, ``max_retries``,
     ``cg_*`` and ``momentum`` do not apply).
 
-    History rows: iteration, loss, time_s, kkt, rho; ``result.kkt`` and ``result.rho`` are those
-    of the final iterate. Checkpoints hold the parameters, ρ and the averages, so ``state0``
-    resumes bit for bit.
+    History rows: iteration, loss, time_s, kkt, rho (the penalty the step from that iterate started
+    with); ``result.kkt`` is that of the final iterate. Checkpoints hold the parameters, ρ and the averages (the rule's
+    whole state), so ``state0`` resumes bit for bit.
     """
     check_options("msa", unknown)
     if model.field != "outer" or model.integrator != "euler":

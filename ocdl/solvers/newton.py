@@ -49,12 +49,12 @@ import time
 
 import numpy as np
 
-from ocdl import optim, pmp
+from ocdl import pmp
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, STALLED
 from ocdl.solvers.defaults import NEWTON_GN_CG_MAXITER, NEWTON_GN_CG_RTOL
 from ocdl.solvers.gradient import PATIENCE, Batching
-from ocdl.solvers.pontryagin import (KKTObjective, Phases, UntilKKT, cap_message, check_options, lbfgs_phase,
+from ocdl.solvers.pontryagin import (KKTObjective, Phases, adam_phase, cap_message, check_options, lbfgs_phase,
                                      refuse_checkpoints)
 from ocdl.solvers.support import EXACT_COSTATE, FULLY_CONNECTED, supports
 from ocdl.solvers.trust_region import GaussNewtonProduct, HessianSample, TorchHVP, TrustRegionNewtonCG
@@ -95,7 +95,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     (default): the trust-region Newton–CG steps throughout.
 
     Warm start ``warm_iterations`` Adam steps (AMSGrad, ``lr`` with cosine decay, the best full-batch
-    iterate handed over: :func:`_adam_warm_start`) with the exact costate gradient, or L-BFGS to
+    iterate handed over: :func:`ocdl.solvers.pontryagin.adam_phase`) with the exact costate gradient, or L-BFGS to
     KKT ≤ ``warm_tol``; then trust-region Newton steps until
     ``kkt_residual ≤ tol`` (``success``) or ``iterations`` Newton steps (default 300). Every
     phase runs on :func:`ocdl.optim.minimize`; one history: iteration, loss, time_s, kkt
@@ -145,7 +145,7 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     z = model.flatten(params0).astype(float)
     # ---------------- warm start: Adam or L-BFGS with the exact costate gradient
     if warm_start == "adam":
-        res = _adam_warm_start(phases, objective, z, model, bt, lr, tol, warm_iterations)
+        res = adam_phase(phases, objective, z, warm_iterations, lr, tol, bt.minimize_options().get("sampler"))
     elif warm_start == "lbfgs":
         res = lbfgs_phase(phases, objective, z, warm_iterations, warm_tol)
     else:
@@ -183,30 +183,6 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
                                       else "reduced-space ") +
                          "trust-region Newton-CG, exact Hessian-vector products "
                          "(states/costates eliminated by exact sweeps)", **extra)
-
-
-def _adam_warm_start(phases, objective, z, model, bt, lr, tol, warm_iterations):
-    """The Adam warm start: ``warm_iterations`` steps of the adam solver's rule — AMSGrad, cosine
-    schedule ``a_t = lr (1 + cos(π (t − 1)/warm_iterations))/2`` (:mod:`ocdl.optim.schedules`), so
-    the last step is taken at ≈ (π/2w)² lr, w = ``warm_iterations`` (2.5·10⁻⁶ lr at w = 1000) — on
-    the exact costate gradient ∇J (of the mini-batch cost ``J_B`` when ``bt`` batches), stopping
-    early, converged, once ‖F(z)‖∞ ≤ ``tol``.
-
-    Hand-over: in full batch the best iterate by the recorded loss (the full cost J, the driver's
-    ``keep_best``), so the Newton phase never starts above the lowest J the warm start reached; in
-    mini-batches the last iterate (a mini-batch loss is no measure of the iterate, the decaying
-    schedule is what makes the last iterate a good one).
-
-    Why (docs/compare.md, digits): with a constant lr 0.02 and plain Adam on batches of 512 the
-    warm start reached J_B = 0.037 and then diverged (step ≈ 700 of 1000: loss 0.04 → 35), and
-    Newton–CG started from the last, diverged iterate.
-    """
-    objective.phase = "adam"
-    rule = UntilKKT(optim.Adam(lr), tol)            # Adam's defaults = the adam solver's: cosine, AMSGrad
-    extra = {k: v for k, v in bt.minimize_options().items() if k == "sampler"}
-    if "sampler" not in extra:
-        extra["keep_best"] = True
-    return phases.run(objective, z, rule, warm_iterations, model.unflatten, extra=extra)
 
 
 def _full_space(phases, objective, z, model, X, y, tol, iterations, warm_iterations, warm_tol, max_restarts,

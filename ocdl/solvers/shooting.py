@@ -34,7 +34,8 @@ of the dense ``O((n b)³)``. Solved by Levenberg–Marquardt (:class:`ShootingLM
 boundary and the shared KKT residual are ≤ ``tol``) on :func:`ocdl.optim.minimize`. The initial
 guess (``p_0`` and the interior ``(x, p)`` from the costate sweep) comes from
 ``warm_start="newton"`` — the reduced Newton solver stopped at the loose tolerance ``warm_tol`` —
-or ``"adam"``: ``warm_iterations`` Adam steps. From a point far from stationarity (e.g. a few
+or ``"adam"``: ``warm_iterations`` steps of the adam solver's rule (AMSGrad, cosine decay;
+:func:`ocdl.solvers.pontryagin.adam_phase`, as newton's warm start). From a point far from stationarity (e.g. a few
 hundred Adam steps) LM stalls in a local minimum of ``‖residual‖²`` at T = 5 even with 20
 segments (measured; docs/compare.md).
 """
@@ -42,20 +43,26 @@ import time
 
 import numpy as np
 
-from ocdl import optim, pmp
+from ocdl import pmp
 from ocdl.errors import SolverError
-from ocdl.optim import CONVERGED, ITERATION_CAP, STALLED, Step, Stop
+from ocdl.optim import CONVERGED, ITERATION_CAP, Step, Stop
+from ocdl.optim.lm import Damping
 from ocdl.solvers.newton import newton
-from ocdl.solvers.pontryagin import KKTObjective, Phases, check_options, refuse_checkpoints
+from ocdl.solvers.pontryagin import KKTObjective, Phases, adam_phase, check_options, refuse_checkpoints
 from ocdl.solvers.shooting_blocks import ShootingSystem, bordered_solve
 from ocdl.solvers.support import supports
+
+
+#: the damping rule of :class:`ShootingLM` (:class:`ocdl.optim.lm.Damping`, accept/reject by decrease):
+#: λ/10 on acceptance (0 below 1e-12: back to the Gauss–Newton step), max(10λ, 1e-10) on rejection, 30 tries
+SHOOTING_DAMPING = Damping("decrease", increase=10.0, decrease=10.0, tries=30, least=1e-10, zero_below=1e-12)
 
 
 class ShootingLM:
     """Levenberg–Marquardt on the shooting residual ``r(u)`` as a rule of :func:`ocdl.optim.minimize`::
 
         (JᵀJ + λ s I) δ = −Jᵀ r,   accepted if ‖r(u + δ)‖ < ‖r(u)‖ (then λ ← λ/10, and 0 below 1e-12),
-        else λ ← max(10 λ, 1e-10) and solve again (at most 30 times)
+        else λ ← max(10 λ, 1e-10) and solve again (at most 30 times: :data:`SHOOTING_DAMPING`)
 
     with ``s`` the mean squared column norm of the bordered Jacobian's unknowns ``(P(0), segment
     starts, W, μ)`` (Levenberg's isotropic damping relative to the curvature). ``λ = 0`` is the
@@ -84,21 +91,17 @@ class ShootingLM:
         pb = self.problem
         r, theta, blocks = pb.linearise(u)
         nr = np.linalg.norm(r)
-        for _ in range(30):
-            try:                            # a trial point that overflows is rejected below
-                with np.errstate(over="ignore", invalid="ignore"):
-                    du, dtheta = pb.step(blocks, r, lam)
-                    rt = pb.residual(u + du, theta + dtheta)
-            except np.linalg.LinAlgError:   # singular (undamped) system, e.g. relu's dead units: damp more
-                rt = None
-            if rt is not None and np.all(np.isfinite(rt)) and np.linalg.norm(rt) < nr:
-                break
-            lam = max(lam * 10.0, 1e-10)
-        else:
-            return Step(None, {"lm_lambda": np.array(lam)},
-                        stop=Stop(f"stalled: no Levenberg–Marquardt step lowers ‖r‖ (boundary residual "
-                                  f"{row['boundary_residual']:.2e}, KKT residual {row['kkt']:.2e})", STALLED))
-        return Step(u + du, {"lm_lambda": np.array(lam / 10.0 if lam >= 1e-12 else 0.0)}, {"lm_lambda": lam})
+
+        def trial(lam):                     # a singular system (relu's dead units) raises: damped more
+            with np.errstate(over="ignore", invalid="ignore"):      # an overflowing trial is rejected
+                du, dtheta = pb.step(blocks, r, lam)
+                rt = pb.residual(u + du, theta + dtheta)
+            return u + du, bool(np.all(np.isfinite(rt)) and np.linalg.norm(rt) < nr)
+        d = SHOOTING_DAMPING.search(lam, trial)
+        if not d.accepted:
+            return Step(None, {"lm_lambda": np.array(d.next)}, stop=SHOOTING_DAMPING.gives_up(
+                "‖r‖", f"boundary residual {row['boundary_residual']:.2e}, KKT residual {row['kkt']:.2e}"))
+        return Step(d.payload, {"lm_lambda": np.array(d.next)}, {"lm_lambda": d.lam})
 
 
 class ShootingProblem:
@@ -238,10 +241,9 @@ def shooting(model, params0, X, y, *, iterations=None, callback=None, quiet=True
         # homotopy start: the reduced Newton solver to a loose tolerance, then shooting polishes
         params = newton(model, params, X, y, tol=warm_tol, quiet=True, should_stop=should_stop).x
     elif warm_iterations > 0:
-        # Adam (constant lr, plain) with the exact costate gradient; its rows are the history's first
-        objective = KKTObjective(model, X, y, "adam")
-        res = phases.run(objective, model.flatten(params), optim.Adam(lr, "constant", amsgrad=False),
-                         warm_iterations, model.unflatten)
+        # the adam solver's rule (AMSGrad, cosine) with the exact costate gradient, the lowest-J
+        # iterate handed over; its rows are the history's first
+        res = adam_phase(phases, KKTObjective(model, X, y), model.flatten(params), warm_iterations, lr, tol)
         if phases.user_stopped:
             return phases.finish(model.unflatten(res.x))
         params = model.unflatten(res.x)

@@ -193,8 +193,11 @@ class ShootingSystem:
                 TX[:, :, d * (2 * j - 1):d * 2 * j] = np.eye(d)
                 TQ[:, :, d * 2 * j:d * (2 * j + 1)] = np.eye(d)
             k0, k1 = self.bounds[j], self.bounds[j + 1]
-            UX = np.zeros((n, d, 0))
-            UQ = np.zeros((n, d, 0))
+            # θ tangents of this segment's layers, filled column block by column block in place
+            # (n, d, (k1 − k0) P) each: the largest temporaries of the sweep
+            UX = UQ = UXb = UQb = None
+            UXb = np.zeros((n, d, (k1 - k0) * P))
+            UQb = np.zeros_like(UXb)
             for k in range(k0, k1):
                 L = layers[k]
                 K, sig, dsig, d2sig, qn, Mk = L["K"], L["sig"], L["dsig"], L["d2sig"], L["qn"], L["M"]
@@ -213,7 +216,13 @@ class ShootingSystem:
                 # dq⁺ = M⁻¹(dq − h diag(σ'' ⊙ Kᵀq⁺) dx)
                 w = d2sig * (qn @ K)                      # σ'' ⊙ (Kᵀ q⁺)
                 TQn = np.linalg.solve(Mk, TQ - h * w[:, :, None] * TX)
-                UQn = np.linalg.solve(Mk, UQ - h * w[:, :, None] * UX) if c0 else UQ
+                if c0:
+                    UX, UQ = UXb[:, :, :c0], UQb[:, :, :c0]
+                    tmp = w[:, :, None] * UX
+                    tmp *= -h
+                    tmp += UQ
+                    UQ[...] = np.linalg.solve(Mk, tmp)
+                    del tmp
                 # stationarity rows s_k = θ_k − Stat_k:
                 #   ds_K[c, e] = (1/nα) Σ_i (dq⁺_i[c] σ_i[e] + q⁺_i[c] σ'_i[e] dx_i[e]),  ds_b = (1/nα) Σ_i dq⁺_i
                 rows = slice(k * P, (k + 1) * P)
@@ -222,8 +231,9 @@ class ShootingSystem:
                      + np.einsum("ic,ie,iep->icep", qn, dsig, TX)).reshape(n, m * m, b),
                     TQn], axis=1) / na                  # (n, P, b)
                 F[rows] = sz.transpose(1, 0, 2)
-                UQall = np.concatenate([UQn, newQ], axis=2)
-                UXall = np.concatenate([UX, np.zeros((n, d, P))], axis=2)
+                UQb[:, :, c0:c0 + P] = newQ
+                UQall = UQb[:, :, :c0 + P]
+                UXall = UXb[:, :, :c0 + P]                # its θ_k columns are still 0 (x_k is before θ_k)
                 sg = np.concatenate([
                     (np.einsum("icp,ie->cep", UQall, sig)
                      + np.einsum("ic,ie,iep->cep", qn, dsig, UXall)).reshape(m * m, -1),
@@ -233,9 +243,10 @@ class ShootingSystem:
                 D[rows, rows] += np.eye(P)
                 # state tangents after the layer
                 TX = TX + h * np.einsum("ac,icp->iap", K, dsig[:, :, None] * TX)
-                UXn = UX + h * np.einsum("ac,icp->iap", K, dsig[:, :, None] * UX) if c0 else UX
-                UX = np.concatenate([UXn, newX], axis=2)
-                UQ = UQall
+                if c0:
+                    UX += h * np.einsum("ac,icp->iap", K, dsig[:, :, None] * UX)
+                UXb[:, :, c0:c0 + P] = newX
+                UX, UQ = UXb[:, :, :c0 + P], UQall
                 TQ = TQn
             cols = slice(k0 * P, k1 * P)
             if j < self.segments - 1:
@@ -268,13 +279,18 @@ class ShootingSystem:
         E[:, -d:, hc:] = de_h
         # head residual rows: (1/n) Σ (H ds x_Nᵀ + g dx_Nᵀ) + α_head dW;  (1/n) Σ H ds
         def head_rows(ds, dx, summed):
-            # rows (C d + C) for columns with logit change ds (n, C, p) and state change dx (n, d, p)
+            # rows (C d + C) for columns with logit change ds (n, C, p) and state change dx (n, d, p);
+            # summed over the samples without forming the (n, C, d, p) terms (C× the θ tangents)
             Hds = H @ ds
+            if summed:
+                rW = np.einsum("icp,ia->cap", Hds, xN)
+                if dx is not None:
+                    rW += np.einsum("ic,iap->cap", g, dx)
+                return np.concatenate([rW.reshape(C * d, -1), Hds.sum(axis=0)], axis=0) / n
             rW = np.einsum("icp,ia->icap", Hds, xN)
             if dx is not None:
                 rW = rW + np.einsum("ic,iap->icap", g, dx)
-            out = np.concatenate([rW.reshape(n, C * d, -1), Hds], axis=1) / n
-            return out.sum(axis=0) if summed else out
+            return np.concatenate([rW.reshape(n, C * d, -1), Hds], axis=1) / n
         # per-sample columns: ds = W dx_N
         F[hc:] = head_rows(W[None] @ TX, TX, False).transpose(1, 0, 2)
         D[hc:, k0 * P:N * P] = head_rows(W[None] @ UX, UX, True)
@@ -304,14 +320,37 @@ class ShootingSystem:
         return Jr[np.ix_(perm, perm)]
 
 
+#: numbers of ``A⁻¹E`` formed at once by :func:`bordered_solve` (32 MB): the Schur complement is
+#: accumulated over chunks of samples of at most this size (at least one sample)
+SCHUR_CHUNK = 1 << 22
+
+
 def bordered_solve(A, E, F, D, r1, r2):
     """Solve ``[[blockdiag(A_i), E], [F, D]] [y; g] = [r1; r2]`` (A (n, b, b), E (n, b, G), F (G, n, b),
     D (G, G), r1 (n, b), r2 (G)) by block elimination: ``g`` from the Schur complement
-    ``S = D − Σ_i F_i A_i⁻¹ E_i`` (one GEMM), then ``y_i = A_i⁻¹ (r1_i − E_i g)``."""
+    ``S = D − Σ_i F_i A_i⁻¹ E_i`` (GEMMs over chunks of samples), then ``y_i = A_i⁻¹ (r1_i − E_i g)``.
+
+    Memory (the terms of :func:`ocdl.solvers.memory.estimate`): beyond its arguments, ``S`` (G²),
+    updated by GEMMs in place and LU-factorised in place (LAPACK getrf on ``Sᵀ``'s Fortran view, getrs with the
+    transpose: no copy), and ``A⁻¹E`` of one chunk of samples (≤ max(:data:`SCHUR_CHUNK`, b G)
+    numbers)."""
+    from scipy.linalg import blas, lapack
     n, b, G = E.shape
-    AE = np.linalg.solve(A, np.concatenate([E, r1[:, :, None]], axis=2))   # (n, b, G + 1)
-    Ff = F.reshape(G, n * b)
-    S = D - Ff @ AE[:, :, :G].reshape(n * b, G)
-    g = np.linalg.solve(S, r2 - Ff @ AE[:, :, G].reshape(n * b))
-    y = AE[:, :, G] - np.einsum("ibg,g->ib", AE[:, :, :G], g)
+    S = np.array(D, dtype=float, order="C", copy=True)
+    rhs = np.array(r2, dtype=float, copy=True)
+    step = max(1, SCHUR_CHUNK // max(1, b * G))
+    for i0 in range(0, n, step):                      # chunks of samples (vectorised within a chunk)
+        i1 = min(n, i0 + step)
+        AE = np.linalg.solve(A[i0:i1], E[i0:i1])                             # (c, b, G)
+        Ar = np.linalg.solve(A[i0:i1], r1[i0:i1, :, None])[:, :, 0]          # (c, b)
+        Fc = F[:, i0:i1].reshape(G, (i1 - i0) * b)
+        # S −= Fc A⁻¹E in place: GEMM into Sᵀ's Fortran view (Sᵀ −= (A⁻¹E)ᵀ Fcᵀ), no G × G temporary
+        blas.dgemm(-1.0, AE.reshape((i1 - i0) * b, G).T, Fc.T, beta=1.0, c=S.T, overwrite_c=1)
+        rhs -= Fc @ Ar.ravel()
+        del AE
+    lu, piv, info = lapack.dgetrf(S.T, overwrite_a=1)                      # S.T is Fortran-ordered: no copy
+    if info > 0:
+        raise np.linalg.LinAlgError("Singular matrix")
+    g, info = lapack.dgetrs(lu, piv, rhs, trans=1)                         # (Sᵀ)ᵀ g = S g
+    y = np.linalg.solve(A, (r1 - np.einsum("ibg,g->ib", E, g))[:, :, None])[:, :, 0]
     return y, g

@@ -11,6 +11,7 @@ import numpy as np
 
 from ocdl.errors import SolverError
 from ocdl.optim import CONVERGED, STALLED, Step, Stop, certificates
+from ocdl.optim.lm import Damping
 
 
 class TorchHVP:
@@ -194,6 +195,11 @@ def steihaug_cg(g, hvp, Delta, rtol, maxiter):
     return s, maxiter, "maxiter"
 
 
+#: the damping rule of the Gauss–Newton step (:class:`ocdl.optim.lm.Damping` with the ratio test):
+#: λ ← 3/2 λ if ρ < 1/4, 2/3 λ if ρ > 3/4 (Martens 2010's constants), the step taken if ρ > 1e-4
+GN_DAMPING = Damping("ratio", increase=1.5, decrease=1.5, accept=1e-4)
+
+
 class TrustRegionNewtonCG:
     """Trust-region Newton–CG on ``∇J = 0`` as a rule of :func:`ocdl.optim.minimize` (module docstring).
 
@@ -217,7 +223,7 @@ class TrustRegionNewtonCG:
     boundary) stopped at ``‖(G + λI)s + g‖ ≤ gn_cg_rtol·‖g‖`` or ``gn_cg_maxiter`` iterations (a
     truncated step: few CG iterations per mini-batch); ρ = actual / predicted decrease of the
     *undamped* model ``gᵀs + ½ sᵀGs``; ``λ ← 3/2 λ`` if ρ < 1/4, ``2/3 λ`` if ρ > 3/4 (Martens'
-    constants); taken if ρ > 1e-4. Below ``gauss_newton_above`` (1e-3) the trust-region Newton–CG
+    constants; :data:`GN_DAMPING`); taken if ρ > 1e-4. Below ``gauss_newton_above`` (1e-3) the trust-region Newton–CG
     steps above take over: Gauss–Newton converges only linearly near a minimum with a nonzero
     loss, the exact Hessian decides the final convergence (wine, width 13, 5 layers, from the
     initialisation: switching at 1e-5 took 240 Gauss–Newton + 10 Newton steps, at 1e-3 22 + 22).
@@ -301,21 +307,21 @@ class TrustRegionNewtonCG:
 
     def _gauss_newton_step(self, state, z, J, g, run, batch, rows):
         """The Levenberg–Marquardt step on the Gauss–Newton matrix (class docstring)."""
-        lam = float(state["damping"])
         rtol = self.gn_cg_rtol * float(np.linalg.norm(g))
 
-        def damped(v):
-            return self.gauss_newton(z, v, rows) + lam * v
-        s, nh, why = steihaug_cg(g, damped, np.inf, rtol, self.gn_cg_maxiter)
-        Gs = self.gauss_newton(z, s, rows)
-        self.n_hvp += nh + 1
-        self.n_cg += nh
-        self.n_gn_steps += 1
-        pred = -(g @ s + 0.5 * s @ Gs)                       # the undamped quadratic model
-        Jn, _, _ = run.call(z + s, batch)
-        rho = (J - Jn) / pred if np.isfinite(Jn) and pred > 0 else -1.0
-        new = lam * 1.5 if rho < 0.25 else lam * (2.0 / 3.0) if rho > 0.75 else lam
-        accepted = bool(rho > 1e-4)
-        return Step(z + s if accepted else z, {**state, "damping": np.array(new)},
-                    {"step": float(np.linalg.norm(s)), "cg_iterations": nh, "cg_stop": why, "accepted": accepted,
-                     "damping": lam, "curvature": "gauss-newton"})
+        def trial(lam):
+            def damped(v):
+                return self.gauss_newton(z, v, rows) + lam * v
+            s, nh, why = steihaug_cg(g, damped, np.inf, rtol, self.gn_cg_maxiter)
+            Gs = self.gauss_newton(z, s, rows)
+            self.n_hvp += nh + 1
+            self.n_cg += nh
+            self.n_gn_steps += 1
+            pred = -(g @ s + 0.5 * s @ Gs)                       # the undamped quadratic model
+            Jn, _, _ = run.call(z + s, batch)
+            return (s, nh, why), (J - Jn) / pred if np.isfinite(Jn) and pred > 0 else -1.0
+        d = GN_DAMPING.search(float(state["damping"]), trial)
+        s, nh, why = d.payload
+        return Step(z + s if d.accepted else z, {**state, "damping": np.array(d.next)},
+                    {"step": float(np.linalg.norm(s)), "cg_iterations": nh, "cg_stop": why, "accepted": d.accepted,
+                     "damping": d.lam, "curvature": "gauss-newton"})
