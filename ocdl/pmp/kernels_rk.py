@@ -331,7 +331,7 @@ def rk(act):
         full = Pall.shape[0] > 1
         lam = np.empty((d, nb))
         W = np.empty((s, d, nb))
-        R = np.empty((s, d, nb))
+        R = np.empty((s, d, nb if s > 1 else 0))          # (R_0 is never formed: BLAS adds it)
         Y = np.empty((s, d + 1, nb if s > 1 else 0))    # [Y_i; 1]
         Y[:, d] = 1.0
         ab = np.empty(2)
