@@ -87,7 +87,7 @@ def test_compiled_and_torch_rk_sweeps_agree(kutta3, blocks, integrator, field, a
         for k in range(N + 1):
             assert np.abs(a[k] - b[k]).max() <= 1e-12 * np.abs(b[k]).max()
     for inc in (None, xi):
-        a = compiled.final_state(model, params, X, inc)
+        a = pmp.final_state(model, params, X, inc)
         b = pmp.sweep(model, params, X, y, increments=inc, device="cpu")[2][-1]
         assert np.abs(a - b).max() <= 1e-12 * np.abs(b).max()
 

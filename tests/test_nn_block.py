@@ -293,13 +293,13 @@ def test_backward_does_not_rerun_the_forward_compiled(monkeypatch):
     """Forward + backward run the compiled forward kernel once, storing σ (its S argument has one
     block per sample block), and the backward kernel once; under no_grad the forward kernel runs
     once storing nothing (S of zero blocks) and no backward kernel runs."""
-    from ocdl.pmp import kernels
+    from ocdl.pmp import kernels_rk
     blk = ODEBlock(5, layers=7, T=1.0, dtype=torch.float64, seed=0)
     x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
     blk(x.detach())                                     # (no grad needed: warm the kernels)
-    ek = kernels.euler(blk.model.F.act)
+    ek = kernels_rk.rk(blk.model.F.act)
     calls = []
-    _count(monkeypatch, ek, "outer_forward", calls, lambda *a: ("forward", a[4].shape[0]))
+    _count(monkeypatch, ek, "outer_forward", calls, lambda *a: ("forward", a[6].shape[0]))
     _count(monkeypatch, ek, "outer_backward", calls, lambda *a: ("backward",))
     blk(x).sum().backward()
     assert calls == [("forward", 1), ("backward",)]

@@ -1,7 +1,7 @@
 """The compiled backend of the sweeps: numpy arrays on the CPU, whole sweeps in numba kernels.
 
-Explicit Runge–Kutta layers (:mod:`ocdl.pmp.kernels` for Euler, :mod:`ocdl.pmp.kernels_rk` for
-the other tableaux) and the drift/kick splittings of a separable field
+Explicit Runge–Kutta layers, Euler included (:mod:`ocdl.pmp.kernels_rk`), and the drift/kick
+splittings of a separable field
 (:mod:`ocdl.pmp.kernels_split`) on the fused forms of :mod:`ocdl.pmp.forms` — the equations are
 in :mod:`ocdl.pmp.costate` and in each kernel module. This module prepares the kernels' operands
 (from the field's fused form, in the model's :mod:`workspace <ocdl.pmp.workspace>`), calls them
@@ -11,7 +11,8 @@ and hands back what they compute. Each sweep is a two-phase generator (the proto
 ``(gK, gb, states, costates, p0)``: ``gK, gb`` the θ-gradient without the regulariser, ``states``
 and ``costates`` fresh ``(N+1, n, d)`` arrays (``trajectories``) or None, ``p0`` the initial
 costate (n, d) with ``initial_costate`` (or None). Between the two phases the sweep holds the
-model's workspace, where its stored stages are.
+model's workspace, where its stored stages are. With ``store=False`` the forward keeps nothing
+(the cost-only forward: the sweep is closed after ``x_N``).
 
 numba is a required dependency (it installs from wheels); it is imported on the first sweep,
 not with ocdl (a process that runs one pays ~1 s to import numba and load the cached machine
@@ -22,7 +23,9 @@ import functools
 
 import numpy as np
 
-from ocdl.pmp.forms import embed, hKT as _hKT, outer_parts, outer_theta_grads, split_theta_grads, theta_grads
+from ocdl.models.resnet import SPLITTINGS
+from ocdl.pmp.forms import (embed, hKT as _hKT, outer_parts, outer_theta_grads, rk_coefficients, split_theta_grads,
+                            theta_grads)
 from ocdl.pmp.workspace import borrow
 
 _NONE = np.empty((0, 0, 0))      # "no array" for the kernels' optional (K, d, n) outputs
@@ -64,32 +67,9 @@ def _hD(model, D):
     return np.full(model.d, model.h) if D is None else np.ascontiguousarray(model.h * D[:, 0])
 
 
-def _increments_fm(increments, N, d, n):
-    """Additive increments ``(N, n, d)`` feature-major for the kernels (``(0, d, n)``: none)."""
-    if increments is None:
-        return np.empty((0, d, n))
-    return np.ascontiguousarray(np.swapaxes(np.asarray(increments, dtype=float), 1, 2))
-
-
-def _increments_rows(increments):
-    """Additive increments (N, n, d) C-contiguous for the row-form kernels (``_NONE``: none)."""
+def _increments(increments):
+    """Additive increments (N, n, d) C-contiguous for the kernels (``_NONE``: none)."""
     return _NONE if increments is None else np.ascontiguousarray(increments, dtype=float)
-
-
-def _rows(model, X, ws):
-    """``x_0 = lift(X)`` in row form, (n, d) C-contiguous, in the workspace (written through the
-    feature-major view that :meth:`lift_into` fills; the padding columns are zeroed once, when
-    the buffer is made, and nothing else writes them)."""
-    return model.lift_into(X, ws.get("x0r", (X.shape[0], model.d), zeros=True).T, zero_padding=False).T
-
-
-def _fm_out(gK, gb, Xs, P, trajectories, p0=None):
-    """The common return; ``Xs``, ``P`` feature-major ``(N+1, d, n)``, handed back as views;
-    ``p0`` feature-major (d, n) or None."""
-    p0 = None if p0 is None else p0.T
-    if trajectories:
-        return gK, gb, Xs.transpose(0, 2, 1), P.transpose(0, 2, 1), p0
-    return gK, gb, None, None, p0
 
 
 def _p0_buffer(trajectories, initial_costate, shape):
@@ -100,85 +80,13 @@ def _p0_buffer(trajectories, initial_costate, shape):
 
 
 # ------------------------------------------------------------------------------------------
-# Euler (ocdl.pmp.kernels): outer form in row form, inner form feature-major
+# explicit Runge–Kutta methods, Euler included (ocdl.pmp.kernels_rk): the outer form in row
+# form, the inner form feature-major
 
-def euler_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False):
-    """Euler layers: forward keeping σ, costate sweep reusing it (:mod:`ocdl.pmp.kernels`); a
-    two-phase generator (module docstring). ``increments`` ((N, n, d) or None):
-    ``x_{k+1} = x_k + h f(x_k, θ_k) + ξ_k``; being state- and θ-independent they leave the
-    backward sweep and the gradient formula unchanged."""
-    kernels = _modules()[0]
-    ek = kernels.euler(model.F.act)
-    h, N, d = model.h, model.layers, model.d
-    n = X.shape[0]
-    with borrow(model) as ws:
-        if model.F.form == "outer":         # row form: one sample per row, as the model lifts it
-            K, hb, hKT = outer_parts(model, params, scaled=False)
-            nb = kernels.block_width(d, n)
-            S = ws.get("SB", (-(-n // nb), N, nb, d))      # σ(x_k) per block of rows
-            xN = np.empty((n, d))
-            Xs = np.empty((N + 1, n, d)) if trajectories else _NONE
-            ek.outer_forward(hKT, hb, _rows(model, X, ws), xN, S, _increments_rows(increments), Xs)
-            del hKT, hb                     # (not held while the stored stages wait for p_N)
-            lamN = yield xN
-            P = _p0_buffer(trajectories, initial_costate, (N + 1, n, d))
-            gK, gb = np.empty((N, d, d)), np.empty((N, d))
-            hK = np.multiply(K, h)          # formed only now: not held while σ waits for p_N
-            ek.outer_backward(hK, S, np.ascontiguousarray(lamN), h, gK, gb, P)
-            gK, gb = outer_theta_grads(model, gK, gb)
-            p0 = P[0] if (trajectories or initial_costate) else None
-            return (gK, gb) + ((Xs, P) if trajectories else (None, None)) + (p0,)
-        G = ws.get("G", (N, d, d + 1))
-        M, D = embed(model, params)
-        Xa = np.empty((N + 1, d + 1, n)) if trajectories else ws.get("Xa", (N + 1, d + 1, n), ones_row=True)
-        if trajectories:
-            Xa[:, d, :] = 1.0
-        Sg = ws.get("Sg", (N, d, n))
-        model.lift_into(X, Xa[0, :d])
-        ek.inner_forward(M, _hD(model, D), Xa, Sg, _increments_fm(increments, N, d, n))
-        xN = Xa[N, :d].copy().T
-        lamN = yield xN
-        P = np.empty((N + 1, d, n)) if trajectories else ws.get("rotP", (2, d, n))
-        P[N if trajectories else N % 2] = lamN.T
-        first = ek.inner_backward(_hKT(model, M, D), Xa, Sg, P, G)
-        G *= h                              # in place: theta_grads hands back fresh arrays
-        gK, gb = theta_grads(model, G, D)
-        p0 = P[first].copy() if initial_costate else None
-        return _fm_out(gK, gb, Xa[:, :d], P, trajectories, p0)
-
-
-def _euler_forward(model, params, X, increments, Xs):
-    """x_N ((n, d), fresh) of an Euler network; every state into ``Xs`` ((N+1, n, d)) unless it
-    is ``_NONE``; nothing stored, the rotating buffers in the model's workspace."""
-    kernels = _modules()[0]
-    ek = kernels.euler(model.F.act)
-    N, d = model.layers, model.d
-    n = X.shape[0]
-    with borrow(model) as ws:
-        if model.F.form == "outer":
-            XN = np.empty((n, d))
-            _, hb, hKT = outer_parts(model, params, scaled=False)
-            ek.outer_forward(hKT, hb, _rows(model, X, ws), XN, np.empty((0, N, kernels.block_width(d, n), d)),
-                             _increments_rows(increments), Xs)
-            return XN
-        M, D = embed(model, params)
-        full = Xs is not _NONE
-        Xa = np.empty((N + 1, d + 1, n)) if full else ws.get("rotA", (2, d + 1, n), ones_row=True)
-        Xa[:, d] = 1.0
-        model.lift_into(X, Xa[0, :d])
-        last = ek.inner_forward(M, _hD(model, D), Xa, ws.get("Sg1", (1, d, n)), _increments_fm(increments, N, d, n))
-        if full:
-            Xs[...] = Xa[:, :d].transpose(0, 2, 1)
-        return Xa[last, :d].T.copy()
-
-
-# ------------------------------------------------------------------------------------------
-# explicit Runge–Kutta methods with s > 1 stages (ocdl.pmp.kernels_rk)
-
-def _rk_forward(model, params, X, ws, store, Xs, increments):
-    """The forward kernels, samples in blocks: x_N (d, n); with ``store`` the stored stages and
-    the backward's operands (in ``ws``); every state into ``Xs`` (N+1, d, n) unless ``_NONE``."""
-    from ocdl.pmp.forms import rk_coefficients
+def _rk_forward(model, params, X, ws, store, states, increments):
+    """The forward kernels, samples in blocks: ``(x_N (n, d), stored, Xs)`` — with ``store`` the
+    stored stages and the backward's operands (in ``ws``), with ``states`` every state
+    ``(N+1, n, d)`` (else None)."""
     kernels, kernels_rk, _ = _modules()
     rk = kernels_rk.rk(model.F.act)
     A, bw, _, _ = rk_coefficients(model.integrator)
@@ -186,47 +94,56 @@ def _rk_forward(model, params, X, ws, store, Xs, increments):
     n, s = X.shape[0], len(bw)
     nb = kernels.block_width(d, n)
     B = -(-n // nb) if store else 0
-    inc = _increments_fm(increments, N, d, n)
-    X0 = model.lift_into(X, np.empty((d, n)))
-    XN = np.empty((d, n))
-    if model.F.form == "outer":
-        hK, hb, hKT = outer_parts(model, params)
-        S = ws.get("crkS", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))   # σ(Y_i)
-        rk.outer_forward(A, bw, hK, hb, X0, XN, S, inc, Xs)
-        return XN, {"S": S, "hKT": hKT, "D": None}
+    if model.F.form == "outer":                 # row form: one sample per row, as the model lifts it
+        K, hb, hKT = outer_parts(model, params)
+        S = ws.get("crkS", (B, N, s, nb, d)) if store else np.empty((0, N, s, nb, d))   # σ(Y_i)
+        Xs = np.empty((N + 1, n, d)) if states else _NONE
+        XN = np.empty((n, d))
+        # x_0 = lift(X) in row form, written through the feature-major view lift_into fills (the
+        # padding columns are zeroed once, when the buffer is made, and nothing else writes them)
+        X0 = model.lift_into(X, ws.get("x0r", (n, d), zeros=True).T, zero_padding=False).T
+        rk.outer_forward(A, bw, hKT, hb, X0, XN, S, _increments(increments), Xs)
+        return XN, {"S": S, "K": K}, (Xs if states else None)
     M, D = embed(model, params)
     # layer inputs x_k and σ(K Y_i + b) (the stage inputs Y_i are recomputed backwards)
-    Xk = ws.get("crkX", (B, N, d, nb)) if store else np.empty((0, N, d, nb))
+    Xk = ws.get("crkX", (B, N, d + 1, nb), ones_row=True) if store else np.empty((0, N, d + 1, nb))
     Sg = ws.get("crkSg", (B, N, s, d, nb)) if store else np.empty((0, N, s, d, nb))
-    rk.inner_forward(A, bw, np.ascontiguousarray(M[:, :, :d]), np.ascontiguousarray(M[:, :, d]),
-                     _hD(model, D), X0, XN, Xk, Sg, inc, Xs)
-    return XN, {"Xk": Xk, "Sg": Sg, "hKT": _hKT(model, M, D) if store else None, "D": D}
+    Xs = np.empty((N + 1, d, n)) if states else _NONE
+    XN = np.empty((d, n))
+    rk.inner_forward(A, bw, np.ascontiguousarray(M), _hD(model, D),
+                     model.lift_into(X, ws.get("crkX0", (d, n))), XN, Xk, Sg, _increments(increments), Xs)
+    stored = {"Xk": Xk, "Sg": Sg, "hKT": _hKT(model, M, D) if store else None, "D": D}
+    return XN.T, stored, (Xs.transpose(0, 2, 1) if states else None)
 
 
-def rk_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False):
-    """Explicit Runge–Kutta layers (s > 1 stages, all ``b_i ≠ 0``) by :mod:`ocdl.pmp.kernels_rk`;
-    a two-phase generator (module docstring)."""
-    from ocdl.pmp.forms import rk_coefficients
+def rk_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False, store=True):
+    """Explicit Runge–Kutta layers (Euler, or s > 1 stages with all ``b_i ≠ 0``) by
+    :mod:`ocdl.pmp.kernels_rk`; a two-phase generator (module docstring). ``increments``
+    ((N, n, d) or None): ``x_{k+1} = Ψ_h(x_k) + ξ_k``; being state- and θ-independent they leave
+    the backward sweep and the gradient formula unchanged."""
     rk = _modules()[1].rk(model.F.act)
     A, bw, _, Ch = rk_coefficients(model.integrator)
     h, N, d = model.h, model.layers, model.d
     n = X.shape[0]
-    Xs = np.empty((N + 1, d, n)) if trajectories else _NONE
     with borrow(model) as ws:
-        XN, st = _rk_forward(model, params, X, ws, True, Xs, increments)
-        xN = XN.T
+        xN, st, Xs = _rk_forward(model, params, X, ws, store, trajectories, increments)
         lamN = yield xN
-        G = ws.get("crkG", (N, d, d + 1))
-        P = _p0_buffer(trajectories, initial_costate, (N + 1, d, n))
-        PN = np.ascontiguousarray(lamN.T)
-        if model.F.form == "outer":
-            rk.outer_backward(Ch, bw, st["hKT"], st["S"], PN, G, P)
+        if model.F.form == "outer":             # (∂J/∂K̃, ∂J/∂b̃ apart: no copy for the plain [K | b])
+            P = _p0_buffer(trajectories, initial_costate, (N + 1, n, d))
+            gK, gb = np.empty((N, d, d)), np.empty((N, d))
+            hK = np.multiply(st["K"], h)        # formed only now: not held while σ waits for p_N
+            rk.outer_backward(Ch, bw, hK, st["S"], np.ascontiguousarray(lamN), h, gK, gb, P)
+            gK, gb = outer_theta_grads(model, gK, gb)
         else:
-            rk.inner_backward(A, Ch, bw, st["hKT"], _hD(model, st["D"]), st["Xk"], st["Sg"], PN, G, P)
-        G *= h                              # in place: theta_grads hands back fresh arrays
-        gK, gb = theta_grads(model, G, st["D"])
+            G = ws.get("crkG", (N, d, d + 1))
+            P = _p0_buffer(trajectories, initial_costate, (N + 1, d, n))
+            rk.inner_backward(A, Ch, bw, st["hKT"], _hD(model, st["D"]), st["Xk"], st["Sg"],
+                              np.ascontiguousarray(lamN.T), G, P)
+            G *= h                              # in place: theta_grads hands back fresh arrays
+            gK, gb = theta_grads(model, G, st["D"])
+            P = P.transpose(0, 2, 1)
     p0 = P[0] if (trajectories or initial_costate) else None
-    return _fm_out(gK, gb, Xs, P, trajectories, p0)
+    return gK, gb, Xs, (P if trajectories else None), p0
 
 
 # ------------------------------------------------------------------------------------------
@@ -252,32 +169,26 @@ def _split_blocks(model, params, subs):
     return K, bias, ch, tuple(kind == "drift" for kind, _ in subs)
 
 
-def _split_start(model, X, H, ws):
-    """q_0 into slot 0 and p_0 into slot 1 of ``H`` (rows :m)."""
-    m = model.m
-    x0 = model.lift_into(X, ws.get("x0", (model.d, X.shape[0])))
-    H[0, :m] = x0[:m]
-    H[1, :m] = x0[m:]
-
-
-def split_sweep(model, params, X, subs, trajectories=False, initial_costate=False):
-    """Drift/kick splittings ``subs`` = [(kind, c)] on a separable field (:mod:`ocdl.pmp.kernels_split`),
-    a two-phase generator (module docstring); the costates of the returned trajectory are those
-    at the layer boundaries."""
+def split_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False, store=True):
+    """Drift/kick splittings ``SPLITTINGS[integrator]`` = [(kind, c)] on a separable field
+    (:mod:`ocdl.pmp.kernels_split`), a two-phase generator (module docstring); the costates of
+    the returned trajectory are those at the layer boundaries."""
     ks = _modules()[2].split(model.F.act)
+    subs = SPLITTINGS[model.integrator]
     N, d, m = model.layers, model.d, model.m
     n = X.shape[0]
     L = len(subs)
     K, bias, ch, kinds = _split_blocks(model, params, subs)
-    src, prev, dst, qend, pend = _split_slots(kinds, N, True)
-    with borrow(model) as ws:
-        H = ws.get("Hk", (N * L + 2, m + 1, n), ones_row=True)    # [half-state; 1] per slot
-        Sg = ws.get("Sk", (N * L, m, n))
-        _split_start(model, X, H, ws)
+    src, prev, dst, qend, pend = _split_slots(kinds, N, store)
+    with borrow(model) as ws:             # [half-state; 1] per slot (cost only: two, in place)
+        H = ws.get("Hk" if store else "Hr", (N * L + 2 if store else 2, m + 1, n), ones_row=True)
+        Sg = ws.get("Sk", (N * L, m, n)) if store else np.empty((0, m, n))
+        x0 = model.lift_into(X, ws.get("x0", (d, n)))               # q_0 into slot 0, p_0 into 1
+        H[0, :m], H[1, :m] = x0[:m], x0[m:]
         ks.split_forward(K, bias, ch, src, prev, dst, H, Sg)
         xNf = np.empty((d, n))
-        xNf[:m] = H[qend[N], :m]
-        xNf[m:] = H[pend[N], :m]
+        xNf[:m] = H[qend[N] if store else 0, :m]
+        xNf[m:] = H[pend[N] if store else 1, :m]
         xN = xNf.T
         lamN = yield xN
         chKT = np.ascontiguousarray(np.swapaxes(K, 2, 3) * ch[None, :, None, None])
@@ -299,44 +210,13 @@ def split_sweep(model, params, X, subs, trajectories=False, initial_costate=Fals
             Xs = np.empty((N + 1, d, n))
             Xs[:, :m] = H[qend, :m]
             Xs[:, m:] = H[pend, :m]
-        p0 = lam.copy() if initial_costate else None        # split_backward leaves p_0 in lam
-    return _fm_out(gK, gb, Xs, P, trajectories, p0)
-
-
-def _split_forward(model, params, X, subs):
-    """x_N ((n, d)) of a splitting network, two slots updated in place, nothing stored."""
-    ks = _modules()[2].split(model.F.act)
-    m, n = model.m, X.shape[0]
-    K, bias, ch, kinds = _split_blocks(model, params, subs)
-    src, prev, dst, _, _ = _split_slots(kinds, model.layers, False)
-    with borrow(model) as ws:
-        H = ws.get("Hr", (2, m + 1, n))
-        _split_start(model, X, H, ws)
-        ks.split_forward(K, bias, ch, src, prev, dst, H, np.empty((0, m, n)))
-        return np.concatenate([H[0, :m], H[1, :m]]).T
-
-
-# ------------------------------------------------------------------------------------------
-# forward only
-
-def final_state(model, params, X, increments=None, subs=None):
-    """``x_N`` ((n, d)) by the cost-only forward (nothing stored); ``subs`` for a splitting."""
-    if subs is not None:
-        return _split_forward(model, params, X, subs)
-    if model.integrator == "euler":
-        return _euler_forward(model, params, X, increments, _NONE)
-    with borrow(model) as ws:
-        return _rk_forward(model, params, X, ws, False, _NONE, increments)[0].T
+        p0 = lam.T.copy() if initial_costate else None      # split_backward leaves p_0 in lam
+    if trajectories:
+        return gK, gb, Xs.transpose(0, 2, 1), P.transpose(0, 2, 1), p0
+    return gK, gb, None, None, p0
 
 
 def states(model, params, X, increments=None):
     """Every state ``(N+1, n, d)`` of an explicit Runge–Kutta network (nothing else stored)."""
-    N, d, n = model.layers, model.d, X.shape[0]
-    if model.integrator == "euler":
-        Xs = np.empty((N + 1, n, d))
-        _euler_forward(model, params, X, increments, Xs)
-        return Xs
-    Xs = np.empty((N + 1, d, n))
     with borrow(model) as ws:
-        _rk_forward(model, params, X, ws, False, Xs, increments)
-    return Xs.transpose(0, 2, 1)
+        return _rk_forward(model, params, X, ws, False, True, increments)[2]

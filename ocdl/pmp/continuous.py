@@ -16,16 +16,9 @@ continuous adjoint ODE integrated on a fine grid, kept as the reference for the 
 """
 import numpy as np
 
+from integrators.layers import rk_layer
 from ocdl.models.losses import mean_loss, mean_loss_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
-
-
-def _rk4(f, x, dt):
-    k1 = f(x)
-    k2 = f(x + 0.5 * dt * k1)
-    k3 = f(x + 0.5 * dt * k2)
-    k4 = f(x + dt * k3)
-    return x + (dt / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
 def continuous_value_and_grad(model, params, X, y, substeps=16):
@@ -43,7 +36,7 @@ def continuous_value_and_grad(model, params, X, y, substeps=16):
         f = lambda z: F.f(z, K, b)          # noqa: E731
         pts = [x]
         for _ in range(2 * M):
-            x = _rk4(f, x, 0.5 * dt)
+            x = rk_layer("rk4", f, x, 0.5 * dt)
             pts.append(x)
         traj.append(pts)
     s = model.head(params, x)

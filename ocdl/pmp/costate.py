@@ -53,31 +53,26 @@ from integrators.tableaux import EXPLICIT
 from ocdl.errors import InputError
 from ocdl.models.backend import is_torch, swap, zeros_like_shape
 from ocdl.pmp import compiled, torch_sweeps
-from ocdl.pmp.dispatch import FORWARDS, SWEEPS, backend, family, finish, run
+from ocdl.pmp.dispatch import SWEEPS, backend, finish, lookup
 from ocdl.models.losses import mean_loss, mean_loss_and_grad
 from ocdl.models.regularisers import regulariser, regulariser_grad
-from ocdl.models.resnet import SPLITTINGS
 
 
-def _as_numpy(model, params, X, y):
-    params = {k: np.asarray(v, dtype=float) for k, v in params.items()}
-    model.check_params(params)
-    X = np.asarray(X, dtype=float)
-    return params, X, np.asarray(y)
-
-
-def _check_increments(model, increments, n):
-    """Validate additive increments ξ (N, n, d) (None passes through) → float64 array."""
-    if increments is None:
+def _check_increments(model, xi, n):
+    """Validate additive increments ξ (N, n, d), numpy or torch (None passes through); numpy ones
+    as a float64 array."""
+    if xi is None:
         return None
     if model.integrator not in EXPLICIT:
         raise InputError(f"additive increments need an explicit Runge–Kutta integrator "
                          f"({', '.join(EXPLICIT)}); got '{model.integrator}'")
-    xi = np.asarray(increments, dtype=float)
+    if model.F.form == "conv":
+        raise InputError("additive increments are not supported for the conv fields")
+    xi = xi if is_torch(xi) else np.asarray(xi, dtype=float)
     shape = (model.layers, n, model.d)
-    if xi.shape != shape:
-        raise InputError(f"increments have shape {xi.shape}, need (layers, samples, width) = {shape}")
-    if not np.all(np.isfinite(xi)):
+    if tuple(xi.shape) != shape:
+        raise InputError(f"increments have shape {tuple(xi.shape)}, need (layers, samples, width) = {shape}")
+    if not bool((xi.isfinite() if is_torch(xi) else np.isfinite(xi)).all()):
         raise InputError("increments contain NaN or inf")
     return xi
 
@@ -87,27 +82,44 @@ def _inputs(model, params, X, y, increments, device):
     (``X`` as given) or tensors on the device (``X`` = lift(X), as :mod:`ocdl.pmp.torch_sweeps`
     takes it)."""
     be = backend(model, params, X, device)
+    lookup(SWEEPS, be, model)                   # refuses what the backend has no sweep for
+    increments = _check_increments(model, increments, len(X))
     if be == "torch":
-        return (be,) + _torch_inputs(model, params, X, y, increments, device)
-    params, X, y = _as_numpy(model, params, X, y)
-    return be, params, X, y, _check_increments(model, increments, X.shape[0])
+        return (be,) + torch_sweeps.as_tensors(model, params, X, y, device, increments)[:4]
+    params = {k: np.asarray(v, dtype=float) for k, v in params.items()}
+    model.check_params(params)
+    return be, params, np.asarray(X, dtype=float), np.asarray(y), increments
 
 
-def _sweep(model, params, X, y, trajectories=True, increments=None, device=None, terminal_costate=None):
-    """One forward and one costate sweep by the table of :mod:`ocdl.pmp.dispatch`; results in
-    the parameters' library (torch results converted back for numpy parameters)."""
+def sweep(model, params, X, y, increments=None, trajectories=True, device=None, terminal_costate=None):
+    """``(J, grads, states, costates)`` from one forward and one backward sweep.
+    ``trajectories=False`` skips assembling the trajectories: ``states`` is then ``x_N[None]``
+    (shape (1, n, d)) and ``costates`` None — the cost of :func:`value_and_grad`.
+
+    ``increments`` (optional, (N, n, d), explicit Runge–Kutta only): additive state-independent
+    increments ``ξ_k`` in the forward, ``x_{k+1} = Ψ_h(x_k; θ_k) + ξ_k`` (Euler: the
+    Euler–Maruyama step of an SDE with additive noise, ξ drawn by the caller). ``∂x_{k+1}/∂x_k``
+    and ``∂x_{k+1}/∂θ_k`` do not involve ξ, so the costate sweep and the gradient formula are
+    unchanged; only the forward (hence the states the costates are evaluated at) differs.
+
+    ``device`` (or torch tensors as inputs): the torch sweeps of :mod:`ocdl.pmp.torch_sweeps` on
+    that device (see the module docstring).
+
+    ``terminal_costate`` (optional, (n, d)): replaces the head's loss by the linear terminal cost
+    ``Σ_i ⟨v_i, x_N,i⟩``, so ``p_N = V`` and the sweep is the vector-Jacobian product of the state
+    map: ``costates[0] = (∂x_N/∂x_0)ᵀ V`` (the inputs' gradient), ``grads["K"], grads["b"]`` the
+    parameters' (plus the regulariser's; ``y`` is not used, W and μ get none). Results are in the
+    parameters' library (torch results converted back for numpy parameters)."""
     numpy_out = not any(is_torch(v) for v in params.values())
     be, params, X, y, increments = _inputs(model, params, X, y, increments, device)
     if terminal_costate is None:
         terminal = _terminal(model, params, y)
-    elif be == "torch":
-        import torch
-        terminal = _linear_terminal(torch.as_tensor(terminal_costate).to(device=X.device, dtype=X.dtype),
-                                    model.n_out)
     else:
-        terminal = _linear_terminal(np.asarray(terminal_costate, dtype=float), model.n_out)
-    data, gK, gb, xN, g, states, costates = run(SWEEPS[be, family(model)](
-        model, params, X, trajectories, increments), terminal)
+        terminal = _linear_terminal(_cotangent(terminal_costate, be, X), model.n_out)
+    gen = lookup(SWEEPS, be, model)(model, params, X, trajectories, increments)
+    xN = next(gen)                              # the forward, then the head's terminal, then
+    data, lamN, g = terminal(xN)                # the costate sweep from the stored stages
+    gK, gb, states, costates, _ = finish(gen, lamN)
     if states is None:                          # trajectories=False: keep x_N only, (1, n, d)
         states = xN[None]
     J, grads = _total(model, params, data, gK, gb, xN, g)
@@ -116,6 +128,15 @@ def _sweep(model, params, X, y, trajectories=True, increments=None, device=None,
         states = states.cpu().numpy()
         costates = None if costates is None else costates.cpu().numpy()
     return J, grads, states, costates
+
+
+def _cotangent(V, be, like):
+    """``V`` (a terminal costate) in the library of the sweep that runs: a float64 tensor on the
+    device of ``like`` (backend ``torch``) or a float64 numpy array."""
+    if be == "torch":
+        import torch
+        return torch.as_tensor(V).to(device=like.device, dtype=torch.float64)
+    return np.asarray(V.cpu().numpy() if is_torch(V) else V, dtype=float)
 
 
 def _linear_terminal(V, n_out=1):
@@ -158,47 +179,19 @@ def _total(model, params, data, gK, gb, xN, g):
     return float(data + reg), grads
 
 
-def _torch_inputs(model, params, X, y, increments, device):
-    """Checks and tensors on the device for :mod:`ocdl.pmp.torch_sweeps`: ``(params, x0, y, increments)``."""
-    torch_sweeps.check(model)
-    if increments is not None and not is_torch(increments):
-        increments = _check_increments(model, increments, X.shape[0])
-    params, x0, y, xi, _ = torch_sweeps.as_tensors(model, params, X, y, device, increments)
-    if xi is not None and model.integrator in SPLITTINGS:
-        raise InputError("additive increments need an explicit Runge–Kutta integrator")
-    if xi is not None and tuple(xi.shape) != (model.layers, x0.shape[0], model.d):
-        raise InputError(f"increments have shape {tuple(xi.shape)}, need (layers, samples, width) = "
-                         f"{(model.layers, x0.shape[0], model.d)}")
-    return params, x0, y, xi
-
-
-def sweep(model, params, X, y, increments=None, trajectories=True, device=None, terminal_costate=None):
-    """``(J, grads, states, costates)`` from one forward and one backward sweep.
-    ``trajectories=False`` skips assembling the trajectories: ``states`` is then ``x_N[None]``
-    (shape (1, n, d)) and ``costates`` None — the cost of :func:`value_and_grad`.
-
-    ``increments`` (optional, (N, n, d), explicit Runge–Kutta only): additive state-independent
-    increments ``ξ_k`` in the forward, ``x_{k+1} = Ψ_h(x_k; θ_k) + ξ_k`` (Euler: the
-    Euler–Maruyama step of an SDE with additive noise, ξ drawn by the caller). ``∂x_{k+1}/∂x_k``
-    and ``∂x_{k+1}/∂θ_k`` do not involve ξ, so the costate sweep and the gradient formula are
-    unchanged; only the forward (hence the states the costates are evaluated at) differs.
-
-    ``device`` (or torch tensors as inputs): the torch sweeps of :mod:`ocdl.pmp.torch_sweeps` on
-    that device (see the module docstring).
-
-    ``terminal_costate`` (optional, (n, d)): replaces the head's loss by the linear terminal cost
-    ``Σ_i ⟨v_i, x_N,i⟩``, so ``p_N = V`` and the sweep is the vector-Jacobian product of the state
-    map: ``costates[0] = (∂x_N/∂x_0)ᵀ V`` (the inputs' gradient), ``grads["K"], grads["b"]`` the
-    parameters' (plus the regulariser's; ``y`` is not used, W and μ get none)."""
-    return _sweep(model, params, X, y, trajectories=trajectories, increments=increments, device=device,
-                  terminal_costate=terminal_costate)
-
-
 def final_state(model, params, X, increments=None, device=None):
     """``x_N`` ((n, d)) by the cost-only forward, nothing stored: a float64 numpy array, or a
     tensor on the torch path (``increments`` and ``device`` as in :func:`sweep`)."""
     be, params, X, _, increments = _inputs(model, params, X, None, increments, device)
-    return FORWARDS[be, family(model)](model, params, X, increments)
+    return _forward(be, model, params, X, increments)
+
+
+def _forward(be, model, params, X, increments):
+    """``x_N`` by the forward phase of the model's sweep run with ``store=False`` (nothing kept)."""
+    gen = lookup(SWEEPS, be, model)(model, params, X, False, increments, False, False)
+    xN = next(gen)
+    gen.close()
+    return xN
 
 
 def vjp(model, params, X, increments=None, device=None):
@@ -219,10 +212,9 @@ def vjp(model, params, X, increments=None, device=None):
     ``increments`` and ``device`` as there. This is the backward of :class:`ocdl.nn.ODEBlock`."""
     numpy_out = not any(is_torch(v) for v in params.values())
     be, params, X, _, xi = _inputs(model, params, X, None, increments, device)
-    gen = SWEEPS[be, family(model)](model, params, X, False, xi, True)
+    gen = lookup(SWEEPS, be, model)(model, params, X, False, xi, True)
     xN = next(gen)
     shape = tuple(xN.shape)
-    device = xN.device if be == "torch" else None
 
     def pullback(V):
         nonlocal gen
@@ -231,13 +223,8 @@ def vjp(model, params, X, increments=None, device=None):
                                "(run the forward again for another vector-Jacobian product)")
         if tuple(V.shape) != shape:
             raise InputError(f"the cotangent has shape {tuple(V.shape)}, need (samples, width) = {shape}")
-        if be == "torch":
-            import torch
-            lamN = torch.as_tensor(V).to(device=device, dtype=torch.float64)
-        else:
-            lamN = np.asarray(V.cpu().numpy() if is_torch(V) else V, dtype=float)
         sweep, gen = gen, None
-        gK, gb, _, _, p0 = finish(sweep, lamN)
+        gK, gb, _, _, p0 = finish(sweep, _cotangent(V, be, xN))
         if be == "torch" and numpy_out:
             gK, gb, p0 = gK.cpu().numpy(), gb.cpu().numpy(), p0.cpu().numpy()
         return p0, {"K": gK, "b": gb}
@@ -251,21 +238,21 @@ def cost(model, params, X, y, increments=None, device=None):
     """The discrete cost J (float) by the forward sweep alone, nothing stored; ``increments``
     and ``device`` as in :func:`sweep`."""
     be, params, X, y, increments = _inputs(model, params, X, y, increments, device)
-    xN = FORWARDS[be, family(model)](model, params, X, increments)
+    xN = _forward(be, model, params, X, increments)
     return float(mean_loss(model.head(params, xN), y)
                  + regulariser(params, model.h, model.alpha, model.beta, model.alpha_head))
 
 
 def costate(model, params, X, y, increments=None, device=None):
     """``(states, costates)``, both ``(N+1, n, d)``; ``costates[k] = ∂J/∂x_k``."""
-    _, _, states, costates = _sweep(model, params, X, y, increments=increments, device=device)
+    _, _, states, costates = sweep(model, params, X, y, increments=increments, device=device)
     return states, costates
 
 
 def value_and_grad(model, params, X, y, increments=None, device=None):
     """``(J, grads)`` with grads a dict of the same keys/shapes as params, from the costate sweep
     (``increments`` and ``device`` as in :func:`sweep`)."""
-    J, grads, _, _ = _sweep(model, params, X, y, trajectories=False, increments=increments, device=device)
+    J, grads, _, _ = sweep(model, params, X, y, increments, trajectories=False, device=device)
     return J, grads
 
 
@@ -274,7 +261,5 @@ def kkt_residual(model, params, X, y, grads=None):
     discrete PMP system (state, costate and boundary equations hold exactly by construction)."""
     if grads is None:
         _, grads = value_and_grad(model, params, X, y)
-    def amax(a):                                # numpy arrays or torch tensors
-        return float(abs(a).max())
-    th = max(amax(grads["K"]), amax(grads["b"])) / model.h
-    return max(th, amax(grads["W"]), amax(grads["mu"]))
+    amax = {k: float(abs(g).max()) for k, g in grads.items()}      # numpy arrays or torch tensors
+    return max(max(amax["K"], amax["b"]) / model.h, amax["W"], amax["mu"])

@@ -1,5 +1,5 @@
 """The one dispatch table of the sweeps: which code runs a model's costate sweep (and its
-cost-only forward, :data:`FORWARDS`).
+cost-only forward: the same sweep with ``store=False``, closed after its forward).
 
 Keyed by ``(backend, family)``:
 
@@ -8,7 +8,7 @@ Keyed by ``(backend, family)``:
   chosen by torch inputs or ``device=``, and on the CPU for an activation without a compiled
   form; ``numpy`` — the conv fields (:mod:`ocdl.pmp.fused_conv`) and the implicit methods
   (:mod:`ocdl.pmp.implicit`), which have no other backend;
-* families: ``euler``, ``rk`` (the other explicit tableaux), ``split`` (drift/kick splittings
+* families: ``rk`` (the explicit tableaux, Euler included), ``split`` (drift/kick splittings
   of a separable field), ``conv-rk``, ``conv-split``, ``implicit``.
 """
 from integrators.tableaux import EXPLICIT
@@ -18,35 +18,17 @@ from ocdl.models.resnet import SPLITTINGS
 from ocdl.pmp import compiled, fused_conv, implicit, torch_sweeps
 
 
-def _subs(f):
-    """A splitting sweep ``f(model, params, X, subs, trajectories, initial_costate)`` in the
-    table's signature (the sub-steps from ``resnet.SPLITTINGS``; no increments: refused before)."""
-    def sweep(model, params, X, trajectories=False, increments=None, initial_costate=False):
-        return f(model, params, X, SPLITTINGS[model.integrator], trajectories, initial_costate)
-    return sweep
-
-
-def _no_increments(increments):
-    if increments is not None:
-        raise InputError("additive increments are not supported for the conv fields")
-
-
-def _conv_rk(model, params, X, trajectories=False, increments=None, initial_costate=False):
-    _no_increments(increments)
-    return fused_conv.conv_rk_sweep(model, params, X, trajectories, initial_costate)
-
-
-#: ``(backend, family) → sweep(model, params, X, trajectories, increments, initial_costate)``,
-#: a two-phase generator (see :func:`finish`)
+#: ``(backend, family) → sweep(model, params, X, trajectories, increments, initial_costate, store)``,
+#: a two-phase generator (see :func:`finish`); increments (explicit RK on the outer and inner
+#: forms only) are checked before (``ocdl.pmp.costate``), the splittings read their sub-steps
+#: from ``resnet.SPLITTINGS``
 SWEEPS = {
-    ("compiled", "euler"): compiled.euler_sweep,
     ("compiled", "rk"): compiled.rk_sweep,
-    ("compiled", "split"): _subs(compiled.split_sweep),
-    ("torch", "euler"): torch_sweeps.rk_sweep,        # Euler: the one-stage tableau
+    ("compiled", "split"): compiled.split_sweep,
     ("torch", "rk"): torch_sweeps.rk_sweep,
-    ("torch", "split"): _subs(torch_sweeps.split_sweep),
-    ("numpy", "conv-rk"): _conv_rk,
-    ("numpy", "conv-split"): _subs(fused_conv.conv_split_sweep),
+    ("torch", "split"): torch_sweeps.split_sweep,
+    ("numpy", "conv-rk"): fused_conv.conv_rk_sweep,
+    ("numpy", "conv-split"): fused_conv.conv_split_sweep,
     ("numpy", "implicit"): implicit.sweep,
 }
 
@@ -70,35 +52,15 @@ def finish(sweep, lamN):
     raise RuntimeError("a sweep yielded more than once")        # pragma: no cover - a broken sweep
 
 
-def run(sweep, terminal):
-    """Both phases of ``sweep`` with the terminal ``terminal(xN) → (J_data, p_N, extra)`` between
-    them: ``(J_data, gK, gb, xN, extra, states, costates)``."""
-    xN = next(sweep)
-    Jd, lamN, extra = terminal(xN)
-    gK, gb, states, costates, _ = finish(sweep, lamN)
-    return Jd, gK, gb, xN, extra, states, costates
-
-
-def _conv_forward(model, params, X, increments=None):
-    _no_increments(increments)
-    if model.integrator in SPLITTINGS:
-        return fused_conv.conv_split_final_state(model, params, X, SPLITTINGS[model.integrator])
-    return fused_conv.conv_rk_final_state(model, params, X)
-
-
-def _compiled_forward(model, params, X, increments=None):
-    return compiled.final_state(model, params, X, increments, SPLITTINGS.get(model.integrator))
-
-
-#: the same table for the cost-only forward: ``(backend, family) → forward(model, params, X,
-#: increments)`` returning ``x_N`` (n, d), nothing stored (the implicit family: the model's own)
-FORWARDS = {
-    **{("compiled", fam): _compiled_forward for fam in ("euler", "rk", "split")},
-    **{("torch", fam): torch_sweeps.final_state for fam in ("euler", "rk", "split")},
-    ("numpy", "conv-rk"): _conv_forward,
-    ("numpy", "conv-split"): _conv_forward,
-    ("numpy", "implicit"): lambda model, params, X, increments=None: model.forward(params, X)[-1],
-}
+def lookup(table, be, model):
+    """``table[be, family(model)]`` (:data:`SWEEPS`); InputError if backend
+    ``be`` has no sweep for the model (torch: the conv fields and the implicit methods)."""
+    fam = family(model)
+    if (be, fam) not in table:
+        what = f"the {model.field} field" if fam.startswith("conv") else f"integrator '{model.integrator}'"
+        raise InputError(f"no device sweep for {what} (the torch sweeps cover the explicit Runge–Kutta "
+                         f"methods and the splittings); leave out --device to use the numpy sweep")
+    return table[be, fam]
 
 
 def family(model):
@@ -118,7 +80,7 @@ def family(model):
     if form not in ("outer", "inner"):
         raise InputError(f"field '{model.F.name}' has no fused form; use pmp.module_value_and_grad "
                          f"or the autograd solvers for it")
-    return "split" if integ in SPLITTINGS else ("euler" if integ == "euler" else "rk")
+    return "split" if integ in SPLITTINGS else "rk"
 
 
 def backend(model, params, X, device=None):

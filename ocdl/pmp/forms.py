@@ -14,7 +14,6 @@ import functools
 import numpy as np
 
 from integrators.tableaux import costate_coefficients, tableau
-from ocdl.errors import InputError
 from ocdl.models.backend import contiguous, is_torch, swap
 from ocdl.models.fields import Field
 
@@ -39,9 +38,6 @@ def embed(model, params):
     """``(M, D)``: ``M`` (N, d, d+1) the per-layer affine map on ``[a; 1]`` and ``D`` ((d, 1)
     output signs of the inner form, or None), both in the library (and device) of ``params["K"]``."""
     F = model.F
-    if F.form not in ("outer", "inner"):
-        raise InputError(f"field '{F.name}' has no fused form; use pmp.module_value_and_grad "
-                         f"or the autograd solvers for it")
     M = F.embed(params["K"], params["b"])
     D = F.out_sign(model.d)
     if D is None:
@@ -60,12 +56,11 @@ def hKT(model, M, D):
     return out
 
 
-def outer_parts(model, params, scaled=True):
-    """``(h K̃, h b̃, h K̃ᵀ)`` (numpy, contiguous) of an outer-form field with ``M = [K̃ | b̃]`` =
+def outer_parts(model, params):
+    """``(K̃, h b̃, h K̃ᵀ)`` (numpy, contiguous) of an outer-form field with ``M = [K̃ | b̃]`` =
     ``F.embed(K, b)`` — the compiled kernels' operands (``hK̃ᵀ`` is :func:`hKT`; D is None for the
-    outer form). M is not formed when the field keeps the plain embedding ``[K | b]``.
-    ``scaled=False`` gives ``K̃`` itself first (no copy for the plain embedding of a contiguous K:
-    for kernels that scale by h inside their matrix product)."""
+    outer form). M is not formed (nor K copied, if contiguous) when the field keeps the plain
+    embedding ``[K | b]``."""
     K, b = params["K"], params["b"]
     d, h = model.d, model.h
     if type(model.F).embed is not Field.embed:
@@ -73,7 +68,7 @@ def outer_parts(model, params, scaled=True):
         K, b = M[:, :, :d], M[:, :, d]
     KT = np.empty(K.shape[:1] + K.shape[2:0:-1])
     np.multiply(np.swapaxes(K, 1, 2), h, out=KT)               # h K̃ᵀ, one pass
-    return (np.multiply(K, h) if scaled else np.ascontiguousarray(K)), np.multiply(b, h), KT
+    return np.ascontiguousarray(K), np.multiply(b, h), KT
 
 
 def outer_theta_grads(model, gK, gb):

@@ -6,25 +6,14 @@ the matrix products.
 """
 import numpy as np
 
+from ocdl.models.resnet import SPLITTINGS
 from ocdl.pmp.forms import rk_coefficients
 
 
-def _combine(base, terms, weights, out, tmp):
-    """``out = base + Σ_i weights_i terms_i`` in place (one stage: weight 1, a single add)."""
-    if len(terms) == 1:
-        np.add(base, terms[0], out=out)
-        return
-    np.copyto(out, base)
-    for term, w in zip(terms, weights):
-        np.multiply(term, w, out=tmp)
-        np.add(out, tmp, out=out)
-
-
-def _conv_setup(model, X):
-    F = model.F
-    Ct, S = F.channels_total, F.shape
+def _fm(model, a):
+    """Rows ``a`` (n, d) in the conv fields' feature-major layout (C_tot, L, n)."""
     from ocdl.models.conv import to_fm
-    return F, Ct, S, to_fm(model.lift(np.asarray(X, dtype=float)), Ct, S)
+    return to_fm(a, model.F.channels_total, model.F.shape)
 
 
 def _conv_rk_forward(model, params, X, store, trajectories):
@@ -34,7 +23,7 @@ def _conv_rk_forward(model, params, X, store, trajectories):
     A, bw, _, _ = rk_coefficients(model.integrator)
     s = len(bw)
     h, N = model.h, model.layers
-    F, _, _, x = _conv_setup(model, X)
+    F, x = model.F, _fm(model, model.lift(np.asarray(X, dtype=float)))
     K, b = params["K"], params["b"]
     caches = [] if store else None
     Xs = [x] if trajectories else None
@@ -48,9 +37,7 @@ def _conv_rk_forward(model, params, X, store, trajectories):
             f, cache = F.fm_stage(K[k], b[k], Y)
             hF.append(h * f)                            # f may be the cached σ: not in place
             layer.append(cache if store else None)
-        xn = np.empty_like(x)
-        _combine(x, hF, bw, xn, np.empty_like(x))     # x + Σ_i b_i h f(Y_i)
-        x = xn
+        x = x + sum(b * f for b, f in zip(bw, hF))     # x + Σ_i b_i h f(Y_i)
         if store:
             caches.append(layer)
         if trajectories:
@@ -58,12 +45,7 @@ def _conv_rk_forward(model, params, X, store, trajectories):
     return from_fm(x), caches, Xs
 
 
-def conv_rk_final_state(model, params, X):
-    """``x_N`` ((n, d)) of :func:`conv_rk_sweep`'s forward, nothing stored."""
-    return _conv_rk_forward(model, params, X, False, False)[0]
-
-
-def conv_rk_sweep(model, params, X, trajectories=False, initial_costate=False):
+def conv_rk_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False, store=True):
     """Explicit Runge–Kutta layers on a conv field, the sweep of :func:`costate_sweep` with the
     field's feature-major kernels (``F.fm_stage``, ``F.fm_vjp``: convolution forward, transposed
     convolution and kernel correlation backward — k BLAS matmuls each, no loop over samples):
@@ -75,16 +57,14 @@ def conv_rk_sweep(model, params, X, trajectories=False, initial_costate=False):
     A two-phase generator (the protocol of :mod:`ocdl.pmp.dispatch`): the forward keeps every
     stage's cache, yields ``x_N`` (n, d), is sent ``p_N`` and returns
     ``(gK, gb, states, costates, p0)`` (trajectories (N+1, n, d) or None, p_0 (n, d) or None)."""
-    from ocdl.models.conv import from_fm, to_fm
     A, bw, C, _ = rk_coefficients(model.integrator)
     s = len(bw)
     h, N = model.h, model.layers
     F = model.F
-    Ct, S_ = F.channels_total, F.shape
     K, b = params["K"], params["b"]
-    xN, caches, Xs = _conv_rk_forward(model, params, X, True, trajectories)
+    xN, caches, Xs = _conv_rk_forward(model, params, X, store, trajectories)
     lamN = yield xN
-    lam = to_fm(lamN, Ct, S_)
+    lam = _fm(model, lamN)
     Ps = [lam] if trajectories else None
     gK = np.zeros_like(K)
     gb = np.zeros_like(b)
@@ -101,28 +81,22 @@ def conv_rk_sweep(model, params, X, trajectories=False, initial_costate=False):
             gK[k] += (h * bw[i]) * tK
             gb[k] += (h * bw[i]) * tb
         caches[k] = None
-        new = np.empty_like(lam)
-        _combine(lam, hG, bw, new, np.empty_like(lam))  # p + Σ_i b_i h (∂f/∂x)ᵀ P_i
-        lam = new
+        lam = lam + sum(b * g for b, g in zip(bw, hG))  # p + Σ_i b_i h (∂f/∂x)ᵀ P_i
         if trajectories:
             Ps.append(lam)
+    return _out(gK, gb, Xs, Ps, lam, initial_costate)
+
+
+def _out(gK, gb, Xs, Ps, lam, initial_costate):
+    """The sweeps' return from feature-major states ``Xs`` and costates ``Ps`` (backwards) or None."""
+    from ocdl.models.conv import from_fm
     p0 = from_fm(lam) if initial_costate else None
-    if trajectories:
-        states = np.stack([from_fm(a) for a in Xs])
-        costates = np.stack([from_fm(a) for a in Ps[::-1]])
-        return gK, gb, states, costates, p0
-    return gK, gb, None, None, p0
+    if Xs is None:
+        return gK, gb, None, None, p0
+    return gK, gb, np.stack([from_fm(a) for a in Xs]), np.stack([from_fm(a) for a in Ps[::-1]]), p0
 
 
-def conv_split_final_state(model, params, X, subs):
-    """``x_N`` ((n, d)) of :func:`conv_split_sweep`'s forward (two half-states, nothing stored)."""
-    gen = conv_split_sweep(model, params, X, subs)
-    xN = next(gen)
-    gen.close()
-    return xN
-
-
-def conv_split_sweep(model, params, X, subs, trajectories=False, initial_costate=False):
+def conv_split_sweep(model, params, X, trajectories=False, increments=None, initial_costate=False, store=True):
     """Splittings (drift/kick) on the separable ``hamiltonian-conv`` field with **reversible,
     constant-memory** gradients: the forward keeps only the current (q, p); the backward sweep
     runs the sub-steps in reverse, reconstructing the state exactly up to round-off
@@ -135,11 +109,13 @@ def conv_split_sweep(model, params, X, subs, trajectories=False, initial_costate
                     λ_q ← λ_q + c h K ∗ U,                      ∂J/∂Kᵀ += c h corr(U, q)  (→ K by flip-swap)
 
     Working memory O(C L n), independent of the depth N (the gradient itself is O(N C² k)).
-    A two-phase generator like :func:`conv_rk_sweep`; ``trajectories=True`` also keeps all
-    states (for :func:`ocdl.pmp.costate`)."""
-    from ocdl.models.conv import corr, corr_T, corr_grad, flip_swap, from_fm, to_fm
+    A two-phase generator like :func:`conv_rk_sweep` (sub-steps ``SPLITTINGS[integrator]``; it
+    stores nothing either way);
+    ``trajectories=True`` also keeps all states (for :func:`ocdl.pmp.costate`)."""
+    from ocdl.models.conv import corr, corr_T, corr_grad, flip_swap, from_fm
+    subs = SPLITTINGS[model.integrator]
     h, N = model.h, model.layers
-    F, Ct, S_, x = _conv_setup(model, X)
+    F, x = model.F, _fm(model, model.lift(np.asarray(X, dtype=float)))
     act = F.act
     Cc = F.C
     K, b = params["K"], params["b"]
@@ -164,7 +140,7 @@ def conv_split_sweep(model, params, X, subs, trajectories=False, initial_costate
         if trajectories:
             Xs.append(np.concatenate([q, p]))
     lamN = yield from_fm(np.concatenate([q, p]))
-    lam = to_fm(lamN, Ct, S_)
+    lam = _fm(model, lamN)
     lq, lp = lam[:Cc], lam[Cc:]
     Ps = [lam.copy()] if trajectories else None
     gK = np.zeros_like(K)
@@ -191,9 +167,4 @@ def conv_split_sweep(model, params, X, subs, trajectories=False, initial_costate
         if trajectories:
             Ps.append(lam.copy())
     gK += flip_swap(gKT, F.D)
-    p0 = from_fm(lam) if initial_costate else None
-    if trajectories:
-        states = np.stack([from_fm(a) for a in Xs])
-        costates = np.stack([from_fm(a) for a in Ps[::-1]])
-        return gK, gb, states, costates, p0
-    return gK, gb, None, None, p0
+    return _out(gK, gb, Xs, Ps, lam, initial_costate)

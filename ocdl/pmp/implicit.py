@@ -188,10 +188,14 @@ def costate_sweep(model, params, stages, lamN):
     return np.stack(P[::-1]), gK, gb
 
 
-def sweep(model, params, X, trajectories=False, increments=None, initial_costate=False):
+def sweep(model, params, X, trajectories=False, increments=None, initial_costate=False, store=True):
     """:func:`forward`, then — sent ``p_N`` — :func:`costate_sweep`: a two-phase generator (the
     protocol of :mod:`ocdl.pmp.dispatch`) yielding ``x_N`` and returning
-    ``(gK, gb, states, costates, p0)`` (trajectories (N+1, n, d) or None, p_0 (n, d) or None)."""
+    ``(gK, gb, states, costates, p0)`` (trajectories (N+1, n, d) or None, p_0 (n, d) or None).
+    ``store=False``: the model's own forward, nothing kept (the cost-only forward)."""
+    if not store:
+        yield model.forward(params, X)[-1]
+        return
     states, stages = forward(model, params, X)
     lamN = yield states[-1]
     costates, gK, gb = costate_sweep(model, params, stages, lamN)

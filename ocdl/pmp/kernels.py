@@ -1,42 +1,25 @@
-"""Compiled whole-sweep kernels for the Euler sweeps (numba), and what all compiled kernels share.
+"""What the compiled kernels (numba) share: activations, BLAS products, elementwise passes,
+sample blocks, and the compiled two-class terminal.
 
-The loops over layers run inside compiled code, so a layer costs no Python or numpy call
-overhead, and each layer's block is touched in as few passes as possible. Same mathematics as
-:func:`ocdl.pmp.torch_sweeps.rk_sweep` with the one-stage tableau (tested against torch
-autograd). The outer form runs in **row form** (one sample per row, the layout the model lifts
-the data in), the inner form feature-major (one sample per column):
+The kernels (:mod:`ocdl.pmp.kernels_rk`: explicit Runge–Kutta, Euler included;
+:mod:`ocdl.pmp.kernels_split`: splittings) run the loops over layers inside compiled code, so a
+layer costs no Python or numpy call overhead, and each layer's block is touched in as few passes
+as possible. σ' is read off the stored σ (tanh ``1 − σ²``, relu ``[σ > 0]``, softplus
+``−expm1(−σ)``).
 
-    outer  forward   S_k = σ(x_k),                 x_{k+1} = x_k + S_k h K_kᵀ + 1 h b_kᵀ (+ ξ_k)
-           backward  g = p_{k+1} h K_k,            p_k = p_{k+1} + σ'(x_k) ⊙ g,
-                     ∂J/∂K_k = h p_{k+1}ᵀ S_k,     ∂J/∂b_k = h p_{k+1}ᵀ 1      (rows: samples)
-    inner  forward   Σ_k = σ(M_k [x_k; 1]),        x_{k+1} = x_k + h D ⊙ Σ_k (+ ξ_k)
-           backward  U = σ'_k ⊙ p_{k+1},            p_k = p_{k+1} + h M̃_kᵀ D U,
-                     G_k = U [x_k; 1]ᵀ                                      (columns: samples)
+**Sample blocks.** Samples are independent until the θ-contraction, so the sweeps run the
+samples in blocks (:func:`block_width`: ~12 288 floats, 96 KiB, per block) and take each block
+through *all* layers before the next: the block's state, σ and products stay in the core's L2
+cache instead of streaming (n, d) arrays through L3 once per pass (measured at d = 64, n = 4000:
+8 % off the Euler forward, 12 % off its backward; one block — no change — at d = 8, n = 512).
+The last block is padded with zero states and zero costates, which add nothing to the gradient.
 
-σ' is read off the stored σ (tanh ``1 − σ²``, relu ``[σ > 0]``, softplus ``−expm1(−σ)``).
-
-**Why a second compiled form of the explicit-RK family.** :mod:`ocdl.pmp.kernels_rk` runs the
-one-stage tableau too (same gradient to round-off), but these Euler kernels are faster: the RK
-kernels with the Euler tableau took 1.08× / 1.12× / 1.17× their gradient time (outer
-8 · 512 · 16, hamiltonian 8 · 512 · 16, outer 64 · 4000 · 10; one process, 2026-12-06, load ≈ 16).
-
-**Sample blocks (outer form).** Samples are independent until the θ-contraction, so the outer
-sweeps run the samples in blocks of ``nb`` rows (:func:`block_width`: ~12 288 floats, 96 KiB,
-per (nb, d) block) and take each block through *all* layers before the next: the block's
-state, σ and product stay in the core's L2 cache instead of streaming (n, d) arrays through
-L3 once per pass (measured at d = 64, n = 4000: 8 % off the forward, 12 % off the backward;
-one block — no change — at d = 8, n = 512). The stored ``σ(x_k)`` are kept per block,
-(B, N, nb, d); the last block is padded with zero states and zero costates, which add nothing to
-the gradient. The products go to BLAS dgemm through numba's own binding (``numba_xxgemm``, what
+**Products.** BLAS dgemm through numba's own binding (:func:`_gemm`: ``numba_xxgemm``, what
 ``np.dot`` calls — resolved by name, so the kernels stay cacheable), which unlike ``np.dot`` can
-accumulate and transpose: per layer and block the forward updates x in place (``x += σ hKᵀ``,
-``x += 1 hbᵀ``) and forms the next σ in one flat pass; the backward accumulates ``h pᵀσ`` and
-``h pᵀ1`` straight into the gradient, forms ``g = p hK`` and updates p in one flat pass — no
-elementwise loop breaks at row ends. **Why rows:** the same three products in the
-feature-major layout took 2.03 ms a layer at d = 64 (the contraction over the samples,
-``p [σ; 1]ᵀ``, in OpenBLAS's slow orientation here, alone 0.85 ms) against 1.75 ms in row form
-(1.35 + 0.90 ms a layer for backward + forward now, against 1.5 + 0.95); at d = 8 the products
-cost about the same, and the flat passes took 0.45 µs a layer off (6.1 + 4.4 → 5.9 + 4.1 µs).
+accumulate and transpose, so products go straight into the state, the costate or the gradient
+(hand-written product loops measured 2–3× slower than OpenBLAS at d = 8…64). The elementwise
+passes run over a C-contiguous block as one flat row (:func:`_flat`), so no loop breaks at
+row ends.
 
 **Terminal.** :func:`logistic_terminal` is the compiled twin of the two-class head and loss of
 :mod:`ocdl.models.losses` (logit, logistic loss, ∇_s and ``p_N = ∇_s wᵀ`` in one pass): at
@@ -46,7 +29,7 @@ n = 512 it replaces ~20 µs of numpy calls.
 scalar ``value(z)`` and ``mul_deriv(s, v) = σ'(z) v`` given ``s = σ(z)``, e.g. tanh ``(1 − s²) v``,
 the branch-free tanh of :mod:`ocdl.models.fastmath`) through the overloads :func:`value` and
 :func:`mul_deriv`, resolved at compile time: each activation gets its own machine code, built by
-:func:`euler` (and ``kernels_rk.rk``, ``kernels_split.split``) as closures over the activation's
+``kernels_rk.rk`` and ``kernels_split.split`` as closures over the activation's
 name and cached on disk per activation — so every loop body stays branch-free (vectorisable).
 (numba's cache does not notice a change of ``compiled()``'s code: clear ``__pycache__`` then.)
 
@@ -63,7 +46,6 @@ polynomial is evaluated as written), no ``nnan``/``ninf`` (NaN and ±inf propaga
 """
 import functools
 import warnings
-from types import SimpleNamespace
 
 import numba
 import numpy as np
@@ -144,15 +126,16 @@ def _data(typingctx, arr):
 
 @numba.njit(inline="always")
 def _gemm(ta, tb, A, B, C, alpha, beta, ab):
-    """``C ← alpha op(A) op(B) + beta C`` for C-contiguous row-major float64 arrays
-    (``op`` transposes when ``ta``/``tb``); ``ab`` a 2-float scratch. Column-major BLAS sees
-    each array transposed, so it computes ``Cᵀ = op(B)ᵀ op(A)ᵀ``."""
+    """``C ← alpha op(A) op(B) + beta C`` for row-major float64 arrays with unit column stride
+    (rows may be strided: a column block of a wider array) (``op`` transposes when ``ta``/``tb``);
+    ``ab`` a 2-float scratch. Column-major BLAS sees each array transposed, so it computes
+    ``Cᵀ = op(B)ᵀ op(A)ᵀ``."""
     m, n = C.shape
     k = A.shape[0] if ta else A.shape[1]
     ab[0] = alpha
     ab[1] = beta
-    _xxgemm(_KIND, _TR if tb else _NOTR, _TR if ta else _NOTR, n, m, k, _data(ab[0:1]), _data(B), B.shape[1],
-            _data(A), A.shape[1], _data(ab[1:2]), _data(C), n)
+    _xxgemm(_KIND, _TR if tb else _NOTR, _TR if ta else _NOTR, n, m, k, _data(ab[0:1]), _data(B), B.strides[0] // 8,
+            _data(A), A.strides[0] // 8, _data(ab[1:2]), _data(C), C.strides[0] // 8)
 
 @numba.njit(inline="always", fastmath=_FM)
 def _apply(z, out, act):
@@ -257,143 +240,16 @@ def _flat(a):
     return a.reshape((1, a.size))
 
 @functools.cache
-def euler(act):
-    """The Euler kernels for the activation object ``act`` (compiled on first use, cached on
-    disk): ``outer_forward``, ``outer_backward``, ``inner_forward``, ``inner_backward``, ``apply``."""
-    act = forms(act)
+def apply(act):
+    """σ of the activation object ``act`` over a 2-D array, as the kernels evaluate it (the same
+    inlined scalar form and fast-math flags): ``apply(act)(z, out) → out``."""
+    name = forms(act)
 
     @_jit(fastmath=_FM)
-    def apply(z, out):
-        """``out = σ(z)`` for 2-D arrays (the kernels' activation on its own)."""
-        _apply(z, out, act)
+    def f(z, out):
+        _apply(z, out, name)
         return out
-
-    @_jit(fastmath=_FM)
-    def outer_forward(hKT, hb, X0, XN, S, inc, Xall):
-        """Outer-form Euler forward ``x_{k+1} = x_k + σ(x_k) h K_kᵀ + h b_kᵀ (+ ξ_k)`` in row form
-        (one sample per row), sample-blocked: ``x_0`` from ``X0`` (n, d), ``x_N`` into ``XN``
-        (n, d); ``hKT`` (N, d, d) is ``h K_kᵀ``, ``hb`` (N, d). ``S`` (B, N, nb, d) receives
-        ``σ(x_k)`` per block (B·nb ≥ n, padding rows hold the sweep of x = 0), or is
-        (0, N, nb, d): cost only. ``inc`` (N, n, d) additive increments or (0, 0, 0); ``Xall``
-        (N+1, n, d) receives every state, or is (0, 0, 0). Per layer and block: two BLAS updates
-        of x in place (``+= σ hKᵀ``, ``+= 1 hbᵀ``) and one flat pass forming the next σ."""
-        N, d = hKT.shape[0], hKT.shape[1]
-        n = X0.shape[0]
-        nb = S.shape[2]
-        store = S.shape[0] > 0
-        keep = Xall.shape[0] > 0
-        incs = inc.shape[0] > 0
-        x = np.empty((nb, d))
-        ones = np.ones((nb, 1))
-        scratch = np.empty((nb, d))
-        ab = np.empty(2)
-        for c0 in range(0, n, nb):
-            w = min(nb, n - c0)
-            blk = c0 // nb
-            _load_rows(X0, c0, w, x)
-            a = S[blk, 0] if store else scratch
-            _apply(_flat(x), _flat(a), act)
-            for k in range(N):
-                _gemm(False, False, a, hKT[k], x, 1.0, 1.0, ab)          # x += σ(x_k) hKᵀ
-                _gemm(False, False, ones, hb[k:k + 1], x, 1.0, 1.0, ab)  # x += 1 hbᵀ
-                if incs:
-                    for c in range(w):
-                        for i in range(d):
-                            x[c, i] += inc[k, c0 + c, i]
-                if k < N - 1:
-                    a = S[blk, k + 1] if store else scratch
-                    _apply(_flat(x), _flat(a), act)                     # σ(x_{k+1})
-                if keep:
-                    _store_rows(x, w, Xall[k + 1], c0)
-            _store_rows(x, w, XN, c0)
-        if keep:
-            Xall[0] = X0
-
-    @_jit(fastmath=_FM)
-    def outer_backward(hK, S, PN, h, GK, Gb, Pall):
-        """Outer-form Euler backward in row form, sample-blocked, from ``p_N`` in ``PN`` (n, d)
-        over the blocks ``S`` of :func:`outer_forward` (padding rows get p = 0, so they add
-        nothing): ``p_k = p_{k+1} + σ'(x_k) ⊙ (p_{k+1} h K_k)``; ``GK`` (N, d, d) and ``Gb``
-        (N, d) get ``h Σ_samples p_{k+1}ᵀ σ(x_k)`` and ``h Σ_samples p_{k+1}`` (∂J/∂K_k, ∂J/∂b_k
-        of the data term; BLAS accumulates them block by block); ``Pall`` (N+1, n, d) receives
-        every costate, (1, n, d) p_0 only, or is (0, 0, 0)."""
-        N = hK.shape[0]
-        n, d = PN.shape
-        nb = S.shape[2]
-        keep = Pall.shape[0] > 0
-        full = Pall.shape[0] > 1
-        lam = np.empty((nb, d))
-        g = np.empty((nb, d))
-        ones = np.ones((nb, 1))
-        ab = np.empty(2)
-        GK[:] = 0.0
-        Gb[:] = 0.0
-        for c0 in range(0, n, nb):
-            w = min(nb, n - c0)
-            _load_rows(PN, c0, w, lam)
-            for k in range(N - 1, -1, -1):
-                a = S[c0 // nb, k]
-                _gemm(True, False, lam, a, GK[k], h, 1.0, ab)                    # += h pᵀ σ
-                _gemm(True, False, lam, ones, Gb[k].reshape((d, 1)), h, 1.0, ab)  # += h pᵀ 1
-                _gemm(False, False, lam, hK[k], g, 1.0, 0.0, ab)                 # g = p h K
-                _costate_pass(_flat(a), _flat(g), _flat(lam), act)              # p + σ' ⊙ g
-                if full:
-                    _store_rows(lam, w, Pall[k], c0)
-            if keep and not full:
-                _store_rows(lam, w, Pall[0], c0)
-        if full:
-            Pall[N] = PN
-
-    @_jit(fastmath=_FM)
-    def inner_forward(M, hD, X, Sg, inc):
-        """Inner-form Euler forward. ``X`` (N+1, d+1, n) all ``[x_k; 1]`` or (2, d+1, n)
-        rotating (last row ones, x_0 in ``X[0]``); ``Sg`` (N, d, n) stored σ or (1, d, n);
-        ``hD`` (d,) the signed steps h D. Returns the index of x_N in ``X``."""
-        N = M.shape[0]
-        d, n = Sg.shape[1], Sg.shape[2]
-        full = X.shape[0] == N + 1
-        store = Sg.shape[0] == N
-        cur = 0
-        for k in range(N):
-            nx = k + 1 if full else (k + 1) % 2
-            x = X[cur]
-            s = Sg[k] if store else Sg[0]
-            np.dot(M[k], x, s)
-            _apply(s, s, act)                           # σ(M [x; 1])
-            y = X[nx]
-            for i in range(d):
-                w = hD[i]
-                for c in range(n):
-                    y[i, c] = x[i, c] + w * s[i, c]
-            if inc.shape[0] > 0:
-                _add_rows(inc[k], y[:d])
-            cur = nx
-        return cur
-
-    @_jit(fastmath=_FM)
-    def inner_backward(hKT, X, Sg, P, G):
-        """Inner-form Euler backward from ``p_N`` (``X`` all N+1 states ``[x_k; 1]``, ``Sg`` all
-        σ): ``P`` (N+1, d, n) all costates with p_N in ``P[N]``, or (2, d, n) rotating with p_N in
-        ``P[N % 2]``; ``G`` (N, d, d+1) gets ``U_k [x_k; 1]ᵀ``, ``U_k = σ'_k ⊙ p_{k+1}``. Returns
-        the index of p_0 in ``P``."""
-        N = hKT.shape[0]
-        d, n = P.shape[1], P.shape[2]
-        full = P.shape[0] == N + 1
-        U = np.empty((d, n))
-        cur = N if full else N % 2
-        for k in range(N - 1, -1, -1):
-            nx = k if full else k % 2
-            lam = P[cur]
-            _deriv_mul(Sg[k], lam, U, act)              # U = σ' ⊙ p
-            np.dot(U, X[k].T, G[k])
-            out = P[nx]
-            np.dot(hKT[k], U, out)                       # h M̃ᵀ D U
-            _add_rows(lam, out)
-            cur = nx
-        return cur
-
-    return SimpleNamespace(outer_forward=outer_forward, outer_backward=outer_backward,
-                           inner_forward=inner_forward, inner_backward=inner_backward, apply=apply)
+    return f
 
 
 def block_width(d, n):

@@ -28,27 +28,13 @@ import numpy as np
 from ocdl.errors import InputError
 
 
-def _step_map(module, tableau_, h):
-    """``Ψ(x, params)`` — one explicit RK step of ``module`` with its parameters as an argument."""
+def _step_map(module, method, h):
+    """``Ψ(x, params)`` — one explicit RK step (``integrators.layers.rk_layer``) of ``module``
+    with its parameters as an argument."""
     from torch.func import functional_call
-    A, bw = tableau_
 
-    def step(x, params):
-        def f(z):
-            return functional_call(module, params, (z,))
-        ks = []
-        for i in range(len(bw)):
-            y = x
-            for j in range(i):
-                if A[i, j] != 0.0:
-                    y = y + (h * float(A[i, j])) * ks[j]
-            ks.append(f(y))
-        out = x
-        for i, w in enumerate(bw):
-            if w != 0.0:
-                out = out + (h * float(w)) * ks[i]
-        return out
-    return step
+    from integrators.layers import rk_layer
+    return lambda x, params: rk_layer(method, lambda z: functional_call(module, params, (z,)), x, h)
 
 
 def module_value_and_grad(layers, x0, loss, h, integrator="euler", increments=None, states=False):
@@ -64,11 +50,10 @@ def module_value_and_grad(layers, x0, loss, h, integrator="euler", increments=No
     """
     import torch
     from torch.func import vjp
-    from integrators.tableaux import EXPLICIT, tableau
+    from integrators.tableaux import EXPLICIT
     if integrator not in EXPLICIT:
         raise InputError(f"the module-field costate sweep needs an explicit Runge–Kutta integrator "
                          f"({', '.join(EXPLICIT)}); got '{integrator}'")
-    A, bw, _ = tableau(integrator)
     N = len(layers)
     if N < 1:
         raise InputError("need at least one layer")
@@ -79,7 +64,7 @@ def module_value_and_grad(layers, x0, loss, h, integrator="euler", increments=No
         increments = torch.as_tensor(increments, dtype=x0.dtype, device=x0.device)
         if tuple(increments.shape) != (N,) + tuple(x0.shape):
             raise InputError(f"increments have shape {tuple(increments.shape)}, need {(N,) + tuple(x0.shape)}")
-    steps = [_step_map(mod, (A, bw), float(h)) for mod in layers]
+    steps = [_step_map(mod, integrator, float(h)) for mod in layers]
     params = [{k: v.detach() for k, v in mod.named_parameters()} for mod in layers]
     # forward: states only, no tape
     X = torch.empty((N + 1,) + tuple(x0.shape), dtype=x0.dtype, device=x0.device)

@@ -36,14 +36,12 @@ one-stage tableau A = 0, b = 1: ``p_k = p_{k+1} + h (∂f/∂x(x_k))ᵀ p_{k+1}`
 The helpers ``embed``, ``hKT``, ``theta_grads`` and the coefficients ``rk_coefficients`` come
 from :mod:`ocdl.pmp.forms`, shared with the compiled sweeps; the workspace is
 :mod:`ocdl.pmp.workspace`'s, keyed by device. The conv fields and the implicit methods have no
-torch sweep (InputError).
+torch sweep (InputError, from :func:`ocdl.pmp.dispatch.lookup`).
 """
 import functools
 
 import numpy as np
 
-from integrators.tableaux import EXPLICIT
-from ocdl.errors import InputError
 from ocdl.models.backend import is_torch
 from ocdl.pmp.forms import embed, hKT, rk_coefficients, split_theta_grads, theta_grads
 from ocdl.pmp.workspace import Workspace, borrow
@@ -62,12 +60,7 @@ def as_tensors(model, params, X, y=None, device=None, increments=None):
     a tensor among params / X, else the CPU); ``x0 = lift(X)`` (n, d); y int64, or None."""
     torch = _torch()
     if device is None:
-        for v in list(params.values()) + [X]:
-            if is_torch(v):
-                device = v.device
-                break
-        else:
-            device = "cpu"
+        device = next((v.device for v in [*params.values(), X] if is_torch(v)), "cpu")
     device = torch.device(device)
 
     def t(v, dtype=torch.float64):
@@ -259,14 +252,14 @@ def costate_sweep(model, params, fw, lamN, costates=False, ws=None):
     return P if costates else None, gK, gb, lam
 
 
-def rk_sweep(model, params, x0, trajectories=False, increments=None, initial_costate=False):
+def rk_sweep(model, params, x0, trajectories=False, increments=None, initial_costate=False, store=True):
     """Explicit Runge–Kutta sweeps (:func:`forward` then :func:`costate_sweep`, blocks in the
     model's workspace); ``x0`` = lift(X) (n, d); ``increments`` (N, n, d) or None adds ξ_k to each
     step. A two-phase generator like :func:`ocdl.pmp.compiled.rk_sweep`: yields ``x_N`` (n, d),
     is sent ``p_N`` (n, d), returns ``(gK, gb, states, costates, p0)`` (states/costates
     (N+1, n, d) if ``trajectories``, p_0 (n, d) if ``initial_costate``)."""
     with borrow(model, x0.device) as ws:
-        fw = forward(model, params, x0, store=True, states=trajectories, increments=increments, ws=ws)
+        fw = forward(model, params, x0, store=store, states=trajectories, increments=increments, ws=ws)
         lamN = yield fw["xN"].T.clone()
         P, gK, gb, lam = costate_sweep(model, params, fw, lamN, costates=trajectories, ws=ws)
         p0 = lam.T.clone() if initial_costate else None
@@ -278,16 +271,6 @@ def rk_sweep(model, params, x0, trajectories=False, increments=None, initial_cos
 # ------------------------------------------------------------------------------------------
 # splittings on the hamiltonian field
 
-def _split_setup(model, params, subs):
-    """``A`` (N, L, m, d+1): per layer and sub-step the full-width matrix on ``[q; p; 1]`` (from
-    the field's :meth:`halves`), and ``ch`` (L,) the signed steps ``c_j h s_j``."""
-    torch = _torch()
-    halves = model.F.halves(params["K"], params["b"])
-    A = torch.stack([halves[kind][0] for kind, _ in subs], dim=1)
-    ch = [float(c * model.h * halves[kind][1]) for kind, c in subs]
-    return A, ch
-
-
 def split_forward(model, params, x0, subs, ws, store=True, states=False):
     """The drift/kick sub-steps (module docstring) from ``x0`` (n, d). Returns ``(cur, Z, Sg, X,
     A, ch)``: ``cur`` (d+1, n) = ``[x_N; 1]``; with ``store`` ``Z`` (N, L, d+1, n) the
@@ -297,7 +280,9 @@ def split_forward(model, params, x0, subs, ws, store=True, states=False):
     N, d, m = model.layers, model.d, model.m
     act = model.F.act
     L = len(subs)
-    A, ch = _split_setup(model, params, subs)
+    halves = model.F.halves(params["K"], params["b"])                # A_j (N, m, d+1), sign s_j
+    A = torch.stack([halves[kind][0] for kind, _ in subs], dim=1)    # (N, L, m, d+1) on [q; p; 1]
+    ch = [float(c * model.h * halves[kind][1]) for kind, c in subs]  # c_j h s_j
     n, dev = x0.shape[0], x0.device
     nb, tag = (N, "") if store else (1, "c")                         # cost-only blocks apart
     Z = ws.get("Zs" + tag, (nb, L, d + 1, n), ones_row=True)
@@ -325,18 +310,19 @@ def split_forward(model, params, x0, subs, ws, store=True, states=False):
     return cur, (Z if store else None), (Sg if store else None), Xs, A, ch
 
 
-def split_sweep(model, params, x0, subs, trajectories=False, initial_costate=False):
-    """Drift/kick splittings (``subs`` = [(kind, c)]) on a separable field, σ kept from the
+def split_sweep(model, params, x0, trajectories=False, increments=None, initial_costate=False, store=True):
+    """Drift/kick splittings (``SPLITTINGS[integrator]`` = [(kind, c)]) on a separable field, σ kept from the
     forward (equations in the module docstring); a two-phase generator like :func:`rk_sweep`
     (costates at the layer boundaries)."""
+    from ocdl.models.resnet import SPLITTINGS
     torch = _torch()
     N, d, m = model.layers, model.d, model.m
-    act = model.F.act
+    act, subs = model.F.act, SPLITTINGS[model.integrator]
     L = len(subs)
     drift = [kind == "drift" for kind, _ in subs]
     n, dev = x0.shape[0], x0.device
     with borrow(model, dev) as ws:
-        cur, Z, Sg, Xs, A, ch = split_forward(model, params, x0, subs, ws, store=True, states=trajectories)
+        cur, Z, Sg, Xs, A, ch = split_forward(model, params, x0, subs, ws, store=store, states=trajectories)
         lamN = yield cur[:d].T.clone()
         U = ws.get("Us", (N, L, m, n))
         lam = ws.get("lam", (d, n))
@@ -372,29 +358,3 @@ def split_sweep(model, params, x0, subs, trajectories=False, initial_costate=Fal
         if trajectories:
             return gK, gb, Xs.permute(0, 2, 1), P.permute(0, 2, 1), p0
         return gK, gb, None, None, p0
-
-
-# ------------------------------------------------------------------------------------------
-# dispatch by integrator (used by ocdl.pmp.costate)
-
-def check(model):
-    """InputError unless the device sweeps cover ``model`` (explicit RK on outer/inner/
-    hamiltonian fields, splittings on hamiltonian)."""
-    from ocdl.models.resnet import SPLITTINGS
-    if model.F.form not in ("outer", "inner"):
-        raise InputError(f"no device sweep for the {model.field} field (the torch sweeps cover the outer, "
-                         f"inner and hamiltonian fields); leave out --device to use the numpy sweep")
-    if model.integrator not in EXPLICIT and not (model.integrator in SPLITTINGS and model.F.separable):
-        raise InputError(f"no device sweep for integrator '{model.integrator}' (the torch sweeps cover "
-                         f"{', '.join(EXPLICIT)} and, on the hamiltonian field, {', '.join(SPLITTINGS)}); "
-                         f"leave out --device to use the numpy sweep")
-
-
-def final_state(model, params, x0, increments=None):
-    """``x_N`` ((n, d) tensor) by the cost-only forward (nothing stored)."""
-    from ocdl.models.resnet import SPLITTINGS
-    check(model)
-    with borrow(model, x0.device) as ws:
-        if model.integrator in SPLITTINGS:
-            return split_forward(model, params, x0, SPLITTINGS[model.integrator], ws, store=False)[0][:-1].T.clone()
-        return forward(model, params, x0, store=False, increments=increments, ws=ws)["xN"].T.clone()

@@ -271,8 +271,8 @@ def train(X, y, solver="adam", *, field="outer", integrator="euler", activation=
         options.setdefault("batch_seed", seed)      # --seed also fixes the batch order and the validation split
     check_solver_for_model(solver, model)
     if solver in DEVICE_SOLVERS and device is not None:
-        from ocdl.pmp.torch_sweeps import check
-        check(model)                                # InputError if no device sweep covers the model
+        from ocdl.pmp.dispatch import SWEEPS, lookup
+        lookup(SWEEPS, "torch", model)              # InputError if no device sweep covers the model
     if iterations is None:      # the solver's declaration (a function without one: the table's entry)
         decl = getattr(SOLVERS[solver], "supports", None)
         iterations = decl.iterations if decl is not None else DEFAULT_ITERATIONS.get(solver, 1000)
