@@ -74,8 +74,13 @@ class KroneckerMetric:
     ``apply(v)`` = ``M v``, ``solve(v)`` = ``M⁻¹ v`` with the factors of the last refresh (the pair
     is exactly inverse: ``M`` is SPD and fixed between refreshes)."""
 
+    @staticmethod
+    def applies(model):
+        """Whether the metric is defined for ``model``: a field with ``layer_io`` and ``euler``."""
+        return getattr(model.F, "layer_io", None) is not None and model.integrator == "euler"
+
     def __init__(self, model, X, average=0.95, damping=1.0, refresh=10, seed=0):
-        if getattr(model.F, "layer_io", None) is None or model.integrator != "euler":
+        if not self.applies(model):
             raise InputError(f"newton: the Kronecker-factored preconditioner needs a field whose layer is one affine "
                              f"map of the state or its activation (outer, inner, conv) with integrator 'euler' (got "
                              f"field '{model.field}', integrator '{model.integrator}'); use preconditioner='none'")

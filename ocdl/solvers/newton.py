@@ -144,8 +144,8 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     if curvature is None:
         curvature = "gauss-newton" if cold_batches else "hessian"
     if preconditioner is None:
-        preconditioner = ("kfac" if cold_batches and curvature == "gauss-newton" and model.integrator == "euler"
-                          and getattr(model.F, "layer_io", None) is not None else "none")
+        preconditioner = "kfac" if cold_batches and curvature == "gauss-newton" and KroneckerMetric.applies(model) \
+            else "none"
     if curvature not in CURVATURES:
         raise SolverError(f"newton: unknown curvature '{curvature}' (valid: {', '.join(CURVATURES)})")
     if formulation == "full" and curvature != "hessian":
@@ -202,11 +202,11 @@ def newton(model, params0, X, y, *, iterations=None, callback=None, quiet=True, 
     metric = None
     if preconditioner == "kfac":
         metric = KroneckerMetric(model, X, NEWTON_KFAC_AVERAGE, NEWTON_KFAC_DAMPING, NEWTON_KFAC_REFRESH, batch_seed)
+    if gn_cg_maxiter is None:
+        gn_cg_maxiter = (NEWTON_GN_CG_MAXITER if metric is None else
+                         NEWTON_KFAC_CONV_CG_MAXITER if getattr(model.F, "conv", False) else NEWTON_KFAC_CG_MAXITER)
     rule = TrustRegionNewtonCG(objective.grad, hvp, tol, delta0, cg_maxiter, exact_below, sample, gn, damping,
-                               NEWTON_GN_CG_RTOL if gn_cg_rtol is None else gn_cg_rtol,
-                               gn_cg_maxiter if gn_cg_maxiter is not None else
-                               NEWTON_GN_CG_MAXITER if metric is None else NEWTON_KFAC_CONV_CG_MAXITER
-                               if getattr(model.F, "conv", False) else NEWTON_KFAC_CG_MAXITER,
+                               NEWTON_GN_CG_RTOL if gn_cg_rtol is None else gn_cg_rtol, gn_cg_maxiter,
                                gauss_newton_above, metric, objective.cost)
     steps = bt.iterations(iterations)
     res = phases.run(objective, z, rule, steps, model.unflatten, extra=bt.minimize_options())
