@@ -29,6 +29,7 @@ import numpy as np
 
 from ocdl.errors import SolverError
 from ocdl.models.fields import get_field
+from ocdl.solvers.shooting_blocks import segment_bounds
 
 
 @dataclass(frozen=True)
@@ -434,7 +435,7 @@ def shooting_dense(model, X0, y, segments):
     Li = loss_sym(spec, ca.mtimes(ca.reshape(Wf, d, C).T, xs) + mus, labs)
     term = ca.Function("term", [xs, Wf, mus, labs], [ca.gradient(Li, xs), ca.gradient(Li, ca.vertcat(Wf, mus))])
     term_q = term.map("term_q", "serial", n, [1, 2], [1])
-    bounds = [round(j * N / segments) for j in range(segments + 1)]
+    bounds = segment_bounds(N, segments)
     q0 = ca.MX.sym("q0", d, n)
     inner = [(ca.MX.sym(f"xs{j}", d, n), ca.MX.sym(f"qs{j}", d, n)) for j in range(1, segments)]
     Wm = ca.MX.sym("W", C * d)

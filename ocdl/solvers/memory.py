@@ -107,17 +107,17 @@ def estimate(solver, model, n, batch_size=None, hessian_sample=None, formulation
     raise ValueError(f"no memory estimate for solver '{solver}'")
 
 
-
 def shooting_lm(model, n, segments=1):
     """Bytes of shooting's Levenberg–Marquardt phase (module docstring, row ``shooting``, without
     the Newton warm start): the bordered Jacobian, the cached trajectories, and the larger of a
     damped step's augmented system and the tangent sweep."""
-    from ocdl.solvers.shooting_blocks import SCHUR_CHUNK
+    from ocdl.solvers.shooting_blocks import SCHUR_CHUNK, segment_bounds
     N, d, m, C, q, P = _dims(model)
     M = int(segments)
     b = (2 * M - 1) * d
     G = float(N * q + C * d + C)
-    L = max(round((j + 1) * N / M) - round(j * N / M) for j in range(M))   # as ShootingSystem.bounds
+    bounds = segment_bounds(N, M)
+    L = max(k1 - k0 for k0, k1 in zip(bounds, bounds[1:]))             # the longest segment's layers
     jacobian = n * b * b + 2 * n * b * G + G * G
     cache = 4 * N * n * (m * m + 6 * d)
     chunk = min(4 * n * b * G, max(float(SCHUR_CHUNK), 4 * b * G))   # A⁻¹E of one chunk (damped: 2b × 2G)

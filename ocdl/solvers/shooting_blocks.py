@@ -39,6 +39,12 @@ import numpy as np
 from ocdl.errors import SolverError
 
 
+def segment_bounds(N, segments):
+    """The first layer of each of ``segments`` shooting segments over ``N`` layers, and ``N``:
+    ``[round(j N / M) for j = 0..M]`` (multiple shooting's segment starts, as even as rounding allows)."""
+    return [round(j * N / segments) for j in range(int(segments) + 1)]
+
+
 def head_terms(W, mu, xN, labels, C):
     """Per-sample logits' loss gradient ``g_i = ∇_sΦ_i`` (n, C') and Hessian ``H_i`` (n, C', C') for
     ``s_i = W x_i + μ``: logistic on one logit (labels ``l = 2c − 1``: ``g = −l λ(−l s)``,
@@ -117,7 +123,7 @@ class ShootingSystem:
         y = np.asarray(y).astype(int).ravel()
         self.labels = (2.0 * y - 1.0) if self.C == 1 else y
         self.segments = int(segments)
-        self.bounds = [round(j * self.N / self.segments) for j in range(self.segments + 1)]
+        self.bounds = segment_bounds(self.N, self.segments)
         self.b = self.d * (2 * self.segments - 1)               # per-sample unknowns / residuals
         self.P = self.m * self.m + self.m                       # θ_k
         self.Ph = self.C * self.d + self.C                      # head
