@@ -59,10 +59,20 @@ def _lambda(value):
 # ---------------------------------------------------------------------------------- simulate
 @dataclasses.dataclass
 class _Simulate(Job):
-    """Shared by the simulate jobs: ``--out`` and ``--seed``; subclasses set :meth:`columns`."""
+    """Shared by the simulate jobs: ``--out`` and ``--seed``; subclasses set :meth:`columns` and
+    ``law = (field, variables)``, the expression option every simulate job has (checked here,
+    compiled by :meth:`compiled_law`; an optional one may be unset)."""
+    law = None
 
     def check(self):
         _required(self)
+        self.compiled_law()
+
+    def compiled_law(self):
+        """The compiled law expression (None when its option is unset)."""
+        name, variables = self.law
+        text = getattr(self, name)
+        return None if text is None else _expr(f"--{name}", text, variables)
 
     def estimate(self):
         return work.simulate(self)
@@ -103,14 +113,11 @@ class SimulateDragJob(_Simulate):
     noise: float = option(0.0, "Gaussian noise std added to vT", "nonnegative")
     out: str = _out("v0,vT")
     seed: int = _seed()
-
-    def check(self):
-        super().check()
-        _expr("--force", self.force, ("v",))
+    law = ("force", ("v",))
 
     def columns(self):
         from ocdl.forces.simulate import simulate_drag
-        v0, vT = simulate_drag(_expr("--force", self.force, ("v",)), self.T, self.g, self.samples, self.vmin,
+        v0, vT = simulate_drag(self.compiled_law(), self.T, self.g, self.samples, self.vmin,
                                self.vmax, self.noise, self.seed)
         return ["v0", "vT"], np.stack([v0, vT], 1)
 
@@ -131,14 +138,11 @@ class SimulatePositionJob(_Simulate):
     noise: float = option(0.0, "Gaussian noise std added to vT", "nonnegative")
     out: str = _out("x0,v0,kind,vT")
     seed: int = _seed()
-
-    def check(self):
-        super().check()
-        _expr("--force", self.force, ("x",))
+    law = ("force", ("x",))
 
     def columns(self):
         from ocdl.forces.simulate import simulate_position
-        x0, v0, kind, vT = simulate_position(_expr("--force", self.force, ("x",)), self.T, self.target, self.eps,
+        x0, v0, kind, vT = simulate_position(self.compiled_law(), self.T, self.target, self.eps,
                                              self.samples, self.xmin, self.xmax, self.vmin, self.vmax,
                                              self.positive_fraction, self.noise, self.seed)
         return ["x0", "v0", "kind", "vT"], [[a, b, int(k), (c if k == 1 else None)]
@@ -158,15 +162,11 @@ class SimulateOscillatorJob(_Simulate):
     noise: float = option(0.04, "Gaussian noise std (default 0.04)", "nonnegative")
     out: str = _out("t,x")
     seed: int = _seed()
-
-    def check(self):
-        super().check()
-        if self.force is not None:
-            _expr("--force", self.force, ("x", "v"))
+    law = ("force", ("x", "v"))
 
     def columns(self):
         from ocdl.forces.simulate import simulate_oscillator
-        accel = _expr("--force", self.force, ("x", "v")) if self.force else None
+        accel = self.compiled_law() if self.force else None
         t, x = simulate_oscillator(self.gamma, self.omega0, self.x0, self.v0, self.T, self.samples, self.noise,
                                    self.seed, accel=accel)
         return ["t", "x"], np.stack([t, x], 1)
@@ -185,14 +185,11 @@ class SimulatePotentialJob(_Simulate):
     noise: float = option(0.0, "Gaussian noise std (default 0)", "nonnegative")
     out: str = _out("t,x")
     seed: int = _seed()
-
-    def check(self):
-        super().check()
-        _expr("--potential", self.potential, ("x",))
+    law = ("potential", ("x",))
 
     def columns(self):
         from ocdl.forces.simulate import simulate_potential
-        t, x = simulate_potential(_expr("--potential", self.potential, ("x",)), self.gamma, self.omega0, self.x0,
+        t, x = simulate_potential(self.compiled_law(), self.gamma, self.omega0, self.x0,
                                   self.v0, self.T, self.samples, self.noise, self.seed)
         return ["t", "x"], np.stack([t, x], 1)
 
