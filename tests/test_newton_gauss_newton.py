@@ -49,8 +49,14 @@ CASES = {
                           alpha_head=0.05),
     # one logit (logistic loss) on the inner field
     "inner-logistic": dict(data=("spirals", 2), field="inner", layers=3, T=1.5, width=4, alpha=1e-2),
-    # the conv field (its numpy costate sweep and torch conv forward)
+    # the conv field (its numpy costate sweep and the numpy tangent ConvField.jvp)
     "conv": dict(data=("blobs", 3), field="conv", layers=3, T=1.0, channels=2, kernel=3, alpha=1e-2),
+    # a 2-D conv field (6 inputs as a 2 × 3 image): the numpy tangent's windows along two axes
+    "conv-2d": dict(data=("blobs", 3), field="conv", layers=2, T=1.0, channels=2, kernel=3, alpha=1e-2,
+                    shape=(2, 3)),
+    # hamiltonian-conv has no one-convolution tangent: the torch forward mode
+    "hamiltonian-conv": dict(data=("blobs", 3), field="hamiltonian-conv", layers=2, T=1.0, channels=2, kernel=3,
+                             alpha=1e-2),
 }
 
 
@@ -71,6 +77,7 @@ def test_gauss_newton_product_equals_autograd(case):
     rng = np.random.default_rng(0)
     z = model.flatten(model.init(seed=1)) + 0.2 * rng.normal(size=model.n_params())
     gn = GaussNewtonProduct(model, X, y)
+    assert gn._numpy_tangent() == (case != "hamiltonian-conv")      # which tangent the case checks
     rows = np.sort(rng.choice(len(y), size=9, replace=False))
     for S in (None, rows):
         XS, yS = (X, y) if S is None else (X[S], y[S])

@@ -261,6 +261,18 @@ class ConvField(Field):
         _, gK, gb = self.fm_vjp(K, self.fm_stage(K, b, to_fm(x, self.C, self.shape))[1], to_fm(p, self.C, self.shape))
         return gK, gb
 
+    def jvp(self, x, K, b, dx, dK, db):
+        """The tangent ``(∂f/∂x) δx + (∂f/∂K) δK + (∂f/∂b) δb = σ'(K ∗ x + b) ⊙ (K ∗ δx + δK ∗ x + δb)``
+        (rows of x, δx; numpy; the windows of x are cut once for ``K ∗ x`` and ``δK ∗ x``)."""
+        xf = to_fm(x, self.C, self.shape)
+        cols = im2col(xf, self.k)
+        pre = corr(K, xf, cols=cols)
+        pre += self._bias(b)
+        t = corr(K, to_fm(dx, self.C, self.shape))
+        t += corr(dK, xf, cols=cols)
+        t += self._bias(db)
+        return from_fm(self.act.deriv(pre) * t)
+
     def casadi(self, x, K, b):
         raise InputError(f"field '{self.name}' has no CasADi form; train it with adam, lbfgs or the pmp-* solvers")
 
@@ -277,8 +289,10 @@ class HamiltonianConvField(ConvField):
     name = "hamiltonian-conv"
     separable = True
     halves_per_state = 2
-    #: its layer is not one convolution of the state (K acts on p and, transposed, on q)
+    #: its layer is not one convolution of the state (K acts on p and, transposed, on q): neither the
+    #: Kronecker sides nor the one-convolution tangent of ``conv`` apply
     layer_io = None
+    jvp = None
 
     def _split(self, x):
         C = self.C
