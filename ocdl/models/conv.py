@@ -220,9 +220,14 @@ class ConvField(Field):
         """Σ over positions and samples: (C, *S, n) → (C,)."""
         return U.reshape(U.shape[0], -1).sum(axis=1)
 
-    def fm_stage(self, K, b, Y):
-        S = corr(K, Y)
+    def _preactivation(self, K, b, Y, cols=None):
+        """``K ∗ Y + b`` (feature-major; ``cols``: the windows of Y if already cut)."""
+        S = corr(K, Y, cols=cols)
         S += self._bias(b)
+        return S
+
+    def fm_stage(self, K, b, Y):
+        S = self._preactivation(K, b, Y)
         self.act.apply(S, S)
         return S, (Y, S)
 
@@ -251,8 +256,7 @@ class ConvField(Field):
         curvature (:mod:`ocdl.solvers.kronecker`; K-FAC's convolution factors, Grosse & Martens 2016)."""
         xf = to_fm(x, self.C, self.shape)
         cols = im2col(xf, self.k)
-        pre = corr(K, xf, cols=cols)
-        pre += self._bias(b)
+        pre = self._preactivation(K, b, xf, cols)
         m = xf[0].size
         U = (self.act.deriv(pre) * to_fm(q, self.C, self.shape)).reshape(self.C, m)
         return U, np.concatenate([cols.reshape(-1, m), np.ones((1, m))], axis=0)
@@ -266,8 +270,7 @@ class ConvField(Field):
         (rows of x, δx; numpy; the windows of x are cut once for ``K ∗ x`` and ``δK ∗ x``)."""
         xf = to_fm(x, self.C, self.shape)
         cols = im2col(xf, self.k)
-        pre = corr(K, xf, cols=cols)
-        pre += self._bias(b)
+        pre = self._preactivation(K, b, xf, cols)
         t = corr(K, to_fm(dx, self.C, self.shape))
         t += corr(dK, xf, cols=cols)
         t += self._bias(db)
@@ -303,11 +306,9 @@ class HamiltonianConvField(ConvField):
 
     def fm_stage(self, K, b, Y):
         q, p = self._split(Y)
-        Sq = corr(K, p)
-        Sq += self._bias(b)
+        Sq = self._preactivation(K, b, p)
         self.act.apply(Sq, Sq)
-        Sp = corr(flip_swap(K, self.D), q)
-        Sp += self._bias(b)
+        Sp = self._preactivation(flip_swap(K, self.D), b, q)
         self.act.apply(Sp, Sp)
         return np.concatenate([Sq, -Sp]), (Y, Sq, Sp)
 
@@ -331,18 +332,14 @@ class HamiltonianConvField(ConvField):
         n = pp.shape[0]
         if is_torch(pp):
             return self.act(torch_corr(pp.reshape((n, self.C) + self.shape), K, b)).reshape(n, -1)
-        S = corr(K, to_fm(pp, self.C, self.shape))
-        S += self._bias(b)
-        return from_fm(self.act(S))
+        return from_fm(self.act(self._preactivation(K, b, to_fm(pp, self.C, self.shape))))
 
     def fp(self, q, K, b):
         from ocdl.models.backend import is_torch
         n = q.shape[0]
         if is_torch(q):
             return -self.act(torch_corr_T(q.reshape((n, self.C) + self.shape), K, b)).reshape(n, -1)
-        S = corr(flip_swap(K, self.D), to_fm(q, self.C, self.shape))
-        S += self._bias(b)
-        return -from_fm(self.act(S))
+        return -from_fm(self.act(self._preactivation(flip_swap(K, self.D), b, to_fm(q, self.C, self.shape))))
 
     def f(self, x, K, b):
         from ocdl.models.backend import concat
